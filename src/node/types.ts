@@ -1,0 +1,54 @@
+/**
+ * What a running node offers the layers above it (api/, cli/). Expected failures are
+ * thrown as `QkvError` with a wire error code; nothing here knows about HTTP.
+ */
+
+import type { NodeId } from '../core/types.js';
+import type { KvCommand, KvResult } from '../kv/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
+import type { LeaderInfo, ReadConsistency, StatusResponse } from '../wire/types.js';
+
+export interface ReadOptions {
+  readonly consistency: ReadConsistency;
+  /** Session read: wait until this node has applied at least this version (index). */
+  readonly minVersion?: number;
+  readonly timeoutMs: number;
+}
+
+export interface ListOptions extends ReadOptions {
+  readonly prefix: string;
+  readonly after?: string;
+  readonly limit: number;
+}
+
+export interface KvNode {
+  readonly id: NodeId;
+
+  /** The leader as this node knows it (itself when leading), or null during an election. */
+  leader(): LeaderInfo | null;
+
+  /**
+   * Proposes a write on this node, which must be the leader (else QkvError not_leader with
+   * details.leader). Resolves once the write is applied under the write-quorum rule, with
+   * its result (a version conflict is a result, not an error). Rejects with quorum_timeout,
+   * outcome_unknown, busy or shutting_down; in every rejection after proposing, the write
+   * may still be applied later.
+   */
+  write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult>;
+
+  /**
+   * Reads one key. `linearizable` needs this node to lead (else not_leader); `leader`
+   * needs it to lead but skips confirmation; `local` reads whatever this node applied.
+   */
+  read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
+
+  list(options: ListOptions): Promise<KvItem[]>;
+
+  /** Resolves when a leader is known, or with null once `timeoutMs` passes. */
+  waitForLeader(timeoutMs: number): Promise<LeaderInfo | null>;
+
+  status(): StatusResponse;
+
+  /** Every key with value and version, in key order, after `after` (debug route). */
+  dumpStore(after: string | undefined, limit: number): KvItem[];
+}

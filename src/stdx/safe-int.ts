@@ -1,0 +1,16 @@
+/**
+ * Terms, log indexes and versions are plain numbers; every decode boundary checks them
+ * here so a value past 2^53 or a negative one never enters the system silently.
+ */
+
+export function isIndex(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/** Returns `value` if it is a safe non-negative integer, otherwise throws with `what` named. */
+export function checkIndex(value: unknown, what: string): number {
+  if (!isIndex(value)) {
+    throw new RangeError(`${what} must be a non-negative safe integer, got ${String(value)}`);
+  }
+  return value;
+}

@@ -1,0 +1,82 @@
+/**
+ * Peer transport interfaces. Implementations: framed TCP (tcp.ts, production), in-memory
+ * links (memory.ts, unit tests), and a fault wrapper (faults.ts) that delays, drops or
+ * partitions messages of any inner transport, switchable at run time.
+ *
+ * A transport delivers whole messages, possibly out of order across reconnects, possibly
+ * not at all; it never blocks and never grows without bound. Raft tolerates loss,
+ * duplication and reordering, so the transport does not retransmit.
+ */
+
+import type { NodeId } from '../core/types.js';
+
+export interface PeerTransport<M> {
+  /**
+   * Queues `message` for `to`. Returns false (and drops it) when `to` is unknown or its
+   * outbound queue is at its limit: the caller's protocol retries, no buffer grows.
+   * Never throws on network errors; a broken connection is re-dialled with backoff.
+   */
+  send(to: NodeId, message: M): boolean;
+
+  /** Sets the one handler that receives every incoming message, with the sender's id. */
+  onMessage(handler: (from: NodeId, message: M) => void): void;
+
+  /** What /status shows per peer. */
+  peerState(id: NodeId): PeerLinkState;
+
+  /** The `meta` the peer advertised when it last dialled us, or null if it never has. */
+  peerMeta(id: NodeId): Readonly<Record<string, string>> | null;
+
+  /** Stops listening, closes every connection, drops queued messages. */
+  close(): Promise<void>;
+}
+
+export interface PeerLinkState {
+  /** An outbound connection to the peer is established and handshaken. */
+  readonly connected: boolean;
+  readonly queuedMessages: number;
+  readonly queuedBytes: number;
+  /** Messages dropped (queue full, unknown peer, fault rules) since start. */
+  readonly droppedMessages: number;
+}
+
+/** Identity exchanged on every new connection; a mismatch closes the connection. */
+export interface Handshake {
+  readonly clusterId: string;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** What the dialling node advertises about itself, e.g. { http: 'http://127.0.0.1:7001' }. */
+  readonly meta: Readonly<Record<string, string>>;
+}
+
+export interface TcpTransportOptions {
+  readonly self: { readonly nodeId: NodeId; readonly clusterId: string };
+  /** Sent in every handshake this node makes (see Handshake.meta). */
+  readonly meta: Readonly<Record<string, string>>;
+  /** Where to listen for peers, e.g. { host: '127.0.0.1', port: 0 } (0: any free port). */
+  readonly listen: { readonly host: string; readonly port: number };
+  /** Every other member and the exact address to dial it at. */
+  readonly peers: ReadonlyMap<NodeId, { readonly host: string; readonly port: number }>;
+  /** Largest encoded message accepted or sent; larger ones are dropped / close the link. */
+  readonly frameBytesMax: number;
+  /** Per-peer outbound queue limits: bytes buffered in the socket plus waiting. */
+  readonly queueBytesMax: number;
+  readonly queueMessagesMax: number;
+  readonly reconnectDelayMsMin: number;
+  readonly reconnectDelayMsMax: number;
+  /** Called for connections refused at handshake (wrong cluster, unknown node): for logs. */
+  readonly onReject?: (reason: string) => void;
+}
+
+/** Fault rules for faults.ts; every field may be changed at run time. */
+export interface FaultRules {
+  /** Uniform extra delay per outgoing message, in ms (0, 0: none). */
+  readonly delayMsMin: number;
+  readonly delayMsMax: number;
+  /** Probability of dropping an outgoing message. */
+  readonly dropRate: number;
+  /** Peers this node must not send to (one-way partition; set both sides for two-way). */
+  readonly blockedTo: readonly NodeId[];
+  /** Peers whose incoming messages this node discards. */
+  readonly blockedFrom: readonly NodeId[];
+}

@@ -1,0 +1,69 @@
+/**
+ * Client-facing error codes, their HTTP status, and the one error class every layer
+ * above the core throws for expected failures. Shared by api/ (server) and client/.
+ */
+
+export const errorStatus = {
+  bad_request: 400,
+  invalid_json: 400,
+  invalid_key: 400,
+  invalid_value: 400,
+  header_too_large: 431,
+  key_too_large: 413,
+  value_too_large: 413,
+  body_too_large: 413,
+  not_found: 404,
+  unknown_route: 404,
+  method_not_allowed: 405,
+  version_conflict: 409,
+  /** This node is not the leader; details.leader names the one it knows of, if any. */
+  not_leader: 503,
+  /** No leader known (election under way): retry after Retry-After. */
+  no_leader: 503,
+  /** The write did not reach its quorum in time: outcome unknown, it may still commit. */
+  quorum_timeout: 503,
+  /** The request waited longer than its deadline; for writes the outcome is unknown. */
+  timeout: 503,
+  /** Too many requests in flight: back off. */
+  busy: 503,
+  /** Leadership was lost while the write was in flight: outcome unknown. */
+  outcome_unknown: 503,
+  /** The node is stopping. */
+  shutting_down: 503,
+  internal: 500,
+} as const;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+export interface ErrorBody {
+  readonly error: ErrorCode;
+  readonly message: string;
+  /** Extra facts for some codes, e.g. { acks, required } for quorum_timeout. */
+  readonly [detail: string]: unknown;
+}
+
+export class QkvError extends Error {
+  override readonly name = 'QkvError';
+
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+    /** For 503s: when a retry has a chance. */
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
+  }
+
+  get status(): number {
+    return errorStatus[this.code];
+  }
+
+  toBody(): ErrorBody {
+    return { ...this.details, error: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorStatus, value);
+}

@@ -1,0 +1,88 @@
+/**
+ * Client-facing request and response shapes of the HTTP/JSON API (and the same shapes
+ * the gRPC service and the TypeScript client use).
+ */
+
+export type ReadConsistency = 'linearizable' | 'leader' | 'local';
+
+export const readConsistencies: readonly ReadConsistency[] = ['linearizable', 'leader', 'local'];
+
+/** Headers that make a write idempotent: a retry with the same pair applies at most once. */
+export const clientIdHeader = 'x-qkv-client-id';
+export const requestSeqHeader = 'x-qkv-seq';
+
+export interface PutBody {
+  readonly value: string;
+  /** Compare-and-set: write only if the key's current version is this (0: key must not exist). */
+  readonly ifVersion?: number;
+}
+
+export interface PutResponse {
+  readonly key: string;
+  readonly version: number;
+}
+
+export interface GetResponse {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+}
+
+export interface DeleteResponse {
+  readonly key: string;
+  readonly version: number;
+  readonly deleted: boolean;
+}
+
+export interface ListItem {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+}
+
+export interface ListResponse {
+  readonly items: readonly ListItem[];
+  /** Pass as `after` to get the next page; null on the last page. */
+  readonly next: string | null;
+}
+
+export interface LeaderInfo {
+  readonly id: string;
+  readonly http: string | null;
+}
+
+export interface PeerStatus {
+  readonly id: string;
+  readonly http: string | null;
+  /** Leader's view: highest index known replicated on this peer (null on followers). */
+  readonly matchIndex: number | null;
+  /** Leader's view: leader last index - matchIndex (null on followers). */
+  readonly lag: number | null;
+  readonly reachable: boolean;
+}
+
+export interface ModeStatus {
+  readonly writeQuorum: 'majority' | 'all' | number;
+  readonly topology: 'star' | 'chain';
+  /** Log index since which this mode is in force (0: from the start). */
+  readonly sinceIndex: number;
+}
+
+export interface StatusResponse {
+  readonly id: string;
+  readonly clusterId: string;
+  readonly pid: number;
+  readonly role: 'leader' | 'follower' | 'candidate';
+  readonly term: number;
+  readonly leader: LeaderInfo | null;
+  readonly commitIndex: number;
+  readonly ackedIndex: number;
+  readonly appliedIndex: number;
+  readonly lastIndex: number;
+  readonly firstIndex: number;
+  readonly keyCount: number;
+  readonly mode: ModeStatus;
+  readonly peers: readonly PeerStatus[];
+  readonly rollbackCount: number;
+  readonly uptimeMs: number;
+}
