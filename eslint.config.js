@@ -20,31 +20,22 @@ const layers = {
   cli: null, // the one place that wires real implementations: may import anything
 };
 
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const importSettings = {
+  'import-x/resolver': { typescript: { project: './tsconfig.json' } },
+  'import-x/extensions': ['.ts'],
+  'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+};
 
-function boundaryRule(layer, allowed) {
-  // A relative import leaving the layer folder must land in an allowed folder (or file).
-  const allowedAlternatives = allowed.map((a) => (a.includes('/') ? `${escape(a)}\\.js$` : `${escape(a)}/`));
-  const pattern = allowedAlternatives.length
-    ? `^(\\.\\./)+(?!${allowedAlternatives.join('|')})[^./]`
-    : '^(\\.\\./)+[^./]';
-  return {
-    files: [`src/${layer}/**/*.ts`],
-    ignores: [`src/${layer}/**/*.test.ts`],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              regex: pattern,
-              message: `${layer}/ may import only from: ${allowed.join(', ') || 'nothing'} (DESIGN.md "Layers").`,
-            },
-          ],
-        },
-      ],
-    },
-  };
+/** One no-restricted-paths zone per layer: everything under src/ except what it may use. */
+function boundaryZones() {
+  return Object.entries(layers)
+    .filter(([, allowed]) => allowed !== null)
+    .map(([layer, allowed]) => ({
+      target: `./src/${layer}`,
+      from: './src',
+      except: [`./${layer}`, ...allowed.map((a) => (a.includes('/') ? `./${a}.ts` : `./${a}`))],
+      message: `${layer}/ may import only from: ${allowed.join(', ') || 'nothing'} (DESIGN.md "Layers").`,
+    }));
 }
 
 const pureLayerRules = {
@@ -57,7 +48,6 @@ const pureLayerRules = {
         patterns: [
           { regex: '^node:', message: 'core/, kv/ and stdx/ do no I/O: no node:* imports.' },
           { regex: '^(fs|net|os|child_process|timers|crypto|path|process|worker_threads)$', message: 'No I/O modules here.' },
-          { regex: '^\\.\\./(?!stdx/|core/|storage/types\\.js$)', message: 'core/kv may import only stdx, core and storage/types.' },
         ],
       },
     ],
@@ -106,6 +96,7 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     plugins: { 'import-x': importX },
+    settings: importSettings,
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
@@ -123,9 +114,13 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
     },
   },
-  ...Object.entries(layers)
-    .filter(([, allowed]) => allowed !== null)
-    .map(([layer, allowed]) => boundaryRule(layer, allowed)),
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    plugins: { 'import-x': importX },
+    settings: importSettings,
+    rules: { 'import-x/no-restricted-paths': ['error', { zones: boundaryZones() }] },
+  },
   pureLayerRules,
   noAmbientRandomness,
   {

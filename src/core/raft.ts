@@ -1,0 +1,849 @@
+/**
+ * The Raft replication core: a pure, synchronous state machine in the style of
+ * etcd-io/raft. Inputs: `tick()`, `step(message)`, `propose(entries)`, `readIndex()`.
+ * Output: one `Ready` at a time (see types.ts for the order the driver must follow),
+ * acknowledged with `advance(ready)`.
+ *
+ * It must never: read a clock, draw randomness other than from the injected Prng, do
+ * I/O, or await. It moves opaque entries and knows nothing of the key-value state.
+ *
+ * The commit rule is pluggable (quorum.ts): `commitIndex` always follows the majority
+ * (Raft's safety rests on it), while `ackedIndex` follows the configured write quorum and
+ * decides what is applied and acknowledged.
+ */
+
+import { assert } from '../stdx/assert.js';
+import type { Prng } from '../stdx/prng.js';
+import { decodeConfig } from './config.js';
+import { RaftLog, entryBytes } from './log.js';
+import { Progress } from './progress.js';
+import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
+import type {
+  AppendMessage,
+  AppendResponse,
+  ClusterConfig,
+  Entry,
+  EntryKind,
+  HardState,
+  HeartbeatMessage,
+  HeartbeatResponse,
+  LogReader,
+  Message,
+  NodeId,
+  PreVoteMessage,
+  ProposeResult,
+  ReadIndexResult,
+  ReadState,
+  Ready,
+  Role,
+  SnapshotMessage,
+  SnapshotMeta,
+  SoftState,
+  VoteMessage,
+} from './types.js';
+
+export interface CoreOptions {
+  readonly id: NodeId;
+  readonly log: LogReader;
+  readonly hardState: HardState;
+  /** The state machine's applied index at start (entries after it are re-applied). */
+  readonly appliedIndex: number;
+  readonly prng: Prng;
+  /** Base election timeout; each node draws its own in [base, 2*base). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  /** A leader that has not heard from a majority within an election timeout steps down. */
+  readonly checkQuorum: boolean;
+  /** Unacknowledged appends per follower in replicate state. */
+  readonly inflightMessagesMax: number;
+  readonly appendBytesMax: number;
+  readonly appendEntriesMax: number;
+  /** Proposals are refused with `busy` beyond this many entries past the commit index. */
+  readonly uncommittedEntriesMax: number;
+  readonly readsPendingMax: number;
+  /** Entries handed out for applying in one Ready. */
+  readonly applyEntriesMax: number;
+  readonly applyBytesMax: number;
+  /** A follower in snapshot state for this long goes back to probing. */
+  readonly snapshotTimeoutTicks: number;
+  /** Elections off: only this node ever campaigns (the seeds' fixed-leader setups). */
+  readonly pinnedLeader: NodeId | null;
+}
+
+interface PendingRead {
+  readonly requestId: number;
+  readonly index: number;
+  readonly round: number;
+}
+
+/** What a test-only hook may break on purpose, to prove the simulator's checkers bite. */
+export interface PlantedBugs {
+  /** Figure 8: commit entries of an old term by counting replicas. */
+  commitOldTermByCount?: boolean;
+  /** Grant votes without the up-to-date log check. */
+  voteWithoutLogCheck?: boolean;
+}
+
+export class RaftCore {
+  readonly id: NodeId;
+  private readonly opts: CoreOptions;
+  private readonly prng: Prng;
+  readonly log: RaftLog;
+
+  private term: number;
+  private vote: NodeId | null;
+  private role: Role = 'follower';
+  private leader: NodeId | null = null;
+  private config: ClusterConfig;
+  private configIndex: number;
+
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  private votes = new Map<NodeId, boolean>();
+  private progress = new Map<NodeId, Progress>();
+  private appendsDirty = false;
+  private commitChangedSinceBroadcast = false;
+
+  private readRound = 0;
+  private readRoundInFlight = 0;
+  private readAcks = new Set<NodeId>();
+  private pendingReads: PendingRead[] = [];
+  /** Reads asked before this leader committed an entry of its term: served after. */
+  private readsWaitingForTermCommit: number[] = [];
+  private readStates: ReadState[] = [];
+  private nextReadRequestId = 1;
+
+  private messages: Message[] = [];
+  private messagesAfterPersist: Message[] = [];
+  private snapshotsToSend: NodeId[] = [];
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  private readyInFlight: Ready | null = null;
+  planted: PlantedBugs = {};
+
+  constructor(options: CoreOptions) {
+    assert(options.electionTimeoutTicks > options.heartbeatIntervalTicks, () =>
+      `electionTimeoutTicks ${options.electionTimeoutTicks} must exceed heartbeatIntervalTicks ${options.heartbeatIntervalTicks}`,
+    );
+    assert(options.inflightMessagesMax >= 1, 'inflightMessagesMax must be >= 1');
+    this.opts = options;
+    this.id = options.id;
+    this.prng = options.prng;
+    this.log = new RaftLog(options.log, options.hardState.commit, options.appliedIndex);
+    this.term = options.hardState.term;
+    this.vote = options.hardState.vote;
+    const { config, index } = this.latestConfig();
+    this.config = config;
+    this.configIndex = index;
+    this.prevSoft = { role: this.role, leader: this.leader };
+    this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
+    this.resetRandomizedElectionTimeout();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Inputs
+
+  tick(): void {
+    if (this.role === 'leader') {
+      this.tickLeader();
+    } else {
+      this.electionElapsed++;
+      if (this.mayCampaign() && this.electionElapsed >= this.randomizedElectionTimeout) {
+        this.electionElapsed = 0;
+        this.campaign(this.opts.preVote ? 'preVote' : 'vote');
+      }
+    }
+  }
+
+  /** Starts an election now (pre-vote first if enabled), as if the timeout had fired. */
+  campaignNow(): void {
+    if (this.role === 'leader' || !this.mayCampaign()) return;
+    this.electionElapsed = 0;
+    this.campaign(this.opts.preVote ? 'preVote' : 'vote');
+  }
+
+  /** Handles one message from a peer. Messages from unknown nodes are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id || !this.config.members.includes(m.from)) return;
+    if (m.term > this.term) {
+      if ((m.type === 'vote' || m.type === 'preVote') && this.inLease()) return;
+      if (m.type === 'preVote') {
+        // A pre-vote does not change our term: the candidate has not campaigned yet.
+      } else if (m.type === 'preVoteResp' && m.granted) {
+        // Granted pre-votes carry the term we would campaign in.
+      } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      if (m.type === 'append' || m.type === 'heartbeat') {
+        // Tell a stale leader about the newer term so it steps down.
+        this.send(
+          { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: 0, lastIndexHint: 0 },
+          'afterPersist',
+        );
+      } else if (m.type === 'preVote') {
+        this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: this.term, granted: false }, 'afterPersist');
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case 'preVote':
+      case 'vote':
+        this.handleVoteRequest(m);
+        return;
+      case 'preVoteResp':
+        if (this.role === 'preCandidate') this.handleVoteResponse(m.from, m.granted, 'preVote');
+        return;
+      case 'voteResp':
+        if (this.role === 'candidate' && m.term === this.term) this.handleVoteResponse(m.from, m.granted, 'vote');
+        return;
+      case 'append':
+        this.becomeFollowerOf(m.from);
+        this.handleAppend(m);
+        return;
+      case 'heartbeat':
+        this.becomeFollowerOf(m.from);
+        this.handleHeartbeat(m);
+        return;
+      case 'snapshot':
+        this.becomeFollowerOf(m.from);
+        this.handleSnapshot(m);
+        return;
+      case 'appendResp':
+        if (this.role === 'leader') this.handleAppendResponse(m);
+        return;
+      case 'heartbeatResp':
+        if (this.role === 'leader') this.handleHeartbeatResponse(m);
+        return;
+    }
+  }
+
+  /** Appends entries to the leader's log. They are replicated with the next Ready. */
+  propose(items: readonly { readonly kind: EntryKind; readonly data: Uint8Array }[]): ProposeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    const uncommitted = this.log.lastIndex() - this.log.committed;
+    if (uncommitted + items.length > this.opts.uncommittedEntriesMax) {
+      return { ok: false, reason: 'busy', uncommittedEntries: uncommitted };
+    }
+    const first = this.log.lastIndex() + 1;
+    const entries: Entry[] = items.map((item, i) => ({ term: this.term, index: first + i, kind: item.kind, data: item.data }));
+    this.appendAsLeader(entries);
+    return { ok: true, index: first + entries.length - 1, term: this.term };
+  }
+
+  /**
+   * Asks for a linearizable read point. The answer arrives as a `ReadState` with the same
+   * requestId once a majority has confirmed this node still leads: the read may then be
+   * served when the state machine has applied `index`.
+   */
+  readIndex(): ReadIndexResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    const pending = this.pendingReads.length + this.readsWaitingForTermCommit.length;
+    if (pending >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: pending };
+    const requestId = this.nextReadRequestId++;
+    if (!this.committedInCurrentTerm()) {
+      this.readsWaitingForTermCommit.push(requestId);
+      return { ok: true, requestId };
+    }
+    this.addRead(requestId);
+    return { ok: true, requestId };
+  }
+
+  /** The driver could not deliver a snapshot to `to`: probe again. */
+  reportSnapshotFailed(to: NodeId): void {
+    const pr = this.progress.get(to);
+    if (pr !== undefined && pr.state === 'snapshot') pr.becomeProbe();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Output
+
+  hasReady(): boolean {
+    if (this.readyInFlight !== null) return false;
+    if (this.appendsDirty) return true;
+    return (
+      this.messages.length > 0 ||
+      this.messagesAfterPersist.length > 0 ||
+      this.log.hasUnstableToPersist() ||
+      this.log.hasCommittedToApply() ||
+      this.readStates.length > 0 ||
+      this.snapshotsToSend.length > 0 ||
+      this.softChanged() ||
+      this.hardChanged()
+    );
+  }
+
+  /**
+   * Messages that do not depend on anything being durable (leader appends and heartbeats,
+   * heartbeat responses) may leave at any time: the driver takes them after every input
+   * so the leader's network path does not wait for its own fsync.
+   */
+  takeMessages(): Message[] {
+    if (this.appendsDirty && this.role === 'leader') this.broadcastAppend();
+    const out = this.messages;
+    this.messages = [];
+    return out;
+  }
+
+  /** Takes the pending effects. Call `advance` with the result before the next `ready`. */
+  ready(): Ready {
+    assert(this.readyInFlight === null, 'ready() called before advance() of the previous Ready');
+    if (this.appendsDirty) this.broadcastAppend();
+    const { snapshot, entries } = this.log.takeUnstable();
+    const committed = this.log.takeCommitted(this.opts.applyEntriesMax, this.opts.applyBytesMax);
+    const soft = this.softChanged() ? { role: this.role, leader: this.leader } : null;
+    const hard = this.hardChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null;
+    const rd: Ready = {
+      softState: soft,
+      hardState: hard,
+      snapshot,
+      entries,
+      messages: this.messages,
+      messagesAfterPersist: this.messagesAfterPersist,
+      committed,
+      readStates: this.readStates,
+      snapshotsToSend: this.snapshotsToSend,
+    };
+    if (soft !== null) this.prevSoft = soft;
+    if (hard !== null) this.prevHard = hard;
+    this.messages = [];
+    this.messagesAfterPersist = [];
+    this.readStates = [];
+    this.snapshotsToSend = [];
+    this.readyInFlight = rd;
+    return rd;
+  }
+
+  /** The driver has persisted, sent and applied `rd`. */
+  advance(rd: Ready): void {
+    assert(this.readyInFlight === rd, 'advance() of a Ready that is not the one in flight');
+    this.readyInFlight = null;
+    if (rd.snapshot !== null) this.log.snapshotStable(rd.snapshot);
+    const last = rd.entries[rd.entries.length - 1];
+    if (last !== undefined) {
+      this.log.stableTo(last.index, last.term);
+      if (this.role === 'leader' && last.term === this.term) {
+        const self = this.progress.get(this.id);
+        if (self !== undefined && self.maybeUpdate(last.index)) this.maybeCommit();
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Introspection (for the driver's /status and for tests)
+
+  status(): {
+    id: NodeId;
+    role: Role;
+    term: number;
+    vote: NodeId | null;
+    leader: NodeId | null;
+    commitIndex: number;
+    ackedIndex: number;
+    appliedIndex: number;
+    lastIndex: number;
+    firstIndex: number;
+    config: ClusterConfig;
+    configIndex: number;
+    progress: { id: NodeId; match: number; next: number; state: string; recentActive: boolean }[];
+  } {
+    return {
+      id: this.id,
+      role: this.role,
+      term: this.term,
+      vote: this.vote,
+      leader: this.leader,
+      commitIndex: this.log.committed,
+      ackedIndex: this.log.acked,
+      appliedIndex: this.log.applied,
+      lastIndex: this.log.lastIndex(),
+      firstIndex: this.log.firstIndex(),
+      config: this.config,
+      configIndex: this.configIndex,
+      progress: [...this.progress.entries()].map(([id, p]) => ({
+        id,
+        match: p.match,
+        next: p.next,
+        state: p.state,
+        recentActive: p.recentActive,
+      })),
+    };
+  }
+
+  currentConfig(): ClusterConfig {
+    return this.config;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Elections
+
+  private mayCampaign(): boolean {
+    if (this.opts.pinnedLeader !== null) return this.opts.pinnedLeader === this.id;
+    return this.config.members.includes(this.id);
+  }
+
+  /** Within an election timeout of hearing from a live leader: ignore vote requests. */
+  private inLease(): boolean {
+    return this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTimeoutTicks;
+  }
+
+  private campaign(kind: 'preVote' | 'vote'): void {
+    if (kind === 'preVote') {
+      this.becomePreCandidate();
+    } else {
+      this.becomeCandidate();
+    }
+    const term = kind === 'preVote' ? this.term + 1 : this.term;
+    // Our own vote counts at once for pre-votes (no state changes). For real votes it counts
+    // too: vote requests leave only after the Ready carrying our vote is durable, so no
+    // other node can learn of this candidacy before the self-vote is on disk.
+    this.votes = new Map([[this.id, true]]);
+    if (this.countVotes().granted >= majoritySize(this.config.members.length)) {
+      if (kind === 'preVote') this.campaign('vote');
+      else this.becomeLeader();
+      return;
+    }
+    for (const peer of this.peers()) {
+      const msg: PreVoteMessage | VoteMessage = {
+        type: kind,
+        from: this.id,
+        to: peer,
+        term,
+        lastIndex: this.log.lastIndex(),
+        lastTerm: this.log.lastTerm(),
+      };
+      this.send(msg, 'afterPersist');
+    }
+  }
+
+  private handleVoteRequest(m: PreVoteMessage | VoteMessage): void {
+    const canVote =
+      this.vote === m.from ||
+      (this.vote === null && this.leader === null) ||
+      (m.type === 'preVote' && m.term > this.term);
+    const upToDate =
+      this.planted.voteWithoutLogCheck === true ||
+      m.lastTerm > this.log.lastTerm() ||
+      (m.lastTerm === this.log.lastTerm() && m.lastIndex >= this.log.lastIndex());
+    const granted = canVote && upToDate;
+    const respType = m.type === 'preVote' ? 'preVoteResp' : 'voteResp';
+    if (granted && m.type === 'vote') {
+      this.electionElapsed = 0;
+      this.vote = m.from;
+    }
+    // A granted pre-vote answers in the candidate's proposed term; a refusal in ours.
+    const term = granted && m.type === 'preVote' ? m.term : this.term;
+    this.send({ type: respType, from: this.id, to: m.from, term, granted }, 'afterPersist');
+  }
+
+  private handleVoteResponse(from: NodeId, granted: boolean, kind: 'preVote' | 'vote'): void {
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    const { granted: yes, refused: no } = this.countVotes();
+    const quorum = majoritySize(this.config.members.length);
+    if (yes >= quorum) {
+      if (kind === 'preVote') this.campaign('vote');
+      else this.becomeLeader();
+    } else if (no >= quorum) {
+      this.becomeFollower(this.term, null);
+    }
+  }
+
+  private countVotes(): { granted: number; refused: number } {
+    let granted = 0;
+    let refused = 0;
+    for (const member of this.config.members) {
+      const v = this.votes.get(member);
+      if (v === true) granted++;
+      else if (v === false) refused++;
+    }
+    return { granted, refused };
+  }
+
+  private becomeFollower(term: number, leader: NodeId | null): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.role = 'follower';
+    this.leader = leader;
+    this.resetTimers();
+    this.dropLeaderState();
+  }
+
+  private becomeFollowerOf(leader: NodeId): void {
+    if (this.role !== 'follower' || this.leader !== leader) this.becomeFollower(this.term, leader);
+    this.electionElapsed = 0;
+  }
+
+  private becomePreCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become pre-candidate');
+    this.role = 'preCandidate';
+    this.leader = null;
+    this.dropLeaderState();
+  }
+
+  private becomeCandidate(): void {
+    assert(this.role !== 'leader', 'a leader cannot become candidate');
+    this.term++;
+    this.vote = this.id;
+    this.role = 'candidate';
+    this.leader = null;
+    this.resetTimers();
+    this.dropLeaderState();
+  }
+
+  private becomeLeader(): void {
+    assert(this.role === 'candidate', () => `becomeLeader from ${this.role}`);
+    this.role = 'leader';
+    this.leader = this.id;
+    this.resetTimers();
+    this.progress = new Map();
+    const next = this.log.lastIndex() + 1;
+    for (const member of this.config.members) {
+      const pr = new Progress(next, this.opts.inflightMessagesMax);
+      pr.recentActive = true;
+      if (member === this.id) {
+        // Our own match advances only as our writes become durable (advance()); the noop
+        // below covers every earlier entry once it is.
+        pr.becomeReplicate();
+      }
+      this.progress.set(member, pr);
+    }
+    this.readRound = 0;
+    this.readRoundInFlight = 0;
+    // A new leader commits an entry of its own term: only then are earlier entries known
+    // committed (Raft §5.4.2), and only then can it serve read-index reads.
+    this.appendAsLeader([{ term: this.term, index: this.log.lastIndex() + 1, kind: 'noop', data: new Uint8Array(0) }]);
+  }
+
+  private dropLeaderState(): void {
+    this.progress = new Map();
+    this.pendingReads = [];
+    this.readsWaitingForTermCommit = [];
+    this.readAcks = new Set();
+    this.readRoundInFlight = 0;
+    this.appendsDirty = false;
+  }
+
+  private resetTimers(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    const base = this.opts.electionTimeoutTicks;
+    this.randomizedElectionTimeout = base + this.prng.intBetween(0, base - 1);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Leader
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.opts.electionTimeoutTicks) {
+      this.electionElapsed = 0;
+      if (this.opts.checkQuorum && this.opts.pinnedLeader === null) {
+        let active = 0;
+        for (const [id, pr] of this.progress) {
+          if (id === this.id || pr.recentActive) active++;
+          pr.recentActive = false;
+        }
+        if (active < majoritySize(this.config.members.length)) {
+          this.becomeFollower(this.term, null);
+          return;
+        }
+      }
+    }
+    for (const [id, pr] of this.progress) {
+      if (id !== this.id && pr.state === 'snapshot' && ++pr.snapshotTicks >= this.opts.snapshotTimeoutTicks) {
+        pr.becomeProbe();
+      }
+    }
+    if (this.heartbeatElapsed >= this.opts.heartbeatIntervalTicks) {
+      this.heartbeatElapsed = 0;
+      this.broadcastHeartbeat(this.readRoundInFlight);
+    }
+  }
+
+  private appendAsLeader(entries: Entry[]): void {
+    this.log.append(entries);
+    for (const e of entries) {
+      if (e.kind === 'config') {
+        this.config = decodeConfig(e.data);
+        this.configIndex = e.index;
+      }
+    }
+    this.appendsDirty = true;
+    if (this.config.members.length === 1) this.maybeCommit();
+  }
+
+  private broadcastAppend(): void {
+    const evenIfEmpty = this.commitChangedSinceBroadcast;
+    this.appendsDirty = false;
+    this.commitChangedSinceBroadcast = false;
+    for (const peer of this.peers()) this.sendAppendFully(peer, evenIfEmpty);
+  }
+
+  private broadcastHeartbeat(readRound: number): void {
+    for (const peer of this.peers()) {
+      const pr = this.progress.get(peer);
+      const match = pr?.match ?? 0;
+      const msg: HeartbeatMessage = {
+        type: 'heartbeat',
+        from: this.id,
+        to: peer,
+        term: this.term,
+        commit: Math.min(match, this.log.committed),
+        acked: Math.min(match, this.log.acked),
+        readRound,
+      };
+      this.send(msg, 'now');
+    }
+  }
+
+  /**
+   * Sends the next batch of entries to `to` if flow control allows. With `evenIfEmpty`, a
+   * probe is sent even with no new entries (to learn where the follower's log matches).
+   */
+  private sendAppend(to: NodeId, evenIfEmpty: boolean): boolean {
+    const pr = this.progress.get(to);
+    if (pr === undefined || pr.isPaused()) return false;
+    const last = this.log.lastIndex();
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    const entries =
+      prevTerm === undefined
+        ? null
+        : this.log.slice(pr.next, Math.min(last + 1, pr.next + this.opts.appendEntriesMax), this.opts.appendBytesMax);
+    if (prevTerm === undefined || entries === null) {
+      // The follower needs entries we compacted away: it gets a snapshot instead.
+      pr.becomeSnapshot();
+      this.snapshotsToSend.push(to);
+      return true;
+    }
+    if (entries.length === 0 && !evenIfEmpty && pr.state === 'replicate') return false;
+    const lastSent = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : prevIndex;
+    const msg: AppendMessage = {
+      type: 'append',
+      from: this.id,
+      to,
+      term: this.term,
+      prevIndex,
+      prevTerm,
+      entries,
+      commit: Math.min(this.log.committed, lastSent),
+      acked: Math.min(this.log.acked, lastSent),
+    };
+    this.send(msg, 'now');
+    pr.sentAppend(lastSent, entries.length);
+    return true;
+  }
+
+  private handleAppendResponse(m: AppendResponse): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    if (m.reject) {
+      if (pr.maybeDecrTo(m.rejectedIndex, m.lastIndexHint)) this.sendAppendFully(m.from, true);
+      return;
+    }
+    const wasPaused = pr.isPaused();
+    if (pr.maybeUpdate(m.matchIndex)) {
+      if (pr.state === 'probe' || pr.state === 'snapshot') pr.becomeReplicate();
+      if (this.maybeCommit()) {
+        // Followers learn the new commit/acked index with the next broadcast, which is
+        // coalesced: one per batch of responses, not one per response.
+        this.commitChangedSinceBroadcast = true;
+        this.appendsDirty = true;
+      }
+      this.sendAppendFully(m.from, false);
+    } else if (wasPaused && !pr.isPaused()) {
+      this.sendAppendFully(m.from, false);
+    }
+  }
+
+  /** Sends as many appends as the window allows (a lagging follower catches up fast). */
+  private sendAppendFully(to: NodeId, evenIfEmpty: boolean): void {
+    let first = evenIfEmpty;
+    while (this.sendAppend(to, first)) {
+      first = false;
+      const pr = this.progress.get(to);
+      if (pr === undefined || pr.state !== 'replicate' || pr.next > this.log.lastIndex()) break;
+    }
+  }
+
+  private handleHeartbeatResponse(m: HeartbeatResponse): void {
+    const pr = this.progress.get(m.from);
+    if (pr === undefined) return;
+    pr.recentActive = true;
+    pr.probeSent = false;
+    if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true);
+    if (m.readRound !== 0 && m.readRound === this.readRoundInFlight) {
+      this.readAcks.add(m.from);
+      if (this.readAcks.size + 1 >= majoritySize(this.config.members.length)) this.finishReadRound();
+    }
+  }
+
+  /** Recomputes commit and acked indexes from the match indexes. True if either moved. */
+  private maybeCommit(): boolean {
+    const members = this.config.members;
+    const matches = members.map((id) => this.progress.get(id)?.match ?? 0);
+    const majority = majoritySize(members.length);
+    const before = { committed: this.log.committed, acked: this.log.acked };
+    const candidate = indexReachedBy(matches, majority);
+    if (candidate > this.log.committed) {
+      if (this.log.term(candidate) === this.term || this.planted.commitOldTermByCount === true) {
+        this.log.commitTo(candidate);
+      }
+    }
+    const ackCandidate = indexReachedBy(matches, ackCount(this.config.writeQuorum, members.length));
+    if (ackCandidate > this.log.acked && this.log.term(ackCandidate) === this.term) {
+      this.log.ackTo(ackCandidate);
+    }
+    const moved = this.log.committed !== before.committed || this.log.acked !== before.acked;
+    if (moved && this.committedInCurrentTerm() && this.readsWaitingForTermCommit.length > 0) {
+      const waiting = this.readsWaitingForTermCommit;
+      this.readsWaitingForTermCommit = [];
+      for (const requestId of waiting) this.addRead(requestId);
+    }
+    return moved;
+  }
+
+  private committedInCurrentTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Read index
+
+  private addRead(requestId: number): void {
+    if (this.config.members.length === 1) {
+      this.readStates.push({ requestId, index: this.log.committed });
+      return;
+    }
+    // Reads join the next round: a round already in flight was sent before they arrived.
+    const round = this.readRound + 1;
+    this.pendingReads.push({ requestId, index: this.log.committed, round });
+    if (this.readRoundInFlight === 0) this.startReadRound();
+  }
+
+  private startReadRound(): void {
+    this.readRound++;
+    this.readRoundInFlight = this.readRound;
+    this.readAcks = new Set();
+    this.broadcastHeartbeat(this.readRound);
+  }
+
+  private finishReadRound(): void {
+    const done = this.readRoundInFlight;
+    const remaining: PendingRead[] = [];
+    for (const r of this.pendingReads) {
+      if (r.round <= done) this.readStates.push({ requestId: r.requestId, index: r.index });
+      else remaining.push(r);
+    }
+    this.pendingReads = remaining;
+    this.readRoundInFlight = 0;
+    if (remaining.length > 0) this.startReadRound();
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Follower
+
+  private handleAppend(m: AppendMessage): void {
+    if (m.prevIndex < this.log.committed) {
+      this.respondAppend(m.from, this.log.committed);
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
+    if (lastNew === null) {
+      const hint = this.conflictHint(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+      this.send(
+        { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint },
+        'afterPersist',
+      );
+      return;
+    }
+    this.log.commitTo(Math.min(m.commit, lastNew));
+    this.log.ackTo(Math.min(m.acked, lastNew));
+    this.respondAppend(m.from, lastNew);
+  }
+
+  /** The largest index <= `index` whose term is <= `term`: where the leader should retry. */
+  private conflictHint(index: number, term: number): number {
+    let i = index;
+    while (i > this.log.committed) {
+      const t = this.log.term(i);
+      if (t === undefined || t <= term) break;
+      i--;
+    }
+    return i;
+  }
+
+  private respondAppend(to: NodeId, matchIndex: number): void {
+    this.send(
+      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex, reject: false, rejectedIndex: 0, lastIndexHint: this.log.lastIndex() },
+      'afterPersist',
+    );
+  }
+
+  private handleHeartbeat(m: HeartbeatMessage): void {
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.log.ackTo(Math.min(m.acked, this.log.lastIndex()));
+    // Heartbeat responses do not depend on durable state: they may leave at once.
+    this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this.term, readRound: m.readRound }, 'now');
+  }
+
+  private handleSnapshot(m: SnapshotMessage): void {
+    const meta: SnapshotMeta = m.meta;
+    if (meta.index <= this.log.committed) {
+      this.respondAppend(m.from, this.log.committed);
+      return;
+    }
+    this.log.restore(meta);
+    this.config = meta.config;
+    this.configIndex = meta.index;
+    this.respondAppend(m.from, meta.index);
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Helpers
+
+  private peers(): NodeId[] {
+    return this.config.members.filter((m) => m !== this.id);
+  }
+
+  private send(m: Message, when: 'now' | 'afterPersist'): void {
+    if (when === 'now') this.messages.push(m);
+    else this.messagesAfterPersist.push(m);
+  }
+
+  private softChanged(): boolean {
+    return this.prevSoft.role !== this.role || this.prevSoft.leader !== this.leader;
+  }
+
+  private hardChanged(): boolean {
+    return this.prevHard.term !== this.term || this.prevHard.vote !== this.vote || this.prevHard.commit !== this.log.committed;
+  }
+
+  /** The config in force: the latest config entry in the log, else the snapshot's. */
+  private latestConfig(): { config: ClusterConfig; index: number } {
+    const snap = this.log.snapshotMeta();
+    const first = this.log.firstIndex();
+    for (let i = this.log.lastIndex(); i >= first; i--) {
+      const entries = this.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER);
+      const e = entries?.[0];
+      if (e !== undefined && e.kind === 'config') return { config: decodeConfig(e.data), index: e.index };
+      // Scanning a long log at start-up is bounded by the compaction threshold.
+    }
+    return { config: snap.config, index: snap.index };
+  }
+}
+
+export { entryBytes };

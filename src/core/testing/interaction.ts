@@ -1,0 +1,300 @@
+/**
+ * A scripted harness for core scenario tests, in the spirit of etcd-io/raft's
+ * interaction tests: several cores, a message queue, and commands that read like a
+ * story (`add-nodes 3`, `campaign n1`, `stabilize`, `propose n1 x`, `isolate n1`). The
+ * harness plays the driver: it persists, sends and applies every Ready at once. Its
+ * output (messages delivered, states) is compared with testdata/*.txt.
+ */
+
+import { assert } from '../../stdx/assert.js';
+import { createPrng } from '../../stdx/prng.js';
+import { RaftCore, type CoreOptions } from '../raft.js';
+import type { ClusterConfig, Entry, HardState, Message, NodeId, Ready } from '../types.js';
+import { MemoryLog } from './memory-log.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface SimNode {
+  core: RaftCore;
+  log: MemoryLog;
+  hard: HardState;
+  applied: Entry[];
+  up: boolean;
+}
+
+export class Interaction {
+  private nodes = new Map<NodeId, SimNode>();
+  private queue: Message[] = [];
+  private blocked = new Set<string>();
+  private out: string[] = [];
+  private config: ClusterConfig = { members: [], writeQuorum: 'majority', topology: 'star' };
+  private coreDefaults: Partial<CoreOptions> = {};
+  private seed = 1;
+
+  /** Runs a whole script; returns the output with each command echoed. */
+  run(script: string): string {
+    const chunks: string[] = [];
+    for (const raw of script.split('\n')) {
+      const line = raw.trim();
+      if (line === '' || line.startsWith('#')) continue;
+      this.out = [];
+      this.exec(line);
+      chunks.push(`> ${line}\n${this.out.map((l) => `${l}\n`).join('')}`);
+    }
+    return chunks.join('');
+  }
+
+  core(id: NodeId): RaftCore {
+    const n = this.nodes.get(id);
+    assert(n !== undefined, `no node ${id}`);
+    return n.core;
+  }
+
+  applied(id: NodeId): Entry[] {
+    return this.nodes.get(id)?.applied ?? [];
+  }
+
+  exec(line: string): void {
+    const [cmd, ...args] = line.split(/\s+/);
+    switch (cmd) {
+      case 'add-nodes':
+        return this.addNodes(Number(args[0]), args.slice(1));
+      case 'campaign':
+        this.core(need(args[0])).campaignNow();
+        return this.process(need(args[0]));
+      case 'tick': {
+        const ids = args[0] === 'all' ? [...this.nodes.keys()] : [need(args[0])];
+        const times = Number(args[1] ?? '1');
+        for (let i = 0; i < times; i++) {
+          for (const id of ids) {
+            const n = this.nodes.get(id);
+            if (n === undefined || !n.up) continue;
+            n.core.tick();
+            this.process(id);
+          }
+        }
+        return;
+      }
+      case 'propose': {
+        const id = need(args[0]);
+        const datas = args.slice(1);
+        const r = this.core(id).propose(datas.map((d) => ({ kind: 'normal' as const, data: encoder.encode(d) })));
+        this.out.push(r.ok ? `${id} proposed up to ${r.index}/${r.term}` : `${id} propose refused: ${r.reason}`);
+        return this.process(id);
+      }
+      case 'read': {
+        const id = need(args[0]);
+        const r = this.core(id).readIndex();
+        this.out.push(r.ok ? `${id} read#${r.requestId} pending` : `${id} read refused: ${r.reason}`);
+        return this.process(id);
+      }
+      case 'deliver':
+        return this.deliverRound(true);
+      case 'stabilize':
+        return this.stabilize(args[0] !== 'quiet');
+      case 'isolate': {
+        const id = need(args[0]);
+        for (const other of this.nodes.keys()) {
+          if (other === id) continue;
+          this.blocked.add(`${id}->${other}`);
+          this.blocked.add(`${other}->${id}`);
+        }
+        return;
+      }
+      case 'cut': {
+        // cut a->b: one-way
+        const [from, to] = need(args[0]).split('->');
+        this.blocked.add(`${need(from)}->${need(to)}`);
+        return;
+      }
+      case 'heal':
+        this.blocked.clear();
+        return;
+      case 'crash': {
+        const n = this.nodes.get(need(args[0]));
+        assert(n !== undefined, 'crash: no such node');
+        n.up = false;
+        this.queue = this.queue.filter((m) => m.to !== args[0]);
+        return;
+      }
+      case 'restart': {
+        const id = need(args[0]);
+        const n = this.nodes.get(id);
+        assert(n !== undefined, 'restart: no such node');
+        n.core = this.newCore(id, n.log, n.hard, n.applied.length > 0 ? (n.applied[n.applied.length - 1] as Entry).index : n.log.snapshotMeta().index);
+        n.up = true;
+        return;
+      }
+      case 'compact': {
+        const id = need(args[0]);
+        const n = this.nodes.get(id);
+        assert(n !== undefined, 'compact: no such node');
+        n.log.compact(Number(args[1]), this.config);
+        return;
+      }
+      case 'status':
+        for (const id of [...this.nodes.keys()].sort()) this.out.push(this.statusLine(id));
+        return;
+      case 'log': {
+        const id = need(args[0]);
+        const n = this.nodes.get(id);
+        assert(n !== undefined, 'log: no such node');
+        const s = n.core.status();
+        const entries = n.core.log.slice(s.firstIndex, s.lastIndex + 1, Number.MAX_SAFE_INTEGER) ?? [];
+        this.out.push(`${id} log [${s.firstIndex - 1}/${n.core.log.term(s.firstIndex - 1) ?? '?'}] ${entries.map(fmtEntry).join(' ')}`);
+        return;
+      }
+      case 'applied': {
+        const id = need(args[0]);
+        this.out.push(`${id} applied ${this.applied(id).map(fmtEntry).join(' ')}`);
+        return;
+      }
+      default:
+        throw new Error(`unknown interaction command: ${line}`);
+    }
+  }
+
+  private addNodes(count: number, flags: string[]): void {
+    const opts = Object.fromEntries(flags.map((f) => f.split('='))) as Record<string, string>;
+    this.seed = Number(opts['seed'] ?? '1');
+    const members = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+    this.config = {
+      members,
+      writeQuorum: opts['quorum'] === undefined ? 'majority' : opts['quorum'] === 'all' ? 'all' : Number(opts['quorum']),
+      topology: 'star',
+    };
+    this.coreDefaults = {
+      preVote: opts['prevote'] !== 'false',
+      checkQuorum: opts['checkquorum'] !== 'false',
+      appendEntriesMax: Number(opts['entries'] ?? '64'),
+    };
+    for (const id of members) {
+      const log = new MemoryLog(this.config);
+      const hard: HardState = { term: 0, vote: null, commit: 0 };
+      this.nodes.set(id, { core: this.newCore(id, log, hard, 0), log, hard, applied: [], up: true });
+    }
+  }
+
+  private newCore(id: NodeId, log: MemoryLog, hard: HardState, appliedIndex: number): RaftCore {
+    return new RaftCore({
+      id,
+      log,
+      hardState: hard,
+      appliedIndex,
+      prng: createPrng(this.seed * 1000 + Number(id.slice(1))),
+      electionTimeoutTicks: 10,
+      heartbeatIntervalTicks: 1,
+      preVote: true,
+      checkQuorum: true,
+      inflightMessagesMax: 4,
+      appendBytesMax: 1 << 20,
+      appendEntriesMax: 64,
+      uncommittedEntriesMax: 1000,
+      readsPendingMax: 100,
+      applyEntriesMax: 1000,
+      applyBytesMax: 1 << 20,
+      snapshotTimeoutTicks: 50,
+      pinnedLeader: null,
+      ...this.coreDefaults,
+    });
+  }
+
+  /** Plays the driver for node `id` until it has nothing more to do. */
+  process(id: NodeId): void {
+    const n = this.nodes.get(id);
+    if (n === undefined || !n.up) return;
+    this.queue.push(...n.core.takeMessages());
+    while (n.core.hasReady()) {
+      const rd: Ready = n.core.ready();
+      this.queue.push(...rd.messages);
+      if (rd.snapshot !== null) {
+        n.log.installSnapshot(rd.snapshot);
+        const leader = this.nodes.get(n.core.status().leader ?? '');
+        n.applied = (leader?.applied ?? []).filter((e) => e.index <= (rd.snapshot?.index ?? 0));
+        this.out.push(`${id} installed snapshot ${rd.snapshot.index}/${rd.snapshot.term}`);
+      }
+      n.log.append(rd.entries);
+      if (rd.hardState !== null) n.hard = rd.hardState;
+      this.queue.push(...rd.messagesAfterPersist);
+      for (const e of rd.committed) {
+        const last = n.applied[n.applied.length - 1];
+        assert(last === undefined || e.index === last.index + 1, () => `${id} applies ${e.index} after ${last?.index}`);
+        n.applied.push(e);
+      }
+      for (const rs of rd.readStates) this.out.push(`${id} read#${rs.requestId} ready at index ${rs.index}`);
+      for (const to of rd.snapshotsToSend) {
+        const appliedIndex = n.applied.length > 0 ? (n.applied[n.applied.length - 1] as Entry).index : 0;
+        const term = n.core.log.term(appliedIndex) ?? 0;
+        this.out.push(`${id} streams snapshot ${appliedIndex}/${term} to ${to}`);
+        this.queue.push({ type: 'snapshot', from: id, to, term: n.core.status().term, meta: { index: appliedIndex, term, config: this.config } });
+      }
+      if (rd.softState !== null) this.out.push(`${id} became ${rd.softState.role} (leader ${rd.softState.leader ?? 'none'}, term ${n.core.status().term})`);
+      n.core.advance(rd);
+      this.queue.push(...n.core.takeMessages());
+    }
+  }
+
+  private deliverRound(print: boolean): void {
+    const batch = this.queue;
+    this.queue = [];
+    const touched = new Set<NodeId>();
+    for (const m of batch) {
+      const to = this.nodes.get(m.to);
+      const dropped = this.blocked.has(`${m.from}->${m.to}`) || to === undefined || !to.up;
+      if (print) this.out.push(`${dropped ? 'DROP ' : ''}${fmtMessage(m)}`);
+      if (dropped || to === undefined) continue;
+      to.core.step(m);
+      touched.add(m.to);
+    }
+    for (const id of [...touched].sort()) this.process(id);
+  }
+
+  private stabilize(print: boolean): void {
+    for (const id of [...this.nodes.keys()].sort()) this.process(id);
+    for (let round = 0; this.queue.length > 0; round++) {
+      assert(round < 1000, 'stabilize did not converge in 1000 rounds');
+      this.deliverRound(print);
+    }
+  }
+
+  private statusLine(id: NodeId): string {
+    const n = this.nodes.get(id);
+    assert(n !== undefined, 'status: no such node');
+    const s = n.core.status();
+    const down = n.up ? '' : ' DOWN';
+    return `${id}: ${s.role} term=${s.term} leader=${s.leader ?? '-'} commit=${s.commitIndex} applied=${s.appliedIndex} last=${s.lastIndex}${down}`;
+  }
+}
+
+function need(v: string | undefined): string {
+  assert(v !== undefined && v !== '', 'missing argument');
+  return v;
+}
+
+function fmtEntry(e: Entry): string {
+  const body = e.kind === 'normal' ? decoder.decode(e.data) : e.kind;
+  return `${e.index}/${e.term}:${body}`;
+}
+
+export function fmtMessage(m: Message): string {
+  const head = `${m.from}->${m.to} ${m.type} t=${m.term}`;
+  switch (m.type) {
+    case 'preVote':
+    case 'vote':
+      return `${head} last=${m.lastIndex}/${m.lastTerm}`;
+    case 'preVoteResp':
+    case 'voteResp':
+      return `${head} ${m.granted ? 'granted' : 'refused'}`;
+    case 'append':
+      return `${head} prev=${m.prevIndex}/${m.prevTerm} [${m.entries.map(fmtEntry).join(' ')}] commit=${m.commit}`;
+    case 'appendResp':
+      return m.reject ? `${head} reject=${m.rejectedIndex} hint=${m.lastIndexHint}` : `${head} match=${m.matchIndex}`;
+    case 'heartbeat':
+      return `${head} commit=${m.commit}${m.readRound ? ` read=${m.readRound}` : ''}`;
+    case 'heartbeatResp':
+      return `${head}${m.readRound ? ` read=${m.readRound}` : ''}`;
+    case 'snapshot':
+      return `${head} meta=${m.meta.index}/${m.meta.term}`;
+  }
+}
