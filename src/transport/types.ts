@@ -64,7 +64,10 @@ export interface TcpTransportOptions {
   readonly queueMessagesMax: number;
   readonly reconnectDelayMsMin: number;
   readonly reconnectDelayMsMax: number;
-  /** Called for connections refused at handshake (wrong cluster, unknown node): for logs. */
+  /**
+   * Called, for logs, when a connection is refused or closed for a protocol reason: a
+   * handshake refused either way (wrong cluster, unknown node) or a frame over the limit.
+   */
   readonly onReject?: (reason: string) => void;
 }
 
