@@ -239,13 +239,18 @@ export class RaftLog {
     return Math.min(this.inProgressUpTo, this.lastIndex());
   }
 
+  /** Index up to which entries are durable (confirmed by the driver's flush). */
+  durableIndex(): number {
+    return this.unstableOffset - 1;
+  }
+
   /**
    * Committed entries that may be applied now: up to the write-quorum acked index, only
-   * entries already handed out for persisting (they are durable before they are applied),
-   * at most `entriesMax`.
+   * entries already durable here (so applying never waits for a flush in flight), at
+   * most `entriesMax`.
    */
   takeCommitted(entriesMax: number, bytesMax: number): Entry[] {
-    const hi = Math.min(this.acked, this.persistingUpTo(), this.applied + entriesMax);
+    const hi = Math.min(this.acked, this.durableIndex(), this.applied + entriesMax);
     if (hi <= this.applied) return [];
     const entries = this.slice(this.applied + 1, hi + 1, bytesMax);
     assert(entries !== null, () => `entries after applied ${this.applied} were compacted before being applied`);
@@ -254,7 +259,7 @@ export class RaftLog {
   }
 
   hasCommittedToApply(): boolean {
-    return Math.min(this.acked, this.persistingUpTo()) > this.applied;
+    return Math.min(this.acked, this.durableIndex()) > this.applied;
   }
 }
 

@@ -16,6 +16,8 @@ export const errorStatus = {
   unknown_route: 404,
   method_not_allowed: 405,
   version_conflict: 409,
+  /** A retried request older than the client's last applied one: its reply is gone. */
+  stale_request: 409,
   /** This node is not the leader; details.leader names the one it knows of, if any. */
   not_leader: 503,
   /** No leader known (election under way): retry after Retry-After. */

@@ -1,0 +1,230 @@
+/**
+ * An in-memory KvNode for the API's tests: a Map whose versions come from a counter (like
+ * log indexes), a dedup table, a switchable leader and injectable failures, plus a record of
+ * every call so tests can assert what reached the node (and that bad input did not).
+ *
+ * Must never: be wired into a real node (cli/ uses node/'s driver); it replicates nothing
+ * and its reads ignore consistency beyond "must I be the leader".
+ */
+
+import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
+import type { KvCommand, KvResult } from '../kv/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
+import { QkvError } from '../wire/errors.js';
+import type { LeaderInfo, StatusResponse } from '../wire/types.js';
+
+export interface FakeNodeOptions {
+  readonly id: string;
+  /** Who leads at the start; default: this node (with no HTTP address). */
+  readonly leader?: LeaderInfo | null;
+}
+
+export type FakeCall =
+  | { readonly op: 'write'; readonly command: KvCommand; readonly timeoutMs: number }
+  | { readonly op: 'read'; readonly key: string; readonly options: ReadOptions }
+  | { readonly op: 'list'; readonly options: ListOptions };
+
+/** Calls kept for inspection; older ones are dropped past this. */
+const callsMax = 10_000;
+
+export class FakeKvNode implements KvNode {
+  readonly id: string;
+  readonly store = new Map<string, KvRecord>();
+  /** Every write/read/list call that reached the node, oldest first. */
+  readonly calls: FakeCall[] = [];
+  /**
+   * Runs at the start of each write, before the leader check: scenarios use it to move
+   * leadership while a request is in flight.
+   */
+  beforeWrite: ((command: KvCommand) => void) | null = null;
+
+  private writeGate: Promise<void> | null = null;
+  private currentLeader: LeaderInfo | null;
+  private lastIndex = 0;
+  private readonly failures: Error[] = [];
+  private readonly dedup = new Map<string, { readonly seq: number; readonly result: KvResult }>();
+  private readonly leaderWaiters = new Set<(leader: LeaderInfo) => void>();
+  private readonly indexWaiters = new Set<() => void>();
+
+  constructor(options: FakeNodeOptions) {
+    this.id = options.id;
+    this.currentLeader = options.leader === undefined ? { id: options.id, http: null } : options.leader;
+  }
+
+  /** Writes that reached the node, oldest first. */
+  get commands(): KvCommand[] {
+    const commands: KvCommand[] = [];
+    for (const call of this.calls) if (call.op === 'write') commands.push(call.command);
+    return commands;
+  }
+
+  setLeader(leader: LeaderInfo | null): void {
+    this.currentLeader = leader;
+    if (leader === null) return;
+    for (const resolve of this.leaderWaiters) resolve(leader);
+    this.leaderWaiters.clear();
+  }
+
+  /** The next write, read or list call throws `error` (queued in order). */
+  failNext(error: Error): void {
+    this.failures.push(error);
+  }
+
+  /** Writes wait (after being recorded) until the returned function is called. */
+  holdWrites(): () => void {
+    let release = (): void => undefined;
+    this.writeGate = new Promise<void>((resolve) => {
+      release = () => {
+        this.writeGate = null;
+        resolve();
+      };
+    });
+    return release;
+  }
+
+  leader(): LeaderInfo | null {
+    return this.currentLeader;
+  }
+
+  async write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult> {
+    this.record({ op: 'write', command, timeoutMs: options.timeoutMs });
+    this.beforeWrite?.(command);
+    if (this.writeGate !== null) await this.writeGate;
+    this.throwInjected();
+    this.requireLeader();
+    const requestId = command.requestId;
+    if (requestId !== undefined) {
+      const seen = this.dedup.get(requestId.clientId);
+      if (seen !== undefined && requestId.seq === seen.seq) return seen.result;
+      if (seen !== undefined && requestId.seq < seen.seq) {
+        return { ok: false, error: 'stale_request', key: command.key, lastSeq: seen.seq };
+      }
+    }
+    const result = this.apply(command);
+    if (requestId !== undefined) this.dedup.set(requestId.clientId, { seq: requestId.seq, result });
+    for (const wake of this.indexWaiters) wake();
+    return result;
+  }
+
+  async read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
+    this.record({ op: 'read', key, options });
+    this.throwInjected();
+    if (options.consistency !== 'local') this.requireLeader();
+    await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
+    return this.store.get(key);
+  }
+
+  async list(options: ListOptions): Promise<KvItem[]> {
+    this.record({ op: 'list', options });
+    this.throwInjected();
+    if (options.consistency !== 'local') this.requireLeader();
+    await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
+    return this.range(options.prefix, options.after, options.limit);
+  }
+
+  waitForLeader(timeoutMs: number): Promise<LeaderInfo | null> {
+    if (this.currentLeader !== null) return Promise.resolve(this.currentLeader);
+    return new Promise((resolve) => {
+      const onLeader = (leader: LeaderInfo): void => {
+        clearTimeout(timer);
+        resolve(leader);
+      };
+      const timer = setTimeout(() => {
+        this.leaderWaiters.delete(onLeader);
+        resolve(null);
+      }, timeoutMs);
+      this.leaderWaiters.add(onLeader);
+    });
+  }
+
+  status(): StatusResponse {
+    const leading = this.currentLeader?.id === this.id;
+    return {
+      id: this.id,
+      clusterId: 'fake-cluster',
+      pid: process.pid,
+      role: leading ? 'leader' : 'follower',
+      term: 1,
+      leader: this.currentLeader,
+      commitIndex: this.lastIndex,
+      ackedIndex: this.lastIndex,
+      appliedIndex: this.lastIndex,
+      lastIndex: this.lastIndex,
+      firstIndex: 1,
+      keyCount: this.store.size,
+      mode: { writeQuorum: 'majority', topology: 'star', sinceIndex: 0 },
+      peers: [],
+      rollbackCount: 0,
+      uptimeMs: 0,
+    };
+  }
+
+  dumpStore(after: string | undefined, limit: number): KvItem[] {
+    return this.range('', after, limit);
+  }
+
+  private apply(command: KvCommand): KvResult {
+    const current = this.store.get(command.key);
+    const index = ++this.lastIndex;
+    if (command.ifVersion !== undefined && command.ifVersion !== (current?.version ?? 0)) {
+      return {
+        ok: false,
+        error: 'version_conflict',
+        key: command.key,
+        expectedVersion: command.ifVersion,
+        actualVersion: current?.version ?? 0,
+      };
+    }
+    if (command.op === 'put') {
+      this.store.set(command.key, { value: command.value, version: index });
+      return { ok: true, op: 'put', key: command.key, version: index };
+    }
+    const deleted = this.store.delete(command.key);
+    return { ok: true, op: 'delete', key: command.key, version: index, deleted };
+  }
+
+  private range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+    const keys = [...this.store.keys()]
+      .filter((key) => key.startsWith(prefix) && (after === undefined || key > after))
+      .sort()
+      .slice(0, limit);
+    return keys.map((key) => {
+      const record = this.store.get(key);
+      if (record === undefined) throw new Error(`fake store lost key ${key}`);
+      return { key, value: record.value, version: record.version };
+    });
+  }
+
+  private async waitForIndex(index: number, timeoutMs: number): Promise<void> {
+    if (this.lastIndex >= index) return;
+    await new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        if (this.lastIndex < index) return;
+        clearTimeout(timer);
+        this.indexWaiters.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.indexWaiters.delete(wake);
+        reject(new QkvError('timeout', `Node ${this.id} did not reach version ${index} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.indexWaiters.add(wake);
+    });
+  }
+
+  private requireLeader(): void {
+    if (this.currentLeader?.id !== this.id) {
+      throw new QkvError('not_leader', `Node ${this.id} is not the leader`, { leader: this.currentLeader }, 500);
+    }
+  }
+
+  private throwInjected(): void {
+    const failure = this.failures.shift();
+    if (failure !== undefined) throw failure;
+  }
+
+  private record(call: FakeCall): void {
+    if (this.calls.length >= callsMax) this.calls.shift();
+    this.calls.push(call);
+  }
+}

@@ -1,0 +1,405 @@
+/**
+ * Leader routing for the HTTP API: decides whether a leader-bound request (a write, a
+ * `linearizable` or `leader` read or list) runs on this node or is forwarded to the leader,
+ * waits a bounded time for an election, retries once when leadership moved, and forwards
+ * over keep-alive undici pools (one per leader address, bounded connections).
+ *
+ * Owns: the forwarding headers, the per-leader connection pools, and the mapping of
+ * transport failures to error codes. The rule that matters: a write whose forwarded request
+ * may have reached the leader is `outcome_unknown`, never `no_leader` (which tells a client
+ * that nothing happened); only a connection that was never established proves that.
+ *
+ * Must never: forward a request that was already forwarded (that is how loops start: it
+ * answers `not_leader` instead), retry a write on its own after it may have been sent, or
+ * wait past the request's deadline.
+ */
+
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { KvNode } from '../node/types.js';
+import type { RequestId } from '../kv/types.js';
+import { QkvError, isErrorCode } from '../wire/errors.js';
+import type { ErrorCode } from '../wire/errors.js';
+import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
+import type { LeaderInfo } from '../wire/types.js';
+import type { HttpMetrics } from './metrics.js';
+
+/** Marks a request sent by another node's forwarder: it is never forwarded again. */
+export const forwardedHeader = 'x-qkv-forwarded';
+
+/**
+ * The time the sender still allows the request, in whole milliseconds. A forwarder sets it
+ * to the remaining deadline; clients may set it to shorten the server's default.
+ */
+export const timeoutHeader = 'x-qkv-timeout-ms';
+
+export interface ForwardLimits {
+  /** Open connections per leader address; more concurrent forwards queue in the pool. */
+  readonly connectionsPerLeaderMax: number;
+  /** Leader addresses with an open pool; the oldest pool is closed past this. */
+  readonly leaderPoolsMax: number;
+  /** Establishing a connection to the leader; past it the request was never sent. */
+  readonly connectTimeoutMs: number;
+  /**
+   * Added to the remaining deadline for undici's headers timeout, so that the leader's own
+   * deadline answer (a typed 503) normally arrives before this node gives up on it.
+   */
+  readonly answerMarginMs: number;
+  /** Longest gap between two chunks of the leader's response body. */
+  readonly bodyGapMsMax: number;
+  /** Largest response accepted from the leader (a list page of big values is the worst). */
+  readonly responseBytesMax: number;
+  /**
+   * How long an idle connection to the leader is kept. Below the leader's server-side
+   * keep-alive timeout, so this side closes first and a request never races a closing socket.
+   */
+  readonly idleConnectionMs: number;
+}
+
+export const defaultForwardLimits: ForwardLimits = Object.freeze({
+  connectionsPerLeaderMax: 64,
+  leaderPoolsMax: 8,
+  connectTimeoutMs: 1_000,
+  answerMarginMs: 1_000,
+  bodyGapMsMax: 10_000,
+  responseBytesMax: 256 * 1024 * 1024,
+  idleConnectionMs: 4_000,
+});
+
+/** What a leader-bound request needs for forwarding, fixed when it arrives. */
+export interface ForwardSpec {
+  readonly method: 'GET' | 'PUT' | 'DELETE';
+  /** Path and query exactly as received (keys stay percent-encoded). */
+  readonly url: string;
+  /** The raw JSON body (already validated here), or null. */
+  readonly body: Buffer | null;
+  readonly requestId: RequestId | null;
+  /** Writes change state: a failure after sending leaves their outcome unknown. */
+  readonly isWrite: boolean;
+  /** The request carries `x-qkv-forwarded`: it must be served here or refused. */
+  readonly forwardedIn: boolean;
+  /** `performance.now()` at which the request's time is up. */
+  readonly deadlineMs: number;
+}
+
+/** The leader's answer, passed through to the client unchanged. */
+export interface ForwardedResponse {
+  readonly statusCode: number;
+  readonly contentType: string;
+  readonly retryAfter: string | null;
+  readonly body: Buffer;
+  /** The leader that answered. */
+  readonly leaderId: string;
+}
+
+/** Runs an operation on this node (the leader); one shared instance per operation kind. */
+export interface LocalExec<Op, T> {
+  run(node: KvNode, op: Op, timeoutMs: number): Promise<T>;
+}
+
+export type RouteOutcome<T> =
+  | { readonly via: 'local'; readonly value: T }
+  | { readonly via: 'forward'; readonly response: ForwardedResponse };
+
+export interface LeaderRouterOptions {
+  readonly node: KvNode;
+  /** Longest wait for an election before answering 503 no_leader. */
+  readonly leaderWaitMs: number;
+  readonly limits: ForwardLimits;
+  readonly metrics: HttpMetrics;
+}
+
+/** Retry-After for a client when no leader is known: elections take about this long. */
+const noLeaderRetryAfterMs = 1_000;
+
+/**
+ * Error codes that prove the request never left this node: no connection was established.
+ * Everything else (a reset, a timeout, "other side closed") may come after the leader read
+ * the request.
+ */
+const notSentCodes: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+const timeoutCodes: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+export class LeaderRouter {
+  private readonly node: KvNode;
+  private readonly leaderWaitMs: number;
+  private readonly limits: ForwardLimits;
+  private readonly metrics: HttpMetrics;
+  /** Keyed by the leader's advertised http address; insertion order is age. */
+  private readonly pools = new Map<string, { readonly origin: string; readonly pool: Pool }>();
+  private closed = false;
+
+  constructor(options: LeaderRouterOptions) {
+    this.node = options.node;
+    this.leaderWaitMs = options.leaderWaitMs;
+    this.limits = options.limits;
+    this.metrics = options.metrics;
+  }
+
+  /**
+   * Runs `op` here when this node leads, else forwards it. At most two attempts: one more
+   * after a `not_leader` (leadership moved between looking and acting), and only for
+   * requests that were not forwarded to us.
+   */
+  async run<Op, T>(exec: LocalExec<Op, T>, op: Op, spec: ForwardSpec): Promise<RouteOutcome<T>> {
+    let hint: LeaderInfo | null = null;
+    for (let attempt = 0; ; attempt++) {
+      const mayRetry = attempt === 0 && !spec.forwardedIn;
+      let leader = hint ?? this.node.leader();
+      hint = null;
+      if (leader === null) {
+        if (spec.forwardedIn) throw notLeaderError(this.node.id, null);
+        leader = await this.waitForLeader(spec);
+      }
+
+      if (leader.id === this.node.id) {
+        const timeoutMs = Math.floor(remainingMs(spec));
+        if (timeoutMs <= 0) throw deadlineError(spec);
+        try {
+          return { via: 'local', value: await exec.run(this.node, op, timeoutMs) };
+        } catch (error) {
+          if (!mayRetry || !(error instanceof QkvError) || error.code !== 'not_leader') throw error;
+          // Refused before proposing (KvNode contract), so trying elsewhere cannot apply twice.
+          hint = otherLeader(leaderDetail(error.details), this.node.id, this.node.id);
+          this.metrics.observeForward('retried');
+          continue;
+        }
+      }
+
+      if (spec.forwardedIn) throw notLeaderError(this.node.id, leader);
+      const response = await this.forward(leader, spec);
+      if (mayRetry && response.statusCode === 503) {
+        const refusal = parseRefusal(response.body);
+        if (refusal.code === 'not_leader') {
+          // The leader we knew refused before doing anything (it answers not_leader only
+          // then), so sending the request once more cannot apply it twice.
+          // A hint naming this node is ignored: only this node's own view says it leads.
+          hint = otherLeader(refusal.leader, leader.id, this.node.id);
+          this.metrics.observeForward('retried');
+          continue;
+        }
+      }
+      return { via: 'forward', response };
+    }
+  }
+
+  /** Closes every leader pool; in-flight forwards finish first. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const closing = [...this.pools.values()].map((entry) => entry.pool.close());
+    this.pools.clear();
+    await Promise.all(closing);
+  }
+
+  private async waitForLeader(spec: ForwardSpec): Promise<LeaderInfo> {
+    const waitMs = Math.min(this.leaderWaitMs, remainingMs(spec));
+    const leader = waitMs > 0 ? await this.node.waitForLeader(waitMs) : null;
+    if (leader === null) {
+      throw new QkvError(
+        'no_leader',
+        `No leader known after waiting ${Math.max(0, Math.round(waitMs))} ms: an election is under way or a majority is unreachable`,
+        {},
+        noLeaderRetryAfterMs,
+      );
+    }
+    return leader;
+  }
+
+  private async forward(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
+    if (leader.http === null) {
+      throw new QkvError(
+        'no_leader',
+        `Leader ${leader.id} has no HTTP address to forward to; send the request to it directly`,
+        { leader },
+        noLeaderRetryAfterMs,
+      );
+    }
+    const pool = this.poolFor(leader, leader.http);
+    const timeoutMs = Math.floor(remainingMs(spec));
+    if (timeoutMs <= 0) throw deadlineError(spec);
+
+    const headers: Record<string, string> = {
+      [forwardedHeader]: '1',
+      [timeoutHeader]: String(timeoutMs),
+    };
+    if (spec.body !== null) headers['content-type'] = 'application/json';
+    if (spec.requestId !== null) {
+      headers[clientIdHeader] = spec.requestId.clientId;
+      headers[requestSeqHeader] = String(spec.requestId.seq);
+    }
+
+    let answered = false;
+    try {
+      const response = await pool.request({
+        method: spec.method,
+        path: spec.url,
+        headers,
+        body: spec.body,
+        headersTimeout: timeoutMs + this.limits.answerMarginMs,
+        bodyTimeout: this.limits.bodyGapMsMax,
+      });
+      answered = true;
+      const body = Buffer.from(await response.body.arrayBuffer());
+      this.metrics.observeForward('answered');
+      return {
+        statusCode: response.statusCode,
+        contentType: headerText(response.headers['content-type']) ?? 'application/json; charset=utf-8',
+        retryAfter: headerText(response.headers['retry-after']),
+        body,
+        leaderId: leader.id,
+      };
+    } catch (error) {
+      throw this.forwardFailure(error, leader, spec, answered);
+    }
+  }
+
+  private forwardFailure(error: unknown, leader: LeaderInfo, spec: ForwardSpec, answered: boolean): QkvError {
+    const code = errorCode(error);
+    const reason = code ?? (error instanceof Error ? error.message : String(error));
+    if (!answered && code !== null && notSentCodes.has(code)) {
+      this.metrics.observeForward('unreachable');
+      return new QkvError(
+        'no_leader',
+        `Cannot reach leader ${leader.id} at ${String(leader.http)} (${reason}); the request was not sent`,
+        { leader },
+        noLeaderRetryAfterMs,
+      );
+    }
+    this.metrics.observeForward('failed_after_send');
+    if (spec.isWrite) {
+      return new QkvError(
+        'outcome_unknown',
+        `Forwarding the write to leader ${leader.id} failed after it may have been sent (${reason}): it may or may not be applied; retry with the same ${clientIdHeader}/${requestSeqHeader} to find out`,
+        { leader },
+      );
+    }
+    if (code !== null && timeoutCodes.has(code)) {
+      return new QkvError('timeout', `Leader ${leader.id} did not answer the forwarded read in time (${reason})`, { leader });
+    }
+    return new QkvError(
+      'no_leader',
+      `Lost the connection to leader ${leader.id} while forwarding a read (${reason})`,
+      { leader },
+      noLeaderRetryAfterMs,
+    );
+  }
+
+  private poolFor(leader: LeaderInfo, http: string): Pool {
+    const found = this.pools.get(http);
+    if (found !== undefined) return found.pool;
+    if (this.closed) {
+      throw new QkvError('shutting_down', 'This node is stopping: it forwards no more requests', {}, noLeaderRetryAfterMs);
+    }
+    let origin: string;
+    try {
+      const url = new URL(http);
+      if (url.protocol !== 'http:') throw new Error(`protocol ${url.protocol}`);
+      origin = url.origin;
+    } catch (error) {
+      throw new QkvError(
+        'no_leader',
+        `Leader ${leader.id} advertises an unusable HTTP address ${JSON.stringify(http)} (${error instanceof Error ? error.message : String(error)})`,
+        { leader },
+        noLeaderRetryAfterMs,
+      );
+    }
+    if (this.pools.size >= this.limits.leaderPoolsMax) {
+      const oldest = this.pools.keys().next();
+      if (oldest.done !== true) {
+        const evicted = this.pools.get(oldest.value);
+        this.pools.delete(oldest.value);
+        // Graceful: requests already queued on it still finish.
+        if (evicted !== undefined) void evicted.pool.close().catch(() => undefined);
+      }
+    }
+    const pool = new Pool(origin, {
+      connections: this.limits.connectionsPerLeaderMax,
+      pipelining: 1,
+      connectTimeout: this.limits.connectTimeoutMs,
+      keepAliveTimeout: this.limits.idleConnectionMs,
+      keepAliveMaxTimeout: this.limits.idleConnectionMs,
+      // Per-request values override these; they only bound a request that forgot to.
+      headersTimeout: this.limits.answerMarginMs,
+      bodyTimeout: this.limits.bodyGapMsMax,
+      maxResponseSize: this.limits.responseBytesMax,
+    });
+    this.pools.set(http, { origin, pool });
+    return pool;
+  }
+}
+
+/** Milliseconds left before the request's deadline (may be negative). */
+export function remainingMs(spec: { readonly deadlineMs: number }): number {
+  return spec.deadlineMs - performance.now();
+}
+
+export function notLeaderError(selfId: string, leader: LeaderInfo | null): QkvError {
+  return new QkvError(
+    'not_leader',
+    leader === null
+      ? `Node ${selfId} is not the leader and knows no leader; this request was already forwarded once, so it is not forwarded again`
+      : `Node ${selfId} is not the leader (the leader is ${leader.id}); this request was already forwarded once, so it is not forwarded again`,
+    { leader },
+    noLeaderRetryAfterMs,
+  );
+}
+
+function deadlineError(spec: ForwardSpec): QkvError {
+  return new QkvError(
+    'timeout',
+    spec.isWrite
+      ? 'The request deadline passed before the write was sent to the leader; nothing was written'
+      : 'The request deadline passed before the read could be served',
+  );
+}
+
+/** `leader`, unless it is one of the two nodes that cannot be the answer. */
+function otherLeader(leader: LeaderInfo | null, refusedId: string, selfId: string): LeaderInfo | null {
+  return leader !== null && leader.id !== refusedId && leader.id !== selfId ? leader : null;
+}
+
+function leaderDetail(details: Readonly<Record<string, unknown>>): LeaderInfo | null {
+  return asLeaderInfo(details['leader']);
+}
+
+function asLeaderInfo(value: unknown): LeaderInfo | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const record = value as Record<string, unknown>;
+  const id = record['id'];
+  const http = record['http'];
+  if (typeof id !== 'string' || (typeof http !== 'string' && http !== null)) return null;
+  return { id, http };
+}
+
+/** Reads a 503 body from the leader: its error code and any leader it named. */
+function parseRefusal(body: Buffer): { readonly code: ErrorCode | null; readonly leader: LeaderInfo | null } {
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof parsed !== 'object' || parsed === null) return { code: null, leader: null };
+    const record = parsed as Record<string, unknown>;
+    const code = record['error'];
+    return { code: isErrorCode(code) ? code : null, leader: asLeaderInfo(record['leader']) };
+  } catch {
+    return { code: null, leader: null };
+  }
+}
+
+function headerText(value: Dispatcher.ResponseData['headers'][string]): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? (value[0] ?? null) : value;
+}
+
+function errorCode(error: unknown): string | null {
+  if (typeof error !== 'object' || error === null) return null;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : null;
+}

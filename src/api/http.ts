@@ -1,0 +1,936 @@
+/**
+ * The HTTP/JSON API of one node (fastify v5): routes, input validation, limits, error
+ * mapping, and leader forwarding through forward.ts. Owns the translation between HTTP and
+ * the KvNode interface, and the promise that every answer, including fastify's and Node's
+ * own errors (bad URL, bad JSON, body or headers too large), leaves as one error model:
+ * JSON `{error, message, ...details}` with `errorStatus[error]`, and Retry-After on 503s.
+ *
+ * Input rules decided here (README "HTTP API"):
+ * - A body must be JSON: `Content-Type: application/json` (charset, if given, UTF-8); a body
+ *   without Content-Type is read as JSON too (load generators and bare HTTP clients send
+ *   none); any other type is 400 bad_request. Unknown body fields and unknown query
+ *   parameters are 400, so a typo (`ifversion`) never silently turns a compare-and-set into
+ *   a blind write.
+ * - Keys arrive percent-encoded in the path (`/` as %2F); a key that does not decode to
+ *   UTF-8 is 400 invalid_key. Query values decode the same way, `+` meaning a space.
+ * - `consistency` defaults to `linearizable`, or to `local` when `minVersion` is given (a
+ *   session read any node can serve). `linearizable` and `leader` go to the leader.
+ * - `limit` above `listLimitMax` is lowered to it; paging through `next` still works.
+ * - DELETE takes `ifVersion` as a query parameter; PUT takes it in the body.
+ * - `x-qkv-timeout-ms` may shorten (never lengthen) the server's per-request deadline.
+ *
+ * Must never: let bad input reach the node (everything is validated first, so a refused
+ * request changes nothing), serve a leader-bound request from a follower's state, keep a
+ * per-request timer, or put request data (keys, URLs) into metric labels.
+ */
+
+import type { AddressInfo, Socket } from 'node:net';
+import { isUtf8 } from 'node:buffer';
+import Fastify, { LogController } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { LoggerOptions } from 'pino';
+import type { Registry } from 'prom-client';
+import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
+import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
+import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import { isIndex } from '../stdx/safe-int.js';
+import { QkvError, errorStatus } from '../wire/errors.js';
+import type { ErrorCode } from '../wire/errors.js';
+import { clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
+import type { ListItem, ReadConsistency } from '../wire/types.js';
+import { LeaderRouter, defaultForwardLimits, forwardedHeader, timeoutHeader } from './forward.js';
+import type { ForwardLimits, ForwardSpec, ForwardedResponse, LocalExec } from './forward.js';
+import { createHttpMetrics, unmatchedRoute } from './metrics.js';
+import type { HttpMetrics } from './metrics.js';
+
+export interface HttpLimits {
+  /** Largest request body; larger is 413 body_too_large (checked while reading). */
+  readonly bodyBytesMax: number;
+  /** Largest request line plus headers (Node's maxHeaderSize); larger is 431. */
+  readonly headerBytesMax: number;
+  /** Largest page of GET /kv and GET /debug/store. */
+  readonly listLimitMax: number;
+  /** Per-request deadline when the client sets none (`x-qkv-timeout-ms` may shorten it). */
+  readonly requestTimeoutMs: number;
+  /** How long a leader-bound request waits for an election before 503 no_leader. */
+  readonly leaderWaitMs: number;
+}
+
+/** A refusal from a validator; the code is one of wire/errors.ts (kv/limits.ts uses them). */
+export interface InputProblem {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** Key and value rules, injected (kv/limits.ts owns them; api/ may not import it). */
+export interface InputValidator {
+  key(key: string): InputProblem | null;
+  value(value: string): InputProblem | null;
+}
+
+/** The fault-injection switchboard (transport faults); present only with faults enabled. */
+export interface FaultsAdmin {
+  /** Throws (any Error) when the rules are invalid; nothing changes then. */
+  setRules(rules: Readonly<Record<string, unknown>>): void;
+  rules(): object;
+}
+
+export interface HttpServerOptions {
+  readonly node: KvNode;
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly limits: HttpLimits;
+  readonly validate: InputValidator;
+  /** Served on GET /metrics; the HTTP metrics are registered in it. */
+  readonly registry: Registry;
+  /** When present, GET and PUT /admin/faults exist; otherwise they are 404. */
+  readonly faultsAdmin?: FaultsAdmin;
+  readonly logger: false | LoggerOptions;
+  /** Forwarding limits; defaults in forward.ts. */
+  readonly forward?: Partial<ForwardLimits>;
+}
+
+export interface HttpServer {
+  /** `http://host:port` with the bound port (also when listening on port 0). */
+  readonly url: string;
+  /** Stops accepting, answers 503 shutting_down to requests on open connections, waits for in-flight ones. */
+  close(): Promise<void>;
+}
+
+// --- fastify and Node server settings that do not come from options (all explicit) ---
+
+/** Idle time before the server closes a keep-alive connection; above clients' (undici: 4 s). */
+const keepAliveMs = 65_000;
+/** Time a client gets to send its request line and headers. */
+const headersReceiveMsMax = 10_000;
+/** Time a client gets to send its whole request (a 1 MiB body on a slow link). */
+const requestReceiveMsMax = 30_000;
+/** Most query parameters parsed from one URL; more is 400. */
+const queryParamsMax = 16;
+/** Longest accepted x-qkv-client-id. */
+const clientIdCharsMax = 128;
+/** Default list page size (lowered to listLimitMax when that is smaller). */
+const listLimitDefault = 100;
+/** Longest URL quoted back in an error message. */
+const quotedUrlCharsMax = 200;
+
+/** Starts the HTTP API of `options.node`; resolves once it listens. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const limits = checkLimits(options.limits);
+  const forwardLimits: ForwardLimits = { ...defaultForwardLimits, ...options.forward };
+  const metrics = createHttpMetrics(options.registry);
+  const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics });
+  const api = new HttpApi(options, limits, router, metrics);
+
+  const app = Fastify({
+    logger: options.logger,
+    // Per-request log lines cost more than the request itself at 10k req/s; errors are
+    // still logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    http: {
+      maxHeaderSize: limits.headerBytesMax,
+      headersTimeout: headersReceiveMsMax,
+      requireHostHeader: true,
+      insecureHTTPParser: false,
+      noDelay: true,
+    },
+    bodyLimit: limits.bodyBytesMax,
+    requestTimeout: requestReceiveMsMax,
+    keepAliveTimeout: keepAliveMs,
+    // Socket inactivity limit. A request waiting on the node (a quorum, a minVersion) is
+    // inactive on its socket, so this must outlast the longest deadline plus forwarding.
+    connectionTimeout: Math.max(keepAliveMs + 5_000, 2 * limits.requestTimeoutMs + forwardLimits.answerMarginMs),
+    maxRequestsPerSocket: 0,
+    forceCloseConnections: 'idle',
+    // Our handlers answer 503 shutting_down in the error model instead of fastify's body.
+    return503OnClosing: false,
+    // Deadlines are enforced by the node (every KvNode call takes timeoutMs), not a timer.
+    handlerTimeout: 0,
+    exposeHeadRoutes: false,
+    requestIdHeader: false,
+    trustProxy: false,
+    // Only relevant to fastify's JSON parser, which is replaced below; kept strict anyway.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    routerOptions: routerOptions(limits),
+    frameworkErrors: api.onFrameworkError,
+    clientErrorHandler: api.onClientError,
+  });
+
+  app.removeAllContentTypeParsers();
+  // One catch-all parser: reads at most bodyBytesMax raw bytes and checks the type itself,
+  // so a missing Content-Type can be JSON and every refusal is ours. Handlers parse JSON.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax }, acceptJsonBody);
+  app.setErrorHandler(api.onError);
+  app.setNotFoundHandler(api.onNotFound);
+  // Each route records its own metrics with its pattern bound once here: reading
+  // request.routeOptions per request would build a fresh options object every time.
+  const route = (url: string, schema200: object | null) =>
+    schema200 === null
+      ? { onResponse: api.recorder(url) }
+      : { schema: { response: { 200: schema200 } }, onResponse: api.recorder(url) };
+  app.put<KeyRoute>('/kv/:key', route('/kv/:key', putResponseSchema), api.putKey);
+  app.get<KeyRoute>('/kv/:key', route('/kv/:key', getResponseSchema), api.getKey);
+  app.delete<KeyRoute>('/kv/:key', route('/kv/:key', deleteResponseSchema), api.deleteKey);
+  app.get('/kv', route('/kv', listResponseSchema), api.list);
+  app.get('/health', route('/health', healthResponseSchema), api.health);
+  app.head('/health', route('/health', null), api.healthHead);
+  app.get('/status', route('/status', null), api.status);
+  app.get('/debug/store', route('/debug/store', listResponseSchema), api.debugStore);
+  app.get('/metrics', route('/metrics', null), api.metricsText);
+  if (options.faultsAdmin !== undefined) {
+    app.get('/admin/faults', route('/admin/faults', null), api.getFaults);
+    app.put('/admin/faults', route('/admin/faults', null), api.putFaults);
+  }
+
+  try {
+    await app.listen({ host: options.listen.host, port: options.listen.port });
+  } catch (error) {
+    await api.close(app);
+    throw error;
+  }
+  return { url: serverUrl(app), close: () => api.close(app) };
+}
+
+function routerOptions(limits: HttpLimits) {
+  // Built as a variable, not a literal at the call site: find-my-way honours
+  // useSemicolonDelimiter but its typings omit it, and it must be stated (false: `;` is
+  // an ordinary key character, not a query separator).
+  const options = {
+    // A key of keyBytesMax UTF-8 bytes is up to 3x that percent-encoded. The URL cannot
+    // outgrow maxHeaderSize, so tying the two keeps find-my-way from ever being the limit
+    // that answers; the key validator decides (413 key_too_large).
+    maxParamLength: limits.headerBytesMax,
+    caseSensitive: true,
+    ignoreTrailingSlash: false,
+    ignoreDuplicateSlashes: false,
+    allowUnsafeRegex: false,
+    useSemicolonDelimiter: false,
+    querystringParser: parseQuery,
+  };
+  return options;
+}
+
+// --- request handling ---
+
+interface KeyRoute {
+  Params: { key: string };
+}
+
+type Consistency = ReadConsistency;
+
+interface ReadOp {
+  readonly key: string;
+  readonly consistency: Consistency;
+  readonly minVersion: number | undefined;
+}
+
+interface ListOp {
+  readonly prefix: string;
+  readonly after: string | undefined;
+  readonly limit: number;
+  readonly consistency: Consistency;
+  readonly minVersion: number | undefined;
+}
+
+const writeExec: LocalExec<KvCommand, KvResult> = {
+  run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
+};
+
+const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
+  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
+};
+
+const listExec: LocalExec<ListOp, KvItem[]> = {
+  run: (node, op, timeoutMs) => node.list(listOptions(op, timeoutMs)),
+};
+
+/** Route handlers and error mappers of one server; bound once, shared by every request. */
+class HttpApi {
+  private readonly node: KvNode;
+  private readonly limits: HttpLimits;
+  private readonly validate: InputValidator;
+  private readonly registry: Registry;
+  private readonly faultsAdmin: FaultsAdmin | undefined;
+  private readonly router: LeaderRouter;
+  private readonly metrics: HttpMetrics;
+  private closing = false;
+
+  constructor(options: HttpServerOptions, limits: HttpLimits, router: LeaderRouter, metrics: HttpMetrics) {
+    this.node = options.node;
+    this.limits = limits;
+    this.validate = options.validate;
+    this.registry = options.registry;
+    this.faultsAdmin = options.faultsAdmin;
+    this.router = router;
+    this.metrics = metrics;
+  }
+
+  async close(app: FastifyInstance): Promise<void> {
+    this.closing = true;
+    await app.close();
+    await this.router.close();
+  }
+
+  // PUT /kv/:key  body {"value": "...", "ifVersion"?: n}
+  readonly putKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    const key = this.checkKey(request.params.key);
+    checkQuery(request.query, noParams);
+    const requestId = readRequestId(request);
+    const rawBody = bodyBuffer(request.body);
+    const body = parsePutBody(rawBody);
+    const problem = this.validate.value(body.value);
+    if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
+    const command: KvCommand = {
+      op: 'put',
+      key,
+      value: body.value,
+      ...(body.ifVersion === undefined ? {} : { ifVersion: body.ifVersion }),
+      ...(requestId === null ? {} : { requestId }),
+    };
+    const spec = this.spec(request, 'PUT', rawBody, requestId, true);
+    const outcome = await this.router.run(writeExec, command, spec);
+    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+    return writeAnswer(reply, outcome.value);
+  };
+
+  // DELETE /kv/:key?ifVersion=n
+  readonly deleteKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    const key = this.checkKey(request.params.key);
+    const query = checkQuery(request.query, deleteParams);
+    const ifVersion = optionalIndex(query, 'ifVersion');
+    const requestId = readRequestId(request);
+    const command: KvCommand = {
+      op: 'delete',
+      key,
+      ...(ifVersion === undefined ? {} : { ifVersion }),
+      ...(requestId === null ? {} : { requestId }),
+    };
+    const spec = this.spec(request, 'DELETE', null, requestId, true);
+    const outcome = await this.router.run(writeExec, command, spec);
+    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+    return writeAnswer(reply, outcome.value);
+  };
+
+  // GET /kv/:key?consistency=...&minVersion=n
+  readonly getKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    const key = this.checkKey(request.params.key);
+    const query = checkQuery(request.query, getParams);
+    const minVersion = optionalIndex(query, 'minVersion');
+    const op: ReadOp = { key, consistency: readConsistency(query, minVersion), minVersion };
+    let record: KvRecord | undefined;
+    if (op.consistency === 'local') {
+      record = await this.node.read(key, readOptions('local', minVersion, this.timeoutMs(request)));
+    } else {
+      const outcome = await this.router.run(readExec, op, this.spec(request, 'GET', null, null, false));
+      if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+      record = outcome.value;
+    }
+    if (record === undefined) {
+      reply.code(errorStatus.not_found);
+      return { error: 'not_found', message: `Key not found`, key };
+    }
+    return { key, value: textOf(record.value), version: record.version };
+  };
+
+  // GET /kv?prefix=&after=&limit=&consistency=&minVersion=
+  readonly list = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    const query = checkQuery(request.query, listParams);
+    const minVersion = optionalIndex(query, 'minVersion');
+    const prefix = query['prefix'] ?? '';
+    if (prefix.length > 0) this.checkKey(prefix, 'prefix');
+    const after = this.optionalKey(query, 'after');
+    const op: ListOp = {
+      prefix,
+      after,
+      limit: this.pageLimit(query),
+      consistency: readConsistency(query, minVersion),
+      minVersion,
+    };
+    let items: KvItem[];
+    if (op.consistency === 'local') {
+      items = await this.node.list(listOptions(op, this.timeoutMs(request)));
+    } else {
+      const outcome = await this.router.run(listExec, op, this.spec(request, 'GET', null, null, false));
+      if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+      items = outcome.value;
+    }
+    return page(items, op.limit);
+  };
+
+  // GET /debug/store?after=&limit=  (this node's state, whatever its role)
+  readonly debugStore = async (request: FastifyRequest): Promise<unknown> => {
+    const query = checkQuery(request.query, debugStoreParams);
+    const after = this.optionalKey(query, 'after');
+    const limit = this.pageLimit(query);
+    return page(this.node.dumpStore(after, limit), limit);
+  };
+
+  readonly health = async (): Promise<unknown> => {
+    this.refuseIfClosing();
+    return healthBody;
+  };
+
+  readonly healthHead = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    return reply.code(200).send();
+  };
+
+  readonly status = async (): Promise<unknown> => this.node.status();
+
+  readonly metricsText = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const text = await this.registry.metrics();
+    return reply.type(this.registry.contentType).send(text);
+  };
+
+  readonly getFaults = async (): Promise<unknown> => this.faults().rules();
+
+  readonly putFaults = async (request: FastifyRequest): Promise<unknown> => {
+    const faults = this.faults();
+    const rules = parseJsonObject(bodyBuffer(request.body), 'PUT /admin/faults needs a JSON object of fault rules');
+    try {
+      faults.setRules(rules);
+    } catch (error) {
+      if (error instanceof QkvError) throw error;
+      throw new QkvError('bad_request', `Fault rules refused: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return faults.rules();
+  };
+
+  // --- errors, unknown routes, metrics ---
+
+  readonly onError = (error: FastifyError | QkvError | Error, request: FastifyRequest, reply: FastifyReply): void => {
+    const qkvError = this.toQkvError(error);
+    if (qkvError.code === 'internal') request.log.error({ err: error }, 'request failed');
+    sendError(reply, qkvError);
+  };
+
+  /** 404 unknown_route, or 405 method_not_allowed (with Allow) when the path exists. */
+  readonly onNotFound = (request: FastifyRequest, reply: FastifyReply): void => {
+    const path = pathOf(request.url);
+    const allowed = this.allowedMethods(path);
+    let qkvError: QkvError;
+    if (allowed !== null && !allowed.includes(request.method)) {
+      reply.header('allow', allowed.join(', '));
+      qkvError = new QkvError(
+        'method_not_allowed',
+        `${request.method} is not allowed on ${quoteUrl(path)}; allowed: ${allowed.join(', ')}`,
+      );
+    } else {
+      const hint = path.startsWith('/kv/') ? ". Keys containing '/' must be percent-encoded (%2F)" : '';
+      qkvError = new QkvError('unknown_route', `No route ${request.method} ${quoteUrl(path)}${hint}`);
+    }
+    sendError(reply, qkvError);
+    // No route, no route hooks: counted here.
+    this.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
+  };
+
+  /** Errors find-my-way raises before a route is chosen: bad percent-encoding, long params. */
+  readonly onFrameworkError = (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const isKeyPath = request.url.startsWith('/kv/');
+    let qkvError: QkvError;
+    if (error.code === 'FST_ERR_BAD_URL') {
+      qkvError = isKeyPath
+        ? new QkvError('invalid_key', 'Key is not valid percent-encoded UTF-8')
+        : new QkvError('bad_request', `URL is not valid percent-encoded UTF-8: ${quoteUrl(request.url)}`);
+    } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      qkvError = new QkvError('key_too_large', `Key is longer than ${this.limits.headerBytesMax} characters percent-encoded`);
+    } else {
+      request.log.error({ err: error }, 'router failed');
+      qkvError = new QkvError('internal', `Internal error: ${error.message}`);
+    }
+    sendError(reply, qkvError);
+    // These replies bypass the route lifecycle and its hooks: counted here.
+    this.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
+  };
+
+  /** Errors from Node's HTTP parser (no request object exists): header overflow, bad syntax. */
+  readonly onClientError = (error: Error & { code?: string }, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    let qkvError: QkvError;
+    if (error.code === 'HPE_HEADER_OVERFLOW') {
+      qkvError = new QkvError(
+        'header_too_large',
+        `Request line and headers are larger than ${this.limits.headerBytesMax} bytes (a long key counts here)`,
+      );
+    } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      qkvError = new QkvError('bad_request', `The request was not received within ${requestReceiveMsMax} ms`);
+    } else {
+      qkvError = new QkvError('bad_request', `Malformed HTTP request (${error.code ?? error.message})`);
+    }
+    // Node keeps the response in progress on a socket in `_httpMessage` (null between
+    // responses); writing a raw response into the middle of one would corrupt the stream.
+    const responding = (socket as Socket & { _httpMessage?: unknown })._httpMessage;
+    if (socket.writable && (responding === undefined || responding === null)) {
+      const body = JSON.stringify(qkvError.toBody());
+      socket.write(
+        `HTTP/1.1 ${qkvError.status} ${qkvError.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+          `Connection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+    this.metrics.observeRequest(unmatchedRoute, '(unparsed)', qkvError.status, null);
+  };
+
+  /** The onResponse hook of one route: counts and times its requests under `route`. */
+  recorder(route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
+    return (request, reply, done) => {
+      this.metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime);
+      done();
+    };
+  }
+
+  // --- helpers ---
+
+  private toQkvError(error: FastifyError | QkvError | Error): QkvError {
+    if (error instanceof QkvError) return error;
+    const code = (error as FastifyError).code;
+    switch (code) {
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return new QkvError('body_too_large', `Request body is larger than ${this.limits.bodyBytesMax} bytes`);
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+        return new QkvError('bad_request', 'Content-Type is malformed or not supported: send application/json');
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+        return new QkvError('bad_request', 'Request body length does not match its Content-Length');
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+        return new QkvError('invalid_json', `Request body is not valid JSON`);
+      default:
+        break;
+    }
+    const statusCode = (error as FastifyError).statusCode;
+    if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+      // e.g. the client aborted while sending its body.
+      return new QkvError('bad_request', error.message);
+    }
+    return new QkvError('internal', `Internal error: ${error.message}`);
+  }
+
+  private refuseIfClosing(): void {
+    if (this.closing) {
+      throw new QkvError('shutting_down', 'This node is stopping; send the request to another node', {}, 1_000);
+    }
+  }
+
+  private checkKey(key: string, what: 'key' | 'prefix' | 'after' = 'key'): string {
+    const problem = this.validate.key(key);
+    if (problem !== null) {
+      throw new QkvError(problem.code, what === 'key' ? problem.message : `Query parameter ${what}: ${problem.message}`);
+    }
+    return key;
+  }
+
+  /** An `after` cursor: absent or empty means from the start. */
+  private optionalKey(query: ParsedQuery, name: 'after'): string | undefined {
+    const value = query[name];
+    if (value === undefined || value.length === 0) return undefined;
+    return this.checkKey(value, name);
+  }
+
+  private pageLimit(query: ParsedQuery): number {
+    const text = query['limit'];
+    if (text === undefined) return Math.min(listLimitDefault, this.limits.listLimitMax);
+    const limit = parseDecimal(text);
+    if (limit === null || limit < 1) {
+      throw new QkvError('bad_request', `Query parameter limit must be an integer >= 1, got ${quoteValue(text)}`);
+    }
+    return Math.min(limit, this.limits.listLimitMax);
+  }
+
+  /** The request's time budget: the server default, or less if the sender asks. */
+  private timeoutMs(request: FastifyRequest): number {
+    const header = request.headers[timeoutHeader];
+    if (header === undefined) return this.limits.requestTimeoutMs;
+    const asked = typeof header === 'string' ? parseDecimal(header) : null;
+    if (asked === null || asked < 1) {
+      throw new QkvError('bad_request', `Header ${timeoutHeader} must be an integer >= 1 (milliseconds)`);
+    }
+    return Math.min(asked, this.limits.requestTimeoutMs);
+  }
+
+  private spec(
+    request: FastifyRequest,
+    method: ForwardSpec['method'],
+    body: Buffer | null,
+    requestId: RequestId | null,
+    isWrite: boolean,
+  ): ForwardSpec {
+    return {
+      method,
+      url: request.url,
+      body,
+      requestId,
+      isWrite,
+      forwardedIn: request.headers[forwardedHeader] !== undefined,
+      deadlineMs: performance.now() + this.timeoutMs(request),
+    };
+  }
+
+  private faults(): FaultsAdmin {
+    // Routes exist only when faultsAdmin does; this keeps the type honest.
+    if (this.faultsAdmin === undefined) throw new QkvError('unknown_route', 'Fault injection is not enabled on this node');
+    return this.faultsAdmin;
+  }
+
+  private allowedMethods(path: string): readonly string[] | null {
+    switch (path) {
+      case '/kv':
+      case '/status':
+      case '/metrics':
+      case '/debug/store':
+        return getOnly;
+      case '/health':
+        return getOrHead;
+      case '/admin/faults':
+        return this.faultsAdmin === undefined ? null : getOrPut;
+      default:
+        return path.startsWith('/kv/') && path.indexOf('/', 4) === -1 ? keyMethods : null;
+    }
+  }
+}
+
+const getOnly: readonly string[] = ['GET'];
+const getOrHead: readonly string[] = ['GET', 'HEAD'];
+const getOrPut: readonly string[] = ['GET', 'PUT'];
+const keyMethods: readonly string[] = ['DELETE', 'GET', 'PUT'];
+
+const healthBody = Object.freeze({ ok: true });
+
+// --- response schemas (compiled once by fast-json-stringify) ---
+
+const putResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, version: { type: 'integer' } },
+  required: ['key', 'version'],
+} as const;
+
+const getResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, value: { type: 'string' }, version: { type: 'integer' } },
+  required: ['key', 'value', 'version'],
+} as const;
+
+const deleteResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, version: { type: 'integer' }, deleted: { type: 'boolean' } },
+  required: ['key', 'version', 'deleted'],
+} as const;
+
+const listResponseSchema = {
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: getResponseSchema },
+    next: { type: ['string', 'null'] },
+  },
+  required: ['items', 'next'],
+} as const;
+
+const healthResponseSchema = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' } },
+  required: ['ok'],
+} as const;
+
+// --- body, query and header parsing ---
+
+function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
+  const type = request.headers['content-type'];
+  if (type !== undefined && !isJsonMediaType(type)) {
+    done(new QkvError('bad_request', `Content-Type ${quoteValue(type)} is not supported: send application/json`));
+    return;
+  }
+  done(null, body);
+}
+
+/** application/json, optionally with a UTF-8 charset (JSON is UTF-8 by RFC 8259). */
+function isJsonMediaType(type: string): boolean {
+  if (type === 'application/json') return true;
+  const parts = type.toLowerCase().split(';');
+  if (parts[0]?.trim() !== 'application/json') return false;
+  for (let i = 1; i < parts.length; i++) {
+    const [name, value] = (parts[i] ?? '').split('=', 2).map((s) => s.trim());
+    if (name === 'charset' && value !== 'utf-8' && value !== 'utf8' && value !== '"utf-8"') return false;
+  }
+  return true;
+}
+
+function bodyBuffer(body: unknown): Buffer | null {
+  return Buffer.isBuffer(body) && body.length > 0 ? body : null;
+}
+
+function parseJsonObject(raw: Buffer | null, emptyMessage: string): Record<string, unknown> {
+  if (raw === null) throw new QkvError('invalid_json', `Request body is empty: ${emptyMessage}`);
+  if (!isUtf8(raw)) throw new QkvError('invalid_json', 'Request body is not valid UTF-8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new QkvError('bad_request', `Request body must be a JSON object: ${emptyMessage}`);
+  }
+  return parsed as Record<string, unknown>;
+}
+
+function parsePutBody(raw: Buffer | null): { readonly value: string; readonly ifVersion: number | undefined } {
+  const body = parseJsonObject(raw, 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion"');
+  for (const name in body) {
+    if (name !== 'value' && name !== 'ifVersion') {
+      throw new QkvError('bad_request', `Unknown body field ${quoteValue(name)}: expected "value" and optionally "ifVersion"`);
+    }
+  }
+  const value = body['value'];
+  if (typeof value !== 'string') {
+    throw new QkvError(
+      'invalid_value',
+      value === undefined ? 'Body field "value" is missing' : `Body field "value" must be a string, got ${jsonType(value)}`,
+    );
+  }
+  const ifVersion = body['ifVersion'];
+  if (ifVersion !== undefined && !isIndex(ifVersion)) {
+    throw new QkvError('bad_request', `Body field "ifVersion" must be a safe integer >= 0, got ${quoteValue(JSON.stringify(ifVersion))}`);
+  }
+  return { value, ifVersion };
+}
+
+function readRequestId(request: FastifyRequest): RequestId | null {
+  const clientId = request.headers[clientIdHeader];
+  const seqText = request.headers[requestSeqHeader];
+  if (clientId === undefined && seqText === undefined) return null;
+  if (typeof clientId !== 'string' || typeof seqText !== 'string') {
+    throw new QkvError('bad_request', `Send both ${clientIdHeader} and ${requestSeqHeader} (once each), or neither`);
+  }
+  if (clientId.length === 0 || clientId.length > clientIdCharsMax || !visibleAscii.test(clientId)) {
+    throw new QkvError('bad_request', `Header ${clientIdHeader} must be 1 to ${clientIdCharsMax} visible ASCII characters`);
+  }
+  const seq = parseDecimal(seqText);
+  if (seq === null || seq < 1) {
+    throw new QkvError('bad_request', `Header ${requestSeqHeader} must be a safe integer >= 1, got ${quoteValue(seqText)}`);
+  }
+  return { clientId, seq };
+}
+
+const visibleAscii = /^[\x21-\x7e]+$/;
+const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
+
+/** A non-negative safe integer written in plain decimal, else null. */
+function parseDecimal(text: string): number | null {
+  if (!decimal.test(text)) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+/** Query parameters: a null-prototype map; a parse problem is recorded, not thrown. */
+type ParsedQuery = Record<string, string | undefined> & { [queryProblem]?: string };
+const queryProblem = Symbol('queryProblem');
+
+/**
+ * The router's query-string parser. Unlike fastify's default (which keeps an undecodable
+ * `%FF` as literal text), a value that is not percent-encoded UTF-8, a repeated name or too
+ * many parameters is recorded as a problem that the route answers with 400. It must not
+ * throw: it runs inside the router.
+ */
+function parseQuery(text: string): ParsedQuery {
+  const query = Object.create(null) as ParsedQuery;
+  let count = 0;
+  let start = 0;
+  while (start < text.length) {
+    let end = text.indexOf('&', start);
+    if (end === -1) end = text.length;
+    if (end > start) {
+      if (++count > queryParamsMax) {
+        query[queryProblem] = `More than ${queryParamsMax} query parameters`;
+        return query;
+      }
+      const equals = text.indexOf('=', start);
+      const nameEnd = equals === -1 || equals > end ? end : equals;
+      const name = decodeQueryPart(text.slice(start, nameEnd));
+      const value = nameEnd === end ? '' : decodeQueryPart(text.slice(nameEnd + 1, end));
+      if (name === null || value === null) {
+        query[queryProblem] = `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`;
+        return query;
+      }
+      if (query[name] !== undefined) {
+        query[queryProblem] = `Query parameter ${quoteValue(name)} is given more than once`;
+        return query;
+      }
+      query[name] = value;
+    }
+    start = end + 1;
+  }
+  return query;
+}
+
+function decodeQueryPart(part: string): string | null {
+  const spaced = part.includes('+') ? part.replaceAll('+', ' ') : part;
+  if (!spaced.includes('%')) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return null;
+  }
+}
+
+const noParams: readonly string[] = [];
+const getParams: readonly string[] = ['consistency', 'minVersion'];
+const deleteParams: readonly string[] = ['ifVersion'];
+const listParams: readonly string[] = ['prefix', 'after', 'limit', 'consistency', 'minVersion'];
+const debugStoreParams: readonly string[] = ['after', 'limit'];
+
+/** Refuses parse problems and parameters the route does not know (typos must not pass). */
+function checkQuery(raw: unknown, allowed: readonly string[]): ParsedQuery {
+  const query = raw as ParsedQuery;
+  const problem = query[queryProblem];
+  if (problem !== undefined) throw new QkvError('bad_request', problem);
+  for (const name in query) {
+    if (!allowed.includes(name)) {
+      throw new QkvError(
+        'bad_request',
+        allowed.length === 0
+          ? `Unknown query parameter ${quoteValue(name)}: this route takes none`
+          : `Unknown query parameter ${quoteValue(name)}: expected ${allowed.join(', ')}`,
+      );
+    }
+  }
+  return query;
+}
+
+function optionalIndex(query: ParsedQuery, name: 'minVersion' | 'ifVersion'): number | undefined {
+  const text = query[name];
+  if (text === undefined) return undefined;
+  const value = parseDecimal(text);
+  if (value === null) {
+    throw new QkvError('bad_request', `Query parameter ${name} must be a safe integer >= 0, got ${quoteValue(text)}`);
+  }
+  return value;
+}
+
+function readConsistency(query: ParsedQuery, minVersion: number | undefined): Consistency {
+  const text = query['consistency'];
+  if (text === undefined) return minVersion === undefined ? 'linearizable' : 'local';
+  if (!(readConsistencies as readonly string[]).includes(text)) {
+    throw new QkvError('bad_request', `Query parameter consistency must be one of ${readConsistencies.join(', ')}, got ${quoteValue(text)}`);
+  }
+  return text as Consistency;
+}
+
+function readOptions(consistency: Consistency, minVersion: number | undefined, timeoutMs: number): ReadOptions {
+  return minVersion === undefined ? { consistency, timeoutMs } : { consistency, minVersion, timeoutMs };
+}
+
+function listOptions(op: ListOp, timeoutMs: number): ListOptions {
+  const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
+  const withAfter = op.after === undefined ? base : { ...base, after: op.after };
+  return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
+}
+
+// --- answers ---
+
+function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
+  if (result.ok) {
+    return result.op === 'put'
+      ? { key: result.key, version: result.version }
+      : { key: result.key, version: result.version, deleted: result.deleted };
+  }
+  if (result.error === 'version_conflict') {
+    reply.code(errorStatus.version_conflict);
+    return {
+      error: 'version_conflict',
+      message: `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`,
+      key: result.key,
+      expectedVersion: result.expectedVersion,
+      actualVersion: result.actualVersion,
+    };
+  }
+  // No wire code exists for this yet (see report); 400 says "do not retry as is".
+  throw new QkvError(
+    'bad_request',
+    `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
+    { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
+  );
+}
+
+function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
+  reply.code(error.status);
+  if (error.status === 503) {
+    reply.header('retry-after', String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000))));
+  }
+  return reply.send(error.toBody());
+}
+
+/** The leader's answer, passed through byte for byte. */
+function sendForwarded(reply: FastifyReply, response: ForwardedResponse): FastifyReply {
+  reply.code(response.statusCode).header('content-type', response.contentType);
+  if (response.retryAfter !== null) reply.header('retry-after', response.retryAfter);
+  return reply.send(response.body);
+}
+
+function page(items: readonly KvItem[], limit: number): { items: readonly ListItem[]; next: string | null } {
+  const last = items.length === limit ? items[items.length - 1] : undefined;
+  // The serializer picks key/value/version by schema; only byte values need converting.
+  return {
+    items: items.every(hasTextValue) ? (items as readonly ListItem[]) : items.map(toListItem),
+    next: last === undefined ? null : last.key,
+  };
+}
+
+function hasTextValue(item: KvItem): boolean {
+  return typeof item.value === 'string';
+}
+
+function toListItem(item: KvItem): ListItem {
+  return { key: item.key, value: textOf(item.value), version: item.version };
+}
+
+/** JSON carries text; byte values (written over gRPC) are shown as UTF-8, invalid bytes as U+FFFD. */
+function textOf(value: KvValue): string {
+  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+}
+
+// --- small utilities ---
+
+function checkLimits(limits: HttpLimits): HttpLimits {
+  const positive = ['bodyBytesMax', 'headerBytesMax', 'listLimitMax', 'requestTimeoutMs'] as const;
+  for (const name of positive) {
+    if (!Number.isSafeInteger(limits[name]) || limits[name] < 1) {
+      throw new RangeError(`HttpLimits.${name} must be a positive safe integer, got ${String(limits[name])}`);
+    }
+  }
+  if (!isIndex(limits.leaderWaitMs)) {
+    throw new RangeError(`HttpLimits.leaderWaitMs must be a safe integer >= 0, got ${String(limits.leaderWaitMs)}`);
+  }
+  if (limits.headerBytesMax < 1024) {
+    throw new RangeError(`HttpLimits.headerBytesMax must be at least 1024 bytes for ordinary headers, got ${limits.headerBytesMax}`);
+  }
+  return limits;
+}
+
+function serverUrl(app: FastifyInstance): string {
+  const address = app.server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+function quoteUrl(url: string): string {
+  return url.length > quotedUrlCharsMax ? `${url.slice(0, quotedUrlCharsMax)}…` : url;
+}
+
+function quoteValue(text: string): string {
+  return JSON.stringify(text.length > quotedUrlCharsMax ? `${text.slice(0, quotedUrlCharsMax)}…` : text);
+}
+
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

@@ -1,0 +1,235 @@
+/**
+ * Node configuration: one table of flags, each with its environment variable (for
+ * containers), default and help text. `quorumkv node` parses it; `quorumkv up` passes
+ * the same flags through to every node it starts. Relations between limits are checked
+ * at start-up, so a bad combination fails loudly instead of misbehaving later.
+ */
+
+import { isWriteQuorum } from '../core/config.js';
+import type { WriteQuorum } from '../core/types.js';
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface NodeConfig {
+  readonly id: string;
+  readonly clusterId: string | null;
+  readonly dataDir: string;
+  readonly listenHttp: HostPort;
+  readonly listenPeer: HostPort;
+  /** Every member, this node included, and the address to reach it at. */
+  readonly peers: ReadonlyMap<string, HostPort>;
+  readonly writeQuorum: WriteQuorum;
+  readonly topology: 'star' | 'chain';
+  readonly pinnedLeader: string | null;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly requestTimeoutMs: number;
+  readonly leaderWaitMs: number;
+  readonly keyBytesMax: number;
+  readonly valueBytesMax: number;
+  readonly bodyBytesMax: number;
+  readonly headerBytesMax: number;
+  readonly listLimitMax: number;
+  readonly logEntriesMax: number;
+  readonly snapshotChunkBytes: number;
+  readonly pendingWritesMax: number;
+  readonly faults: boolean;
+  readonly minDelayMs: number;
+  readonly maxDelayMs: number;
+  readonly logLevel: string;
+}
+
+type Kind = 'string' | 'int' | 'bool';
+
+interface FlagSpec {
+  readonly kind: Kind;
+  readonly help: string;
+  readonly default?: string;
+}
+
+/** Flag name (kebab-case) -> spec. Env var: QKV_ + upper snake case of the name. */
+export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
+  id: { kind: 'string', help: 'this node\'s id (must appear in --peers)' },
+  'cluster-id': { kind: 'string', help: 'cluster id; peers from another cluster are rejected (default: derived from --peers)' },
+  'data-dir': { kind: 'string', help: 'directory for this node\'s LMDB files' },
+  'listen-http': { kind: 'string', help: 'client API address host:port (port 0: any free port)', default: '127.0.0.1:7001' },
+  'listen-peer': { kind: 'string', help: 'peer transport address host:port', default: '127.0.0.1:7101' },
+  peers: { kind: 'string', help: 'every member, itself included: id=host:port,id=host:port,…' },
+  'write-quorum': { kind: 'string', help: 'majority | all | W (follower acks)', default: 'majority' },
+  topology: { kind: 'string', help: 'star | chain', default: 'star' },
+  leader: { kind: 'string', help: 'pin this node as leader and turn elections off (the seeds\' fixed-leader setup)' },
+  'tick-ms': { kind: 'int', help: 'length of one logical tick', default: '50' },
+  'election-timeout-ms': { kind: 'int', help: 'base election timeout (randomised up to 2x)', default: '1000' },
+  'heartbeat-interval-ms': { kind: 'int', help: 'leader heartbeat interval', default: '100' },
+  'request-timeout-ms': { kind: 'int', help: 'default deadline of a client request', default: '5000' },
+  'leader-wait-ms': { kind: 'int', help: 'how long a request waits for an election before 503', default: '3000' },
+  'key-bytes-max': { kind: 'int', help: 'largest key, UTF-8 bytes', default: '1024' },
+  'value-bytes-max': { kind: 'int', help: 'largest value, bytes', default: String(1024 * 1024) },
+  'body-bytes-max': { kind: 'int', help: 'largest request body (default: 6x the value limit + 64 KiB, for JSON escapes)' },
+  'header-bytes-max': { kind: 'int', help: 'largest request header block', default: '16384' },
+  'list-limit-max': { kind: 'int', help: 'largest page of GET /kv', default: '1000' },
+  'log-entries-max': { kind: 'int', help: 'compact the log beyond this many entries', default: '20000' },
+  'snapshot-chunk-bytes': { kind: 'int', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
+  'pending-writes-max': { kind: 'int', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
+  faults: { kind: 'bool', help: 'enable the /admin/faults route (delay, drop, partition)', default: 'false' },
+  'min-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: lower bound', default: '0' },
+  'max-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: upper bound', default: '0' },
+  'log-level': { kind: 'string', help: 'pino log level', default: 'info' },
+};
+
+export function envName(flag: string): string {
+  return `QKV_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * Reads `--flag value` / `--flag=value` pairs (flags win over environment variables).
+ * Unknown flags are an error: a typo must not silently fall back to a default.
+ */
+export function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, specs: Readonly<Record<string, FlagSpec>>): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const [name, spec] of Object.entries(specs)) {
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== undefined && fromEnv !== '') values.set(name, fromEnv);
+    else if (spec.default !== undefined) values.set(name, spec.default);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${arg}`);
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const spec = specs[name];
+    if (spec === undefined) throw new ConfigError(`unknown flag --${name} (see --help)`);
+    if (eq >= 0) {
+      values.set(name, arg.slice(eq + 1));
+    } else if (spec.kind === 'bool' && (argv[i + 1] === undefined || (argv[i + 1] as string).startsWith('--'))) {
+      values.set(name, 'true');
+    } else {
+      const v = argv[++i];
+      if (v === undefined) throw new ConfigError(`--${name} needs a value`);
+      values.set(name, v);
+    }
+  }
+  return values;
+}
+
+export function parseHostPort(value: string, what: string): HostPort {
+  const i = value.lastIndexOf(':');
+  const host = i > 0 ? value.slice(0, i).replace(/^\[|\]$/g, '') : '';
+  const port = Number(value.slice(i + 1));
+  if (i <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`${what} must be host:port, got "${value}"`);
+  }
+  return { host, port };
+}
+
+export function parsePeers(value: string): Map<string, HostPort> {
+  const peers = new Map<string, HostPort>();
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`--peers entries must be id=host:port, got "${part}"`);
+    const id = part.slice(0, eq);
+    if (peers.has(id)) throw new ConfigError(`--peers names ${id} twice`);
+    peers.set(id, parseHostPort(part.slice(eq + 1), `--peers ${id}`));
+  }
+  if (peers.size === 0) throw new ConfigError('--peers must list at least this node');
+  return peers;
+}
+
+function int(values: Map<string, string>, name: string, min: number): number {
+  const raw = values.get(name);
+  const n = Number(raw);
+  if (raw === undefined || !Number.isSafeInteger(n) || n < min) {
+    throw new ConfigError(`--${name} (or ${envName(name)}) must be an integer >= ${min}, got "${raw ?? ''}"`);
+  }
+  return n;
+}
+
+function required(values: Map<string, string>, name: string): string {
+  const v = values.get(name);
+  if (v === undefined || v === '') throw new ConfigError(`--${name} (or ${envName(name)}) is required`);
+  return v;
+}
+
+export function parseWriteQuorum(raw: string, memberCount: number): WriteQuorum {
+  const value: unknown = raw === 'majority' || raw === 'all' ? raw : Number(raw);
+  if (!isWriteQuorum(value, memberCount)) {
+    throw new ConfigError(`--write-quorum must be majority, all or 0..${memberCount - 1} with ${memberCount} members, got "${raw}"`);
+  }
+  return value;
+}
+
+export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig {
+  const v = readFlags(argv, env, nodeFlags);
+  const id = required(v, 'id');
+  const peers = parsePeers(required(v, 'peers'));
+  if (!peers.has(id)) throw new ConfigError(`--peers must include this node (${id})`);
+  const topology = v.get('topology');
+  if (topology !== 'star' && topology !== 'chain') throw new ConfigError(`--topology must be star or chain, got "${topology ?? ''}"`);
+  const writeQuorum = parseWriteQuorum(v.get('write-quorum') ?? 'majority', peers.size);
+  if (writeQuorum !== 'majority' || topology !== 'star') {
+    throw new ConfigError('only --write-quorum majority with --topology star is available in this version');
+  }
+  const pinnedLeader = v.get('leader') ?? null;
+  if (pinnedLeader !== null && !peers.has(pinnedLeader)) throw new ConfigError(`--leader ${pinnedLeader} is not in --peers`);
+  const valueBytesMax = int(v, 'value-bytes-max', 1);
+  // JSON escaping can take up to 6 bytes per character of a value (\u00XX).
+  const bodyBytesMax = v.has('body-bytes-max') ? int(v, 'body-bytes-max', 1) : valueBytesMax * 6 + 64 * 1024;
+  const config: NodeConfig = {
+    id,
+    clusterId: v.get('cluster-id') ?? null,
+    dataDir: required(v, 'data-dir'),
+    listenHttp: parseHostPort(v.get('listen-http') ?? '', '--listen-http'),
+    listenPeer: parseHostPort(v.get('listen-peer') ?? '', '--listen-peer'),
+    peers,
+    writeQuorum,
+    topology,
+    pinnedLeader,
+    tickMs: int(v, 'tick-ms', 1),
+    electionTimeoutMs: int(v, 'election-timeout-ms', 1),
+    heartbeatIntervalMs: int(v, 'heartbeat-interval-ms', 1),
+    requestTimeoutMs: int(v, 'request-timeout-ms', 1),
+    leaderWaitMs: int(v, 'leader-wait-ms', 0),
+    keyBytesMax: int(v, 'key-bytes-max', 1),
+    valueBytesMax,
+    bodyBytesMax,
+    headerBytesMax: int(v, 'header-bytes-max', 1024),
+    listLimitMax: int(v, 'list-limit-max', 1),
+    logEntriesMax: int(v, 'log-entries-max', 10),
+    snapshotChunkBytes: int(v, 'snapshot-chunk-bytes', 1024),
+    pendingWritesMax: int(v, 'pending-writes-max', 1),
+    faults: v.get('faults') === 'true',
+    minDelayMs: int(v, 'min-delay-ms', 0),
+    maxDelayMs: int(v, 'max-delay-ms', 0),
+    logLevel: v.get('log-level') ?? 'info',
+  };
+  checkRelations(config);
+  return config;
+}
+
+/** Limits that only make sense together. */
+export function checkRelations(c: NodeConfig): void {
+  const problems: string[] = [];
+  if (c.heartbeatIntervalMs < c.tickMs) problems.push(`heartbeat interval ${c.heartbeatIntervalMs} ms is shorter than a tick (${c.tickMs} ms)`);
+  if (c.electionTimeoutMs < 3 * c.heartbeatIntervalMs) problems.push(`election timeout ${c.electionTimeoutMs} ms must be at least 3 heartbeats (${3 * c.heartbeatIntervalMs} ms)`);
+  if (c.bodyBytesMax < c.valueBytesMax) problems.push(`body limit ${c.bodyBytesMax} is below the value limit ${c.valueBytesMax}`);
+  // LMDB refuses keys beyond 1978 bytes (its default max key size, minus our prefix);
+  // a larger limit would let a committed key crash every replica at apply time.
+  if (c.keyBytesMax > 1900) problems.push(`--key-bytes-max ${c.keyBytesMax} exceeds what LMDB can store (1900)`);
+  if (c.minDelayMs > c.maxDelayMs) problems.push(`--min-delay-ms ${c.minDelayMs} exceeds --max-delay-ms ${c.maxDelayMs}`);
+  if (problems.length > 0) throw new ConfigError(`inconsistent limits: ${problems.join('; ')}`);
+}
+
+export function helpText(): string {
+  const rows = Object.entries(nodeFlags).map(
+    ([name, s]) => `  --${name.padEnd(24)} ${s.help}${s.default !== undefined ? ` [${s.default}]` : ''}  (${envName(name)})`,
+  );
+  return rows.join('\n');
+}

@@ -1,0 +1,191 @@
+/**
+ * `quorumkv node`: wires one node from real parts: LMDB storage, TCP transport (inside
+ * the fault wrapper, so delays and partitions can be switched on at run time), the
+ * driver, the one real ticker, the fastify HTTP API and Prometheus metrics. This is the
+ * only place that chooses implementations.
+ */
+
+import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { startHttpServer, type HttpServer } from '../api/http.js';
+import type { ClusterConfig, Ready } from '../core/types.js';
+import { validateKey, validateValue } from '../kv/limits.js';
+import { NodeDriver } from '../node/driver.js';
+import type { PeerMessage } from '../node/messages.js';
+import { startTicker } from '../node/ticker.js';
+import type { KvNode } from '../node/types.js';
+import { createPrng } from '../stdx/prng.js';
+import { openLmdbStorage } from '../storage/lmdb.js';
+import type { NodeStorage } from '../storage/types.js';
+import { withFaults, noFaults } from '../transport/faults.js';
+import { createTcpTransport } from '../transport/tcp.js';
+import { QkvError } from '../wire/errors.js';
+import type { NodeConfig } from './config.js';
+
+export interface RunningNode {
+  readonly httpUrl: string;
+  readonly driver: NodeDriver;
+  /** Stops serving, flushes and closes everything (the seeds' clean die). */
+  stop(): Promise<void>;
+}
+
+/** The cluster id used when none is given: the same on every member started with the same --peers. */
+export function derivedClusterId(peerIds: Iterable<string>): string {
+  return createHash('sha256').update([...peerIds].sort().join(',')).digest('hex').slice(0, 16);
+}
+
+function openIdentity(storage: NodeStorage, config: NodeConfig): Promise<string> {
+  const clusterId = config.clusterId ?? derivedClusterId(config.peers.keys());
+  const existing = storage.identity();
+  if (existing !== null) {
+    if (existing.nodeId !== config.id) {
+      throw new Error(`data directory ${config.dataDir} belongs to node ${existing.nodeId}, not ${config.id}`);
+    }
+    if (config.clusterId !== null && existing.clusterId !== config.clusterId) {
+      throw new Error(`data directory ${config.dataDir} belongs to cluster ${existing.clusterId}, not ${config.clusterId}`);
+    }
+    return Promise.resolve(existing.clusterId);
+  }
+  return new Promise((resolve, reject) =>
+    storage.setIdentity({ nodeId: config.id, clusterId }, (err) => (err ? reject(err) : resolve(clusterId))),
+  );
+}
+
+/** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
+class DeferredNode implements KvNode {
+  target: KvNode | null = null;
+  constructor(readonly id: string) {}
+  private get t(): KvNode {
+    if (this.target === null) throw new QkvError('no_leader', 'the node is starting', {}, 500);
+    return this.target;
+  }
+  leader: KvNode['leader'] = () => this.target?.leader() ?? null;
+  write: KvNode['write'] = (c, o) => this.t.write(c, o);
+  read: KvNode['read'] = (k, o) => this.t.read(k, o);
+  list: KvNode['list'] = (o) => this.t.list(o);
+  waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
+  status: KvNode['status'] = () => this.t.status();
+  dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
+}
+
+export async function startNode(config: NodeConfig, log: Logger = pino({ level: config.logLevel, base: { node: config.id } })): Promise<RunningNode> {
+  await mkdir(config.dataDir, { recursive: true });
+  const initialConfig: ClusterConfig = {
+    members: [...config.peers.keys()],
+    writeQuorum: config.writeQuorum,
+    topology: config.topology,
+  };
+  const storage = await openLmdbStorage({ dataDir: config.dataDir, initialConfig, snapshotBytesMax: 4 * 1024 * 1024 * 1024 });
+  const clusterId = await openIdentity(storage, config);
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
+  const deferred = new DeferredNode(config.id);
+  const http: HttpServer = await startHttpServer({
+    node: deferred,
+    listen: config.listenHttp,
+    limits: {
+      bodyBytesMax: config.bodyBytesMax,
+      headerBytesMax: config.headerBytesMax,
+      listLimitMax: config.listLimitMax,
+      requestTimeoutMs: config.requestTimeoutMs,
+      leaderWaitMs: config.leaderWaitMs,
+    },
+    validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
+    registry,
+    ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faulty.setRules(r), rules: () => faulty.rules() } } : {}),
+    logger: false,
+  });
+
+  const peers = new Map([...config.peers].filter(([id]) => id !== config.id));
+  const tcp = await createTcpTransport<PeerMessage>({
+    self: { nodeId: config.id, clusterId },
+    meta: { http: http.url },
+    listen: config.listenPeer,
+    peers,
+    frameBytesMax: Math.max(64 * 1024 * 1024, config.snapshotChunkBytes * 2 + config.valueBytesMax * 2),
+    queueBytesMax: 256 * 1024 * 1024,
+    queueMessagesMax: 100_000,
+    reconnectDelayMsMin: 50,
+    reconnectDelayMsMax: 2000,
+    onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
+  });
+  // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
+  const faulty = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, { random: Math.random });
+
+  const tick = (ms: number): number => Math.max(1, Math.round(ms / config.tickMs));
+  let fatal = false;
+  const driver = new NodeDriver(
+    {
+      id: config.id,
+      clusterId,
+      selfHttp: http.url,
+      pid: process.pid,
+      tickMs: config.tickMs,
+      electionTimeoutTicks: tick(config.electionTimeoutMs),
+      heartbeatIntervalTicks: tick(config.heartbeatIntervalMs),
+      preVote: true,
+      checkQuorum: config.pinnedLeader === null,
+      pinnedLeader: config.pinnedLeader,
+      inflightMessagesMax: 256,
+      appendBytesMax: 4 * 1024 * 1024,
+      appendEntriesMax: 4096,
+      uncommittedEntriesMax: config.pendingWritesMax,
+      readsPendingMax: 50_000,
+      pendingWritesMax: config.pendingWritesMax,
+      applyEntriesMax: 4096,
+      logEntriesMax: config.logEntriesMax,
+      snapshotChunkBytes: config.snapshotChunkBytes,
+      snapshotTimeoutTicks: tick(30_000),
+      dedupClientsMax: 100_000,
+    },
+    {
+      storage,
+      transport: faulty,
+      prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
+      schedule: (fn) => setImmediate(fn),
+      onFatal: (error) => {
+        fatal = true;
+        log.fatal({ err: error }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
+        process.exit(1);
+      },
+      onReady: (rd: Ready, d: NodeDriver) => {
+        if (rd.softState !== null) {
+          const s = d.core.status();
+          log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
+        }
+      },
+    },
+  );
+  deferred.target = driver;
+  const ticker = startTicker(config.tickMs, () => driver.tick());
+
+  const gauge = (name: string, help: string, value: () => number): void => {
+    new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
+  };
+  gauge('qkv_term', 'current Raft term', () => driver.core.status().term);
+  gauge('qkv_commit_index', 'Raft commit index (majority)', () => driver.core.status().commitIndex);
+  gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
+  gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
+  gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
+  gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
+
+  log.info({ http: http.url, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      ticker.stop();
+      await http.close();
+      driver.stop();
+      await faulty.close();
+      if (!fatal) await storage.close();
+      log.info('node stopped');
+    })();
+    return stopping;
+  };
+  return { httpUrl: http.url, driver, stop };
+}

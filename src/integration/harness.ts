@@ -1,0 +1,171 @@
+/**
+ * Integration-test harness: real `quorumkv node` processes on 127.0.0.1 with ports
+ * probed free at run time, real LMDB data directories under the OS temp dir, real
+ * SIGKILL. Every wait is a condition polled against a deadline, never a bare sleep.
+ * `destroy()` kills every process it started and removes the data.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { freePort } from '../cli/up.js';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export interface TestNode {
+  readonly id: string;
+  readonly http: string;
+  readonly peerPort: number;
+  readonly dataDir: string;
+  proc: ChildProcess | null;
+  output: string;
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly body: Record<string, unknown>;
+  readonly headers: Record<string, string | string[] | undefined>;
+}
+
+const agent = new Agent({ connections: 128, keepAliveTimeout: 4000, headersTimeout: 15_000, bodyTimeout: 15_000 });
+
+export async function http(url: string, method: 'GET' | 'PUT' | 'DELETE' | 'POST' = 'GET', body?: unknown, headers: Record<string, string> = {}): Promise<HttpAnswer> {
+  const res = await request(url, {
+    method,
+    dispatcher: agent,
+    headers: body !== undefined ? { 'content-type': 'application/json', ...headers } : headers,
+    ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+  });
+  const text = await res.body.text();
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.statusCode, body: parsed, headers: res.headers };
+}
+
+/** Polls `check` until it returns a non-null value or the deadline passes (then throws). */
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined> | T | null | undefined, intervalMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown = null;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== null && v !== undefined) return v;
+    } catch (e) {
+      lastError = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export class TestCluster {
+  private constructor(
+    readonly dir: string,
+    readonly nodes: TestNode[],
+    private readonly flags: string[],
+    private readonly clusterId: string,
+  ) {}
+
+  static async start(options: { nodes: number; flags?: string[] }): Promise<TestCluster> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'qkv-it-'));
+    const nodes: TestNode[] = [];
+    for (let i = 1; i <= options.nodes; i++) {
+      nodes.push({ id: `n${i}`, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), dataDir: path.join(dir, `n${i}`), proc: null, output: '' });
+    }
+    const cluster = new TestCluster(dir, nodes, options.flags ?? [], `it-${path.basename(dir)}`);
+    for (const n of nodes) cluster.spawn(n);
+    return cluster;
+  }
+
+  node(id: string): TestNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  private spawn(n: TestNode): void {
+    const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
+    const args = [
+      mainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
+      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--peers', peers,
+      '--log-level', 'warn', ...this.flags,
+    ];
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    n.output = '';
+    const keep = (chunk: Buffer): void => {
+      n.output = (n.output + chunk.toString()).slice(-20_000);
+    };
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    n.proc = proc;
+  }
+
+  async restart(id: string): Promise<void> {
+    const n = this.node(id);
+    if (n.proc !== null) throw new Error(`${id} is still running`);
+    this.spawn(n);
+    await waitFor(`${id} to serve /health`, 20_000, async () => ((await http(`${n.http}/health`)).status === 200 ? true : null));
+  }
+
+  /** SIGKILL: no flush, no goodbye. Resolves once the process is gone. */
+  async kill9(id: string): Promise<void> {
+    await this.signal(id, 'SIGKILL');
+  }
+
+  /** SIGTERM: a clean stop (the seeds' die(clean)). */
+  async stop(id: string): Promise<void> {
+    await this.signal(id, 'SIGTERM');
+  }
+
+  private async signal(id: string, signal: NodeJS.Signals): Promise<void> {
+    const n = this.node(id);
+    const proc = n.proc;
+    if (proc === null) return;
+    const exited = new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
+      else proc.once('exit', () => resolve());
+    });
+    proc.kill(signal);
+    await exited;
+    n.proc = null;
+  }
+
+  async status(id: string): Promise<Record<string, unknown>> {
+    return (await http(`${this.node(id).http}/status`)).body;
+  }
+
+  /** The id of the leader that every running node agrees on. */
+  async waitForLeader(timeoutMs = 15_000, among: string[] = this.nodes.filter((n) => n.proc !== null).map((n) => n.id)): Promise<string> {
+    return waitFor('a leader all running nodes agree on', timeoutMs, async () => {
+      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const leaders = statuses.filter((s) => s['role'] === 'leader');
+      if (leaders.length !== 1) return null;
+      const leaderId = leaders[0]?.['id'] as string;
+      const term = leaders[0]?.['term'];
+      const agree = statuses.every((s) => (s['leader'] as { id?: string } | null)?.id === leaderId && s['term'] === term);
+      return agree ? leaderId : null;
+    });
+  }
+
+  async setFaults(id: string, rules: Record<string, unknown>): Promise<void> {
+    const res = await http(`${this.node(id).http}/admin/faults`, 'PUT', rules);
+    if (res.status !== 200) throw new Error(`setting faults on ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+
+  /** Kills every process (SIGKILL) and removes the data directory. */
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => this.kill9(n.id)));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  describe(): string {
+    return this.nodes.map((n) => `--- ${n.id} (${n.proc ? 'running' : 'stopped'})\n${n.output.slice(-3000)}`).join('\n');
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * `quorumkv up` (what `npm start` runs): starts a cluster, prints URLs that serve a
+ * PUT/GET, writes cluster.json, stops every node on SIGTERM, and resumes from disk.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { http, waitFor } from './harness.js';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+function startUp(dir: string): { proc: ChildProcess; output: () => string } {
+  const proc = spawn(process.execPath, [mainPath, 'up', '--nodes', '3', '--data-dir', dir, '--base-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  return { proc, output: () => out };
+}
+
+async function stopUp(proc: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.kill('SIGTERM');
+  return exited;
+}
+
+test('up starts a 3-node cluster whose printed URL serves PUT and GET, and resumes from disk', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-up-'));
+  let running: ChildProcess | null = null;
+  try {
+    const first = startUp(dir);
+    running = first.proc;
+    const url = await waitFor('up to print the cluster', 30_000, () => /is up[\s\S]*?(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1]);
+    const put = await http(`${url}/kv/hello`, 'PUT', { value: 'world' });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    const get = await http(`${url}/kv/hello`);
+    assert.deepEqual(get.body, { key: 'hello', value: 'world', version: put.body['version'] });
+
+    const file = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: { id: string; http: string; pid: number; dataDir: string; peer: string }[] };
+    assert.deepEqual(file.nodes.map((n) => n.id), ['n1', 'n2', 'n3']);
+    for (const n of file.nodes) {
+      assert.ok(n.pid > 0 && n.http.startsWith('http://127.0.0.1:') && n.peer.startsWith('127.0.0.1:') && n.dataDir.length > 0);
+    }
+
+    assert.equal(await stopUp(first.proc), 0, 'up exits cleanly on SIGTERM');
+    running = null;
+    for (const n of file.nodes) {
+      assert.throws(() => process.kill(n.pid, 0), 'every node process is gone');
+    }
+
+    const second = startUp(dir);
+    running = second.proc;
+    const url2 = await waitFor('up to print the cluster again', 30_000, () => /is up[\s\S]*?(http:\/\/127\.0\.0\.1:\d+)/.exec(second.output())?.[1]);
+    const again = await http(`${url2}/kv/hello`);
+    assert.deepEqual(again.body, { key: 'hello', value: 'world', version: put.body['version'] }, 'the key survived the restart');
+    assert.equal(await stopUp(second.proc), 0);
+    running = null;
+  } finally {
+    if (running !== null) running.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});

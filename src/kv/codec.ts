@@ -1,0 +1,270 @@
+/**
+ * Byte encodings of state-machine commands (the payload of `normal` log entries) and of
+ * results (the replies cached in the dedup table). Owns the layout of both and checks it
+ * at both ends: the encoder refuses anything the decoder would refuse, so a command that
+ * was accepted into the log always decodes, and a decoder failure means corruption.
+ *
+ * Must never: depend on state shared between calls (msgpackr record structures), encode
+ * the same value two ways, let an integer past 2^53 or a negative one through, or accept
+ * what no replica could store (an empty key, an empty or oversized client id, a string
+ * with a lone surrogate). Configurable size limits are not its business (limits.ts).
+ *
+ * Layout: a MessagePack array with a format tag first, fields by position, null for an
+ * absent optional field. Positions instead of map keys make the bytes independent of the
+ * caller's property order (same command -> same bytes) and keep entries small.
+ *   command v1: [1, 'put', key, value, ifVersion|null, clientId|null, seq|null]
+ *               [1, 'delete', key, null, ifVersion|null, clientId|null, seq|null]
+ *   result v1:  [1, 'put', key, version]
+ *               [1, 'delete', key, version, deleted]
+ *               [1, 'version_conflict', key, expectedVersion, actualVersion]
+ *               [1, 'stale_request', key, lastSeq]
+ * A string value is a MessagePack str, a byte value a bin, so the type survives.
+ */
+
+import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
+import { isIndex } from '../stdx/safe-int.js';
+import type { KvValue } from '../storage/types.js';
+import { isWellFormed, validateClientId } from './limits.js';
+import type { KvCommand, KvResult, RequestId } from './types.js';
+
+/** A command or result that cannot be encoded or decoded: a programmer or disk error. */
+export class KvCodecError extends Error {
+  override readonly name = 'KvCodecError';
+}
+
+const FORMAT_V1 = 1;
+
+// Every option that changes bytes or decoded types is spelled out (STYLE.md habit 14).
+const packr = new Packr({
+  // Plain MessagePack arrays/maps: no record structures shared between messages.
+  useRecords: false,
+  sequential: false,
+  bundleStrings: false,
+  // Only standard types: a Uint8Array is a bin, nothing else gets an extension.
+  moreTypes: false,
+  structuredClone: false,
+  // Non-integers stay float64 (and are then refused). msgpackr writes integers above
+  // 2^32 as float64, exact up to 2^53, never as uint64; so a (u)int64 in the input is not
+  // ours: it decodes to a bigint and is refused rather than silently rounded to a number.
+  useFloat32: FLOAT32_OPTIONS.NEVER,
+  int64AsType: 'bigint',
+  mapsAsObjects: true,
+  encodeUndefinedAsNil: false,
+  // Decoded bins are copied below into standalone Uint8Arrays (see copyBytes).
+  copyBuffers: false,
+});
+
+export function encodeCommand(cmd: KvCommand): Uint8Array {
+  const requestId = cmd.requestId;
+  const tuple = [
+    FORMAT_V1,
+    cmd.op,
+    cmd.key,
+    cmd.op === 'put' ? cmd.value : null,
+    cmd.ifVersion ?? null,
+    requestId?.clientId ?? null,
+    requestId?.seq ?? null,
+  ];
+  // Check the same shape the decoder checks, so a bad command fails its proposer instead
+  // of crashing every replica that applies it.
+  commandFromTuple(tuple, 'encode command', false);
+  return pack(tuple, 'command');
+}
+
+export function decodeCommand(data: Uint8Array): KvCommand {
+  return commandFromTuple(unpack(data, 'command'), 'decode command', true);
+}
+
+export function encodeResult(result: KvResult): Uint8Array {
+  let tuple: unknown[];
+  if (result.ok) {
+    tuple =
+      result.op === 'put'
+        ? [FORMAT_V1, 'put', result.key, result.version]
+        : [FORMAT_V1, 'delete', result.key, result.version, result.deleted];
+  } else if (result.error === 'version_conflict') {
+    tuple = [FORMAT_V1, 'version_conflict', result.key, result.expectedVersion, result.actualVersion];
+  } else {
+    tuple = [FORMAT_V1, 'stale_request', result.key, result.lastSeq];
+  }
+  resultFromTuple(tuple, 'encode result');
+  return pack(tuple, 'result');
+}
+
+export function decodeResult(data: Uint8Array): KvResult {
+  return resultFromTuple(unpack(data, 'result'), 'decode result');
+}
+
+function pack(tuple: unknown[], what: string): Uint8Array {
+  let packed: Uint8Array;
+  try {
+    packed = packr.pack(tuple);
+  } catch (cause) {
+    throw new KvCodecError(`Cannot encode ${what}: ${errorMessage(cause)}`, { cause });
+  }
+  // msgpackr returns a view into its reusable output buffer; copy so each entry owns
+  // exactly its bytes (no 8 KiB slab kept alive per stored entry or reply).
+  return copyBytes(packed);
+}
+
+function unpack(data: Uint8Array, what: string): unknown {
+  if (!(data instanceof Uint8Array)) {
+    throw new KvCodecError(`Cannot decode ${what}: expected a Uint8Array, got ${describe(data)}`);
+  }
+  try {
+    // Throws on truncated input and on trailing bytes after the first value. msgpackr
+    // caches a DataView as a property of the array it reads, so it reads a fresh view:
+    // the caller's array (a log entry's data) is left exactly as it was.
+    return packr.unpack(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  } catch (cause) {
+    throw new KvCodecError(`Cannot decode ${what} (${data.byteLength} bytes): ${errorMessage(cause)}`, { cause });
+  }
+}
+
+/** `copyValue`: give a byte value its own buffer (decode) rather than check it only (encode). */
+function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): KvCommand {
+  const fields = checkTuple(tuple, [7], context);
+  const op = fields[1];
+  const key = checkString(fields[2], 'key', context);
+  if (key.length === 0) throw new KvCodecError(`Cannot ${context}: key must not be empty`);
+  const ifVersion = optionalIndex(fields[4], 'ifVersion', context);
+  const requestId = requestIdFrom(fields[5], fields[6], context);
+  if (op === 'put') {
+    const checked = checkValue(fields[3], context);
+    // A bin decodes as a Buffer viewing the entry's bytes; a stored value gets a plain
+    // Uint8Array of its own, so it neither aliases a (reusable) log buffer nor differs in
+    // prototype from the value that was proposed.
+    const value = copyValue && typeof checked !== 'string' ? copyBytes(checked) : checked;
+    return {
+      op,
+      key,
+      value,
+      ...(ifVersion === null ? {} : { ifVersion }),
+      ...(requestId === null ? {} : { requestId }),
+    };
+  }
+  if (op === 'delete') {
+    if (fields[3] !== null) {
+      throw new KvCodecError(`Cannot ${context}: a delete carries no value, got ${describe(fields[3])}`);
+    }
+    return {
+      op,
+      key,
+      ...(ifVersion === null ? {} : { ifVersion }),
+      ...(requestId === null ? {} : { requestId }),
+    };
+  }
+  throw new KvCodecError(`Cannot ${context}: op must be 'put' or 'delete', got ${describe(op)}`);
+}
+
+function resultFromTuple(tuple: unknown, context: string): KvResult {
+  const fields = checkTuple(tuple, [4, 5], context);
+  const kind = fields[1];
+  const key = checkString(fields[2], 'key', context);
+  const expectLength = (length: number): void => {
+    if (fields.length !== length) {
+      throw new KvCodecError(`Cannot ${context}: a '${String(kind)}' result has ${length} fields, got ${fields.length}`);
+    }
+  };
+  switch (kind) {
+    case 'put':
+      expectLength(4);
+      return { ok: true, op: 'put', key, version: checkIndex(fields[3], 'version', context) };
+    case 'delete': {
+      expectLength(5);
+      const deleted = fields[4];
+      if (typeof deleted !== 'boolean') {
+        throw new KvCodecError(`Cannot ${context}: deleted must be a boolean, got ${describe(deleted)}`);
+      }
+      return { ok: true, op: 'delete', key, version: checkIndex(fields[3], 'version', context), deleted };
+    }
+    case 'version_conflict':
+      expectLength(5);
+      return {
+        ok: false,
+        error: 'version_conflict',
+        key,
+        expectedVersion: checkIndex(fields[3], 'expectedVersion', context),
+        actualVersion: checkIndex(fields[4], 'actualVersion', context),
+      };
+    case 'stale_request':
+      expectLength(4);
+      return { ok: false, error: 'stale_request', key, lastSeq: checkIndex(fields[3], 'lastSeq', context) };
+    default:
+      throw new KvCodecError(
+        `Cannot ${context}: kind must be put, delete, version_conflict or stale_request, got ${describe(kind)}`,
+      );
+  }
+}
+
+function checkTuple(tuple: unknown, lengths: readonly number[], context: string): unknown[] {
+  if (!Array.isArray(tuple)) {
+    throw new KvCodecError(`Cannot ${context}: expected an array, got ${describe(tuple)}`);
+  }
+  const fields = tuple as unknown[];
+  if (!lengths.includes(fields.length)) {
+    throw new KvCodecError(`Cannot ${context}: expected ${lengths.join(' or ')} fields, got ${fields.length}`);
+  }
+  if (fields[0] !== FORMAT_V1) {
+    throw new KvCodecError(`Cannot ${context}: unknown format ${describe(fields[0])}, expected ${FORMAT_V1}`);
+  }
+  return fields;
+}
+
+function checkString(value: unknown, name: string, context: string): string {
+  if (typeof value !== 'string') {
+    throw new KvCodecError(`Cannot ${context}: ${name} must be a string, got ${describe(value)}`);
+  }
+  if (!isWellFormed(value)) {
+    throw new KvCodecError(`Cannot ${context}: ${name} contains a lone surrogate (no UTF-8 encoding)`);
+  }
+  return value;
+}
+
+function checkValue(value: unknown, context: string): KvValue {
+  if (typeof value === 'string') return checkString(value, 'value', context);
+  if (value instanceof Uint8Array) return value;
+  throw new KvCodecError(`Cannot ${context}: value must be a string or a Uint8Array, got ${describe(value)}`);
+}
+
+function checkIndex(value: unknown, name: string, context: string): number {
+  if (!isIndex(value)) {
+    throw new KvCodecError(`Cannot ${context}: ${name} must be a non-negative safe integer, got ${describe(value)}`);
+  }
+  return value;
+}
+
+function optionalIndex(value: unknown, name: string, context: string): number | null {
+  return value === null ? null : checkIndex(value, name, context);
+}
+
+function requestIdFrom(clientId: unknown, seq: unknown, context: string): RequestId | null {
+  if (clientId === null && seq === null) return null;
+  if (clientId === null || seq === null) {
+    throw new KvCodecError(`Cannot ${context}: requestId needs both clientId and seq, got ${describe(clientId)} and ${describe(seq)}`);
+  }
+  const id = checkString(clientId, 'requestId.clientId', context);
+  // Bounded so every replica can store it as a dedup-table key (see clientIdBytesMax).
+  const problem = validateClientId(id);
+  if (problem !== null) throw new KvCodecError(`Cannot ${context}: requestId.clientId: ${problem.message}`);
+  return { clientId: id, seq: checkIndex(seq, 'requestId.seq', context) };
+}
+
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'string') return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (value instanceof Uint8Array) return `${value.byteLength} bytes`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return typeof value === 'object' ? `an object (${Object.prototype.toString.call(value)})` : typeof value;
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

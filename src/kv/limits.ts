@@ -1,0 +1,189 @@
+/**
+ * Size and well-formedness limits for keys and values, checked where a request enters the
+ * system (api/ calls these before proposing). Owns: the limits' shape and defaults, the
+ * rules for what a key may contain, and UTF-8 byte counting without allocation.
+ *
+ * Must never: be consulted while applying committed entries. Limits are per-node
+ * configuration and may differ between nodes or change across restarts; an entry that is
+ * already in the log must apply the same way everywhere, so the state machine applies
+ * whatever was committed and only the request path refuses oversized or malformed input.
+ *
+ * Key rules (decided here, documented in the README's data-model section):
+ * - not empty;
+ * - well-formed UTF-16, i.e. no lone surrogates: such a string has no UTF-8 encoding, so it
+ *   could not be stored, compared in byte order, or round-trip through the codec exactly;
+ * - no NUL (U+0000): reserved so storage and tools may use it as a separator or
+ *   terminator; every other valid character, control characters included, is allowed
+ *   (clients percent-encode them in URLs);
+ * - at most `keyBytesMax` bytes of UTF-8.
+ * String values must be well-formed too (same reason); byte values may hold anything.
+ *
+ * The problem codes are the same literal strings as `ErrorCode` in wire/errors.ts (kv may
+ * not import wire), so api/ can pass `problem.code` straight into a QkvError.
+ */
+
+import type { KvValue } from '../storage/types.js';
+
+export interface KvLimits {
+  /** Largest key, in bytes of its UTF-8 encoding. */
+  readonly keyBytesMax: number;
+  /** Largest value: UTF-8 bytes for a string value, length for a byte value. */
+  readonly valueBytesMax: number;
+}
+
+export const defaultKvLimits: KvLimits = Object.freeze({
+  keyBytesMax: 1024,
+  valueBytesMax: 1024 * 1024,
+});
+
+export interface KeyProblem {
+  readonly code: 'invalid_key' | 'key_too_large';
+  readonly message: string;
+}
+
+export interface ValueProblem {
+  readonly code: 'invalid_value' | 'value_too_large';
+  readonly message: string;
+}
+
+/**
+ * Longest client id (the dedup-table key of a request id), in UTF-8 bytes. Fixed rather
+ * than configurable: the codec refuses longer ids, so every replica can store every id
+ * that reaches the log (storage keys have a hard size limit, LMDB's 1978 bytes).
+ */
+export const clientIdBytesMax = 128;
+
+export interface ClientIdProblem {
+  readonly code: 'bad_request';
+  readonly message: string;
+}
+
+/** Returns null when `clientId` may be used in a request id, otherwise why not. */
+export function validateClientId(clientId: string): ClientIdProblem | null {
+  if (clientId.length === 0) return { code: 'bad_request', message: 'Client id must not be empty' };
+  if (exceedsUtf8Bytes(clientId, clientIdBytesMax)) {
+    return { code: 'bad_request', message: `Client id is larger than ${clientIdBytesMax} bytes of UTF-8` };
+  }
+  if (!isWellFormed(clientId)) {
+    return { code: 'bad_request', message: 'Client id contains a lone surrogate (not valid Unicode)' };
+  }
+  return null;
+}
+
+/** Throws if the limits are not positive safe integers (checked once at start-up). */
+export function checkKvLimits(limits: KvLimits): KvLimits {
+  for (const name of ['keyBytesMax', 'valueBytesMax'] as const) {
+    const value = limits[name];
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${String(value)}`);
+    }
+  }
+  return limits;
+}
+
+/** Returns null when `key` is acceptable, otherwise the first problem found. */
+export function validateKey(key: string, limits: KvLimits): KeyProblem | null {
+  if (key.length === 0) return { code: 'invalid_key', message: 'Key must not be empty' };
+  const bytesMax = limits.keyBytesMax;
+  if (exceedsUtf8Bytes(key, bytesMax)) {
+    return {
+      code: 'key_too_large',
+      message: `Key is larger than ${bytesMax} bytes of UTF-8 (${describeLength(key, bytesMax)})`,
+    };
+  }
+  if (!isWellFormed(key)) {
+    return { code: 'invalid_key', message: 'Key contains a lone surrogate (not valid Unicode, has no UTF-8 encoding)' };
+  }
+  const nulAt = key.indexOf('\u0000');
+  if (nulAt !== -1) {
+    return { code: 'invalid_key', message: `Key contains a NUL character (U+0000) at position ${nulAt}` };
+  }
+  return null;
+}
+
+/** Returns null when `value` is acceptable, otherwise the first problem found. */
+export function validateValue(value: KvValue, limits: KvLimits): ValueProblem | null {
+  const bytesMax = limits.valueBytesMax;
+  if (typeof value !== 'string') {
+    if (value.byteLength > bytesMax) {
+      return {
+        code: 'value_too_large',
+        message: `Value is ${value.byteLength} bytes, larger than the limit of ${bytesMax} bytes`,
+      };
+    }
+    return null;
+  }
+  if (exceedsUtf8Bytes(value, bytesMax)) {
+    return {
+      code: 'value_too_large',
+      message: `Value is larger than ${bytesMax} bytes of UTF-8 (${describeLength(value, bytesMax)})`,
+    };
+  }
+  if (!isWellFormed(value)) {
+    return {
+      code: 'invalid_value',
+      message: 'String value contains a lone surrogate (not valid Unicode, has no UTF-8 encoding); send bytes instead',
+    };
+  }
+  return null;
+}
+
+/**
+ * Length of `text` in UTF-8, counted over its UTF-16 code units without allocating. A lone
+ * surrogate counts 3 bytes, as encoders (TextEncoder, Buffer) replace it with U+FFFD.
+ */
+export function utf8ByteLength(text: string): number {
+  return utf8ByteLengthUpTo(text, Number.MAX_SAFE_INTEGER);
+}
+
+/** True when `text` has no lone surrogate, i.e. it has a UTF-8 encoding. */
+export function isWellFormed(text: string): boolean {
+  // With the `u` flag the regex walks code points, so a proper surrogate pair is one
+  // astral code point and only a lone surrogate can match the Cs (surrogate) category.
+  // Native and linear; String.prototype.isWellFormed is not in this project's TS lib.
+  return !LONE_SURROGATE.test(text);
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether `text` is longer than `bytesMax` bytes of UTF-8, scanning only when the answer
+ * is not already decided by its length: every UTF-16 code unit takes 1 to 3 bytes (a
+ * surrogate pair: 2 units, 4 bytes), so length > bytesMax means too large for sure and
+ * length * 3 <= bytesMax means small enough for sure. This keeps the request path cheap.
+ */
+function exceedsUtf8Bytes(text: string, bytesMax: number): boolean {
+  if (text.length > bytesMax) return true;
+  if (text.length * 3 <= bytesMax) return false;
+  return utf8ByteLengthUpTo(text, bytesMax) > bytesMax;
+}
+
+/** UTF-8 length of `text`, or some count above `stopAbove` as soon as it passes it. */
+function utf8ByteLengthUpTo(text: string, stopAbove: number): number {
+  const length = text.length;
+  let bytes = 0;
+  for (let i = 0; i < length && bytes <= stopAbove; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) {
+      bytes += 1;
+    } else if (code < 0x800) {
+      bytes += 2;
+    } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < length) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else {
+        bytes += 3;
+      }
+    } else {
+      bytes += 3;
+    }
+  }
+  return bytes;
+}
+
+function describeLength(text: string, bytesMax: number): string {
+  // Only the request path's error message: count exactly when cheap, else give a bound.
+  return text.length > bytesMax * 4 ? `at least ${text.length} bytes` : `${utf8ByteLength(text)} bytes`;
+}

@@ -1,0 +1,166 @@
+/**
+ * The replicated key-value state machine: applies committed log entries to a KvBackend
+ * and answers reads from it. Owns the meaning of a command (versions, compare-and-set,
+ * delete) and the client dedup table (a retried request is answered from its cached
+ * reply, never applied twice).
+ *
+ * Must never: depend on anything but the entries and the backend's state (no clock, no
+ * randomness, no local configuration such as size limits: every replica applying the
+ * same entries must reach the same state and the same replies), skip or reorder an
+ * entry, or apply part of a batch (one backend.write per batch: data, dedup table and
+ * applied index commit together).
+ *
+ * Versions: a write's version is the index of the entry that carries it, so versions are
+ * unique cluster-wide and increase. A delete of a missing key still consumes its index
+ * (returns deleted: false with that version), which keeps "version = index" uniform.
+ *
+ * Dedup: a command with a requestId is checked against the client's record first. Same
+ * seq: the cached reply, nothing applied. Lower seq: stale_request (its reply is gone).
+ * Higher seq: applied, and its reply (conflicts included, so a retried CAS answers the
+ * same) replaces the record. The table holds at most `dedupClientsMax` clients; beyond
+ * that the client with the oldest record (lowest index) is evicted, which every replica
+ * does identically. A client evicted and then retrying an old request gets it applied
+ * again; the bound must be large enough that this only affects long-idle clients.
+ */
+
+import { assert, unreachable } from '../stdx/assert.js';
+import type { Entry } from '../core/types.js';
+import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
+import { decodeCommand, decodeResult, encodeResult } from './codec.js';
+import type { KvCommand, KvResult } from './types.js';
+
+export interface KvStateMachineOptions {
+  /** Most client sessions kept in the dedup table; the oldest is evicted past it. */
+  readonly dedupClientsMax: number;
+}
+
+export interface KvStateMachine {
+  /**
+   * Applies committed entries, in order, in one backend transaction, and returns the
+   * result of each `normal` entry keyed by its index. `noop` and `config` entries only
+   * advance the applied index. Entries at or below `appliedIndex()` are skipped (they are
+   * re-delivered after a restart); the rest must continue it without a gap, else this
+   * throws (a bug in the caller). Throws on an entry that does not decode (corruption).
+   * Effects are visible to reads on return, durable when the backend says so.
+   */
+  apply(entries: readonly Entry[]): Map<number, KvResult>;
+  get(key: string): KvRecord | undefined;
+  /** Keys starting with `prefix`, strictly after `after`, in UTF-8 byte order, at most `limit`. */
+  range(prefix: string, after: string | undefined, limit: number): KvItem[];
+  appliedIndex(): number;
+  keyCount(): number;
+}
+
+export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
+  const dedupClientsMax = options.dedupClientsMax;
+  if (!Number.isSafeInteger(dedupClientsMax) || dedupClientsMax < 1) {
+    throw new RangeError(`dedupClientsMax must be a positive safe integer, got ${String(dedupClientsMax)}`);
+  }
+
+  const apply = (entries: readonly Entry[]): Map<number, KvResult> => {
+    const results = new Map<number, KvResult>();
+    const first = entries[0];
+    const last = entries[entries.length - 1];
+    if (first === undefined || last === undefined) return results;
+
+    for (let i = 0; i < entries.length; i++) {
+      const index = entries[i]?.index;
+      assert(
+        Number.isSafeInteger(first.index) && first.index >= 1 && index === first.index + i,
+        () => `Cannot apply entries: not contiguous, entry ${i} has index ${String(index)}, expected ${first.index + i}`,
+      );
+    }
+    const appliedIndex = backend.appliedIndex();
+    if (last.index <= appliedIndex) return results;
+    assert(
+      first.index <= appliedIndex + 1,
+      () => `Cannot apply entries from ${first.index}: applied index is ${appliedIndex}, entries ${appliedIndex + 1}..${first.index - 1} are missing`,
+    );
+
+    // Decode everything before the transaction opens: a corrupt entry then throws with
+    // nothing written, instead of in the middle of a batch.
+    const pending: { readonly index: number; readonly command: KvCommand | null }[] = [];
+    for (const entry of entries) {
+      if (entry.index <= appliedIndex) continue;
+      switch (entry.kind) {
+        case 'normal':
+          pending.push({ index: entry.index, command: decodeEntry(entry) });
+          break;
+        case 'noop':
+        case 'config':
+          break;
+        default:
+          unreachable(entry.kind, 'entry kind');
+      }
+    }
+
+    backend.write(last.index, (tx) => {
+      for (const { index, command } of pending) {
+        if (command !== null) results.set(index, applyCommand(tx, command, index));
+      }
+    });
+    return results;
+  };
+
+  const applyCommand = (tx: KvWriter, command: KvCommand, index: number): KvResult => {
+    const requestId = command.requestId;
+    if (requestId === undefined) return execute(tx, command, index);
+
+    const previous = tx.getDedup(requestId.clientId);
+    if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
+    if (previous !== undefined && requestId.seq < previous.seq) {
+      return { ok: false, error: 'stale_request', key: command.key, lastSeq: previous.seq };
+    }
+
+    const result = execute(tx, command, index);
+    tx.putDedup({ clientId: requestId.clientId, seq: requestId.seq, index, reply: encodeResult(result) });
+    const excess = tx.dedupCount() - dedupClientsMax;
+    if (excess > 0) {
+      // The record just written has the highest index of all, so it is never evicted.
+      for (const record of tx.oldestDedup(excess)) tx.deleteDedup(record.clientId);
+    }
+    return result;
+  };
+
+  return {
+    apply,
+    get: (key) => backend.get(key),
+    range: (prefix, after, limit) => backend.range(prefix, after, limit),
+    appliedIndex: () => backend.appliedIndex(),
+    keyCount: () => backend.keyCount(),
+  };
+}
+
+function decodeEntry(entry: Entry): KvCommand {
+  try {
+    return decodeCommand(entry.data);
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    throw new Error(`Cannot apply entry ${entry.index} (term ${entry.term}): ${message}`, { cause });
+  }
+}
+
+/** Applies one command with no dedup concerns; `index` is the version it writes. */
+function execute(tx: KvWriter, command: KvCommand, index: number): KvResult {
+  const current = tx.get(command.key);
+  const actualVersion = current?.version ?? 0;
+  if (command.ifVersion !== undefined && command.ifVersion !== actualVersion) {
+    return {
+      ok: false,
+      error: 'version_conflict',
+      key: command.key,
+      expectedVersion: command.ifVersion,
+      actualVersion,
+    };
+  }
+  switch (command.op) {
+    case 'put':
+      tx.put(command.key, { value: command.value, version: index });
+      return { ok: true, op: 'put', key: command.key, version: index };
+    case 'delete':
+      if (current !== undefined) tx.delete(command.key);
+      return { ok: true, op: 'delete', key: command.key, version: index, deleted: current !== undefined };
+    default:
+      return unreachable(command, 'command op');
+  }
+}

@@ -1,0 +1,580 @@
+/**
+ * The node driver: feeds the core and carries out its Ready, in this fixed order
+ * (see core/types.ts `Ready`):
+ *
+ *   1. send `messages` and anything `takeMessages()` yields (leader appends, heartbeats);
+ *   2. persist snapshot + entries + hard state, and wait for the flush (`onDurable`);
+ *   3. send `messagesAfterPersist` (votes, append acks: they promise durability);
+ *   4. apply `committed` entries, answer the writes they complete, serve reads;
+ *   5. `advance()`, then look for the next Ready. One Ready is in flight at a time; the
+ *      proposals and messages that arrive meanwhile form the next one (group commit).
+ *
+ * Every decision here is synchronous: finished I/O comes back as a call (`onDurable`,
+ * `receive`, `tick`), never as code resuming after an await, so the simulator drives
+ * this same driver from its own event queue. Time is `tick()`; deadlines are in ticks.
+ * It owns no timer (node/ticker.ts does) and never touches the disk or network except
+ * through the NodeStorage and PeerTransport interfaces.
+ */
+
+import { RaftCore, type PlantedBugs } from '../core/raft.js';
+import type { Entry, NodeId, ReadState, Ready } from '../core/types.js';
+import { encodeCommand } from '../kv/codec.js';
+import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
+import type { KvCommand, KvResult } from '../kv/types.js';
+import { assert } from '../stdx/assert.js';
+import type { Prng } from '../stdx/prng.js';
+import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
+import type { PeerTransport } from '../transport/types.js';
+import { QkvError } from '../wire/errors.js';
+import type { LeaderInfo, StatusResponse } from '../wire/types.js';
+import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
+import type { KvNode, ListOptions, ReadOptions } from './types.js';
+
+export interface DriverOptions {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  /** This node's client URL, shown in /status and to forwarding peers. */
+  readonly selfHttp: string | null;
+  readonly pid: number;
+  /** Real milliseconds per tick (only used to convert client timeouts into ticks). */
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly pinnedLeader: NodeId | null;
+  readonly inflightMessagesMax: number;
+  readonly appendBytesMax: number;
+  readonly appendEntriesMax: number;
+  readonly uncommittedEntriesMax: number;
+  readonly readsPendingMax: number;
+  /** Client writes waiting for their entry to apply. Beyond it: busy. */
+  readonly pendingWritesMax: number;
+  readonly applyEntriesMax: number;
+  /** Compact the log once it holds more entries than this (keeping the newer half). */
+  readonly logEntriesMax: number;
+  readonly snapshotChunkBytes: number;
+  readonly snapshotTimeoutTicks: number;
+  readonly dedupClientsMax: number;
+}
+
+export interface DriverDeps {
+  readonly storage: NodeStorage;
+  readonly transport: PeerTransport<PeerMessage>;
+  readonly prng: Prng;
+  /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
+  readonly schedule: (fn: () => void) => void;
+  /** A broken invariant or failed flush: the node must stop (recovery takes over). */
+  readonly onFatal: (error: Error) => void;
+  /** Optional observer of every Ready, for the simulator's checkers and metrics. */
+  readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
+  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, KvResult>) => void;
+}
+
+type Callback<T> = (error: QkvError | null, value?: T) => void;
+
+interface PendingWrite {
+  readonly term: number;
+  readonly deadlineTick: number;
+  readonly callback: Callback<KvResult>;
+}
+
+interface PendingRead {
+  readonly deadlineTick: number;
+  /** Set once the core confirmed leadership: serve when applied >= index. */
+  index: number | null;
+  readonly serve: () => void;
+  readonly fail: (error: QkvError) => void;
+}
+
+interface Waiter {
+  readonly deadlineTick: number;
+  readonly ready: () => boolean;
+  readonly done: (ok: boolean) => void;
+}
+
+interface OutgoingSnapshot {
+  readonly source: SnapshotSource;
+  readonly term: number;
+  seq: number;
+}
+
+export class NodeDriver implements KvNode {
+  readonly id: NodeId;
+  readonly core: RaftCore;
+  readonly stateMachine: KvStateMachine;
+  private readonly opts: DriverOptions;
+  private readonly deps: DriverDeps;
+
+  private nowTick = 0;
+  private readyInFlight = false;
+  private processScheduled = false;
+  private stopped = false;
+
+  private pendingWrites = new Map<number, PendingWrite>();
+  private pendingReads = new Map<number, PendingRead>();
+  /** Reads and session waits blocked on the applied index. */
+  private waiters: Waiter[] = [];
+  private leaderWaiters: Waiter[] = [];
+  private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
+  /** Seq expected next of the snapshot being staged from the leader, or -1. */
+  private stagingSeq = -1;
+  /**
+   * A fully staged snapshot was handed to the core: until it is installed (or this tick
+   * passes, if the core declined it) no new chunk may overwrite the staging area.
+   */
+  private stagingLockedUntilTick = -1;
+  private compacting = false;
+
+  constructor(options: DriverOptions, deps: DriverDeps) {
+    this.id = options.id;
+    this.opts = options;
+    this.deps = deps;
+    assert(deps.storage.identity()?.nodeId === options.id, () => `storage belongs to ${deps.storage.identity()?.nodeId ?? 'nobody'}, not ${options.id}`);
+    this.stateMachine = createKvStateMachine(deps.storage.kv, { dedupClientsMax: options.dedupClientsMax });
+    this.core = new RaftCore({
+      id: options.id,
+      log: deps.storage.log,
+      hardState: deps.storage.hardState(),
+      appliedIndex: this.stateMachine.appliedIndex(),
+      prng: deps.prng,
+      electionTimeoutTicks: options.electionTimeoutTicks,
+      heartbeatIntervalTicks: options.heartbeatIntervalTicks,
+      preVote: options.preVote,
+      checkQuorum: options.checkQuorum,
+      inflightMessagesMax: options.inflightMessagesMax,
+      appendBytesMax: options.appendBytesMax,
+      appendEntriesMax: options.appendEntriesMax,
+      uncommittedEntriesMax: options.uncommittedEntriesMax,
+      readsPendingMax: options.readsPendingMax,
+      applyEntriesMax: options.applyEntriesMax,
+      applyBytesMax: options.appendBytesMax,
+      snapshotTimeoutTicks: options.snapshotTimeoutTicks,
+      pinnedLeader: options.pinnedLeader,
+    });
+    deps.transport.onMessage((from, raw) => this.receive(from, raw));
+    this.scheduleProcess();
+  }
+
+  /** Test-only: plant a classic bug in the core (simulator checkers must catch it). */
+  plant(bugs: PlantedBugs): void {
+    this.core.planted = bugs;
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Inputs
+
+  tick(): void {
+    if (this.stopped) return;
+    this.nowTick++;
+    this.core.tick();
+    this.expireDeadlines();
+    this.continueSnapshots();
+    this.process();
+  }
+
+  receive(from: NodeId, raw: unknown): void {
+    if (this.stopped) return;
+    const m = decodePeerMessage(raw, from);
+    if (typeof m === 'string') return; // malformed or misaddressed: dropped (Raft tolerates loss)
+    if (m.to !== this.id) return;
+    if (m.type === 'snapshotChunk') {
+      this.receiveSnapshotChunk(m);
+    } else {
+      this.core.step(m);
+    }
+    this.scheduleProcess();
+  }
+
+  /** Stops taking inputs; pending requests fail with shutting_down. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    const err = new QkvError('shutting_down', 'the node is stopping', {}, 1000);
+    for (const w of this.pendingWrites.values()) w.callback(new QkvError('outcome_unknown', 'the node stopped before the write was applied', {}, 1000));
+    for (const r of this.pendingReads.values()) r.fail(err);
+    for (const w of [...this.waiters, ...this.leaderWaiters]) w.done(false);
+    this.pendingWrites.clear();
+    this.pendingReads.clear();
+    this.waiters = [];
+    this.leaderWaiters = [];
+    for (const s of this.outgoingSnapshots.values()) s.source.close();
+    this.outgoingSnapshots.clear();
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Client operations, callback style (the simulator uses these directly)
+
+  submitWrite(command: KvCommand, timeoutMs: number, callback: Callback<KvResult>): void {
+    if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    if (this.pendingWrites.size >= this.opts.pendingWritesMax) {
+      return callback(new QkvError('busy', `${this.pendingWrites.size} writes already pending`, {}, 100));
+    }
+    const r = this.core.propose([{ kind: 'normal', data: encodeCommand(command) }]);
+    if (!r.ok) {
+      if (r.reason === 'notLeader') return callback(this.notLeaderError());
+      return callback(new QkvError('busy', `${r.uncommittedEntries} entries not yet committed`, {}, 100));
+    }
+    this.pendingWrites.set(r.index, { term: r.term, deadlineTick: this.deadline(timeoutMs), callback });
+    this.scheduleProcess();
+  }
+
+  submitRead<T>(options: ReadOptions, read: () => T, callback: Callback<T>): void {
+    if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    const serveLocal = (): void => {
+      try {
+        callback(null, read());
+      } catch (e) {
+        this.deps.onFatal(e as Error);
+      }
+    };
+    if (options.minVersion !== undefined && options.minVersion > this.stateMachine.appliedIndex()) {
+      // Session read: wait (bounded) until this node has applied the version asked for.
+      const minVersion = options.minVersion;
+      this.waiters.push({
+        deadlineTick: this.deadline(options.timeoutMs),
+        ready: () => this.stateMachine.appliedIndex() >= minVersion,
+        done: (ok) => (ok ? this.submitRead({ ...options, minVersion: 0 }, read, callback) : callback(new QkvError('timeout', `version ${minVersion} not applied here within ${options.timeoutMs} ms`, { minVersion }, 100))),
+      });
+      return;
+    }
+    if (options.consistency === 'local') return serveLocal();
+    if (options.consistency === 'leader') {
+      if (this.core.status().role !== 'leader') return callback(this.notLeaderError());
+      return serveLocal();
+    }
+    const r = this.core.readIndex();
+    if (!r.ok) {
+      if (r.reason === 'notLeader') return callback(this.notLeaderError());
+      return callback(new QkvError('busy', `${r.pendingReads} reads pending`, {}, 100));
+    }
+    this.pendingReads.set(r.requestId, {
+      deadlineTick: this.deadline(options.timeoutMs),
+      index: null,
+      serve: serveLocal,
+      fail: (e) => callback(e),
+    });
+    this.scheduleProcess();
+  }
+
+  // -----------------------------------------------------------------------------------
+  // KvNode (promise style, for api/)
+
+  leader(): LeaderInfo | null {
+    const id = this.core.status().leader;
+    if (id === null) return null;
+    if (id === this.id) return { id, http: this.opts.selfHttp };
+    return { id, http: this.deps.transport.peerMeta(id)?.['http'] ?? null };
+  }
+
+  write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult> {
+    return new Promise((resolve, reject) => this.submitWrite(command, options.timeoutMs, (err, v) => (err ? reject(err) : resolve(v as KvResult))));
+  }
+
+  read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
+    return new Promise((resolve, reject) =>
+      this.submitRead(options, () => this.stateMachine.get(key), (err, v) => (err ? reject(err) : resolve(v))),
+    );
+  }
+
+  list(options: ListOptions): Promise<KvItem[]> {
+    return new Promise((resolve, reject) =>
+      this.submitRead(options, () => this.stateMachine.range(options.prefix, options.after, options.limit), (err, v) => (err ? reject(err) : resolve(v as KvItem[]))),
+    );
+  }
+
+  waitForLeader(timeoutMs: number): Promise<LeaderInfo | null> {
+    const now = this.leader();
+    if (now !== null) return Promise.resolve(now);
+    return new Promise((resolve) => {
+      this.leaderWaiters.push({
+        deadlineTick: this.deadline(timeoutMs),
+        ready: () => this.core.status().leader !== null,
+        done: () => resolve(this.leader()),
+      });
+    });
+  }
+
+  dumpStore(after: string | undefined, limit: number): KvItem[] {
+    return this.stateMachine.range('', after, limit);
+  }
+
+  status(): StatusResponse {
+    const s = this.core.status();
+    const isLeader = s.role === 'leader';
+    const progress = new Map(s.progress.map((p) => [p.id, p]));
+    const role = s.role === 'preCandidate' ? 'candidate' : s.role;
+    return {
+      id: this.id,
+      clusterId: this.opts.clusterId,
+      pid: this.opts.pid,
+      role,
+      term: s.term,
+      leader: this.leader(),
+      commitIndex: s.commitIndex,
+      ackedIndex: s.ackedIndex,
+      appliedIndex: this.stateMachine.appliedIndex(),
+      lastIndex: s.lastIndex,
+      firstIndex: s.firstIndex,
+      keyCount: this.stateMachine.keyCount(),
+      mode: { writeQuorum: s.config.writeQuorum, topology: s.config.topology, sinceIndex: s.configIndex },
+      peers: s.config.members
+        .filter((m) => m !== this.id)
+        .map((id) => {
+          const p = progress.get(id);
+          const link = this.deps.transport.peerState(id);
+          return {
+            id,
+            http: this.deps.transport.peerMeta(id)?.['http'] ?? null,
+            matchIndex: isLeader ? (p?.match ?? 0) : null,
+            lag: isLeader ? s.lastIndex - (p?.match ?? 0) : null,
+            reachable: isLeader ? (p?.recentActive ?? false) || link.connected : link.connected,
+          };
+        }),
+      rollbackCount: 0,
+      uptimeMs: this.nowTick * this.opts.tickMs,
+    };
+  }
+
+  // -----------------------------------------------------------------------------------
+  // The Ready loop
+
+  private scheduleProcess(): void {
+    if (this.processScheduled || this.stopped) return;
+    this.processScheduled = true;
+    this.deps.schedule(() => {
+      this.processScheduled = false;
+      this.process();
+    });
+  }
+
+  private process(): void {
+    if (this.stopped) return;
+    try {
+      this.sendAll(this.core.takeMessages());
+      // Durable, acknowledged entries and confirmed reads never wait for the Ready in flight.
+      while (this.core.hasApplicable()) {
+        const { committed, readStates } = this.core.takeApplicable();
+        this.applyAndServe(committed, readStates);
+      }
+    } catch (e) {
+      return this.fatal(e as Error);
+    }
+    if (this.readyInFlight || !this.core.hasReady()) return;
+    const rd = this.core.ready();
+    this.readyInFlight = true;
+    this.deps.onReady?.(rd, this);
+    this.sendAll(rd.messages);
+    try {
+      this.applyAndServe(rd.committed, rd.readStates);
+    } catch (e) {
+      return this.fatal(e as Error);
+    }
+    if (this.core.planted.ackBeforeFlush === true) this.sendAll(rd.messagesAfterPersist);
+    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, (error) => {
+        if (error !== null) return this.fatal(error);
+        if (rd.snapshot !== null) this.stagingLockedUntilTick = -1;
+        this.afterPersist(rd);
+      });
+    } else {
+      this.afterPersist(rd);
+    }
+  }
+
+  private afterPersist(rd: Ready): void {
+    if (this.stopped) return;
+    try {
+      if (this.core.planted.ackBeforeFlush !== true) this.sendAll(rd.messagesAfterPersist);
+      if (rd.softState !== null && rd.softState.role !== 'leader') this.failReadsOnLostLeadership();
+      if (rd.softState !== null && rd.softState.leader !== null) this.releaseWaiters(this.leaderWaiters);
+      for (const to of rd.snapshotsToSend) this.startSnapshot(to);
+      this.core.advance(rd);
+    } catch (e) {
+      return this.fatal(e as Error);
+    }
+    this.readyInFlight = false;
+    this.maybeCompact();
+    this.process();
+  }
+
+  private applyAndServe(committed: readonly Entry[], readStates: readonly ReadState[]): void {
+    this.applyCommitted(committed);
+    for (const rs of readStates) {
+      const pending = this.pendingReads.get(rs.requestId);
+      if (pending !== undefined) pending.index = rs.index;
+    }
+    if (committed.length > 0 || readStates.length > 0) {
+      this.serveReads();
+      this.releaseWaiters(this.waiters);
+    }
+  }
+
+  private applyCommitted(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const results = this.stateMachine.apply(entries);
+    this.deps.onApplied?.(entries, results);
+    for (const e of entries) {
+      const pending = this.pendingWrites.get(e.index);
+      if (pending === undefined) continue;
+      this.pendingWrites.delete(e.index);
+      if (e.term !== pending.term) {
+        // Another leader's entry took this index: ours was never committed.
+        pending.callback(new QkvError('not_leader', 'leadership changed before the write committed; it was not applied', { leader: this.leader() }, 100));
+        continue;
+      }
+      const result = results.get(e.index);
+      if (e.kind === 'normal') {
+        assert(result !== undefined, () => `no result for applied entry ${e.index}`);
+        pending.callback(null, result);
+      } else {
+        pending.callback(null);
+      }
+    }
+  }
+
+  private serveReads(): void {
+    const applied = this.stateMachine.appliedIndex();
+    for (const [id, r] of this.pendingReads) {
+      if (r.index !== null && r.index <= applied) {
+        this.pendingReads.delete(id);
+        r.serve();
+      }
+    }
+  }
+
+  private failReadsOnLostLeadership(): void {
+    for (const r of this.pendingReads.values()) r.fail(this.notLeaderError());
+    this.pendingReads.clear();
+  }
+
+  private releaseWaiters(list: Waiter[]): void {
+    if (list.length === 0) return;
+    const keep: Waiter[] = [];
+    const done: Waiter[] = [];
+    for (const w of list) (w.ready() ? done : keep).push(w);
+    list.length = 0;
+    list.push(...keep);
+    for (const w of done) w.done(true);
+  }
+
+  private expireDeadlines(): void {
+    const now = this.nowTick;
+    const status = this.core.status();
+    for (const [index, w] of this.pendingWrites) {
+      if (w.deadlineTick > now) continue;
+      this.pendingWrites.delete(index);
+      if (status.role === 'leader' && status.term === w.term) {
+        const acks = status.progress.filter((p) => p.match >= index).length;
+        w.callback(new QkvError('quorum_timeout', `write at index ${index} not acknowledged by its quorum in time; it may still commit`, { acks, required: status.config.writeQuorum, index }, 100));
+      } else {
+        w.callback(new QkvError('outcome_unknown', `leadership changed while the write at index ${index} was in flight; it may still commit`, { index }, 100));
+      }
+    }
+    for (const [id, r] of this.pendingReads) {
+      if (r.deadlineTick > now) continue;
+      this.pendingReads.delete(id);
+      r.fail(new QkvError('timeout', 'leadership could not be confirmed in time', {}, 100));
+    }
+    for (const list of [this.waiters, this.leaderWaiters]) {
+      const expired = list.filter((w) => w.deadlineTick <= now);
+      if (expired.length === 0) continue;
+      const keep = list.filter((w) => w.deadlineTick > now);
+      list.length = 0;
+      list.push(...keep);
+      for (const w of expired) w.done(false);
+    }
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Snapshots: streamed in chunks beside the core, staged, then stepped in as one message
+
+  private startSnapshot(to: NodeId): void {
+    if (this.outgoingSnapshots.has(to)) return;
+    const source = this.deps.storage.openSnapshot(this.core.currentConfig());
+    this.outgoingSnapshots.set(to, { source, term: this.core.status().term, seq: 0 });
+    this.continueSnapshots();
+  }
+
+  /** Sends chunks while the peer's link accepts them; resumes on the next tick. */
+  private continueSnapshots(): void {
+    const status = this.core.status();
+    for (const [to, out] of this.outgoingSnapshots) {
+      if (status.role !== 'leader' || status.term !== out.term) {
+        out.source.close();
+        this.outgoingSnapshots.delete(to);
+        continue;
+      }
+      for (let sent = 0; sent < 4; sent++) {
+        const link = this.deps.transport.peerState(to);
+        if (link.queuedBytes > this.opts.snapshotChunkBytes * 4) break;
+        const chunk = out.source.readChunk(this.opts.snapshotChunkBytes);
+        if (chunk === null) break;
+        const msg: SnapshotChunkMessage = { type: 'snapshotChunk', from: this.id, to, term: out.term, meta: out.source.meta, chunk };
+        if (!this.deps.transport.send(to, msg)) {
+          // Dropped: the follower sees a gap and discards; the core retries after its timeout.
+          this.core.reportSnapshotFailed(to);
+          out.source.close();
+          this.outgoingSnapshots.delete(to);
+          break;
+        }
+        if (chunk.last) {
+          out.source.close();
+          this.outgoingSnapshots.delete(to);
+          break;
+        }
+      }
+    }
+  }
+
+  private receiveSnapshotChunk(m: SnapshotChunkMessage): void {
+    const status = this.core.status();
+    if (m.term < status.term || this.nowTick < this.stagingLockedUntilTick) return;
+    if (m.chunk.seq === 0) this.stagingSeq = 0;
+    if (m.chunk.seq !== this.stagingSeq) {
+      this.stagingSeq = -1; // a gap: drop this snapshot, the leader will send another
+      return;
+    }
+    this.deps.storage.stageSnapshotChunk(m.chunk);
+    this.stagingSeq++;
+    if (m.chunk.last) {
+      this.stagingSeq = -1;
+      this.stagingLockedUntilTick = this.nowTick + this.opts.snapshotTimeoutTicks;
+      this.core.step({ type: 'snapshot', from: m.from, to: m.to, term: m.term, meta: m.meta });
+    }
+  }
+
+  private maybeCompact(): void {
+    if (this.compacting) return;
+    const s = this.core.status();
+    if (s.lastIndex - s.firstIndex + 1 <= this.opts.logEntriesMax) return;
+    const keep = Math.floor(this.opts.logEntriesMax / 2);
+    const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex);
+    if (upTo < s.firstIndex) return;
+    this.compacting = true;
+    this.deps.storage.compact(upTo, this.core.currentConfig());
+    this.compacting = false;
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Helpers
+
+  private sendAll(messages: readonly PeerMessage[]): void {
+    for (const m of messages) this.deps.transport.send(m.to, m);
+  }
+
+  private deadline(timeoutMs: number): number {
+    return this.nowTick + Math.max(1, Math.ceil(timeoutMs / this.opts.tickMs));
+  }
+
+  private notLeaderError(): QkvError {
+    const leader = this.leader();
+    return new QkvError('not_leader', leader ? `not the leader; the leader is ${leader.id}` : 'no leader is known (election under way)', { leader }, leader ? null : 500);
+  }
+
+  private fatal(error: Error): void {
+    if (this.stopped) return;
+    this.stop();
+    this.deps.onFatal(error);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * What travels between node drivers: the core's messages, plus snapshot chunks that the
+ * driver streams beside the core. `decodePeerMessage` is the decode boundary: every
+ * field of every incoming message is checked here (safe integers, known types) so that a
+ * corrupt or hostile frame is dropped instead of reaching the core.
+ */
+
+import { configProblem } from '../core/config.js';
+import type { Entry, EntryKind, Message, NodeId, SnapshotMeta } from '../core/types.js';
+import { isIndex } from '../stdx/safe-int.js';
+import type { SnapshotChunk } from '../storage/types.js';
+
+export interface SnapshotChunkMessage {
+  readonly type: 'snapshotChunk';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly meta: SnapshotMeta;
+  readonly chunk: SnapshotChunk;
+}
+
+export type PeerMessage = Message | SnapshotChunkMessage;
+
+const entryKinds: ReadonlySet<string> = new Set<EntryKind>(['normal', 'noop', 'config']);
+
+type Raw = Record<string, unknown>;
+
+function isObj(v: unknown): v is Raw {
+  return typeof v === 'object' && v !== null;
+}
+
+function isId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256;
+}
+
+function isEntry(v: unknown): v is Entry {
+  return isObj(v) && isIndex(v['term']) && isIndex(v['index']) && typeof v['kind'] === 'string' && entryKinds.has(v['kind']) && v['data'] instanceof Uint8Array;
+}
+
+function isMeta(v: unknown): v is SnapshotMeta {
+  return isObj(v) && isIndex(v['index']) && isIndex(v['term']) && configProblem(v['config']) === null;
+}
+
+function isChunk(v: unknown): v is SnapshotChunk {
+  return (
+    isObj(v) &&
+    isIndex(v['seq']) &&
+    typeof v['last'] === 'boolean' &&
+    Array.isArray(v['items']) &&
+    v['items'].every((i) => isObj(i) && typeof i['key'] === 'string' && (typeof i['value'] === 'string' || i['value'] instanceof Uint8Array) && isIndex(i['version'])) &&
+    Array.isArray(v['dedup']) &&
+    v['dedup'].every((d) => isObj(d) && typeof d['clientId'] === 'string' && isIndex(d['seq']) && isIndex(d['index']) && d['reply'] instanceof Uint8Array)
+  );
+}
+
+/** Returns the message if it is well formed and addressed from `from`, else a reason string. */
+export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | string {
+  if (!isObj(raw)) return 'not an object';
+  const m = raw;
+  if (m['from'] !== from) return `claims to be from ${String(m['from'])} on ${from}'s connection`;
+  if (!isId(m['to']) || !isIndex(m['term'])) return 'bad to/term';
+  switch (m['type']) {
+    case 'preVote':
+    case 'vote':
+      return isIndex(m['lastIndex']) && isIndex(m['lastTerm']) ? (m as unknown as PeerMessage) : 'bad vote';
+    case 'preVoteResp':
+    case 'voteResp':
+      return typeof m['granted'] === 'boolean' ? (m as unknown as PeerMessage) : 'bad vote response';
+    case 'append':
+      return isIndex(m['prevIndex']) && isIndex(m['prevTerm']) && isIndex(m['commit']) && isIndex(m['acked']) && Array.isArray(m['entries']) && m['entries'].every(isEntry)
+        ? (m as unknown as PeerMessage)
+        : 'bad append';
+    case 'appendResp':
+      return isIndex(m['matchIndex']) && typeof m['reject'] === 'boolean' && isIndex(m['rejectedIndex']) && isIndex(m['lastIndexHint'])
+        ? (m as unknown as PeerMessage)
+        : 'bad append response';
+    case 'heartbeat':
+      return isIndex(m['commit']) && isIndex(m['acked']) && isIndex(m['readRound']) ? (m as unknown as PeerMessage) : 'bad heartbeat';
+    case 'heartbeatResp':
+      return isIndex(m['readRound']) ? (m as unknown as PeerMessage) : 'bad heartbeat response';
+    case 'snapshot':
+      return isMeta(m['meta']) ? (m as unknown as PeerMessage) : 'bad snapshot';
+    case 'snapshotChunk':
+      return isMeta(m['meta']) && isChunk(m['chunk']) ? (m as unknown as PeerMessage) : 'bad snapshot chunk';
+    default:
+      return `unknown message type ${String(m['type'])}`;
+  }
+}

@@ -1,0 +1,1269 @@
+/**
+ * The production storage: one LMDB environment (lmdb-js) in the node's data directory
+ * holding the log, hard state, identity, snapshot meta, the kv data with its applied index,
+ * the client dedup table and snapshot staging.
+ *
+ * Durability: a write is acknowledged (`onDurable`) only from lmdb-js's *flushed* promise
+ * (fsync done), never from *committed*. Writes queued in one event turn share one LMDB
+ * transaction and one fsync (lmdb-js event-turn batching); each persist batch, kv write and
+ * install is additionally wrapped in `batch()`, an explicit atomic block, so a crash leaves
+ * all of it or none of it.
+ *
+ * Visibility: writes are visible to the synchronous reads of this process the moment they
+ * are queued. lmdb-js only shows a write after its transaction commits, so this module keeps
+ * what is queued but not yet committed in memory: the log tail (first/last index and the
+ * entries themselves; committed entries stay there too as a read cache bounded by
+ * logCacheBytesMax, so replication reads of fresh entries skip LMDB) and a kv overlay per
+ * slot (point writes and deletes; the dedup table and the applied index are held in memory
+ * outright). Overlay entries are dropped when the write that made them commits (lmdb-js
+ * renews its read transaction before resolving the commit); reads consult the overlay first.
+ *
+ * Layout (named databases): `log` (index -> [kind u8][term f64][data]), `meta` (msgpack:
+ * format, hardState, snapshot, applied, kvSlot, identity), and two kv slots `kv0/dedup0`,
+ * `kv1/dedup1`. One slot is live; the other stages an incoming snapshot. Installing it flips
+ * `meta.kvSlot` in the same transaction that resets the log, so an install is atomic and
+ * costs O(1) however large the state machine is; the old slot is cleared afterwards.
+ *
+ * Must never: acknowledge before the flush, run a synchronous LMDB write transaction or any
+ * sync fs call after open, delete log entries beyond kv.durableAppliedIndex(), or put an
+ * unbounded amount of work into one transaction on the hot path (compaction deletes in
+ * chunks; the one unbounded case, an install or truncation that drops a huge divergent log
+ * tail, is rare and runs on lmdb-js's writer thread, not the event loop).
+ */
+
+import { mkdir } from 'node:fs/promises';
+import { open } from 'lmdb';
+import type { Database, RootDatabase, RootDatabaseOptionsWithPath, Transaction } from 'lmdb';
+import type { ClusterConfig, Entry, EntryKind, HardState, LogReader, SnapshotMeta } from '../core/types.js';
+import { assert, AssertionError } from '../stdx/assert.js';
+import { checkIndex, isIndex } from '../stdx/safe-int.js';
+import {
+  ArrayCursor,
+  assembleChunk,
+  checkDedupRecord,
+  checkEntriesRange,
+  checkIdentity,
+  checkKey,
+  checkPersistBatch,
+  checkRecord,
+  compactionMeta,
+  compareUtf8,
+  DedupTable,
+  freshHardState,
+  initialSnapshotMeta,
+  KV_KEY_BYTES_MAX,
+  logEntryBytes,
+  LONE_SURROGATE,
+  snapshotSourceMeta,
+  StagingTracker,
+} from './memory.js';
+import type { LogBounds, Peekable } from './memory.js';
+import type {
+  DedupRecord,
+  KvBackend,
+  KvItem,
+  KvRecord,
+  KvWriter,
+  NodeIdentity,
+  NodeStorage,
+  PersistBatch,
+  SnapshotChunk,
+  SnapshotSource,
+  StorageOptions,
+} from './types.js';
+
+export interface LmdbStorageOptions extends StorageOptions {
+  readonly dataDir: string;
+  /**
+   * A flush that makes no progress for this long fails the storage (every waiting
+   * `onDurable` gets the error): a hung disk is as fatal as a failed one. Default 30 000.
+   */
+  readonly flushTimeoutMs?: number;
+  /** Log entries deleted per compaction transaction. Default 4096. */
+  readonly compactEntriesPerTxnMax?: number;
+  /**
+   * Recently written log entries kept in memory after they commit (counted as in
+   * `entries()`), so replication reads of fresh entries never touch LMDB. Default 8 MiB.
+   */
+  readonly logCacheBytesMax?: number;
+}
+
+export interface LmdbStorageStats {
+  /** LMDB's id of the last committed write transaction; each commit costs at most one fsync. */
+  readonly lastTxnId: number;
+  /** Flush completions seen; each acknowledges every write queued before it. */
+  readonly flushesCompleted: number;
+  readonly writesQueued: number;
+  readonly writesDurable: number;
+  /** Queued kv writes (keys) not yet committed, i.e. served from memory. */
+  readonly overlayKeys: number;
+  /** Log entries queued but not yet committed, i.e. served from memory. */
+  readonly uncommittedLogEntries: number;
+  /** True while compacted log entries are still being deleted in the background. */
+  readonly compactionRunning: boolean;
+}
+
+export interface LmdbStorage extends NodeStorage {
+  stats(): LmdbStorageStats;
+}
+
+const FORMAT_VERSION = 1;
+const FLUSH_TIMEOUT_MS_DEFAULT = 30_000;
+const COMPACT_ENTRIES_PER_TXN_DEFAULT = 4096;
+const LOG_CACHE_BYTES_DEFAULT = 8 << 20;
+const ENTRY_HEADER_BYTES = 9;
+const RECORD_HEADER_BYTES = 9;
+const DEDUP_HEADER_BYTES = 16;
+const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config'];
+const ENTRY_KIND_CODES: Readonly<Record<EntryKind, number>> = { normal: 0, noop: 1, config: 2 };
+const VALUE_STRING = 0;
+const VALUE_BYTES = 1;
+/** A string with lone surrogates (no UTF-8 form), stored as UTF-16LE code units so it round-trips exactly. */
+const VALUE_STRING_UTF16 = 2;
+/** Marks an overlay entry written by a kv write whose LMDB batch is not queued yet. */
+const SEQ_UNASSIGNED = Number.MAX_SAFE_INTEGER;
+
+type DurableCallback = (error: Error | null) => void;
+type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown> };
+type BinaryDb = Database<Buffer, Buffer>;
+type LogDb = Database<Buffer, number>;
+type MetaDb = Database<unknown, string>;
+
+export async function openLmdbStorage(options: LmdbStorageOptions): Promise<LmdbStorage> {
+  checkIndex(options.snapshotBytesMax, 'snapshotBytesMax');
+  await mkdir(options.dataDir, { recursive: true });
+  // Every option that matters for durability or layout is spelled out (STYLE.md 14).
+  const rootOptions: RootDatabaseOptionsWithPath & { safeRestore: boolean } = {
+    path: options.dataDir,
+    maxDbs: 16,
+    pageSize: 4096, // fixes LMDB's key size limit at 1978 bytes (KV_KEY_BYTES_MAX)
+    noSync: false, // durability is the point
+    noMetaSync: false,
+    // Commit makes a transaction visible; the fsync runs after it, outside the writer lock,
+    // overlapping the next transaction. We acknowledge only from `flushed`.
+    overlappingSync: true,
+    separateFlushed: true, // each write promise carries `.flushed`
+    // After a process crash the OS still has the committed pages; use them. After a power
+    // loss LMDB falls back to the last flushed meta page by itself (boot id check).
+    safeRestore: false,
+    eventTurnBatching: true, // group commit: one transaction per event turn
+    commitDelay: 0,
+    useWritemap: false,
+    remapChunks: false,
+    compression: false,
+    cache: false,
+    encoding: 'binary',
+  };
+  const root: RootDatabase = open(rootOptions);
+  try {
+    return openStorage(root, options);
+  } catch (error) {
+    await root.close();
+    throw error;
+  }
+}
+
+// --- codecs ------------------------------------------------------------------------------
+
+function encodeEntry(entry: Entry): Buffer {
+  const buffer = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + entry.data.byteLength);
+  buffer[0] = ENTRY_KIND_CODES[entry.kind];
+  buffer.writeDoubleLE(entry.term, 1);
+  buffer.set(entry.data, ENTRY_HEADER_BYTES);
+  return buffer;
+}
+
+function decodeEntry(index: number, buffer: Buffer): Entry {
+  assert(buffer.length >= ENTRY_HEADER_BYTES, () => `log entry ${index} is corrupt: ${buffer.length} bytes`);
+  const kind = ENTRY_KINDS[buffer[0] as number];
+  assert(kind !== undefined, () => `log entry ${index} is corrupt: kind code ${buffer[0]}`);
+  const term = buffer.readDoubleLE(1);
+  assert(isIndex(term), () => `log entry ${index} is corrupt: term ${term}`);
+  // `buffer` is lmdb-js's private copy of the value, so a view of it is safe to hand out.
+  const data = new Uint8Array(buffer.buffer, buffer.byteOffset + ENTRY_HEADER_BYTES, buffer.length - ENTRY_HEADER_BYTES);
+  return { index, term, kind, data };
+}
+
+function encodeRecord(record: KvRecord): Buffer {
+  const { value } = record;
+  let buffer: Buffer;
+  if (typeof value === 'string') {
+    const encoding = LONE_SURROGATE.test(value) ? 'utf16le' : 'utf8';
+    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + Buffer.byteLength(value, encoding));
+    buffer[0] = encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16;
+    buffer.write(value, RECORD_HEADER_BYTES, encoding);
+  } else {
+    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.byteLength);
+    buffer[0] = VALUE_BYTES;
+    buffer.set(value, RECORD_HEADER_BYTES);
+  }
+  buffer.writeDoubleLE(record.version, 1);
+  return buffer;
+}
+
+function decodeRecord(key: string, buffer: Buffer): KvRecord {
+  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
+  const version = buffer.readDoubleLE(1);
+  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
+  const tag = buffer[0];
+  if (tag === VALUE_STRING) return { value: buffer.toString('utf8', RECORD_HEADER_BYTES), version };
+  if (tag === VALUE_STRING_UTF16) return { value: buffer.toString('utf16le', RECORD_HEADER_BYTES), version };
+  assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
+  return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
+}
+
+function encodeDedup(record: DedupRecord): Buffer {
+  const buffer = Buffer.allocUnsafe(DEDUP_HEADER_BYTES + record.reply.byteLength);
+  buffer.writeDoubleLE(record.seq, 0);
+  buffer.writeDoubleLE(record.index, 8);
+  buffer.set(record.reply, DEDUP_HEADER_BYTES);
+  return buffer;
+}
+
+function decodeDedup(clientId: string, buffer: Buffer): DedupRecord {
+  assert(buffer.length >= DEDUP_HEADER_BYTES, () => `dedup record ${JSON.stringify(clientId)} is corrupt`);
+  const seq = buffer.readDoubleLE(0);
+  const index = buffer.readDoubleLE(8);
+  assert(isIndex(seq) && isIndex(index), () => `dedup record ${JSON.stringify(clientId)} is corrupt: seq ${seq}, index ${index}`);
+  const reply = new Uint8Array(buffer.buffer, buffer.byteOffset + DEDUP_HEADER_BYTES, buffer.length - DEDUP_HEADER_BYTES);
+  return { clientId, seq, index, reply };
+}
+
+function keyBytes(key: string): Buffer {
+  return Buffer.from(key, 'utf8');
+}
+
+/** Scratch space for lookup keys: lmdb-js copies a key before `get` returns, so reuse is safe. */
+const LOOKUP_KEY = Buffer.allocUnsafe(KV_KEY_BYTES_MAX * 3);
+
+/** The UTF-8 bytes of `key` in scratch space (valid until the next call), or null if no such key can exist. */
+function lookupKey(key: string): Buffer | null {
+  if (key.length === 0 || key.length > KV_KEY_BYTES_MAX) return null;
+  const n = LOOKUP_KEY.write(key, 0, 'utf8'); // at most 3 bytes per UTF-16 unit: never truncated
+  return n > KV_KEY_BYTES_MAX ? null : LOOKUP_KEY.subarray(0, n);
+}
+
+/** The smallest byte string greater than every string that starts with `prefix`, if any. */
+function prefixEnd(prefix: Buffer): Buffer | undefined {
+  let n = prefix.length;
+  while (n > 0 && prefix[n - 1] === 0xff) n--;
+  if (n === 0) return undefined;
+  const end = Buffer.from(prefix.subarray(0, n));
+  end[n - 1] = (end[n - 1] as number) + 1;
+  return end;
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+// --- kv slots and the overlay -----------------------------------------------------------
+
+interface OverlayEntry {
+  readonly seq: number;
+  readonly record: KvRecord | null;
+}
+
+interface OverlayItem {
+  readonly key: string;
+  readonly keyBytes: Buffer;
+  readonly record: KvRecord | null;
+}
+
+/** One of the two kv data sets (live or staging): LMDB databases plus in-memory state. */
+class KvSlot {
+  /** Latest queued-but-uncommitted write per key (null: deleted). */
+  readonly overlay = new Map<string, OverlayEntry>();
+  /** While > 0 the LMDB contents are stale (a clear is queued) and reads ignore them. */
+  baseHiddenUntilSeq = 0;
+  keyCount = 0;
+  dedup = new DedupTable();
+
+  constructor(
+    readonly id: 0 | 1,
+    readonly kvDb: BinaryDb,
+    readonly dedupDb: BinaryDb,
+  ) {}
+
+  get(key: string): KvRecord | undefined {
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending.record ?? undefined;
+    if (this.baseHiddenUntilSeq > 0) return undefined;
+    const lookup = lookupKey(key);
+    const buffer = lookup === null ? undefined : this.kvDb.get(lookup);
+    return buffer === undefined ? undefined : decodeRecord(key, buffer);
+  }
+
+  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+    assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
+    const out: KvItem[] = [];
+    const prefixBuffer = keyBytes(prefix);
+    if (limit === 0 || prefixBuffer.length > KV_KEY_BYTES_MAX) return out; // no stored key is that long
+    const afterInPrefix = after !== undefined && compareUtf8(after, prefix) >= 0;
+    // Start at `after` itself and skip it (after + 0x00 could exceed LMDB's key size limit).
+    const afterBuffer = afterInPrefix ? keyBytes(after) : undefined;
+    const start = afterBuffer === undefined ? prefixBuffer : afterBuffer.subarray(0, KV_KEY_BYTES_MAX);
+    const end = prefixEnd(prefixBuffer);
+    const overlay: OverlayItem[] = [];
+    for (const [key, entry] of this.overlay) {
+      if (key.startsWith(prefix) && (!afterInPrefix || compareUtf8(key, after) > 0)) {
+        overlay.push({ key, keyBytes: keyBytes(key), record: entry.record });
+      }
+    }
+    overlay.sort((a, b) => Buffer.compare(a.keyBytes, b.keyBytes));
+    const base = this.baseHiddenUntilSeq > 0 ? null : this.kvDb.getRange(end === undefined ? { start } : { start, end })[Symbol.iterator]();
+    const cursor = new MergedCursor(base, overlay, 0, afterBuffer);
+    try {
+      for (let item = cursor.peek(); item !== undefined && out.length < limit; item = cursor.peek()) {
+        out.push(item);
+        cursor.advance();
+      }
+    } finally {
+      cursor.close();
+    }
+    return out;
+  }
+
+  /** Drops overlay entries that the committed write `seq` made (later writes keep theirs). */
+  release(keys: readonly string[], seq: number): void {
+    for (const key of keys) {
+      if (this.overlay.get(key)?.seq === seq) this.overlay.delete(key);
+    }
+  }
+
+  /** Forgets everything in memory; the caller queues the matching LMDB clear. */
+  resetTo(clearSeq: number): void {
+    this.overlay.clear();
+    this.dedup = new DedupTable();
+    this.keyCount = 0;
+    this.baseHiddenUntilSeq = clearSeq;
+  }
+}
+
+/** Merges an LMDB range (bytes order) with sorted overlay items; the overlay wins on equal keys. */
+class MergedCursor implements Peekable<KvItem> {
+  private baseHead: { key: Buffer; value: Buffer } | undefined | null = null; // null: not fetched yet
+  private current: KvItem | undefined | null = null; // null: not computed yet
+  private fromBase = false;
+  /** Bytes of the last key consumed by `advance`, if any. */
+  lastKey: Buffer | undefined;
+
+  constructor(
+    private readonly base: Iterator<{ key: Buffer; value: Buffer }> | null,
+    private readonly overlay: readonly OverlayItem[],
+    public overlayPosition: number,
+    /** LMDB keys up to and including this one are skipped (an exclusive start). */
+    private readonly baseAfter: Buffer | undefined = undefined,
+  ) {}
+
+  peek(): KvItem | undefined {
+    if (this.current === null) this.current = this.compute();
+    return this.current;
+  }
+
+  advance(): void {
+    if (this.peek() === undefined) return;
+    if (this.fromBase) {
+      this.lastKey = (this.baseHead as { key: Buffer }).key;
+      this.baseHead = null;
+    } else {
+      this.lastKey = (this.overlay[this.overlayPosition] as OverlayItem).keyBytes;
+      this.overlayPosition++;
+    }
+    this.current = null;
+  }
+
+  close(): void {
+    this.base?.return?.();
+  }
+
+  private head(): { key: Buffer; value: Buffer } | undefined {
+    while (this.baseHead === null) {
+      const next = this.base?.next();
+      this.baseHead = next === undefined || next.done === true ? undefined : next.value;
+      if (this.baseHead !== undefined && this.baseAfter !== undefined && Buffer.compare(this.baseHead.key, this.baseAfter) <= 0) this.baseHead = null;
+    }
+    return this.baseHead;
+  }
+
+  private compute(): KvItem | undefined {
+    for (;;) {
+      const base = this.head();
+      const pending = this.overlay[this.overlayPosition];
+      if (pending === undefined) {
+        if (base === undefined) return undefined;
+        this.fromBase = true;
+        const key = base.key.toString('utf8');
+        const record = decodeRecord(key, base.value);
+        return { key, value: record.value, version: record.version };
+      }
+      const order = base === undefined ? 1 : Buffer.compare(base.key, pending.keyBytes);
+      if (order < 0 && base !== undefined) {
+        this.fromBase = true;
+        const key = base.key.toString('utf8');
+        const record = decodeRecord(key, base.value);
+        return { key, value: record.value, version: record.version };
+      }
+      if (order === 0) this.baseHead = null; // shadowed by the overlay
+      if (pending.record === null) {
+        this.overlayPosition++;
+        continue;
+      }
+      this.fromBase = false;
+      return { key: pending.key, value: pending.record.value, version: pending.record.version };
+    }
+  }
+}
+
+/** First position in `items` whose key is greater than `key`. */
+function overlayUpperBound(items: readonly OverlayItem[], key: Buffer): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (Buffer.compare((items[mid] as OverlayItem).keyBytes, key) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// --- write tracking --------------------------------------------------------------------
+
+interface PendingWrite {
+  readonly seq: number;
+  readonly onCommitted: (() => void) | null;
+  readonly onDurable: DurableCallback | null;
+  /** kv.durableAppliedIndex() once this write is flushed (if `kvEpoch` is still current). */
+  readonly durableApplied: number | null;
+  readonly kvEpoch: number;
+}
+
+interface WriteHooks {
+  readonly onCommitted?: () => void;
+  readonly onDurable?: DurableCallback;
+  readonly durableApplied?: number;
+}
+
+// --- the storage -------------------------------------------------------------------------
+
+function openStorage(root: RootDatabase, options: LmdbStorageOptions): LmdbNodeStorage {
+  const binary = { encoding: 'binary', keyEncoding: 'binary', compression: false, cache: false } as const;
+  const logDb: LogDb = root.openDB<Buffer, number>('log', { encoding: 'binary', keyEncoding: 'ordered-binary', compression: false, cache: false });
+  // msgpack without the record extension: plain maps, no shared structures to keep in sync.
+  const metaOptions = { encoding: 'msgpack', keyEncoding: 'ordered-binary', compression: false, cache: false, useRecords: false } as const;
+  const metaDb: MetaDb = root.openDB<unknown, string>('meta', metaOptions);
+  const slots: [KvSlot, KvSlot] = [
+    new KvSlot(0, root.openDB<Buffer, Buffer>('kv0', binary), root.openDB<Buffer, Buffer>('dedup0', binary)),
+    new KvSlot(1, root.openDB<Buffer, Buffer>('kv1', binary), root.openDB<Buffer, Buffer>('dedup1', binary)),
+  ];
+  return new LmdbNodeStorage(root, logDb, metaDb, slots, options);
+}
+
+class LmdbNodeStorage implements LmdbStorage {
+  readonly log: LogReader;
+  readonly kv: KvBackend;
+
+  private readonly flushTimeoutMs: number;
+  private readonly compactEntriesPerTxnMax: number;
+
+  // Write tracking: `pending[head..]` are queued and not yet durable, in seq order.
+  private writeSeq = 0;
+  private committedSeq = 0;
+  private durableSeq = 0;
+  private readonly pending: (PendingWrite | undefined)[] = [];
+  private pendingHead = 0;
+  private commitCursor = 0;
+  private flushesCompleted = 0;
+  private commitGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
+  private flushGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
+  private failure: Error | null = null;
+  private watchdog: NodeJS.Timeout | null = null;
+  private drainWaiters: (() => void)[] = [];
+  private state: 'open' | 'closing' | 'closed' = 'open';
+  private closing: Promise<void> | null = null;
+
+  // Visible state.
+  private identityValue: NodeIdentity | null;
+  private hardStateValue: HardState;
+  private snapshot: SnapshotMeta;
+  private last: number;
+  /**
+   * Entries tailStart..last held in memory: the first `tailCommitted` are committed and kept
+   * as a read cache (bounded by logCacheBytesMax), the rest are queued and may not be in
+   * LMDB yet. tailSeq[i] is the write that queued tail[i].
+   */
+  private tail: Entry[] = [];
+  private tailSeq: number[] = [];
+  private tailStart: number;
+  private tailCommitted = 0;
+  private tailBytes = 0;
+  private readonly logCacheBytesMax: number;
+  /** Every log key below this is deleted or has its delete queued. */
+  private gcFrom: number;
+  private gcLoop: Promise<void> | null = null;
+  private active: KvSlot;
+  private applied: number;
+  private durableApplied: number;
+  /** Bumped by every snapshot install: durability of older kv writes no longer says anything. */
+  private kvEpoch = 0;
+  private readonly staging: StagingTracker;
+  private readonly sources = new Set<LmdbSnapshotSource>();
+
+  constructor(
+    private readonly root: RootDatabase,
+    private readonly logDb: LogDb,
+    private readonly metaDb: MetaDb,
+    private readonly slots: [KvSlot, KvSlot],
+    options: LmdbStorageOptions,
+  ) {
+    this.flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
+    this.compactEntriesPerTxnMax = options.compactEntriesPerTxnMax ?? COMPACT_ENTRIES_PER_TXN_DEFAULT;
+    this.logCacheBytesMax = options.logCacheBytesMax ?? LOG_CACHE_BYTES_DEFAULT;
+    assert(isIndex(this.logCacheBytesMax), () => `logCacheBytesMax must be a non-negative integer, got ${this.logCacheBytesMax}`);
+    assert(Number.isSafeInteger(this.flushTimeoutMs) && this.flushTimeoutMs > 0, () => `flushTimeoutMs must be a positive integer, got ${this.flushTimeoutMs}`);
+    assert(
+      Number.isSafeInteger(this.compactEntriesPerTxnMax) && this.compactEntriesPerTxnMax > 0,
+      () => `compactEntriesPerTxnMax must be a positive integer, got ${this.compactEntriesPerTxnMax}`,
+    );
+    this.staging = new StagingTracker(options.snapshotBytesMax);
+
+    // Reads at open are synchronous memory-map reads; this is the one place they may be long.
+    const format = metaDb.get('format');
+    const fresh = format === undefined;
+    assert(fresh || format === FORMAT_VERSION, () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`);
+    this.identityValue = readIdentity(metaDb.get('identity'));
+    this.hardStateValue = readHardState(metaDb.get('hardState'));
+    this.snapshot = readSnapshotMeta(metaDb.get('snapshot')) ?? initialSnapshotMeta(options.initialConfig);
+    this.applied = checkIndex(metaDb.get('applied') ?? 0, 'stored applied index');
+    this.durableApplied = this.applied;
+    const slotId = metaDb.get('kvSlot') ?? 0;
+    assert(slotId === 0 || slotId === 1, () => `stored kv slot ${String(slotId)} is not 0 or 1`);
+
+    let lastKey: number | undefined;
+    for (const key of logDb.getKeys({ reverse: true, limit: 1 })) lastKey = key;
+    let firstKey: number | undefined;
+    for (const key of logDb.getKeys({ limit: 1 })) firstKey = key;
+    this.last = Math.max(this.snapshot.index, lastKey ?? 0);
+    if (this.last > this.snapshot.index) {
+      assert(
+        logDb.getBinaryFast(this.snapshot.index + 1) !== undefined,
+        () => `log is corrupt: entry ${this.snapshot.index + 1} (after the snapshot) is missing but entry ${this.last} exists`,
+      );
+    }
+    this.tailStart = this.last + 1;
+    this.gcFrom = firstKey !== undefined && firstKey <= this.snapshot.index ? firstKey : this.snapshot.index + 1;
+
+    this.active = slots[slotId];
+    this.active.keyCount = (this.active.kvDb.getStats() as { entryCount: number }).entryCount;
+    const dedupRecords: DedupRecord[] = [];
+    for (const { key, value } of this.active.dedupDb.getRange({})) dedupRecords.push(decodeDedup(key.toString('utf8'), value));
+    dedupRecords.sort((a, b) => a.index - b.index);
+    this.active.dedup = DedupTable.from(dedupRecords);
+    const stagingSlot = this.stagingSlot();
+    // Leftovers of an interrupted staging (or of the slot an install replaced): never read.
+    stagingSlot.resetTo(SEQ_UNASSIGNED);
+    if ((stagingSlot.kvDb.getStats() as { entryCount: number }).entryCount > 0 || (stagingSlot.dedupDb.getStats() as { entryCount: number }).entryCount > 0) {
+      this.clearSlot(stagingSlot);
+    }
+    if (fresh) this.submit(() => void metaDb.put('format', FORMAT_VERSION), {});
+
+    this.log = this.makeLogReader();
+    this.kv = this.makeKvBackend();
+    this.kickGc();
+  }
+
+  // --- NodeStorage ---------------------------------------------------------------------
+
+  hardState(): HardState {
+    return this.hardStateValue;
+  }
+
+  identity(): NodeIdentity | null {
+    return this.identityValue;
+  }
+
+  setIdentity(identity: NodeIdentity, onDurable: DurableCallback): void {
+    this.checkOpen();
+    checkIdentity(identity, this.identityValue);
+    if (this.rejectIfFailed(onDurable)) return;
+    const stored = { nodeId: identity.nodeId, clusterId: identity.clusterId };
+    this.submit(() => void this.metaDb.put('identity', stored), { onDurable });
+    this.identityValue = stored;
+  }
+
+  persist(batch: PersistBatch, onDurable: DurableCallback): void {
+    this.checkOpen();
+    checkPersistBatch(batch, this.bounds(), this.hardStateValue, this.staging.complete);
+    if (this.rejectIfFailed(onDurable)) return;
+    const { snapshot, entries, hardState } = batch;
+
+    // Log keys to delete, one range [deleteFrom, deleteTo]: everything after the snapshot
+    // on an install, the overwritten tail on a truncation.
+    let deleteFrom = Infinity;
+    const deleteTo = this.last;
+    if (snapshot !== null) deleteFrom = Math.max(this.gcFrom, snapshot.index + 1);
+    const firstEntry = entries[0];
+    if (firstEntry !== undefined) deleteFrom = Math.min(deleteFrom, firstEntry.index + entries.length);
+    const encoded = entries.map(encodeEntry);
+    const target = snapshot !== null ? this.stagingSlot() : null;
+    const appliedAfter = snapshot !== null ? snapshot.index : null;
+
+    const seq = this.submit(
+      () => {
+        for (let index = deleteFrom; index <= deleteTo; index++) void this.logDb.remove(index);
+        if (snapshot !== null && target !== null) {
+          void this.metaDb.put('snapshot', snapshot);
+          void this.metaDb.put('applied', snapshot.index);
+          void this.metaDb.put('kvSlot', target.id);
+        }
+        for (let i = 0; i < encoded.length; i++) void this.logDb.put((entries[i] as Entry).index, encoded[i] as Buffer);
+        if (hardState !== null) void this.metaDb.put('hardState', hardState);
+      },
+      {
+        onCommitted: () => this.releaseTail(seq),
+        onDurable,
+        ...(appliedAfter !== null ? { durableApplied: appliedAfter } : {}),
+      },
+      snapshot !== null, // durability of older kv writes says nothing about the installed state
+    );
+
+    if (snapshot !== null && target !== null) {
+      const previous = this.active;
+      this.active = target;
+      this.applied = snapshot.index;
+      this.durableApplied = Math.min(this.durableApplied, snapshot.index);
+      this.staging.reset();
+      this.snapshot = snapshot;
+      this.last = snapshot.index;
+      this.resetTail(snapshot.index + 1);
+      this.gcFrom = Math.min(this.gcFrom, snapshot.index + 1);
+      // Free the replaced state now rather than at the next staging: an install is rare
+      // and the clear runs on lmdb-js's writer thread.
+      this.clearSlot(previous);
+      this.kickGc();
+    }
+    if (firstEntry !== undefined) this.appendTail(entries, seq);
+    if (hardState !== null) this.hardStateValue = hardState;
+  }
+
+  compact(index: number, config: ClusterConfig): void {
+    this.checkOpen();
+    const meta = compactionMeta(index, config, this.snapshot, this.last, this.durableApplied, (i) => this.termAt(i));
+    if (meta === null || this.failure !== null) return;
+    this.submit(() => void this.metaDb.put('snapshot', meta), {});
+    this.snapshot = meta;
+    if (this.tailStart <= index) this.dropTailHead(index + 1 - this.tailStart);
+    this.kickGc();
+  }
+
+  openSnapshot(config: ClusterConfig): SnapshotSource {
+    this.checkOpen();
+    const meta = snapshotSourceMeta(this.applied, config, (i) => this.termAt(i));
+    // The read transaction holds every committed write; the overlay copy holds every queued
+    // one (entries leave the overlay only after their commit reset lmdb-js's read txn), so
+    // together they are exactly the current state, and stay so while writes continue.
+    const slot = this.active;
+    const overlay: OverlayItem[] = [];
+    for (const [key, entry] of slot.overlay) overlay.push({ key, keyBytes: keyBytes(key), record: entry.record });
+    overlay.sort((a, b) => Buffer.compare(a.keyBytes, b.keyBytes));
+    const baseHidden = slot.baseHiddenUntilSeq > 0;
+    const txn = baseHidden ? null : this.root.useReadTransaction();
+    const source = new LmdbSnapshotSource(meta, slot.kvDb, txn, overlay, slot.dedup.all(), (s) => this.sources.delete(s));
+    this.sources.add(source);
+    return source;
+  }
+
+  stageSnapshotChunk(chunk: SnapshotChunk): void {
+    this.checkOpen();
+    if (this.failure !== null) throw this.failure;
+    const restart = this.staging.accept(chunk);
+    const slot = this.stagingSlot();
+    if (restart) slot.resetTo(SEQ_UNASSIGNED);
+    const puts = chunk.items.map((item) => {
+      const record: KvRecord = { value: item.value, version: item.version };
+      return { key: item.key, keyBytes: keyBytes(item.key), record, encoded: encodeRecord(record) };
+    });
+    const dedupPuts = chunk.dedup.map((record) => ({ keyBytes: keyBytes(record.clientId), value: encodeDedup(record) }));
+    const keys = puts.map((p) => p.key);
+    const seq = this.submit(
+      () => {
+        if (restart) {
+          void slot.kvDb.clearAsync();
+          void slot.dedupDb.clearAsync();
+        }
+        for (const p of puts) void slot.kvDb.put(p.keyBytes, p.encoded);
+        for (const d of dedupPuts) void slot.dedupDb.put(d.keyBytes, d.value);
+      },
+      {
+        onCommitted: () => {
+          if (slot.baseHiddenUntilSeq === seq) slot.baseHiddenUntilSeq = 0;
+          slot.release(keys, seq);
+        },
+      },
+    );
+    if (restart) slot.baseHiddenUntilSeq = seq;
+    for (const p of puts) {
+      if (slot.get(p.key) === undefined) slot.keyCount++;
+      slot.overlay.set(p.key, { seq, record: p.record });
+    }
+    for (const record of chunk.dedup) slot.dedup.put(record);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.closeNow();
+    return this.closing;
+  }
+
+  stats(): LmdbStorageStats {
+    let overlayKeys = 0;
+    for (const slot of this.slots) overlayKeys += slot.overlay.size;
+    return {
+      lastTxnId: (this.root.getStats() as { lastTxnId: number }).lastTxnId,
+      flushesCompleted: this.flushesCompleted,
+      writesQueued: this.writeSeq,
+      writesDurable: this.durableSeq,
+      overlayKeys,
+      uncommittedLogEntries: this.tail.length - this.tailCommitted,
+      compactionRunning: this.gcLoop !== null,
+    };
+  }
+
+  // --- writes and their acknowledgement ------------------------------------------------
+
+  /**
+   * Queues `write` (lmdb-js puts/removes, run synchronously) as one atomic batch and
+   * tracks it: `onCommitted` when visible in LMDB, `onDurable` after the covering flush.
+   * Returns the write's sequence number (writes commit and flush in this order).
+   */
+  private submit(write: () => void, hooks: WriteHooks, newKvEpoch = false): number {
+    const seq = ++this.writeSeq;
+    if (newKvEpoch) this.kvEpoch++;
+    this.pending.push({
+      seq,
+      onCommitted: hooks.onCommitted ?? null,
+      onDurable: hooks.onDurable ?? null,
+      durableApplied: hooks.durableApplied ?? null,
+      kvEpoch: this.kvEpoch,
+    });
+    const committed = this.root.batch(write) as CommitPromise;
+    if (committed.flushed === undefined) {
+      // Not a per-transaction promise (lmdb-js returns a shared resolved one in some nested
+      // cases): fall back to the database-wide thenables, which cover every write so far.
+      void Promise.resolve(this.root.committed).then(
+        () => this.onCommitted(seq),
+        (error: unknown) => this.fail(toError(error)),
+      );
+      void Promise.resolve(this.root.flushed).then(
+        () => this.onFlushed(seq),
+        (error: unknown) => this.fail(toError(error)),
+      );
+    } else {
+      // lmdb-js hands every write of one transaction the same commit promise (and the same
+      // `.flushed`), so one callback per transaction acknowledges all of them: the group's
+      // seq is raised to the newest write that shares it.
+      if (committed === this.commitGroup?.promise) this.commitGroup.seq = seq;
+      else {
+        const group = { promise: committed, seq };
+        this.commitGroup = group;
+        void committed.then(
+          () => this.onCommitted(group.seq),
+          (error: unknown) => this.fail(toError(error)),
+        );
+      }
+      const flushed = committed.flushed;
+      if (flushed === this.flushGroup?.promise) this.flushGroup.seq = seq;
+      else {
+        const group = { promise: flushed, seq };
+        this.flushGroup = group;
+        void Promise.resolve(flushed).then(
+          () => this.onFlushed(group.seq),
+          (error: unknown) => this.fail(toError(error)),
+        );
+      }
+    }
+    this.armWatchdog();
+    return seq;
+  }
+
+  private onCommitted(seq: number): void {
+    if (seq <= this.committedSeq || this.failure !== null) return;
+    this.committedSeq = seq;
+    while (this.commitCursor < this.pending.length) {
+      const write = this.pending[this.commitCursor] as PendingWrite;
+      if (write.seq > seq) break;
+      this.commitCursor++;
+      write.onCommitted?.();
+    }
+  }
+
+  private onFlushed(seq: number): void {
+    // A flush implies the commit; handle the commit first even if its promise lags.
+    this.onCommitted(seq);
+    if (seq <= this.durableSeq || this.failure !== null) return;
+    this.durableSeq = seq;
+    this.flushesCompleted++;
+    const callbacks: DurableCallback[] = [];
+    while (this.pendingHead < this.pending.length) {
+      const write = this.pending[this.pendingHead] as PendingWrite;
+      if (write.seq > seq) break;
+      this.pending[this.pendingHead] = undefined;
+      this.pendingHead++;
+      if (write.durableApplied !== null && write.kvEpoch === this.kvEpoch) this.durableApplied = write.durableApplied;
+      if (write.onDurable !== null) callbacks.push(write.onDurable);
+    }
+    this.compactPending();
+    for (const callback of callbacks) callback(null);
+    if (this.durableSeq === this.writeSeq) this.wakeDrainWaiters();
+  }
+
+  private compactPending(): void {
+    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
+      this.pending.splice(0, this.pendingHead);
+      this.commitCursor -= this.pendingHead;
+      this.pendingHead = 0;
+    }
+  }
+
+  /** A failed commit or flush is fatal: every waiting write learns it, later ones too. */
+  private fail(error: Error): void {
+    if (this.failure !== null) return;
+    this.failure = error;
+    const waiting = this.pending.slice(this.pendingHead);
+    this.pending.length = 0;
+    this.pendingHead = 0;
+    this.commitCursor = 0;
+    this.clearWatchdog();
+    for (const write of waiting) write?.onDurable?.(error);
+    this.wakeDrainWaiters();
+  }
+
+  private rejectIfFailed(onDurable: DurableCallback): boolean {
+    const failure = this.failure;
+    if (failure === null) return false;
+    queueMicrotask(() => onDurable(failure));
+    return true;
+  }
+
+  /** One timer at a time: fails the storage if no flush completes for flushTimeoutMs while writes wait. */
+  private armWatchdog(): void {
+    if (this.watchdog !== null || this.failure !== null) return;
+    const durableAtArm = this.durableSeq;
+    this.watchdog = setTimeout(() => {
+      this.watchdog = null;
+      if (this.failure !== null || this.durableSeq === this.writeSeq) return;
+      if (this.durableSeq === durableAtArm) {
+        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeq} is not durable`));
+      } else {
+        this.armWatchdog();
+      }
+    }, this.flushTimeoutMs);
+    this.watchdog.unref();
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog !== null) clearTimeout(this.watchdog);
+    this.watchdog = null;
+  }
+
+  private wakeDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private async closeNow(): Promise<void> {
+    this.state = 'closing';
+    if (this.gcLoop !== null) await this.gcLoop;
+    for (const source of [...this.sources]) source.close();
+    if (this.failure === null && this.durableSeq < this.writeSeq) {
+      // Bounded by the flush watchdog, which fails (and so wakes) us on a hung disk.
+      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    }
+    this.clearWatchdog();
+    this.state = 'closed';
+    await this.root.close();
+  }
+
+  private checkOpen(): void {
+    if (this.state !== 'open') throw new AssertionError(`LMDB storage is ${this.state}`);
+  }
+
+  // --- log -------------------------------------------------------------------------------
+
+  private appendTail(entries: readonly Entry[], seq: number): void {
+    const first = (entries[0] as Entry).index;
+    if (first < this.tailStart) {
+      // Overwrites entries that are only in LMDB: the in-memory tail restarts here.
+      this.resetTail(first);
+    } else {
+      const keep = first - this.tailStart;
+      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= logEntryBytes(this.tail[i] as Entry);
+      this.tail.length = keep;
+      this.tailSeq.length = keep;
+      this.tailCommitted = Math.min(this.tailCommitted, keep);
+    }
+    for (const entry of entries) {
+      this.tail.push(entry);
+      this.tailSeq.push(seq);
+      this.tailBytes += logEntryBytes(entry);
+    }
+    this.last = first + entries.length - 1;
+  }
+
+  /** Entries written by commits up to `seq` are in LMDB now: keep them only as a bounded cache. */
+  private releaseTail(seq: number): void {
+    while (this.tailCommitted < this.tailSeq.length && (this.tailSeq[this.tailCommitted] as number) <= seq) this.tailCommitted++;
+    let drop = 0;
+    let bytes = this.tailBytes;
+    while (drop < this.tailCommitted && bytes > this.logCacheBytesMax) bytes -= logEntryBytes(this.tail[drop++] as Entry);
+    if (drop > 0) this.dropTailHead(drop);
+  }
+
+  private dropTailHead(count: number): void {
+    for (let i = 0; i < count; i++) this.tailBytes -= logEntryBytes(this.tail[i] as Entry);
+    this.tail.splice(0, count);
+    this.tailSeq.splice(0, count);
+    this.tailStart += count;
+    this.tailCommitted = Math.max(0, this.tailCommitted - count);
+  }
+
+  private resetTail(start: number): void {
+    this.tail = [];
+    this.tailSeq = [];
+    this.tailStart = start;
+    this.tailCommitted = 0;
+    this.tailBytes = 0;
+  }
+
+  private termAt(index: number): number | undefined {
+    if (index === this.snapshot.index) return this.snapshot.term;
+    if (index < this.snapshot.index || index > this.last) return undefined;
+    if (index >= this.tailStart) return (this.tail[index - this.tailStart] as Entry).term;
+    const buffer = this.logDb.getBinaryFast(index);
+    assert(buffer !== undefined && buffer.length >= ENTRY_HEADER_BYTES, () => `log is corrupt: entry ${index} is missing`);
+    return buffer.readDoubleLE(1);
+  }
+
+  private bounds(): LogBounds {
+    return { snapshotIndex: this.snapshot.index, lastIndex: this.last, term: (i) => this.termAt(i) };
+  }
+
+  private makeLogReader(): LogReader {
+    return {
+      firstIndex: () => this.snapshot.index + 1,
+      lastIndex: () => this.last,
+      term: (index) => this.termAt(index),
+      entries: (lo, hi, bytesMax) => {
+        checkEntriesRange(lo, hi, this.snapshot.index + 1, this.last);
+        const out: Entry[] = [];
+        let bytes = 0;
+        const fromDiskHi = Math.min(hi, this.tailStart);
+        if (lo < fromDiskHi) {
+          for (const { key, value } of this.logDb.getRange({ start: lo, end: fromDiskHi })) {
+            const entry = decodeEntry(key, value);
+            assert(key === lo + out.length, () => `log is corrupt: expected entry ${lo + out.length}, found ${key}`);
+            const size = logEntryBytes(entry);
+            if (out.length > 0 && bytes + size > bytesMax) return out;
+            out.push(entry);
+            bytes += size;
+          }
+          assert(out.length === fromDiskHi - lo, () => `log is corrupt: entries ${lo + out.length}..${fromDiskHi - 1} are missing`);
+        }
+        for (let index = Math.max(lo, this.tailStart); index < hi; index++) {
+          const entry = this.tail[index - this.tailStart] as Entry;
+          const size = logEntryBytes(entry);
+          if (out.length > 0 && bytes + size > bytesMax) break;
+          out.push(entry);
+          bytes += size;
+        }
+        return out;
+      },
+      snapshotMeta: () => this.snapshot,
+    };
+  }
+
+  /**
+   * Deletes compacted log entries (below the snapshot) one bounded transaction at a time,
+   * waiting for each to commit before queuing the next so the hot path is never stuck
+   * behind a huge delete.
+   */
+  private kickGc(): void {
+    if (this.gcLoop !== null || this.state !== 'open' || this.failure !== null || this.gcFrom > this.snapshot.index) return;
+    this.gcLoop = this.runGc().then(
+      () => {
+        this.gcLoop = null;
+      },
+      (error: unknown) => {
+        this.gcLoop = null;
+        this.fail(toError(error));
+      },
+    );
+  }
+
+  private async runGc(): Promise<void> {
+    while (this.state === 'open' && this.failure === null && this.gcFrom <= this.snapshot.index) {
+      // Skip ranges with no keys (a log that started after an install has none below it).
+      let lowest: number | undefined;
+      for (const key of this.logDb.getKeys({ start: this.gcFrom, limit: 1 })) lowest = key;
+      if (lowest === undefined || lowest > this.snapshot.index) {
+        this.gcFrom = this.snapshot.index + 1;
+        return;
+      }
+      const from = lowest;
+      const to = Math.min(this.snapshot.index, from + this.compactEntriesPerTxnMax - 1);
+      this.gcFrom = to + 1;
+      let committed!: () => void;
+      const done = new Promise<void>((resolve) => {
+        committed = resolve;
+      });
+      this.submit(
+        () => {
+          for (let index = from; index <= to; index++) void this.logDb.remove(index);
+        },
+        { onCommitted: () => committed() },
+      );
+      // If the commit fails, fail() runs and the loop ends on its next check; the watchdog
+      // bounds this wait.
+      await Promise.race([done, this.writesSettled()]);
+    }
+  }
+
+  private writesSettled(): Promise<void> {
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  // --- kv --------------------------------------------------------------------------------
+
+  private stagingSlot(): KvSlot {
+    return this.slots[this.active.id === 0 ? 1 : 0];
+  }
+
+  private clearSlot(slot: KvSlot): void {
+    const seq = this.submit(
+      () => {
+        void slot.kvDb.clearAsync();
+        void slot.dedupDb.clearAsync();
+      },
+      {
+        onCommitted: () => {
+          if (slot.baseHiddenUntilSeq === seq) slot.baseHiddenUntilSeq = 0;
+        },
+      },
+    );
+    slot.resetTo(seq);
+  }
+
+  private makeKvBackend(): KvBackend {
+    return {
+      get: (key) => this.active.get(key),
+      range: (prefix, after, limit) => this.active.range(prefix, after, limit),
+      getDedup: (clientId) => this.active.dedup.get(clientId),
+      appliedIndex: () => this.applied,
+      keyCount: () => this.active.keyCount,
+      durableAppliedIndex: () => this.durableApplied,
+      write: (appliedIndex, mutate) => {
+        this.checkOpen();
+        if (this.failure !== null) throw this.failure;
+        assert(isIndex(appliedIndex) && appliedIndex >= this.applied, () => `kv write: applied index ${appliedIndex} is below the current ${this.applied}`);
+        const slot = this.active;
+        const tx = new LmdbKvTx(slot, this.applied);
+        try {
+          mutate(tx);
+        } catch (error) {
+          tx.rollback();
+          throw error;
+        }
+        const puts: { keyBytes: Buffer; value: Buffer | null }[] = [];
+        for (const [key, record] of tx.changes) puts.push({ keyBytes: keyBytes(key), value: record === null ? null : encodeRecord(record) });
+        const dedupPuts: { keyBytes: Buffer; value: Buffer | null }[] = [];
+        for (const [clientId, record] of tx.dedupChanges) dedupPuts.push({ keyBytes: keyBytes(clientId), value: record === null ? null : encodeDedup(record) });
+        const keys = [...tx.changes.keys()];
+        const seq = this.submit(
+          () => {
+            for (const p of puts) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
+            for (const d of dedupPuts) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
+            void this.metaDb.put('applied', appliedIndex);
+          },
+          { onCommitted: () => slot.release(keys, seq), durableApplied: appliedIndex },
+        );
+        for (const [key, record] of tx.changes) slot.overlay.set(key, { seq, record });
+        this.applied = appliedIndex;
+      },
+    };
+  }
+}
+
+/**
+ * A kv write in progress: applies to the slot's overlay at once (so reads inside the write
+ * see it) with an undo log, so a `mutate` that throws leaves no trace.
+ */
+class LmdbKvTx implements KvWriter {
+  readonly changes = new Map<string, KvRecord | null>();
+  readonly dedupChanges = new Map<string, DedupRecord | null>();
+  private readonly undo: (() => void)[] = [];
+
+  constructor(
+    private readonly slot: KvSlot,
+    private readonly applied: number,
+  ) {}
+
+  get(key: string): KvRecord | undefined {
+    return this.slot.get(key);
+  }
+  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+    return this.slot.range(prefix, after, limit);
+  }
+  getDedup(clientId: string): DedupRecord | undefined {
+    return this.slot.dedup.get(clientId);
+  }
+  appliedIndex(): number {
+    return this.applied;
+  }
+  keyCount(): number {
+    return this.slot.keyCount;
+  }
+  put(key: string, record: KvRecord): void {
+    checkRecord(key, record);
+    const existed = this.remember(key);
+    this.slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
+    if (!existed) this.slot.keyCount++;
+    this.changes.set(key, record);
+  }
+  delete(key: string): void {
+    checkKey(key, 'key');
+    const existed = this.remember(key);
+    this.slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record: null });
+    if (existed) this.slot.keyCount--;
+    this.changes.set(key, null);
+  }
+  putDedup(record: DedupRecord): void {
+    checkDedupRecord(record);
+    this.rememberDedup(record.clientId);
+    this.slot.dedup.put(record);
+    this.dedupChanges.set(record.clientId, record);
+  }
+  deleteDedup(clientId: string): void {
+    checkKey(clientId, 'dedup client id');
+    this.rememberDedup(clientId);
+    this.slot.dedup.delete(clientId);
+    this.dedupChanges.set(clientId, null);
+  }
+  dedupCount(): number {
+    return this.slot.dedup.size;
+  }
+  oldestDedup(count: number): DedupRecord[] {
+    return this.slot.dedup.oldest(count);
+  }
+
+  rollback(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) (this.undo[i] as () => void)();
+  }
+
+  /** Records how to undo a change to `key`; returns whether the key exists now. */
+  private remember(key: string): boolean {
+    const slot = this.slot;
+    const previous = slot.overlay.get(key);
+    const keyCount = slot.keyCount;
+    this.undo.push(() => {
+      if (previous === undefined) slot.overlay.delete(key);
+      else slot.overlay.set(key, previous);
+      slot.keyCount = keyCount;
+    });
+    return slot.get(key) !== undefined;
+  }
+
+  private rememberDedup(clientId: string): void {
+    const dedup = this.slot.dedup;
+    const previous = dedup.get(clientId);
+    this.undo.push(() => {
+      if (previous === undefined) dedup.delete(clientId);
+      else dedup.put(previous);
+    });
+  }
+}
+
+/**
+ * Chunks of a consistent state: an LMDB read transaction (committed writes) merged with a
+ * copy of the overlay taken at open (queued writes). Each chunk opens and closes its own
+ * cursor on the pinned transaction, so a chunk's work is bounded and nothing is held open
+ * between chunks except the transaction itself.
+ */
+class LmdbSnapshotSource implements SnapshotSource {
+  private seq = 0;
+  private finished = false;
+  private released = false;
+  private resumeAfter: Buffer | undefined;
+  private overlayPosition = 0;
+  private readonly dedup: ArrayCursor<DedupRecord>;
+
+  constructor(
+    readonly meta: SnapshotMeta,
+    private readonly kvDb: BinaryDb,
+    private readonly txn: Transaction | null,
+    private readonly overlay: readonly OverlayItem[],
+    dedup: readonly DedupRecord[],
+    private readonly onClose: (source: LmdbSnapshotSource) => void,
+  ) {
+    this.dedup = new ArrayCursor(dedup);
+  }
+
+  readChunk(bytesMax: number): SnapshotChunk | null {
+    if (this.finished) return null;
+    let base: Iterator<{ key: Buffer; value: Buffer }> | null = null;
+    if (this.txn !== null) {
+      const start = this.resumeAfter;
+      base = this.kvDb.getRange(start === undefined ? { transaction: this.txn } : { start, transaction: this.txn })[Symbol.iterator]();
+    }
+    const cursor = new MergedCursor(base, this.overlay, this.overlayPosition, this.resumeAfter);
+    let chunk: SnapshotChunk;
+    try {
+      chunk = assembleChunk(this.seq, bytesMax, cursor, this.dedup);
+    } finally {
+      cursor.close();
+    }
+    this.seq++;
+    if (cursor.lastKey !== undefined) {
+      this.resumeAfter = cursor.lastKey;
+      // Resume the overlay right after the last key handed out: a peek past it may have
+      // skipped deletions whose shadowed LMDB keys the next chunk's cursor will meet again.
+      this.overlayPosition = overlayUpperBound(this.overlay, cursor.lastKey);
+    }
+    if (chunk.last) this.close();
+    return chunk;
+  }
+
+  close(): void {
+    this.finished = true;
+    if (this.released) return;
+    this.released = true;
+    this.txn?.done();
+    this.onClose(this);
+  }
+}
+
+// --- reading meta records -----------------------------------------------------------------
+
+function readIdentity(raw: unknown): NodeIdentity | null {
+  if (raw === undefined) return null;
+  const r = raw as Partial<NodeIdentity>;
+  assert(typeof r.nodeId === 'string' && typeof r.clusterId === 'string', () => `stored identity is corrupt: ${JSON.stringify(raw)}`);
+  return { nodeId: r.nodeId, clusterId: r.clusterId };
+}
+
+function readHardState(raw: unknown): HardState {
+  if (raw === undefined) return freshHardState();
+  const r = raw as Partial<HardState>;
+  assert(isIndex(r.term) && isIndex(r.commit) && (r.vote === null || typeof r.vote === 'string'), () => `stored hard state is corrupt: ${JSON.stringify(raw)}`);
+  return { term: r.term, vote: r.vote, commit: r.commit };
+}
+
+function readSnapshotMeta(raw: unknown): SnapshotMeta | null {
+  if (raw === undefined) return null;
+  const r = raw as Partial<SnapshotMeta>;
+  assert(
+    isIndex(r.index) && isIndex(r.term) && r.config !== undefined && Array.isArray(r.config.members),
+    () => `stored snapshot meta is corrupt: ${JSON.stringify(raw)}`,
+  );
+  return { index: r.index, term: r.term, config: r.config };
+}
