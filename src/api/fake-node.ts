@@ -9,7 +9,7 @@
 
 import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
-import type { KvItem, KvRecord } from '../storage/types.js';
+import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { LeaderInfo, StatusResponse } from '../wire/types.js';
 
@@ -156,6 +156,25 @@ export class FakeKvNode implements KvNode {
       peers: [],
       rollbackCount: 0,
       uptimeMs: 0,
+    };
+  }
+
+  /** A point-in-time copy of the map, handed out in chunks of `itemsPerChunk` items. */
+  openBackup(): SnapshotSource {
+    const items: KvItem[] = [...this.store.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, r]) => ({ key, ...r }));
+    const appliedIndex = items.reduce((m, i) => Math.max(m, i.version), 0);
+    let seq = 0;
+    let offset = 0;
+    const itemsPerChunk = 100;
+    return {
+      meta: { index: appliedIndex, term: 1, config: { members: [this.id], writeQuorum: 'majority', topology: 'star' } },
+      readChunk: (): SnapshotChunk | null => {
+        if (offset > items.length || (offset === items.length && seq > 0)) return null;
+        const chunk = items.slice(offset, offset + itemsPerChunk);
+        offset += itemsPerChunk;
+        return { seq: seq++, items: chunk, dedup: [], last: offset >= items.length };
+      },
+      close: () => undefined,
     };
   }
 

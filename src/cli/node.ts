@@ -68,6 +68,7 @@ class DeferredNode implements KvNode {
   waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
   status: KvNode['status'] = () => this.t.status();
   dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
+  openBackup: KvNode['openBackup'] = () => this.t.openBackup();
 }
 
 export async function startNode(config: NodeConfig, log: Logger = pino({ level: config.logLevel, base: { node: config.id } })): Promise<RunningNode> {

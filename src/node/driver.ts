@@ -299,6 +299,10 @@ export class NodeDriver implements KvNode {
     return this.stateMachine.range('', after, limit);
   }
 
+  openBackup(): SnapshotSource {
+    return this.deps.storage.openSnapshot(this.core.currentConfig());
+  }
+
   status(): StatusResponse {
     const s = this.core.status();
     const isLeader = s.role === 'leader';

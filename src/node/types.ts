@@ -5,7 +5,7 @@
 
 import type { NodeId } from '../core/types.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
-import type { KvItem, KvRecord } from '../storage/types.js';
+import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import type { LeaderInfo, ReadConsistency, StatusResponse } from '../wire/types.js';
 
 export interface ReadOptions {
@@ -51,4 +51,10 @@ export interface KvNode {
 
   /** Every key with value and version, in key order, after `after` (debug route). */
   dumpStore(after: string | undefined, limit: number): KvItem[];
+
+  /**
+   * A consistent read of this node's whole state machine at its applied index, for backups.
+   * The caller must close() it (each open source pins an LMDB read slot).
+   */
+  openBackup(): SnapshotSource;
 }
