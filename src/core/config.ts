@@ -11,7 +11,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function encodeConfig(config: ClusterConfig): Uint8Array {
   return encoder.encode(
-    JSON.stringify({ members: config.members, writeQuorum: config.writeQuorum, topology: config.topology }),
+    JSON.stringify({
+      members: config.members,
+      writeQuorum: config.writeQuorum,
+      topology: config.topology,
+      ...(config.inSync !== undefined ? { inSync: config.inSync } : {}),
+    }),
   );
 }
 
@@ -34,6 +39,11 @@ export function configProblem(raw: unknown): string | null {
     return `writeQuorum must be 'majority', 'all' or 0..${members.length - 1}, got ${String(c['writeQuorum'])}`;
   }
   if (c['topology'] !== 'star' && c['topology'] !== 'chain') return `topology must be star or chain`;
+  const inSync = c['inSync'];
+  if (inSync !== undefined) {
+    if (!Array.isArray(inSync) || !inSync.every((m) => typeof m === 'string' && members.includes(m))) return 'inSync must list members';
+    if (new Set(inSync).size !== inSync.length) return 'inSync must be distinct';
+  }
   return null;
 }
 
@@ -43,10 +53,25 @@ export function isWriteQuorum(value: unknown, memberCount: number): value is Wri
 }
 
 export function sameConfig(a: ClusterConfig, b: ClusterConfig): boolean {
+  const sa = inSyncOf(a);
+  const sb = inSyncOf(b);
   return (
     a.writeQuorum === b.writeQuorum &&
     a.topology === b.topology &&
     a.members.length === b.members.length &&
-    a.members.every((m, i) => b.members[i] === m)
+    a.members.every((m, i) => b.members[i] === m) &&
+    sa.length === sb.length &&
+    sa.every((m, i) => sb[i] === m)
   );
+}
+
+/** The replica set `all` and `chain` wait for (every member unless narrowed). */
+export function inSyncOf(config: ClusterConfig): readonly string[] {
+  return config.inSync ?? config.members;
+}
+
+/** True when writes are acknowledged before a majority holds them (losses possible). */
+export function isWeakQuorum(config: ClusterConfig): boolean {
+  const w = config.writeQuorum;
+  return typeof w === 'number' && w + 1 < Math.floor(config.members.length / 2) + 1;
 }

@@ -121,6 +121,19 @@ export class RaftLog {
   }
 
   /**
+   * Index of the first of `entries` (which follow prevIndex) whose term differs from ours,
+   * or null when every one matches or extends the log.
+   */
+  findConflict(prevIndex: number, entries: readonly Entry[]): number | null {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry;
+      if (e.index > this.lastIndex()) return null;
+      if (!this.matchTerm(e.index, e.term)) return prevIndex + 1 + i;
+    }
+    return null;
+  }
+
+  /**
    * Follower path: accepts `entries` that follow (prevIndex, prevTerm). Returns the last
    * index now matching the leader, or null if prev did not match. Conflicting entries
    * are truncated; entries already present are skipped.
@@ -183,9 +196,15 @@ export class RaftLog {
     this.acked = index;
   }
 
-  /** Adopts a snapshot: the log restarts after it; entries before are gone. */
-  restore(meta: SnapshotMeta): void {
-    assert(meta.index > this.committed, () => `snapshot ${meta.index} not beyond commit ${this.committed}`);
+  /**
+   * Adopts a snapshot: the log restarts after it; entries before are gone. `repair` (after
+   * a rollback) accepts a snapshot at the commit index too: the state must be rebuilt.
+   */
+  restore(meta: SnapshotMeta, repair = false): void {
+    assert(
+      meta.index > this.committed || (repair && meta.index >= this.committed),
+      () => `snapshot ${meta.index} not beyond commit ${this.committed}`,
+    );
     this.pendingSnapshot = meta;
     this.snapshotInProgress = false;
     this.unstable = [];

@@ -22,6 +22,8 @@ export class Progress {
   recentActive = false;
   /** Ticks spent waiting for a snapshot to be acknowledged. */
   snapshotTicks = 0;
+  /** Leader ticks since this follower last answered anything. */
+  silentTicks = 0;
 
   constructor(
     next: number,

@@ -33,6 +33,7 @@ function newCore(id: string, overrides: Partial<ConstructorParameters<typeof Raf
     applyBytesMax: 1 << 20,
     snapshotTimeoutTicks: 50,
     pinnedLeader: null,
+    memberTimeoutTicks: 30,
     ...overrides,
   });
 }

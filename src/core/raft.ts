@@ -14,7 +14,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
-import { decodeConfig } from './config.js';
+import { decodeConfig, encodeConfig, inSyncOf } from './config.js';
 import { RaftLog, entryBytes } from './log.js';
 import { Progress } from './progress.js';
 import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
@@ -69,6 +69,11 @@ export interface CoreOptions {
   readonly snapshotTimeoutTicks: number;
   /** Elections off: only this node ever campaigns (the seeds' fixed-leader setups). */
   readonly pinnedLeader: NodeId | null;
+  /**
+   * With `all` or `chain`: an in-sync replica silent this long is removed from the set by
+   * a config entry (so one dead replica does not stop writes); it is re-added once caught up.
+   */
+  readonly memberTimeoutTicks: number;
 }
 
 interface PendingRead {
@@ -119,6 +124,9 @@ export class RaftCore {
   private readStates: ReadState[] = [];
   private nextReadRequestId = 1;
 
+  /** A rollback was found: applied entries conflict with the leader's; wait for a snapshot. */
+  private awaitingRepair = false;
+  private rolledBack: Entry[] = [];
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
   private snapshotsToSend: NodeId[] = [];
@@ -186,7 +194,7 @@ export class RaftCore {
       if (m.type === 'append' || m.type === 'heartbeat') {
         // Tell a stale leader about the newer term so it steps down.
         this.send(
-          { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: 0, lastIndexHint: 0 },
+          { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: 0, lastIndexHint: 0, needSnapshot: false },
           'afterPersist',
         );
       } else if (m.type === 'preVote') {
@@ -258,6 +266,18 @@ export class RaftCore {
     return { ok: true, requestId };
   }
 
+  /**
+   * Proposes a new configuration (mode switch, in-sync set change). Every node switches
+   * when the entry is appended to its log, so all switch at the same index.
+   */
+  proposeConfig(config: ClusterConfig): ProposeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    if (this.configIndex > this.log.committed) {
+      return { ok: false, reason: 'busy', uncommittedEntries: this.log.lastIndex() - this.log.committed };
+    }
+    return this.propose([{ kind: 'config', data: encodeConfig(config) }]);
+  }
+
   /** The driver could not deliver a snapshot to `to`: probe again. */
   reportSnapshotFailed(to: NodeId): void {
     const pr = this.progress.get(to);
@@ -277,6 +297,7 @@ export class RaftCore {
       this.log.hasCommittedToApply() ||
       this.readStates.length > 0 ||
       this.snapshotsToSend.length > 0 ||
+      this.rolledBack.length > 0 ||
       this.softChanged() ||
       this.hardChanged()
     );
@@ -330,7 +351,9 @@ export class RaftCore {
       committed,
       readStates: this.readStates,
       snapshotsToSend: this.snapshotsToSend,
+      rolledBack: this.rolledBack,
     };
+    this.rolledBack = [];
     if (soft !== null) this.prevSoft = soft;
     if (hard !== null) this.prevHard = hard;
     this.messages = [];
@@ -584,13 +607,43 @@ export class RaftCore {
       }
     }
     for (const [id, pr] of this.progress) {
-      if (id !== this.id && pr.state === 'snapshot' && ++pr.snapshotTicks >= this.opts.snapshotTimeoutTicks) {
-        pr.becomeProbe();
-      }
+      if (id === this.id) continue;
+      pr.silentTicks++;
+      if (pr.state === 'snapshot' && ++pr.snapshotTicks >= this.opts.snapshotTimeoutTicks) pr.becomeProbe();
     }
+    this.maintainInSyncSet();
     if (this.heartbeatElapsed >= this.opts.heartbeatIntervalTicks) {
       this.heartbeatElapsed = 0;
       this.broadcastHeartbeat(this.readRoundInFlight);
+    }
+  }
+
+  /**
+   * `all` and `chain` wait for every replica in the in-sync set. One silent replica is
+   * removed (never below a majority), one caught-up member is re-added (at the chain's
+   * tail), one change at a time, each by a config entry committed like any other.
+   */
+  private maintainInSyncSet(): void {
+    const c = this.config;
+    if (c.writeQuorum !== 'all' && c.topology !== 'chain') return;
+    if (this.configIndex > this.log.committed || !this.committedInCurrentTerm()) return;
+    const inSync = inSyncOf(c);
+    const majority = majoritySize(c.members.length);
+    for (const id of inSync) {
+      const pr = this.progress.get(id);
+      if (id === this.id || pr === undefined) continue;
+      if (pr.silentTicks >= this.opts.memberTimeoutTicks && inSync.length - 1 >= majority) {
+        this.proposeConfig({ ...c, inSync: inSync.filter((m) => m !== id) });
+        return;
+      }
+    }
+    for (const id of c.members) {
+      const pr = this.progress.get(id);
+      if (inSync.includes(id) || pr === undefined) continue;
+      if (pr.silentTicks < this.opts.memberTimeoutTicks && pr.match >= this.log.committed) {
+        this.proposeConfig({ ...c, inSync: [...inSync, id] });
+        return;
+      }
     }
   }
 
@@ -672,7 +725,15 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    pr.silentTicks = 0;
     if (m.reject) {
+      if (m.needSnapshot) {
+        if (pr.state !== 'snapshot') {
+          pr.becomeSnapshot();
+          this.snapshotsToSend.push(m.from);
+        }
+        return;
+      }
       if (pr.maybeDecrTo(m.rejectedIndex, m.lastIndexHint)) this.sendAppendFully(m.from, true);
       return;
     }
@@ -705,6 +766,7 @@ export class RaftCore {
     const pr = this.progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    pr.silentTicks = 0;
     pr.probeSent = false;
     if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true);
     if (m.readRound !== 0 && m.readRound === this.readRoundInFlight) {
@@ -725,7 +787,10 @@ export class RaftCore {
         this.log.commitTo(candidate);
       }
     }
-    const ackCandidate = indexReachedBy(matches, ackCount(this.config.writeQuorum, members.length));
+    const ackCandidate =
+      this.config.writeQuorum === 'all' || this.config.topology === 'chain'
+        ? this.inSyncAckIndex()
+        : indexReachedBy(matches, ackCount(this.config.writeQuorum, members.length));
     if (ackCandidate > this.log.acked && this.log.term(ackCandidate) === this.term) {
       this.log.ackTo(ackCandidate);
     }
@@ -736,6 +801,13 @@ export class RaftCore {
       for (const requestId of waiting) this.addRead(requestId);
     }
     return moved;
+  }
+
+  /** The index every in-sync replica (and the leader) holds. */
+  private inSyncAckIndex(): number {
+    let min = this.progress.get(this.id)?.match ?? 0;
+    for (const id of inSyncOf(this.config)) min = Math.min(min, this.progress.get(id)?.match ?? 0);
+    return min;
   }
 
   private committedInCurrentTerm(): boolean {
@@ -779,22 +851,48 @@ export class RaftCore {
   // Follower
 
   private handleAppend(m: AppendMessage): void {
+    if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.from, m.prevIndex);
     if (m.prevIndex < this.log.committed) {
       this.respondAppend(m.from, this.log.committed);
       return;
     }
-    const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
-    if (lastNew === null) {
-      const hint = this.conflictHint(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
-      this.send(
-        { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint },
-        'afterPersist',
-      );
+    if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const conflict = this.log.findConflict(m.prevIndex, m.entries);
+      assert(conflict === null || conflict > this.log.committed, () => `entry ${conflict ?? 0} conflicts with committed entry (commit ${this.log.committed})`);
+      if (conflict !== null && conflict <= this.log.applied) {
+        // We applied entries (acknowledged under a weak write quorum) that the leader's log
+        // does not contain. They are lost: report each, then rebuild from a snapshot.
+        this.rolledBack.push(...(this.log.slice(conflict, this.log.applied + 1, Number.MAX_SAFE_INTEGER) ?? []));
+        this.awaitingRepair = true;
+        return this.rejectNeedingSnapshot(m.from, m.prevIndex);
+      }
+      const configChanged = (conflict !== null && conflict <= this.configIndex) || m.entries.some((e) => e.kind === 'config');
+      const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
+      assert(lastNew !== null, 'append matched its prev entry but was refused');
+      if (configChanged) this.reloadConfig();
+      this.log.commitTo(Math.min(m.commit, lastNew));
+      this.log.ackTo(Math.min(m.acked, lastNew));
+      this.respondAppend(m.from, lastNew);
       return;
     }
-    this.log.commitTo(Math.min(m.commit, lastNew));
-    this.log.ackTo(Math.min(m.acked, lastNew));
-    this.respondAppend(m.from, lastNew);
+    const hint = this.conflictHint(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
+    this.send(
+      { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint, needSnapshot: false },
+      'afterPersist',
+    );
+  }
+
+  private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {
+    this.send(
+      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex: 0, reject: true, rejectedIndex: prevIndex, lastIndexHint: this.log.lastIndex(), needSnapshot: true },
+      'afterPersist',
+    );
+  }
+
+  private reloadConfig(): void {
+    const { config, index } = this.latestConfig();
+    this.config = config;
+    this.configIndex = index;
   }
 
   /** The largest index <= `index` whose term is <= `term`: where the leader should retry. */
@@ -810,7 +908,7 @@ export class RaftCore {
 
   private respondAppend(to: NodeId, matchIndex: number): void {
     this.send(
-      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex, reject: false, rejectedIndex: 0, lastIndexHint: this.log.lastIndex() },
+      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex, reject: false, rejectedIndex: 0, lastIndexHint: this.log.lastIndex(), needSnapshot: false },
       'afterPersist',
     );
   }
@@ -824,11 +922,12 @@ export class RaftCore {
 
   private handleSnapshot(m: SnapshotMessage): void {
     const meta: SnapshotMeta = m.meta;
-    if (meta.index <= this.log.committed) {
+    if (this.awaitingRepair ? meta.index < this.log.committed : meta.index <= this.log.committed) {
       this.respondAppend(m.from, this.log.committed);
       return;
     }
-    this.log.restore(meta);
+    this.log.restore(meta, this.awaitingRepair);
+    this.awaitingRepair = false;
     this.config = meta.config;
     this.configIndex = meta.index;
     this.respondAppend(m.from, meta.index);

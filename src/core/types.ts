@@ -40,10 +40,16 @@ export type WriteQuorum = 'majority' | 'all' | number;
 export type Topology = 'star' | 'chain';
 
 export interface ClusterConfig {
-  /** Voting members, in chain order for the chain topology. Never empty. */
+  /** Voting members. Elections and the commit index always use a majority of these. */
   readonly members: readonly NodeId[];
   readonly writeQuorum: WriteQuorum;
   readonly topology: Topology;
+  /**
+   * The replica set that `all` and `chain` wait for, in chain order (absent: every member).
+   * A replica that stops answering is removed by a config entry and re-added once caught
+   * up; the leader never shrinks it below a majority.
+   */
+  readonly inSync?: readonly NodeId[];
 }
 
 /** The state a snapshot stands for: everything up to and including `index`. */
@@ -103,6 +109,11 @@ export interface AppendResponse extends MessageBase {
   readonly reject: boolean;
   readonly rejectedIndex: number;
   readonly lastIndexHint: number;
+  /**
+   * This node applied entries the leader's log does not contain (possible only with a
+   * write quorum weaker than a majority): it can only be repaired by a snapshot.
+   */
+  readonly needSnapshot: boolean;
 }
 
 export interface HeartbeatMessage extends MessageBase {
@@ -173,6 +184,12 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** Followers that need a snapshot: the driver streams one to each (see SnapshotMessage). */
   readonly snapshotsToSend: readonly NodeId[];
+  /**
+   * Entries this node had applied that the new leader's log does not contain: acknowledged
+   * writes lost to a weak write quorum. The driver records each in the rollback report
+   * before anything else; the state machine is then rebuilt from a snapshot.
+   */
+  readonly rolledBack: readonly Entry[];
 }
 
 /**

@@ -8,6 +8,7 @@
 
 import { assert } from '../../stdx/assert.js';
 import { createPrng } from '../../stdx/prng.js';
+import { decodeConfig } from '../config.js';
 import { RaftCore, type CoreOptions } from '../raft.js';
 import type { ClusterConfig, Entry, HardState, Message, NodeId, Ready } from '../types.js';
 import { MemoryLog } from './memory-log.js';
@@ -73,6 +74,19 @@ export class Interaction {
             n.core.tick();
             this.process(id);
           }
+        }
+        return;
+      }
+      case 'run': {
+        // N rounds of: every live node ticks once, then all messages are delivered.
+        const rounds = Number(args[0] ?? '1');
+        for (let i = 0; i < rounds; i++) {
+          for (const [id, n] of this.nodes) {
+            if (!n.up) continue;
+            n.core.tick();
+            this.process(id);
+          }
+          this.stabilize(false);
         }
         return;
       }
@@ -196,6 +210,7 @@ export class Interaction {
       applyBytesMax: 1 << 20,
       snapshotTimeoutTicks: 50,
       pinnedLeader: null,
+      memberTimeoutTicks: 30,
       ...this.coreDefaults,
     });
   }
@@ -208,6 +223,7 @@ export class Interaction {
     while (n.core.hasReady()) {
       const rd: Ready = n.core.ready();
       this.queue.push(...rd.messages);
+      if (rd.rolledBack.length > 0) this.out.push(`${id} ROLLED BACK ${rd.rolledBack.map(fmtEntry).join(' ')}`);
       if (rd.snapshot !== null) {
         n.log.installSnapshot(rd.snapshot);
         const leader = this.nodes.get(n.core.status().leader ?? '');
@@ -273,7 +289,8 @@ function need(v: string | undefined): string {
 }
 
 function fmtEntry(e: Entry): string {
-  const body = e.kind === 'normal' ? decoder.decode(e.data) : e.kind;
+  const cfg = e.kind === 'config' ? decodeConfig(e.data) : null;
+  const body = e.kind === 'normal' ? decoder.decode(e.data) : cfg !== null ? `config(w=${cfg.writeQuorum},inSync=${(cfg.inSync ?? cfg.members).join('+')})` : e.kind;
   return `${e.index}/${e.term}:${body}`;
 }
 
