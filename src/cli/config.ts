@@ -28,6 +28,8 @@ export interface NodeConfig {
   readonly electionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
   readonly requestTimeoutMs: number;
+  readonly replicationTimeoutMs: number;
+  readonly memberTimeoutMs: number;
   readonly leaderWaitMs: number;
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
@@ -66,6 +68,8 @@ export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
   'election-timeout-ms': { kind: 'int', help: 'base election timeout (randomised up to 2x)', default: '1000' },
   'heartbeat-interval-ms': { kind: 'int', help: 'leader heartbeat interval', default: '100' },
   'request-timeout-ms': { kind: 'int', help: 'default deadline of a client request', default: '5000' },
+  'replication-timeout-ms': { kind: 'int', help: 'a write not acknowledged by its quorum in this time answers 503 quorum_timeout', default: '5000' },
+  'member-timeout-ms': { kind: 'int', help: 'with all/chain: silence before a replica leaves the in-sync set', default: '3000' },
   'leader-wait-ms': { kind: 'int', help: 'how long a request waits for an election before 503', default: '3000' },
   'key-bytes-max': { kind: 'int', help: 'largest key, UTF-8 bytes', default: '1024' },
   'value-bytes-max': { kind: 'int', help: 'largest value, bytes', default: String(1024 * 1024) },
@@ -174,9 +178,7 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
   const topology = v.get('topology');
   if (topology !== 'star' && topology !== 'chain') throw new ConfigError(`--topology must be star or chain, got "${topology ?? ''}"`);
   const writeQuorum = parseWriteQuorum(v.get('write-quorum') ?? 'majority', peers.size);
-  if (writeQuorum !== 'majority' || topology !== 'star') {
-    throw new ConfigError('only --write-quorum majority with --topology star is available in this version');
-  }
+  if (topology !== 'star') throw new ConfigError('--topology chain is not available in this version (use --write-quorum all for synchronous replication)');
   const pinnedLeader = v.get('leader') ?? null;
   if (pinnedLeader !== null && !peers.has(pinnedLeader)) throw new ConfigError(`--leader ${pinnedLeader} is not in --peers`);
   const valueBytesMax = int(v, 'value-bytes-max', 1);
@@ -196,6 +198,8 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
     electionTimeoutMs: int(v, 'election-timeout-ms', 1),
     heartbeatIntervalMs: int(v, 'heartbeat-interval-ms', 1),
     requestTimeoutMs: int(v, 'request-timeout-ms', 1),
+    replicationTimeoutMs: int(v, 'replication-timeout-ms', 1),
+    memberTimeoutMs: int(v, 'member-timeout-ms', 1),
     leaderWaitMs: int(v, 'leader-wait-ms', 0),
     keyBytesMax: int(v, 'key-bytes-max', 1),
     valueBytesMax,

@@ -6,11 +6,14 @@
  */
 
 import { createHash } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { startHttpServer, type HttpServer } from '../api/http.js';
-import type { ClusterConfig, Ready } from '../core/types.js';
+import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { validateKey, validateValue } from '../kv/limits.js';
 import { NodeDriver } from '../node/driver.js';
 import type { PeerMessage } from '../node/messages.js';
@@ -29,6 +32,15 @@ export interface RunningNode {
   readonly driver: NodeDriver;
   /** Stops serving, flushes and closes everything (the seeds' clean die). */
   stop(): Promise<void>;
+}
+
+/** One line of DATA_DIR/rollback.jsonl: a write this node acknowledged or applied, then lost. */
+export function rollbackRecord(e: Entry): Record<string, unknown> {
+  const base = { version: e.index, term: e.term, when: new Date().toISOString() };
+  if (e.kind !== 'normal') return { ...base, kind: e.kind };
+  const cmd = decodeCommand(e.data);
+  const value = cmd.op === 'put' ? (typeof cmd.value === 'string' ? cmd.value : Buffer.from(cmd.value).toString('base64')) : undefined;
+  return { ...base, op: cmd.op, key: cmd.key, ...(value !== undefined ? { value } : {}), ...(cmd.requestId ? { clientId: cmd.requestId.clientId, seq: cmd.requestId.seq } : {}) };
 }
 
 /** The cluster id used when none is given: the same on every member started with the same --peers. */
@@ -141,6 +153,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
       logEntriesMax: config.logEntriesMax,
       snapshotChunkBytes: config.snapshotChunkBytes,
       snapshotTimeoutTicks: tick(30_000),
+      memberTimeoutTicks: tick(config.memberTimeoutMs),
       dedupClientsMax: 100_000,
     },
     {
@@ -152,6 +165,13 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
         fatal = true;
         log.fatal({ err: error }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
         process.exit(1);
+      },
+      onRollback: (entries) => {
+        // Appended synchronously before the state is rebuilt: the record must exist even
+        // if the node dies right after. One JSON object per lost write.
+        const lines = entries.map((e) => JSON.stringify(rollbackRecord(e))).join('\n') + '\n';
+        appendFileSync(path.join(config.dataDir, 'rollback.jsonl'), lines);
+        log.warn({ count: entries.length, fromIndex: entries[0]?.index, toIndex: entries[entries.length - 1]?.index }, 'acknowledged writes rolled back by a failover (weak write quorum); recorded in rollback.jsonl');
       },
       onReady: (rd: Ready, d: NodeDriver) => {
         if (rd.softState !== null) {

@@ -17,7 +17,7 @@
  */
 
 import { RaftCore, type PlantedBugs } from '../core/raft.js';
-import type { Entry, NodeId, ReadState, Ready } from '../core/types.js';
+import type { ClusterConfig, Entry, NodeId, ReadState, Ready } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
@@ -55,6 +55,8 @@ export interface DriverOptions {
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
   readonly snapshotTimeoutTicks: number;
+  /** With `all`/`chain`: silence before a replica leaves the in-sync set (default 3 election timeouts). */
+  readonly memberTimeoutTicks?: number;
   readonly dedupClientsMax: number;
 }
 
@@ -69,6 +71,12 @@ export interface DriverDeps {
   /** Optional observer of every Ready, for the simulator's checkers and metrics. */
   readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
   readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, KvResult>) => void;
+  /**
+   * Acknowledged writes this node had applied that the new leader's log lacks (weak write
+   * quorums only). Called before the state is rebuilt; the production wiring appends each
+   * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
+   */
+  readonly onRollback?: (entries: readonly Entry[]) => void;
 }
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
@@ -125,6 +133,7 @@ export class NodeDriver implements KvNode {
    */
   private stagingLockedUntilTick = -1;
   private compacting = false;
+  private rollbackCount = 0;
 
   constructor(options: DriverOptions, deps: DriverDeps) {
     this.id = options.id;
@@ -151,6 +160,7 @@ export class NodeDriver implements KvNode {
       applyBytesMax: options.appendBytesMax,
       snapshotTimeoutTicks: options.snapshotTimeoutTicks,
       pinnedLeader: options.pinnedLeader,
+      memberTimeoutTicks: options.memberTimeoutTicks ?? options.electionTimeoutTicks * 3,
     });
     deps.transport.onMessage((from, raw) => this.receive(from, raw));
     this.scheduleProcess();
@@ -216,6 +226,18 @@ export class NodeDriver implements KvNode {
       return callback(new QkvError('busy', `${r.uncommittedEntries} entries not yet committed`, {}, 100));
     }
     this.pendingWrites.set(r.index, { term: r.term, deadlineTick: this.deadline(timeoutMs), callback });
+    this.scheduleProcess();
+  }
+
+  /** Proposes a new mode (write quorum, topology, in-sync set); resolves once applied. */
+  submitConfig(config: ClusterConfig, timeoutMs: number, callback: Callback<number>): void {
+    if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    const r = this.core.proposeConfig(config);
+    if (!r.ok) {
+      if (r.reason === 'notLeader') return callback(this.notLeaderError());
+      return callback(new QkvError('busy', 'another configuration change is still being committed', {}, 200));
+    }
+    this.pendingWrites.set(r.index, { term: r.term, deadlineTick: this.deadline(timeoutMs), callback: (err) => callback(err, r.index) });
     this.scheduleProcess();
   }
 
@@ -335,7 +357,7 @@ export class NodeDriver implements KvNode {
             reachable: isLeader ? (p?.recentActive ?? false) || link.connected : link.connected,
           };
         }),
-      rollbackCount: 0,
+      rollbackCount: this.rollbackCount,
       uptimeMs: this.nowTick * this.opts.tickMs,
     };
   }
@@ -368,6 +390,11 @@ export class NodeDriver implements KvNode {
     const rd = this.core.ready();
     this.readyInFlight = true;
     this.deps.onReady?.(rd, this);
+    if (rd.rolledBack.length > 0) {
+      // Recorded before anything else happens: a lost write must never be silent.
+      this.rollbackCount += rd.rolledBack.length;
+      this.deps.onRollback?.(rd.rolledBack);
+    }
     this.sendAll(rd.messages);
     try {
       this.applyAndServe(rd.committed, rd.readStates);

@@ -71,7 +71,7 @@ export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | str
         ? (m as unknown as PeerMessage)
         : 'bad append';
     case 'appendResp':
-      return isIndex(m['matchIndex']) && typeof m['reject'] === 'boolean' && isIndex(m['rejectedIndex']) && isIndex(m['lastIndexHint'])
+      return isIndex(m['matchIndex']) && typeof m['reject'] === 'boolean' && isIndex(m['rejectedIndex']) && isIndex(m['lastIndexHint']) && typeof m['needSnapshot'] === 'boolean'
         ? (m as unknown as PeerMessage)
         : 'bad append response';
     case 'heartbeat':
