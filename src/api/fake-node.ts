@@ -152,7 +152,7 @@ export class FakeKvNode implements KvNode {
       lastIndex: this.lastIndex,
       firstIndex: 1,
       keyCount: this.store.size,
-      mode: { writeQuorum: 'majority', topology: 'star', sinceIndex: 0 },
+      mode: { writeQuorum: 'majority', topology: 'star', sinceIndex: 0, inSync: [this.id] },
       peers: [],
       rollbackCount: 0,
       uptimeMs: 0,

@@ -19,6 +19,8 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly listenHttp: HostPort;
   readonly listenPeer: HostPort;
+  /** gRPC API address (issue 5); null with `--listen-grpc off`. */
+  readonly listenGrpc: HostPort | null;
   /** Every member, this node included, and the address to reach it at. */
   readonly peers: ReadonlyMap<string, HostPort>;
   readonly writeQuorum: WriteQuorum;
@@ -60,6 +62,7 @@ export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
   'data-dir': { kind: 'string', help: 'directory for this node\'s LMDB files' },
   'listen-http': { kind: 'string', help: 'client API address host:port (port 0: any free port)', default: '127.0.0.1:7001' },
   'listen-peer': { kind: 'string', help: 'peer transport address host:port', default: '127.0.0.1:7101' },
+  'listen-grpc': { kind: 'string', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
   peers: { kind: 'string', help: 'every member, itself included: id=host:port,id=host:port,…' },
   'write-quorum': { kind: 'string', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'string', help: 'star | chain', default: 'star' },
@@ -190,6 +193,7 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
     dataDir: required(v, 'data-dir'),
     listenHttp: parseHostPort(v.get('listen-http') ?? '', '--listen-http'),
     listenPeer: parseHostPort(v.get('listen-peer') ?? '', '--listen-peer'),
+    listenGrpc: v.get('listen-grpc') === 'off' ? null : parseHostPort(v.get('listen-grpc') ?? '', '--listen-grpc'),
     peers,
     writeQuorum,
     topology,

@@ -18,8 +18,8 @@ import { ConfigError, nodeFlags } from './config.js';
 
 export const upHelp = `usage: quorumkv up --nodes N --data-dir DIR [--base-port P] [node flags…]
 
-Starts N nodes on 127.0.0.1 (HTTP on P, P+1, …; peers on P+100, P+101, …; with
---base-port 0, free ports are picked), waits for a leader, writes DIR/cluster.json and
+Starts N nodes on 127.0.0.1 (HTTP on P, P+1, …; peers on P+100, P+101, …; gRPC on
+P+200, P+201, …; with --base-port 0, free ports are picked), waits for a leader, writes DIR/cluster.json and
 runs until Ctrl-C. Node flags (see 'quorumkv node --help') are passed to every node.
 `;
 
@@ -27,6 +27,8 @@ export interface ClusterFileNode {
   readonly id: string;
   readonly http: string;
   readonly peer: string;
+  /** gRPC API address host:port (issue 5). */
+  readonly grpc: string;
   readonly pid: number;
   readonly dataDir: string;
 }
@@ -89,7 +91,7 @@ export async function runUp(argv: string[]): Promise<number> {
     if (name === 'nodes') nodes = Number(take());
     else if (name === 'data-dir') dataDir = take();
     else if (name === 'base-port') basePort = Number(take());
-    else if (['id', 'peers', 'listen-http', 'listen-peer', 'cluster-id'].includes(name)) throw new ConfigError(`--${name} is chosen by 'up' for each node`);
+    else if (['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id'].includes(name)) throw new ConfigError(`--${name} is chosen by 'up' for each node`);
     else if (nodeFlags[name] !== undefined) {
       passThrough.push(`--${name}`);
       if (nodeFlags[name].kind !== 'bool' || inline !== undefined || (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith('--'))) passThrough.push(take());
@@ -106,6 +108,7 @@ export async function runUp(argv: string[]): Promise<number> {
     ids.map(async (_, i) => ({
       http: basePort === 0 ? await freePort() : basePort + i,
       peer: basePort === 0 ? await freePort() : basePort + 100 + i,
+      grpc: basePort === 0 ? await freePort() : basePort + 200 + i, // issue 5
     })),
   );
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
@@ -117,10 +120,10 @@ export async function runUp(argv: string[]): Promise<number> {
     const nodeDir = path.join(dataDir, id);
     await mkdir(nodeDir, { recursive: true });
     const logFile = createWriteStream(path.join(dataDir, `${id}.log`), { flags: 'a' });
-    const p = ports[i] as { http: number; peer: number };
+    const p = ports[i] as { http: number; peer: number; grpc: number };
     const child = spawn(
       process.execPath,
-      [mainPath, 'node', '--id', id, '--cluster-id', clusterId, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--peers', peersFlag, ...passThrough],
+      [mainPath, 'node', '--id', id, '--cluster-id', clusterId, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--peers', peersFlag, ...passThrough],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(logFile);
@@ -130,7 +133,7 @@ export async function runUp(argv: string[]): Promise<number> {
       if (!stopping) process.stdout.write(`${id} exited (${signal ?? `code ${code}`}); not restarted. See ${path.join(dataDir, `${id}.log`)}\n`);
     });
     children.set(id, child);
-    info.push({ id, http: `http://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, pid: child.pid ?? 0, dataDir: nodeDir });
+    info.push({ id, http: `http://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: child.pid ?? 0, dataDir: nodeDir });
   }
   await writeClusterFile(dataDir, { clusterId, nodes: info });
 
@@ -158,7 +161,7 @@ export async function runUp(argv: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`quorumkv cluster ${clusterId} is up (data in ${dataDir}):\n`);
-  for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}${n.id === leader ? '  (leader)' : ''}\n`);
+  for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}\n`);
   process.stdout.write(`try:  curl -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
   process.stdout.write(`      curl ${info[0]?.http}/kv/hello\nCtrl-C stops the cluster.\n`);
 

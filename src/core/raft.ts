@@ -14,7 +14,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
-import { decodeConfig, encodeConfig, inSyncOf } from './config.js';
+import { decodeConfig, encodeConfig, inSyncOf, isWeakQuorum } from './config.js';
 import { RaftLog, entryBytes } from './log.js';
 import { Progress } from './progress.js';
 import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
@@ -862,9 +862,15 @@ export class RaftCore {
       if (conflict !== null && conflict <= this.log.applied) {
         // We applied entries (acknowledged under a weak write quorum) that the leader's log
         // does not contain. They are lost: report each, then rebuild from a snapshot.
-        this.rolledBack.push(...(this.log.slice(conflict, this.log.applied + 1, Number.MAX_SAFE_INTEGER) ?? []));
+        this.rolledBack.push(...(this.log.slice(conflict, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
         this.awaitingRepair = true;
         return this.rejectNeedingSnapshot(m.from, m.prevIndex);
+      }
+      if (conflict !== null && isWeakQuorum(this.config)) {
+        // Under a weak quorum an entry may have been acknowledged to a client before a
+        // majority held it (by us as leader before a crash, say), even if never applied
+        // here. Truncating it loses that write: report it rather than guess.
+        this.rolledBack.push(...(this.log.slice(conflict, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
       }
       const configChanged = (conflict !== null && conflict <= this.configIndex) || m.entries.some((e) => e.kind === 'config');
       const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);

@@ -185,9 +185,10 @@ export interface Ready {
   /** Followers that need a snapshot: the driver streams one to each (see SnapshotMessage). */
   readonly snapshotsToSend: readonly NodeId[];
   /**
-   * Entries this node had applied that the new leader's log does not contain: acknowledged
-   * writes lost to a weak write quorum. The driver records each in the rollback report
-   * before anything else; the state machine is then rebuilt from a snapshot.
+   * Entries this node held beyond the commit index that the new leader's log replaces,
+   * reported only under a weak write quorum (where they may have been acknowledged):
+   * writes lost to a failover. The driver records each in the rollback report before
+   * anything else; if any had been applied, the state is rebuilt from a snapshot.
    */
   readonly rolledBack: readonly Entry[];
 }

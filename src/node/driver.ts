@@ -57,6 +57,10 @@ export interface DriverOptions {
   readonly snapshotTimeoutTicks: number;
   /** With `all`/`chain`: silence before a replica leaves the in-sync set (default 3 election timeouts). */
   readonly memberTimeoutTicks?: number;
+  /** A write not acknowledged by its quorum within this answers quorum_timeout (default: no cap). */
+  readonly replicationTimeoutTicks?: number;
+  /** Rolled-back writes already recorded by earlier runs (for /status). */
+  readonly rollbackCountAtStart?: number;
   readonly dedupClientsMax: number;
 }
 
@@ -76,7 +80,7 @@ export interface DriverDeps {
    * quorums only). Called before the state is rebuilt; the production wiring appends each
    * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
    */
-  readonly onRollback?: (entries: readonly Entry[]) => void;
+  readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
 }
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
@@ -133,12 +137,13 @@ export class NodeDriver implements KvNode {
    */
   private stagingLockedUntilTick = -1;
   private compacting = false;
-  private rollbackCount = 0;
+  private rollbackCount: number;
 
   constructor(options: DriverOptions, deps: DriverDeps) {
     this.id = options.id;
     this.opts = options;
     this.deps = deps;
+    this.rollbackCount = options.rollbackCountAtStart ?? 0;
     assert(deps.storage.identity()?.nodeId === options.id, () => `storage belongs to ${deps.storage.identity()?.nodeId ?? 'nobody'}, not ${options.id}`);
     this.stateMachine = createKvStateMachine(deps.storage.kv, { dedupClientsMax: options.dedupClientsMax });
     this.core = new RaftCore({
@@ -225,7 +230,8 @@ export class NodeDriver implements KvNode {
       if (r.reason === 'notLeader') return callback(this.notLeaderError());
       return callback(new QkvError('busy', `${r.uncommittedEntries} entries not yet committed`, {}, 100));
     }
-    this.pendingWrites.set(r.index, { term: r.term, deadlineTick: this.deadline(timeoutMs), callback });
+    const deadlineTick = Math.min(this.deadline(timeoutMs), this.nowTick + (this.opts.replicationTimeoutTicks ?? Number.MAX_SAFE_INTEGER));
+    this.pendingWrites.set(r.index, { term: r.term, deadlineTick, callback });
     this.scheduleProcess();
   }
 
@@ -343,7 +349,7 @@ export class NodeDriver implements KvNode {
       lastIndex: s.lastIndex,
       firstIndex: s.firstIndex,
       keyCount: this.stateMachine.keyCount(),
-      mode: { writeQuorum: s.config.writeQuorum, topology: s.config.topology, sinceIndex: s.configIndex },
+      mode: { writeQuorum: s.config.writeQuorum, topology: s.config.topology, sinceIndex: s.configIndex, inSync: [...(s.config.inSync ?? s.config.members)] },
       peers: s.config.members
         .filter((m) => m !== this.id)
         .map((id) => {
@@ -393,7 +399,7 @@ export class NodeDriver implements KvNode {
     if (rd.rolledBack.length > 0) {
       // Recorded before anything else happens: a lost write must never be silent.
       this.rollbackCount += rd.rolledBack.length;
-      this.deps.onRollback?.(rd.rolledBack);
+      this.deps.onRollback?.(rd.rolledBack, this.stateMachine.appliedIndex());
     }
     this.sendAll(rd.messages);
     try {

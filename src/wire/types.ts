@@ -66,6 +66,8 @@ export interface ModeStatus {
   readonly topology: 'star' | 'chain';
   /** Log index since which this mode is in force (0: from the start). */
   readonly sinceIndex: number;
+  /** The replicas `all` and `chain` wait for (every member unless one was removed). */
+  readonly inSync: readonly string[];
 }
 
 export interface StatusResponse {
