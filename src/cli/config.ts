@@ -181,7 +181,6 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
   const topology = v.get('topology');
   if (topology !== 'star' && topology !== 'chain') throw new ConfigError(`--topology must be star or chain, got "${topology ?? ''}"`);
   const writeQuorum = parseWriteQuorum(v.get('write-quorum') ?? 'majority', peers.size);
-  if (topology !== 'star') throw new ConfigError('--topology chain is not available in this version (use --write-quorum all for synchronous replication)');
   const pinnedLeader = v.get('leader') ?? null;
   if (pinnedLeader !== null && !peers.has(pinnedLeader)) throw new ConfigError(`--leader ${pinnedLeader} is not in --peers`);
   const valueBytesMax = int(v, 'value-bytes-max', 1);

@@ -65,6 +65,11 @@ export function sameConfig(a: ClusterConfig, b: ClusterConfig): boolean {
   );
 }
 
+/** Chain order with the leader as head: leader, then the in-sync set in its order. */
+export function chainOrder(config: ClusterConfig, leader: string): string[] {
+  return [leader, ...inSyncOf(config).filter((m) => m !== leader)];
+}
+
 /** The replica set `all` and `chain` wait for (every member unless narrowed). */
 export function inSyncOf(config: ClusterConfig): readonly string[] {
   return config.inSync ?? config.members;

@@ -14,7 +14,7 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
-import { decodeConfig, encodeConfig, inSyncOf, isWeakQuorum } from './config.js';
+import { chainOrder, decodeConfig, encodeConfig, inSyncOf, isWeakQuorum } from './config.js';
 import { RaftLog, entryBytes } from './log.js';
 import { Progress } from './progress.js';
 import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
@@ -185,7 +185,9 @@ export class RaftCore {
         // A pre-vote does not change our term: the candidate has not campaigned yet.
       } else if (m.type === 'preVoteResp' && m.granted) {
         // Granted pre-votes carry the term we would campaign in.
-      } else if (m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshot') {
+      } else if (m.type === 'append') {
+        this.becomeFollower(m.term, m.leader);
+      } else if (m.type === 'heartbeat' || m.type === 'snapshot') {
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, null);
@@ -194,7 +196,7 @@ export class RaftCore {
       if (m.type === 'append' || m.type === 'heartbeat') {
         // Tell a stale leader about the newer term so it steps down.
         this.send(
-          { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: 0, lastIndexHint: 0, needSnapshot: false },
+          { type: 'appendResp', from: this.id, to: m.type === 'append' ? m.leader : m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: 0, lastIndexHint: 0, needSnapshot: false },
           'afterPersist',
         );
       } else if (m.type === 'preVote') {
@@ -215,7 +217,8 @@ export class RaftCore {
         if (this.role === 'candidate' && m.term === this.term) this.handleVoteResponse(m.from, m.granted, 'vote');
         return;
       case 'append':
-        this.becomeFollowerOf(m.from);
+        if (!this.config.members.includes(m.leader)) return;
+        this.becomeFollowerOf(m.leader);
         this.handleAppend(m);
         return;
       case 'heartbeat':
@@ -690,6 +693,7 @@ export class RaftCore {
   private sendAppend(to: NodeId, evenIfEmpty: boolean): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
+    if (this.isRelayed(to)) return false;
     const last = this.log.lastIndex();
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
@@ -709,6 +713,7 @@ export class RaftCore {
       type: 'append',
       from: this.id,
       to,
+      leader: this.id,
       term: this.term,
       prevIndex,
       prevTerm,
@@ -719,6 +724,21 @@ export class RaftCore {
     this.send(msg, 'now');
     pr.sentAppend(lastSent, entries.length);
     return true;
+  }
+
+  /**
+   * Chain topology: a member whose predecessor is replicating receives entries by relay,
+   * not from the leader. Members catching up (probe, snapshot) or outside the chain are
+   * served directly by the leader until they replicate again.
+   */
+  private isRelayed(to: NodeId): boolean {
+    if (this.config.topology !== 'chain') return false;
+    const chain = chainOrder(this.config, this.id);
+    const pos = chain.indexOf(to);
+    if (pos <= 1) return false;
+    const pr = this.progress.get(to);
+    const pred = this.progress.get(chain[pos - 1] as NodeId);
+    return pr !== undefined && pred !== undefined && pr.state === 'replicate' && pred.state === 'replicate';
   }
 
   private handleAppendResponse(m: AppendResponse): void {
@@ -851,9 +871,9 @@ export class RaftCore {
   // Follower
 
   private handleAppend(m: AppendMessage): void {
-    if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.from, m.prevIndex);
+    if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     if (m.prevIndex < this.log.committed) {
-      this.respondAppend(m.from, this.log.committed);
+      this.respondAppend(m.leader, this.log.committed);
       return;
     }
     if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
@@ -864,7 +884,7 @@ export class RaftCore {
         // does not contain. They are lost: report each, then rebuild from a snapshot.
         this.rolledBack.push(...(this.log.slice(conflict, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
         this.awaitingRepair = true;
-        return this.rejectNeedingSnapshot(m.from, m.prevIndex);
+        return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
       }
       if (conflict !== null && isWeakQuorum(this.config)) {
         // Under a weak quorum an entry may have been acknowledged to a client before a
@@ -878,14 +898,25 @@ export class RaftCore {
       if (configChanged) this.reloadConfig();
       this.log.commitTo(Math.min(m.commit, lastNew));
       this.log.ackTo(Math.min(m.acked, lastNew));
-      this.respondAppend(m.from, lastNew);
+      this.respondAppend(m.leader, lastNew);
+      this.relay(m);
       return;
     }
     const hint = this.conflictHint(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
     this.send(
-      { type: 'appendResp', from: this.id, to: m.from, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint, needSnapshot: false },
+      { type: 'appendResp', from: this.id, to: m.leader, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint, needSnapshot: false },
       'afterPersist',
     );
+  }
+
+  /** Chain topology: pass an accepted append on to our successor once it is durable here. */
+  private relay(m: AppendMessage): void {
+    if (this.config.topology !== 'chain' || m.entries.length === 0) return;
+    const chain = chainOrder(this.config, m.leader);
+    const pos = chain.indexOf(this.id);
+    const next = pos >= 0 ? chain[pos + 1] : undefined;
+    if (next === undefined) return;
+    this.send({ ...m, from: this.id, to: next }, 'afterPersist');
   }
 
   private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {

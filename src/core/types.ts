@@ -92,6 +92,12 @@ export interface VoteResponse extends MessageBase {
 
 export interface AppendMessage extends MessageBase {
   readonly type: 'append';
+  /**
+   * The leader that produced the entries. Equals `from` except in the chain topology,
+   * where a member relays the append to its successor after persisting it; the successor
+   * answers the leader directly.
+   */
+  readonly leader: NodeId;
   readonly prevIndex: number;
   readonly prevTerm: number;
   readonly entries: readonly Entry[];

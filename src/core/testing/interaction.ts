@@ -176,7 +176,7 @@ export class Interaction {
     this.config = {
       members,
       writeQuorum: opts['quorum'] === undefined ? 'majority' : opts['quorum'] === 'all' ? 'all' : Number(opts['quorum']),
-      topology: 'star',
+      topology: opts['topology'] === 'chain' ? 'chain' : 'star',
     };
     this.coreDefaults = {
       preVote: opts['prevote'] !== 'false',
@@ -304,7 +304,7 @@ export function fmtMessage(m: Message): string {
     case 'voteResp':
       return `${head} ${m.granted ? 'granted' : 'refused'}`;
     case 'append':
-      return `${head} prev=${m.prevIndex}/${m.prevTerm} [${m.entries.map(fmtEntry).join(' ')}] commit=${m.commit}`;
+      return `${head}${m.leader !== m.from ? ` (leader ${m.leader})` : ''} prev=${m.prevIndex}/${m.prevTerm} [${m.entries.map(fmtEntry).join(' ')}] commit=${m.commit}`;
     case 'appendResp':
       return m.reject ? `${head} reject=${m.rejectedIndex} hint=${m.lastIndexHint}` : `${head} match=${m.matchIndex}`;
     case 'heartbeat':
