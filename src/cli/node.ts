@@ -156,7 +156,12 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
   });
   // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
-  const faulty = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, { random: Math.random });
+  // Delays apply to leader-to-follower replication (appends, heartbeats, snapshot chunks),
+  // as in the seeds' experiments; acknowledgements travel back undelayed.
+  const faulty = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, {
+    random: Math.random,
+    delays: (m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshotChunk',
+  });
 
   const tick = (ms: number): number => Math.max(1, Math.round(ms / config.tickMs));
   let fatal = false;

@@ -18,11 +18,16 @@ import type { NodeId } from '../core/types.js';
 import { createPrng } from '../stdx/prng.js';
 import type { FaultRules, PeerLinkState, PeerTransport } from './types.js';
 
-export interface FaultOptions {
+export interface FaultOptions<M = unknown> {
   /** Uniform source in [0, 1) for delays and drops. Default: a PRNG with a fixed seed. */
   readonly random?: () => number;
   /** Delayed messages held per destination peer; beyond it send() returns false. Default 10000. */
   readonly delayedMessagesMax?: number;
+  /**
+   * Which messages the delay applies to (default: all). The seeds' experiments delay only
+   * leader-to-follower replication, not the acknowledgements coming back.
+   */
+  readonly delays?: (message: M) => boolean;
 }
 
 export type FaultyTransport<M> = PeerTransport<M> & {
@@ -64,7 +69,7 @@ interface Delayed<M> {
   readonly message: M;
 }
 
-export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, options: FaultOptions = {}): FaultyTransport<M> {
+export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, options: FaultOptions<M> = {}): FaultyTransport<M> {
   const random = options.random ?? createPrng(defaultSeed).nextFloat;
   const delayedMessagesMax = options.delayedMessagesMax ?? delayedMessagesMaxDefault;
   if (!Number.isSafeInteger(delayedMessagesMax) || delayedMessagesMax < 1) {
@@ -129,7 +134,7 @@ export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, option
         countDrop(to);
         return true;
       }
-      if (current.delayMsMax <= 0) return inner.send(to, message);
+      if (current.delayMsMax <= 0 || (options.delays !== undefined && !options.delays(message))) return inner.send(to, message);
       const waiting = delayedByPeer.get(to) ?? 0;
       if (waiting >= delayedMessagesMax) {
         countDrop(to);
