@@ -7,7 +7,7 @@
  * and its reads ignore consistency beyond "must I be the leader".
  */
 
-import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
+import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
@@ -157,6 +157,15 @@ export class FakeKvNode implements KvNode {
       rollbackCount: 0,
       uptimeMs: 0,
     };
+  }
+
+  /** Mode changes asked of this fake, newest last. */
+  readonly modeChanges: ModeChange[] = [];
+
+  changeMode(change: ModeChange): Promise<{ readonly index: number }> {
+    if (this.currentLeader?.id !== this.id) return Promise.reject(new QkvError('not_leader', 'not the leader', { leader: this.leader() }));
+    this.modeChanges.push(change);
+    return Promise.resolve({ index: ++this.lastIndex });
   }
 
   /** A point-in-time copy of the map, handed out in chunks of `itemsPerChunk` items. */

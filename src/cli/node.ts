@@ -92,6 +92,7 @@ class DeferredNode implements KvNode {
   status: KvNode['status'] = () => this.t.status();
   dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
   openBackup: KvNode['openBackup'] = () => this.t.openBackup();
+  changeMode: KvNode['changeMode'] = (c, o) => this.t.changeMode(c, o);
 }
 
 export async function startNode(config: NodeConfig, log: Logger = pino({ level: config.logLevel, base: { node: config.id } })): Promise<RunningNode> {

@@ -16,6 +16,7 @@
  * through the NodeStorage and PeerTransport interfaces.
  */
 
+import { configProblem } from '../core/config.js';
 import { RaftCore, type PlantedBugs } from '../core/raft.js';
 import type { ClusterConfig, Entry, NodeId, ReadState, Ready } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
@@ -28,7 +29,7 @@ import type { PeerTransport } from '../transport/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { LeaderInfo, StatusResponse } from '../wire/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
-import type { KvNode, ListOptions, ReadOptions } from './types.js';
+import type { KvNode, ListOptions, ModeChange, ReadOptions } from './types.js';
 
 export interface DriverOptions {
   readonly id: NodeId;
@@ -308,6 +309,20 @@ export class NodeDriver implements KvNode {
   list(options: ListOptions): Promise<KvItem[]> {
     return new Promise((resolve, reject) =>
       this.submitRead(options, () => this.stateMachine.range(options.prefix, options.after, options.limit), (err, v) => (err ? reject(err) : resolve(v as KvItem[]))),
+    );
+  }
+
+  changeMode(change: ModeChange, options: { readonly timeoutMs: number }): Promise<{ readonly index: number }> {
+    const current = this.core.currentConfig();
+    const next: ClusterConfig = {
+      members: current.members,
+      writeQuorum: change.writeQuorum ?? current.writeQuorum,
+      topology: change.topology ?? current.topology,
+    };
+    const problem = configProblem(next);
+    if (problem !== null) return Promise.reject(new QkvError('bad_request', `invalid mode: ${problem}`));
+    return new Promise((resolve, reject) =>
+      this.submitConfig(next, options.timeoutMs, (err, index) => (err ? reject(err) : resolve({ index: index as number }))),
     );
   }
 

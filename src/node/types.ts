@@ -21,6 +21,11 @@ export interface ListOptions extends ReadOptions {
   readonly limit: number;
 }
 
+export interface ModeChange {
+  readonly writeQuorum?: 'majority' | 'all' | number;
+  readonly topology?: 'star' | 'chain';
+}
+
 export interface KvNode {
   readonly id: NodeId;
 
@@ -43,6 +48,14 @@ export interface KvNode {
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
 
   list(options: ListOptions): Promise<KvItem[]>;
+
+  /**
+   * Switches the replication mode live (leader only, else not_leader): proposes a config
+   * entry that every node adopts at the same log index. Resolves with that index once it is
+   * applied here. Rejects with bad_request for an invalid mode, busy while another
+   * configuration change is being committed.
+   */
+  changeMode(change: ModeChange, options: { readonly timeoutMs: number }): Promise<{ readonly index: number }>;
 
   /** Resolves when a leader is known, or with null once `timeoutMs` passes. */
   waitForLeader(timeoutMs: number): Promise<LeaderInfo | null>;
