@@ -37,8 +37,11 @@ export class RaftLog {
     this.inProgressUpTo = this.unstableOffset - 1;
     const snapIndex = stable.snapshotMeta().index;
     this.applied = Math.max(appliedIndex, snapIndex);
-    this.committed = Math.max(committed, snapIndex, this.applied);
-    this.acked = this.committed;
+    // The commit index comes only from the hard state: under a weak write quorum a node
+    // may have applied entries no majority holds, and must not take them for committed
+    // (a new leader may replace them; that is a rollback, not a broken invariant).
+    this.committed = Math.max(committed, snapIndex);
+    this.acked = Math.max(this.committed, this.applied);
     assert(
       this.committed <= this.lastIndex(),
       () => `commit ${this.committed} beyond last log index ${this.lastIndex()}`,

@@ -67,9 +67,12 @@ test('all on 3 nodes: writes continue after a killed follower leaves the in-sync
     assert.deepEqual((shrunk['mode'] as { inSync: string[] }).inSync.includes(victim), false, 'the dead follower left the in-sync set');
     await cluster.restart(victim);
     await waitFor(`${victim} to rejoin the in-sync set`, 20_000, async () => ((((await cluster.status(leader))['mode'] as { inSync: string[] }).inSync.includes(victim)) ? true : null));
-    assert.equal((await put(base, 'after', '3')).status, 200);
-    const read = await http(`${cluster.node(victim).http}/kv/after?consistency=local`);
-    assert.equal(read.body['value'], '3', 'a synchronous write is on every in-sync replica when acknowledged');
+    const after = await put(base, 'after', '3');
+    assert.equal(after.status, 200);
+    const victimStatus = await cluster.status(victim);
+    assert.ok((victimStatus['lastIndex'] as number) >= (after.body['version'] as number), 'a synchronous write is in every in-sync replica\'s log when acknowledged');
+    const read = await http(`${cluster.node(victim).http}/kv/after?minVersion=${String(after.body['version'])}`);
+    assert.equal(read.body['value'], '3');
   } finally {
     await cluster.destroy();
   }
