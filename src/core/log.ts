@@ -40,7 +40,9 @@ export class RaftLog {
     // The commit index comes only from the hard state: under a weak write quorum a node
     // may have applied entries no majority holds, and must not take them for committed
     // (a new leader may replace them; that is a rollback, not a broken invariant).
-    this.committed = Math.max(committed, snapIndex);
+    // Not the snapshot index either: a snapshot received under a weak quorum may hold
+    // uncommitted entries. (Outside weak quorums the core raises this to the applied index.)
+    this.committed = committed;
     this.acked = Math.max(this.committed, this.applied);
     assert(
       this.committed <= this.lastIndex(),
@@ -203,7 +205,7 @@ export class RaftLog {
    * Adopts a snapshot: the log restarts after it; entries before are gone. `repair` (after
    * a rollback) accepts a snapshot at the commit index too: the state must be rebuilt.
    */
-  restore(meta: SnapshotMeta, repair = false): void {
+  restore(meta: SnapshotMeta, repair = false, knownCommitted: number = meta.index): void {
     assert(
       meta.index > this.committed || (repair && meta.index >= this.committed),
       () => `snapshot ${meta.index} not beyond commit ${this.committed}`,
@@ -213,7 +215,7 @@ export class RaftLog {
     this.unstable = [];
     this.unstableOffset = meta.index + 1;
     this.inProgressUpTo = meta.index;
-    this.committed = meta.index;
+    this.committed = Math.max(this.committed, Math.min(meta.index, knownCommitted));
     this.acked = Math.max(this.acked, meta.index);
     this.applied = meta.index;
   }

@@ -24,6 +24,8 @@ export class Progress {
   snapshotTicks = 0;
   /** Leader ticks since this follower last answered anything. */
   silentTicks = 0;
+  /** Match at the previous heartbeat answer: unchanged while lagging means relaying stalled. */
+  matchAtLastHeartbeat = -1;
 
   constructor(
     next: number,

@@ -149,6 +149,9 @@ export class RaftCore {
     const { config, index } = this.latestConfig();
     this.config = config;
     this.configIndex = index;
+    // Outside weak write quorums only committed entries are ever applied, so the applied
+    // index (durable with the state) is known committed even if the hard state lagged it.
+    if (!isWeakQuorum(config)) this.log.commitTo(this.log.applied);
     this.prevSoft = { role: this.role, leader: this.leader };
     this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
     this.resetRandomizedElectionTimeout();
@@ -690,10 +693,10 @@ export class RaftCore {
    * Sends the next batch of entries to `to` if flow control allows. With `evenIfEmpty`, a
    * probe is sent even with no new entries (to learn where the follower's log matches).
    */
-  private sendAppend(to: NodeId, evenIfEmpty: boolean): boolean {
+  private sendAppend(to: NodeId, evenIfEmpty: boolean, direct = false): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
-    if (this.isRelayed(to)) return false;
+    if (!direct && this.isRelayed(to)) return false;
     const last = this.log.lastIndex();
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
@@ -773,9 +776,9 @@ export class RaftCore {
   }
 
   /** Sends as many appends as the window allows (a lagging follower catches up fast). */
-  private sendAppendFully(to: NodeId, evenIfEmpty: boolean): void {
+  private sendAppendFully(to: NodeId, evenIfEmpty: boolean, direct = false): void {
     let first = evenIfEmpty;
-    while (this.sendAppend(to, first)) {
+    while (this.sendAppend(to, first, direct)) {
       first = false;
       const pr = this.progress.get(to);
       if (pr === undefined || pr.state !== 'replicate' || pr.next > this.log.lastIndex()) break;
@@ -788,7 +791,14 @@ export class RaftCore {
     pr.recentActive = true;
     pr.silentTicks = 0;
     pr.probeSent = false;
-    if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true);
+    // Appends in flight may all have been lost: a heartbeat answer frees one slot of a
+    // full window so replication resumes (as etcd does), else the follower starves forever.
+    if (pr.state === 'replicate' && pr.isPaused()) pr.inflight.shift();
+    // A relayed chain member that made no progress since the last heartbeat lost a relayed
+    // append (or its predecessor stalled): the leader repairs it directly.
+    const stalled = pr.match === pr.matchAtLastHeartbeat;
+    pr.matchAtLastHeartbeat = pr.match;
+    if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true, stalled);
     if (m.readRound !== 0 && m.readRound === this.readRoundInFlight) {
       this.readAcks.add(m.from);
       if (this.readAcks.size + 1 >= majoritySize(this.config.members.length)) this.finishReadRound();
@@ -872,6 +882,15 @@ export class RaftCore {
 
   private handleAppend(m: AppendMessage): void {
     if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
+    const snapIndex = this.log.firstIndex() - 1;
+    if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
+      // Our state came from a snapshot holding entries no majority had (weak quorum), and
+      // the leader's log diverges below it: we cannot tell which of those writes survive.
+      // Rebuild from the leader's snapshot; the writes themselves are reported by the nodes
+      // whose logs still hold them (logs are never compacted past the commit index).
+      this.awaitingRepair = true;
+      return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
+    }
     if (m.prevIndex < this.log.committed) {
       this.respondAppend(m.leader, this.log.committed);
       return;
@@ -963,7 +982,19 @@ export class RaftCore {
       this.respondAppend(m.from, this.log.committed);
       return;
     }
-    this.log.restore(meta, this.awaitingRepair);
+    if (!this.awaitingRepair && this.log.matchTerm(meta.index, meta.term)) {
+      // Our log already holds the snapshot's last entry: keep the entries after it (Raft
+      // Figure 13, step 6). Resetting the log would drop entries we acknowledged.
+      this.respondAppend(m.from, meta.index);
+      return;
+    }
+    if (!this.awaitingRepair && isWeakQuorum(this.config) && this.log.lastIndex() > this.log.committed) {
+      // The snapshot replaces our whole log. Under a weak quorum our entries past the commit
+      // index may have been acknowledged; some may survive in the snapshot, but we cannot
+      // tell which: report them all rather than lose one silently.
+      this.rolledBack.push(...(this.log.slice(this.log.committed + 1, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+    }
+    this.log.restore(meta, this.awaitingRepair, m.commit);
     this.awaitingRepair = false;
     this.config = meta.config;
     this.configIndex = meta.index;

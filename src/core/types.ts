@@ -144,6 +144,12 @@ export interface HeartbeatResponse extends MessageBase {
 export interface SnapshotMessage extends MessageBase {
   readonly type: 'snapshot';
   readonly meta: SnapshotMeta;
+  /**
+   * The leader's commit index when the snapshot was taken. Under a weak write quorum the
+   * snapshot may hold entries no majority has yet: the receiver counts as committed only
+   * min(meta.index, commit).
+   */
+  readonly commit: number;
 }
 
 export type Message =

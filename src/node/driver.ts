@@ -109,6 +109,7 @@ interface Waiter {
 interface OutgoingSnapshot {
   readonly source: SnapshotSource;
   readonly term: number;
+  readonly commit: number;
   seq: number;
 }
 
@@ -132,6 +133,8 @@ export class NodeDriver implements KvNode {
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
   /** Seq expected next of the snapshot being staged from the leader, or -1. */
   private stagingSeq = -1;
+  /** Which snapshot is being staged (sender, term, index, term of index): chunks of another are dropped. */
+  private stagingId = '';
   /**
    * A fully staged snapshot was handed to the core: until it is installed (or this tick
    * passes, if the core declined it) no new chunk may overwrite the staging area.
@@ -543,8 +546,9 @@ export class NodeDriver implements KvNode {
 
   private startSnapshot(to: NodeId): void {
     if (this.outgoingSnapshots.has(to)) return;
+    const s = this.core.status();
     const source = this.deps.storage.openSnapshot(this.core.currentConfig());
-    this.outgoingSnapshots.set(to, { source, term: this.core.status().term, seq: 0 });
+    this.outgoingSnapshots.set(to, { source, term: s.term, commit: s.commitIndex, seq: 0 });
     this.continueSnapshots();
   }
 
@@ -562,7 +566,7 @@ export class NodeDriver implements KvNode {
         if (link.queuedBytes > this.opts.snapshotChunkBytes * 4) break;
         const chunk = out.source.readChunk(this.opts.snapshotChunkBytes);
         if (chunk === null) break;
-        const msg: SnapshotChunkMessage = { type: 'snapshotChunk', from: this.id, to, term: out.term, meta: out.source.meta, chunk };
+        const msg: SnapshotChunkMessage = { type: 'snapshotChunk', from: this.id, to, term: out.term, commit: out.commit, meta: out.source.meta, chunk };
         if (!this.deps.transport.send(to, msg)) {
           // Dropped: the follower sees a gap and discards; the core retries after its timeout.
           this.core.reportSnapshotFailed(to);
@@ -582,8 +586,12 @@ export class NodeDriver implements KvNode {
   private receiveSnapshotChunk(m: SnapshotChunkMessage): void {
     const status = this.core.status();
     if (m.term < status.term || this.nowTick < this.stagingLockedUntilTick) return;
-    if (m.chunk.seq === 0) this.stagingSeq = 0;
-    if (m.chunk.seq !== this.stagingSeq) {
+    const id = `${m.from}/${m.term}/${m.meta.index}/${m.meta.term}`;
+    if (m.chunk.seq === 0) {
+      this.stagingSeq = 0;
+      this.stagingId = id;
+    }
+    if (m.chunk.seq !== this.stagingSeq || id !== this.stagingId) {
       this.stagingSeq = -1; // a gap: drop this snapshot, the leader will send another
       return;
     }
@@ -592,7 +600,7 @@ export class NodeDriver implements KvNode {
     if (m.chunk.last) {
       this.stagingSeq = -1;
       this.stagingLockedUntilTick = this.nowTick + this.opts.snapshotTimeoutTicks;
-      this.core.step({ type: 'snapshot', from: m.from, to: m.to, term: m.term, meta: m.meta });
+      this.core.step({ type: 'snapshot', from: m.from, to: m.to, term: m.term, meta: m.meta, commit: m.commit });
     }
   }
 
@@ -601,7 +609,8 @@ export class NodeDriver implements KvNode {
     const s = this.core.status();
     if (s.lastIndex - s.firstIndex + 1 <= this.opts.logEntriesMax) return;
     const keep = Math.floor(this.opts.logEntriesMax / 2);
-    const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex);
+    // Never past the commit index: a snapshot (the compacted prefix) holds committed entries only.
+    const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex, s.commitIndex);
     if (upTo < s.firstIndex) return;
     this.compacting = true;
     this.deps.storage.compact(upTo, this.core.currentConfig());

@@ -15,6 +15,8 @@ export interface SnapshotChunkMessage {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly term: number;
+  /** The leader's commit index when it took the snapshot (see SnapshotMessage.commit). */
+  readonly commit: number;
   readonly meta: SnapshotMeta;
   readonly chunk: SnapshotChunk;
 }
@@ -79,9 +81,9 @@ export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | str
     case 'heartbeatResp':
       return isIndex(m['readRound']) ? (m as unknown as PeerMessage) : 'bad heartbeat response';
     case 'snapshot':
-      return isMeta(m['meta']) ? (m as unknown as PeerMessage) : 'bad snapshot';
+      return isMeta(m['meta']) && isIndex(m['commit']) ? (m as unknown as PeerMessage) : 'bad snapshot';
     case 'snapshotChunk':
-      return isMeta(m['meta']) && isChunk(m['chunk']) ? (m as unknown as PeerMessage) : 'bad snapshot chunk';
+      return isMeta(m['meta']) && isIndex(m['commit']) && isChunk(m['chunk']) ? (m as unknown as PeerMessage) : 'bad snapshot chunk';
     default:
       return `unknown message type ${String(m['type'])}`;
   }

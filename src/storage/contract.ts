@@ -250,6 +250,35 @@ export function storageContract(name: string, open: () => Promise<StorageHarness
         assert.deepEqual(fired, expected);
       }));
 
+    test('kv writes are durable by the time a persist queued after them is acknowledged, and a reopen finds them', () =>
+      withHarness(open, async (h) => {
+        h.storage.kv.write(1, (tx) => tx.put('a', record('one', 1)));
+        // A later event turn, as when a node applies entries between two persists.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        h.storage.kv.write(2, (tx) => {
+          tx.put('b', record('two', 2));
+          tx.putDedup(dedup('c1', 1, 2));
+        });
+        let durableAppliedAtAck = -1;
+        await withDeadline(
+          new Promise<void>((resolve, reject) =>
+            h.storage.persist(batch({ entries: entries(1, 3, 1), hardState: { term: 1, vote: 'n1', commit: 2 } }), (error) => {
+              if (error !== null) return reject(error);
+              durableAppliedAtAck = h.storage.kv.durableAppliedIndex();
+              resolve();
+            }),
+          ),
+          'persist durable',
+        );
+        assert.equal(durableAppliedAtAck, 2, 'durable applied index when the persist was acknowledged');
+        const reopened = await h.reopen();
+        assert.equal(reopened.kv.appliedIndex(), 2);
+        assert.deepEqual(reopened.kv.get('a'), record('one', 1));
+        assert.deepEqual(reopened.kv.get('b'), record('two', 2));
+        assert.deepEqual(reopened.kv.getDedup('c1'), dedup('c1', 1, 2));
+        assert.equal(reopened.log.lastIndex(), 3);
+      }));
+
     test('reopening keeps the log, hard state, kv data, applied index, dedup table and identity', () =>
       withHarness(open, async (h) => {
         const storage = h.storage;

@@ -9,7 +9,7 @@ import type { Entry } from '../core/types.js';
 import { contractStorageOptions, storageContract } from './contract.js';
 import { openLmdbStorage } from './lmdb.js';
 import type { LmdbStorage, LmdbStorageOptions } from './lmdb.js';
-import type { PersistBatch } from './types.js';
+import type { KvRecord, KvWriter, PersistBatch } from './types.js';
 
 const DEADLINE_MS = 20_000;
 
@@ -129,7 +129,8 @@ test('compaction deletes the log prefix in bounded transactions and leaves no en
 });
 
 /** The child appends 10-entry batches with a kv write each, as fast as it can, and prints
- * "log <index>" when a batch is durable and "kv <index>" when the applied index is. */
+ * "log <index>" when a batch is durable and "kv <index>" when the applied index is. Like a
+ * node, it first re-applies what the log holds beyond the kv state's applied index. */
 const appenderScript = `
   const { openLmdbStorage } = await import(process.argv[1]);
   const storage = await openLmdbStorage({
@@ -137,6 +138,9 @@ const appenderScript = `
     snapshotBytesMax: 1 << 20,
     dataDir: process.argv[2],
   });
+  for (let last = storage.kv.appliedIndex() + 10; last <= storage.log.lastIndex(); last += 10) {
+    storage.kv.write(last, (tx) => tx.put('k' + last, { value: 'v' + last, version: last }));
+  }
   let next = storage.log.lastIndex() + 1;
   let reportedApplied = storage.kv.durableAppliedIndex();
   const encoder = new TextEncoder();
@@ -158,10 +162,10 @@ const appenderScript = `
   round();
 `;
 
-/** Runs the appender until it has acknowledged `acksMin` more batches, then kills it with SIGKILL. */
-async function appendUntilKilled(dataDir: string, acksMin: number): Promise<{ logAcked: number; kvAcked: number }> {
+/** Runs an appender script until it has acknowledged `acksMin` more batches, then kills it with SIGKILL. */
+async function appendUntilKilled(dataDir: string, acksMin: number, script = appenderScript): Promise<{ logAcked: number; kvAcked: number }> {
   const modulePath = new URL('./lmdb.js', import.meta.url).href;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', appenderScript, modulePath, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, modulePath, dataDir], { stdio: ['ignore', 'pipe', 'pipe'] });
   const acked = { logAcked: 0, kvAcked: 0 };
   let logAcks = 0;
   let stderr = '';
@@ -220,6 +224,221 @@ test('kill -9 at any moment loses no acknowledged log entry or kv write, restart
       } finally {
         await storage.close();
       }
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+/**
+ * The kv write a node makes when it applies the 10-entry batch ending at `last`: overwrites,
+ * deletes and a dedup record, and a key holding `last` itself, so a state that mixes two
+ * batches cannot pass for either. Runs in the crash child too (as source text).
+ */
+function applyBatch(tx: Pick<KvWriter, 'put' | 'delete' | 'putDedup'>, last: number): void {
+  tx.put('k' + (last % 13), { value: 'v' + last, version: last });
+  if (last % 30 === 0) tx.delete('k' + ((last * 7 + 5) % 13));
+  tx.put('applied', { value: String(last), version: last });
+  tx.putDedup({ clientId: 'c' + (last % 5), seq: last, index: last, reply: new Uint8Array([last % 256]) });
+}
+
+/** The appender of the test above, but as a node applies: in later event turns than it persists,
+ * with pauses in persisting, so kv writes are held back, merged and written by every trigger
+ * (the next persist, the write count bound, the timer). */
+const heldBackAppenderScript = `
+  const { openLmdbStorage } = await import(process.argv[1]);
+  const storage = await openLmdbStorage({
+    initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' },
+    snapshotBytesMax: 1 << 20,
+    dataDir: process.argv[2],
+    kvDeferMsMax: 5,
+    kvDeferredWritesMax: 4,
+  });
+  const applyBatch = ${applyBatch.toString()};
+  let applied = storage.kv.appliedIndex();
+  let durableLog = storage.log.lastIndex();
+  let next = durableLog + 1;
+  let inFlight = 0;
+  let round = 0;
+  let reportedApplied = storage.kv.durableAppliedIndex();
+  const encoder = new TextEncoder();
+  // Like a node, re-apply what the log holds beyond the kv state; one kv write per batch.
+  function applyUpTo(target) {
+    while (applied + 10 <= target) {
+      const last = applied + 10;
+      storage.kv.write(last, (tx) => applyBatch(tx, last));
+      applied = last;
+    }
+  }
+  applyUpTo(durableLog);
+  function step() {
+    round++;
+    if (round % 20 < 15 && inFlight < 3) {
+      const entries = [];
+      for (let i = 0; i < 10; i++, next++) entries.push({ index: next, term: 1, kind: 'normal', data: encoder.encode('entry ' + next) });
+      const last = next - 1;
+      inFlight++;
+      storage.persist({ snapshot: null, entries, hardState: { term: 1, vote: 'n1', commit: last } }, (error) => {
+        if (error) { console.error(error); process.exit(2); }
+        inFlight--;
+        durableLog = last;
+        process.stdout.write('log ' + last + '\\n');
+      });
+    }
+    setImmediate(() => applyUpTo(durableLog));
+    const durableApplied = storage.kv.durableAppliedIndex();
+    if (durableApplied > reportedApplied) { reportedApplied = durableApplied; process.stdout.write('kv ' + durableApplied + '\\n'); }
+    if (round % 20 === 19) setTimeout(step, 8);
+    else setImmediate(step);
+  }
+  step();
+`;
+
+test('kill -9 while kv writes are held back leaves the kv state exactly as of its applied index, never part of a batch', async () => {
+  const dataDir = await tempDir();
+  try {
+    for (let crash = 1; crash <= 3; crash++) {
+      const { logAcked, kvAcked } = await appendUntilKilled(dataDir, 150, heldBackAppenderScript);
+      const storage = await openLmdbStorage({ ...contractStorageOptions, dataDir });
+      try {
+        assert.ok(storage.log.lastIndex() >= logAcked, `crash ${crash}: lastIndex ${storage.log.lastIndex()} lost acknowledged entry ${logAcked}`);
+        assert.equal(storage.log.entries(1, logAcked + 1, Infinity).length, logAcked, `crash ${crash}: entries 1..${logAcked}`);
+        const applied = storage.kv.appliedIndex();
+        assert.ok(applied >= kvAcked, `crash ${crash}: applied ${applied} lost acknowledged ${kvAcked}`);
+        assert.ok(applied % 10 === 0 && applied <= storage.log.lastIndex(), `crash ${crash}: applied ${applied} is not a batch end in the log`);
+        // Replay every batch up to the applied index in memory: the stored state must be exactly that.
+        const expected = new Map<string, KvRecord>();
+        const expectedDedup = new Map<string, { seq: number; index: number }>();
+        for (let last = 10; last <= applied; last += 10) {
+          applyBatch(
+            {
+              put: (key, record) => void expected.set(key, record),
+              delete: (key) => void expected.delete(key),
+              putDedup: (record) => void expectedDedup.set(record.clientId, { seq: record.seq, index: record.index }),
+            },
+            last,
+          );
+        }
+        const keys = [...expected.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        assert.deepEqual(
+          storage.kv.range('', undefined, 1000),
+          keys.map((key) => ({ key, ...(expected.get(key) as KvRecord) })),
+          `crash ${crash}: kv state at applied index ${applied}`,
+        );
+        assert.equal(storage.kv.keyCount(), expected.size);
+        for (let c = 0; c < 5; c++) {
+          const stored = storage.kv.getDedup(`c${c}`);
+          const want = expectedDedup.get(`c${c}`);
+          assert.deepEqual(stored === undefined ? undefined : { seq: stored.seq, index: stored.index }, want, `crash ${crash}: dedup c${c}`);
+        }
+      } finally {
+        await storage.close();
+      }
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+/** Opens a storage in a fresh directory with `extra` options, runs `body`, closes and removes it. */
+async function withStorage(extra: Partial<LmdbStorageOptions>, body: (storage: LmdbStorage, options: LmdbStorageOptions) => Promise<void>): Promise<void> {
+  const dataDir = await tempDir();
+  const options: LmdbStorageOptions = { ...contractStorageOptions, dataDir, ...extra };
+  const storage = await openLmdbStorage(options);
+  try {
+    await body(storage, options);
+  } finally {
+    await storage.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function persistWarmUp(storage: LmdbStorage, index: number): Promise<void> {
+  let durable = false;
+  storage.persist(append([entry(index)]), () => {
+    durable = true;
+  });
+  await waitFor(() => durable, `warm-up persist ${index}`);
+}
+
+test('kv writes made in turns between persists join the next persist: one transaction and one flush for all', () =>
+  withStorage({ kvDeferMsMax: 60_000 }, async (storage) => {
+    await persistWarmUp(storage, 1);
+    const before = storage.stats();
+    storage.kv.write(1, (tx) => tx.put('a', { value: 'one', version: 1 }));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    storage.kv.write(2, (tx) => {
+      tx.put('a', { value: 'two', version: 2 });
+      tx.put('b', { value: 'two', version: 2 });
+    });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(storage.stats().kvWritesDeferred, 2);
+    assert.equal(storage.stats().lastTxnId, before.lastTxnId, 'no transaction for held-back kv writes');
+    assert.deepEqual(storage.kv.get('a'), { value: 'two', version: 2 }, 'held-back writes are visible');
+    let durableAppliedAtAck = -1;
+    storage.persist(append([entry(2)], 2), () => {
+      durableAppliedAtAck = storage.kv.durableAppliedIndex();
+    });
+    assert.equal(storage.stats().kvWritesDeferred, 0);
+    await waitFor(() => durableAppliedAtAck >= 0, 'the persist to be durable');
+    assert.equal(durableAppliedAtAck, 2);
+    const after = storage.stats();
+    assert.equal(after.lastTxnId - before.lastTxnId, 1, 'transactions for two kv writes and a persist');
+    assert.equal(after.flushesCompleted - before.flushesCompleted, 1, 'flushes for two kv writes and a persist');
+    assert.equal(after.overlayKeys, 0);
+  }));
+
+test('a held-back kv write with no persist after it is written once kvDeferMsMax has passed', () =>
+  withStorage({ kvDeferMsMax: 100 }, async (storage) => {
+    await persistWarmUp(storage, 1);
+    const before = storage.stats();
+    const writtenAtMs = Date.now();
+    storage.kv.write(1, (tx) => tx.put('a', { value: 'one', version: 1 }));
+    await waitFor(() => storage.kv.durableAppliedIndex() === 1, 'the held-back kv write to be durable');
+    const elapsedMs = Date.now() - writtenAtMs;
+    // Timers never fire early; a millisecond of slack for clock rounding.
+    assert.ok(elapsedMs >= 99, `durable after ${elapsedMs} ms: it was not held back for kvDeferMsMax`);
+    assert.equal(storage.stats().lastTxnId - before.lastTxnId, 1);
+    assert.equal(storage.stats().kvWritesDeferred, 0);
+  }));
+
+test('held-back kv writes beyond kvDeferredWritesMax or kvDeferredBytesMax are written at once', () =>
+  withStorage({ kvDeferMsMax: 60_000, kvDeferredWritesMax: 3, kvDeferredBytesMax: 4096 }, async (storage) => {
+    storage.kv.write(1, (tx) => tx.put('a', { value: 'one', version: 1 }));
+    storage.kv.write(2, (tx) => tx.put('b', { value: 'two', version: 2 }));
+    assert.equal(storage.stats().kvWritesDeferred, 2);
+    storage.kv.write(3, (tx) => tx.put('c', { value: 'three', version: 3 }));
+    assert.equal(storage.stats().kvWritesDeferred, 0);
+    await waitFor(() => storage.kv.durableAppliedIndex() === 3, 'three kv writes to be durable');
+    storage.kv.write(4, (tx) => tx.put('big', { value: 'x'.repeat(5000), version: 4 }));
+    assert.equal(storage.stats().kvWritesDeferred, 0);
+    await waitFor(() => storage.kv.durableAppliedIndex() === 4, 'a large kv write to be durable');
+  }));
+
+test('closing writes held-back kv writes at once, and a reopen finds them', async () => {
+  const dataDir = await tempDir();
+  const options: LmdbStorageOptions = { ...contractStorageOptions, dataDir, kvDeferMsMax: 60_000 };
+  try {
+    const storage = await openLmdbStorage(options);
+    storage.kv.write(1, (tx) => tx.put('a', { value: 'one', version: 1 }));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    storage.kv.write(2, (tx) => {
+      tx.delete('a');
+      tx.put('b', { value: 'two', version: 2 });
+      tx.putDedup({ clientId: 'c1', seq: 1, index: 2, reply: new Uint8Array([7]) });
+    });
+    const closingAtMs = Date.now();
+    await storage.close();
+    assert.ok(Date.now() - closingAtMs < 30_000, 'close did not wait for kvDeferMsMax');
+    assert.equal(storage.kv.durableAppliedIndex(), 2);
+    const reopened = await openLmdbStorage(options);
+    try {
+      assert.equal(reopened.kv.appliedIndex(), 2);
+      assert.equal(reopened.kv.get('a'), undefined);
+      assert.deepEqual(reopened.kv.get('b'), { value: 'two', version: 2 });
+      assert.deepEqual(reopened.kv.getDedup('c1'), { clientId: 'c1', seq: 1, index: 2, reply: new Uint8Array([7]) });
+    } finally {
+      await reopened.close();
     }
   } finally {
     await rm(dataDir, { recursive: true, force: true });

@@ -9,6 +9,18 @@
  * install is additionally wrapped in `batch()`, an explicit atomic block, so a crash leaves
  * all of it or none of it.
  *
+ * Kv writes are held back: a node applies committed entries in other event turns than it
+ * persists, and each such turn would cost a transaction and an fsync of its own, which the
+ * next log persist then queues behind. Nothing waits for a kv write to be durable (only
+ * compaction reads kv.durableAppliedIndex()), so kv writes stay in memory (visible through
+ * the overlay) and are queued, merged into one atomic batch with the newest applied index,
+ * just before the next write of any kind, normally the next log persist, whose transaction
+ * and fsync they share. They are never held longer than kvDeferMsMax, nor more than
+ * kvDeferredWritesMax writes or kvDeferredBytesMax bytes of them, and close() queues them.
+ * The order of writes is unchanged (held-back writes are queued before whatever comes
+ * next), so durability stays in queue order, and a crash leaves the kv state exactly as of
+ * some applied index: all of a merged batch or none of it.
+ *
  * Visibility: writes are visible to the synchronous reads of this process the moment they
  * are queued. lmdb-js only shows a write after its transaction commits, so this module keeps
  * what is queued but not yet committed in memory: the log tail (first/last index and the
@@ -25,7 +37,9 @@
  * costs O(1) however large the state machine is; the old slot is cleared afterwards.
  *
  * Must never: acknowledge before the flush, run a synchronous LMDB write transaction or any
- * sync fs call after open, delete log entries beyond kv.durableAppliedIndex(), or put an
+ * sync fs call after open, delete log entries beyond kv.durableAppliedIndex(), report a kv
+ * write in kv.durableAppliedIndex() before its flush, hold a kv write back past
+ * kvDeferMsMax or let it overtake a later write, or put an
  * unbounded amount of work into one transaction on the hot path (compaction deletes in
  * chunks; the one unbounded case, an install or truncation that drops a huge divergent log
  * tail, is rare and runs on lmdb-js's writer thread, not the event loop).
@@ -86,17 +100,35 @@ export interface LmdbStorageOptions extends StorageOptions {
    * `entries()`), so replication reads of fresh entries never touch LMDB. Default 8 MiB.
    */
   readonly logCacheBytesMax?: number;
+  /**
+   * Longest a kv write is held back, waiting to share the next write's transaction and
+   * fsync, when no other write comes. 0 queues every kv write at once (one transaction per
+   * event turn that writes). Default 10 ms, more than a flush takes on a busy disk, so that
+   * a node's next log persist normally collects it.
+   */
+  readonly kvDeferMsMax?: number;
+  /** Held-back kv writes beyond which they are all queued at once. Default 64. */
+  readonly kvDeferredWritesMax?: number;
+  /** Encoded bytes of held-back kv writes beyond which they are all queued at once. Default 8 MiB. */
+  readonly kvDeferredBytesMax?: number;
 }
 
 export interface LmdbStorageStats {
   /** LMDB's id of the last committed write transaction; each commit costs at most one fsync. */
   readonly lastTxnId: number;
-  /** Flush completions seen; each acknowledges every write queued before it. */
+  /**
+   * Flush completions seen; each acknowledges every write queued before it. Completions
+   * reported together (lmdb-js resolves every flush promise of one transaction at once)
+   * count once, so this is close to, and never below, the number of fsyncs that
+   * acknowledged something.
+   */
   readonly flushesCompleted: number;
   readonly writesQueued: number;
   readonly writesDurable: number;
-  /** Queued kv writes (keys) not yet committed, i.e. served from memory. */
+  /** Queued or held-back kv writes (keys) not yet committed, i.e. served from memory. */
   readonly overlayKeys: number;
+  /** Kv writes held back, waiting to join the next write's transaction. */
+  readonly kvWritesDeferred: number;
   /** Log entries queued but not yet committed, i.e. served from memory. */
   readonly uncommittedLogEntries: number;
   /** True while compacted log entries are still being deleted in the background. */
@@ -111,6 +143,9 @@ const FORMAT_VERSION = 1;
 const FLUSH_TIMEOUT_MS_DEFAULT = 30_000;
 const COMPACT_ENTRIES_PER_TXN_DEFAULT = 4096;
 const LOG_CACHE_BYTES_DEFAULT = 8 << 20;
+const KV_DEFER_MS_DEFAULT = 10;
+const KV_DEFERRED_WRITES_DEFAULT = 64;
+const KV_DEFERRED_BYTES_DEFAULT = 8 << 20;
 const ENTRY_HEADER_BYTES = 9;
 const RECORD_HEADER_BYTES = 9;
 const DEDUP_HEADER_BYTES = 16;
@@ -428,6 +463,34 @@ function overlayUpperBound(items: readonly OverlayItem[], key: Buffer): number {
   return lo;
 }
 
+// --- held-back kv writes ----------------------------------------------------------------
+
+interface HeldChange {
+  readonly keyBytes: Buffer;
+  readonly value: Buffer | null;
+}
+
+/**
+ * Kv writes held back, merged key by key (the newest change wins), to be queued as one
+ * atomic batch. `seq` is the write sequence number that batch will get: nothing else is
+ * queued while a group is held (any other write queues the group first).
+ */
+class DeferredKvWrites {
+  /** Key -> its UTF-8 bytes and encoded record (null: delete). */
+  readonly puts = new Map<string, HeldChange>();
+  /** Client id -> its UTF-8 bytes and encoded dedup record (null: delete). */
+  readonly dedupPuts = new Map<string, HeldChange>();
+  appliedIndex = 0;
+  writes = 0;
+  bytes = 0;
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly slot: KvSlot,
+    readonly seq: number,
+  ) {}
+}
+
 // --- write tracking --------------------------------------------------------------------
 
 interface PendingWrite {
@@ -466,6 +529,12 @@ class LmdbNodeStorage implements LmdbStorage {
 
   private readonly flushTimeoutMs: number;
   private readonly compactEntriesPerTxnMax: number;
+  private readonly kvDeferMsMax: number;
+  private readonly kvDeferredWritesMax: number;
+  private readonly kvDeferredBytesMax: number;
+  private deferredKv: DeferredKvWrites | null = null;
+  /** Set while the flush completions reported together are being handled (see stats). */
+  private flushCounted = false;
 
   // Write tracking: `pending[head..]` are queued and not yet durable, in seq order.
   private writeSeq = 0;
@@ -520,6 +589,22 @@ class LmdbNodeStorage implements LmdbStorage {
     this.flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
     this.compactEntriesPerTxnMax = options.compactEntriesPerTxnMax ?? COMPACT_ENTRIES_PER_TXN_DEFAULT;
     this.logCacheBytesMax = options.logCacheBytesMax ?? LOG_CACHE_BYTES_DEFAULT;
+    this.kvDeferMsMax = options.kvDeferMsMax ?? KV_DEFER_MS_DEFAULT;
+    this.kvDeferredWritesMax = options.kvDeferredWritesMax ?? KV_DEFERRED_WRITES_DEFAULT;
+    this.kvDeferredBytesMax = options.kvDeferredBytesMax ?? KV_DEFERRED_BYTES_DEFAULT;
+    // Bounded by a minute: the point is to wait for the next persist, which comes within a flush.
+    assert(
+      Number.isSafeInteger(this.kvDeferMsMax) && this.kvDeferMsMax >= 0 && this.kvDeferMsMax <= 60_000,
+      () => `kvDeferMsMax must be an integer in [0, 60000], got ${this.kvDeferMsMax}`,
+    );
+    assert(
+      Number.isSafeInteger(this.kvDeferredWritesMax) && this.kvDeferredWritesMax > 0,
+      () => `kvDeferredWritesMax must be a positive integer, got ${this.kvDeferredWritesMax}`,
+    );
+    assert(
+      Number.isSafeInteger(this.kvDeferredBytesMax) && this.kvDeferredBytesMax > 0,
+      () => `kvDeferredBytesMax must be a positive integer, got ${this.kvDeferredBytesMax}`,
+    );
     assert(isIndex(this.logCacheBytesMax), () => `logCacheBytesMax must be a non-negative integer, got ${this.logCacheBytesMax}`);
     assert(Number.isSafeInteger(this.flushTimeoutMs) && this.flushTimeoutMs > 0, () => `flushTimeoutMs must be a positive integer, got ${this.flushTimeoutMs}`);
     assert(
@@ -724,6 +809,7 @@ class LmdbNodeStorage implements LmdbStorage {
       writesQueued: this.writeSeq,
       writesDurable: this.durableSeq,
       overlayKeys,
+      kvWritesDeferred: this.deferredKv?.writes ?? 0,
       uncommittedLogEntries: this.tail.length - this.tailCommitted,
       compactionRunning: this.gcLoop !== null,
     };
@@ -737,6 +823,9 @@ class LmdbNodeStorage implements LmdbStorage {
    * Returns the write's sequence number (writes commit and flush in this order).
    */
   private submit(write: () => void, hooks: WriteHooks, newKvEpoch = false): number {
+    // Held-back kv writes go first: they join this write's transaction, and the order of
+    // writes (and so of durability) stays the order in which they were made.
+    this.queueDeferredKv();
     const seq = ++this.writeSeq;
     if (newKvEpoch) this.kvEpoch++;
     this.pending.push({
@@ -802,7 +891,15 @@ class LmdbNodeStorage implements LmdbStorage {
     this.onCommitted(seq);
     if (seq <= this.durableSeq || this.failure !== null) return;
     this.durableSeq = seq;
-    this.flushesCompleted++;
+    if (!this.flushCounted) {
+      // lmdb-js resolves the flush promises of every event-turn batch in one transaction
+      // together, so their handlers run in one run of the microtask queue: count them once.
+      this.flushesCompleted++;
+      this.flushCounted = true;
+      queueMicrotask(() => {
+        this.flushCounted = false;
+      });
+    }
     const callbacks: DurableCallback[] = [];
     while (this.pendingHead < this.pending.length) {
       const write = this.pending[this.pendingHead] as PendingWrite;
@@ -829,6 +926,10 @@ class LmdbNodeStorage implements LmdbStorage {
   private fail(error: Error): void {
     if (this.failure !== null) return;
     this.failure = error;
+    // Held-back kv writes will never be written; the node is going down.
+    const held = this.deferredKv;
+    if (held !== null && held.timer !== null) clearTimeout(held.timer);
+    this.deferredKv = null;
     const waiting = this.pending.slice(this.pendingHead);
     this.pending.length = 0;
     this.pendingHead = 0;
@@ -873,6 +974,7 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   private async closeNow(): Promise<void> {
+    this.queueDeferredKv();
     this.state = 'closing';
     if (this.gcLoop !== null) await this.gcLoop;
     for (const source of [...this.sources]) source.close();
@@ -1054,6 +1156,29 @@ class LmdbNodeStorage implements LmdbStorage {
     slot.resetTo(seq);
   }
 
+  /**
+   * Queues the held-back kv writes, if any, as one atomic batch: their changes and the
+   * newest applied index commit together, so a crash keeps all of them or none.
+   */
+  private queueDeferredKv(): void {
+    const group = this.deferredKv;
+    if (group === null) return;
+    this.deferredKv = null;
+    if (group.timer !== null) clearTimeout(group.timer);
+    if (this.failure !== null) return;
+    const { slot, puts, dedupPuts, appliedIndex } = group;
+    const keys = [...puts.keys()];
+    const seq = this.submit(
+      () => {
+        for (const p of puts.values()) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
+        for (const d of dedupPuts.values()) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
+        void this.metaDb.put('applied', appliedIndex);
+      },
+      { onCommitted: () => slot.release(keys, seq), durableApplied: appliedIndex },
+    );
+    assert(seq === group.seq, () => `held-back kv writes were numbered ${group.seq} but queued as write ${seq}`);
+  }
+
   private makeKvBackend(): KvBackend {
     return {
       get: (key) => this.active.get(key),
@@ -1074,21 +1199,29 @@ class LmdbNodeStorage implements LmdbStorage {
           tx.rollback();
           throw error;
         }
-        const puts: { keyBytes: Buffer; value: Buffer | null }[] = [];
-        for (const [key, record] of tx.changes) puts.push({ keyBytes: keyBytes(key), value: record === null ? null : encodeRecord(record) });
-        const dedupPuts: { keyBytes: Buffer; value: Buffer | null }[] = [];
-        for (const [clientId, record] of tx.dedupChanges) dedupPuts.push({ keyBytes: keyBytes(clientId), value: record === null ? null : encodeDedup(record) });
-        const keys = [...tx.changes.keys()];
-        const seq = this.submit(
-          () => {
-            for (const p of puts) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
-            for (const d of dedupPuts) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
-            void this.metaDb.put('applied', appliedIndex);
-          },
-          { onCommitted: () => slot.release(keys, seq), durableApplied: appliedIndex },
-        );
-        for (const [key, record] of tx.changes) slot.overlay.set(key, { seq, record });
+        let group = this.deferredKv;
+        if (group === null) {
+          group = new DeferredKvWrites(slot, this.writeSeq + 1);
+          this.deferredKv = group;
+          if (this.kvDeferMsMax > 0) group.timer = setTimeout(() => this.queueDeferredKv(), this.kvDeferMsMax);
+        }
+        // Installs, the only way to change the live slot, queue held-back writes first.
+        assert(group.slot === slot, () => `held-back kv writes target slot ${group.slot.id}, the live slot is ${slot.id}`);
+        for (const [key, record] of tx.changes) {
+          const change = { keyBytes: group.puts.get(key)?.keyBytes ?? keyBytes(key), value: record === null ? null : encodeRecord(record) };
+          group.puts.set(key, change);
+          group.bytes += change.keyBytes.length + (change.value?.length ?? 0);
+          slot.overlay.set(key, { seq: group.seq, record });
+        }
+        for (const [clientId, record] of tx.dedupChanges) {
+          const change = { keyBytes: group.dedupPuts.get(clientId)?.keyBytes ?? keyBytes(clientId), value: record === null ? null : encodeDedup(record) };
+          group.dedupPuts.set(clientId, change);
+          group.bytes += change.keyBytes.length + (change.value?.length ?? 0);
+        }
+        group.appliedIndex = appliedIndex;
+        group.writes++;
         this.applied = appliedIndex;
+        if (this.kvDeferMsMax === 0 || group.writes >= this.kvDeferredWritesMax || group.bytes >= this.kvDeferredBytesMax) this.queueDeferredKv();
       },
     };
   }

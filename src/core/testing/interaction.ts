@@ -243,7 +243,7 @@ export class Interaction {
         const appliedIndex = n.applied.length > 0 ? (n.applied[n.applied.length - 1] as Entry).index : 0;
         const term = n.core.log.term(appliedIndex) ?? 0;
         this.out.push(`${id} streams snapshot ${appliedIndex}/${term} to ${to}`);
-        this.queue.push({ type: 'snapshot', from: id, to, term: n.core.status().term, meta: { index: appliedIndex, term, config: this.config } });
+        this.queue.push({ type: 'snapshot', from: id, to, term: n.core.status().term, commit: n.core.status().commitIndex, meta: { index: appliedIndex, term, config: this.config } });
       }
       if (rd.softState !== null) this.out.push(`${id} became ${rd.softState.role} (leader ${rd.softState.leader ?? 'none'}, term ${n.core.status().term})`);
       n.core.advance(rd);
