@@ -26,13 +26,14 @@
 
 import type { AddressInfo, Socket } from 'node:net';
 import { isUtf8 } from 'node:buffer';
+import { Readable } from 'node:stream';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Registry } from 'prom-client';
-import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
+import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
-import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import type { KvItem, KvRecord, KvValue, SnapshotSource } from '../storage/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
@@ -87,6 +88,13 @@ export interface HttpServerOptions {
   readonly logger: false | LoggerOptions;
   /** Forwarding limits; defaults in forward.ts. */
   readonly forward?: Partial<ForwardLimits>;
+  /** This node's gRPC address (host:port), shown as `grpc` in GET /status (issue 5). */
+  readonly grpcAddress?: string;
+  /**
+   * When present, POST /admin/die exists (the seeds' die(clean)): called after the answer
+   * was sent, with `clean` (true: stop cleanly, false: kill at once). Issue 5.
+   */
+  readonly die?: (clean: boolean) => void;
 }
 
 export interface HttpServer {
@@ -181,6 +189,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     app.get('/admin/faults', route('/admin/faults', null), api.getFaults);
     app.put('/admin/faults', route('/admin/faults', null), api.putFaults);
   }
+  // --- issue 5: backup stream and die ---
+  app.get('/backup', route('/backup', null), api.backup);
+  if (options.die !== undefined) app.post('/admin/die', route('/admin/die', null), api.die);
+  app.put('/admin/mode', route('/admin/mode', null), api.putMode);
 
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
@@ -236,6 +248,10 @@ const writeExec: LocalExec<KvCommand, KvResult> = {
   run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
 };
 
+const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
+  run: (node, change, timeoutMs) => node.changeMode(change, { timeoutMs }),
+};
+
 const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
   run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
 };
@@ -251,6 +267,8 @@ class HttpApi {
   private readonly validate: InputValidator;
   private readonly registry: Registry;
   private readonly faultsAdmin: FaultsAdmin | undefined;
+  private readonly grpcAddress: string | undefined;
+  private readonly dieHook: ((clean: boolean) => void) | undefined;
   private readonly router: LeaderRouter;
   private readonly metrics: HttpMetrics;
   private closing = false;
@@ -261,6 +279,8 @@ class HttpApi {
     this.validate = options.validate;
     this.registry = options.registry;
     this.faultsAdmin = options.faultsAdmin;
+    this.grpcAddress = options.grpcAddress;
+    this.dieHook = options.die;
     this.router = router;
     this.metrics = metrics;
   }
@@ -379,7 +399,66 @@ class HttpApi {
     return reply.code(200).send();
   };
 
-  readonly status = async (): Promise<unknown> => this.node.status();
+  readonly status = async (): Promise<unknown> =>
+    this.grpcAddress === undefined ? this.node.status() : { ...this.node.status(), grpc: this.grpcAddress };
+
+  // GET /backup: this node's state at its applied index, streamed as NDJSON records (header,
+  // chunks, end; client/backup-file.ts documents the format). A client that stops reading
+  // stops the stream (back-pressure), and its disconnect closes the snapshot source.
+  readonly backup = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    checkQuery(request.query, noParams);
+    const status = this.node.status();
+    const source = this.node.openBackup();
+    const stream = Readable.from(backupLines(source, status.id, status.clusterId), { objectMode: false, highWaterMark: 1 });
+    return reply.code(200).type('application/x-ndjson; charset=utf-8').send(stream);
+  };
+
+  // PUT /admin/mode  body {"writeQuorum"?: "majority"|"all"|W, "topology"?: "star"|"chain"}
+  // Switches the replication mode live (forwarded to the leader like a write). Answers once
+  // the configuration entry is applied here, with the log index every node switches at.
+  readonly putMode = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    checkQuery(request.query, noParams);
+    const usage = 'PUT /admin/mode needs {"writeQuorum"?: "majority"|"all"|W, "topology"?: "star"|"chain"}';
+    const rawBody = bodyBuffer(request.body);
+    const body = parseJsonObject(rawBody, usage);
+    const wq = body['writeQuorum'];
+    const topology = body['topology'];
+    if (
+      Object.keys(body).some((k) => k !== 'writeQuorum' && k !== 'topology') ||
+      (wq !== undefined && wq !== 'majority' && wq !== 'all' && !(typeof wq === 'number' && Number.isSafeInteger(wq) && wq >= 0)) ||
+      (topology !== undefined && topology !== 'star' && topology !== 'chain') ||
+      (wq === undefined && topology === undefined)
+    ) {
+      throw new QkvError('bad_request', usage);
+    }
+    const change: ModeChange = {
+      ...(wq !== undefined ? { writeQuorum: wq as 'majority' | 'all' | number } : {}),
+      ...(topology !== undefined ? { topology: topology as 'star' | 'chain' } : {}),
+    };
+    const outcome = await this.router.run(modeExec, change, this.spec(request, 'PUT', rawBody, null, true));
+    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+    const mode = this.node.status().mode;
+    return reply.code(200).send({ writeQuorum: mode.writeQuorum, topology: mode.topology, sinceIndex: outcome.value.index, inSync: mode.inSync });
+  };
+
+  // POST /admin/die  body {"id": "<this node>", "clean": bool}  (only with die enabled)
+  readonly die = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    const die = this.dieHook;
+    if (die === undefined) throw new QkvError('unknown_route', 'Die is off: start the node with --faults to allow it');
+    checkQuery(request.query, noParams);
+    const body = parseJsonObject(bodyBuffer(request.body), 'POST /admin/die needs {"id": "<node id>", "clean": true|false}');
+    const id = body['id'];
+    const clean = body['clean'] ?? false;
+    if (typeof id !== 'string' || typeof clean !== 'boolean' || Object.keys(body).some((k) => k !== 'id' && k !== 'clean')) {
+      throw new QkvError('bad_request', 'POST /admin/die needs {"id": "<node id>", "clean": true|false}');
+    }
+    if (id !== this.node.id) throw new QkvError('bad_request', `This is node ${this.node.id}, not ${quoteValue(id)}: nothing was stopped`);
+    // Die only once the answer has left, so the caller learns that it was accepted.
+    reply.raw.once('finish', () => die(clean));
+    return reply.code(202).send({ id, clean });
+  };
 
   readonly metricsText = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     const text = await this.registry.metrics();
@@ -587,6 +666,12 @@ class HttpApi {
         return getOrHead;
       case '/admin/faults':
         return this.faultsAdmin === undefined ? null : getOrPut;
+      case '/backup':
+        return getOnly;
+      case '/admin/die':
+        return this.dieHook === undefined ? null : postOnly;
+      case '/admin/mode':
+        return putOnly;
       default:
         return path.startsWith('/kv/') && path.indexOf('/', 4) === -1 ? keyMethods : null;
     }
@@ -596,6 +681,8 @@ class HttpApi {
 const getOnly: readonly string[] = ['GET'];
 const getOrHead: readonly string[] = ['GET', 'HEAD'];
 const getOrPut: readonly string[] = ['GET', 'PUT'];
+const postOnly: readonly string[] = ['POST'];
+const putOnly: readonly string[] = ['PUT'];
 const keyMethods: readonly string[] = ['DELETE', 'GET', 'PUT'];
 
 const healthBody = Object.freeze({ ok: true });
@@ -890,6 +977,51 @@ function toListItem(item: KvItem): ListItem {
 /** JSON carries text; byte values (written over gRPC) are shown as UTF-8, invalid bytes as U+FFFD. */
 function textOf(value: KvValue): string {
   return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+}
+
+// --- backup stream (issue 5) ---
+
+/** Bytes of state per backup chunk record. */
+const backupChunkBytes = 1024 * 1024;
+
+/** The NDJSON records of one backup; closes `source` when done or abandoned. */
+async function* backupLines(source: SnapshotSource, nodeId: string, clusterId: string): AsyncGenerator<string> {
+  try {
+    const { index, term, config } = source.meta;
+    yield JSON.stringify({
+      type: 'header',
+      format: 'quorumkv-backup',
+      formatVersion: 1,
+      nodeId,
+      clusterId,
+      index,
+      term,
+      config: { members: config.members, writeQuorum: config.writeQuorum, topology: config.topology },
+    }) + '\n';
+    let chunks = 0;
+    let items = 0;
+    let dedup = 0;
+    for (;;) {
+      const chunk = source.readChunk(backupChunkBytes);
+      if (chunk === null) break;
+      yield JSON.stringify({
+        type: 'chunk',
+        seq: chunks,
+        items: chunk.items.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
+        dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
+      }) + '\n';
+      chunks++;
+      items += chunk.items.length;
+      dedup += chunk.dedup.length;
+    }
+    yield JSON.stringify({ type: 'end', chunks, items, dedup }) + '\n';
+  } finally {
+    source.close();
+  }
+}
+
+function base64Of(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 }
 
 // --- small utilities ---

@@ -7,8 +7,11 @@
 
 import { ConfigError, helpText, parseNodeConfig } from './config.js';
 import { runClientCommand, clientCommands } from './client-commands.js';
+import { backupHelp, runBackup, runRestore } from './backup.js'; // issue 5
 import { startNode } from './node.js';
 import { runUp, upHelp } from './up.js';
+import { runModeCommand } from './mode.js';
+import { runSimCommand } from '../sim/main.js';
 
 const usage = `usage: quorumkv <command> [flags]
 
@@ -16,8 +19,12 @@ commands:
   node     run one node:  quorumkv node --id n1 --data-dir d1 --listen-http 127.0.0.1:7001 \\
                             --listen-peer 127.0.0.1:7101 --peers n1=127.0.0.1:7101,n2=…
   up       run a local cluster:  quorumkv up --nodes 3 --data-dir ./data [--base-port 7001] [node flags]
+  mode     switch the replication mode live: quorumkv mode --write-quorum 2 --topology chain
+  sim      deterministic simulator: quorumkv sim --seeds 200 [--seed S] [--nodes 5] [--mode …]
   put KEY VALUE | get KEY | del KEY | ls [PREFIX] | status
-           client commands; --endpoints URL,… (default: ./data/cluster.json), --json
+           client commands; --endpoints URL,… (default: ./data/cluster.json), --transport http|grpc, --json
+  backup   quorumkv backup --out FILE [--endpoints URL,…]: a consistent, checksummed snapshot
+  restore  quorumkv restore --from FILE --data-dir DIR [--nodes N]: seed a new cluster from a backup
 
 node flags (each also an environment variable):
 ${helpText()}
@@ -58,7 +65,17 @@ async function main(argv: string[]): Promise<number> {
     }
     return runUp(rest);
   }
+  if (command === 'sim') return runSimCommand(rest);
+  if (command === 'mode') return runModeCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);
+  // --- issue 5: backup and restore ---
+  if ((command === 'backup' || command === 'restore') && rest.includes('--help')) {
+    process.stdout.write(backupHelp);
+    return 0;
+  }
+  if (command === 'backup') return runBackup(rest);
+  if (command === 'restore') return runRestore(rest);
+  // --- end issue 5 ---
   process.stderr.write(`unknown command "${command}"\n\n${usage}`);
   return 2;
 }

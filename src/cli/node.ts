@@ -13,6 +13,7 @@ import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { startHttpServer, type HttpServer } from '../api/http.js';
+import { startGrpcServer, type GrpcServer } from '../api/grpc.js'; // issue 5: gRPC API
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { validateKey, validateValue } from '../kv/limits.js';
 import { NodeDriver } from '../node/driver.js';
@@ -29,6 +30,8 @@ import type { NodeConfig } from './config.js';
 
 export interface RunningNode {
   readonly httpUrl: string;
+  /** host:port of the gRPC API, or null with --listen-grpc off (issue 5). */
+  readonly grpcAddress: string | null;
   readonly driver: NodeDriver;
   /** Stops serving, flushes and closes everything (the seeds' clean die). */
   stop(): Promise<void>;
@@ -106,7 +109,25 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   collectDefaultMetrics({ register: registry });
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const deferred = new DeferredNode(config.id);
+  // --- issue 5: gRPC API and the die hook (before HTTP, which shows the gRPC address) ---
+  // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
+  const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
+  const grpc: GrpcServer | null =
+    config.listenGrpc === null
+      ? null
+      : await startGrpcServer({
+          node: deferred,
+          listen: config.listenGrpc,
+          limits: { messageBytesMax: config.bodyBytesMax, listLimitMax: config.listLimitMax, requestTimeoutMs: config.requestTimeoutMs, leaderWaitMs: config.leaderWaitMs },
+          validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
+          registry,
+          ...(config.faults ? { die } : {}),
+          onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
+        });
+  // --- end issue 5 ---
   const http: HttpServer = await startHttpServer({
+    ...(grpc === null ? {} : { grpcAddress: grpc.address }), // issue 5
+    ...(config.faults ? { die } : {}), // issue 5
     node: deferred,
     listen: config.listenHttp,
     limits: {
@@ -210,12 +231,13 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
 
-  log.info({ http: http.url, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
+  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       ticker.stop();
+      await grpc?.close(); // issue 5
       await http.close();
       driver.stop();
       await faulty.close();
@@ -224,5 +246,5 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     })();
     return stopping;
   };
-  return { httpUrl: http.url, driver, stop };
+  return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
 }

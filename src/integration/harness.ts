@@ -6,6 +6,7 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,8 @@ export interface TestNode {
   readonly id: string;
   readonly http: string;
   readonly peerPort: number;
+  /** gRPC API address host:port (issue 5). */
+  readonly grpc: string;
   readonly dataDir: string;
   proc: ChildProcess | null;
   output: string;
@@ -29,6 +32,18 @@ export interface HttpAnswer {
   readonly body: Record<string, unknown>;
   readonly headers: Record<string, string | string[] | undefined>;
 }
+
+/**
+ * Every node process any test started. A failing test must never leave one behind: its
+ * pipes would keep the test file's process (and CI) waiting forever. Whatever is still
+ * running when the file's tests are done is SIGKILLed.
+ */
+const livingChildren = new Set<ChildProcess>();
+const killLeftovers = (): void => {
+  for (const child of livingChildren) child.kill('SIGKILL');
+};
+after(killLeftovers);
+process.on('exit', killLeftovers);
 
 const agent = new Agent({ connections: 128, keepAliveTimeout: 4000, headersTimeout: 15_000, bodyTimeout: 15_000 });
 
@@ -73,15 +88,42 @@ export class TestCluster {
     private readonly clusterId: string,
   ) {}
 
+  /**
+   * Starts the nodes and waits until every one serves /health. Ports are probed free and
+   * released before the nodes bind them, so a test running beside this one can take one in
+   * between: a node that exits during start-up makes the whole cluster start again on fresh
+   * ports (at most three attempts).
+   */
   static async start(options: { nodes: number; flags?: string[] }): Promise<TestCluster> {
-    const dir = await mkdtemp(path.join(tmpdir(), 'qkv-it-'));
-    const nodes: TestNode[] = [];
-    for (let i = 1; i <= options.nodes; i++) {
-      nodes.push({ id: `n${i}`, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), dataDir: path.join(dir, `n${i}`), proc: null, output: '' });
+    let lastError: unknown = null;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const dir = await mkdtemp(path.join(tmpdir(), 'qkv-it-'));
+      const nodes: TestNode[] = [];
+      for (let i = 1; i <= options.nodes; i++) {
+        nodes.push({ id: `n${i}`, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), grpc: `127.0.0.1:${await freePort()}`, dataDir: path.join(dir, `n${i}`), proc: null, output: '' });
+      }
+      const cluster = new TestCluster(dir, nodes, options.flags ?? [], `it-${path.basename(dir)}`);
+      for (const n of nodes) cluster.spawn(n);
+      const deadline = Date.now() + 30_000;
+      let failure: string | null = null;
+      for (;;) {
+        const exited = nodes.find((n) => n.proc === null || n.proc.exitCode !== null || n.proc.signalCode !== null);
+        if (exited !== undefined) {
+          failure = `${exited.id} exited during start-up:\n${exited.output.slice(-2000)}`;
+          break;
+        }
+        const answers = await Promise.all(nodes.map((n) => http(`${n.http}/health`).then((r) => r.status === 200, () => false)));
+        if (answers.every(Boolean)) return cluster;
+        if (Date.now() > deadline) {
+          await cluster.destroy();
+          throw new Error(`nodes did not serve /health within 30 s:\n${cluster.describe()}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      lastError = new Error(failure);
+      await cluster.destroy();
     }
-    const cluster = new TestCluster(dir, nodes, options.flags ?? [], `it-${path.basename(dir)}`);
-    for (const n of nodes) cluster.spawn(n);
-    return cluster;
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }
 
   node(id: string): TestNode {
@@ -94,10 +136,12 @@ export class TestCluster {
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
     const args = [
       mainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
-      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--peers', peers,
+      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, '--peers', peers,
       '--log-level', 'warn', ...this.flags,
     ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    livingChildren.add(proc);
+    proc.once('exit', () => livingChildren.delete(proc));
     n.output = '';
     const keep = (chunk: Buffer): void => {
       n.output = (n.output + chunk.toString()).slice(-20_000);

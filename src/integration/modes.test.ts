@@ -86,6 +86,15 @@ interface Acked {
 
 async function failoverUnderLoad(flags: string[]): Promise<{ cluster: TestCluster; acked: Acked[] }> {
   const cluster = await TestCluster.start({ nodes: 5, flags });
+  try {
+    return { cluster, acked: await loadKillRestart(cluster) };
+  } catch (e) {
+    await cluster.destroy();
+    throw e;
+  }
+}
+
+async function loadKillRestart(cluster: TestCluster): Promise<Acked[]> {
   const oldLeader = await cluster.waitForLeader(30_000);
   const acked: Acked[] = [];
   let stop = false;
@@ -104,14 +113,14 @@ async function failoverUnderLoad(flags: string[]): Promise<{ cluster: TestCluste
   });
   await waitFor('acknowledged writes before the kill', 20_000, () => (acked.length >= 60 ? true : null));
   await cluster.kill9(oldLeader);
-  await cluster.waitForLeader(30_000, cluster.nodes.filter((n) => n.id !== oldLeader).map((n) => n.id));
+  await cluster.waitForLeader(60_000, cluster.nodes.filter((n) => n.id !== oldLeader).map((n) => n.id));
   const before = acked.length;
   await waitFor('writes under the new leader', 30_000, () => (acked.length >= before + 30 ? true : null));
   stop = true;
   await Promise.all(loops);
   await cluster.restart(oldLeader);
-  await cluster.waitForLeader(30_000);
-  return { cluster, acked };
+  await cluster.waitForLeader(60_000);
+  return acked;
 }
 
 async function dumpAll(cluster: TestCluster, id: string): Promise<string> {
@@ -145,7 +154,9 @@ async function rollbackRecords(cluster: TestCluster): Promise<{ key: string; ver
 }
 
 test('W=1 of 5 with 0–1000 ms delay: every acknowledged write lost in a leader failover is in a rollback report', { timeout: 240_000 }, async (t) => {
-  const { cluster, acked } = await failoverUnderLoad(['--write-quorum', '1', '--min-delay-ms', '0', '--max-delay-ms', '1000', '--request-timeout-ms', '8000', '--replication-timeout-ms', '8000']);
+  // Replication delays up to 1 s need elections slower than that, or followers would
+  // keep timing out on late heartbeats.
+  const { cluster, acked } = await failoverUnderLoad(['--write-quorum', '1', '--min-delay-ms', '0', '--max-delay-ms', '1000', '--election-timeout-ms', '3000', '--heartbeat-interval-ms', '200', '--request-timeout-ms', '8000', '--replication-timeout-ms', '8000']);
   try {
     const store = new Map((JSON.parse(await converged(cluster)) as { key: string; version: number }[]).map((i) => [i.key, i.version]));
     const reported = new Set((await rollbackRecords(cluster)).map((r) => `${r.key}@${r.version}`));
@@ -211,6 +222,50 @@ test('W=0: a write acknowledged by a partitioned leader is reported in its rollb
       `the lost write doomed@${String(lost.body['version'])} is in a rollback report: ${JSON.stringify(records)}`,
     );
     assert.ok(((await cluster.status(oldLeader))['rollbackCount'] as number) >= 1, '/status shows the rollback count');
+  } finally {
+    await cluster.destroy();
+  }
+});
+
+test('a live switch from majority/star to W=1/chain and back, under load, gives only bounded 503s and identical stores', { timeout: 120_000 }, async () => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  try {
+    const leader = await cluster.waitForLeader();
+    let stop = false;
+    let seq = 0;
+    const failures: number[] = [];
+    let oks = 0;
+    const loops = Array.from({ length: 6 }, async () => {
+      while (!stop) {
+        const i = seq++;
+        const r = await put(cluster.nodes[i % 3]?.http ?? '', `live${i}`, `v${i}`);
+        if (r.status === 200) oks++;
+        else failures.push(r.status);
+      }
+    });
+    await waitFor('some writes', 10_000, () => (oks > 100 ? true : null));
+    const toChain = await http(`${cluster.node(leader).http}/admin/mode`, 'PUT', { writeQuorum: 1, topology: 'chain' });
+    assert.equal(toChain.status, 200, JSON.stringify(toChain.body));
+    const switchedAt = toChain.body['sinceIndex'] as number;
+    for (const n of cluster.nodes) {
+      await waitFor(`${n.id} to switch`, 10_000, async () => {
+        const mode = (await cluster.status(n.id))['mode'] as { writeQuorum: unknown; topology: string; sinceIndex: number };
+        return mode.topology === 'chain' && mode.writeQuorum === 1 ? mode : null;
+      }).then((mode) => assert.equal(mode.sinceIndex, switchedAt, `${n.id} switched at the same index`));
+    }
+    const midway = oks;
+    await waitFor('writes under chain', 10_000, () => (oks > midway + 100 ? true : null));
+    // Any node accepts the switch: a follower forwards it to the leader.
+    const follower = cluster.nodes.find((n) => n.id !== leader)?.id as string;
+    const back = await http(`${cluster.node(follower).http}/admin/mode`, 'PUT', { writeQuorum: 'majority', topology: 'star' });
+    assert.equal(back.status, 200, JSON.stringify(back.body));
+    const later = oks;
+    await waitFor('writes after switching back', 10_000, () => (oks > later + 100 ? true : null));
+    stop = true;
+    await Promise.all(loops);
+    assert.ok(failures.every((s) => s === 503), `only 503s: ${JSON.stringify(failures.slice(0, 5))}`);
+    assert.ok(failures.length <= 20, `${failures.length} 503s`);
+    await converged(cluster);
   } finally {
     await cluster.destroy();
   }

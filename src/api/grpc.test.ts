@@ -1,0 +1,272 @@
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { Registry } from 'prom-client';
+import { firstBadUtf8Field, startGrpcServer } from './grpc.js';
+import type { GrpcServerOptions } from './grpc.js';
+import { startHttpServer } from './http.js';
+import { FakeKvNode } from './fake-node.js';
+import { validateKey, validateValue } from '../kv/limits.js';
+import { QkvError } from '../wire/errors.js';
+
+const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+const validate = { key: (key: string) => validateKey(key, kvLimits), value: (value: string) => validateValue(value, kvLimits) };
+const limits = { messageBytesMax: 4096, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 };
+
+const definition = protoLoader.loadSync(fileURLToPath(new URL('../../proto/quorumkv.proto', import.meta.url)), {
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+});
+const service = definition['quorumkv.v1.KV'] as protoLoader.ServiceDefinition;
+
+interface Reply {
+  // Tests read fields of answers freely.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  readonly [field: string]: any;
+}
+
+interface Failure {
+  readonly code: number;
+  readonly wire: string | undefined;
+  readonly details: string;
+  readonly body: Record<string, unknown>;
+}
+
+class RawClient {
+  readonly client: grpc.Client;
+  constructor(address: string) {
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+  }
+
+  call(method: string, message: object): Promise<Reply> {
+    const m = service[method] as protoLoader.MethodDefinition<object, object>;
+    return this.send(m.path, m.requestSerialize(message), m.responseDeserialize);
+  }
+
+  /** Sends bytes as they are: what a buggy or hostile client could send. */
+  raw(method: string, bytes: Buffer): Promise<Reply> {
+    const m = service[method] as protoLoader.MethodDefinition<object, object>;
+    return this.send(m.path, bytes, m.responseDeserialize);
+  }
+
+  async fails(method: string, message: object | Buffer): Promise<Failure> {
+    try {
+      const reply = Buffer.isBuffer(message) ? await this.raw(method, message) : await this.call(method, message);
+      assert.fail(`${method} succeeded: ${JSON.stringify(reply)}`);
+    } catch (error) {
+      const e = error as grpc.ServiceError;
+      if (typeof e.code !== 'number') throw error;
+      const bodyBytes = e.metadata.get('qkv-error-body-bin')[0];
+      return {
+        code: e.code,
+        wire: e.metadata.get('qkv-error')[0] as string | undefined,
+        details: e.details,
+        body: Buffer.isBuffer(bodyBytes) ? (JSON.parse(bodyBytes.toString('utf8')) as Record<string, unknown>) : {},
+      };
+    }
+  }
+
+  async stream(method: string, message: object): Promise<Reply[]> {
+    const m = service[method] as protoLoader.MethodDefinition<object, object>;
+    const stream = this.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, message, new grpc.Metadata(), {});
+    const out: Reply[] = [];
+    for await (const item of stream as AsyncIterable<Reply>) out.push(item);
+    return out;
+  }
+
+  private send(path: string, bytes: Buffer, decode: (b: Buffer) => object): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      this.client.makeUnaryRequest(path, (b: Buffer) => b, decode, bytes, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error, reply) => {
+        if (error !== null) reject(error);
+        else resolve(reply as Reply);
+      });
+    });
+  }
+}
+
+async function startGrpc(t: TestContext, node: FakeKvNode, overrides: Partial<GrpcServerOptions> = {}): Promise<RawClient> {
+  const server = await startGrpcServer({ node, listen: { host: '127.0.0.1', port: 0 }, limits, validate, registry: new Registry(), ...overrides });
+  const client = new RawClient(server.address);
+  t.after(async () => {
+    client.client.close();
+    await server.close();
+  });
+  return client;
+}
+
+/** A protobuf length-delimited field, for hand-built messages. */
+function field(number: number, bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(number << 3) | 2, bytes.length]), bytes]);
+}
+
+test('put, get, delete and list over gRPC answer like the HTTP API, with versions as uint64', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  const put = await kv.call('Put', { key: 'a/1', value: 'one' });
+  assert.deepEqual(put, { key: 'a/1', version: '1' });
+  await kv.call('Put', { key: 'a/2', value: 'two' });
+  await kv.call('Put', { key: 'b/1', value: 'three' });
+  assert.deepEqual(await kv.call('Get', { key: 'a/1' }), { key: 'a/1', value: 'one', version: '1' });
+  const page = await kv.call('List', { prefix: 'a/', limit: 1 });
+  assert.deepEqual(page['items'], [{ key: 'a/1', value: 'one', version: '1' }]);
+  assert.equal(page['next'], 'a/1');
+  const rest = await kv.call('List', { prefix: 'a/', after: 'a/1', limit: 10 });
+  assert.deepEqual(rest['items'].map((i: Reply) => i['key']), ['a/2']);
+  assert.equal(rest['next'], undefined, 'the last page has no next');
+  assert.deepEqual(await kv.call('Delete', { key: 'a/1' }), { key: 'a/1', version: '4', deleted: true });
+  const missing = await kv.fails('Get', { key: 'a/1' });
+  assert.equal(missing.code, grpc.status.NOT_FOUND);
+  assert.equal(missing.wire, 'not_found');
+});
+
+test('a retried gRPC write with the same client id and seq is answered from the dedup table', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  const first = await kv.call('Put', { key: 'k', value: 'v', clientId: 'c1', seq: 7 });
+  const again = await kv.call('Put', { key: 'k', value: 'v', clientId: 'c1', seq: 7 });
+  assert.deepEqual(again, first);
+  assert.equal(node.store.get('k')?.version, 1, 'applied once');
+  assert.deepEqual(node.commands[0]?.requestId, { clientId: 'c1', seq: 7 });
+});
+
+test('a version conflict is FAILED_PRECONDITION with the versions in the error body', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  await kv.call('Put', { key: 'k', value: 'v' });
+  const conflict = await kv.fails('Put', { key: 'k', value: 'w', ifVersion: 0 });
+  assert.equal(conflict.code, grpc.status.FAILED_PRECONDITION);
+  assert.equal(conflict.wire, 'version_conflict');
+  assert.equal(conflict.body['actualVersion'], 1);
+  assert.equal(conflict.body['expectedVersion'], 0);
+});
+
+test('bad gRPC input gets INVALID_ARGUMENT with the same wire codes as HTTP and never reaches the node', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  const cases: [string, string, object | Buffer, string][] = [
+    ['an empty key', 'Put', { key: '', value: 'x' }, 'invalid_key'],
+    ['a key with NUL', 'Put', { key: 'a\u0000b', value: 'x' }, 'invalid_key'],
+    ['a key over the limit', 'Put', { key: 'k'.repeat(65), value: 'x' }, 'key_too_large'],
+    ['a value over the limit', 'Put', { key: 'k', value: 'v'.repeat(1025) }, 'value_too_large'],
+    ['a key that is not UTF-8', 'Put', Buffer.concat([field(1, Buffer.from([0x61, 0xff, 0x62])), field(2, Buffer.from('x'))]), 'invalid_key'],
+    ['a key holding an encoded lone surrogate', 'Put', Buffer.concat([field(1, Buffer.from([0xed, 0xa0, 0x80])), field(2, Buffer.from('x'))]), 'invalid_key'],
+    ['a value that is not UTF-8', 'Put', Buffer.concat([field(1, Buffer.from('k')), field(2, Buffer.from([0xc3, 0x28]))]), 'invalid_value'],
+    ['a read of a key that is not UTF-8', 'Get', field(1, Buffer.from([0xfe])), 'invalid_key'],
+    ['a delete of a key over the limit', 'Delete', { key: 'k'.repeat(65) }, 'key_too_large'],
+    ['a seq without a client id', 'Put', { key: 'k', value: 'x', seq: 3 }, 'bad_request'],
+    ['a client id without a seq', 'Put', { key: 'k', value: 'x', clientId: 'c' }, 'bad_request'],
+    ['an ifVersion past 2^53', 'Put', { key: 'k', value: 'x', ifVersion: '9007199254740993' }, 'bad_request'],
+    ['a minVersion past 2^53', 'Get', { key: 'k', minVersion: '18446744073709551615' }, 'bad_request'],
+    ['a list prefix that is not UTF-8', 'List', field(1, Buffer.from([0xff])), 'bad_request'],
+    ['bytes that are not a protobuf message', 'Put', Buffer.from([0x0a, 0x05, 0x61]), 'bad_request'],
+  ];
+  for (const [what, method, message, code] of cases) {
+    const failure = await kv.fails(method, message);
+    assert.equal(failure.code, grpc.status.INVALID_ARGUMENT, `${what}: status ${failure.code} (${failure.details})`);
+    assert.equal(failure.wire, code, `${what}: wire code`);
+    assert.equal(failure.body['error'], code, `${what}: error body`);
+    assert.ok(failure.details.length > 0, `${what}: has a message`);
+  }
+  assert.equal(node.calls.length, 0, 'nothing reached the node');
+  const tooBig = await kv.fails('Put', { key: 'k', value: 'v'.repeat(5000) });
+  assert.equal(tooBig.code, grpc.status.RESOURCE_EXHAUSTED, 'a message over the limit is refused by grpc-js');
+  assert.equal(node.calls.length, 0);
+});
+
+test('firstBadUtf8Field finds the first listed string field that is not UTF-8', () => {
+  const ok = Buffer.concat([field(1, Buffer.from('ké')), field(2, Buffer.from([0xff])), Buffer.from([0x18, 0x05])]);
+  assert.equal(firstBadUtf8Field(ok, [1]), 0);
+  assert.equal(firstBadUtf8Field(ok, [1, 2]), 2);
+  assert.equal(firstBadUtf8Field(Buffer.from([0x0a, 0x7f]), [1]), -1, 'a truncated message is malformed');
+  assert.equal(firstBadUtf8Field(Buffer.from([0x0b]), []), -1, 'groups are not used by this service');
+});
+
+test('503-class refusals are UNAVAILABLE or DEADLINE_EXCEEDED with the wire code and a retry hint', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  node.failNext(new QkvError('busy', 'too many writes', {}, 250));
+  const busy = await kv.fails('Put', { key: 'k', value: 'v' });
+  assert.equal(busy.code, grpc.status.UNAVAILABLE);
+  assert.equal(busy.wire, 'busy');
+  node.failNext(new QkvError('quorum_timeout', 'no quorum', { acks: 1, required: 2 }));
+  const timeout = await kv.fails('Put', { key: 'k', value: 'v' });
+  assert.equal(timeout.code, grpc.status.DEADLINE_EXCEEDED);
+  assert.equal(timeout.wire, 'quorum_timeout');
+  assert.equal(timeout.body['required'], 2);
+});
+
+test('a follower forwards gRPC writes and reads to the leader over HTTP and translates the answers', async (t) => {
+  const leader = new FakeKvNode({ id: 'n1' });
+  const leaderHttp = await startHttpServer({ node: leader, listen: { host: '127.0.0.1', port: 0 }, limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 }, validate, registry: new Registry(), logger: false });
+  t.after(() => leaderHttp.close());
+  leader.setLeader({ id: 'n1', http: leaderHttp.url });
+  const follower = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leaderHttp.url } });
+  const kv = await startGrpc(t, follower);
+
+  const put = await kv.call('Put', { key: 'k', value: 'via n2', clientId: 'c', seq: 1 });
+  assert.deepEqual(put, { key: 'k', version: '1' });
+  assert.deepEqual(leader.commands[0]?.requestId, { clientId: 'c', seq: 1 }, 'the idempotency key travelled');
+  assert.equal(follower.commands.length, 0, 'the follower proposed nothing');
+  assert.deepEqual(await kv.call('Get', { key: 'k' }), { key: 'k', value: 'via n2', version: '1' });
+  assert.equal((await kv.call('List', { prefix: '' }))['items'].length, 1);
+  const conflict = await kv.fails('Put', { key: 'k', value: 'x', ifVersion: 0 });
+  assert.equal(conflict.wire, 'version_conflict');
+  assert.equal(conflict.body['actualVersion'], 1);
+  const missing = await kv.fails('Get', { key: 'nope' });
+  assert.equal(missing.code, grpc.status.NOT_FOUND);
+  const local = await kv.fails('Get', { key: 'k', consistency: 'LOCAL' });
+  assert.equal(local.wire, 'not_found', 'a local read is served by the follower itself');
+});
+
+test('Status reports the node and its own gRPC address', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const server = await startGrpcServer({ node, listen: { host: '127.0.0.1', port: 0 }, limits, validate, registry: new Registry() });
+  const kv = new RawClient(server.address);
+  t.after(async () => {
+    kv.client.close();
+    await server.close();
+  });
+  const status = await kv.call('Status', {});
+  assert.equal(status['id'], 'n1');
+  assert.equal(status['role'], 'leader');
+  assert.equal(status['grpc'], server.address);
+  assert.equal(status['mode']['writeQuorum'], 'majority');
+});
+
+test('Backup streams a header, the items in chunks and an end record with matching counts', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  for (let i = 0; i < 250; i++) await kv.call('Put', { key: `k${String(i).padStart(3, '0')}`, value: `v${i}` });
+  const messages = await kv.stream('Backup', {});
+  assert.equal(messages[0]?.['part'], 'header');
+  assert.equal(messages[0]?.['header']['index'], '250');
+  assert.deepEqual(messages[0]?.['header']['config']['members'], ['n1']);
+  const chunks = messages.filter((m) => m['part'] === 'items');
+  assert.deepEqual(chunks.map((c) => c['items']['seq']), chunks.map((_, i) => String(i)));
+  const items = chunks.flatMap((c) => c['items']['items'] as Reply[]);
+  assert.equal(items.length, 250);
+  assert.deepEqual(items[7], { key: 'k007', text: 'v7', version: '8', value: 'text' });
+  assert.deepEqual(messages.at(-1)?.['end'], { chunks: String(chunks.length), items: '250', dedup: '0' });
+});
+
+test('Die is UNIMPLEMENTED unless enabled, checks the node id, and then calls the hook', async (t) => {
+  const off = await startGrpc(t, new FakeKvNode({ id: 'n1' }));
+  const refused = await off.fails('Die', { id: 'n1', clean: true });
+  assert.equal(refused.code, grpc.status.UNIMPLEMENTED);
+  assert.equal(refused.wire, 'unknown_route');
+
+  const died: boolean[] = [];
+  const on = await startGrpc(t, new FakeKvNode({ id: 'n1' }), { die: (clean) => died.push(clean) });
+  const wrong = await on.fails('Die', { id: 'n2', clean: false });
+  assert.equal(wrong.wire, 'bad_request');
+  assert.deepEqual(await on.call('Die', { id: 'n1', clean: true }), { id: 'n1', clean: true });
+  const deadline = Date.now() + 2_000;
+  while (died.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(died, [true]);
+});

@@ -1,0 +1,183 @@
+/**
+ * `quorumkv backup` and `quorumkv restore`.
+ *
+ * backup: streams a consistent snapshot of one node (default: the leader) through the client
+ * library into a checksummed file (format: client/backup-file.ts).
+ *
+ * restore: seeds the data directories of a NEW cluster from a backup file, so that
+ * `quorumkv up --nodes N --data-dir DIR` starts it with every key at its original version.
+ * For each node n1..nN it opens fresh LMDB storage, stages the backup's chunks as an
+ * incoming snapshot, installs it (snapshot meta: the backup's index and term, the new
+ * cluster's members; hard state: that term, no vote, commit = index), and records the node
+ * and cluster ids. DIR/cluster.json gets the new cluster id for `up` to use.
+ *
+ * Must never: write anything before the whole file has been verified (records, counts and
+ * SHA-256), or touch a directory that already holds a node or a cluster.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { connect } from '../client/index.js';
+import { BackupFormatError, decodeBackupValue, readBackupRecords, verifyBackupFile } from '../client/backup-file.js';
+import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
+import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
+import type { SnapshotChunk } from '../storage/types.js';
+import { ConfigError } from './config.js';
+import { clusterEndpoints, parseClientFlags } from './client-commands.js';
+import { writeClusterFile } from './up.js';
+
+export const backupHelp = `usage: quorumkv backup --out FILE [--endpoints URL,…] [--transport http|grpc] [--node ID] [--json]
+       quorumkv restore --from FILE --data-dir DIR [--nodes N]
+
+backup   writes a consistent snapshot of one node (default: the leader) to FILE
+         (written as FILE.partial, renamed when complete; SHA-256 checked).
+restore  verifies FILE, then creates the data directories DIR/n1 … DIR/nN of a new
+         cluster holding the backup's state (default N: the backup's member count).
+         Start it with:  quorumkv up --nodes N --data-dir DIR
+`;
+
+/** Largest staged snapshot per node (the LMDB map grows to fit). */
+const snapshotBytesMax = 4 * 1024 * 1024 * 1024;
+
+export async function runBackup(argv: string[]): Promise<number> {
+  const flags = parseClientFlags(argv, ['out', 'node']);
+  const out = flags.extra.get('out');
+  if (out === undefined || out === '' || flags.positional.length > 0) throw new ConfigError('usage: quorumkv backup --out FILE [--endpoints URL,…] [--transport http|grpc] [--node ID]');
+  const kv = await connect({ endpoints: await clusterEndpoints(flags), transport: flags.transport });
+  try {
+    const nodeId = flags.extra.get('node');
+    const result = await kv.backup(out, nodeId === undefined ? {} : { nodeId });
+    if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+    else {
+      process.stdout.write(
+        `backup of node ${result.nodeId} (cluster ${result.clusterId}) at index ${result.index}, term ${result.term}: ` +
+          `${result.items} keys, ${result.dedupRecords} client sessions, ${result.bytes} bytes\n` +
+          `written to ${result.file} (sha256 ${result.sha256})\n`,
+      );
+    }
+    return 0;
+  } finally {
+    await kv.close();
+  }
+}
+
+interface RestoreFlags {
+  readonly from: string;
+  readonly dataDir: string;
+  readonly nodes: number | null;
+}
+
+function parseRestoreFlags(argv: readonly string[]): RestoreFlags {
+  let from: string | null = null;
+  let dataDir: string | null = null;
+  let nodes: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : null;
+    const value = (): string => {
+      const v = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (v === undefined || v === '') throw new ConfigError(`--${name ?? ''} needs a value`);
+      return v;
+    };
+    if (name === 'from') from = value();
+    else if (name === 'data-dir') dataDir = value();
+    else if (name === 'nodes') {
+      const raw = value();
+      nodes = Number(raw);
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 15) throw new ConfigError(`--nodes must be 1..15, got ${raw}`);
+    } else throw new ConfigError(`unknown argument ${arg} (see 'quorumkv restore --help')`);
+  }
+  if (from === null || dataDir === null) throw new ConfigError('usage: quorumkv restore --from FILE --data-dir DIR [--nodes N]');
+  return { from, dataDir, nodes };
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (error) {
+    if ((error as { code?: string }).code === 'ENOENT') return true;
+    throw error;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function durable(run: (done: (error: Error | null) => void) => void): Promise<void> {
+  return new Promise((resolve, reject) => run((error) => (error === null ? resolve() : reject(error))));
+}
+
+export async function runRestore(argv: string[]): Promise<number> {
+  const flags = parseRestoreFlags(argv);
+  let verified;
+  try {
+    verified = await verifyBackupFile(flags.from);
+  } catch (error) {
+    if (error instanceof BackupFormatError || (error as { code?: string }).code === 'ENOENT') {
+      process.stderr.write(`quorumkv restore: ${flags.from} cannot be restored: ${(error as Error).message}. Nothing was written.\n`);
+      return 1;
+    }
+    throw error;
+  }
+  const header = verified.header;
+  const count = flags.nodes ?? header.config.members.length;
+  const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
+  if (await exists(path.join(flags.dataDir, 'cluster.json'))) {
+    throw new ConfigError(`${flags.dataDir} already holds a cluster (cluster.json exists): restore only into a new directory`);
+  }
+  for (const id of ids) {
+    if (!(await isEmptyOrMissing(path.join(flags.dataDir, id)))) {
+      throw new ConfigError(`${path.join(flags.dataDir, id)} is not empty: restore only into a new directory`);
+    }
+  }
+
+  // The restored cluster runs in the default mode, whatever the backed-up one used.
+  const config: ClusterConfig = { members: ids, writeQuorum: 'majority', topology: 'star' };
+  const clusterId = randomBytes(8).toString('hex');
+  await mkdir(flags.dataDir, { recursive: true });
+  const storages: LmdbStorage[] = [];
+  try {
+    for (const id of ids) storages.push(await openLmdbStorage({ dataDir: path.join(flags.dataDir, id), initialConfig: config, snapshotBytesMax }));
+    let staged = 0;
+    for await (const record of readBackupRecords(flags.from)) {
+      if (record.type !== 'chunk') continue;
+      const chunk: SnapshotChunk = {
+        seq: record.seq,
+        items: record.items.map(([key, value, version]) => ({ key, value: decodeBackupValue(value), version })),
+        dedup: record.dedup.map(([clientId, seq, index, reply]) => {
+          const bytes = Buffer.from(reply, 'base64');
+          return { clientId, seq, index, reply: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+        }),
+        last: record.seq === verified.chunks - 1,
+      };
+      for (const storage of storages) storage.stageSnapshotChunk(chunk);
+      staged++;
+      // Let LMDB commit what was staged before reading on (bounds the in-memory overlay).
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (staged !== verified.chunks) throw new BackupFormatError(`${flags.from} changed while it was restored (${staged} of ${verified.chunks} chunks read)`);
+    if (staged === 0) for (const storage of storages) storage.stageSnapshotChunk({ seq: 0, items: [], dedup: [], last: true });
+    const meta: SnapshotMeta = { index: header.index, term: header.term, config };
+    await Promise.all(
+      storages.map((storage) => durable((done) => storage.persist({ snapshot: meta, entries: [], hardState: { term: header.term, vote: null, commit: header.index } }, done))),
+    );
+    await Promise.all(storages.map((storage, i) => durable((done) => storage.setIdentity({ nodeId: ids[i] as string, clusterId }, done))));
+  } finally {
+    await Promise.all(storages.map((storage) => storage.close()));
+  }
+  await writeClusterFile(flags.dataDir, { clusterId, nodes: [] });
+  process.stdout.write(
+    `restored ${verified.items} keys (index ${header.index}, term ${header.term}, from node ${header.nodeId} of cluster ${header.clusterId}) ` +
+      `into ${count} nodes under ${flags.dataDir} (new cluster ${clusterId}).\n` +
+      `start it with:  quorumkv up --nodes ${count} --data-dir ${flags.dataDir}\n`,
+  );
+  return 0;
+}

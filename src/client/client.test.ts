@@ -1,0 +1,276 @@
+/**
+ * The client against in-process nodes (FakeKvNode behind the real HTTP and gRPC servers):
+ * retries, idempotency keys, typed errors, leader discovery, session reads, backup and
+ * die, over both transports. Real clusters are in integration/client.test.ts.
+ */
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Registry } from 'prom-client';
+import { startHttpServer } from '../api/http.js';
+import { startGrpcServer } from '../api/grpc.js';
+import { FakeKvNode } from '../api/fake-node.js';
+import type { KvCommand, KvResult } from '../kv/types.js';
+import { validateKey, validateValue } from '../kv/limits.js';
+import { QkvError } from '../wire/errors.js';
+import {
+  BackupFormatError,
+  ClientClosedError,
+  InvalidArgumentError,
+  OutcomeUnknownError,
+  QuorumTimeoutError,
+  UnavailableError,
+  VersionConflictError,
+  connect,
+  verifyBackupFile,
+} from './index.js';
+import type { ConnectOptions, KvClient, TransportKind } from './index.js';
+
+const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+const validate = { key: (key: string) => validateKey(key, kvLimits), value: (value: string) => validateValue(value, kvLimits) };
+const transports: readonly TransportKind[] = ['http', 'grpc'];
+
+/** A fake node whose next writes are applied and then answered with an error (a lost answer). */
+class LossyNode extends FakeKvNode {
+  loseAnswers = 0;
+  override async write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult> {
+    const result = await super.write(command, options);
+    if (this.loseAnswers > 0) {
+      this.loseAnswers--;
+      throw new QkvError('outcome_unknown', 'Leadership was lost while the write was in flight (test)');
+    }
+    return result;
+  }
+}
+
+interface Served {
+  readonly node: FakeKvNode;
+  readonly http: string;
+  readonly grpc: string;
+  readonly registry: Registry;
+}
+
+async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads?: boolean; readonly die?: (clean: boolean) => void } = {}): Promise<Served> {
+  const registry = new Registry();
+  const grpc = await startGrpcServer({
+    node,
+    listen: { host: '127.0.0.1', port: 0 },
+    limits: { messageBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
+    validate,
+    registry,
+    ...(options.die === undefined ? {} : { die: options.die }),
+  });
+  const http = await startHttpServer({
+    node,
+    listen: { host: '127.0.0.1', port: 0 },
+    limits: { bodyBytesMax: 8192, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
+    validate,
+    registry,
+    logger: false,
+    grpcAddress: grpc.address,
+    ...(options.die === undefined ? {} : { die: options.die }),
+  });
+  t.after(async () => {
+    await grpc.close();
+    await http.close();
+  });
+  if (options.leads !== false) node.setLeader({ id: node.id, http: http.url });
+  return { node, http: http.url, grpc: grpc.address, registry };
+}
+
+async function client(t: TestContext, transport: TransportKind, servers: readonly Served[], options: Partial<ConnectOptions> = {}): Promise<KvClient> {
+  const kv = await connect({ endpoints: servers.map((s) => (transport === 'http' ? s.http : s.grpc)), transport, ...options });
+  t.after(() => kv.close());
+  return kv;
+}
+
+/** A port nothing listens on (bound, then released). */
+async function deadEndpoint(transport: TransportKind): Promise<string> {
+  const { freePort } = await import('../cli/up.js');
+  const port = await freePort();
+  return transport === 'http' ? `http://127.0.0.1:${port}` : `127.0.0.1:${port}`;
+}
+
+for (const transport of transports) {
+  test(`${transport}: put, get, delete, list and listAll round-trip, a missing key reads as undefined`, async (t) => {
+    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
+    const put = await kv.put('a/1', 'one');
+    assert.deepEqual(put, { key: 'a/1', version: 1 });
+    await kv.put('a/2', 'two');
+    await kv.put('b/1', 'three');
+    assert.deepEqual(await kv.get('a/1'), { key: 'a/1', value: 'one', version: 1 });
+    assert.equal(await kv.get('zzz'), undefined);
+    const page = await kv.list({ prefix: 'a/', limit: 1 });
+    assert.deepEqual(page, { items: [{ key: 'a/1', value: 'one', version: 1 }], next: 'a/1' });
+    const keys: string[] = [];
+    for await (const entry of kv.listAll({ limit: 1 })) keys.push(entry.key);
+    assert.deepEqual(keys, ['a/1', 'a/2', 'b/1']);
+    assert.deepEqual(await kv.delete('a/1'), { key: 'a/1', version: 4, deleted: true });
+    assert.deepEqual(await kv.delete('a/1'), { key: 'a/1', version: 5, deleted: false });
+    assert.equal(kv.sessionVersion, 5);
+    const status = await kv.status();
+    assert.equal(status.leader, 'n1');
+    assert.ok(status.nodes[0]?.ok === true && status.nodes[0].status.grpc !== undefined, 'status shows the gRPC address');
+  });
+
+  test(`${transport}: a write whose answer was lost is retried with the same idempotency key and applied once`, async (t) => {
+    const node = new LossyNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    node.loseAnswers = 2;
+    const result = await kv.put('k', 'v');
+    assert.equal(result.version, 1, 'the answer is the first application');
+    assert.equal(node.store.get('k')?.version, 1);
+    const ids = node.commands.map((c) => JSON.stringify(c.requestId));
+    assert.equal(ids.length, 3, 'three attempts reached the node');
+    assert.equal(new Set(ids).size, 1, 'all with the same client id and seq');
+  });
+
+  test(`${transport}: a write that stays unknown past its deadline is an OutcomeUnknownError, never a guess`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    for (let i = 0; i < 1000; i++) node.failNext(new QkvError('quorum_timeout', 'no quorum (test)', { acks: 1, required: 2 }));
+    const started = performance.now();
+    const error = await kv.put('k', 'v', { deadlineMs: 400 }).catch((e: unknown) => e);
+    const elapsedMs = performance.now() - started;
+    assert.ok(error instanceof QuorumTimeoutError, `got ${String(error)}`);
+    assert.ok(error instanceof OutcomeUnknownError, 'a quorum timeout is an unknown outcome');
+    assert.equal(error.code, 'quorum_timeout');
+    assert.match(error.requestId.clientId, /^qkv-[0-9a-f]{16}\.0$/);
+    assert.ok(elapsedMs < 400 + 200, `settled ${Math.round(elapsedMs)} ms after a 400 ms deadline`);
+  });
+
+  test(`${transport}: refusals before acting become UnavailableError at the deadline; nothing was written`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    for (let i = 0; i < 1000; i++) node.failNext(new QkvError('busy', 'too busy (test)', {}, 100));
+    const error = await kv.put('k', 'v', { deadlineMs: 300 }).catch((e: unknown) => e);
+    assert.ok(error instanceof UnavailableError, `got ${String(error)}`);
+    assert.equal(error.code, 'busy');
+    assert.equal(node.store.size, 0);
+  });
+
+  test(`${transport}: definite refusals are typed at once: version conflict, oversized key and value`, async (t) => {
+    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
+    await kv.put('k', 'v');
+    const conflict = await kv.put('k', 'w', { ifVersion: 0 }).catch((e: unknown) => e);
+    assert.ok(conflict instanceof VersionConflictError, `got ${String(conflict)}`);
+    assert.equal(conflict.expectedVersion, 0);
+    assert.equal(conflict.actualVersion, 1);
+    assert.equal(conflict.key, 'k');
+    const ok = await kv.put('k', 'w', { ifVersion: 1 });
+    assert.ok(ok.version > 1, 'a matching compare-and-set writes');
+    for (const [send, code] of [
+      [() => kv.put('k'.repeat(65), 'v'), 'key_too_large'],
+      [() => kv.put('k', 'v'.repeat(1025)), 'value_too_large'],
+      [() => kv.get('a\u0000b'), 'invalid_key'],
+      [() => kv.put('', 'v'), 'invalid_key'],
+    ] as const) {
+      const error = await send().catch((e: unknown) => e);
+      assert.ok(error instanceof InvalidArgumentError, `${code}: got ${String(error)}`);
+      assert.equal(error.code, code);
+    }
+  });
+
+  test(`${transport}: an endpoint that refuses connections is skipped, and one that never answers fails connect()`, async (t) => {
+    const live = await serve(t, new FakeKvNode({ id: 'n1' }));
+    const dead = await deadEndpoint(transport);
+    const kv = await connect({ endpoints: [dead, transport === 'http' ? live.http : live.grpc], transport });
+    t.after(() => kv.close());
+    for (let i = 0; i < 5; i++) await kv.put(`k${i}`, 'v', { deadlineMs: 2_000 });
+    const error = await connect({ endpoints: [dead], transport, connectTimeoutMs: 300 }).catch((e: unknown) => e);
+    assert.ok(error instanceof UnavailableError, `got ${String(error)}`);
+  });
+
+  test(`${transport}: concurrent writes never share a client id, and each id's sequence numbers rise`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => kv.put(`k${i}`, `v${i}`)));
+    const last = new Map<string, number>();
+    for (const command of node.commands) {
+      const id = command.requestId;
+      assert.ok(id !== undefined, 'every write carries a request id');
+      const before = last.get(id.clientId) ?? 0;
+      assert.ok(id.seq > before, `${id.clientId}: seq ${id.seq} after ${before}`);
+      last.set(id.clientId, id.seq);
+    }
+    assert.equal(node.store.size, 200, 'no write was refused as stale');
+    assert.ok(last.size > 1 && last.size <= 200, `${last.size} lanes`);
+  });
+
+  test(`${transport}: session reads go to any node with the highest version this client saw`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    await kv.put('a', '1');
+    const { version } = await kv.put('b', '2');
+    await kv.get('a', { consistency: 'session' });
+    const read = node.calls.filter((c) => c.op === 'read').at(-1);
+    assert.ok(read !== undefined && read.op === 'read');
+    assert.equal(read.options.consistency, 'local');
+    assert.equal(read.options.minVersion, version);
+    await kv.get('a', { consistency: 'leader' });
+    const leaderRead = node.calls.filter((c) => c.op === 'read').at(-1);
+    assert.ok(leaderRead?.op === 'read' && leaderRead.options.consistency === 'leader' && leaderRead.options.minVersion === undefined);
+  });
+
+  test(`${transport}: backup writes a checksummed file that verifies, and one flipped byte is detected`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, transport, [await serve(t, node)]);
+    for (let i = 0; i < 250; i++) await kv.put(`key${i}`, `value ${i} é`);
+    const dir = await mkdtemp(path.join(tmpdir(), 'qkv-backup-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, 'b.qkv');
+    const result = await kv.backup(file);
+    assert.equal(result.items, 250);
+    assert.equal(result.index, 250);
+    assert.equal(result.nodeId, 'n1');
+    const verified = await verifyBackupFile(file);
+    assert.equal(verified.sha256, result.sha256);
+    assert.equal(verified.items, 250);
+    const bytes = await readFile(file);
+    const at = bytes.indexOf('value 17');
+    bytes[at] = 'V'.charCodeAt(0);
+    await writeFile(file, bytes);
+    await assert.rejects(verifyBackupFile(file), (e: unknown) => e instanceof BackupFormatError && /checksum mismatch/.test(e.message));
+    await writeFile(file, bytes.subarray(0, bytes.length - 80));
+    await assert.rejects(verifyBackupFile(file), BackupFormatError, 'a truncated file is refused');
+  });
+
+  test(`${transport}: die reaches the named node, which checks its id`, async (t) => {
+    const died: boolean[] = [];
+    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }), { die: (clean) => died.push(clean) })]);
+    await assert.rejects(kv.die('n9'), /No endpoint of this client is node "n9"/);
+    await kv.die('n1', { clean: true });
+    const deadline = Date.now() + 2_000;
+    while (died.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(died, [true]);
+  });
+}
+
+test('the client learns the leader from /status and sends writes to it directly, not through a follower', async (t) => {
+  const leader = await serve(t, new FakeKvNode({ id: 'n1' }));
+  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http } }), { leads: false });
+  const kv = await client(t, 'http', [follower, leader]);
+  assert.equal(kv.leaderId, 'n1');
+  for (let i = 0; i < 20; i++) await kv.put(`k${i}`, 'v');
+  const forwards = await follower.registry.getSingleMetricAsString('qkv_http_forwards_total');
+  assert.doesNotMatch(forwards, /outcome="answered"} [1-9]/, 'the follower forwarded nothing');
+  assert.equal(leader.node.store.size, 20);
+});
+
+test('calls after close() throw ClientClosedError', async (t) => {
+  const kv = await connect({ endpoints: [(await serve(t, new FakeKvNode({ id: 'n1' }))).http] });
+  await kv.close();
+  await assert.rejects(kv.put('k', 'v'), ClientClosedError);
+  await assert.rejects(kv.get('k'), ClientClosedError);
+});
+
+test('bad options are refused before anything is sent', async () => {
+  await assert.rejects(connect({ endpoints: [] }), InvalidArgumentError);
+  await assert.rejects(connect({ endpoints: ['http://127.0.0.1:1/path'] }), InvalidArgumentError);
+  await assert.rejects(connect({ endpoints: ['localhost'], transport: 'grpc' }), InvalidArgumentError);
+  await assert.rejects(connect({ endpoints: ['http://127.0.0.1:1'], clientId: 'has space' }), InvalidArgumentError);
+  await assert.rejects(connect({ endpoints: ['http://127.0.0.1:1'], deadlineMs: -1 }), InvalidArgumentError);
+});

@@ -1,0 +1,341 @@
+/**
+ * The client's HTTP/JSON transport: one keep-alive undici Pool per node, one request per
+ * attempt, answers decoded into the client's result types and failures into AttemptError.
+ * Owns the mapping of undici connection errors to `unreachable` (never sent) or `lost`
+ * (may have been sent).
+ *
+ * Must never: retry (undici's pools do not; client.ts decides), follow redirects, or read
+ * an unbounded body (responses are capped at `responseBytesMax`).
+ */
+
+import { Pool } from 'undici';
+import type { Dispatcher } from 'undici';
+import { isErrorCode } from '../wire/errors.js';
+import type { ErrorCode } from '../wire/errors.js';
+import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
+import { InvalidArgumentError } from './errors.js';
+import { checkRecord, splitLines } from './backup-file.js';
+import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
+import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+
+export interface HttpTransportOptions {
+  /** Open connections per node (each carries one request at a time). */
+  readonly connectionsPerEndpoint: number;
+}
+
+/** The header the server reads an attempt's remaining time from (api/forward.ts). */
+const timeoutHeader = 'x-qkv-timeout-ms';
+/** Establishing a TCP connection; past it the request was never sent. */
+const connectTimeoutMs = 1_000;
+/** Idle keep-alive connections are closed after this (below the server's 65 s). */
+const keepAliveMs = 4_000;
+/** Largest answer accepted (a page of 1,000 values of 1 MiB is the worst case of /kv). */
+const responseBytesMax = 1024 * 1024 * 1024;
+/** Longest silence inside a backup stream before it is given up. */
+const backupGapMsMax = 30_000;
+
+/**
+ * undici / Node error codes that prove no request bytes left: the connection was never
+ * made. Everything else may come after the server read the request.
+ */
+const notSentCodes: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+const jsonHeaders = { 'content-type': 'application/json' };
+
+export class HttpTransport implements ClientTransport {
+  readonly kind = 'http' as const;
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+
+  constructor(private readonly options: HttpTransportOptions) {}
+
+  normalize(endpoint: string): string {
+    const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`;
+    let url: URL;
+    try {
+      url = new URL(withScheme);
+    } catch {
+      throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} is not a URL (expected http://host:port)`);
+    }
+    if (url.protocol !== 'http:') {
+      throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must use http:// for the HTTP transport`);
+    }
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
+      throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must be a bare origin (http://host:port), without a path`);
+    }
+    return url.origin;
+  }
+
+  endpointForHttp(http: string): string | null {
+    try {
+      return this.normalize(http);
+    } catch {
+      return null;
+    }
+  }
+
+  async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
+    const body = request.ifVersion === undefined
+      ? JSON.stringify({ value: request.value })
+      : JSON.stringify({ value: request.value, ifVersion: request.ifVersion });
+    const headers = {
+      'content-type': 'application/json',
+      [clientIdHeader]: request.requestId.clientId,
+      [requestSeqHeader]: String(request.requestId.seq),
+      [timeoutHeader]: String(serverBudgetMs(timeoutMs)),
+    };
+    const answer = await this.exchange(endpoint, 'PUT', keyPath(request.key), headers, body, timeoutMs);
+    const json = okBody(answer);
+    return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
+  }
+
+  async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
+    const path = request.ifVersion === undefined ? keyPath(request.key) : `${keyPath(request.key)}?ifVersion=${request.ifVersion}`;
+    const headers = {
+      [clientIdHeader]: request.requestId.clientId,
+      [requestSeqHeader]: String(request.requestId.seq),
+      [timeoutHeader]: String(serverBudgetMs(timeoutMs)),
+    };
+    const answer = await this.exchange(endpoint, 'DELETE', path, headers, null, timeoutMs);
+    const json = okBody(answer);
+    const deleted = json['deleted'];
+    if (typeof deleted !== 'boolean') throw new ProtocolError('delete answer has no boolean "deleted"');
+    return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version'), deleted };
+  }
+
+  async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
+    let path = keyPath(request.key);
+    if (request.consistency !== undefined) path += `?consistency=${request.consistency}`;
+    if (request.minVersion !== undefined) path += `${request.consistency === undefined ? '?' : '&'}minVersion=${request.minVersion}`;
+    const answer = await this.exchange(endpoint, 'GET', path, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
+    if (answer.status === 404) {
+      const refusal = parseError(answer);
+      if (refusal.code === 'not_found') return undefined;
+      throw refusal;
+    }
+    return entryOf(okBody(answer));
+  }
+
+  async list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage> {
+    const query: string[] = [];
+    if (request.prefix.length > 0) query.push(`prefix=${encodeURIComponent(request.prefix)}`);
+    if (request.after !== undefined && request.after.length > 0) query.push(`after=${encodeURIComponent(request.after)}`);
+    if (request.limit !== undefined) query.push(`limit=${request.limit}`);
+    if (request.consistency !== undefined) query.push(`consistency=${request.consistency}`);
+    if (request.minVersion !== undefined) query.push(`minVersion=${request.minVersion}`);
+    const path = query.length === 0 ? '/kv' : `/kv?${query.join('&')}`;
+    const answer = await this.exchange(endpoint, 'GET', path, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
+    const json = okBody(answer);
+    const items = json['items'];
+    const next = json['next'];
+    if (!Array.isArray(items)) throw new ProtocolError('list answer has no "items" list');
+    if (next !== null && typeof next !== 'string') throw new ProtocolError('list answer "next" is neither a string nor null');
+    return { items: items.map((item: unknown) => entryOf(asRecord(item, 'list item'))), next };
+  }
+
+  async status(endpoint: string, timeoutMs: number): Promise<NodeStatus> {
+    const answer = await this.exchange(endpoint, 'GET', '/status', {}, null, timeoutMs);
+    return checkStatus(okBody(answer));
+  }
+
+  async backup(endpoint: string, sink: BackupSink, timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool(endpoint).request({ method: 'GET', path: '/backup', headersTimeout: timeoutMs, bodyTimeout: backupGapMsMax });
+    } catch (error) {
+      throw connectionFailure(error, endpoint);
+    }
+    if (response.statusCode !== 200) {
+      const text = await readText(response);
+      throw parseError({ status: response.statusCode, text, retryAfter: header(response.headers['retry-after']) });
+    }
+    try {
+      for await (const line of splitLines(response.body as AsyncIterable<Buffer>)) {
+        if (performance.now() > deadline) throw new AttemptError('lost', null, `The backup from ${endpoint} did not finish within ${Math.round(timeoutMs)} ms`);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(line.toString('utf8'));
+        } catch {
+          throw new ProtocolError(`${endpoint} sent a backup line that is not JSON`);
+        }
+        await sink.write(checkRecord(parsed));
+      }
+    } catch (error) {
+      response.body.destroy();
+      if (error instanceof AttemptError || error instanceof ProtocolError) throw error;
+      if (error instanceof Error && error.name === 'BackupFormatError') throw new ProtocolError(`${endpoint} sent a malformed backup: ${error.message}`);
+      throw connectionFailure(error, endpoint);
+    }
+  }
+
+  async die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void> {
+    const answer = await this.exchange(endpoint, 'POST', '/admin/die', jsonHeaders, JSON.stringify({ id: nodeId, clean }), timeoutMs);
+    if (answer.status !== 200 && answer.status !== 202) throw parseError(answer);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
+  }
+
+  private pool(endpoint: string): Pool {
+    let pool = this.pools.get(endpoint);
+    if (pool !== undefined) return pool;
+    if (this.closed) throw new AttemptError('unreachable', null, 'The client is closed');
+    // Every option that bounds something is stated (STYLE.md 14).
+    pool = new Pool(endpoint, {
+      connections: this.options.connectionsPerEndpoint,
+      pipelining: 1,
+      connectTimeout: connectTimeoutMs,
+      keepAliveTimeout: keepAliveMs,
+      keepAliveMaxTimeout: keepAliveMs,
+      // Per-request values override these; they only bound a request that forgot to.
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+      maxResponseSize: responseBytesMax,
+    });
+    this.pools.set(endpoint, pool);
+    return pool;
+  }
+
+  private async exchange(
+    endpoint: string,
+    method: 'GET' | 'PUT' | 'DELETE' | 'POST',
+    path: string,
+    headers: Record<string, string>,
+    body: string | null,
+    timeoutMs: number,
+  ): Promise<Answer> {
+    let response: Dispatcher.ResponseData;
+    const budgetMs = Math.max(1, Math.ceil(timeoutMs));
+    try {
+      response = await this.pool(endpoint).request({ method, path, headers, body, headersTimeout: budgetMs, bodyTimeout: budgetMs });
+    } catch (error) {
+      throw connectionFailure(error, endpoint);
+    }
+    const text = await readText(response);
+    return { status: response.statusCode, text, retryAfter: response.statusCode === 503 ? header(response.headers['retry-after']) : null };
+  }
+}
+
+interface Answer {
+  readonly status: number;
+  readonly text: string;
+  readonly retryAfter: string | null;
+}
+
+function keyPath(key: string): string {
+  return `/kv/${encodeURIComponent(key)}`;
+}
+
+async function readText(response: Dispatcher.ResponseData): Promise<string> {
+  try {
+    return await response.body.text();
+  } catch (error) {
+    // The answer was on its way: the request certainly reached the server.
+    throw new AttemptError('lost', null, `The connection broke while reading the answer (${describe(error)})`);
+  }
+}
+
+function okBody(answer: Answer): Record<string, unknown> {
+  if (answer.status !== 200) throw parseError(answer);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(answer.text);
+  } catch {
+    throw new ProtocolError(`A 200 answer is not JSON: ${answer.text.slice(0, 100)}`);
+  }
+  return asRecord(parsed, 'answer');
+}
+
+/** The server's refusal as an AttemptError with its wire code and details. */
+function parseError(answer: Answer): AttemptError {
+  let body: Record<string, unknown> = {};
+  try {
+    const parsed: unknown = JSON.parse(answer.text);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+  } catch {
+    // Not our JSON (a proxy in between?): classified by status below.
+  }
+  const { error, message, ...details } = body;
+  let code: ErrorCode;
+  if (isErrorCode(error)) code = error;
+  // Conservative for unknown answers: a 503 may still apply a write (timeout: retry with
+  // the same idempotency key); other 5xx are internal; 4xx refused the request as sent.
+  else code = answer.status === 503 ? 'timeout' : answer.status >= 500 ? 'internal' : 'bad_request';
+  // The HTTP API reports a stale sequence number as bad_request with reason stale_request.
+  if (code === 'bad_request' && details['reason'] === 'stale_request') code = 'stale_request';
+  const text = typeof message === 'string' ? message : `HTTP ${answer.status}: ${answer.text.slice(0, 200)}`;
+  const retryAfterSeconds = answer.retryAfter === null ? NaN : Number(answer.retryAfter);
+  return new AttemptError('refused', code, text, details, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
+}
+
+function connectionFailure(error: unknown, endpoint: string): AttemptError {
+  if (error instanceof AttemptError) return error;
+  const code = errorCode(error);
+  const kind = code !== null && notSentCodes.has(code) ? 'unreachable' : 'lost';
+  return new AttemptError(kind, null, `${endpoint}: ${describe(error)}`);
+}
+
+function errorCode(error: unknown): string | null {
+  if (typeof error !== 'object' || error === null) return null;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') return code;
+  // Node wraps some connect failures (several addresses tried) in an AggregateError.
+  const inner = (error as { errors?: unknown }).errors;
+  if (Array.isArray(inner) && inner.length > 0) return errorCode(inner[0]);
+  return null;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = errorCode(error);
+    return code === null ? error.message : `${code}: ${error.message}`;
+  }
+  return String(error);
+}
+
+function header(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? (value[0] ?? null) : value;
+}
+
+function asRecord(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ProtocolError(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function stringField(json: Record<string, unknown>, name: string): string {
+  const value = json[name];
+  if (typeof value !== 'string') throw new ProtocolError(`answer field "${name}" is not a string`);
+  return value;
+}
+
+function entryOf(json: Record<string, unknown>): Entry {
+  return { key: stringField(json, 'key'), value: stringField(json, 'value'), version: decodedIndex(json['version'], 'version') };
+}
+
+/** Checks the fields the client relies on; the rest is passed through as the node sent it. */
+export function checkStatus(json: Record<string, unknown>): NodeStatus {
+  if (typeof json['id'] !== 'string') throw new ProtocolError('status has no node id');
+  decodedIndex(json['term'], 'status term');
+  const leader = json['leader'];
+  if (leader !== null) {
+    const l = asRecord(leader, 'status leader');
+    if (typeof l['id'] !== 'string' || (l['http'] !== null && typeof l['http'] !== 'string')) throw new ProtocolError('status leader is malformed');
+  }
+  if (!Array.isArray(json['peers'])) throw new ProtocolError('status has no peers list');
+  return json as unknown as NodeStatus;
+}

@@ -1,0 +1,96 @@
+/**
+ * The public entry of the TypeScript client: `connect()` and the types and errors a caller
+ * uses. Everything else under client/ is internal.
+ *
+ * ```ts
+ * import { connect } from 'quorumkv';
+ * const kv = await connect({ endpoints: ['http://127.0.0.1:7001'] });
+ * const { version } = await kv.put('greeting', 'hello');
+ * const entry = await kv.get('greeting', { consistency: 'session' });
+ * await kv.close();
+ * ```
+ *
+ * Must never: import anything but wire/, stdx/ and the client's own modules (eslint), so
+ * applications can depend on it without the server's parts.
+ */
+
+import { KvClient } from './client.js';
+import { HttpTransport } from './http-transport.js';
+import type { ClientTransport } from './transport.js';
+import type { ConnectOptions } from './types.js';
+import { InvalidArgumentError } from './errors.js';
+
+export { KvClient } from './client.js';
+export {
+  ClientClosedError,
+  DeadlineExceededError,
+  InvalidArgumentError,
+  NotFoundError,
+  OutcomeUnknownError,
+  QuorumKvError,
+  QuorumTimeoutError,
+  UnavailableError,
+  VersionConflictError,
+} from './errors.js';
+export type { ClientErrorCode } from './errors.js';
+export type {
+  BackupOptions,
+  BackupResult,
+  CallOptions,
+  ClusterStatus,
+  ConnectOptions,
+  Consistency,
+  DeleteOptions,
+  DeleteResult,
+  DieOptions,
+  EndpointStatus,
+  Entry,
+  GetOptions,
+  ListOptions,
+  ListPage,
+  NodeStatus,
+  PutOptions,
+  PutResult,
+  TransportKind,
+} from './types.js';
+export { BackupFormatError, verifyBackupFile } from './backup-file.js';
+export type { BackupHeader, VerifiedBackup } from './backup-file.js';
+
+/**
+ * Connects to a quorumkv cluster: checks the options, then waits until one endpoint answers
+ * its status (learning the leader and, over HTTP, the other members), for at most
+ * `connectTimeoutMs` (default: `deadlineMs`, 10 s).
+ *
+ * @throws InvalidArgumentError for bad options; UnavailableError when no endpoint answers in time.
+ */
+export async function connect(options: ConnectOptions): Promise<KvClient> {
+  const kind = options.transport ?? 'http';
+  let transport: ClientTransport;
+  if (kind === 'http') {
+    const connections = options.connectionsPerEndpoint ?? 64;
+    if (!Number.isSafeInteger(connections) || connections < 1) {
+      throw new InvalidArgumentError('bad_request', `connectionsPerEndpoint must be an integer >= 1, got ${String(connections)}`);
+    }
+    transport = new HttpTransport({ connectionsPerEndpoint: connections });
+  } else if (kind === 'grpc') {
+    // Loaded on demand: HTTP users never pay for grpc-js and the proto.
+    const { GrpcTransport } = await import('./grpc-transport.js');
+    transport = new GrpcTransport();
+  } else {
+    throw new InvalidArgumentError('bad_request', `transport must be 'http' or 'grpc', got ${JSON.stringify(kind)}`);
+  }
+  let client: KvClient;
+  try {
+    client = new KvClient(transport, options);
+  } catch (error) {
+    await transport.close();
+    throw error;
+  }
+  try {
+    await client.ready(options.connectTimeoutMs ?? options.deadlineMs ?? 10_000);
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
+  return client;
+}

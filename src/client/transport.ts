@@ -1,0 +1,122 @@
+/**
+ * What the client's retry logic (client.ts) needs from a transport: one attempt of each
+ * operation against one endpoint, and a uniform description of how an attempt failed.
+ * The HTTP and gRPC transports implement it; neither retries anything itself.
+ *
+ * Must never: retry, wait for a leader, or decide what a failure means for the caller;
+ * a transport only says whether the server refused (with its wire code) or the attempt
+ * broke before or after it may have reached the server.
+ */
+
+import type { ErrorCode } from '../wire/errors.js';
+import type { ReadConsistency } from '../wire/types.js';
+import type { BackupRecord } from './backup-file.js';
+import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+
+/**
+ * How one attempt failed:
+ * - `refused`: the server answered with a wire error code (it decided; see `code`);
+ * - `unreachable`: no connection could be made, so the request never left the client;
+ * - `lost`: the connection broke or timed out after the request may have been sent.
+ */
+export type AttemptFailureKind = 'refused' | 'unreachable' | 'lost';
+
+export class AttemptError extends Error {
+  override name = 'AttemptError';
+
+  constructor(
+    readonly kind: AttemptFailureKind,
+    /** The wire code for `refused`; null otherwise. */
+    readonly code: ErrorCode | null,
+    message: string,
+    readonly details: Readonly<Record<string, unknown>> = {},
+    readonly retryAfterMs: number | null = null,
+  ) {
+    super(message);
+  }
+}
+
+export interface WriteRequestId {
+  readonly clientId: string;
+  readonly seq: number;
+}
+
+export interface PutRequest {
+  readonly key: string;
+  readonly value: string;
+  readonly ifVersion: number | undefined;
+  readonly requestId: WriteRequestId;
+}
+
+export interface DeleteRequest {
+  readonly key: string;
+  readonly ifVersion: number | undefined;
+  readonly requestId: WriteRequestId;
+}
+
+export interface GetRequest {
+  readonly key: string;
+  readonly consistency: ReadConsistency | undefined;
+  readonly minVersion: number | undefined;
+}
+
+export interface ListRequest {
+  readonly prefix: string;
+  readonly after: string | undefined;
+  readonly limit: number | undefined;
+  readonly consistency: ReadConsistency | undefined;
+  readonly minVersion: number | undefined;
+}
+
+/** Receives a node's backup stream; awaiting each call gives back-pressure. */
+export interface BackupSink {
+  write(record: BackupRecord): Promise<void>;
+}
+
+/**
+ * One attempt per call, against one endpoint (an address as `normalize` returned it).
+ * `timeoutMs` is the attempt's whole budget: the server is told a little less, and the
+ * transport gives up (as `lost`) when it passes. Failures are thrown as AttemptError;
+ * anything else thrown is a bug or a malformed answer (QuorumKvError 'protocol').
+ */
+export interface ClientTransport {
+  readonly kind: 'http' | 'grpc';
+  /** Canonical form of a user-given endpoint; throws InvalidArgumentError when unusable. */
+  normalize(endpoint: string): string;
+  /** The endpoint for a node's advertised HTTP address (HTTP transport only), else null. */
+  endpointForHttp(http: string): string | null;
+  put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult>;
+  delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult>;
+  /** undefined when the key does not exist. */
+  get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined>;
+  list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage>;
+  status(endpoint: string, timeoutMs: number): Promise<NodeStatus>;
+  /** Streams the node's backup records into `sink`; `timeoutMs` bounds the whole stream. */
+  backup(endpoint: string, sink: BackupSink, timeoutMs: number): Promise<void>;
+  die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void>;
+  /** Closes every connection; in-flight attempts finish or fail. */
+  close(): Promise<void>;
+}
+
+/** Milliseconds of an attempt's budget kept back from the server, so its answer arrives first. */
+export const serverMarginMs = 25;
+
+/** The deadline to give the server for an attempt of `timeoutMs`. */
+export function serverBudgetMs(timeoutMs: number): number {
+  return Math.max(1, Math.floor(timeoutMs - serverMarginMs));
+}
+
+/** Checks a number decoded from an answer: a safe integer >= 0, else a protocol error. */
+export function decodedIndex(value: unknown, what: string): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
+  if (typeof value === 'string' && /^(?:0|[1-9][0-9]{0,15})$/.test(value)) {
+    const n = Number(value);
+    if (Number.isSafeInteger(n)) return n;
+  }
+  throw new ProtocolError(`${what} ${JSON.stringify(value)} is not a safe integer >= 0`);
+}
+
+/** A server answer the client cannot understand. */
+export class ProtocolError extends Error {
+  override name = 'ProtocolError';
+}

@@ -1,0 +1,154 @@
+/**
+ * Public option and result types of the TypeScript client. Shapes follow the HTTP/JSON API
+ * (wire/types.ts) so that both transports give the same answers.
+ *
+ * Must never: expose transport details (undici, grpc-js types) in the public API.
+ */
+
+import type { StatusResponse } from '../wire/types.js';
+import type { QuorumKvError } from './errors.js';
+
+/** How the client talks to the cluster. Both give the same semantics and errors. */
+export type TransportKind = 'http' | 'grpc';
+
+export interface ConnectOptions {
+  /**
+   * Nodes to talk to; at least one. HTTP: base URLs (`http://127.0.0.1:7001`; a bare
+   * `host:port` means `http://host:port`). gRPC: `host:port` (or `grpc://host:port`). Over
+   * HTTP the client also learns the other members from `/status`; over gRPC it uses only
+   * the endpoints given (followers forward to the leader, so one endpoint still works).
+   */
+  readonly endpoints: readonly string[];
+  /** Default `http`. */
+  readonly transport?: TransportKind;
+  /**
+   * Default time budget of one call, retries and backoff included, in milliseconds
+   * (default 10,000). Each call can override it. A call always settles by then.
+   */
+  readonly deadlineMs?: number;
+  /**
+   * Idempotency identity of this client: every write carries `<clientId>.<lane>` and an
+   * increasing sequence number, so a retried write is applied at most once. Default: a
+   * random id. Ids are per client instance; sequence numbers start from the clock, so a
+   * restarted process may reuse its id. At most 100 visible ASCII characters.
+   */
+  readonly clientId?: string;
+  /** HTTP: open connections per node (keep-alive; one request each at a time). Default 64. */
+  readonly connectionsPerEndpoint?: number;
+  /** First retry delay; doubles per failed attempt up to `backoffMsMax`, with jitter. Default 25. */
+  readonly backoffMsMin?: number;
+  /** Largest retry delay. Default 1,000. */
+  readonly backoffMsMax?: number;
+  /** How long `connect()` waits for a first node to answer. Default: `deadlineMs`. */
+  readonly connectTimeoutMs?: number;
+}
+
+/**
+ * Read consistency. `linearizable` (default): the leader confirms its leadership first.
+ * `leader`: the leader's state without confirmation. `local`: any node's state, maybe stale.
+ * `session`: any node, but not older than anything this client wrote or read
+ * (read-your-writes and monotonic reads, via `minVersion` = the client's session version).
+ */
+export type Consistency = 'linearizable' | 'leader' | 'local' | 'session';
+
+export interface CallOptions {
+  /** This call's time budget in milliseconds (default: the client's `deadlineMs`). */
+  readonly deadlineMs?: number;
+}
+
+export interface PutOptions extends CallOptions {
+  /** Compare-and-set: write only if the key's version is this (0: the key must be absent). */
+  readonly ifVersion?: number;
+}
+
+export interface DeleteOptions extends CallOptions {
+  /** Compare-and-set: delete only if the key's version is this. */
+  readonly ifVersion?: number;
+}
+
+export interface GetOptions extends CallOptions {
+  /** Default `linearizable`, or `local` when `minVersion` is given. */
+  readonly consistency?: Consistency;
+  /**
+   * Any node may answer, after it has applied at least this version (waiting a bounded
+   * time). Combined with `session`, the larger of the two counts.
+   */
+  readonly minVersion?: number;
+}
+
+export interface ListOptions extends GetOptions {
+  /** Only keys starting with this. */
+  readonly prefix?: string;
+  /** Start strictly after this key (pass a page's `next`). */
+  readonly after?: string;
+  /** Page size (the server caps it; default 100). */
+  readonly limit?: number;
+}
+
+export interface DieOptions extends CallOptions {
+  /** true: stop cleanly (flush, close; the seeds' die(clean)); false (default): kill -9. */
+  readonly clean?: boolean;
+}
+
+export interface BackupOptions extends CallOptions {
+  /** Node to read from (default: the leader, whose state is the most recent). */
+  readonly nodeId?: string;
+}
+
+export interface PutResult {
+  readonly key: string;
+  /** The log index that committed the write: unique and increasing cluster-wide. */
+  readonly version: number;
+}
+
+export interface DeleteResult {
+  readonly key: string;
+  readonly version: number;
+  /** False when the key was already absent. */
+  readonly deleted: boolean;
+}
+
+/** One key with its value and version. */
+export interface Entry {
+  readonly key: string;
+  readonly value: string;
+  readonly version: number;
+}
+
+export interface ListPage {
+  readonly items: readonly Entry[];
+  /** Pass as `after` for the next page; null on the last page. */
+  readonly next: string | null;
+}
+
+/** One node's `/status`, plus its gRPC address when it serves gRPC. */
+export interface NodeStatus extends StatusResponse {
+  readonly grpc?: string;
+}
+
+export type EndpointStatus =
+  | { readonly endpoint: string; readonly ok: true; readonly status: NodeStatus }
+  | { readonly endpoint: string; readonly ok: false; readonly error: QuorumKvError };
+
+export interface ClusterStatus {
+  /** The leader's id as the most recent term known to the endpoints says, or null. */
+  readonly leader: string | null;
+  /** One entry per endpoint the client knows, in its order. */
+  readonly nodes: readonly EndpointStatus[];
+}
+
+export interface BackupResult {
+  /** Where the backup was written. */
+  readonly file: string;
+  readonly nodeId: string;
+  readonly clusterId: string;
+  /** The backup holds exactly the effects of the log up to this index (and its term). */
+  readonly index: number;
+  readonly term: number;
+  readonly items: number;
+  readonly dedupRecords: number;
+  readonly chunks: number;
+  readonly bytes: number;
+  /** Hex SHA-256 of the file up to its trailer line (also written in the trailer). */
+  readonly sha256: string;
+}

@@ -1,0 +1,122 @@
+/**
+ * Acceptance test of issue 5, backup and restore: a 100,000-key store is backed up while
+ * writes continue, restored into a fresh 3-node cluster with `quorumkv restore`, started
+ * with `quorumkv up`, and must hold exactly the state as of the backup's index: the same
+ * keys, values and versions.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { connect } from '../client/index.js';
+import type { KvClient } from '../client/index.js';
+import { TestCluster, waitFor } from './harness.js';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const run = promisify(execFile);
+
+const keysTotal = 100_000;
+const writersInitial = 256;
+
+interface Op {
+  readonly key: string;
+  /** null: a delete. */
+  readonly value: string | null;
+  readonly version: number;
+}
+
+async function writeInitial(kv: KvClient, ops: Op[]): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: writersInitial }, async () => {
+      while (next < keysTotal) {
+        const i = next++;
+        const key = `k${String(i).padStart(6, '0')}`;
+        const value = `v${i}`;
+        ops.push({ key, value, version: (await kv.put(key, value)).version });
+      }
+    }),
+  );
+}
+
+test('a backup of 100,000 keys taken under writes restores into a new 3-node cluster with the state as of its index', { timeout: 240_000 }, async () => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-restore-'));
+  let up: ChildProcess | null = null;
+  try {
+    await cluster.waitForLeader();
+    const kv = await connect({ endpoints: cluster.nodes.map((n) => n.http), connectionsPerEndpoint: 128 });
+    const ops: Op[] = [];
+    await writeInitial(kv, ops);
+
+    // Writers overwrite and delete some of those keys and add new ones while the backup runs.
+    let stop = false;
+    const writers = Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        const n = (w * 7919 + i * 104_729) % keysTotal;
+        const key = i % 3 === 2 ? `new/${w}/${i}` : `k${String(n).padStart(6, '0')}`;
+        if (i % 5 === 4) ops.push({ key, value: null, version: (await kv.delete(key)).version });
+        else ops.push({ key, value: `w${w}:${i}`, version: (await kv.put(key, `w${w}:${i}`)).version });
+      }
+    });
+    const startedOps = ops.length;
+    await waitFor('writes to run before the backup', 20_000, () => (ops.length > startedOps + 300 ? true : null));
+    const file = path.join(dir, 'backup.qkv');
+    const backup = await kv.backup(file);
+    const afterBackup = ops.length;
+    await waitFor('writes to run after the backup', 20_000, () => (ops.length > afterBackup + 300 ? true : null));
+    stop = true;
+    await Promise.all(writers);
+    await kv.close();
+    assert.ok(ops.some((o) => o.version > backup.index), 'some writes came after the backup\'s index');
+
+    // The expected state: every acknowledged operation up to the backup's index, in order.
+    const expected = new Map<string, { value: string; version: number }>();
+    for (const op of [...ops].sort((a, b) => a.version - b.version)) {
+      if (op.version > backup.index) break;
+      if (op.value === null) expected.delete(op.key);
+      else expected.set(op.key, { value: op.value, version: op.version });
+    }
+    assert.equal(backup.items, expected.size, 'the backup holds exactly the keys of its index');
+
+    const restoredDir = path.join(dir, 'restored');
+    const restored = await run(process.execPath, [mainPath, 'restore', '--from', file, '--data-dir', restoredDir, '--nodes', '3']);
+    assert.match(restored.stdout, new RegExp(`restored ${expected.size} keys`));
+
+    up = spawn(process.execPath, [mainPath, 'up', '--nodes', '3', '--data-dir', restoredDir, '--base-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    up.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    up.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    await waitFor('the restored cluster to come up', 60_000, () => (/is up/.test(output) ? true : null));
+    const clusterFile = JSON.parse(await readFile(path.join(restoredDir, 'cluster.json'), 'utf8')) as { nodes: { http: string }[] };
+    const kv2 = await connect({ endpoints: clusterFile.nodes.map((n) => n.http) });
+    try {
+      let count = 0;
+      for await (const entry of kv2.listAll({ limit: 1000 })) {
+        count++;
+        const want = expected.get(entry.key);
+        assert.deepEqual({ value: entry.value, version: entry.version }, want, `restored ${entry.key}`);
+      }
+      assert.equal(count, expected.size, 'the restored cluster has exactly the backed-up keys');
+      const next = await kv2.put('after-restore', 'x');
+      assert.ok(next.version > backup.index, 'new writes get versions after the backup\'s index');
+    } finally {
+      await kv2.close();
+    }
+  } catch (error) {
+    process.stderr.write(cluster.describe());
+    throw error;
+  } finally {
+    if (up !== null && up.exitCode === null) {
+      const exited = new Promise((resolve) => up?.once('exit', resolve));
+      up.kill('SIGTERM');
+      await exited;
+    }
+    await cluster.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+});

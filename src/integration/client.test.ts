@@ -1,0 +1,207 @@
+/**
+ * Acceptance tests of issue 5 against real node processes: one client suite run over HTTP
+ * and over gRPC, gRPC input validation side by side with HTTP's, and the CLI's client
+ * commands. (Failover and exactly-once retries: client-failover.test.ts; backup and
+ * restore of 100,000 keys: client-backup.test.ts.)
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { InvalidArgumentError, VersionConflictError, connect, verifyBackupFile } from '../client/index.js';
+import type { KvClient, TransportKind } from '../client/index.js';
+import { TestCluster, http } from './harness.js';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const run = promisify(execFile);
+
+let cluster: TestCluster;
+let leaderId: string;
+
+before(async () => {
+  cluster = await TestCluster.start({ nodes: 3, flags: ['--key-bytes-max', '64', '--value-bytes-max', '1024'] });
+  leaderId = await cluster.waitForLeader();
+});
+
+after(async () => {
+  await cluster.destroy();
+});
+
+function endpoints(transport: TransportKind): string[] {
+  return cluster.nodes.map((n) => (transport === 'http' ? n.http : n.grpc));
+}
+
+/** Every key with value and version on every node, for "nothing changed" checks. */
+async function dumpAll(): Promise<string> {
+  const dumps: unknown[] = [];
+  for (const n of cluster.nodes) {
+    const items: unknown[] = [];
+    let afterKey: string | null = null;
+    do {
+      const res = await http(`${n.http}/debug/store?limit=1000${afterKey === null ? '' : `&after=${encodeURIComponent(afterKey)}`}`);
+      items.push(...(res.body['items'] as unknown[]));
+      afterKey = res.body['next'] as string | null;
+    } while (afterKey !== null);
+    dumps.push(items);
+  }
+  return JSON.stringify(dumps);
+}
+
+async function clientSuite(kv: KvClient, transport: TransportKind): Promise<void> {
+  const p = `${transport}/`;
+  // Leader discovery: the client found the leader the cluster agrees on.
+  assert.equal(kv.leaderId, leaderId);
+  const status = await kv.status();
+  assert.equal(status.leader, leaderId);
+  assert.equal(status.nodes.length, 3);
+  for (const n of status.nodes) {
+    assert.ok(n.ok, `${n.endpoint} answered its status`);
+    assert.equal(n.status.grpc, cluster.node(n.status.id).grpc, 'status shows the node\'s gRPC address');
+  }
+
+  const put = await kv.put(`${p}a`, 'alpha');
+  assert.ok(put.version > 0);
+  assert.deepEqual(await kv.get(`${p}a`), { key: `${p}a`, value: 'alpha', version: put.version });
+  assert.deepEqual(await kv.get(`${p}a`, { consistency: 'leader' }), { key: `${p}a`, value: 'alpha', version: put.version });
+  // Read-your-writes on any node: session reads carry the highest version seen.
+  for (let i = 0; i < 6; i++) {
+    const { version } = await kv.put(`${p}session`, `s${i}`);
+    assert.deepEqual(await kv.get(`${p}session`, { consistency: 'session' }), { key: `${p}session`, value: `s${i}`, version });
+  }
+  assert.equal(await kv.get(`${p}missing`), undefined, 'a missing key reads as undefined');
+
+  const conflict = await kv.put(`${p}a`, 'beta', { ifVersion: put.version - 1 }).catch((e: unknown) => e);
+  assert.ok(conflict instanceof VersionConflictError, `got ${String(conflict)}`);
+  assert.equal(conflict.actualVersion, put.version);
+  const cas = await kv.put(`${p}a`, 'beta', { ifVersion: put.version });
+  assert.ok(cas.version > put.version);
+  const created = await kv.put(`${p}new`, 'n', { ifVersion: 0 });
+  assert.ok(created.version > cas.version);
+
+  for (let i = 0; i < 25; i++) await kv.put(`${p}list/${String(i).padStart(2, '0')}`, `v${i}`);
+  const page = await kv.list({ prefix: `${p}list/`, limit: 10 });
+  assert.equal(page.items.length, 10);
+  assert.equal(page.next, `${p}list/09`);
+  const all: string[] = [];
+  for await (const entry of kv.listAll({ prefix: `${p}list/`, limit: 7 })) all.push(entry.value);
+  assert.deepEqual(all, Array.from({ length: 25 }, (_, i) => `v${i}`));
+  const local = await kv.list({ prefix: `${p}list/`, consistency: 'session', limit: 100 });
+  assert.equal(local.items.length, 25, 'a session list on any node sees every write');
+
+  const del = await kv.delete(`${p}a`);
+  assert.equal(del.deleted, true);
+  assert.equal(await kv.get(`${p}a`), undefined);
+  assert.equal((await kv.delete(`${p}a`)).deleted, false);
+  await assert.rejects(kv.delete(`${p}new`, { ifVersion: 1 }), VersionConflictError);
+
+  for (const [send, code] of [
+    [() => kv.put('k'.repeat(65), 'v'), 'key_too_large'],
+    [() => kv.put(`${p}big`, 'v'.repeat(1025)), 'value_too_large'],
+    [() => kv.get('a\u0000b'), 'invalid_key'],
+  ] as const) {
+    const error = await send().catch((e: unknown) => e);
+    assert.ok(error instanceof InvalidArgumentError, `${code}: got ${String(error)}`);
+    assert.equal(error.code, code);
+  }
+
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-client-it-'));
+  try {
+    const backup = await kv.backup(path.join(dir, 'b.qkv'));
+    assert.equal(backup.nodeId, leaderId, 'the backup comes from the leader');
+    const verified = await verifyBackupFile(backup.file);
+    assert.equal(verified.items, backup.items);
+    assert.ok(backup.items >= 25);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+for (const transport of ['http', 'grpc'] as const) {
+  test(`the client suite passes over ${transport} against a real 3-node cluster`, { timeout: 60_000 }, async () => {
+    const kv = await connect({ endpoints: endpoints(transport), transport });
+    try {
+      await clientSuite(kv, transport);
+    } finally {
+      await kv.close();
+    }
+  });
+}
+
+// --- gRPC input validation, side by side with HTTP ---
+
+const definition = protoLoader.loadSync(fileURLToPath(new URL('../../proto/quorumkv.proto', import.meta.url)), { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true });
+const kvService = definition['quorumkv.v1.KV'] as protoLoader.ServiceDefinition;
+
+function field(number: number, bytes: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([(number << 3) | 2, bytes.length]), bytes]);
+}
+
+/** Sends a Put/Get as raw bytes and returns the wire code of the refusal (or 'ok'). */
+function grpcCode(address: string, method: 'Put' | 'Get', message: object | Buffer): Promise<{ readonly status: number; readonly code: string }> {
+  const m = kvService[method] as protoLoader.MethodDefinition<object, object>;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const bytes = Buffer.isBuffer(message) ? message : m.requestSerialize(message);
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(m.path, (b: Buffer) => b, m.responseDeserialize, bytes, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error) => {
+      client.close();
+      if (error === null) resolve({ status: 0, code: 'ok' });
+      else resolve({ status: error.code, code: String(error.metadata.get('qkv-error')[0] ?? `(no code: ${error.details})`) });
+    });
+  });
+}
+
+test('node-side gRPC input validation mirrors HTTP: same wire codes, nothing written', { timeout: 60_000 }, async () => {
+  const follower = cluster.nodes.find((n) => n.id !== leaderId);
+  assert.ok(follower);
+  const before = await dumpAll();
+  const k65 = 'k'.repeat(65);
+  const cases: { what: string; http: () => Promise<{ status: number; body: Record<string, unknown> }>; grpc: () => ReturnType<typeof grpcCode>; code: string }[] = [
+    { what: 'a key over the limit', http: () => http(`${follower.http}/kv/${k65}`, 'PUT', { value: 'x' }), grpc: () => grpcCode(follower.grpc, 'Put', { key: k65, value: 'x' }), code: 'key_too_large' },
+    { what: 'a value over the limit', http: () => http(`${follower.http}/kv/v`, 'PUT', { value: 'v'.repeat(1025) }), grpc: () => grpcCode(follower.grpc, 'Put', { key: 'v', value: 'v'.repeat(1025) }), code: 'value_too_large' },
+    { what: 'a key that is not UTF-8', http: () => http(`${follower.http}/kv/a%FFb`, 'PUT', { value: 'x' }), grpc: () => grpcCode(follower.grpc, 'Put', Buffer.concat([field(1, Buffer.from([0x61, 0xff, 0x62])), field(2, Buffer.from('x'))])), code: 'invalid_key' },
+    { what: 'a key holding a lone surrogate', http: () => http(`${follower.http}/kv/%ED%A0%80`, 'PUT', { value: 'x' }), grpc: () => grpcCode(follower.grpc, 'Put', Buffer.concat([field(1, Buffer.from([0xed, 0xa0, 0x80])), field(2, Buffer.from('x'))])), code: 'invalid_key' },
+    { what: 'a value that is not valid Unicode', http: () => http(`${follower.http}/kv/v`, 'PUT', '{"value":"\\ud800"}'), grpc: () => grpcCode(follower.grpc, 'Put', Buffer.concat([field(1, Buffer.from('v')), field(2, Buffer.from([0xed, 0xa0, 0x80]))])), code: 'invalid_value' },
+    { what: 'a key with NUL', http: () => http(`${follower.http}/kv/a%00b`, 'PUT', { value: 'x' }), grpc: () => grpcCode(follower.grpc, 'Put', { key: 'a\u0000b', value: 'x' }), code: 'invalid_key' },
+    { what: 'a read of a key over the limit', http: () => http(`${follower.http}/kv/${k65}`), grpc: () => grpcCode(follower.grpc, 'Get', { key: k65 }), code: 'key_too_large' },
+    { what: 'a read of a key that is not UTF-8', http: () => http(`${follower.http}/kv/%FE`), grpc: () => grpcCode(follower.grpc, 'Get', field(1, Buffer.from([0xfe]))), code: 'invalid_key' },
+  ];
+  for (const c of cases) {
+    const h = await c.http();
+    assert.equal(h.body['error'], c.code, `HTTP, ${c.what}: ${JSON.stringify(h.body)}`);
+    const g = await c.grpc();
+    assert.equal(g.code, c.code, `gRPC, ${c.what}`);
+    assert.equal(g.status, grpc.status.INVALID_ARGUMENT, `gRPC, ${c.what}: status`);
+  }
+  assert.equal(await dumpAll(), before, 'no node changed');
+});
+
+test('the CLI client commands use the library and print --json', { timeout: 60_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-cli-it-'));
+  try {
+    const clusterFile = path.join(dir, 'cluster.json');
+    await writeFile(clusterFile, JSON.stringify({ clusterId: 'x', nodes: cluster.nodes.map((n) => ({ id: n.id, http: n.http, grpc: n.grpc })) }));
+    const cli = async (...args: string[]): Promise<string> => (await run(process.execPath, [mainPath, ...args, '--cluster-file', clusterFile])).stdout;
+    const put = JSON.parse(await cli('put', 'cli/key', 'hello world', '--json')) as { key: string; version: number };
+    assert.equal(put.key, 'cli/key');
+    assert.deepEqual(JSON.parse(await cli('get', 'cli/key', '--json', '--transport', 'grpc')), { key: 'cli/key', value: 'hello world', version: put.version });
+    assert.equal(await cli('get', 'cli/key'), 'hello world\n');
+    assert.match(await cli('ls', 'cli/'), /^cli\/key\thello world\t\(v\d+\)\n$/);
+    const status = JSON.parse(await cli('status', '--json')) as { leader: string; nodes: { id: string }[] };
+    assert.equal(status.leader, leaderId);
+    assert.equal(status.nodes.length, 3);
+    const missing = await run(process.execPath, [mainPath, 'get', 'cli/none', '--json', '--cluster-file', clusterFile]).catch((e: { code: number; stderr: string }) => e);
+    assert.ok('code' in missing && missing.code === 1, 'a missing key exits 1');
+    assert.equal((JSON.parse(missing.stderr) as { error: string }).error, 'not_found');
+    const out = await cli('backup', '--out', path.join(dir, 'b.qkv'), '--json');
+    assert.equal((JSON.parse(out) as { nodeId: string }).nodeId, leaderId);
+    assert.match(await cli('del', 'cli/key'), /cli\/key version \d+ deleted/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
