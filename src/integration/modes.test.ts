@@ -270,3 +270,27 @@ test('a live switch from majority/star to W=1/chain and back, under load, gives 
     await cluster.destroy();
   }
 });
+
+test('a pinned leader (--leader n2) leads from the start and keeps leading while its followers are down', { timeout: 120_000 }, async () => {
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--leader', 'n2', '--replication-timeout-ms', '1500', '--request-timeout-ms', '1500'] });
+  try {
+    assert.equal(await cluster.waitForLeader(20_000), 'n2');
+    assert.equal((await put(cluster.node('n2').http, 'pinned', '1')).status, 200);
+    await cluster.stop('n1');
+    await cluster.stop('n3');
+    await new Promise((r) => setTimeout(r, 3000)); // longer than any election timeout
+    const s = await cluster.status('n2');
+    assert.equal(s['role'], 'leader', 'elections are off: the pinned leader does not step down');
+    const alone = await put(cluster.node('n2').http, 'pinned', '2');
+    assert.equal(alone.status, 503, 'no majority: the write cannot commit');
+    await cluster.restart('n1');
+    const back = await waitFor('writes with a follower back', 20_000, async () => {
+      const r = await put(cluster.node('n2').http, 'pinned', '3');
+      return r.status === 200 ? r : null;
+    });
+    assert.equal(back.status, 200);
+    assert.equal((await cluster.status('n1'))['leader'] !== null, true);
+  } finally {
+    await cluster.destroy();
+  }
+});
