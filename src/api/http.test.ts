@@ -403,8 +403,8 @@ test('idempotency headers become the command request id, and a retry is answered
   assert.deepEqual(node.commands[2]?.requestId, { clientId: 'client-7', seq: 6 });
 
   const stale = await call(url, 'PUT', '/kv/k', { json: { value: 'y' }, headers });
-  assert.equal(stale.status, 400);
-  assert.equal(stale.body.reason, 'stale_request');
+  assert.equal(stale.status, 409);
+  assert.equal(stale.body.error, 'stale_request');
   assert.equal(stale.body.lastSeq, 6);
   assert.equal(node.store.has('k'), false);
 });

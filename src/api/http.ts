@@ -934,9 +934,9 @@ function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
       actualVersion: result.actualVersion,
     };
   }
-  // No wire code exists for this yet (see report); 400 says "do not retry as is".
+  // 409: the request conflicts with what this client already did; do not retry it as is.
   throw new QkvError(
-    'bad_request',
+    'stale_request',
     `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
     { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
   );
