@@ -10,17 +10,6 @@ import { TestCluster, http, waitFor } from './harness.js';
 
 const memberTimeoutMs = 1500;
 
-async function dumpAll(cluster: TestCluster, id: string): Promise<string> {
-  const items: unknown[] = [];
-  let after: string | null = null;
-  do {
-    const res = await http(`${cluster.node(id).http}/debug/store?limit=1000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`);
-    items.push(...(res.body['items'] as unknown[]));
-    after = res.body['next'] as string | null;
-  } while (after !== null);
-  return JSON.stringify(items);
-}
-
 function chainOf(status: Record<string, unknown>): string[] {
   const leader = status['id'] as string;
   const inSync = (status['mode'] as { inSync: string[] }).inSync;
@@ -71,7 +60,7 @@ for (const position of ['middle', 'tail', 'head'] as const) {
       assert.ok(longestPauseMs < memberTimeoutMs + 2000 + 3000, `writes paused ${longestPauseMs} ms`);
       const headStatus = await cluster.status(newLeader);
       await waitFor(`${victim} to apply everything`, 30_000, async () => ((((await cluster.status(victim))['appliedIndex'] as number) >= (headStatus['commitIndex'] as number)) ? true : null));
-      await waitFor(`${victim}'s store to equal the head's`, 30_000, async () => ((await dumpAll(cluster, victim)) === (await dumpAll(cluster, newLeader)) ? true : null));
+      await waitFor(`${victim}'s store to equal the head's`, 30_000, async () => ((await cluster.dumpStore(victim)) === (await cluster.dumpStore(newLeader)) ? true : null));
     } finally {
       await cluster.destroy();
     }

@@ -49,18 +49,6 @@ async function expectAllReadable(cluster: TestCluster, acked: readonly Acked[], 
   }
 }
 
-async function dump(base: string): Promise<string> {
-  const items: unknown[] = [];
-  let after: string | null = null;
-  do {
-    const res = await http(`${base}/debug/store?limit=1000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`);
-    assert.equal(res.status, 200);
-    items.push(...(res.body['items'] as unknown[]));
-    after = res.body['next'] as string | null;
-  } while (after !== null);
-  return JSON.stringify(items);
-}
-
 test('1,000 writes through a follower read back with the right value and version from every node', { timeout: 120_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3 });
   try {
@@ -140,7 +128,7 @@ test('a follower that missed 5,000 writes after log compaction catches up by sna
     await cluster.restart(lagging.id);
     const target = leaderStatus['commitIndex'] as number;
     await waitFor(`${lagging.id} to apply index ${target}`, 60_000, async () => ((((await cluster.status(lagging.id))['appliedIndex'] as number) >= target) ? true : null));
-    assert.equal(await dump(lagging.http), await dump(cluster.node(leader).http), 'the restarted follower\'s store equals the leader\'s');
+    assert.equal(await cluster.dumpStore(lagging.id), await cluster.dumpStore(leader), 'the restarted follower\'s store equals the leader\'s');
   } finally {
     await cluster.destroy();
   }
@@ -175,7 +163,7 @@ test('bad input gets a clear JSON error and changes nothing', { timeout: 60_000 
     const leader = await cluster.waitForLeader();
     const base = cluster.node(leader).http;
     await putOk(base, 'exists', 'original');
-    const before = await dump(base);
+    const before = await cluster.dumpStore(leader);
     const cases: [string, () => Promise<{ status: number; body: Record<string, unknown> }>, number, string][] = [
       ['malformed JSON', () => http(`${base}/kv/exists`, 'PUT', '{"value": '), 400, 'invalid_json'],
       ['missing value', () => http(`${base}/kv/exists`, 'PUT', {}), 400, 'invalid_value'],
@@ -190,7 +178,7 @@ test('bad input gets a clear JSON error and changes nothing', { timeout: 60_000 
       assert.equal(res.body['error'], code, `${what}: error code`);
       assert.equal(typeof res.body['message'], 'string', `${what}: has a message`);
     }
-    assert.equal(await dump(base), before, 'the store is unchanged');
+    assert.equal(await cluster.dumpStore(leader), before, 'the store is unchanged');
   } finally {
     await cluster.destroy();
   }

@@ -181,6 +181,19 @@ export class TestCluster {
     n.proc = null;
   }
 
+  /** Every key of `id`'s store with value and version, paged through /debug/store, as JSON. */
+  async dumpStore(id: string): Promise<string> {
+    const items: unknown[] = [];
+    let after: string | null = null;
+    do {
+      const res = await http(`${this.node(id).http}/debug/store?limit=1000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`);
+      if (res.status !== 200) throw new Error(`GET /debug/store on ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+      items.push(...(res.body['items'] as unknown[]));
+      after = res.body['next'] as string | null;
+    } while (after !== null);
+    return JSON.stringify(items);
+  }
+
   async status(id: string): Promise<Record<string, unknown>> {
     return (await http(`${this.node(id).http}/status`)).body;
   }

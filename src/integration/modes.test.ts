@@ -123,23 +123,12 @@ async function loadKillRestart(cluster: TestCluster): Promise<Acked[]> {
   return acked;
 }
 
-async function dumpAll(cluster: TestCluster, id: string): Promise<string> {
-  const items: unknown[] = [];
-  let after: string | null = null;
-  do {
-    const res = await http(`${cluster.node(id).http}/debug/store?limit=1000${after !== null ? `&after=${encodeURIComponent(after)}` : ''}`);
-    items.push(...(res.body['items'] as unknown[]));
-    after = res.body['next'] as string | null;
-  } while (after !== null);
-  return JSON.stringify(items);
-}
-
 async function converged(cluster: TestCluster): Promise<string> {
   return waitFor('every node to hold an identical store', 60_000, async () => {
     const statuses = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)));
     const applied = new Set(statuses.map((s) => s['appliedIndex']));
     if (applied.size !== 1) return null;
-    const dumps = await Promise.all(cluster.nodes.map((n) => dumpAll(cluster, n.id)));
+    const dumps = await Promise.all(cluster.nodes.map((n) => cluster.dumpStore(n.id)));
     return dumps.every((d) => d === dumps[0]) ? (dumps[0] as string) : null;
   }, 250);
 }
