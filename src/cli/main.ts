@@ -21,6 +21,9 @@ commands:
   up       run a local cluster:  quorumkv up --nodes 3 --data-dir ./data [--base-port 7001] [node flags]
   mode     switch the replication mode live: quorumkv mode --write-quorum 2 --topology chain
   sim      deterministic simulator: quorumkv sim --seeds 200 [--seed S] [--nodes 5] [--mode …]
+  bench    load test: quorumkv bench --workload mixed --concurrency 5,10,20 --duration 5s [--compare etcd]
+  experiment  quorumkv experiment quorum|modes|matrix: the seeds' experiments with reports
+  check    quorumkv check: compare every node's store with the leader's (exit 1 on divergence)
   put KEY VALUE | get KEY | del KEY | ls [PREFIX] | status
            client commands; --endpoints URL,… (default: ./data/cluster.json), --transport http|grpc, --json
   backup   quorumkv backup --out FILE [--endpoints URL,…]: a consistent, checksummed snapshot
@@ -76,6 +79,11 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'backup') return runBackup(rest);
   if (command === 'restore') return runRestore(rest);
   // --- end issue 5 ---
+  // --- issue 6 ---
+  if (command === 'bench') return (await import('./bench.js')).runBenchCommand(rest);
+  if (command === 'experiment') return (await import('./experiment.js')).runExperimentCommand(rest);
+  if (command === 'check') return (await import('./check.js')).runCheckCommand(rest);
+  // --- end issue 6 ---
   process.stderr.write(`unknown command "${command}"\n\n${usage}`);
   return 2;
 }

@@ -1,0 +1,159 @@
+/**
+ * etcd as a comparison system: a local 3-member etcd cluster (Debian's `etcd-server`
+ * package, etcd 3.4; fsync on, as shipped) on 127.0.0.1 with free ports and its data in a
+ * temporary directory, and a BenchTarget driving it through the `etcd3` client (gRPC,
+ * linearizable reads by default, as quorumkv's). `etcd3` is a devDependency, loaded only
+ * when a comparison runs.
+ *
+ * If no `etcd` binary is found and this process runs as root with apt-get, the package is
+ * installed (`apt-get install -y etcd-server`); otherwise the error says how to get it, or
+ * to pass an existing cluster with --etcd-endpoints.
+ *
+ * Must never: leave an etcd process or its data behind (`stop()` kills every member and
+ * removes the directory; members are SIGKILLed if this process exits first).
+ */
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { access, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { freePort, getJson } from './cluster.js';
+import type { BenchTarget } from './target.js';
+import type * as Etcd3Module from 'etcd3';
+
+const living = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of living) child.kill('SIGKILL');
+});
+
+const etcdBinaryDefault = '/usr/bin/etcd';
+const healthWaitMs = 30_000;
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds the etcd binary, installing Debian's etcd-server with apt-get when allowed. */
+export async function findEtcd(binary: string | null, install: boolean, log: (line: string) => void): Promise<string> {
+  if (binary !== null) {
+    if (await exists(binary)) return binary;
+    throw new Error(`--etcd-bin ${binary} does not exist`);
+  }
+  for (const candidate of [etcdBinaryDefault, '/usr/local/bin/etcd']) if (await exists(candidate)) return candidate;
+  const canApt = install && process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
+  if (!canApt) {
+    throw new Error('etcd is not installed: install Debian\'s etcd-server package (apt-get install etcd-server), pass --etcd-bin PATH, or --etcd-endpoints URL,… of a running etcd');
+  }
+  log('etcd not found: installing Debian\'s etcd-server package with apt-get (once)…');
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  }
+  if (r.status !== 0 || !(await exists(etcdBinaryDefault))) throw new Error(`apt-get install etcd-server failed: ${r.stderr?.toString().slice(-500) ?? ''}`);
+  return etcdBinaryDefault;
+}
+
+export class EtcdCluster {
+  private constructor(
+    readonly dir: string,
+    readonly endpoints: string[],
+    private readonly procs: ChildProcess[],
+  ) {}
+
+  get pids(): number[] {
+    return this.procs.flatMap((p) => (p.pid === undefined || p.exitCode !== null ? [] : [p.pid]));
+  }
+
+  /** Starts `members` etcd members on 127.0.0.1 and waits until the cluster is healthy. */
+  static async start(binary: string, members = 3): Promise<EtcdCluster> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'qkv-etcd-'));
+    const names = Array.from({ length: members }, (_, i) => `e${i + 1}`);
+    const ports: { client: number; peer: number }[] = [];
+    for (let i = 0; i < members; i++) ports.push({ client: await freePort(), peer: await freePort() });
+    const initial = names.map((n, i) => `${n}=http://127.0.0.1:${ports[i]?.peer}`).join(',');
+    const procs: ChildProcess[] = [];
+    const cluster = new EtcdCluster(dir, ports.map((p) => `http://127.0.0.1:${p.client}`), procs);
+    try {
+      names.forEach((name, i) => {
+        const p = ports[i] as { client: number; peer: number };
+        const args = [
+          '--name', name, '--data-dir', path.join(dir, name),
+          '--listen-client-urls', `http://127.0.0.1:${p.client}`, '--advertise-client-urls', `http://127.0.0.1:${p.client}`,
+          '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
+          '--initial-cluster', initial, '--initial-cluster-token', path.basename(dir), '--initial-cluster-state', 'new',
+          '--log-level', 'warn', '--logger', 'zap',
+        ];
+        const log = createWriteStream(path.join(dir, `${name}.log`));
+        const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } });
+        living.add(proc);
+        proc.once('exit', () => living.delete(proc));
+        proc.stdout.pipe(log, { end: false });
+        proc.stderr.pipe(log, { end: false });
+        procs.push(proc);
+      });
+      await cluster.waitHealthy();
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  private async waitHealthy(): Promise<void> {
+    const deadline = Date.now() + healthWaitMs;
+    let last = '';
+    while (Date.now() < deadline) {
+      for (const p of this.procs) if (p.exitCode !== null) throw new Error(`an etcd member exited (code ${p.exitCode}); see the logs in ${this.dir}`);
+      try {
+        const answers = await Promise.all(this.endpoints.map((e) => getJson<{ health?: string }>(`${e}/health`, 1000)));
+        if (answers.every((a) => a.health === 'true')) return;
+        last = JSON.stringify(answers);
+      } catch (error) {
+        last = String(error);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`etcd did not become healthy within ${healthWaitMs} ms (last: ${last})`);
+  }
+
+  /** Kills every member and removes the data. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.procs.map(
+        (p) =>
+          new Promise<void>((resolve) => {
+            if (p.exitCode !== null || p.signalCode !== null) return resolve();
+            p.once('exit', () => resolve());
+            p.kill('SIGKILL');
+          }),
+      ),
+    );
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A BenchTarget for etcd: put, and linearizable (default) or serializable gets. */
+export async function etcdTarget(endpoints: readonly string[], serializableReads = false): Promise<BenchTarget> {
+  let mod: typeof Etcd3Module;
+  try {
+    mod = await import('etcd3');
+  } catch {
+    throw new Error('the etcd comparison needs the etcd3 package (a devDependency): run npm install in the quorumkv checkout');
+  }
+  const client = new mod.Etcd3({ hosts: [...endpoints] });
+  // One round trip proves the cluster answers before the clock starts.
+  await client.put('__qkv_bench_probe').value('1');
+  return {
+    system: 'etcd',
+    put: (key, value) => client.put(key).value(value).exec(),
+    get: (key) => (serializableReads ? client.get(key).serializable(true).string() : client.get(key).string()),
+    close: async () => client.close(),
+  };
+}

@@ -1,0 +1,134 @@
+/**
+ * Command-line flag reading for the bench, experiment and check commands: `--name value`
+ * and `--name=value` pairs, durations (`2s`, `500ms`, `1m`), byte sizes (`128`, `4k`),
+ * comma lists (`5,10,20`) and ranges (`1..5`). Every malformed value is an error that names
+ * the flag and what was expected.
+ *
+ * Must never: accept an unknown flag silently (a typo would fall back to a default and
+ * measure the wrong thing).
+ */
+
+export class FlagError extends Error {
+  override readonly name = 'FlagError';
+}
+
+/** A flag this command accepts; `bool` flags take no value (`--flag` or `--flag=false`). */
+export interface FlagDef {
+  readonly kind: 'value' | 'bool';
+  readonly help: string;
+}
+
+export interface ParsedFlags {
+  readonly values: Map<string, string>;
+  /** Arguments not consumed as known flags, in order (pass-through, e.g. node flags). */
+  readonly rest: string[];
+  readonly positional: string[];
+}
+
+/**
+ * Reads `argv` against `defs`. Flags not in `defs` go to `rest` when `passThrough(name)`
+ * says so (with their value when `takesValue(name)`), else they are an error.
+ */
+export function parseFlags(
+  argv: readonly string[],
+  defs: Readonly<Record<string, FlagDef>>,
+  passThrough: (name: string) => 'value' | 'bool' | null = () => null,
+): ParsedFlags {
+  const values = new Map<string, string>();
+  const rest: string[] = [];
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
+    const def = defs[name];
+    const next = argv[i + 1];
+    if (def !== undefined) {
+      if (def.kind === 'bool') {
+        values.set(name, inline ?? 'true');
+        continue;
+      }
+      const v = inline ?? next;
+      if (v === undefined) throw new FlagError(`--${name} needs a value`);
+      if (inline === undefined) i++;
+      values.set(name, v);
+      continue;
+    }
+    const pass = passThrough(name);
+    if (pass === null) throw new FlagError(`unknown flag --${name} (see --help)`);
+    rest.push(inline === undefined ? `--${name}` : `--${name}=${inline}`);
+    if (inline === undefined && (pass === 'value' || (next !== undefined && !next.startsWith('--')))) {
+      if (next === undefined) throw new FlagError(`--${name} needs a value`);
+      rest.push(next);
+      i++;
+    }
+  }
+  return { values, rest, positional };
+}
+
+/** `2s`, `1.5s`, `500ms`, `1m`, or a bare number of seconds, in milliseconds. */
+export function parseDurationMs(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (m === null) throw new FlagError(`--${flag} must be a duration like 10s, 500ms or 1m, got "${text}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(unit === 'ms' ? n : unit === 'm' ? n * 60_000 : n * 1000);
+}
+
+/** A whole number within [min, max]; `1k` = 1,000 and `1m` = 1,000,000 are accepted. */
+export function parseCount(text: string, flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const m = /^(\d+)(k|m)?$/i.exec(text.trim());
+  const n = m === null ? NaN : Number(m[1]) * (m[2] === undefined ? 1 : m[2].toLowerCase() === 'k' ? 1000 : 1_000_000);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new FlagError(`--${flag} must be a whole number in [${min}, ${max}], got "${text}"`);
+  return n;
+}
+
+/** A size in bytes: `128`, `4k` (4,096), `1m` (1,048,576). */
+export function parseBytes(text: string, flag: string, min = 1, max = 64 * 1024 * 1024): number {
+  const m = /^(\d+)(b|k|kb|kib|m|mb|mib)?$/i.exec(text.trim());
+  const unit = (m?.[2] ?? 'b').toLowerCase();
+  const n = m === null ? NaN : Number(m[1]) * (unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 * 1024 : 1);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new FlagError(`--${flag} must be a size in bytes in [${min}, ${max}] (e.g. 128, 4k), got "${text}"`);
+  return n;
+}
+
+/** `5,10,20` or `1..5` (inclusive) or a mix (`1..3,8`), as whole numbers. */
+export function parseCountList(text: string, flag: string, min = 0, max = Number.MAX_SAFE_INTEGER): number[] {
+  const out: number[] = [];
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const range = /^(\d+)\.\.(\d+)$/.exec(part);
+    if (range !== null) {
+      const lo = parseCount(range[1] as string, flag, min, max);
+      const hi = parseCount(range[2] as string, flag, min, max);
+      if (hi < lo || hi - lo > 10_000) throw new FlagError(`--${flag}: bad range "${part}"`);
+      for (let n = lo; n <= hi; n++) out.push(n);
+    } else out.push(parseCount(part, flag, min, max));
+  }
+  if (out.length === 0) throw new FlagError(`--${flag} needs at least one number`);
+  return out;
+}
+
+/** A comma list of names, each checked against `allowed`. */
+export function parseNameList<T extends string>(text: string, flag: string, allowed: readonly T[]): T[] {
+  const out: T[] = [];
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    if (!(allowed as readonly string[]).includes(part)) throw new FlagError(`--${flag}: "${part}" is not one of ${allowed.join(', ')}`);
+    out.push(part as T);
+  }
+  if (out.length === 0) throw new FlagError(`--${flag} needs at least one of ${allowed.join(', ')}`);
+  return out;
+}
+
+/** Help lines for a flag table, aligned. */
+export function flagHelp(defs: Readonly<Record<string, FlagDef>>): string {
+  const names = Object.keys(defs).map((n) => `--${n}${defs[n]?.kind === 'value' ? ' V' : ''}`);
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  return Object.entries(defs)
+    .map(([, def], i) => `  ${(names[i] as string).padEnd(width)}${def.help}`)
+    .join('\n');
+}

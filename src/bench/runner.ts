@@ -1,0 +1,227 @@
+/**
+ * The closed-loop benchmark runner: `concurrency` workers, each issuing one operation,
+ * awaiting its answer and issuing the next, for a measured duration (or a number of
+ * operations) after an uncounted warm-up. Latencies go into HDR histograms per operation
+ * type; the runner also measures its own CPU share and the system's (from /proc) so a
+ * saturated benchmark client is visible next to the figures.
+ *
+ * Hot path: choosing an operation and a key reads precomputed arrays, the value is one
+ * string made before the run, and recording is an array-backed histogram update. Nothing
+ * is allocated per operation here; what the client library allocates per call is the
+ * client's cost an application would pay too.
+ *
+ * Must never: count warm-up operations, or run unbounded: a run ends after its duration
+ * or operation count, and every call has the client's deadline.
+ */
+
+import { createPrng } from '../stdx/prng.js';
+import { OpRecorder, newHistogram, summarize } from './stats.js';
+import type { OpSummary } from './stats.js';
+import { errorCode } from './target.js';
+import type { BenchTarget } from './target.js';
+import { keyChooser } from './workload.js';
+import type { WorkloadSpec } from './workload.js';
+import { totalCpuSeconds } from './cluster.js';
+import { cpus } from 'node:os';
+
+export interface PointOptions {
+  readonly target: BenchTarget;
+  readonly workload: WorkloadSpec;
+  readonly keys: readonly string[];
+  readonly value: string;
+  readonly concurrency: number;
+  /** Measured time; ignored when `opsTotal` is set. */
+  readonly durationMs: number;
+  /** Measure exactly this many operations instead of a duration. */
+  readonly opsTotal: number | null;
+  readonly warmupMs: number;
+  /** Server processes whose CPU time is measured (empty: unknown). */
+  readonly serverPids: readonly number[];
+  readonly seed: number;
+  /** Print a live progress line to stderr (only on a TTY). */
+  readonly progress: boolean;
+  /** Prefix of the progress line. */
+  readonly label: string;
+}
+
+export interface PointResult {
+  readonly system: string;
+  readonly workload: string;
+  readonly readFraction: number;
+  readonly distribution: string;
+  readonly concurrency: number;
+  readonly keyCount: number;
+  readonly keyBytes: number;
+  readonly valueBytes: number;
+  /** Measured time, from the end of the warm-up to the last answer. */
+  readonly elapsedMs: number;
+  /** Successful operations per second, all types. */
+  readonly opsPerSec: number;
+  readonly ops: number;
+  readonly errors: number;
+  /** Per operation type, then `all`. */
+  readonly byOp: readonly OpSummary[];
+  /** The benchmark process's CPU time / elapsed time (1.0 = one core busy). */
+  readonly clientCpuCores: number;
+  /** The client's share of the machine's CPU (clientCpuCores / cores). */
+  readonly clientCpuShare: number;
+  /** The servers' CPU time / elapsed time, summed over their processes; null if unknown. */
+  readonly serverCpuCores: number | null;
+  readonly startedAt: string;
+}
+
+const progressIntervalMs = 1000;
+
+/** Runs one benchmark point: warm-up, then the measured closed loop. */
+export async function runPoint(o: PointOptions): Promise<PointResult> {
+  if (!Number.isSafeInteger(o.concurrency) || o.concurrency < 1) throw new RangeError(`concurrency must be >= 1, got ${o.concurrency}`);
+  const recorders = { read: new OpRecorder(), write: new OpRecorder() };
+  const interval = newHistogram();
+  let intervalOps = 0;
+  let intervalErrors = 0;
+  const keys = o.keys;
+  const value = o.value;
+  const target = o.target;
+  const choose = keyChooser(o.workload.distribution, keys.length);
+  const readFraction = o.workload.readFraction;
+  const baseRng = createPrng(o.seed);
+
+  const startedAt = new Date().toISOString();
+  const t0 = performance.now();
+  const measureStart = t0 + o.warmupMs;
+  let measureEnd = o.opsTotal === null ? measureStart + o.durationMs : Infinity;
+  let opsIssued = 0;
+  const opsTotal = o.opsTotal ?? Infinity;
+  let lastDone = measureStart;
+
+  // CPU figures are taken when the warm-up ends, by a timer, so they cover the measured
+  // window only (to within one timer turn).
+  const marks: { cpu0: NodeJS.CpuUsage | null; server0: Promise<number> | null } = { cpu0: null, server0: null };
+  const takeStart = (): void => {
+    marks.cpu0 = process.cpuUsage();
+    marks.server0 = totalCpuSeconds(o.serverPids);
+  };
+  const startTimer = o.warmupMs > 0 ? setTimeout(takeStart, o.warmupMs) : null;
+  if (startTimer === null) takeStart();
+
+  const tty = o.progress && process.stderr.isTTY === true;
+  let lastTick = performance.now();
+  const ticker = tty
+    ? setInterval(() => {
+        const now = performance.now();
+        const seconds = (now - lastTick) / 1000;
+        lastTick = now;
+        const warm = now < measureStart;
+        const where = warm ? 'warm-up' : o.opsTotal === null ? `${((now - measureStart) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s` : `${opsIssued}/${o.opsTotal} ops`;
+        const p99 = interval.totalCount === 0 ? 0 : interval.getValueAtPercentile(99) / 1000;
+        process.stderr.write(`\r\x1b[K${o.label}  ${where}  ${(intervalOps / seconds).toFixed(0)} ops/s  p99 ${p99.toFixed(1)} ms  errors ${intervalErrors}`);
+        interval.reset();
+        intervalOps = 0;
+        intervalErrors = 0;
+      }, progressIntervalMs)
+    : null;
+
+  const worker = async (rng: ReturnType<typeof createPrng>): Promise<void> => {
+    for (;;) {
+      const start = performance.now();
+      const measured = start >= measureStart;
+      if (measured) {
+        if (start >= measureEnd || opsIssued >= opsTotal) return;
+        opsIssued++;
+      }
+      const isRead = readFraction >= 1 || (readFraction > 0 && rng.nextFloat() < readFraction);
+      const key = keys[choose(rng)] as string;
+      const recorder = isRead ? recorders.read : recorders.write;
+      try {
+        const answer = isRead ? await target.get(key) : await target.put(key, value);
+        const done = performance.now();
+        if (measured) {
+          recorder.recordMs(done - start);
+          if (isRead && (answer === undefined || answer === null)) recorder.misses++;
+          if (done > lastDone) lastDone = done;
+        }
+        if (tty) {
+          interval.recordValue(Math.max(1, Math.round((done - start) * 1000)));
+          intervalOps++;
+        }
+      } catch (error) {
+        const done = performance.now();
+        if (measured) {
+          recorder.recordError(errorCode(error));
+          if (done > lastDone) lastDone = done;
+        }
+        if (tty) intervalErrors++;
+      }
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: o.concurrency }, () => worker(baseRng.fork())));
+  } finally {
+    if (startTimer !== null) clearTimeout(startTimer);
+    if (ticker !== null) clearInterval(ticker);
+    if (tty) process.stderr.write('\r\x1b[K');
+  }
+  if (marks.cpu0 === null) takeStart(); // the run ended within its warm-up (tiny --ops)
+  measureEnd = lastDone;
+  const elapsedMs = Math.max(1, measureEnd - measureStart);
+  const cpu = process.cpuUsage(marks.cpu0 ?? undefined);
+  const serverStart = (await marks.server0) ?? 0;
+  const serverEnd = o.serverPids.length > 0 ? await totalCpuSeconds(o.serverPids) : 0;
+  const byOp: OpSummary[] = [];
+  const present: OpRecorder[] = [];
+  for (const op of ['write', 'read'] as const) {
+    const r = recorders[op];
+    if (r.histogram.totalCount === 0 && r.errors === 0) continue;
+    byOp.push(summarize(op, [r], elapsedMs));
+    present.push(r);
+  }
+  const all = summarize('all', present.length > 0 ? present : [recorders.write], elapsedMs);
+  byOp.push(all);
+  const clientCpuCores = (cpu.user + cpu.system) / 1000 / elapsedMs;
+  return {
+    system: target.system,
+    workload: o.workload.name,
+    readFraction,
+    distribution: o.workload.distribution,
+    concurrency: o.concurrency,
+    keyCount: keys.length,
+    keyBytes: Buffer.byteLength(keys[0] ?? ''),
+    valueBytes: Buffer.byteLength(value),
+    elapsedMs: Math.round(elapsedMs),
+    opsPerSec: all.opsPerSec,
+    ops: all.count,
+    errors: all.errors,
+    byOp,
+    clientCpuCores,
+    clientCpuShare: clientCpuCores / Math.max(1, cpus().length),
+    serverCpuCores: o.serverPids.length > 0 ? (serverEnd - serverStart) / (elapsedMs / 1000) : null,
+    startedAt,
+  };
+}
+
+/**
+ * Writes every key once (so reads find values), `concurrency` writes at a time. Failed
+ * writes are retried by the client within its deadline; one that still fails fails the
+ * preload.
+ */
+export async function preload(target: BenchTarget, keys: readonly string[], value: string, concurrency = 64, progress = false): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const tty = progress && process.stderr.isTTY === true;
+  const ticker = tty ? setInterval(() => process.stderr.write(`\r\x1b[Kpreloading ${done}/${keys.length} keys`), 500) : null;
+  try {
+    await Promise.all(
+      Array.from({ length: Math.min(concurrency, keys.length) }, async () => {
+        while (next < keys.length) {
+          const key = keys[next++] as string;
+          await target.put(key, value);
+          done++;
+        }
+      }),
+    );
+  } finally {
+    if (ticker !== null) clearInterval(ticker);
+    if (tty) process.stderr.write('\r\x1b[K');
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * What the benchmark runner drives: a system under test reduced to put and get, so the
+ * same closed-loop runner, workload and statistics measure quorumkv and etcd alike.
+ * quorumkv is driven through its own client library (HTTP transport, undici keep-alive
+ * pools), as an application would use it.
+ *
+ * Must never: wrap each call in extra promises or objects (the runner calls these on the
+ * hot path; the benchmark client must not be the bottleneck).
+ */
+
+import { connect, QuorumKvError } from '../client/index.js';
+import type { Consistency, KvClient } from '../client/index.js';
+
+export interface BenchTarget {
+  /** `quorumkv` or `etcd`. */
+  readonly system: string;
+  /** Resolves once the write is acknowledged; rejects with the system's error. */
+  put(key: string, value: string): Promise<unknown>;
+  /** Resolves with the entry, or undefined/null when the key does not exist. */
+  get(key: string): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/** A short, stable name for an error, for the error-count columns. */
+export function errorCode(error: unknown): string {
+  if (error instanceof QuorumKvError) return error.code;
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return typeof code === 'string' ? code : error.name;
+  }
+  return 'unknown';
+}
+
+export interface QuorumKvTargetOptions {
+  readonly endpoints: readonly string[];
+  /** HTTP connections per node: at least the highest concurrency of the run. */
+  readonly connectionsPerEndpoint: number;
+  readonly readConsistency: Consistency;
+  readonly deadlineMs: number;
+}
+
+export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<BenchTarget> {
+  const kv: KvClient = await connect({
+    endpoints: options.endpoints,
+    transport: 'http',
+    connectionsPerEndpoint: options.connectionsPerEndpoint,
+    deadlineMs: options.deadlineMs,
+    clientId: `bench-${process.pid}-${Date.now().toString(36)}`,
+  });
+  // One options object for every read: no per-call allocation.
+  const readOptions = { consistency: options.readConsistency };
+  return {
+    system: 'quorumkv',
+    put: (key, value) => kv.put(key, value),
+    get: (key) => kv.get(key, readOptions),
+    close: () => kv.close(),
+  };
+}

@@ -1,0 +1,117 @@
+/**
+ * `quorumkv bench`: the command line of the benchmark runner (bench/bench.ts). Reads the
+ * flags, passes node flags (`--write-quorum`, `--topology`, …, as `quorumkv up` takes them)
+ * through to the cluster it starts, and runs.
+ *
+ * Must never: guess at an unknown flag (a typo would measure the wrong thing).
+ */
+
+import { runBench } from '../bench/bench.js';
+import { FlagError, flagHelp, parseBytes, parseCount, parseCountList, parseDurationMs, parseFlags, parseNameList } from '../bench/flags.js';
+import type { FlagDef } from '../bench/flags.js';
+import { defaultOutDir } from '../bench/report.js';
+import { workloadNames } from '../bench/workload.js';
+import { ConfigError, nodeFlags } from './config.js';
+import { readFile } from 'node:fs/promises';
+
+const benchFlags: Record<string, FlagDef> = {
+  workload: { kind: 'value', help: `${workloadNames.join('|')}; a comma list runs several (default mixed)` },
+  concurrency: { kind: 'value', help: 'closed-loop clients; a list sweeps: 5,10,20 or 1..8 (default 1,16,64)' },
+  duration: { kind: 'value', help: 'measured time per point: 10s, 500ms, 1m (default 10s)' },
+  ops: { kind: 'value', help: 'measure this many operations per point instead of a duration' },
+  warmup: { kind: 'value', help: 'uncounted warm-up before each point (default 1s)' },
+  keys: { kind: 'value', help: 'distinct keys (default 10000)' },
+  'key-bytes': { kind: 'value', help: 'key size in bytes (default 16)' },
+  'value-bytes': { kind: 'value', help: 'value size in bytes (default 128)' },
+  'read-consistency': { kind: 'value', help: 'linearizable (default) | leader | local | session' },
+  endpoints: { kind: 'value', help: 'a running cluster: URL,… (default: start one)' },
+  'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (e.g. ./data/cluster.json from npm start)' },
+  nodes: { kind: 'value', help: 'nodes of the cluster the bench starts (default 3); node flags pass through' },
+  compare: { kind: 'value', help: 'etcd: run the same workload against a local 3-member etcd and print the ratio' },
+  'etcd-endpoints': { kind: 'value', help: 'use a running etcd (http://host:port,…) instead of starting one' },
+  'etcd-bin': { kind: 'value', help: 'etcd binary (default /usr/bin/etcd; installed with apt-get as root if missing)' },
+  'no-preload': { kind: 'bool', help: 'do not write every key before read workloads' },
+  out: { kind: 'value', help: 'report directory (default bench-results/bench-<time>); "none" writes no files' },
+  seed: { kind: 'value', help: 'seed of the operation sequence (default 1)' },
+  'deadline-ms': { kind: 'value', help: 'deadline of one operation, retries included (default 10000)' },
+  'no-progress': { kind: 'bool', help: 'no live progress line' },
+  profile: { kind: 'value', help: 'write a V8 CPU profile (.cpuprofile) of every node started into this directory' },
+};
+
+export const benchHelp = `usage: quorumkv bench [flags] [node flags]
+
+Closed-loop clients through the client library against --endpoints, --cluster-file, or a
+local cluster started for the run (--nodes N plus any node flag, e.g. --write-quorum 1).
+Prints a table; writes results.csv, results.json, report.html and SVG charts to --out.
+
+${flagHelp(benchFlags)}
+
+examples:
+  quorumkv bench --workload mixed --concurrency 5,10,20 --duration 5s --out /tmp/mixed
+  quorumkv bench --workload write,mixed,read-heavy --concurrency 1,16,64 --compare etcd
+  quorumkv bench --cluster-file ./data/cluster.json --workload read-heavy --concurrency 64
+`;
+
+/** Node flags pass through to the nodes the bench starts; bench flags win on a clash. */
+export function nodeFlagKind(name: string): 'value' | 'bool' | null {
+  const spec = nodeFlags[name];
+  if (spec === undefined) return null;
+  return spec.kind === 'bool' ? 'bool' : 'value';
+}
+
+function isTrue(v: string | undefined): boolean {
+  return v !== undefined && v !== 'false' && v !== '0';
+}
+
+export async function runBenchCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(benchHelp);
+    return 0;
+  }
+  try {
+    const { values: v, rest, positional } = parseFlags(argv, benchFlags, nodeFlagKind);
+    if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
+    let endpoints: string[] | null = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null;
+    if (endpoints === null && v.has('cluster-file')) {
+      const file = v.get('cluster-file') as string;
+      try {
+        endpoints = (JSON.parse(await readFile(file, 'utf8')) as { nodes: { http: string }[] }).nodes.map((n) => n.http);
+      } catch (error) {
+        throw new FlagError(`--cluster-file ${file} cannot be read: ${String(error)}`);
+      }
+    }
+    if (endpoints !== null && rest.length > 0) throw new FlagError(`node flags (${rest.join(' ')}) only apply to a cluster the bench starts, not to --endpoints`);
+    const consistency = v.get('read-consistency') ?? 'linearizable';
+    if (!['linearizable', 'leader', 'local', 'session'].includes(consistency)) throw new FlagError(`--read-consistency must be linearizable, leader, local or session, got "${consistency}"`);
+    const out = v.get('out') ?? defaultOutDir('bench');
+    await runBench({
+      workloads: parseNameList(v.get('workload') ?? 'mixed', 'workload', workloadNames),
+      concurrency: parseCountList(v.get('concurrency') ?? '1,16,64', 'concurrency', 1, 4096),
+      durationMs: parseDurationMs(v.get('duration') ?? '10s', 'duration'),
+      opsTotal: v.has('ops') ? parseCount(v.get('ops') as string, 'ops', 1) : null,
+      warmupMs: parseDurationMs(v.get('warmup') ?? '1s', 'warmup'),
+      keys: parseCount(v.get('keys') ?? '10000', 'keys', 1, 10_000_000),
+      keyBytes: parseBytes(v.get('key-bytes') ?? '16', 'key-bytes', 1, 1024),
+      valueBytes: parseBytes(v.get('value-bytes') ?? '128', 'value-bytes', 0, 1024 * 1024),
+      readConsistency: consistency as 'linearizable' | 'leader' | 'local' | 'session',
+      endpoints,
+      nodes: parseCount(v.get('nodes') ?? '3', 'nodes', 1, 15),
+      nodeFlags: rest,
+      compare: v.has('compare') ? parseNameList(v.get('compare') as string, 'compare', ['etcd'] as const) : [],
+      etcdEndpoints: v.has('etcd-endpoints') ? (v.get('etcd-endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null,
+      etcdBin: v.get('etcd-bin') ?? null,
+      installEtcd: true,
+      preload: !isTrue(v.get('no-preload')),
+      outDir: out === 'none' ? null : out,
+      seed: parseCount(v.get('seed') ?? '1', 'seed'),
+      deadlineMs: parseCount(v.get('deadline-ms') ?? '10000', 'deadline-ms', 1),
+      progress: !isTrue(v.get('no-progress')),
+      profileDir: v.get('profile') ?? null,
+      command: ['quorumkv', 'bench', ...argv].join(' '),
+    });
+    return 0;
+  } catch (error) {
+    if (error instanceof FlagError) throw new ConfigError(error.message);
+    throw error;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The experiment runners end to end with tiny settings (issue 6): `experiment quorum`
+ * (fresh cluster per W, latency per W, divergence right after the load and after
+ * settling) and `experiment modes` (modes side by side, then a leader kill whose lost
+ * writes must all be in rollback reports).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+function runCli(args: readonly string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('experiment quorum with tiny settings measures latency per W on fresh clusters and finds every follower identical after settling', { timeout: 150_000 }, async () => {
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-exp-quorum-'));
+  try {
+    const r = await runCli(['experiment', 'quorum', '--nodes', '3', '--w', '1,2', '--writes', '20', '--concurrency', '5', '--keys', '5', '--delay', '0-100', '--settle', '1.5s', '--out', out], 120_000);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /W=1: 20 writes/);
+    assert.match(r.stdout, /W=2: 20 writes/);
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      kind: string;
+      results: { points: { w: number; writes: number; errors: number; latency: { meanMs: number; p50Ms: number; p99Ms: number }; samplesMs: number[]; afterLoad: { node: string }[]; afterSettle: { node: string; role: string; keysDiffering: number }[] }[] };
+    };
+    assert.equal(json.kind, 'experiment quorum');
+    assert.deepEqual(json.results.points.map((p) => p.w), [1, 2]);
+    for (const p of json.results.points) {
+      assert.equal(p.writes + p.errors, 20);
+      assert.equal(p.samplesMs.length, p.writes);
+      assert.ok(p.latency.p50Ms > 0 && p.latency.p50Ms <= p.latency.p99Ms);
+      assert.equal(p.afterLoad.length, 3);
+      for (const n of p.afterSettle) assert.equal(n.keysDiffering, 0, `W=${p.w}: ${n.node} identical after settling`);
+    }
+    const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
+    assert.equal(csv.length, 1 + 2 * 3 * 2, 'one row per W, node and snapshot');
+    const html = await readFile(path.join(out, 'report.html'), 'utf8');
+    assert.match(html, /id="chart-latency-vs-w"/);
+    assert.match(await readFile(path.join(out, 'latency-vs-w.svg'), 'utf8'), /<polyline class="series"/);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('experiment modes compares async and majority and accounts for every write lost in the leader kill', { timeout: 180_000 }, async () => {
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-exp-modes-'));
+  try {
+    const r = await runCli(['experiment', 'modes', '--modes', 'async,majority', '--nodes', '3', '--duration', '1s', '--warmup', '0.2s', '--keys', '200', '--concurrency', '8', '--kill-after', '0.5s', '--out', out, '--no-progress'], 170_000);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      results: { modes: { mode: string; point: { opsPerSec: number }; kill: { acked: number; lost: number; lostUnreported: number; converged: boolean } }[] };
+    };
+    assert.deepEqual(json.results.modes.map((m) => m.mode), ['async', 'majority']);
+    for (const m of json.results.modes) {
+      assert.ok(m.point.opsPerSec > 0, `${m.mode} throughput`);
+      assert.ok(m.kill.acked > 0, `${m.mode}: writes acknowledged around the kill`);
+      assert.ok(m.kill.converged, `${m.mode}: stores converged after the old leader rejoined`);
+      assert.equal(m.kill.lostUnreported, 0, `${m.mode}: every lost write is in a rollback report`);
+    }
+    assert.equal(json.results.modes.find((m) => m.mode === 'majority')?.kill.lost, 0, 'majority loses no acknowledged write');
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,196 @@
+/**
+ * `quorumkv bench` end to end (issue 6, acceptance 1): a short sweep against a cluster the
+ * test starts writes results.csv, results.json and report.html with plausible figures, and
+ * the report renders its charts in headless Chromium (Debian's package, driven by
+ * playwright-core; skipped with a message where /usr/bin/chromium is absent).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { TestCluster } from './harness.js';
+
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+const chromiumPath = '/usr/bin/chromium';
+
+interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`). */
+function runCli(args: readonly string[], timeoutMs: number): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface OpSummary {
+  op: string;
+  count: number;
+  errors: number;
+  opsPerSec: number;
+  meanMs: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  histogram: string;
+}
+
+interface Point {
+  system: string;
+  workload: string;
+  concurrency: number;
+  opsPerSec: number;
+  errors: number;
+  elapsedMs: number;
+  clientCpuCores: number;
+  serverCpuCores: number | null;
+  byOp: OpSummary[];
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a JSON and an HTML report with plausible figures, and the HTML renders its charts', { timeout: 180_000 }, async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-report-'));
+  try {
+    await cluster.waitForLeader(30_000);
+    const endpoints = cluster.nodes.map((n) => n.http).join(',');
+    const run = await runCli(['bench', '--endpoints', endpoints, '--workload', 'mixed', '--concurrency', '5,10,20', '--duration', '2s', '--warmup', '0.5s', '--keys', '500', '--out', out, '--no-progress'], 120_000);
+    assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /ops\/s/);
+
+    // results.json: every raw figure plus configuration, machine and version.
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      kind: string;
+      version: string;
+      command: string;
+      machine: { cores: number; node: string };
+      config: { workloads: string[]; concurrency: number[]; durationMs: number };
+      results: { points: Point[] };
+      charts: string[];
+    };
+    assert.equal(json.kind, 'bench');
+    assert.match(json.version, /^\d+\.\d+\.\d+/);
+    assert.ok(json.machine.cores >= 1 && json.machine.node.startsWith('v'));
+    assert.deepEqual(json.config.workloads, ['mixed']);
+    assert.deepEqual(json.config.concurrency, [5, 10, 20]);
+    assert.equal(json.config.durationMs, 2000);
+    const points = json.results.points;
+    assert.deepEqual(points.map((p) => p.concurrency), [5, 10, 20]);
+    for (const p of points) {
+      assert.equal(p.system, 'quorumkv');
+      assert.deepEqual(p.byOp.map((b) => b.op), ['write', 'read', 'all']);
+      assert.ok(p.opsPerSec > 5, `c=${p.concurrency}: ${p.opsPerSec} ops/s`);
+      assert.ok(p.elapsedMs >= 1900 && p.elapsedMs < 15_000, `measured ${p.elapsedMs} ms`);
+      assert.ok(p.errors <= p.byOp[2]!.count / 100, `c=${p.concurrency}: ${p.errors} errors`);
+      assert.ok(p.clientCpuCores > 0 && p.clientCpuCores < 2.5, `client CPU ${p.clientCpuCores}`);
+      for (const b of p.byOp) {
+        assert.ok(b.count > 0, `${b.op} count`);
+        assert.ok(b.p50Ms > 0 && b.p50Ms <= b.p95Ms && b.p95Ms <= b.p99Ms && b.p99Ms <= b.p999Ms && b.p999Ms <= b.maxMs, `${b.op} percentiles in order: ${JSON.stringify(b)}`);
+        assert.ok(b.meanMs > 0 && b.meanMs <= b.maxMs);
+        assert.ok(b.histogram.length > 10, 'the HDR histogram is kept');
+      }
+      const [w, r, all] = p.byOp as [OpSummary, OpSummary, OpSummary];
+      assert.equal(all.count, w.count + r.count);
+      // A 50/50 mix: neither side below a third of the operations.
+      assert.ok(w.count > all.count / 3 && r.count > all.count / 3, `mix ${w.count}/${r.count}`);
+    }
+
+    // results.csv: a header and one row per point and operation type.
+    const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
+    const header = (csv[0] ?? '').split(',');
+    for (const col of ['system', 'workload', 'concurrency', 'op', 'ops_per_s', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'errors', 'client_cpu_cores']) assert.ok(header.includes(col), `CSV column ${col}`);
+    assert.equal(csv.length, 1 + 3 * 3);
+    for (const line of csv.slice(1)) assert.equal(line.split(',').length, header.length, `row ${line}`);
+
+    // report.html: self-contained, with inline SVG charts; the SVG files beside it.
+    const html = await readFile(path.join(out, 'report.html'), 'utf8');
+    assert.ok(!/<script|<link|src="http|href="http/i.test(html), 'report.html loads nothing from anywhere');
+    assert.ok((html.match(/<svg /g) ?? []).length >= 3, 'three charts inline');
+    for (const chart of json.charts) assert.ok(await exists(path.join(out, chart)), `${chart} written`);
+    assert.ok(json.charts.includes('throughput.svg') && json.charts.includes('latency-mixed-write.svg'));
+
+    if (!(await exists(chromiumPath))) {
+      t.diagnostic(`skipped the rendering check: ${chromiumPath} is not installed (apt-get install chromium)`);
+      return;
+    }
+    const { chromium } = await import('playwright-core');
+    const profile = await mkdtemp(path.join(tmpdir(), 'qkv-chromium-'));
+    // A fresh profile directory per run (playwright passes it as --user-data-dir).
+    let browser;
+    try {
+      browser = await chromium.launchPersistentContext(profile, {
+        executablePath: chromiumPath,
+        headless: true,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      });
+    } catch (error) {
+      await rm(profile, { recursive: true, force: true });
+      throw error;
+    }
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(e.message));
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      await page.goto(pathToFileURL(path.join(out, 'report.html')).href);
+      // Evaluated in the page (a string: this project's TypeScript has no DOM types).
+      const charts = (await page.evaluate(`[...document.querySelectorAll('figure.chart svg')].map((svg) => {
+        const box = svg.getBoundingClientRect();
+        const lines = [...svg.querySelectorAll('polyline.series')];
+        return {
+          id: svg.parentElement.id,
+          width: box.width,
+          height: box.height,
+          lines: lines.length,
+          longest: Math.max(0, ...lines.map((l) => l.getTotalLength())),
+          points: svg.querySelectorAll('circle').length,
+          texts: svg.querySelectorAll('text').length,
+        };
+      })`)) as { id: string; width: number; height: number; lines: number; longest: number; points: number; texts: number }[];
+      assert.deepEqual(errors, [], 'no errors in the page');
+      assert.ok(charts.length >= 3, `charts rendered: ${JSON.stringify(charts)}`);
+      for (const c of charts) {
+        assert.ok(c.width > 300 && c.height > 200, `${c.id} has a size: ${JSON.stringify(c)}`);
+        assert.ok(c.lines >= 1 && c.longest > 50, `${c.id} draws its lines: ${JSON.stringify(c)}`);
+        assert.ok(c.points >= 3 && c.texts > 5, `${c.id} has points and labels: ${JSON.stringify(c)}`);
+      }
+      const throughput = charts.find((c) => c.id === 'chart-throughput');
+      assert.equal(throughput?.points, 3, 'one point per concurrency level');
+      await page.screenshot({ path: path.join(out, 'report.png'), fullPage: true });
+    } finally {
+      await browser.close();
+      await rm(profile, { recursive: true, force: true });
+    }
+  } finally {
+    await cluster.destroy();
+    await rm(out, { recursive: true, force: true });
+  }
+});
