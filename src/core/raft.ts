@@ -646,7 +646,10 @@ export class RaftCore {
     for (const id of c.members) {
       const pr = this.progress.get(id);
       if (inSync.includes(id) || pr === undefined) continue;
-      if (pr.silentTicks < this.opts.memberTimeoutTicks && pr.match >= this.log.committed) {
+      // Caught up: replicating and within one append batch of our log. Under steady writes
+      // the commit index keeps moving, so "match >= commit" might never hold at a tick.
+      const caughtUp = pr.match >= this.log.committed || (pr.state === 'replicate' && this.log.lastIndex() - pr.match <= this.opts.appendEntriesMax);
+      if (pr.silentTicks < this.opts.memberTimeoutTicks && caughtUp) {
         this.proposeConfig({ ...c, inSync: [...inSync, id] });
         return;
       }

@@ -29,7 +29,7 @@ for (const position of ['middle', 'tail', 'head'] as const) {
       let lastOkAt = Date.now();
       let longestPauseMs = 0;
       const loops = Array.from({ length: 6 }, async () => {
-        while (!stop) {
+        while (!stop && !cluster.destroyed) {
           const i = seq++;
           const target = cluster.nodes.filter((n) => n.proc !== null)[i % 4];
           try {
@@ -48,6 +48,11 @@ for (const position of ['middle', 'tail', 'head'] as const) {
       const okBefore = seq;
       await cluster.kill9(victim);
       await waitFor('writes to continue after the kill', 30_000, () => (seq > okBefore + 200 && Date.now() - lastOkAt < 500 ? true : null));
+      const survivors = cluster.nodes.filter((n) => n.id !== victim).map((n) => n.id);
+      await waitFor(`${victim} to be spliced out of the chain`, 30_000, async () => {
+        const l = await cluster.waitForLeader(30_000, survivors);
+        return chainOf(await cluster.status(l)).includes(victim) ? null : true;
+      });
       await cluster.restart(victim);
       const newLeader = await cluster.waitForLeader(30_000);
       await waitFor(`${victim} to rejoin the chain at the tail`, 30_000, async () => {

@@ -56,7 +56,7 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
     // Writers overwrite and delete some of those keys and add new ones while the backup runs.
     let stop = false;
     const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let i = 0; !stop; i++) {
+      for (let i = 0; !stop && !cluster.destroyed; i++) {
         const n = (w * 7919 + i * 104_729) % keysTotal;
         const key = i % 3 === 2 ? `new/${w}/${i}` : `k${String(n).padStart(6, '0')}`;
         if (i % 5 === 4) ops.push({ key, value: null, version: (await kv.delete(key)).version });

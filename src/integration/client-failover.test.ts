@@ -41,7 +41,7 @@ for (const transport of ['http', 'grpc'] as const) {
         // ever applied a second time, it would fail with a version conflict instead of
         // getting the first application's answer from the dedup table.
         const loops = Array.from({ length: 8 }, async (_, loop) => {
-          for (let i = 0; !stop; i++) {
+          for (let i = 0; !stop && !cluster.destroyed; i++) {
             const key = `fo/${loop}/${i}`;
             const value = `${transport}:${loop}:${i}`;
             const started = performance.now();

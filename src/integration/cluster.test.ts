@@ -72,7 +72,7 @@ test('kill -9 of the leader under load: a new leader within 3 s and no acknowled
     let stop = false;
     let seq = 0;
     const loops = Array.from({ length: 8 }, async (_, loop) => {
-      while (!stop) {
+      while (!stop && !cluster.destroyed) {
         const i = seq++;
         const target = survivors[i % survivors.length];
         try {

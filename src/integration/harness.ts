@@ -216,8 +216,12 @@ export class TestCluster {
     if (res.status !== 200) throw new Error(`setting faults on ${id}: ${res.status} ${JSON.stringify(res.body)}`);
   }
 
+  /** Set by destroy(): load loops stop on it, so a failed test never leaves one spinning. */
+  destroyed = false;
+
   /** Kills every process (SIGKILL) and removes the data directory. */
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await Promise.all(this.nodes.map((n) => this.kill9(n.id)));
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -100,7 +100,7 @@ async function loadKillRestart(cluster: TestCluster): Promise<Acked[]> {
   let stop = false;
   let seq = 0;
   const loops = Array.from({ length: 10 }, async () => {
-    while (!stop) {
+    while (!stop && !cluster.destroyed) {
       const i = seq++;
       const target = cluster.nodes.filter((n) => n.proc !== null)[i % 4];
       try {
@@ -225,7 +225,7 @@ test('a live switch from majority/star to W=1/chain and back, under load, gives 
     const failures: number[] = [];
     let oks = 0;
     const loops = Array.from({ length: 6 }, async () => {
-      while (!stop) {
+      while (!stop && !cluster.destroyed) {
         const i = seq++;
         const r = await put(cluster.nodes[i % 3]?.http ?? '', `live${i}`, `v${i}`);
         if (r.status === 200) oks++;
