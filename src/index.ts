@@ -6,41 +6,4 @@
  * Must never: export server internals; applications depend only on what client/ exports.
  */
 
-export {
-  connect,
-  KvClient,
-  QuorumKvError,
-  InvalidArgumentError,
-  NotFoundError,
-  VersionConflictError,
-  UnavailableError,
-  DeadlineExceededError,
-  OutcomeUnknownError,
-  QuorumTimeoutError,
-  ClientClosedError,
-  BackupFormatError,
-  verifyBackupFile,
-} from './client/index.js';
-export type {
-  BackupHeader,
-  BackupOptions,
-  BackupResult,
-  CallOptions,
-  ClientErrorCode,
-  ClusterStatus,
-  ConnectOptions,
-  Consistency,
-  DeleteOptions,
-  DeleteResult,
-  DieOptions,
-  EndpointStatus,
-  Entry,
-  GetOptions,
-  ListOptions,
-  ListPage,
-  NodeStatus,
-  PutOptions,
-  PutResult,
-  TransportKind,
-  VerifiedBackup,
-} from './client/index.js';
+export * from './client/index.js';
