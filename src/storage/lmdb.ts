@@ -54,12 +54,9 @@ import { checkIndex, isIndex } from '../stdx/safe-int.js';
 import {
   ArrayCursor,
   assembleChunk,
-  checkDedupRecord,
   checkEntriesRange,
   checkIdentity,
-  checkKey,
   checkPersistBatch,
-  checkRecord,
   compactionMeta,
   compareUtf8,
   DedupTable,
@@ -70,14 +67,14 @@ import {
   LONE_SURROGATE,
   snapshotSourceMeta,
   StagingTracker,
+  UndoKvTx,
 } from './memory.js';
-import type { LogBounds, Peekable } from './memory.js';
+import type { LogBounds, Peekable, UndoableKvState } from './memory.js';
 import type {
   DedupRecord,
   KvBackend,
   KvItem,
   KvRecord,
-  KvWriter,
   NodeIdentity,
   NodeStorage,
   PersistBatch,
@@ -1192,7 +1189,7 @@ class LmdbNodeStorage implements LmdbStorage {
         if (this.failure !== null) throw this.failure;
         assert(isIndex(appliedIndex) && appliedIndex >= this.applied, () => `kv write: applied index ${appliedIndex} is below the current ${this.applied}`);
         const slot = this.active;
-        const tx = new LmdbKvTx(slot, this.applied);
+        const tx = new UndoKvTx(slotState(slot), this.applied);
         try {
           mutate(tx);
         } catch (error) {
@@ -1227,93 +1224,27 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 }
 
-/**
- * A kv write in progress: applies to the slot's overlay at once (so reads inside the write
- * see it) with an undo log, so a `mutate` that throws leaves no trace.
- */
-class LmdbKvTx implements KvWriter {
-  readonly changes = new Map<string, KvRecord | null>();
-  readonly dedupChanges = new Map<string, DedupRecord | null>();
-  private readonly undo: (() => void)[] = [];
-
-  constructor(
-    private readonly slot: KvSlot,
-    private readonly applied: number,
-  ) {}
-
-  get(key: string): KvRecord | undefined {
-    return this.slot.get(key);
-  }
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    return this.slot.range(prefix, after, limit);
-  }
-  getDedup(clientId: string): DedupRecord | undefined {
-    return this.slot.dedup.get(clientId);
-  }
-  appliedIndex(): number {
-    return this.applied;
-  }
-  keyCount(): number {
-    return this.slot.keyCount;
-  }
-  put(key: string, record: KvRecord): void {
-    checkRecord(key, record);
-    const existed = this.remember(key);
-    this.slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
-    if (!existed) this.slot.keyCount++;
-    this.changes.set(key, record);
-  }
-  delete(key: string): void {
-    checkKey(key, 'key');
-    const existed = this.remember(key);
-    this.slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record: null });
-    if (existed) this.slot.keyCount--;
-    this.changes.set(key, null);
-  }
-  putDedup(record: DedupRecord): void {
-    checkDedupRecord(record);
-    this.rememberDedup(record.clientId);
-    this.slot.dedup.put(record);
-    this.dedupChanges.set(record.clientId, record);
-  }
-  deleteDedup(clientId: string): void {
-    checkKey(clientId, 'dedup client id');
-    this.rememberDedup(clientId);
-    this.slot.dedup.delete(clientId);
-    this.dedupChanges.set(clientId, null);
-  }
-  dedupCount(): number {
-    return this.slot.dedup.size;
-  }
-  oldestDedup(count: number): DedupRecord[] {
-    return this.slot.dedup.oldest(count);
-  }
-
-  rollback(): void {
-    for (let i = this.undo.length - 1; i >= 0; i--) (this.undo[i] as () => void)();
-  }
-
-  /** Records how to undo a change to `key`; returns whether the key exists now. */
-  private remember(key: string): boolean {
-    const slot = this.slot;
-    const previous = slot.overlay.get(key);
-    const keyCount = slot.keyCount;
-    this.undo.push(() => {
-      if (previous === undefined) slot.overlay.delete(key);
-      else slot.overlay.set(key, previous);
-      slot.keyCount = keyCount;
-    });
-    return slot.get(key) !== undefined;
-  }
-
-  private rememberDedup(clientId: string): void {
-    const dedup = this.slot.dedup;
-    const previous = dedup.get(clientId);
-    this.undo.push(() => {
-      if (previous === undefined) dedup.delete(clientId);
-      else dedup.put(previous);
-    });
-  }
+/** A slot as a transaction sees it: writes go to the overlay, with the key count kept. */
+function slotState(slot: KvSlot): UndoableKvState {
+  return {
+    get: (key) => slot.get(key),
+    range: (prefix, after, limit) => slot.range(prefix, after, limit),
+    keyCount: () => slot.keyCount,
+    dedup: slot.dedup,
+    write: (key, record) => {
+      const previous = slot.overlay.get(key);
+      const keyCount = slot.keyCount;
+      const existed = slot.get(key) !== undefined;
+      slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
+      if (record !== null && !existed) slot.keyCount++;
+      if (record === null && existed) slot.keyCount--;
+      return () => {
+        if (previous === undefined) slot.overlay.delete(key);
+        else slot.overlay.set(key, previous);
+        slot.keyCount = keyCount;
+      };
+    },
+  };
 }
 
 /**

@@ -870,7 +870,25 @@ class MemoryNodeStorage implements MemoryStorage {
       write: (appliedIndex, mutate) => {
         this.checkOpen();
         assert(isIndex(appliedIndex) && appliedIndex >= this.applied, () => `kv write: applied index ${appliedIndex} is below the current ${this.applied}`);
-        const tx = new MemoryKvTx(this.data, this.dedup, this.applied);
+        const data = this.data;
+        const tx = new UndoKvTx(
+          {
+            get: (key) => data.get(key),
+            range: (prefix, after, limit) => data.range(prefix, after, limit),
+            keyCount: () => data.size,
+            dedup: this.dedup,
+            write: (key, record) => {
+              const previous = data.get(key);
+              if (record === null) data.delete(key);
+              else data.set(key, record);
+              return () => {
+                if (previous === undefined) data.delete(key);
+                else data.set(key, previous);
+              };
+            },
+          },
+          this.applied,
+        );
         try {
           mutate(tx);
         } catch (error) {
@@ -884,80 +902,88 @@ class MemoryNodeStorage implements MemoryStorage {
   }
 }
 
-/** A kv write in progress: mutates the visible state directly, with an undo log so a throw leaves no trace. */
-class MemoryKvTx implements KvWriter {
+/**
+ * The visible kv state a transaction mutates, as each implementation holds it: the memory
+ * twin's sorted map, or an LMDB slot's overlay over its committed data.
+ */
+export interface UndoableKvState {
+  get(key: string): KvRecord | undefined;
+  range(prefix: string, after: string | undefined, limit: number): KvItem[];
+  keyCount(): number;
+  readonly dedup: DedupTable;
+  /** Sets `key` (null: deletes it) so reads see it at once; returns how to undo exactly that. */
+  write(key: string, record: KvRecord | null): () => void;
+}
+
+/**
+ * A kv write in progress, shared by both implementations: changes are visible to reads
+ * inside the write at once and recorded (for the caller to persist), with an undo log so a
+ * `mutate` that throws leaves no trace.
+ */
+export class UndoKvTx implements KvWriter {
   readonly changes = new Map<string, KvRecord | null>();
   readonly dedupChanges = new Map<string, DedupRecord | null>();
   private readonly undo: (() => void)[] = [];
 
   constructor(
-    private readonly data: SortedKv,
-    private readonly dedup: DedupTable,
+    private readonly state: UndoableKvState,
     private readonly applied: number,
   ) {}
 
   get(key: string): KvRecord | undefined {
-    return this.data.get(key);
+    return this.state.get(key);
   }
   range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    return this.data.range(prefix, after, limit);
+    return this.state.range(prefix, after, limit);
   }
   getDedup(clientId: string): DedupRecord | undefined {
-    return this.dedup.get(clientId);
+    return this.state.dedup.get(clientId);
   }
   appliedIndex(): number {
     return this.applied;
   }
   keyCount(): number {
-    return this.data.size;
+    return this.state.keyCount();
   }
   put(key: string, record: KvRecord): void {
     checkRecord(key, record);
-    this.remember(key);
-    this.data.set(key, record);
+    this.undo.push(this.state.write(key, record));
     this.changes.set(key, record);
   }
   delete(key: string): void {
     checkKey(key, 'key');
-    this.remember(key);
-    this.data.delete(key);
+    this.undo.push(this.state.write(key, null));
     this.changes.set(key, null);
   }
   putDedup(record: DedupRecord): void {
     checkDedupRecord(record);
     this.rememberDedup(record.clientId);
-    this.dedup.put(record);
+    this.state.dedup.put(record);
     this.dedupChanges.set(record.clientId, record);
   }
   deleteDedup(clientId: string): void {
+    checkKey(clientId, 'dedup client id');
     this.rememberDedup(clientId);
-    this.dedup.delete(clientId);
+    this.state.dedup.delete(clientId);
     this.dedupChanges.set(clientId, null);
   }
   dedupCount(): number {
-    return this.dedup.size;
+    return this.state.dedup.size;
   }
   oldestDedup(count: number): DedupRecord[] {
-    return this.dedup.oldest(count);
+    return this.state.dedup.oldest(count);
   }
 
   rollback(): void {
     for (let i = this.undo.length - 1; i >= 0; i--) (this.undo[i] as () => void)();
   }
 
-  private remember(key: string): void {
-    const previous = this.data.get(key);
-    this.undo.push(() => {
-      if (previous === undefined) this.data.delete(key);
-      else this.data.set(key, previous);
-    });
-  }
-
   private rememberDedup(clientId: string): void {
-    const previous = this.dedup.get(clientId);
+    const dedup = this.state.dedup;
+    const previous = dedup.get(clientId);
     this.undo.push(() => {
-      if (previous === undefined) this.dedup.delete(clientId);
-      else this.dedup.put(previous);
+      if (previous === undefined) dedup.delete(clientId);
+      else dedup.put(previous);
     });
   }
 }
