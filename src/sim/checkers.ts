@@ -42,12 +42,18 @@ export const checkedProperties = [
   'commit-monotonic',
   'commit-durable-majority',
   'acked-write-lost',
+  'lost-write-unreported',
   'linearizability',
   'convergence',
   'client-protocol',
   'assertion',
   'node-fatal',
 ] as const;
+
+/** The broken guarantees among them, as opposed to a cluster that did not converge or a harness fault. */
+export const safetyProperties: ReadonlySet<string> = new Set(
+  checkedProperties.filter((p) => p !== 'convergence' && p !== 'client-protocol' && p !== 'node-fatal'),
+);
 
 /** A broken guarantee. `property` is one of the names in this module's header (or run.ts's). */
 export class SimViolation extends Error {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PlantedBugs } from '../core/raft.js';
+import { safetyProperties } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { runSimCommand } from './main.js';
 import { openBugs, openBugsOutsideDefaultDraw, regressionCases } from './regressions.js';
@@ -18,21 +19,6 @@ function describeFailure(r: SimResult): string {
   return `${r.replay}: ${r.violation?.property ?? '?'} - ${(r.violation?.details ?? '').split('\n')[0] ?? ''}`;
 }
 
-/** Properties that are broken guarantees (safety), as opposed to a cluster that did not converge. */
-const safetyProperties = new Set([
-  'election-safety',
-  'log-matching',
-  'committed-agreement',
-  'leader-completeness',
-  'commit-current-term',
-  'state-machine-safety',
-  'apply-before-commit',
-  'commit-monotonic',
-  'commit-durable-majority',
-  'acked-write-lost',
-  'linearizability',
-  'assertion',
-]);
 
 /** The first seed in 1..seedsMax whose run breaks a safety property. */
 function firstSafetyFailure(options: Omit<SimOptions, 'seed'>, seedsMax: number): SimResult | null {
