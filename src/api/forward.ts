@@ -18,7 +18,7 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { KvNode } from '../node/types.js';
 import type { RequestId } from '../kv/types.js';
-import { QkvError, isErrorCode } from '../wire/errors.js';
+import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
 import type { LeaderInfo } from '../wire/types.js';
@@ -112,20 +112,6 @@ export interface LeaderRouterOptions {
 /** Retry-After for a client when no leader is known: elections take about this long. */
 const noLeaderRetryAfterMs = 1_000;
 
-/**
- * Error codes that prove the request never left this node: no connection was established.
- * Everything else (a reset, a timeout, "other side closed") may come after the leader read
- * the request.
- */
-const notSentCodes: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 const timeoutCodes: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
@@ -265,7 +251,7 @@ export class LeaderRouter {
   private forwardFailure(error: unknown, leader: LeaderInfo, spec: ForwardSpec, answered: boolean): QkvError {
     const code = errorCode(error);
     const reason = code ?? (error instanceof Error ? error.message : String(error));
-    if (!answered && code !== null && notSentCodes.has(code)) {
+    if (!answered && code !== null && requestNotSentCodes.has(code)) {
       this.metrics.observeForward('unreachable');
       return new QkvError(
         'no_leader',

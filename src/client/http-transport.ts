@@ -10,7 +10,7 @@
 
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { isErrorCode } from '../wire/errors.js';
+import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
@@ -35,19 +35,6 @@ const responseBytesMax = 1024 * 1024 * 1024;
 /** Longest silence inside a backup stream before it is given up. */
 const backupGapMsMax = 30_000;
 
-/**
- * undici / Node error codes that prove no request bytes left: the connection was never
- * made. Everything else may come after the server read the request.
- */
-const notSentCodes: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 const jsonHeaders = { 'content-type': 'application/json' };
 
@@ -285,7 +272,7 @@ function parseError(answer: Answer): AttemptError {
 function connectionFailure(error: unknown, endpoint: string): AttemptError {
   if (error instanceof AttemptError) return error;
   const code = errorCode(error);
-  const kind = code !== null && notSentCodes.has(code) ? 'unreachable' : 'lost';
+  const kind = code !== null && requestNotSentCodes.has(code) ? 'unreachable' : 'lost';
   return new AttemptError(kind, null, `${endpoint}: ${describe(error)}`);
 }
 

@@ -66,6 +66,22 @@ export class QkvError extends Error {
   }
 }
 
+/**
+ * undici / Node error codes that prove a request never left: no connection was made. Any
+ * other failure (a reset, a timeout, "other side closed") may come after the server read
+ * the request, so a write's outcome is then unknown. Shared by the API's leader forwarding
+ * and the client.
+ */
+export const requestNotSentCodes: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(errorStatus, value);
 }
