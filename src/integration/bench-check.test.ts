@@ -6,27 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { TestCluster, http, waitFor } from './harness.js';
+import { TestCluster, http, runCli, waitFor } from './harness.js';
 
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
-function runCli(args: readonly string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 test('check exits 0 on a healthy cluster, 1 while a weak-quorum failover left a node diverged, and 0 after it heals with the rollback counted', { timeout: 150_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3, flags: ['--write-quorum', '0', '--faults'] });

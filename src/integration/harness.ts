@@ -64,6 +64,29 @@ export async function http(url: string, method: 'GET' | 'PUT' | 'DELETE' | 'POST
   return { status: res.statusCode, body: parsed, headers: res.headers };
 }
 
+export interface CliResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`). */
+export function runCli(args: readonly string[], timeoutMs: number): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** Polls `check` until it returns a non-null value or the deadline passes (then throws). */
 export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined> | T | null | undefined, intervalMs = 50): Promise<T> {
   const deadline = Date.now() + timeoutMs;
