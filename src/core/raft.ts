@@ -426,6 +426,19 @@ export class RaftCore {
     };
   }
 
+  /** Cheap reads for hot paths (status() builds a full report). */
+  currentRole(): Role {
+    return this.role;
+  }
+
+  currentLeader(): NodeId | null {
+    return this.leader;
+  }
+
+  currentTerm(): number {
+    return this.term;
+  }
+
   currentConfig(): ClusterConfig {
     return this.config;
   }

@@ -272,7 +272,7 @@ export class NodeDriver implements KvNode {
     }
     if (options.consistency === 'local') return serveLocal();
     if (options.consistency === 'leader') {
-      if (this.core.status().role !== 'leader') return callback(this.notLeaderError());
+      if (this.core.currentRole() !== 'leader') return callback(this.notLeaderError());
       return serveLocal();
     }
     const r = this.core.readIndex();
@@ -293,7 +293,7 @@ export class NodeDriver implements KvNode {
   // KvNode (promise style, for api/)
 
   leader(): LeaderInfo | null {
-    const id = this.core.status().leader;
+    const id = this.core.currentLeader();
     if (id === null) return null;
     if (id === this.id) return { id, http: this.opts.selfHttp };
     return { id, http: this.deps.transport.peerMeta(id)?.['http'] ?? null };
@@ -335,7 +335,7 @@ export class NodeDriver implements KvNode {
     return new Promise((resolve) => {
       this.leaderWaiters.push({
         deadlineTick: this.deadline(timeoutMs),
-        ready: () => this.core.status().leader !== null,
+        ready: () => this.core.currentLeader() !== null,
         done: () => resolve(this.leader()),
       });
     });
@@ -515,10 +515,11 @@ export class NodeDriver implements KvNode {
 
   private expireDeadlines(): void {
     const now = this.nowTick;
-    const status = this.core.status();
+    let report: ReturnType<RaftCore['status']> | null = null;
     for (const [index, w] of this.pendingWrites) {
       if (w.deadlineTick > now) continue;
       this.pendingWrites.delete(index);
+      const status = (report ??= this.core.status());
       if (status.role === 'leader' && status.term === w.term) {
         const acks = status.progress.filter((p) => p.match >= index).length;
         w.callback(new QkvError('quorum_timeout', `write at index ${index} not acknowledged by its quorum in time; it may still commit`, { acks, required: status.config.writeQuorum, index }, 100));
@@ -546,17 +547,15 @@ export class NodeDriver implements KvNode {
 
   private startSnapshot(to: NodeId): void {
     if (this.outgoingSnapshots.has(to)) return;
-    const s = this.core.status();
     const source = this.deps.storage.openSnapshot(this.core.currentConfig());
-    this.outgoingSnapshots.set(to, { source, term: s.term, commit: s.commitIndex, seq: 0 });
+    this.outgoingSnapshots.set(to, { source, term: this.core.currentTerm(), commit: this.core.log.committed, seq: 0 });
     this.continueSnapshots();
   }
 
   /** Sends chunks while the peer's link accepts them; resumes on the next tick. */
   private continueSnapshots(): void {
-    const status = this.core.status();
     for (const [to, out] of this.outgoingSnapshots) {
-      if (status.role !== 'leader' || status.term !== out.term) {
+      if (this.core.currentRole() !== 'leader' || this.core.currentTerm() !== out.term) {
         out.source.close();
         this.outgoingSnapshots.delete(to);
         continue;
@@ -584,8 +583,7 @@ export class NodeDriver implements KvNode {
   }
 
   private receiveSnapshotChunk(m: SnapshotChunkMessage): void {
-    const status = this.core.status();
-    if (m.term < status.term || this.nowTick < this.stagingLockedUntilTick) return;
+    if (m.term < this.core.currentTerm() || this.nowTick < this.stagingLockedUntilTick) return;
     const id = `${m.from}/${m.term}/${m.meta.index}/${m.meta.term}`;
     if (m.chunk.seq === 0) {
       this.stagingSeq = 0;
@@ -606,7 +604,8 @@ export class NodeDriver implements KvNode {
 
   private maybeCompact(): void {
     if (this.compacting) return;
-    const s = this.core.status();
+    const log = this.core.log;
+    const s = { lastIndex: log.lastIndex(), firstIndex: log.firstIndex(), appliedIndex: log.applied, commitIndex: log.committed };
     if (s.lastIndex - s.firstIndex + 1 <= this.opts.logEntriesMax) return;
     const keep = Math.floor(this.opts.logEntriesMax / 2);
     // Never past the commit index: a snapshot (the compacted prefix) holds committed entries only.
