@@ -1008,7 +1008,10 @@ export class RaftCore {
       // The snapshot replaces our whole log. Under a weak quorum our entries past the commit
       // index may have been acknowledged; some may survive in the snapshot, but we cannot
       // tell which: report them all rather than lose one silently.
-      this.rolledBack.push(...(this.log.slice(this.log.committed + 1, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+      // Entries below our first index came in a snapshot (beyond the commit index, a weak
+      // quorum's): the nodes whose logs still hold them report those.
+      const from = Math.max(this.log.committed + 1, this.log.firstIndex());
+      this.rolledBack.push(...(this.log.slice(from, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
     }
     this.log.restore(meta, this.awaitingRepair, m.commit);
     this.awaitingRepair = false;

@@ -92,8 +92,8 @@ const TERM_SPAN = 1_048_576;
 
 interface EntryRecord {
   readonly hash: number;
-  /** Term of the entry before it in the log that held it; -1 when unknown (compacted). */
-  readonly prevTerm: number;
+  /** Term of the entry before it in the log that held it; -1 while unknown (compacted everywhere it was seen). */
+  prevTerm: number;
   readonly node: NodeId;
 }
 
@@ -233,6 +233,7 @@ export class SafetyChecker {
       if (known === undefined) {
         this.entries.set(key, { hash, prevTerm: prev, node: id });
       } else {
+        if (known.prevTerm === -1) known.prevTerm = prev;
         if (known.hash !== hash) {
           this.fail('log-matching', `entry ${e.index}/term ${e.term} on ${id} has different data than on ${known.node} (two entries with one index and term)`);
         }
@@ -346,11 +347,30 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * A commit index that covers a snapshot covers the entries the snapshot holds, down to
+   * `from`: a node can commit entries it only ever had inside a snapshot (weak quorums send
+   * snapshots beyond the commit index). Which entries those are follows from the logs that
+   * held them: walk back from the snapshot's last entry along each entry's predecessor term
+   * (unique by log matching) until the chain is unknown.
+   */
+  private registerSnapshotPrefix(id: NodeId, index: number, term: number, from: number, observerTerm: number): void {
+    let i = index;
+    let t = term;
+    while (i > from && i > 0) {
+      const record = this.entries.get(i * TERM_SPAN + t);
+      this.registerCommitted(id, i, t, record?.hash ?? null, observerTerm);
+      if (record === undefined || record.prevTerm === -1) return;
+      t = record.prevTerm;
+      i--;
+    }
+  }
+
   private scanCommitted(t: NodeTrack, driver: NodeDriver, commit: number, term: number): void {
     const log = driver.core.log;
     const snap = log.snapshotMeta();
     if (snap.index > t.committedScanned && snap.index <= commit && snap.index > 0) {
-      this.registerCommitted(t.id, snap.index, snap.term, null, term);
+      this.registerSnapshotPrefix(t.id, snap.index, snap.term, t.committedScanned, term);
     }
     const lo = Math.max(t.committedScanned + 1, log.firstIndex());
     t.committedScanned = commit;
@@ -455,6 +475,13 @@ export class SafetyChecker {
     let n = 0;
     for (const s of this.rolledBack.values()) n += s.size;
     return n;
+  }
+
+  /** Where an acknowledged write stands now: the committed entry at its version, in a rollback report, or neither yet. */
+  ackedWriteFate(w: AckedWrite): 'committed' | 'rolled-back' | 'pending' {
+    if (this.committedHash[w.version] === w.hash) return 'committed';
+    if (this.rolledBack.get(w.version)?.has(w.hash) === true) return 'rolled-back';
+    return 'pending';
   }
 
   /**
