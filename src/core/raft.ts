@@ -565,6 +565,13 @@ export class RaftCore {
     assert(this.role === 'candidate', () => `becomeLeader from ${this.role}`);
     this.role = 'leader';
     this.leader = this.id;
+    // A node waiting for a repair snapshot can still win an election (its log may be the
+    // most up to date). Its applied state is a prefix of its own log, which now rules: the
+    // repair is moot, and leaving the flag set would make it, once a follower again, take
+    // the next leader's snapshot as that repair and skip reporting the entries it replaces.
+    // (The writes it reported when the flag was set survive after all: the report errs on
+    // the side of reporting.)
+    this.awaitingRepair = false;
     this.resetTimers();
     this.progress = new Map();
     const next = this.log.lastIndex() + 1;
@@ -1001,6 +1008,14 @@ export class RaftCore {
     if (!this.awaitingRepair && this.log.matchTerm(meta.index, meta.term)) {
       // Our log already holds the snapshot's last entry: keep the entries after it (Raft
       // Figure 13, step 6). Resetting the log would drop entries we acknowledged.
+      this.respondAppend(m.from, meta.index);
+      return;
+    }
+    const base = this.log.snapshotMeta();
+    if (!this.awaitingRepair && meta.index < base.index && meta.term === base.term) {
+      // An older snapshot of the log our own snapshot came from (one term has one leader,
+      // whose log only grows): a stale or overtaken message. Installing it would drop
+      // entries we acknowledged; both hold everything up to its index, so say just that.
       this.respondAppend(m.from, meta.index);
       return;
     }

@@ -57,6 +57,14 @@ export const regressionCases: readonly RegressionCase[] = [
     why: 'async, 3 nodes: a restarted old leader (commit 166, log 168..172 after a snapshot at 167) installed the new leader\'s snapshot and reported none of its acknowledged entries 168..172, because it sliced its log from commit + 1, below its first index (lost-write-unreported); it now reports from its first index',
   },
   {
+    options: { seed: 395, mode: 'async' },
+    why: 'async, 3 nodes: n1 found applied entries the term-10 leader lacked, reported them and waited for a repair snapshot, but won term 11 with its own log first; the stale flag survived, so in term 13 it took the new leader\'s snapshot as that repair and reported none of the acknowledged entries it replaced, v112 among them (lost-write-unreported); becoming leader now clears the flag',
+  },
+  {
+    options: { seed: 1975, mode: 'async' },
+    why: 'async, 4 nodes: a follower installed the leader\'s snapshot at 153 (beyond the commit index) and acked it; an overtaken older snapshot at 152 of the same term then replaced it and dropped 153, so the leader counted a commit on a replica that no longer held it (commit-durable-majority); an older snapshot of the same term is now ignored',
+  },
+  {
     options: { seed: 146 },
     why: 'default swarm, 5 nodes: a node restarted with its kv applied index (9) ahead of its persisted commit (8) became leader and advertised acked 9 with commit 8, so a follower applied entry 9 before its commit index covered it (apply-before-commit); fixed by taking the applied index as committed outside weak quorums',
   },
