@@ -909,8 +909,11 @@ export class RaftCore {
     if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
       // Our state came from a snapshot holding entries no majority had (weak quorum), and
       // the leader's log diverges below it: we cannot tell which of those writes survive.
-      // Rebuild from the leader's snapshot; the writes themselves are reported by the nodes
-      // whose logs still hold them (logs are never compacted past the commit index).
+      // Rebuild from the leader's snapshot. The writes inside that snapshot are reported by
+      // the nodes whose logs still hold them (compaction never passes the commit index);
+      // the entries of our own log after it are ours to report (we may have acknowledged
+      // them as a leader since).
+      this.rolledBack.push(...(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
       this.awaitingRepair = true;
       return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     }

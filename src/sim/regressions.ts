@@ -65,6 +65,10 @@ export const regressionCases: readonly RegressionCase[] = [
     why: 'async, 4 nodes: a follower installed the leader\'s snapshot at 153 (beyond the commit index) and acked it; an overtaken older snapshot at 152 of the same term then replaced it and dropped 153, so the leader counted a commit on a replica that no longer held it (commit-durable-majority); an older snapshot of the same term is now ignored',
   },
   {
+    options: { seed: 935 },
+    why: 'default swarm drew async, 5 nodes: a restarted old leader whose log began above its commit index (a snapshot installed beyond it) found the new leader\'s log diverging below that snapshot and waited for a repair without reporting its own log\'s entries, among them a delete it had acknowledged at v301 (lost-write-unreported); it now reports them',
+  },
+  {
     options: { seed: 146 },
     why: 'default swarm, 5 nodes: a node restarted with its kv applied index (9) ahead of its persisted commit (8) became leader and advertised acked 9 with commit 8, so a follower applied entry 9 before its commit index covered it (apply-before-commit); fixed by taking the applied index as committed outside weak quorums',
   },
