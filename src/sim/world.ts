@@ -1003,6 +1003,10 @@ export function describeMessage(m: PeerMessage): string {
       return `snapshot t${m.term} at ${m.meta.index}/${m.meta.term}`;
     case 'snapshotChunk':
       return `snapshotChunk t${m.term} at ${m.meta.index}/${m.meta.term} #${m.chunk.seq}${m.chunk.last ? ' last' : ''}`;
+    case 'readIndex':
+      return `readIndex t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'}`;
+    case 'readIndexResp':
+      return `readIndexResp t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'} ${m.refusal === null ? `index ${m.index}` : `refused ${m.refusal}`}`;
   }
 }
 
