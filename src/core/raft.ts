@@ -119,6 +119,8 @@ export interface PlantedBugs {
   applyBeforeCommit?: boolean;
   /** Driver: send acks and votes before the flush that makes them true. */
   ackBeforeFlush?: boolean;
+  /** Driver: a follower serves a linearizable read once the leader gave the read point, without applying up to it. */
+  followerReadBeforeApply?: boolean;
 }
 
 export class RaftCore {

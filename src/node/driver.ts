@@ -155,6 +155,8 @@ export class NodeDriver implements KvNode {
   private stagingLockedUntilTick = -1;
   private compacting = false;
   private rollbackCount: number;
+  /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
+  readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
 
   constructor(options: DriverOptions, deps: DriverDeps) {
     this.id = options.id;
@@ -479,7 +481,7 @@ export class NodeDriver implements KvNode {
     for (const rs of readStates) {
       const pending = this.pendingReads.get(rs.requestId);
       if (pending === undefined) continue;
-      pending.index = rs.index;
+      pending.index = this.core.planted.followerReadBeforeApply === true && pending.askedAs === 'follower' ? 0 : rs.index;
     }
     for (const f of readsFailed) {
       const pending = this.pendingReads.get(f.requestId);
@@ -521,6 +523,8 @@ export class NodeDriver implements KvNode {
     for (const [id, r] of this.pendingReads) {
       if (r.index !== null && r.index <= applied) {
         this.pendingReads.delete(id);
+        if (r.askedAs === 'leader') this.linearizableReadsServed.asLeader++;
+        else this.linearizableReadsServed.asFollower++;
         r.serve();
       }
     }
