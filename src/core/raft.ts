@@ -182,6 +182,11 @@ export class RaftCore {
       `electionTimeoutTicks ${options.electionTimeoutTicks} must exceed heartbeatIntervalTicks ${options.heartbeatIntervalTicks}`,
     );
     assert(options.inflightMessagesMax >= 1, 'inflightMessagesMax must be >= 1');
+    // A live leader may take up to an election timeout to confirm a round (check-quorum
+    // deposes it after that): a follower that gave up sooner would fail reads needlessly.
+    assert(options.readIndexTimeoutTicks >= options.electionTimeoutTicks, () =>
+      `readIndexTimeoutTicks ${options.readIndexTimeoutTicks} must be at least electionTimeoutTicks ${options.electionTimeoutTicks}`,
+    );
     this.opts = options;
     this.id = options.id;
     this.prng = options.prng;
