@@ -4,7 +4,9 @@
  * every call so tests can assert what reached the node (and that bad input did not).
  *
  * Must never: be wired into a real node (cli/ uses node/'s driver); it replicates nothing
- * and its reads ignore consistency beyond "must I be the leader".
+ * and its reads ignore consistency beyond the KvNode contract's role rules: `leader` reads
+ * need it to lead, `linearizable` ones a known leader (a follower then reads its own store,
+ * as if the leader's read index were already applied), `local` ones nothing.
  */
 
 import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
@@ -109,7 +111,7 @@ export class FakeKvNode implements KvNode {
   async read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
     this.record({ op: 'read', key, options });
     this.throwInjected();
-    if (options.consistency !== 'local') this.requireLeader();
+    this.requireRoleFor(options.consistency);
     await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
     return this.store.get(key);
   }
@@ -117,7 +119,7 @@ export class FakeKvNode implements KvNode {
   async list(options: ListOptions): Promise<KvItem[]> {
     this.record({ op: 'list', options });
     this.throwInjected();
-    if (options.consistency !== 'local') this.requireLeader();
+    this.requireRoleFor(options.consistency);
     await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
     return this.range(options.prefix, options.after, options.limit);
   }
@@ -238,6 +240,13 @@ export class FakeKvNode implements KvNode {
       }, timeoutMs);
       this.indexWaiters.add(wake);
     });
+  }
+
+  private requireRoleFor(consistency: ReadOptions['consistency']): void {
+    if (consistency === 'leader') this.requireLeader();
+    if (consistency === 'linearizable' && this.currentLeader === null) {
+      throw new QkvError('not_leader', `Node ${this.id} knows no leader to ask for a read index`, { leader: null }, 500);
+    }
   }
 
   private requireLeader(): void {

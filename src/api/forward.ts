@@ -4,6 +4,12 @@
  * waits a bounded time for an election, retries once when leadership moved, and forwards
  * over keep-alive undici pools (one per leader address, bounded connections).
  *
+ * A `linearizable` read or list is never forwarded: once a leader is known, this node runs
+ * it whatever its role. On a follower the node asks the leader for a read index and serves
+ * its own state once it has applied that index (Raft read-index from followers), so reads
+ * at a chain's tail, or any follower, are linearizable and local. Writes and `leader` reads
+ * still go to the leader.
+ *
  * Owns: the forwarding headers, the per-leader connection pools, and the mapping of
  * transport failures to error codes. The rule that matters: a write whose forwarded request
  * may have reached the leader is `outcome_unknown`, never `no_leader` (which tells a client
@@ -78,6 +84,11 @@ export interface ForwardSpec {
   readonly isWrite: boolean;
   /** The request carries `x-qkv-forwarded`: it must be served here or refused. */
   readonly forwardedIn: boolean;
+  /**
+   * A linearizable read: any node that knows a leader runs it locally (a follower through
+   * the leader's read index, see KvNode.read), so it is never forwarded.
+   */
+  readonly servedByFollower: boolean;
   /** `performance.now()` at which the request's time is up. */
   readonly deadlineMs: number;
 }
@@ -90,7 +101,12 @@ export interface ForwardedResponse {
   readonly body: Buffer;
   /** The leader that answered. */
   readonly leaderId: string;
+  /** The node that served the request, as the leader's `x-qkv-served-by` names it (else the leader's id). */
+  readonly servedBy: string;
 }
+
+/** Names the node whose state answered (or which refused) a kv request. */
+export const servedByHeader = 'x-qkv-served-by';
 
 /** Runs an operation on this node (the leader); one shared instance per operation kind. */
 export interface LocalExec<Op, T> {
@@ -132,9 +148,10 @@ export class LeaderRouter {
   }
 
   /**
-   * Runs `op` here when this node leads, else forwards it. At most two attempts: one more
-   * after a `not_leader` (leadership moved between looking and acting), and only for
-   * requests that were not forwarded to us.
+   * Runs `op` here when this node leads (or, for a read served by followers, when any
+   * leader is known), else forwards it. At most two attempts: one more after a `not_leader`
+   * (leadership moved between looking and acting), and only for requests that were not
+   * forwarded to us.
    */
   async run<Op, T>(exec: LocalExec<Op, T>, op: Op, spec: ForwardSpec): Promise<RouteOutcome<T>> {
     let hint: LeaderInfo | null = null;
@@ -147,7 +164,7 @@ export class LeaderRouter {
         leader = await this.waitForLeader(spec);
       }
 
-      if (leader.id === this.node.id) {
+      if (leader.id === this.node.id || spec.servedByFollower) {
         const timeoutMs = Math.floor(remainingMs(spec));
         if (timeoutMs <= 0) throw deadlineError(spec);
         try {
@@ -155,6 +172,8 @@ export class LeaderRouter {
         } catch (error) {
           if (!mayRetry || !(error instanceof QkvError) || error.code !== 'not_leader') throw error;
           // Refused before proposing (KvNode contract), so trying elsewhere cannot apply twice.
+          // A follower read refused because leadership moved is retried here, with whichever
+          // leader this node knows by then (after a bounded wait if it knows none).
           hint = otherLeader(leaderDetail(error.details), this.node.id, this.node.id);
           this.metrics.observeForward('retried');
           continue;
@@ -242,6 +261,7 @@ export class LeaderRouter {
         retryAfter: headerText(response.headers['retry-after']),
         body,
         leaderId: leader.id,
+        servedBy: headerText(response.headers[servedByHeader]) ?? leader.id,
       };
     } catch (error) {
       throw this.forwardFailure(error, leader, spec, answered);

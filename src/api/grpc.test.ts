@@ -201,7 +201,7 @@ test('503-class refusals are UNAVAILABLE or DEADLINE_EXCEEDED with the wire code
   assert.equal(timeout.body['required'], 2);
 });
 
-test('a follower forwards gRPC writes and reads to the leader over HTTP and translates the answers', async (t) => {
+test('a follower forwards gRPC writes and leader reads to the leader over HTTP and translates the answers', async (t) => {
   const leader = new FakeKvNode({ id: 'n1' });
   const leaderHttp = await startHttpServer({ node: leader, listen: { host: '127.0.0.1', port: 0 }, limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 }, validate, registry: new Registry(), logger: false });
   t.after(() => leaderHttp.close());
@@ -213,15 +213,22 @@ test('a follower forwards gRPC writes and reads to the leader over HTTP and tran
   assert.deepEqual(put, { key: 'k', version: '1' });
   assert.deepEqual(leader.commands[0]?.requestId, { clientId: 'c', seq: 1 }, 'the idempotency key travelled');
   assert.equal(follower.commands.length, 0, 'the follower proposed nothing');
-  assert.deepEqual(await kv.call('Get', { key: 'k' }), { key: 'k', value: 'via n2', version: '1' });
-  assert.equal((await kv.call('List', { prefix: '' }))['items'].length, 1);
+  assert.deepEqual(await kv.call('Get', { key: 'k', consistency: 'LEADER' }), { key: 'k', value: 'via n2', version: '1' });
+  assert.equal((await kv.call('List', { prefix: '', consistency: 'LEADER' }))['items'].length, 1);
   const conflict = await kv.fails('Put', { key: 'k', value: 'x', ifVersion: 0 });
   assert.equal(conflict.wire, 'version_conflict');
   assert.equal(conflict.body['actualVersion'], 1);
-  const missing = await kv.fails('Get', { key: 'nope' });
+  const missing = await kv.fails('Get', { key: 'nope', consistency: 'LEADER' });
   assert.equal(missing.code, grpc.status.NOT_FOUND);
   const local = await kv.fails('Get', { key: 'k', consistency: 'LOCAL' });
   assert.equal(local.wire, 'not_found', 'a local read is served by the follower itself');
+  // A linearizable read is served by the follower too (through the leader's read index in a
+  // real node; the fake's empty store stands for the follower's own state).
+  const linearizable = await kv.fails('Get', { key: 'k' });
+  assert.equal(linearizable.wire, 'not_found');
+  const lastCall = follower.calls[follower.calls.length - 1];
+  assert.equal(lastCall?.op === 'read' ? lastCall.options.consistency : null, 'linearizable');
+  assert.equal(leader.calls.filter((c) => c.op === 'read').length, 2, 'only the two LEADER reads reached the leader');
 });
 
 test('Status reports the node and its own gRPC address', async (t) => {

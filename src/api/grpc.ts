@@ -2,13 +2,15 @@
  * The gRPC API of one node (proto/quorumkv.proto, service quorumkv.v1.KV, @grpc/grpc-js):
  * the same operations, validation, limits and error codes as the HTTP API (http.ts).
  *
- * Forwarding. A leader-bound call (write, linearizable or leader read) that reaches a
- * follower goes through the same LeaderRouter as HTTP (forward.ts): it is forwarded to the
+ * Forwarding. A leader-bound call (write, `leader` read) that reaches a follower goes
+ * through the same LeaderRouter as HTTP (forward.ts): it is forwarded to the
  * leader's HTTP API, with the same deadline and idempotency key, and the leader's JSON
  * answer is translated back. So both APIs share one forwarding path, one set of rules
  * (a write that may have reached the leader is outcome_unknown, never no_leader), and a
  * gRPC client needs to know only one node. (Peers do not learn each other's gRPC
- * addresses, so forwarding over gRPC is not possible without a wire-type change.)
+ * addresses, so forwarding over gRPC is not possible without a wire-type change.) A
+ * linearizable read is served by the node it reaches, follower or not, through the
+ * leader's read index (forward.ts explains).
  *
  * Errors end a call with a gRPC status and the wire error in trailing metadata:
  * `qkv-error` (the code), `qkv-error-body-bin` (the HTTP API's JSON body, binary metadata)
@@ -20,8 +22,8 @@
  * anything else bad_request. A message over the receive limit is RESOURCE_EXHAUSTED from
  * grpc-js itself (HTTP's body_too_large).
  *
- * Must never: let bad input reach the node, serve a leader-bound request from a follower's
- * state, or decode a uint64 through a float (loader option longs: String, then checked).
+ * Must never: let bad input reach the node, serve a `leader` read from a follower's state
+ * or a linearizable one before the leader confirmed its read point, or decode a uint64 through a float (loader option longs: String, then checked).
  */
 
 import { isUtf8 } from 'node:buffer';
@@ -351,7 +353,7 @@ class GrpcApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = new GrpcForwardSpec('PUT', keyPath(key), requestId, true, this.deadlineMs(call), () => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion }));
+    const spec = new GrpcForwardSpec('PUT', keyPath(key), requestId, true, false, this.deadlineMs(call), () => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion }));
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') {
       const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
@@ -373,7 +375,7 @@ class GrpcApi {
       ...(requestId === null ? {} : { requestId }),
     };
     const url = ifVersion === undefined ? keyPath(key) : `${keyPath(key)}?ifVersion=${ifVersion}`;
-    const spec = new GrpcForwardSpec('DELETE', url, requestId, true, this.deadlineMs(call), null);
+    const spec = new GrpcForwardSpec('DELETE', url, requestId, true, false, this.deadlineMs(call), null);
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') {
       const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
@@ -394,7 +396,7 @@ class GrpcApi {
       record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs)));
     } else {
       const op: ReadOp = { key, consistency, minVersion };
-      const outcome = await this.router.run(readExec, op, new GrpcForwardSpec('GET', readUrl(keyPath(key), consistency, minVersion, []), null, false, deadlineMs, null));
+      const outcome = await this.router.run(readExec, op, new GrpcForwardSpec('GET', readUrl(keyPath(key), consistency, minVersion, []), null, false, consistency === 'linearizable', deadlineMs, null));
       if (outcome.via === 'forward') {
         const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
         return { key: body['key'], value: body['value'], version: body['version'] };
@@ -425,7 +427,7 @@ class GrpcApi {
       const query: string[] = [`limit=${limit}`];
       if (prefix.length > 0) query.push(`prefix=${encodeURIComponent(prefix)}`);
       if (after !== undefined) query.push(`after=${encodeURIComponent(after)}`);
-      const outcome = await this.router.run(listExec, op, new GrpcForwardSpec('GET', readUrl('/kv', consistency, minVersion, query), null, false, deadlineMs, null));
+      const outcome = await this.router.run(listExec, op, new GrpcForwardSpec('GET', readUrl('/kv', consistency, minVersion, query), null, false, consistency === 'linearizable', deadlineMs, null));
       if (outcome.via === 'forward') {
         const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
         const next = body['next'];
@@ -633,6 +635,7 @@ class GrpcForwardSpec implements ForwardSpec {
     readonly url: string,
     readonly requestId: RequestId | null,
     readonly isWrite: boolean,
+    readonly servedByFollower: boolean,
     readonly deadlineMs: number,
     private readonly makeBody: (() => string) | null,
   ) {}

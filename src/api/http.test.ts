@@ -431,14 +431,70 @@ test('a write on a follower is forwarded to the leader and the leader answer com
   assert.equal(conflict.status, 409);
   assert.equal(conflict.body.actualVersion, 1);
 
-  const read = await call(follower.url, 'GET', '/kv/a%2Fb');
+  assert.equal(put.headers['x-qkv-served-by'], 'n1', 'the answer names the leader that applied the write');
+
+  const read = await call(follower.url, 'GET', '/kv/a%2Fb?consistency=leader');
   assert.deepEqual(read.body, { key: 'a/b', value: 'x', version: 1 });
+  assert.equal(read.headers['x-qkv-served-by'], 'n1');
   const list = await call(follower.url, 'GET', '/kv?consistency=leader');
   assert.deepEqual(list.body, { items: [{ key: 'a/b', value: 'x', version: 1 }], next: null });
   const del = await call(follower.url, 'DELETE', '/kv/a%2Fb');
   assert.deepEqual(del.body, { key: 'a/b', version: 3, deleted: true });
   assert.equal(leader.node.store.size, 0);
   assert.deepEqual(followerNode.calls, []);
+});
+
+test('a linearizable read or list on a follower that knows the leader is served by the follower itself, never forwarded', async (t) => {
+  // The leader's address is unreachable: a read that tried to forward would fail.
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9' } });
+  const follower = await start(t, followerNode);
+  seed(followerNode, { k: 'v' });
+
+  const read = await call(follower.url, 'GET', '/kv/k');
+  assert.equal(read.status, 200);
+  assert.deepEqual(read.body, { key: 'k', value: 'v', version: 1 });
+  assert.equal(read.headers['x-qkv-served-by'], 'n2');
+  const list = await call(follower.url, 'GET', '/kv?prefix=k');
+  assert.equal(list.status, 200);
+  assert.equal(list.body.items.length, 1);
+  assert.equal(list.headers['x-qkv-served-by'], 'n2');
+  const missing = await call(follower.url, 'GET', '/kv/nope');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.headers['x-qkv-served-by'], 'n2');
+  assert.deepEqual(
+    followerNode.calls.map((c) => (c.op === 'write' ? null : c.options.consistency)),
+    ['linearizable', 'linearizable', 'linearizable'],
+  );
+});
+
+test('a follower read refused because leadership moved is retried once on the follower, with the leader it knows then', async (t) => {
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9' } });
+  const follower = await start(t, followerNode);
+  seed(followerNode, { k: 'v' });
+  followerNode.failNext(new QkvError('not_leader', 'the leader asked stepped down', { leader: { id: 'n3', http: null } }, 500));
+  const read = await call(follower.url, 'GET', '/kv/k');
+  assert.equal(read.status, 200);
+  assert.equal(read.headers['x-qkv-served-by'], 'n2');
+  assert.equal(followerNode.calls.length, 2);
+
+  followerNode.failNext(new QkvError('not_leader', 'refused', { leader: null }, 500));
+  followerNode.failNext(new QkvError('not_leader', 'refused again', { leader: null }, 500));
+  const refused = await call(follower.url, 'GET', '/kv/k');
+  assert.equal(refused.status, 503);
+  assert.equal(refused.body.error, 'not_leader');
+  assert.ok(refused.headers['retry-after']);
+  assert.equal(refused.headers['x-qkv-served-by'], 'n2', 'even a refusal names the node that gave it');
+});
+
+test('a linearizable read on a node that knows no leader waits leaderWaitMs, then answers 503 no_leader; it never reads on its own', async (t) => {
+  const node = new FakeKvNode({ id: 'n2', leader: null });
+  const { url } = await start(t, node);
+  seed(node, { k: 'maybe stale' });
+  const answer = await call(url, 'GET', '/kv/k');
+  assert.equal(answer.status, 503);
+  assert.equal(answer.body.error, 'no_leader');
+  assert.equal(answer.headers['retry-after'], '1');
+  assert.deepEqual(node.calls.filter((c) => c.op === 'read'), []);
 });
 
 test('local and session reads are served by the node itself, without the leader', async (t) => {
@@ -579,7 +635,7 @@ test('a leader connection lost after sending makes a write outcome_unknown and a
   const write = await call(url, 'PUT', '/kv/k', { json: { value: 'x' } });
   assert.equal(write.status, 503);
   assert.equal(write.body.error, 'outcome_unknown');
-  const read = await call(url, 'GET', '/kv/k');
+  const read = await call(url, 'GET', '/kv/k?consistency=leader');
   assert.equal(read.status, 503);
   assert.equal(read.body.error, 'no_leader');
 });

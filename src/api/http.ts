@@ -14,14 +14,18 @@
  * - Keys arrive percent-encoded in the path (`/` as %2F); a key that does not decode to
  *   UTF-8 is 400 invalid_key. Query values decode the same way, `+` meaning a space.
  * - `consistency` defaults to `linearizable`, or to `local` when `minVersion` is given (a
- *   session read any node can serve). `linearizable` and `leader` go to the leader.
+ *   session read any node can serve). `leader` goes to the leader; `linearizable` is served
+ *   by the node it reaches once a leader is known: a follower asks the leader for a read
+ *   index and answers from its own state (forward.ts). Writes go to the leader.
+ * - Every kv answer names the node whose state answered (or refused) in `x-qkv-served-by`.
  * - `limit` above `listLimitMax` is lowered to it; paging through `next` still works.
  * - DELETE takes `ifVersion` as a query parameter; PUT takes it in the body.
  * - `x-qkv-timeout-ms` may shorten (never lengthen) the server's per-request deadline.
  *
  * Must never: let bad input reach the node (everything is validated first, so a refused
- * request changes nothing), serve a leader-bound request from a follower's state, keep a
- * per-request timer, or put request data (keys, URLs) into metric labels.
+ * request changes nothing), serve a `leader` read from a follower's state or a linearizable
+ * one before the leader confirmed its read point, keep a per-request timer, or put request
+ * data (keys, URLs) into metric labels.
  */
 
 import type { AddressInfo, Socket } from 'node:net';
@@ -39,7 +43,7 @@ import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import type { ListItem, ReadConsistency } from '../wire/types.js';
-import { LeaderRouter, defaultForwardLimits, forwardedHeader, timeoutHeader } from './forward.js';
+import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
 import type { ForwardLimits, ForwardSpec, ForwardedResponse, LocalExec } from './forward.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import type { HttpMetrics } from './metrics.js';
@@ -294,6 +298,7 @@ class HttpApi {
   // PUT /kv/:key  body {"value": "...", "ifVersion"?: n}
   readonly putKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
     this.refuseIfClosing();
+    reply.header(servedByHeader, this.node.id);
     const key = this.checkKey(request.params.key);
     checkQuery(request.query, noParams);
     const requestId = readRequestId(request);
@@ -308,7 +313,7 @@ class HttpApi {
       ...(body.ifVersion === undefined ? {} : { ifVersion: body.ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = this.spec(request, 'PUT', rawBody, requestId, true);
+    const spec = this.spec(request, 'PUT', rawBody, requestId, true, false);
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
     return writeAnswer(reply, outcome.value);
@@ -317,6 +322,7 @@ class HttpApi {
   // DELETE /kv/:key?ifVersion=n
   readonly deleteKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
     this.refuseIfClosing();
+    reply.header(servedByHeader, this.node.id);
     const key = this.checkKey(request.params.key);
     const query = checkQuery(request.query, deleteParams);
     const ifVersion = optionalIndex(query, 'ifVersion');
@@ -327,7 +333,7 @@ class HttpApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = this.spec(request, 'DELETE', null, requestId, true);
+    const spec = this.spec(request, 'DELETE', null, requestId, true, false);
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
     return writeAnswer(reply, outcome.value);
@@ -336,6 +342,7 @@ class HttpApi {
   // GET /kv/:key?consistency=...&minVersion=n
   readonly getKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
     this.refuseIfClosing();
+    reply.header(servedByHeader, this.node.id);
     const key = this.checkKey(request.params.key);
     const query = checkQuery(request.query, getParams);
     const minVersion = optionalIndex(query, 'minVersion');
@@ -344,7 +351,7 @@ class HttpApi {
     if (op.consistency === 'local') {
       record = await this.node.read(key, readOptions('local', minVersion, this.timeoutMs(request)));
     } else {
-      const outcome = await this.router.run(readExec, op, this.spec(request, 'GET', null, null, false));
+      const outcome = await this.router.run(readExec, op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'));
       if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
       record = outcome.value;
     }
@@ -358,6 +365,7 @@ class HttpApi {
   // GET /kv?prefix=&after=&limit=&consistency=&minVersion=
   readonly list = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     this.refuseIfClosing();
+    reply.header(servedByHeader, this.node.id);
     const query = checkQuery(request.query, listParams);
     const minVersion = optionalIndex(query, 'minVersion');
     const prefix = query['prefix'] ?? '';
@@ -374,7 +382,7 @@ class HttpApi {
     if (op.consistency === 'local') {
       items = await this.node.list(listOptions(op, this.timeoutMs(request)));
     } else {
-      const outcome = await this.router.run(listExec, op, this.spec(request, 'GET', null, null, false));
+      const outcome = await this.router.run(listExec, op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'));
       if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
       items = outcome.value;
     }
@@ -437,7 +445,7 @@ class HttpApi {
       ...(wq !== undefined ? { writeQuorum: wq as 'majority' | 'all' | number } : {}),
       ...(topology !== undefined ? { topology: topology as 'star' | 'chain' } : {}),
     };
-    const outcome = await this.router.run(modeExec, change, this.spec(request, 'PUT', rawBody, null, true));
+    const outcome = await this.router.run(modeExec, change, this.spec(request, 'PUT', rawBody, null, true, false));
     if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
     const mode = this.node.status().mode;
     return reply.code(200).send({ writeQuorum: mode.writeQuorum, topology: mode.topology, sinceIndex: outcome.value.index, inSync: mode.inSync });
@@ -637,6 +645,7 @@ class HttpApi {
     body: Buffer | null,
     requestId: RequestId | null,
     isWrite: boolean,
+    servedByFollower: boolean,
   ): ForwardSpec {
     return {
       method,
@@ -644,6 +653,7 @@ class HttpApi {
       body,
       requestId,
       isWrite,
+      servedByFollower,
       forwardedIn: request.headers[forwardedHeader] !== undefined,
       deadlineMs: performance.now() + this.timeoutMs(request),
     };
@@ -950,9 +960,9 @@ function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
   return reply.send(error.toBody());
 }
 
-/** The leader's answer, passed through byte for byte. */
+/** The leader's answer, passed through byte for byte, naming the node that served it. */
 function sendForwarded(reply: FastifyReply, response: ForwardedResponse): FastifyReply {
-  reply.code(response.statusCode).header('content-type', response.contentType);
+  reply.code(response.statusCode).header('content-type', response.contentType).header(servedByHeader, response.servedBy);
   if (response.retryAfter !== null) reply.header('retry-after', response.retryAfter);
   return reply.send(response.body);
 }

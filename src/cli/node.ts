@@ -229,6 +229,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
   gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
   gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
+  gauge('qkv_linearizable_reads_as_leader', 'linearizable reads served since start while leading (own read-index round)', () => driver.linearizableReadsServed.asLeader);
+  gauge('qkv_linearizable_reads_as_follower', "linearizable reads served since start as a follower, through the leader's read index", () => driver.linearizableReadsServed.asFollower);
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');

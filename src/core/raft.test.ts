@@ -9,6 +9,7 @@ import { createPrng } from '../stdx/prng.js';
 import { RaftCore } from './raft.js';
 import { MemoryLog } from './testing/memory-log.js';
 import { Interaction } from './testing/interaction.js';
+import { readIndexRequestIdsMax } from './types.js';
 import type { ClusterConfig } from './types.js';
 
 const config3: ClusterConfig = { members: ['n1', 'n2', 'n3'], writeQuorum: 'majority', topology: 'star' };
@@ -29,6 +30,7 @@ function newCore(id: string, overrides: Partial<ConstructorParameters<typeof Raf
     appendEntriesMax: 64,
     uncommittedEntriesMax: 8,
     readsPendingMax: 2,
+    readIndexTimeoutTicks: 20,
     applyEntriesMax: 100,
     applyBytesMax: 1 << 20,
     snapshotTimeoutTicks: 50,
@@ -123,12 +125,37 @@ test('a leader refuses proposals beyond uncommittedEntriesMax instead of growing
   assert.deepEqual(r, { ok: false, reason: 'busy', uncommittedEntries: 1 });
 });
 
-test('read-index requests are bounded and refused on followers', () => {
+test('read-index requests are bounded on the leader and on followers, and refused by a node that knows no leader', () => {
   const it = elected();
-  assert.equal(it.core('n2').readIndex().ok, false);
   const leader = it.core('n1');
   const results = Array.from({ length: 102 }, () => leader.readIndex());
   assert.equal(results.filter((r) => !r.ok).length, 2, 'readsPendingMax (100 in the harness) bounds pending reads');
+  const onFollower = Array.from({ length: 102 }, () => it.core('n2').readIndex());
+  assert.equal(onFollower.filter((r) => !r.ok).length, 2, 'a follower bounds the reads it asked the leader about');
+
+  const leaderless = new Interaction();
+  leaderless.run('add-nodes 3');
+  assert.deepEqual(leaderless.core('n2').readIndex(), { ok: false, reason: 'notLeader', leader: null });
+});
+
+test('a leader counts its followers\' read ids against readsPendingMax and refuses a batch beyond it as busy', () => {
+  const it = elected();
+  const out = it.run('read n2 60\nread n3 60\nstabilize');
+  assert.match(out, /n2->n1 readIndex t=1 reads=1,2,3,.*,60\n/);
+  assert.match(out, /n1->n3 readIndexResp t=1 reads=1,.*,60 refused=busy\n/);
+  assert.match(out, /n3 read#60 failed: busy\n/);
+  assert.match(out, /n2 read#60 ready at index 1\n/);
+  // The busy refusal freed nothing it had not taken: the next batch fits again.
+  assert.match(it.run('read n3 40\nstabilize'), /n3 read#100 ready at index 1\n/);
+});
+
+test('a follower splits a large batch of reads into messages of at most readIndexRequestIdsMax ids', () => {
+  const follower = newCore('n2', { readsPendingMax: 5000 });
+  follower.step({ type: 'heartbeat', from: 'n1', to: 'n2', term: 1, commit: 0, acked: 0, readRound: 0 });
+  follower.takeMessages();
+  for (let i = 0; i < readIndexRequestIdsMax * 2 + 1; i++) assert.equal(follower.readIndex().ok, true);
+  const sizes = follower.takeMessages().flatMap((m) => (m.type === 'readIndex' ? [m.requestIds.length] : []));
+  assert.deepEqual(sizes, [readIndexRequestIdsMax, readIndexRequestIdsMax, 1]);
 });
 
 test('the same seed elects the same leader at the same tick', () => {

@@ -1,6 +1,8 @@
 /**
  * The Raft replication core: a pure, synchronous state machine in the style of
  * etcd-io/raft. Inputs: `tick()`, `step(message)`, `propose(entries)`, `readIndex()`.
+ * `readIndex()` works on a follower too: it asks the leader for a read point (a
+ * `readIndex` message), so linearizable reads can be served where they arrive.
  * Output: one `Ready` at a time (see types.ts for the order the driver must follow),
  * acknowledged with `advance(ready)`.
  *
@@ -32,6 +34,10 @@ import type {
   NodeId,
   PreVoteMessage,
   ProposeResult,
+  ReadFailure,
+  ReadIndexMessage,
+  ReadIndexRefusal,
+  ReadIndexResponse,
   ReadIndexResult,
   ReadState,
   Ready,
@@ -41,6 +47,7 @@ import type {
   SoftState,
   VoteMessage,
 } from './types.js';
+import { readIndexRequestIdsMax } from './types.js';
 
 export interface CoreOptions {
   readonly id: NodeId;
@@ -61,7 +68,17 @@ export interface CoreOptions {
   readonly appendEntriesMax: number;
   /** Proposals are refused with `busy` beyond this many entries past the commit index. */
   readonly uncommittedEntriesMax: number;
+  /**
+   * Reads waiting for a read point: on a leader its own and its followers' (request ids),
+   * on a follower those it asked the leader about. Beyond it readIndex() answers `busy`.
+   */
   readonly readsPendingMax: number;
+  /**
+   * A follower's read-index request unanswered this long fails with `timeout`: the request
+   * or its answer was lost (a leader that dies or is replaced fails them sooner, by the
+   * leader change). Bounds how long the follower keeps track of it.
+   */
+  readonly readIndexTimeoutTicks: number;
   /** Entries handed out for applying in one Ready. */
   readonly applyEntriesMax: number;
   readonly applyBytesMax: number;
@@ -76,8 +93,18 @@ export interface CoreOptions {
   readonly memberTimeoutTicks: number;
 }
 
+/**
+ * Who waits for a read point on a leader: its own read (`node` is the leader itself, one
+ * id) or one `readIndex` message of a follower (its ids, answered together).
+ */
+interface ReadRequester {
+  readonly node: NodeId;
+  readonly requestIds: readonly number[];
+}
+
 interface PendingRead {
-  readonly requestId: number;
+  readonly requester: ReadRequester;
+  /** The commit index when the request arrived: the read point once the round confirms. */
   readonly index: number;
   readonly round: number;
 }
@@ -92,6 +119,8 @@ export interface PlantedBugs {
   applyBeforeCommit?: boolean;
   /** Driver: send acks and votes before the flush that makes them true. */
   ackBeforeFlush?: boolean;
+  /** Driver: a follower serves a linearizable read once the leader gave the read point, without applying up to it. */
+  followerReadBeforeApply?: boolean;
 }
 
 export class RaftCore {
@@ -120,9 +149,22 @@ export class RaftCore {
   private readAcks = new Set<NodeId>();
   private pendingReads: PendingRead[] = [];
   /** Reads asked before this leader committed an entry of its term: served after. */
-  private readsWaitingForTermCommit: number[] = [];
+  private readsWaitingForTermCommit: ReadRequester[] = [];
+  /** Request ids in pendingReads and readsWaitingForTermCommit (at most readsPendingMax). */
+  private readsPendingCount = 0;
   private readStates: ReadState[] = [];
+  private readsFailed: ReadFailure[] = [];
   private nextReadRequestId = 1;
+  /**
+   * Follower: reads asked of `this.leader` in this term, by request id, with the tick they
+   * were asked at (Map order is ask order). Any change of leader or term fails them all: an
+   * answer from another leader or term could be stale.
+   */
+  private followerReads = new Map<number, number>();
+  /** Follower: ids of followerReads not sent yet; they leave in batches with the next messages. */
+  private followerReadsUnsent: number[] = [];
+  /** Ticks since this core started (read-index timeouts). */
+  private ticksElapsed = 0;
 
   /** A rollback was found: applied entries conflict with the leader's; wait for a snapshot. */
   private awaitingRepair = false;
@@ -140,6 +182,11 @@ export class RaftCore {
       `electionTimeoutTicks ${options.electionTimeoutTicks} must exceed heartbeatIntervalTicks ${options.heartbeatIntervalTicks}`,
     );
     assert(options.inflightMessagesMax >= 1, 'inflightMessagesMax must be >= 1');
+    // A live leader may take up to an election timeout to confirm a round (check-quorum
+    // deposes it after that): a follower that gave up sooner would fail reads needlessly.
+    assert(options.readIndexTimeoutTicks >= options.electionTimeoutTicks, () =>
+      `readIndexTimeoutTicks ${options.readIndexTimeoutTicks} must be at least electionTimeoutTicks ${options.electionTimeoutTicks}`,
+    );
     this.opts = options;
     this.id = options.id;
     this.prng = options.prng;
@@ -161,6 +208,8 @@ export class RaftCore {
   // Inputs
 
   tick(): void {
+    this.ticksElapsed++;
+    if (this.followerReads.size > 0) this.expireFollowerReads();
     if (this.role === 'leader') {
       this.tickLeader();
     } else {
@@ -204,6 +253,10 @@ export class RaftCore {
         );
       } else if (m.type === 'preVote') {
         this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: this.term, granted: false }, 'afterPersist');
+      } else if (m.type === 'readIndex') {
+        // A follower of an older term: refuse in ours, so it learns the newer term and
+        // fails its reads at once instead of waiting for a timeout.
+        this.refuseRead({ node: m.from, requestIds: m.requestIds }, 'notLeader');
       }
       return;
     }
@@ -238,6 +291,14 @@ export class RaftCore {
       case 'heartbeatResp':
         if (this.role === 'leader') this.handleHeartbeatResponse(m);
         return;
+      case 'readIndex':
+        this.handleReadIndexRequest(m);
+        return;
+      case 'readIndexResp':
+        // Only the leader asked, in this term (the term check above), may answer: after a
+        // change of leader or term the reads were failed and their ids are gone.
+        if (this.role === 'follower' && m.from === this.leader) this.handleReadIndexResponse(m);
+        return;
     }
   }
 
@@ -256,19 +317,27 @@ export class RaftCore {
 
   /**
    * Asks for a linearizable read point. The answer arrives as a `ReadState` with the same
-   * requestId once a majority has confirmed this node still leads: the read may then be
-   * served when the state machine has applied `index`.
+   * requestId (serve the read once the state machine has applied its `index`), or as a
+   * `ReadFailure` (serve nothing; the client may retry).
+   *
+   * On the leader: once a majority confirmed in a heartbeat round, started after this call,
+   * that it still leads (and it has committed an entry of its term), at its commit index as
+   * of this call. On a follower that knows its leader: the follower asks the leader with a
+   * `readIndex` message, and the leader answers with the index its own read would use, by
+   * the same rule. Refused (`notLeader`) on a node that knows no leader.
    */
   readIndex(): ReadIndexResult {
-    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
-    const pending = this.pendingReads.length + this.readsWaitingForTermCommit.length;
-    if (pending >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: pending };
-    const requestId = this.nextReadRequestId++;
-    if (!this.committedInCurrentTerm()) {
-      this.readsWaitingForTermCommit.push(requestId);
+    if (this.role === 'leader') {
+      if (this.readsPendingCount >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.readsPendingCount };
+      const requestId = this.nextReadRequestId++;
+      this.acceptRead({ node: this.id, requestIds: [requestId] });
       return { ok: true, requestId };
     }
-    this.addRead(requestId);
+    if (this.role !== 'follower' || this.leader === null) return { ok: false, reason: 'notLeader', leader: this.leader };
+    if (this.followerReads.size >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.followerReads.size };
+    const requestId = this.nextReadRequestId++;
+    this.followerReads.set(requestId, this.ticksElapsed);
+    this.followerReadsUnsent.push(requestId);
     return { ok: true, requestId };
   }
 
@@ -299,9 +368,11 @@ export class RaftCore {
     return (
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
+      this.followerReadsUnsent.length > 0 ||
       this.log.hasUnstableToPersist() ||
       this.log.hasCommittedToApply() ||
       this.readStates.length > 0 ||
+      this.readsFailed.length > 0 ||
       this.snapshotsToSend.length > 0 ||
       this.rolledBack.length > 0 ||
       this.softChanged() ||
@@ -311,37 +382,41 @@ export class RaftCore {
 
   /**
    * Messages that do not depend on anything being durable (leader appends and heartbeats,
-   * heartbeat responses) may leave at any time: the driver takes them after every input
-   * so the leader's network path does not wait for its own fsync.
+   * heartbeat responses, read-index requests and answers) may leave at any time: the driver
+   * takes them after every input so the leader's network path does not wait for its own fsync.
    */
   takeMessages(): Message[] {
     if (this.appendsDirty && this.role === 'leader') this.broadcastAppend();
+    this.sendFollowerReads();
     const out = this.messages;
     this.messages = [];
     return out;
   }
 
   /**
-   * Entries that are durable and acknowledged, and confirmed read points: neither waits
-   * for the Ready in flight, so the driver takes them after every input too. Applying a
-   * commit then costs no extra fsync on the leader.
+   * Entries that are durable and acknowledged, confirmed read points and failed reads: none
+   * waits for the Ready in flight, so the driver takes them after every input too. Applying
+   * a commit then costs no extra fsync on the leader.
    */
-  takeApplicable(): { committed: Entry[]; readStates: ReadState[] } {
+  takeApplicable(): { committed: Entry[]; readStates: ReadState[]; readsFailed: ReadFailure[] } {
     if (this.planted.applyBeforeCommit === true) this.log.ackTo(this.log.lastIndex());
     const committed = this.log.takeCommitted(this.opts.applyEntriesMax, this.opts.applyBytesMax);
     const readStates = this.readStates;
+    const readsFailed = this.readsFailed;
     this.readStates = [];
-    return { committed, readStates };
+    this.readsFailed = [];
+    return { committed, readStates, readsFailed };
   }
 
   hasApplicable(): boolean {
-    return this.readStates.length > 0 || this.log.hasCommittedToApply();
+    return this.readStates.length > 0 || this.readsFailed.length > 0 || this.log.hasCommittedToApply();
   }
 
   /** Takes the pending effects. Call `advance` with the result before the next `ready`. */
   ready(): Ready {
     assert(this.readyInFlight === null, 'ready() called before advance() of the previous Ready');
     if (this.appendsDirty) this.broadcastAppend();
+    this.sendFollowerReads();
     const { snapshot, entries } = this.log.takeUnstable();
     if (this.planted.applyBeforeCommit === true) this.log.ackTo(this.log.lastIndex());
     const committed = this.log.takeCommitted(this.opts.applyEntriesMax, this.opts.applyBytesMax);
@@ -356,6 +431,7 @@ export class RaftCore {
       messagesAfterPersist: this.messagesAfterPersist,
       committed,
       readStates: this.readStates,
+      readsFailed: this.readsFailed,
       snapshotsToSend: this.snapshotsToSend,
       rolledBack: this.rolledBack,
     };
@@ -365,6 +441,7 @@ export class RaftCore {
     this.messages = [];
     this.messagesAfterPersist = [];
     this.readStates = [];
+    this.readsFailed = [];
     this.snapshotsToSend = [];
     this.readyInFlight = rd;
     return rd;
@@ -529,6 +606,7 @@ export class RaftCore {
   }
 
   private becomeFollower(term: number, leader: NodeId | null): void {
+    if (term !== this.term || leader !== this.leader) this.failFollowerReads();
     if (term !== this.term) {
       this.term = term;
       this.vote = null;
@@ -546,6 +624,7 @@ export class RaftCore {
 
   private becomePreCandidate(): void {
     assert(this.role !== 'leader', 'a leader cannot become pre-candidate');
+    this.failFollowerReads();
     this.role = 'preCandidate';
     this.leader = null;
     this.dropLeaderState();
@@ -553,6 +632,7 @@ export class RaftCore {
 
   private becomeCandidate(): void {
     assert(this.role !== 'leader', 'a leader cannot become candidate');
+    this.failFollowerReads();
     this.term++;
     this.vote = this.id;
     this.role = 'candidate';
@@ -594,8 +674,13 @@ export class RaftCore {
 
   private dropLeaderState(): void {
     this.progress = new Map();
+    // Reads waiting for a round of a leadership that ended get no read point, ours or a
+    // follower's: a later round (of another leader) could not vouch for this one.
+    for (const r of this.pendingReads) this.refuseRead(r.requester, 'notLeader');
+    for (const r of this.readsWaitingForTermCommit) this.refuseRead(r, 'notLeader');
     this.pendingReads = [];
     this.readsWaitingForTermCommit = [];
+    this.readsPendingCount = 0;
     this.readAcks = new Set();
     this.readRoundInFlight = 0;
     this.appendsDirty = false;
@@ -851,7 +936,7 @@ export class RaftCore {
     if (moved && this.committedInCurrentTerm() && this.readsWaitingForTermCommit.length > 0) {
       const waiting = this.readsWaitingForTermCommit;
       this.readsWaitingForTermCommit = [];
-      for (const requestId of waiting) this.addRead(requestId);
+      for (const requester of waiting) this.addRead(requester);
     }
     return moved;
   }
@@ -870,15 +955,97 @@ export class RaftCore {
   // ---------------------------------------------------------------------------------
   // Read index
 
-  private addRead(requestId: number): void {
+  /** Leader: takes a read (its own or a follower's) into the read-index rounds. */
+  private acceptRead(requester: ReadRequester): void {
+    this.readsPendingCount += requester.requestIds.length;
+    if (!this.committedInCurrentTerm()) {
+      this.readsWaitingForTermCommit.push(requester);
+      return;
+    }
+    this.addRead(requester);
+  }
+
+  private addRead(requester: ReadRequester): void {
     if (this.config.members.length === 1) {
-      this.readStates.push({ requestId, index: this.log.committed });
+      this.readsPendingCount -= requester.requestIds.length;
+      this.resolveRead(requester, this.log.committed);
       return;
     }
     // Reads join the next round: a round already in flight was sent before they arrived.
     const round = this.readRound + 1;
-    this.pendingReads.push({ requestId, index: this.log.committed, round });
+    this.pendingReads.push({ requester, index: this.log.committed, round });
     if (this.readRoundInFlight === 0) this.startReadRound();
+  }
+
+  /** Hands out a confirmed read point: as ReadStates here, or in an answer to the follower. */
+  private resolveRead(requester: ReadRequester, index: number): void {
+    if (requester.node === this.id) {
+      for (const requestId of requester.requestIds) this.readStates.push({ requestId, index });
+      return;
+    }
+    const msg: ReadIndexResponse = { type: 'readIndexResp', from: this.id, to: requester.node, term: this.term, requestIds: requester.requestIds, index, refusal: null };
+    this.send(msg, 'now');
+  }
+
+  private refuseRead(requester: ReadRequester, refusal: ReadIndexRefusal): void {
+    if (requester.node === this.id) {
+      for (const requestId of requester.requestIds) this.readsFailed.push({ requestId, reason: refusal });
+      return;
+    }
+    const msg: ReadIndexResponse = { type: 'readIndexResp', from: this.id, to: requester.node, term: this.term, requestIds: requester.requestIds, index: 0, refusal };
+    this.send(msg, 'now');
+  }
+
+  /** Leader: a follower asks for a read point; it is treated exactly like our own read. */
+  private handleReadIndexRequest(m: ReadIndexMessage): void {
+    const requester: ReadRequester = { node: m.from, requestIds: m.requestIds };
+    if (this.role !== 'leader') return this.refuseRead(requester, 'notLeader');
+    if (this.readsPendingCount + m.requestIds.length > this.opts.readsPendingMax) return this.refuseRead(requester, 'busy');
+    this.acceptRead(requester);
+  }
+
+  /** Follower: the leader we asked, in this term, answered some of our reads. */
+  private handleReadIndexResponse(m: ReadIndexResponse): void {
+    for (const requestId of m.requestIds) {
+      // Not ours any more (answered by a duplicate, timed out): ignore.
+      if (!this.followerReads.delete(requestId)) continue;
+      if (m.refusal === null) this.readStates.push({ requestId, index: m.index });
+      else this.readsFailed.push({ requestId, reason: m.refusal });
+    }
+  }
+
+  /** Follower: sends the reads asked since the last batch to the leader, in bounded messages. */
+  private sendFollowerReads(): void {
+    if (this.followerReadsUnsent.length === 0) return;
+    const ids = this.followerReadsUnsent.filter((id) => this.followerReads.has(id));
+    this.followerReadsUnsent = [];
+    const leader = this.leader;
+    // A change of role, leader or term failed every follower read (failFollowerReads).
+    assert(ids.length === 0 || (this.role === 'follower' && leader !== null), () => `${ids.length} follower reads to send as ${this.role} with leader ${leader ?? 'none'}`);
+    if (leader === null) return;
+    for (let i = 0; i < ids.length; i += readIndexRequestIdsMax) {
+      const msg: ReadIndexMessage = { type: 'readIndex', from: this.id, to: leader, term: this.term, requestIds: ids.slice(i, i + readIndexRequestIdsMax) };
+      this.send(msg, 'now');
+    }
+  }
+
+  /**
+   * Follower: the leader or the term changes (or this node campaigns): every read asked of
+   * the old leader fails. Its answer, if one still comes, is ignored: the ids are gone.
+   */
+  private failFollowerReads(): void {
+    for (const requestId of this.followerReads.keys()) this.readsFailed.push({ requestId, reason: 'notLeader' });
+    this.followerReads.clear();
+    this.followerReadsUnsent = [];
+  }
+
+  /** Follower: requests unanswered for readIndexTimeoutTicks were lost (or their answers were). */
+  private expireFollowerReads(): void {
+    for (const [requestId, askedTick] of this.followerReads) {
+      if (this.ticksElapsed - askedTick < this.opts.readIndexTimeoutTicks) break;
+      this.followerReads.delete(requestId);
+      this.readsFailed.push({ requestId, reason: 'timeout' });
+    }
   }
 
   private startReadRound(): void {
@@ -892,8 +1059,12 @@ export class RaftCore {
     const done = this.readRoundInFlight;
     const remaining: PendingRead[] = [];
     for (const r of this.pendingReads) {
-      if (r.round <= done) this.readStates.push({ requestId: r.requestId, index: r.index });
-      else remaining.push(r);
+      if (r.round <= done) {
+        this.readsPendingCount -= r.requester.requestIds.length;
+        this.resolveRead(r.requester, r.index);
+      } else {
+        remaining.push(r);
+      }
     }
     this.pendingReads = remaining;
     this.readRoundInFlight = 0;

@@ -152,6 +152,37 @@ export interface SnapshotMessage extends MessageBase {
   readonly commit: number;
 }
 
+/**
+ * Most request ids one `readIndex` (or its answer) carries. A follower splits a larger
+ * batch of reads into several messages; the decode boundary refuses longer lists.
+ */
+export const readIndexRequestIdsMax = 1024;
+
+/**
+ * A follower asks its leader for a linearizable read point (Raft §6.4, etcd's ReadIndex
+ * from followers). `requestIds` are the follower's own read ids, answered together.
+ */
+export interface ReadIndexMessage extends MessageBase {
+  readonly type: 'readIndex';
+  readonly requestIds: readonly number[];
+}
+
+/** Why a leader (or a node that no longer leads) refused a follower's read-index request. */
+export type ReadIndexRefusal = 'notLeader' | 'busy';
+
+/**
+ * The leader's answer to `readIndex`: once a majority confirmed its leadership in this
+ * term after the request arrived, `index` is the read point (what its own linearizable
+ * read would wait for); the follower serves the reads once it has applied `index`.
+ */
+export interface ReadIndexResponse extends MessageBase {
+  readonly type: 'readIndexResp';
+  readonly requestIds: readonly number[];
+  /** The read point; 0 with a refusal. */
+  readonly index: number;
+  readonly refusal: ReadIndexRefusal | null;
+}
+
 export type Message =
   | PreVoteMessage
   | PreVoteResponse
@@ -161,7 +192,9 @@ export type Message =
   | AppendResponse
   | HeartbeatMessage
   | HeartbeatResponse
-  | SnapshotMessage;
+  | SnapshotMessage
+  | ReadIndexMessage
+  | ReadIndexResponse;
 
 export type MessageType = Message['type'];
 
@@ -169,6 +202,17 @@ export type MessageType = Message['type'];
 export interface ReadState {
   readonly requestId: number;
   readonly index: number;
+}
+
+/**
+ * A read that will get no read point: `notLeader` (this node or the leader it asked lost
+ * leadership, or the leader or term changed while a follower's request was out), `busy`
+ * (the leader has too many reads pending), `timeout` (a follower's request or its answer
+ * was lost: no answer within `readIndexTimeoutTicks`). Nothing stale is ever served.
+ */
+export interface ReadFailure {
+  readonly requestId: number;
+  readonly reason: ReadIndexRefusal | 'timeout';
 }
 
 export interface SoftState {
@@ -182,7 +226,8 @@ export interface SoftState {
  *   2. persist `snapshot` (if any), then `entries` (truncating the stored log from
  *      `entries[0].index` first) and `hardState`, and wait for the flush;
  *   3. send `messagesAfterPersist` (votes, acks: their meaning depends on durability);
- *   4. apply `committed` to the state machine, serve `readStates` once applied;
+ *   4. apply `committed` to the state machine, serve `readStates` once applied, fail
+ *      `readsFailed`;
  *   5. call `advance(ready)`.
  */
 export interface Ready {
@@ -194,6 +239,8 @@ export interface Ready {
   readonly messagesAfterPersist: readonly Message[];
   readonly committed: readonly Entry[];
   readonly readStates: readonly ReadState[];
+  /** Reads that will get no read point (see ReadFailure). */
+  readonly readsFailed: readonly ReadFailure[];
   /** Followers that need a snapshot: the driver streams one to each (see SnapshotMessage). */
   readonly snapshotsToSend: readonly NodeId[];
   /**

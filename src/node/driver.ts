@@ -5,7 +5,8 @@
  *   1. send `messages` and anything `takeMessages()` yields (leader appends, heartbeats);
  *   2. persist snapshot + entries + hard state, and wait for the flush (`onDurable`);
  *   3. send `messagesAfterPersist` (votes, append acks: they promise durability);
- *   4. apply `committed` entries, answer the writes they complete, serve reads;
+ *   4. apply `committed` entries, answer the writes they complete, serve reads whose read
+ *      point is applied, fail the reads the core gave up on;
  *   5. `advance()`, then look for the next Ready. One Ready is in flight at a time; the
  *      proposals and messages that arrive meanwhile form the next one (group commit).
  *
@@ -18,7 +19,7 @@
 
 import { configProblem } from '../core/config.js';
 import { RaftCore, type PlantedBugs } from '../core/raft.js';
-import type { ClusterConfig, Entry, NodeId, ReadState, Ready } from '../core/types.js';
+import type { ClusterConfig, Entry, NodeId, ReadFailure, ReadState, Ready } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
@@ -48,7 +49,17 @@ export interface DriverOptions {
   readonly appendBytesMax: number;
   readonly appendEntriesMax: number;
   readonly uncommittedEntriesMax: number;
+  /**
+   * Linearizable reads in progress on this node (waiting for a read point or for it to be
+   * applied), leader or follower alike. Beyond it: busy.
+   */
   readonly readsPendingMax: number;
+  /**
+   * A follower's read-index request to the leader that is not answered within this fails
+   * with `timeout` even if the client allows longer: the request or its answer was lost.
+   * Default: two election timeouts (a dead or replaced leader fails them sooner).
+   */
+  readonly readIndexTimeoutTicks?: number;
   /** Client writes waiting for their entry to apply. Beyond it: busy. */
   readonly pendingWritesMax: number;
   readonly applyEntriesMax: number;
@@ -94,7 +105,9 @@ interface PendingWrite {
 
 interface PendingRead {
   readonly deadlineTick: number;
-  /** Set once the core confirmed leadership: serve when applied >= index. */
+  /** Whether this node led when the read was asked (the leader confirms itself; a follower asks it). */
+  readonly askedAs: 'leader' | 'follower';
+  /** Set once the read point is confirmed (by this leader or the one asked): serve when applied >= index. */
   index: number | null;
   readonly serve: () => void;
   readonly fail: (error: QkvError) => void;
@@ -142,6 +155,8 @@ export class NodeDriver implements KvNode {
   private stagingLockedUntilTick = -1;
   private compacting = false;
   private rollbackCount: number;
+  /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
+  readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
 
   constructor(options: DriverOptions, deps: DriverDeps) {
     this.id = options.id;
@@ -165,6 +180,7 @@ export class NodeDriver implements KvNode {
       appendEntriesMax: options.appendEntriesMax,
       uncommittedEntriesMax: options.uncommittedEntriesMax,
       readsPendingMax: options.readsPendingMax,
+      readIndexTimeoutTicks: options.readIndexTimeoutTicks ?? options.electionTimeoutTicks * 2,
       applyEntriesMax: options.applyEntriesMax,
       applyBytesMax: options.appendBytesMax,
       snapshotTimeoutTicks: options.snapshotTimeoutTicks,
@@ -275,13 +291,21 @@ export class NodeDriver implements KvNode {
       if (this.core.currentRole() !== 'leader') return callback(this.notLeaderError());
       return serveLocal();
     }
+    // Linearizable: the leader confirms its own leadership (read-index round); a follower
+    // that knows the leader asks it for the read point, then serves from its own state once
+    // it has applied that point. A node that knows no leader refuses (not_leader, retry).
+    if (this.pendingReads.size >= this.opts.readsPendingMax) {
+      return callback(new QkvError('busy', `${this.pendingReads.size} linearizable reads already pending on ${this.id}`, {}, 100));
+    }
+    const askedAs = this.core.currentRole() === 'leader' ? 'leader' : 'follower';
     const r = this.core.readIndex();
     if (!r.ok) {
       if (r.reason === 'notLeader') return callback(this.notLeaderError());
-      return callback(new QkvError('busy', `${r.pendingReads} reads pending`, {}, 100));
+      return callback(new QkvError('busy', `${r.pendingReads} reads pending for a read point`, {}, 100));
     }
     this.pendingReads.set(r.requestId, {
       deadlineTick: this.deadline(options.timeoutMs),
+      askedAs,
       index: null,
       serve: serveLocal,
       fail: (e) => callback(e),
@@ -404,8 +428,8 @@ export class NodeDriver implements KvNode {
       this.sendAll(this.core.takeMessages());
       // Durable, acknowledged entries and confirmed reads never wait for the Ready in flight.
       while (this.core.hasApplicable()) {
-        const { committed, readStates } = this.core.takeApplicable();
-        this.applyAndServe(committed, readStates);
+        const { committed, readStates, readsFailed } = this.core.takeApplicable();
+        this.applyAndServe(committed, readStates, readsFailed);
       }
     } catch (e) {
       return this.fatal(e as Error);
@@ -421,7 +445,7 @@ export class NodeDriver implements KvNode {
     }
     this.sendAll(rd.messages);
     try {
-      this.applyAndServe(rd.committed, rd.readStates);
+      this.applyAndServe(rd.committed, rd.readStates, rd.readsFailed);
     } catch (e) {
       return this.fatal(e as Error);
     }
@@ -441,7 +465,6 @@ export class NodeDriver implements KvNode {
     if (this.stopped) return;
     try {
       if (this.core.planted.ackBeforeFlush !== true) this.sendAll(rd.messagesAfterPersist);
-      if (rd.softState !== null && rd.softState.role !== 'leader') this.failReadsOnLostLeadership();
       if (rd.softState !== null && rd.softState.leader !== null) this.releaseWaiters(this.leaderWaiters);
       for (const to of rd.snapshotsToSend) this.startSnapshot(to);
       this.core.advance(rd);
@@ -453,11 +476,18 @@ export class NodeDriver implements KvNode {
     this.process();
   }
 
-  private applyAndServe(committed: readonly Entry[], readStates: readonly ReadState[]): void {
+  private applyAndServe(committed: readonly Entry[], readStates: readonly ReadState[], readsFailed: readonly ReadFailure[]): void {
     this.applyCommitted(committed);
     for (const rs of readStates) {
       const pending = this.pendingReads.get(rs.requestId);
-      if (pending !== undefined) pending.index = rs.index;
+      if (pending === undefined) continue;
+      pending.index = this.core.planted.followerReadBeforeApply === true && pending.askedAs === 'follower' ? 0 : rs.index;
+    }
+    for (const f of readsFailed) {
+      const pending = this.pendingReads.get(f.requestId);
+      if (pending === undefined) continue;
+      this.pendingReads.delete(f.requestId);
+      pending.fail(this.readFailureError(f));
     }
     if (committed.length > 0 || readStates.length > 0) {
       this.serveReads();
@@ -493,14 +523,25 @@ export class NodeDriver implements KvNode {
     for (const [id, r] of this.pendingReads) {
       if (r.index !== null && r.index <= applied) {
         this.pendingReads.delete(id);
+        if (r.askedAs === 'leader') this.linearizableReadsServed.asLeader++;
+        else this.linearizableReadsServed.asFollower++;
         r.serve();
       }
     }
   }
 
-  private failReadsOnLostLeadership(): void {
-    for (const r of this.pendingReads.values()) r.fail(this.notLeaderError());
-    this.pendingReads.clear();
+  /** The retryable error for a read that gets no read point (nothing stale is served). */
+  private readFailureError(f: ReadFailure): QkvError {
+    switch (f.reason) {
+      case 'notLeader':
+        // Leadership ended before confirming the read, or the leader asked no longer leads:
+        // the hint is whoever this node now believes leads (none during an election).
+        return this.notLeaderError();
+      case 'busy':
+        return new QkvError('busy', 'the leader has too many reads waiting for a read point', {}, 100);
+      case 'timeout':
+        return new QkvError('timeout', `the leader did not answer ${this.id}'s read-index request in time`, { leader: this.leader() }, 100);
+    }
   }
 
   private releaseWaiters(list: Waiter[]): void {
@@ -530,7 +571,13 @@ export class NodeDriver implements KvNode {
     for (const [id, r] of this.pendingReads) {
       if (r.deadlineTick > now) continue;
       this.pendingReads.delete(id);
-      r.fail(new QkvError('timeout', 'leadership could not be confirmed in time', {}, 100));
+      const why =
+        r.index !== null
+          ? `${this.id} had applied up to ${this.stateMachine.appliedIndex()}, short of the read point ${r.index}, when the deadline passed`
+          : r.askedAs === 'leader'
+            ? 'leadership could not be confirmed in time'
+            : `the leader did not give ${this.id} a read point in time`;
+      r.fail(new QkvError('timeout', why, {}, 100));
     }
     for (const list of [this.waiters, this.leaderWaiters]) {
       const expired = list.filter((w) => w.deadlineTick <= now);

@@ -6,6 +6,7 @@
  */
 
 import { configProblem } from '../core/config.js';
+import { readIndexRequestIdsMax } from '../core/types.js';
 import type { Entry, EntryKind, Message, NodeId, SnapshotMeta } from '../core/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import type { SnapshotChunk } from '../storage/types.js';
@@ -42,6 +43,13 @@ function isEntry(v: unknown): v is Entry {
 function isMeta(v: unknown): v is SnapshotMeta {
   return isObj(v) && isIndex(v['index']) && isIndex(v['term']) && configProblem(v['config']) === null;
 }
+
+/** 1 … readIndexRequestIdsMax read request ids: a longer list is refused before it is walked. */
+function isRequestIds(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length >= 1 && v.length <= readIndexRequestIdsMax && v.every(isIndex);
+}
+
+const readIndexRefusals: ReadonlySet<unknown> = new Set([null, 'notLeader', 'busy']);
 
 function isChunk(v: unknown): v is SnapshotChunk {
   return (
@@ -82,6 +90,10 @@ export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | str
       return isIndex(m['readRound']) ? (m as unknown as PeerMessage) : 'bad heartbeat response';
     case 'snapshot':
       return isMeta(m['meta']) && isIndex(m['commit']) ? (m as unknown as PeerMessage) : 'bad snapshot';
+    case 'readIndex':
+      return isRequestIds(m['requestIds']) ? (m as unknown as PeerMessage) : 'bad read-index request';
+    case 'readIndexResp':
+      return isRequestIds(m['requestIds']) && isIndex(m['index']) && readIndexRefusals.has(m['refusal']) ? (m as unknown as PeerMessage) : 'bad read-index response';
     case 'snapshotChunk':
       return isMeta(m['meta']) && isIndex(m['commit']) && isChunk(m['chunk']) ? (m as unknown as PeerMessage) : 'bad snapshot chunk';
     default:

@@ -42,8 +42,14 @@ export interface KvNode {
   write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult>;
 
   /**
-   * Reads one key. `linearizable` needs this node to lead (else not_leader); `leader`
-   * needs it to lead but skips confirmation; `local` reads whatever this node applied.
+   * Reads one key. `linearizable` works on any node that knows a leader: the leader
+   * confirms its leadership with a majority (read index); a follower asks the leader for
+   * that read index and answers from its own state once it has applied it. Rejects with
+   * not_leader (details.leader: the leader this node knows now, if any) when no leader is
+   * known or leadership changed before the read point was confirmed, timeout when the read
+   * point or its application did not come within `timeoutMs`, busy beyond the pending-read
+   * limit; nothing is ever answered from an unconfirmed state. `leader` needs this node to
+   * lead but skips confirmation; `local` reads whatever this node applied.
    */
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
 

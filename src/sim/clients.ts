@@ -1,7 +1,9 @@
 /**
  * Simulated client sessions: each issues one operation at a time (get, put, delete, cas,
  * and a few local reads) against the cluster, the way a real client library would: to the
- * node it believes leads (else a random one), following not_leader hints, retrying with
+ * node it believes leads (else a random one; a linearizable get, with chance
+ * `getAnyNodeRate`, to a random node, which serves it as a follower through the leader's
+ * read index), following not_leader hints, retrying with
  * the same request id after an unknown outcome (the state machine's dedup table makes
  * that idempotent), and giving up at a deadline. Every operation is recorded in the
  * history with virtual invoke/complete times (microseconds) and what the client saw.
@@ -228,15 +230,16 @@ export class ClientSession {
 
   private doneCallback: ((version: number | null) => void) | null = null;
 
-  private pickNode(): number {
+  private pickNode(op: Op): number {
     const n = this.world.nodeIds.length;
+    if (op.kind === 'get' && this.prng.chance(this.config.getAnyNodeRate)) return this.prng.intBetween(0, n - 1);
     if (this.leaderGuess !== null && this.prng.chance(0.9)) return this.leaderGuess;
     return this.prng.intBetween(0, n - 1);
   }
 
   private sendAttempt(op: Op): void {
     if (op.finished) return;
-    const node = this.pickNode();
+    const node = this.pickNode(op);
     const attempt: Attempt = { id: ++this.attemptSeq, node, delivered: false, done: false };
     op.attempt = attempt;
     op.attempts++;

@@ -149,7 +149,7 @@ export function statusLine(r: SimResult): string {
   const lin = r.linearizability === 'undecided' ? ' lin=undecided' : '';
   return (
     `seed ${r.seed} ${verdict} virtual ${(s.virtualMs / 1000).toFixed(2)}s faults ${s.faults} crashes ${s.crashes} ` +
-    `leaders ${s.leaderChanges} msgs ${s.messages} ops ${s.clientOps} (ok ${s.opsOk}, unknown ${s.opsUnknown})${lin} hash ${r.traceHash}` +
+    `leaders ${s.leaderChanges} msgs ${s.messages} ops ${s.clientOps} (ok ${s.opsOk}, unknown ${s.opsUnknown}) reads ${s.readsAtLeader}L/${s.readsAtFollowers}F${lin} hash ${r.traceHash}` +
     (r.ok ? '' : ` ${r.violation?.property ?? '?'}`)
   );
 }
@@ -186,6 +186,8 @@ interface Totals {
   historyOps: number;
   undecided: number;
   events: number;
+  readsAtLeader: number;
+  readsAtFollowers: number;
 }
 
 /** Runs `quorumkv sim`. Returns the exit code: 0 when every run passed, 1 on any failure, 2 on bad usage. */
@@ -223,7 +225,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     ...(args.overrides !== undefined ? { overrides: args.overrides } : {}),
     ...(args.trace ? { trace: true } : {}),
   };
-  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, histories: 0, historyOps: 0, undecided: 0, events: 0 };
+  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0 };
   const failedSeeds: number[] = [];
   let reruns = 0;
   // The wall clock is read only for --timing and the --soak-seconds budget.
@@ -244,6 +246,8 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     totals.opsOk += r.stats.opsOk;
     totals.opsUnknown += r.stats.opsUnknown;
     totals.events += r.stats.events;
+    totals.readsAtLeader += r.stats.readsAtLeader;
+    totals.readsAtFollowers += r.stats.readsAtFollowers;
     if (r.linearizability === 'ok') {
       totals.histories++;
       totals.historyOps += r.stats.historyOpsChecked;
@@ -279,6 +283,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     `sim: ${totals.runs} runs, ${totals.runs - totals.failed} passed, ${totals.failed} failed; ` +
       `${(totals.virtualMs / 1000).toFixed(1)} simulated seconds; ${totals.faults} faults (${totals.crashes} crashes); ` +
       `${totals.ops} client operations (${totals.opsOk} ok, ${totals.opsUnknown} unknown outcome); ` +
+      `${totals.readsAtLeader + totals.readsAtFollowers} linearizable reads served (${totals.readsAtFollowers} by followers through a read index); ` +
       `${totals.histories} histories checked linearizable (${totals.historyOps} operations)` +
       `${totals.undecided > 0 ? `, ${totals.undecided} undecided` : ''}; ${reruns} seeds rerun for determinism\n`,
   );

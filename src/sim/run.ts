@@ -52,6 +52,9 @@ export interface SimStats {
   readonly opsUnknown: number;
   readonly historyOpsChecked: number;
   readonly leaderChanges: number;
+  /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
+  readonly readsAtLeader: number;
+  readonly readsAtFollowers: number;
 }
 
 export interface SimViolationReport {
@@ -80,7 +83,7 @@ export interface SimResult {
   readonly fullTrace?: readonly string[];
 }
 
-export const plantedBugNames = ['commitOldTermByCount', 'voteWithoutLogCheck', 'applyBeforeCommit', 'ackBeforeFlush'] as const;
+export const plantedBugNames = ['commitOldTermByCount', 'voteWithoutLogCheck', 'applyBeforeCommit', 'ackBeforeFlush', 'followerReadBeforeApply'] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
 /** 32 bits of seed material from any safe integer (the PRNG takes 32 bits). */
@@ -153,6 +156,7 @@ export function runSimulation(options: SimOptions): SimResult {
   }
   const ok = violation === undefined;
   const cs = world.clientStats;
+  const reads = world.readsServed();
   const result: SimResult = {
     seed: options.seed,
     ok,
@@ -170,6 +174,8 @@ export function runSimulation(options: SimOptions): SimResult {
       opsUnknown: cs.opsUnknown,
       historyOpsChecked,
       leaderChanges: world.checker.leaderChanges,
+      readsAtLeader: reads.asLeader,
+      readsAtFollowers: reads.asFollower,
     },
     linearizability,
     scenario: describeSwarm(config),

@@ -123,6 +123,8 @@ const plantedCases: readonly { bug: PlantedBugName; direct: readonly string[]; c
   { bug: 'voteWithoutLogCheck', direct: ['leader-completeness', 'election-safety', 'committed-agreement', 'state-machine-safety'], consequencesWithout: [] },
   { bug: 'applyBeforeCommit', direct: ['apply-before-commit'], consequencesWithout: ['apply-before-commit'] },
   { bug: 'ackBeforeFlush', direct: ['commit-durable-majority', 'election-safety'], consequencesWithout: ['commit-durable-majority'] },
+  // A follower that serves a read before applying up to the leader's read point returns stale values.
+  { bug: 'followerReadBeforeApply', direct: ['linearizability'], consequencesWithout: [] },
 ];
 
 for (const { bug, direct, consequencesWithout } of plantedCases) {

@@ -191,6 +191,11 @@ export interface SwarmConfig {
   /** Relative weights of the client operations. */
   readonly opMix: { readonly get: number; readonly put: number; readonly delete: number; readonly cas: number; readonly localGet: number };
   readonly clientThinkMsMax: number;
+  /**
+   * Chance that a client sends a linearizable get to a random node rather than the leader
+   * it knows: followers serve those through the leader's read index (0: leader reads only).
+   */
+  readonly getAnyNodeRate: number;
   /** One attempt (one node) gives up after this; the driver gets the same timeout. */
   readonly attemptTimeoutMs: number;
   /** The whole operation, retries included, gives up after this (unknown outcome). */
@@ -301,6 +306,7 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     opTimeoutMs: between(600, 2500),
     clientDelayUsMin: 100,
     clientDelayUsMax: between(200, 3000),
+    getAnyNodeRate: maybe(0.2, 20, 100) / 100,
     faultPhaseMs: options.faultPhaseMs ?? faultPhaseMsDrawn,
     healDeadlineMs: 15000,
   };
@@ -327,7 +333,7 @@ export function describeSwarm(c: SwarmConfig): string {
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
     `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} downMax=${c.nodesDownMax} ` +
-    `clients=${c.clientCount} keys=${c.keyCount} faultPhase=${c.faultPhaseMs}ms`
+    `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms`
   );
 }
 

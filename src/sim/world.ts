@@ -121,6 +121,8 @@ export class World implements ClientWorld {
   readonly checker: SafetyChecker;
   readonly trace: Trace;
   readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0 };
+  /** Linearizable reads served by drivers that are gone (crashed or stopped); see readsServed(). */
+  private readonly readsServedByGone = { asLeader: 0, asFollower: 0 };
   readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0 };
   readonly acked: AckedWrite[] = [];
 
@@ -488,6 +490,10 @@ export class World implements ClientWorld {
       n.storage.flushPending();
     }
     n.image = n.storage.crash();
+    if (n.driver !== null) {
+      this.readsServedByGone.asLeader += n.driver.linearizableReadsServed.asLeader;
+      this.readsServedByGone.asFollower += n.driver.linearizableReadsServed.asFollower;
+    }
     n.status = 'down';
     n.incarnation++;
     n.storage = null;
@@ -906,6 +912,16 @@ export class World implements ClientWorld {
     return this.nodes.map((n) => n.driver).filter((d): d is NodeDriver => d !== null);
   }
 
+  /** Linearizable reads served so far by every node, in every lifetime, by the role that asked for the read point. */
+  readsServed(): { asLeader: number; asFollower: number } {
+    const total = { ...this.readsServedByGone };
+    for (const d of this.drivers()) {
+      total.asLeader += d.linearizableReadsServed.asLeader;
+      total.asFollower += d.linearizableReadsServed.asFollower;
+    }
+    return total;
+  }
+
   finalWriteVersion(): number | null {
     return this.finalWrite?.version ?? null;
   }
@@ -1003,6 +1019,10 @@ export function describeMessage(m: PeerMessage): string {
       return `snapshot t${m.term} at ${m.meta.index}/${m.meta.term}`;
     case 'snapshotChunk':
       return `snapshotChunk t${m.term} at ${m.meta.index}/${m.meta.term} #${m.chunk.seq}${m.chunk.last ? ' last' : ''}`;
+    case 'readIndex':
+      return `readIndex t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'}`;
+    case 'readIndexResp':
+      return `readIndexResp t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'} ${m.refusal === null ? `index ${m.index}` : `refused ${m.refusal}`}`;
   }
 }
 

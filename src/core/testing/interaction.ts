@@ -1,7 +1,8 @@
 /**
  * A scripted harness for core scenario tests, in the spirit of etcd-io/raft's
  * interaction tests: several cores, a message queue, and commands that read like a
- * story (`add-nodes 3`, `campaign n1`, `stabilize`, `propose n1 x`, `isolate n1`). The
+ * story (`add-nodes 3`, `campaign n1`, `stabilize`, `propose n1 x`, `isolate n1`,
+ * `partition n1,n2 n3,n4,n5`, `read n2`: a linearizable read on any node). The
  * harness plays the driver: it persists, sends and applies every Ready at once. Its
  * output (messages delivered, states) is compared with testdata/*.txt.
  */
@@ -98,9 +99,13 @@ export class Interaction {
         return this.process(id);
       }
       case 'read': {
+        // read n2 [count]: `count` reads asked in one turn (they leave in one batch).
         const id = need(args[0]);
-        const r = this.core(id).readIndex();
-        this.out.push(r.ok ? `${id} read#${r.requestId} pending` : `${id} read refused: ${r.reason}`);
+        const count = Number(args[1] ?? '1');
+        for (let i = 0; i < count; i++) {
+          const r = this.core(id).readIndex();
+          this.out.push(r.ok ? `${id} read#${r.requestId} pending` : `${id} read refused: ${r.reason}`);
+        }
         return this.process(id);
       }
       case 'deliver':
@@ -113,6 +118,17 @@ export class Interaction {
           if (other === id) continue;
           this.blocked.add(`${id}->${other}`);
           this.blocked.add(`${other}->${id}`);
+        }
+        return;
+      }
+      case 'partition': {
+        // partition n1,n2 n3,n4,n5: no message crosses between the groups (both ways).
+        const groups = args.map((g) => g.split(','));
+        for (const a of groups) {
+          for (const b of groups) {
+            if (a === b) continue;
+            for (const from of a) for (const to of b) this.blocked.add(`${from}->${to}`);
+          }
         }
         return;
       }
@@ -206,6 +222,7 @@ export class Interaction {
       appendEntriesMax: 64,
       uncommittedEntriesMax: 1000,
       readsPendingMax: 100,
+      readIndexTimeoutTicks: 30,
       applyEntriesMax: 1000,
       applyBytesMax: 1 << 20,
       snapshotTimeoutTicks: 50,
@@ -239,6 +256,7 @@ export class Interaction {
         n.applied.push(e);
       }
       for (const rs of rd.readStates) this.out.push(`${id} read#${rs.requestId} ready at index ${rs.index}`);
+      for (const f of rd.readsFailed) this.out.push(`${id} read#${f.requestId} failed: ${f.reason}`);
       for (const to of rd.snapshotsToSend) {
         const appliedIndex = n.applied.length > 0 ? (n.applied[n.applied.length - 1] as Entry).index : 0;
         const term = n.core.log.term(appliedIndex) ?? 0;
@@ -313,5 +331,9 @@ export function fmtMessage(m: Message): string {
       return `${head}${m.readRound ? ` read=${m.readRound}` : ''}`;
     case 'snapshot':
       return `${head} meta=${m.meta.index}/${m.meta.term}`;
+    case 'readIndex':
+      return `${head} reads=${m.requestIds.join(',')}`;
+    case 'readIndexResp':
+      return `${head} reads=${m.requestIds.join(',')} ${m.refusal === null ? `index=${m.index}` : `refused=${m.refusal}`}`;
   }
 }
