@@ -185,6 +185,8 @@ export class RaftLog {
       for (const e of entries) this.unstable.push(e);
     }
     this.inProgressUpTo = Math.min(this.inProgressUpTo, after - 1);
+    // An acknowledgement covered the entries just replaced, not their replacements.
+    this.acked = Math.min(this.acked, after - 1);
   }
 
   /** Leader or follower: advance the commit index (never backwards). */
@@ -216,7 +218,8 @@ export class RaftLog {
     this.unstableOffset = meta.index + 1;
     this.inProgressUpTo = meta.index;
     this.committed = Math.max(this.committed, Math.min(meta.index, knownCommitted));
-    this.acked = Math.max(this.acked, meta.index);
+    // The log now ends at the snapshot: whatever was acknowledged beyond it is gone.
+    this.acked = meta.index;
     this.applied = meta.index;
   }
 

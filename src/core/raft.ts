@@ -968,13 +968,22 @@ export class RaftCore {
   private addRead(requester: ReadRequester): void {
     if (this.config.members.length === 1) {
       this.readsPendingCount -= requester.requestIds.length;
-      this.resolveRead(requester, this.log.committed);
+      this.resolveRead(requester, this.readPoint());
       return;
     }
     // Reads join the next round: a round already in flight was sent before they arrived.
     const round = this.readRound + 1;
-    this.pendingReads.push({ requester, index: this.log.committed, round });
+    this.pendingReads.push({ requester, index: this.readPoint(), round });
     if (this.readRoundInFlight === 0) this.startReadRound();
+  }
+
+  /**
+   * The index a read must see: the commit index, or under a weak quorum the acknowledged
+   * index beyond it, so that a read served by a follower shows every write a client was
+   * told succeeded, as the leader's own state does (read-your-writes on any node).
+   */
+  private readPoint(): number {
+    return Math.max(this.log.committed, this.log.acked);
   }
 
   /** Hands out a confirmed read point: as ReadStates here, or in an answer to the follower. */

@@ -69,6 +69,10 @@ export const regressionCases: readonly RegressionCase[] = [
     why: 'default swarm drew async, 5 nodes: a restarted old leader whose log began above its commit index (a snapshot installed beyond it) found the new leader\'s log diverging below that snapshot and waited for a repair without reporting its own log\'s entries, among them a delete it had acknowledged at v301 (lost-write-unreported); it now reports them',
   },
   {
+    options: { seed: 30108, mode: 'async' },
+    why: 'async, 3 nodes: n1 had been told entries up to 14 were acknowledged, then had them replaced (snapshot, truncation) and led term 4 with a log ending at 7, its acked index still 14; a follower read then waited for index 14 forever (convergence). Truncating or restoring the log now lowers the acked index with it',
+  },
+  {
     options: { seed: 146 },
     why: 'default swarm, 5 nodes: a node restarted with its kv applied index (9) ahead of its persisted commit (8) became leader and advertised acked 9 with commit 8, so a follower applied entry 9 before its commit index covered it (apply-before-commit); fixed by taking the applied index as committed outside weak quorums',
   },
