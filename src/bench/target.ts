@@ -36,6 +36,8 @@ export interface QuorumKvTargetOptions {
   /** HTTP connections per node: at least the highest concurrency of the run. */
   readonly connectionsPerEndpoint: number;
   readonly readConsistency: Consistency;
+  /** Default `leader`. */
+  readonly linearizableReadsFrom?: 'leader' | 'any';
   readonly deadlineMs: number;
 }
 
@@ -46,6 +48,7 @@ export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<Be
     connectionsPerEndpoint: options.connectionsPerEndpoint,
     deadlineMs: options.deadlineMs,
     clientId: `bench-${process.pid}-${Date.now().toString(36)}`,
+    linearizableReadsFrom: options.linearizableReadsFrom ?? 'leader',
   });
   // One options object for every read: no per-call allocation.
   const readOptions = { consistency: options.readConsistency };

@@ -24,6 +24,7 @@ const benchFlags: Record<string, FlagDef> = {
   'key-bytes': { kind: 'value', help: 'key size in bytes (default 16)' },
   'value-bytes': { kind: 'value', help: 'value size in bytes (default 128)' },
   'read-consistency': { kind: 'value', help: 'linearizable (default) | leader | local | session' },
+  'reads-from': { kind: 'value', help: 'where linearizable reads go: leader (default) | any (followers serve them by read index)' },
   endpoints: { kind: 'value', help: 'a running cluster: URL,… (default: start one)' },
   'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (e.g. ./data/cluster.json from npm start)' },
   nodes: { kind: 'value', help: 'nodes of the cluster the bench starts (default 3); node flags pass through' },
@@ -83,6 +84,8 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     if (endpoints !== null && rest.length > 0) throw new FlagError(`node flags (${rest.join(' ')}) only apply to a cluster the bench starts, not to --endpoints`);
     const consistency = v.get('read-consistency') ?? 'linearizable';
     if (!['linearizable', 'leader', 'local', 'session'].includes(consistency)) throw new FlagError(`--read-consistency must be linearizable, leader, local or session, got "${consistency}"`);
+    const readsFrom = v.get('reads-from') ?? 'leader';
+    if (readsFrom !== 'leader' && readsFrom !== 'any') throw new FlagError(`--reads-from must be leader or any, got "${readsFrom}"`);
     const out = v.get('out') ?? defaultOutDir('bench');
     await runBench({
       workloads: parseNameList(v.get('workload') ?? 'mixed', 'workload', workloadNames),
@@ -94,6 +97,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       keyBytes: parseBytes(v.get('key-bytes') ?? '16', 'key-bytes', 1, 1024),
       valueBytes: parseBytes(v.get('value-bytes') ?? '128', 'value-bytes', 0, 1024 * 1024),
       readConsistency: consistency as 'linearizable' | 'leader' | 'local' | 'session',
+      linearizableReadsFrom: readsFrom,
       endpoints,
       nodes: parseCount(v.get('nodes') ?? '3', 'nodes', 1, 15),
       nodeFlags: rest,

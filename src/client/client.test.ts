@@ -260,6 +260,19 @@ test('the client learns the leader from /status and sends writes to it directly,
   assert.equal(leader.node.store.size, 20);
 });
 
+test('linearizable reads go to the leader, or with linearizableReadsFrom "any" to every node in turn', async (t) => {
+  const leader = await serve(t, new FakeKvNode({ id: 'n1' }));
+  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http } }), { leads: false });
+  const reads = (s: Served): number => s.node.calls.filter((c) => c.op === 'read').length;
+  const toLeader = await client(t, 'http', [follower, leader]);
+  for (let i = 0; i < 10; i++) await toLeader.get(`k${i}`);
+  assert.deepEqual([reads(leader), reads(follower)], [10, 0]);
+  const spread = await client(t, 'http', [follower, leader], { linearizableReadsFrom: 'any' });
+  for (let i = 0; i < 10; i++) await spread.get(`k${i}`, { consistency: 'linearizable' });
+  assert.ok(reads(follower) >= 4 && reads(leader) >= 14, `leader ${reads(leader)}, follower ${reads(follower)} reads`);
+  await assert.rejects(connect({ endpoints: [leader.http], linearizableReadsFrom: 'nearest' as 'any' }), InvalidArgumentError);
+});
+
 test('calls after close() throw ClientClosedError', async (t) => {
   const kv = await connect({ endpoints: [(await serve(t, new FakeKvNode({ id: 'n1' }))).http] });
   await kv.close();

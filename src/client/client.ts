@@ -125,6 +125,8 @@ export class KvClient {
   private closed = false;
   private closing: Promise<void> | null = null;
   private readonly sleepers = new Set<() => void>();
+  /** ConnectOptions.linearizableReadsFrom is `leader`. */
+  private readonly linearizableReadsToLeader: boolean;
 
   /** @internal Use {@link connect}. */
   constructor(transport: ClientTransport, options: ConnectOptions) {
@@ -144,6 +146,11 @@ export class KvClient {
       throw new InvalidArgumentError('bad_request', `clientId must be 1 to ${clientIdCharsMax} visible ASCII characters`);
     }
     this.clientIdBase = clientId;
+    const readsFrom = options.linearizableReadsFrom ?? 'leader';
+    if (readsFrom !== 'leader' && readsFrom !== 'any') {
+      throw new InvalidArgumentError('bad_request', `linearizableReadsFrom must be leader or any, got ${JSON.stringify(readsFrom)}`);
+    }
+    this.linearizableReadsToLeader = readsFrom === 'leader';
     // From the clock, so a restarted process that reuses its client id continues above the
     // sequence numbers it used before (1,000 per millisecond per lane is out of reach).
     this.seqStart = Date.now() * 1000;
@@ -639,7 +646,7 @@ export class KvClient {
     const consistency = options.consistency;
     switch (consistency) {
       case undefined:
-        return { consistency: undefined, minVersion: given, leaderBound: given === undefined };
+        return { consistency: undefined, minVersion: given, leaderBound: given === undefined && this.linearizableReadsToLeader };
       case 'session': {
         const floor = Math.max(this.sessionVersionValue, given ?? 0);
         return { consistency: 'local', minVersion: floor > 0 ? floor : undefined, leaderBound: false };
@@ -647,6 +654,7 @@ export class KvClient {
       case 'local':
         return { consistency, minVersion: given, leaderBound: false };
       case 'linearizable':
+        return { consistency, minVersion: given, leaderBound: this.linearizableReadsToLeader };
       case 'leader':
         return { consistency, minVersion: given, leaderBound: true };
       default:

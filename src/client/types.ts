@@ -41,6 +41,13 @@ export interface ConnectOptions {
   readonly backoffMsMax?: number;
   /** How long `connect()` waits for a first node to answer. Default: `deadlineMs`. */
   readonly connectTimeoutMs?: number;
+  /**
+   * Where linearizable reads go. `leader` (default): to the leader. `any`: to every node in
+   * turn; a follower serves them itself through the leader's read index (still
+   * linearizable), which spreads the HTTP work of a read-heavy load over the cluster at the
+   * cost of one more hop (follower → leader) per read round.
+   */
+  readonly linearizableReadsFrom?: 'leader' | 'any';
 }
 
 /**
