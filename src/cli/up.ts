@@ -10,10 +10,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
+import { freePort } from '../bench/cluster.js';
 import { ConfigError, nodeFlags } from './config.js';
 
 export const upHelp = `usage: quorumkv up --nodes N --data-dir DIR [--base-port P] [node flags…]
@@ -42,19 +42,6 @@ const mainPath = fileURLToPath(new URL('./main.js', import.meta.url));
 const leaderWaitMsMax = 30_000;
 const stopWaitMsMax = 10_000;
 
-/** A port the OS says is free right now (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function readClusterFile(dir: string): Promise<ClusterFile | null> {
   try {

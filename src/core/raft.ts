@@ -1093,7 +1093,7 @@ export class RaftCore {
       // the nodes whose logs still hold them (compaction never passes the commit index);
       // the entries of our own log after it are ours to report (we may have acknowledged
       // them as a leader since).
-      this.rolledBack.push(...(this.log.slice(this.log.firstIndex(), this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+      this.reportRolledBack(this.log.firstIndex());
       this.awaitingRepair = true;
       return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     }
@@ -1107,7 +1107,7 @@ export class RaftCore {
       if (conflict !== null && conflict <= this.log.applied) {
         // We applied entries (acknowledged under a weak write quorum) that the leader's log
         // does not contain. They are lost: report each, then rebuild from a snapshot.
-        this.rolledBack.push(...(this.log.slice(conflict, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+        this.reportRolledBack(conflict);
         this.awaitingRepair = true;
         return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
       }
@@ -1115,7 +1115,7 @@ export class RaftCore {
         // Under a weak quorum an entry may have been acknowledged to a client before a
         // majority held it (by us as leader before a crash, say), even if never applied
         // here. Truncating it loses that write: report it rather than guess.
-        this.rolledBack.push(...(this.log.slice(conflict, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+        this.reportRolledBack(conflict);
       }
       const configChanged = (conflict !== null && conflict <= this.configIndex) || m.entries.some((e) => e.kind === 'config');
       const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
@@ -1142,6 +1142,16 @@ export class RaftCore {
     const next = pos >= 0 ? chain[pos + 1] : undefined;
     if (next === undefined) return;
     this.send({ ...m, from: this.id, to: next }, 'afterPersist');
+  }
+
+  /**
+   * Reports our log's entries from `from` to its end as rolled back (the rollback report).
+   * Entries below our first index came inside a snapshot (beyond the commit index: a weak
+   * quorum's) and are not ours to report: the nodes whose logs still hold them do.
+   */
+  private reportRolledBack(from: number): void {
+    const entries = this.log.slice(Math.max(from, this.log.firstIndex()), this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+    if (entries !== null) this.rolledBack.push(...entries);
   }
 
   private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {
@@ -1206,10 +1216,7 @@ export class RaftCore {
       // The snapshot replaces our whole log. Under a weak quorum our entries past the commit
       // index may have been acknowledged; some may survive in the snapshot, but we cannot
       // tell which: report them all rather than lose one silently.
-      // Entries below our first index came in a snapshot (beyond the commit index, a weak
-      // quorum's): the nodes whose logs still hold them report those.
-      const from = Math.max(this.log.committed + 1, this.log.firstIndex());
-      this.rolledBack.push(...(this.log.slice(from, this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? []));
+      this.reportRolledBack(this.log.committed + 1);
     }
     this.log.restore(meta, this.awaitingRepair, m.commit);
     this.awaitingRepair = false;

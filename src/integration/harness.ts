@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { freePort } from '../cli/up.js';
+import { freePort } from '../bench/cluster.js';
 
 const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 

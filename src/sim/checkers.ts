@@ -491,8 +491,7 @@ export class SafetyChecker {
   checkLostWritesReported(acked: readonly AckedWrite[]): void {
     if (!this.options.mode.lostWritesReported) return;
     for (const w of acked) {
-      if (this.committedHash[w.version] === w.hash) continue;
-      if (this.rolledBack.get(w.version)?.has(w.hash) !== true) {
+      if (this.ackedWriteFate(w) === 'pending') {
         this.fail('lost-write-unreported', `${w.what} was acknowledged with version ${w.version}, lost in a failover, and is in no rollback report`);
       }
     }
