@@ -202,7 +202,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {
     await api.close(app);
-    throw error;
+    // Said like the peer and gRPC listeners say it, so a taken port reads as one line.
+    throw new Error(`Cannot listen for HTTP on ${options.listen.host}:${options.listen.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
   return { url: serverUrl(app), close: () => api.close(app) };
 }

@@ -31,6 +31,15 @@ const reservedNodeFlags = ['id', 'peers', 'listen-http', 'listen-peer', 'listen-
 const leaderWaitMsDefault = 30_000;
 const stopWaitMsMax = 10_000;
 const httpTimeoutMs = 5_000;
+const startAttemptsMax = 3;
+const logTailBytes = 2_000;
+
+/** A node process ended while the runner waited for it; carries the end of its log. */
+class NodeExitedError extends Error {
+  constructor(message: string, readonly portTaken: boolean) {
+    super(message);
+  }
+}
 
 /** Every node process started by this module, SIGKILLed if the process exits first. */
 const living = new Set<ChildProcess>();
@@ -48,6 +57,19 @@ export function freePort(): Promise<number> {
       const addr = srv.address();
       const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
       srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once an exited child's output pipes are drained and closed (at most 2 s). */
+export function stdioClosed(proc: ChildProcess): Promise<void> {
+  const open = [proc.stdout, proc.stderr].some((s) => s !== null && !s.destroyed && !s.readableEnded);
+  if (!open) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 2_000);
+    proc.once('close', () => {
+      clearTimeout(timer);
+      resolve();
     });
   });
 }
@@ -167,7 +189,13 @@ export class LocalCluster {
     private readonly execArgv: readonly string[],
   ) {}
 
-  /** Starts every node and waits until one of them leads. */
+  /**
+   * Starts every node and waits until one of them leads. Ports are probed free and
+   * released before the nodes bind them, so another process (a test beside this one, an
+   * outgoing connection's ephemeral port) can take one in between: a node that exits
+   * during start-up because its port was taken (EADDRINUSE in its log) makes the whole
+   * cluster start again on fresh ports (three attempts).
+   */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const flags = options.nodeFlags ?? [];
     for (const f of flags) {
@@ -175,21 +203,27 @@ export class LocalCluster {
       if (name !== null && name !== undefined && reservedNodeFlags.includes(name)) throw new Error(`--${name} is chosen by the benchmark for each node`);
     }
     if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > 15) throw new Error(`--nodes must be 1..15, got ${options.nodes}`);
-    const dir = await mkdtemp(path.join(tmpdir(), 'qkv-bench-'));
-    const nodes: ClusterNode[] = [];
-    for (let i = 1; i <= options.nodes; i++) {
-      nodes.push({ id: `n${i}`, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), dataDir: path.join(dir, `n${i}`), proc: null });
+    let lastError: unknown = null;
+    for (let attempt = 1; attempt <= startAttemptsMax; attempt++) {
+      const dir = await mkdtemp(path.join(tmpdir(), 'qkv-bench-'));
+      const nodes: ClusterNode[] = [];
+      for (let i = 1; i <= options.nodes; i++) {
+        nodes.push({ id: `n${i}`, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), dataDir: path.join(dir, `n${i}`), proc: null });
+      }
+      const cluster = new LocalCluster(dir, nodes, `bench-${randomBytes(6).toString('hex')}`, flags, options.keepData ?? false, options.execArgv ?? []);
+      try {
+        for (const n of nodes) await cluster.spawn(n);
+        await cluster.writeClusterFile();
+        await cluster.waitForLeader(options.leaderWaitMs ?? leaderWaitMsDefault);
+        return cluster;
+      } catch (error) {
+        lastError = error;
+        await cluster.destroy();
+        // Only a port taken in between is worth a second try; any other exit is a bug to see.
+        if (!(error instanceof NodeExitedError && error.portTaken)) throw error;
+      }
     }
-    const cluster = new LocalCluster(dir, nodes, `bench-${randomBytes(6).toString('hex')}`, flags, options.keepData ?? false, options.execArgv ?? []);
-    try {
-      for (const n of nodes) await cluster.spawn(n);
-      await cluster.writeClusterFile();
-      await cluster.waitForLeader(options.leaderWaitMs ?? leaderWaitMsDefault);
-    } catch (error) {
-      await cluster.destroy();
-      throw error;
-    }
-    return cluster;
+    throw lastError instanceof Error ? lastError : new Error(String(lastError));
   }
 
   get endpoints(): string[] {
@@ -221,10 +255,9 @@ export class LocalCluster {
     const log = createWriteStream(path.join(this.dir, `${n.id}.log`), { flags: 'a' });
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     living.add(proc);
-    proc.once('exit', () => {
-      living.delete(proc);
-      log.end();
-    });
+    proc.once('exit', () => living.delete(proc));
+    // 'close', not 'exit': output can still be in the pipes when the process has exited.
+    proc.once('close', () => log.end());
     proc.stdout.pipe(log, { end: false });
     proc.stderr.pipe(log, { end: false });
     n.proc = proc;
@@ -254,7 +287,12 @@ export class LocalCluster {
       }
       for (const id of among) {
         const proc = this.node(id).proc;
-        if (proc === null || proc.exitCode !== null) throw new Error(`node ${id} exited while waiting for a leader; see ${path.join(this.dir, `${id}.log`)}`);
+        if (proc === null || proc.exitCode !== null || proc.signalCode !== null) {
+          if (proc !== null) await stdioClosed(proc);
+          const logPath = path.join(this.dir, `${id}.log`);
+          const tail = await readFile(logPath, 'utf8').then((t) => t.slice(-logTailBytes), () => '(no log)');
+          throw new NodeExitedError(`node ${id} exited while waiting for a leader; the end of ${logPath}:\n${tail}`, tail.includes('EADDRINUSE'));
+        }
       }
       await new Promise((r) => setTimeout(r, 100));
     }

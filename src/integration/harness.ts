@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { freePort } from '../bench/cluster.js';
+import { freePort, stdioClosed } from '../bench/cluster.js';
 
 const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -114,8 +114,8 @@ export class TestCluster {
   /**
    * Starts the nodes and waits until every one serves /health. Ports are probed free and
    * released before the nodes bind them, so a test running beside this one can take one in
-   * between: a node that exits during start-up makes the whole cluster start again on fresh
-   * ports (at most three attempts).
+   * between: a node that exits during start-up because its port was taken (EADDRINUSE)
+   * makes the whole cluster start again on fresh ports (at most three attempts).
    */
   static async start(options: { nodes: number; flags?: string[] }): Promise<TestCluster> {
     let lastError: unknown = null;
@@ -132,7 +132,13 @@ export class TestCluster {
       for (;;) {
         const exited = nodes.find((n) => n.proc === null || n.proc.exitCode !== null || n.proc.signalCode !== null);
         if (exited !== undefined) {
+          if (exited.proc !== null) await stdioClosed(exited.proc);
           failure = `${exited.id} exited during start-up:\n${exited.output.slice(-2000)}`;
+          // Only a port taken in between is worth a second try; any other exit is a bug to see.
+          if (!exited.output.includes('EADDRINUSE')) {
+            await cluster.destroy();
+            throw new Error(failure);
+          }
           break;
         }
         const answers = await Promise.all(nodes.map((n) => http(`${n.http}/health`).then((r) => r.status === 200, () => false)));
