@@ -41,8 +41,10 @@ import type { KvItem, KvRecord, KvValue, SnapshotSource } from '../storage/types
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
-import { clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
-import type { ListItem, ReadConsistency } from '../wire/types.js';
+import { batchOpsMax, batchRoute, clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
+import type { BatchResultItem, ListItem, ReadConsistency } from '../wire/types.js';
+import { parseBatch } from './batch.js';
+import type { BatchOp } from './batch.js';
 import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
 import type { ForwardLimits, ForwardSpec, ForwardedResponse, LocalExec } from './forward.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
@@ -184,6 +186,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.get<KeyRoute>('/kv/:key', route('/kv/:key', getResponseSchema), api.getKey);
   app.delete<KeyRoute>('/kv/:key', route('/kv/:key', deleteResponseSchema), api.deleteKey);
   app.get('/kv', route('/kv', listResponseSchema), api.list);
+  app.post(batchRoute, route(batchRoute, null), api.postBatch);
   app.get('/health', route('/health', healthResponseSchema), api.health);
   app.head('/health', route('/health', null), api.healthHead);
   app.get('/status', route('/status', null), api.status);
@@ -389,6 +392,57 @@ class HttpApi {
     }
     return page(items, op.limit);
   };
+
+  // POST /batch  body {"ops": [{"op": "put"|"get"|"delete", "key", ...}, ...]}
+  // Runs every operation as its single-key route would, all at once (writes proposed in
+  // the same turn share a log append and a flush), and answers when all have answered:
+  // 200 {"results": [...]}, one status and body per operation. Validation is all or nothing.
+  readonly postBatch = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
+    this.refuseIfClosing();
+    reply.header(servedByHeader, this.node.id);
+    checkQuery(request.query, noParams);
+    const body = parseJsonObject(bodyBuffer(request.body), 'POST /batch needs {"ops": [...]}');
+    const ops = parseBatch(body, this.validate, batchOpsMax);
+    const forwardedIn = request.headers[forwardedHeader] !== undefined;
+    const deadlineMs = performance.now() + this.timeoutMs(request);
+    const results = await Promise.all(ops.map((op) => this.runBatchOp(op, forwardedIn, deadlineMs, request)));
+    return { results };
+  };
+
+  private async runBatchOp(op: BatchOp, forwardedIn: boolean, deadlineMs: number, request: FastifyRequest): Promise<BatchResultItem> {
+    try {
+      if (op.op === 'write') {
+        const { command } = op;
+        const keyPath = `/kv/${encodeURIComponent(command.key)}`;
+        const spec: ForwardSpec = command.op === 'put'
+          ? { method: 'PUT', url: keyPath, body: Buffer.from(JSON.stringify(command.ifVersion === undefined ? { value: command.value } : { value: command.value, ifVersion: command.ifVersion })), requestId: command.requestId ?? null, isWrite: true, servedByFollower: false, forwardedIn, deadlineMs }
+          : { method: 'DELETE', url: command.ifVersion === undefined ? keyPath : `${keyPath}?ifVersion=${command.ifVersion}`, body: null, requestId: command.requestId ?? null, isWrite: true, servedByFollower: false, forwardedIn, deadlineMs };
+        const outcome = await this.router.run(writeExec, command, spec);
+        if (outcome.via === 'forward') return forwardedItem(outcome.response);
+        const answer = writeResult(outcome.value);
+        return { status: answer.status, ...answer.body };
+      }
+      const { key, consistency, minVersion } = op;
+      let record: KvRecord | undefined;
+      if (consistency === 'local') {
+        record = await this.node.read(key, readOptions('local', minVersion, Math.max(1, Math.floor(deadlineMs - performance.now()))));
+      } else {
+        const query = minVersion === undefined ? `consistency=${consistency}` : `consistency=${consistency}&minVersion=${minVersion}`;
+        const spec: ForwardSpec = { method: 'GET', url: `/kv/${encodeURIComponent(key)}?${query}`, body: null, requestId: null, isWrite: false, servedByFollower: consistency === 'linearizable', forwardedIn, deadlineMs };
+        const outcome = await this.router.run(readExec, { key, consistency, minVersion }, spec);
+        if (outcome.via === 'forward') return forwardedItem(outcome.response);
+        record = outcome.value;
+      }
+      if (record === undefined) return { status: errorStatus.not_found, error: 'not_found', message: 'Key not found', key };
+      return { status: 200, key, value: textOf(record.value), version: record.version };
+    } catch (error) {
+      const qkvError = this.toQkvError(error instanceof Error ? error : new Error(String(error)));
+      if (qkvError.code === 'internal') request.log.error({ err: error }, 'batch operation failed');
+      return qkvError.status === 503
+        ? { status: qkvError.status, ...qkvError.toBody(), retryAfterMs: qkvError.retryAfterMs ?? 1_000 }
+        : { status: qkvError.status, ...qkvError.toBody() };
+    }
+  }
 
   // GET /debug/store?after=&limit=  (this node's state, whatever its role)
   readonly debugStore = async (request: FastifyRequest): Promise<unknown> => {
@@ -683,6 +737,8 @@ class HttpApi {
         return this.dieHook === undefined ? null : postOnly;
       case '/admin/mode':
         return putOnly;
+      case batchRoute:
+        return postOnly;
       default:
         return path.startsWith('/kv/') && path.indexOf('/', 4) === -1 ? keyMethods : null;
     }
@@ -930,19 +986,31 @@ function listOptions(op: ListOp, timeoutMs: number): ListOptions {
 // --- answers ---
 
 function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
+  const answer = writeResult(result);
+  if (answer.status !== 200) reply.code(answer.status);
+  return answer.body;
+}
+
+/** A write's answer as status and body; a stale request is thrown (an error in every API). */
+function writeResult(result: KvResult): { readonly status: number; readonly body: Readonly<Record<string, unknown>> } {
   if (result.ok) {
-    return result.op === 'put'
-      ? { key: result.key, version: result.version }
-      : { key: result.key, version: result.version, deleted: result.deleted };
+    return {
+      status: 200,
+      body: result.op === 'put'
+        ? { key: result.key, version: result.version }
+        : { key: result.key, version: result.version, deleted: result.deleted },
+    };
   }
   if (result.error === 'version_conflict') {
-    reply.code(errorStatus.version_conflict);
     return {
-      error: 'version_conflict',
-      message: `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`,
-      key: result.key,
-      expectedVersion: result.expectedVersion,
-      actualVersion: result.actualVersion,
+      status: errorStatus.version_conflict,
+      body: {
+        error: 'version_conflict',
+        message: `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`,
+        key: result.key,
+        expectedVersion: result.expectedVersion,
+        actualVersion: result.actualVersion,
+      },
     };
   }
   // 409: the request conflicts with what this client already did; do not retry it as is.
@@ -951,6 +1019,24 @@ function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
     `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
     { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
   );
+}
+
+/** A forwarded single-key answer as a batch item (the leader's JSON body, its status, who served it). */
+function forwardedItem(response: ForwardedResponse): BatchResultItem {
+  let body: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
+    body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    body = { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
+  }
+  const retryAfterSeconds = response.retryAfter === null ? NaN : Number(response.retryAfter);
+  return {
+    ...body,
+    status: response.statusCode,
+    servedBy: response.servedBy,
+    ...(response.statusCode === 503 ? { retryAfterMs: Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1_000 : 1_000 } : {}),
+  };
 }
 
 function sendError(reply: FastifyReply, error: QkvError): FastifyReply {

@@ -12,7 +12,10 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
-import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
+import { batchRoute, clientIdHeader, requestSeqHeader } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
+import { Batcher } from './batcher.js';
+import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
@@ -22,7 +25,14 @@ import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './typ
 export interface HttpTransportOptions {
   /** Open connections per node (each carries one request at a time). */
   readonly connectionsPerEndpoint: number;
+  /** Gather concurrent get/put/delete calls into POST /batch requests (batcher.ts); null: one request each. */
+  readonly batching: BatchLimits | null;
 }
+
+/** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
+const batchValueCharsMax = 16 * 1024;
+/** JSON framing of one batch operation beyond its key and value. */
+const batchOpOverheadBytes = 96;
 
 /** The header the server reads an attempt's remaining time from (api/forward.ts). */
 const timeoutHeader = 'x-qkv-timeout-ms';
@@ -41,9 +51,12 @@ const jsonHeaders = { 'content-type': 'application/json' };
 export class HttpTransport implements ClientTransport {
   readonly kind = 'http' as const;
   private readonly pools = new Map<string, Pool>();
+  private readonly batcher: Batcher | null;
   private closed = false;
 
-  constructor(private readonly options: HttpTransportOptions) {}
+  constructor(private readonly options: HttpTransportOptions) {
+    this.batcher = options.batching === null ? null : new Batcher((endpoint, ops, timeoutMs) => this.sendBatch(endpoint, ops, timeoutMs), options.batching);
+  }
 
   normalize(endpoint: string): string {
     const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint) ? endpoint : `http://${endpoint}`;
@@ -71,6 +84,14 @@ export class HttpTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
+    if (this.batcher !== null && request.value.length <= batchValueCharsMax) {
+      const { clientId, seq } = request.requestId;
+      const op: BatchOpBody = request.ifVersion === undefined
+        ? { op: 'put', key: request.key, value: request.value, clientId, seq }
+        : { op: 'put', key: request.key, value: request.value, ifVersion: request.ifVersion, clientId, seq };
+      const json = okItem(await this.batched(endpoint, 'write', op, request.key.length + request.value.length, timeoutMs));
+      return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
+    }
     const body = request.ifVersion === undefined
       ? JSON.stringify({ value: request.value })
       : JSON.stringify({ value: request.value, ifVersion: request.ifVersion });
@@ -86,6 +107,13 @@ export class HttpTransport implements ClientTransport {
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
+    if (this.batcher !== null) {
+      const { clientId, seq } = request.requestId;
+      const op: BatchOpBody = request.ifVersion === undefined
+        ? { op: 'delete', key: request.key, clientId, seq }
+        : { op: 'delete', key: request.key, ifVersion: request.ifVersion, clientId, seq };
+      return deleteResult(okItem(await this.batched(endpoint, 'write', op, request.key.length, timeoutMs)));
+    }
     const path = request.ifVersion === undefined ? keyPath(request.key) : `${keyPath(request.key)}?ifVersion=${request.ifVersion}`;
     const headers = {
       [clientIdHeader]: request.requestId.clientId,
@@ -93,13 +121,16 @@ export class HttpTransport implements ClientTransport {
       [timeoutHeader]: String(serverBudgetMs(timeoutMs)),
     };
     const answer = await this.exchange(endpoint, 'DELETE', path, headers, null, timeoutMs);
-    const json = okBody(answer);
-    const deleted = json['deleted'];
-    if (typeof deleted !== 'boolean') throw new ProtocolError('delete answer has no boolean "deleted"');
-    return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version'), deleted };
+    return deleteResult(okBody(answer));
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
+    if (this.batcher !== null) {
+      const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
+      const item = await this.batched(endpoint, 'read', op, request.key.length, timeoutMs);
+      if (item.status === 404 && item['error'] === 'not_found') return undefined;
+      return entryOf(okItem(item));
+    }
     let path = keyPath(request.key);
     if (request.consistency !== undefined) path += `?consistency=${request.consistency}`;
     if (request.minVersion !== undefined) path += `${request.consistency === undefined ? '?' : '&'}minVersion=${request.minVersion}`;
@@ -175,6 +206,22 @@ export class HttpTransport implements ClientTransport {
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
+  }
+
+  private batched(endpoint: string, kind: BatchKind, op: BatchOpBody, chars: number, timeoutMs: number): Promise<BatchResultItem> {
+    if (this.closed) return Promise.reject(new AttemptError('unreachable', null, 'The client is closed'));
+    return (this.batcher as Batcher).submit(endpoint, kind, op, chars + batchOpOverheadBytes, timeoutMs);
+  }
+
+  private async sendBatch(endpoint: string, ops: readonly BatchOpBody[], timeoutMs: number): Promise<readonly BatchResultItem[]> {
+    const headers = { 'content-type': 'application/json', [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+    const answer = await this.exchange(endpoint, 'POST', batchRoute, headers, JSON.stringify({ ops }), timeoutMs);
+    const results = okBody(answer)['results'];
+    if (!Array.isArray(results)) throw new ProtocolError('batch answer has no "results" list');
+    for (const item of results) {
+      if (typeof item !== 'object' || item === null || typeof (item as { status?: unknown }).status !== 'number') throw new ProtocolError('a batch result has no numeric "status"');
+    }
+    return results as BatchResultItem[];
   }
 
   private pool(endpoint: string): Pool {
@@ -256,17 +303,27 @@ function parseError(answer: Answer): AttemptError {
   } catch {
     // Not our JSON (a proxy in between?): classified by status below.
   }
+  const retryAfterSeconds = answer.retryAfter === null ? NaN : Number(answer.retryAfter);
+  return refusal(answer.status, body, `HTTP ${answer.status}: ${answer.text.slice(0, 200)}`, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
+}
+
+/** A batch operation's 200 body, or its refusal thrown as parseError would. */
+function okItem(item: BatchResultItem): Record<string, unknown> {
+  if (item.status === 200) return item;
+  const { status, retryAfterMs, servedBy: _servedBy, ...body } = item;
+  throw refusal(status, body, `HTTP ${status} for one operation of a batch`, typeof retryAfterMs === 'number' ? retryAfterMs : null);
+}
+
+function refusal(status: number, body: Record<string, unknown>, fallbackMessage: string, retryAfterMs: number | null): AttemptError {
   const { error, message, ...details } = body;
   let code: ErrorCode;
   if (isErrorCode(error)) code = error;
   // Conservative for unknown answers: a 503 may still apply a write (timeout: retry with
   // the same idempotency key); other 5xx are internal; 4xx refused the request as sent.
-  else code = answer.status === 503 ? 'timeout' : answer.status >= 500 ? 'internal' : 'bad_request';
+  else code = status === 503 ? 'timeout' : status >= 500 ? 'internal' : 'bad_request';
   // The HTTP API reports a stale sequence number as bad_request with reason stale_request.
   if (code === 'bad_request' && details['reason'] === 'stale_request') code = 'stale_request';
-  const text = typeof message === 'string' ? message : `HTTP ${answer.status}: ${answer.text.slice(0, 200)}`;
-  const retryAfterSeconds = answer.retryAfter === null ? NaN : Number(answer.retryAfter);
-  return new AttemptError('refused', code, text, details, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
+  return new AttemptError('refused', code, typeof message === 'string' ? message : fallbackMessage, details, retryAfterMs);
 }
 
 function connectionFailure(error: unknown, endpoint: string): AttemptError {
@@ -308,6 +365,12 @@ function stringField(json: Record<string, unknown>, name: string): string {
   const value = json[name];
   if (typeof value !== 'string') throw new ProtocolError(`answer field "${name}" is not a string`);
   return value;
+}
+
+function deleteResult(json: Record<string, unknown>): DeleteResult {
+  const deleted = json['deleted'];
+  if (typeof deleted !== 'boolean') throw new ProtocolError('delete answer has no boolean "deleted"');
+  return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version'), deleted };
 }
 
 function entryOf(json: Record<string, unknown>): Entry {

@@ -14,6 +14,7 @@
  * applications can depend on it without the server's parts.
  */
 
+import { defaultBatchLimits } from './batcher.js';
 import { KvClient } from './client.js';
 import { HttpTransport } from './http-transport.js';
 import type { ClientTransport } from './transport.js';
@@ -71,7 +72,9 @@ export async function connect(options: ConnectOptions): Promise<KvClient> {
     if (!Number.isSafeInteger(connections) || connections < 1) {
       throw new InvalidArgumentError('bad_request', `connectionsPerEndpoint must be an integer >= 1, got ${String(connections)}`);
     }
-    transport = new HttpTransport({ connectionsPerEndpoint: connections });
+    const batching = options.batching ?? true;
+    if (typeof batching !== 'boolean') throw new InvalidArgumentError('bad_request', `batching must be true or false, got ${JSON.stringify(batching)}`);
+    transport = new HttpTransport({ connectionsPerEndpoint: connections, batching: batching ? defaultBatchLimits : null });
   } else if (kind === 'grpc') {
     // Loaded on demand: HTTP users never pay for grpc-js and the proto.
     const { GrpcTransport } = await import('./grpc-transport.js');

@@ -88,3 +88,36 @@ export interface StatusResponse {
   readonly rollbackCount: number;
   readonly uptimeMs: number;
 }
+
+// --- POST /batch: many independent key operations in one request ---
+
+/** Route of the batch API. */
+export const batchRoute = '/batch';
+
+/** Most operations one batch may carry (the server refuses more with 400). */
+export const batchOpsMax = 1_000;
+
+/**
+ * One operation of a batch, with the fields its single-key route takes: the key, the body
+ * fields, the query parameters, and the idempotency pair (`clientId` and `seq`, both or
+ * neither) that writes otherwise carry as headers.
+ */
+export type BatchOpBody =
+  | { readonly op: 'put'; readonly key: string; readonly value: string; readonly ifVersion?: number; readonly clientId?: string; readonly seq?: number }
+  | { readonly op: 'delete'; readonly key: string; readonly ifVersion?: number; readonly clientId?: string; readonly seq?: number }
+  | { readonly op: 'get'; readonly key: string; readonly consistency?: ReadConsistency; readonly minVersion?: number };
+
+export interface BatchBody {
+  readonly ops: readonly BatchOpBody[];
+}
+
+/**
+ * The answer to one operation: the HTTP status and body its single-key route would have
+ * answered (a 200 body, or an error body `{error, message, …}`), plus `retryAfterMs` on 503s.
+ */
+export type BatchResultItem = { readonly status: number; readonly retryAfterMs?: number } & Readonly<Record<string, unknown>>;
+
+/** 200 `{"results": [...]}`, one item per operation, in order. */
+export interface BatchResponse {
+  readonly results: readonly BatchResultItem[];
+}
