@@ -31,7 +31,9 @@ import type { ConnectOptions, KvClient, TransportKind } from './index.js';
 
 const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
 const validate = { key: (key: string) => validateKey(key, kvLimits), value: (value: string) => validateValue(value, kvLimits) };
-const transports: readonly TransportKind[] = ['http', 'grpc'];
+/** The transports, and HTTP once more with one request per call instead of batches. */
+type Variant = TransportKind | 'http-unbatched';
+const variants: readonly Variant[] = ['http', 'http-unbatched', 'grpc'];
 
 /** A fake node whose next writes are applied and then answered with an error (a lost answer). */
 class LossyNode extends FakeKvNode {
@@ -81,8 +83,9 @@ async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads
   return { node, http: http.url, grpc: grpc.address, registry };
 }
 
-async function client(t: TestContext, transport: TransportKind, servers: readonly Served[], options: Partial<ConnectOptions> = {}): Promise<KvClient> {
-  const kv = await connect({ endpoints: servers.map((s) => (transport === 'http' ? s.http : s.grpc)), transport, ...options });
+async function client(t: TestContext, variant: Variant, servers: readonly Served[], options: Partial<ConnectOptions> = {}): Promise<KvClient> {
+  const transport: TransportKind = variant === 'grpc' ? 'grpc' : 'http';
+  const kv = await connect({ endpoints: servers.map((s) => (transport === 'http' ? s.http : s.grpc)), transport, ...(variant === 'http-unbatched' ? { batching: false } : {}), ...options });
   t.after(() => kv.close());
   return kv;
 }
@@ -94,9 +97,10 @@ async function deadEndpoint(transport: TransportKind): Promise<string> {
   return transport === 'http' ? `http://127.0.0.1:${port}` : `127.0.0.1:${port}`;
 }
 
-for (const transport of transports) {
-  test(`${transport}: put, get, delete, list and listAll round-trip, a missing key reads as undefined`, async (t) => {
-    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
+for (const variant of variants) {
+  const transport: TransportKind = variant === 'grpc' ? 'grpc' : 'http';
+  test(`${variant}: put, get, delete, list and listAll round-trip, a missing key reads as undefined`, async (t) => {
+    const kv = await client(t, variant, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
     const put = await kv.put('a/1', 'one');
     assert.deepEqual(put, { key: 'a/1', version: 1 });
     await kv.put('a/2', 'two');
@@ -116,9 +120,9 @@ for (const transport of transports) {
     assert.ok(status.nodes[0]?.ok === true && status.nodes[0].status.grpc !== undefined, 'status shows the gRPC address');
   });
 
-  test(`${transport}: a write whose answer was lost is retried with the same idempotency key and applied once`, async (t) => {
+  test(`${variant}: a write whose answer was lost is retried with the same idempotency key and applied once`, async (t) => {
     const node = new LossyNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
     node.loseAnswers = 2;
     const result = await kv.put('k', 'v');
     assert.equal(result.version, 1, 'the answer is the first application');
@@ -128,9 +132,9 @@ for (const transport of transports) {
     assert.equal(new Set(ids).size, 1, 'all with the same client id and seq');
   });
 
-  test(`${transport}: a write that stays unknown past its deadline is an OutcomeUnknownError, never a guess`, async (t) => {
+  test(`${variant}: a write that stays unknown past its deadline is an OutcomeUnknownError, never a guess`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
     for (let i = 0; i < 1000; i++) node.failNext(new QkvError('quorum_timeout', 'no quorum (test)', { acks: 1, required: 2 }));
     const started = performance.now();
     const error = await kv.put('k', 'v', { deadlineMs: 400 }).catch((e: unknown) => e);
@@ -142,9 +146,9 @@ for (const transport of transports) {
     assert.ok(elapsedMs < 400 + 200, `settled ${Math.round(elapsedMs)} ms after a 400 ms deadline`);
   });
 
-  test(`${transport}: refusals before acting become UnavailableError at the deadline; nothing was written`, async (t) => {
+  test(`${variant}: refusals before acting become UnavailableError at the deadline; nothing was written`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
     for (let i = 0; i < 1000; i++) node.failNext(new QkvError('busy', 'too busy (test)', {}, 100));
     const error = await kv.put('k', 'v', { deadlineMs: 300 }).catch((e: unknown) => e);
     assert.ok(error instanceof UnavailableError, `got ${String(error)}`);
@@ -152,8 +156,8 @@ for (const transport of transports) {
     assert.equal(node.store.size, 0);
   });
 
-  test(`${transport}: definite refusals are typed at once: version conflict, oversized key and value`, async (t) => {
-    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
+  test(`${variant}: definite refusals are typed at once: version conflict, oversized key and value`, async (t) => {
+    const kv = await client(t, variant, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
     await kv.put('k', 'v');
     const conflict = await kv.put('k', 'w', { ifVersion: 0 }).catch((e: unknown) => e);
     assert.ok(conflict instanceof VersionConflictError, `got ${String(conflict)}`);
@@ -174,7 +178,7 @@ for (const transport of transports) {
     }
   });
 
-  test(`${transport}: an endpoint that refuses connections is skipped, and one that never answers fails connect()`, async (t) => {
+  test(`${variant}: an endpoint that refuses connections is skipped, and one that never answers fails connect()`, async (t) => {
     const live = await serve(t, new FakeKvNode({ id: 'n1' }));
     const dead = await deadEndpoint(transport);
     const kv = await connect({ endpoints: [dead, transport === 'http' ? live.http : live.grpc], transport });
@@ -184,9 +188,9 @@ for (const transport of transports) {
     assert.ok(error instanceof UnavailableError, `got ${String(error)}`);
   });
 
-  test(`${transport}: concurrent writes never share a client id, and each id's sequence numbers rise`, async (t) => {
+  test(`${variant}: concurrent writes never share a client id, and each id's sequence numbers rise`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
     await Promise.all(Array.from({ length: 200 }, (_, i) => kv.put(`k${i}`, `v${i}`)));
     const last = new Map<string, number>();
     for (const command of node.commands) {
@@ -200,9 +204,22 @@ for (const transport of transports) {
     assert.ok(last.size > 1 && last.size <= 200, `${last.size} lanes`);
   });
 
-  test(`${transport}: session reads go to any node with the highest version this client saw`, async (t) => {
+  test(`${variant}: a write the server refuses as too large fails alone; concurrent writes beside it succeed`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
+    const calls = [kv.put('big', 'x'.repeat(kvLimits.valueBytesMax + 1)), ...Array.from({ length: 7 }, (_, i) => kv.put(`k${i}`, 'v'))];
+    const settled = await Promise.allSettled(calls);
+    const [big, ...rest] = settled;
+    assert.equal(big?.status, 'rejected');
+    assert.equal(big?.status === 'rejected' ? (big.reason as { code?: string }).code : null, 'value_too_large');
+    assert.ok(rest.every((r) => r.status === 'fulfilled'), 'the other writes were answered on their own');
+    assert.equal(node.store.size, 7);
+    assert.equal(node.store.has('big'), false);
+  });
+
+  test(`${variant}: session reads go to any node with the highest version this client saw`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)]);
     await kv.put('a', '1');
     const { version } = await kv.put('b', '2');
     await kv.get('a', { consistency: 'session' });
@@ -215,9 +232,9 @@ for (const transport of transports) {
     assert.ok(leaderRead?.op === 'read' && leaderRead.options.consistency === 'leader' && leaderRead.options.minVersion === undefined);
   });
 
-  test(`${transport}: backup writes a checksummed file that verifies, and one flipped byte is detected`, async (t) => {
+  test(`${variant}: backup writes a checksummed file that verifies, and one flipped byte is detected`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
-    const kv = await client(t, transport, [await serve(t, node)]);
+    const kv = await client(t, variant, [await serve(t, node)]);
     for (let i = 0; i < 250; i++) await kv.put(`key${i}`, `value ${i} é`);
     const dir = await mkdtemp(path.join(tmpdir(), 'qkv-backup-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
@@ -238,9 +255,9 @@ for (const transport of transports) {
     await assert.rejects(verifyBackupFile(file), BackupFormatError, 'a truncated file is refused');
   });
 
-  test(`${transport}: die reaches the named node, which checks its id`, async (t) => {
+  test(`${variant}: die reaches the named node, which checks its id`, async (t) => {
     const died: boolean[] = [];
-    const kv = await client(t, transport, [await serve(t, new FakeKvNode({ id: 'n1' }), { die: (clean) => died.push(clean) })]);
+    const kv = await client(t, variant, [await serve(t, new FakeKvNode({ id: 'n1' }), { die: (clean) => died.push(clean) })]);
     await assert.rejects(kv.die('n9'), /No endpoint of this client is node "n9"/);
     await kv.die('n1', { clean: true });
     const deadline = Date.now() + 2_000;

@@ -215,7 +215,25 @@ export class HttpTransport implements ClientTransport {
 
   private async sendBatch(endpoint: string, ops: readonly BatchOpBody[], timeoutMs: number): Promise<readonly BatchResultItem[]> {
     const headers = { 'content-type': 'application/json', [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+    const started = performance.now();
     const answer = await this.exchange(endpoint, 'POST', batchRoute, headers, JSON.stringify({ ops }), timeoutMs);
+    const refusedWhole = answer.status === 413 || answer.status === 400;
+    if (refusedWhole && ops.length === 1) {
+      // The refusal concerns this operation alone: its answer, as its own route would give it.
+      const refusal = parseError(answer);
+      return [{ ...refusal.details, status: answer.status, error: refusal.code, message: refusal.message.replace(/^Operation 0: /, '').replace(/; nothing in the batch was run$/, '') }];
+    }
+    if (refusedWhole) {
+      // A batch is validated whole and refused before anything runs: over this node's body
+      // limit, or one operation its limits refuse. Halving until the refusal is isolated
+      // gives every other operation its own answer (and smaller batches to a node with
+      // small limits).
+      const half = Math.ceil(ops.length / 2);
+      const leftMs = timeoutMs - (performance.now() - started);
+      if (leftMs < 1) throw new AttemptError('unreachable', null, `${endpoint} refused a batch as too large and no time is left to split it`);
+      const [first, second] = await Promise.all([this.sendBatch(endpoint, ops.slice(0, half), leftMs), this.sendBatch(endpoint, ops.slice(half), leftMs)]);
+      return [...first, ...second];
+    }
     const results = okBody(answer)['results'];
     if (!Array.isArray(results)) throw new ProtocolError('batch answer has no "results" list');
     for (const item of results) {
