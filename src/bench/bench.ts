@@ -40,6 +40,8 @@ export interface BenchOptions {
   readonly readConsistency: Consistency;
   /** Where the client sends linearizable reads (ConnectOptions.linearizableReadsFrom). */
   readonly linearizableReadsFrom?: 'leader' | 'any';
+  /** ConnectOptions.batching (default true). */
+  readonly batching?: boolean;
   /** A running cluster; null: start one with `nodes` and `nodeFlags`. */
   readonly endpoints: readonly string[] | null;
   readonly nodes: number;
@@ -110,7 +112,7 @@ interface SystemRun {
 async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promise<SystemRun> {
   const connections = Math.max(64, ...o.concurrency);
   if (o.endpoints !== null) {
-    const target = await quorumKvTarget({ endpoints: o.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', deadlineMs: o.deadlineMs });
+    const target = await quorumKvTarget({ endpoints: o.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', batching: o.batching ?? true, deadlineMs: o.deadlineMs });
     const pids = await localPids(o.endpoints);
     return { target, pids, describe: { endpoints: o.endpoints, mode: await modeOf(o.endpoints) }, stop: () => target.close() };
   }
@@ -118,7 +120,7 @@ async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promis
   const execArgv = o.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
   const cluster = await LocalCluster.start({ nodes: o.nodes, nodeFlags: o.nodeFlags, execArgv });
   try {
-    const target = await quorumKvTarget({ endpoints: cluster.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', deadlineMs: o.deadlineMs });
+    const target = await quorumKvTarget({ endpoints: cluster.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', batching: o.batching ?? true, deadlineMs: o.deadlineMs });
     return {
       target,
       pids: cluster.pids,
@@ -209,7 +211,7 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
   const startedAt = new Date().toISOString();
   const points: PointResult[] = [];
   const systems: Record<string, unknown> = {};
-  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}`;
+  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}${o.batching === false ? ', one request per operation' : ''}`;
   print(`quorumkv bench: ${plan}\n`);
   let headerPrinted = false;
   const printRow = (t: string): void => {

@@ -38,6 +38,8 @@ export interface QuorumKvTargetOptions {
   readonly readConsistency: Consistency;
   /** Default `leader`. */
   readonly linearizableReadsFrom?: 'leader' | 'any';
+  /** ConnectOptions.batching; default true. */
+  readonly batching?: boolean;
   readonly deadlineMs: number;
 }
 
@@ -49,6 +51,7 @@ export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<Be
     deadlineMs: options.deadlineMs,
     clientId: `bench-${process.pid}-${Date.now().toString(36)}`,
     linearizableReadsFrom: options.linearizableReadsFrom ?? 'leader',
+    batching: options.batching ?? true,
   });
   // One options object for every read: no per-call allocation.
   const readOptions = { consistency: options.readConsistency };
