@@ -16,7 +16,7 @@
 import type { KvCommand, RequestId } from '../kv/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
-import { readConsistencies } from '../wire/types.js';
+import { clientIdCharsMax, isClientId, readConsistencies } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import type { InputValidator } from './http.js';
 
@@ -31,9 +31,6 @@ const fieldsOf = {
   delete: ['op', 'key', 'ifVersion', 'clientId', 'seq'],
   get: ['op', 'key', 'consistency', 'minVersion'],
 } as const;
-/** Longest accepted clientId (as the x-qkv-client-id header). */
-const clientIdCharsMax = 128;
-const visibleAscii = /^[\x21-\x7e]+$/;
 
 /** Validates a parsed batch body; throws QkvError (400/413) naming the first bad operation. */
 export function parseBatch(body: Record<string, unknown>, validate: InputValidator, opsMax: number): BatchOp[] {
@@ -101,7 +98,7 @@ function readRequestId(op: Record<string, unknown>): RequestId | null {
   const clientId = op['clientId'];
   const seq = op['seq'];
   if (clientId === undefined && seq === undefined) return null;
-  if (typeof clientId !== 'string' || clientId.length === 0 || clientId.length > clientIdCharsMax || !visibleAscii.test(clientId)) {
+  if (typeof clientId !== 'string' || !isClientId(clientId)) {
     throw new QkvError('bad_request', `field "clientId" must be 1 to ${clientIdCharsMax} visible ASCII characters, sent together with "seq"`);
   }
   if (!isIndex(seq) || seq < 1) throw new QkvError('bad_request', 'field "seq" must be a safe integer >= 1, sent together with "clientId"');

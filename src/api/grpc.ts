@@ -32,13 +32,16 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Registry } from 'prom-client';
 import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
-import type { KvNode, ListOptions, ReadOptions } from '../node/types.js';
+import type { KvNode } from '../node/types.js';
 import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
+import { clientIdCharsMax, isClientId } from '../wire/types.js';
 import type { ReadConsistency, StatusResponse } from '../wire/types.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
-import type { ForwardLimits, ForwardSpec, LocalExec } from './forward.js';
+import { listExec, listOptions, readExec, readOptions, writeExec } from './ops.js';
+import type { ListOp, ReadOp } from './ops.js';
+import type { ForwardLimits, ForwardSpec } from './forward.js';
 import type { InputValidator } from './http.js';
 import { createHttpMetrics } from './metrics.js';
 
@@ -80,8 +83,6 @@ const loaderOptions: protoLoader.Options = { keepCase: false, longs: String, enu
 
 /** Default List page (as HTTP). */
 const listLimitDefault = 100;
-/** Longest client id (as HTTP). */
-const clientIdCharsMax = 128;
 /** Kept back from the client's deadline so our answer reaches it first. */
 const deadlineMarginMs = 20;
 /** Bytes of state per Backup message. */
@@ -595,7 +596,7 @@ function readRequestId(request: Decoded, clientIdField: string, seqField: string
   const seq = optionalIndex(request[seqField], 'seq') ?? 0;
   if (clientId === '' && seq === 0) return null;
   if (clientId === '' || seq === 0) throw new QkvError('bad_request', 'Send both client_id and seq (seq >= 1), or neither');
-  if (clientId.length > clientIdCharsMax || !/^[\x21-\x7e]+$/.test(clientId)) {
+  if (!isClientId(clientId)) {
     throw new QkvError('bad_request', `client_id must be 1 to ${clientIdCharsMax} visible ASCII characters`);
   }
   return { clientId, seq };
@@ -646,42 +647,6 @@ class GrpcForwardSpec implements ForwardSpec {
     if (this.bodyBuffer === undefined) this.bodyBuffer = this.makeBody === null ? null : Buffer.from(this.makeBody(), 'utf8');
     return this.bodyBuffer;
   }
-}
-
-interface ReadOp {
-  readonly key: string;
-  readonly consistency: ReadConsistency;
-  readonly minVersion: number | undefined;
-}
-
-interface ListOp {
-  readonly prefix: string;
-  readonly after: string | undefined;
-  readonly limit: number;
-  readonly consistency: ReadConsistency;
-  readonly minVersion: number | undefined;
-}
-
-const writeExec: LocalExec<KvCommand, KvResult> = {
-  run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
-};
-
-const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
-  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
-};
-
-const listExec: LocalExec<ListOp, KvItem[]> = {
-  run: (node, op, timeoutMs) => node.list(listOptions(op, timeoutMs)),
-};
-
-function readOptions(consistency: ReadConsistency, minVersion: number | undefined, timeoutMs: number): ReadOptions {
-  return minVersion === undefined ? { consistency, timeoutMs } : { consistency, minVersion, timeoutMs };
-}
-
-function listOptions(op: ListOp, timeoutMs: number): ListOptions {
-  const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
-  const withAfter = op.after === undefined ? base : { ...base, after: op.after };
-  return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
 }
 
 /** A successful write result, or the refusal as the error HTTP would answer. */

@@ -35,18 +35,20 @@ import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Registry } from 'prom-client';
-import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvNode, ModeChange } from '../node/types.js';
 import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
 import type { KvItem, KvRecord, KvValue, SnapshotSource } from '../storage/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
-import { batchOpsMax, batchRoute, clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
+import { batchOpsMax, batchRoute, clientIdCharsMax, clientIdHeader, isClientId, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import type { BatchResultItem, ListItem, ReadConsistency } from '../wire/types.js';
 import { parseBatch } from './batch.js';
+import { listExec, listOptions, modeExec, readExec, readOptions, writeExec } from './ops.js';
+import type { ListOp, ReadOp } from './ops.js';
 import type { BatchOp } from './batch.js';
 import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
-import type { ForwardLimits, ForwardSpec, ForwardedResponse, LocalExec } from './forward.js';
+import type { ForwardLimits, ForwardSpec, ForwardedResponse, RouteOutcome } from './forward.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import type { HttpMetrics } from './metrics.js';
 
@@ -120,8 +122,6 @@ const headersReceiveMsMax = 10_000;
 const requestReceiveMsMax = 30_000;
 /** Most query parameters parsed from one URL; more is 400. */
 const queryParamsMax = 16;
-/** Longest accepted x-qkv-client-id. */
-const clientIdCharsMax = 128;
 /** Default list page size (lowered to listLimitMax when that is smaller). */
 const listLimitDefault = 100;
 /** Longest URL quoted back in an error message. */
@@ -238,36 +238,6 @@ interface KeyRoute {
 
 type Consistency = ReadConsistency;
 
-interface ReadOp {
-  readonly key: string;
-  readonly consistency: Consistency;
-  readonly minVersion: number | undefined;
-}
-
-interface ListOp {
-  readonly prefix: string;
-  readonly after: string | undefined;
-  readonly limit: number;
-  readonly consistency: Consistency;
-  readonly minVersion: number | undefined;
-}
-
-const writeExec: LocalExec<KvCommand, KvResult> = {
-  run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
-};
-
-const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
-  run: (node, change, timeoutMs) => node.changeMode(change, { timeoutMs }),
-};
-
-const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
-  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
-};
-
-const listExec: LocalExec<ListOp, KvItem[]> = {
-  run: (node, op, timeoutMs) => node.list(listOptions(op, timeoutMs)),
-};
-
 /** Route handlers and error mappers of one server; bound once, shared by every request. */
 class HttpApi {
   private readonly node: KvNode;
@@ -351,20 +321,18 @@ class HttpApi {
     const query = checkQuery(request.query, getParams);
     const minVersion = optionalIndex(query, 'minVersion');
     const op: ReadOp = { key, consistency: readConsistency(query, minVersion), minVersion };
-    let record: KvRecord | undefined;
-    if (op.consistency === 'local') {
-      record = await this.node.read(key, readOptions('local', minVersion, this.timeoutMs(request)));
-    } else {
-      const outcome = await this.router.run(readExec, op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'));
-      if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-      record = outcome.value;
-    }
-    if (record === undefined) {
-      reply.code(errorStatus.not_found);
-      return { error: 'not_found', message: `Key not found`, key };
-    }
-    return { key, value: textOf(record.value), version: record.version };
+    const outcome = await this.readKey(op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'), this.timeoutMs(request));
+    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+    const answer = readResult(key, outcome.value);
+    if (answer.status !== 200) reply.code(answer.status);
+    return answer.body;
   };
+
+  /** A key read: `local` on this node itself (within `localTimeoutMs`), any other consistency through the router. */
+  private async readKey(op: ReadOp, spec: ForwardSpec, localTimeoutMs: number): Promise<RouteOutcome<KvRecord | undefined>> {
+    if (op.consistency !== 'local') return this.router.run(readExec, op, spec);
+    return { via: 'local', value: await this.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs)) };
+  }
 
   // GET /kv?prefix=&after=&limit=&consistency=&minVersion=
   readonly list = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
@@ -423,18 +391,12 @@ class HttpApi {
         return { status: answer.status, ...answer.body };
       }
       const { key, consistency, minVersion } = op;
-      let record: KvRecord | undefined;
-      if (consistency === 'local') {
-        record = await this.node.read(key, readOptions('local', minVersion, Math.max(1, Math.floor(deadlineMs - performance.now()))));
-      } else {
-        const query = minVersion === undefined ? `consistency=${consistency}` : `consistency=${consistency}&minVersion=${minVersion}`;
-        const spec: ForwardSpec = { method: 'GET', url: `/kv/${encodeURIComponent(key)}?${query}`, body: null, requestId: null, isWrite: false, servedByFollower: consistency === 'linearizable', forwardedIn, deadlineMs };
-        const outcome = await this.router.run(readExec, { key, consistency, minVersion }, spec);
-        if (outcome.via === 'forward') return forwardedItem(outcome.response);
-        record = outcome.value;
-      }
-      if (record === undefined) return { status: errorStatus.not_found, error: 'not_found', message: 'Key not found', key };
-      return { status: 200, key, value: textOf(record.value), version: record.version };
+      const query = minVersion === undefined ? `consistency=${consistency}` : `consistency=${consistency}&minVersion=${minVersion}`;
+      const spec: ForwardSpec = { method: 'GET', url: `/kv/${encodeURIComponent(key)}?${query}`, body: null, requestId: null, isWrite: false, servedByFollower: consistency === 'linearizable', forwardedIn, deadlineMs };
+      const outcome = await this.readKey({ key, consistency, minVersion }, spec, Math.max(1, Math.floor(deadlineMs - performance.now())));
+      if (outcome.via === 'forward') return forwardedItem(outcome.response);
+      const answer = readResult(key, outcome.value);
+      return { status: answer.status, ...answer.body };
     } catch (error) {
       const qkvError = this.toQkvError(error instanceof Error ? error : new Error(String(error)));
       if (qkvError.code === 'internal') request.log.error({ err: error }, 'batch operation failed');
@@ -859,7 +821,7 @@ function readRequestId(request: FastifyRequest): RequestId | null {
   if (typeof clientId !== 'string' || typeof seqText !== 'string') {
     throw new QkvError('bad_request', `Send both ${clientIdHeader} and ${requestSeqHeader} (once each), or neither`);
   }
-  if (clientId.length === 0 || clientId.length > clientIdCharsMax || !visibleAscii.test(clientId)) {
+  if (!isClientId(clientId)) {
     throw new QkvError('bad_request', `Header ${clientIdHeader} must be 1 to ${clientIdCharsMax} visible ASCII characters`);
   }
   const seq = parseDecimal(seqText);
@@ -869,7 +831,6 @@ function readRequestId(request: FastifyRequest): RequestId | null {
   return { clientId, seq };
 }
 
-const visibleAscii = /^[\x21-\x7e]+$/;
 const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
 
 /** A non-negative safe integer written in plain decimal, else null. */
@@ -973,16 +934,6 @@ function readConsistency(query: ParsedQuery, minVersion: number | undefined): Co
   return text as Consistency;
 }
 
-function readOptions(consistency: Consistency, minVersion: number | undefined, timeoutMs: number): ReadOptions {
-  return minVersion === undefined ? { consistency, timeoutMs } : { consistency, minVersion, timeoutMs };
-}
-
-function listOptions(op: ListOp, timeoutMs: number): ListOptions {
-  const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
-  const withAfter = op.after === undefined ? base : { ...base, after: op.after };
-  return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
-}
-
 // --- answers ---
 
 function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
@@ -991,8 +942,20 @@ function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
   return answer.body;
 }
 
+/** What a single-key route answers, also a batch item's status and fields. */
+interface RouteAnswer {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/** A read's answer as status and body: the entry, or 404 not_found. */
+function readResult(key: string, record: KvRecord | undefined): RouteAnswer {
+  if (record === undefined) return { status: errorStatus.not_found, body: { error: 'not_found', message: 'Key not found', key } };
+  return { status: 200, body: { key, value: textOf(record.value), version: record.version } };
+}
+
 /** A write's answer as status and body; a stale request is thrown (an error in every API). */
-function writeResult(result: KvResult): { readonly status: number; readonly body: Readonly<Record<string, unknown>> } {
+function writeResult(result: KvResult): RouteAnswer {
   if (result.ok) {
     return {
       status: 200,

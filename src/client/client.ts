@@ -17,6 +17,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import { isClientId } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
@@ -72,8 +73,7 @@ const quickRetriesMax = 4;
 /** Endpoints learned from /status are added up to this many in total. */
 const endpointsMax = 32;
 /** Longest user-given client id (the server allows 128 characters; lanes add a suffix). */
-const clientIdCharsMax = 100;
-const visibleAscii = /^[\x21-\x7e]+$/;
+const clientIdBaseCharsMax = 100;
 
 /** Wire codes that say the request was refused before anything was done: nothing applied. */
 const refusedBeforeActing: ReadonlySet<string> = new Set(['not_leader', 'no_leader', 'busy', 'shutting_down']);
@@ -142,8 +142,8 @@ export class KvClient {
       throw new InvalidArgumentError('bad_request', `backoffMsMax ${this.backoffMsMax} is below backoffMsMin ${this.backoffMsMin}`);
     }
     const clientId = options.clientId ?? `qkv-${randomBytes(8).toString('hex')}`;
-    if (clientId.length === 0 || clientId.length > clientIdCharsMax || !visibleAscii.test(clientId)) {
-      throw new InvalidArgumentError('bad_request', `clientId must be 1 to ${clientIdCharsMax} visible ASCII characters`);
+    if (!isClientId(clientId, clientIdBaseCharsMax)) {
+      throw new InvalidArgumentError('bad_request', `clientId must be 1 to ${clientIdBaseCharsMax} visible ASCII characters`);
     }
     this.clientIdBase = clientId;
     const readsFrom = options.linearizableReadsFrom ?? 'leader';

@@ -11,6 +11,14 @@ export const readConsistencies: readonly ReadConsistency[] = ['linearizable', 'l
 export const clientIdHeader = 'x-qkv-client-id';
 export const requestSeqHeader = 'x-qkv-seq';
 
+/** Longest client id a server accepts (every API: header, batch field, gRPC field). */
+export const clientIdCharsMax = 128;
+
+/** A client id is 1 to `charsMax` visible ASCII characters (no spaces, nothing to escape). */
+export function isClientId(text: string, charsMax = clientIdCharsMax): boolean {
+  return text.length > 0 && text.length <= charsMax && /^[\x21-\x7e]+$/.test(text);
+}
+
 export interface PutBody {
   readonly value: string;
   /** Compare-and-set: write only if the key's current version is this (0: key must not exist). */

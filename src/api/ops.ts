@@ -1,0 +1,51 @@
+/**
+ * The key-value operations the APIs run on this node through the leader router: their
+ * shapes and the one way each becomes a KvNode call. Shared by the HTTP routes, the batch
+ * route and the gRPC service, so a read or a write means the same thing in every API.
+ */
+
+import type { KvCommand, KvResult } from '../kv/types.js';
+import type { ListOptions, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
+import type { ReadConsistency } from '../wire/types.js';
+import type { LocalExec } from './forward.js';
+
+export interface ReadOp {
+  readonly key: string;
+  readonly consistency: ReadConsistency;
+  readonly minVersion: number | undefined;
+}
+
+export interface ListOp {
+  readonly prefix: string;
+  readonly after: string | undefined;
+  readonly limit: number;
+  readonly consistency: ReadConsistency;
+  readonly minVersion: number | undefined;
+}
+
+export const writeExec: LocalExec<KvCommand, KvResult> = {
+  run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
+};
+
+export const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
+  run: (node, change, timeoutMs) => node.changeMode(change, { timeoutMs }),
+};
+
+export const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
+  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
+};
+
+export const listExec: LocalExec<ListOp, KvItem[]> = {
+  run: (node, op, timeoutMs) => node.list(listOptions(op, timeoutMs)),
+};
+
+export function readOptions(consistency: ReadConsistency, minVersion: number | undefined, timeoutMs: number): ReadOptions {
+  return minVersion === undefined ? { consistency, timeoutMs } : { consistency, minVersion, timeoutMs };
+}
+
+export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
+  const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
+  const withAfter = op.after === undefined ? base : { ...base, after: op.after };
+  return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
+}
