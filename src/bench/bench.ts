@@ -15,8 +15,8 @@ import { lineChart, palette } from './charts.js';
 import type { Series } from './charts.js';
 import { LocalCluster, nodeStatus } from './cluster.js';
 import { EtcdCluster, etcdTarget, findEtcd } from './etcd.js';
-import { machineInfo, quorumkvVersion, writeReport } from './report.js';
-import type { CsvCell, Report, ReportChart, ReportTable } from './report.js';
+import { finishReport } from './report.js';
+import type { CsvCell, Report, ReportBody, ReportChart, ReportTable } from './report.js';
 import { preload, runPoint } from './runner.js';
 import type { PointResult } from './runner.js';
 import type { OpSummary } from './stats.js';
@@ -239,12 +239,8 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
       );
     }
   }
-  const report = buildReport(o, points, comparison, systems, startedAt, await quorumkvVersion());
-  let files = null;
-  if (o.outDir !== null) {
-    files = await writeReport(o.outDir, report);
-    print(`\nreport: ${files.html}\n        ${files.json}\n        ${files.csv}\n`);
-  }
+  const { report, files } = await finishReport(reportBody(o, points, comparison, systems, startedAt), o.outDir);
+  if (files !== null) print(`\nreport: ${files.html}\n        ${files.json}\n        ${files.csv}\n`);
   return { points, report, files };
 }
 
@@ -353,7 +349,7 @@ export function sweepCharts(points: readonly PointResult[]): ReportChart[] {
   return charts;
 }
 
-function buildReport(o: BenchOptions, points: readonly PointResult[], comparison: readonly Comparison[], systems: Record<string, unknown>, startedAt: string, version: string): Report {
+function reportBody(o: BenchOptions, points: readonly PointResult[], comparison: readonly Comparison[], systems: Record<string, unknown>, startedAt: string): ReportBody {
   const tables: ReportTable[] = [{ title: 'Results', header: htmlHeader, rows: htmlRows(points), note: 'Closed-loop clients through the quorumkv client library (HTTP, undici keep-alive); latencies of successful operations; errors counted apart. CPU: time used during the measured window / its length.' }];
   if (comparison.length > 0) {
     tables.push({
@@ -368,10 +364,7 @@ function buildReport(o: BenchOptions, points: readonly PointResult[], comparison
     title: `quorumkv bench: ${o.workloads.join(', ')}`,
     command: o.command,
     config: { ...config, systems },
-    machine: machineInfo(),
-    version,
     startedAt,
-    finishedAt: new Date().toISOString(),
     results: { points, comparison },
     csv: { header: csvHeader, rows: csvRows(points) },
     tables,

@@ -17,12 +17,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { StatusResponse } from '../wire/types.js';
+import { freePort, stdioClosed, stopChild } from './child.js';
 
 export const cliMainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -46,33 +46,6 @@ const living = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of living) child.kill('SIGKILL');
 });
-
-/** A port the OS says is free right now (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once an exited child's output pipes are drained and closed (at most 2 s). */
-export function stdioClosed(proc: ChildProcess): Promise<void> {
-  const open = [proc.stdout, proc.stderr].some((s) => s !== null && !s.destroyed && !s.readableEnded);
-  if (!open) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 2_000);
-    proc.once('close', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
-}
 
 /** GET a JSON answer; throws on a non-200 status or a timeout. */
 export async function getJson<T>(url: string, timeoutMs = httpTimeoutMs): Promise<T> {
@@ -327,16 +300,8 @@ export class LocalCluster {
   }
 
   private async signal(n: ClusterNode, signal: NodeJS.Signals): Promise<void> {
-    const proc = n.proc;
-    if (proc === null) return;
-    const exited = new Promise<void>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
-      else proc.once('exit', () => resolve());
-    });
-    proc.kill(signal);
-    const timer = signal === 'SIGKILL' ? null : setTimeout(() => proc.kill('SIGKILL'), stopWaitMsMax);
-    await exited;
-    if (timer !== null) clearTimeout(timer);
+    if (n.proc === null) return;
+    await stopChild(n.proc, signal, stopWaitMsMax);
     n.proc = null;
   }
 

@@ -18,7 +18,8 @@ import { createWriteStream } from 'node:fs';
 import { access, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, getJson } from './cluster.js';
+import { freePort, stopChild } from './child.js';
+import { getJson } from './cluster.js';
 import type { BenchTarget } from './target.js';
 import type * as Etcd3Module from 'etcd3';
 
@@ -125,16 +126,7 @@ export class EtcdCluster {
 
   /** Kills every member and removes the data. */
   async stop(): Promise<void> {
-    await Promise.all(
-      this.procs.map(
-        (p) =>
-          new Promise<void>((resolve) => {
-            if (p.exitCode !== null || p.signalCode !== null) return resolve();
-            p.once('exit', () => resolve());
-            p.kill('SIGKILL');
-          }),
-      ),
-    );
+    await Promise.all(this.procs.map((p) => stopChild(p, 'SIGKILL')));
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -13,8 +13,8 @@
 import { barChart, lineChart } from './charts.js';
 import { LocalCluster } from './cluster.js';
 import { csvHeader, csvRows, htmlHeader, htmlRows } from './bench.js';
-import { machineInfo, quorumkvVersion, writeReport } from './report.js';
-import type { Report, ReportChart, ReportTable } from './report.js';
+import { finishReport } from './report.js';
+import type { Report, ReportChart, ReportFiles, ReportTable } from './report.js';
 import { preload, runPoint } from './runner.js';
 import type { PointResult } from './runner.js';
 import type { OpSummary } from './stats.js';
@@ -86,7 +86,7 @@ function allOf(p: PointResult): OpSummary {
   return p.byOp[p.byOp.length - 1] as OpSummary;
 }
 
-export async function runMatrixExperiment(o: MatrixOptions): Promise<{ points: MatrixPoint[]; report: Report; files: Awaited<ReturnType<typeof writeReport>> | null }> {
+export async function runMatrixExperiment(o: MatrixOptions): Promise<{ points: MatrixPoint[]; report: Report; files: ReportFiles | null }> {
   const print = o.print ?? ((t: string) => void process.stdout.write(t));
   const startedAt = new Date().toISOString();
   const dims = (Object.keys(o.dimensions) as (keyof MatrixDimensions)[]).filter((d) => o.only.length === 0 || o.only.includes(d));
@@ -161,25 +161,18 @@ export async function runMatrixExperiment(o: MatrixOptions): Promise<{ points: M
     { title: 'Every figure', header: htmlHeader, rows: htmlRows(points.map((p) => p.result)) },
   ];
   const { print: _print, ...config } = o;
-  const report: Report = {
+  const { report, files } = await finishReport({
     kind: 'experiment matrix',
     title: 'Parameter matrix: sizes, clients, store size, mixes, key distributions',
     command: o.command,
     config: { ...config, baseline: matrixBaseline },
-    machine: machineInfo(),
-    version: await quorumkvVersion(),
     startedAt,
-    finishedAt: new Date().toISOString(),
     results: { points },
     csv: { header: [...csvHeader, 'dimension'], rows: points.flatMap((p) => csvRows([p.result], () => [p.dimension])) },
     tables,
     charts,
     notes: [],
-  };
-  let files = null;
-  if (o.outDir !== null) {
-    files = await writeReport(o.outDir, report);
-    print(`report: ${files.html}\n`);
-  }
+  }, o.outDir);
+  if (files !== null) print(`report: ${files.html}\n`);
   return { points, report, files };
 }

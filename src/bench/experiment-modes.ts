@@ -18,8 +18,8 @@ import { connect } from '../client/index.js';
 import { barChart } from './charts.js';
 import { LocalCluster, dumpStore, nodeStatus, putJson } from './cluster.js';
 import { htmlHeader, htmlRows, csvHeader, csvRows as pointCsvRows } from './bench.js';
-import { machineInfo, quorumkvVersion, writeReport } from './report.js';
-import type { Report, ReportTable } from './report.js';
+import { finishReport } from './report.js';
+import type { Report, ReportFiles, ReportTable } from './report.js';
 import { preload, runPoint } from './runner.js';
 import type { PointResult } from './runner.js';
 import type { OpSummary } from './stats.js';
@@ -199,7 +199,7 @@ async function killPhase(o: ModesExperimentOptions, mode: ModeName, cluster: Loc
   };
 }
 
-export async function runModesExperiment(o: ModesExperimentOptions): Promise<{ results: ModeResult[]; report: Report; files: Awaited<ReturnType<typeof writeReport>> | null }> {
+export async function runModesExperiment(o: ModesExperimentOptions): Promise<{ results: ModeResult[]; report: Report; files: ReportFiles | null }> {
   const print = o.print ?? ((t: string) => void process.stdout.write(t));
   const startedAt = new Date().toISOString();
   print(
@@ -290,15 +290,12 @@ export async function runModesExperiment(o: ModesExperimentOptions): Promise<{ r
     { title: 'Every figure', header: htmlHeader, rows: htmlRows(results.map((r) => ({ ...r.point, system: modeLabels[r.mode] }))) },
   ];
   const { print: _print, ...config } = o;
-  const report: Report = {
+  const { report, files } = await finishReport({
     kind: 'experiment modes',
     title: 'Replication modes side by side',
     command: o.command,
     config,
-    machine: machineInfo(),
-    version: await quorumkvVersion(),
     startedAt,
-    finishedAt: new Date().toISOString(),
     results: { modes: results },
     csv: {
       header: [...csvHeader, 'mode', 'kill_acked', 'kill_lost', 'kill_rollback_records', 'kill_lost_unreported', 'kill_failover_ms'],
@@ -307,11 +304,7 @@ export async function runModesExperiment(o: ModesExperimentOptions): Promise<{ r
     tables,
     charts,
     notes: [`Each mode runs on a fresh ${o.nodes}-node cluster started with --faults. Mode flags: ${o.modes.map((m) => `${m}: ${modeFlags[m].join(' ')}`).join('; ')}.`],
-  };
-  let files = null;
-  if (o.outDir !== null) {
-    files = await writeReport(o.outDir, report);
-    print(`report: ${files.html}\n`);
-  }
+  }, o.outDir);
+  if (files !== null) print(`report: ${files.html}\n`);
   return { results, report, files };
 }

@@ -20,8 +20,8 @@ import type { Series } from './charts.js';
 import { compareStores } from './check.js';
 import { LocalCluster, snapshotStore } from './cluster.js';
 import type { StoreSnapshot } from './cluster.js';
-import { machineInfo, quorumkvVersion, writeReport } from './report.js';
-import type { CsvCell, Report, ReportTable } from './report.js';
+import { finishReport } from './report.js';
+import type { CsvCell, Report, ReportFiles, ReportTable } from './report.js';
 import { summarizeSamplesMs } from './stats.js';
 import { errorCode } from './target.js';
 
@@ -154,7 +154,7 @@ async function runOneW(o: QuorumExperimentOptions, w: number, print: (t: string)
   }
 }
 
-export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{ points: QuorumPoint[]; report: Report; files: Awaited<ReturnType<typeof writeReport>> | null }> {
+export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{ points: QuorumPoint[]; report: Report; files: ReportFiles | null }> {
   const print = o.print ?? ((t: string) => void process.stdout.write(t));
   for (const w of o.writeQuorums) {
     if (!Number.isSafeInteger(w) || w < 0 || w > o.nodes - 1) throw new RangeError(`W must be in 0..${o.nodes - 1} for ${o.nodes} nodes, got ${w}`);
@@ -211,25 +211,18 @@ export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{
     ]),
   );
   const { print: _print, ...config } = o;
-  const report: Report = {
+  const { report, files } = await finishReport({
     kind: 'experiment quorum',
     title: `Quorum experiment: write latency and follower divergence vs W`,
     command: o.command,
     config,
-    machine: machineInfo(),
-    version: await quorumkvVersion(),
     startedAt,
-    finishedAt: new Date().toISOString(),
     results: { points },
     csv: { header: ['w', 'writes', 'errors', 'writes_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms', 'when', 'node', 'role', 'keys_differing', 'keys_stale', 'keys_missing', 'versions_behind', 'entries_behind'], rows: csvRows },
     tables,
     charts,
     notes: ['Each W runs on a fresh cluster. A write is acknowledged once the leader and W followers hold it on disk; every replication message is delayed independently, so a write waits for about the W-th fastest of the followers.'],
-  };
-  let files = null;
-  if (o.outDir !== null) {
-    files = await writeReport(o.outDir, report);
-    print(`report: ${files.html}\n`);
-  }
+  }, o.outDir);
+  if (files !== null) print(`report: ${files.html}\n`);
   return { points, report, files };
 }

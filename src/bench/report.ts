@@ -152,8 +152,25 @@ ${cfg}
 `;
 }
 
+export interface ReportFiles {
+  readonly json: string;
+  readonly csv: string;
+  readonly html: string;
+  readonly svgs: string[];
+}
+
+/** What a run fills in; finishReport adds the machine, the version and the finish time. */
+export type ReportBody = Omit<Report, 'machine' | 'version' | 'finishedAt'>;
+
+/** Completes a run's report and writes it into `outDir` (none when null). */
+export async function finishReport(body: ReportBody, outDir: string | null): Promise<{ report: Report; files: ReportFiles | null }> {
+  const { kind, title, command, config, startedAt, ...rest } = body;
+  const report: Report = { kind, title, command, config, machine: machineInfo(), version: await quorumkvVersion(), startedAt, finishedAt: new Date().toISOString(), ...rest };
+  return { report, files: outDir === null ? null : await writeReport(outDir, report) };
+}
+
 /** Writes results.json, results.csv, report.html and the SVGs into `dir`; returns the paths. */
-export async function writeReport(dir: string, r: Report): Promise<{ json: string; csv: string; html: string; svgs: string[] }> {
+export async function writeReport(dir: string, r: Report): Promise<ReportFiles> {
   await mkdir(dir, { recursive: true });
   const json = path.join(dir, 'results.json');
   const csv = path.join(dir, 'results.csv');

@@ -13,7 +13,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
-import { freePort } from '../bench/cluster.js';
+import { freePort, stopChild } from '../bench/child.js';
 import { ConfigError, nodeFlags } from './config.js';
 
 export const upHelp = `usage: quorumkv up --nodes N --data-dir DIR [--base-port P] [node flags…]
@@ -126,19 +126,7 @@ export async function runUp(argv: string[]): Promise<number> {
 
   const stopAll = async (): Promise<void> => {
     stopping = true;
-    const exits = [...children.values()].map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.exitCode !== null || c.signalCode !== null) return resolve();
-          const timer = setTimeout(() => c.kill('SIGKILL'), stopWaitMsMax);
-          c.once('exit', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          c.kill('SIGTERM');
-        }),
-    );
-    await Promise.all(exits);
+    await Promise.all([...children.values()].map((c) => stopChild(c, 'SIGTERM', stopWaitMsMax)));
   };
 
   const leader = await waitForLeader(info, () => children.size === 0);

@@ -92,7 +92,7 @@ async function client(t: TestContext, variant: Variant, servers: readonly Served
 
 /** A port nothing listens on (bound, then released). */
 async function deadEndpoint(transport: TransportKind): Promise<string> {
-  const { freePort } = await import('../bench/cluster.js');
+  const { freePort } = await import('../bench/child.js');
   const port = await freePort();
   return transport === 'http' ? `http://127.0.0.1:${port}` : `127.0.0.1:${port}`;
 }

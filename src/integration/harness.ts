@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { freePort, stdioClosed } from '../bench/cluster.js';
+import { freePort, stdioClosed, stopChild } from '../bench/child.js';
 
 const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -199,14 +199,8 @@ export class TestCluster {
 
   private async signal(id: string, signal: NodeJS.Signals): Promise<void> {
     const n = this.node(id);
-    const proc = n.proc;
-    if (proc === null) return;
-    const exited = new Promise<void>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) resolve();
-      else proc.once('exit', () => resolve());
-    });
-    proc.kill(signal);
-    await exited;
+    if (n.proc === null) return;
+    await stopChild(n.proc, signal);
     n.proc = null;
   }
 
