@@ -93,6 +93,30 @@ export interface ForwardSpec {
   readonly deadlineMs: number;
 }
 
+/**
+ * A forward spec whose JSON body is built only if the request is forwarded: an operation
+ * served by this node (the leader) never pays for serialising its value.
+ */
+export class LazyForwardSpec implements ForwardSpec {
+  private bodyBuffer: Buffer | null | undefined;
+
+  constructor(
+    readonly method: 'GET' | 'PUT' | 'DELETE',
+    readonly url: string,
+    readonly requestId: RequestId | null,
+    readonly isWrite: boolean,
+    readonly servedByFollower: boolean,
+    readonly deadlineMs: number,
+    private readonly makeBody: (() => string) | null,
+    readonly forwardedIn: boolean,
+  ) {}
+
+  get body(): Buffer | null {
+    if (this.bodyBuffer === undefined) this.bodyBuffer = this.makeBody === null ? null : Buffer.from(this.makeBody(), 'utf8');
+    return this.bodyBuffer;
+  }
+}
+
 /** The leader's answer, passed through to the client unchanged. */
 export interface ForwardedResponse {
   readonly statusCode: number;

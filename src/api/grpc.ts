@@ -38,10 +38,10 @@ import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdCharsMax, isClientId } from '../wire/types.js';
 import type { ReadConsistency, StatusResponse } from '../wire/types.js';
-import { LeaderRouter, defaultForwardLimits } from './forward.js';
-import { listExec, listOptions, readExec, readOptions, writeExec } from './ops.js';
+import { LazyForwardSpec, LeaderRouter, defaultForwardLimits } from './forward.js';
+import { listExec, listOptions, readExec, readOptions, readSpec, readUrl, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
-import type { ForwardLimits, ForwardSpec } from './forward.js';
+import type { ForwardLimits } from './forward.js';
 import type { InputValidator } from './http.js';
 import { createHttpMetrics } from './metrics.js';
 
@@ -354,7 +354,7 @@ class GrpcApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = new GrpcForwardSpec('PUT', keyPath(key), requestId, true, false, this.deadlineMs(call), () => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion }));
+    const spec = writeSpec(command, this.deadlineMs(call), false);
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') {
       const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
@@ -375,8 +375,7 @@ class GrpcApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const url = ifVersion === undefined ? keyPath(key) : `${keyPath(key)}?ifVersion=${ifVersion}`;
-    const spec = new GrpcForwardSpec('DELETE', url, requestId, true, false, this.deadlineMs(call), null);
+    const spec = writeSpec(command, this.deadlineMs(call), false);
     const outcome = await this.router.run(writeExec, command, spec);
     if (outcome.via === 'forward') {
       const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
@@ -397,7 +396,7 @@ class GrpcApi {
       record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs)));
     } else {
       const op: ReadOp = { key, consistency, minVersion };
-      const outcome = await this.router.run(readExec, op, new GrpcForwardSpec('GET', readUrl(keyPath(key), consistency, minVersion, []), null, false, consistency === 'linearizable', deadlineMs, null));
+      const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, false));
       if (outcome.via === 'forward') {
         const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
         return { key: body['key'], value: body['value'], version: body['version'] };
@@ -428,7 +427,7 @@ class GrpcApi {
       const query: string[] = [`limit=${limit}`];
       if (prefix.length > 0) query.push(`prefix=${encodeURIComponent(prefix)}`);
       if (after !== undefined) query.push(`after=${encodeURIComponent(after)}`);
-      const outcome = await this.router.run(listExec, op, new GrpcForwardSpec('GET', readUrl('/kv', consistency, minVersion, query), null, false, consistency === 'linearizable', deadlineMs, null));
+      const outcome = await this.router.run(listExec, op, new LazyForwardSpec('GET', readUrl('/kv', consistency, minVersion, query), null, false, consistency === 'linearizable', deadlineMs, null, false));
       if (outcome.via === 'forward') {
         const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
         const next = body['next'];
@@ -608,45 +607,10 @@ function readConsistency(value: unknown, minVersion: number | undefined): ReadCo
   return consistencyOf[name] ?? (minVersion === undefined ? 'linearizable' : 'local');
 }
 
-function keyPath(key: string): string {
-  return `/kv/${encodeURIComponent(key)}`;
-}
-
-function readUrl(path: string, consistency: ReadConsistency, minVersion: number | undefined, query: string[]): string {
-  const all = [...query, `consistency=${consistency}`];
-  if (minVersion !== undefined) all.push(`minVersion=${minVersion}`);
-  return `${path}?${all.join('&')}`;
-}
-
 function timeoutOf(deadlineMs: number): number {
   const ms = Math.floor(deadlineMs - performance.now());
   if (ms < 1) throw new QkvError('timeout', 'The deadline passed before the read could be served');
   return ms;
-}
-
-/**
- * A forward spec whose JSON body is built only if the call is forwarded: a write served by
- * this node (the leader) never pays for serialising its value.
- */
-class GrpcForwardSpec implements ForwardSpec {
-  private bodyBuffer: Buffer | null | undefined;
-
-  constructor(
-    readonly method: 'GET' | 'PUT' | 'DELETE',
-    readonly url: string,
-    readonly requestId: RequestId | null,
-    readonly isWrite: boolean,
-    readonly servedByFollower: boolean,
-    readonly deadlineMs: number,
-    private readonly makeBody: (() => string) | null,
-  ) {}
-
-  readonly forwardedIn = false;
-
-  get body(): Buffer | null {
-    if (this.bodyBuffer === undefined) this.bodyBuffer = this.makeBody === null ? null : Buffer.from(this.makeBody(), 'utf8');
-    return this.bodyBuffer;
-  }
 }
 
 /** A successful write result, or the refusal as the error HTTP would answer. */

@@ -44,7 +44,7 @@ import type { ErrorCode } from '../wire/errors.js';
 import { batchOpsMax, batchRoute, clientIdCharsMax, clientIdHeader, isClientId, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import type { BatchResultItem, ListItem, ReadConsistency } from '../wire/types.js';
 import { parseBatch } from './batch.js';
-import { listExec, listOptions, modeExec, readExec, readOptions, writeExec } from './ops.js';
+import { listExec, listOptions, modeExec, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
 import type { BatchOp } from './batch.js';
 import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
@@ -380,22 +380,14 @@ class HttpApi {
   private async runBatchOp(op: BatchOp, forwardedIn: boolean, deadlineMs: number, request: FastifyRequest): Promise<BatchResultItem> {
     try {
       if (op.op === 'write') {
-        const { command } = op;
-        const keyPath = `/kv/${encodeURIComponent(command.key)}`;
-        const spec: ForwardSpec = command.op === 'put'
-          ? { method: 'PUT', url: keyPath, body: Buffer.from(JSON.stringify(command.ifVersion === undefined ? { value: command.value } : { value: command.value, ifVersion: command.ifVersion })), requestId: command.requestId ?? null, isWrite: true, servedByFollower: false, forwardedIn, deadlineMs }
-          : { method: 'DELETE', url: command.ifVersion === undefined ? keyPath : `${keyPath}?ifVersion=${command.ifVersion}`, body: null, requestId: command.requestId ?? null, isWrite: true, servedByFollower: false, forwardedIn, deadlineMs };
-        const outcome = await this.router.run(writeExec, command, spec);
+        const outcome = await this.router.run(writeExec, op.command, writeSpec(op.command, deadlineMs, forwardedIn));
         if (outcome.via === 'forward') return forwardedItem(outcome.response);
         const answer = writeResult(outcome.value);
         return { status: answer.status, ...answer.body };
       }
-      const { key, consistency, minVersion } = op;
-      const query = minVersion === undefined ? `consistency=${consistency}` : `consistency=${consistency}&minVersion=${minVersion}`;
-      const spec: ForwardSpec = { method: 'GET', url: `/kv/${encodeURIComponent(key)}?${query}`, body: null, requestId: null, isWrite: false, servedByFollower: consistency === 'linearizable', forwardedIn, deadlineMs };
-      const outcome = await this.readKey({ key, consistency, minVersion }, spec, Math.max(1, Math.floor(deadlineMs - performance.now())));
+      const outcome = await this.readKey(op, readSpec(op, deadlineMs, forwardedIn), Math.max(1, Math.floor(deadlineMs - performance.now())));
       if (outcome.via === 'forward') return forwardedItem(outcome.response);
-      const answer = readResult(key, outcome.value);
+      const answer = readResult(op.key, outcome.value);
       return { status: answer.status, ...answer.body };
     } catch (error) {
       const qkvError = this.toQkvError(error instanceof Error ? error : new Error(String(error)));

@@ -8,7 +8,8 @@ import type { KvCommand, KvResult } from '../kv/types.js';
 import type { ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvItem, KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
-import type { LocalExec } from './forward.js';
+import { LazyForwardSpec } from './forward.js';
+import type { ForwardSpec, LocalExec } from './forward.js';
 
 export interface ReadOp {
   readonly key: string;
@@ -48,4 +49,33 @@ export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
   const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
   const withAfter = op.after === undefined ? base : { ...base, after: op.after };
   return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
+}
+
+export function keyPath(key: string): string {
+  return `/kv/${encodeURIComponent(key)}`;
+}
+
+export function readUrl(path: string, consistency: ReadConsistency, minVersion: number | undefined, query: readonly string[]): string {
+  const all = [...query, `consistency=${consistency}`];
+  if (minVersion !== undefined) all.push(`minVersion=${minVersion}`);
+  return `${path}?${all.join('&')}`;
+}
+
+/** The single-key HTTP request a write stands for, as the router forwards it to the leader. */
+export function writeSpec(command: KvCommand, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+  const requestId = command.requestId ?? null;
+  const { ifVersion } = command;
+  if (command.op === 'delete') {
+    const url = ifVersion === undefined ? keyPath(command.key) : `${keyPath(command.key)}?ifVersion=${ifVersion}`;
+    return new LazyForwardSpec('DELETE', url, requestId, true, false, deadlineMs, null, forwardedIn);
+  }
+  // JSON carries text; the APIs that forward only ever propose string values.
+  const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
+  const body = (): string => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion });
+  return new LazyForwardSpec('PUT', keyPath(command.key), requestId, true, false, deadlineMs, body, forwardedIn);
+}
+
+/** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */
+export function readSpec(op: ReadOp, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+  return new LazyForwardSpec('GET', readUrl(keyPath(op.key), op.consistency, op.minVersion, []), null, false, op.consistency === 'linearizable', deadlineMs, null, forwardedIn);
 }

@@ -110,9 +110,17 @@ interface SystemRun {
 }
 
 async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promise<SystemRun> {
-  const connections = Math.max(64, ...o.concurrency);
+  const connect = (endpoints: readonly string[]): Promise<BenchTarget> =>
+    quorumKvTarget({
+      endpoints,
+      connectionsPerEndpoint: Math.max(64, ...o.concurrency),
+      readConsistency: o.readConsistency,
+      linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader',
+      batching: o.batching ?? true,
+      deadlineMs: o.deadlineMs,
+    });
   if (o.endpoints !== null) {
-    const target = await quorumKvTarget({ endpoints: o.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', batching: o.batching ?? true, deadlineMs: o.deadlineMs });
+    const target = await connect(o.endpoints);
     const pids = await localPids(o.endpoints);
     return { target, pids, describe: { endpoints: o.endpoints, mode: await modeOf(o.endpoints) }, stop: () => target.close() };
   }
@@ -120,7 +128,7 @@ async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promis
   const execArgv = o.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
   const cluster = await LocalCluster.start({ nodes: o.nodes, nodeFlags: o.nodeFlags, execArgv });
   try {
-    const target = await quorumKvTarget({ endpoints: cluster.endpoints, connectionsPerEndpoint: connections, readConsistency: o.readConsistency, linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader', batching: o.batching ?? true, deadlineMs: o.deadlineMs });
+    const target = await connect(cluster.endpoints);
     return {
       target,
       pids: cluster.pids,
