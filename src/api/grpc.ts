@@ -354,14 +354,8 @@ class GrpcApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = writeSpec(command, this.deadlineMs(call), false);
-    const outcome = await this.router.run(writeExec, command, spec);
-    if (outcome.via === 'forward') {
-      const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
-      return { key: body['key'], version: body['version'] };
-    }
-    const result = writeResult(outcome.value);
-    return { key: result.key, version: result.version };
+    const answer = await this.runWrite(command, call);
+    return { key: answer['key'], version: answer['version'] };
   }
 
   async delete(request: Decoded, call: grpc.ServerUnaryCall<Decoded, object>): Promise<object> {
@@ -375,14 +369,16 @@ class GrpcApi {
       ...(ifVersion === undefined ? {} : { ifVersion }),
       ...(requestId === null ? {} : { requestId }),
     };
-    const spec = writeSpec(command, this.deadlineMs(call), false);
-    const outcome = await this.router.run(writeExec, command, spec);
-    if (outcome.via === 'forward') {
-      const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
-      return { key: body['key'], version: body['version'], deleted: body['deleted'] };
-    }
+    const answer = await this.runWrite(command, call);
+    return { key: answer['key'], version: answer['version'], deleted: answer['deleted'] };
+  }
+
+  /** Runs a write here or on the leader: the fields of its answer, as HTTP would give them. */
+  private async runWrite(command: KvCommand, call: grpc.ServerUnaryCall<Decoded, object>): Promise<Readonly<Record<string, unknown>>> {
+    const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call), false));
+    if (outcome.via === 'forward') return forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
     const result = writeResult(outcome.value);
-    return { key: result.key, version: result.version, deleted: result.op === 'delete' ? result.deleted : false };
+    return result.op === 'delete' ? { key: result.key, version: result.version, deleted: result.deleted } : { key: result.key, version: result.version };
   }
 
   async get(request: Decoded, call: grpc.ServerUnaryCall<Decoded, object>): Promise<object> {
