@@ -41,6 +41,7 @@ export interface NodeConfig {
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
   readonly pendingWritesMax: number;
+  readonly persistsInFlightMax: number;
   readonly faults: boolean;
   readonly minDelayMs: number;
   readonly maxDelayMs: number;
@@ -82,6 +83,7 @@ export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
   'log-entries-max': { kind: 'int', help: 'compact the log beyond this many entries', default: '20000' },
   'snapshot-chunk-bytes': { kind: 'int', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
   'pending-writes-max': { kind: 'int', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
+  'persists-in-flight-max': { kind: 'int', help: 'log batches being written to disk at once: the next is written while the last one syncs (1: one at a time)', default: '4' },
   faults: { kind: 'bool', help: 'enable the /admin/faults route (delay, drop, partition)', default: 'false' },
   'min-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: lower bound', default: '0' },
   'max-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: upper bound', default: '0' },
@@ -212,6 +214,7 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
     logEntriesMax: int(v, 'log-entries-max', 10),
     snapshotChunkBytes: int(v, 'snapshot-chunk-bytes', 1024),
     pendingWritesMax: int(v, 'pending-writes-max', 1),
+    persistsInFlightMax: int(v, 'persists-in-flight-max', 1),
     faults: v.get('faults') === 'true',
     minDelayMs: int(v, 'min-delay-ms', 0),
     maxDelayMs: int(v, 'max-delay-ms', 0),

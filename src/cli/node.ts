@@ -185,6 +185,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
       readsPendingMax: 50_000,
       pendingWritesMax: config.pendingWritesMax,
       applyEntriesMax: 4096,
+      persistsInFlightMax: config.persistsInFlightMax,
       logEntriesMax: config.logEntriesMax,
       snapshotChunkBytes: config.snapshotChunkBytes,
       snapshotTimeoutTicks: tick(30_000),

@@ -233,6 +233,11 @@ export class RaftLog {
     return { snapshot, entries };
   }
 
+  /** A snapshot was accepted and not yet handed to the driver. */
+  hasSnapshotToPersist(): boolean {
+    return this.pendingSnapshot !== null && !this.snapshotInProgress;
+  }
+
   hasUnstableToPersist(): boolean {
     return (
       (this.pendingSnapshot !== null && !this.snapshotInProgress) ||

@@ -36,6 +36,7 @@ function newCore(id: string, overrides: Partial<ConstructorParameters<typeof Raf
     snapshotTimeoutTicks: 50,
     pinnedLeader: null,
     memberTimeoutTicks: 30,
+    persistsInFlightMax: 1,
     ...overrides,
   });
 }

@@ -91,6 +91,15 @@ export interface CoreOptions {
    * a config entry (so one dead replica does not stop writes); it is re-added once caught up.
    */
   readonly memberTimeoutTicks: number;
+  /**
+   * Ready batches handed to the driver and not yet advanced. 1: the driver persists one
+   * batch at a time and entries proposed meanwhile wait for the flush to end. More: the
+   * next batch is written while the previous one's flush runs (pipelined persistence, as
+   * etcd raft's asynchronous storage writes); batches still become durable, and are
+   * advanced, in the order they were handed out. A Ready carrying a snapshot is never
+   * pipelined: it waits for every earlier one and no later one starts before it is advanced.
+   */
+  readonly persistsInFlightMax: number;
 }
 
 /**
@@ -174,7 +183,8 @@ export class RaftCore {
   private snapshotsToSend: NodeId[] = [];
   private prevSoft: SoftState;
   private prevHard: HardState;
-  private readyInFlight: Ready | null = null;
+  /** Handed out by ready(), not yet advanced, oldest first. */
+  private readiesInFlight: Ready[] = [];
   planted: PlantedBugs = {};
 
   constructor(options: CoreOptions) {
@@ -182,6 +192,7 @@ export class RaftCore {
       `electionTimeoutTicks ${options.electionTimeoutTicks} must exceed heartbeatIntervalTicks ${options.heartbeatIntervalTicks}`,
     );
     assert(options.inflightMessagesMax >= 1, 'inflightMessagesMax must be >= 1');
+    assert(Number.isSafeInteger(options.persistsInFlightMax) && options.persistsInFlightMax >= 1, 'persistsInFlightMax must be an integer >= 1');
     // A live leader may take up to an election timeout to confirm a round (check-quorum
     // deposes it after that): a follower that gave up sooner would fail reads needlessly.
     assert(options.readIndexTimeoutTicks >= options.electionTimeoutTicks, () =>
@@ -363,7 +374,7 @@ export class RaftCore {
   // Output
 
   hasReady(): boolean {
-    if (this.readyInFlight !== null) return false;
+    if (!this.mayHandOutReady()) return false;
     if (this.appendsDirty) return true;
     return (
       this.messages.length > 0 ||
@@ -412,9 +423,24 @@ export class RaftCore {
     return this.readStates.length > 0 || this.readsFailed.length > 0 || this.log.hasCommittedToApply();
   }
 
-  /** Takes the pending effects. Call `advance` with the result before the next `ready`. */
+  /**
+   * Whether another Ready may be handed out now: fewer than persistsInFlightMax in flight,
+   * and no snapshot install in flight or waiting to be handed out behind earlier ones.
+   */
+  private mayHandOutReady(): boolean {
+    const inFlight = this.readiesInFlight.length;
+    if (inFlight === 0) return true;
+    if (inFlight >= this.opts.persistsInFlightMax) return false;
+    if (this.log.hasSnapshotToPersist()) return false;
+    return !this.readiesInFlight.some((rd) => rd.snapshot !== null);
+  }
+
+  /**
+   * Takes the pending effects. Every Ready must be advanced, in the order handed out;
+   * hasReady() says whether another may be taken before that.
+   */
   ready(): Ready {
-    assert(this.readyInFlight === null, 'ready() called before advance() of the previous Ready');
+    assert(this.mayHandOutReady(), () => `ready() called with ${this.readiesInFlight.length} Ready batches in flight (max ${this.opts.persistsInFlightMax}, or a snapshot install in flight)`);
     if (this.appendsDirty) this.broadcastAppend();
     this.sendFollowerReads();
     const { snapshot, entries } = this.log.takeUnstable();
@@ -443,14 +469,14 @@ export class RaftCore {
     this.readStates = [];
     this.readsFailed = [];
     this.snapshotsToSend = [];
-    this.readyInFlight = rd;
+    this.readiesInFlight.push(rd);
     return rd;
   }
 
-  /** The driver has persisted, sent and applied `rd`. */
+  /** The driver has persisted, sent and applied `rd`, the oldest Ready in flight. */
   advance(rd: Ready): void {
-    assert(this.readyInFlight === rd, 'advance() of a Ready that is not the one in flight');
-    this.readyInFlight = null;
+    assert(this.readiesInFlight[0] === rd, 'advance() of a Ready that is not the oldest in flight');
+    this.readiesInFlight.shift();
     if (rd.snapshot !== null) this.log.snapshotStable(rd.snapshot);
     const last = rd.entries[rd.entries.length - 1];
     if (last !== undefined) {

@@ -7,8 +7,11 @@
  *   3. send `messagesAfterPersist` (votes, append acks: they promise durability);
  *   4. apply `committed` entries, answer the writes they complete, serve reads whose read
  *      point is applied, fail the reads the core gave up on;
- *   5. `advance()`, then look for the next Ready. One Ready is in flight at a time; the
- *      proposals and messages that arrive meanwhile form the next one (group commit).
+ *   5. `advance()`, then look for the next Ready. Proposals and messages that arrive
+ *      while a Ready persists form the next one (group commit). Up to
+ *      `persistsInFlightMax` Readys persist at once: the next batch is written while the
+ *      last one syncs. Steps 3 and 5 still run strictly in the order the Readys were
+ *      handed out, once each one and every earlier one is durable.
  *
  * Every decision here is synchronous: finished I/O comes back as a call (`onDurable`,
  * `receive`, `tick`), never as code resuming after an await, so the simulator drives
@@ -63,6 +66,8 @@ export interface DriverOptions {
   /** Client writes waiting for their entry to apply. Beyond it: busy. */
   readonly pendingWritesMax: number;
   readonly applyEntriesMax: number;
+  /** Ready batches persisting at once (see CoreOptions.persistsInFlightMax). Default 1. */
+  readonly persistsInFlightMax?: number;
   /** Compact the log once it holds more entries than this (keeping the newer half). */
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
@@ -134,7 +139,8 @@ export class NodeDriver implements KvNode {
   private readonly deps: DriverDeps;
 
   private nowTick = 0;
-  private readyInFlight = false;
+  /** Readys handed out by the core, oldest first, with whether their persist is done. */
+  private readiesInFlight: { readonly rd: Ready; durable: boolean }[] = [];
   private processScheduled = false;
   private stopped = false;
 
@@ -186,6 +192,7 @@ export class NodeDriver implements KvNode {
       snapshotTimeoutTicks: options.snapshotTimeoutTicks,
       pinnedLeader: options.pinnedLeader,
       memberTimeoutTicks: options.memberTimeoutTicks ?? options.electionTimeoutTicks * 3,
+      persistsInFlightMax: options.persistsInFlightMax ?? 1,
     });
     deps.transport.onMessage((from, raw) => this.receive(from, raw));
     this.scheduleProcess();
@@ -426,7 +433,7 @@ export class NodeDriver implements KvNode {
     if (this.stopped) return;
     try {
       this.sendAll(this.core.takeMessages());
-      // Durable, acknowledged entries and confirmed reads never wait for the Ready in flight.
+      // Durable, acknowledged entries and confirmed reads never wait for a Ready in flight.
       while (this.core.hasApplicable()) {
         const { committed, readStates, readsFailed } = this.core.takeApplicable();
         this.applyAndServe(committed, readStates, readsFailed);
@@ -434,9 +441,13 @@ export class NodeDriver implements KvNode {
     } catch (e) {
       return this.fatal(e as Error);
     }
-    if (this.readyInFlight || !this.core.hasReady()) return;
-    const rd = this.core.ready();
-    this.readyInFlight = true;
+    while (!this.stopped && this.core.hasReady()) this.startReady(this.core.ready());
+  }
+
+  /** Steps 1–4 of a Ready up to its persist; the rest waits for it and every earlier one. */
+  private startReady(rd: Ready): void {
+    const slot = { rd, durable: false };
+    this.readiesInFlight.push(slot);
     this.deps.onReady?.(rd, this);
     if (rd.rolledBack.length > 0) {
       // Recorded before anything else happens: a lost write must never be silent.
@@ -451,29 +462,44 @@ export class NodeDriver implements KvNode {
     }
     if (this.core.planted.ackBeforeFlush === true) this.sendAll(rd.messagesAfterPersist);
     if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      // Storage makes batches durable in the order they were queued; the callbacks may
+      // still be seen in any order (a batch without writes completes at once), hence the queue.
       this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, (error) => {
         if (error !== null) return this.fatal(error);
         if (rd.snapshot !== null) this.stagingLockedUntilTick = -1;
-        this.afterPersist(rd);
+        slot.durable = true;
+        if (this.finishDurableReadies()) this.process();
       });
     } else {
-      this.afterPersist(rd);
+      slot.durable = true;
+      this.finishDurableReadies();
     }
   }
 
-  private afterPersist(rd: Ready): void {
-    if (this.stopped) return;
-    try {
-      if (this.core.planted.ackBeforeFlush !== true) this.sendAll(rd.messagesAfterPersist);
-      if (rd.softState !== null && rd.softState.leader !== null) this.releaseWaiters(this.leaderWaiters);
-      for (const to of rd.snapshotsToSend) this.startSnapshot(to);
-      this.core.advance(rd);
-    } catch (e) {
-      return this.fatal(e as Error);
+  /**
+   * Steps 3 and 5 for the oldest Readys whose persist (and every earlier one's) is done.
+   * Returns whether any finished.
+   */
+  private finishDurableReadies(): boolean {
+    let finished = false;
+    while (!this.stopped) {
+      const head = this.readiesInFlight[0];
+      if (head === undefined || !head.durable) break;
+      this.readiesInFlight.shift();
+      const rd = head.rd;
+      try {
+        if (this.core.planted.ackBeforeFlush !== true) this.sendAll(rd.messagesAfterPersist);
+        if (rd.softState !== null && rd.softState.leader !== null) this.releaseWaiters(this.leaderWaiters);
+        for (const to of rd.snapshotsToSend) this.startSnapshot(to);
+        this.core.advance(rd);
+      } catch (e) {
+        this.fatal(e as Error);
+        return false;
+      }
+      finished = true;
     }
-    this.readyInFlight = false;
-    this.maybeCompact();
-    this.process();
+    if (finished) this.maybeCompact();
+    return finished;
   }
 
   private applyAndServe(committed: readonly Entry[], readStates: readonly ReadState[], readsFailed: readonly ReadFailure[]): void {

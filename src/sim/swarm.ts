@@ -151,6 +151,8 @@ export interface SwarmConfig {
   readonly snapshotChunkBytes: number;
   readonly pendingWritesMax: number;
   readonly uncommittedEntriesMax: number;
+  /** Ready batches persisting at once (1: no pipelining). */
+  readonly persistsInFlightMax: number;
 
   /** Per-link base delay is drawn once per link in [min, max]. */
   readonly linkDelayUsMin: number;
@@ -309,6 +311,8 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     getAnyNodeRate: maybe(0.2, 20, 100) / 100,
     faultPhaseMs: options.faultPhaseMs ?? faultPhaseMsDrawn,
     healDeadlineMs: 15000,
+    // Drawn last so that adding it kept every earlier dimension of every seed.
+    persistsInFlightMax: prng.chance(0.5) ? 1 : between(2, 8),
   };
   return config;
 }
@@ -332,7 +336,7 @@ export function describeSwarm(c: SwarmConfig): string {
     `profile=${c.profile} mode=${c.mode.name} nodes=${c.nodeCount} election=${c.electionTimeoutTicks}t heartbeat=${c.heartbeatIntervalTicks}t ` +
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
-    `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} downMax=${c.nodesDownMax} ` +
+    `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
     `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms`
   );
 }

@@ -452,6 +452,7 @@ export class World implements ClientWorld {
       readsPendingMax: 256,
       pendingWritesMax: c.pendingWritesMax,
       applyEntriesMax: c.applyEntriesMax,
+      persistsInFlightMax: c.persistsInFlightMax,
       logEntriesMax: c.logEntriesMax,
       snapshotChunkBytes: c.snapshotChunkBytes,
       snapshotTimeoutTicks: c.electionTimeoutTicks * 5,

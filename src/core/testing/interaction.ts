@@ -228,6 +228,7 @@ export class Interaction {
       snapshotTimeoutTicks: 50,
       pinnedLeader: null,
       memberTimeoutTicks: 30,
+      persistsInFlightMax: 1,
       ...this.coreDefaults,
     });
   }
