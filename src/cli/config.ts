@@ -233,6 +233,8 @@ export function checkRelations(c: NodeConfig): void {
   // LMDB refuses keys beyond 1978 bytes (its default max key size, minus our prefix);
   // a larger limit would let a committed key crash every replica at apply time.
   if (c.keyBytesMax > 1900) problems.push(`--key-bytes-max ${c.keyBytesMax} exceeds what LMDB can store (1900)`);
+  // Each batch in flight holds its entries in memory until its flush ends: keep it a pipeline, not a queue.
+  if (c.persistsInFlightMax > 64) problems.push(`--persists-in-flight-max ${c.persistsInFlightMax} exceeds 64`);
   if (c.minDelayMs > c.maxDelayMs) problems.push(`--min-delay-ms ${c.minDelayMs} exceeds --max-delay-ms ${c.maxDelayMs}`);
   if (problems.length > 0) throw new ConfigError(`inconsistent limits: ${problems.join('; ')}`);
 }

@@ -1,0 +1,33 @@
+/**
+ * Node configuration: defaults, flags over environment variables, and a clear error for a
+ * value that is out of range or inconsistent with another.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, parseNodeConfig } from './config.js';
+
+const base = ['--id', 'n1', '--data-dir', '/tmp/qkv-config-test', '--peers', 'n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103'];
+
+test('defaults: majority, star, persists pipelined 4 deep', () => {
+  const c = parseNodeConfig(base, {});
+  assert.equal(c.writeQuorum, 'majority');
+  assert.equal(c.topology, 'star');
+  assert.equal(c.persistsInFlightMax, 4);
+  assert.equal(c.pendingWritesMax, 20_000);
+});
+
+test('a flag wins over its environment variable, which wins over the default', () => {
+  assert.equal(parseNodeConfig(base, { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 2);
+  assert.equal(parseNodeConfig([...base, '--persists-in-flight-max', '1'], { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 1);
+});
+
+test('out-of-range and inconsistent values are refused with the flag named', () => {
+  const refused = (argv: string[], pattern: RegExp) =>
+    assert.throws(() => parseNodeConfig([...base, ...argv], {}), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+  refused(['--persists-in-flight-max', '0'], /--persists-in-flight-max .* integer >= 1/);
+  refused(['--persists-in-flight-max', '65'], /--persists-in-flight-max 65 exceeds 64/);
+  refused(['--persists-in-flight-max', 'four'], /--persists-in-flight-max/);
+  refused(['--min-delay-ms', '10', '--max-delay-ms', '5'], /--min-delay-ms 10 exceeds --max-delay-ms 5/);
+  refused(['--write-quorum', '3'], /write-quorum/);
+  refused(['--key-bytes-max', '4000'], /exceeds what LMDB can store/);
+});
