@@ -72,6 +72,15 @@ class RawClient {
     }
   }
 
+  /** The node the answer (or the refusal) names in its `qkv-served-by` trailer. */
+  servedBy(method: string, message: object): Promise<string | undefined> {
+    const m = service[method] as protoLoader.MethodDefinition<object, object>;
+    return new Promise((resolve) => {
+      const call = this.client.makeUnaryRequest(m.path, (b: Buffer) => b, m.responseDeserialize, m.requestSerialize(message), new grpc.Metadata(), { deadline: Date.now() + 5_000 }, () => undefined);
+      call.on('status', (status: grpc.StatusObject) => resolve(status.metadata.get('qkv-served-by')[0] as string | undefined));
+    });
+  }
+
   async stream(method: string, message: object): Promise<Reply[]> {
     const m = service[method] as protoLoader.MethodDefinition<object, object>;
     const stream = this.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, message, new grpc.Metadata(), {});
@@ -229,6 +238,11 @@ test('a follower forwards gRPC writes and leader reads to the leader over HTTP a
   const lastCall = follower.calls[follower.calls.length - 1];
   assert.equal(lastCall?.op === 'read' ? lastCall.options.consistency : null, 'linearizable');
   assert.equal(leader.calls.filter((c) => c.op === 'read').length, 2, 'only the two LEADER reads reached the leader');
+
+  assert.equal(await kv.servedBy('Put', { key: 'k2', value: 'v' }), 'n1', 'a forwarded write names the leader');
+  assert.equal(await kv.servedBy('Get', { key: 'k2', consistency: 'LEADER' }), 'n1');
+  assert.equal(await kv.servedBy('Put', { key: 'k2', value: 'x', ifVersion: 0 }), 'n1', 'a refusal by the leader names it too');
+  assert.equal(await kv.servedBy('Get', { key: 'k2', consistency: 'LOCAL' }), 'n2', 'a local read names the follower');
 });
 
 test('Status reports the node and its own gRPC address', async (t) => {

@@ -41,7 +41,7 @@ import type { ReadConsistency, StatusResponse } from '../wire/types.js';
 import { LazyForwardSpec, LeaderRouter, defaultForwardLimits } from './forward.js';
 import { listExec, listOptions, readExec, readOptions, readSpec, readUrl, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
-import type { ForwardLimits } from './forward.js';
+import type { ForwardLimits, ForwardedResponse } from './forward.js';
 import type { InputValidator } from './http.js';
 import { createHttpMetrics } from './metrics.js';
 
@@ -310,6 +310,8 @@ class GrpcApi {
   private readonly router: LeaderRouter;
   private readonly dieHook: ((clean: boolean) => void) | undefined;
   private readonly onInternalError: (error: unknown) => void;
+  /** Calls answered by another node's state (a forward to the leader): that node's id. */
+  private readonly servedByOf = new WeakMap<object, string>();
 
   constructor(options: GrpcServerOptions, limits: GrpcLimits, router: LeaderRouter) {
     this.node = options.node;
@@ -329,12 +331,12 @@ class GrpcApi {
         checkDecoded(call.request);
         result = handler(call.request, call);
       } catch (error) {
-        callback(this.toServiceError(error));
+        callback(this.toServiceError(error, this.servedBy(call)));
         return;
       }
       result.then(
-        (reply) => callback(null, reply),
-        (error: unknown) => callback(this.toServiceError(error)),
+        (reply) => callback(null, reply, this.servedByTrailer(this.servedBy(call))),
+        (error: unknown) => callback(this.toServiceError(error, this.servedBy(call))),
       );
     };
   }
@@ -376,7 +378,7 @@ class GrpcApi {
   /** Runs a write here or on the leader: the fields of its answer, as HTTP would give them. */
   private async runWrite(command: KvCommand, call: grpc.ServerUnaryCall<Decoded, object>): Promise<Readonly<Record<string, unknown>>> {
     const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call), false));
-    if (outcome.via === 'forward') return forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
+    if (outcome.via === 'forward') return this.fromLeader(call, outcome.response);
     const result = writeResult(outcome.value);
     return result.op === 'delete' ? { key: result.key, version: result.version, deleted: result.deleted } : { key: result.key, version: result.version };
   }
@@ -394,7 +396,7 @@ class GrpcApi {
       const op: ReadOp = { key, consistency, minVersion };
       const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, false));
       if (outcome.via === 'forward') {
-        const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
+        const body = this.fromLeader(call, outcome.response);
         return { key: body['key'], value: body['value'], version: body['version'] };
       }
       record = outcome.value;
@@ -425,7 +427,7 @@ class GrpcApi {
       if (after !== undefined) query.push(`after=${encodeURIComponent(after)}`);
       const outcome = await this.router.run(listExec, op, new LazyForwardSpec('GET', readUrl('/kv', consistency, minVersion, query), null, false, consistency === 'linearizable', deadlineMs, null, false));
       if (outcome.via === 'forward') {
-        const body = forwardedBody(outcome.response.statusCode, outcome.response.body, outcome.response.retryAfter);
+        const body = this.fromLeader(call, outcome.response);
         const next = body['next'];
         return { items: body['items'], ...(typeof next === 'string' ? { next } : {}) };
       }
@@ -500,7 +502,7 @@ class GrpcApi {
         source.close();
       }
     } catch (error) {
-      if (!call.cancelled) call.emit('error', this.toServiceError(error));
+      if (!call.cancelled) call.emit('error', this.toServiceError(error, this.node.id));
     }
   }
 
@@ -529,14 +531,31 @@ class GrpcApi {
     return performance.now() + budgetMs;
   }
 
-  private toServiceError(error: unknown): Partial<grpc.StatusObject> {
+  /** The node whose state answered (or refused) this call, as HTTP's `x-qkv-served-by`. */
+  private servedBy(call: object): string {
+    return this.servedByOf.get(call) ?? this.node.id;
+  }
+
+  private servedByTrailer(id: string): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set('qkv-served-by', id);
+    return metadata;
+  }
+
+  /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
+  private fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
+    this.servedByOf.set(call, response.servedBy);
+    return forwardedBody(response.statusCode, response.body, response.retryAfter);
+  }
+
+  private toServiceError(error: unknown, servedBy: string): Partial<grpc.StatusObject> {
     let qkvError: QkvError;
     if (error instanceof QkvError) qkvError = error;
     else {
       this.onInternalError(error);
       qkvError = new QkvError('internal', `Internal error: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const metadata = new grpc.Metadata();
+    const metadata = this.servedByTrailer(servedBy);
     metadata.set('qkv-error', qkvError.code);
     metadata.set('qkv-error-body-bin', Buffer.from(JSON.stringify(qkvError.toBody()), 'utf8'));
     if (errorStatus[qkvError.code] === 503) metadata.set('qkv-retry-after-ms', String(qkvError.retryAfterMs ?? 1_000));
