@@ -335,7 +335,7 @@ class GrpcApi {
         return;
       }
       result.then(
-        (reply) => callback(null, reply, this.servedByTrailer(this.servedBy(call))),
+        (reply) => callback(null, reply, servedByTrailer(this.servedBy(call))),
         (error: unknown) => callback(this.toServiceError(error, this.servedBy(call))),
       );
     };
@@ -536,12 +536,6 @@ class GrpcApi {
     return this.servedByOf.get(call) ?? this.node.id;
   }
 
-  private servedByTrailer(id: string): grpc.Metadata {
-    const metadata = new grpc.Metadata();
-    metadata.set('qkv-served-by', id);
-    return metadata;
-  }
-
   /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
   private fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
     this.servedByOf.set(call, response.servedBy);
@@ -555,12 +549,19 @@ class GrpcApi {
       this.onInternalError(error);
       qkvError = new QkvError('internal', `Internal error: ${error instanceof Error ? error.message : String(error)}`);
     }
-    const metadata = this.servedByTrailer(servedBy);
+    const metadata = servedByTrailer(servedBy);
     metadata.set('qkv-error', qkvError.code);
     metadata.set('qkv-error-body-bin', Buffer.from(JSON.stringify(qkvError.toBody()), 'utf8'));
     if (errorStatus[qkvError.code] === 503) metadata.set('qkv-retry-after-ms', String(qkvError.retryAfterMs ?? 1_000));
     return { code: codeToStatus[qkvError.code], details: qkvError.message, metadata };
   }
+}
+
+/** Trailing metadata naming the node whose state answered, as HTTP's `x-qkv-served-by`. */
+function servedByTrailer(id: string): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set('qkv-served-by', id);
+  return metadata;
 }
 
 /** Writes one stream message, waiting for the transport to drain (or the call to end). */

@@ -239,10 +239,7 @@ export class RaftLog {
   }
 
   hasUnstableToPersist(): boolean {
-    return (
-      (this.pendingSnapshot !== null && !this.snapshotInProgress) ||
-      this.inProgressUpTo < this.unstableOffset + this.unstable.length - 1
-    );
+    return this.hasSnapshotToPersist() || this.inProgressUpTo < this.unstableOffset + this.unstable.length - 1;
   }
 
   /** The driver persisted a snapshot: the stable log now starts after it. */

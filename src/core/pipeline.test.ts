@@ -5,9 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrng } from '../stdx/prng.js';
-import { RaftCore } from './raft.js';
+import type { RaftCore } from './raft.js';
 import { MemoryLog } from './testing/memory-log.js';
+import { newUnitCore } from './testing/unit-core.js';
 import type { ClusterConfig, Entry, Ready } from './types.js';
 
 const solo: ClusterConfig = { members: ['n1'], writeQuorum: 'majority', topology: 'star' };
@@ -21,29 +21,7 @@ interface Node {
 
 function newNode(id: string, config: ClusterConfig, persistsInFlightMax: number): Node {
   const log = new MemoryLog(config);
-  const core = new RaftCore({
-    id,
-    log,
-    hardState: { term: 0, vote: null, commit: 0 },
-    appliedIndex: 0,
-    prng: createPrng(7),
-    electionTimeoutTicks: 10,
-    heartbeatIntervalTicks: 1,
-    preVote: false,
-    checkQuorum: false,
-    inflightMessagesMax: 4,
-    appendBytesMax: 1 << 20,
-    appendEntriesMax: 64,
-    uncommittedEntriesMax: 100,
-    readsPendingMax: 2,
-    readIndexTimeoutTicks: 20,
-    applyEntriesMax: 100,
-    applyBytesMax: 1 << 20,
-    snapshotTimeoutTicks: 50,
-    pinnedLeader: null,
-    memberTimeoutTicks: 30,
-    persistsInFlightMax,
-  });
+  const core = newUnitCore(id, log, { persistsInFlightMax });
   const persisted = (rd: Ready): void => {
     if (rd.snapshot !== null) log.installSnapshot(rd.snapshot);
     log.append(rd.entries);

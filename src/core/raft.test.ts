@@ -5,40 +5,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrng } from '../stdx/prng.js';
-import { RaftCore } from './raft.js';
+import type { CoreOptions, RaftCore } from './raft.js';
 import { MemoryLog } from './testing/memory-log.js';
 import { Interaction } from './testing/interaction.js';
+import { newUnitCore } from './testing/unit-core.js';
 import { readIndexRequestIdsMax } from './types.js';
 import type { ClusterConfig } from './types.js';
 
 const config3: ClusterConfig = { members: ['n1', 'n2', 'n3'], writeQuorum: 'majority', topology: 'star' };
 
-function newCore(id: string, overrides: Partial<ConstructorParameters<typeof RaftCore>[0]> = {}): RaftCore {
-  return new RaftCore({
-    id,
-    log: new MemoryLog(config3),
-    hardState: { term: 0, vote: null, commit: 0 },
-    appliedIndex: 0,
-    prng: createPrng(1),
-    electionTimeoutTicks: 10,
-    heartbeatIntervalTicks: 1,
-    preVote: false,
-    checkQuorum: false,
-    inflightMessagesMax: 4,
-    appendBytesMax: 1 << 20,
-    appendEntriesMax: 64,
-    uncommittedEntriesMax: 8,
-    readsPendingMax: 2,
-    readIndexTimeoutTicks: 20,
-    applyEntriesMax: 100,
-    applyBytesMax: 1 << 20,
-    snapshotTimeoutTicks: 50,
-    pinnedLeader: null,
-    memberTimeoutTicks: 30,
-    persistsInFlightMax: 1,
-    ...overrides,
-  });
+function newCore(id: string, overrides: Partial<CoreOptions> = {}): RaftCore {
+  return newUnitCore(id, new MemoryLog(config3), overrides);
 }
 
 function elected(flags = ''): Interaction {

@@ -471,6 +471,8 @@ export class NodeDriver implements KvNode {
         if (this.finishDurableReadies()) this.process();
       });
     } else {
+      // Nothing to write, but its acks still promise what earlier batches persist:
+      // it finishes only behind them. (process() is already looping over Readys.)
       slot.durable = true;
       this.finishDurableReadies();
     }
