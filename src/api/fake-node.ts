@@ -50,7 +50,7 @@ export class FakeKvNode implements KvNode {
 
   constructor(options: FakeNodeOptions) {
     this.id = options.id;
-    this.currentLeader = options.leader === undefined ? { id: options.id, http: null } : options.leader;
+    this.currentLeader = options.leader === undefined ? { id: options.id, http: null, grpc: null } : options.leader;
   }
 
   /** Writes that reached the node, oldest first. */

@@ -406,8 +406,9 @@ function asLeaderInfo(value: unknown): LeaderInfo | null {
   const record = value as Record<string, unknown>;
   const id = record['id'];
   const http = record['http'];
-  if (typeof id !== 'string' || (typeof http !== 'string' && http !== null)) return null;
-  return { id, http };
+  const grpc = record['grpc'] ?? null;
+  if (typeof id !== 'string' || (typeof http !== 'string' && http !== null) || (typeof grpc !== 'string' && grpc !== null)) return null;
+  return { id, http, grpc };
 }
 
 /** Reads a 503 body from the leader: its error code and any leader it named. */

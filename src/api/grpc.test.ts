@@ -214,8 +214,8 @@ test('a follower forwards gRPC writes and leader reads to the leader over HTTP a
   const leader = new FakeKvNode({ id: 'n1' });
   const leaderHttp = await startHttpServer({ node: leader, listen: { host: '127.0.0.1', port: 0 }, limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 }, validate, registry: new Registry(), logger: false });
   t.after(() => leaderHttp.close());
-  leader.setLeader({ id: 'n1', http: leaderHttp.url });
-  const follower = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leaderHttp.url } });
+  leader.setLeader({ id: 'n1', http: leaderHttp.url, grpc: null });
+  const follower = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leaderHttp.url, grpc: null } });
   const kv = await startGrpc(t, follower);
 
   const put = await kv.call('Put', { key: 'k', value: 'via n2', clientId: 'c', seq: 1 });

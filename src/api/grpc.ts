@@ -674,7 +674,7 @@ function statusMessage(s: StatusResponse, grpcAddress: string): object {
     pid: s.pid,
     role: s.role,
     term: s.term,
-    ...(s.leader === null ? {} : { leader: { id: s.leader.id, http: s.leader.http ?? '' } }),
+    ...(s.leader === null ? {} : { leader: { id: s.leader.id, http: s.leader.http ?? '', grpc: s.leader.grpc ?? '' } }),
     commitIndex: s.commitIndex,
     ackedIndex: s.ackedIndex,
     appliedIndex: s.appliedIndex,
@@ -685,6 +685,7 @@ function statusMessage(s: StatusResponse, grpcAddress: string): object {
     peers: s.peers.map((p) => ({
       id: p.id,
       http: p.http ?? '',
+      grpc: p.grpc ?? '',
       reachable: p.reachable,
       ...(p.matchIndex === null ? {} : { matchIndex: p.matchIndex }),
       ...(p.lag === null ? {} : { lag: p.lag }),

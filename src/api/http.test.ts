@@ -54,7 +54,7 @@ async function start(
 async function startLeader(t: TestContext, id = 'n1', overrides: Partial<Omit<HttpServerOptions, 'node'>> = {}): Promise<Started> {
   const node = new FakeKvNode({ id });
   const started = await start(t, node, overrides);
-  node.setLeader({ id, http: started.url });
+  node.setLeader({ id, http: started.url, grpc: null });
   return started;
 }
 
@@ -255,7 +255,7 @@ test('health, status and debug/store describe the node', async (t) => {
   assert.equal(status.status, 200);
   assert.equal(status.body.id, 'n1');
   assert.equal(status.body.role, 'leader');
-  assert.deepEqual(status.body.leader, { id: 'n1', http: url });
+  assert.deepEqual(status.body.leader, { id: 'n1', http: url, grpc: null });
 
   const store = await call(url, 'GET', '/debug/store?limit=2');
   assert.deepEqual(store.body, {
@@ -411,7 +411,7 @@ test('idempotency headers become the command request id, and a retry is answered
 
 test('a write on a follower is forwarded to the leader and the leader answer comes back', async (t) => {
   const leader = await startLeader(t, 'n1');
-  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url } });
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url, grpc: null } });
   const follower = await start(t, followerNode);
 
   const put = await call(follower.url, 'PUT', '/kv/a%2Fb', {
@@ -446,7 +446,7 @@ test('a write on a follower is forwarded to the leader and the leader answer com
 
 test('a linearizable read or list on a follower that knows the leader is served by the follower itself, never forwarded', async (t) => {
   // The leader's address is unreachable: a read that tried to forward would fail.
-  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9' } });
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9', grpc: null } });
   const follower = await start(t, followerNode);
   seed(followerNode, { k: 'v' });
 
@@ -468,10 +468,10 @@ test('a linearizable read or list on a follower that knows the leader is served 
 });
 
 test('a follower read refused because leadership moved is retried once on the follower, with the leader it knows then', async (t) => {
-  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9' } });
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9', grpc: null } });
   const follower = await start(t, followerNode);
   seed(followerNode, { k: 'v' });
-  followerNode.failNext(new QkvError('not_leader', 'the leader asked stepped down', { leader: { id: 'n3', http: null } }, 500));
+  followerNode.failNext(new QkvError('not_leader', 'the leader asked stepped down', { leader: { id: 'n3', http: null, grpc: null } }, 500));
   const read = await call(follower.url, 'GET', '/kv/k');
   assert.equal(read.status, 200);
   assert.equal(read.headers['x-qkv-served-by'], 'n2');
@@ -499,7 +499,7 @@ test('a linearizable read on a node that knows no leader waits leaderWaitMs, the
 
 test('local and session reads are served by the node itself, without the leader', async (t) => {
   // The leader's address is unreachable: a read that tried to forward would fail.
-  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9' } });
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: 'http://127.0.0.1:9', grpc: null } });
   const follower = await start(t, followerNode);
   seed(followerNode, { k: 'stale' });
 
@@ -523,7 +523,7 @@ test('local and session reads are served by the node itself, without the leader'
 
 test('a forwarded request carries the remaining deadline, never more than asked', async (t) => {
   const leader = await startLeader(t, 'n1');
-  const follower = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url } }));
+  const follower = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url, grpc: null } }));
   await call(follower.url, 'PUT', '/kv/k', { json: { value: 'x' }, headers: { 'x-qkv-timeout-ms': '700' } });
   const write = leader.node.calls[0];
   assert.equal(write?.op, 'write');
@@ -533,14 +533,14 @@ test('a forwarded request carries the remaining deadline, never more than asked'
 
 test('a request that was already forwarded is refused with 503 not_leader instead of forwarded again', async (t) => {
   const leader = await startLeader(t, 'n1');
-  const follower = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url } }));
+  const follower = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url, grpc: null } }));
   const answer = await call(follower.url, 'PUT', '/kv/k', {
     json: { value: 'x' },
     headers: { 'x-qkv-forwarded': '1' },
   });
   assert.equal(answer.status, 503);
   assert.equal(answer.body.error, 'not_leader');
-  assert.deepEqual(answer.body.leader, { id: 'n1', http: leader.url });
+  assert.deepEqual(answer.body.leader, { id: 'n1', http: leader.url, grpc: null });
   assert.ok(answer.headers['retry-after']);
   assert.deepEqual(leader.node.calls, []);
 });
@@ -550,8 +550,8 @@ test('two nodes that each believe the other leads answer 503 instead of bouncing
   const nodeB = new FakeKvNode({ id: 'b', leader: null });
   const a = await start(t, nodeA);
   const b = await start(t, nodeB);
-  nodeA.setLeader({ id: 'b', http: b.url });
-  nodeB.setLeader({ id: 'a', http: a.url });
+  nodeA.setLeader({ id: 'b', http: b.url, grpc: null });
+  nodeB.setLeader({ id: 'a', http: a.url, grpc: null });
 
   const answer = await call(a.url, 'PUT', '/kv/k', { json: { value: 'x' } });
   assert.equal(answer.status, 503);
@@ -578,7 +578,7 @@ test('a write waiting for an election is served as soon as this node wins it', a
   const waitForLeader = node.waitForLeader.bind(node);
   node.waitForLeader = (timeoutMs) => {
     const waiting = waitForLeader(timeoutMs);
-    node.setLeader({ id: 'n1', http: null });
+    node.setLeader({ id: 'n1', http: null, grpc: null });
     return waiting;
   };
   const { url } = await start(t, node);
@@ -590,7 +590,7 @@ test('a write waiting for an election is served as soon as this node wins it', a
 test('when leadership moves during a write, the write is forwarded once to the new leader', async (t) => {
   const newLeader = await startLeader(t, 'n2');
   const oldLeader = await startLeader(t, 'n1');
-  oldLeader.node.beforeWrite = () => oldLeader.node.setLeader({ id: 'n2', http: newLeader.url });
+  oldLeader.node.beforeWrite = () => oldLeader.node.setLeader({ id: 'n2', http: newLeader.url, grpc: null });
 
   const answer = await call(oldLeader.url, 'PUT', '/kv/k', { json: { value: 'x' } });
   assert.equal(answer.status, 200);
@@ -606,7 +606,7 @@ test('an unreachable leader makes a forwarded write answer 503 no_leader, since 
       probe.close(() => resolve(port));
     });
   });
-  const leaderInfo: LeaderInfo = { id: 'n1', http: `http://127.0.0.1:${closedPort}` };
+  const leaderInfo: LeaderInfo = { id: 'n1', http: `http://127.0.0.1:${closedPort}`, grpc: null };
   const { url } = await start(t, new FakeKvNode({ id: 'n2', leader: leaderInfo }));
   const answer = await call(url, 'PUT', '/kv/k', { json: { value: 'x' } });
   assert.equal(answer.status, 503);
@@ -630,7 +630,7 @@ test('a leader connection lost after sending makes a write outcome_unknown and a
     dropper.close();
   });
   const { port } = dropper.address() as net.AddressInfo;
-  const { url } = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: `http://127.0.0.1:${port}` } }));
+  const { url } = await start(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: `http://127.0.0.1:${port}`, grpc: null } }));
 
   const write = await call(url, 'PUT', '/kv/k', { json: { value: 'x' } });
   assert.equal(write.status, 503);
@@ -819,7 +819,7 @@ test('each operation of a batch fails on its own: a refusal of one is its item, 
 test('a batch on a follower forwards its writes to the leader one by one and serves its linearizable reads itself', async (t) => {
   const leader = await startLeader(t, 'n1');
   seed(leader.node, { r: 'v' });
-  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url } });
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.url, grpc: null } });
   seed(followerNode, { r: 'v' });
   const follower = await start(t, followerNode);
   const batch = await call(follower.url, 'POST', '/batch', {

@@ -146,7 +146,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const peers = new Map([...config.peers].filter(([id]) => id !== config.id));
   const tcp = await createTcpTransport<PeerMessage>({
     self: { nodeId: config.id, clusterId },
-    meta: { http: http.url },
+    // Peers name this node's client addresses in /status and in not_leader hints.
+    meta: grpc === null ? { http: http.url } : { http: http.url, grpc: grpc.address },
     listen: config.listenPeer,
     peers,
     frameBytesMax: Math.max(64 * 1024 * 1024, config.snapshotChunkBytes * 2 + config.valueBytesMax * 2),
@@ -171,6 +172,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
       id: config.id,
       clusterId,
       selfHttp: http.url,
+      selfGrpc: grpc?.address ?? null,
       pid: process.pid,
       tickMs: config.tickMs,
       electionTimeoutTicks: tick(config.electionTimeoutMs),

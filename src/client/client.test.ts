@@ -79,7 +79,7 @@ async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads
     await grpc.close();
     await http.close();
   });
-  if (options.leads !== false) node.setLeader({ id: node.id, http: http.url });
+  if (options.leads !== false) node.setLeader({ id: node.id, http: http.url, grpc: grpc.address });
   return { node, http: http.url, grpc: grpc.address, registry };
 }
 
@@ -268,7 +268,7 @@ for (const variant of variants) {
 
 test('the client learns the leader from /status and sends writes to it directly, not through a follower', async (t) => {
   const leader = await serve(t, new FakeKvNode({ id: 'n1' }));
-  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http } }), { leads: false });
+  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http, grpc: leader.grpc } }), { leads: false });
   const kv = await client(t, 'http', [follower, leader]);
   assert.equal(kv.leaderId, 'n1');
   for (let i = 0; i < 20; i++) await kv.put(`k${i}`, 'v');
@@ -279,7 +279,7 @@ test('the client learns the leader from /status and sends writes to it directly,
 
 test('linearizable reads go to the leader, or with linearizableReadsFrom "any" to every node in turn', async (t) => {
   const leader = await serve(t, new FakeKvNode({ id: 'n1' }));
-  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http } }), { leads: false });
+  const follower = await serve(t, new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http, grpc: leader.grpc } }), { leads: false });
   const reads = (s: Served): number => s.node.calls.filter((c) => c.op === 'read').length;
   const toLeader = await client(t, 'http', [follower, leader]);
   for (let i = 0; i < 10; i++) await toLeader.get(`k${i}`);

@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId } from '../wire/types.js';
-import type { ReadConsistency } from '../wire/types.js';
+import type { LeaderInfo, ReadConsistency } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -32,7 +32,7 @@ import {
   errorForCode,
 } from './errors.js';
 import { AttemptError, ProtocolError } from './transport.js';
-import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest, WriteRequestId } from './transport.js';
+import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest, WriteRequestId } from './transport.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -545,12 +545,11 @@ export class KvClient {
 
   private leaderFromHint(hint: unknown): Endpoint | null {
     if (typeof hint !== 'object' || hint === null) return null;
-    const { id, http } = hint as { id?: unknown; http?: unknown };
+    const { id, http, grpc } = hint as { id?: unknown; http?: unknown; grpc?: unknown };
     if (typeof id !== 'string') return null;
     const known = this.endpoints.find((e) => e.nodeId === id);
     if (known !== undefined) return known;
-    if (typeof http !== 'string') return null;
-    const address = this.transport.endpointForHttp(http);
+    const address = this.transport.endpointOf({ http: typeof http === 'string' ? http : null, grpc: typeof grpc === 'string' ? grpc : null });
     if (address === null) return null;
     const ep = this.addEndpoint(address, false);
     if (ep !== null && ep.nodeId === null) ep.nodeId = id;
@@ -610,23 +609,23 @@ export class KvClient {
       }),
     );
     if (this.closed) return results;
-    let best: { readonly term: number; readonly id: string; readonly http: string | null } | null = null;
+    let best: { readonly term: number; readonly leader: LeaderInfo } | null = null;
     for (const r of results) {
       if (!r.ok) continue;
-      for (const peer of r.status.peers) if (peer.http !== null) this.learnHttp(peer.http);
+      for (const peer of r.status.peers) this.learn(peer);
       const leader = r.status.leader;
-      if (leader !== null && (best === null || r.status.term > best.term)) best = { term: r.status.term, id: leader.id, http: leader.http };
+      if (leader !== null && (best === null || r.status.term > best.term)) best = { term: r.status.term, leader };
     }
     if (best === null) {
       if (results.some((r) => r.ok)) this.leader = null;
       return results;
     }
-    this.leader = this.leaderFromHint({ id: best.id, http: best.http });
+    this.leader = this.leaderFromHint(best.leader);
     return results;
   }
 
-  private learnHttp(http: string): void {
-    const address = this.transport.endpointForHttp(http);
+  private learn(peer: NodeAddresses): void {
+    const address = this.transport.endpointOf(peer);
     if (address !== null) this.addEndpoint(address, false);
   }
 

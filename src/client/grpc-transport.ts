@@ -18,7 +18,7 @@ import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 const protoPath = fileURLToPath(new URL('../../proto/quorumkv.proto', import.meta.url));
@@ -97,8 +97,13 @@ export class GrpcTransport implements ClientTransport {
     return `${match[1]}:${port}`;
   }
 
-  endpointForHttp(): string | null {
-    return null;
+  endpointOf(addresses: NodeAddresses): string | null {
+    if (addresses.grpc === null) return null;
+    try {
+      return this.normalize(addresses.grpc);
+    } catch {
+      return null;
+    }
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
@@ -261,9 +266,14 @@ function optionalIndex(value: unknown, what: string): number | null {
   return value === undefined || value === null ? null : decodedIndex(value, what);
 }
 
+/** proto3 strings are "" when unset: an address or null. */
+function nonEmpty(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value : null;
+}
+
 /** The Status message in the HTTP API's /status shape (numbers, nulls for absent). */
 export function statusOf(m: Record<string, unknown>): NodeStatus {
-  const leader = m['leader'] as { id?: unknown; http?: unknown } | null | undefined;
+  const leader = m['leader'] as { id?: unknown; http?: unknown; grpc?: unknown } | null | undefined;
   const mode = (m['mode'] ?? {}) as Record<string, unknown>;
   const wq = mode['writeQuorum'];
   const peers = Array.isArray(m['peers']) ? (m['peers'] as Record<string, unknown>[]) : [];
@@ -275,7 +285,7 @@ export function statusOf(m: Record<string, unknown>): NodeStatus {
     pid: decodedIndex(m['pid'], 'pid'),
     role,
     term: decodedIndex(m['term'], 'term'),
-    leader: leader === null || leader === undefined || typeof leader.id !== 'string' ? null : { id: leader.id, http: typeof leader.http === 'string' && leader.http !== '' ? leader.http : null },
+    leader: leader === null || leader === undefined || typeof leader.id !== 'string' ? null : { id: leader.id, http: nonEmpty(leader.http), grpc: nonEmpty(leader.grpc) },
     commitIndex: decodedIndex(m['commitIndex'], 'commitIndex'),
     ackedIndex: decodedIndex(m['ackedIndex'], 'ackedIndex'),
     appliedIndex: decodedIndex(m['appliedIndex'], 'appliedIndex'),
@@ -290,7 +300,8 @@ export function statusOf(m: Record<string, unknown>): NodeStatus {
     },
     peers: peers.map((p) => ({
       id: text(p, 'id'),
-      http: typeof p['http'] === 'string' && p['http'] !== '' ? p['http'] : null,
+      http: nonEmpty(p['http']),
+      grpc: nonEmpty(p['grpc']),
       matchIndex: optionalIndex(p['matchIndex'], 'matchIndex'),
       lag: optionalIndex(p['lag'], 'lag'),
       reachable: p['reachable'] === true,

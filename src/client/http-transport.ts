@@ -19,7 +19,7 @@ import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -75,9 +75,10 @@ export class HttpTransport implements ClientTransport {
     return url.origin;
   }
 
-  endpointForHttp(http: string): string | null {
+  endpointOf(addresses: NodeAddresses): string | null {
+    if (addresses.http === null) return null;
     try {
-      return this.normalize(http);
+      return this.normalize(addresses.http);
     } catch {
       return null;
     }

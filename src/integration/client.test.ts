@@ -156,6 +156,26 @@ function grpcCode(address: string, method: 'Put' | 'Get', message: object | Buff
   });
 }
 
+test('nodes advertise their gRPC addresses: a gRPC client given one follower finds the leader and every node', { timeout: 60_000 }, async () => {
+  const follower = cluster.nodes.find((n) => n.id !== leaderId);
+  assert.ok(follower !== undefined);
+  // Each node learns its peers' addresses from their handshakes; /status shows them.
+  const status = (await http(`${follower.http}/status`)).body as { leader: { id: string; grpc: string | null }; peers: { id: string; grpc: string | null }[] };
+  assert.deepEqual(status.leader, { id: leaderId, http: cluster.node(leaderId).http, grpc: cluster.node(leaderId).grpc });
+  for (const peer of status.peers) assert.equal(peer.grpc, cluster.node(peer.id).grpc, `${follower.id} shows ${peer.id}'s gRPC address`);
+
+  const kv = await connect({ endpoints: [follower.grpc], transport: 'grpc' });
+  try {
+    assert.equal(kv.leaderId, leaderId, 'the follower\'s leader hint named the leader\'s gRPC address');
+    const nodes = (await kv.status()).nodes;
+    assert.deepEqual(nodes.map((n) => n.endpoint).sort(), cluster.nodes.map((n) => n.grpc).sort(), 'the peers the follower listed were added');
+    const put = await kv.put('grpc-discovery/a', 'x');
+    assert.deepEqual(await kv.get('grpc-discovery/a'), { key: 'grpc-discovery/a', value: 'x', version: put.version });
+  } finally {
+    await kv.close();
+  }
+});
+
 test('node-side gRPC input validation mirrors HTTP: same wire codes, nothing written', { timeout: 60_000 }, async () => {
   const follower = cluster.nodes.find((n) => n.id !== leaderId);
   assert.ok(follower);

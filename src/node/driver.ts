@@ -40,6 +40,8 @@ export interface DriverOptions {
   readonly clusterId: string;
   /** This node's client URL, shown in /status and to forwarding peers. */
   readonly selfHttp: string | null;
+  /** This node's gRPC address (host:port), null when it serves no gRPC API. */
+  readonly selfGrpc: string | null;
   readonly pid: number;
   /** Real milliseconds per tick (only used to convert client timeouts into ticks). */
   readonly tickMs: number;
@@ -326,8 +328,14 @@ export class NodeDriver implements KvNode {
   leader(): LeaderInfo | null {
     const id = this.core.currentLeader();
     if (id === null) return null;
-    if (id === this.id) return { id, http: this.opts.selfHttp };
-    return { id, http: this.deps.transport.peerMeta(id)?.['http'] ?? null };
+    if (id === this.id) return { id, http: this.opts.selfHttp, grpc: this.opts.selfGrpc };
+    return { id, ...this.peerAddresses(id) };
+  }
+
+  /** A peer's client addresses, as its handshake announced them (null until it connected). */
+  private peerAddresses(id: NodeId): { readonly http: string | null; readonly grpc: string | null } {
+    const meta = this.deps.transport.peerMeta(id);
+    return { http: meta?.['http'] ?? null, grpc: meta?.['grpc'] ?? null };
   }
 
   write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult> {
@@ -406,7 +414,7 @@ export class NodeDriver implements KvNode {
           const link = this.deps.transport.peerState(id);
           return {
             id,
-            http: this.deps.transport.peerMeta(id)?.['http'] ?? null,
+            ...this.peerAddresses(id),
             matchIndex: isLeader ? (p?.match ?? 0) : null,
             lag: isLeader ? s.lastIndex - (p?.match ?? 0) : null,
             reachable: isLeader ? (p?.recentActive ?? false) || link.connected : link.connected,

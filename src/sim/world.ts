@@ -438,6 +438,7 @@ export class World implements ClientWorld {
       id: n.id,
       clusterId: 'sim',
       selfHttp: `sim://${n.id}`,
+      selfGrpc: null,
       pid: n.index + 1,
       tickMs: c.tickMs,
       electionTimeoutTicks: c.electionTimeoutTicks,

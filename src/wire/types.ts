@@ -57,11 +57,15 @@ export interface ListResponse {
 export interface LeaderInfo {
   readonly id: string;
   readonly http: string | null;
+  /** host:port of its gRPC API; null when it serves none or its address is not known yet. */
+  readonly grpc: string | null;
 }
 
 export interface PeerStatus {
   readonly id: string;
   readonly http: string | null;
+  /** host:port of its gRPC API; null when it serves none or its address is not known yet. */
+  readonly grpc: string | null;
   /** Leader's view: highest index known replicated on this peer (null on followers). */
   readonly matchIndex: number | null;
   /** Leader's view: leader last index - matchIndex (null on followers). */
