@@ -14,6 +14,12 @@ test('defaults: majority, star, persists pipelined 4 deep', () => {
   assert.equal(c.topology, 'star');
   assert.equal(c.persistsInFlightMax, 4);
   assert.equal(c.pendingWritesMax, 20_000);
+  assert.equal(c.readIndexTimeoutMs, null, 'unset: the driver waits two election timeouts');
+});
+
+test('--read-index-timeout-ms is taken when at least one election timeout', () => {
+  assert.equal(parseNodeConfig([...base, '--read-index-timeout-ms', '1500'], {}).readIndexTimeoutMs, 1500);
+  assert.equal(parseNodeConfig([...base, '--election-timeout-ms', '400', '--read-index-timeout-ms', '400'], {}).readIndexTimeoutMs, 400);
 });
 
 test('a flag wins over its environment variable, which wins over the default', () => {
@@ -30,4 +36,6 @@ test('out-of-range and inconsistent values are refused with the flag named', () 
   refused(['--min-delay-ms', '10', '--max-delay-ms', '5'], /--min-delay-ms 10 exceeds --max-delay-ms 5/);
   refused(['--write-quorum', '3'], /write-quorum/);
   refused(['--key-bytes-max', '4000'], /exceeds what LMDB can store/);
+  refused(['--read-index-timeout-ms', '999'], /--read-index-timeout-ms 999 is shorter than the election timeout \(1000 ms\)/);
+  refused(['--read-index-timeout-ms', '0'], /--read-index-timeout-ms/);
 });

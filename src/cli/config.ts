@@ -32,6 +32,8 @@ export interface NodeConfig {
   readonly requestTimeoutMs: number;
   readonly replicationTimeoutMs: number;
   readonly memberTimeoutMs: number;
+  /** A follower's read-index request unanswered this long fails; null: two election timeouts. */
+  readonly readIndexTimeoutMs: number | null;
   readonly leaderWaitMs: number;
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
@@ -74,6 +76,7 @@ export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
   'request-timeout-ms': { kind: 'int', help: 'default deadline of a client request', default: '5000' },
   'replication-timeout-ms': { kind: 'int', help: 'a write not acknowledged by its quorum in this time answers 503 quorum_timeout', default: '5000' },
   'member-timeout-ms': { kind: 'int', help: 'with all/chain: silence before a replica leaves the in-sync set', default: '3000' },
+  'read-index-timeout-ms': { kind: 'int', help: "a follower's linearizable read whose read point the leader has not sent in this time fails with 503 timeout (default: 2x --election-timeout-ms; at least 1x)" },
   'leader-wait-ms': { kind: 'int', help: 'how long a request waits for an election before 503', default: '3000' },
   'key-bytes-max': { kind: 'int', help: 'largest key, UTF-8 bytes', default: '1024' },
   'value-bytes-max': { kind: 'int', help: 'largest value, bytes', default: String(1024 * 1024) },
@@ -205,6 +208,7 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
     requestTimeoutMs: int(v, 'request-timeout-ms', 1),
     replicationTimeoutMs: int(v, 'replication-timeout-ms', 1),
     memberTimeoutMs: int(v, 'member-timeout-ms', 1),
+    readIndexTimeoutMs: v.has('read-index-timeout-ms') ? int(v, 'read-index-timeout-ms', 1) : null,
     leaderWaitMs: int(v, 'leader-wait-ms', 0),
     keyBytesMax: int(v, 'key-bytes-max', 1),
     valueBytesMax,
@@ -229,6 +233,10 @@ export function checkRelations(c: NodeConfig): void {
   const problems: string[] = [];
   if (c.heartbeatIntervalMs < c.tickMs) problems.push(`heartbeat interval ${c.heartbeatIntervalMs} ms is shorter than a tick (${c.tickMs} ms)`);
   if (c.electionTimeoutMs < 3 * c.heartbeatIntervalMs) problems.push(`election timeout ${c.electionTimeoutMs} ms must be at least 3 heartbeats (${3 * c.heartbeatIntervalMs} ms)`);
+  // A shorter wait would give up on a leader that is merely being replaced.
+  if (c.readIndexTimeoutMs !== null && c.readIndexTimeoutMs < c.electionTimeoutMs) {
+    problems.push(`--read-index-timeout-ms ${c.readIndexTimeoutMs} is shorter than the election timeout (${c.electionTimeoutMs} ms)`);
+  }
   if (c.bodyBytesMax < c.valueBytesMax) problems.push(`body limit ${c.bodyBytesMax} is below the value limit ${c.valueBytesMax}`);
   // LMDB refuses keys beyond 1978 bytes (its default max key size, minus our prefix);
   // a larger limit would let a committed key crash every replica at apply time.

@@ -192,6 +192,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
       snapshotChunkBytes: config.snapshotChunkBytes,
       snapshotTimeoutTicks: tick(30_000),
       memberTimeoutTicks: tick(config.memberTimeoutMs),
+      ...(config.readIndexTimeoutMs === null ? {} : { readIndexTimeoutTicks: tick(config.readIndexTimeoutMs) }),
       replicationTimeoutTicks: tick(config.replicationTimeoutMs),
       rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
       dedupClientsMax: 100_000,
