@@ -58,6 +58,13 @@ test('1,000 writes through a follower read back with the right value and version
     const acked = await writeMany(follower.http, 'k', 1000);
     assert.equal(new Set(acked.map((a) => a.version)).size, 1000, 'every write got its own version');
     await expectAllReadable(cluster, acked, ['n1', 'n2', 'n3']);
+    // Every node shows how long its disk made the writes wait, and how many entries each fsync carried.
+    for (const n of cluster.nodes) {
+      const raw = String((await http(`${n.http}/metrics`)).body['raw']);
+      const fsyncs = Number(/^qkv_log_persist_seconds_count (\d+)$/m.exec(raw)?.[1] ?? NaN);
+      const entries = Number(/^qkv_log_persisted_entries_total (\d+)$/m.exec(raw)?.[1] ?? NaN);
+      assert.ok(fsyncs >= 1 && entries >= 1000 && entries / fsyncs >= 1, `${n.id}: ${fsyncs} persists of ${entries} entries`);
+    }
   } finally {
     await cluster.destroy();
   }

@@ -86,6 +86,28 @@ test('a thousand persist calls in one event turn share one transaction and one f
   }
 });
 
+test('onPersistDurable reports each log batch once it is durable: its entries and how long it waited', async () => {
+  const dataDir = await tempDir();
+  const seen: { durationMs: number; entries: number; ackedBefore: boolean }[] = [];
+  let acked = 0;
+  const storage = await openLmdbStorage({
+    ...contractStorageOptions,
+    dataDir,
+    onPersistDurable: (o) => seen.push({ ...o, ackedBefore: acked > seen.length }),
+  });
+  try {
+    storage.persist(append([entry(1), entry(2), entry(3)]), () => acked++);
+    storage.persist(append([entry(4)], 3), () => acked++);
+    await waitFor(() => acked === 2, 'both acknowledgements');
+    assert.deepEqual(seen.map((o) => o.entries), [3, 1]);
+    assert.ok(seen.every((o) => Number.isFinite(o.durationMs) && o.durationMs >= 0), JSON.stringify(seen));
+    assert.ok(seen.every((o) => !o.ackedBefore), 'observed before the writer hears that its batch is durable');
+  } finally {
+    await storage.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
 test('compaction deletes the log prefix in bounded transactions and leaves no entry behind', async () => {
   const dataDir = await tempDir();
   const options: LmdbStorageOptions = { ...contractStorageOptions, dataDir, compactEntriesPerTxnMax: 100 };

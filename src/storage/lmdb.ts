@@ -90,6 +90,11 @@ export interface LmdbStorageOptions extends StorageOptions {
    * `onDurable` gets the error): a hung disk is as fatal as a failed one. Default 30 000.
    */
   readonly flushTimeoutMs?: number;
+  /**
+   * Told of every log batch (`persist`) that became durable: milliseconds from its queueing
+   * to its flush, and its entry count. For metrics: the time a write waits for the disk.
+   */
+  readonly onPersistDurable?: (observation: PersistObservation) => void;
   /** Log entries deleted per compaction transaction. Default 4096. */
   readonly compactEntriesPerTxnMax?: number;
   /**
@@ -108,6 +113,12 @@ export interface LmdbStorageOptions extends StorageOptions {
   readonly kvDeferredWritesMax?: number;
   /** Encoded bytes of held-back kv writes beyond which they are all queued at once. Default 8 MiB. */
   readonly kvDeferredBytesMax?: number;
+}
+
+export interface PersistObservation {
+  /** From `persist()` to the flush that made the batch durable. */
+  readonly durationMs: number;
+  readonly entries: number;
 }
 
 export interface LmdbStorageStats {
@@ -525,6 +536,7 @@ class LmdbNodeStorage implements LmdbStorage {
   readonly kv: KvBackend;
 
   private readonly flushTimeoutMs: number;
+  private readonly onPersistDurable: ((observation: PersistObservation) => void) | undefined;
   private readonly compactEntriesPerTxnMax: number;
   private readonly kvDeferMsMax: number;
   private readonly kvDeferredWritesMax: number;
@@ -584,6 +596,7 @@ class LmdbNodeStorage implements LmdbStorage {
     options: LmdbStorageOptions,
   ) {
     this.flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
+    this.onPersistDurable = options.onPersistDurable;
     this.compactEntriesPerTxnMax = options.compactEntriesPerTxnMax ?? COMPACT_ENTRIES_PER_TXN_DEFAULT;
     this.logCacheBytesMax = options.logCacheBytesMax ?? LOG_CACHE_BYTES_DEFAULT;
     this.kvDeferMsMax = options.kvDeferMsMax ?? KV_DEFER_MS_DEFAULT;
@@ -690,6 +703,15 @@ class LmdbNodeStorage implements LmdbStorage {
     const encoded = entries.map(encodeEntry);
     const target = snapshot !== null ? this.stagingSlot() : null;
     const appliedAfter = snapshot !== null ? snapshot.index : null;
+    const observe = this.onPersistDurable;
+    const queuedAtMs = observe === undefined ? 0 : performance.now();
+    const whenDurable: DurableCallback =
+      observe === undefined
+        ? onDurable
+        : (error) => {
+            if (error === null) observe({ durationMs: performance.now() - queuedAtMs, entries: entries.length });
+            onDurable(error);
+          };
 
     const seq = this.submit(
       () => {
@@ -704,7 +726,7 @@ class LmdbNodeStorage implements LmdbStorage {
       },
       {
         onCommitted: () => this.releaseTail(seq),
-        onDurable,
+        onDurable: whenDurable,
         ...(appliedAfter !== null ? { durableApplied: appliedAfter } : {}),
       },
       snapshot !== null, // durability of older kv writes says nothing about the installed state
