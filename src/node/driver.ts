@@ -22,7 +22,7 @@
 
 import { configProblem } from '../core/config.js';
 import { RaftCore, type PlantedBugs } from '../core/raft.js';
-import type { ClusterConfig, Entry, NodeId, ReadFailure, ReadState, Ready } from '../core/types.js';
+import type { ClusterConfig, Entry, HardState, NodeId, ReadFailure, ReadState, Ready } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
@@ -145,6 +145,16 @@ export class NodeDriver implements KvNode {
   private readiesInFlight: { readonly rd: Ready; durable: boolean }[] = [];
   private processScheduled = false;
   private stopped = false;
+  /** The hard state last handed to storage (its term and vote are durable or on their way). */
+  private hardStateQueued: HardState;
+  /**
+   * A newer hard state that differs from `hardStateQueued` only in its commit index, not
+   * written yet: it rides with the next persist instead of costing a transaction and an
+   * fsync of its own. Raft's commit index is volatile state; the stored one is a lower
+   * bound that a restarted node raises from its applied index or learns from the leader
+   * (etcd raft's MustSync makes the same choice).
+   */
+  private commitToPersist: HardState | null = null;
 
   private pendingWrites = new Map<number, PendingWrite>();
   private pendingReads = new Map<number, PendingRead>();
@@ -173,10 +183,11 @@ export class NodeDriver implements KvNode {
     this.rollbackCount = options.rollbackCountAtStart ?? 0;
     assert(deps.storage.identity()?.nodeId === options.id, () => `storage belongs to ${deps.storage.identity()?.nodeId ?? 'nobody'}, not ${options.id}`);
     this.stateMachine = createKvStateMachine(deps.storage.kv, { dedupClientsMax: options.dedupClientsMax });
+    this.hardStateQueued = deps.storage.hardState();
     this.core = new RaftCore({
       id: options.id,
       log: deps.storage.log,
-      hardState: deps.storage.hardState(),
+      hardState: this.hardStateQueued,
       appliedIndex: this.stateMachine.appliedIndex(),
       prng: deps.prng,
       electionTimeoutTicks: options.electionTimeoutTicks,
@@ -469,10 +480,18 @@ export class NodeDriver implements KvNode {
       return this.fatal(e as Error);
     }
     if (this.core.planted.ackBeforeFlush === true) this.sendAll(rd.messagesAfterPersist);
-    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+    let hardState = rd.hardState;
+    if (hardState !== null && rd.snapshot === null && rd.entries.length === 0 && hardState.term === this.hardStateQueued.term && hardState.vote === this.hardStateQueued.vote) {
+      this.commitToPersist = hardState;
+      hardState = null;
+    }
+    if (rd.snapshot !== null || rd.entries.length > 0 || hardState !== null) {
+      hardState ??= this.commitToPersist; // a Ready's own hard state is the newest
+      this.commitToPersist = null;
+      if (hardState !== null) this.hardStateQueued = hardState;
       // Storage makes batches durable in the order they were queued; the callbacks may
       // still be seen in any order (a batch without writes completes at once), hence the queue.
-      this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, (error) => {
+      this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState }, (error) => {
         if (error !== null) return this.fatal(error);
         if (rd.snapshot !== null) this.stagingLockedUntilTick = -1;
         slot.durable = true;
