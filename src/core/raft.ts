@@ -155,6 +155,12 @@ export class RaftCore {
 
   private readRound = 0;
   private readRoundInFlight = 0;
+  /**
+   * The round in flight has not left the core yet: its heartbeats still wait in `messages`.
+   * A read that arrives now may join it, since every ack of it will be sent after the read
+   * arrived. (Once the heartbeats are handed out, new reads wait for the next round.)
+   */
+  private readRoundOpen = false;
   private readAcks = new Set<NodeId>();
   private pendingReads: PendingRead[] = [];
   /** Reads asked before this leader committed an entry of its term: served after. */
@@ -401,6 +407,7 @@ export class RaftCore {
     this.sendFollowerReads();
     const out = this.messages;
     this.messages = [];
+    this.readRoundOpen = false;
     return out;
   }
 
@@ -465,6 +472,7 @@ export class RaftCore {
     if (soft !== null) this.prevSoft = soft;
     if (hard !== null) this.prevHard = hard;
     this.messages = [];
+    this.readRoundOpen = false;
     this.messagesAfterPersist = [];
     this.readStates = [];
     this.readsFailed = [];
@@ -693,6 +701,7 @@ export class RaftCore {
     }
     this.readRound = 0;
     this.readRoundInFlight = 0;
+    this.readRoundOpen = false;
     // A new leader commits an entry of its own term: only then are earlier entries known
     // committed (Raft §5.4.2), and only then can it serve read-index reads.
     this.appendAsLeader([{ term: this.term, index: this.log.lastIndex() + 1, kind: 'noop', data: new Uint8Array(0) }]);
@@ -709,6 +718,7 @@ export class RaftCore {
     this.readsPendingCount = 0;
     this.readAcks = new Set();
     this.readRoundInFlight = 0;
+    this.readRoundOpen = false;
     this.appendsDirty = false;
   }
 
@@ -997,8 +1007,9 @@ export class RaftCore {
       this.resolveRead(requester, this.readPoint());
       return;
     }
-    // Reads join the next round: a round already in flight was sent before they arrived.
-    const round = this.readRound + 1;
+    // Reads join the next round: a round already sent left before they arrived. A round
+    // whose heartbeats have not left yet is still ahead of them: they join it.
+    const round = this.readRoundInFlight !== 0 && this.readRoundOpen ? this.readRoundInFlight : this.readRound + 1;
     this.pendingReads.push({ requester, index: this.readPoint(), round });
     if (this.readRoundInFlight === 0) this.startReadRound();
   }
@@ -1088,6 +1099,7 @@ export class RaftCore {
     this.readRoundInFlight = this.readRound;
     this.readAcks = new Set();
     this.broadcastHeartbeat(this.readRound);
+    this.readRoundOpen = true;
   }
 
   private finishReadRound(): void {
