@@ -105,6 +105,8 @@ async function localPids(endpoints: readonly string[]): Promise<number[]> {
 interface SystemRun {
   readonly target: BenchTarget;
   readonly pids: readonly number[];
+  /** Nodes whose /metrics give fsync figures (quorumkv's HTTP URLs; none for etcd). */
+  readonly metricsUrls: readonly string[];
   readonly describe: Record<string, unknown>;
   stop(): Promise<void>;
 }
@@ -122,7 +124,7 @@ async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promis
   if (o.endpoints !== null) {
     const target = await connect(o.endpoints);
     const pids = await localPids(o.endpoints);
-    return { target, pids, describe: { endpoints: o.endpoints, mode: await modeOf(o.endpoints) }, stop: () => target.close() };
+    return { target, pids, metricsUrls: o.endpoints, describe: { endpoints: o.endpoints, mode: await modeOf(o.endpoints) }, stop: () => target.close() };
   }
   print(`starting a ${o.nodes}-node quorumkv cluster on 127.0.0.1${o.nodeFlags.length > 0 ? ` (${o.nodeFlags.join(' ')})` : ''}…\n`);
   const execArgv = o.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
@@ -132,6 +134,7 @@ async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promis
     return {
       target,
       pids: cluster.pids,
+      metricsUrls: cluster.endpoints,
       describe: { nodes: o.nodes, nodeFlags: o.nodeFlags, mode: await modeOf(cluster.endpoints) },
       stop: async () => {
         await target.close();
@@ -159,7 +162,7 @@ async function modeOf(endpoints: readonly string[]): Promise<unknown> {
 async function openEtcd(o: BenchOptions, print: (t: string) => void): Promise<SystemRun> {
   if (o.etcdEndpoints !== null) {
     const target = await etcdTarget(o.etcdEndpoints);
-    return { target, pids: [], describe: { endpoints: o.etcdEndpoints }, stop: () => target.close() };
+    return { target, pids: [], metricsUrls: [], describe: { endpoints: o.etcdEndpoints }, stop: () => target.close() };
   }
   const binary = await findEtcd(o.etcdBin, o.installEtcd, (l) => print(`${l}\n`));
   print('starting a 3-member etcd cluster on 127.0.0.1…\n');
@@ -169,6 +172,7 @@ async function openEtcd(o: BenchOptions, print: (t: string) => void): Promise<Sy
     return {
       target,
       pids: cluster.pids,
+      metricsUrls: [],
       describe: { members: 3, binary },
       stop: async () => {
         await target.close();
@@ -203,6 +207,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
         opsTotal: o.opsTotal,
         warmupMs: o.warmupMs,
         serverPids: sys.pids,
+        metricsUrls: sys.metricsUrls,
         seed: o.seed + c,
         progress: o.progress,
         label: `${sys.target.system} ${spec.name} c=${c}`,
@@ -289,14 +294,14 @@ export function compare(points: readonly PointResult[]): Comparison[] {
   return out;
 }
 
-export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores'];
+export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms'];
 
 export function csvRows(points: readonly PointResult[], extra: (p: PointResult) => CsvCell[] = () => []): CsvCell[][] {
   return points.flatMap((p) =>
     p.byOp.map((s) => [
       p.system, p.workload, p.readFraction, p.distribution, p.concurrency, p.keyCount, p.keyBytes, p.valueBytes,
       s.op, s.count, s.errors, s.misses, s.opsPerSec, s.meanMs, s.p50Ms, s.p95Ms, s.p99Ms, s.p999Ms, s.maxMs,
-      p.elapsedMs, p.clientCpuCores, p.serverCpuCores, ...extra(p),
+      p.elapsedMs, p.clientCpuCores, p.serverCpuCores, p.persist?.fsyncsPerSec ?? null, p.persist?.entriesPerFsync ?? null, p.persist?.meanMs ?? null, ...extra(p),
     ]),
   );
 }
@@ -310,11 +315,12 @@ export function htmlRows(points: readonly PointResult[]): string[][] {
         p.system, p.workload, String(p.concurrency), s.op, s.opsPerSec.toFixed(0), String(s.errors),
         s.meanMs.toFixed(2), s.p50Ms.toFixed(2), s.p95Ms.toFixed(2), s.p99Ms.toFixed(2), s.p999Ms.toFixed(2), s.maxMs.toFixed(2),
         `${(p.clientCpuCores * 100).toFixed(0)}%`, p.serverCpuCores === null ? '?' : p.serverCpuCores.toFixed(2),
+        p.persist === null ? '' : `${p.persist.fsyncsPerSec.toFixed(0)} × ${p.persist.entriesPerFsync.toFixed(1)} (${p.persist.meanMs.toFixed(1)} ms)`,
       ]),
   );
 }
 
-export const htmlHeader = ['system', 'workload', 'clients', 'op', 'ops/s', 'errors', 'mean ms', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'client CPU (of a core)', 'server CPU (cores)'];
+export const htmlHeader = ['system', 'workload', 'clients', 'op', 'ops/s', 'errors', 'mean ms', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'client CPU (of a core)', 'server CPU (cores)', 'fsyncs/s × entries each (mean wait)'];
 
 const percentileColors: Record<string, string> = { p50: '#2ca02c', p95: '#1f77b4', p99: '#ff7f0e', 'p99.9': '#d62728' };
 

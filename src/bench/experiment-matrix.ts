@@ -119,7 +119,7 @@ export async function runMatrixExperiment(o: MatrixOptions): Promise<{ points: M
         const spec: WorkloadSpec = { name: `${Math.round(setting.readFraction * 100)}% gets ${setting.distribution}`, readFraction: setting.readFraction, distribution: setting.distribution };
         // The first point also warms a fresh cluster up (JIT, connections): a longer warm-up.
         const warmupMs = measured.size === 0 ? Math.max(o.warmupMs, 2000) : o.warmupMs;
-        const result = await runPoint({ target, workload: spec, keys, value, concurrency: setting.concurrency, durationMs: o.durationMs, opsTotal: null, warmupMs, serverPids: cluster.pids, seed: o.seed, progress: o.progress, label: `${dimension}=${String(setting[dimension])}` });
+        const result = await runPoint({ target, workload: spec, keys, value, concurrency: setting.concurrency, durationMs: o.durationMs, opsTotal: null, warmupMs, serverPids: cluster.pids, metricsUrls: cluster.endpoints, seed: o.seed, progress: o.progress, label: `${dimension}=${String(setting[dimension])}` });
         measured.set(id, result);
         points.push({ dimension, setting, result });
         const a = allOf(result);

@@ -218,7 +218,7 @@ export async function runModesExperiment(o: ModesExperimentOptions): Promise<{ r
       let point: PointResult;
       try {
         if (spec.readFraction > 0) await preload(target, keys, value, 32);
-        point = await runPoint({ target, workload: spec, keys, value, concurrency: o.concurrency, durationMs: o.durationMs, opsTotal: null, warmupMs: o.warmupMs, serverPids: cluster.pids, seed: o.seed, progress: o.progress, label: `${modeLabels[mode]}` });
+        point = await runPoint({ target, workload: spec, keys, value, concurrency: o.concurrency, durationMs: o.durationMs, opsTotal: null, warmupMs: o.warmupMs, serverPids: cluster.pids, metricsUrls: cluster.endpoints, seed: o.seed, progress: o.progress, label: `${modeLabels[mode]}` });
       } finally {
         await target.close();
       }

@@ -22,6 +22,8 @@ import type { BenchTarget } from './target.js';
 import { keyChooser } from './workload.js';
 import type { WorkloadSpec } from './workload.js';
 import { totalCpuSeconds } from './cluster.js';
+import { persistFigures, readPersistCounters } from './persist-figures.js';
+import type { PersistCounters, PersistFigures } from './persist-figures.js';
 import { cpus } from 'node:os';
 
 export interface PointOptions {
@@ -37,6 +39,8 @@ export interface PointOptions {
   readonly warmupMs: number;
   /** Server processes whose CPU time is measured (empty: unknown). */
   readonly serverPids: readonly number[];
+  /** quorumkv nodes' HTTP URLs, whose /metrics give the point's fsync figures (none for etcd). */
+  readonly metricsUrls?: readonly string[];
   readonly seed: number;
   /** Print a live progress line to stderr (only on a TTY). */
   readonly progress: boolean;
@@ -67,6 +71,8 @@ export interface PointResult {
   readonly clientCpuShare: number;
   /** The servers' CPU time / elapsed time, summed over their processes; null if unknown. */
   readonly serverCpuCores: number | null;
+  /** fsyncs and group commit on the nodes during the measured window (quorumkv only). */
+  readonly persist: PersistFigures | null;
   readonly startedAt: string;
 }
 
@@ -96,10 +102,12 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
 
   // CPU figures are taken when the warm-up ends, by a timer, so they cover the measured
   // window only (to within one timer turn).
-  const marks: { cpu0: NodeJS.CpuUsage | null; server0: Promise<number> | null } = { cpu0: null, server0: null };
+  const metricsUrls = o.metricsUrls ?? [];
+  const marks: { cpu0: NodeJS.CpuUsage | null; server0: Promise<number> | null; persist0: Promise<PersistCounters | null> | null } = { cpu0: null, server0: null, persist0: null };
   const takeStart = (): void => {
     marks.cpu0 = process.cpuUsage();
     marks.server0 = totalCpuSeconds(o.serverPids);
+    marks.persist0 = readPersistCounters(metricsUrls);
   };
   const startTimer = o.warmupMs > 0 ? setTimeout(takeStart, o.warmupMs) : null;
   if (startTimer === null) takeStart();
@@ -168,6 +176,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const cpu = process.cpuUsage(marks.cpu0 ?? undefined);
   const serverStart = (await marks.server0) ?? 0;
   const serverEnd = o.serverPids.length > 0 ? await totalCpuSeconds(o.serverPids) : 0;
+  const persist = persistFigures(await marks.persist0, await readPersistCounters(metricsUrls), elapsedMs);
   const byOp: OpSummary[] = [];
   const present: OpRecorder[] = [];
   for (const op of ['write', 'read'] as const) {
@@ -196,6 +205,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
     clientCpuCores,
     clientCpuShare: clientCpuCores / Math.max(1, cpus().length),
     serverCpuCores: o.serverPids.length > 0 ? (serverEnd - serverStart) / (elapsedMs / 1000) : null,
+    persist,
     startedAt,
   };
 }

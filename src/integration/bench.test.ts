@@ -38,6 +38,7 @@ interface Point {
   elapsedMs: number;
   clientCpuCores: number;
   serverCpuCores: number | null;
+  persist: { fsyncsPerSec: number; entriesPerFsync: number; meanMs: number } | null;
   byOp: OpSummary[];
 }
 
@@ -85,6 +86,8 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a
       assert.ok(p.elapsedMs >= 1900 && p.elapsedMs < 15_000, `measured ${p.elapsedMs} ms`);
       assert.ok(p.errors <= p.byOp[2]!.count / 100, `c=${p.concurrency}: ${p.errors} errors`);
       assert.ok(p.clientCpuCores > 0 && p.clientCpuCores < 2.5, `client CPU ${p.clientCpuCores}`);
+      // The nodes' own counters: how often they fsynced and how many entries each fsync carried.
+      assert.ok(p.persist !== null && p.persist.fsyncsPerSec > 0 && p.persist.entriesPerFsync >= 1 && p.persist.meanMs > 0, `persist ${JSON.stringify(p.persist)}`);
       for (const b of p.byOp) {
         assert.ok(b.count > 0, `${b.op} count`);
         assert.ok(b.p50Ms > 0 && b.p50Ms <= b.p95Ms && b.p95Ms <= b.p99Ms && b.p99Ms <= b.p999Ms && b.p999Ms <= b.maxMs, `${b.op} percentiles in order: ${JSON.stringify(b)}`);
@@ -100,7 +103,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a
     // results.csv: a header and one row per point and operation type.
     const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
     const header = (csv[0] ?? '').split(',');
-    for (const col of ['system', 'workload', 'concurrency', 'op', 'ops_per_s', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'errors', 'client_cpu_cores']) assert.ok(header.includes(col), `CSV column ${col}`);
+    for (const col of ['system', 'workload', 'concurrency', 'op', 'ops_per_s', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'errors', 'client_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms']) assert.ok(header.includes(col), `CSV column ${col}`);
     assert.equal(csv.length, 1 + 3 * 3);
     for (const line of csv.slice(1)) assert.equal(line.split(',').length, header.length, `row ${line}`);
 

@@ -1,0 +1,60 @@
+/**
+ * How a benchmark point used the disk, from the quorumkv nodes' own counters
+ * (`qkv_log_persist_seconds`, `qkv_log_persisted_entries_total` on /metrics): fsyncs per
+ * second, entries each fsync carried (group commit at work) and how long a batch waited for
+ * its fsync. Read at the start and the end of the measured window, summed over the nodes.
+ * etcd exposes nothing comparable here, so its points carry none.
+ */
+
+export interface PersistFigures {
+  /** Log batches made durable per second, all nodes together. */
+  readonly fsyncsPerSec: number;
+  /** Log entries per fsync, all nodes together. */
+  readonly entriesPerFsync: number;
+  /** Mean time from queueing a log batch to the fsync that made it durable. */
+  readonly meanMs: number;
+}
+
+export interface PersistCounters {
+  readonly fsyncs: number;
+  readonly seconds: number;
+  readonly entries: number;
+}
+
+const scrapeTimeoutMs = 2_000;
+
+/** The nodes' counters summed; null when a node cannot be read (the figures are then unknown). */
+export async function readPersistCounters(httpUrls: readonly string[]): Promise<PersistCounters | null> {
+  if (httpUrls.length === 0) return null;
+  try {
+    const each = await Promise.all(
+      httpUrls.map(async (url) => {
+        const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(scrapeTimeoutMs) });
+        if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
+        return parseCounters(await res.text());
+      }),
+    );
+    if (each.some((c) => c === null)) return null;
+    return (each as PersistCounters[]).reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries }));
+  } catch {
+    return null;
+  }
+}
+
+/** The figures of the window between two readings; null if either is unknown or nothing was written. */
+export function persistFigures(start: PersistCounters | null, end: PersistCounters | null, elapsedMs: number): PersistFigures | null {
+  if (start === null || end === null) return null;
+  const fsyncs = end.fsyncs - start.fsyncs;
+  if (fsyncs <= 0) return null;
+  return {
+    fsyncsPerSec: fsyncs / (elapsedMs / 1000),
+    entriesPerFsync: (end.entries - start.entries) / fsyncs,
+    meanMs: ((end.seconds - start.seconds) / fsyncs) * 1000,
+  };
+}
+
+function parseCounters(text: string): PersistCounters | null {
+  const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  const c = { fsyncs: value('qkv_log_persist_seconds_count'), seconds: value('qkv_log_persist_seconds_sum'), entries: value('qkv_log_persisted_entries_total') };
+  return Number.isFinite(c.fsyncs) && Number.isFinite(c.seconds) && Number.isFinite(c.entries) ? c : null;
+}
