@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId } from '../wire/types.js';
-import type { LeaderInfo, ReadConsistency } from '../wire/types.js';
+import type { LeaderInfo, NodeAddresses, ReadConsistency } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -32,7 +32,7 @@ import {
   errorForCode,
 } from './errors.js';
 import { AttemptError, ProtocolError } from './transport.js';
-import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest, WriteRequestId } from './transport.js';
+import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest, WriteRequestId } from './transport.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -549,7 +549,7 @@ export class KvClient {
     if (typeof id !== 'string') return null;
     const known = this.endpoints.find((e) => e.nodeId === id);
     if (known !== undefined) return known;
-    const address = this.transport.endpointOf({ http: typeof http === 'string' ? http : null, grpc: typeof grpc === 'string' ? grpc : null });
+    const address = this.endpointOf({ http: typeof http === 'string' ? http : null, grpc: typeof grpc === 'string' ? grpc : null });
     if (address === null) return null;
     const ep = this.addEndpoint(address, false);
     if (ep !== null && ep.nodeId === null) ep.nodeId = id;
@@ -625,8 +625,19 @@ export class KvClient {
   }
 
   private learn(peer: NodeAddresses): void {
-    const address = this.transport.endpointOf(peer);
+    const address = this.endpointOf(peer);
     if (address !== null) this.addEndpoint(address, false);
+  }
+
+  /** A node's endpoint for this client's transport (its `http` or its `grpc` address), if usable. */
+  private endpointOf(addresses: NodeAddresses): string | null {
+    const address = addresses[this.transport.kind];
+    if (address === null) return null;
+    try {
+      return this.transport.normalize(address);
+    } catch {
+      return null;
+    }
   }
 
   // --- small helpers -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 const protoPath = fileURLToPath(new URL('../../proto/quorumkv.proto', import.meta.url));
@@ -95,15 +95,6 @@ export class GrpcTransport implements ClientTransport {
       throw new InvalidArgumentError('bad_request', `gRPC endpoint ${JSON.stringify(endpoint)} must be host:port`);
     }
     return `${match[1]}:${port}`;
-  }
-
-  endpointOf(addresses: NodeAddresses): string | null {
-    if (addresses.grpc === null) return null;
-    try {
-      return this.normalize(addresses.grpc);
-    } catch {
-      return null;
-    }
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {

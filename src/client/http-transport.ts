@@ -19,7 +19,7 @@ import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, NodeAddresses, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -73,15 +73,6 @@ export class HttpTransport implements ClientTransport {
       throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must be a bare origin (http://host:port), without a path`);
     }
     return url.origin;
-  }
-
-  endpointOf(addresses: NodeAddresses): string | null {
-    if (addresses.http === null) return null;
-    try {
-      return this.normalize(addresses.http);
-    } catch {
-      return null;
-    }
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {

@@ -79,22 +79,10 @@ export interface BackupSink {
  * transport gives up (as `lost`) when it passes. Failures are thrown as AttemptError;
  * anything else thrown is a bug or a malformed answer (QuorumKvError 'protocol').
  */
-/** The client addresses a node advertises; null where it serves none or it is not known. */
-export interface NodeAddresses {
-  readonly http: string | null;
-  readonly grpc: string | null;
-}
-
 export interface ClientTransport {
   readonly kind: 'http' | 'grpc';
   /** Canonical form of a user-given endpoint; throws InvalidArgumentError when unusable. */
   normalize(endpoint: string): string;
-  /**
-   * The endpoint of a node from the addresses it advertises (/status, not_leader hints):
-   * its HTTP URL for the HTTP transport, its gRPC host:port for gRPC; null when the node
-   * advertises none this transport can use.
-   */
-  endpointOf(addresses: NodeAddresses): string | null;
   put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult>;
   delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult>;
   /** undefined when the key does not exist. */

@@ -31,7 +31,7 @@ import type { Prng } from '../stdx/prng.js';
 import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { QkvError } from '../wire/errors.js';
-import type { LeaderInfo, StatusResponse } from '../wire/types.js';
+import type { LeaderInfo, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import type { KvNode, ListOptions, ModeChange, ReadOptions } from './types.js';
 
@@ -344,7 +344,7 @@ export class NodeDriver implements KvNode {
   }
 
   /** A peer's client addresses, as its handshake announced them (null until it connected). */
-  private peerAddresses(id: NodeId): { readonly http: string | null; readonly grpc: string | null } {
+  private peerAddresses(id: NodeId): NodeAddresses {
     const meta = this.deps.transport.peerMeta(id);
     return { http: meta?.['http'] ?? null, grpc: meta?.['grpc'] ?? null };
   }

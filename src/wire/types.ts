@@ -54,18 +54,20 @@ export interface ListResponse {
   readonly next: string | null;
 }
 
-export interface LeaderInfo {
-  readonly id: string;
+/** The client addresses a node advertises; null where it serves none or it is not known yet. */
+export interface NodeAddresses {
+  /** Its HTTP API's origin, http://host:port. */
   readonly http: string | null;
-  /** host:port of its gRPC API; null when it serves none or its address is not known yet. */
+  /** Its gRPC API, host:port. */
   readonly grpc: string | null;
 }
 
-export interface PeerStatus {
+export interface LeaderInfo extends NodeAddresses {
   readonly id: string;
-  readonly http: string | null;
-  /** host:port of its gRPC API; null when it serves none or its address is not known yet. */
-  readonly grpc: string | null;
+}
+
+export interface PeerStatus extends NodeAddresses {
+  readonly id: string;
   /** Leader's view: highest index known replicated on this peer (null on followers). */
   readonly matchIndex: number | null;
   /** Leader's view: leader last index - matchIndex (null on followers). */
