@@ -405,6 +405,11 @@ export class RaftCore {
   takeMessages(): Message[] {
     if (this.appendsDirty && this.role === 'leader') this.broadcastAppend();
     this.sendFollowerReads();
+    return this.drainMessages();
+  }
+
+  /** Hands out the messages queued so far; a read round among them has now left. */
+  private drainMessages(): Message[] {
     const out = this.messages;
     this.messages = [];
     this.readRoundOpen = false;
@@ -460,7 +465,7 @@ export class RaftCore {
       hardState: hard,
       snapshot,
       entries,
-      messages: this.messages,
+      messages: this.drainMessages(),
       messagesAfterPersist: this.messagesAfterPersist,
       committed,
       readStates: this.readStates,
@@ -471,8 +476,6 @@ export class RaftCore {
     this.rolledBack = [];
     if (soft !== null) this.prevSoft = soft;
     if (hard !== null) this.prevHard = hard;
-    this.messages = [];
-    this.readRoundOpen = false;
     this.messagesAfterPersist = [];
     this.readStates = [];
     this.readsFailed = [];
@@ -701,7 +704,6 @@ export class RaftCore {
     }
     this.readRound = 0;
     this.readRoundInFlight = 0;
-    this.readRoundOpen = false;
     // A new leader commits an entry of its own term: only then are earlier entries known
     // committed (Raft §5.4.2), and only then can it serve read-index reads.
     this.appendAsLeader([{ term: this.term, index: this.log.lastIndex() + 1, kind: 'noop', data: new Uint8Array(0) }]);
@@ -718,7 +720,6 @@ export class RaftCore {
     this.readsPendingCount = 0;
     this.readAcks = new Set();
     this.readRoundInFlight = 0;
-    this.readRoundOpen = false;
     this.appendsDirty = false;
   }
 
