@@ -31,11 +31,12 @@ export async function readPersistCounters(httpUrls: readonly string[]): Promise<
       httpUrls.map(async (url) => {
         const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(scrapeTimeoutMs) });
         if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
-        return parseCounters(await res.text());
+        const counters = parseCounters(await res.text());
+        if (counters === null) throw new Error(`${url}/metrics has no persist counters`);
+        return counters;
       }),
     );
-    if (each.some((c) => c === null)) return null;
-    return (each as PersistCounters[]).reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries }));
+    return each.reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries }));
   } catch {
     return null;
   }

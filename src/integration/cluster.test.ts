@@ -4,6 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readPersistCounters } from '../bench/persist-figures.js';
+import type { PersistCounters } from '../bench/persist-figures.js';
 import { TestCluster, http, waitFor } from './harness.js';
 
 interface Acked {
@@ -34,12 +36,10 @@ async function writeMany(base: string, prefix: string, count: number, concurrenc
 }
 
 /** A node's fsyncs of log batches and the entries they carried, from /metrics. */
-async function persistCounters(base: string): Promise<{ readonly fsyncs: number; readonly entries: number }> {
-  const raw = String((await http(`${base}/metrics`)).body['raw']);
-  return {
-    fsyncs: Number(/^qkv_log_persist_seconds_count (\d+)$/m.exec(raw)?.[1] ?? NaN),
-    entries: Number(/^qkv_log_persisted_entries_total (\d+)$/m.exec(raw)?.[1] ?? NaN),
-  };
+async function persistCounters(base: string): Promise<PersistCounters> {
+  const counters = await readPersistCounters([base]);
+  assert.ok(counters !== null, `${base}/metrics has no persist counters`);
+  return counters;
 }
 
 async function expectAllReadable(cluster: TestCluster, acked: readonly Acked[], nodeIds: string[], consistency = 'linearizable'): Promise<void> {
