@@ -130,6 +130,8 @@ export interface PlantedBugs {
   ackBeforeFlush?: boolean;
   /** Driver: a follower serves a linearizable read once the leader gave the read point, without applying up to it. */
   followerReadBeforeApply?: boolean;
+  /** A read joins the read round in flight even when that round's heartbeats left before it arrived. */
+  readJoinsSentRound?: boolean;
 }
 
 export class RaftCore {
@@ -1010,7 +1012,8 @@ export class RaftCore {
     }
     // Reads join the next round: a round already sent left before they arrived. A round
     // whose heartbeats have not left yet is still ahead of them: they join it.
-    const round = this.readRoundInFlight !== 0 && this.readRoundOpen ? this.readRoundInFlight : this.readRound + 1;
+    const joinsInFlight = this.readRoundOpen || this.planted.readJoinsSentRound === true;
+    const round = this.readRoundInFlight !== 0 && joinsInFlight ? this.readRoundInFlight : this.readRound + 1;
     this.pendingReads.push({ requester, index: this.readPoint(), round });
     if (this.readRoundInFlight === 0) this.startReadRound();
   }

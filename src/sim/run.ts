@@ -83,7 +83,7 @@ export interface SimResult {
   readonly fullTrace?: readonly string[];
 }
 
-export const plantedBugNames = ['commitOldTermByCount', 'voteWithoutLogCheck', 'applyBeforeCommit', 'ackBeforeFlush', 'followerReadBeforeApply'] as const;
+export const plantedBugNames = ['commitOldTermByCount', 'voteWithoutLogCheck', 'applyBeforeCommit', 'ackBeforeFlush', 'followerReadBeforeApply', 'readJoinsSentRound'] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
 /** 32 bits of seed material from any safe integer (the PRNG takes 32 bits). */

@@ -187,6 +187,14 @@ export interface SwarmConfig {
    * disk catches up (what exposes an ack sent before the flush).
    */
   readonly crashAfterAppendRate: number;
+  /**
+   * Chance that a leader which just sent a read round's heartbeats goes stale right away: it
+   * can no longer send, and what its peers send it is held until the fault ends. The
+   * followers elect a new leader that commits writes, then the old leader receives the
+   * answers to heartbeats that left before all that — the window in which a read-index
+   * round must not vouch for reads that arrived after its heartbeats left.
+   */
+  readonly staleLeaderRate: number;
 
   readonly clientCount: number;
   readonly keyCount: number;
@@ -313,6 +321,8 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     healDeadlineMs: 15000,
     // Drawn last so that adding it kept every earlier dimension of every seed.
     persistsInFlightMax: prng.chance(0.5) ? 1 : between(2, 8),
+    // Drawn after it for the same reason.
+    staleLeaderRate: calm ? 0 : maybe(hostile ? 0.3 : 0.6, 5, 100) / 1000,
   };
   return config;
 }
@@ -336,7 +346,7 @@ export function describeSwarm(c: SwarmConfig): string {
     `profile=${c.profile} mode=${c.mode.name} nodes=${c.nodeCount} election=${c.electionTimeoutTicks}t heartbeat=${c.heartbeatIntervalTicks}t ` +
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
-    `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
+    `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} staleLeader=${c.staleLeaderRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
     `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms`
   );
 }

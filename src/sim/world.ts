@@ -146,6 +146,10 @@ export class World implements ClientWorld {
   private readonly droppedOnLink: number[];
   private readonly blocked: number[];
   private readonly clogUntilUs: number[];
+  /** A stale leader sends nothing and receives only when this time comes (staleLeaderRate). */
+  private readonly staleUntilUs: number[];
+  /** The read round ("term:round") each node's heartbeats last carried. */
+  private readonly lastReadRound: string[];
   /** Latest arrival time scheduled on each link (FIFO delivery). */
   private readonly lastArrivalUs: number[];
   private reorderRate: number;
@@ -193,6 +197,8 @@ export class World implements ClientWorld {
     this.droppedOnLink = new Array<number>(n * n).fill(0);
     this.blocked = new Array<number>(n * n).fill(0);
     this.clogUntilUs = new Array<number>(n).fill(0);
+    this.staleUntilUs = new Array<number>(n).fill(0);
+    this.lastReadRound = new Array<string>(n).fill('');
     this.lastArrivalUs = new Array<number>(n * n).fill(0);
     this.reorderRate = c.reorderRate;
     this.lossRate = c.lossRate;
@@ -538,6 +544,12 @@ export class World implements ClientWorld {
     if (to === undefined || to === from) return false;
     this.stats.messages++;
     const link = from * this.n + to;
+    if (m.type === 'heartbeat' && m.readRound > 0) this.maybeGoStale(from, m.term, m.readRound);
+    if ((this.staleUntilUs[from] ?? 0) > this.timeUs) {
+      this.stats.messagesLost++;
+      this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
+      return true;
+    }
     if ((this.inflightMessages[link] ?? 0) >= linkMessagesMax) {
       this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
       return false;
@@ -578,22 +590,45 @@ export class World implements ClientWorld {
       this.inflightBytes[link] = (this.inflightBytes[link] ?? 0) - bytes;
     };
     const fromId = this.nodeIds[from] as NodeId;
-    this.push(
-      delayUs,
-      to,
-      -1,
-      `${fromId}>${this.nodeIds[to] ?? '?'} ${describeMessage(m)}${suffix}`,
-      () => {
-        release();
-        if ((this.blocked[link] ?? 0) > 0) {
-          this.stats.messagesLost++;
-          this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
-          return;
-        }
-        this.node(to).transport?.deliver(fromId, m);
-      },
-      release,
-    );
+    const label = `${fromId}>${this.nodeIds[to] ?? '?'} ${describeMessage(m)}${suffix}`;
+    const deliver = (): void => {
+      const staleUs = this.staleUntilUs[to] ?? 0;
+      if (staleUs > this.timeUs) {
+        // Held, in arrival order, until the receiver is no longer stale.
+        this.push(staleUs - this.timeUs, to, -1, `${label} (held)`, deliver, release);
+        return;
+      }
+      release();
+      if ((this.blocked[link] ?? 0) > 0) {
+        this.stats.messagesLost++;
+        this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
+        return;
+      }
+      this.node(to).transport?.deliver(fromId, m);
+    };
+    this.push(delayUs, to, -1, label, deliver, release);
+  }
+
+  /**
+   * A leader's read round just left: maybe it goes stale once the round's heartbeats are
+   * out (after the current event), for two to five election timeouts.
+   */
+  private maybeGoStale(from: number, term: number, readRound: number): void {
+    const rate = this.config.staleLeaderRate;
+    if (rate <= 0 || this.phase !== 'fault') return;
+    const round = `${term}:${readRound}`;
+    if (this.lastReadRound[from] === round) return;
+    this.lastReadRound[from] = round;
+    if (!this.faultPrng.chance(rate)) return;
+    const n = this.node(from);
+    const inc = n.incarnation;
+    const durUs = this.config.electionTimeoutTicks * this.config.tickMs * 1000 * this.faultPrng.intBetween(2, 5);
+    this.at(0, `${n.id} goes stale (read round ${round} sent)`, () => {
+      if (this.phase !== 'fault' || n.incarnation !== inc || n.status !== 'up') return;
+      this.stats.faults++;
+      this.staleUntilUs[from] = Math.max(this.staleUntilUs[from] ?? 0, this.timeUs + durUs);
+      this.trace.note(`${this.timeUs} * ${n.id} stale: sends nothing, hears nothing until it ends, for ${formatUs(durUs)}`);
+    });
   }
 
   /** Exponential-like tail without transcendental functions: geometric octave plus a uniform fraction. */
@@ -801,6 +836,7 @@ export class World implements ClientWorld {
     this.rules = [];
     this.applyRules();
     this.clogUntilUs.fill(0);
+    this.staleUntilUs.fill(0);
     this.lossRate = 0;
     this.duplicateRate = 0;
     this.reorderRate = 0;
