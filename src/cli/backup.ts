@@ -25,7 +25,7 @@ import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
 import { clusterEndpoints, parseClientFlags } from './client-commands.js';
-import { writeClusterFile } from './up.js';
+import { writeClusterFile } from './cluster-file.js';
 
 export const backupHelp = `usage: quorumkv backup --out FILE [--endpoints URL,…] [--transport http|grpc] [--node ID] [--json]
        quorumkv restore --from FILE --data-dir DIR [--nodes N]

@@ -11,8 +11,9 @@ import { FlagError, flagHelp, parseBytes, parseCount, parseCountList, parseDurat
 import type { FlagDef } from '../bench/flags.js';
 import { defaultOutDir } from '../bench/report.js';
 import { workloadNames } from '../bench/workload.js';
+import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 import { ConfigError, nodeFlags } from './config.js';
-import { readFile } from 'node:fs/promises';
+import { nodeStatus } from '../bench/cluster.js';
 
 const benchFlags: Record<string, FlagDef> = {
   workload: { kind: 'value', help: `${workloadNames.join('|')}; a comma list runs several (default mixed)` },
@@ -26,9 +27,9 @@ const benchFlags: Record<string, FlagDef> = {
   'read-consistency': { kind: 'value', help: 'linearizable (default) | leader | local | session' },
   'reads-from': { kind: 'value', help: 'where linearizable reads go: leader (default) | any (followers serve them by read index)' },
   'no-batching': { kind: 'bool', help: 'one HTTP request per operation instead of the client\'s POST /batch gathering' },
-  endpoints: { kind: 'value', help: 'a running cluster: URL,… (default: start one)' },
-  'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (e.g. ./data/cluster.json from npm start)' },
-  nodes: { kind: 'value', help: 'nodes of the cluster the bench starts (default 3); node flags pass through' },
+  endpoints: { kind: 'value', help: 'a running cluster: URL,… (default: npm start\'s, if ./data/cluster.json names a running node; else start one)' },
+  'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (default ./data/cluster.json, used when a node in it answers)' },
+  nodes: { kind: 'value', help: 'start a fresh cluster of N nodes for the run (default 3); so does any node flag, which passes through' },
   compare: { kind: 'value', help: 'etcd: run the same workload against a local 3-member etcd and print the ratio' },
   'etcd-endpoints': { kind: 'value', help: 'use a running etcd (http://host:port,…) instead of starting one' },
   'etcd-bin': { kind: 'value', help: 'etcd binary (default /usr/bin/etcd; installed with apt-get as root if missing)' },
@@ -42,8 +43,10 @@ const benchFlags: Record<string, FlagDef> = {
 
 export const benchHelp = `usage: quorumkv bench [flags] [node flags]
 
-Closed-loop clients through the client library against --endpoints, --cluster-file, or a
-local cluster started for the run (--nodes N plus any node flag, e.g. --write-quorum 1).
+Closed-loop clients through the client library against --endpoints, --cluster-file, the
+cluster npm start runs (./data/cluster.json, when one of its nodes answers), or else a
+local cluster started for the run (--nodes N or any node flag, e.g. --write-quorum 1,
+always starts one).
 Prints a table; writes results.csv, results.json, report.html and SVG charts to --out.
 
 ${flagHelp(benchFlags)}
@@ -65,6 +68,26 @@ function isTrue(v: string | undefined): boolean {
   return v !== undefined && v !== 'false' && v !== '0';
 }
 
+/** The endpoints of the cluster `file` describes if one of its nodes answers now; else null. */
+async function runningLocalCluster(file: string): Promise<string[] | null> {
+  let endpoints: string[];
+  try {
+    endpoints = await clusterFileEndpoints(file);
+  } catch {
+    return null;
+  }
+  const answers = await Promise.all(endpoints.map((e) => nodeStatus(e, statusProbeTimeoutMs).then(() => true, () => false)));
+  if (!answers.includes(true)) {
+    process.stdout.write(`no node of ${file} answers; starting a cluster for the run\n`);
+    return null;
+  }
+  process.stdout.write(`benchmarking the running cluster of ${file} (${endpoints.join(', ')}); --nodes N starts a fresh one\n`);
+  return endpoints;
+}
+
+/** How long a node of ./data/cluster.json gets to answer before the bench starts its own cluster. */
+const statusProbeTimeoutMs = 1000;
+
 export async function runBenchCommand(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(benchHelp);
@@ -74,14 +97,10 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     const { values: v, rest, positional } = parseFlags(argv, benchFlags, nodeFlagKind);
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
     let endpoints: string[] | null = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null;
-    if (endpoints === null && v.has('cluster-file')) {
-      const file = v.get('cluster-file') as string;
-      try {
-        endpoints = (JSON.parse(await readFile(file, 'utf8')) as { nodes: { http: string }[] }).nodes.map((n) => n.http);
-      } catch (error) {
-        throw new FlagError(`--cluster-file ${file} cannot be read: ${String(error)}`);
-      }
-    }
+    if (endpoints === null && v.has('cluster-file')) endpoints = await clusterFileEndpoints(v.get('cluster-file') as string);
+    // Like check and the client commands, the bench finds npm start's cluster by itself;
+    // asking for a cluster's shape (--nodes, a node flag) always starts a fresh one.
+    if (endpoints === null && !v.has('nodes') && rest.length === 0) endpoints = await runningLocalCluster(defaultClusterFile);
     if (endpoints !== null && rest.length > 0) throw new FlagError(`node flags (${rest.join(' ')}) only apply to a cluster the bench starts, not to --endpoints`);
     const consistency = v.get('read-consistency') ?? 'linearizable';
     if (!['linearizable', 'leader', 'local', 'session'].includes(consistency)) throw new FlagError(`--read-consistency must be linearizable, leader, local or session, got "${consistency}"`);

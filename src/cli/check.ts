@@ -6,10 +6,10 @@
  * are wrong.
  */
 
-import { readFile } from 'node:fs/promises';
 import { checkCluster, formatCheck } from '../bench/check.js';
 import { FlagError, flagHelp, parseDurationMs, parseFlags } from '../bench/flags.js';
 import type { FlagDef } from '../bench/flags.js';
+import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 const checkFlags: Record<string, FlagDef> = {
@@ -42,14 +42,7 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
     waitMs = parseDurationMs(v.get('wait') ?? '10s', 'wait');
     json = v.get('json') === 'true';
     if (v.has('endpoints')) endpoints = (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean);
-    else {
-      const file = v.get('cluster-file') ?? './data/cluster.json';
-      try {
-        endpoints = (JSON.parse(await readFile(file, 'utf8')) as { nodes: { http: string }[] }).nodes.map((n) => n.http);
-      } catch {
-        throw new FlagError(`no --endpoints given and ${file} cannot be read (start a cluster with 'npm start')`);
-      }
-    }
+    else endpoints = await clusterFileEndpoints(v.get('cluster-file') ?? defaultClusterFile);
     if (endpoints.length === 0) throw new FlagError('no endpoints to check');
   } catch (error) {
     if (error instanceof FlagError) throw new ConfigError(error.message);

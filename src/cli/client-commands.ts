@@ -7,11 +7,10 @@
  * Must never: print a partial answer as if it were whole (ls stops with an error instead).
  */
 
-import { readFile } from 'node:fs/promises';
 import { QuorumKvError, connect } from '../client/index.js';
 import type { Consistency, KvClient, TransportKind } from '../client/index.js';
 import { ConfigError } from './config.js';
-import type { ClusterFile } from './up.js';
+import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 
 export const clientCommands = ['put', 'get', 'del', 'ls', 'status'];
 
@@ -47,7 +46,7 @@ export function parseClientFlags(argv: readonly string[], extraFlags: readonly s
   let endpoints: string[] | null = null;
   let json = false;
   let consistency: Consistency | null = null;
-  let clusterFile = './data/cluster.json';
+  let clusterFile = defaultClusterFile;
   let transport: TransportKind = 'http';
   let ifVersion: number | null = null;
   let deadlineMs: number | null = null;
@@ -96,15 +95,7 @@ export function parseClientFlags(argv: readonly string[], extraFlags: readonly s
 /** --endpoints, or the cluster file's node addresses for the chosen transport. */
 export async function clusterEndpoints(flags: ClientFlags): Promise<string[]> {
   if (flags.endpoints !== null && flags.endpoints.length > 0) return flags.endpoints;
-  let file: ClusterFile;
-  try {
-    file = JSON.parse(await readFile(flags.clusterFile, 'utf8')) as ClusterFile;
-  } catch {
-    throw new ConfigError(`no --endpoints given and ${flags.clusterFile} cannot be read (start a cluster with 'npm start')`);
-  }
-  const endpoints = file.nodes.map((n) => (flags.transport === 'grpc' ? n.grpc : n.http)).filter((e): e is string => typeof e === 'string' && e !== '');
-  if (endpoints.length === 0) throw new ConfigError(`${flags.clusterFile} lists no ${flags.transport} endpoints (is the cluster running?)`);
-  return endpoints;
+  return clusterFileEndpoints(flags.clusterFile, flags.transport);
 }
 
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {

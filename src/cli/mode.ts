@@ -5,16 +5,15 @@
  * the mode in force.
  */
 
-import { readFile } from 'node:fs/promises';
 import { request } from 'undici';
 import { ConfigError } from './config.js';
-import type { ClusterFile } from './up.js';
+import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 
 export async function runModeCommand(argv: string[]): Promise<number> {
   let writeQuorum: string | undefined;
   let topology: string | undefined;
   let endpoints: string[] | null = null;
-  let clusterFile = './data/cluster.json';
+  let clusterFile = defaultClusterFile;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const value = (): string => {
@@ -28,13 +27,7 @@ export async function runModeCommand(argv: string[]): Promise<number> {
     else if (a.startsWith('--cluster-file')) clusterFile = value();
     else throw new ConfigError(`unknown argument ${a} (usage: quorumkv mode [--write-quorum majority|all|W] [--topology star|chain])`);
   }
-  if (endpoints === null) {
-    try {
-      endpoints = (JSON.parse(await readFile(clusterFile, 'utf8')) as ClusterFile).nodes.map((n) => n.http);
-    } catch {
-      throw new ConfigError(`no --endpoints given and ${clusterFile} cannot be read`);
-    }
-  }
+  if (endpoints === null) endpoints = await clusterFileEndpoints(clusterFile);
   const body: Record<string, unknown> = {};
   if (writeQuorum !== undefined) body['writeQuorum'] = /^\d+$/.test(writeQuorum) ? Number(writeQuorum) : writeQuorum;
   if (topology !== undefined) body['topology'] = topology;

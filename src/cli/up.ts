@@ -9,11 +9,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort, stopChild } from '../bench/child.js';
+import { readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { ConfigError, nodeFlags } from './config.js';
 
 export const upHelp = `usage: quorumkv up --nodes N --data-dir DIR [--base-port P] [node flags…]
@@ -23,39 +24,10 @@ P+200, P+201, …; with --base-port 0, free ports are picked), waits for a leade
 runs until Ctrl-C. Node flags (see 'quorumkv node --help') are passed to every node.
 `;
 
-export interface ClusterFileNode {
-  readonly id: string;
-  readonly http: string;
-  readonly peer: string;
-  /** gRPC API address host:port (issue 5). */
-  readonly grpc: string;
-  readonly pid: number;
-  readonly dataDir: string;
-}
-
-export interface ClusterFile {
-  readonly clusterId: string;
-  readonly nodes: readonly ClusterFileNode[];
-}
-
 const mainPath = fileURLToPath(new URL('./main.js', import.meta.url));
 const leaderWaitMsMax = 30_000;
 const stopWaitMsMax = 10_000;
 
-
-async function readClusterFile(dir: string): Promise<ClusterFile | null> {
-  try {
-    return JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as ClusterFile;
-  } catch {
-    return null;
-  }
-}
-
-export async function writeClusterFile(dir: string, file: ClusterFile): Promise<void> {
-  const tmp = path.join(dir, 'cluster.json.tmp');
-  await writeFile(tmp, JSON.stringify(file, null, 2) + '\n');
-  await rename(tmp, path.join(dir, 'cluster.json'));
-}
 
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
@@ -88,7 +60,8 @@ export async function runUp(argv: string[]): Promise<number> {
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000) throw new ConfigError(`--base-port must be 0..65000, got ${basePort}`);
 
   await mkdir(dataDir, { recursive: true });
-  const previous = await readClusterFile(dataDir);
+  // A restart in the same directory keeps the cluster's identity.
+  const previous = await readClusterFile(path.join(dataDir, 'cluster.json')).catch(() => null);
   const clusterId = previous?.clusterId ?? randomBytes(8).toString('hex');
   const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
   const ports = await Promise.all(

@@ -1,16 +1,19 @@
 /**
- * `quorumkv bench` end to end (issue 6, acceptance 1): a short sweep against a cluster the
- * test starts writes results.csv, results.json and report.html with plausible figures, and
- * the report renders its charts in headless Chromium (Debian's package, driven by
- * playwright-core; skipped with a message where /usr/bin/chromium is absent).
+ * `quorumkv bench` end to end (issue 6, acceptance 1): a short sweep against the cluster
+ * `quorumkv up` runs (as `npm start` does, data under ./data), found through
+ * ./data/cluster.json with no endpoint given, writes results.csv, results.json and
+ * report.html with plausible figures, and the report renders its charts in headless
+ * Chromium (Debian's package, driven by playwright-core; skipped with a message where
+ * /usr/bin/chromium is absent).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { TestCluster, runCli } from './harness.js';
+import { runCli, startUp, stopUp, waitFor } from './harness.js';
 
 const chromiumPath = '/usr/bin/chromium';
 
@@ -51,14 +54,22 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a JSON and an HTML report with plausible figures, and the HTML renders its charts', { timeout: 180_000 }, async (t) => {
-  const cluster = await TestCluster.start({ nodes: 3 });
-  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-report-'));
+test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm start\'s cluster writes a CSV, a JSON and an HTML report with plausible figures, and the HTML renders its charts', { timeout: 180_000 }, async (t) => {
+  // The working directory of a user who ran npm start: the cluster's files under ./data.
+  const work = await mkdtemp(path.join(tmpdir(), 'qkv-bench-'));
+  const out = path.join(work, 'report');
+  let up: ChildProcess | null = null;
   try {
-    await cluster.waitForLeader(30_000);
-    const endpoints = cluster.nodes.map((n) => n.http).join(',');
-    const run = await runCli(['bench', '--endpoints', endpoints, '--workload', 'mixed', '--concurrency', '5,10,20', '--duration', '2s', '--warmup', '0.5s', '--keys', '500', '--out', out, '--no-progress'], 120_000);
+    const started = startUp(path.join(work, 'data'), ['--log-level', 'warn']);
+    up = started.proc;
+    await waitFor('up to report the cluster', 60_000, () => (/is up/.test(started.output()) ? true : null));
+    const clusterFile = JSON.parse(await readFile(path.join(work, 'data', 'cluster.json'), 'utf8')) as { nodes: { http: string }[] };
+    const endpoints = clusterFile.nodes.map((n) => n.http);
+
+    const run = await runCli(['bench', '--workload', 'mixed', '--concurrency', '5,10,20', '--duration', '2s', '--warmup', '0.5s', '--keys', '500', '--out', out, '--no-progress'], 120_000, work);
     assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /benchmarking the running cluster of \.\/data\/cluster\.json/);
+    assert.doesNotMatch(run.stdout, /starting a \d+-node quorumkv cluster/);
     assert.match(run.stdout, /ops\/s/);
 
     // results.json: every raw figure plus configuration, machine and version.
@@ -67,7 +78,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a
       version: string;
       command: string;
       machine: { cores: number; node: string };
-      config: { workloads: string[]; concurrency: number[]; durationMs: number };
+      config: { workloads: string[]; concurrency: number[]; durationMs: number; endpoints: string[] | null };
       results: { points: Point[] };
       charts: string[];
     };
@@ -77,6 +88,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a
     assert.deepEqual(json.config.workloads, ['mixed']);
     assert.deepEqual(json.config.concurrency, [5, 10, 20]);
     assert.equal(json.config.durationMs, 2000);
+    assert.deepEqual(json.config.endpoints, endpoints, 'the bench measured npm start\'s nodes');
     const points = json.results.points;
     assert.deepEqual(points.map((p) => p.concurrency), [5, 10, 20]);
     for (const p of points) {
@@ -169,7 +181,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s writes a CSV, a
       await rm(profile, { recursive: true, force: true });
     }
   } finally {
-    await cluster.destroy();
-    await rm(out, { recursive: true, force: true });
+    if (up !== null) await stopUp(up);
+    await rm(work, { recursive: true, force: true });
   }
 });

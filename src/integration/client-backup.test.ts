@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '../client/index.js';
 import type { KvClient } from '../client/index.js';
-import { TestCluster, waitFor } from './harness.js';
+import { TestCluster, startUp, stopUp, waitFor } from './harness.js';
 
 const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
@@ -87,11 +87,9 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
     const restored = await run(process.execPath, [mainPath, 'restore', '--from', file, '--data-dir', restoredDir, '--nodes', '3']);
     assert.match(restored.stdout, new RegExp(`restored ${expected.size} keys`));
 
-    up = spawn(process.execPath, [mainPath, 'up', '--nodes', '3', '--data-dir', restoredDir, '--base-port', '0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    up.stdout?.on('data', (c: Buffer) => (output += c.toString()));
-    up.stderr?.on('data', (c: Buffer) => (output += c.toString()));
-    await waitFor('the restored cluster to come up', 60_000, () => (/is up/.test(output) ? true : null));
+    const started = startUp(restoredDir, ['--log-level', 'warn']);
+    up = started.proc;
+    await waitFor('the restored cluster to come up', 60_000, () => (/is up/.test(started.output()) ? true : null));
     const clusterFile = JSON.parse(await readFile(path.join(restoredDir, 'cluster.json'), 'utf8')) as { nodes: { http: string }[] };
     const kv2 = await connect({ endpoints: clusterFile.nodes.map((n) => n.http) });
     try {
@@ -111,11 +109,7 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
     process.stderr.write(cluster.describe());
     throw error;
   } finally {
-    if (up !== null && up.exitCode === null) {
-      const exited = new Promise((resolve) => up?.once('exit', resolve));
-      up.kill('SIGTERM');
-      await exited;
-    }
+    if (up !== null) await stopUp(up);
     await cluster.destroy();
     await rm(dir, { recursive: true, force: true });
   }

@@ -70,10 +70,10 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`). */
-export function runCli(args: readonly string[], timeoutMs: number): Promise<CliResult> {
+/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`), in `cwd` if given. */
+export function runCli(args: readonly string[], timeoutMs: number, cwd?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined ? { cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -85,6 +85,23 @@ export function runCli(args: readonly string[], timeoutMs: number): Promise<CliR
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** `quorumkv up --nodes 3 --data-dir DIR` on free ports (what `npm start` runs); `output()` is all it printed. */
+export function startUp(dataDir: string, extraArgs: readonly string[] = []): { proc: ChildProcess; output: () => string } {
+  const proc = spawn(process.execPath, [mainPath, 'up', '--nodes', '3', '--data-dir', dataDir, '--base-port', '0', ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
+  return { proc, output: () => out };
+}
+
+/** SIGTERM to `up` (which stops its nodes cleanly); resolves with its exit code. */
+export async function stopUp(proc: ChildProcess): Promise<number | null> {
+  if (proc.exitCode !== null) return proc.exitCode;
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.kill('SIGTERM');
+  return exited;
 }
 
 /** Polls `check` until it returns a non-null value or the deadline passes (then throws). */

@@ -4,28 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { http, waitFor } from './harness.js';
-
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-
-function startUp(dir: string): { proc: ChildProcess; output: () => string } {
-  const proc = spawn(process.execPath, [mainPath, 'up', '--nodes', '3', '--data-dir', dir, '--base-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout?.on('data', (c: Buffer) => (out += c.toString()));
-  proc.stderr?.on('data', (c: Buffer) => (out += c.toString()));
-  return { proc, output: () => out };
-}
-
-async function stopUp(proc: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  proc.kill('SIGTERM');
-  return exited;
-}
+import { http, startUp, stopUp, waitFor } from './harness.js';
 
 test('up starts a 3-node cluster whose printed URL serves PUT and GET, and resumes from disk', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-up-'));

@@ -1,0 +1,57 @@
+/**
+ * `cluster.json`: what `quorumkv up` (and so `npm start`) writes about the cluster it runs,
+ * and where every other command finds that cluster when it is given no --endpoints.
+ *
+ * Must never: guess endpoints from a file that cannot be read (the error says how to start
+ * a cluster instead).
+ */
+
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError } from './config.js';
+
+/** Where `npm start` writes it, relative to the working directory. */
+export const defaultClusterFile = './data/cluster.json';
+
+export interface ClusterFileNode {
+  readonly id: string;
+  readonly http: string;
+  readonly peer: string;
+  /** gRPC API address host:port (issue 5). */
+  readonly grpc: string;
+  readonly pid: number;
+  readonly dataDir: string;
+}
+
+export interface ClusterFile {
+  readonly clusterId: string;
+  readonly nodes: readonly ClusterFileNode[];
+}
+
+/** The file, or a ConfigError naming it and saying how to get one. */
+export async function readClusterFile(file: string): Promise<ClusterFile> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'does not exist' : `cannot be read: ${error instanceof Error ? error.message : String(error)}`;
+    throw new ConfigError(`no --endpoints given and ${file} ${why} (start a cluster with 'npm start')`);
+  }
+  const nodes = (parsed as { nodes?: unknown }).nodes;
+  if (!Array.isArray(nodes)) throw new ConfigError(`${file} is not a cluster file: no "nodes" list`);
+  return parsed as ClusterFile;
+}
+
+/** The nodes' addresses for one API (HTTP URLs or gRPC host:port), in the file's order. */
+export async function clusterFileEndpoints(file: string, api: 'http' | 'grpc' = 'http'): Promise<string[]> {
+  const endpoints = (await readClusterFile(file)).nodes.map((n) => n[api]).filter((e): e is string => typeof e === 'string' && e !== '');
+  if (endpoints.length === 0) throw new ConfigError(`${file} lists no ${api} endpoints (is the cluster running?)`);
+  return endpoints;
+}
+
+/** Replaces DIR/cluster.json atomically (a reader never sees half a file). */
+export async function writeClusterFile(dir: string, file: ClusterFile): Promise<void> {
+  const tmp = path.join(dir, 'cluster.json.tmp');
+  await writeFile(tmp, JSON.stringify(file, null, 2) + '\n');
+  await rename(tmp, path.join(dir, 'cluster.json'));
+}
