@@ -185,3 +185,33 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
     await rm(work, { recursive: true, force: true });
   }
 });
+
+test('bench --compare etcd runs the same workload against quorumkv and a local etcd in one run and prints both and the ratio', { timeout: 180_000 }, async (t) => {
+  if (!(await exists('/usr/bin/etcd'))) {
+    t.skip('etcd is not installed (apt-get install etcd-server)');
+    return;
+  }
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-etcd-'));
+  try {
+    // --nodes 3: a cluster of the bench's own, whatever runs in this working directory.
+    const run = await runCli(['bench', '--compare', 'etcd', '--nodes', '3', '--workload', 'write', '--concurrency', '8', '--duration', '1s', '--warmup', '0.3s', '--keys', '200', '--out', out, '--no-progress'], 150_000);
+    assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /starting a 3-member etcd cluster on 127\.0\.0\.1/);
+    assert.match(run.stdout, /^quorumkv\s+write\s+8\s+\d+\s+0\s+write\b/m);
+    assert.match(run.stdout, /^etcd\s+write\s+8\s+\d+\s+0\s+write\b/m);
+
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      results: { points: Point[]; comparison: { workload: string; concurrency: number; quorumkvOpsPerSec: number; etcdOpsPerSec: number; ratio: number }[] };
+    };
+    assert.deepEqual(json.results.points.map((p) => p.system), ['quorumkv', 'etcd']);
+    for (const p of json.results.points) assert.ok(p.opsPerSec > 5 && p.byOp.some((b) => b.op === 'write' && b.count > 0), `${p.system}: ${p.opsPerSec} ops/s`);
+    assert.equal(json.results.comparison.length, 1);
+    const c = json.results.comparison[0]!;
+    assert.ok(Math.abs(c.ratio - c.quorumkvOpsPerSec / c.etcdOpsPerSec) < 1e-9);
+    // The ratio line: workload, clients, both throughputs and their ratio, as measured.
+    const line = new RegExp(`^write\\s+8\\s+${c.quorumkvOpsPerSec.toFixed(0)}\\s+${c.etcdOpsPerSec.toFixed(0)}\\s+${c.ratio.toFixed(2)}×`, 'm');
+    assert.match(run.stdout, line);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
