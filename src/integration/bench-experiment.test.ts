@@ -12,28 +12,32 @@ import path from 'node:path';
 import { runCli } from './harness.js';
 
 
-test('experiment quorum with tiny settings measures latency per W on fresh clusters and finds every follower identical after settling', { timeout: 150_000 }, async () => {
+test('experiment quorum with small settings measures latency rising with W on fresh clusters and finds every follower identical after settling', { timeout: 150_000 }, async () => {
   const out = await mkdtemp(path.join(tmpdir(), 'qkv-exp-quorum-'));
   try {
-    const r = await runCli(['experiment', 'quorum', '--nodes', '3', '--w', '1,2', '--writes', '20', '--concurrency', '5', '--keys', '5', '--delay', '0-100', '--settle', '1.5s', '--out', out], 120_000);
+    const r = await runCli(['experiment', 'quorum', '--nodes', '4', '--w', '1,3', '--writes', '60', '--concurrency', '5', '--keys', '5', '--delay', '0-200', '--settle', '1.5s', '--out', out], 120_000);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /W=1: 20 writes/);
-    assert.match(r.stdout, /W=2: 20 writes/);
+    assert.match(r.stdout, /W=1: 60 writes/);
+    assert.match(r.stdout, /W=3: 60 writes/);
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
       kind: string;
       results: { points: { w: number; writes: number; errors: number; latency: { meanMs: number; p50Ms: number; p99Ms: number }; samplesMs: number[]; afterLoad: { node: string }[]; afterSettle: { node: string; role: string; keysDiffering: number }[] }[] };
     };
     assert.equal(json.kind, 'experiment quorum');
-    assert.deepEqual(json.results.points.map((p) => p.w), [1, 2]);
+    assert.deepEqual(json.results.points.map((p) => p.w), [1, 3]);
     for (const p of json.results.points) {
-      assert.equal(p.writes + p.errors, 20);
+      assert.equal(p.writes + p.errors, 60);
       assert.equal(p.samplesMs.length, p.writes);
       assert.ok(p.latency.p50Ms > 0 && p.latency.p50Ms <= p.latency.p99Ms);
-      assert.equal(p.afterLoad.length, 3);
+      assert.equal(p.afterLoad.length, 4);
       for (const n of p.afterSettle) assert.equal(n.keysDiffering, 0, `W=${p.w}: ${n.node} identical after settling`);
     }
+    // Each follower's delay is drawn from 0-200 ms: W=1 waits for the fastest of three
+    // followers (about 50 ms expected), W=3 for the slowest (about 150 ms).
+    const [w1, w3] = json.results.points as [(typeof json.results.points)[number], (typeof json.results.points)[number]];
+    assert.ok(w3.latency.meanMs > w1.latency.meanMs + 20, `latency rises with W: mean ${w1.latency.meanMs} ms at W=1, ${w3.latency.meanMs} ms at W=3`);
     const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
-    assert.equal(csv.length, 1 + 2 * 3 * 2, 'one row per W, node and snapshot');
+    assert.equal(csv.length, 1 + 2 * 4 * 2, 'one row per W, node and snapshot');
     const html = await readFile(path.join(out, 'report.html'), 'utf8');
     assert.match(html, /id="chart-latency-vs-w"/);
     assert.match(await readFile(path.join(out, 'latency-vs-w.svg'), 'utf8'), /<polyline class="series"/);
