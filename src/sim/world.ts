@@ -591,11 +591,12 @@ export class World implements ClientWorld {
     };
     const fromId = this.nodeIds[from] as NodeId;
     const label = `${fromId}>${this.nodeIds[to] ?? '?'} ${describeMessage(m)}${suffix}`;
-    const deliver = (): void => {
+    const deliver = (held: boolean): void => {
       const staleUs = this.staleUntilUs[to] ?? 0;
-      if (staleUs > this.timeUs) {
-        // Held, in arrival order, until the receiver is no longer stale.
-        this.push(staleUs - this.timeUs, to, -1, `${label} (held)`, deliver, release);
+      // Held, in arrival order, until the receiver is no longer stale. A message arriving
+      // just as it ends queues behind the held ones (FIFO), which then go at once.
+      if (staleUs > this.timeUs || (staleUs === this.timeUs && !held)) {
+        this.push(staleUs - this.timeUs, to, -1, `${label} (held)`, () => deliver(true), release);
         return;
       }
       release();
@@ -606,7 +607,7 @@ export class World implements ClientWorld {
       }
       this.node(to).transport?.deliver(fromId, m);
     };
-    this.push(delayUs, to, -1, label, deliver, release);
+    this.push(delayUs, to, -1, label, () => deliver(false), release);
   }
 
   /**
