@@ -1,8 +1,9 @@
 /**
  * The experiment runners end to end with tiny settings (issue 6): `experiment quorum`
  * (fresh cluster per W, latency per W, divergence right after the load and after
- * settling) and `experiment modes` (modes side by side, then a leader kill whose lost
- * writes must all be in rollback reports).
+ * settling), `experiment modes` (modes side by side, then a leader kill whose lost
+ * writes must all be in rollback reports) and `experiment matrix` (one factor at a time
+ * around a baseline).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -62,6 +63,43 @@ test('experiment modes compares async and majority and accounts for every write 
       assert.equal(m.kill.lostUnreported, 0, `${m.mode}: every lost write is in a rollback report`);
     }
     assert.equal(json.results.modes.find((m) => m.mode === 'majority')?.kill.lost, 0, 'majority loses no acknowledged write');
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('experiment matrix varies one factor at a time around the baseline, measures a setting met twice once, and charts each dimension', { timeout: 150_000 }, async () => {
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-exp-matrix-'));
+  try {
+    // concurrency 16 and distribution uniform are both the baseline: one point, not two.
+    const r = await runCli(['experiment', 'matrix', '--only', 'concurrency,distribution', '--concurrency', '4,16', '--distribution', 'uniform,hot-cold', '--duration', '1s', '--warmup', '0.3s', '--out', out, '--no-progress'], 140_000);
+    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /experiment matrix: concurrency, distribution around .*; 3 points of 1 s on 3 nodes/);
+    type Setting = { keys: number; keyBytes: number; valueBytes: number; concurrency: number; readFraction: number; distribution: string };
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
+      kind: string;
+      config: { baseline: Setting };
+      results: { points: { dimension: string; setting: Setting; result: { opsPerSec: number; errors: number; elapsedMs: number } }[] };
+      charts: string[];
+    };
+    assert.equal(json.kind, 'experiment matrix');
+    const points = json.results.points;
+    assert.deepEqual(points.map((p) => `${p.dimension}=${String(p.setting[p.dimension as keyof Setting])}`), ['concurrency=4', 'concurrency=16', 'distribution=uniform', 'distribution=hot-cold']);
+    for (const p of points) {
+      // Every other factor stays at the baseline.
+      assert.deepEqual({ ...p.setting, [p.dimension]: undefined }, { ...json.config.baseline, [p.dimension]: undefined });
+      assert.ok(p.result.opsPerSec > 10 && p.result.errors === 0, `${p.dimension}: ${JSON.stringify(p.result.opsPerSec)} ops/s, ${p.result.errors} errors`);
+    }
+    const [c4, c16, uniform] = points as [(typeof points)[number], (typeof points)[number], (typeof points)[number]];
+    assert.deepEqual(uniform.result, c16.result, 'the baseline was measured once');
+    assert.ok(c16.result.opsPerSec > c4.result.opsPerSec, `16 closed-loop clients do more than 4: ${c16.result.opsPerSec} vs ${c4.result.opsPerSec} ops/s`);
+    for (const chart of ['matrix-concurrency-throughput.svg', 'matrix-concurrency-latency.svg', 'matrix-distribution-throughput.svg', 'matrix-distribution-latency.svg']) {
+      assert.ok(json.charts.includes(chart), `${chart} in ${json.charts.join(', ')}`);
+      assert.match(await readFile(path.join(out, chart), 'utf8'), /<svg /);
+    }
+    const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
+    assert.ok((csv[0] ?? '').endsWith(',dimension'));
+    assert.equal(csv.length, 1 + 4 * 3, 'one row per point and operation type (get, put, all)');
   } finally {
     await rm(out, { recursive: true, force: true });
   }
