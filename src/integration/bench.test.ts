@@ -8,14 +8,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { runCli, startUp, stopUp, waitFor } from './harness.js';
 
 const chromiumPath = '/usr/bin/chromium';
+const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 
 interface OpSummary {
@@ -45,6 +47,13 @@ interface Point {
   byOp: OpSummary[];
 }
 
+/** Runs `quorumkv ARGS…` in `cwd` with a terminal for its output (util-linux script(1)); everything it wrote. */
+async function runOnTerminal(args: readonly string[], cwd: string): Promise<string> {
+  const command = [process.execPath, mainPath, ...args].join(' ');
+  const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], { cwd, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
+  return stdout;
+}
+
 async function exists(file: string): Promise<boolean> {
   try {
     await access(file);
@@ -71,6 +80,12 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
     assert.match(run.stdout, /benchmarking the running cluster of \.\/data\/cluster\.json/);
     assert.doesNotMatch(run.stdout, /starting a \d+-node quorumkv cluster/);
     assert.match(run.stdout, /ops\/s/);
+
+    // On a terminal the bench shows a live line per second: ops/s, p99, errors (script(1)
+    // gives it one).
+    const tty = await runOnTerminal(['bench', '--workload', 'write', '--concurrency', '2', '--duration', '2.5s', '--warmup', '0.2s', '--keys', '50', '--out', 'none'], work);
+    const progressLine = new RegExp(String.raw`\r\u001b\[K\S.* {2}\d+/3 s {2}\d+ ops/s {2}p99 \d+\.\d ms {2}errors 0`);
+    assert.match(tty, progressLine, `no progress line in: ${JSON.stringify(tty.slice(0, 2000))}`);
 
     // results.json: every raw figure plus configuration, machine and version.
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
