@@ -8,7 +8,8 @@
  *   network  per-link base delay plus an exponential-like tail, loss, duplication, FIFO
  *            per link except for rare reconnects (a message overtakes others), one-way and
  *            two-way partitions (checked at delivery), clogging of node subsets (messages
- *            held until the clog lifts)
+ *            held until the clog lifts), stale leaders (right after a read round's
+ *            heartbeats: nothing sent, everything to it held, then delivered in order)
  *   disk     every write is queued; a flush event after a random latency makes the writes
  *            queued at its start durable (sometimes only part of them, in order)
  *   nodes    crash (kill -9: unflushed writes lost, restart later from the disk image with
@@ -628,7 +629,7 @@ export class World implements ClientWorld {
       if (this.phase !== 'fault' || n.incarnation !== inc || n.status !== 'up') return;
       this.stats.faults++;
       this.staleUntilUs[from] = Math.max(this.staleUntilUs[from] ?? 0, this.timeUs + durUs);
-      this.trace.note(`${this.timeUs} * ${n.id} stale: sends nothing, hears nothing until it ends, for ${formatUs(durUs)}`);
+      this.trace.note(`${this.timeUs} * ${n.id} stale: sends nothing, hears only once it ends, for ${formatUs(durUs)}`);
     });
   }
 
