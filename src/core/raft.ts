@@ -185,6 +185,8 @@ export class RaftCore {
 
   /** A rollback was found: applied entries conflict with the leader's; wait for a snapshot. */
   private awaitingRepair = false;
+  /** While awaitingRepair: our log's entries from this index on are in the rollback report already. */
+  private repairReportedFrom = 0;
   private rolledBack: Entry[] = [];
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
@@ -1135,8 +1137,7 @@ export class RaftCore {
       // the nodes whose logs still hold them (compaction never passes the commit index);
       // the entries of our own log after it are ours to report (we may have acknowledged
       // them as a leader since).
-      this.reportRolledBack(this.log.firstIndex());
-      this.awaitingRepair = true;
+      this.awaitRepair(this.log.firstIndex());
       return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     }
     if (m.prevIndex < this.log.committed) {
@@ -1149,8 +1150,7 @@ export class RaftCore {
       if (conflict !== null && conflict <= this.log.applied) {
         // We applied entries (acknowledged under a weak write quorum) that the leader's log
         // does not contain. They are lost: report each, then rebuild from a snapshot.
-        this.reportRolledBack(conflict);
-        this.awaitingRepair = true;
+        this.awaitRepair(conflict);
         return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
       }
       if (conflict !== null && isWeakQuorum(this.config)) {
@@ -1187,13 +1187,23 @@ export class RaftCore {
   }
 
   /**
-   * Reports our log's entries from `from` to its end as rolled back (the rollback report).
-   * Entries below our first index came inside a snapshot (beyond the commit index: a weak
-   * quorum's) and are not ours to report: the nodes whose logs still hold them do.
+   * Reports our log's entries from `from` up to `to` (default: its end) as rolled back (the
+   * rollback report). Entries below our first index came inside a snapshot (beyond the
+   * commit index: a weak quorum's) and are not ours to report: the nodes whose logs still
+   * hold them do.
    */
-  private reportRolledBack(from: number): void {
-    const entries = this.log.slice(Math.max(from, this.log.firstIndex()), this.log.lastIndex() + 1, Number.MAX_SAFE_INTEGER);
+  private reportRolledBack(from: number, to = this.log.lastIndex() + 1): void {
+    const start = Math.max(from, this.log.firstIndex());
+    if (start >= to) return;
+    const entries = this.log.slice(start, to, Number.MAX_SAFE_INTEGER);
     if (entries !== null) this.rolledBack.push(...entries);
+  }
+
+  /** Reports our entries from `from` on as lost and waits for a snapshot to rebuild from. */
+  private awaitRepair(from: number): void {
+    this.reportRolledBack(from);
+    this.awaitingRepair = true;
+    this.repairReportedFrom = Math.max(from, this.log.firstIndex());
   }
 
   private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {
@@ -1254,11 +1264,13 @@ export class RaftCore {
       this.respondAppend(m.from, meta.index);
       return;
     }
-    if (!this.awaitingRepair && isWeakQuorum(this.config) && this.log.lastIndex() > this.log.committed) {
+    if (isWeakQuorum(this.config) && this.log.lastIndex() > this.log.committed) {
       // The snapshot replaces our whole log. Under a weak quorum our entries past the commit
       // index may have been acknowledged; some may survive in the snapshot, but we cannot
-      // tell which: report them all rather than lose one silently.
-      this.reportRolledBack(this.log.committed + 1);
+      // tell which: report them all rather than lose one silently. Waiting for a repair, we
+      // reported those from the conflict with an earlier leader on; this snapshot may come
+      // from a later one whose log diverges below that, so the entries before it go too.
+      this.reportRolledBack(this.log.committed + 1, this.awaitingRepair ? this.repairReportedFrom : undefined);
     }
     this.log.restore(meta, this.awaitingRepair, m.commit);
     this.awaitingRepair = false;
