@@ -10,7 +10,7 @@ import { MemoryLog } from './testing/memory-log.js';
 import { Interaction } from './testing/interaction.js';
 import { newUnitCore } from './testing/unit-core.js';
 import { readIndexRequestIdsMax } from './types.js';
-import type { ClusterConfig } from './types.js';
+import type { ClusterConfig, Entry } from './types.js';
 
 const config3: ClusterConfig = { members: ['n1', 'n2', 'n3'], writeQuorum: 'majority', topology: 'star' };
 
@@ -142,4 +142,35 @@ test('the same seed elects the same leader at the same tick', () => {
     return it.run('add-nodes 5 seed=9\ntick all 25\nstabilize\nstatus');
   };
   assert.equal(trace(), trace());
+});
+
+test('weak quorum: a stale append from the leader whose snapshot put a follower ahead of the commit index is answered, not taken for a divergence', () => {
+  const async3: ClusterConfig = { members: ['n1', 'n2', 'n3'], writeQuorum: 0, topology: 'star' };
+  const log = new MemoryLog(async3);
+  const core = newUnitCore('n2', log);
+  // Plays the driver: persists what the Ready asks, then acknowledges it.
+  const settle = (): ReturnType<RaftCore['ready']> => {
+    const rd = core.ready();
+    if (rd.snapshot !== null) log.installSnapshot(rd.snapshot);
+    if (rd.entries.length > 0) log.append(rd.entries);
+    core.advance(rd);
+    return rd;
+  };
+  const entry = (index: number): Entry => ({ term: 2, index, kind: 'normal', data: new Uint8Array([index]) });
+  // The term-2 leader's snapshot ends at 5, beyond its commit index 3 (a weak quorum's).
+  core.step({ type: 'snapshot', from: 'n1', to: 'n2', term: 2, meta: { index: 5, term: 2, config: async3 }, commit: 3 });
+  assert.equal(settle().snapshot?.index, 5);
+
+  // An append the leader sent before that snapshot, overtaken by it.
+  core.step({ type: 'append', from: 'n1', to: 'n2', term: 2, leader: 'n1', prevIndex: 3, prevTerm: 2, entries: [entry(4)], commit: 3, acked: 4 });
+  const stale = settle();
+  assert.deepEqual(stale.rolledBack, [], 'no write is reported lost');
+  const resp = stale.messagesAfterPersist.find((m) => m.type === 'appendResp');
+  assert.ok(resp?.type === 'appendResp' && !resp.reject && !resp.needSnapshot && resp.matchIndex === 5, `answered with what it holds: ${JSON.stringify(resp)}`);
+
+  // And the leader's next entry follows the snapshot as usual (no repair awaited).
+  core.step({ type: 'append', from: 'n1', to: 'n2', term: 2, leader: 'n1', prevIndex: 5, prevTerm: 2, entries: [entry(6)], commit: 3, acked: 6 });
+  const next = settle().messagesAfterPersist.find((m) => m.type === 'appendResp');
+  assert.ok(next?.type === 'appendResp' && !next.reject && next.matchIndex === 6, JSON.stringify(next));
+  assert.equal(log.lastIndex(), 6);
 });

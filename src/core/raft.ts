@@ -187,6 +187,8 @@ export class RaftCore {
   private awaitingRepair = false;
   /** While awaitingRepair: our log's entries from this index on are in the rollback report already. */
   private repairReportedFrom = 0;
+  /** Term of the leader whose snapshot we installed last (0: none since start): its log holds the snapshot. */
+  private snapshotLeaderTerm = 0;
   private rolledBack: Entry[] = [];
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
@@ -1130,6 +1132,12 @@ export class RaftCore {
   private handleAppend(m: AppendMessage): void {
     if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     const snapIndex = this.log.firstIndex() - 1;
+    if (m.prevIndex < snapIndex && snapIndex > this.log.committed && this.leaderLogHolds(snapIndex, m.term)) {
+      // A stale append from a leader whose log holds our snapshot (it sent the snapshot, or
+      // made its last entry): nothing diverges, and we hold its log up to the snapshot.
+      this.respondAppend(m.leader, snapIndex);
+      return;
+    }
     if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
       // Our state came from a snapshot holding entries no majority had (weak quorum), and
       // the leader's log diverges below it: we cannot tell which of those writes survive.
@@ -1197,6 +1205,15 @@ export class RaftCore {
     if (start >= to) return;
     const entries = this.log.slice(start, to, Number.MAX_SAFE_INTEGER);
     if (entries !== null) this.rolledBack.push(...entries);
+  }
+
+  /**
+   * Whether the log of the leader of `leaderTerm` surely holds our entry at `index`: the
+   * leader made it (an entry of its term exists only in its log and those copied from it),
+   * or it sent us the snapshot that ends there.
+   */
+  private leaderLogHolds(index: number, leaderTerm: number): boolean {
+    return this.log.term(index) === leaderTerm || (index === this.log.firstIndex() - 1 && this.snapshotLeaderTerm === leaderTerm);
   }
 
   /** Reports our entries from `from` on as lost and waits for a snapshot to rebuild from. */
@@ -1274,6 +1291,7 @@ export class RaftCore {
     }
     this.log.restore(meta, this.awaitingRepair, m.commit);
     this.awaitingRepair = false;
+    this.snapshotLeaderTerm = this.term;
     this.config = meta.config;
     this.configIndex = meta.index;
     this.respondAppend(m.from, meta.index);

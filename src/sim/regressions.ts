@@ -77,6 +77,10 @@ export const regressionCases: readonly RegressionCase[] = [
     why: 'default swarm drew async, 5 nodes, found by a soak once stale leaders were in the draw: old leader n4 acknowledged v99 (99/3) and more alone; the term-4 leader\'s log diverged from n4\'s at 101, so n4 reported 101.. and waited for a repair snapshot; before it came, the term-5 leader, whose log diverges at 99, sent its own, and installing it dropped 99..100 unreported (lost-write-unreported). A node waiting for a repair now also reports the entries below the first conflict that a later snapshot replaces (core/testdata/rollback-two-leaders.txt)',
   },
   {
+    options: { seed: 7008146 },
+    why: 'default swarm drew async, 3 nodes: n1 installed the term-27 leader\'s snapshots at 152, then 153 (beyond the commit index), and acked 153; a stale append of that leader (prev 152) then looked like a divergence below the snapshot, so n1 waited for a repair and installed an overtaken snapshot at 152, dropping the 153 the leader had counted (commit-durable-majority). An append from the leader whose log holds our snapshot is now answered as stale (raft.test.ts)',
+  },
+  {
     options: { seed: 146 },
     why: 'default swarm, 5 nodes: a node restarted with its kv applied index (9) ahead of its persisted commit (8) became leader and advertised acked 9 with commit 8, so a follower applied entry 9 before its commit index covered it (apply-before-commit); fixed by taking the applied index as committed outside weak quorums',
   },
