@@ -183,10 +183,12 @@ export class RaftCore {
   /** Ticks since this core started (read-index timeouts). */
   private ticksElapsed = 0;
 
-  /** A rollback was found: applied entries conflict with the leader's; wait for a snapshot. */
-  private awaitingRepair = false;
-  /** While awaitingRepair: our log's entries from this index on are in the rollback report already. */
-  private repairReportedFrom = 0;
+  /**
+   * Set while a rollback was found (applied entries conflict with the leader's) and we wait
+   * for a snapshot to rebuild from: our log's entries from this index on are in the rollback
+   * report already.
+   */
+  private repairReportedFrom: number | null = null;
   /** Term of the leader whose snapshot we installed last (0: none since start): its log holds the snapshot. */
   private snapshotLeaderTerm = 0;
   private rolledBack: Entry[] = [];
@@ -694,7 +696,7 @@ export class RaftCore {
     // the next leader's snapshot as that repair and skip reporting the entries it replaces.
     // (The writes it reported when the flag was set survive after all: the report errs on
     // the side of reporting.)
-    this.awaitingRepair = false;
+    this.repairReportedFrom = null;
     this.resetTimers();
     this.progress = new Map();
     const next = this.log.lastIndex() + 1;
@@ -1132,13 +1134,13 @@ export class RaftCore {
   private handleAppend(m: AppendMessage): void {
     if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     const snapIndex = this.log.firstIndex() - 1;
-    if (m.prevIndex < snapIndex && snapIndex > this.log.committed && this.leaderLogHolds(snapIndex, m.term)) {
-      // A stale append from a leader whose log holds our snapshot (it sent the snapshot, or
-      // made its last entry): nothing diverges, and we hold its log up to the snapshot.
-      this.respondAppend(m.leader, snapIndex);
-      return;
-    }
     if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
+      if (this.leaderLogHoldsSnapshot(m.term)) {
+        // A stale append from a leader whose log holds our snapshot (it sent the snapshot,
+        // or made its last entry): nothing diverges, and we hold its log up to the snapshot.
+        this.respondAppend(m.leader, snapIndex);
+        return;
+      }
       // Our state came from a snapshot holding entries no majority had (weak quorum), and
       // the leader's log diverges below it: we cannot tell which of those writes survive.
       // Rebuild from the leader's snapshot. The writes inside that snapshot are reported by
@@ -1208,18 +1210,21 @@ export class RaftCore {
   }
 
   /**
-   * Whether the log of the leader of `leaderTerm` surely holds our entry at `index`: the
-   * leader made it (an entry of its term exists only in its log and those copied from it),
-   * or it sent us the snapshot that ends there.
+   * Whether the log of the leader of `leaderTerm` surely holds our snapshot's last entry:
+   * the leader made it (an entry of its term exists only in its log and those copied from
+   * it), or it sent us the snapshot.
    */
-  private leaderLogHolds(index: number, leaderTerm: number): boolean {
-    return this.log.term(index) === leaderTerm || (index === this.log.firstIndex() - 1 && this.snapshotLeaderTerm === leaderTerm);
+  private leaderLogHoldsSnapshot(leaderTerm: number): boolean {
+    return this.log.snapshotMeta().term === leaderTerm || this.snapshotLeaderTerm === leaderTerm;
+  }
+
+  private get awaitingRepair(): boolean {
+    return this.repairReportedFrom !== null;
   }
 
   /** Reports our entries from `from` on as lost and waits for a snapshot to rebuild from. */
   private awaitRepair(from: number): void {
     this.reportRolledBack(from);
-    this.awaitingRepair = true;
     this.repairReportedFrom = Math.max(from, this.log.firstIndex());
   }
 
@@ -1287,10 +1292,10 @@ export class RaftCore {
       // tell which: report them all rather than lose one silently. Waiting for a repair, we
       // reported those from the conflict with an earlier leader on; this snapshot may come
       // from a later one whose log diverges below that, so the entries before it go too.
-      this.reportRolledBack(this.log.committed + 1, this.awaitingRepair ? this.repairReportedFrom : undefined);
+      this.reportRolledBack(this.log.committed + 1, this.repairReportedFrom ?? undefined);
     }
     this.log.restore(meta, this.awaitingRepair, m.commit);
-    this.awaitingRepair = false;
+    this.repairReportedFrom = null;
     this.snapshotLeaderTerm = this.term;
     this.config = meta.config;
     this.configIndex = meta.index;
