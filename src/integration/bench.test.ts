@@ -12,12 +12,11 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { runCli, startUp, stopUp, waitFor } from './harness.js';
+import { mainPath, runCli, startUp, stopUp, waitFor } from './harness.js';
 
 const chromiumPath = '/usr/bin/chromium';
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 
 interface OpSummary {

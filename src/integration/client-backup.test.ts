@@ -10,13 +10,11 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { connect } from '../client/index.js';
 import type { KvClient } from '../client/index.js';
-import { TestCluster, startUp, stopUp, waitFor } from './harness.js';
+import { mainPath, startUp, stopUp, TestCluster, waitFor } from './harness.js';
 
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
 const keysTotal = 100_000;

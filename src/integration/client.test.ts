@@ -16,9 +16,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { InvalidArgumentError, VersionConflictError, connect, verifyBackupFile } from '../client/index.js';
 import type { KvClient, TransportKind } from '../client/index.js';
-import { TestCluster, http } from './harness.js';
+import { http, mainPath, TestCluster } from './harness.js';
 
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 const run = promisify(execFile);
 
 let cluster: TestCluster;

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
 import { freePort, stdioClosed, stopChild } from '../bench/child.js';
 
-const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The `quorumkv` command line (dist/cli/main.js), for tests that spawn it themselves. */
+export const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 export interface TestNode {
   readonly id: string;
