@@ -1,5 +1,5 @@
-// Lint rules are how the layering and determinism rules of DESIGN.md and STYLE.md are
-// enforced: a boundary a reviewer has to remember is a boundary that erodes.
+// Lint rules enforce the layering (dependencies point down only) and the determinism of the
+// core (time and randomness are inputs): a boundary a reviewer has to remember erodes.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
@@ -34,7 +34,7 @@ function boundaryZones() {
       target: `./src/${layer}`,
       from: './src',
       except: [`./${layer}`, ...allowed.map((a) => (a.includes('/') ? `./${a}.ts` : `./${a}`))],
-      message: `${layer}/ may import only from: ${allowed.join(', ') || 'nothing'} (DESIGN.md "Layers").`,
+      message: `${layer}/ may import only from: ${allowed.join(', ') || 'nothing'} (layers depend downward only; see docs/architecture.md).`,
     }));
 }
 
@@ -86,6 +86,19 @@ const noAmbientRandomness = {
   },
 };
 
+/**
+ * Past ~1,000 lines a file, or ~120 a function, is where the next feature goes wrong: split it
+ * into named parts first. Tests are exempt.
+ */
+const sizeLimits = {
+  files: ['src/**/*.ts'],
+  ignores: ['src/**/*.test.ts'],
+  rules: {
+    'max-lines': ['error', { max: 1000, skipBlankLines: false, skipComments: false }],
+    'max-lines-per-function': ['error', { max: 120, skipBlankLines: false, skipComments: false }],
+  },
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
   js.configs.recommended,
@@ -123,6 +136,7 @@ export default tseslint.config(
   },
   pureLayerRules,
   noAmbientRandomness,
+  sizeLimits,
   {
     files: ['scripts/**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
