@@ -23,8 +23,9 @@
 
 import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
 import { isIndex } from '../stdx/safe-int.js';
+import { isWellFormed } from '../stdx/utf8.js';
 import type { KvValue } from '../storage/types.js';
-import { isWellFormed, validateClientId } from './limits.js';
+import { validateClientId } from './limits.js';
 import type { KvCommand, KvResult, RequestId } from './types.js';
 
 /** A command or result that cannot be encoded or decoded: a programmer or disk error. */

@@ -1,7 +1,8 @@
 /**
  * Size and well-formedness limits for keys and values, checked where a request enters the
- * system (api/ calls these before proposing). Owns: the limits' shape and defaults, the
- * rules for what a key may contain, and UTF-8 byte counting without allocation.
+ * system (api/ calls these before proposing). Owns: the limits' shape and defaults and the
+ * rules for what a key may contain. UTF-8 length and well-formedness come from stdx/utf8.ts,
+ * the same functions storage uses, so the two layers count and check a string alike.
  *
  * Must never: be consulted while applying committed entries. Limits are per-node
  * configuration and may differ between nodes or change across restarts; an entry that is
@@ -22,6 +23,7 @@
  * not import wire), so api/ can pass `problem.code` straight into a QkvError.
  */
 
+import { isWellFormed, utf8Length, utf8LengthExceeds } from '../stdx/utf8.js';
 import type { KvValue } from '../storage/types.js';
 
 export interface KvLimits {
@@ -61,7 +63,7 @@ export interface ClientIdProblem {
 /** Returns null when `clientId` may be used in a request id, otherwise why not. */
 export function validateClientId(clientId: string): ClientIdProblem | null {
   if (clientId.length === 0) return { code: 'bad_request', message: 'Client id must not be empty' };
-  if (exceedsUtf8Bytes(clientId, clientIdBytesMax)) {
+  if (utf8LengthExceeds(clientId, clientIdBytesMax)) {
     return { code: 'bad_request', message: `Client id is larger than ${clientIdBytesMax} bytes of UTF-8` };
   }
   if (!isWellFormed(clientId)) {
@@ -85,7 +87,7 @@ export function checkKvLimits(limits: KvLimits): KvLimits {
 export function validateKey(key: string, limits: KvLimits): KeyProblem | null {
   if (key.length === 0) return { code: 'invalid_key', message: 'Key must not be empty' };
   const bytesMax = limits.keyBytesMax;
-  if (exceedsUtf8Bytes(key, bytesMax)) {
+  if (utf8LengthExceeds(key, bytesMax)) {
     return {
       code: 'key_too_large',
       message: `Key is larger than ${bytesMax} bytes of UTF-8 (${describeLength(key, bytesMax)})`,
@@ -113,7 +115,7 @@ export function validateValue(value: KvValue, limits: KvLimits): ValueProblem | 
     }
     return null;
   }
-  if (exceedsUtf8Bytes(value, bytesMax)) {
+  if (utf8LengthExceeds(value, bytesMax)) {
     return {
       code: 'value_too_large',
       message: `Value is larger than ${bytesMax} bytes of UTF-8 (${describeLength(value, bytesMax)})`,
@@ -128,62 +130,7 @@ export function validateValue(value: KvValue, limits: KvLimits): ValueProblem | 
   return null;
 }
 
-/**
- * Length of `text` in UTF-8, counted over its UTF-16 code units without allocating. A lone
- * surrogate counts 3 bytes, as encoders (TextEncoder, Buffer) replace it with U+FFFD.
- */
-export function utf8ByteLength(text: string): number {
-  return utf8ByteLengthUpTo(text, Number.MAX_SAFE_INTEGER);
-}
-
-/** True when `text` has no lone surrogate, i.e. it has a UTF-8 encoding. */
-export function isWellFormed(text: string): boolean {
-  // With the `u` flag the regex walks code points, so a proper surrogate pair is one
-  // astral code point and only a lone surrogate can match the Cs (surrogate) category.
-  // Native and linear; String.prototype.isWellFormed is not in this project's TS lib.
-  return !LONE_SURROGATE.test(text);
-}
-
-const LONE_SURROGATE = /\p{Cs}/u;
-
-/**
- * Whether `text` is longer than `bytesMax` bytes of UTF-8, scanning only when the answer
- * is not already decided by its length: every UTF-16 code unit takes 1 to 3 bytes (a
- * surrogate pair: 2 units, 4 bytes), so length > bytesMax means too large for sure and
- * length * 3 <= bytesMax means small enough for sure. This keeps the request path cheap.
- */
-function exceedsUtf8Bytes(text: string, bytesMax: number): boolean {
-  if (text.length > bytesMax) return true;
-  if (text.length * 3 <= bytesMax) return false;
-  return utf8ByteLengthUpTo(text, bytesMax) > bytesMax;
-}
-
-/** UTF-8 length of `text`, or some count above `stopAbove` as soon as it passes it. */
-function utf8ByteLengthUpTo(text: string, stopAbove: number): number {
-  const length = text.length;
-  let bytes = 0;
-  for (let i = 0; i < length && bytes <= stopAbove; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) {
-      bytes += 1;
-    } else if (code < 0x800) {
-      bytes += 2;
-    } else if (code >= 0xd800 && code <= 0xdbff && i + 1 < length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else {
-        bytes += 3;
-      }
-    } else {
-      bytes += 3;
-    }
-  }
-  return bytes;
-}
-
 function describeLength(text: string, bytesMax: number): string {
   // Only the request path's error message: count exactly when cheap, else give a bound.
-  return text.length > bytesMax * 4 ? `at least ${text.length} bytes` : `${utf8ByteLength(text)} bytes`;
+  return text.length > bytesMax * 4 ? `at least ${text.length} bytes` : `${utf8Length(text)} bytes`;
 }

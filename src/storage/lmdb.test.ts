@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { open } from 'lmdb';
 import type { Entry } from '../core/types.js';
-import { contractStorageOptions, storageContract } from './contract.js';
+import { contractStorageOptions, storageContract } from './testing/contract.js';
 import { openLmdbStorage } from './lmdb.js';
 import type { LmdbStorage, LmdbStorageOptions } from './lmdb.js';
 import type { KvRecord, KvWriter, PersistBatch } from './types.js';

@@ -36,6 +36,12 @@
  * `meta.kvSlot` in the same transaction that resets the log, so an install is atomic and
  * costs O(1) however large the state machine is; the old slot is cleared afterwards.
  *
+ * Parts: this file owns the environment, write tracking (commit, flush, watchdog), the log
+ * and its in-memory tail, held-back kv writes and installs. Record layouts are in
+ * lmdb-codec.ts, a kv slot and its overlay in lmdb-slot.ts, the merged overlay/LMDB cursor
+ * in lmdb-cursor.ts, snapshot reads in lmdb-snapshot.ts; what the in-memory twin shares
+ * (checks, sizes, dedup table, kv write transaction, staging, chunking) has files of its own.
+ *
  * Must never: acknowledge before the flush, run a synchronous LMDB write transaction or any
  * sync fs call after open, delete log entries beyond kv.durableAppliedIndex(), report a kv
  * write in kv.durableAppliedIndex() before its flush, hold a kv write back past
@@ -47,33 +53,24 @@
 
 import { mkdir } from 'node:fs/promises';
 import { open } from 'lmdb';
-import type { Database, RootDatabase, RootDatabaseOptionsWithPath, Transaction } from 'lmdb';
-import type { ClusterConfig, Entry, EntryKind, HardState, LogReader, SnapshotMeta } from '../core/types.js';
+import type { Database, RootDatabase, RootDatabaseOptionsWithPath } from 'lmdb';
+import { entryBytes } from '../core/log.js';
+import type { ClusterConfig, Entry, HardState, LogReader, SnapshotMeta } from '../core/types.js';
 import { assert, AssertionError } from '../stdx/assert.js';
 import { checkIndex, isIndex } from '../stdx/safe-int.js';
-import {
-  ArrayCursor,
-  assembleChunk,
-  checkEntriesRange,
-  checkIdentity,
-  checkPersistBatch,
-  compactionMeta,
-  compareUtf8,
-  DedupTable,
-  freshHardState,
-  initialSnapshotMeta,
-  KV_KEY_BYTES_MAX,
-  logEntryBytes,
-  LONE_SURROGATE,
-  snapshotSourceMeta,
-  StagingTracker,
-  UndoKvTx,
-} from './memory.js';
-import type { LogBounds, Peekable, UndoableKvState } from './memory.js';
+import { checkEntriesRange, checkIdentity, checkPersistBatch } from './checks.js';
+import type { LogBounds } from './checks.js';
+import { UndoKvTx } from './kv-tx.js';
+import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, encodeRecord, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
+import type { OverlayItem } from './lmdb-cursor.js';
+import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
+import { LmdbSnapshotSource } from './lmdb-snapshot.js';
+import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
+import { DedupTable } from './dedup.js';
+import { StagingTracker } from './staging.js';
 import type {
   DedupRecord,
   KvBackend,
-  KvItem,
   KvRecord,
   NodeIdentity,
   NodeStorage,
@@ -154,21 +151,8 @@ const LOG_CACHE_BYTES_DEFAULT = 8 << 20;
 const KV_DEFER_MS_DEFAULT = 10;
 const KV_DEFERRED_WRITES_DEFAULT = 64;
 const KV_DEFERRED_BYTES_DEFAULT = 8 << 20;
-const ENTRY_HEADER_BYTES = 9;
-const RECORD_HEADER_BYTES = 9;
-const DEDUP_HEADER_BYTES = 16;
-const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config'];
-const ENTRY_KIND_CODES: Readonly<Record<EntryKind, number>> = { normal: 0, noop: 1, config: 2 };
-const VALUE_STRING = 0;
-const VALUE_BYTES = 1;
-/** A string with lone surrogates (no UTF-8 form), stored as UTF-16LE code units so it round-trips exactly. */
-const VALUE_STRING_UTF16 = 2;
-/** Marks an overlay entry written by a kv write whose LMDB batch is not queued yet. */
-const SEQ_UNASSIGNED = Number.MAX_SAFE_INTEGER;
-
 type DurableCallback = (error: Error | null) => void;
 type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown> };
-type BinaryDb = Database<Buffer, Buffer>;
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
 
@@ -206,269 +190,8 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
   }
 }
 
-// --- codecs ------------------------------------------------------------------------------
-
-function encodeEntry(entry: Entry): Buffer {
-  const buffer = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + entry.data.byteLength);
-  buffer[0] = ENTRY_KIND_CODES[entry.kind];
-  buffer.writeDoubleLE(entry.term, 1);
-  buffer.set(entry.data, ENTRY_HEADER_BYTES);
-  return buffer;
-}
-
-function decodeEntry(index: number, buffer: Buffer): Entry {
-  assert(buffer.length >= ENTRY_HEADER_BYTES, () => `log entry ${index} is corrupt: ${buffer.length} bytes`);
-  const kind = ENTRY_KINDS[buffer[0] as number];
-  assert(kind !== undefined, () => `log entry ${index} is corrupt: kind code ${buffer[0]}`);
-  const term = buffer.readDoubleLE(1);
-  assert(isIndex(term), () => `log entry ${index} is corrupt: term ${term}`);
-  // `buffer` is lmdb-js's private copy of the value, so a view of it is safe to hand out.
-  const data = new Uint8Array(buffer.buffer, buffer.byteOffset + ENTRY_HEADER_BYTES, buffer.length - ENTRY_HEADER_BYTES);
-  return { index, term, kind, data };
-}
-
-function encodeRecord(record: KvRecord): Buffer {
-  const { value } = record;
-  let buffer: Buffer;
-  if (typeof value === 'string') {
-    const encoding = LONE_SURROGATE.test(value) ? 'utf16le' : 'utf8';
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + Buffer.byteLength(value, encoding));
-    buffer[0] = encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16;
-    buffer.write(value, RECORD_HEADER_BYTES, encoding);
-  } else {
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.byteLength);
-    buffer[0] = VALUE_BYTES;
-    buffer.set(value, RECORD_HEADER_BYTES);
-  }
-  buffer.writeDoubleLE(record.version, 1);
-  return buffer;
-}
-
-function decodeRecord(key: string, buffer: Buffer): KvRecord {
-  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
-  const version = buffer.readDoubleLE(1);
-  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
-  const tag = buffer[0];
-  if (tag === VALUE_STRING) return { value: buffer.toString('utf8', RECORD_HEADER_BYTES), version };
-  if (tag === VALUE_STRING_UTF16) return { value: buffer.toString('utf16le', RECORD_HEADER_BYTES), version };
-  assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
-  // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
-  return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
-}
-
-function encodeDedup(record: DedupRecord): Buffer {
-  const buffer = Buffer.allocUnsafe(DEDUP_HEADER_BYTES + record.reply.byteLength);
-  buffer.writeDoubleLE(record.seq, 0);
-  buffer.writeDoubleLE(record.index, 8);
-  buffer.set(record.reply, DEDUP_HEADER_BYTES);
-  return buffer;
-}
-
-function decodeDedup(clientId: string, buffer: Buffer): DedupRecord {
-  assert(buffer.length >= DEDUP_HEADER_BYTES, () => `dedup record ${JSON.stringify(clientId)} is corrupt`);
-  const seq = buffer.readDoubleLE(0);
-  const index = buffer.readDoubleLE(8);
-  assert(isIndex(seq) && isIndex(index), () => `dedup record ${JSON.stringify(clientId)} is corrupt: seq ${seq}, index ${index}`);
-  const reply = new Uint8Array(buffer.buffer, buffer.byteOffset + DEDUP_HEADER_BYTES, buffer.length - DEDUP_HEADER_BYTES);
-  return { clientId, seq, index, reply };
-}
-
-function keyBytes(key: string): Buffer {
-  return Buffer.from(key, 'utf8');
-}
-
-/** Scratch space for lookup keys: lmdb-js copies a key before `get` returns, so reuse is safe. */
-const LOOKUP_KEY = Buffer.allocUnsafe(KV_KEY_BYTES_MAX * 3);
-
-/** The UTF-8 bytes of `key` in scratch space (valid until the next call), or null if no such key can exist. */
-function lookupKey(key: string): Buffer | null {
-  if (key.length === 0 || key.length > KV_KEY_BYTES_MAX) return null;
-  const n = LOOKUP_KEY.write(key, 0, 'utf8'); // at most 3 bytes per UTF-16 unit: never truncated
-  return n > KV_KEY_BYTES_MAX ? null : LOOKUP_KEY.subarray(0, n);
-}
-
-/** The smallest byte string greater than every string that starts with `prefix`, if any. */
-function prefixEnd(prefix: Buffer): Buffer | undefined {
-  let n = prefix.length;
-  while (n > 0 && prefix[n - 1] === 0xff) n--;
-  if (n === 0) return undefined;
-  const end = Buffer.from(prefix.subarray(0, n));
-  end[n - 1] = (end[n - 1] as number) + 1;
-  return end;
-}
-
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-// --- kv slots and the overlay -----------------------------------------------------------
-
-interface OverlayEntry {
-  readonly seq: number;
-  readonly record: KvRecord | null;
-}
-
-interface OverlayItem {
-  readonly key: string;
-  readonly keyBytes: Buffer;
-  readonly record: KvRecord | null;
-}
-
-/** One of the two kv data sets (live or staging): LMDB databases plus in-memory state. */
-class KvSlot {
-  /** Latest queued-but-uncommitted write per key (null: deleted). */
-  readonly overlay = new Map<string, OverlayEntry>();
-  /** While > 0 the LMDB contents are stale (a clear is queued) and reads ignore them. */
-  baseHiddenUntilSeq = 0;
-  keyCount = 0;
-  dedup = new DedupTable();
-
-  constructor(
-    readonly id: 0 | 1,
-    readonly kvDb: BinaryDb,
-    readonly dedupDb: BinaryDb,
-  ) {}
-
-  get(key: string): KvRecord | undefined {
-    const pending = this.overlay.get(key);
-    if (pending !== undefined) return pending.record ?? undefined;
-    if (this.baseHiddenUntilSeq > 0) return undefined;
-    const lookup = lookupKey(key);
-    const buffer = lookup === null ? undefined : this.kvDb.get(lookup);
-    return buffer === undefined ? undefined : decodeRecord(key, buffer);
-  }
-
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
-    const out: KvItem[] = [];
-    const prefixBuffer = keyBytes(prefix);
-    if (limit === 0 || prefixBuffer.length > KV_KEY_BYTES_MAX) return out; // no stored key is that long
-    const afterInPrefix = after !== undefined && compareUtf8(after, prefix) >= 0;
-    // Start at `after` itself and skip it (after + 0x00 could exceed LMDB's key size limit).
-    const afterBuffer = afterInPrefix ? keyBytes(after) : undefined;
-    const start = afterBuffer === undefined ? prefixBuffer : afterBuffer.subarray(0, KV_KEY_BYTES_MAX);
-    const end = prefixEnd(prefixBuffer);
-    const overlay: OverlayItem[] = [];
-    for (const [key, entry] of this.overlay) {
-      if (key.startsWith(prefix) && (!afterInPrefix || compareUtf8(key, after) > 0)) {
-        overlay.push({ key, keyBytes: keyBytes(key), record: entry.record });
-      }
-    }
-    overlay.sort((a, b) => Buffer.compare(a.keyBytes, b.keyBytes));
-    const base = this.baseHiddenUntilSeq > 0 ? null : this.kvDb.getRange(end === undefined ? { start } : { start, end })[Symbol.iterator]();
-    const cursor = new MergedCursor(base, overlay, 0, afterBuffer);
-    try {
-      for (let item = cursor.peek(); item !== undefined && out.length < limit; item = cursor.peek()) {
-        out.push(item);
-        cursor.advance();
-      }
-    } finally {
-      cursor.close();
-    }
-    return out;
-  }
-
-  /** Drops overlay entries that the committed write `seq` made (later writes keep theirs). */
-  release(keys: readonly string[], seq: number): void {
-    for (const key of keys) {
-      if (this.overlay.get(key)?.seq === seq) this.overlay.delete(key);
-    }
-  }
-
-  /** Forgets everything in memory; the caller queues the matching LMDB clear. */
-  resetTo(clearSeq: number): void {
-    this.overlay.clear();
-    this.dedup = new DedupTable();
-    this.keyCount = 0;
-    this.baseHiddenUntilSeq = clearSeq;
-  }
-}
-
-/** Merges an LMDB range (bytes order) with sorted overlay items; the overlay wins on equal keys. */
-class MergedCursor implements Peekable<KvItem> {
-  private baseHead: { key: Buffer; value: Buffer } | undefined | null = null; // null: not fetched yet
-  private current: KvItem | undefined | null = null; // null: not computed yet
-  private fromBase = false;
-  /** Bytes of the last key consumed by `advance`, if any. */
-  lastKey: Buffer | undefined;
-
-  constructor(
-    private readonly base: Iterator<{ key: Buffer; value: Buffer }> | null,
-    private readonly overlay: readonly OverlayItem[],
-    public overlayPosition: number,
-    /** LMDB keys up to and including this one are skipped (an exclusive start). */
-    private readonly baseAfter: Buffer | undefined = undefined,
-  ) {}
-
-  peek(): KvItem | undefined {
-    if (this.current === null) this.current = this.compute();
-    return this.current;
-  }
-
-  advance(): void {
-    if (this.peek() === undefined) return;
-    if (this.fromBase) {
-      this.lastKey = (this.baseHead as { key: Buffer }).key;
-      this.baseHead = null;
-    } else {
-      this.lastKey = (this.overlay[this.overlayPosition] as OverlayItem).keyBytes;
-      this.overlayPosition++;
-    }
-    this.current = null;
-  }
-
-  close(): void {
-    this.base?.return?.();
-  }
-
-  private head(): { key: Buffer; value: Buffer } | undefined {
-    while (this.baseHead === null) {
-      const next = this.base?.next();
-      this.baseHead = next === undefined || next.done === true ? undefined : next.value;
-      if (this.baseHead !== undefined && this.baseAfter !== undefined && Buffer.compare(this.baseHead.key, this.baseAfter) <= 0) this.baseHead = null;
-    }
-    return this.baseHead;
-  }
-
-  private compute(): KvItem | undefined {
-    for (;;) {
-      const base = this.head();
-      const pending = this.overlay[this.overlayPosition];
-      if (pending === undefined) {
-        if (base === undefined) return undefined;
-        this.fromBase = true;
-        const key = base.key.toString('utf8');
-        const record = decodeRecord(key, base.value);
-        return { key, value: record.value, version: record.version };
-      }
-      const order = base === undefined ? 1 : Buffer.compare(base.key, pending.keyBytes);
-      if (order < 0 && base !== undefined) {
-        this.fromBase = true;
-        const key = base.key.toString('utf8');
-        const record = decodeRecord(key, base.value);
-        return { key, value: record.value, version: record.version };
-      }
-      if (order === 0) this.baseHead = null; // shadowed by the overlay
-      if (pending.record === null) {
-        this.overlayPosition++;
-        continue;
-      }
-      this.fromBase = false;
-      return { key: pending.key, value: pending.record.value, version: pending.record.version };
-    }
-  }
-}
-
-/** First position in `items` whose key is greater than `key`. */
-function overlayUpperBound(items: readonly OverlayItem[], key: Buffer): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (Buffer.compare((items[mid] as OverlayItem).keyBytes, key) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 // --- held-back kv writes ----------------------------------------------------------------
@@ -1019,7 +742,7 @@ class LmdbNodeStorage implements LmdbStorage {
       this.resetTail(first);
     } else {
       const keep = first - this.tailStart;
-      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= logEntryBytes(this.tail[i] as Entry);
+      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= entryBytes(this.tail[i] as Entry);
       this.tail.length = keep;
       this.tailSeq.length = keep;
       this.tailCommitted = Math.min(this.tailCommitted, keep);
@@ -1027,7 +750,7 @@ class LmdbNodeStorage implements LmdbStorage {
     for (const entry of entries) {
       this.tail.push(entry);
       this.tailSeq.push(seq);
-      this.tailBytes += logEntryBytes(entry);
+      this.tailBytes += entryBytes(entry);
     }
     this.last = first + entries.length - 1;
   }
@@ -1037,12 +760,12 @@ class LmdbNodeStorage implements LmdbStorage {
     while (this.tailCommitted < this.tailSeq.length && (this.tailSeq[this.tailCommitted] as number) <= seq) this.tailCommitted++;
     let drop = 0;
     let bytes = this.tailBytes;
-    while (drop < this.tailCommitted && bytes > this.logCacheBytesMax) bytes -= logEntryBytes(this.tail[drop++] as Entry);
+    while (drop < this.tailCommitted && bytes > this.logCacheBytesMax) bytes -= entryBytes(this.tail[drop++] as Entry);
     if (drop > 0) this.dropTailHead(drop);
   }
 
   private dropTailHead(count: number): void {
-    for (let i = 0; i < count; i++) this.tailBytes -= logEntryBytes(this.tail[i] as Entry);
+    for (let i = 0; i < count; i++) this.tailBytes -= entryBytes(this.tail[i] as Entry);
     this.tail.splice(0, count);
     this.tailSeq.splice(0, count);
     this.tailStart += count;
@@ -1061,9 +784,7 @@ class LmdbNodeStorage implements LmdbStorage {
     if (index === this.snapshot.index) return this.snapshot.term;
     if (index < this.snapshot.index || index > this.last) return undefined;
     if (index >= this.tailStart) return (this.tail[index - this.tailStart] as Entry).term;
-    const buffer = this.logDb.getBinaryFast(index);
-    assert(buffer !== undefined && buffer.length >= ENTRY_HEADER_BYTES, () => `log is corrupt: entry ${index} is missing`);
-    return buffer.readDoubleLE(1);
+    return decodeEntryTerm(index, this.logDb.getBinaryFast(index));
   }
 
   private bounds(): LogBounds {
@@ -1084,7 +805,7 @@ class LmdbNodeStorage implements LmdbStorage {
           for (const { key, value } of this.logDb.getRange({ start: lo, end: fromDiskHi })) {
             const entry = decodeEntry(key, value);
             assert(key === lo + out.length, () => `log is corrupt: expected entry ${lo + out.length}, found ${key}`);
-            const size = logEntryBytes(entry);
+            const size = entryBytes(entry);
             if (out.length > 0 && bytes + size > bytesMax) return out;
             out.push(entry);
             bytes += size;
@@ -1093,7 +814,7 @@ class LmdbNodeStorage implements LmdbStorage {
         }
         for (let index = Math.max(lo, this.tailStart); index < hi; index++) {
           const entry = this.tail[index - this.tailStart] as Entry;
-          const size = logEntryBytes(entry);
+          const size = entryBytes(entry);
           if (out.length > 0 && bytes + size > bytesMax) break;
           out.push(entry);
           bytes += size;
@@ -1244,112 +965,4 @@ class LmdbNodeStorage implements LmdbStorage {
       },
     };
   }
-}
-
-/** A slot as a transaction sees it: writes go to the overlay, with the key count kept. */
-function slotState(slot: KvSlot): UndoableKvState {
-  return {
-    get: (key) => slot.get(key),
-    range: (prefix, after, limit) => slot.range(prefix, after, limit),
-    keyCount: () => slot.keyCount,
-    dedup: slot.dedup,
-    write: (key, record) => {
-      const previous = slot.overlay.get(key);
-      const keyCount = slot.keyCount;
-      const existed = slot.get(key) !== undefined;
-      slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
-      if (record !== null && !existed) slot.keyCount++;
-      if (record === null && existed) slot.keyCount--;
-      return () => {
-        if (previous === undefined) slot.overlay.delete(key);
-        else slot.overlay.set(key, previous);
-        slot.keyCount = keyCount;
-      };
-    },
-  };
-}
-
-/**
- * Chunks of a consistent state: an LMDB read transaction (committed writes) merged with a
- * copy of the overlay taken at open (queued writes). Each chunk opens and closes its own
- * cursor on the pinned transaction, so a chunk's work is bounded and nothing is held open
- * between chunks except the transaction itself.
- */
-class LmdbSnapshotSource implements SnapshotSource {
-  private seq = 0;
-  private finished = false;
-  private released = false;
-  private resumeAfter: Buffer | undefined;
-  private overlayPosition = 0;
-  private readonly dedup: ArrayCursor<DedupRecord>;
-
-  constructor(
-    readonly meta: SnapshotMeta,
-    private readonly kvDb: BinaryDb,
-    private readonly txn: Transaction | null,
-    private readonly overlay: readonly OverlayItem[],
-    dedup: readonly DedupRecord[],
-    private readonly onClose: (source: LmdbSnapshotSource) => void,
-  ) {
-    this.dedup = new ArrayCursor(dedup);
-  }
-
-  readChunk(bytesMax: number): SnapshotChunk | null {
-    if (this.finished) return null;
-    let base: Iterator<{ key: Buffer; value: Buffer }> | null = null;
-    if (this.txn !== null) {
-      const start = this.resumeAfter;
-      base = this.kvDb.getRange(start === undefined ? { transaction: this.txn } : { start, transaction: this.txn })[Symbol.iterator]();
-    }
-    const cursor = new MergedCursor(base, this.overlay, this.overlayPosition, this.resumeAfter);
-    let chunk: SnapshotChunk;
-    try {
-      chunk = assembleChunk(this.seq, bytesMax, cursor, this.dedup);
-    } finally {
-      cursor.close();
-    }
-    this.seq++;
-    if (cursor.lastKey !== undefined) {
-      this.resumeAfter = cursor.lastKey;
-      // Resume the overlay right after the last key handed out: a peek past it may have
-      // skipped deletions whose shadowed LMDB keys the next chunk's cursor will meet again.
-      this.overlayPosition = overlayUpperBound(this.overlay, cursor.lastKey);
-    }
-    if (chunk.last) this.close();
-    return chunk;
-  }
-
-  close(): void {
-    this.finished = true;
-    if (this.released) return;
-    this.released = true;
-    this.txn?.done();
-    this.onClose(this);
-  }
-}
-
-// --- reading meta records -----------------------------------------------------------------
-
-function readIdentity(raw: unknown): NodeIdentity | null {
-  if (raw === undefined) return null;
-  const r = raw as Partial<NodeIdentity>;
-  assert(typeof r.nodeId === 'string' && typeof r.clusterId === 'string', () => `stored identity is corrupt: ${JSON.stringify(raw)}`);
-  return { nodeId: r.nodeId, clusterId: r.clusterId };
-}
-
-function readHardState(raw: unknown): HardState {
-  if (raw === undefined) return freshHardState();
-  const r = raw as Partial<HardState>;
-  assert(isIndex(r.term) && isIndex(r.commit) && (r.vote === null || typeof r.vote === 'string'), () => `stored hard state is corrupt: ${JSON.stringify(raw)}`);
-  return { term: r.term, vote: r.vote, commit: r.commit };
-}
-
-function readSnapshotMeta(raw: unknown): SnapshotMeta | null {
-  if (raw === undefined) return null;
-  const r = raw as Partial<SnapshotMeta>;
-  assert(
-    isIndex(r.index) && isIndex(r.term) && r.config !== undefined && Array.isArray(r.config.members),
-    () => `stored snapshot meta is corrupt: ${JSON.stringify(raw)}`,
-  );
-  return { index: r.index, term: r.term, config: r.config };
 }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Entry } from '../core/types.js';
-import { contractStorageOptions, storageContract } from './contract.js';
+import { contractStorageOptions, storageContract } from './testing/contract.js';
 import { createMemoryStorage, restoreMemoryStorage } from './memory.js';
 import type { MemoryStorage } from './memory.js';
 import type { PersistBatch } from './types.js';

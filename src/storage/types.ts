@@ -1,7 +1,9 @@
 /**
- * Storage interfaces. Two implementations stand side by side: LMDB (lmdb.ts, production)
- * and an in-memory twin (memory.ts, unit tests and the simulator), and one contract
- * suite (contract.ts) runs against both.
+ * Storage interfaces. Two implementations stand side by side: LMDB (lmdb.ts and its
+ * lmdb-*.ts parts, production) and an in-memory twin (memory.ts, unit tests and the
+ * simulator). Neither imports the other: what they share (checks.ts, sizes.ts, meta.ts,
+ * dedup.ts, kv-tx.ts, staging.ts, chunks.ts) has files of its own, and one contract suite
+ * (testing/contract.ts) runs against both.
  *
  * Durability model: a write is queued synchronously and becomes *visible* to reads at
  * once; it is *durable* only when its `onDurable` callback fires (after fsync; with

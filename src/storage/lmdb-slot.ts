@@ -1,0 +1,123 @@
+/**
+ * One of the LMDB storage's two kv data sets (the live one, or the one staging an incoming
+ * snapshot): its LMDB databases plus what it holds in memory, the overlay of queued but
+ * uncommitted writes, the key count and the dedup table. Reads consult the overlay first.
+ *
+ * Must never: queue LMDB writes itself (the storage does, and tells the slot when they
+ * commit through `release` and `baseHiddenUntilSeq`), or drop an overlay entry before the
+ * write that made it has committed.
+ */
+
+import type { Database } from 'lmdb';
+import { assert } from '../stdx/assert.js';
+import { compareUtf8 } from '../stdx/utf8.js';
+import { DedupTable } from './dedup.js';
+import type { UndoableKvState } from './kv-tx.js';
+import { decodeRecord, keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
+import { MergedCursor } from './lmdb-cursor.js';
+import type { OverlayItem } from './lmdb-cursor.js';
+import { KV_KEY_BYTES_MAX } from './sizes.js';
+import type { KvItem, KvRecord } from './types.js';
+
+export type BinaryDb = Database<Buffer, Buffer>;
+
+/** Marks an overlay entry written by a kv write whose LMDB batch is not queued yet. */
+export const SEQ_UNASSIGNED = Number.MAX_SAFE_INTEGER;
+
+export interface OverlayEntry {
+  readonly seq: number;
+  readonly record: KvRecord | null;
+}
+
+/** One of the two kv data sets (live or staging): LMDB databases plus in-memory state. */
+export class KvSlot {
+  /** Latest queued-but-uncommitted write per key (null: deleted). */
+  readonly overlay = new Map<string, OverlayEntry>();
+  /** While > 0 the LMDB contents are stale (a clear is queued) and reads ignore them. */
+  baseHiddenUntilSeq = 0;
+  keyCount = 0;
+  dedup = new DedupTable();
+
+  constructor(
+    readonly id: 0 | 1,
+    readonly kvDb: BinaryDb,
+    readonly dedupDb: BinaryDb,
+  ) {}
+
+  get(key: string): KvRecord | undefined {
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending.record ?? undefined;
+    if (this.baseHiddenUntilSeq > 0) return undefined;
+    const lookup = lookupKey(key);
+    const buffer = lookup === null ? undefined : this.kvDb.get(lookup);
+    return buffer === undefined ? undefined : decodeRecord(key, buffer);
+  }
+
+  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+    assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
+    const out: KvItem[] = [];
+    const prefixBuffer = keyBytes(prefix);
+    if (limit === 0 || prefixBuffer.length > KV_KEY_BYTES_MAX) return out; // no stored key is that long
+    const afterInPrefix = after !== undefined && compareUtf8(after, prefix) >= 0;
+    // Start at `after` itself and skip it (after + 0x00 could exceed LMDB's key size limit).
+    const afterBuffer = afterInPrefix ? keyBytes(after) : undefined;
+    const start = afterBuffer === undefined ? prefixBuffer : afterBuffer.subarray(0, KV_KEY_BYTES_MAX);
+    const end = prefixEnd(prefixBuffer);
+    const overlay: OverlayItem[] = [];
+    for (const [key, entry] of this.overlay) {
+      if (key.startsWith(prefix) && (!afterInPrefix || compareUtf8(key, after) > 0)) {
+        overlay.push({ key, keyBytes: keyBytes(key), record: entry.record });
+      }
+    }
+    overlay.sort((a, b) => Buffer.compare(a.keyBytes, b.keyBytes));
+    const base = this.baseHiddenUntilSeq > 0 ? null : this.kvDb.getRange(end === undefined ? { start } : { start, end })[Symbol.iterator]();
+    const cursor = new MergedCursor(base, overlay, 0, afterBuffer);
+    try {
+      for (let item = cursor.peek(); item !== undefined && out.length < limit; item = cursor.peek()) {
+        out.push(item);
+        cursor.advance();
+      }
+    } finally {
+      cursor.close();
+    }
+    return out;
+  }
+
+  /** Drops overlay entries that the committed write `seq` made (later writes keep theirs). */
+  release(keys: readonly string[], seq: number): void {
+    for (const key of keys) {
+      if (this.overlay.get(key)?.seq === seq) this.overlay.delete(key);
+    }
+  }
+
+  /** Forgets everything in memory; the caller queues the matching LMDB clear. */
+  resetTo(clearSeq: number): void {
+    this.overlay.clear();
+    this.dedup = new DedupTable();
+    this.keyCount = 0;
+    this.baseHiddenUntilSeq = clearSeq;
+  }
+}
+
+/** A slot as a transaction sees it: writes go to the overlay, with the key count kept. */
+export function slotState(slot: KvSlot): UndoableKvState {
+  return {
+    get: (key) => slot.get(key),
+    range: (prefix, after, limit) => slot.range(prefix, after, limit),
+    keyCount: () => slot.keyCount,
+    dedup: slot.dedup,
+    write: (key, record) => {
+      const previous = slot.overlay.get(key);
+      const keyCount = slot.keyCount;
+      const existed = slot.get(key) !== undefined;
+      slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
+      if (record !== null && !existed) slot.keyCount++;
+      if (record === null && existed) slot.keyCount--;
+      return () => {
+        if (previous === undefined) slot.overlay.delete(key);
+        else slot.overlay.set(key, previous);
+        slot.keyCount = keyCount;
+      };
+    },
+  };
+}
