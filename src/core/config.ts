@@ -52,19 +52,6 @@ export function isWriteQuorum(value: unknown, memberCount: number): value is Wri
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= memberCount - 1;
 }
 
-export function sameConfig(a: ClusterConfig, b: ClusterConfig): boolean {
-  const sa = inSyncOf(a);
-  const sb = inSyncOf(b);
-  return (
-    a.writeQuorum === b.writeQuorum &&
-    a.topology === b.topology &&
-    a.members.length === b.members.length &&
-    a.members.every((m, i) => b.members[i] === m) &&
-    sa.length === sb.length &&
-    sa.every((m, i) => sb[i] === m)
-  );
-}
-
 /** Chain order with the leader as head: leader, then the in-sync set in its order. */
 export function chainOrder(config: ClusterConfig, leader: string): string[] {
   return [leader, ...inSyncOf(config).filter((m) => m !== leader)];

@@ -263,11 +263,6 @@ export class RaftLog {
     if (this.inProgressUpTo < index) this.inProgressUpTo = index;
   }
 
-  /** Index up to which entries are durable (or in a Ready being persisted right now). */
-  persistingUpTo(): number {
-    return Math.min(this.inProgressUpTo, this.lastIndex());
-  }
-
   /** Index up to which entries are durable (confirmed by the driver's flush). */
   durableIndex(): number {
     return this.unstableOffset - 1;
@@ -292,7 +287,12 @@ export class RaftLog {
   }
 }
 
-/** Approximate encoded size of an entry, for batching limits. */
+/**
+ * Approximate encoded size of an entry (its data plus a fixed 24-byte header), the one size
+ * every `bytesMax` on log entries counts in: the core's replication and apply batches, and
+ * storage's `LogReader.entries(…, bytesMax)` and its log cache (storage imports this), so a
+ * batch the storage hands out fits the budget the core counts it against.
+ */
 export function entryBytes(e: Entry): number {
   return e.data.byteLength + 24;
 }

@@ -5,7 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CoreOptions, RaftCore } from './raft.js';
+import type { CoreOptions } from './options.js';
+import type { RaftCore } from './raft.js';
 import { MemoryLog } from './testing/memory-log.js';
 import { Interaction } from './testing/interaction.js';
 import { newUnitCore } from './testing/unit-core.js';

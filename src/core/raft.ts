@@ -3,8 +3,9 @@
  * etcd-io/raft. Inputs: `tick()`, `step(message)`, `propose(entries)`, `readIndex()`.
  * `readIndex()` works on a follower too: it asks the leader for a read point (a
  * `readIndex` message), so linearizable reads can be served where they arrive.
- * Output: one `Ready` at a time (see types.ts for the order the driver must follow),
- * acknowledged with `advance(ready)`.
+ * Output: `takeMessages()`, `takeApplicable()` and `ready()`, each `Ready` acknowledged
+ * with `advance(ready)`; the contract (what may leave before which flush, what may be
+ * applied when, how many Readys may be in flight) is written once, at `Ready` in types.ts.
  *
  * It must never: read a clock, draw randomness other than from the injected Prng, do
  * I/O, or await. It moves opaque entries and knows nothing of the key-value state.
@@ -16,28 +17,29 @@
 
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
-import { chainOrder, decodeConfig, encodeConfig, inSyncOf, isWeakQuorum } from './config.js';
-import { RaftLog, entryBytes } from './log.js';
+import { decodeConfig, encodeConfig, isWeakQuorum } from './config.js';
+import { chainSuccessor, inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
+import { RaftLog } from './log.js';
+import type { CoreOptions, PlantedBugs } from './options.js';
 import { Progress } from './progress.js';
+import { ReadOnly, type ReadHost } from './read-only.js';
+import { Rollback } from './rollback.js';
 import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
 import type {
   AppendMessage,
   AppendResponse,
   ClusterConfig,
+  CoreStatus,
   Entry,
   EntryKind,
   HardState,
   HeartbeatMessage,
   HeartbeatResponse,
-  LogReader,
   Message,
   NodeId,
   PreVoteMessage,
   ProposeResult,
   ReadFailure,
-  ReadIndexMessage,
-  ReadIndexRefusal,
-  ReadIndexResponse,
   ReadIndexResult,
   ReadState,
   Ready,
@@ -47,92 +49,8 @@ import type {
   SoftState,
   VoteMessage,
 } from './types.js';
-import { readIndexRequestIdsMax } from './types.js';
 
-export interface CoreOptions {
-  readonly id: NodeId;
-  readonly log: LogReader;
-  readonly hardState: HardState;
-  /** The state machine's applied index at start (entries after it are re-applied). */
-  readonly appliedIndex: number;
-  readonly prng: Prng;
-  /** Base election timeout; each node draws its own in [base, 2*base). */
-  readonly electionTimeoutTicks: number;
-  readonly heartbeatIntervalTicks: number;
-  readonly preVote: boolean;
-  /** A leader that has not heard from a majority within an election timeout steps down. */
-  readonly checkQuorum: boolean;
-  /** Unacknowledged appends per follower in replicate state. */
-  readonly inflightMessagesMax: number;
-  readonly appendBytesMax: number;
-  readonly appendEntriesMax: number;
-  /** Proposals are refused with `busy` beyond this many entries past the commit index. */
-  readonly uncommittedEntriesMax: number;
-  /**
-   * Reads waiting for a read point: on a leader its own and its followers' (request ids),
-   * on a follower those it asked the leader about. Beyond it readIndex() answers `busy`.
-   */
-  readonly readsPendingMax: number;
-  /**
-   * A follower's read-index request unanswered this long fails with `timeout`: the request
-   * or its answer was lost (a leader that dies or is replaced fails them sooner, by the
-   * leader change). Bounds how long the follower keeps track of it.
-   */
-  readonly readIndexTimeoutTicks: number;
-  /** Entries handed out for applying in one Ready. */
-  readonly applyEntriesMax: number;
-  readonly applyBytesMax: number;
-  /** A follower in snapshot state for this long goes back to probing. */
-  readonly snapshotTimeoutTicks: number;
-  /** Elections off: only this node ever campaigns (the seeds' fixed-leader setups). */
-  readonly pinnedLeader: NodeId | null;
-  /**
-   * With `all` or `chain`: an in-sync replica silent this long is removed from the set by
-   * a config entry (so one dead replica does not stop writes); it is re-added once caught up.
-   */
-  readonly memberTimeoutTicks: number;
-  /**
-   * Ready batches handed to the driver and not yet advanced. 1: the driver persists one
-   * batch at a time and entries proposed meanwhile wait for the flush to end. More: the
-   * next batch is written while the previous one's flush runs (pipelined persistence, as
-   * etcd raft's asynchronous storage writes); batches still become durable, and are
-   * advanced, in the order they were handed out. A Ready carrying a snapshot is never
-   * pipelined: it waits for every earlier one and no later one starts before it is advanced.
-   */
-  readonly persistsInFlightMax: number;
-}
-
-/**
- * Who waits for a read point on a leader: its own read (`node` is the leader itself, one
- * id) or one `readIndex` message of a follower (its ids, answered together).
- */
-interface ReadRequester {
-  readonly node: NodeId;
-  readonly requestIds: readonly number[];
-}
-
-interface PendingRead {
-  readonly requester: ReadRequester;
-  /** The commit index when the request arrived: the read point once the round confirms. */
-  readonly index: number;
-  readonly round: number;
-}
-
-/** What a test-only hook may break on purpose, to prove the simulator's checkers bite. */
-export interface PlantedBugs {
-  /** Figure 8: commit entries of an old term by counting replicas. */
-  commitOldTermByCount?: boolean;
-  /** Grant votes without the up-to-date log check. */
-  voteWithoutLogCheck?: boolean;
-  /** Hand entries to the state machine as soon as they are in the log, before commit. */
-  applyBeforeCommit?: boolean;
-  /** Driver: send acks and votes before the flush that makes them true. */
-  ackBeforeFlush?: boolean;
-  /** Driver: a follower serves a linearizable read once the leader gave the read point, without applying up to it. */
-  followerReadBeforeApply?: boolean;
-  /** A read joins the read round in flight even when that round's heartbeats left before it arrived. */
-  readJoinsSentRound?: boolean;
-}
+export type { CoreOptions, PlantedBugs } from './options.js';
 
 export class RaftCore {
   readonly id: NodeId;
@@ -155,43 +73,9 @@ export class RaftCore {
   private appendsDirty = false;
   private commitChangedSinceBroadcast = false;
 
-  private readRound = 0;
-  private readRoundInFlight = 0;
-  /**
-   * The round in flight has not left the core yet: its heartbeats still wait in `messages`.
-   * A read that arrives now may join it, since every ack of it will be sent after the read
-   * arrived. (Once the heartbeats are handed out, new reads wait for the next round.)
-   */
-  private readRoundOpen = false;
-  private readAcks = new Set<NodeId>();
-  private pendingReads: PendingRead[] = [];
-  /** Reads asked before this leader committed an entry of its term: served after. */
-  private readsWaitingForTermCommit: ReadRequester[] = [];
-  /** Request ids in pendingReads and readsWaitingForTermCommit (at most readsPendingMax). */
-  private readsPendingCount = 0;
-  private readStates: ReadState[] = [];
-  private readsFailed: ReadFailure[] = [];
-  private nextReadRequestId = 1;
-  /**
-   * Follower: reads asked of `this.leader` in this term, by request id, with the tick they
-   * were asked at (Map order is ask order). Any change of leader or term fails them all: an
-   * answer from another leader or term could be stale.
-   */
-  private followerReads = new Map<number, number>();
-  /** Follower: ids of followerReads not sent yet; they leave in batches with the next messages. */
-  private followerReadsUnsent: number[] = [];
-  /** Ticks since this core started (read-index timeouts). */
-  private ticksElapsed = 0;
+  private readonly reads: ReadOnly;
 
-  /**
-   * Set while a rollback was found (applied entries conflict with the leader's) and we wait
-   * for a snapshot to rebuild from: our log's entries from this index on are in the rollback
-   * report already.
-   */
-  private repairReportedFrom: number | null = null;
-  /** Term of the leader whose snapshot we installed last (0: none since start): its log holds the snapshot. */
-  private snapshotLeaderTerm = 0;
-  private rolledBack: Entry[] = [];
+  private readonly rollback: Rollback;
   private messages: Message[] = [];
   private messagesAfterPersist: Message[] = [];
   private snapshotsToSend: NodeId[] = [];
@@ -214,8 +98,10 @@ export class RaftCore {
     );
     this.opts = options;
     this.id = options.id;
+    this.reads = new ReadOnly(this.readHost(), options);
     this.prng = options.prng;
     this.log = new RaftLog(options.log, options.hardState.commit, options.appliedIndex);
+    this.rollback = new Rollback(this.log);
     this.term = options.hardState.term;
     this.vote = options.hardState.vote;
     const { config, index } = this.latestConfig();
@@ -233,8 +119,7 @@ export class RaftCore {
   // Inputs
 
   tick(): void {
-    this.ticksElapsed++;
-    if (this.followerReads.size > 0) this.expireFollowerReads();
+    this.reads.tick();
     if (this.role === 'leader') {
       this.tickLeader();
     } else {
@@ -281,7 +166,7 @@ export class RaftCore {
       } else if (m.type === 'readIndex') {
         // A follower of an older term: refuse in ours, so it learns the newer term and
         // fails its reads at once instead of waiting for a timeout.
-        this.refuseRead({ node: m.from, requestIds: m.requestIds }, 'notLeader');
+        this.reads.refuseStaleRequest(m);
       }
       return;
     }
@@ -317,12 +202,12 @@ export class RaftCore {
         if (this.role === 'leader') this.handleHeartbeatResponse(m);
         return;
       case 'readIndex':
-        this.handleReadIndexRequest(m);
+        this.reads.handleRequest(m);
         return;
       case 'readIndexResp':
         // Only the leader asked, in this term (the term check above), may answer: after a
         // change of leader or term the reads were failed and their ids are gone.
-        if (this.role === 'follower' && m.from === this.leader) this.handleReadIndexResponse(m);
+        if (this.role === 'follower' && m.from === this.leader) this.reads.handleResponse(m);
         return;
     }
   }
@@ -352,18 +237,7 @@ export class RaftCore {
    * the same rule. Refused (`notLeader`) on a node that knows no leader.
    */
   readIndex(): ReadIndexResult {
-    if (this.role === 'leader') {
-      if (this.readsPendingCount >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.readsPendingCount };
-      const requestId = this.nextReadRequestId++;
-      this.acceptRead({ node: this.id, requestIds: [requestId] });
-      return { ok: true, requestId };
-    }
-    if (this.role !== 'follower' || this.leader === null) return { ok: false, reason: 'notLeader', leader: this.leader };
-    if (this.followerReads.size >= this.opts.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.followerReads.size };
-    const requestId = this.nextReadRequestId++;
-    this.followerReads.set(requestId, this.ticksElapsed);
-    this.followerReadsUnsent.push(requestId);
-    return { ok: true, requestId };
+    return this.reads.readIndex();
   }
 
   /**
@@ -393,26 +267,24 @@ export class RaftCore {
     return (
       this.messages.length > 0 ||
       this.messagesAfterPersist.length > 0 ||
-      this.followerReadsUnsent.length > 0 ||
+      this.reads.hasUnsent() ||
       this.log.hasUnstableToPersist() ||
       this.log.hasCommittedToApply() ||
-      this.readStates.length > 0 ||
-      this.readsFailed.length > 0 ||
+      this.reads.hasResults() ||
       this.snapshotsToSend.length > 0 ||
-      this.rolledBack.length > 0 ||
+      this.rollback.hasReport() ||
       this.softChanged() ||
       this.hardChanged()
     );
   }
 
   /**
-   * Messages that do not depend on anything being durable (leader appends and heartbeats,
-   * heartbeat responses, read-index requests and answers) may leave at any time: the driver
-   * takes them after every input so the leader's network path does not wait for its own fsync.
+   * Messages that do not depend on anything being durable: they may leave at any time, even
+   * with Readys in flight (the Ready contract in types.ts, step 2).
    */
   takeMessages(): Message[] {
     if (this.appendsDirty && this.role === 'leader') this.broadcastAppend();
-    this.sendFollowerReads();
+    this.reads.sendFollowerReads();
     return this.drainMessages();
   }
 
@@ -420,27 +292,23 @@ export class RaftCore {
   private drainMessages(): Message[] {
     const out = this.messages;
     this.messages = [];
-    this.readRoundOpen = false;
+    this.reads.messagesLeft();
     return out;
   }
 
   /**
-   * Entries that are durable and acknowledged, confirmed read points and failed reads: none
-   * waits for the Ready in flight, so the driver takes them after every input too. Applying
-   * a commit then costs no extra fsync on the leader.
+   * Entries durable here and acknowledged, confirmed read points and failed reads: none
+   * waits for a Ready in flight (the Ready contract in types.ts, step 3).
    */
   takeApplicable(): { committed: Entry[]; readStates: ReadState[]; readsFailed: ReadFailure[] } {
     if (this.planted.applyBeforeCommit === true) this.log.ackTo(this.log.lastIndex());
     const committed = this.log.takeCommitted(this.opts.applyEntriesMax, this.opts.applyBytesMax);
-    const readStates = this.readStates;
-    const readsFailed = this.readsFailed;
-    this.readStates = [];
-    this.readsFailed = [];
+    const { readStates, readsFailed } = this.reads.takeResults();
     return { committed, readStates, readsFailed };
   }
 
   hasApplicable(): boolean {
-    return this.readStates.length > 0 || this.readsFailed.length > 0 || this.log.hasCommittedToApply();
+    return this.reads.hasResults() || this.log.hasCommittedToApply();
   }
 
   /**
@@ -456,18 +324,20 @@ export class RaftCore {
   }
 
   /**
-   * Takes the pending effects. Every Ready must be advanced, in the order handed out;
-   * hasReady() says whether another may be taken before that.
+   * Takes the pending effects as a Ready (the contract is at `Ready` in types.ts). Every
+   * Ready must be advanced, in the order handed out; hasReady() says whether another may be
+   * taken before that.
    */
   ready(): Ready {
     assert(this.mayHandOutReady(), () => `ready() called with ${this.readiesInFlight.length} Ready batches in flight (max ${this.opts.persistsInFlightMax}, or a snapshot install in flight)`);
     if (this.appendsDirty) this.broadcastAppend();
-    this.sendFollowerReads();
+    this.reads.sendFollowerReads();
     const { snapshot, entries } = this.log.takeUnstable();
     if (this.planted.applyBeforeCommit === true) this.log.ackTo(this.log.lastIndex());
     const committed = this.log.takeCommitted(this.opts.applyEntriesMax, this.opts.applyBytesMax);
     const soft = this.softChanged() ? { role: this.role, leader: this.leader } : null;
     const hard = this.hardChanged() ? { term: this.term, vote: this.vote, commit: this.log.committed } : null;
+    const { readStates, readsFailed } = this.reads.takeResults();
     const rd: Ready = {
       softState: soft,
       hardState: hard,
@@ -476,23 +346,23 @@ export class RaftCore {
       messages: this.drainMessages(),
       messagesAfterPersist: this.messagesAfterPersist,
       committed,
-      readStates: this.readStates,
-      readsFailed: this.readsFailed,
+      readStates,
+      readsFailed,
       snapshotsToSend: this.snapshotsToSend,
-      rolledBack: this.rolledBack,
+      rolledBack: this.rollback.take(),
     };
-    this.rolledBack = [];
     if (soft !== null) this.prevSoft = soft;
     if (hard !== null) this.prevHard = hard;
     this.messagesAfterPersist = [];
-    this.readStates = [];
-    this.readsFailed = [];
     this.snapshotsToSend = [];
     this.readiesInFlight.push(rd);
     return rd;
   }
 
-  /** The driver has persisted, sent and applied `rd`, the oldest Ready in flight. */
+  /**
+   * `rd`, the oldest Ready in flight, and every earlier one are durable, and its
+   * messagesAfterPersist have been sent: its entries join the stable log.
+   */
   advance(rd: Ready): void {
     assert(this.readiesInFlight[0] === rd, 'advance() of a Ready that is not the oldest in flight');
     this.readiesInFlight.shift();
@@ -510,21 +380,7 @@ export class RaftCore {
   // ---------------------------------------------------------------------------------
   // Introspection (for the driver's /status and for tests)
 
-  status(): {
-    id: NodeId;
-    role: Role;
-    term: number;
-    vote: NodeId | null;
-    leader: NodeId | null;
-    commitIndex: number;
-    ackedIndex: number;
-    appliedIndex: number;
-    lastIndex: number;
-    firstIndex: number;
-    config: ClusterConfig;
-    configIndex: number;
-    progress: { id: NodeId; match: number; next: number; state: string; recentActive: boolean }[];
-  } {
+  status(): CoreStatus {
     return {
       id: this.id,
       role: this.role,
@@ -651,7 +507,7 @@ export class RaftCore {
   }
 
   private becomeFollower(term: number, leader: NodeId | null): void {
-    if (term !== this.term || leader !== this.leader) this.failFollowerReads();
+    if (term !== this.term || leader !== this.leader) this.reads.failFollowerReads();
     if (term !== this.term) {
       this.term = term;
       this.vote = null;
@@ -669,7 +525,7 @@ export class RaftCore {
 
   private becomePreCandidate(): void {
     assert(this.role !== 'leader', 'a leader cannot become pre-candidate');
-    this.failFollowerReads();
+    this.reads.failFollowerReads();
     this.role = 'preCandidate';
     this.leader = null;
     this.dropLeaderState();
@@ -677,7 +533,7 @@ export class RaftCore {
 
   private becomeCandidate(): void {
     assert(this.role !== 'leader', 'a leader cannot become candidate');
-    this.failFollowerReads();
+    this.reads.failFollowerReads();
     this.term++;
     this.vote = this.id;
     this.role = 'candidate';
@@ -690,13 +546,7 @@ export class RaftCore {
     assert(this.role === 'candidate', () => `becomeLeader from ${this.role}`);
     this.role = 'leader';
     this.leader = this.id;
-    // A node waiting for a repair snapshot can still win an election (its log may be the
-    // most up to date). Its applied state is a prefix of its own log, which now rules: the
-    // repair is moot, and leaving the flag set would make it, once a follower again, take
-    // the next leader's snapshot as that repair and skip reporting the entries it replaces.
-    // (The writes it reported when the flag was set survive after all: the report errs on
-    // the side of reporting.)
-    this.repairReportedFrom = null;
+    this.rollback.repairMoot();
     this.resetTimers();
     this.progress = new Map();
     const next = this.log.lastIndex() + 1;
@@ -710,8 +560,7 @@ export class RaftCore {
       }
       this.progress.set(member, pr);
     }
-    this.readRound = 0;
-    this.readRoundInFlight = 0;
+    this.reads.becameLeader();
     // A new leader commits an entry of its own term: only then are earlier entries known
     // committed (Raft §5.4.2), and only then can it serve read-index reads.
     this.appendAsLeader([{ term: this.term, index: this.log.lastIndex() + 1, kind: 'noop', data: new Uint8Array(0) }]);
@@ -719,15 +568,7 @@ export class RaftCore {
 
   private dropLeaderState(): void {
     this.progress = new Map();
-    // Reads waiting for a round of a leadership that ended get no read point, ours or a
-    // follower's: a later round (of another leader) could not vouch for this one.
-    for (const r of this.pendingReads) this.refuseRead(r.requester, 'notLeader');
-    for (const r of this.readsWaitingForTermCommit) this.refuseRead(r, 'notLeader');
-    this.pendingReads = [];
-    this.readsWaitingForTermCommit = [];
-    this.readsPendingCount = 0;
-    this.readAcks = new Set();
-    this.readRoundInFlight = 0;
+    this.reads.leadershipEnded();
     this.appendsDirty = false;
   }
 
@@ -770,40 +611,25 @@ export class RaftCore {
     this.maintainInSyncSet();
     if (this.heartbeatElapsed >= this.opts.heartbeatIntervalTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.readRoundInFlight);
+      this.broadcastHeartbeat(this.reads.roundInFlight());
     }
   }
 
-  /**
-   * `all` and `chain` wait for every replica in the in-sync set. One silent replica is
-   * removed (never below a majority), one caught-up member is re-added (at the chain's
-   * tail), one change at a time, each by a config entry committed like any other.
-   */
+  /** `all` and `chain`: one in-sync set change at a time, once the last one committed (in-sync.ts). */
   private maintainInSyncSet(): void {
     const c = this.config;
     if (c.writeQuorum !== 'all' && c.topology !== 'chain') return;
     if (this.configIndex > this.log.committed || !this.committedInCurrentTerm()) return;
-    const inSync = inSyncOf(c);
-    const majority = majoritySize(c.members.length);
-    for (const id of inSync) {
-      const pr = this.progress.get(id);
-      if (id === this.id || pr === undefined) continue;
-      if (pr.silentTicks >= this.opts.memberTimeoutTicks && inSync.length - 1 >= majority) {
-        this.proposeConfig({ ...c, inSync: inSync.filter((m) => m !== id) });
-        return;
-      }
-    }
-    for (const id of c.members) {
-      const pr = this.progress.get(id);
-      if (inSync.includes(id) || pr === undefined) continue;
-      // Caught up: replicating and within one append batch of our log. Under steady writes
-      // the commit index keeps moving, so "match >= commit" might never hold at a tick.
-      const caughtUp = pr.match >= this.log.committed || (pr.state === 'replicate' && this.log.lastIndex() - pr.match <= this.opts.appendEntriesMax);
-      if (pr.silentTicks < this.opts.memberTimeoutTicks && caughtUp) {
-        this.proposeConfig({ ...c, inSync: [...inSync, id] });
-        return;
-      }
-    }
+    const next = nextInSyncChange({
+      config: c,
+      progress: this.progress,
+      self: this.id,
+      commitIndex: this.log.committed,
+      lastIndex: this.log.lastIndex(),
+      memberTimeoutTicks: this.opts.memberTimeoutTicks,
+      appendEntriesMax: this.opts.appendEntriesMax,
+    });
+    if (next !== null) this.proposeConfig(next);
   }
 
   private appendAsLeader(entries: Entry[]): void {
@@ -849,7 +675,7 @@ export class RaftCore {
   private sendAppend(to: NodeId, evenIfEmpty: boolean, direct = false): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
-    if (!direct && this.isRelayed(to)) return false;
+    if (!direct && isRelayed(this.config, this.progress, this.id, to)) return false;
     const last = this.log.lastIndex();
     const prevIndex = pr.next - 1;
     const prevTerm = this.log.term(prevIndex);
@@ -880,21 +706,6 @@ export class RaftCore {
     this.send(msg, 'now');
     pr.sentAppend(lastSent, entries.length);
     return true;
-  }
-
-  /**
-   * Chain topology: a member whose predecessor is replicating receives entries by relay,
-   * not from the leader. Members catching up (probe, snapshot) or outside the chain are
-   * served directly by the leader until they replicate again.
-   */
-  private isRelayed(to: NodeId): boolean {
-    if (this.config.topology !== 'chain') return false;
-    const chain = chainOrder(this.config, this.id);
-    const pos = chain.indexOf(to);
-    if (pos <= 1) return false;
-    const pr = this.progress.get(to);
-    const pred = this.progress.get(chain[pos - 1] as NodeId);
-    return pr !== undefined && pred !== undefined && pr.state === 'replicate' && pred.state === 'replicate';
   }
 
   private handleAppendResponse(m: AppendResponse): void {
@@ -952,10 +763,7 @@ export class RaftCore {
     const stalled = pr.match === pr.matchAtLastHeartbeat;
     pr.matchAtLastHeartbeat = pr.match;
     if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true, stalled);
-    if (m.readRound !== 0 && m.readRound === this.readRoundInFlight) {
-      this.readAcks.add(m.from);
-      if (this.readAcks.size + 1 >= majoritySize(this.config.members.length)) this.finishReadRound();
-    }
+    this.reads.handleHeartbeatResponse(m.from, m.readRound);
   }
 
   /** Recomputes commit and acked indexes from the match indexes. True if either moved. */
@@ -972,25 +780,14 @@ export class RaftCore {
     }
     const ackCandidate =
       this.config.writeQuorum === 'all' || this.config.topology === 'chain'
-        ? this.inSyncAckIndex()
+        ? inSyncAckIndex(this.config, this.progress, this.id)
         : indexReachedBy(matches, ackCount(this.config.writeQuorum, members.length));
     if (ackCandidate > this.log.acked && this.log.term(ackCandidate) === this.term) {
       this.log.ackTo(ackCandidate);
     }
     const moved = this.log.committed !== before.committed || this.log.acked !== before.acked;
-    if (moved && this.committedInCurrentTerm() && this.readsWaitingForTermCommit.length > 0) {
-      const waiting = this.readsWaitingForTermCommit;
-      this.readsWaitingForTermCommit = [];
-      for (const requester of waiting) this.addRead(requester);
-    }
+    if (moved) this.reads.commitMoved();
     return moved;
-  }
-
-  /** The index every in-sync replica (and the leader) holds. */
-  private inSyncAckIndex(): number {
-    let min = this.progress.get(this.id)?.match ?? 0;
-    for (const id of inSyncOf(this.config)) min = Math.min(min, this.progress.get(id)?.match ?? 0);
-    return min;
   }
 
   private committedInCurrentTerm(): boolean {
@@ -998,30 +795,21 @@ export class RaftCore {
   }
 
   // ---------------------------------------------------------------------------------
-  // Read index
+  // Read index (the rounds and pending reads live in read-only.ts)
 
-  /** Leader: takes a read (its own or a follower's) into the read-index rounds. */
-  private acceptRead(requester: ReadRequester): void {
-    this.readsPendingCount += requester.requestIds.length;
-    if (!this.committedInCurrentTerm()) {
-      this.readsWaitingForTermCommit.push(requester);
-      return;
-    }
-    this.addRead(requester);
-  }
-
-  private addRead(requester: ReadRequester): void {
-    if (this.config.members.length === 1) {
-      this.readsPendingCount -= requester.requestIds.length;
-      this.resolveRead(requester, this.readPoint());
-      return;
-    }
-    // Reads join the next round: a round already sent left before they arrived. A round
-    // whose heartbeats have not left yet is still ahead of them: they join it.
-    const joinsInFlight = this.readRoundOpen || this.planted.readJoinsSentRound === true;
-    const round = this.readRoundInFlight !== 0 && joinsInFlight ? this.readRoundInFlight : this.readRound + 1;
-    this.pendingReads.push({ requester, index: this.readPoint(), round });
-    if (this.readRoundInFlight === 0) this.startReadRound();
+  private readHost(): ReadHost {
+    return {
+      id: this.id,
+      role: () => this.role,
+      leader: () => this.leader,
+      term: () => this.term,
+      memberCount: () => this.config.members.length,
+      committedInCurrentTerm: () => this.committedInCurrentTerm(),
+      readPoint: () => this.readPoint(),
+      send: (m) => this.send(m, 'now'),
+      broadcastHeartbeat: (readRound) => this.broadcastHeartbeat(readRound),
+      readJoinsSentRound: () => this.planted.readJoinsSentRound === true,
+    };
   }
 
   /**
@@ -1033,109 +821,14 @@ export class RaftCore {
     return Math.max(this.log.committed, this.log.acked);
   }
 
-  /** Hands out a confirmed read point: as ReadStates here, or in an answer to the follower. */
-  private resolveRead(requester: ReadRequester, index: number): void {
-    if (requester.node === this.id) {
-      for (const requestId of requester.requestIds) this.readStates.push({ requestId, index });
-      return;
-    }
-    const msg: ReadIndexResponse = { type: 'readIndexResp', from: this.id, to: requester.node, term: this.term, requestIds: requester.requestIds, index, refusal: null };
-    this.send(msg, 'now');
-  }
-
-  private refuseRead(requester: ReadRequester, refusal: ReadIndexRefusal): void {
-    if (requester.node === this.id) {
-      for (const requestId of requester.requestIds) this.readsFailed.push({ requestId, reason: refusal });
-      return;
-    }
-    const msg: ReadIndexResponse = { type: 'readIndexResp', from: this.id, to: requester.node, term: this.term, requestIds: requester.requestIds, index: 0, refusal };
-    this.send(msg, 'now');
-  }
-
-  /** Leader: a follower asks for a read point; it is treated exactly like our own read. */
-  private handleReadIndexRequest(m: ReadIndexMessage): void {
-    const requester: ReadRequester = { node: m.from, requestIds: m.requestIds };
-    if (this.role !== 'leader') return this.refuseRead(requester, 'notLeader');
-    if (this.readsPendingCount + m.requestIds.length > this.opts.readsPendingMax) return this.refuseRead(requester, 'busy');
-    this.acceptRead(requester);
-  }
-
-  /** Follower: the leader we asked, in this term, answered some of our reads. */
-  private handleReadIndexResponse(m: ReadIndexResponse): void {
-    for (const requestId of m.requestIds) {
-      // Not ours any more (answered by a duplicate, timed out): ignore.
-      if (!this.followerReads.delete(requestId)) continue;
-      if (m.refusal === null) this.readStates.push({ requestId, index: m.index });
-      else this.readsFailed.push({ requestId, reason: m.refusal });
-    }
-  }
-
-  /** Follower: sends the reads asked since the last batch to the leader, in bounded messages. */
-  private sendFollowerReads(): void {
-    if (this.followerReadsUnsent.length === 0) return;
-    const ids = this.followerReadsUnsent.filter((id) => this.followerReads.has(id));
-    this.followerReadsUnsent = [];
-    const leader = this.leader;
-    // A change of role, leader or term failed every follower read (failFollowerReads).
-    assert(ids.length === 0 || (this.role === 'follower' && leader !== null), () => `${ids.length} follower reads to send as ${this.role} with leader ${leader ?? 'none'}`);
-    if (leader === null) return;
-    for (let i = 0; i < ids.length; i += readIndexRequestIdsMax) {
-      const msg: ReadIndexMessage = { type: 'readIndex', from: this.id, to: leader, term: this.term, requestIds: ids.slice(i, i + readIndexRequestIdsMax) };
-      this.send(msg, 'now');
-    }
-  }
-
-  /**
-   * Follower: the leader or the term changes (or this node campaigns): every read asked of
-   * the old leader fails. Its answer, if one still comes, is ignored: the ids are gone.
-   */
-  private failFollowerReads(): void {
-    for (const requestId of this.followerReads.keys()) this.readsFailed.push({ requestId, reason: 'notLeader' });
-    this.followerReads.clear();
-    this.followerReadsUnsent = [];
-  }
-
-  /** Follower: requests unanswered for readIndexTimeoutTicks were lost (or their answers were). */
-  private expireFollowerReads(): void {
-    for (const [requestId, askedTick] of this.followerReads) {
-      if (this.ticksElapsed - askedTick < this.opts.readIndexTimeoutTicks) break;
-      this.followerReads.delete(requestId);
-      this.readsFailed.push({ requestId, reason: 'timeout' });
-    }
-  }
-
-  private startReadRound(): void {
-    this.readRound++;
-    this.readRoundInFlight = this.readRound;
-    this.readAcks = new Set();
-    this.broadcastHeartbeat(this.readRound);
-    this.readRoundOpen = true;
-  }
-
-  private finishReadRound(): void {
-    const done = this.readRoundInFlight;
-    const remaining: PendingRead[] = [];
-    for (const r of this.pendingReads) {
-      if (r.round <= done) {
-        this.readsPendingCount -= r.requester.requestIds.length;
-        this.resolveRead(r.requester, r.index);
-      } else {
-        remaining.push(r);
-      }
-    }
-    this.pendingReads = remaining;
-    this.readRoundInFlight = 0;
-    if (remaining.length > 0) this.startReadRound();
-  }
-
   // ---------------------------------------------------------------------------------
   // Follower
 
   private handleAppend(m: AppendMessage): void {
-    if (this.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
+    if (this.rollback.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     const snapIndex = this.log.firstIndex() - 1;
     if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
-      if (this.leaderLogHoldsSnapshot(m.term)) {
+      if (this.rollback.leaderLogHoldsSnapshot(m.term)) {
         // A stale append from a leader whose log holds our snapshot (it sent the snapshot,
         // or made its last entry): nothing diverges, and we hold its log up to the snapshot.
         this.respondAppend(m.leader, snapIndex);
@@ -1147,7 +840,7 @@ export class RaftCore {
       // the nodes whose logs still hold them (compaction never passes the commit index);
       // the entries of our own log after it are ours to report (we may have acknowledged
       // them as a leader since).
-      this.awaitRepair(this.log.firstIndex());
+      this.rollback.awaitRepair(this.log.firstIndex());
       return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
     }
     if (m.prevIndex < this.log.committed) {
@@ -1160,14 +853,14 @@ export class RaftCore {
       if (conflict !== null && conflict <= this.log.applied) {
         // We applied entries (acknowledged under a weak write quorum) that the leader's log
         // does not contain. They are lost: report each, then rebuild from a snapshot.
-        this.awaitRepair(conflict);
+        this.rollback.awaitRepair(conflict);
         return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
       }
       if (conflict !== null && isWeakQuorum(this.config)) {
         // Under a weak quorum an entry may have been acknowledged to a client before a
         // majority held it (by us as leader before a crash, say), even if never applied
         // here. Truncating it loses that write: report it rather than guess.
-        this.reportRolledBack(conflict);
+        this.rollback.report(conflict);
       }
       const configChanged = (conflict !== null && conflict <= this.configIndex) || m.entries.some((e) => e.kind === 'config');
       const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
@@ -1189,43 +882,9 @@ export class RaftCore {
   /** Chain topology: pass an accepted append on to our successor once it is durable here. */
   private relay(m: AppendMessage): void {
     if (this.config.topology !== 'chain' || m.entries.length === 0) return;
-    const chain = chainOrder(this.config, m.leader);
-    const pos = chain.indexOf(this.id);
-    const next = pos >= 0 ? chain[pos + 1] : undefined;
+    const next = chainSuccessor(this.config, m.leader, this.id);
     if (next === undefined) return;
     this.send({ ...m, from: this.id, to: next }, 'afterPersist');
-  }
-
-  /**
-   * Reports our log's entries from `from` up to `to` (default: its end) as rolled back (the
-   * rollback report). Entries below our first index came inside a snapshot (beyond the
-   * commit index: a weak quorum's) and are not ours to report: the nodes whose logs still
-   * hold them do.
-   */
-  private reportRolledBack(from: number, to = this.log.lastIndex() + 1): void {
-    const start = Math.max(from, this.log.firstIndex());
-    if (start >= to) return;
-    const entries = this.log.slice(start, to, Number.MAX_SAFE_INTEGER);
-    if (entries !== null) this.rolledBack.push(...entries);
-  }
-
-  /**
-   * Whether the log of the leader of `leaderTerm` surely holds our snapshot's last entry:
-   * the leader made it (an entry of its term exists only in its log and those copied from
-   * it), or it sent us the snapshot.
-   */
-  private leaderLogHoldsSnapshot(leaderTerm: number): boolean {
-    return this.log.snapshotMeta().term === leaderTerm || this.snapshotLeaderTerm === leaderTerm;
-  }
-
-  private get awaitingRepair(): boolean {
-    return this.repairReportedFrom !== null;
-  }
-
-  /** Reports our entries from `from` on as lost and waits for a snapshot to rebuild from. */
-  private awaitRepair(from: number): void {
-    this.reportRolledBack(from);
-    this.repairReportedFrom = Math.max(from, this.log.firstIndex());
   }
 
   private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {
@@ -1268,18 +927,18 @@ export class RaftCore {
 
   private handleSnapshot(m: SnapshotMessage): void {
     const meta: SnapshotMeta = m.meta;
-    if (this.awaitingRepair ? meta.index < this.log.committed : meta.index <= this.log.committed) {
+    if (this.rollback.awaitingRepair ? meta.index < this.log.committed : meta.index <= this.log.committed) {
       this.respondAppend(m.from, this.log.committed);
       return;
     }
-    if (!this.awaitingRepair && this.log.matchTerm(meta.index, meta.term)) {
+    if (!this.rollback.awaitingRepair && this.log.matchTerm(meta.index, meta.term)) {
       // Our log already holds the snapshot's last entry: keep the entries after it (Raft
       // Figure 13, step 6). Resetting the log would drop entries we acknowledged.
       this.respondAppend(m.from, meta.index);
       return;
     }
     const base = this.log.snapshotMeta();
-    if (!this.awaitingRepair && meta.index < base.index && meta.term === base.term) {
+    if (!this.rollback.awaitingRepair && meta.index < base.index && meta.term === base.term) {
       // An older snapshot of the log our own snapshot came from (one term has one leader,
       // whose log only grows): a stale or overtaken message. Installing it would drop
       // entries we acknowledged; both hold everything up to its index, so say just that.
@@ -1292,11 +951,10 @@ export class RaftCore {
       // tell which: report them all rather than lose one silently. Waiting for a repair, we
       // reported those from the conflict with an earlier leader on; this snapshot may come
       // from a later one whose log diverges below that, so the entries before it go too.
-      this.reportRolledBack(this.log.committed + 1, this.repairReportedFrom ?? undefined);
+      this.rollback.report(this.log.committed + 1, this.rollback.reportedFrom() ?? undefined);
     }
-    this.log.restore(meta, this.awaitingRepair, m.commit);
-    this.repairReportedFrom = null;
-    this.snapshotLeaderTerm = this.term;
+    this.log.restore(meta, this.rollback.awaitingRepair, m.commit);
+    this.rollback.snapshotInstalled(this.term);
     this.config = meta.config;
     this.configIndex = meta.index;
     this.respondAppend(m.from, meta.index);
@@ -1335,5 +993,3 @@ export class RaftCore {
     return { config: snap.config, index: snap.index };
   }
 }
-
-export { entryBytes };

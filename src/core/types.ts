@@ -215,28 +215,95 @@ export interface ReadFailure {
   readonly reason: ReadIndexRefusal | 'timeout';
 }
 
+/** The core's state as its driver reports it (/status) and tests inspect it. */
+export interface CoreStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  vote: NodeId | null;
+  leader: NodeId | null;
+  commitIndex: number;
+  ackedIndex: number;
+  appliedIndex: number;
+  lastIndex: number;
+  firstIndex: number;
+  config: ClusterConfig;
+  configIndex: number;
+  progress: { id: NodeId; match: number; next: number; state: string; recentActive: boolean }[];
+}
+
 export interface SoftState {
   readonly role: Role;
   readonly leader: NodeId | null;
 }
 
 /**
- * One batch of effects. The driver handles a Ready in this order, and only one at a time:
- *   1. send `messages` (they do not depend on this Ready being durable);
- *   2. persist `snapshot` (if any), then `entries` (truncating the stored log from
- *      `entries[0].index` first) and `hardState`, and wait for the flush;
- *   3. send `messagesAfterPersist` (votes, acks: their meaning depends on durability);
- *   4. apply `committed` to the state machine, serve `readStates` once applied, fail
- *      `readsFailed`;
- *   5. call `advance(ready)`.
+ * The contract between the core and its driver: the one written statement of the order of
+ * effects (node/driver.ts implements it; the simulator and the interaction tests drive it).
+ *
+ * The core hands out its effects through three calls. Each effect comes out exactly once,
+ * through whichever call drains it first:
+ *
+ *   - `takeMessages()`: messages whose meaning does not depend on anything being durable
+ *     here: a leader's appends and heartbeats, heartbeat responses, read-index requests
+ *     and answers. A leader sends its entries before its own flush of them (Raft §10.2.1):
+ *     it counts itself toward the commit index only once they are durable (`advance`).
+ *   - `takeApplicable()`: entries to apply, confirmed read points, failed reads.
+ *   - `ready()`: a `Ready`, the batch to persist, with whatever of the above accumulated
+ *     since the last take (in `messages`, `committed`, `readStates`, `readsFailed`).
+ *
+ * The first two may be called at any time, as often as the driver likes (it calls them
+ * after every input); they never wait for a Ready in flight, which is what lets a leader's
+ * appends and its applies proceed while its own fsyncs run. `ready()` may be called only
+ * while `hasReady()` is true; every Ready it returns must be advanced.
+ *
+ * For each Ready, in this order:
+ *   1. record `rolledBack` in the rollback report, before anything else of this Ready;
+ *   2. send `messages` at once (what `takeMessages()` yields, the same way);
+ *   3. apply `committed` at once, in index order (entries from `takeApplicable()` and from
+ *      Readys form one gap-free sequence), then serve the reads in `readStates` once the
+ *      state machine has applied their `index`, and fail `readsFailed`. Applying never
+ *      waits for a flush: the core hands out only entries acknowledged by the write-quorum
+ *      rule AND already durable in this node's log (written by a Ready already advanced,
+ *      or found on disk at start);
+ *   4. start persisting: `snapshot` (if any), then `entries` (truncating the stored log
+ *      from `entries[0].index` first) and `hardState`, as one write. Writes become durable
+ *      in the order the Readys were handed out. A `hardState` that differs from the last
+ *      one written only in `commit` may instead ride with a later write: the stored commit
+ *      index is a lower bound a restarted node raises from its applied index or the leader;
+ *   5. once this Ready's write AND every earlier Ready's are durable (a Ready with nothing
+ *      to write waits for the earlier ones too): send `messagesAfterPersist` (votes, vote
+ *      and append responses, chain relays: each promises durable state, so none leaves
+ *      before the flush that covers it), start streaming a snapshot to each of
+ *      `snapshotsToSend`, then call `advance(ready)`.
+ *
+ * Steps 2 and 3 never wait for step 4; a driver whose store is synchronous may as well do
+ * them after it (the interaction tests do).
+ *
+ * In flight: up to `persistsInFlightMax` Readys (CoreOptions) may be handed out and not yet
+ * advanced, so the next batch is written while the last one syncs; `hasReady()` is false
+ * at the limit, and proposals and messages arriving meanwhile form the next Ready (group
+ * commit). Readys are advanced strictly in the order handed out. A Ready carrying a
+ * snapshot is handed out only when no other is in flight, and none after it until it is
+ * advanced. `advance(ready)` tells the core that everything `ready` wrote is durable: its
+ * entries join the stable log, a leader counts them toward its own match (so the commit
+ * index may move), and they become applicable.
+ *
+ * `softState` is volatile: the driver may observe it at any time (it does so at step 5).
  */
 export interface Ready {
+  /** The role or leader changed (null: unchanged). */
   readonly softState: SoftState | null;
+  /** To persist with `entries` (null: unchanged; see step 4 for a change of commit alone). */
   readonly hardState: HardState | null;
+  /** A snapshot to adopt (its data is staged already): the stored log restarts after it. */
   readonly snapshot: SnapshotMeta | null;
   readonly entries: readonly Entry[];
+  /** May leave at once (step 2). */
   readonly messages: readonly Message[];
+  /** Leave only once this Ready and every earlier one are durable (step 5). */
   readonly messagesAfterPersist: readonly Message[];
+  /** Durable here and acknowledged: apply at once (step 3). */
   readonly committed: readonly Entry[];
   readonly readStates: readonly ReadState[];
   /** Reads that will get no read point (see ReadFailure). */

@@ -10,7 +10,8 @@
 import { assert } from '../../stdx/assert.js';
 import { createPrng } from '../../stdx/prng.js';
 import { decodeConfig } from '../config.js';
-import { RaftCore, type CoreOptions } from '../raft.js';
+import type { CoreOptions } from '../options.js';
+import { RaftCore } from '../raft.js';
 import type { ClusterConfig, Entry, HardState, Message, NodeId, Ready } from '../types.js';
 import { MemoryLog } from './memory-log.js';
 
@@ -112,6 +113,14 @@ export class Interaction {
         return this.deliverRound(true);
       case 'stabilize':
         return this.stabilize(args[0] !== 'quiet');
+      default:
+        return this.execFaultOrQuery(cmd, args, line);
+    }
+  }
+
+  /** Network faults, node crashes and restarts, and the commands that print state. */
+  private execFaultOrQuery(cmd: string | undefined, args: string[], line: string): void {
+    switch (cmd) {
       case 'isolate': {
         const id = need(args[0]);
         for (const other of this.nodes.keys()) {

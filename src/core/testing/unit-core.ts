@@ -4,7 +4,8 @@
  */
 
 import { createPrng } from '../../stdx/prng.js';
-import { RaftCore, type CoreOptions } from '../raft.js';
+import type { CoreOptions } from '../options.js';
+import { RaftCore } from '../raft.js';
 import type { LogReader, NodeId } from '../types.js';
 
 export function newUnitCore(id: NodeId, log: LogReader, overrides: Partial<CoreOptions> = {}): RaftCore {

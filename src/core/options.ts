@@ -1,0 +1,76 @@
+/**
+ * The core's settings (limits, timeouts, the pipelining depth of Ready batches) and the
+ * bugs a test may plant on purpose. Data only: it must never hold behaviour.
+ */
+
+import type { Prng } from '../stdx/prng.js';
+import type { HardState, LogReader, NodeId } from './types.js';
+
+export interface CoreOptions {
+  readonly id: NodeId;
+  readonly log: LogReader;
+  readonly hardState: HardState;
+  /** The state machine's applied index at start (entries after it are re-applied). */
+  readonly appliedIndex: number;
+  readonly prng: Prng;
+  /** Base election timeout; each node draws its own in [base, 2*base). */
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  /** A leader that has not heard from a majority within an election timeout steps down. */
+  readonly checkQuorum: boolean;
+  /** Unacknowledged appends per follower in replicate state. */
+  readonly inflightMessagesMax: number;
+  readonly appendBytesMax: number;
+  readonly appendEntriesMax: number;
+  /** Proposals are refused with `busy` beyond this many entries past the commit index. */
+  readonly uncommittedEntriesMax: number;
+  /**
+   * Reads waiting for a read point: on a leader its own and its followers' (request ids),
+   * on a follower those it asked the leader about. Beyond it readIndex() answers `busy`.
+   */
+  readonly readsPendingMax: number;
+  /**
+   * A follower's read-index request unanswered this long fails with `timeout`: the request
+   * or its answer was lost (a leader that dies or is replaced fails them sooner, by the
+   * leader change). Bounds how long the follower keeps track of it.
+   */
+  readonly readIndexTimeoutTicks: number;
+  /** Entries handed out for applying in one Ready. */
+  readonly applyEntriesMax: number;
+  readonly applyBytesMax: number;
+  /** A follower in snapshot state for this long goes back to probing. */
+  readonly snapshotTimeoutTicks: number;
+  /** Elections off: only this node ever campaigns (the seeds' fixed-leader setups). */
+  readonly pinnedLeader: NodeId | null;
+  /**
+   * With `all` or `chain`: an in-sync replica silent this long is removed from the set by
+   * a config entry (so one dead replica does not stop writes); it is re-added once caught up.
+   */
+  readonly memberTimeoutTicks: number;
+  /**
+   * Ready batches handed to the driver and not yet advanced. 1: the driver persists one
+   * batch at a time and entries proposed meanwhile wait for the flush to end. More: the
+   * next batch is written while the previous one's flush runs (pipelined persistence, as
+   * etcd raft's asynchronous storage writes); batches still become durable, and are
+   * advanced, in the order they were handed out. A Ready carrying a snapshot is never
+   * pipelined: it waits for every earlier one and no later one starts before it is advanced.
+   */
+  readonly persistsInFlightMax: number;
+}
+
+/** What a test-only hook may break on purpose, to prove the simulator's checkers bite. */
+export interface PlantedBugs {
+  /** Figure 8: commit entries of an old term by counting replicas. */
+  commitOldTermByCount?: boolean;
+  /** Grant votes without the up-to-date log check. */
+  voteWithoutLogCheck?: boolean;
+  /** Hand entries to the state machine as soon as they are in the log, before commit. */
+  applyBeforeCommit?: boolean;
+  /** Driver: send acks and votes before the flush that makes them true. */
+  ackBeforeFlush?: boolean;
+  /** Driver: a follower serves a linearizable read once the leader gave the read point, without applying up to it. */
+  followerReadBeforeApply?: boolean;
+  /** A read joins the read round in flight even when that round's heartbeats left before it arrived. */
+  readJoinsSentRound?: boolean;
+}
