@@ -1,27 +1,28 @@
 /**
- * The node driver: feeds the core and carries out its Ready, in this fixed order
- * (see core/types.ts `Ready`):
+ * The node driver: feeds the core (ticks, peer messages, client proposals and reads) and
+ * carries out its effects as the Ready contract says, written once at `Ready` in
+ * core/types.ts. Here, step by step:
  *
- *   1. send `messages` and anything `takeMessages()` yields (leader appends, heartbeats);
- *   2. persist snapshot + entries + hard state, and wait for the flush (`onDurable`);
- *   3. send `messagesAfterPersist` (votes, append acks: they promise durability);
- *   4. apply `committed` entries, answer the writes they complete, serve reads whose read
- *      point is applied, fail the reads the core gave up on;
- *   5. `advance()`, then look for the next Ready. Proposals and messages that arrive
- *      while a Ready persists form the next one (group commit). Up to
- *      `persistsInFlightMax` Readys persist at once: the next batch is written while the
- *      last one syncs. Steps 3 and 5 still run strictly in the order the Readys were
- *      handed out, once each one and every earlier one is durable.
+ *   - process(): after every input, send what `takeMessages()` yields and apply what
+ *     `takeApplicable()` yields, then hand out Readys while `hasReady()` allows;
+ *   - startReady(): steps 1–3 (rollback report, messages, apply and serve reads), then
+ *     step 4, the persist, queued to storage (a change of commit alone is held back to
+ *     ride with the next write: `commitToPersist`);
+ *   - finishDurableReadies(): step 5, for the oldest Readys whose write and every earlier
+ *     one's is durable, in the order they were handed out; then the log may be compacted.
  *
- * Every decision here is synchronous: finished I/O comes back as a call (`onDurable`,
- * `receive`, `tick`), never as code resuming after an await, so the simulator drives
- * this same driver from its own event queue. Time is `tick()`; deadlines are in ticks.
- * It owns no timer (node/ticker.ts does) and never touches the disk or network except
- * through the NodeStorage and PeerTransport interfaces.
+ * Up to `persistsInFlightMax` Readys persist at once (the CLI's --persists-in-flight-max).
+ *
+ * Every decision here is synchronous: finished I/O comes back as a call (the persist
+ * callback, `receive`, `tick`), never as code resuming after an await, so the simulator
+ * drives this same driver from its own event queue. Time is `tick()`; deadlines are in
+ * ticks. It owns no timer (node/ticker.ts does) and never touches the disk or network
+ * except through the NodeStorage and PeerTransport interfaces.
  */
 
 import { configProblem } from '../core/config.js';
-import { RaftCore, type PlantedBugs } from '../core/raft.js';
+import type { PlantedBugs } from '../core/options.js';
+import { RaftCore } from '../core/raft.js';
 import type { ClusterConfig, Entry, HardState, NodeId, ReadFailure, ReadState, Ready } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
@@ -171,7 +172,6 @@ export class NodeDriver implements KvNode {
    * passes, if the core declined it) no new chunk may overwrite the staging area.
    */
   private stagingLockedUntilTick = -1;
-  private compacting = false;
   private rollbackCount: number;
   /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
   readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
@@ -463,7 +463,7 @@ export class NodeDriver implements KvNode {
     while (!this.stopped && this.core.hasReady()) this.startReady(this.core.ready());
   }
 
-  /** Steps 1–4 of a Ready up to its persist; the rest waits for it and every earlier one. */
+  /** Steps 1–4 of the Ready contract (core/types.ts); step 5 waits for this write and every earlier one. */
   private startReady(rd: Ready): void {
     const slot = { rd, durable: false };
     this.readiesInFlight.push(slot);
@@ -506,8 +506,8 @@ export class NodeDriver implements KvNode {
   }
 
   /**
-   * Steps 3 and 5 for the oldest Readys whose persist (and every earlier one's) is done.
-   * Returns whether any finished.
+   * Step 5 of the Ready contract for the oldest Readys whose write (and every earlier
+   * one's) is durable. Returns whether any finished.
    */
   private finishDurableReadies(): boolean {
     let finished = false;
@@ -705,7 +705,6 @@ export class NodeDriver implements KvNode {
   }
 
   private maybeCompact(): void {
-    if (this.compacting) return;
     const log = this.core.log;
     const s = { lastIndex: log.lastIndex(), firstIndex: log.firstIndex(), appliedIndex: log.applied, commitIndex: log.committed };
     if (s.lastIndex - s.firstIndex + 1 <= this.opts.logEntriesMax) return;
@@ -713,9 +712,7 @@ export class NodeDriver implements KvNode {
     // Never past the commit index: a snapshot (the compacted prefix) holds committed entries only.
     const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex, s.commitIndex);
     if (upTo < s.firstIndex) return;
-    this.compacting = true;
     this.deps.storage.compact(upTo, this.core.currentConfig());
-    this.compacting = false;
   }
 
   // -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
  * not be decided (that is counted separately as `linearizability: 'undecided'`).
  */
 
-import type { PlantedBugs } from '../core/raft.js';
+import type { PlantedBugs } from '../core/options.js';
 import { createPrng } from '../stdx/prng.js';
 import { SimViolation, formatUs } from './checkers.js';
 import { checkLinearizable } from './linearizability.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { PlantedBugs } from '../core/raft.js';
+import type { PlantedBugs } from '../core/options.js';
 import { safetyProperties } from './checkers.js';
 import { EventQueue } from './event-queue.js';
 import { runSimCommand } from './main.js';

@@ -196,6 +196,35 @@ export interface SwarmConfig {
    */
   readonly staleLeaderRate: number;
 
+  // How each fault, once drawn, picks its victim and its strength. Fixed for every profile
+  // today (not drawn), but scenario parameters all the same: `--set` can change them.
+  /** A reactive fault crashes the node (else it isolates it). */
+  readonly reactiveCrashRate: number;
+  /** A reactive fault strikes within this many microseconds. */
+  readonly reactiveDelayUsMax: number;
+  /** A reactive fault lasts this many election timeouts, drawn in [min, max]. */
+  readonly reactiveElectionTimeoutsMin: number;
+  readonly reactiveElectionTimeoutsMax: number;
+  /** A stale leader stays stale this many election timeouts, drawn in [min, max]. */
+  readonly staleElectionTimeoutsMin: number;
+  readonly staleElectionTimeoutsMax: number;
+  /** A crash or pause targets the leader (when there is one) with this chance. */
+  readonly faultOnLeaderRate: number;
+  /** Otherwise a crash targets a node with unflushed writes (when there is one) with this chance. */
+  readonly crashUnflushedRate: number;
+  /** A partition isolates the leader (when there is one) with this chance, else splits at random. */
+  readonly partitionLeaderRate: number;
+  /** With five nodes or more, a leader's partition takes one more node along with this chance. */
+  readonly partitionLeaderCompanionRate: number;
+  /** A slow disk is this many times slower, drawn in [min, max]. */
+  readonly slowDiskFactorMin: number;
+  readonly slowDiskFactorMax: number;
+  /** A loss burst drops messages with a chance drawn in [min, max] per mille. */
+  readonly lossBurstPermilleMin: number;
+  readonly lossBurstPermilleMax: number;
+  /** ... and duplicates them with a chance drawn in [0, max] per mille. */
+  readonly lossBurstDuplicatePermilleMax: number;
+
   readonly clientCount: number;
   readonly keyCount: number;
   /** Relative weights of the client operations. */
@@ -323,9 +352,29 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     persistsInFlightMax: prng.chance(0.5) ? 1 : between(2, 8),
     // Drawn after it for the same reason.
     staleLeaderRate: calm ? 0 : maybe(hostile ? 0.3 : 0.6, 5, 100) / 1000,
+    ...faultShape,
   };
   return config;
 }
+
+/** How faults pick victims and strength (see SwarmConfig); constants, so no draw is spent. */
+const faultShape = {
+  reactiveCrashRate: 0.4,
+  reactiveDelayUsMax: 3000,
+  reactiveElectionTimeoutsMin: 1,
+  reactiveElectionTimeoutsMax: 4,
+  staleElectionTimeoutsMin: 2,
+  staleElectionTimeoutsMax: 5,
+  faultOnLeaderRate: 0.4,
+  crashUnflushedRate: 0.6,
+  partitionLeaderRate: 0.5,
+  partitionLeaderCompanionRate: 0.5,
+  slowDiskFactorMin: 5,
+  slowDiskFactorMax: 50,
+  lossBurstPermilleMin: 50,
+  lossBurstPermilleMax: 500,
+  lossBurstDuplicatePermilleMax: 200,
+} as const;
 
 const noFaults: FaultWeights = {
   partition: 0,
