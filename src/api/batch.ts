@@ -18,7 +18,7 @@ import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { clientIdCharsMax, isClientId, readConsistencies } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
-import type { InputValidator } from './http.js';
+import type { InputValidator } from './validation.js';
 
 /** A validated batch operation, ready to run. */
 export type BatchOp =

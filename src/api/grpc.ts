@@ -42,7 +42,7 @@ import { LazyForwardSpec, LeaderRouter, defaultForwardLimits } from './forward.j
 import { listExec, listOptions, readExec, readOptions, readSpec, readUrl, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
 import type { ForwardLimits, ForwardedResponse } from './forward.js';
-import type { InputValidator } from './http.js';
+import type { InputValidator } from './validation.js';
 import { createHttpMetrics } from './metrics.js';
 
 export interface GrpcLimits {

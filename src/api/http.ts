@@ -29,28 +29,31 @@
  */
 
 import type { AddressInfo, Socket } from 'node:net';
-import { isUtf8 } from 'node:buffer';
 import { Readable } from 'node:stream';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KvNode, ModeChange } from '../node/types.js';
-import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
-import type { KvItem, KvRecord, KvValue, SnapshotSource } from '../storage/types.js';
+import type { KvCommand, RequestId } from '../kv/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
 import { isIndex } from '../stdx/safe-int.js';
-import { QkvError, errorStatus } from '../wire/errors.js';
-import type { ErrorCode } from '../wire/errors.js';
-import { batchOpsMax, batchRoute, clientIdCharsMax, clientIdHeader, isClientId, readConsistencies, requestSeqHeader } from '../wire/types.js';
-import type { BatchResultItem, ListItem, ReadConsistency } from '../wire/types.js';
+import { QkvError } from '../wire/errors.js';
+import { batchOpsMax, batchRoute } from '../wire/types.js';
+import type { BatchResultItem } from '../wire/types.js';
 import { parseBatch } from './batch.js';
 import { listExec, listOptions, modeExec, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
 import type { BatchOp } from './batch.js';
 import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
-import type { ForwardLimits, ForwardSpec, ForwardedResponse, RouteOutcome } from './forward.js';
+import type { ForwardLimits, ForwardSpec, RouteOutcome } from './forward.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import type { HttpMetrics } from './metrics.js';
+import { acceptJsonBody, bodyBuffer, checkQuery, debugStoreParams, deleteParams, getParams, listParams, noParams, optionalIndex, parseDecimal, parseJsonObject, parsePutBody, parseQuery, quoteValue, readConsistency, readRequestId } from './http-input.js';
+import { deleteResponseSchema, forwardedItem, getResponseSchema, healthResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendError, sendForwarded, writeAnswer, writeResult } from './http-answers.js';
+import { backupLines } from './backup-stream.js';
+import type { ParsedQuery } from './http-input.js';
+import type { InputValidator } from './validation.js';
 
 export interface HttpLimits {
   /** Largest request body; larger is 413 body_too_large (checked while reading). */
@@ -65,17 +68,6 @@ export interface HttpLimits {
   readonly leaderWaitMs: number;
 }
 
-/** A refusal from a validator; the code is one of wire/errors.ts (kv/limits.ts uses them). */
-export interface InputProblem {
-  readonly code: ErrorCode;
-  readonly message: string;
-}
-
-/** Key and value rules, injected (kv/limits.ts owns them; api/ may not import it). */
-export interface InputValidator {
-  key(key: string): InputProblem | null;
-  value(value: string): InputProblem | null;
-}
 
 /** The fault-injection switchboard (transport faults); present only with faults enabled. */
 export interface FaultsAdmin {
@@ -96,7 +88,7 @@ export interface HttpServerOptions {
   readonly logger: false | LoggerOptions;
   /** Forwarding limits; defaults in forward.ts. */
   readonly forward?: Partial<ForwardLimits>;
-  /** This node's gRPC address (host:port), shown as `grpc` in GET /status (issue 5). */
+  /** This node's gRPC address (host:port), shown as `grpc` in GET /status. */
   readonly grpcAddress?: string;
   /**
    * When present, POST /admin/die exists (the seeds' die(clean)): called after the answer
@@ -120,8 +112,6 @@ const keepAliveMs = 65_000;
 const headersReceiveMsMax = 10_000;
 /** Time a client gets to send its whole request (a 1 MiB body on a slow link). */
 const requestReceiveMsMax = 30_000;
-/** Most query parameters parsed from one URL; more is 400. */
-const queryParamsMax = 16;
 /** Default list page size (lowered to listLimitMax when that is smaller). */
 const listLimitDefault = 100;
 /** Longest URL quoted back in an error message. */
@@ -196,7 +186,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     app.get('/admin/faults', route('/admin/faults', null), api.getFaults);
     app.put('/admin/faults', route('/admin/faults', null), api.putFaults);
   }
-  // --- issue 5: backup stream and die ---
+  // --- backup stream and die ---
   app.get('/backup', route('/backup', null), api.backup);
   if (options.die !== undefined) app.post('/admin/die', route('/admin/die', null), api.die);
   app.put('/admin/mode', route('/admin/mode', null), api.putMode);
@@ -236,7 +226,6 @@ interface KeyRoute {
   Params: { key: string };
 }
 
-type Consistency = ReadConsistency;
 
 /** Route handlers and error mappers of one server; bound once, shared by every request. */
 class HttpApi {
@@ -708,374 +697,6 @@ const keyMethods: readonly string[] = ['DELETE', 'GET', 'PUT'];
 
 const healthBody = Object.freeze({ ok: true });
 
-// --- response schemas (compiled once by fast-json-stringify) ---
-
-const putResponseSchema = {
-  type: 'object',
-  properties: { key: { type: 'string' }, version: { type: 'integer' } },
-  required: ['key', 'version'],
-} as const;
-
-const getResponseSchema = {
-  type: 'object',
-  properties: { key: { type: 'string' }, value: { type: 'string' }, version: { type: 'integer' } },
-  required: ['key', 'value', 'version'],
-} as const;
-
-const deleteResponseSchema = {
-  type: 'object',
-  properties: { key: { type: 'string' }, version: { type: 'integer' }, deleted: { type: 'boolean' } },
-  required: ['key', 'version', 'deleted'],
-} as const;
-
-const listResponseSchema = {
-  type: 'object',
-  properties: {
-    items: { type: 'array', items: getResponseSchema },
-    next: { type: ['string', 'null'] },
-  },
-  required: ['items', 'next'],
-} as const;
-
-const healthResponseSchema = {
-  type: 'object',
-  properties: { ok: { type: 'boolean' } },
-  required: ['ok'],
-} as const;
-
-// --- body, query and header parsing ---
-
-function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
-  const type = request.headers['content-type'];
-  if (type !== undefined && !isJsonMediaType(type)) {
-    done(new QkvError('bad_request', `Content-Type ${quoteValue(type)} is not supported: send application/json`));
-    return;
-  }
-  done(null, body);
-}
-
-/** application/json, optionally with a UTF-8 charset (JSON is UTF-8 by RFC 8259). */
-function isJsonMediaType(type: string): boolean {
-  if (type === 'application/json') return true;
-  const parts = type.toLowerCase().split(';');
-  if (parts[0]?.trim() !== 'application/json') return false;
-  for (let i = 1; i < parts.length; i++) {
-    const [name, value] = (parts[i] ?? '').split('=', 2).map((s) => s.trim());
-    if (name === 'charset' && value !== 'utf-8' && value !== 'utf8' && value !== '"utf-8"') return false;
-  }
-  return true;
-}
-
-function bodyBuffer(body: unknown): Buffer | null {
-  return Buffer.isBuffer(body) && body.length > 0 ? body : null;
-}
-
-function parseJsonObject(raw: Buffer | null, emptyMessage: string): Record<string, unknown> {
-  if (raw === null) throw new QkvError('invalid_json', `Request body is empty: ${emptyMessage}`);
-  if (!isUtf8(raw)) throw new QkvError('invalid_json', 'Request body is not valid UTF-8');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(raw.toString('utf8'));
-  } catch (error) {
-    throw new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new QkvError('bad_request', `Request body must be a JSON object: ${emptyMessage}`);
-  }
-  return parsed as Record<string, unknown>;
-}
-
-function parsePutBody(raw: Buffer | null): { readonly value: string; readonly ifVersion: number | undefined } {
-  const body = parseJsonObject(raw, 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion"');
-  for (const name in body) {
-    if (name !== 'value' && name !== 'ifVersion') {
-      throw new QkvError('bad_request', `Unknown body field ${quoteValue(name)}: expected "value" and optionally "ifVersion"`);
-    }
-  }
-  const value = body['value'];
-  if (typeof value !== 'string') {
-    throw new QkvError(
-      'invalid_value',
-      value === undefined ? 'Body field "value" is missing' : `Body field "value" must be a string, got ${jsonType(value)}`,
-    );
-  }
-  const ifVersion = body['ifVersion'];
-  if (ifVersion !== undefined && !isIndex(ifVersion)) {
-    throw new QkvError('bad_request', `Body field "ifVersion" must be a safe integer >= 0, got ${quoteValue(JSON.stringify(ifVersion))}`);
-  }
-  return { value, ifVersion };
-}
-
-function readRequestId(request: FastifyRequest): RequestId | null {
-  const clientId = request.headers[clientIdHeader];
-  const seqText = request.headers[requestSeqHeader];
-  if (clientId === undefined && seqText === undefined) return null;
-  if (typeof clientId !== 'string' || typeof seqText !== 'string') {
-    throw new QkvError('bad_request', `Send both ${clientIdHeader} and ${requestSeqHeader} (once each), or neither`);
-  }
-  if (!isClientId(clientId)) {
-    throw new QkvError('bad_request', `Header ${clientIdHeader} must be 1 to ${clientIdCharsMax} visible ASCII characters`);
-  }
-  const seq = parseDecimal(seqText);
-  if (seq === null || seq < 1) {
-    throw new QkvError('bad_request', `Header ${requestSeqHeader} must be a safe integer >= 1, got ${quoteValue(seqText)}`);
-  }
-  return { clientId, seq };
-}
-
-const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
-
-/** A non-negative safe integer written in plain decimal, else null. */
-function parseDecimal(text: string): number | null {
-  if (!decimal.test(text)) return null;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : null;
-}
-
-/** Query parameters: a null-prototype map; a parse problem is recorded, not thrown. */
-type ParsedQuery = Record<string, string | undefined> & { [queryProblem]?: string };
-const queryProblem = Symbol('queryProblem');
-
-/**
- * The router's query-string parser. Unlike fastify's default (which keeps an undecodable
- * `%FF` as literal text), a value that is not percent-encoded UTF-8, a repeated name or too
- * many parameters is recorded as a problem that the route answers with 400. It must not
- * throw: it runs inside the router.
- */
-function parseQuery(text: string): ParsedQuery {
-  const query = Object.create(null) as ParsedQuery;
-  let count = 0;
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('&', start);
-    if (end === -1) end = text.length;
-    if (end > start) {
-      if (++count > queryParamsMax) {
-        query[queryProblem] = `More than ${queryParamsMax} query parameters`;
-        return query;
-      }
-      const equals = text.indexOf('=', start);
-      const nameEnd = equals === -1 || equals > end ? end : equals;
-      const name = decodeQueryPart(text.slice(start, nameEnd));
-      const value = nameEnd === end ? '' : decodeQueryPart(text.slice(nameEnd + 1, end));
-      if (name === null || value === null) {
-        query[queryProblem] = `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`;
-        return query;
-      }
-      if (query[name] !== undefined) {
-        query[queryProblem] = `Query parameter ${quoteValue(name)} is given more than once`;
-        return query;
-      }
-      query[name] = value;
-    }
-    start = end + 1;
-  }
-  return query;
-}
-
-function decodeQueryPart(part: string): string | null {
-  const spaced = part.includes('+') ? part.replaceAll('+', ' ') : part;
-  if (!spaced.includes('%')) return spaced;
-  try {
-    return decodeURIComponent(spaced);
-  } catch {
-    return null;
-  }
-}
-
-const noParams: readonly string[] = [];
-const getParams: readonly string[] = ['consistency', 'minVersion'];
-const deleteParams: readonly string[] = ['ifVersion'];
-const listParams: readonly string[] = ['prefix', 'after', 'limit', 'consistency', 'minVersion'];
-const debugStoreParams: readonly string[] = ['after', 'limit'];
-
-/** Refuses parse problems and parameters the route does not know (typos must not pass). */
-function checkQuery(raw: unknown, allowed: readonly string[]): ParsedQuery {
-  const query = raw as ParsedQuery;
-  const problem = query[queryProblem];
-  if (problem !== undefined) throw new QkvError('bad_request', problem);
-  for (const name in query) {
-    if (!allowed.includes(name)) {
-      throw new QkvError(
-        'bad_request',
-        allowed.length === 0
-          ? `Unknown query parameter ${quoteValue(name)}: this route takes none`
-          : `Unknown query parameter ${quoteValue(name)}: expected ${allowed.join(', ')}`,
-      );
-    }
-  }
-  return query;
-}
-
-function optionalIndex(query: ParsedQuery, name: 'minVersion' | 'ifVersion'): number | undefined {
-  const text = query[name];
-  if (text === undefined) return undefined;
-  const value = parseDecimal(text);
-  if (value === null) {
-    throw new QkvError('bad_request', `Query parameter ${name} must be a safe integer >= 0, got ${quoteValue(text)}`);
-  }
-  return value;
-}
-
-function readConsistency(query: ParsedQuery, minVersion: number | undefined): Consistency {
-  const text = query['consistency'];
-  if (text === undefined) return minVersion === undefined ? 'linearizable' : 'local';
-  if (!(readConsistencies as readonly string[]).includes(text)) {
-    throw new QkvError('bad_request', `Query parameter consistency must be one of ${readConsistencies.join(', ')}, got ${quoteValue(text)}`);
-  }
-  return text as Consistency;
-}
-
-// --- answers ---
-
-function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
-  const answer = writeResult(result);
-  if (answer.status !== 200) reply.code(answer.status);
-  return answer.body;
-}
-
-/** What a single-key route answers, also a batch item's status and fields. */
-interface RouteAnswer {
-  readonly status: number;
-  readonly body: Readonly<Record<string, unknown>>;
-}
-
-/** A read's answer as status and body: the entry, or 404 not_found. */
-function readResult(key: string, record: KvRecord | undefined): RouteAnswer {
-  if (record === undefined) return { status: errorStatus.not_found, body: { error: 'not_found', message: 'Key not found', key } };
-  return { status: 200, body: { key, value: textOf(record.value), version: record.version } };
-}
-
-/** A write's answer as status and body; a stale request is thrown (an error in every API). */
-function writeResult(result: KvResult): RouteAnswer {
-  if (result.ok) {
-    return {
-      status: 200,
-      body: result.op === 'put'
-        ? { key: result.key, version: result.version }
-        : { key: result.key, version: result.version, deleted: result.deleted },
-    };
-  }
-  if (result.error === 'version_conflict') {
-    return {
-      status: errorStatus.version_conflict,
-      body: {
-        error: 'version_conflict',
-        message: `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`,
-        key: result.key,
-        expectedVersion: result.expectedVersion,
-        actualVersion: result.actualVersion,
-      },
-    };
-  }
-  // 409: the request conflicts with what this client already did; do not retry it as is.
-  throw new QkvError(
-    'stale_request',
-    `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
-    { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
-  );
-}
-
-/** A forwarded single-key answer as a batch item (the leader's JSON body, its status, who served it). */
-function forwardedItem(response: ForwardedResponse): BatchResultItem {
-  let body: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
-    body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    body = { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
-  }
-  const retryAfterSeconds = response.retryAfter === null ? NaN : Number(response.retryAfter);
-  return {
-    ...body,
-    status: response.statusCode,
-    servedBy: response.servedBy,
-    ...(response.statusCode === 503 ? { retryAfterMs: Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1_000 : 1_000 } : {}),
-  };
-}
-
-function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
-  reply.code(error.status);
-  if (error.status === 503) {
-    reply.header('retry-after', String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000))));
-  }
-  return reply.send(error.toBody());
-}
-
-/** The leader's answer, passed through byte for byte, naming the node that served it. */
-function sendForwarded(reply: FastifyReply, response: ForwardedResponse): FastifyReply {
-  reply.code(response.statusCode).header('content-type', response.contentType).header(servedByHeader, response.servedBy);
-  if (response.retryAfter !== null) reply.header('retry-after', response.retryAfter);
-  return reply.send(response.body);
-}
-
-function page(items: readonly KvItem[], limit: number): { items: readonly ListItem[]; next: string | null } {
-  const last = items.length === limit ? items[items.length - 1] : undefined;
-  // The serializer picks key/value/version by schema; only byte values need converting.
-  return {
-    items: items.every(hasTextValue) ? (items as readonly ListItem[]) : items.map(toListItem),
-    next: last === undefined ? null : last.key,
-  };
-}
-
-function hasTextValue(item: KvItem): boolean {
-  return typeof item.value === 'string';
-}
-
-function toListItem(item: KvItem): ListItem {
-  return { key: item.key, value: textOf(item.value), version: item.version };
-}
-
-/** JSON carries text; byte values (written over gRPC) are shown as UTF-8, invalid bytes as U+FFFD. */
-function textOf(value: KvValue): string {
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
-}
-
-// --- backup stream (issue 5) ---
-
-/** Bytes of state per backup chunk record. */
-const backupChunkBytes = 1024 * 1024;
-
-/** The NDJSON records of one backup; closes `source` when done or abandoned. */
-async function* backupLines(source: SnapshotSource, nodeId: string, clusterId: string): AsyncGenerator<string> {
-  try {
-    const { index, term, config } = source.meta;
-    yield JSON.stringify({
-      type: 'header',
-      format: 'quorumkv-backup',
-      formatVersion: 1,
-      nodeId,
-      clusterId,
-      index,
-      term,
-      config: { members: config.members, writeQuorum: config.writeQuorum, topology: config.topology },
-    }) + '\n';
-    let chunks = 0;
-    let items = 0;
-    let dedup = 0;
-    for (;;) {
-      const chunk = source.readChunk(backupChunkBytes);
-      if (chunk === null) break;
-      yield JSON.stringify({
-        type: 'chunk',
-        seq: chunks,
-        items: chunk.items.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
-        dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
-      }) + '\n';
-      chunks++;
-      items += chunk.items.length;
-      dedup += chunk.dedup.length;
-    }
-    yield JSON.stringify({ type: 'end', chunks, items, dedup }) + '\n';
-  } finally {
-    source.close();
-  }
-}
-
-function base64Of(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
-}
-
 // --- small utilities ---
 
 function checkLimits(limits: HttpLimits): HttpLimits {
@@ -1109,12 +730,3 @@ function quoteUrl(url: string): string {
   return url.length > quotedUrlCharsMax ? `${url.slice(0, quotedUrlCharsMax)}…` : url;
 }
 
-function quoteValue(text: string): string {
-  return JSON.stringify(text.length > quotedUrlCharsMax ? `${text.slice(0, quotedUrlCharsMax)}…` : text);
-}
-
-function jsonType(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}

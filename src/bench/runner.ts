@@ -82,9 +82,7 @@ const progressIntervalMs = 1000;
 export async function runPoint(o: PointOptions): Promise<PointResult> {
   if (!Number.isSafeInteger(o.concurrency) || o.concurrency < 1) throw new RangeError(`concurrency must be >= 1, got ${o.concurrency}`);
   const recorders = { read: new OpRecorder(), write: new OpRecorder() };
-  const interval = newHistogram();
-  let intervalOps = 0;
-  let intervalErrors = 0;
+  const progress: ProgressWindow = { latency: newHistogram(), ops: 0, errors: 0 };
   const keys = o.keys;
   const value = o.value;
   const target = o.target;
@@ -113,21 +111,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   if (startTimer === null) takeStart();
 
   const tty = o.progress && process.stderr.isTTY === true;
-  let lastTick = performance.now();
-  const ticker = tty
-    ? setInterval(() => {
-        const now = performance.now();
-        const seconds = (now - lastTick) / 1000;
-        lastTick = now;
-        const warm = now < measureStart;
-        const where = warm ? 'warm-up' : o.opsTotal === null ? `${((now - measureStart) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s` : `${opsIssued}/${o.opsTotal} ops`;
-        const p99 = interval.totalCount === 0 ? 0 : interval.getValueAtPercentile(99) / 1000;
-        process.stderr.write(`\r\x1b[K${o.label}  ${where}  ${(intervalOps / seconds).toFixed(0)} ops/s  p99 ${p99.toFixed(1)} ms  errors ${intervalErrors}`);
-        interval.reset();
-        intervalOps = 0;
-        intervalErrors = 0;
-      }, progressIntervalMs)
-    : null;
+  const ticker = tty ? startTicker(o, progress, measureStart, () => opsIssued) : null;
 
   const worker = async (rng: ReturnType<typeof createPrng>): Promise<void> => {
     for (;;) {
@@ -149,8 +133,8 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
           if (done > lastDone) lastDone = done;
         }
         if (tty) {
-          interval.recordValue(Math.max(1, Math.round((done - start) * 1000)));
-          intervalOps++;
+          progress.latency.recordValue(Math.max(1, Math.round((done - start) * 1000)));
+          progress.ops++;
         }
       } catch (error) {
         const done = performance.now();
@@ -158,7 +142,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
           recorder.recordError(errorCode(error));
           if (done > lastDone) lastDone = done;
         }
-        if (tty) intervalErrors++;
+        if (tty) progress.errors++;
       }
     }
   };
@@ -177,6 +161,21 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const serverStart = (await marks.server0) ?? 0;
   const serverEnd = o.serverPids.length > 0 ? await totalCpuSeconds(o.serverPids) : 0;
   const persist = persistFigures(await marks.persist0, await readPersistCounters(metricsUrls), elapsedMs);
+  const figures = { elapsedMs, cpu, serverCpuSeconds: o.serverPids.length > 0 ? serverEnd - serverStart : null, persist, startedAt };
+  return pointResult(o, recorders, figures);
+}
+
+/** The measured window's figures that are not in the recorders. */
+interface WindowFigures {
+  readonly elapsedMs: number;
+  readonly cpu: NodeJS.CpuUsage;
+  readonly serverCpuSeconds: number | null;
+  readonly persist: PersistFigures | null;
+  readonly startedAt: string;
+}
+
+function pointResult(o: PointOptions, recorders: { readonly read: OpRecorder; readonly write: OpRecorder }, w: WindowFigures): PointResult {
+  const { elapsedMs, cpu, persist, startedAt } = w;
   const byOp: OpSummary[] = [];
   const present: OpRecorder[] = [];
   for (const op of ['write', 'read'] as const) {
@@ -189,14 +188,14 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   byOp.push(all);
   const clientCpuCores = (cpu.user + cpu.system) / 1000 / elapsedMs;
   return {
-    system: target.system,
+    system: o.target.system,
     workload: o.workload.name,
-    readFraction,
+    readFraction: o.workload.readFraction,
     distribution: o.workload.distribution,
     concurrency: o.concurrency,
-    keyCount: keys.length,
-    keyBytes: Buffer.byteLength(keys[0] ?? ''),
-    valueBytes: Buffer.byteLength(value),
+    keyCount: o.keys.length,
+    keyBytes: Buffer.byteLength(o.keys[0] ?? ''),
+    valueBytes: Buffer.byteLength(o.value),
     elapsedMs: Math.round(elapsedMs),
     opsPerSec: all.opsPerSec,
     ops: all.count,
@@ -204,10 +203,34 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
     byOp,
     clientCpuCores,
     clientCpuShare: clientCpuCores / Math.max(1, cpus().length),
-    serverCpuCores: o.serverPids.length > 0 ? (serverEnd - serverStart) / (elapsedMs / 1000) : null,
+    serverCpuCores: w.serverCpuSeconds === null ? null : w.serverCpuSeconds / (elapsedMs / 1000),
     persist,
     startedAt,
   };
+}
+
+/** What the progress line shows: the last second's latencies, successes and errors. */
+interface ProgressWindow {
+  readonly latency: ReturnType<typeof newHistogram>;
+  ops: number;
+  errors: number;
+}
+
+/** A once-a-second progress line on stderr (a TTY only); the caller clears the interval. */
+function startTicker(o: PointOptions, progress: ProgressWindow, measureStart: number, opsIssued: () => number): NodeJS.Timeout {
+  let lastTick = performance.now();
+  return setInterval(() => {
+    const now = performance.now();
+    const seconds = (now - lastTick) / 1000;
+    lastTick = now;
+    const warm = now < measureStart;
+    const where = warm ? 'warm-up' : o.opsTotal === null ? `${((now - measureStart) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s` : `${opsIssued()}/${o.opsTotal} ops`;
+    const p99 = progress.latency.totalCount === 0 ? 0 : progress.latency.getValueAtPercentile(99) / 1000;
+    process.stderr.write(`\r\x1b[K${o.label}  ${where}  ${(progress.ops / seconds).toFixed(0)} ops/s  p99 ${p99.toFixed(1)} ms  errors ${progress.errors}`);
+    progress.latency.reset();
+    progress.ops = 0;
+    progress.errors = 0;
+  }, progressIntervalMs);
 }
 
 /**

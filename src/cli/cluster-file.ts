@@ -17,7 +17,7 @@ export interface ClusterFileNode {
   readonly id: string;
   readonly http: string;
   readonly peer: string;
-  /** gRPC API address host:port (issue 5). */
+  /** gRPC API address host:port. */
   readonly grpc: string;
   readonly pid: number;
   readonly dataDir: string;

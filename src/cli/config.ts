@@ -19,7 +19,7 @@ export interface NodeConfig {
   readonly dataDir: string;
   readonly listenHttp: HostPort;
   readonly listenPeer: HostPort;
-  /** gRPC API address (issue 5); null with `--listen-grpc off`. */
+  /** gRPC API address; null with `--listen-grpc off`. */
   readonly listenGrpc: HostPort | null;
   /** Every member, this node included, and the address to reach it at. */
   readonly peers: ReadonlyMap<string, HostPort>;

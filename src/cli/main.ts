@@ -7,7 +7,7 @@
 
 import { ConfigError, helpText, parseNodeConfig } from './config.js';
 import { runClientCommand, clientCommands } from './client-commands.js';
-import { backupHelp, runBackup, runRestore } from './backup.js'; // issue 5
+import { backupHelp, runBackup, runRestore } from './backup.js';
 import { startNode } from './node.js';
 import { runUp, upHelp } from './up.js';
 import { runModeCommand } from './mode.js';
@@ -71,19 +71,16 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'sim') return runSimCommand(rest);
   if (command === 'mode') return runModeCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);
-  // --- issue 5: backup and restore ---
   if ((command === 'backup' || command === 'restore') && rest.includes('--help')) {
     process.stdout.write(backupHelp);
     return 0;
   }
   if (command === 'backup') return runBackup(rest);
   if (command === 'restore') return runRestore(rest);
-  // --- end issue 5 ---
-  // --- issue 6 ---
+  // Benchmarks load their heavier dependencies only when used.
   if (command === 'bench') return (await import('./bench.js')).runBenchCommand(rest);
   if (command === 'experiment') return (await import('./experiment.js')).runExperimentCommand(rest);
   if (command === 'check') return (await import('./check.js')).runCheckCommand(rest);
-  // --- end issue 6 ---
   process.stderr.write(`unknown command "${command}"\n\n${usage}`);
   return 2;
 }

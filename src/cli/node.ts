@@ -13,24 +13,24 @@ import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { startHttpServer, type HttpServer } from '../api/http.js';
-import { startGrpcServer, type GrpcServer } from '../api/grpc.js'; // issue 5: gRPC API
+import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { validateKey, validateValue } from '../kv/limits.js';
-import { NodeDriver } from '../node/driver.js';
+import { NodeDriver, type DriverOptions } from '../node/driver.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
 import { createPrng } from '../stdx/prng.js';
-import { openLmdbStorage } from '../storage/lmdb.js';
+import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { NodeStorage } from '../storage/types.js';
-import { withFaults, noFaults } from '../transport/faults.js';
+import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { createTcpTransport } from '../transport/tcp.js';
 import { QkvError } from '../wire/errors.js';
 import type { NodeConfig } from './config.js';
 
 export interface RunningNode {
   readonly httpUrl: string;
-  /** host:port of the gRPC API, or null with --listen-grpc off (issue 5). */
+  /** host:port of the gRPC API, or null with --listen-grpc off. */
   readonly grpcAddress: string | null;
   readonly driver: NodeDriver;
   /** Stops serving, flushes and closes everything (the seeds' clean die). */
@@ -97,67 +97,19 @@ class DeferredNode implements KvNode {
 
 export async function startNode(config: NodeConfig, log: Logger = pino({ level: config.logLevel, base: { node: config.id } })): Promise<RunningNode> {
   await mkdir(config.dataDir, { recursive: true });
-  const initialConfig: ClusterConfig = {
-    members: [...config.peers.keys()],
-    writeQuorum: config.writeQuorum,
-    topology: config.topology,
-  };
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  // The time a write waits for the disk: on a shared or slow disk, this is what bounds throughput.
-  const persistSeconds = new Histogram({
-    name: 'qkv_log_persist_seconds',
-    help: 'time from queueing a batch of log entries to the fsync that made it durable',
-    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
-    registers: [registry],
-  });
-  const persistedEntries = new Counter({ name: 'qkv_log_persisted_entries_total', help: 'log entries made durable (÷ qkv_log_persist_seconds_count: entries per fsync)', registers: [registry] });
-  const storage = await openLmdbStorage({
-    dataDir: config.dataDir,
-    initialConfig,
-    snapshotBytesMax: 4 * 1024 * 1024 * 1024,
-    onPersistDurable: ({ durationMs, entries }) => {
-      persistSeconds.observe(durationMs / 1000);
-      persistedEntries.inc(entries);
-    },
-  });
+  const storage = await openStorage(config, registry);
   const clusterId = await openIdentity(storage, config);
 
-  const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const deferred = new DeferredNode(config.id);
-  // --- issue 5: gRPC API and the die hook (before HTTP, which shows the gRPC address) ---
-  // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
-  const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
-  const grpc: GrpcServer | null =
-    config.listenGrpc === null
-      ? null
-      : await startGrpcServer({
-          node: deferred,
-          listen: config.listenGrpc,
-          limits: { messageBytesMax: config.bodyBytesMax, listLimitMax: config.listLimitMax, requestTimeoutMs: config.requestTimeoutMs, leaderWaitMs: config.leaderWaitMs },
-          validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
-          registry,
-          ...(config.faults ? { die } : {}),
-          onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
-        });
-  // --- end issue 5 ---
-  const http: HttpServer = await startHttpServer({
-    ...(grpc === null ? {} : { grpcAddress: grpc.address }), // issue 5
-    ...(config.faults ? { die } : {}), // issue 5
-    node: deferred,
-    listen: config.listenHttp,
-    limits: {
-      bodyBytesMax: config.bodyBytesMax,
-      headerBytesMax: config.headerBytesMax,
-      listLimitMax: config.listLimitMax,
-      requestTimeoutMs: config.requestTimeoutMs,
-      leaderWaitMs: config.leaderWaitMs,
-    },
-    validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
-    registry,
-    ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faulty.setRules(r), rules: () => faulty.rules() } } : {}),
-    logger: false,
-  });
+  // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
+  // announces to peers; /admin/faults reaches it through this late binding.
+  let faulty: FaultyTransport<PeerMessage> | null = null;
+  const { grpc, http } = await startApis(config, deferred, registry, () => {
+    if (faulty === null) throw new Error('the transport is not started yet');
+    return faulty;
+  }, log);
 
   const peers = new Map([...config.peers].filter(([id]) => id !== config.id));
   const tcp = await createTcpTransport<PeerMessage>({
@@ -176,71 +128,167 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
   // Delays apply to leader-to-follower replication (appends, heartbeats, snapshot chunks),
   // as in the seeds' experiments; acknowledgements travel back undelayed.
-  const faulty = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, {
+  const transport = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, {
     random: Math.random,
     delays: (m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshotChunk',
   });
+  faulty = transport;
 
-  const tick = (ms: number): number => Math.max(1, Math.round(ms / config.tickMs));
   let fatal = false;
-  const driver = new NodeDriver(
-    {
-      id: config.id,
-      clusterId,
-      selfHttp: http.url,
-      selfGrpc: grpc?.address ?? null,
-      pid: process.pid,
-      tickMs: config.tickMs,
-      electionTimeoutTicks: tick(config.electionTimeoutMs),
-      heartbeatIntervalTicks: tick(config.heartbeatIntervalMs),
-      preVote: true,
-      checkQuorum: config.pinnedLeader === null,
-      pinnedLeader: config.pinnedLeader,
-      inflightMessagesMax: 256,
-      appendBytesMax: 4 * 1024 * 1024,
-      appendEntriesMax: 4096,
-      uncommittedEntriesMax: config.pendingWritesMax,
-      readsPendingMax: 50_000,
-      pendingWritesMax: config.pendingWritesMax,
-      applyEntriesMax: 4096,
-      persistsInFlightMax: config.persistsInFlightMax,
-      logEntriesMax: config.logEntriesMax,
-      snapshotChunkBytes: config.snapshotChunkBytes,
-      snapshotTimeoutTicks: tick(30_000),
-      memberTimeoutTicks: tick(config.memberTimeoutMs),
-      ...(config.readIndexTimeoutMs === null ? {} : { readIndexTimeoutTicks: tick(config.readIndexTimeoutMs) }),
-      replicationTimeoutTicks: tick(config.replicationTimeoutMs),
-      rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
-      dedupClientsMax: 100_000,
+  const options = driverOptions(config, {
+    clusterId,
+    selfHttp: http.url,
+    selfGrpc: grpc?.address ?? null,
+    rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
+  });
+  const driver = new NodeDriver(options, {
+    storage,
+    transport,
+    prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
+    schedule: (fn) => setImmediate(fn),
+    onFatal: (error) => {
+      fatal = true;
+      log.fatal({ err: error }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
+      process.exit(1);
     },
-    {
-      storage,
-      transport: faulty,
-      prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
-      schedule: (fn) => setImmediate(fn),
-      onFatal: (error) => {
-        fatal = true;
-        log.fatal({ err: error }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
-        process.exit(1);
-      },
-      onRollback: (entries, appliedIndex) => {
-        // Appended synchronously before the state is rebuilt: the record must exist even
-        // if the node dies right after. One JSON object per lost write.
-        const lines = entries.map((e) => JSON.stringify({ ...rollbackRecord(e), applied: e.index <= appliedIndex })).join('\n') + '\n';
-        appendFileSync(path.join(config.dataDir, 'rollback.jsonl'), lines);
-        log.warn({ count: entries.length, fromIndex: entries[0]?.index, toIndex: entries[entries.length - 1]?.index }, 'acknowledged writes rolled back by a failover (weak write quorum); recorded in rollback.jsonl');
-      },
-      onReady: (rd: Ready, d: NodeDriver) => {
-        if (rd.softState !== null) {
-          const s = d.core.status();
-          log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
-        }
-      },
+    onRollback: (entries, appliedIndex) => {
+      // Appended synchronously before the state is rebuilt: the record must exist even
+      // if the node dies right after. One JSON object per lost write.
+      const lines = entries.map((e) => JSON.stringify({ ...rollbackRecord(e), applied: e.index <= appliedIndex })).join('\n') + '\n';
+      appendFileSync(path.join(config.dataDir, 'rollback.jsonl'), lines);
+      log.warn({ count: entries.length, fromIndex: entries[0]?.index, toIndex: entries[entries.length - 1]?.index }, 'acknowledged writes rolled back by a failover (weak write quorum); recorded in rollback.jsonl');
     },
-  );
+    onReady: (rd: Ready, d: NodeDriver) => {
+      if (rd.softState !== null) {
+        const s = d.core.status();
+        log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
+      }
+    },
+  });
   deferred.target = driver;
   const ticker = startTicker(config.tickMs, () => driver.tick());
+  registerGauges(registry, driver, ticker);
 
+  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
+
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      ticker.stop();
+      await grpc?.close();
+      await http.close();
+      driver.stop();
+      await transport.close();
+      if (!fatal) await storage.close();
+      log.info('node stopped');
+    })();
+    return stopping;
+  };
+  return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
+}
+
+/** Opens the LMDB store under the data directory, with the disk's metrics in `registry`. */
+async function openStorage(config: NodeConfig, registry: Registry): Promise<LmdbStorage> {
+  const initialConfig: ClusterConfig = {
+    members: [...config.peers.keys()],
+    writeQuorum: config.writeQuorum,
+    topology: config.topology,
+  };
+  // The time a write waits for the disk: on a shared or slow disk, this is what bounds throughput.
+  const persistSeconds = new Histogram({
+    name: 'qkv_log_persist_seconds',
+    help: 'time from queueing a batch of log entries to the fsync that made it durable',
+    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const persistedEntries = new Counter({ name: 'qkv_log_persisted_entries_total', help: 'log entries made durable (÷ qkv_log_persist_seconds_count: entries per fsync)', registers: [registry] });
+  return openLmdbStorage({
+    dataDir: config.dataDir,
+    initialConfig,
+    snapshotBytesMax: 4 * 1024 * 1024 * 1024,
+    onPersistDurable: ({ durationMs, entries }) => {
+      persistSeconds.observe(durationMs / 1000);
+      persistedEntries.inc(entries);
+    },
+  });
+}
+
+/** Starts the gRPC API (when configured) and then the HTTP API, which shows the gRPC address. */
+async function startApis(
+  config: NodeConfig,
+  node: KvNode,
+  registry: Registry,
+  faults: () => FaultyTransport<PeerMessage>,
+  log: Logger,
+): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
+  const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
+  const validate = { key: (k: string) => validateKey(k, kvLimits), value: (v: string) => validateValue(v, kvLimits) };
+  // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
+  const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
+  const grpc: GrpcServer | null =
+    config.listenGrpc === null
+      ? null
+      : await startGrpcServer({
+          node,
+          listen: config.listenGrpc,
+          limits: { messageBytesMax: config.bodyBytesMax, listLimitMax: config.listLimitMax, requestTimeoutMs: config.requestTimeoutMs, leaderWaitMs: config.leaderWaitMs },
+          validate,
+          registry,
+          ...(config.faults ? { die } : {}),
+          onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
+        });
+  const http = await startHttpServer({
+    ...(grpc === null ? {} : { grpcAddress: grpc.address }),
+    ...(config.faults ? { die } : {}),
+    node,
+    listen: config.listenHttp,
+    limits: {
+      bodyBytesMax: config.bodyBytesMax,
+      headerBytesMax: config.headerBytesMax,
+      listLimitMax: config.listLimitMax,
+      requestTimeoutMs: config.requestTimeoutMs,
+      leaderWaitMs: config.leaderWaitMs,
+    },
+    validate,
+    registry,
+    ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
+    logger: false,
+  });
+  return { grpc, http };
+}
+
+/** The driver's and core's settings, derived from the node's configuration (ms become ticks). */
+function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId' | 'selfHttp' | 'selfGrpc' | 'rollbackCountAtStart'>): DriverOptions {
+  const tick = (ms: number): number => Math.max(1, Math.round(ms / config.tickMs));
+  return {
+    id: config.id,
+    ...self,
+    pid: process.pid,
+    tickMs: config.tickMs,
+    electionTimeoutTicks: tick(config.electionTimeoutMs),
+    heartbeatIntervalTicks: tick(config.heartbeatIntervalMs),
+    preVote: true,
+    checkQuorum: config.pinnedLeader === null,
+    pinnedLeader: config.pinnedLeader,
+    inflightMessagesMax: 256,
+    appendBytesMax: 4 * 1024 * 1024,
+    appendEntriesMax: 4096,
+    uncommittedEntriesMax: config.pendingWritesMax,
+    readsPendingMax: 50_000,
+    pendingWritesMax: config.pendingWritesMax,
+    applyEntriesMax: 4096,
+    persistsInFlightMax: config.persistsInFlightMax,
+    logEntriesMax: config.logEntriesMax,
+    snapshotChunkBytes: config.snapshotChunkBytes,
+    snapshotTimeoutTicks: tick(30_000),
+    memberTimeoutTicks: tick(config.memberTimeoutMs),
+    ...(config.readIndexTimeoutMs === null ? {} : { readIndexTimeoutTicks: tick(config.readIndexTimeoutMs) }),
+    replicationTimeoutTicks: tick(config.replicationTimeoutMs),
+    dedupClientsMax: 100_000,
+  };
+}
+
+function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLagMsMax(): number }): void {
   const gauge = (name: string, help: string, value: () => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
   };
@@ -252,21 +300,4 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   gauge('qkv_linearizable_reads_as_leader', 'linearizable reads served since start while leading (own read-index round)', () => driver.linearizableReadsServed.asLeader);
   gauge('qkv_linearizable_reads_as_follower', "linearizable reads served since start as a follower, through the leader's read index", () => driver.linearizableReadsServed.asFollower);
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
-
-  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
-
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      ticker.stop();
-      await grpc?.close(); // issue 5
-      await http.close();
-      driver.stop();
-      await faulty.close();
-      if (!fatal) await storage.close();
-      log.info('node stopped');
-    })();
-    return stopping;
-  };
-  return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
 }

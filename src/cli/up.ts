@@ -68,7 +68,7 @@ export async function runUp(argv: string[]): Promise<number> {
     ids.map(async (_, i) => ({
       http: basePort === 0 ? await freePort() : basePort + i,
       peer: basePort === 0 ? await freePort() : basePort + 100 + i,
-      grpc: basePort === 0 ? await freePort() : basePort + 200 + i, // issue 5
+      grpc: basePort === 0 ? await freePort() : basePort + 200 + i,
     })),
   );
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');

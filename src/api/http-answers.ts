@@ -1,0 +1,155 @@
+/**
+ * How the HTTP API answers: kv results as status and body (shared by the single-key routes
+ * and POST /batch), errors in the one error model, a leader's forwarded answer passed through,
+ * list pages, and the response schemas fastify compiles its serializers from.
+ */
+
+import type { FastifyReply } from 'fastify';
+import type { KvResult } from '../kv/types.js';
+import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import { QkvError, errorStatus } from '../wire/errors.js';
+import { requestSeqHeader } from '../wire/types.js';
+import type { BatchResultItem, ListItem } from '../wire/types.js';
+import { servedByHeader } from './forward.js';
+import type { ForwardedResponse } from './forward.js';
+
+// --- response schemas (compiled once by fast-json-stringify) ---
+
+export const putResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, version: { type: 'integer' } },
+  required: ['key', 'version'],
+} as const;
+
+export const getResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, value: { type: 'string' }, version: { type: 'integer' } },
+  required: ['key', 'value', 'version'],
+} as const;
+
+export const deleteResponseSchema = {
+  type: 'object',
+  properties: { key: { type: 'string' }, version: { type: 'integer' }, deleted: { type: 'boolean' } },
+  required: ['key', 'version', 'deleted'],
+} as const;
+
+export const listResponseSchema = {
+  type: 'object',
+  properties: {
+    items: { type: 'array', items: getResponseSchema },
+    next: { type: ['string', 'null'] },
+  },
+  required: ['items', 'next'],
+} as const;
+
+export const healthResponseSchema = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' } },
+  required: ['ok'],
+} as const;
+
+
+
+export function writeAnswer(reply: FastifyReply, result: KvResult): unknown {
+  const answer = writeResult(result);
+  if (answer.status !== 200) reply.code(answer.status);
+  return answer.body;
+}
+
+/** What a single-key route answers, also a batch item's status and fields. */
+export interface RouteAnswer {
+  readonly status: number;
+  readonly body: Readonly<Record<string, unknown>>;
+}
+
+/** A read's answer as status and body: the entry, or 404 not_found. */
+export function readResult(key: string, record: KvRecord | undefined): RouteAnswer {
+  if (record === undefined) return { status: errorStatus.not_found, body: { error: 'not_found', message: 'Key not found', key } };
+  return { status: 200, body: { key, value: textOf(record.value), version: record.version } };
+}
+
+/** A write's answer as status and body; a stale request is thrown (an error in every API). */
+export function writeResult(result: KvResult): RouteAnswer {
+  if (result.ok) {
+    return {
+      status: 200,
+      body: result.op === 'put'
+        ? { key: result.key, version: result.version }
+        : { key: result.key, version: result.version, deleted: result.deleted },
+    };
+  }
+  if (result.error === 'version_conflict') {
+    return {
+      status: errorStatus.version_conflict,
+      body: {
+        error: 'version_conflict',
+        message: `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`,
+        key: result.key,
+        expectedVersion: result.expectedVersion,
+        actualVersion: result.actualVersion,
+      },
+    };
+  }
+  // 409: the request conflicts with what this client already did; do not retry it as is.
+  throw new QkvError(
+    'stale_request',
+    `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
+    { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
+  );
+}
+
+/** A forwarded single-key answer as a batch item (the leader's JSON body, its status, who served it). */
+export function forwardedItem(response: ForwardedResponse): BatchResultItem {
+  let body: Record<string, unknown>;
+  try {
+    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
+    body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    body = { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
+  }
+  const retryAfterSeconds = response.retryAfter === null ? NaN : Number(response.retryAfter);
+  return {
+    ...body,
+    status: response.statusCode,
+    servedBy: response.servedBy,
+    ...(response.statusCode === 503 ? { retryAfterMs: Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1_000 : 1_000 } : {}),
+  };
+}
+
+export function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
+  reply.code(error.status);
+  if (error.status === 503) {
+    reply.header('retry-after', String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000))));
+  }
+  return reply.send(error.toBody());
+}
+
+/** The leader's answer, passed through byte for byte, naming the node that served it. */
+export function sendForwarded(reply: FastifyReply, response: ForwardedResponse): FastifyReply {
+  reply.code(response.statusCode).header('content-type', response.contentType).header(servedByHeader, response.servedBy);
+  if (response.retryAfter !== null) reply.header('retry-after', response.retryAfter);
+  return reply.send(response.body);
+}
+
+export function page(items: readonly KvItem[], limit: number): { items: readonly ListItem[]; next: string | null } {
+  const last = items.length === limit ? items[items.length - 1] : undefined;
+  // The serializer picks key/value/version by schema; only byte values need converting.
+  return {
+    items: items.every(hasTextValue) ? (items as readonly ListItem[]) : items.map(toListItem),
+    next: last === undefined ? null : last.key,
+  };
+}
+
+function hasTextValue(item: KvItem): boolean {
+  return typeof item.value === 'string';
+}
+
+function toListItem(item: KvItem): ListItem {
+  return { key: item.key, value: textOf(item.value), version: item.version };
+}
+
+/** JSON carries text; byte values (written over gRPC) are shown as UTF-8, invalid bytes as U+FFFD. */
+export function textOf(value: KvValue): string {
+  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+}
+
