@@ -1,5 +1,5 @@
 /**
- * `quorumkv check` (issue 6, acceptance 3): exit status 0 on a healthy cluster, non-zero
+ * `quorumkv check`: exit status 0 on a healthy cluster, non-zero
  * while a node's store has diverged from the leader's (an asynchronous leader that
  * acknowledged a write alone, then was cut off while another node took over), and 0 again
  * once the partition heals — with the rolled-back write counted.

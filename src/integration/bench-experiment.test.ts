@@ -1,5 +1,5 @@
 /**
- * The experiment runners end to end with tiny settings (issue 6): `experiment quorum`
+ * The experiment runners end to end with tiny settings: `experiment quorum`
  * (fresh cluster per W, latency per W, divergence right after the load and after
  * settling), `experiment modes` (modes side by side, then a leader kill whose lost
  * writes must all be in rollback reports) and `experiment matrix` (one factor at a time

@@ -1,5 +1,5 @@
 /**
- * `quorumkv bench` end to end (issue 6, acceptance 1): a short sweep against the cluster
+ * `quorumkv bench` end to end: a short sweep against the cluster
  * `quorumkv up` runs (as `npm start` does, data under ./data), found through
  * ./data/cluster.json with no endpoint given, writes results.csv, results.json and
  * report.html with plausible figures, and the report renders its charts in headless

@@ -1,5 +1,5 @@
 /**
- * Chain replication on real processes (issue 4): a 5-node chain under write load loses
+ * Chain replication on real processes: a 5-node chain under write load loses
  * its middle, its tail or its head to kill -9; writes pause for at most the member
  * timeout plus an election, then continue; the node, restarted, rejoins at the tail and
  * ends up with the head's exact store. Reads at the tail are linearizable and served by

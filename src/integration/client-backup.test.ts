@@ -1,5 +1,5 @@
 /**
- * Acceptance test of issue 5, backup and restore: a 100,000-key store is backed up while
+ * Backup and restore: a 100,000-key store is backed up while
  * writes continue, restored into a fresh 3-node cluster with `quorumkv restore`, started
  * with `quorumkv up`, and must hold exactly the state as of the backup's index: the same
  * keys, values and versions.

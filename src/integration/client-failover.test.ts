@@ -1,5 +1,5 @@
 /**
- * Acceptance tests of issue 5, failure side: the client through two kill -9s of the leader
+ * The client under failure: it goes through two kill -9s of the leader
  * (over HTTP and gRPC), and a write whose connection is cut after the leader got it, which
  * must be applied exactly once.
  */

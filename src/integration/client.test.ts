@@ -1,5 +1,5 @@
 /**
- * Acceptance tests of issue 5 against real node processes: one client suite run over HTTP
+ * The client against real node processes: one client suite run over HTTP
  * and over gRPC, gRPC input validation side by side with HTTP's, and the CLI's client
  * commands. (Failover and exactly-once retries: client-failover.test.ts; backup and
  * restore of 100,000 keys: client-backup.test.ts.)

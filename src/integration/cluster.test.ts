@@ -1,5 +1,5 @@
 /**
- * Acceptance tests of the foundation (issue 2): three real node processes on 127.0.0.1,
+ * The foundation: three real node processes on 127.0.0.1,
  * real LMDB, real TCP, real kill -9.
  */
 import { test } from 'node:test';

@@ -21,7 +21,7 @@ export interface TestNode {
   readonly id: string;
   readonly http: string;
   readonly peerPort: number;
-  /** gRPC API address host:port (issue 5). */
+  /** gRPC API address host:port. */
   readonly grpc: string;
   readonly dataDir: string;
   proc: ChildProcess | null;
@@ -202,7 +202,12 @@ export class TestCluster {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is still running`);
     this.spawn(n);
-    await waitFor(`${id} to serve /health`, 20_000, async () => ((await http(`${n.http}/health`)).status === 200 ? true : null));
+    try {
+      await waitFor(`${id} to serve /health`, 20_000, async () => ((await http(`${n.http}/health`)).status === 200 ? true : null));
+    } catch (error) {
+      // What the node printed is usually the only clue to why it did not come back.
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\n${id} exit=${String((n.proc as ChildProcess | null)?.exitCode)} output:\n${n.output.slice(-4_000)}`);
+    }
   }
 
   /** SIGKILL: no flush, no goodbye. Resolves once the process is gone. */

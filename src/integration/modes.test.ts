@@ -1,5 +1,5 @@
 /**
- * Replication modes on real processes (issue 4): write quorums W and `all`, the in-sync
+ * Replication modes on real processes: write quorums W and `all`, the in-sync
  * set, rollback reports after a weak-quorum failover, and session reads.
  */
 import { test } from 'node:test';

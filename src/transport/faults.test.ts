@@ -4,7 +4,7 @@ import { createPrng } from '../stdx/prng.js';
 import { noFaults, withFaults } from './faults.js';
 import type { FaultyTransport } from './faults.js';
 import { createMemoryNetwork } from './memory.js';
-import { waitFor } from './transport-contract.js';
+import { waitFor } from './testing/contract.js';
 import type { FaultRules } from './types.js';
 
 interface Pair {

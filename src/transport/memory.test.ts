@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMemoryNetwork } from './memory.js';
-import type { ContractMessage } from './transport-contract.js';
-import { peerTransportContract, waitFor } from './transport-contract.js';
+import type { ContractMessage } from './testing/contract.js';
+import { peerTransportContract, waitFor } from './testing/contract.js';
 import type { PeerTransport } from './types.js';
 
 for (const encode of [false, true]) {

@@ -6,7 +6,7 @@ import { createPrng } from '../stdx/prng.js';
 import { createTcpTransport } from './tcp.js';
 import type { TcpTransport } from './tcp.js';
 import { startTcpProxy } from './tcp-proxy.js';
-import { waitFor } from './transport-contract.js';
+import { waitFor } from './testing/contract.js';
 import type { TcpTransportOptions } from './types.js';
 
 const host = '127.0.0.1';

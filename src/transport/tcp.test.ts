@@ -6,8 +6,8 @@ import { createPrng } from '../stdx/prng.js';
 import { FrameDecoder, FrameEncoder } from './frame.js';
 import { createTcpTransport, reconnectDelayMs } from './tcp.js';
 import type { TcpTransport, TcpTransportExtras } from './tcp.js';
-import type { ContractMessage } from './transport-contract.js';
-import { peerTransportContract, waitFor } from './transport-contract.js';
+import type { ContractMessage } from './testing/contract.js';
+import { peerTransportContract, waitFor } from './testing/contract.js';
 import type { TcpTransportOptions } from './types.js';
 
 const host = '127.0.0.1';

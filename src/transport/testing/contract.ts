@@ -6,8 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { NodeId } from '../core/types.js';
-import type { PeerTransport } from './types.js';
+import type { NodeId } from '../../core/types.js';
+import type { PeerTransport } from '../types.js';
 
 export interface ContractMessage {
   readonly seq: number;
