@@ -133,6 +133,7 @@ const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   no_leader: grpc.status.UNAVAILABLE,
   busy: grpc.status.UNAVAILABLE,
   shutting_down: grpc.status.UNAVAILABLE,
+  not_ready: grpc.status.UNAVAILABLE,
   quorum_timeout: grpc.status.DEADLINE_EXCEEDED,
   timeout: grpc.status.DEADLINE_EXCEEDED,
   outcome_unknown: grpc.status.DEADLINE_EXCEEDED,

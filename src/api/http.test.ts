@@ -241,6 +241,22 @@ test('byte values are returned as UTF-8 text', async (t) => {
   assert.deepEqual(list.body.items, [{ key: 'bin', value: 'héllo', version: 1 }]);
 });
 
+test('ready answers 200 once a leader is known and everything committed is applied, 503 not_ready without a leader', async (t) => {
+  const { url, node } = await startLeader(t);
+  seed(node, { a: '1' });
+  const ready = await call(url, 'GET', '/ready');
+  assert.equal(ready.status, 200);
+  assert.equal(ready.body.ready, true);
+  assert.equal(ready.body.leader, 'n1');
+
+  node.setLeader(null);
+  const notReady = await call(url, 'GET', '/ready');
+  assert.equal(notReady.status, 503);
+  assert.equal(notReady.body.error, 'not_ready');
+  assert.equal(notReady.body.leader, null);
+  assert.ok(notReady.headers['retry-after'] !== undefined);
+});
+
 test('health, status and debug/store describe the node', async (t) => {
   const { url, node } = await startLeader(t);
   seed(node, { a: '1', b: '2', c: '3' });

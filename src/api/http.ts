@@ -180,6 +180,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.get('/health', route('/health', healthResponseSchema), api.health);
   app.head('/health', route('/health', null), api.healthHead);
   app.get('/status', route('/status', null), api.status);
+  app.get('/ready', route('/ready', null), api.ready);
   app.get('/debug/store', route('/debug/store', listResponseSchema), api.debugStore);
   app.get('/metrics', route('/metrics', null), api.metricsText);
   if (options.faultsAdmin !== undefined) {
@@ -403,6 +404,20 @@ class HttpApi {
   readonly healthHead = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
     this.refuseIfClosing();
     return reply.code(200).send();
+  };
+
+  // GET /ready: for load balancers and Kubernetes' readiness probe. Ready means this node can
+  // serve a read without waiting: it knows a leader and has applied everything it knows to
+  // be committed. /health only says the process answers.
+  readonly ready = async (): Promise<unknown> => {
+    this.refuseIfClosing();
+    const s = this.node.status();
+    const base = { leader: s.leader?.id ?? null, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex };
+    if (s.leader === null) throw new QkvError('not_ready', 'No leader is known (election under way)', base);
+    if (s.appliedIndex < s.commitIndex) {
+      throw new QkvError('not_ready', `Catching up: applied ${s.appliedIndex} of ${s.commitIndex} committed entries`, base);
+    }
+    return { ready: true, ...base };
   };
 
   readonly status = async (): Promise<unknown> =>
@@ -667,6 +682,7 @@ class HttpApi {
     switch (path) {
       case '/kv':
       case '/status':
+      case '/ready':
       case '/metrics':
       case '/debug/store':
         return getOnly;

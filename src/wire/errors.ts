@@ -32,6 +32,8 @@ export const errorStatus = {
   outcome_unknown: 503,
   /** The node is stopping. */
   shutting_down: 503,
+  /** GET /ready: no leader known, or this node has not applied all it knows committed. */
+  not_ready: 503,
   internal: 500,
 } as const;
 
