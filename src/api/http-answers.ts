@@ -4,7 +4,7 @@
  * list pages, and the response schemas fastify compiles its serializers from.
  */
 
-import type { FastifyReply } from 'fastify';
+import type { FastifyError, FastifyReply } from 'fastify';
 import type { KvResult } from '../kv/types.js';
 import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
@@ -153,3 +153,28 @@ export function textOf(value: KvValue): string {
   return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
 }
 
+
+/** Any error a route or fastify raised, as the API's error model (unexpected ones are `internal`). */
+export function toQkvError(error: FastifyError | QkvError | Error, bodyBytesMax: number): QkvError {
+  if (error instanceof QkvError) return error;
+  const code = (error as FastifyError).code;
+  switch (code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new QkvError('body_too_large', `Request body is larger than ${bodyBytesMax} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new QkvError('bad_request', 'Content-Type is malformed or not supported: send application/json');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new QkvError('bad_request', 'Request body length does not match its Content-Length');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new QkvError('invalid_json', `Request body is not valid JSON`);
+    default:
+      break;
+  }
+  const statusCode = (error as FastifyError).statusCode;
+  if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
+    // e.g. the client aborted while sending its body.
+    return new QkvError('bad_request', error.message);
+  }
+  return new QkvError('internal', `Internal error: ${error.message}`);
+}

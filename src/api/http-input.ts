@@ -1,24 +1,24 @@
 /**
- * How the HTTP API reads a request: JSON bodies, query strings (decoded strictly, unknown
- * parameters refused), the idempotency header pair and the read options. Every refusal is a
- * QkvError with the code and message the API documents, thrown before anything reaches the
- * node.
+ * How the HTTP API reads what its schemas cannot check: the body's media type and JSON
+ * (kept as raw bytes too, to forward unchanged), a strict query-string parser, and the
+ * conversion of decimal text the schemas accepted into safe integers. Every refusal is a
+ * QkvError with the code the API documents, raised before anything reaches the node.
  */
 
 import { isUtf8 } from 'node:buffer';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestId } from '../kv/types.js';
-import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
-import { clientIdCharsMax, clientIdHeader, isClientId, readConsistencies, requestSeqHeader } from '../wire/types.js';
-import type { ReadConsistency } from '../wire/types.js';
+import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
 
 /** Most query parameters parsed from one URL; more is 400. */
 const queryParamsMax = 16;
 /** Longest text quoted back in an error message. */
 const quotedCharsMax = 200;
 
+// --- body ---
 
+/** The catch-all content-type parser: checks the media type, keeps the raw bytes. */
 export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
   const type = request.headers['content-type'];
   if (type !== undefined && !isJsonMediaType(type)) {
@@ -40,81 +40,50 @@ function isJsonMediaType(type: string): boolean {
   return true;
 }
 
-export function bodyBuffer(body: unknown): Buffer | null {
-  return Buffer.isBuffer(body) && body.length > 0 ? body : null;
-}
+const rawBodies = new WeakMap<FastifyRequest, Buffer | null>();
 
-export function parseJsonObject(raw: Buffer | null, emptyMessage: string): Record<string, unknown> {
-  if (raw === null) throw new QkvError('invalid_json', `Request body is empty: ${emptyMessage}`);
-  if (!isUtf8(raw)) throw new QkvError('invalid_json', 'Request body is not valid UTF-8');
-  let parsed: unknown;
+/**
+ * preValidation hook of routes with a JSON body: parses it so the route's schema can check
+ * it (an empty body becomes `undefined`, which the schema refuses as empty), and keeps the
+ * raw bytes for forwarding to the leader as received.
+ */
+export function parseJsonBody(request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
+  const raw = Buffer.isBuffer(request.body) && request.body.length > 0 ? request.body : null;
+  rawBodies.set(request, raw);
+  if (raw === null) {
+    request.body = undefined;
+    done();
+    return;
+  }
+  if (!isUtf8(raw)) {
+    done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
+    return;
+  }
   try {
-    parsed = JSON.parse(raw.toString('utf8'));
+    request.body = JSON.parse(raw.toString('utf8'));
   } catch (error) {
-    throw new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+    done(new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`));
+    return;
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new QkvError('bad_request', `Request body must be a JSON object: ${emptyMessage}`);
-  }
-  return parsed as Record<string, unknown>;
+  done();
 }
 
-export function parsePutBody(raw: Buffer | null): { readonly value: string; readonly ifVersion: number | undefined } {
-  const body = parseJsonObject(raw, 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion"');
-  for (const name in body) {
-    if (name !== 'value' && name !== 'ifVersion') {
-      throw new QkvError('bad_request', `Unknown body field ${quoteValue(name)}: expected "value" and optionally "ifVersion"`);
-    }
-  }
-  const value = body['value'];
-  if (typeof value !== 'string') {
-    throw new QkvError(
-      'invalid_value',
-      value === undefined ? 'Body field "value" is missing' : `Body field "value" must be a string, got ${jsonType(value)}`,
-    );
-  }
-  const ifVersion = body['ifVersion'];
-  if (ifVersion !== undefined && !isIndex(ifVersion)) {
-    throw new QkvError('bad_request', `Body field "ifVersion" must be a safe integer >= 0, got ${quoteValue(JSON.stringify(ifVersion))}`);
-  }
-  return { value, ifVersion };
+/** The request's JSON body as received (null when empty); set by parseJsonBody. */
+export function rawJsonBody(request: FastifyRequest): Buffer | null {
+  return rawBodies.get(request) ?? null;
 }
 
-export function readRequestId(request: FastifyRequest): RequestId | null {
-  const clientId = request.headers[clientIdHeader];
-  const seqText = request.headers[requestSeqHeader];
-  if (clientId === undefined && seqText === undefined) return null;
-  if (typeof clientId !== 'string' || typeof seqText !== 'string') {
-    throw new QkvError('bad_request', `Send both ${clientIdHeader} and ${requestSeqHeader} (once each), or neither`);
-  }
-  if (!isClientId(clientId)) {
-    throw new QkvError('bad_request', `Header ${clientIdHeader} must be 1 to ${clientIdCharsMax} visible ASCII characters`);
-  }
-  const seq = parseDecimal(seqText);
-  if (seq === null || seq < 1) {
-    throw new QkvError('bad_request', `Header ${requestSeqHeader} must be a safe integer >= 1, got ${quoteValue(seqText)}`);
-  }
-  return { clientId, seq };
-}
-
-const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
-
-/** A non-negative safe integer written in plain decimal, else null. */
-export function parseDecimal(text: string): number | null {
-  if (!decimal.test(text)) return null;
-  const value = Number(text);
-  return Number.isSafeInteger(value) ? value : null;
-}
+// --- query string ---
 
 /** Query parameters: a null-prototype map; a parse problem is recorded, not thrown. */
-export type ParsedQuery = Record<string, string | undefined> & { [queryProblem]?: string };
-const queryProblem = Symbol('queryProblem');
+export type ParsedQuery = Record<string, string | undefined> & { [queryProblemKey]?: string };
+const queryProblemKey = Symbol('queryProblem');
 
 /**
  * The router's query-string parser. Unlike fastify's default (which keeps an undecodable
  * `%FF` as literal text), a value that is not percent-encoded UTF-8, a repeated name or too
- * many parameters is recorded as a problem that the route answers with 400. It must not
- * throw: it runs inside the router.
+ * many parameters is recorded as a problem that refuseQueryProblem answers with 400. It must
+ * not throw: it runs inside the router.
  */
 export function parseQuery(text: string): ParsedQuery {
   const query = Object.create(null) as ParsedQuery;
@@ -125,7 +94,7 @@ export function parseQuery(text: string): ParsedQuery {
     if (end === -1) end = text.length;
     if (end > start) {
       if (++count > queryParamsMax) {
-        query[queryProblem] = `More than ${queryParamsMax} query parameters`;
+        query[queryProblemKey] = `More than ${queryParamsMax} query parameters`;
         return query;
       }
       const equals = text.indexOf('=', start);
@@ -133,11 +102,11 @@ export function parseQuery(text: string): ParsedQuery {
       const name = decodeQueryPart(text.slice(start, nameEnd));
       const value = nameEnd === end ? '' : decodeQueryPart(text.slice(nameEnd + 1, end));
       if (name === null || value === null) {
-        query[queryProblem] = `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`;
+        query[queryProblemKey] = `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`;
         return query;
       }
       if (query[name] !== undefined) {
-        query[queryProblem] = `Query parameter ${quoteValue(name)} is given more than once`;
+        query[queryProblemKey] = `Query parameter ${quoteValue(name)} is given more than once`;
         return query;
       }
       query[name] = value;
@@ -157,32 +126,25 @@ function decodeQueryPart(part: string): string | null {
   }
 }
 
-export const noParams: readonly string[] = [];
-export const getParams: readonly string[] = ['consistency', 'minVersion'];
-export const deleteParams: readonly string[] = ['ifVersion'];
-export const listParams: readonly string[] = ['prefix', 'after', 'limit', 'consistency', 'minVersion'];
-export const debugStoreParams: readonly string[] = ['after', 'limit'];
-
-/** Refuses parse problems and parameters the route does not know (typos must not pass). */
-export function checkQuery(raw: unknown, allowed: readonly string[]): ParsedQuery {
-  const query = raw as ParsedQuery;
-  const problem = query[queryProblem];
-  if (problem !== undefined) throw new QkvError('bad_request', problem);
-  for (const name in query) {
-    if (!allowed.includes(name)) {
-      throw new QkvError(
-        'bad_request',
-        allowed.length === 0
-          ? `Unknown query parameter ${quoteValue(name)}: this route takes none`
-          : `Unknown query parameter ${quoteValue(name)}: expected ${allowed.join(', ')}`,
-      );
-    }
-  }
-  return query;
+/** preValidation hook: a query string the parser could not read is refused before the schema runs. */
+export function refuseQueryProblem(request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
+  const problem = (request.query as ParsedQuery | undefined)?.[queryProblemKey];
+  done(problem === undefined ? undefined : new QkvError('bad_request', problem));
 }
 
-export function optionalIndex(query: ParsedQuery, name: 'minVersion' | 'ifVersion'): number | undefined {
-  const text = query[name];
+// --- numbers and the idempotency pair ---
+
+const decimal = /^(?:0|[1-9][0-9]{0,15})$/;
+
+/** A non-negative safe integer written in plain decimal, else null. */
+export function parseDecimal(text: string): number | null {
+  if (!decimal.test(text)) return null;
+  const value = Number(text);
+  return Number.isSafeInteger(value) ? value : null;
+}
+
+/** A version the query schema accepted as decimal text, as a number (it must also be a safe integer). */
+export function optionalIndex(text: string | undefined, name: 'minVersion' | 'ifVersion'): number | undefined {
   if (text === undefined) return undefined;
   const value = parseDecimal(text);
   if (value === null) {
@@ -191,15 +153,19 @@ export function optionalIndex(query: ParsedQuery, name: 'minVersion' | 'ifVersio
   return value;
 }
 
-export function readConsistency(query: ParsedQuery, minVersion: number | undefined): ReadConsistency {
-  const text = query['consistency'];
-  if (text === undefined) return minVersion === undefined ? 'linearizable' : 'local';
-  if (!(readConsistencies as readonly string[]).includes(text)) {
-    throw new QkvError('bad_request', `Query parameter consistency must be one of ${readConsistencies.join(', ')}, got ${quoteValue(text)}`);
+/** The idempotency headers (their form and pairing checked by the schema) as a request id. */
+export function readRequestId(request: FastifyRequest): RequestId | null {
+  const clientId = request.headers[clientIdHeader];
+  const seqText = request.headers[requestSeqHeader];
+  if (typeof clientId !== 'string' || typeof seqText !== 'string') return null;
+  const seq = parseDecimal(seqText);
+  if (seq === null || seq < 1) {
+    throw new QkvError('bad_request', `Header ${requestSeqHeader} must be a safe integer >= 1, got ${quoteValue(seqText)}`);
   }
-  return text as ReadConsistency;
+  return { clientId, seq };
 }
 
+// --- quoting ---
 
 export function quoteValue(text: string): string {
   return JSON.stringify(text.length > quotedCharsMax ? `${text.slice(0, quotedCharsMax)}…` : text);
@@ -210,4 +176,3 @@ export function jsonType(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
-

@@ -29,52 +29,30 @@
  */
 
 import type { AddressInfo, Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Registry } from 'prom-client';
-import type { KvNode, ModeChange } from '../node/types.js';
-import type { KvCommand, RequestId } from '../kv/types.js';
-import type { KvItem, KvRecord } from '../storage/types.js';
+import type { KvNode } from '../node/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
-import { batchOpsMax, batchRoute } from '../wire/types.js';
-import type { BatchResultItem } from '../wire/types.js';
-import { parseBatch } from './batch.js';
-import { listExec, listOptions, modeExec, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
-import type { ListOp, ReadOp } from './ops.js';
-import type { BatchOp } from './batch.js';
-import { LeaderRouter, defaultForwardLimits, forwardedHeader, servedByHeader, timeoutHeader } from './forward.js';
-import type { ForwardLimits, ForwardSpec, RouteOutcome } from './forward.js';
+import { LeaderRouter, defaultForwardLimits } from './forward.js';
+import type { ForwardLimits } from './forward.js';
+import { sendError, toQkvError } from './http-answers.js';
+import { HttpContext } from './http-context.js';
+import type { FaultsAdmin, HttpLimits } from './http-context.js';
+import { acceptJsonBody, parseJsonBody, parseQuery, refuseQueryProblem } from './http-input.js';
+import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
-import type { HttpMetrics } from './metrics.js';
-import { acceptJsonBody, bodyBuffer, checkQuery, debugStoreParams, deleteParams, getParams, listParams, noParams, optionalIndex, parseDecimal, parseJsonObject, parsePutBody, parseQuery, quoteValue, readConsistency, readRequestId } from './http-input.js';
-import { deleteResponseSchema, forwardedItem, getResponseSchema, healthResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendError, sendForwarded, writeAnswer, writeResult } from './http-answers.js';
-import { backupLines } from './backup-stream.js';
-import type { ParsedQuery } from './http-input.js';
+import { adminRoutes } from './routes/admin.js';
+import { batchRoutes } from './routes/batch.js';
+import { kvRoutes } from './routes/kv.js';
+import { allowedMethods } from './routes/route.js';
+import type { HttpRoute } from './routes/route.js';
+import { statusRoutes } from './routes/status.js';
 import type { InputValidator } from './validation.js';
 
-export interface HttpLimits {
-  /** Largest request body; larger is 413 body_too_large (checked while reading). */
-  readonly bodyBytesMax: number;
-  /** Largest request line plus headers (Node's maxHeaderSize); larger is 431. */
-  readonly headerBytesMax: number;
-  /** Largest page of GET /kv and GET /debug/store. */
-  readonly listLimitMax: number;
-  /** Per-request deadline when the client sets none (`x-qkv-timeout-ms` may shorten it). */
-  readonly requestTimeoutMs: number;
-  /** How long a leader-bound request waits for an election before 503 no_leader. */
-  readonly leaderWaitMs: number;
-}
-
-
-/** The fault-injection switchboard (transport faults); present only with faults enabled. */
-export interface FaultsAdmin {
-  /** Throws (any Error) when the rules are invalid; nothing changes then. */
-  setRules(rules: Readonly<Record<string, unknown>>): void;
-  rules(): object;
-}
+export type { FaultsAdmin, HttpLimits } from './http-context.js';
 
 export interface HttpServerOptions {
   readonly node: KvNode;
@@ -92,7 +70,7 @@ export interface HttpServerOptions {
   readonly grpcAddress?: string;
   /**
    * When present, POST /admin/die exists (the seeds' die(clean)): called after the answer
-   * was sent, with `clean` (true: stop cleanly, false: kill at once). Issue 5.
+   * was sent, with `clean` (true: stop cleanly, false: kill at once).
    */
   readonly die?: (clean: boolean) => void;
 }
@@ -112,8 +90,6 @@ const keepAliveMs = 65_000;
 const headersReceiveMsMax = 10_000;
 /** Time a client gets to send its whole request (a 1 MiB body on a slow link). */
 const requestReceiveMsMax = 30_000;
-/** Default list page size (lowered to listLimitMax when that is smaller). */
-const listLimitDefault = 100;
 /** Longest URL quoted back in an error message. */
 const quotedUrlCharsMax = 200;
 
@@ -123,7 +99,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const forwardLimits: ForwardLimits = { ...defaultForwardLimits, ...options.forward };
   const metrics = createHttpMetrics(options.registry);
   const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics });
-  const api = new HttpApi(options, limits, router, metrics);
+  const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry);
+  // The route table, written once: registered below and consulted for 405 answers.
+  const routes: readonly HttpRoute[] = [
+    ...kvRoutes(ctx),
+    ...batchRoutes(ctx),
+    ...statusRoutes(ctx, options.grpcAddress),
+    ...adminRoutes(ctx, { ...(options.faultsAdmin === undefined ? {} : { faultsAdmin: options.faultsAdmin }), ...(options.die === undefined ? {} : { die: options.die }) }),
+  ];
+  const errors = new HttpErrors(ctx, routes);
 
   const app = Fastify({
     logger: options.logger,
@@ -156,50 +140,54 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: routerOptions(limits),
-    frameworkErrors: api.onFrameworkError,
-    clientErrorHandler: api.onClientError,
+    ajv: { customOptions: ajvOptions },
+    frameworkErrors: errors.onFrameworkError,
+    clientErrorHandler: errors.onClientError,
   });
 
   app.removeAllContentTypeParsers();
   // One catch-all parser: reads at most bodyBytesMax raw bytes and checks the type itself,
-  // so a missing Content-Type can be JSON and every refusal is ours. Handlers parse JSON.
+  // so a missing Content-Type can be JSON and every refusal is ours. Routes with a JSON body
+  // parse it in preValidation (parseJsonBody), then their schema checks it.
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax }, acceptJsonBody);
-  app.setErrorHandler(api.onError);
-  app.setNotFoundHandler(api.onNotFound);
-  // Each route records its own metrics with its pattern bound once here: reading
-  // request.routeOptions per request would build a fresh options object every time.
-  const route = (url: string, schema200: object | null) =>
-    schema200 === null
-      ? { onResponse: api.recorder(url) }
-      : { schema: { response: { 200: schema200 } }, onResponse: api.recorder(url) };
-  app.put<KeyRoute>('/kv/:key', route('/kv/:key', putResponseSchema), api.putKey);
-  app.get<KeyRoute>('/kv/:key', route('/kv/:key', getResponseSchema), api.getKey);
-  app.delete<KeyRoute>('/kv/:key', route('/kv/:key', deleteResponseSchema), api.deleteKey);
-  app.get('/kv', route('/kv', listResponseSchema), api.list);
-  app.post(batchRoute, route(batchRoute, null), api.postBatch);
-  app.get('/health', route('/health', healthResponseSchema), api.health);
-  app.head('/health', route('/health', null), api.healthHead);
-  app.get('/status', route('/status', null), api.status);
-  app.get('/ready', route('/ready', null), api.ready);
-  app.get('/debug/store', route('/debug/store', listResponseSchema), api.debugStore);
-  app.get('/metrics', route('/metrics', null), api.metricsText);
-  if (options.faultsAdmin !== undefined) {
-    app.get('/admin/faults', route('/admin/faults', null), api.getFaults);
-    app.put('/admin/faults', route('/admin/faults', null), api.putFaults);
+  app.setErrorHandler(errors.onError);
+  app.setNotFoundHandler(errors.onNotFound);
+  for (const route of routes) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      schema: route.schema,
+      schemaErrorFormatter: schemaProblem(route.problems ?? {}),
+      preValidation: route.jsonBody === true ? [refuseQueryProblem, parseJsonBody] : refuseQueryProblem,
+      // Each route records its own metrics with its pattern bound once here: reading
+      // request.routeOptions per request would build a fresh options object every time.
+      onResponse: recorder(ctx, route.url),
+      handler: (request, reply) => route.handle(request, reply),
+    });
   }
-  // --- backup stream and die ---
-  app.get('/backup', route('/backup', null), api.backup);
-  if (options.die !== undefined) app.post('/admin/die', route('/admin/die', null), api.die);
-  app.put('/admin/mode', route('/admin/mode', null), api.putMode);
 
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {
-    await api.close(app);
+    await close(ctx, app);
     // Said like the peer and gRPC listeners say it, so a taken port reads as one line.
     throw new Error(`Cannot listen for HTTP on ${options.listen.host}:${options.listen.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return { url: serverUrl(app), close: () => api.close(app) };
+  return { url: serverUrl(app), close: () => close(ctx, app) };
+}
+
+async function close(ctx: HttpContext, app: FastifyInstance): Promise<void> {
+  ctx.closing = true;
+  await app.close();
+  await ctx.router.close();
+}
+
+/** The onResponse hook of one route: counts and times its requests under `route`. */
+function recorder(ctx: HttpContext, route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
+  return (request, reply, done) => {
+    ctx.metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime);
+    done();
+  };
 }
 
 function routerOptions(limits: HttpLimits) {
@@ -221,289 +209,18 @@ function routerOptions(limits: HttpLimits) {
   return options;
 }
 
-// --- request handling ---
-
-interface KeyRoute {
-  Params: { key: string };
-}
-
-
-/** Route handlers and error mappers of one server; bound once, shared by every request. */
-class HttpApi {
-  private readonly node: KvNode;
-  private readonly limits: HttpLimits;
-  private readonly validate: InputValidator;
-  private readonly registry: Registry;
-  private readonly faultsAdmin: FaultsAdmin | undefined;
-  private readonly grpcAddress: string | undefined;
-  private readonly dieHook: ((clean: boolean) => void) | undefined;
-  private readonly router: LeaderRouter;
-  private readonly metrics: HttpMetrics;
-  private closing = false;
-
-  constructor(options: HttpServerOptions, limits: HttpLimits, router: LeaderRouter, metrics: HttpMetrics) {
-    this.node = options.node;
-    this.limits = limits;
-    this.validate = options.validate;
-    this.registry = options.registry;
-    this.faultsAdmin = options.faultsAdmin;
-    this.grpcAddress = options.grpcAddress;
-    this.dieHook = options.die;
-    this.router = router;
-    this.metrics = metrics;
-  }
-
-  async close(app: FastifyInstance): Promise<void> {
-    this.closing = true;
-    await app.close();
-    await this.router.close();
-  }
-
-  // PUT /kv/:key  body {"value": "...", "ifVersion"?: n}
-  readonly putKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    reply.header(servedByHeader, this.node.id);
-    const key = this.checkKey(request.params.key);
-    checkQuery(request.query, noParams);
-    const requestId = readRequestId(request);
-    const rawBody = bodyBuffer(request.body);
-    const body = parsePutBody(rawBody);
-    const problem = this.validate.value(body.value);
-    if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
-    const command: KvCommand = {
-      op: 'put',
-      key,
-      value: body.value,
-      ...(body.ifVersion === undefined ? {} : { ifVersion: body.ifVersion }),
-      ...(requestId === null ? {} : { requestId }),
-    };
-    const spec = this.spec(request, 'PUT', rawBody, requestId, true, false);
-    const outcome = await this.router.run(writeExec, command, spec);
-    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-    return writeAnswer(reply, outcome.value);
-  };
-
-  // DELETE /kv/:key?ifVersion=n
-  readonly deleteKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    reply.header(servedByHeader, this.node.id);
-    const key = this.checkKey(request.params.key);
-    const query = checkQuery(request.query, deleteParams);
-    const ifVersion = optionalIndex(query, 'ifVersion');
-    const requestId = readRequestId(request);
-    const command: KvCommand = {
-      op: 'delete',
-      key,
-      ...(ifVersion === undefined ? {} : { ifVersion }),
-      ...(requestId === null ? {} : { requestId }),
-    };
-    const spec = this.spec(request, 'DELETE', null, requestId, true, false);
-    const outcome = await this.router.run(writeExec, command, spec);
-    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-    return writeAnswer(reply, outcome.value);
-  };
-
-  // GET /kv/:key?consistency=...&minVersion=n
-  readonly getKey = async (request: FastifyRequest<KeyRoute>, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    reply.header(servedByHeader, this.node.id);
-    const key = this.checkKey(request.params.key);
-    const query = checkQuery(request.query, getParams);
-    const minVersion = optionalIndex(query, 'minVersion');
-    const op: ReadOp = { key, consistency: readConsistency(query, minVersion), minVersion };
-    const outcome = await this.readKey(op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'), this.timeoutMs(request));
-    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-    const answer = readResult(key, outcome.value);
-    if (answer.status !== 200) reply.code(answer.status);
-    return answer.body;
-  };
-
-  /** A key read: `local` on this node itself (within `localTimeoutMs`), any other consistency through the router. */
-  private async readKey(op: ReadOp, spec: ForwardSpec, localTimeoutMs: number): Promise<RouteOutcome<KvRecord | undefined>> {
-    if (op.consistency !== 'local') return this.router.run(readExec, op, spec);
-    return { via: 'local', value: await this.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs)) };
-  }
-
-  // GET /kv?prefix=&after=&limit=&consistency=&minVersion=
-  readonly list = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    reply.header(servedByHeader, this.node.id);
-    const query = checkQuery(request.query, listParams);
-    const minVersion = optionalIndex(query, 'minVersion');
-    const prefix = query['prefix'] ?? '';
-    if (prefix.length > 0) this.checkKey(prefix, 'prefix');
-    const after = this.optionalKey(query, 'after');
-    const op: ListOp = {
-      prefix,
-      after,
-      limit: this.pageLimit(query),
-      consistency: readConsistency(query, minVersion),
-      minVersion,
-    };
-    let items: KvItem[];
-    if (op.consistency === 'local') {
-      items = await this.node.list(listOptions(op, this.timeoutMs(request)));
-    } else {
-      const outcome = await this.router.run(listExec, op, this.spec(request, 'GET', null, null, false, op.consistency === 'linearizable'));
-      if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-      items = outcome.value;
-    }
-    return page(items, op.limit);
-  };
-
-  // POST /batch  body {"ops": [{"op": "put"|"get"|"delete", "key", ...}, ...]}
-  // Runs every operation as its single-key route would, all at once (writes proposed in
-  // the same turn share a log append and a flush), and answers when all have answered:
-  // 200 {"results": [...]}, one status and body per operation. Validation is all or nothing.
-  readonly postBatch = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    reply.header(servedByHeader, this.node.id);
-    checkQuery(request.query, noParams);
-    const body = parseJsonObject(bodyBuffer(request.body), 'POST /batch needs {"ops": [...]}');
-    const ops = parseBatch(body, this.validate, batchOpsMax);
-    const forwardedIn = request.headers[forwardedHeader] !== undefined;
-    const deadlineMs = performance.now() + this.timeoutMs(request);
-    const results = await Promise.all(ops.map((op) => this.runBatchOp(op, forwardedIn, deadlineMs, request)));
-    return { results };
-  };
-
-  private async runBatchOp(op: BatchOp, forwardedIn: boolean, deadlineMs: number, request: FastifyRequest): Promise<BatchResultItem> {
-    try {
-      if (op.op === 'write') {
-        const outcome = await this.router.run(writeExec, op.command, writeSpec(op.command, deadlineMs, forwardedIn));
-        if (outcome.via === 'forward') return forwardedItem(outcome.response);
-        const answer = writeResult(outcome.value);
-        return { status: answer.status, ...answer.body };
-      }
-      const outcome = await this.readKey(op, readSpec(op, deadlineMs, forwardedIn), Math.max(1, Math.floor(deadlineMs - performance.now())));
-      if (outcome.via === 'forward') return forwardedItem(outcome.response);
-      const answer = readResult(op.key, outcome.value);
-      return { status: answer.status, ...answer.body };
-    } catch (error) {
-      const qkvError = this.toQkvError(error instanceof Error ? error : new Error(String(error)));
-      if (qkvError.code === 'internal') request.log.error({ err: error }, 'batch operation failed');
-      return qkvError.status === 503
-        ? { status: qkvError.status, ...qkvError.toBody(), retryAfterMs: qkvError.retryAfterMs ?? 1_000 }
-        : { status: qkvError.status, ...qkvError.toBody() };
-    }
-  }
-
-  // GET /debug/store?after=&limit=  (this node's state, whatever its role)
-  readonly debugStore = async (request: FastifyRequest): Promise<unknown> => {
-    const query = checkQuery(request.query, debugStoreParams);
-    const after = this.optionalKey(query, 'after');
-    const limit = this.pageLimit(query);
-    return page(this.node.dumpStore(after, limit), limit);
-  };
-
-  readonly health = async (): Promise<unknown> => {
-    this.refuseIfClosing();
-    return healthBody;
-  };
-
-  readonly healthHead = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    return reply.code(200).send();
-  };
-
-  // GET /ready: for load balancers and Kubernetes' readiness probe. Ready means this node can
-  // serve a read without waiting: it knows a leader and has applied everything it knows to
-  // be committed. /health only says the process answers.
-  readonly ready = async (): Promise<unknown> => {
-    this.refuseIfClosing();
-    const s = this.node.status();
-    const base = { leader: s.leader?.id ?? null, commitIndex: s.commitIndex, appliedIndex: s.appliedIndex };
-    if (s.leader === null) throw new QkvError('not_ready', 'No leader is known (election under way)', base);
-    if (s.appliedIndex < s.commitIndex) {
-      throw new QkvError('not_ready', `Catching up: applied ${s.appliedIndex} of ${s.commitIndex} committed entries`, base);
-    }
-    return { ready: true, ...base };
-  };
-
-  readonly status = async (): Promise<unknown> =>
-    this.grpcAddress === undefined ? this.node.status() : { ...this.node.status(), grpc: this.grpcAddress };
-
-  // GET /backup: this node's state at its applied index, streamed as NDJSON records (header,
-  // chunks, end; client/backup-file.ts documents the format). A client that stops reading
-  // stops the stream (back-pressure), and its disconnect closes the snapshot source.
-  readonly backup = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    checkQuery(request.query, noParams);
-    const status = this.node.status();
-    const source = this.node.openBackup();
-    const stream = Readable.from(backupLines(source, status.id, status.clusterId), { objectMode: false, highWaterMark: 1 });
-    return reply.code(200).type('application/x-ndjson; charset=utf-8').send(stream);
-  };
-
-  // PUT /admin/mode  body {"writeQuorum"?: "majority"|"all"|W, "topology"?: "star"|"chain"}
-  // Switches the replication mode live (forwarded to the leader like a write). Answers once
-  // the configuration entry is applied here, with the log index every node switches at.
-  readonly putMode = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    this.refuseIfClosing();
-    checkQuery(request.query, noParams);
-    const usage = 'PUT /admin/mode needs {"writeQuorum"?: "majority"|"all"|W, "topology"?: "star"|"chain"}';
-    const rawBody = bodyBuffer(request.body);
-    const body = parseJsonObject(rawBody, usage);
-    const wq = body['writeQuorum'];
-    const topology = body['topology'];
-    if (
-      Object.keys(body).some((k) => k !== 'writeQuorum' && k !== 'topology') ||
-      (wq !== undefined && wq !== 'majority' && wq !== 'all' && !(typeof wq === 'number' && Number.isSafeInteger(wq) && wq >= 0)) ||
-      (topology !== undefined && topology !== 'star' && topology !== 'chain') ||
-      (wq === undefined && topology === undefined)
-    ) {
-      throw new QkvError('bad_request', usage);
-    }
-    const change: ModeChange = {
-      ...(wq !== undefined ? { writeQuorum: wq as 'majority' | 'all' | number } : {}),
-      ...(topology !== undefined ? { topology: topology as 'star' | 'chain' } : {}),
-    };
-    const outcome = await this.router.run(modeExec, change, this.spec(request, 'PUT', rawBody, null, true, false));
-    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-    const mode = this.node.status().mode;
-    return reply.code(200).send({ writeQuorum: mode.writeQuorum, topology: mode.topology, sinceIndex: outcome.value.index, inSync: mode.inSync });
-  };
-
-  // POST /admin/die  body {"id": "<this node>", "clean": bool}  (only with die enabled)
-  readonly die = async (request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const die = this.dieHook;
-    if (die === undefined) throw new QkvError('unknown_route', 'Die is off: start the node with --faults to allow it');
-    checkQuery(request.query, noParams);
-    const body = parseJsonObject(bodyBuffer(request.body), 'POST /admin/die needs {"id": "<node id>", "clean": true|false}');
-    const id = body['id'];
-    const clean = body['clean'] ?? false;
-    if (typeof id !== 'string' || typeof clean !== 'boolean' || Object.keys(body).some((k) => k !== 'id' && k !== 'clean')) {
-      throw new QkvError('bad_request', 'POST /admin/die needs {"id": "<node id>", "clean": true|false}');
-    }
-    if (id !== this.node.id) throw new QkvError('bad_request', `This is node ${this.node.id}, not ${quoteValue(id)}: nothing was stopped`);
-    // Die only once the answer has left, so the caller learns that it was accepted.
-    reply.raw.once('finish', () => die(clean));
-    return reply.code(202).send({ id, clean });
-  };
-
-  readonly metricsText = async (_request: FastifyRequest, reply: FastifyReply): Promise<unknown> => {
-    const text = await this.registry.metrics();
-    return reply.type(this.registry.contentType).send(text);
-  };
-
-  readonly getFaults = async (): Promise<unknown> => this.faults().rules();
-
-  readonly putFaults = async (request: FastifyRequest): Promise<unknown> => {
-    const faults = this.faults();
-    const rules = parseJsonObject(bodyBuffer(request.body), 'PUT /admin/faults needs a JSON object of fault rules');
-    try {
-      faults.setRules(rules);
-    } catch (error) {
-      if (error instanceof QkvError) throw error;
-      throw new QkvError('bad_request', `Fault rules refused: ${error instanceof Error ? error.message : String(error)}`);
-    }
-    return faults.rules();
-  };
-
-  // --- errors, unknown routes, metrics ---
+/**
+ * Every way a request can fail outside a handler's own answer, mapped to the one error
+ * model: thrown errors, unknown routes and methods, router and Node parser errors.
+ */
+class HttpErrors {
+  constructor(
+    private readonly ctx: HttpContext,
+    private readonly routes: readonly HttpRoute[],
+  ) {}
 
   readonly onError = (error: FastifyError | QkvError | Error, request: FastifyRequest, reply: FastifyReply): void => {
-    const qkvError = this.toQkvError(error);
+    const qkvError = toQkvError(error, this.ctx.limits.bodyBytesMax);
     if (qkvError.code === 'internal') request.log.error({ err: error }, 'request failed');
     sendError(reply, qkvError);
   };
@@ -511,7 +228,7 @@ class HttpApi {
   /** 404 unknown_route, or 405 method_not_allowed (with Allow) when the path exists. */
   readonly onNotFound = (request: FastifyRequest, reply: FastifyReply): void => {
     const path = pathOf(request.url);
-    const allowed = this.allowedMethods(path);
+    const allowed = allowedMethods(this.routes, path);
     let qkvError: QkvError;
     if (allowed !== null && !allowed.includes(request.method)) {
       reply.header('allow', allowed.join(', '));
@@ -525,7 +242,7 @@ class HttpApi {
     }
     sendError(reply, qkvError);
     // No route, no route hooks: counted here.
-    this.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
+    this.ctx.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
   };
 
   /** Errors find-my-way raises before a route is chosen: bad percent-encoding, long params. */
@@ -537,14 +254,14 @@ class HttpApi {
         ? new QkvError('invalid_key', 'Key is not valid percent-encoded UTF-8')
         : new QkvError('bad_request', `URL is not valid percent-encoded UTF-8: ${quoteUrl(request.url)}`);
     } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-      qkvError = new QkvError('key_too_large', `Key is longer than ${this.limits.headerBytesMax} characters percent-encoded`);
+      qkvError = new QkvError('key_too_large', `Key is longer than ${this.ctx.limits.headerBytesMax} characters percent-encoded`);
     } else {
       request.log.error({ err: error }, 'router failed');
       qkvError = new QkvError('internal', `Internal error: ${error.message}`);
     }
     sendError(reply, qkvError);
     // These replies bypass the route lifecycle and its hooks: counted here.
-    this.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
+    this.ctx.metrics.observeRequest(unmatchedRoute, request.method, qkvError.status, null);
   };
 
   /** Errors from Node's HTTP parser (no request object exists): header overflow, bad syntax. */
@@ -554,7 +271,7 @@ class HttpApi {
     if (error.code === 'HPE_HEADER_OVERFLOW') {
       qkvError = new QkvError(
         'header_too_large',
-        `Request line and headers are larger than ${this.limits.headerBytesMax} bytes (a long key counts here)`,
+        `Request line and headers are larger than ${this.ctx.limits.headerBytesMax} bytes (a long key counts here)`,
       );
     } else if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       qkvError = new QkvError('bad_request', `The request was not received within ${requestReceiveMsMax} ms`);
@@ -573,145 +290,9 @@ class HttpApi {
       );
     }
     socket.destroy();
-    this.metrics.observeRequest(unmatchedRoute, '(unparsed)', qkvError.status, null);
+    this.ctx.metrics.observeRequest(unmatchedRoute, '(unparsed)', qkvError.status, null);
   };
-
-  /** The onResponse hook of one route: counts and times its requests under `route`. */
-  recorder(route: string): (request: FastifyRequest, reply: FastifyReply, done: () => void) => void {
-    return (request, reply, done) => {
-      this.metrics.observeRequest(route, request.method, reply.statusCode, reply.elapsedTime);
-      done();
-    };
-  }
-
-  // --- helpers ---
-
-  private toQkvError(error: FastifyError | QkvError | Error): QkvError {
-    if (error instanceof QkvError) return error;
-    const code = (error as FastifyError).code;
-    switch (code) {
-      case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return new QkvError('body_too_large', `Request body is larger than ${this.limits.bodyBytesMax} bytes`);
-      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return new QkvError('bad_request', 'Content-Type is malformed or not supported: send application/json');
-      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-        return new QkvError('bad_request', 'Request body length does not match its Content-Length');
-      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      case 'FST_ERR_CTP_INVALID_JSON_BODY':
-        return new QkvError('invalid_json', `Request body is not valid JSON`);
-      default:
-        break;
-    }
-    const statusCode = (error as FastifyError).statusCode;
-    if (typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {
-      // e.g. the client aborted while sending its body.
-      return new QkvError('bad_request', error.message);
-    }
-    return new QkvError('internal', `Internal error: ${error.message}`);
-  }
-
-  private refuseIfClosing(): void {
-    if (this.closing) {
-      throw new QkvError('shutting_down', 'This node is stopping; send the request to another node', {}, 1_000);
-    }
-  }
-
-  private checkKey(key: string, what: 'key' | 'prefix' | 'after' = 'key'): string {
-    const problem = this.validate.key(key);
-    if (problem !== null) {
-      throw new QkvError(problem.code, what === 'key' ? problem.message : `Query parameter ${what}: ${problem.message}`);
-    }
-    return key;
-  }
-
-  /** An `after` cursor: absent or empty means from the start. */
-  private optionalKey(query: ParsedQuery, name: 'after'): string | undefined {
-    const value = query[name];
-    if (value === undefined || value.length === 0) return undefined;
-    return this.checkKey(value, name);
-  }
-
-  private pageLimit(query: ParsedQuery): number {
-    const text = query['limit'];
-    if (text === undefined) return Math.min(listLimitDefault, this.limits.listLimitMax);
-    const limit = parseDecimal(text);
-    if (limit === null || limit < 1) {
-      throw new QkvError('bad_request', `Query parameter limit must be an integer >= 1, got ${quoteValue(text)}`);
-    }
-    return Math.min(limit, this.limits.listLimitMax);
-  }
-
-  /** The request's time budget: the server default, or less if the sender asks. */
-  private timeoutMs(request: FastifyRequest): number {
-    const header = request.headers[timeoutHeader];
-    if (header === undefined) return this.limits.requestTimeoutMs;
-    const asked = typeof header === 'string' ? parseDecimal(header) : null;
-    if (asked === null || asked < 1) {
-      throw new QkvError('bad_request', `Header ${timeoutHeader} must be an integer >= 1 (milliseconds)`);
-    }
-    return Math.min(asked, this.limits.requestTimeoutMs);
-  }
-
-  private spec(
-    request: FastifyRequest,
-    method: ForwardSpec['method'],
-    body: Buffer | null,
-    requestId: RequestId | null,
-    isWrite: boolean,
-    servedByFollower: boolean,
-  ): ForwardSpec {
-    return {
-      method,
-      url: request.url,
-      body,
-      requestId,
-      isWrite,
-      servedByFollower,
-      forwardedIn: request.headers[forwardedHeader] !== undefined,
-      deadlineMs: performance.now() + this.timeoutMs(request),
-    };
-  }
-
-  private faults(): FaultsAdmin {
-    // Routes exist only when faultsAdmin does; this keeps the type honest.
-    if (this.faultsAdmin === undefined) throw new QkvError('unknown_route', 'Fault injection is not enabled on this node');
-    return this.faultsAdmin;
-  }
-
-  private allowedMethods(path: string): readonly string[] | null {
-    switch (path) {
-      case '/kv':
-      case '/status':
-      case '/ready':
-      case '/metrics':
-      case '/debug/store':
-        return getOnly;
-      case '/health':
-        return getOrHead;
-      case '/admin/faults':
-        return this.faultsAdmin === undefined ? null : getOrPut;
-      case '/backup':
-        return getOnly;
-      case '/admin/die':
-        return this.dieHook === undefined ? null : postOnly;
-      case '/admin/mode':
-        return putOnly;
-      case batchRoute:
-        return postOnly;
-      default:
-        return path.startsWith('/kv/') && path.indexOf('/', 4) === -1 ? keyMethods : null;
-    }
-  }
 }
-
-const getOnly: readonly string[] = ['GET'];
-const getOrHead: readonly string[] = ['GET', 'HEAD'];
-const getOrPut: readonly string[] = ['GET', 'PUT'];
-const postOnly: readonly string[] = ['POST'];
-const putOnly: readonly string[] = ['PUT'];
-const keyMethods: readonly string[] = ['DELETE', 'GET', 'PUT'];
-
-const healthBody = Object.freeze({ ok: true });
 
 // --- small utilities ---
 

@@ -1,0 +1,142 @@
+/**
+ * The key-value routes: PUT, GET and DELETE /kv/{key}, and GET /kv (list). Writes and
+ * `leader` reads go to the leader through the router; `linearizable` ones are served by any
+ * node that knows a leader; `local` ones by this node's own state.
+ */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import type { KvCommand } from '../../kv/types.js';
+import { QkvError } from '../../wire/errors.js';
+import type { KvItem, KvRecord } from '../../storage/types.js';
+import type { ReadConsistency } from '../../wire/types.js';
+import type { ForwardSpec, RouteOutcome } from '../forward.js';
+import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendForwarded, writeAnswer } from '../http-answers.js';
+import type { HttpContext } from '../http-context.js';
+import { optionalIndex, rawJsonBody, readRequestId } from '../http-input.js';
+import { deleteQuery, getQuery, keyParams, listQuery, noQuery, putBody, putUsage, readHeaders, writeHeaders } from '../http-schemas.js';
+import { listExec, listOptions, readExec, readOptions, writeExec } from '../ops.js';
+import type { ListOp, ReadOp } from '../ops.js';
+import type { HttpRoute } from './route.js';
+
+type Params = Static<typeof keyParams>;
+
+export function kvRoutes(ctx: HttpContext): HttpRoute[] {
+  return [
+    {
+      method: 'PUT',
+      url: '/kv/:key',
+      schema: { params: keyParams, querystring: noQuery, headers: writeHeaders, body: putBody, response: { 200: putResponseSchema } },
+      problems: { usage: putUsage, fieldCodes: { value: 'invalid_value' } },
+      jsonBody: true,
+      handle: (request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply) => putKey(ctx, request, reply),
+    },
+    {
+      method: 'GET',
+      url: '/kv/:key',
+      schema: { params: keyParams, querystring: getQuery, headers: readHeaders, response: { 200: getResponseSchema } },
+      handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply) => getKey(ctx, request, reply),
+    },
+    {
+      method: 'DELETE',
+      url: '/kv/:key',
+      schema: { params: keyParams, querystring: deleteQuery, headers: writeHeaders, response: { 200: deleteResponseSchema } },
+      handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply) => deleteKey(ctx, request, reply),
+    },
+    {
+      method: 'GET',
+      url: '/kv',
+      schema: { querystring: listQuery, headers: readHeaders, response: { 200: listResponseSchema } },
+      handle: (request: FastifyRequest<{ Querystring: Static<typeof listQuery> }>, reply) => list(ctx, request, reply),
+    },
+  ];
+}
+
+// PUT /kv/:key  body {"value": "...", "ifVersion"?: n}
+async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply: FastifyReply): Promise<unknown> {
+  ctx.serveHere(reply);
+  const key = ctx.checkKey(request.params.key);
+  const requestId = readRequestId(request);
+  const { value, ifVersion } = request.body;
+  const problem = ctx.validate.value(value);
+  if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
+  const command: KvCommand = {
+    op: 'put',
+    key,
+    value,
+    ...(ifVersion === undefined ? {} : { ifVersion }),
+    ...(requestId === null ? {} : { requestId }),
+  };
+  const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true });
+  const outcome = await ctx.router.run(writeExec, command, spec);
+  if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+  return writeAnswer(reply, outcome.value);
+}
+
+// DELETE /kv/:key?ifVersion=n
+async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply: FastifyReply): Promise<unknown> {
+  ctx.serveHere(reply);
+  const key = ctx.checkKey(request.params.key);
+  const ifVersion = optionalIndex(request.query.ifVersion, 'ifVersion');
+  const requestId = readRequestId(request);
+  const command: KvCommand = {
+    op: 'delete',
+    key,
+    ...(ifVersion === undefined ? {} : { ifVersion }),
+    ...(requestId === null ? {} : { requestId }),
+  };
+  const outcome = await ctx.router.run(writeExec, command, ctx.spec(request, { method: 'DELETE', requestId, isWrite: true }));
+  if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+  return writeAnswer(reply, outcome.value);
+}
+
+// GET /kv/:key?consistency=...&minVersion=n
+async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply: FastifyReply): Promise<unknown> {
+  ctx.serveHere(reply);
+  const key = ctx.checkKey(request.params.key);
+  const minVersion = optionalIndex(request.query.minVersion, 'minVersion');
+  const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion };
+  const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });
+  const outcome = await readKey(ctx, op, spec, ctx.timeoutMs(request));
+  if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+  const answer = readResult(key, outcome.value);
+  if (answer.status !== 200) reply.code(answer.status);
+  return answer.body;
+}
+
+/** A key read: `local` on this node itself (within `localTimeoutMs`), any other consistency through the router. */
+export async function readKey(ctx: HttpContext, op: ReadOp, spec: ForwardSpec, localTimeoutMs: number): Promise<RouteOutcome<KvRecord | undefined>> {
+  if (op.consistency !== 'local') return ctx.router.run(readExec, op, spec);
+  return { via: 'local', value: await ctx.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs)) };
+}
+
+// GET /kv?prefix=&after=&limit=&consistency=&minVersion=
+async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Static<typeof listQuery> }>, reply: FastifyReply): Promise<unknown> {
+  ctx.serveHere(reply);
+  const query = request.query;
+  const minVersion = optionalIndex(query.minVersion, 'minVersion');
+  const prefix = query.prefix ?? '';
+  if (prefix.length > 0) ctx.checkKey(prefix, 'prefix');
+  const op: ListOp = {
+    prefix,
+    after: ctx.optionalKey(query.after, 'after'),
+    limit: ctx.pageLimit(query.limit),
+    consistency: consistencyOf(query.consistency, minVersion),
+    minVersion,
+  };
+  let items: KvItem[];
+  if (op.consistency === 'local') {
+    items = await ctx.node.list(listOptions(op, ctx.timeoutMs(request)));
+  } else {
+    const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });
+    const outcome = await ctx.router.run(listExec, op, spec);
+    if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
+    items = outcome.value;
+  }
+  return page(items, op.limit);
+}
+
+/** `consistency` defaults to linearizable, or to local when `minVersion` is given (a session read). */
+function consistencyOf(asked: ReadConsistency | undefined, minVersion: number | undefined): ReadConsistency {
+  return asked ?? (minVersion === undefined ? 'linearizable' : 'local');
+}

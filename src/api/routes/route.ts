@@ -1,0 +1,34 @@
+/**
+ * One HTTP route as data: method, URL pattern, schemas, how its schema failures are told,
+ * and its handler. The server registers the table once and derives from the same table which
+ * methods a path allows (405 with Allow), so the two can never disagree.
+ */
+
+import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import type { RouteProblems } from '../http-schemas.js';
+
+export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'POST';
+
+export interface HttpRoute {
+  readonly method: HttpMethod;
+  readonly url: string;
+  readonly schema: FastifySchema;
+  readonly problems?: RouteProblems;
+  /** The body is JSON to parse before validation (the raw bytes stay available to forward). */
+  readonly jsonBody?: boolean;
+  // A method signature: handlers narrow the request to their route's typed shape.
+  handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
+}
+
+/** The methods `path` allows under `routes`, or null when no route has that path. */
+export function allowedMethods(routes: readonly HttpRoute[], path: string): readonly string[] | null {
+  const methods = routes.filter((r) => matches(r.url, path)).map((r) => r.method);
+  return methods.length === 0 ? null : [...new Set(methods)].sort();
+}
+
+/** `/kv/:key` matches `/kv/anything-without-a-slash` (an empty key too: the key rules refuse it). */
+function matches(pattern: string, path: string): boolean {
+  const want = pattern.split('/');
+  const got = path.split('/');
+  return want.length === got.length && want.every((segment, i) => segment.startsWith(':') || segment === got[i]);
+}
