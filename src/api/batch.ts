@@ -16,8 +16,9 @@
 import type { KvCommand, RequestId } from '../kv/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
-import { clientIdCharsMax, isClientId, readConsistencies } from '../wire/types.js';
+import { readConsistencies } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
+import { requestIdOf } from './request-id.js';
 import type { InputValidator } from './validation.js';
 
 /** A validated batch operation, ready to run. */
@@ -95,12 +96,5 @@ function optionalIndex(op: Record<string, unknown>, name: 'ifVersion' | 'minVers
 }
 
 function readRequestId(op: Record<string, unknown>): RequestId | null {
-  const clientId = op['clientId'];
-  const seq = op['seq'];
-  if (clientId === undefined && seq === undefined) return null;
-  if (typeof clientId !== 'string' || !isClientId(clientId)) {
-    throw new QkvError('bad_request', `field "clientId" must be 1 to ${clientIdCharsMax} visible ASCII characters, sent together with "seq"`);
-  }
-  if (!isIndex(seq) || seq < 1) throw new QkvError('bad_request', 'field "seq" must be a safe integer >= 1, sent together with "clientId"');
-  return { clientId, seq };
+  return requestIdOf(op['clientId'], op['seq'], { clientId: 'field "clientId"', seq: 'field "seq"' });
 }

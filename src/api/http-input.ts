@@ -9,6 +9,7 @@ import { isUtf8 } from 'node:buffer';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { RequestId } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
+import { requestIdOf } from './request-id.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
 
 /** Most query parameters parsed from one URL; more is 400. */
@@ -153,16 +154,12 @@ export function optionalIndex(text: string | undefined, name: 'minVersion' | 'if
   return value;
 }
 
-/** The idempotency headers (their form and pairing checked by the schema) as a request id. */
+/** The idempotency headers (their form and pairing also stated by the route's schema) as a request id. */
 export function readRequestId(request: FastifyRequest): RequestId | null {
-  const clientId = request.headers[clientIdHeader];
-  const seqText = request.headers[requestSeqHeader];
-  if (typeof clientId !== 'string' || typeof seqText !== 'string') return null;
-  const seq = parseDecimal(seqText);
-  if (seq === null || seq < 1) {
-    throw new QkvError('bad_request', `Header ${requestSeqHeader} must be a safe integer >= 1, got ${quoteValue(seqText)}`);
-  }
-  return { clientId, seq };
+  return requestIdOf(request.headers[clientIdHeader], request.headers[requestSeqHeader], {
+    clientId: `Header ${clientIdHeader}`,
+    seq: `Header ${requestSeqHeader}`,
+  });
 }
 
 // --- quoting ---
