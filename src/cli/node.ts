@@ -166,6 +166,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     },
   });
   deferred.target = driver;
+  warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => driver.tick());
   registerGauges(registry, driver, ticker);
 
@@ -185,6 +186,30 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     return stopping;
   };
   return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
+}
+
+/**
+ * The members and the replication mode come from the data directory once it exists (its log
+ * and snapshot); --peers and the mode flags only bootstrap a new cluster. A restart whose
+ * flags disagree says, in one line, what it kept and what it ignored.
+ */
+export function ignoredFlags(config: NodeConfig, inForce: ClusterConfig): string[] {
+  const ignored: string[] = [];
+  const flagMembers = [...config.peers.keys()].sort();
+  const members = [...inForce.members].sort();
+  if (flagMembers.join(',') !== members.join(',')) ignored.push(`--peers members ${flagMembers.join(',')} (kept ${members.join(',')})`);
+  if (String(config.writeQuorum) !== String(inForce.writeQuorum)) ignored.push(`--write-quorum ${String(config.writeQuorum)} (kept ${String(inForce.writeQuorum)})`);
+  if (config.topology !== inForce.topology) ignored.push(`--topology ${config.topology} (kept ${inForce.topology})`);
+  return ignored;
+}
+
+function warnIfFlagsIgnored(config: NodeConfig, inForce: ClusterConfig, log: Logger): void {
+  const ignored = ignoredFlags(config, inForce);
+  if (ignored.length === 0) return;
+  log.warn(
+    { kept: { members: inForce.members, writeQuorum: inForce.writeQuorum, topology: inForce.topology }, ignored },
+    `the data directory's configuration is in force; ignored ${ignored.join('; ')} (the mode changes live with quorumkv mode)`,
+  );
 }
 
 /** Opens the LMDB store under the data directory, with the disk's metrics in `registry`. */

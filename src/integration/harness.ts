@@ -179,12 +179,12 @@ export class TestCluster {
     return n;
   }
 
-  private spawn(n: TestNode): void {
+  private spawn(n: TestNode, extraFlags: readonly string[] = []): void {
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
     const args = [
       mainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
       '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, '--peers', peers,
-      '--log-level', 'warn', ...this.flags,
+      '--log-level', 'warn', ...this.flags, ...extraFlags,
     ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     livingChildren.add(proc);
@@ -198,10 +198,11 @@ export class TestCluster {
     n.proc = proc;
   }
 
-  async restart(id: string): Promise<void> {
+  /** Starts a stopped node again; `extraFlags` go after the cluster's own (later flags win). */
+  async restart(id: string, extraFlags: readonly string[] = []): Promise<void> {
     const n = this.node(id);
     if (n.proc !== null) throw new Error(`${id} is still running`);
-    this.spawn(n);
+    this.spawn(n, extraFlags);
     try {
       await waitFor(`${id} to serve /health`, 20_000, async () => ((await http(`${n.http}/health`)).status === 200 ? true : null));
     } catch (error) {

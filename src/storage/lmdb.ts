@@ -352,7 +352,8 @@ class LmdbNodeStorage implements LmdbStorage {
     assert(fresh || format === FORMAT_VERSION, () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`);
     this.identityValue = readIdentity(metaDb.get('identity'));
     this.hardStateValue = readHardState(metaDb.get('hardState'));
-    this.snapshot = readSnapshotMeta(metaDb.get('snapshot')) ?? initialSnapshotMeta(options.initialConfig);
+    const storedSnapshot = readSnapshotMeta(metaDb.get('snapshot'));
+    this.snapshot = storedSnapshot ?? initialSnapshotMeta(options.initialConfig);
     this.applied = checkIndex(metaDb.get('applied') ?? 0, 'stored applied index');
     this.durableApplied = this.applied;
     const slotId = metaDb.get('kvSlot') ?? 0;
@@ -384,7 +385,15 @@ class LmdbNodeStorage implements LmdbStorage {
     if ((stagingSlot.kvDb.getStats() as { entryCount: number }).entryCount > 0 || (stagingSlot.dedupDb.getStats() as { entryCount: number }).entryCount > 0) {
       this.clearSlot(stagingSlot);
     }
-    if (fresh) this.submit(() => void metaDb.put('format', FORMAT_VERSION), {});
+    // The bootstrap configuration is stored with the first write, so that from then on the
+    // log and this record, never the command line of a later start, say who the members are.
+    if (fresh || storedSnapshot === null) {
+      const bootstrap = this.snapshot;
+      this.submit(() => {
+        if (fresh) void metaDb.put('format', FORMAT_VERSION);
+        void metaDb.put('snapshot', bootstrap);
+      }, {});
+    }
 
     this.log = this.makeLogReader();
     this.kv = this.makeKvBackend();
