@@ -48,3 +48,16 @@ test('every module a shipped module imports is shipped too', async () => {
   }
   assert.deepEqual(missing, [], `shipped modules import files the package leaves out: ${missing.join(', ')}`);
 });
+
+test('every dependency with an install script has a reviewed allowScripts entry, so npm install does not ask the user to act', async () => {
+  const manifest = JSON.parse(await readFile(path.join(projectRoot, 'package.json'), 'utf8')) as { allowScripts?: Record<string, boolean> };
+  const lock = JSON.parse(await readFile(path.join(projectRoot, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { hasInstallScript?: boolean; optional?: boolean }>;
+  };
+  const reviewed = manifest.allowScripts ?? {};
+  const unreviewed = Object.entries(lock.packages)
+    .filter(([where, entry]) => where !== '' && entry.hasInstallScript === true)
+    .map(([where]) => where.slice(where.lastIndexOf('node_modules/') + 'node_modules/'.length))
+    .filter((name) => !(name in reviewed));
+  assert.deepEqual(unreviewed, [], 'add them to allowScripts (npm install-scripts approve|deny)');
+});
