@@ -18,6 +18,7 @@ import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { readConsistencies } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
+import { deleteCommand, putCommand } from './ops.js';
 import { requestIdOf } from './request-id.js';
 import type { InputValidator } from './validation.js';
 
@@ -79,13 +80,13 @@ function parseOp(raw: unknown, validate: InputValidator): BatchOp {
   const ifVersion = optionalIndex(op, 'ifVersion');
   const requestId = readRequestId(op);
   if (kind === 'delete') {
-    return { op: 'write', command: { op: 'delete', key, ...(ifVersion === undefined ? {} : { ifVersion }), ...(requestId === null ? {} : { requestId }) } };
+    return { op: 'write', command: deleteCommand(key, ifVersion, requestId) };
   }
   const value = op['value'];
   if (typeof value !== 'string') throw new QkvError('invalid_value', value === undefined ? 'field "value" is missing' : 'field "value" must be a string');
   const valueProblem = validate.value(value);
   if (valueProblem !== null) throw new QkvError(valueProblem.code, valueProblem.message, { key });
-  return { op: 'write', command: { op: 'put', key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(requestId === null ? {} : { requestId }) } };
+  return { op: 'write', command: putCommand(key, value, ifVersion, requestId) };
 }
 
 function optionalIndex(op: Record<string, unknown>, name: 'ifVersion' | 'minVersion'): number | undefined {

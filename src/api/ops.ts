@@ -4,7 +4,7 @@
  * route and the gRPC service, so a read or a write means the same thing in every API.
  */
 
-import type { KvCommand, KvResult } from '../kv/types.js';
+import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
 import type { ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvItem, KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
@@ -23,6 +23,15 @@ export interface ListOp {
   readonly limit: number;
   readonly consistency: ReadConsistency;
   readonly minVersion: number | undefined;
+}
+
+/** A put as every API builds it: optional fields only when given (the codec omits absent ones). */
+export function putCommand(key: string, value: string, ifVersion: number | undefined, requestId: RequestId | null): KvCommand {
+  return { op: 'put', key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(requestId === null ? {} : { requestId }) };
+}
+
+export function deleteCommand(key: string, ifVersion: number | undefined, requestId: RequestId | null): KvCommand {
+  return { op: 'delete', key, ...(ifVersion === undefined ? {} : { ifVersion }), ...(requestId === null ? {} : { requestId }) };
 }
 
 export const writeExec: LocalExec<KvCommand, KvResult> = {

@@ -6,7 +6,6 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import type { KvCommand } from '../../kv/types.js';
 import { QkvError } from '../../wire/errors.js';
 import type { KvItem, KvRecord } from '../../storage/types.js';
 import type { ReadConsistency } from '../../wire/types.js';
@@ -15,7 +14,7 @@ import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putR
 import type { HttpContext } from '../http-context.js';
 import { optionalIndex, rawJsonBody, readRequestId } from '../http-input.js';
 import { deleteQuery, getQuery, keyParams, listQuery, noQuery, putBody, putUsage, readHeaders, writeHeaders } from '../http-schemas.js';
-import { listExec, listOptions, readExec, readOptions, writeExec } from '../ops.js';
+import { deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
 import type { ListOp, ReadOp } from '../ops.js';
 import type { HttpRoute } from './route.js';
 
@@ -60,13 +59,7 @@ async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
   const { value, ifVersion } = request.body;
   const problem = ctx.validate.value(value);
   if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
-  const command: KvCommand = {
-    op: 'put',
-    key,
-    value,
-    ...(ifVersion === undefined ? {} : { ifVersion }),
-    ...(requestId === null ? {} : { requestId }),
-  };
+  const command = putCommand(key, value, ifVersion, requestId);
   const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true });
   const outcome = await ctx.router.run(writeExec, command, spec);
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
@@ -79,12 +72,7 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
   const key = ctx.checkKey(request.params.key);
   const ifVersion = optionalIndex(request.query.ifVersion, 'ifVersion');
   const requestId = readRequestId(request);
-  const command: KvCommand = {
-    op: 'delete',
-    key,
-    ...(ifVersion === undefined ? {} : { ifVersion }),
-    ...(requestId === null ? {} : { requestId }),
-  };
+  const command = deleteCommand(key, ifVersion, requestId);
   const outcome = await ctx.router.run(writeExec, command, ctx.spec(request, { method: 'DELETE', requestId, isWrite: true }));
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
   return writeAnswer(reply, outcome.value);
