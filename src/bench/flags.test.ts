@@ -16,8 +16,9 @@ test('durations, sizes and lists read the way the help text writes them', () => 
 
 test('unknown flags are refused unless they pass through, with their values', () => {
   const defs = { workload: { kind: 'value', help: '' }, 'no-preload': { kind: 'bool', help: '' } } as const;
-  assert.throws(() => parseFlags(['--wrokload', 'x'], defs), /unknown flag --wrokload/);
-  const pass = (name: string): 'value' | 'bool' | null => (name === 'write-quorum' ? 'value' : name === 'faults' ? 'bool' : null);
+  assert.throws(() => parseFlags(['--wrokload', 'x'], defs), /unknown option '--wrokload'/);
+  assert.throws(() => parseFlags(['--work', 'x'], defs), /unknown option '--work'/);
+  const pass = { 'write-quorum': { kind: 'value', help: '' }, faults: { kind: 'bool', help: '' } } as const;
   const p = parseFlags(['--workload=mixed', '--write-quorum', '2', '--faults', '--no-preload'], defs, pass);
   assert.equal(p.values.get('workload'), 'mixed');
   assert.equal(p.values.get('no-preload'), 'true');

@@ -8,67 +8,42 @@
  * measure the wrong thing).
  */
 
+import { UsageError, parseCommand } from '../stdx/command-line.js';
+import type { FlagDef } from '../stdx/command-line.js';
+
 export class FlagError extends Error {
   override readonly name = 'FlagError';
 }
 
-/** A flag this command accepts; `bool` flags take no value (`--flag` or `--flag=false`). */
-export interface FlagDef {
-  readonly kind: 'value' | 'bool';
-  readonly help: string;
-}
+export type { FlagDef } from '../stdx/command-line.js';
 
 export interface ParsedFlags {
-  readonly values: Map<string, string>;
-  /** Arguments not consumed as known flags, in order (pass-through, e.g. node flags). */
+  readonly values: ReadonlyMap<string, string>;
+  /** The pass-through flags given, as arguments to hand on (e.g. node flags). */
   readonly rest: string[];
-  readonly positional: string[];
+  readonly positional: readonly string[];
 }
 
 /**
- * Reads `argv` against `defs`. Flags not in `defs` go to `rest` when `passThrough(name)`
- * says so (with their value when `takesValue(name)`), else they are an error.
+ * Reads `argv` against `defs` with the one command-line parser (stdx/command-line.ts):
+ * unknown flags and prefixes of known ones are refused; flags in `passThrough` are handed
+ * back in `rest`. The caller answers `--help` before calling this.
  */
 export function parseFlags(
   argv: readonly string[],
   defs: Readonly<Record<string, FlagDef>>,
-  passThrough: (name: string) => 'value' | 'bool' | null = () => null,
+  passThrough: Readonly<Record<string, FlagDef>> = {},
+  name = 'bench',
 ): ParsedFlags {
-  const values = new Map<string, string>();
-  const rest: string[] = [];
-  const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    const inline = eq >= 0 ? arg.slice(eq + 1) : undefined;
-    const def = defs[name];
-    const next = argv[i + 1];
-    if (def !== undefined) {
-      if (def.kind === 'bool') {
-        values.set(name, inline ?? 'true');
-        continue;
-      }
-      const v = inline ?? next;
-      if (v === undefined) throw new FlagError(`--${name} needs a value`);
-      if (inline === undefined) i++;
-      values.set(name, v);
-      continue;
-    }
-    const pass = passThrough(name);
-    if (pass === null) throw new FlagError(`unknown flag --${name} (see --help)`);
-    rest.push(inline === undefined ? `--${name}` : `--${name}=${inline}`);
-    if (inline === undefined && (pass === 'value' || (next !== undefined && !next.startsWith('--')))) {
-      if (next === undefined) throw new FlagError(`--${name} needs a value`);
-      rest.push(next);
-      i++;
-    }
+  let parsed;
+  try {
+    parsed = parseCommand({ name, summary: '', flags: defs, passThrough, args: '[arguments...]' }, argv, {});
+  } catch (error) {
+    if (error instanceof UsageError) throw new FlagError(error.message);
+    throw error;
   }
-  return { values, rest, positional };
+  if ('help' in parsed) throw new FlagError(`see quorumkv ${name} --help`);
+  return { values: parsed.values, rest: [...parsed.passed], positional: parsed.positional };
 }
 
 /** `2s`, `1.5s`, `500ms`, `1m`, or a bare number of seconds, in milliseconds. */

@@ -24,26 +24,40 @@ import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
-import { clusterEndpoints, parseClientFlags } from './client-commands.js';
+import { clientFlagDefs, clusterEndpoints, parseClientFlags } from './client-commands.js';
+import { parseArgs } from './command.js';
+import type { CommandSpec } from './command.js';
 import { writeClusterFile } from './cluster-file.js';
 
-export const backupHelp = `usage: quorumkv backup --out FILE [--endpoints URL,…] [--transport http|grpc] [--node ID] [--json]
-       quorumkv restore --from FILE --data-dir DIR [--nodes N]
+export const backupCommand: CommandSpec = {
+  name: 'backup',
+  summary: 'write a consistent, checksummed snapshot of one node (default: the leader) to a file',
+  flags: {
+    ...clientFlagDefs,
+    out: { kind: 'value', help: 'the backup file (written as FILE.partial, renamed when complete)' },
+    node: { kind: 'value', help: 'back up this node instead of the leader' },
+  },
+};
 
-backup   writes a consistent snapshot of one node (default: the leader) to FILE
-         (written as FILE.partial, renamed when complete; SHA-256 checked).
-restore  verifies FILE, then creates the data directories DIR/n1 … DIR/nN of a new
-         cluster holding the backup's state (default N: the backup's member count).
-         Start it with:  quorumkv up --nodes N --data-dir DIR
-`;
+export const restoreCommand: CommandSpec = {
+  name: 'restore',
+  summary: 'create the data directories of a new cluster from a backup file',
+  flags: {
+    from: { kind: 'value', help: 'the backup file (verified whole before anything is written)' },
+    'data-dir': { kind: 'value', help: 'where DIR/n1 … DIR/nN are created (must be new or empty)' },
+    nodes: { kind: 'value', help: "how many nodes (1..15; default: the backup's member count)" },
+  },
+  epilog: 'Then start it with:  quorumkv up --nodes N --data-dir DIR',
+};
 
 /** Largest staged snapshot per node (the LMDB map grows to fit). */
 const snapshotBytesMax = 4 * 1024 * 1024 * 1024;
 
 export async function runBackup(argv: string[]): Promise<number> {
-  const flags = parseClientFlags(argv, ['out', 'node']);
+  const flags = parseClientFlags(backupCommand, argv);
+  if (flags === null) return 0;
   const out = flags.extra.get('out');
-  if (out === undefined || out === '' || flags.positional.length > 0) throw new ConfigError('usage: quorumkv backup --out FILE [--endpoints URL,…] [--transport http|grpc] [--node ID]');
+  if (out === undefined || out === '') throw new ConfigError('--out FILE is required (see quorumkv backup --help)');
   const kv = await connect({ endpoints: await clusterEndpoints(flags), transport: flags.transport });
   try {
     const nodeId = flags.extra.get('node');
@@ -68,28 +82,17 @@ interface RestoreFlags {
   readonly nodes: number | null;
 }
 
-function parseRestoreFlags(argv: readonly string[]): RestoreFlags {
-  let from: string | null = null;
-  let dataDir: string | null = null;
-  let nodes: number | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const eq = arg.indexOf('=');
-    const name = arg.startsWith('--') ? arg.slice(2, eq === -1 ? undefined : eq) : null;
-    const value = (): string => {
-      const v = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (v === undefined || v === '') throw new ConfigError(`--${name ?? ''} needs a value`);
-      return v;
-    };
-    if (name === 'from') from = value();
-    else if (name === 'data-dir') dataDir = value();
-    else if (name === 'nodes') {
-      const raw = value();
-      nodes = Number(raw);
-      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 15) throw new ConfigError(`--nodes must be 1..15, got ${raw}`);
-    } else throw new ConfigError(`unknown argument ${arg} (see 'quorumkv restore --help')`);
+function parseRestoreFlags(argv: readonly string[]): RestoreFlags | null {
+  const parsed = parseArgs(restoreCommand, argv);
+  if (parsed === null) return null;
+  const from = parsed.values.get('from');
+  const dataDir = parsed.values.get('data-dir');
+  if (from === undefined || from === '' || dataDir === undefined || dataDir === '') {
+    throw new ConfigError('--from FILE and --data-dir DIR are required (see quorumkv restore --help)');
   }
-  if (from === null || dataDir === null) throw new ConfigError('usage: quorumkv restore --from FILE --data-dir DIR [--nodes N]');
+  const raw = parsed.values.get('nodes');
+  const nodes = raw === undefined ? null : Number(raw);
+  if (nodes !== null && (!Number.isInteger(nodes) || nodes < 1 || nodes > 15)) throw new ConfigError(`--nodes must be 1..15, got ${raw ?? ''}`);
   return { from, dataDir, nodes };
 }
 
@@ -117,6 +120,7 @@ function durable(run: (done: (error: Error | null) => void) => void): Promise<vo
 
 export async function runRestore(argv: string[]): Promise<number> {
   const flags = parseRestoreFlags(argv);
+  if (flags === null) return 0;
   let verified;
   try {
     verified = await verifyBackupFile(flags.from);

@@ -57,12 +57,10 @@ examples:
   quorumkv bench --cluster-file ./data/cluster.json --workload read-heavy --concurrency 64
 `;
 
-/** Node flags pass through to the nodes the bench starts; bench flags win on a clash. */
-export function nodeFlagKind(name: string): 'value' | 'bool' | null {
-  const spec = nodeFlags[name];
-  if (spec === undefined) return null;
-  return spec.kind === 'bool' ? 'bool' : 'value';
-}
+/** Node flags pass through to the nodes the bench starts (those it does not choose per node). */
+export const passedNodeFlags: Readonly<Record<string, FlagDef>> = Object.fromEntries(
+  Object.entries(nodeFlags).filter(([name]) => !['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id', 'data-dir'].includes(name)),
+);
 
 function isTrue(v: string | undefined): boolean {
   return v !== undefined && v !== 'false' && v !== '0';
@@ -94,7 +92,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    const { values: v, rest, positional } = parseFlags(argv, benchFlags, nodeFlagKind);
+    const { values: v, rest, positional } = parseFlags(argv, benchFlags, passedNodeFlags, 'bench');
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
     let endpoints: string[] | null = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null;
     if (endpoints === null && v.has('cluster-file')) endpoints = await clusterFileEndpoints(v.get('cluster-file') as string);

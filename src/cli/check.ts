@@ -37,7 +37,7 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
   let waitMs: number;
   let json: boolean;
   try {
-    const { values: v, positional } = parseFlags(argv, checkFlags);
+    const { values: v, positional } = parseFlags(argv, checkFlags, {}, 'check');
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
     waitMs = parseDurationMs(v.get('wait') ?? '10s', 'wait');
     json = v.get('json') === 'true';

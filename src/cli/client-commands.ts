@@ -9,25 +9,41 @@
 
 import { QuorumKvError, connect } from '../client/index.js';
 import type { Consistency, KvClient, TransportKind } from '../client/index.js';
+import { parseArgs } from './command.js';
+import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
 import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 
-export const clientCommands = ['put', 'get', 'del', 'ls', 'status'];
 
-export const clientHelp = `usage: quorumkv put KEY VALUE | get KEY | del KEY | ls [PREFIX] | status  [flags]
+/** Flags every client command takes. */
+export const clientFlagDefs: Readonly<Record<string, FlagDef>> = {
+  endpoints: { kind: 'value', help: "nodes to talk to, URL,… (default: the cluster file's nodes)" },
+  'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+  transport: { kind: 'value', help: 'http or grpc', default: 'http' },
+  'deadline-ms': { kind: 'value', help: 'time budget of the call, retries included', default: '10000' },
+  json: { kind: 'bool', help: 'machine-readable output (ls: one JSON entry per line; errors as {"error","message"} on stderr)' },
+};
 
-flags:
-  --endpoints URL,…        nodes to talk to (default: the cluster file's nodes)
-  --cluster-file FILE      default ./data/cluster.json (written by 'quorumkv up')
-  --transport http|grpc    default http
-  --consistency LEVEL      get/ls: linearizable (default), leader, local
-  --if-version N           put/del: compare-and-set
-  --deadline-ms N          time budget of the call, retries included (default 10000)
-  --json                   machine-readable output (ls: one JSON entry per line)
-`;
+const readFlagDefs: Readonly<Record<string, FlagDef>> = {
+  consistency: { kind: 'value', help: 'linearizable, leader or local', default: 'linearizable' },
+};
+const casFlagDefs: Readonly<Record<string, FlagDef>> = {
+  'if-version': { kind: 'value', help: 'compare-and-set: only if the key has this version (0: absent)' },
+};
+
+const clientSpecs: Readonly<Record<string, CommandSpec>> = {
+  put: { name: 'put', summary: 'write a key', args: '<key> <value>', flags: { ...clientFlagDefs, ...casFlagDefs } },
+  get: { name: 'get', summary: 'read a key', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
+  del: { name: 'del', summary: 'delete a key', args: '<key>', flags: { ...clientFlagDefs, ...casFlagDefs } },
+  ls: { name: 'ls', summary: 'list keys (and values) by prefix, in key order', args: '[prefix]', flags: { ...clientFlagDefs, ...readFlagDefs } },
+  status: { name: 'status', summary: "every node's role, term, indexes and mode", flags: clientFlagDefs },
+};
+
+export const clientCommands = Object.keys(clientSpecs);
+export const clientCommandSpecs: readonly CommandSpec[] = Object.values(clientSpecs);
 
 export interface ClientFlags {
-  readonly positional: string[];
+  readonly positional: readonly string[];
   readonly endpoints: string[] | null;
   readonly json: boolean;
   readonly consistency: Consistency | null;
@@ -35,61 +51,42 @@ export interface ClientFlags {
   readonly transport: TransportKind;
   readonly ifVersion: number | null;
   readonly deadlineMs: number | null;
-  /** Values of the command-specific flags named in `extraFlags`. */
-  readonly extra: Map<string, string>;
+  /** Values of the command's own flags beyond the shared ones. */
+  readonly extra: ReadonlyMap<string, string>;
 }
 
-/** Parses the shared client flags plus `extraFlags` (each taking a value). */
-export function parseClientFlags(argv: readonly string[], extraFlags: readonly string[] = []): ClientFlags {
-  const positional: string[] = [];
-  const extra = new Map<string, string>();
-  let endpoints: string[] | null = null;
-  let json = false;
-  let consistency: Consistency | null = null;
-  let clusterFile = defaultClusterFile;
-  let transport: TransportKind = 'http';
-  let ifVersion: number | null = null;
-  let deadlineMs: number | null = null;
-  let onlyPositional = false;
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (onlyPositional || !arg.startsWith('--') || arg === '--') {
-      if (arg === '--' && !onlyPositional) onlyPositional = true;
-      else positional.push(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq === -1 ? undefined : eq);
-    const value = (): string => {
-      const v = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (v === undefined) throw new ConfigError(`--${name} needs a value`);
-      return v;
-    };
-    const count = (what: string): number => {
-      const raw = value();
-      const n = Number(raw);
-      if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new ConfigError(`--${what} must be a whole number, got "${raw}"`);
-      return n;
-    };
-    if (name === 'json') json = true;
-    else if (name === 'endpoints') endpoints = value().split(',').map((e) => e.trim()).filter(Boolean);
-    else if (name === 'cluster-file') clusterFile = value();
-    else if (name === 'transport') {
-      const t = value();
-      if (t !== 'http' && t !== 'grpc') throw new ConfigError(`--transport must be http or grpc, got "${t}"`);
-      transport = t;
-    } else if (name === 'consistency') {
-      const c = value();
-      if (c !== 'linearizable' && c !== 'leader' && c !== 'local') throw new ConfigError(`--consistency must be linearizable, leader or local, got "${c}"`);
-      consistency = c;
-    } else if (name === 'if-version') ifVersion = count('if-version');
-    else if (name === 'deadline-ms') {
-      deadlineMs = count('deadline-ms');
-      if (deadlineMs < 1) throw new ConfigError('--deadline-ms must be at least 1');
-    } else if (extraFlags.includes(name)) extra.set(name, value());
-    else throw new ConfigError(`unknown flag --${name}`);
+/** Parses a client command's arguments against `spec`; null when help was printed. */
+export function parseClientFlags(spec: CommandSpec, argv: readonly string[]): ClientFlags | null {
+  const parsed = parseArgs(spec, argv);
+  if (parsed === null) return null;
+  const v = parsed.values;
+  const count = (name: string): number | null => {
+    const raw = v.get(name);
+    if (raw === undefined) return null;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new ConfigError(`--${name} must be a whole number, got "${raw}"`);
+    return n;
+  };
+  const transport = v.get('transport');
+  if (transport !== 'http' && transport !== 'grpc') throw new ConfigError(`--transport must be http or grpc, got "${transport ?? ''}"`);
+  const consistency = v.get('consistency') ?? null;
+  if (consistency !== null && consistency !== 'linearizable' && consistency !== 'leader' && consistency !== 'local') {
+    throw new ConfigError(`--consistency must be linearizable, leader or local, got "${consistency}"`);
   }
-  return { positional, endpoints, json, consistency, clusterFile, transport, ifVersion, deadlineMs, extra };
+  const deadlineMs = count('deadline-ms');
+  if (deadlineMs !== null && deadlineMs < 1) throw new ConfigError('--deadline-ms must be at least 1');
+  const shared = new Set([...Object.keys(clientFlagDefs), 'consistency', 'if-version']);
+  return {
+    positional: parsed.positional,
+    endpoints: v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null,
+    json: v.get('json') === 'true',
+    consistency,
+    clusterFile: v.get('cluster-file') ?? defaultClusterFile,
+    transport,
+    ifVersion: count('if-version'),
+    deadlineMs,
+    extra: new Map([...v].filter(([name]) => !shared.has(name))),
+  };
 }
 
 /** --endpoints, or the cluster file's node addresses for the chosen transport. */
@@ -99,19 +96,11 @@ export async function clusterEndpoints(flags: ClientFlags): Promise<string[]> {
 }
 
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {
-  if (argv.includes('--help')) {
-    process.stdout.write(clientHelp);
-    return 0;
-  }
-  const flags = parseClientFlags(argv);
-  const usage = (text: string): never => {
-    throw new ConfigError(`usage: quorumkv ${text}`);
-  };
+  const spec = clientSpecs[command];
+  if (spec === undefined) throw new ConfigError(`unknown client command ${command}`);
+  const flags = parseClientFlags(spec, argv);
+  if (flags === null) return 0;
   const [first, second] = flags.positional;
-  // Check the arguments before connecting: a usage error needs no cluster.
-  if (command === 'put' && (first === undefined || second === undefined || flags.positional.length > 2)) usage('put KEY VALUE');
-  if ((command === 'get' || command === 'del') && (first === undefined || flags.positional.length > 1)) usage(`${command} KEY`);
-  if ((command === 'ls' && flags.positional.length > 1) || (command === 'status' && flags.positional.length > 0)) usage(command === 'ls' ? 'ls [PREFIX]' : 'status');
 
   const deadline = flags.deadlineMs === null ? {} : { deadlineMs: flags.deadlineMs };
   let kv: KvClient;

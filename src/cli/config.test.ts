@@ -4,12 +4,20 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { UsageError } from './command.js';
 import { ConfigError, parseNodeConfig } from './config.js';
+import type { NodeConfig } from './config.js';
+
+function config(argv: readonly string[], env: Record<string, string>): NodeConfig {
+  const c = parseNodeConfig(argv, env);
+  assert.ok(c !== null, 'no help was asked for');
+  return c;
+}
 
 const base = ['--id', 'n1', '--data-dir', '/tmp/qkv-config-test', '--peers', 'n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103'];
 
 test('defaults: majority, star, persists pipelined 4 deep', () => {
-  const c = parseNodeConfig(base, {});
+  const c = config(base, {});
   assert.equal(c.writeQuorum, 'majority');
   assert.equal(c.topology, 'star');
   assert.equal(c.persistsInFlightMax, 4);
@@ -18,18 +26,18 @@ test('defaults: majority, star, persists pipelined 4 deep', () => {
 });
 
 test('--read-index-timeout-ms is taken when at least one election timeout', () => {
-  assert.equal(parseNodeConfig([...base, '--read-index-timeout-ms', '1500'], {}).readIndexTimeoutMs, 1500);
-  assert.equal(parseNodeConfig([...base, '--election-timeout-ms', '400', '--read-index-timeout-ms', '400'], {}).readIndexTimeoutMs, 400);
+  assert.equal(config([...base, '--read-index-timeout-ms', '1500'], {}).readIndexTimeoutMs, 1500);
+  assert.equal(config([...base, '--election-timeout-ms', '400', '--read-index-timeout-ms', '400'], {}).readIndexTimeoutMs, 400);
 });
 
 test('a flag wins over its environment variable, which wins over the default', () => {
-  assert.equal(parseNodeConfig(base, { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 2);
-  assert.equal(parseNodeConfig([...base, '--persists-in-flight-max', '1'], { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 1);
+  assert.equal(config(base, { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 2);
+  assert.equal(config([...base, '--persists-in-flight-max', '1'], { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 1);
 });
 
 test('out-of-range and inconsistent values are refused with the flag named', () => {
   const refused = (argv: string[], pattern: RegExp) =>
-    assert.throws(() => parseNodeConfig([...base, ...argv], {}), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+    assert.throws(() => config([...base, ...argv], {}), (e: unknown) => (e instanceof ConfigError || e instanceof UsageError) && pattern.test(e.message));
   refused(['--persists-in-flight-max', '0'], /--persists-in-flight-max .* integer >= 1/);
   refused(['--persists-in-flight-max', '65'], /--persists-in-flight-max 65 exceeds 64/);
   refused(['--persists-in-flight-max', 'four'], /--persists-in-flight-max/);
@@ -38,4 +46,13 @@ test('out-of-range and inconsistent values are refused with the flag named', () 
   refused(['--key-bytes-max', '4000'], /exceeds what LMDB can store/);
   refused(['--read-index-timeout-ms', '999'], /--read-index-timeout-ms 999 is shorter than the election timeout \(1000 ms\)/);
   refused(['--read-index-timeout-ms', '0'], /--read-index-timeout-ms/);
+});
+
+test('unknown flags, prefixes of flags and missing values are refused, naming the flag', () => {
+  const refused = (argv: string[], pattern: RegExp) =>
+    assert.throws(() => config([...base, ...argv], {}), (e: unknown) => e instanceof UsageError && pattern.test(e.message));
+  refused(['--topologyX', 'chain'], /unknown option '--topologyX'/);
+  refused(['--topo', 'chain'], /unknown option '--topo'/);
+  refused(['--tick-ms'], /--tick-ms <value>' argument missing/);
+  refused(['stray'], /too many arguments/);
 });

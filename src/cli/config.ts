@@ -6,6 +6,8 @@
  */
 
 import { isWriteQuorum } from '../core/config.js';
+import { parseArgs } from './command.js';
+import type { CommandSpec, FlagDef } from './command.js';
 import type { WriteQuorum } from '../core/types.js';
 
 export interface HostPort {
@@ -50,47 +52,53 @@ export interface NodeConfig {
   readonly logLevel: string;
 }
 
-type Kind = 'string' | 'int' | 'bool';
-
-interface FlagSpec {
-  readonly kind: Kind;
-  readonly help: string;
-  readonly default?: string;
-}
-
-/** Flag name (kebab-case) -> spec. Env var: QKV_ + upper snake case of the name. */
-export const nodeFlags: Readonly<Record<string, FlagSpec>> = {
-  id: { kind: 'string', help: 'this node\'s id (must appear in --peers)' },
-  'cluster-id': { kind: 'string', help: 'cluster id; peers from another cluster are rejected (default: derived from --peers)' },
-  'data-dir': { kind: 'string', help: 'directory for this node\'s LMDB files' },
-  'listen-http': { kind: 'string', help: 'client API address host:port (port 0: any free port)', default: '127.0.0.1:7001' },
-  'listen-peer': { kind: 'string', help: 'peer transport address host:port', default: '127.0.0.1:7101' },
-  'listen-grpc': { kind: 'string', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
-  peers: { kind: 'string', help: 'every member, itself included: id=host:port,id=host:port,…' },
-  'write-quorum': { kind: 'string', help: 'majority | all | W (follower acks)', default: 'majority' },
-  topology: { kind: 'string', help: 'star | chain', default: 'star' },
-  leader: { kind: 'string', help: 'pin this node as leader and turn elections off (the seeds\' fixed-leader setup)' },
-  'tick-ms': { kind: 'int', help: 'length of one logical tick', default: '50' },
-  'election-timeout-ms': { kind: 'int', help: 'base election timeout (randomised up to 2x)', default: '1000' },
-  'heartbeat-interval-ms': { kind: 'int', help: 'leader heartbeat interval', default: '100' },
-  'request-timeout-ms': { kind: 'int', help: 'default deadline of a client request', default: '5000' },
-  'replication-timeout-ms': { kind: 'int', help: 'a write not acknowledged by its quorum in this time answers 503 quorum_timeout', default: '5000' },
-  'member-timeout-ms': { kind: 'int', help: 'with all/chain: silence before a replica leaves the in-sync set', default: '3000' },
-  'read-index-timeout-ms': { kind: 'int', help: "a follower's linearizable read whose read point the leader has not sent in this time fails with 503 timeout (default: 2x --election-timeout-ms; at least 1x)" },
-  'leader-wait-ms': { kind: 'int', help: 'how long a request waits for an election before 503', default: '3000' },
-  'key-bytes-max': { kind: 'int', help: 'largest key, UTF-8 bytes', default: '1024' },
-  'value-bytes-max': { kind: 'int', help: 'largest value, bytes', default: String(1024 * 1024) },
-  'body-bytes-max': { kind: 'int', help: 'largest request body (default: 6x the value limit + 64 KiB, for JSON escapes)' },
-  'header-bytes-max': { kind: 'int', help: 'largest request header block', default: '16384' },
-  'list-limit-max': { kind: 'int', help: 'largest page of GET /kv', default: '1000' },
-  'log-entries-max': { kind: 'int', help: 'compact the log beyond this many entries', default: '20000' },
-  'snapshot-chunk-bytes': { kind: 'int', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
-  'pending-writes-max': { kind: 'int', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
-  'persists-in-flight-max': { kind: 'int', help: 'log batches being written to disk at once: the next is written while the last one syncs (1: one at a time)', default: '4' },
+/** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
+const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
+  id: { kind: 'value', help: 'this node\'s id (must appear in --peers)' },
+  'cluster-id': { kind: 'value', help: 'cluster id; peers from another cluster are rejected (default: derived from --peers)' },
+  'data-dir': { kind: 'value', help: 'directory for this node\'s LMDB files' },
+  'listen-http': { kind: 'value', help: 'client API address host:port (port 0: any free port)', default: '127.0.0.1:7001' },
+  'listen-peer': { kind: 'value', help: 'peer transport address host:port', default: '127.0.0.1:7101' },
+  'listen-grpc': { kind: 'value', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
+  peers: { kind: 'value', help: 'every member, itself included: id=host:port,id=host:port,…' },
+  'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
+  topology: { kind: 'value', help: 'star | chain', default: 'star' },
+  leader: { kind: 'value', help: 'pin this node as leader and turn elections off (the seeds\' fixed-leader setup)' },
+  'tick-ms': { kind: 'value', help: 'length of one logical tick', default: '50' },
+  'election-timeout-ms': { kind: 'value', help: 'base election timeout (randomised up to 2x)', default: '1000' },
+  'heartbeat-interval-ms': { kind: 'value', help: 'leader heartbeat interval', default: '100' },
+  'request-timeout-ms': { kind: 'value', help: 'default deadline of a client request', default: '5000' },
+  'replication-timeout-ms': { kind: 'value', help: 'a write not acknowledged by its quorum in this time answers 503 quorum_timeout', default: '5000' },
+  'member-timeout-ms': { kind: 'value', help: 'with all/chain: silence before a replica leaves the in-sync set', default: '3000' },
+  'read-index-timeout-ms': { kind: 'value', help: "a follower's linearizable read whose read point the leader has not sent in this time fails with 503 timeout (default: 2x --election-timeout-ms; at least 1x)" },
+  'leader-wait-ms': { kind: 'value', help: 'how long a request waits for an election before 503', default: '3000' },
+  'key-bytes-max': { kind: 'value', help: 'largest key, UTF-8 bytes', default: '1024' },
+  'value-bytes-max': { kind: 'value', help: 'largest value, bytes', default: String(1024 * 1024) },
+  'body-bytes-max': { kind: 'value', help: 'largest request body (default: 6x the value limit + 64 KiB, for JSON escapes)' },
+  'header-bytes-max': { kind: 'value', help: 'largest request header block', default: '16384' },
+  'list-limit-max': { kind: 'value', help: 'largest page of GET /kv', default: '1000' },
+  'log-entries-max': { kind: 'value', help: 'compact the log beyond this many entries', default: '20000' },
+  'snapshot-chunk-bytes': { kind: 'value', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
+  'pending-writes-max': { kind: 'value', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
+  'persists-in-flight-max': { kind: 'value', help: 'log batches being written to disk at once: the next is written while the last one syncs (1: one at a time)', default: '4' },
   faults: { kind: 'bool', help: 'enable the /admin/faults route (delay, drop, partition)', default: 'false' },
-  'min-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: lower bound', default: '0' },
-  'max-delay-ms': { kind: 'int', help: 'uniform extra delay per message to each peer: upper bound', default: '0' },
-  'log-level': { kind: 'string', help: 'pino log level', default: 'info' },
+  'min-delay-ms': { kind: 'value', help: 'uniform extra delay per message to each peer: lower bound', default: '0' },
+  'max-delay-ms': { kind: 'value', help: 'uniform extra delay per message to each peer: upper bound', default: '0' },
+  'log-level': { kind: 'value', help: 'pino log level', default: 'info' },
+};
+
+/** Every node flag; each is also read from its environment variable, QKV_ + upper snake case. */
+export const nodeFlags: Readonly<Record<string, FlagDef>> = Object.fromEntries(
+  Object.entries(nodeFlagTable).map(([name, def]) => [name, { ...def, env: envName(name) }]),
+);
+
+export const nodeCommand: CommandSpec = {
+  name: 'node',
+  summary: 'run one node of a cluster (every flag is also an environment variable, for containers)',
+  flags: nodeFlags,
+  epilog: `example:
+  quorumkv node --id n1 --data-dir d1 --listen-http 127.0.0.1:7001 --listen-peer 127.0.0.1:7101 \\
+    --peers n1=127.0.0.1:7101,n2=127.0.0.1:7102,n3=127.0.0.1:7103`,
 };
 
 export function envName(flag: string): string {
@@ -99,37 +107,6 @@ export function envName(flag: string): string {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
-}
-
-/**
- * Reads `--flag value` / `--flag=value` pairs (flags win over environment variables).
- * Unknown flags are an error: a typo must not silently fall back to a default.
- */
-export function readFlags(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, specs: Readonly<Record<string, FlagSpec>>): Map<string, string> {
-  const values = new Map<string, string>();
-  for (const [name, spec] of Object.entries(specs)) {
-    const fromEnv = env[envName(name)];
-    if (fromEnv !== undefined && fromEnv !== '') values.set(name, fromEnv);
-    else if (spec.default !== undefined) values.set(name, spec.default);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${arg}`);
-    const eq = arg.indexOf('=');
-    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    const spec = specs[name];
-    if (spec === undefined) throw new ConfigError(`unknown flag --${name} (see --help)`);
-    if (eq >= 0) {
-      values.set(name, arg.slice(eq + 1));
-    } else if (spec.kind === 'bool' && (argv[i + 1] === undefined || (argv[i + 1] as string).startsWith('--'))) {
-      values.set(name, 'true');
-    } else {
-      const v = argv[++i];
-      if (v === undefined) throw new ConfigError(`--${name} needs a value`);
-      values.set(name, v);
-    }
-  }
-  return values;
 }
 
 export function parseHostPort(value: string, what: string): HostPort {
@@ -155,7 +132,7 @@ export function parsePeers(value: string): Map<string, HostPort> {
   return peers;
 }
 
-function int(values: Map<string, string>, name: string, min: number): number {
+function int(values: ReadonlyMap<string, string>, name: string, min: number): number {
   const raw = values.get(name);
   const n = Number(raw);
   if (raw === undefined || !Number.isSafeInteger(n) || n < min) {
@@ -164,7 +141,7 @@ function int(values: Map<string, string>, name: string, min: number): number {
   return n;
 }
 
-function required(values: Map<string, string>, name: string): string {
+function required(values: ReadonlyMap<string, string>, name: string): string {
   const v = values.get(name);
   if (v === undefined || v === '') throw new ConfigError(`--${name} (or ${envName(name)}) is required`);
   return v;
@@ -178,8 +155,13 @@ export function parseWriteQuorum(raw: string, memberCount: number): WriteQuorum 
   return value;
 }
 
-export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig {
-  const v = readFlags(argv, env, nodeFlags);
+/** The node's configuration from its command line and environment; null when help was printed. */
+export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): NodeConfig | null {
+  const parsed = parseArgs(nodeCommand, argv, env);
+  return parsed === null ? null : nodeConfigOf(parsed.values);
+}
+
+export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
   const id = required(v, 'id');
   const peers = parsePeers(required(v, 'peers'));
   if (!peers.has(id)) throw new ConfigError(`--peers must include this node (${id})`);
@@ -245,11 +227,4 @@ export function checkRelations(c: NodeConfig): void {
   if (c.persistsInFlightMax > 64) problems.push(`--persists-in-flight-max ${c.persistsInFlightMax} exceeds 64`);
   if (c.minDelayMs > c.maxDelayMs) problems.push(`--min-delay-ms ${c.minDelayMs} exceeds --max-delay-ms ${c.maxDelayMs}`);
   if (problems.length > 0) throw new ConfigError(`inconsistent limits: ${problems.join('; ')}`);
-}
-
-export function helpText(): string {
-  const rows = Object.entries(nodeFlags).map(
-    ([name, s]) => `  --${name.padEnd(24)} ${s.help}${s.default !== undefined ? ` [${s.default}]` : ''}  (${envName(name)})`,
-  );
-  return rows.join('\n');
 }

@@ -14,7 +14,7 @@ import type { FlagDef } from '../bench/flags.js';
 import { defaultOutDir } from '../bench/report.js';
 import { keyDistributions, workloadNames } from '../bench/workload.js';
 import type { WorkloadName } from '../bench/workload.js';
-import { nodeFlagKind } from './bench.js';
+import { passedNodeFlags } from './bench.js';
 import { ConfigError } from './config.js';
 
 const common: Record<string, FlagDef> = {
@@ -96,7 +96,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   const command = ['quorumkv', 'experiment', ...argv].join(' ');
   try {
     if (kind === 'quorum') {
-      const { values: v, rest: nodeFlags } = parseFlags(rest, quorumFlags, nodeFlagKind);
+      const { values: v, rest: nodeFlags } = parseFlags(rest, quorumFlags, passedNodeFlags, 'experiment quorum');
       const nodes = parseCount(v.get('nodes') ?? '6', 'nodes', 2, 15);
       const delay = /^(\d+)-(\d+)$/.exec(v.get('delay') ?? '0-1000');
       if (delay === null) throw new FlagError(`--delay must be MIN-MAX in ms, e.g. 0-1000, got "${v.get('delay') ?? ''}"`);
@@ -122,7 +122,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (kind === 'modes') {
-      const { values: v, rest: nodeFlags } = parseFlags(rest, modesFlags, nodeFlagKind);
+      const { values: v, rest: nodeFlags } = parseFlags(rest, modesFlags, passedNodeFlags, 'experiment modes');
       const out = v.get('out') ?? defaultOutDir('experiment-modes');
       await runModesExperiment({
         modes: parseNameList(v.get('modes') ?? modeNames.join(','), 'modes', modeNames),
@@ -146,7 +146,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
       return 0;
     }
     if (kind === 'matrix') {
-      const { values: v, rest: nodeFlags } = parseFlags(rest, matrixFlags, nodeFlagKind);
+      const { values: v, rest: nodeFlags } = parseFlags(rest, matrixFlags, passedNodeFlags, 'experiment matrix');
       const out = v.get('out') ?? defaultOutDir('experiment-matrix');
       const dimensions: MatrixDimensions = {
         valueBytes: v.has('value-bytes') ? (v.get('value-bytes') as string).split(',').map((s) => parseBytes(s, 'value-bytes', 0, 1024 * 1024)) : matrixDefaults.valueBytes,

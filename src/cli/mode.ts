@@ -6,28 +6,31 @@
  */
 
 import { request } from 'undici';
-import { ConfigError } from './config.js';
+import { parseArgs } from './command.js';
+import type { CommandSpec } from './command.js';
 import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
 
+export const modeCommand: CommandSpec = {
+  name: 'mode',
+  summary: 'show the replication mode, or switch it live on a running cluster',
+  flags: {
+    'write-quorum': { kind: 'value', help: 'majority, all, or W (follower acks before a write is acknowledged)' },
+    topology: { kind: 'value', help: 'star (the leader sends to all) or chain (each node to the next)' },
+    endpoints: { kind: 'value', help: "nodes to ask, URL,… (default: the cluster file's nodes)" },
+    'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+  },
+  epilog: 'Without --write-quorum or --topology it prints the mode in force.',
+};
+
 export async function runModeCommand(argv: string[]): Promise<number> {
-  let writeQuorum: string | undefined;
-  let topology: string | undefined;
-  let endpoints: string[] | null = null;
-  let clusterFile = defaultClusterFile;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string;
-    const value = (): string => {
-      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
-      if (v === undefined) throw new ConfigError(`${a} needs a value`);
-      return v;
-    };
-    if (a.startsWith('--write-quorum')) writeQuorum = value();
-    else if (a.startsWith('--topology')) topology = value();
-    else if (a.startsWith('--endpoints')) endpoints = value().split(',').map((e) => e.trim().replace(/\/$/, ''));
-    else if (a.startsWith('--cluster-file')) clusterFile = value();
-    else throw new ConfigError(`unknown argument ${a} (usage: quorumkv mode [--write-quorum majority|all|W] [--topology star|chain])`);
-  }
-  if (endpoints === null) endpoints = await clusterFileEndpoints(clusterFile);
+  const parsed = parseArgs(modeCommand, argv);
+  if (parsed === null) return 0;
+  const writeQuorum = parsed.values.get('write-quorum');
+  const topology = parsed.values.get('topology');
+  const endpointsFlag = parsed.values.get('endpoints');
+  const endpoints = endpointsFlag !== undefined
+    ? endpointsFlag.split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean)
+    : await clusterFileEndpoints(parsed.values.get('cluster-file') ?? defaultClusterFile);
   const body: Record<string, unknown> = {};
   if (writeQuorum !== undefined) body['writeQuorum'] = /^\d+$/.test(writeQuorum) ? Number(writeQuorum) : writeQuorum;
   if (topology !== undefined) body['topology'] = topology;

@@ -15,14 +15,25 @@ import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort, stopChild } from '../bench/child.js';
 import { readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { parseArgs } from './command.js';
+import type { CommandSpec } from './command.js';
 import { ConfigError, nodeFlags } from './config.js';
 
-export const upHelp = `usage: quorumkv up --nodes N --data-dir DIR [--base-port P] [node flags…]
+/** Node flags `up` chooses itself, per node. */
+const chosenPerNode = ['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id', 'data-dir'];
 
-Starts N nodes on 127.0.0.1 (HTTP on P, P+1, …; peers on P+100, P+101, …; gRPC on
-P+200, P+201, …; with --base-port 0, free ports are picked), waits for a leader, writes DIR/cluster.json and
-runs until Ctrl-C. Node flags (see 'quorumkv node --help') are passed to every node.
-`;
+export const upCommand: CommandSpec = {
+  name: 'up',
+  summary: 'run a local cluster of N nodes on 127.0.0.1 until Ctrl-C (what npm start runs)',
+  flags: {
+    nodes: { kind: 'value', help: 'how many nodes (1..15)', default: '3' },
+    'data-dir': { kind: 'value', help: 'one directory per node under it, and cluster.json', default: './data' },
+    'base-port': { kind: 'value', help: 'HTTP on P, P+1, …; peers on P+100, …; gRPC on P+200, … (0: free ports)', default: '7001' },
+  },
+  passThrough: Object.fromEntries(Object.entries(nodeFlags).filter(([name]) => !chosenPerNode.includes(name))),
+  epilog: `Waits for a leader, writes DIR/cluster.json (the client commands read it) and runs until
+Ctrl-C, which stops every node cleanly. Running it again on the same DIR resumes from disk.`,
+};
 
 const mainPath = fileURLToPath(new URL('./main.js', import.meta.url));
 const leaderWaitMsMax = 30_000;
@@ -35,29 +46,14 @@ async function getJson(url: string, timeoutMs: number): Promise<unknown> {
 }
 
 export async function runUp(argv: string[]): Promise<number> {
-  let nodes = 3;
-  let dataDir = './data';
-  let basePort = 7001;
-  const passThrough: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(2, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg.slice(2), undefined];
-    const take = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new ConfigError(`--${name} needs a value`);
-      return v;
-    };
-    if (name === 'nodes') nodes = Number(take());
-    else if (name === 'data-dir') dataDir = take();
-    else if (name === 'base-port') basePort = Number(take());
-    else if (['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id'].includes(name)) throw new ConfigError(`--${name} is chosen by 'up' for each node`);
-    else if (nodeFlags[name] !== undefined) {
-      passThrough.push(`--${name}`);
-      if (nodeFlags[name].kind !== 'bool' || inline !== undefined || (argv[i + 1] !== undefined && !(argv[i + 1] as string).startsWith('--'))) passThrough.push(take());
-    } else throw new ConfigError(`unknown flag ${arg} (see 'quorumkv up --help')`);
-  }
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 15) throw new ConfigError(`--nodes must be 1..15, got ${nodes}`);
-  if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000) throw new ConfigError(`--base-port must be 0..65000, got ${basePort}`);
+  const parsed = parseArgs(upCommand, argv);
+  if (parsed === null) return 0;
+  const nodes = Number(parsed.values.get('nodes'));
+  const dataDir = parsed.values.get('data-dir') ?? './data';
+  const basePort = Number(parsed.values.get('base-port'));
+  const passThrough = parsed.passed;
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 15) throw new ConfigError(`--nodes must be 1..15, got ${parsed.values.get('nodes')}`);
+  if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000) throw new ConfigError(`--base-port must be 0..65000, got ${parsed.values.get('base-port')}`);
 
   await mkdir(dataDir, { recursive: true });
   // A restart in the same directory keeps the cluster's identity.

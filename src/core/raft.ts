@@ -50,7 +50,6 @@ import type {
   VoteMessage,
 } from './types.js';
 
-export type { CoreOptions, PlantedBugs } from './options.js';
 
 export class RaftCore {
   readonly id: NodeId;

@@ -5,7 +5,7 @@
  * flags, same bytes) unless `--timing` asks for wall-clock figures or `--soak-seconds`
  * runs for a wall-clock budget (the only two uses of the clock in sim/).
  *
- *   quorumkv sim --seeds N [--seed S] [--nodes 3..7] [--mode majority] [--profile P]
+ *   quorumkv sim --seeds N [--seed S] [--nodes 3..7] [--mode M] [--profile P]
  *                [--ticks-max N | --duration-ms N] [--planted BUG[,BUG]] [--timing]
  *                [--soak-seconds N] [--trace] [--disable-checks P[,P]]
  *
@@ -14,7 +14,9 @@
  */
 
 import { pathToFileURL } from 'node:url';
-import type { PlantedBugs } from '../core/raft.js';
+import type { PlantedBugs } from '../core/options.js';
+import { UsageError, parseCommand } from '../stdx/command-line.js';
+import type { CommandSpec, HelpRequest } from '../stdx/command-line.js';
 import { checkedProperties, formatUs } from './checkers.js';
 import { plantedBugNames, runSimulation, type PlantedBugName, type SimOptions, type SimResult } from './run.js';
 import { createPrng } from '../stdx/prng.js';
@@ -38,26 +40,27 @@ interface SimArgs {
   readonly timing: boolean;
   readonly trace: boolean;
   readonly soakSeconds: number | null;
-  readonly help: boolean;
 }
 
-export const simHelp = `quorumkv sim: deterministic simulation of a quorumkv cluster (faults, clients, checkers)
-
-  --seeds N            number of seeds to run (default 100; 1 with --seed)
-  --seed S             first seed (default 1); a failure prints the --seed that replays it
-  --nodes N            cluster size ${nodesMin}..${nodesMax} (default: drawn per seed)
-  --mode M             replication mode: ${simModeNames.join(', ')} (default majority)
-  --profile P          scenario mix: ${simProfiles.join(', ')} (default swarm)
-  --ticks-max N        fault phase of N ticks (10 ms each) instead of the drawn 2-6 s
-  --duration-ms N      fault phase of N virtual ms
-  --planted BUG[,BUG]  test-only bugs: ${plantedBugNames.join(', ')}
-  --set NAME=V[,...]   fix scenario parameters instead of drawing them (e.g. reorderRate=0.3,
-                       faultWeights.crash=0, appendEntriesMax=1); see swarm.ts SwarmConfig
-  --disable-checks P   properties not to enforce (comma-separated)
-  --timing             add wall-clock figures (output is then not reproducible)
-  --soak-seconds N     run consecutive seeds until N wall-clock seconds pass
-  --trace              print every trace line of each run (use with one seed)
-`;
+export const simCommand: CommandSpec = {
+  name: 'sim',
+  summary: 'deterministic simulation of a quorumkv cluster (faults, clients, checkers)',
+  flags: {
+    seeds: { kind: 'value', help: 'number of seeds to run (1 with --seed)', default: '100' },
+    seed: { kind: 'value', help: 'first seed; a failure prints the --seed that replays it', default: '1' },
+    nodes: { kind: 'value', help: `cluster size ${nodesMin}..${nodesMax} (default: drawn per seed)` },
+    mode: { kind: 'value', help: `replication mode: ${simModeNames.join(', ')} (default: drawn per seed, majority most often)` },
+    profile: { kind: 'value', help: `scenario mix: ${simProfiles.join(', ')}`, default: 'swarm' },
+    'ticks-max': { kind: 'value', help: 'fault phase of N ticks (10 ms each) instead of the drawn 2-6 s' },
+    'duration-ms': { kind: 'value', help: 'fault phase of N virtual ms' },
+    planted: { kind: 'value', help: `test-only bugs, comma-separated: ${plantedBugNames.join(', ')}` },
+    set: { kind: 'value', help: 'fix scenario parameters instead of drawing them, NAME=V[,...] (e.g. reorderRate=0.3,faultWeights.crash=0); see swarm.ts SwarmConfig' },
+    'disable-checks': { kind: 'value', help: 'properties not to enforce (comma-separated)' },
+    timing: { kind: 'bool', help: 'add wall-clock figures (output is then not reproducible)' },
+    'soak-seconds': { kind: 'value', help: 'run consecutive seeds until N wall-clock seconds pass' },
+    trace: { kind: 'bool', help: 'print every trace line of each run (use with one seed)' },
+  },
+};
 
 function parseInteger(flag: string, raw: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (raw === undefined || !/^\d+$/.test(raw)) throw new SimUsageError(`${flag} needs a non-negative integer, got ${raw ?? 'nothing'}`);
@@ -66,28 +69,17 @@ function parseInteger(flag: string, raw: string | undefined, min: number, max = 
   return value;
 }
 
-export function parseSimArgs(argv: readonly string[]): SimArgs {
-  const flags = new Map<string, string>();
-  const booleans = new Set(['--timing', '--trace', '--help', '-h']);
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (booleans.has(arg)) {
-      flags.set(arg, 'true');
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    if (arg.startsWith('--') && eq > 0) {
-      flags.set(arg.slice(0, eq), arg.slice(eq + 1));
-      continue;
-    }
-    if (!arg.startsWith('--')) throw new SimUsageError(`unexpected argument ${arg}`);
-    const value = argv[i + 1];
-    if (value === undefined) throw new SimUsageError(`${arg} needs a value`);
-    flags.set(arg, value);
-    i++;
+export function parseSimArgs(argv: readonly string[]): SimArgs | HelpRequest {
+  let parsed;
+  try {
+    parsed = parseCommand(simCommand, argv, {});
+  } catch (error) {
+    if (error instanceof UsageError) throw new SimUsageError(error.message);
+    throw error;
   }
-  const known = new Set(['--seeds', '--seed', '--nodes', '--mode', '--profile', '--ticks-max', '--duration-ms', '--planted', '--disable-checks', '--set', '--timing', '--trace', '--soak-seconds', '--help', '-h']);
-  for (const f of flags.keys()) if (!known.has(f)) throw new SimUsageError(`unknown flag ${f}\n\n${simHelp}`);
+  if ('help' in parsed) return parsed;
+  // Keyed as typed (`--seed`), given flags only: defaults are applied below.
+  const flags = new Map([...parsed.values].filter(([name]) => parsed.given.has(name)).map(([name, value]) => [`--${name}`, value]));
 
   const seed = flags.has('--seed') ? parseInteger('--seed', flags.get('--seed'), 0) : null;
   const seeds = flags.has('--seeds') ? parseInteger('--seeds', flags.get('--seeds'), 1) : seed !== null ? 1 : 100;
@@ -138,7 +130,6 @@ export function parseSimArgs(argv: readonly string[]): SimArgs {
     timing: flags.has('--timing'),
     trace: flags.has('--trace'),
     soakSeconds: flags.has('--soak-seconds') ? parseInteger('--soak-seconds', flags.get('--soak-seconds'), 1) : null,
-    help: flags.has('--help') || flags.has('-h'),
   };
 }
 
@@ -192,25 +183,25 @@ interface Totals {
 
 /** Runs `quorumkv sim`. Returns the exit code: 0 when every run passed, 1 on any failure, 2 on bad usage. */
 export async function runSimCommand(argv: string[], write: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
-  let args: SimArgs;
+  let args: SimArgs | HelpRequest;
   try {
     args = parseSimArgs(argv);
   } catch (e) {
     if (e instanceof SimUsageError) {
-      write(`quorumkv sim: ${e.message}\n`);
+      process.stderr.write(`quorumkv sim: ${e.message}\n`);
       return 2;
     }
     throw e;
   }
-  if (args.help) {
-    write(simHelp);
+  if ('help' in args) {
+    write(args.help);
     return 0;
   }
   if (args.overrides !== undefined) {
     try {
       applyOverrides(drawSwarm(createPrng(0)), args.overrides);
     } catch (e) {
-      write(`quorumkv sim: --set: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.stderr.write(`quorumkv sim: --set: ${e instanceof Error ? e.message : String(e)}\n`);
       return 2;
     }
   }
