@@ -97,19 +97,32 @@ export interface ForwardSpec {
  * A forward spec whose JSON body is built only if the request is forwarded: an operation
  * served by this node (the leader) never pays for serialising its value.
  */
+export interface LazyForwardSpecOptions extends Omit<ForwardSpec, 'body'> {
+  /** Builds the JSON body when the request is forwarded; null: no body. */
+  readonly makeBody: (() => string) | null;
+}
+
 export class LazyForwardSpec implements ForwardSpec {
+  readonly method: ForwardSpec['method'];
+  readonly url: string;
+  readonly requestId: RequestId | null;
+  readonly isWrite: boolean;
+  readonly servedByFollower: boolean;
+  readonly deadlineMs: number;
+  readonly forwardedIn: boolean;
+  private readonly makeBody: (() => string) | null;
   private bodyBuffer: Buffer | null | undefined;
 
-  constructor(
-    readonly method: 'GET' | 'PUT' | 'DELETE',
-    readonly url: string,
-    readonly requestId: RequestId | null,
-    readonly isWrite: boolean,
-    readonly servedByFollower: boolean,
-    readonly deadlineMs: number,
-    private readonly makeBody: (() => string) | null,
-    readonly forwardedIn: boolean,
-  ) {}
+  constructor(o: LazyForwardSpecOptions) {
+    this.method = o.method;
+    this.url = o.url;
+    this.requestId = o.requestId;
+    this.isWrite = o.isWrite;
+    this.servedByFollower = o.servedByFollower;
+    this.deadlineMs = o.deadlineMs;
+    this.forwardedIn = o.forwardedIn;
+    this.makeBody = o.makeBody;
+  }
 
   get body(): Buffer | null {
     if (this.bodyBuffer === undefined) this.bodyBuffer = this.makeBody === null ? null : Buffer.from(this.makeBody(), 'utf8');

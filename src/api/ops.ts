@@ -76,15 +76,25 @@ export function writeSpec(command: KvCommand, deadlineMs: number, forwardedIn: b
   const { ifVersion } = command;
   if (command.op === 'delete') {
     const url = ifVersion === undefined ? keyPath(command.key) : `${keyPath(command.key)}?ifVersion=${ifVersion}`;
-    return new LazyForwardSpec('DELETE', url, requestId, true, false, deadlineMs, null, forwardedIn);
+    return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, forwardedIn });
   }
   // JSON carries text; the APIs that forward only ever propose string values.
   const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
   const body = (): string => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion });
-  return new LazyForwardSpec('PUT', keyPath(command.key), requestId, true, false, deadlineMs, body, forwardedIn);
+  return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, forwardedIn });
 }
 
 /** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */
 export function readSpec(op: ReadOp, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
-  return new LazyForwardSpec('GET', readUrl(keyPath(op.key), op.consistency, op.minVersion, []), null, false, op.consistency === 'linearizable', deadlineMs, null, forwardedIn);
+  const url = readUrl(keyPath(op.key), op.consistency, op.minVersion, []);
+  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, forwardedIn });
+}
+
+/** The GET /kv request a list stands for; a linearizable one is served here, not forwarded. */
+export function listSpec(op: ListOp, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+  const query: string[] = [`limit=${op.limit}`];
+  if (op.prefix.length > 0) query.push(`prefix=${encodeURIComponent(op.prefix)}`);
+  if (op.after !== undefined) query.push(`after=${encodeURIComponent(op.after)}`);
+  const url = readUrl('/kv', op.consistency, op.minVersion, query);
+  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, forwardedIn });
 }

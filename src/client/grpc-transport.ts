@@ -1,18 +1,17 @@
 /**
  * The client's gRPC transport (proto/quorumkv.proto, service quorumkv.v1.KV): one grpc-js
- * channel per node, one call per attempt, uint64 fields decoded as decimal strings and
- * checked to be safe integers, failures turned into AttemptError using the wire code the
- * server puts in trailing metadata (`qkv-error`).
+ * channel per node, one call per attempt, messages of the types generated from the .proto
+ * (wire/gen/; a uint64 past 2^53 - 1 fails to decode rather than round), failures turned
+ * into AttemptError using the wire code the server puts in trailing metadata (`qkv-error`).
  *
- * Must never: let grpc-js retry on its own (`grpc.enable_retries` is 0; client.ts decides),
- * or decode a version through a float that could round it.
+ * Must never: let grpc-js retry on its own (`grpc.enable_retries` is 0; client.ts decides).
  */
 
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
+import { Consistency, KVService } from '../wire/gen/quorumkv.js';
+import type { BackupChunk, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
@@ -20,12 +19,6 @@ import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
-
-const protoPath = fileURLToPath(new URL('../../proto/quorumkv.proto', import.meta.url));
-const serviceName = 'quorumkv.v1.KV';
-
-/** Loader options shared with the server (api/grpc.ts): uint64 as strings, never floats. */
-const loaderOptions: protoLoader.Options = { keepCase: false, longs: String, enums: String, defaults: true, oneofs: true };
 
 /** Channel options, all explicit (STYLE.md 14). */
 const channelOptions: grpc.ChannelOptions = {
@@ -42,49 +35,22 @@ const channelOptions: grpc.ChannelOptions = {
   'grpc.enable_retries': 0,
 };
 
-const consistencyNames: Readonly<Record<ReadConsistency, string>> = { linearizable: 'LINEARIZABLE', leader: 'LEADER', local: 'LOCAL' };
+const consistencyOf: Readonly<Record<ReadConsistency, Consistency>> = {
+  linearizable: Consistency.LINEARIZABLE,
+  leader: Consistency.LEADER,
+  local: Consistency.LOCAL,
+};
 
-type Method = protoLoader.MethodDefinition<object, object>;
-
-interface Methods {
-  readonly put: Method;
-  readonly get: Method;
-  readonly delete: Method;
-  readonly list: Method;
-  readonly status: Method;
-  readonly backup: Method;
-  readonly die: Method;
-}
-
-let loaded: Methods | null = null;
-
-/** Loads the proto once per process (about 20 ms), on first use. */
-function methods(): Methods {
-  if (loaded !== null) return loaded;
-  const definition = protoLoader.loadSync(protoPath, loaderOptions);
-  const service = definition[serviceName] as protoLoader.ServiceDefinition | undefined;
-  if (service === undefined) throw new Error(`${protoPath} defines no service ${serviceName}`);
-  const method = (name: string): Method => {
-    const m = service[name];
-    if (m === undefined) throw new Error(`${protoPath}: service ${serviceName} has no method ${name}`);
-    return m;
-  };
-  loaded = {
-    put: method('Put'),
-    get: method('Get'),
-    delete: method('Delete'),
-    list: method('List'),
-    status: method('Status'),
-    backup: method('Backup'),
-    die: method('Die'),
-  };
-  return loaded;
+/** One unary method of the generated service definition. */
+interface UnaryMethod<Req, Res> {
+  readonly path: string;
+  readonly requestSerialize: (value: Req) => Buffer;
+  readonly responseDeserialize: (value: Buffer) => Res;
 }
 
 export class GrpcTransport implements ClientTransport {
   readonly kind = 'grpc' as const;
   private readonly clients = new Map<string, grpc.Client>();
-  private readonly methods = methods();
   private closed = false;
 
   normalize(endpoint: string): string {
@@ -98,30 +64,21 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
-    const message: Record<string, unknown> = {
-      key: request.key,
-      value: request.value,
-      clientId: request.requestId.clientId,
-      seq: request.requestId.seq,
-    };
-    if (request.ifVersion !== undefined) message['ifVersion'] = request.ifVersion;
-    const reply = await this.unary(endpoint, this.methods.put, message, timeoutMs);
-    return { key: text(reply, 'key'), version: decodedIndex(reply['version'], 'version') };
+    const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
+    const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
+    return { key: reply.key, version: reply.version };
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
-    const message: Record<string, unknown> = { key: request.key, clientId: request.requestId.clientId, seq: request.requestId.seq };
-    if (request.ifVersion !== undefined) message['ifVersion'] = request.ifVersion;
-    const reply = await this.unary(endpoint, this.methods.delete, message, timeoutMs);
-    return { key: text(reply, 'key'), version: decodedIndex(reply['version'], 'version'), deleted: reply['deleted'] === true };
+    const message = { key: request.key, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
+    const reply = await this.unary(endpoint, KVService.delete, message, timeoutMs);
+    return { key: reply.key, version: reply.version, deleted: reply.deleted };
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
-    const message: Record<string, unknown> = { key: request.key };
-    if (request.consistency !== undefined) message['consistency'] = consistencyNames[request.consistency];
-    if (request.minVersion !== undefined) message['minVersion'] = request.minVersion;
+    const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
     try {
-      return entryOf(await this.unary(endpoint, this.methods.get, message, timeoutMs));
+      return entryOf(await this.unary(endpoint, KVService.get, { key: request.key, consistency, minVersion: request.minVersion }, timeoutMs));
     } catch (error) {
       if (error instanceof AttemptError && error.code === 'not_found') return undefined;
       throw error;
@@ -129,32 +86,23 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage> {
-    const message: Record<string, unknown> = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0 };
-    if (request.consistency !== undefined) message['consistency'] = consistencyNames[request.consistency];
-    if (request.minVersion !== undefined) message['minVersion'] = request.minVersion;
-    const reply = await this.unary(endpoint, this.methods.list, message, timeoutMs);
-    const items = reply['items'];
-    if (!Array.isArray(items)) throw new ProtocolError('List answer has no items');
-    const next = reply['next'];
-    return { items: items.map((item) => entryOf(item as Record<string, unknown>)), next: typeof next === 'string' ? next : null };
+    const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
+    const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion };
+    const reply = await this.unary(endpoint, KVService.list, message, timeoutMs);
+    return { items: reply.items.map(entryOf), next: reply.next ?? null };
   }
 
   async status(endpoint: string, timeoutMs: number): Promise<NodeStatus> {
-    return statusOf(await this.unary(endpoint, this.methods.status, {}, timeoutMs));
+    return statusOf(await this.unary(endpoint, KVService.status, {}, timeoutMs));
   }
 
   async backup(endpoint: string, sink: BackupSink, timeoutMs: number): Promise<void> {
-    const method = this.methods.backup;
-    const stream = this.client(endpoint).makeServerStreamRequest<object, object>(
-      method.path,
-      method.requestSerialize,
-      method.responseDeserialize,
-      {},
-      new grpc.Metadata(),
-      { deadline: Date.now() + timeoutMs },
-    );
+    const method = KVService.backup;
+    const stream = this.client(endpoint).makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, new grpc.Metadata(), {
+      deadline: Date.now() + timeoutMs,
+    });
     try {
-      for await (const message of stream as AsyncIterable<Record<string, unknown>>) {
+      for await (const message of stream as AsyncIterable<BackupChunk>) {
         await sink.write(backupRecordOf(message));
       }
     } catch (error) {
@@ -166,7 +114,7 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void> {
-    await this.unary(endpoint, this.methods.die, { id: nodeId, clean }, timeoutMs);
+    await this.unary(endpoint, KVService.die, { id: nodeId, clean }, timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -184,10 +132,10 @@ export class GrpcTransport implements ClientTransport {
     return client;
   }
 
-  private unary(endpoint: string, method: Method, message: object, timeoutMs: number): Promise<Record<string, unknown>> {
+  private unary<Req, Res>(endpoint: string, method: UnaryMethod<Req, Res>, message: Req, timeoutMs: number): Promise<Res> {
     const client = this.client(endpoint);
     return new Promise((resolve, reject) => {
-      client.makeUnaryRequest<object, object>(
+      client.makeUnaryRequest<Req, Res>(
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
@@ -197,7 +145,7 @@ export class GrpcTransport implements ClientTransport {
         (error, reply) => {
           if (error !== null) reject(failure(error, endpoint));
           else if (reply === undefined) reject(new ProtocolError(`${endpoint} answered ${method.path} with no message`));
-          else resolve(reply as Record<string, unknown>);
+          else resolve(reply);
         },
       );
     });
@@ -243,108 +191,88 @@ function grpcName(code: number | undefined): string {
   return (grpc.status as unknown as Record<number, string>)[code] ?? `status ${code}`;
 }
 
-function text(reply: Record<string, unknown>, name: string): string {
-  const value = reply[name];
-  if (typeof value !== 'string') throw new ProtocolError(`answer field ${name} is not a string`);
-  return value;
-}
-
-function entryOf(reply: Record<string, unknown>): Entry {
-  return { key: text(reply, 'key'), value: text(reply, 'value'), version: decodedIndex(reply['version'], 'version') };
-}
-
-function optionalIndex(value: unknown, what: string): number | null {
-  return value === undefined || value === null ? null : decodedIndex(value, what);
+function entryOf(reply: KeyValue): Entry {
+  return { key: reply.key, value: reply.value, version: reply.version };
 }
 
 /** proto3 strings are "" when unset: an address or null. */
-function nonEmpty(value: unknown): string | null {
-  return typeof value === 'string' && value !== '' ? value : null;
+function nonEmpty(value: string): string | null {
+  return value !== '' ? value : null;
 }
 
-/** The Status message in the HTTP API's /status shape (numbers, nulls for absent). */
-export function statusOf(m: Record<string, unknown>): NodeStatus {
-  const leader = m['leader'] as { id?: unknown; http?: unknown; grpc?: unknown } | null | undefined;
-  const mode = (m['mode'] ?? {}) as Record<string, unknown>;
-  const wq = mode['writeQuorum'];
-  const peers = Array.isArray(m['peers']) ? (m['peers'] as Record<string, unknown>[]) : [];
-  const role = m['role'];
+function writeQuorumOf(text: string, what: string): 'majority' | 'all' | number {
+  return text === 'majority' || text === 'all' ? text : decodedIndex(text, what);
+}
+
+/** The Status message in the HTTP API's /status shape (nulls for absent). */
+export function statusOf(m: StatusMessage): NodeStatus {
+  const role = m.role;
   if (role !== 'leader' && role !== 'follower' && role !== 'candidate') throw new ProtocolError(`status role ${JSON.stringify(role)} is unknown`);
+  const mode = m.mode;
   const status: StatusResponse & { grpc?: string } = {
-    id: text(m, 'id'),
-    clusterId: text(m, 'clusterId'),
-    pid: decodedIndex(m['pid'], 'pid'),
+    id: m.id,
+    clusterId: m.clusterId,
+    pid: m.pid,
     role,
-    term: decodedIndex(m['term'], 'term'),
-    leader: leader === null || leader === undefined || typeof leader.id !== 'string' ? null : { id: leader.id, http: nonEmpty(leader.http), grpc: nonEmpty(leader.grpc) },
-    commitIndex: decodedIndex(m['commitIndex'], 'commitIndex'),
-    ackedIndex: decodedIndex(m['ackedIndex'], 'ackedIndex'),
-    appliedIndex: decodedIndex(m['appliedIndex'], 'appliedIndex'),
-    lastIndex: decodedIndex(m['lastIndex'], 'lastIndex'),
-    firstIndex: decodedIndex(m['firstIndex'], 'firstIndex'),
-    keyCount: decodedIndex(m['keyCount'], 'keyCount'),
+    term: m.term,
+    leader: m.leader === undefined ? null : { id: m.leader.id, http: nonEmpty(m.leader.http), grpc: nonEmpty(m.leader.grpc) },
+    commitIndex: m.commitIndex,
+    ackedIndex: m.ackedIndex,
+    appliedIndex: m.appliedIndex,
+    lastIndex: m.lastIndex,
+    firstIndex: m.firstIndex,
+    keyCount: m.keyCount,
     mode: {
-      writeQuorum: wq === 'majority' || wq === 'all' ? wq : decodedIndex(wq, 'writeQuorum'),
-      topology: mode['topology'] === 'chain' ? 'chain' : 'star',
-      sinceIndex: decodedIndex(mode['sinceIndex'] ?? 0, 'sinceIndex'),
-      inSync: Array.isArray(mode['inSync']) ? (mode['inSync'] as unknown[]).filter((m): m is string => typeof m === 'string') : [],
+      writeQuorum: mode === undefined ? 'majority' : writeQuorumOf(mode.writeQuorum, 'writeQuorum'),
+      topology: mode?.topology === 'chain' ? 'chain' : 'star',
+      sinceIndex: mode?.sinceIndex ?? 0,
+      inSync: mode?.inSync ?? [],
     },
-    peers: peers.map((p) => ({
-      id: text(p, 'id'),
-      http: nonEmpty(p['http']),
-      grpc: nonEmpty(p['grpc']),
-      matchIndex: optionalIndex(p['matchIndex'], 'matchIndex'),
-      lag: optionalIndex(p['lag'], 'lag'),
-      reachable: p['reachable'] === true,
+    peers: m.peers.map((p) => ({
+      id: p.id,
+      http: nonEmpty(p.http),
+      grpc: nonEmpty(p.grpc),
+      matchIndex: p.matchIndex ?? null,
+      lag: p.lag ?? null,
+      reachable: p.reachable,
     })),
-    rollbackCount: decodedIndex(m['rollbackCount'], 'rollbackCount'),
-    uptimeMs: decodedIndex(m['uptimeMs'], 'uptimeMs'),
+    rollbackCount: m.rollbackCount,
+    uptimeMs: m.uptimeMs,
   };
-  const grpcAddress = m['grpc'];
-  return typeof grpcAddress === 'string' && grpcAddress !== '' ? { ...status, grpc: grpcAddress } : status;
+  return m.grpc !== '' ? { ...status, grpc: m.grpc } : status;
 }
 
 /** A Backup stream message as the backup record it stands for (then strictly checked). */
-function backupRecordOf(m: Record<string, unknown>): BackupRecord {
-  const part = m['part'];
-  if (part === 'header') {
-    const h = m['header'] as Record<string, unknown>;
-    const config = (h['config'] ?? {}) as Record<string, unknown>;
-    const wq = config['writeQuorum'];
+function backupRecordOf(m: BackupChunk): BackupRecord {
+  const part = m.part;
+  if (part?.$case === 'header') {
+    const h = part.header;
     return checkRecord({
       type: 'header',
       format: 'quorumkv-backup',
       formatVersion: 1,
-      nodeId: h['nodeId'],
-      clusterId: h['clusterId'],
-      index: decodedIndex(h['index'], 'backup index'),
-      term: decodedIndex(h['term'], 'backup term'),
+      nodeId: h.nodeId,
+      clusterId: h.clusterId,
+      index: h.index,
+      term: h.term,
       config: {
-        members: config['members'],
-        writeQuorum: wq === 'majority' || wq === 'all' ? wq : decodedIndex(wq, 'backup writeQuorum'),
-        topology: config['topology'],
+        members: h.config?.members,
+        writeQuorum: writeQuorumOf(h.config?.writeQuorum ?? '', 'backup writeQuorum'),
+        topology: h.config?.topology,
       },
     });
   }
-  if (part === 'items') {
-    const c = m['items'] as Record<string, unknown>;
-    const items = (c['items'] as Record<string, unknown>[]).map((i): BackupItem => {
-      const version = decodedIndex(i['version'], 'backup item version');
-      const key = text(i, 'key');
-      if (i['value'] === 'binary') return [key, { base64: (i['binary'] as Buffer).toString('base64') }, version];
-      return [key, typeof i['text'] === 'string' ? i['text'] : '', version];
+  if (part?.$case === 'items') {
+    const c = part.items;
+    const items = c.items.map((i): BackupItem => {
+      if (i.value?.$case === 'binary') return [i.key, { base64: i.value.binary.toString('base64') }, i.version];
+      return [i.key, i.value?.$case === 'text' ? i.value.text : '', i.version];
     });
-    const dedup = (c['dedup'] as Record<string, unknown>[]).map((d): BackupDedup => [
-      text(d, 'clientId'),
-      decodedIndex(d['seq'], 'dedup seq'),
-      decodedIndex(d['index'], 'dedup index'),
-      Buffer.isBuffer(d['reply']) ? d['reply'].toString('base64') : '',
-    ]);
-    return checkRecord({ type: 'chunk', seq: decodedIndex(c['seq'], 'chunk seq'), items, dedup });
+    const dedup = c.dedup.map((d): BackupDedup => [d.clientId, d.seq, d.index, d.reply.toString('base64')]);
+    return checkRecord({ type: 'chunk', seq: c.seq, items, dedup });
   }
-  if (part === 'end') {
-    const e = m['end'] as Record<string, unknown>;
-    return checkRecord({ type: 'end', chunks: decodedIndex(e['chunks'], 'end chunks'), items: decodedIndex(e['items'], 'end items'), dedup: decodedIndex(e['dedup'], 'end dedup') });
+  if (part?.$case === 'end') {
+    return checkRecord({ type: 'end', chunks: part.end.chunks, items: part.end.items, dedup: part.end.dedup });
   }
-  throw new ProtocolError(`Backup message has no part (${JSON.stringify(part)})`);
+  throw new ProtocolError('Backup message has no part');
 }

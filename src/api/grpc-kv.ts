@@ -1,0 +1,396 @@
+/**
+ * The key-value calls of the gRPC API on the generated message types: validation (beyond
+ * what decoding checked), the run here or on the leader through the shared LeaderRouter, and
+ * the mapping of results and forwarded answers onto the response messages.
+ */
+
+import type * as grpc from '@grpc/grpc-js';
+import type { KvResult } from '../kv/types.js';
+import type { KvNode } from '../node/types.js';
+import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import { QkvError, isErrorCode } from '../wire/errors.js';
+import type { ErrorCode } from '../wire/errors.js';
+import { Consistency } from '../wire/gen/quorumkv.js';
+import type {
+  BackupChunk,
+  DeleteRequest,
+  DeleteResponse,
+  DieRequest,
+  DieResponse,
+  GetRequest,
+  GetResponse,
+  KeyValue,
+  ListRequest,
+  ListResponse,
+  PutRequest,
+  PutResponse,
+  StatusResponse as StatusMessage,
+} from '../wire/gen/quorumkv.js';
+import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
+import type { ForwardedResponse, LeaderRouter } from './forward.js';
+import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
+import type { ListOp, ReadOp } from './ops.js';
+import { requestIdOf } from './request-id.js';
+import type { InputValidator } from './validation.js';
+
+/** Marks a decoded request whose raw bytes had a string field that is not UTF-8 (its number). */
+export const badUtf8 = Symbol('badUtf8');
+/** Marks a request that could not be decoded at all (why). */
+export const malformed = Symbol('malformed');
+
+export interface GrpcLimits {
+  /** Largest request message; larger is RESOURCE_EXHAUSTED (HTTP: bodyBytesMax). */
+  readonly messageBytesMax: number;
+  /** Largest List page. */
+  readonly listLimitMax: number;
+  /** Per-call deadline when the client's is longer or absent. */
+  readonly requestTimeoutMs: number;
+  /** How long a leader-bound call waits for an election before UNAVAILABLE no_leader. */
+  readonly leaderWaitMs: number;
+}
+
+/** A decoded request as the service hands it over: with the decoding problems it found. */
+export type Checked<T> = T & { readonly [badUtf8]?: number; readonly [malformed]?: string };
+
+type Call<Req, Res> = grpc.ServerUnaryCall<Checked<Req>, Res>;
+
+/** Default List page (as HTTP). */
+const listLimitDefault = 100;
+/** Kept back from the client's deadline so our answer reaches it first. */
+const deadlineMarginMs = 20;
+/** Bytes of state per Backup message. */
+const backupChunkBytes = 1024 * 1024;
+/** Time the Die answer gets to leave before the process stops. */
+const dieDelayMs = 100;
+
+const consistencyOf: Readonly<Record<number, ReadConsistency | undefined>> = {
+  [Consistency.CONSISTENCY_UNSPECIFIED]: undefined,
+  [Consistency.LINEARIZABLE]: 'linearizable',
+  [Consistency.LEADER]: 'leader',
+  [Consistency.LOCAL]: 'local',
+};
+
+const requestIdNames = { clientId: 'client_id', seq: 'seq' } as const;
+
+export interface GrpcKvOptions {
+  readonly node: KvNode;
+  readonly limits: GrpcLimits;
+  readonly validate: InputValidator;
+  readonly router: LeaderRouter;
+  readonly die?: (clean: boolean) => void;
+}
+
+export class GrpcKv {
+  address = '';
+  closing = false;
+  private readonly node: KvNode;
+  private readonly limits: GrpcLimits;
+  private readonly validate: InputValidator;
+  private readonly router: LeaderRouter;
+  private readonly dieHook: ((clean: boolean) => void) | undefined;
+  /** Calls answered by another node's state (a forward to the leader): that node's id. */
+  private readonly servedByOf = new WeakMap<object, string>();
+
+  constructor(o: GrpcKvOptions) {
+    this.node = o.node;
+    this.limits = o.limits;
+    this.validate = o.validate;
+    this.router = o.router;
+    this.dieHook = o.die;
+  }
+
+  async put(request: Checked<PutRequest>, call: Call<PutRequest, PutResponse>): Promise<PutResponse> {
+    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key', 2: 'invalid_value' });
+    const key = this.checkKey(request.key);
+    const problem = this.validate.value(request.value);
+    if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
+    const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
+    const answer = await this.runWrite(putCommand(key, request.value, request.ifVersion, requestId), call);
+    return { key: answer.key, version: answer.version };
+  }
+
+  async delete(request: Checked<DeleteRequest>, call: Call<DeleteRequest, DeleteResponse>): Promise<DeleteResponse> {
+    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key' });
+    const key = this.checkKey(request.key);
+    const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
+    const answer = await this.runWrite(deleteCommand(key, request.ifVersion, requestId), call);
+    return { key: answer.key, version: answer.version, deleted: answer.deleted };
+  }
+
+  /** Runs a write here or on the leader: its answer's fields, as HTTP would give them. */
+  private async runWrite(command: Parameters<typeof writeSpec>[0], call: object): Promise<{ key: string; version: number; deleted: boolean }> {
+    const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call as Call<unknown, unknown>), false));
+    if (outcome.via === 'forward') {
+      const body = this.fromLeader(call, outcome.response);
+      return { key: textField(body, 'key'), version: numberField(body, 'version'), deleted: body['deleted'] === true };
+    }
+    const result = writeResult(outcome.value);
+    return { key: result.key, version: result.version, deleted: result.op === 'delete' ? result.deleted : false };
+  }
+
+  async get(request: Checked<GetRequest>, call: Call<GetRequest, GetResponse>): Promise<GetResponse> {
+    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key' });
+    const key = this.checkKey(request.key);
+    const minVersion = request.minVersion;
+    const consistency = readConsistency(request.consistency, minVersion);
+    const deadlineMs = this.deadlineMs(call);
+    let record: KvRecord | undefined;
+    if (consistency === 'local') {
+      record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs)));
+    } else {
+      const op: ReadOp = { key, consistency, minVersion };
+      const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, false));
+      if (outcome.via === 'forward') return keyValueOf(this.fromLeader(call, outcome.response));
+      record = outcome.value;
+    }
+    if (record === undefined) throw new QkvError('not_found', 'Key not found', { key });
+    return { key, value: textOf(record.value), version: record.version };
+  }
+
+  async list(request: Checked<ListRequest>, call: Call<ListRequest, ListResponse>): Promise<ListResponse> {
+    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], {}, 'Query parameter prefix or after is not valid UTF-8');
+    const prefix = request.prefix;
+    if (prefix.length > 0) this.checkKey(prefix, 'prefix');
+    const after = request.after.length > 0 ? this.checkKey(request.after, 'after') : undefined;
+    const limit = Math.min(request.limit === 0 ? listLimitDefault : request.limit, this.limits.listLimitMax);
+    const minVersion = request.minVersion;
+    const consistency = readConsistency(request.consistency, minVersion);
+    const deadlineMs = this.deadlineMs(call);
+    const op: ListOp = { prefix, after, limit, consistency, minVersion };
+    let items: KvItem[];
+    if (consistency === 'local') {
+      items = await this.node.list(listOptions(op, timeoutOf(deadlineMs)));
+    } else {
+      const outcome = await this.router.run(listExec, op, listSpec(op, deadlineMs, false));
+      if (outcome.via === 'forward') {
+        const body = this.fromLeader(call, outcome.response);
+        const forwarded = Array.isArray(body['items']) ? (body['items'] as Record<string, unknown>[]) : [];
+        const next = body['next'];
+        return { items: forwarded.map(keyValueOf), ...(typeof next === 'string' ? { next } : {}) };
+      }
+      items = outcome.value;
+    }
+    const last = items.length === limit ? items[items.length - 1] : undefined;
+    return {
+      items: items.map((item): KeyValue => ({ key: item.key, value: textOf(item.value), version: item.version })),
+      ...(last === undefined ? {} : { next: last.key }),
+    };
+  }
+
+  status(): StatusMessage {
+    return statusMessage(this.node.status(), this.address);
+  }
+
+  async die(request: Checked<DieRequest>): Promise<DieResponse> {
+    if (this.dieHook === undefined) throw new QkvError('unknown_route', 'Die is off: start the node with --faults to allow it');
+    if (request[badUtf8] !== undefined) throw new QkvError('bad_request', 'id is not valid UTF-8');
+    const { id, clean } = request;
+    if (id !== this.node.id) throw new QkvError('bad_request', `This is node ${this.node.id}, not ${JSON.stringify(id)}: nothing was stopped`);
+    const die = this.dieHook;
+    // After the answer had time to leave; a clean stop then closes this server too.
+    setTimeout(() => die(clean), dieDelayMs);
+    return { id, clean };
+  }
+
+  /** Streams header, chunks and end; a failure ends the stream with the mapped status. */
+  async backup(call: grpc.ServerWritableStream<Checked<object>, object>, toServiceError: (error: unknown) => Partial<grpc.StatusObject>): Promise<void> {
+    try {
+      this.refuseIfClosing();
+      const problem = call.request[malformed];
+      if (problem !== undefined) throw new QkvError('bad_request', `The request message cannot be decoded: ${problem}`);
+      const source = this.node.openBackup();
+      try {
+        const status = this.node.status();
+        const meta = source.meta;
+        const config = { members: [...meta.config.members], writeQuorum: String(meta.config.writeQuorum), topology: meta.config.topology };
+        await send(call, { part: { $case: 'header', header: { nodeId: status.id, clusterId: status.clusterId, index: meta.index, term: meta.term, config } } });
+        let chunks = 0;
+        let items = 0;
+        let dedup = 0;
+        for (;;) {
+          if (call.cancelled) return;
+          const chunk = source.readChunk(backupChunkBytes);
+          if (chunk === null) break;
+          await send(call, {
+            part: {
+              $case: 'items',
+              items: {
+                seq: chunks,
+                items: chunk.items.map((item) => ({
+                  key: item.key,
+                  value: typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
+                  version: item.version,
+                })),
+                dedup: chunk.dedup.map((d) => ({ clientId: d.clientId, seq: d.seq, index: d.index, reply: bufferOf(d.reply) })),
+              },
+            },
+          });
+          chunks++;
+          items += chunk.items.length;
+          dedup += chunk.dedup.length;
+        }
+        await send(call, { part: { $case: 'end', end: { chunks, items, dedup } } });
+        call.end();
+      } finally {
+        source.close();
+      }
+    } catch (error) {
+      if (!call.cancelled) call.emit('error', toServiceError(error));
+    }
+  }
+
+  refuseIfClosing(): void {
+    if (this.closing) throw new QkvError('shutting_down', 'This node is stopping; send the request to another node', {}, 1_000);
+  }
+
+  /** The node whose state answered (or refused) this call, as HTTP's `x-qkv-served-by`. */
+  servedBy(call: object): string {
+    return this.servedByOf.get(call) ?? this.node.id;
+  }
+
+  private checkKey(key: string, what: 'key' | 'prefix' | 'after' = 'key'): string {
+    const problem = this.validate.key(key);
+    if (problem !== null) {
+      if (what === 'key') throw new QkvError(problem.code, problem.message);
+      throw new QkvError('bad_request', `${what}: ${problem.message}`);
+    }
+    return key;
+  }
+
+  /** performance.now() at which this call's time is up: the client's deadline or ours. */
+  private deadlineMs(call: { getDeadline(): grpc.Deadline }): number {
+    const deadline = call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    const clientMs = Number.isFinite(at) ? at - Date.now() - deadlineMarginMs : Infinity;
+    const budgetMs = Math.min(this.limits.requestTimeoutMs, clientMs);
+    if (budgetMs < 1) throw new QkvError('timeout', 'The call arrived with no time left before its deadline; nothing was done');
+    return performance.now() + budgetMs;
+  }
+
+  /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
+  private fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
+    this.servedByOf.set(call, response.servedBy);
+    return forwardedBody(response.statusCode, response.body, response.retryAfter);
+  }
+}
+
+function utf8Error(field: number | undefined, codes: Readonly<Record<number, ErrorCode>>, message?: string): QkvError {
+  const code = (field === undefined ? undefined : codes[field]) ?? 'bad_request';
+  const what = code === 'invalid_key' ? 'Key' : code === 'invalid_value' ? 'Value' : `Field ${String(field)}`;
+  return new QkvError(code, message ?? `${what} is not valid UTF-8`);
+}
+
+function readConsistency(value: Consistency, minVersion: number | undefined): ReadConsistency {
+  if (!Object.hasOwn(consistencyOf, value)) throw new QkvError('bad_request', `consistency ${JSON.stringify(value)} is unknown`);
+  return consistencyOf[value] ?? (minVersion === undefined ? 'linearizable' : 'local');
+}
+
+function timeoutOf(deadlineMs: number): number {
+  const ms = Math.floor(deadlineMs - performance.now());
+  if (ms < 1) throw new QkvError('timeout', 'The deadline passed before the read could be served');
+  return ms;
+}
+
+/** A leader's JSON entry ({key, value, version}) as the response message. */
+function keyValueOf(body: Record<string, unknown>): KeyValue {
+  return { key: textField(body, 'key'), value: textField(body, 'value'), version: numberField(body, 'version') };
+}
+
+function textField(body: Record<string, unknown>, name: string): string {
+  const value = body[name];
+  if (typeof value !== 'string') throw new QkvError('internal', `The leader's answer has no text field ${name}`);
+  return value;
+}
+
+function numberField(body: Record<string, unknown>, name: string): number {
+  const value = body[name];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw new QkvError('internal', `The leader's answer has no index field ${name}`);
+  return value;
+}
+
+/** A successful write result, or the refusal as the error HTTP would answer. */
+function writeResult(result: KvResult): Extract<KvResult, { ok: true }> {
+  if (result.ok) return result;
+  if (result.error === 'version_conflict') {
+    throw new QkvError('version_conflict', `Key version is ${result.actualVersion}, not the expected ${result.expectedVersion}; nothing was written`, {
+      key: result.key,
+      expectedVersion: result.expectedVersion,
+      actualVersion: result.actualVersion,
+    });
+  }
+  throw new QkvError('stale_request', `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new seq`, {
+    key: result.key,
+    lastSeq: result.lastSeq,
+  });
+}
+
+/** The leader's JSON answer to a forwarded call: its body on 200, else its error thrown. */
+function forwardedBody(statusCode: number, body: Buffer, retryAfter: string | null): Record<string, unknown> {
+  let parsed: Record<string, unknown> = {};
+  try {
+    const value: unknown = JSON.parse(body.toString('utf8'));
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) parsed = value as Record<string, unknown>;
+  } catch {
+    // handled below as an unknown answer
+  }
+  if (statusCode === 200) return parsed;
+  const { error, message, ...details } = parsed;
+  let code: ErrorCode = isErrorCode(error) ? error : statusCode === 503 ? 'timeout' : 'internal';
+  if (code === 'bad_request' && details['reason'] === 'stale_request') code = 'stale_request';
+  const retryAfterSeconds = retryAfter === null ? NaN : Number(retryAfter);
+  throw new QkvError(code, typeof message === 'string' ? message : `The leader answered HTTP ${statusCode}`, details, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
+}
+
+/** JSON carries text; byte values are shown as UTF-8 (as HTTP does). */
+function textOf(value: KvValue): string {
+  return typeof value === 'string' ? value : bufferOf(value).toString('utf8');
+}
+
+function bufferOf(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Writes one stream message, waiting for the transport to drain (or the call to end). */
+function send(call: grpc.ServerWritableStream<Checked<object>, object>, message: BackupChunk): Promise<void> {
+  if (call.write(message)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      call.off('drain', done);
+      call.off('cancelled', done);
+      call.off('close', done);
+      resolve();
+    };
+    call.on('drain', done);
+    call.on('cancelled', done);
+    call.on('close', done);
+  });
+}
+
+function statusMessage(s: NodeStatus, grpcAddress: string): StatusMessage {
+  return {
+    id: s.id,
+    clusterId: s.clusterId,
+    pid: s.pid,
+    role: s.role,
+    term: s.term,
+    ...(s.leader === null ? {} : { leader: { id: s.leader.id, http: s.leader.http ?? '', grpc: s.leader.grpc ?? '' } }),
+    commitIndex: s.commitIndex,
+    ackedIndex: s.ackedIndex,
+    appliedIndex: s.appliedIndex,
+    lastIndex: s.lastIndex,
+    firstIndex: s.firstIndex,
+    keyCount: s.keyCount,
+    mode: { writeQuorum: String(s.mode.writeQuorum), topology: s.mode.topology, sinceIndex: s.mode.sinceIndex, inSync: [...s.mode.inSync] },
+    peers: s.peers.map((p) => ({
+      id: p.id,
+      http: p.http ?? '',
+      grpc: p.grpc ?? '',
+      reachable: p.reachable,
+      ...(p.matchIndex === null ? {} : { matchIndex: p.matchIndex }),
+      ...(p.lag === null ? {} : { lag: p.lag }),
+    })),
+    rollbackCount: s.rollbackCount,
+    uptimeMs: s.uptimeMs,
+    grpc: grpcAddress,
+  };
+}
