@@ -56,3 +56,14 @@ test('unknown flags, prefixes of flags and missing values are refused, naming th
   refused(['--tick-ms'], /--tick-ms <value>' argument missing/);
   refused(['stray'], /too many arguments/);
 });
+
+test('advertised addresses are checked and normalised; absent, the bound ones are used', () => {
+  const c = config([...base, '--advertise-http', 'http://n1:7001/', '--advertise-grpc', 'n1:7201'], {});
+  assert.equal(c.advertiseHttp, 'http://n1:7001');
+  assert.equal(c.advertiseGrpc, 'n1:7201');
+  assert.equal(config(base, { QKV_ADVERTISE_HTTP: 'http://10.0.0.5:7001' }).advertiseHttp, 'http://10.0.0.5:7001');
+  assert.equal(config(base, {}).advertiseHttp, null);
+  assert.throws(() => config([...base, '--advertise-http', 'n1:7001'], {}), /--advertise-http must be/);
+  assert.throws(() => config([...base, '--advertise-http', 'http://n1:7001/x'], {}), /--advertise-http must be/);
+  assert.throws(() => config([...base, '--advertise-grpc', 'n1'], {}), /--advertise-grpc must be host:port/);
+});

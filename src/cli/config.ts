@@ -23,6 +23,10 @@ export interface NodeConfig {
   readonly listenPeer: HostPort;
   /** gRPC API address; null with `--listen-grpc off`. */
   readonly listenGrpc: HostPort | null;
+  /** The client API URL peers and clients are told to use; null: the bound address. */
+  readonly advertiseHttp: string | null;
+  /** The gRPC address (host:port) peers and clients are told to use; null: the bound address. */
+  readonly advertiseGrpc: string | null;
   /** Every member, this node included, and the address to reach it at. */
   readonly peers: ReadonlyMap<string, HostPort>;
   readonly writeQuorum: WriteQuorum;
@@ -60,6 +64,8 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'listen-http': { kind: 'value', help: 'client API address host:port (port 0: any free port)', default: '127.0.0.1:7001' },
   'listen-peer': { kind: 'value', help: 'peer transport address host:port', default: '127.0.0.1:7101' },
   'listen-grpc': { kind: 'value', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
+  'advertise-http': { kind: 'value', help: 'the URL others should use for this node\'s HTTP API when it differs from --listen-http (containers, NAT), e.g. http://n1:7001' },
+  'advertise-grpc': { kind: 'value', help: 'the host:port others should use for this node\'s gRPC API when it differs from --listen-grpc' },
   peers: { kind: 'value', help: 'every member, itself included: id=host:port,id=host:port,…' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -117,6 +123,25 @@ export function parseHostPort(value: string, what: string): HostPort {
     throw new ConfigError(`${what} must be host:port, got "${value}"`);
   }
   return { host, port };
+}
+
+function advertisedUrl(value: string | undefined): string | null {
+  if (value === undefined || value === '') return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`--advertise-http must be a URL like http://n1:7001, got "${value}"`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.port === '') {
+    throw new ConfigError(`--advertise-http must be scheme://host:port with no path, got "${value}"`);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+function hostPortText(value: string, what: string): string {
+  const hp = parseHostPort(value, what);
+  return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
 }
 
 export function parsePeers(value: string): Map<string, HostPort> {
@@ -180,6 +205,8 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     listenHttp: parseHostPort(v.get('listen-http') ?? '', '--listen-http'),
     listenPeer: parseHostPort(v.get('listen-peer') ?? '', '--listen-peer'),
     listenGrpc: v.get('listen-grpc') === 'off' ? null : parseHostPort(v.get('listen-grpc') ?? '', '--listen-grpc'),
+    advertiseHttp: advertisedUrl(v.get('advertise-http')),
+    advertiseGrpc: v.has('advertise-grpc') ? hostPortText(v.get('advertise-grpc') as string, '--advertise-grpc') : null,
     peers,
     writeQuorum,
     topology,

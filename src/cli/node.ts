@@ -111,11 +111,14 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     return faulty;
   }, log);
 
+  // What peers and clients are told: the advertised addresses, else the bound ones.
+  const selfHttp = config.advertiseHttp ?? http.url;
+  const selfGrpc = grpc === null ? null : (config.advertiseGrpc ?? grpc.address);
   const peers = new Map([...config.peers].filter(([id]) => id !== config.id));
   const tcp = await createTcpTransport<PeerMessage>({
     self: { nodeId: config.id, clusterId },
     // Peers name this node's client addresses in /status and in not_leader hints.
-    meta: grpc === null ? { http: http.url } : { http: http.url, grpc: grpc.address },
+    meta: selfGrpc === null ? { http: selfHttp } : { http: selfHttp, grpc: selfGrpc },
     listen: config.listenPeer,
     peers,
     frameBytesMax: Math.max(64 * 1024 * 1024, config.snapshotChunkBytes * 2 + config.valueBytesMax * 2),
@@ -137,8 +140,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   let fatal = false;
   const options = driverOptions(config, {
     clusterId,
-    selfHttp: http.url,
-    selfGrpc: grpc?.address ?? null,
+    selfHttp,
+    selfGrpc,
     rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
   });
   const driver = new NodeDriver(options, {
@@ -263,7 +266,7 @@ async function startApis(
           onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
         });
   const http = await startHttpServer({
-    ...(grpc === null ? {} : { grpcAddress: grpc.address }),
+    ...(grpc === null ? {} : { grpcAddress: config.advertiseGrpc ?? grpc.address }),
     ...(config.faults ? { die } : {}),
     node,
     listen: config.listenHttp,
