@@ -257,6 +257,16 @@ test('ready answers 200 once a leader is known and everything committed is appli
   assert.ok(notReady.headers['retry-after'] !== undefined);
 });
 
+test('GET /rollbacks serves the rollback records when the node provides them, and is 404 otherwise', async (t) => {
+  const records = [{ version: 5, term: 2, op: 'put', key: 'a', value: 'x' }];
+  const withRecords = await startLeader(t, 'n1', { rollbacks: async () => records });
+  const answer = await call(withRecords.url, 'GET', '/rollbacks');
+  assert.equal(answer.status, 200);
+  assert.deepEqual(answer.body, { node: 'n1', records });
+  const without = await startLeader(t, 'n2');
+  assert.equal((await call(without.url, 'GET', '/rollbacks')).status, 404);
+});
+
 test('health, status and debug/store describe the node', async (t) => {
   const { url, node } = await startLeader(t);
   seed(node, { a: '1', b: '2', c: '3' });

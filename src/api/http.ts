@@ -73,6 +73,8 @@ export interface HttpServerOptions {
    * was sent, with `clean` (true: stop cleanly, false: kill at once).
    */
   readonly die?: (clean: boolean) => void;
+  /** When present, GET /rollbacks serves this node's records of writes lost in failovers. */
+  readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
 }
 
 export interface HttpServer {
@@ -105,7 +107,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...kvRoutes(ctx),
     ...batchRoutes(ctx),
     ...statusRoutes(ctx, options.grpcAddress),
-    ...adminRoutes(ctx, { ...(options.faultsAdmin === undefined ? {} : { faultsAdmin: options.faultsAdmin }), ...(options.die === undefined ? {} : { die: options.die }) }),
+    ...adminRoutes(ctx, {
+      ...(options.faultsAdmin === undefined ? {} : { faultsAdmin: options.faultsAdmin }),
+      ...(options.die === undefined ? {} : { die: options.die }),
+      ...(options.rollbacks === undefined ? {} : { rollbacks: options.rollbacks }),
+    }),
   ];
   const errors = new HttpErrors(ctx, routes);
 

@@ -42,6 +42,7 @@ const ownFlag: Readonly<Record<string, string>> = {
   bench: '--workload',
   check: '--wait',
   experiment: '--writes',
+  rollbacks: '--json',
 };
 
 for (const [command, flag] of Object.entries(ownFlag)) {

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { TestCluster, http, waitFor } from './harness.js';
+import { TestCluster, http, runCli, waitFor } from './harness.js';
 
 // Long election timeouts keep a leader that lost its followers in office long enough to
 // observe quorum timeouts (check-quorum would otherwise depose it first).
@@ -134,11 +134,27 @@ async function converged(cluster: TestCluster): Promise<string> {
 }
 
 async function rollbackRecords(cluster: TestCluster): Promise<{ key: string; version: number }[]> {
-  const out: { key: string; version: number }[] = [];
+  const out: { key: string; version: number; term: number; node: string }[] = [];
   for (const n of cluster.nodes) {
     const text = await readFile(path.join(n.dataDir, 'rollback.jsonl'), 'utf8').catch(() => '');
-    for (const line of text.split('\n').filter(Boolean)) out.push(JSON.parse(line) as { key: string; version: number });
+    for (const line of text.split('\n').filter(Boolean)) out.push({ ...(JSON.parse(line) as { key: string; version: number; term: number }), node: n.id });
   }
+  // `quorumkv rollbacks` gathers the running nodes' records through GET /rollbacks: the same
+  // writes, each once, naming every node whose file has it.
+  const running = cluster.nodes.filter((n) => n.proc !== null);
+  const cli = await runCli(['rollbacks', '--json', '--endpoints', running.map((n) => n.http).join(',')], 30_000);
+  assert.equal(cli.code, 0, cli.stderr);
+  const gathered = cli.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as { version: number; term: number; nodes: string[] });
+  const expected = new Map<string, string[]>();
+  for (const r of out.filter((r) => running.some((n) => n.id === r.node))) {
+    const id = `${r.version}:${r.term}`;
+    expected.set(id, [...(expected.get(id) ?? []), r.node]);
+  }
+  assert.deepEqual(
+    new Map(gathered.map((g) => [`${g.version}:${g.term}`, [...g.nodes].sort()])),
+    new Map([...expected].map(([id, nodes]) => [id, [...new Set(nodes)].sort()])),
+    'quorumkv rollbacks shows every recorded write once, with the nodes that recorded it',
+  );
   return out;
 }
 

@@ -22,6 +22,8 @@ export interface AdminHooks {
   readonly faultsAdmin?: FaultsAdmin;
   /** Present with fault injection on: POST /admin/die exists. */
   readonly die?: (clean: boolean) => void;
+  /** Present on real nodes: GET /rollbacks exists. */
+  readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
 }
 
 export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
@@ -46,6 +48,17 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
       },
     },
   ];
+  const rollbacks = hooks.rollbacks;
+  if (rollbacks !== undefined) {
+    // GET /rollbacks: this node's records of acknowledged writes a weak-quorum failover
+    // lost (DATA_DIR/rollback.jsonl), oldest first; `quorumkv rollbacks` gathers every node's.
+    routes.push({
+      method: 'GET',
+      url: '/rollbacks',
+      schema: { querystring: noQuery },
+      handle: async () => ({ node: ctx.node.id, records: await rollbacks() }),
+    });
+  }
   const faults = hooks.faultsAdmin;
   if (faults !== undefined) {
     routes.push(
