@@ -34,7 +34,7 @@ export const protobufFileName = "quorumkv.proto";
  * Errors. A failed call ends with a gRPC status code AND the wire error in trailing
  * metadata, so clients never have to guess from the status code alone:
  *   qkv-error            the wire error code (README "Errors"), e.g. "not_leader"
- *   qkv-error-body       the HTTP API's JSON error body: {"error","message",...details}
+ *   qkv-error-body-bin   the HTTP API's JSON error body (binary metadata): {"error","message",...details}
  *   qkv-retry-after-ms   for UNAVAILABLE: when a retry has a chance
  * Status codes: INVALID_ARGUMENT (bad_request, invalid_*, *_too_large), NOT_FOUND
  * (not_found), FAILED_PRECONDITION (version_conflict, stale_request), UNAVAILABLE
