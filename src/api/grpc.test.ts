@@ -291,3 +291,15 @@ test('Die is UNIMPLEMENTED unless enabled, checks the node id, and then calls th
   while (died.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   assert.deepEqual(died, [true]);
 });
+
+test('gRPC calls are counted by method and outcome, and timed', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const registry = new Registry();
+  const kv = await startGrpc(t, node, { registry });
+  await kv.call('Put', { key: 'k', value: 'v' });
+  await kv.fails('Get', { key: 'absent' });
+  const text = await registry.metrics();
+  assert.match(text, /qkv_grpc_requests_total\{method="Put",outcome="ok"\} 1/);
+  assert.match(text, /qkv_grpc_requests_total\{method="Get",outcome="not_found"\} 1/);
+  assert.match(text, /qkv_grpc_request_duration_seconds_count\{method="Put"\} 1/);
+});

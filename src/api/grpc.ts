@@ -41,7 +41,7 @@ import type { Checked, GrpcLimits } from './grpc-kv.js';
 
 export type { GrpcLimits } from './grpc-kv.js';
 import type { InputValidator } from './validation.js';
-import { createHttpMetrics } from './metrics.js';
+import { createGrpcMetrics, createHttpMetrics } from './metrics.js';
 
 export interface GrpcServerOptions {
   readonly node: KvNode;
@@ -116,6 +116,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     metrics,
   });
   const onInternalError = options.onInternalError ?? (() => undefined);
+  const grpcMetrics = createGrpcMetrics(options.registry);
   const kv = new GrpcKv({ node: options.node, limits, validate: options.validate, router, ...(options.die === undefined ? {} : { die: options.die }) });
 
   // Every option that bounds something is stated (STYLE.md 14).
@@ -127,32 +128,41 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_connection_idle_ms': 5 * 60_000,
   });
-  const unary = <Req, Res>(handler: (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>) => Promise<Res>): grpc.handleUnaryCall<Checked<Req>, Res> =>
+  const unary = <Req, Res>(method: string, handler: (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>) => Promise<Res>): grpc.handleUnaryCall<Checked<Req>, Res> =>
     (call, callback) => {
+      const startedMs = performance.now();
+      const fail = (error: unknown): void => {
+        const answer = toServiceError(error, kv.servedBy(call), onInternalError);
+        grpcMetrics.observeCall(method, answer.metadata?.get('qkv-error')[0]?.toString() ?? 'internal', performance.now() - startedMs);
+        callback(answer);
+      };
       let result: Promise<Res>;
       try {
         kv.refuseIfClosing();
         checkDecoded(call.request);
         result = handler(call.request, call);
       } catch (error) {
-        callback(toServiceError(error, kv.servedBy(call), onInternalError));
+        fail(error);
         return;
       }
       result.then(
-        (reply) => callback(null, reply, servedByTrailer(kv.servedBy(call))),
-        (error: unknown) => callback(toServiceError(error, kv.servedBy(call), onInternalError)),
+        (reply) => {
+          grpcMetrics.observeCall(method, 'ok', performance.now() - startedMs);
+          callback(null, reply, servedByTrailer(kv.servedBy(call)));
+        },
+        fail,
       );
     };
   server.addService(withUtf8Checks(), {
-    put: unary((r, c) => kv.put(r, c)),
-    get: unary((r, c) => kv.get(r, c)),
-    delete: unary((r, c) => kv.delete(r, c)),
-    list: unary((r, c) => kv.list(r, c)),
-    status: unary(() => Promise.resolve(kv.status())),
+    put: unary('Put', (r, c) => kv.put(r, c)),
+    get: unary('Get', (r, c) => kv.get(r, c)),
+    delete: unary('Delete', (r, c) => kv.delete(r, c)),
+    list: unary('List', (r, c) => kv.list(r, c)),
+    status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
       kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError)).catch(onInternalError);
     },
-    die: unary((r) => kv.die(r)),
+    die: unary('Die', (r) => kv.die(r)),
   });
 
   const port = await new Promise<number>((resolve, reject) => {

@@ -110,3 +110,38 @@ export function createHttpMetrics(registry: Registry): HttpMetrics {
     },
   };
 }
+
+export interface GrpcMetrics {
+  /** One finished call: its method (Put, Get, …), its wire error code or `ok`, and its time. */
+  observeCall(method: string, outcome: string, durationMs: number): void;
+}
+
+const grpcCallsName = 'qkv_grpc_requests_total';
+const grpcDurationName = 'qkv_grpc_request_duration_seconds';
+
+/** Registers (or reuses) the gRPC API's metrics: calls by method and outcome, and their time. */
+export function createGrpcMetrics(registry: Registry): GrpcMetrics {
+  const calls =
+    (registry.getSingleMetric(grpcCallsName) as Counter<'method' | 'outcome'> | undefined) ??
+    new Counter({
+      name: grpcCallsName,
+      help: 'gRPC calls answered, by method and outcome (ok, or the wire error code).',
+      labelNames: ['method', 'outcome'] as const,
+      registers: [registry],
+    });
+  const duration =
+    (registry.getSingleMetric(grpcDurationName) as Histogram<'method'> | undefined) ??
+    new Histogram({
+      name: grpcDurationName,
+      help: 'Time from receiving a gRPC call to answering it, by method.',
+      labelNames: ['method'] as const,
+      buckets: durationBucketsSeconds,
+      registers: [registry],
+    });
+  return {
+    observeCall(method, outcome, durationMs) {
+      calls.inc({ method, outcome });
+      duration.observe({ method }, durationMs / 1000);
+    },
+  };
+}

@@ -356,7 +356,26 @@ function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLa
   gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
   gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
   gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
-  gauge('qkv_linearizable_reads_as_leader', 'linearizable reads served since start while leading (own read-index round)', () => driver.linearizableReadsServed.asLeader);
-  gauge('qkv_linearizable_reads_as_follower', "linearizable reads served since start as a follower, through the leader's read index", () => driver.linearizableReadsServed.asFollower);
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
+  // Running totals kept by the driver, exported as counters (rate() works on them).
+  new Counter({
+    name: 'qkv_linearizable_reads_total',
+    help: "linearizable reads served since start, as leader (own read-index round) or as follower (through the leader's read index)",
+    labelNames: ['served_as'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ served_as: 'leader' }, driver.linearizableReadsServed.asLeader);
+      this.inc({ served_as: 'follower' }, driver.linearizableReadsServed.asFollower);
+    },
+  });
+  new Counter({
+    name: 'qkv_rollback_records_total',
+    help: 'acknowledged or applied writes this node lost in weak-quorum failovers (rollback.jsonl records, also before this start)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(driver.status().rollbackCount);
+    },
+  });
 }

@@ -102,8 +102,8 @@ test('chain of 5: the tail serves linearizable reads itself; with the leader sto
     assert.deepEqual(list.body['items'], [{ key: 'greeting', value: latest, version: (list.body['items'] as { version: number }[])[0]?.version }]);
     assert.equal(list.headers['x-qkv-served-by'], tail);
     const metrics = await http(`${tailUrl}/metrics`);
-    const served = /^qkv_linearizable_reads_as_follower (\d+)$/m.exec(String(metrics.body['raw']));
-    assert.ok(served !== null && Number(served[1]) >= 21, `tail metrics: ${served?.[0] ?? 'no qkv_linearizable_reads_as_follower'}`);
+    const served = /^qkv_linearizable_reads_total\{served_as="follower"\} (\d+)$/m.exec(String(metrics.body['raw']));
+    assert.ok(served !== null && Number(served[1]) >= 21, `tail metrics: ${served?.[0] ?? 'no qkv_linearizable_reads_total{served_as="follower"}'}`);
 
     // Stop the leader. Until the others elect a new one, no node can confirm a read point:
     // the tail must answer a retryable 503 (it keeps its state, which it may not serve).

@@ -227,6 +227,9 @@ test('W=0: a write acknowledged by a partitioned leader is reported in its rollb
       `the lost write doomed@${String(lost.body['version'])} is in a rollback report: ${JSON.stringify(records)}`,
     );
     assert.ok(((await cluster.status(oldLeader))['rollbackCount'] as number) >= 1, '/status shows the rollback count');
+    const metrics = await http(`${cluster.node(oldLeader).http}/metrics`);
+    const counted = /^qkv_rollback_records_total (\d+)$/m.exec(String(metrics.body['raw']));
+    assert.ok(counted !== null && Number(counted[1]) >= 1, `the rollback counter is exported: ${counted?.[0] ?? 'absent'}`);
   } finally {
     await cluster.destroy();
   }
