@@ -43,6 +43,7 @@ const ownFlag: Readonly<Record<string, string>> = {
   check: '--wait',
   experiment: '--writes',
   rollbacks: '--json',
+  fault: 'partition',
 };
 
 for (const [command, flag] of Object.entries(ownFlag)) {

@@ -10,6 +10,7 @@ import { UsageError, parseArgs, programHelp } from './command.js';
 import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
 import { modeCommand, runModeCommand } from './mode.js';
 import { startNode } from './node.js';
+import { faultCommand, runFaultCommand } from './fault.js';
 import { rollbacksCommand, runRollbacksCommand } from './rollbacks.js';
 import { runUp, upCommand } from './up.js';
 import { runSimCommand, simCommand } from '../sim/main.js';
@@ -20,6 +21,7 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   nodeCommand,
   ...clientCommandSpecs,
   modeCommand,
+  faultCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
   { name: 'experiment', summary: "the seeds' experiments (quorum, modes, matrix) with reports" },
   { name: 'check', summary: "compare every node's store with the leader's (exit 1 on divergence)" },
@@ -63,6 +65,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'mode') return runModeCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);
   if (command === 'rollbacks') return runRollbacksCommand(rest);
+  if (command === 'fault') return runFaultCommand(rest);
   if (command === 'backup') return runBackup(rest);
   if (command === 'restore') return runRestore(rest);
   // Benchmarks load their heavier dependencies only when used.

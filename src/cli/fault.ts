@@ -1,0 +1,181 @@
+/**
+ * `quorumkv fault`: breaks a running cluster on purpose, from the command line.
+ *
+ *   partition NODE      cut NODE off from every other member (both directions)
+ *   heal [NODE]         lift partitions (on NODE, or on every node)
+ *   delay MIN-MAX       add a uniform delay (ms) to replication messages [--node N]
+ *   drop RATE           drop this share of peer messages, 0..1 [--node N]
+ *   die NODE [--clean]  the node stops (clean) or kills itself (kill -9), by request
+ *   kill NODE           SIGKILL the node's process        (local nodes: by pid)
+ *   pause NODE          SIGSTOP: the process freezes, its sockets stay open (a GC pause, a VM stall)
+ *   resume NODE         SIGCONT
+ *   show                the fault rules in force on every node
+ *
+ * Network faults and die go through each node's /admin/faults and /admin/die, which exist
+ * only on nodes started with --faults (`quorumkv up --faults`). kill, pause and resume
+ * signal the process whose pid the node reports in /status, so they work on nodes running on
+ * this machine. Nodes come from --endpoints or the cluster file, and are named by id.
+ */
+
+import { request } from 'undici';
+import { parseArgs } from './command.js';
+import type { CommandSpec } from './command.js';
+import { defaultClusterFile, readClusterFile } from './cluster-file.js';
+import { ConfigError } from './config.js';
+
+export const faultCommand: CommandSpec = {
+  name: 'fault',
+  summary: 'inject faults into a running cluster: partition, heal, delay, drop, die, kill, pause, resume, show',
+  args: '<action> [argument]',
+  flags: {
+    endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
+    'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+    node: { kind: 'value', help: 'delay and drop: only on this node (default: every node)' },
+    clean: { kind: 'bool', help: 'die: stop cleanly instead of kill -9' },
+  },
+  epilog: `actions:
+  partition NODE      cut NODE off from every other member (both directions)
+  heal [NODE]         lift partitions (on NODE, or on every node)
+  delay MIN-MAX       add a uniform delay in ms to replication messages, e.g. 0-500
+  drop RATE           drop this share of peer messages, 0..1
+  die NODE            the node stops by request (kill -9 unless --clean)
+  kill NODE           SIGKILL the node's process (a node on this machine)
+  pause NODE          SIGSTOP the node's process: it freezes with its sockets open
+  resume NODE         SIGCONT a paused node
+  show                the fault rules in force on every node
+Network faults and die need nodes started with --faults (quorumkv up --faults).`,
+};
+
+interface ClusterNode {
+  readonly id: string;
+  readonly http: string;
+  readonly pid: number;
+  readonly peers: readonly string[];
+}
+
+const askTimeoutMs = 5_000;
+/** A paused node never answers: do not wait long for its status. */
+const statusTimeoutMs = 1_500;
+
+async function call(url: string, method: 'GET' | 'PUT' | 'POST', body?: unknown, timeoutMs = askTimeoutMs): Promise<Record<string, unknown>> {
+  const res = await request(url, {
+    method,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  const answer = (await res.body.json()) as Record<string, unknown>;
+  if (res.statusCode === 404 && answer['error'] === 'unknown_route') {
+    throw new ConfigError(`${url}: this node runs without fault injection; start the cluster with --faults (quorumkv up --faults)`);
+  }
+  if (res.statusCode >= 300) throw new ConfigError(`${url}: ${res.statusCode} ${String(answer['error'])}: ${String(answer['message'])}`);
+  return answer;
+}
+
+/**
+ * The cluster's nodes: from the cluster file (id, URL, pid: a paused node cannot answer for
+ * itself) or from each endpoint's /status; the members come from whichever node answers.
+ */
+async function clusterNodes(endpoints: readonly string[] | null, clusterFile: string): Promise<ClusterNode[]> {
+  const known = endpoints === null ? (await readClusterFile(clusterFile)).nodes.map((n) => ({ id: n.id, http: n.http, pid: n.pid })) : [];
+  const nodes: ClusterNode[] = [];
+  let members: string[] = known.map((n) => n.id);
+  for (const base of endpoints ?? known.map((n) => n.http)) {
+    const fromFile = known.find((n) => n.http === base);
+    try {
+      const s = await call(`${base}/status`, 'GET', undefined, statusTimeoutMs);
+      const id = String(s['id']);
+      const peers = (s['peers'] as { id: string }[] | undefined)?.map((p) => p.id) ?? [];
+      members = [...new Set([...members, id, ...peers])];
+      nodes.push({ id, http: base, pid: Number(s['pid']), peers });
+    } catch (error) {
+      if (fromFile !== undefined) nodes.push({ ...fromFile, peers: [] });
+      process.stderr.write(`quorumkv fault: ${base} does not answer (${error instanceof Error ? error.message : String(error)})\n`);
+    }
+  }
+  return nodes.map((n) => ({ ...n, peers: members.filter((m) => m !== n.id) }));
+}
+
+function pick(nodes: readonly ClusterNode[], id: string | undefined, action: string): ClusterNode {
+  if (id === undefined) throw new ConfigError(`fault ${action} needs a node id (one of ${nodes.map((n) => n.id).join(', ')})`);
+  const node = nodes.find((n) => n.id === id);
+  if (node === undefined) throw new ConfigError(`no reachable node ${id} (reachable: ${nodes.map((n) => n.id).join(', ') || 'none'})`);
+  return node;
+}
+
+function only(nodes: readonly ClusterNode[], id: string | undefined): readonly ClusterNode[] {
+  return id === undefined ? nodes : [pick(nodes, id, 'targeting')];
+}
+
+function delayRange(text: string | undefined): { delayMsMin: number; delayMsMax: number } {
+  const m = text === undefined ? null : /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (m === null) throw new ConfigError(`fault delay needs MIN-MAX in ms, e.g. 0-500 (0-0 removes the delay), got "${text ?? ''}"`);
+  const delayMsMin = Number(m[1]);
+  const delayMsMax = m[2] === undefined ? delayMsMin : Number(m[2]);
+  if (delayMsMax < delayMsMin) throw new ConfigError(`fault delay: ${delayMsMin} is above ${delayMsMax}`);
+  return { delayMsMin, delayMsMax };
+}
+
+function signal(node: ClusterNode, name: NodeJS.Signals): void {
+  try {
+    process.kill(node.pid, name);
+  } catch (error) {
+    throw new ConfigError(`cannot send ${name} to ${node.id} (pid ${node.pid}): ${error instanceof Error ? error.message : String(error)}; kill, pause and resume work on nodes running on this machine`);
+  }
+}
+
+export async function runFaultCommand(argv: string[]): Promise<number> {
+  const parsed = parseArgs(faultCommand, argv);
+  if (parsed === null) return 0;
+  const v = parsed.values;
+  const [action, argument] = parsed.positional;
+  const endpoints = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean) : null;
+  const nodes = await clusterNodes(endpoints, v.get('cluster-file') ?? defaultClusterFile);
+  if (nodes.length === 0) throw new ConfigError('no node answers');
+  const say = (text: string): void => void process.stdout.write(`${text}\n`);
+  switch (action) {
+    case 'partition': {
+      const node = pick(nodes, argument, action);
+      await call(`${node.http}/admin/faults`, 'PUT', { blockedTo: node.peers, blockedFrom: node.peers });
+      say(`${node.id} is cut off from ${node.peers.join(', ')} (both directions); quorumkv fault heal ${node.id} undoes it`);
+      return 0;
+    }
+    case 'heal':
+      for (const node of only(nodes, argument)) await call(`${node.http}/admin/faults`, 'PUT', { blockedTo: [], blockedFrom: [] });
+      say(`partitions lifted on ${only(nodes, argument).map((n) => n.id).join(', ')}`);
+      return 0;
+    case 'delay': {
+      const range = delayRange(argument);
+      for (const node of only(nodes, v.get('node'))) await call(`${node.http}/admin/faults`, 'PUT', range);
+      say(`replication delay ${range.delayMsMin}-${range.delayMsMax} ms on ${only(nodes, v.get('node')).map((n) => n.id).join(', ')}`);
+      return 0;
+    }
+    case 'drop': {
+      const dropRate = Number(argument);
+      if (argument === undefined || !(dropRate >= 0 && dropRate <= 1)) throw new ConfigError(`fault drop needs a rate in [0, 1], got "${argument ?? ''}"`);
+      for (const node of only(nodes, v.get('node'))) await call(`${node.http}/admin/faults`, 'PUT', { dropRate });
+      say(`dropping ${dropRate * 100}% of peer messages on ${only(nodes, v.get('node')).map((n) => n.id).join(', ')}`);
+      return 0;
+    }
+    case 'die': {
+      const node = pick(nodes, argument, action);
+      const clean = v.get('clean') === 'true';
+      await call(`${node.http}/admin/die`, 'POST', { id: node.id, clean });
+      say(`${node.id} ${clean ? 'stops cleanly' : 'kills itself'}`);
+      return 0;
+    }
+    case 'kill':
+    case 'pause':
+    case 'resume': {
+      const node = pick(nodes, argument, action);
+      signal(node, action === 'kill' ? 'SIGKILL' : action === 'pause' ? 'SIGSTOP' : 'SIGCONT');
+      say(`${node.id} (pid ${node.pid}) ${action === 'kill' ? 'killed' : action === 'pause' ? 'paused: quorumkv fault resume ' + node.id + ' wakes it' : 'resumed'}`);
+      return 0;
+    }
+    case 'show':
+      for (const node of nodes) say(`${node.id}  ${JSON.stringify(await call(`${node.http}/admin/faults`, 'GET'))}`);
+      return 0;
+    default:
+      throw new ConfigError(`unknown fault action "${action ?? ''}" (see quorumkv fault --help)`);
+  }
+}
