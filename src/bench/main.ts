@@ -15,7 +15,9 @@ import { preload, runPoint } from './runner.js';
 import { quorumKvTarget } from './target.js';
 import { makeKeys, makeValue, workload, workloadNames } from './workload.js';
 import type { WorkloadName } from './workload.js';
-import { parseCount, parseFlags, parseNameList } from './flags.js';
+import { FlagError, parseCount, parseNameList } from './flags.js';
+import { UsageError, parseCommand } from '../stdx/command-line.js';
+import type { CommandSpec } from '../stdx/command-line.js';
 import { createPrng } from '../stdx/prng.js';
 
 interface Options {
@@ -28,9 +30,27 @@ interface Options {
   phases: WorkloadName[];
 }
 
-function parseArgs(argv: string[]): Options {
-  const value = { kind: 'value', help: '' } as const;
-  const { values: v } = parseFlags(argv, { nodes: value, concurrency: value, seconds: value, keys: value, 'value-bytes': value, endpoints: value, phases: value });
+const quickBenchCommand: CommandSpec = {
+  name: 'bench',
+  summary: 'the quick benchmark: writes, then linearizable reads, then a 50/50 mix, on a fresh local cluster',
+  flags: {
+    nodes: { kind: 'value', help: 'nodes of the cluster started for the run', default: '3' },
+    concurrency: { kind: 'value', help: 'closed-loop clients', default: '64' },
+    seconds: { kind: 'value', help: 'measured time per phase', default: '10' },
+    keys: { kind: 'value', help: 'distinct keys', default: '10000' },
+    'value-bytes': { kind: 'value', help: 'value size in bytes', default: '128' },
+    endpoints: { kind: 'value', help: 'a running cluster to use instead, URL,…' },
+    phases: { kind: 'value', help: `phases to run, from ${workloadNames.join(', ')}`, default: 'write,read,mixed' },
+  },
+};
+
+function parseArgs(argv: string[]): Options | null {
+  const parsed = parseCommand(quickBenchCommand, argv, {});
+  if ('help' in parsed) {
+    process.stdout.write(parsed.help);
+    return null;
+  }
+  const v = parsed.values;
   return {
     nodes: parseCount(v.get('nodes') ?? '3', 'nodes', 1, 15),
     concurrency: parseCount(v.get('concurrency') ?? '64', 'concurrency', 1, 4096),
@@ -44,6 +64,7 @@ function parseArgs(argv: string[]): Options {
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
+  if (o === null) return;
   if (!(o.seconds > 0)) throw new Error(`--seconds must be > 0, got ${o.seconds}`);
   const cluster = o.endpoints === null ? await LocalCluster.start({ nodes: o.nodes }) : null;
   try {
@@ -72,6 +93,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof UsageError || err instanceof FlagError) {
+    process.stderr.write(`bench: ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(1);
 });
