@@ -1,7 +1,8 @@
 /**
  * The deployment files, checked without a container engine: the compose file against the
  * Compose Specification's JSON schema, the Kubernetes manifests against the API's models,
- * the Dockerfile for what the image promises, and the compose services run as they would
+ * the Dockerfile for what the image promises, the Grafana dashboard against the metrics a
+ * node exports, and the compose services run as they would
  * run in containers, as local processes configured by their environment alone (host names
  * mapped to 127.0.0.1, ports to free ones).
  */
@@ -143,6 +144,19 @@ test('the compose services, run as local processes from their environment alone,
     assert.equal((await http(`${base('n3')}/kv/hello`, 'PUT', { value: 'world' })).status, 200);
     const read = await http(`${base('n1')}/kv/hello`);
     assert.equal(read.body['value'], 'world');
+
+    // Every metric the Grafana dashboard charts is one a node exports.
+    const exported = new Set(String((await http(`${base('n1')}/metrics`)).body['raw']).split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
+    const dashboard = JSON.parse(await text('deploy/grafana/quorumkv-dashboard.json')) as { panels: { title: string; targets: { expr: string }[] }[] };
+    assert.ok(dashboard.panels.length > 0);
+    for (const panel of dashboard.panels) {
+      for (const { expr } of panel.targets) {
+        for (const name of expr.match(/\bqkv_[a-z_]+/g) ?? []) {
+          const metric = name.replace(/_(bucket|count|sum)$/, '');
+          assert.ok(exported.has(metric), `panel "${panel.title}" charts ${name}, which no node exports`);
+        }
+      }
+    }
   } finally {
     await Promise.all(children.map((c) => stopChild(c, 'SIGKILL')));
     await rm(dir, { recursive: true, force: true });
