@@ -19,6 +19,7 @@ import { Service } from 'kubernetes-models/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { freePort, stopChild } from '../bench/child.js';
+import { nodeFlags } from '../cli/config.js';
 import { http, mainPath, waitFor } from './harness.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -41,6 +42,14 @@ function stripIds(node: unknown, isPropertyMap = false): void {
   for (const [key, child] of Object.entries(record)) stripIds(child, !isPropertyMap && (key === 'properties' || key === 'patternProperties' || key === 'definitions'));
 }
 
+/** The environment variables a node reads: one per node flag. */
+const knownVariables = new Set(Object.values(nodeFlags).map((def) => def.env));
+
+/** Every QKV_ variable named in `text` (a deploy file), so a misspelt one fails the test. */
+function assertKnownVariables(file: string, text: string): void {
+  for (const name of text.match(/\bQKV_[A-Z_]+\b/g) ?? []) assert.ok(knownVariables.has(name), `${file} sets ${name}, which no node flag reads`);
+}
+
 async function composeFile(): Promise<{ services: Record<string, ComposeService>; volumes: Record<string, unknown> }> {
   // merge: YAML anchors (`<<: *node`) are resolved as Compose resolves them.
   return parseYaml(await text('deploy/compose.yaml'), { merge: true }) as { services: Record<string, ComposeService>; volumes: Record<string, unknown> };
@@ -56,6 +65,7 @@ test('deploy/compose.yaml is a valid Compose file: three nodes, each with its ow
   const validate = ajv.compile(schema);
   const compose = await composeFile();
   assert.ok(validate(compose), JSON.stringify(validate.errors, null, 2));
+  assertKnownVariables('deploy/compose.yaml', await text('deploy/compose.yaml'));
   assert.deepEqual(Object.keys(compose.services), ['n1', 'n2', 'n3']);
   assert.deepEqual(Object.keys(compose.volumes), ['n1-data', 'n2-data', 'n3-data']);
   for (const [id, service] of Object.entries(compose.services)) {
@@ -68,6 +78,7 @@ test('deploy/kubernetes: every manifest is valid for its API; probes, PDB and pe
   const kustomization = parseYaml(await text('deploy/kubernetes/kustomization.yaml')) as { resources: string[] };
   const kinds: string[] = [];
   for (const file of kustomization.resources) {
+    assertKnownVariables(file, await text(`deploy/kubernetes/${file}`));
     for (const doc of parseAllDocuments(await text(`deploy/kubernetes/${file}`))) {
       const object = doc.toJS() as { kind: string };
       kinds.push(object.kind);
@@ -97,6 +108,7 @@ test('deploy/kubernetes: every manifest is valid for its API; probes, PDB and pe
 
 test('the Dockerfile runs the built CLI as a non-root user, with a health check and a data volume', async () => {
   const dockerfile = await text('Dockerfile');
+  assertKnownVariables('Dockerfile', dockerfile);
   assert.match(dockerfile, /^FROM .* AS build$/m);
   assert.match(dockerfile, /^USER node$/m);
   assert.match(dockerfile, /^HEALTHCHECK /m);
@@ -124,7 +136,10 @@ test('the compose services, run as local processes from their environment alone,
       env['QKV_LISTEN_HTTP'] = `127.0.0.1:${p.http}`;
       env['QKV_LISTEN_PEER'] = `127.0.0.1:${p.peer}`;
       env['QKV_LISTEN_GRPC'] = `127.0.0.1:${p.grpc}`;
-      env['QKV_ADVERTISE_HTTP'] = env['QKV_ADVERTISE_HTTP']!.replace(/:700\d$/, `:${p.http}`).replace('localhost', '127.0.0.1');
+      // The advertised service names resolve to the node's own (mapped) address.
+      assert.equal(env['QKV_ADVERTISE_HTTP'], `http://${id}:7001`);
+      assert.equal(env['QKV_ADVERTISE_GRPC'], `${id}:7201`);
+      env['QKV_ADVERTISE_HTTP'] = `http://127.0.0.1:${p.http}`;
       env['QKV_ADVERTISE_GRPC'] = `127.0.0.1:${p.grpc}`;
       env['QKV_DATA_DIR'] = path.join(dir, id);
       env['QKV_LOG_LEVEL'] = 'warn';
