@@ -13,6 +13,23 @@ import { ConfigError } from './config.js';
 /** Where `npm start` writes it, relative to the working directory. */
 export const defaultClusterFile = './data/cluster.json';
 
+/** The two flags that say which cluster a command talks to (mode, fault, rollbacks, …). */
+export const clusterFlags = {
+  endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
+  'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+} as const;
+
+/** --endpoints as a list of base URLs, or null when not given. */
+export function endpointsFlag(values: ReadonlyMap<string, string>): string[] | null {
+  const text = values.get('endpoints');
+  return text === undefined ? null : text.split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean);
+}
+
+/** The HTTP endpoints of --endpoints, else of --cluster-file. */
+export async function chosenEndpoints(values: ReadonlyMap<string, string>): Promise<string[]> {
+  return endpointsFlag(values) ?? clusterFileEndpoints(values.get('cluster-file') ?? defaultClusterFile);
+}
+
 export interface ClusterFileNode {
   readonly id: string;
   readonly http: string;

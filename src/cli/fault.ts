@@ -20,7 +20,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { defaultClusterFile, readClusterFile } from './cluster-file.js';
+import { clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 export const faultCommand: CommandSpec = {
@@ -28,8 +28,7 @@ export const faultCommand: CommandSpec = {
   summary: 'inject faults into a running cluster: partition, heal, delay, drop, die, kill, pause, resume, show',
   args: '<action> [argument]',
   flags: {
-    endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
-    'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+    ...clusterFlags,
     node: { kind: 'value', help: 'delay and drop: only on this node (default: every node)' },
     clean: { kind: 'bool', help: 'die: stop cleanly instead of kill -9' },
   },
@@ -129,7 +128,7 @@ export async function runFaultCommand(argv: string[]): Promise<number> {
   if (parsed === null) return 0;
   const v = parsed.values;
   const [action, argument] = parsed.positional;
-  const endpoints = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean) : null;
+  const endpoints = endpointsFlag(v);
   const nodes = await clusterNodes(endpoints, v.get('cluster-file') ?? defaultClusterFile);
   if (nodes.length === 0) throw new ConfigError('no node answers');
   const say = (text: string): void => void process.stdout.write(`${text}\n`);

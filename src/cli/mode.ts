@@ -8,7 +8,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
+import { chosenEndpoints, clusterFlags } from './cluster-file.js';
 
 export const modeCommand: CommandSpec = {
   name: 'mode',
@@ -16,8 +16,7 @@ export const modeCommand: CommandSpec = {
   flags: {
     'write-quorum': { kind: 'value', help: 'majority, all, or W (follower acks before a write is acknowledged)' },
     topology: { kind: 'value', help: 'star (the leader sends to all) or chain (each node to the next)' },
-    endpoints: { kind: 'value', help: "nodes to ask, URL,… (default: the cluster file's nodes)" },
-    'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+    ...clusterFlags,
   },
   epilog: 'Without --write-quorum or --topology it prints the mode in force.',
 };
@@ -27,10 +26,7 @@ export async function runModeCommand(argv: string[]): Promise<number> {
   if (parsed === null) return 0;
   const writeQuorum = parsed.values.get('write-quorum');
   const topology = parsed.values.get('topology');
-  const endpointsFlag = parsed.values.get('endpoints');
-  const endpoints = endpointsFlag !== undefined
-    ? endpointsFlag.split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean)
-    : await clusterFileEndpoints(parsed.values.get('cluster-file') ?? defaultClusterFile);
+  const endpoints = await chosenEndpoints(parsed.values);
   const body: Record<string, unknown> = {};
   if (writeQuorum !== undefined) body['writeQuorum'] = /^\d+$/.test(writeQuorum) ? Number(writeQuorum) : writeQuorum;
   if (topology !== undefined) body['topology'] = topology;

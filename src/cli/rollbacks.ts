@@ -8,14 +8,13 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
+import { chosenEndpoints, clusterFlags } from './cluster-file.js';
 
 export const rollbacksCommand: CommandSpec = {
   name: 'rollbacks',
   summary: "acknowledged writes lost in weak-quorum failovers, from every node's records",
   flags: {
-    endpoints: { kind: 'value', help: "nodes to ask, URL,… (default: the cluster file's nodes)" },
-    'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+    ...clusterFlags,
     json: { kind: 'bool', help: 'one JSON object per lost write (with the nodes that recorded it)' },
   },
 };
@@ -51,9 +50,7 @@ export async function runRollbacksCommand(argv: string[]): Promise<number> {
   const parsed = parseArgs(rollbacksCommand, argv);
   if (parsed === null) return 0;
   const v = parsed.values;
-  const endpoints = v.has('endpoints')
-    ? (v.get('endpoints') as string).split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean)
-    : await clusterFileEndpoints(v.get('cluster-file') ?? defaultClusterFile);
+  const endpoints = await chosenEndpoints(v);
   let failed = false;
   const perNode = await Promise.all(
     endpoints.map(async (base) => {
