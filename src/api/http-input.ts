@@ -79,11 +79,28 @@ export function rawJsonBody(request: FastifyRequest): Buffer | null {
 /** Query parameters: a null-prototype map; a parse problem is recorded, not thrown. */
 export type ParsedQuery = Record<string, string | undefined> & { [queryProblemKey]?: string };
 const queryProblemKey = Symbol('queryProblem');
+/**
+ * The parameter name a parse problem also sets, so that the route's query schema (which
+ * allows no such name) refuses the request without a hook; the formatter then reports the
+ * problem recorded under queryProblemKey.
+ */
+export const queryProblemMarker = '\u0000';
+
+function recordProblem(query: ParsedQuery, problem: string): ParsedQuery {
+  query[queryProblemKey] = problem;
+  query[queryProblemMarker] = '';
+  return query;
+}
+
+/** The parse problem recorded in `query`, if any. */
+export function queryProblemOf(query: unknown): string | undefined {
+  return typeof query === 'object' && query !== null ? (query as ParsedQuery)[queryProblemKey] : undefined;
+}
 
 /**
  * The router's query-string parser. Unlike fastify's default (which keeps an undecodable
  * `%FF` as literal text), a value that is not percent-encoded UTF-8, a repeated name or too
- * many parameters is recorded as a problem that refuseQueryProblem answers with 400. It must
+ * many parameters is recorded as a problem that the route's query schema refuses with 400. It must
  * not throw: it runs inside the router.
  */
 export function parseQuery(text: string): ParsedQuery {
@@ -94,22 +111,15 @@ export function parseQuery(text: string): ParsedQuery {
     let end = text.indexOf('&', start);
     if (end === -1) end = text.length;
     if (end > start) {
-      if (++count > queryParamsMax) {
-        query[queryProblemKey] = `More than ${queryParamsMax} query parameters`;
-        return query;
-      }
+      if (++count > queryParamsMax) return recordProblem(query, `More than ${queryParamsMax} query parameters`);
       const equals = text.indexOf('=', start);
       const nameEnd = equals === -1 || equals > end ? end : equals;
       const name = decodeQueryPart(text.slice(start, nameEnd));
       const value = nameEnd === end ? '' : decodeQueryPart(text.slice(nameEnd + 1, end));
       if (name === null || value === null) {
-        query[queryProblemKey] = `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`;
-        return query;
+        return recordProblem(query, `Query parameter ${quoteValue(text.slice(start, nameEnd))} is not valid percent-encoded UTF-8`);
       }
-      if (query[name] !== undefined) {
-        query[queryProblemKey] = `Query parameter ${quoteValue(name)} is given more than once`;
-        return query;
-      }
+      if (query[name] !== undefined) return recordProblem(query, `Query parameter ${quoteValue(name)} is given more than once`);
       query[name] = value;
     }
     start = end + 1;
@@ -127,11 +137,6 @@ function decodeQueryPart(part: string): string | null {
   }
 }
 
-/** preValidation hook: a query string the parser could not read is refused before the schema runs. */
-export function refuseQueryProblem(request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
-  const problem = (request.query as ParsedQuery | undefined)?.[queryProblemKey];
-  done(problem === undefined ? undefined : new QkvError('bad_request', problem));
-}
 
 // --- numbers and the idempotency pair ---
 

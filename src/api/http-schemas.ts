@@ -17,7 +17,7 @@ import { QkvError } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdCharsMax, clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import { timeoutHeader } from './forward.js';
-import { jsonType, quoteValue } from './http-input.js';
+import { jsonType, queryProblemMarker, queryProblemOf, quoteValue } from './http-input.js';
 
 /** The ajv settings every route schema is compiled with (fastify's defaults coerce and strip). */
 export const ajvOptions = {
@@ -146,6 +146,8 @@ function rule(error: VerboseError): string {
 function queryProblem(error: VerboseError): QkvError {
   if (error.keyword === 'additionalProperties') {
     const name = String(error.params['additionalProperty']);
+    const problem = name === queryProblemMarker ? queryProblemOf(error.data) : undefined;
+    if (problem !== undefined) return new QkvError('bad_request', problem);
     const allowed = Object.keys(error.parentSchema?.properties ?? {});
     return new QkvError(
       'bad_request',

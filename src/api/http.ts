@@ -41,7 +41,7 @@ import type { ForwardLimits } from './forward.js';
 import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
-import { acceptJsonBody, parseJsonBody, parseQuery, refuseQueryProblem } from './http-input.js';
+import { acceptJsonBody, parseJsonBody, parseQuery } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -164,7 +164,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       url: route.url,
       schema: route.schema,
       schemaErrorFormatter: schemaProblem(route.problems ?? {}),
-      preValidation: route.jsonBody === true ? [refuseQueryProblem, parseJsonBody] : refuseQueryProblem,
+      ...(route.jsonBody === true ? { preValidation: parseJsonBody } : {}),
       // Each route records its own metrics with its pattern bound once here: reading
       // request.routeOptions per request would build a fresh options object every time.
       onResponse: recorder(ctx, route.url),
