@@ -6,7 +6,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { RequestId } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
 import { requestIdOf } from './request-id.js';
@@ -19,14 +19,34 @@ const quotedCharsMax = 200;
 
 // --- body ---
 
-/** The catch-all content-type parser: checks the media type, keeps the raw bytes. */
+/**
+ * The catch-all content-type parser: checks the media type, keeps the raw bytes (to forward
+ * to the leader as received) and parses the JSON, so the route's body schema can check it.
+ * An empty body becomes `undefined`, which a body schema refuses as empty.
+ */
 export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
   const type = request.headers['content-type'];
   if (type !== undefined && !isJsonMediaType(type)) {
     done(new QkvError('bad_request', `Content-Type ${quoteValue(type)} is not supported: send application/json`));
     return;
   }
-  done(null, body);
+  if (body.length === 0) {
+    done(null, undefined);
+    return;
+  }
+  rawBodies.set(request, body);
+  if (!isUtf8(body)) {
+    done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    done(new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`));
+    return;
+  }
+  done(null, parsed);
 }
 
 /** application/json, optionally with a UTF-8 charset (JSON is UTF-8 by RFC 8259). */
@@ -41,35 +61,9 @@ function isJsonMediaType(type: string): boolean {
   return true;
 }
 
-const rawBodies = new WeakMap<FastifyRequest, Buffer | null>();
+const rawBodies = new WeakMap<FastifyRequest, Buffer>();
 
-/**
- * preValidation hook of routes with a JSON body: parses it so the route's schema can check
- * it (an empty body becomes `undefined`, which the schema refuses as empty), and keeps the
- * raw bytes for forwarding to the leader as received.
- */
-export function parseJsonBody(request: FastifyRequest, _reply: FastifyReply, done: (error?: Error) => void): void {
-  const raw = Buffer.isBuffer(request.body) && request.body.length > 0 ? request.body : null;
-  rawBodies.set(request, raw);
-  if (raw === null) {
-    request.body = undefined;
-    done();
-    return;
-  }
-  if (!isUtf8(raw)) {
-    done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
-    return;
-  }
-  try {
-    request.body = JSON.parse(raw.toString('utf8'));
-  } catch (error) {
-    done(new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`));
-    return;
-  }
-  done();
-}
-
-/** The request's JSON body as received (null when empty); set by parseJsonBody. */
+/** The request's JSON body as received (null when empty). */
 export function rawJsonBody(request: FastifyRequest): Buffer | null {
   return rawBodies.get(request) ?? null;
 }

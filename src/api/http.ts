@@ -41,7 +41,7 @@ import type { ForwardLimits } from './forward.js';
 import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
-import { acceptJsonBody, parseJsonBody, parseQuery } from './http-input.js';
+import { acceptJsonBody, parseQuery } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -152,9 +152,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
 
   app.removeAllContentTypeParsers();
-  // One catch-all parser: reads at most bodyBytesMax raw bytes and checks the type itself,
-  // so a missing Content-Type can be JSON and every refusal is ours. Routes with a JSON body
-  // parse it in preValidation (parseJsonBody), then their schema checks it.
+  // One catch-all parser: reads at most bodyBytesMax raw bytes, checks the type itself (so a
+  // missing Content-Type can be JSON and every refusal is ours) and parses the JSON; each
+  // route's body schema then checks it.
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax }, acceptJsonBody);
   app.setErrorHandler(errors.onError);
   app.setNotFoundHandler(errors.onNotFound);
@@ -164,7 +164,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       url: route.url,
       schema: route.schema,
       schemaErrorFormatter: schemaProblem(route.problems ?? {}),
-      ...(route.jsonBody === true ? { preValidation: parseJsonBody } : {}),
       // Each route records its own metrics with its pattern bound once here: reading
       // request.routeOptions per request would build a fresh options object every time.
       onResponse: recorder(ctx, route.url),

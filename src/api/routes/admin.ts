@@ -33,7 +33,6 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
       url: '/admin/mode',
       schema: { querystring: noQuery, headers: readHeaders, body: modeBody },
       problems: { usage: modeUsage },
-      jsonBody: true,
       handle: (request: FastifyRequest<{ Body: Static<typeof modeBody> }>, reply) => putMode(ctx, request, reply),
     },
     { method: 'GET', url: '/backup', schema: { querystring: noQuery }, handle: (_request, reply) => backup(ctx, reply) },
@@ -68,8 +67,7 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
         url: '/admin/faults',
         schema: { querystring: noQuery, body: faultsBody },
         problems: { usage: faultsUsage },
-        jsonBody: true,
-        handle: async (request: FastifyRequest<{ Body: Record<string, unknown> }>) => putFaults(faults, request.body),
+          handle: async (request: FastifyRequest<{ Body: Record<string, unknown> }>) => putFaults(faults, request.body),
       },
     );
   }
@@ -80,7 +78,6 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
       url: '/admin/die',
       schema: { querystring: noQuery, body: dieBody },
       problems: { usage: dieUsage },
-      jsonBody: true,
       handle: (request: FastifyRequest<{ Body: Static<typeof dieBody> }>, reply) => dieNow(ctx, die, request.body, reply),
     });
   }

@@ -26,7 +26,6 @@ export function batchRoutes(ctx: HttpContext): HttpRoute[] {
       url: batchRoute,
       schema: { querystring: noQuery, headers: readHeaders, body: batchBody },
       problems: { usage: batchUsage },
-      jsonBody: true,
       handle: (request: FastifyRequest<{ Body: Static<typeof batchBody> }>, reply) => postBatch(ctx, request, reply),
     },
   ];

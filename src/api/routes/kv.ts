@@ -27,7 +27,6 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
       url: '/kv/:key',
       schema: { params: keyParams, querystring: noQuery, headers: writeHeaders, body: putBody, response: { 200: putResponseSchema } },
       problems: { usage: putUsage, fieldCodes: { value: 'invalid_value' } },
-      jsonBody: true,
       handle: (request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply) => putKey(ctx, request, reply),
     },
     {

@@ -14,8 +14,6 @@ export interface HttpRoute {
   readonly url: string;
   readonly schema: FastifySchema;
   readonly problems?: RouteProblems;
-  /** The body is JSON to parse before validation (the raw bytes stay available to forward). */
-  readonly jsonBody?: boolean;
   // A method signature: handlers narrow the request to their route's typed shape.
   handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
 }
