@@ -34,7 +34,7 @@ export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (err
     done(null, undefined);
     return;
   }
-  rawBodies.set(request, body);
+  (request as RawBodyHolder)[rawBodyField] = body;
   if (!isUtf8(body)) {
     done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
     return;
@@ -61,11 +61,17 @@ function isJsonMediaType(type: string): boolean {
   return true;
 }
 
-const rawBodies = new WeakMap<FastifyRequest, Buffer>();
+/**
+ * The request field holding its raw JSON body: declared on every request up front
+ * (`decorateRequest`, see http.ts) so requests keep one shape; a WeakMap keyed by short-lived
+ * requests would cost the garbage collector on every request.
+ */
+export const rawBodyField = 'qkvRawBody';
+type RawBodyHolder = FastifyRequest & { [rawBodyField]?: Buffer | null };
 
 /** The request's JSON body as received (null when empty). */
 export function rawJsonBody(request: FastifyRequest): Buffer | null {
-  return rawBodies.get(request) ?? null;
+  return (request as RawBodyHolder)[rawBodyField] ?? null;
 }
 
 // --- query string ---

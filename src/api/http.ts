@@ -41,7 +41,7 @@ import type { ForwardLimits } from './forward.js';
 import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
-import { acceptJsonBody, parseQuery } from './http-input.js';
+import { acceptJsonBody, parseQuery, rawBodyField } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -151,6 +151,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     clientErrorHandler: errors.onClientError,
   });
 
+  app.decorateRequest(rawBodyField, null);
   app.removeAllContentTypeParsers();
   // One catch-all parser: reads at most bodyBytesMax raw bytes, checks the type itself (so a
   // missing Content-Type can be JSON and every refusal is ours) and parses the JSON; each
