@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode } from '../node/types.js';
-import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
 import { QkvError, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
@@ -28,6 +28,7 @@ import type {
 } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
+import { textOf } from './http-answers.js';
 import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -196,8 +197,7 @@ export class GrpcKv {
   async backup(call: grpc.ServerWritableStream<Checked<object>, object>, toServiceError: (error: unknown) => Partial<grpc.StatusObject>): Promise<void> {
     try {
       this.refuseIfClosing();
-      const problem = call.request[malformed];
-      if (problem !== undefined) throw new QkvError('bad_request', `The request message cannot be decoded: ${problem}`);
+      checkDecoded(call.request);
       const source = this.node.openBackup();
       try {
         const status = this.node.status();
@@ -274,6 +274,12 @@ export class GrpcKv {
   }
 }
 
+/** A request the service could not decode is refused before any handler looks at it. */
+export function checkDecoded(request: Checked<unknown>): void {
+  const problem = request[malformed];
+  if (problem !== undefined) throw new QkvError('bad_request', `The request message cannot be decoded: ${problem}`);
+}
+
 function utf8Error(field: number | undefined, codes: Readonly<Record<number, ErrorCode>>, message?: string): QkvError {
   const code = (field === undefined ? undefined : codes[field]) ?? 'bad_request';
   const what = code === 'invalid_key' ? 'Key' : code === 'invalid_value' ? 'Value' : `Field ${String(field)}`;
@@ -339,11 +345,6 @@ function forwardedBody(statusCode: number, body: Buffer, retryAfter: string | nu
   if (code === 'bad_request' && details['reason'] === 'stale_request') code = 'stale_request';
   const retryAfterSeconds = retryAfter === null ? NaN : Number(retryAfter);
   throw new QkvError(code, typeof message === 'string' ? message : `The leader answered HTTP ${statusCode}`, details, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
-}
-
-/** JSON carries text; byte values are shown as UTF-8 (as HTTP does). */
-function textOf(value: KvValue): string {
-  return typeof value === 'string' ? value : bufferOf(value).toString('utf8');
 }
 
 function bufferOf(bytes: Uint8Array): Buffer {

@@ -36,7 +36,7 @@ import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
-import { GrpcKv, badUtf8, malformed } from './grpc-kv.js';
+import { GrpcKv, badUtf8, checkDecoded, malformed } from './grpc-kv.js';
 import type { Checked, GrpcLimits } from './grpc-kv.js';
 
 export type { GrpcLimits } from './grpc-kv.js';
@@ -280,11 +280,6 @@ export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[]): num
     }
   }
   return offset === bytes.length ? bad : -1;
-}
-
-function checkDecoded(request: Checked<unknown>): void {
-  const problem = request[malformed];
-  if (problem !== undefined) throw new QkvError('bad_request', `The request message cannot be decoded: ${problem}`);
 }
 
 function toServiceError(error: unknown, servedBy: string, onInternalError: (error: unknown) => void): Partial<grpc.StatusObject> {

@@ -169,8 +169,13 @@ export function readRequestId(request: FastifyRequest): RequestId | null {
 
 // --- quoting ---
 
+/** Request text (a URL, a value) cut to a length fit for an error message. */
+export function shortened(text: string): string {
+  return text.length > quotedCharsMax ? `${text.slice(0, quotedCharsMax)}…` : text;
+}
+
 export function quoteValue(text: string): string {
-  return JSON.stringify(text.length > quotedCharsMax ? `${text.slice(0, quotedCharsMax)}…` : text);
+  return JSON.stringify(shortened(text));
 }
 
 export function jsonType(value: unknown): string {

@@ -41,7 +41,7 @@ import type { ForwardLimits } from './forward.js';
 import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
-import { acceptJsonBody, parseQuery, rawBodyField } from './http-input.js';
+import { acceptJsonBody, parseQuery, rawBodyField, shortened } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -92,8 +92,6 @@ const keepAliveMs = 65_000;
 const headersReceiveMsMax = 10_000;
 /** Time a client gets to send its whole request (a 1 MiB body on a slow link). */
 const requestReceiveMsMax = 30_000;
-/** Longest URL quoted back in an error message. */
-const quotedUrlCharsMax = 200;
 
 /** Starts the HTTP API of `options.node`; resolves once it listens. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -240,11 +238,11 @@ class HttpErrors {
       reply.header('allow', allowed.join(', '));
       qkvError = new QkvError(
         'method_not_allowed',
-        `${request.method} is not allowed on ${quoteUrl(path)}; allowed: ${allowed.join(', ')}`,
+        `${request.method} is not allowed on ${shortened(path)}; allowed: ${allowed.join(', ')}`,
       );
     } else {
       const hint = path.startsWith('/kv/') ? ". Keys containing '/' must be percent-encoded (%2F)" : '';
-      qkvError = new QkvError('unknown_route', `No route ${request.method} ${quoteUrl(path)}${hint}`);
+      qkvError = new QkvError('unknown_route', `No route ${request.method} ${shortened(path)}${hint}`);
     }
     sendError(reply, qkvError);
     // No route, no route hooks: counted here.
@@ -258,7 +256,7 @@ class HttpErrors {
     if (error.code === 'FST_ERR_BAD_URL') {
       qkvError = isKeyPath
         ? new QkvError('invalid_key', 'Key is not valid percent-encoded UTF-8')
-        : new QkvError('bad_request', `URL is not valid percent-encoded UTF-8: ${quoteUrl(request.url)}`);
+        : new QkvError('bad_request', `URL is not valid percent-encoded UTF-8: ${shortened(request.url)}`);
     } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
       qkvError = new QkvError('key_too_large', `Key is longer than ${this.ctx.limits.headerBytesMax} characters percent-encoded`);
     } else {
@@ -329,7 +327,4 @@ function pathOf(url: string): string {
   return query === -1 ? url : url.slice(0, query);
 }
 
-function quoteUrl(url: string): string {
-  return url.length > quotedUrlCharsMax ? `${url.slice(0, quotedUrlCharsMax)}…` : url;
-}
 

@@ -8,7 +8,7 @@
  */
 
 import { Counter, Histogram } from 'prom-client';
-import type { Registry } from 'prom-client';
+import type { CounterConfiguration, HistogramConfiguration, Registry } from 'prom-client';
 
 /** Route label for requests that matched no route (404/405, bad URLs, parser errors). */
 export const unmatchedRoute = '(unmatched)';
@@ -57,29 +57,23 @@ interface RequestChildren {
  */
 export function createHttpMetrics(registry: Registry): HttpMetrics {
   const requests =
-    (registry.getSingleMetric(requestsName) as Counter<'route' | 'method' | 'status'> | undefined) ??
-    new Counter({
+    registeredCounter<'route' | 'method' | 'status'>(registry, {
       name: requestsName,
       help: 'HTTP requests answered, by route pattern, method and status code.',
       labelNames: ['route', 'method', 'status'] as const,
-      registers: [registry],
     });
   const duration =
-    (registry.getSingleMetric(durationName) as Histogram<'route' | 'method'> | undefined) ??
-    new Histogram({
+    registeredHistogram<'route' | 'method'>(registry, {
       name: durationName,
       help: 'Time from routing a request to its response being handed to the OS, by route pattern and method.',
       labelNames: ['route', 'method'] as const,
       buckets: durationBucketsSeconds,
-      registers: [registry],
     });
   const forwards =
-    (registry.getSingleMetric(forwardsName) as Counter<'outcome'> | undefined) ??
-    new Counter({
+    registeredCounter<'outcome'>(registry, {
       name: forwardsName,
       help: 'Requests this node forwarded to the leader, by outcome.',
       labelNames: ['outcome'] as const,
-      registers: [registry],
     });
 
   // prom-client hashes the label object on every inc(); caching the labelled children per
@@ -122,21 +116,17 @@ const grpcDurationName = 'qkv_grpc_request_duration_seconds';
 /** Registers (or reuses) the gRPC API's metrics: calls by method and outcome, and their time. */
 export function createGrpcMetrics(registry: Registry): GrpcMetrics {
   const calls =
-    (registry.getSingleMetric(grpcCallsName) as Counter<'method' | 'outcome'> | undefined) ??
-    new Counter({
+    registeredCounter<'method' | 'outcome'>(registry, {
       name: grpcCallsName,
       help: 'gRPC calls answered, by method and outcome (ok, or the wire error code).',
       labelNames: ['method', 'outcome'] as const,
-      registers: [registry],
     });
   const duration =
-    (registry.getSingleMetric(grpcDurationName) as Histogram<'method'> | undefined) ??
-    new Histogram({
+    registeredHistogram<'method'>(registry, {
       name: grpcDurationName,
       help: 'Time from receiving a gRPC call to answering it, by method.',
       labelNames: ['method'] as const,
       buckets: durationBucketsSeconds,
-      registers: [registry],
     });
   return {
     observeCall(method, outcome, durationMs) {
@@ -144,4 +134,13 @@ export function createGrpcMetrics(registry: Registry): GrpcMetrics {
       duration.observe({ method }, durationMs / 1000);
     },
   };
+}
+
+/** The counter named in `config` already in `registry` (another server of this node made it), or a new one there. */
+function registeredCounter<L extends string>(registry: Registry, config: CounterConfiguration<L>): Counter<L> {
+  return (registry.getSingleMetric(config.name) as Counter<L> | undefined) ?? new Counter({ ...config, registers: [registry] });
+}
+
+function registeredHistogram<L extends string>(registry: Registry, config: HistogramConfiguration<L>): Histogram<L> {
+  return (registry.getSingleMetric(config.name) as Histogram<L> | undefined) ?? new Histogram({ ...config, registers: [registry] });
 }

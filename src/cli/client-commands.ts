@@ -12,13 +12,12 @@ import type { Consistency, KvClient, TransportKind } from '../client/index.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
-import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
+import { clusterFileEndpoints, clusterFlags, defaultClusterFile } from './cluster-file.js';
 
 
 /** Flags every client command takes. */
 export const clientFlagDefs: Readonly<Record<string, FlagDef>> = {
-  endpoints: { kind: 'value', help: "nodes to talk to, URL,… (default: the cluster file's nodes)" },
-  'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+  ...clusterFlags,
   transport: { kind: 'value', help: 'http or grpc', default: 'http' },
   'deadline-ms': { kind: 'value', help: 'time budget of the call, retries included', default: '10000' },
   json: { kind: 'bool', help: 'machine-readable output (ls: one JSON entry per line; errors as {"error","message"} on stderr)' },

@@ -106,6 +106,10 @@ function only(nodes: readonly ClusterNode[], id: string | undefined): readonly C
   return id === undefined ? nodes : [pick(nodes, id, 'targeting')];
 }
 
+function names(nodes: readonly ClusterNode[]): string {
+  return nodes.map((n) => n.id).join(', ');
+}
+
 function delayRange(text: string | undefined): { delayMsMin: number; delayMsMax: number } {
   const m = text === undefined ? null : /^(\d+)(?:-(\d+))?$/.exec(text);
   if (m === null) throw new ConfigError(`fault delay needs MIN-MAX in ms, e.g. 0-500 (0-0 removes the delay), got "${text ?? ''}"`);
@@ -139,21 +143,25 @@ export async function runFaultCommand(argv: string[]): Promise<number> {
       say(`${node.id} is cut off from ${node.peers.join(', ')} (both directions); quorumkv fault heal ${node.id} undoes it`);
       return 0;
     }
-    case 'heal':
-      for (const node of only(nodes, argument)) await call(`${node.http}/admin/faults`, 'PUT', { blockedTo: [], blockedFrom: [] });
-      say(`partitions lifted on ${only(nodes, argument).map((n) => n.id).join(', ')}`);
+    case 'heal': {
+      const targets = only(nodes, argument);
+      for (const node of targets) await call(`${node.http}/admin/faults`, 'PUT', { blockedTo: [], blockedFrom: [] });
+      say(`partitions lifted on ${names(targets)}`);
       return 0;
+    }
     case 'delay': {
       const range = delayRange(argument);
-      for (const node of only(nodes, v.get('node'))) await call(`${node.http}/admin/faults`, 'PUT', range);
-      say(`replication delay ${range.delayMsMin}-${range.delayMsMax} ms on ${only(nodes, v.get('node')).map((n) => n.id).join(', ')}`);
+      const targets = only(nodes, v.get('node'));
+      for (const node of targets) await call(`${node.http}/admin/faults`, 'PUT', range);
+      say(`replication delay ${range.delayMsMin}-${range.delayMsMax} ms on ${names(targets)}`);
       return 0;
     }
     case 'drop': {
       const dropRate = Number(argument);
       if (argument === undefined || !(dropRate >= 0 && dropRate <= 1)) throw new ConfigError(`fault drop needs a rate in [0, 1], got "${argument ?? ''}"`);
-      for (const node of only(nodes, v.get('node'))) await call(`${node.http}/admin/faults`, 'PUT', { dropRate });
-      say(`dropping ${dropRate * 100}% of peer messages on ${only(nodes, v.get('node')).map((n) => n.id).join(', ')}`);
+      const targets = only(nodes, v.get('node'));
+      for (const node of targets) await call(`${node.http}/admin/faults`, 'PUT', { dropRate });
+      say(`dropping ${dropRate * 100}% of peer messages on ${names(targets)}`);
       return 0;
     }
     case 'die': {
