@@ -4,7 +4,7 @@
  */
 
 import { assert } from '../stdx/assert.js';
-import type { ClusterConfig, WriteQuorum } from './types.js';
+import type { ClusterConfig, MemberInfo, NodeId, WriteQuorum } from './types.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -16,8 +16,20 @@ export function encodeConfig(config: ClusterConfig): Uint8Array {
       writeQuorum: config.writeQuorum,
       topology: config.topology,
       ...(config.inSync !== undefined ? { inSync: config.inSync } : {}),
+      ...(config.learners !== undefined && config.learners.length > 0 ? { learners: config.learners } : {}),
+      ...(config.directory !== undefined ? { directory: sortedDirectory(config.directory) } : {}),
     }),
   );
+}
+
+/** Members in id order, each with fixed field order: one configuration, one encoding. */
+function sortedDirectory(directory: Readonly<Record<NodeId, MemberInfo>>): Record<NodeId, MemberInfo> {
+  const out: Record<NodeId, MemberInfo> = {};
+  for (const id of Object.keys(directory).sort()) {
+    const m = directory[id] as MemberInfo;
+    out[id] = { memberId: m.memberId, peer: m.peer, ...(m.http !== undefined ? { http: m.http } : {}), ...(m.grpc !== undefined ? { grpc: m.grpc } : {}) };
+  }
+  return out;
 }
 
 export function decodeConfig(data: Uint8Array): ClusterConfig {
@@ -43,6 +55,24 @@ export function configProblem(raw: unknown): string | null {
   if (inSync !== undefined) {
     if (!Array.isArray(inSync) || !inSync.every((m) => typeof m === 'string' && members.includes(m))) return 'inSync must list members';
     if (new Set(inSync).size !== inSync.length) return 'inSync must be distinct';
+  }
+  const learners = c['learners'];
+  if (learners !== undefined) {
+    if (!Array.isArray(learners) || !learners.every((m) => typeof m === 'string' && m.length > 0)) return 'learners must be non-empty strings';
+    if (new Set(learners).size !== learners.length || learners.some((m: string) => members.includes(m))) return 'learners must be distinct and not voters';
+  }
+  return directoryProblem(c['directory'], [...members, ...((learners as string[] | undefined) ?? [])]);
+}
+
+function directoryProblem(directory: unknown, replicas: readonly string[]): string | null {
+  if (directory === undefined) return null;
+  if (typeof directory !== 'object' || directory === null || Array.isArray(directory)) return 'directory must be an object';
+  for (const [id, info] of Object.entries(directory as Record<string, unknown>)) {
+    if (!replicas.includes(id)) return `directory names ${id}, which is not a member`;
+    if (typeof info !== 'object' || info === null) return `directory entry of ${id} must be an object`;
+    const m = info as Record<string, unknown>;
+    if (typeof m['memberId'] !== 'string' || typeof m['peer'] !== 'string') return `directory entry of ${id} needs memberId and peer strings`;
+    if ((m['http'] !== undefined && typeof m['http'] !== 'string') || (m['grpc'] !== undefined && typeof m['grpc'] !== 'string')) return `directory entry of ${id}: http and grpc must be strings`;
   }
   return null;
 }

@@ -57,6 +57,8 @@ export interface CoreOptions {
    * pipelined: it waits for every earlier one and no later one starts before it is advanced.
    */
   readonly persistsInFlightMax: number;
+  /** A learner further than this many entries behind the leader's log is not promoted. */
+  readonly promoteLagEntriesMax: number;
 }
 
 /** What a test-only hook may break on purpose, to prove the simulator's checkers bite. */
@@ -73,4 +75,8 @@ export interface PlantedBugs {
   followerReadBeforeApply?: boolean;
   /** A read joins the read round in flight even when that round's heartbeats left before it arrived. */
   readJoinsSentRound?: boolean;
+  /** A configuration takes effect when committed instead of when appended (so several may be in flight). */
+  configOnCommit?: boolean;
+  /** A new leader changes the configuration before committing an entry of its own term. */
+  configChangeBeforeOwnTermCommit?: boolean;
 }

@@ -40,8 +40,8 @@ test('§5.1: a node that sees a higher term adopts it and becomes a follower', (
 
 test('§5.2: a follower grants at most one vote per term', () => {
   const core = newCore('n3');
-  core.step({ type: 'vote', from: 'n1', to: 'n3', term: 1, lastIndex: 0, lastTerm: 0 });
-  core.step({ type: 'vote', from: 'n2', to: 'n3', term: 1, lastIndex: 0, lastTerm: 0 });
+  core.step({ type: 'vote', from: 'n1', to: 'n3', term: 1, lastIndex: 0, lastTerm: 0, transfer: false });
+  core.step({ type: 'vote', from: 'n2', to: 'n3', term: 1, lastIndex: 0, lastTerm: 0, transfer: false });
   const rd = core.ready();
   const votes = rd.messagesAfterPersist.filter((m) => m.type === 'voteResp');
   assert.deepEqual(votes.map((m) => [m.to, m.type === 'voteResp' && m.granted]), [['n1', true], ['n2', false]]);
@@ -53,7 +53,7 @@ test('§5.4.1: a vote is refused to a candidate whose log is less up to date', (
   const it = elected('prevote=false checkquorum=false');
   it.run('propose n1 x\nstabilize quiet');
   const voter = it.core('n2');
-  voter.step({ type: 'vote', from: 'n3', to: 'n2', term: 5, lastIndex: 1, lastTerm: 1 });
+  voter.step({ type: 'vote', from: 'n3', to: 'n2', term: 5, lastIndex: 1, lastTerm: 1, transfer: false });
   const rd = voter.ready();
   const resp = rd.messagesAfterPersist.find((m) => m.type === 'voteResp');
   assert.ok(resp && resp.type === 'voteResp' && !resp.granted);
@@ -65,7 +65,7 @@ test('§5.4.1 planted bug: without the up-to-date check the same vote is granted
   it.run('propose n1 x\nstabilize quiet');
   const voter = it.core('n2');
   voter.planted.voteWithoutLogCheck = true;
-  voter.step({ type: 'vote', from: 'n3', to: 'n2', term: 5, lastIndex: 1, lastTerm: 1 });
+  voter.step({ type: 'vote', from: 'n3', to: 'n2', term: 5, lastIndex: 1, lastTerm: 1, transfer: false });
   const resp = voter.ready().messagesAfterPersist.find((m) => m.type === 'voteResp');
   assert.ok(resp && resp.type === 'voteResp' && resp.granted);
 });

@@ -18,7 +18,9 @@
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
 import { decodeConfig, encodeConfig, isWeakQuorum } from './config.js';
-import { chainSuccessor, inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
+import { handleAppend, handleHeartbeat, handleSnapshot, type FollowerHost } from './follower.js';
+import { inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
+import { applyMembershipChange, isReplica, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
 import { RaftLog } from './log.js';
 import type { CoreOptions, PlantedBugs } from './options.js';
 import { Progress } from './progress.js';
@@ -29,6 +31,7 @@ import type {
   AppendMessage,
   AppendResponse,
   ClusterConfig,
+  ConfigChangeResult,
   CoreStatus,
   Entry,
   EntryKind,
@@ -44,9 +47,8 @@ import type {
   ReadState,
   Ready,
   Role,
-  SnapshotMessage,
-  SnapshotMeta,
   SoftState,
+  TransferResult,
   VoteMessage,
 } from './types.js';
 
@@ -70,9 +72,13 @@ export class RaftCore {
   private votes = new Map<NodeId, boolean>();
   private progress = new Map<NodeId, Progress>();
   private appendsDirty = false;
+  /** Leadership transfer in progress (leader only): no proposals until it ends. */
+  private transferee: NodeId | null = null;
+  private transferElapsedTicks = 0;
   private commitChangedSinceBroadcast = false;
 
   private readonly reads: ReadOnly;
+  private readonly follower: FollowerHost;
 
   private readonly rollback: Rollback;
   private messages: Message[] = [];
@@ -101,6 +107,7 @@ export class RaftCore {
     this.prng = options.prng;
     this.log = new RaftLog(options.log, options.hardState.commit, options.appliedIndex);
     this.rollback = new Rollback(this.log);
+    this.follower = this.followerHost();
     this.term = options.hardState.term;
     this.vote = options.hardState.vote;
     const { config, index } = this.latestConfig();
@@ -118,6 +125,7 @@ export class RaftCore {
   // Inputs
 
   tick(): void {
+    if (this.planted.configOnCommit === true) this.reloadConfig();
     this.reads.tick();
     if (this.role === 'leader') {
       this.tickLeader();
@@ -137,18 +145,23 @@ export class RaftCore {
     this.campaign(this.opts.preVote ? 'preVote' : 'vote');
   }
 
-  /** Handles one message from a peer. Messages from unknown nodes are ignored. */
+  /** Handles one message from a peer. Messages from nodes outside the configuration are ignored. */
   step(m: Message): void {
-    if (m.to !== this.id || !this.config.members.includes(m.from)) return;
+    this.stepMessage(m);
+    if (this.planted.configOnCommit === true) this.reloadConfig();
+  }
+
+  private stepMessage(m: Message): void {
+    if (m.to !== this.id || !isReplica(this.config, m.from)) return;
     if (m.term > this.term) {
-      if ((m.type === 'vote' || m.type === 'preVote') && this.inLease()) return;
+      if ((m.type === 'preVote' || (m.type === 'vote' && !m.transfer)) && this.inLease()) return;
       if (m.type === 'preVote') {
         // A pre-vote does not change our term: the candidate has not campaigned yet.
       } else if (m.type === 'preVoteResp' && m.granted) {
         // Granted pre-votes carry the term we would campaign in.
       } else if (m.type === 'append') {
         this.becomeFollower(m.term, m.leader);
-      } else if (m.type === 'heartbeat' || m.type === 'snapshot') {
+      } else if (m.type === 'heartbeat' || m.type === 'snapshot' || m.type === 'timeoutNow') {
         this.becomeFollower(m.term, m.from);
       } else {
         this.becomeFollower(m.term, null);
@@ -182,17 +195,17 @@ export class RaftCore {
         if (this.role === 'candidate' && m.term === this.term) this.handleVoteResponse(m.from, m.granted, 'vote');
         return;
       case 'append':
-        if (!this.config.members.includes(m.leader)) return;
+        if (!isReplica(this.config, m.leader)) return;
         this.becomeFollowerOf(m.leader);
-        this.handleAppend(m);
+        handleAppend(this.follower, m);
         return;
       case 'heartbeat':
         this.becomeFollowerOf(m.from);
-        this.handleHeartbeat(m);
+        handleHeartbeat(this.follower, m);
         return;
       case 'snapshot':
         this.becomeFollowerOf(m.from);
-        this.handleSnapshot(m);
+        handleSnapshot(this.follower, m);
         return;
       case 'appendResp':
         if (this.role === 'leader') this.handleAppendResponse(m);
@@ -208,12 +221,22 @@ export class RaftCore {
         // change of leader or term the reads were failed and their ids are gone.
         if (this.role === 'follower' && m.from === this.leader) this.reads.handleResponse(m);
         return;
+      case 'timeoutNow':
+        // Our leader hands over: campaign at once, skipping the pre-vote (it would fail
+        // while the others still hear from that leader).
+        if (this.role !== 'leader' && m.from === this.leader && this.mayCampaign()) {
+          this.electionElapsed = 0;
+          this.campaign('vote', true);
+        }
+        return;
     }
   }
 
   /** Appends entries to the leader's log. They are replicated with the next Ready. */
   propose(items: readonly { readonly kind: EntryKind; readonly data: Uint8Array }[]): ProposeResult {
     if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    // Handing over: the transferee's log must stop growing to catch up; clients retry there.
+    if (this.transferee !== null) return { ok: false, reason: 'notLeader', leader: null };
     const uncommitted = this.log.lastIndex() - this.log.committed;
     if (uncommitted + items.length > this.opts.uncommittedEntriesMax) {
       return { ok: false, reason: 'busy', uncommittedEntries: uncommitted };
@@ -240,15 +263,61 @@ export class RaftCore {
   }
 
   /**
-   * Proposes a new configuration (mode switch, in-sync set change). Every node switches
-   * when the entry is appended to its log, so all switch at the same index.
+   * Proposes a new configuration (mode switch, in-sync set change, membership change).
+   * Every node switches when the entry is appended to its log, so all switch at the same
+   * index. One change at a time, each at most one voter away from the last, and only once
+   * this leader has committed an entry of its own term (membership.ts says why).
    */
-  proposeConfig(config: ClusterConfig): ProposeResult {
+  proposeConfig(config: ClusterConfig): ConfigChangeResult {
     if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
     if (this.configIndex > this.log.committed) {
-      return { ok: false, reason: 'busy', uncommittedEntries: this.log.lastIndex() - this.log.committed };
+      return { ok: false, reason: 'busy', message: `the configuration change at index ${this.configIndex} is not committed yet` };
     }
-    return this.propose([{ kind: 'config', data: encodeConfig(config) }]);
+    if (!this.committedInCurrentTerm() && this.planted.configChangeBeforeOwnTermCommit !== true) {
+      return { ok: false, reason: 'busy', message: 'a new leader commits an entry of its own term before changing the configuration' };
+    }
+    if (votersChanged(this.config, config) > 1) {
+      return { ok: false, reason: 'invalid', message: 'a configuration change may add or remove at most one voter' };
+    }
+    const r = this.propose([{ kind: 'config', data: encodeConfig(config) }]);
+    if (!r.ok) return r.reason === 'notLeader' ? r : { ok: false, reason: 'busy', message: `${r.uncommittedEntries} entries wait for their commit` };
+    return { ok: true, index: r.index, term: r.term, config };
+  }
+
+  /**
+   * Adds, promotes or removes a member. A learner is promoted only once within
+   * `promoteLagEntriesMax` entries of the leader's log (it must not slow the commit index
+   * down the moment it counts); removing the leader itself is allowed: it leads until
+   * the removal commits, then steps down and hands over (see maybeCommit).
+   */
+  proposeMembership(change: MembershipChange): ConfigChangeResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    const next = applyMembershipChange(this.config, change);
+    if (typeof next === 'string') return { ok: false, reason: 'invalid', message: next };
+    if (change.kind === 'promote') {
+      const lag = this.log.lastIndex() - (this.progress.get(change.id)?.match ?? 0);
+      if (lag > this.opts.promoteLagEntriesMax) {
+        return { ok: false, reason: 'lagging', message: `${change.id} is ${lag} entries behind the leader (at most ${this.opts.promoteLagEntriesMax} to promote)` };
+      }
+    }
+    return this.proposeConfig(next);
+  }
+
+  /**
+   * Hands leadership to voter `to` (Raft thesis §3.10): proposals stop, `to` is brought up
+   * to date, then told to campaign at once (TimeoutNow). Abandoned after an election
+   * timeout if `to` never catches up; leadership then stays here.
+   */
+  transferLeadership(to: NodeId): TransferResult {
+    if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
+    if (to === this.id) return { ok: true, to };
+    if (!isVoter(this.config, to)) return { ok: false, reason: 'invalid', message: `${to} is not a voter` };
+    this.transferee = to;
+    this.transferElapsedTicks = 0;
+    const pr = this.progress.get(to);
+    if (pr !== undefined && pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to, term: this.term }, 'now');
+    else this.sendAppendFully(to, true);
+    return { ok: true, to };
   }
 
   /** The driver could not deliver a snapshot to `to`: probe again. */
@@ -433,7 +502,7 @@ export class RaftCore {
     return this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTimeoutTicks;
   }
 
-  private campaign(kind: 'preVote' | 'vote'): void {
+  private campaign(kind: 'preVote' | 'vote', transfer = false): void {
     if (kind === 'preVote') {
       this.becomePreCandidate();
     } else {
@@ -449,15 +518,10 @@ export class RaftCore {
       else this.becomeLeader();
       return;
     }
-    for (const peer of this.peers()) {
-      const msg: PreVoteMessage | VoteMessage = {
-        type: kind,
-        from: this.id,
-        to: peer,
-        term,
-        lastIndex: this.log.lastIndex(),
-        lastTerm: this.log.lastTerm(),
-      };
+    for (const peer of this.config.members) {
+      if (peer === this.id) continue;
+      const base = { from: this.id, to: peer, term, lastIndex: this.log.lastIndex(), lastTerm: this.log.lastTerm() };
+      const msg: PreVoteMessage | VoteMessage = kind === 'preVote' ? { type: kind, ...base } : { type: kind, ...base, transfer };
       this.send(msg, 'afterPersist');
     }
   }
@@ -549,7 +613,7 @@ export class RaftCore {
     this.resetTimers();
     this.progress = new Map();
     const next = this.log.lastIndex() + 1;
-    for (const member of this.config.members) {
+    for (const member of replicasOf(this.config)) {
       const pr = new Progress(next, this.opts.inflightMessagesMax);
       pr.recentActive = true;
       if (member === this.id) {
@@ -559,6 +623,10 @@ export class RaftCore {
       }
       this.progress.set(member, pr);
     }
+    // A leader that is no voter (its removal is in its log, not yet committed) still
+    // tracks its own match: its log is what it replicates.
+    if (!this.progress.has(this.id)) this.progress.set(this.id, new Progress(next, this.opts.inflightMessagesMax));
+    this.progress.get(this.id)?.becomeReplicate();
     this.reads.becameLeader();
     // A new leader commits an entry of its own term: only then are earlier entries known
     // committed (Raft §5.4.2), and only then can it serve read-index reads.
@@ -567,6 +635,7 @@ export class RaftCore {
 
   private dropLeaderState(): void {
     this.progress = new Map();
+    this.transferee = null;
     this.reads.leadershipEnded();
     this.appendsDirty = false;
   }
@@ -588,12 +657,13 @@ export class RaftCore {
   private tickLeader(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
+    if (this.transferee !== null && ++this.transferElapsedTicks >= this.opts.electionTimeoutTicks) this.transferee = null;
     if (this.electionElapsed >= this.opts.electionTimeoutTicks) {
       this.electionElapsed = 0;
       if (this.opts.checkQuorum && this.opts.pinnedLeader === null) {
         let active = 0;
         for (const [id, pr] of this.progress) {
-          if (id === this.id || pr.recentActive) active++;
+          if (isVoter(this.config, id) && (id === this.id || pr.recentActive)) active++;
           pr.recentActive = false;
         }
         if (active < majoritySize(this.config.members.length)) {
@@ -634,13 +704,27 @@ export class RaftCore {
   private appendAsLeader(entries: Entry[]): void {
     this.log.append(entries);
     for (const e of entries) {
-      if (e.kind === 'config') {
+      if (e.kind === 'config' && this.planted.configOnCommit !== true) {
         this.config = decodeConfig(e.data);
         this.configIndex = e.index;
+        this.trackReplicas();
       }
     }
     this.appendsDirty = true;
     if (this.config.members.length === 1) this.maybeCommit();
+  }
+
+  /** Leader: a progress entry for every replica of the configuration in force, no other. */
+  private trackReplicas(): void {
+    const replicas = replicasOf(this.config);
+    for (const id of [...this.progress.keys()]) if (id !== this.id && !replicas.includes(id)) this.progress.delete(id);
+    for (const id of replicas) {
+      if (this.progress.has(id)) continue;
+      const pr = new Progress(this.log.lastIndex() + 1, this.opts.inflightMessagesMax);
+      pr.recentActive = true;
+      this.progress.set(id, pr);
+    }
+    if (this.transferee !== null && !isVoter(this.config, this.transferee)) this.transferee = null;
   }
 
   private broadcastAppend(): void {
@@ -726,6 +810,9 @@ export class RaftCore {
     const wasPaused = pr.isPaused();
     if (pr.maybeUpdate(m.matchIndex)) {
       if (pr.state === 'probe' || pr.state === 'snapshot') pr.becomeReplicate();
+      if (m.from === this.transferee && pr.match === this.log.lastIndex()) {
+        this.send({ type: 'timeoutNow', from: this.id, to: m.from, term: this.term }, 'now');
+      }
       if (this.maybeCommit()) {
         // Followers learn the new commit/acked index with the next broadcast, which is
         // coalesced: one per batch of responses, not one per response.
@@ -786,7 +873,24 @@ export class RaftCore {
     }
     const moved = this.log.committed !== before.committed || this.log.acked !== before.acked;
     if (moved) this.reads.commitMoved();
+    if (moved && this.log.committed >= this.configIndex && !isVoter(this.config, this.id)) this.stepDownRemoved();
     return moved;
+  }
+
+  /**
+   * The configuration that removes this leader is committed: it stops leading (it is no
+   * voter any more) and hands over to the most up-to-date voter, so the rest need not wait
+   * for an election timeout.
+   */
+  private stepDownRemoved(): void {
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of this.config.members) {
+      const match = this.progress.get(id)?.match ?? 0;
+      if (match > bestMatch) [best, bestMatch] = [id, match];
+    }
+    if (best !== null && bestMatch === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to: best, term: this.term }, 'now');
+    this.becomeFollower(this.term, null);
   }
 
   private committedInCurrentTerm(): boolean {
@@ -821,149 +925,37 @@ export class RaftCore {
   }
 
   // ---------------------------------------------------------------------------------
-  // Follower
+  // Follower (follower.ts takes the leader's log)
 
-  private handleAppend(m: AppendMessage): void {
-    if (this.rollback.awaitingRepair) return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
-    const snapIndex = this.log.firstIndex() - 1;
-    if (m.prevIndex < snapIndex && snapIndex > this.log.committed) {
-      if (this.rollback.leaderLogHoldsSnapshot(m.term)) {
-        // A stale append from a leader whose log holds our snapshot (it sent the snapshot,
-        // or made its last entry): nothing diverges, and we hold its log up to the snapshot.
-        this.respondAppend(m.leader, snapIndex);
-        return;
-      }
-      // Our state came from a snapshot holding entries no majority had (weak quorum), and
-      // the leader's log diverges below it: we cannot tell which of those writes survive.
-      // Rebuild from the leader's snapshot. The writes inside that snapshot are reported by
-      // the nodes whose logs still hold them (compaction never passes the commit index);
-      // the entries of our own log after it are ours to report (we may have acknowledged
-      // them as a leader since).
-      this.rollback.awaitRepair(this.log.firstIndex());
-      return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
-    }
-    if (m.prevIndex < this.log.committed) {
-      this.respondAppend(m.leader, this.log.committed);
-      return;
-    }
-    if (this.log.matchTerm(m.prevIndex, m.prevTerm)) {
-      const conflict = this.log.findConflict(m.prevIndex, m.entries);
-      assert(conflict === null || conflict > this.log.committed, () => `entry ${conflict ?? 0} conflicts with committed entry (commit ${this.log.committed})`);
-      if (conflict !== null && conflict <= this.log.applied) {
-        // We applied entries (acknowledged under a weak write quorum) that the leader's log
-        // does not contain. They are lost: report each, then rebuild from a snapshot.
-        this.rollback.awaitRepair(conflict);
-        return this.rejectNeedingSnapshot(m.leader, m.prevIndex);
-      }
-      if (conflict !== null && isWeakQuorum(this.config)) {
-        // Under a weak quorum an entry may have been acknowledged to a client before a
-        // majority held it (by us as leader before a crash, say), even if never applied
-        // here. Truncating it loses that write: report it rather than guess.
-        this.rollback.report(conflict);
-      }
-      const configChanged = (conflict !== null && conflict <= this.configIndex) || m.entries.some((e) => e.kind === 'config');
-      const lastNew = this.log.maybeAppend(m.prevIndex, m.prevTerm, m.entries);
-      assert(lastNew !== null, 'append matched its prev entry but was refused');
-      if (configChanged) this.reloadConfig();
-      this.log.commitTo(Math.min(m.commit, lastNew));
-      this.log.ackTo(Math.min(m.acked, lastNew));
-      this.respondAppend(m.leader, lastNew);
-      this.relay(m);
-      return;
-    }
-    const hint = this.conflictHint(Math.min(m.prevIndex, this.log.lastIndex()), m.prevTerm);
-    this.send(
-      { type: 'appendResp', from: this.id, to: m.leader, term: this.term, matchIndex: 0, reject: true, rejectedIndex: m.prevIndex, lastIndexHint: hint, needSnapshot: false },
-      'afterPersist',
-    );
-  }
-
-  /** Chain topology: pass an accepted append on to our successor once it is durable here. */
-  private relay(m: AppendMessage): void {
-    if (this.config.topology !== 'chain' || m.entries.length === 0) return;
-    const next = chainSuccessor(this.config, m.leader, this.id);
-    if (next === undefined) return;
-    this.send({ ...m, from: this.id, to: next }, 'afterPersist');
-  }
-
-  private rejectNeedingSnapshot(to: NodeId, prevIndex: number): void {
-    this.send(
-      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex: 0, reject: true, rejectedIndex: prevIndex, lastIndexHint: this.log.lastIndex(), needSnapshot: true },
-      'afterPersist',
-    );
+  private followerHost(): FollowerHost {
+    return {
+      id: this.id,
+      log: this.log,
+      rollback: this.rollback,
+      term: () => this.term,
+      config: () => this.config,
+      configIndex: () => this.configIndex,
+      reloadConfig: () => this.reloadConfig(),
+      adoptConfig: (config, index) => {
+        this.config = config;
+        this.configIndex = index;
+      },
+      send: (m, when) => this.send(m, when),
+    };
   }
 
   private reloadConfig(): void {
     const { config, index } = this.latestConfig();
     this.config = config;
     this.configIndex = index;
-  }
-
-  /** The largest index <= `index` whose term is <= `term`: where the leader should retry. */
-  private conflictHint(index: number, term: number): number {
-    let i = index;
-    while (i > this.log.committed) {
-      const t = this.log.term(i);
-      if (t === undefined || t <= term) break;
-      i--;
-    }
-    return i;
-  }
-
-  private respondAppend(to: NodeId, matchIndex: number): void {
-    this.send(
-      { type: 'appendResp', from: this.id, to, term: this.term, matchIndex, reject: false, rejectedIndex: 0, lastIndexHint: this.log.lastIndex(), needSnapshot: false },
-      'afterPersist',
-    );
-  }
-
-  private handleHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
-    this.log.ackTo(Math.min(m.acked, this.log.lastIndex()));
-    // Heartbeat responses do not depend on durable state: they may leave at once.
-    this.send({ type: 'heartbeatResp', from: this.id, to: m.from, term: this.term, readRound: m.readRound }, 'now');
-  }
-
-  private handleSnapshot(m: SnapshotMessage): void {
-    const meta: SnapshotMeta = m.meta;
-    if (this.rollback.awaitingRepair ? meta.index < this.log.committed : meta.index <= this.log.committed) {
-      this.respondAppend(m.from, this.log.committed);
-      return;
-    }
-    if (!this.rollback.awaitingRepair && this.log.matchTerm(meta.index, meta.term)) {
-      // Our log already holds the snapshot's last entry: keep the entries after it (Raft
-      // Figure 13, step 6). Resetting the log would drop entries we acknowledged.
-      this.respondAppend(m.from, meta.index);
-      return;
-    }
-    const base = this.log.snapshotMeta();
-    if (!this.rollback.awaitingRepair && meta.index < base.index && meta.term === base.term) {
-      // An older snapshot of the log our own snapshot came from (one term has one leader,
-      // whose log only grows): a stale or overtaken message. Installing it would drop
-      // entries we acknowledged; both hold everything up to its index, so say just that.
-      this.respondAppend(m.from, meta.index);
-      return;
-    }
-    if (isWeakQuorum(this.config) && this.log.lastIndex() > this.log.committed) {
-      // The snapshot replaces our whole log. Under a weak quorum our entries past the commit
-      // index may have been acknowledged; some may survive in the snapshot, but we cannot
-      // tell which: report them all rather than lose one silently. Waiting for a repair, we
-      // reported those from the conflict with an earlier leader on; this snapshot may come
-      // from a later one whose log diverges below that, so the entries before it go too.
-      this.rollback.report(this.log.committed + 1, this.rollback.reportedFrom() ?? undefined);
-    }
-    this.log.restore(meta, this.rollback.awaitingRepair, m.commit);
-    this.rollback.snapshotInstalled(this.term);
-    this.config = meta.config;
-    this.configIndex = meta.index;
-    this.respondAppend(m.from, meta.index);
+    if (this.role === 'leader') this.trackReplicas();
   }
 
   // ---------------------------------------------------------------------------------
   // Helpers
 
   private peers(): NodeId[] {
-    return this.config.members.filter((m) => m !== this.id);
+    return replicasOf(this.config).filter((m) => m !== this.id);
   }
 
   private send(m: Message, when: 'now' | 'afterPersist'): void {
@@ -979,11 +971,15 @@ export class RaftCore {
     return this.prevHard.term !== this.term || this.prevHard.vote !== this.vote || this.prevHard.commit !== this.log.committed;
   }
 
-  /** The config in force: the latest config entry in the log, else the snapshot's. */
+  /**
+   * The config in force: the latest config entry in the log, else the snapshot's. (With
+   * the planted bug configOnCommit: the latest committed one.)
+   */
   private latestConfig(): { config: ClusterConfig; index: number } {
     const snap = this.log.snapshotMeta();
     const first = this.log.firstIndex();
-    for (let i = this.log.lastIndex(); i >= first; i--) {
+    const last = this.planted.configOnCommit === true ? Math.min(this.log.committed, this.log.lastIndex()) : this.log.lastIndex();
+    for (let i = last; i >= first; i--) {
       const entries = this.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER);
       const e = entries?.[0];
       if (e !== undefined && e.kind === 'config') return { config: decodeConfig(e.data), index: e.index };

@@ -39,9 +39,30 @@ export type WriteQuorum = 'majority' | 'all' | number;
 /** star: the leader sends to every follower. chain: head -> f1 -> ... -> tail. */
 export type Topology = 'star' | 'chain';
 
+/**
+ * What the cluster records about a member beside its id (opaque to the core, which only
+ * carries it): the random member id created when it was added (a node whose data
+ * directory holds another one is not this member: see node identity in docs/operations.md)
+ * and the addresses its peers and clients reach it at.
+ */
+export interface MemberInfo {
+  readonly memberId: string;
+  /** host:port of its peer listener. */
+  readonly peer: string;
+  readonly http?: string;
+  readonly grpc?: string;
+}
+
 export interface ClusterConfig {
   /** Voting members. Elections and the commit index always use a majority of these. */
   readonly members: readonly NodeId[];
+  /**
+   * Learners: they receive the log like any follower but never vote, campaign or count
+   * toward a commit, an acknowledgement or check-quorum (membership.ts). Absent: none.
+   */
+  readonly learners?: readonly NodeId[];
+  /** Member ids and addresses, by node id (absent for a cluster bootstrapped before they existed). */
+  readonly directory?: Readonly<Record<NodeId, MemberInfo>>;
   readonly writeQuorum: WriteQuorum;
   readonly topology: Topology;
   /**
@@ -83,6 +104,11 @@ export interface VoteMessage extends MessageBase {
   readonly type: 'vote';
   readonly lastIndex: number;
   readonly lastTerm: number;
+  /**
+   * The campaign follows a leader's TimeoutNow (a leadership transfer): voters grant it
+   * even while they still hear from that leader (the check-quorum lease).
+   */
+  readonly transfer: boolean;
 }
 
 export interface VoteResponse extends MessageBase {
@@ -175,6 +201,14 @@ export type ReadIndexRefusal = 'notLeader' | 'busy';
  * term after the request arrived, `index` is the read point (what its own linearizable
  * read would wait for); the follower serves the reads once it has applied `index`.
  */
+/**
+ * A leader hands over its leadership (Raft thesis §3.10): the recipient, whose log the
+ * leader has just seen match its own, campaigns at once without a pre-vote.
+ */
+export interface TimeoutNowMessage extends MessageBase {
+  readonly type: 'timeoutNow';
+}
+
 export interface ReadIndexResponse extends MessageBase {
   readonly type: 'readIndexResp';
   readonly requestIds: readonly number[];
@@ -194,7 +228,8 @@ export type Message =
   | HeartbeatResponse
   | SnapshotMessage
   | ReadIndexMessage
-  | ReadIndexResponse;
+  | ReadIndexResponse
+  | TimeoutNowMessage;
 
 export type MessageType = Message['type'];
 
@@ -345,3 +380,19 @@ export type ReadIndexResult =
   | { readonly ok: true; readonly requestId: number }
   | { readonly ok: false; readonly reason: 'notLeader'; readonly leader: NodeId | null }
   | { readonly ok: false; readonly reason: 'busy'; readonly pendingReads: number };
+
+/**
+ * Why a configuration change was refused: `notLeader`; `busy` (the previous change is not
+ * committed yet, or this leader has not committed an entry of its own term); `invalid`
+ * (the change makes no sense for this configuration, `message` says why); `lagging` (a
+ * learner to promote is more than `promoteLagEntriesMax` entries behind the leader).
+ */
+export type ConfigChangeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number; readonly config: ClusterConfig }
+  | { readonly ok: false; readonly reason: 'notLeader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'busy' | 'invalid' | 'lagging'; readonly message: string };
+
+export type TransferResult =
+  | { readonly ok: true; readonly to: NodeId }
+  | { readonly ok: false; readonly reason: 'notLeader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'invalid'; readonly message: string };

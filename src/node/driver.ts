@@ -71,6 +71,8 @@ export interface DriverOptions {
   readonly applyEntriesMax: number;
   /** Ready batches persisting at once (see CoreOptions.persistsInFlightMax). Default 1. */
   readonly persistsInFlightMax?: number;
+  /** A learner further behind the leader than this is not promoted. Default appendEntriesMax. */
+  readonly promoteLagEntriesMax?: number;
   /** Compact the log once it holds more entries than this (keeping the newer half). */
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
@@ -206,6 +208,7 @@ export class NodeDriver implements KvNode {
       pinnedLeader: options.pinnedLeader,
       memberTimeoutTicks: options.memberTimeoutTicks ?? options.electionTimeoutTicks * 3,
       persistsInFlightMax: options.persistsInFlightMax ?? 1,
+      promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
     });
     deps.transport.onMessage((from, raw) => this.receive(from, raw));
     this.scheduleProcess();

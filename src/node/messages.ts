@@ -71,8 +71,11 @@ export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | str
   if (!isId(m['to']) || !isIndex(m['term'])) return 'bad to/term';
   switch (m['type']) {
     case 'preVote':
-    case 'vote':
       return isIndex(m['lastIndex']) && isIndex(m['lastTerm']) ? (m as unknown as PeerMessage) : 'bad vote';
+    case 'vote':
+      return isIndex(m['lastIndex']) && isIndex(m['lastTerm']) && typeof m['transfer'] === 'boolean' ? (m as unknown as PeerMessage) : 'bad vote';
+    case 'timeoutNow':
+      return m as unknown as PeerMessage;
     case 'preVoteResp':
     case 'voteResp':
       return typeof m['granted'] === 'boolean' ? (m as unknown as PeerMessage) : 'bad vote response';

@@ -286,7 +286,7 @@ export function describeMessage(m: PeerMessage): string {
   switch (m.type) {
     case 'preVote':
     case 'vote':
-      return `${m.type} t${m.term} last ${m.lastIndex}/${m.lastTerm}`;
+      return `${m.type} t${m.term} last ${m.lastIndex}/${m.lastTerm}${m.type === 'vote' && m.transfer ? ' transfer' : ''}`;
     case 'preVoteResp':
     case 'voteResp':
       return `${m.type} t${m.term} ${m.granted ? 'granted' : 'refused'}`;
@@ -310,5 +310,7 @@ export function describeMessage(m: PeerMessage): string {
       return `readIndex t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'}`;
     case 'readIndexResp':
       return `readIndexResp t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'} ${m.refusal === null ? `index ${m.index}` : `refused ${m.refusal}`}`;
+    case 'timeoutNow':
+      return `timeoutNow t${m.term}`;
   }
 }

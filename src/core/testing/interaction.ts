@@ -238,6 +238,7 @@ export class Interaction {
       pinnedLeader: null,
       memberTimeoutTicks: 30,
       persistsInFlightMax: 1,
+      promoteLagEntriesMax: 64,
       ...this.coreDefaults,
     });
   }
@@ -318,7 +319,7 @@ function need(v: string | undefined): string {
 
 function fmtEntry(e: Entry): string {
   const cfg = e.kind === 'config' ? decodeConfig(e.data) : null;
-  const body = e.kind === 'normal' ? decoder.decode(e.data) : cfg !== null ? `config(w=${cfg.writeQuorum},inSync=${(cfg.inSync ?? cfg.members).join('+')})` : e.kind;
+  const body = e.kind === 'normal' ? decoder.decode(e.data) : cfg !== null ? `config(w=${cfg.writeQuorum},inSync=${(cfg.inSync ?? cfg.members).join('+')}${cfg.learners !== undefined ? `,voters=${cfg.members.join('+')},learners=${cfg.learners.join('+')}` : ''})` : e.kind;
   return `${e.index}/${e.term}:${body}`;
 }
 
@@ -327,7 +328,7 @@ export function fmtMessage(m: Message): string {
   switch (m.type) {
     case 'preVote':
     case 'vote':
-      return `${head} last=${m.lastIndex}/${m.lastTerm}`;
+      return `${head} last=${m.lastIndex}/${m.lastTerm}${m.type === 'vote' && m.transfer ? ' transfer' : ''}`;
     case 'preVoteResp':
     case 'voteResp':
       return `${head} ${m.granted ? 'granted' : 'refused'}`;
@@ -345,5 +346,7 @@ export function fmtMessage(m: Message): string {
       return `${head} reads=${m.requestIds.join(',')}`;
     case 'readIndexResp':
       return `${head} reads=${m.requestIds.join(',')} ${m.refusal === null ? `index=${m.index}` : `refused=${m.refusal}`}`;
+    case 'timeoutNow':
+      return head;
   }
 }

@@ -31,6 +31,7 @@ export function newUnitCore(id: NodeId, log: LogReader, overrides: Partial<CoreO
     pinnedLeader: null,
     memberTimeoutTicks: 30,
     persistsInFlightMax: 1,
+    promoteLagEntriesMax: 64,
     ...overrides,
   });
 }
