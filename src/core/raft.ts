@@ -152,7 +152,9 @@ export class RaftCore {
   }
 
   private stepMessage(m: Message): void {
-    if (m.to !== this.id || !isReplica(this.config, m.from)) return;
+    if (m.to !== this.id) return;
+    // A leader that removed itself hands over after the removal: its TimeoutNow is heeded.
+    if (!isReplica(this.config, m.from) && !(m.type === 'timeoutNow' && m.from === this.leader)) return;
     if (m.term > this.term) {
       if ((m.type === 'preVote' || (m.type === 'vote' && !m.transfer)) && this.inLease()) return;
       if (m.type === 'preVote') {
@@ -976,15 +978,23 @@ export class RaftCore {
    * the planted bug configOnCommit: the latest committed one.)
    */
   private latestConfig(): { config: ClusterConfig; index: number } {
-    const snap = this.log.snapshotMeta();
+    const upTo = this.planted.configOnCommit === true ? Math.min(this.log.committed, this.log.lastIndex()) : this.log.lastIndex();
+    return this.configAt(upTo);
+  }
+
+  /**
+   * The configuration in force at `index` (the latest config entry at or before it, else
+   * the snapshot's): what a snapshot taken at `index` must carry. Scanning back is bounded
+   * by the log's length, itself bounded by compaction.
+   */
+  configAt(index: number): { config: ClusterConfig; index: number } {
     const first = this.log.firstIndex();
-    const last = this.planted.configOnCommit === true ? Math.min(this.log.committed, this.log.lastIndex()) : this.log.lastIndex();
-    for (let i = last; i >= first; i--) {
-      const entries = this.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER);
-      const e = entries?.[0];
+    for (let i = Math.min(index, this.log.lastIndex()); i >= first; i--) {
+      const e = this.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER)?.[0];
       if (e !== undefined && e.kind === 'config') return { config: decodeConfig(e.data), index: e.index };
-      // Scanning a long log at start-up is bounded by the compaction threshold.
     }
+    const snap = this.log.snapshotMeta();
     return { config: snap.config, index: snap.index };
   }
+
 }

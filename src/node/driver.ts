@@ -399,7 +399,7 @@ export class NodeDriver implements KvNode {
   }
 
   openBackup(): SnapshotSource {
-    return this.deps.storage.openSnapshot(this.core.currentConfig());
+    return this.deps.storage.openSnapshot(this.configAtApplied());
   }
 
   status(): StatusResponse {
@@ -652,7 +652,7 @@ export class NodeDriver implements KvNode {
 
   private startSnapshot(to: NodeId): void {
     if (this.outgoingSnapshots.has(to)) return;
-    const source = this.deps.storage.openSnapshot(this.core.currentConfig());
+    const source = this.deps.storage.openSnapshot(this.configAtApplied());
     this.outgoingSnapshots.set(to, { source, term: this.core.currentTerm(), commit: this.core.log.committed, seq: 0 });
     this.continueSnapshots();
   }
@@ -715,7 +715,15 @@ export class NodeDriver implements KvNode {
     // Never past the commit index: a snapshot (the compacted prefix) holds committed entries only.
     const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex, s.commitIndex);
     if (upTo < s.firstIndex) return;
-    this.deps.storage.compact(upTo, this.core.currentConfig());
+    this.deps.storage.compact(upTo, this.core.configAt(upTo).config);
+  }
+
+  /**
+   * A snapshot holds the state at the applied index: it carries the configuration in
+   * force there, not a later one that may still be replaced.
+   */
+  private configAtApplied(): ClusterConfig {
+    return this.core.configAt(this.stateMachine.appliedIndex()).config;
   }
 
   // -----------------------------------------------------------------------------------

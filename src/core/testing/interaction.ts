@@ -11,6 +11,7 @@ import { assert } from '../../stdx/assert.js';
 import { createPrng } from '../../stdx/prng.js';
 import { decodeConfig } from '../config.js';
 import type { CoreOptions } from '../options.js';
+import type { MembershipChange } from '../membership.js';
 import { RaftCore } from '../raft.js';
 import type { ClusterConfig, Entry, HardState, Message, NodeId, Ready } from '../types.js';
 import { MemoryLog } from './memory-log.js';
@@ -109,6 +110,20 @@ export class Interaction {
         }
         return this.process(id);
       }
+      case 'add-learner':
+      case 'add-voter':
+      case 'promote':
+      case 'remove':
+        return this.changeMembership(cmd, need(args[0]), need(args[1]));
+      case 'transfer': {
+        const r = this.core(need(args[0])).transferLeadership(need(args[1]));
+        this.out.push(r.ok ? `${need(args[0])} transfers leadership to ${r.to}` : `transfer refused: ${r.reason}${'message' in r ? ` (${r.message})` : ''}`);
+        return this.process(need(args[0]));
+      }
+      case 'plant':
+        // plant n2 configOnCommit: break one node on purpose (PlantedBugs).
+        this.core(need(args[0])).planted = { ...this.core(need(args[0])).planted, [need(args[1])]: true };
+        return;
       case 'deliver':
         return this.deliverRound(true);
       case 'stabilize':
@@ -194,6 +209,28 @@ export class Interaction {
     }
   }
 
+  /**
+   * `add-learner n1 n4`: leader n1 proposes the change. A node added by it is created at
+   * once with an empty log that starts from the new configuration (as a joining node
+   * learns it from the cluster).
+   */
+  private changeMembership(kind: 'add-learner' | 'add-voter' | 'promote' | 'remove', leader: NodeId, id: NodeId): void {
+    const change: MembershipChange =
+      kind === 'add-learner' ? { kind: 'addLearner', id } : kind === 'add-voter' ? { kind: 'addVoter', id } : kind === 'promote' ? { kind: 'promote', id } : { kind: 'remove', id };
+    const r = this.core(leader).proposeMembership(change);
+    if (!r.ok) {
+      this.out.push(`${leader} ${kind} ${id} refused: ${r.reason}${'message' in r ? ` (${r.message})` : ''}`);
+      return;
+    }
+    this.out.push(`${leader} proposed ${kind} ${id} at ${r.index}/${r.term}: voters ${r.config.members.join(',')}${r.config.learners !== undefined ? ` learners ${r.config.learners.join(',')}` : ''}`);
+    if (!this.nodes.has(id)) {
+      const log = new MemoryLog(r.config);
+      const hard: HardState = { term: 0, vote: null, commit: 0 };
+      this.nodes.set(id, { core: this.newCore(id, log, hard, 0), log, hard, applied: [], up: true });
+    }
+    this.process(leader);
+  }
+
   private addNodes(count: number, flags: string[]): void {
     const opts = Object.fromEntries(flags.map((f) => f.split('='))) as Record<string, string>;
     this.seed = Number(opts['seed'] ?? '1');
@@ -272,7 +309,7 @@ export class Interaction {
         const appliedIndex = n.applied.length > 0 ? (n.applied[n.applied.length - 1] as Entry).index : 0;
         const term = n.core.log.term(appliedIndex) ?? 0;
         this.out.push(`${id} streams snapshot ${appliedIndex}/${term} to ${to}`);
-        this.queue.push({ type: 'snapshot', from: id, to, term: n.core.status().term, commit: n.core.status().commitIndex, meta: { index: appliedIndex, term, config: this.config } });
+        this.queue.push({ type: 'snapshot', from: id, to, term: n.core.status().term, commit: n.core.status().commitIndex, meta: { index: appliedIndex, term, config: n.core.currentConfig() } });
       }
       if (rd.softState !== null) this.out.push(`${id} became ${rd.softState.role} (leader ${rd.softState.leader ?? 'none'}, term ${n.core.status().term})`);
       n.core.advance(rd);
@@ -308,7 +345,8 @@ export class Interaction {
     assert(n !== undefined, 'status: no such node');
     const s = n.core.status();
     const down = n.up ? '' : ' DOWN';
-    return `${id}: ${s.role} term=${s.term} leader=${s.leader ?? '-'} commit=${s.commitIndex} applied=${s.appliedIndex} last=${s.lastIndex}${down}`;
+    const learner = s.config.learners?.includes(id) === true ? ' learner' : s.config.members.includes(id) ? '' : ' not-a-member';
+    return `${id}: ${s.role} term=${s.term} leader=${s.leader ?? '-'} commit=${s.commitIndex} applied=${s.appliedIndex} last=${s.lastIndex}${learner}${down}`;
   }
 }
 
