@@ -13,7 +13,7 @@ import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types
 import type { KvCommand, KvResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
-import type { LeaderInfo, StatusResponse } from '../wire/types.js';
+import type { AddMemberBody, LeaderInfo, MemberStatus, MembersResponse, MembershipChangeResponse, StatusResponse } from '../wire/types.js';
 
 export interface FakeNodeOptions {
   readonly id: string;
@@ -156,9 +156,63 @@ export class FakeKvNode implements KvNode {
       keyCount: this.store.size,
       mode: { writeQuorum: 'majority', topology: 'star', sinceIndex: 0, inSync: [this.id] },
       peers: [],
+      membership: this.members(),
       rollbackCount: 0,
       uptimeMs: 0,
     };
+  }
+
+  /** The members this fake reports: itself as the one voter until tests add more. */
+  private memberList: MemberStatus[] | null = null;
+
+  members(): MembersResponse {
+    this.memberList ??= [{ id: this.id, role: 'voter', memberId: 'fake0000', peer: null, http: null, grpc: null, isLeader: this.currentLeader?.id === this.id, matchIndex: null, lag: null }];
+    return { configIndex: this.lastIndex, members: this.memberList };
+  }
+
+  addMember(body: AddMemberBody): Promise<MembershipChangeResponse> {
+    return this.changeMembers(body.id, 'add', () => {
+      const role = body.learner === false ? 'voter' : 'learner';
+      if (role === 'voter' && body.force !== true) throw new QkvError('bad_request', `adding ${body.id} as a voter at once is unsafe: pass force`);
+      return [...this.members().members, { id: body.id, role, memberId: body.memberId ?? 'fake0001', peer: body.peer, http: body.http ?? null, grpc: body.grpc ?? null, isLeader: false, matchIndex: null, lag: null }];
+    });
+  }
+
+  promoteMember(id: string): Promise<MembershipChangeResponse> {
+    return this.changeMembers(id, 'change', () => this.members().members.map((m) => (m.id === id ? { ...m, role: 'voter' as const } : m)));
+  }
+
+  removeMember(id: string): Promise<MembershipChangeResponse> {
+    return this.changeMembers(id, 'change', () => this.members().members.filter((m) => m.id !== id));
+  }
+
+  private changeMembers(id: string, kind: 'add' | 'change', next: () => MemberStatus[]): Promise<MembershipChangeResponse> {
+    try {
+      if (this.currentLeader?.id !== this.id) throw new QkvError('not_leader', 'not the leader', { leader: this.leader() });
+      const exists = this.members().members.some((m) => m.id === id);
+      if (kind === 'add' && exists) throw new QkvError('member_exists', `${id} is already a member`, { id });
+      if (kind === 'change' && !exists) throw new QkvError('not_found', `${id} is not a member`, { id });
+      this.memberList = next();
+      this.lastIndex++;
+      const voters = this.memberList.filter((m) => m.role === 'voter').map((m) => m.id);
+      const learners = this.memberList.filter((m) => m.role === 'learner').map((m) => m.id);
+      return Promise.resolve({
+        ...this.members(),
+        clusterId: 'fake-cluster',
+        config: { members: voters, ...(learners.length > 0 ? { learners } : {}), writeQuorum: 'majority', topology: 'star' },
+      });
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  /** Leadership handed over by transferLeader, newest last. */
+  readonly transfers: (string | null)[] = [];
+
+  transferLeader(to: string | null): Promise<{ readonly leader: string }> {
+    if (this.currentLeader?.id !== this.id) return Promise.reject(new QkvError('not_leader', 'not the leader', { leader: this.leader() }));
+    this.transfers.push(to);
+    return Promise.resolve({ leader: to ?? this.id });
   }
 
   /** Mode changes asked of this fake, newest last. */

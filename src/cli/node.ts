@@ -124,6 +124,11 @@ class DeferredNode implements KvNode {
   dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
   openBackup: KvNode['openBackup'] = () => this.t.openBackup();
   changeMode: KvNode['changeMode'] = (c, o) => this.t.changeMode(c, o);
+  members: KvNode['members'] = () => this.t.members();
+  addMember: KvNode['addMember'] = (b, o) => this.t.addMember(b, o);
+  promoteMember: KvNode['promoteMember'] = (id, o) => this.t.promoteMember(id, o);
+  removeMember: KvNode['removeMember'] = (id, o) => this.t.removeMember(id, o);
+  transferLeader: KvNode['transferLeader'] = (to, o) => this.t.transferLeader(to, o);
 }
 
 export async function startNode(config: NodeConfig, log: Logger = pino({ level: config.logLevel, base: { node: config.id } })): Promise<RunningNode> {

@@ -17,7 +17,8 @@
  * commit, an acknowledgement, an election or check-quorum, and never campaign.
  */
 
-import { inSyncOf } from './config.js';
+import { decodeConfig, inSyncOf } from './config.js';
+import type { RaftLog } from './log.js';
 import { majoritySize } from './quorum.js';
 import type { ClusterConfig, MemberInfo, NodeId } from './types.js';
 
@@ -123,4 +124,18 @@ function withParts(
     ...(learners.length > 0 ? { learners } : {}),
     ...(directory !== undefined && Object.keys(directory).length > 0 ? { directory } : {}),
   };
+}
+
+/**
+ * The configuration in force at `index` in `log`: the latest config entry at or before it,
+ * else the snapshot's. Scanning back is bounded by the log's length (compaction bounds it).
+ */
+export function configInLog(log: RaftLog, index: number): { config: ClusterConfig; index: number } {
+  const first = log.firstIndex();
+  for (let i = Math.min(index, log.lastIndex()); i >= first; i--) {
+    const e = log.slice(i, i + 1, Number.MAX_SAFE_INTEGER)?.[0];
+    if (e !== undefined && e.kind === 'config') return { config: decodeConfig(e.data), index: e.index };
+  }
+  const snap = log.snapshotMeta();
+  return { config: snap.config, index: snap.index };
 }

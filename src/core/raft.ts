@@ -20,7 +20,7 @@ import type { Prng } from '../stdx/prng.js';
 import { decodeConfig, encodeConfig, isWeakQuorum } from './config.js';
 import { handleAppend, handleHeartbeat, handleSnapshot, type FollowerHost } from './follower.js';
 import { inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
-import { applyMembershipChange, isReplica, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
+import { applyMembershipChange, configInLog, isReplica, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
 import { RaftLog } from './log.js';
 import type { CoreOptions, PlantedBugs } from './options.js';
 import { Progress } from './progress.js';
@@ -489,6 +489,10 @@ export class RaftCore {
 
   currentConfig(): ClusterConfig {
     return this.config;
+  }
+
+  currentConfigIndex(): number {
+    return this.configIndex;
   }
 
   // ---------------------------------------------------------------------------------
@@ -988,13 +992,8 @@ export class RaftCore {
    * by the log's length, itself bounded by compaction.
    */
   configAt(index: number): { config: ClusterConfig; index: number } {
-    const first = this.log.firstIndex();
-    for (let i = Math.min(index, this.log.lastIndex()); i >= first; i--) {
-      const e = this.log.slice(i, i + 1, Number.MAX_SAFE_INTEGER)?.[0];
-      if (e !== undefined && e.kind === 'config') return { config: decodeConfig(e.data), index: e.index };
-    }
-    const snap = this.log.snapshotMeta();
-    return { config: snap.config, index: snap.index };
+    return configInLog(this.log, index);
   }
+
 
 }

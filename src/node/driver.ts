@@ -23,7 +23,8 @@
 import { configProblem } from '../core/config.js';
 import type { PlantedBugs } from '../core/options.js';
 import { RaftCore } from '../core/raft.js';
-import type { ClusterConfig, Entry, HardState, NodeId, ReadFailure, ReadState, Ready } from '../core/types.js';
+import { isReplica, replicasOf, type MembershipChange } from '../core/membership.js';
+import type { ClusterConfig, ConfigChangeResult, Entry, HardState, NodeId, ReadFailure, ReadState, Ready, TransferResult } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
@@ -32,7 +33,8 @@ import type { Prng } from '../stdx/prng.js';
 import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { QkvError } from '../wire/errors.js';
-import type { LeaderInfo, NodeAddresses, StatusResponse } from '../wire/types.js';
+import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
+import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import type { KvNode, ListOptions, ModeChange, ReadOptions } from './types.js';
 
@@ -103,6 +105,11 @@ export interface DriverDeps {
    * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
    */
   readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
+  /**
+   * A committed configuration no longer holds this node: it was removed from the cluster
+   * and must stop (nobody replicates to it or counts it any more). Called once.
+   */
+  readonly onRemoved?: (configIndex: number) => void;
 }
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
@@ -164,6 +171,7 @@ export class NodeDriver implements KvNode {
   /** Reads and session waits blocked on the applied index. */
   private waiters: Waiter[] = [];
   private leaderWaiters: Waiter[] = [];
+  private removedNoticed = false;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
   /** Seq expected next of the snapshot being staged from the leader, or -1. */
   private stagingSeq = -1;
@@ -226,6 +234,7 @@ export class NodeDriver implements KvNode {
     if (this.stopped) return;
     this.nowTick++;
     this.core.tick();
+    this.noticeRemoval();
     this.expireDeadlines();
     this.continueSnapshots();
     this.process();
@@ -369,9 +378,9 @@ export class NodeDriver implements KvNode {
   }
 
   changeMode(change: ModeChange, options: { readonly timeoutMs: number }): Promise<{ readonly index: number }> {
-    const current = this.core.currentConfig();
+    const { inSync: _inSync, ...current } = this.core.currentConfig();
     const next: ClusterConfig = {
-      members: current.members,
+      ...current,
       writeQuorum: change.writeQuorum ?? current.writeQuorum,
       topology: change.topology ?? current.topology,
     };
@@ -380,6 +389,91 @@ export class NodeDriver implements KvNode {
     return new Promise((resolve, reject) =>
       this.submitConfig(next, options.timeoutMs, (err, index) => (err ? reject(err) : resolve({ index: index as number }))),
     );
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Membership and leadership transfer
+
+  /** Proposes a membership change now (the simulator calls this; the API goes through the methods below). */
+  proposeMembership(change: MembershipChange): ConfigChangeResult {
+    if (this.stopped) return { ok: false, reason: 'notLeader', leader: null };
+    const r = this.core.proposeMembership(change);
+    if (r.ok) this.scheduleProcess();
+    return r;
+  }
+
+  /** Starts handing leadership to `to` (the simulator calls this; the API uses transferLeader). */
+  transferLeadership(to: NodeId): TransferResult {
+    if (this.stopped) return { ok: false, reason: 'notLeader', leader: null };
+    const r = this.core.transferLeadership(to);
+    if (r.ok) this.scheduleProcess();
+    return r;
+  }
+
+  members(): MembersResponse {
+    return membersView(this.core.status(), (id) => this.peerAddresses(id), { http: this.opts.selfHttp, grpc: this.opts.selfGrpc });
+  }
+
+  addMember(body: AddMemberBody, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse> {
+    try {
+      return this.changeMembership(addChange(body, body.memberId ?? newMemberId(this.deps.prng)), options.timeoutMs);
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+
+  promoteMember(id: string, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse> {
+    return this.changeMembership({ kind: 'promote', id }, options.timeoutMs);
+  }
+
+  removeMember(id: string, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse> {
+    return this.changeMembership({ kind: 'remove', id }, options.timeoutMs);
+  }
+
+  private changeMembership(change: MembershipChange, timeoutMs: number): Promise<MembershipChangeResponse> {
+    if (this.stopped) return Promise.reject(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    if (this.core.currentRole() !== 'leader') return Promise.reject(this.notLeaderError());
+    const problem = changeProblem(this.core.currentConfig(), change, this.opts.pinnedLeader);
+    if (problem !== null) return Promise.reject(problem);
+    const r = this.proposeMembership(change);
+    if (!r.ok) return Promise.reject(refusalError(r, () => this.notLeaderError()));
+    return new Promise((resolve, reject) => {
+      this.pendingWrites.set(r.index, {
+        term: r.term,
+        deadlineTick: this.deadline(timeoutMs),
+        callback: (err) => (err ? reject(err) : resolve({ ...this.members(), configIndex: r.index, clusterId: this.opts.clusterId, config: r.config })),
+      });
+    });
+  }
+
+  transferLeader(to: string | null, options: { readonly timeoutMs: number }): Promise<{ readonly leader: string }> {
+    if (this.stopped) return Promise.reject(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    if (this.core.currentRole() !== 'leader') return Promise.reject(this.notLeaderError());
+    if (this.opts.pinnedLeader !== null) return Promise.reject(new QkvError('pinned_leader', `the leader is pinned to ${this.opts.pinnedLeader} (--leader): it does not hand over`));
+    const target = to ?? bestTransferee(this.core.status());
+    if (target === null) return Promise.reject(new QkvError('bad_request', 'there is no other voter to hand over to'));
+    if (target === this.id) return Promise.resolve({ leader: this.id });
+    const r = this.transferLeadership(target);
+    if (!r.ok) return Promise.reject(r.reason === 'notLeader' ? this.notLeaderError() : new QkvError('bad_request', r.message));
+    return new Promise((resolve, reject) => {
+      this.leaderWaiters.push({
+        deadlineTick: this.deadline(options.timeoutMs),
+        ready: () => this.core.currentLeader() !== null && this.core.currentLeader() !== this.id,
+        done: (ok) =>
+          ok ? resolve({ leader: this.core.currentLeader() ?? target }) : reject(new QkvError('timeout', `${target} did not take over within ${options.timeoutMs} ms; ${this.id} still leads`, {}, 500)),
+      });
+    });
+  }
+
+  /** Once a committed configuration leaves this node out, it says so once (onRemoved). */
+  private noticeRemoval(): void {
+    if (this.removedNoticed) return;
+    const config = this.core.currentConfig();
+    if (isReplica(config, this.id)) return;
+    const index = this.core.currentConfigIndex();
+    if (index > this.core.log.committed) return;
+    this.removedNoticed = true;
+    this.deps.onRemoved?.(index);
   }
 
   waitForLeader(timeoutMs: number): Promise<LeaderInfo | null> {
@@ -421,7 +515,7 @@ export class NodeDriver implements KvNode {
       firstIndex: s.firstIndex,
       keyCount: this.stateMachine.keyCount(),
       mode: { writeQuorum: s.config.writeQuorum, topology: s.config.topology, sinceIndex: s.configIndex, inSync: [...(s.config.inSync ?? s.config.members)] },
-      peers: s.config.members
+      peers: replicasOf(s.config)
         .filter((m) => m !== this.id)
         .map((id) => {
           const p = progress.get(id);
@@ -434,6 +528,7 @@ export class NodeDriver implements KvNode {
             reachable: isLeader ? (p?.recentActive ?? false) || link.connected : link.connected,
           };
         }),
+      membership: membersView(s, (id) => this.peerAddresses(id), { http: this.opts.selfHttp, grpc: this.opts.selfGrpc }),
       rollbackCount: this.rollbackCount,
       uptimeMs: this.nowTick * this.opts.tickMs,
     };

@@ -6,7 +6,7 @@
 import type { NodeId } from '../core/types.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
-import type { LeaderInfo, ReadConsistency, StatusResponse } from '../wire/types.js';
+import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
 export interface ReadOptions {
   readonly consistency: ReadConsistency;
@@ -62,6 +62,29 @@ export interface KvNode {
    * configuration change is being committed.
    */
   changeMode(change: ModeChange, options: { readonly timeoutMs: number }): Promise<{ readonly index: number }>;
+
+  /** Voters and learners of the configuration in force here, with the leader's view of their lag. */
+  members(): MembersResponse;
+
+  /**
+   * Adds a member (a learner unless `learner: false`, which needs `force`), leader only.
+   * Resolves once the configuration is applied here. Rejects with not_leader,
+   * member_exists, membership_busy (one change at a time; a new leader first commits an
+   * entry of its own term), bad_request, timeout.
+   */
+  addMember(body: AddMemberBody, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse>;
+
+  /** Promotes learner `id` to voter (learner_lagging while it is behind; not_found if no learner). */
+  promoteMember(id: string, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse>;
+
+  /** Removes member `id`, the leader included (it hands over once the removal commits). */
+  removeMember(id: string, options: { readonly timeoutMs: number }): Promise<MembershipChangeResponse>;
+
+  /**
+   * Hands leadership to voter `to` (null: the most up-to-date voter) and resolves with the
+   * new leader's id once it leads; timeout if no handover happened within `timeoutMs`.
+   */
+  transferLeader(to: string | null, options: { readonly timeoutMs: number }): Promise<{ readonly leader: string }>;
 
   /** Resolves when a leader is known, or with null once `timeoutMs` passes. */
   waitForLeader(timeoutMs: number): Promise<LeaderInfo | null>;

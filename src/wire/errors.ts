@@ -18,6 +18,14 @@ export const errorStatus = {
   version_conflict: 409,
   /** A retried request older than the client's last applied one: its reply is gone. */
   stale_request: 409,
+  /** Another membership or mode change is still being committed (one at a time): retry. */
+  membership_busy: 409,
+  /** The node to add is a member already (remove it first to replace it). */
+  member_exists: 409,
+  /** A learner to promote is too far behind the leader: wait for it to catch up. */
+  learner_lagging: 409,
+  /** The pinned leader (--leader) cannot be removed or hand over its leadership. */
+  pinned_leader: 409,
   /** This node is not the leader; details.leader names the one it knows of, if any. */
   not_leader: 503,
   /** No leader known (election under way): retry after Retry-After. */

@@ -75,6 +75,64 @@ export interface PeerStatus extends NodeAddresses {
   readonly reachable: boolean;
 }
 
+// --- Membership: GET/POST /members, POST /members/{id}/promote, DELETE /members/{id} ---
+
+export type MemberRole = 'voter' | 'learner';
+
+export interface MemberStatus extends NodeAddresses {
+  readonly id: string;
+  readonly role: MemberRole;
+  /** Random id given when the member was added (null for members bootstrapped by --peers before they first connected). */
+  readonly memberId: string | null;
+  /** host:port of its peer listener, as the configuration records it (null when bootstrapped by --peers). */
+  readonly peer: string | null;
+  readonly isLeader: boolean;
+  /** Leader's view (null on followers): highest index known replicated there, and how far behind the leader's log it is. */
+  readonly matchIndex: number | null;
+  readonly lag: number | null;
+}
+
+export interface MembersResponse {
+  /** Log index of the configuration these members come from. */
+  readonly configIndex: number;
+  readonly members: readonly MemberStatus[];
+}
+
+/** POST /members. `learner` defaults to true; false adds a voter directly and needs `force`. */
+export interface AddMemberBody {
+  readonly id: string;
+  readonly peer: string;
+  readonly http?: string;
+  readonly grpc?: string;
+  readonly learner?: boolean;
+  readonly force?: boolean;
+  /** Normally created by the leader; a joining node passes the one in its data directory. */
+  readonly memberId?: string;
+}
+
+/** Answer of every membership change: the configuration index it was committed at, and the members after it. */
+export interface MembershipChangeResponse extends MembersResponse {
+  readonly clusterId: string;
+  /** The configuration after the change, as a joining node starts from it (checked by it like any config entry). */
+  readonly config: ClusterConfigView;
+}
+
+/** A cluster configuration as it travels to clients and joining nodes (core/types.ts ClusterConfig, field for field). */
+export interface ClusterConfigView {
+  readonly members: readonly string[];
+  readonly learners?: readonly string[];
+  readonly writeQuorum: 'majority' | 'all' | number;
+  readonly topology: 'star' | 'chain';
+  readonly inSync?: readonly string[];
+  readonly directory?: Readonly<Record<string, { readonly memberId: string; readonly peer: string; readonly http?: string; readonly grpc?: string }>>;
+}
+
+/** POST /admin/transfer-leader */
+export interface TransferLeaderBody {
+  /** The voter to hand over to; absent: the most up-to-date one. */
+  readonly to?: string;
+}
+
 export interface ModeStatus {
   readonly writeQuorum: 'majority' | 'all' | number;
   readonly topology: 'star' | 'chain';
@@ -99,6 +157,8 @@ export interface StatusResponse {
   readonly keyCount: number;
   readonly mode: ModeStatus;
   readonly peers: readonly PeerStatus[];
+  /** Every voter and learner, this node included, with the configuration's log index (absent over gRPC). */
+  readonly membership?: MembersResponse;
   readonly rollbackCount: number;
   readonly uptimeMs: number;
 }
