@@ -81,12 +81,12 @@ export function applyMembershipChange(config: ClusterConfig, change: MembershipC
       if (isReplica(config, id)) return `${id} is already a ${isVoter(config, id) ? 'voter' : 'learner'}`;
       const directory = change.info !== undefined ? { ...config.directory, [id]: change.info } : config.directory;
       if (change.kind === 'addLearner') return withParts(config, config.members, [...learners, id], config.inSync, directory);
-      return withParts(config, [...config.members, id], learners, explicitInSync(config), directory);
+      return withParts(config, [...config.members, id], learners, inSyncWithVoter(config, id), directory);
     }
     case 'promote': {
       if (isVoter(config, id)) return `${id} is already a voter`;
       if (!learners.includes(id)) return `${id} is not a member`;
-      return withParts(config, [...config.members, id], learners.filter((m) => m !== id), explicitInSync(config), config.directory);
+      return withParts(config, [...config.members, id], learners.filter((m) => m !== id), inSyncWithVoter(config, id), config.directory);
     }
     case 'remove': {
       if (!isReplica(config, id)) return `${id} is not a member`;
@@ -102,10 +102,17 @@ export function applyMembershipChange(config: ClusterConfig, change: MembershipC
   }
 }
 
-/** Under `all` and `chain` the in-sync set, written out: a voter added later is not in it. */
-function explicitInSync(config: ClusterConfig): readonly NodeId[] | undefined {
+/**
+ * Under `all` and `chain`, the in-sync set once voter `id` joins: written out without it
+ * (it enters once caught up), unless the set would then be smaller than a majority of the
+ * voters: an acknowledgement by the set must always imply a majority holds the entry, so
+ * then the new voter is in it from the start (writes wait for it to catch up).
+ */
+function inSyncWithVoter(config: ClusterConfig, id: NodeId): readonly NodeId[] | undefined {
   const waitsForInSync = config.writeQuorum === 'all' || config.topology === 'chain';
-  return waitsForInSync ? inSyncOf(config) : config.inSync;
+  if (!waitsForInSync) return config.inSync;
+  const inSync = inSyncOf(config);
+  return inSync.length >= majoritySize(config.members.length + 1) ? inSync : [...inSync, id];
 }
 
 function withParts(

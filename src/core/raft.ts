@@ -153,8 +153,10 @@ export class RaftCore {
 
   private stepMessage(m: Message): void {
     if (m.to !== this.id) return;
-    // A leader that removed itself hands over after the removal: its TimeoutNow is heeded.
-    if (!isReplica(this.config, m.from) && !(m.type === 'timeoutNow' && m.from === this.leader)) return;
+    // Requests from outside the configuration are ignored (a removed node that does not
+    // know it must not disrupt the cluster); a leader's messages are heeded from anyone:
+    // our configuration may be one the leader's log is about to replace.
+    if ((m.type === 'preVote' || m.type === 'vote' || m.type === 'readIndex') && !isReplica(this.config, m.from)) return;
     if (m.term > this.term) {
       if ((m.type === 'preVote' || (m.type === 'vote' && !m.transfer)) && this.inLease()) return;
       if (m.type === 'preVote') {
@@ -197,7 +199,6 @@ export class RaftCore {
         if (this.role === 'candidate' && m.term === this.term) this.handleVoteResponse(m.from, m.granted, 'vote');
         return;
       case 'append':
-        if (!isReplica(this.config, m.leader)) return;
         this.becomeFollowerOf(m.leader);
         handleAppend(this.follower, m);
         return;
@@ -912,7 +913,7 @@ export class RaftCore {
       role: () => this.role,
       leader: () => this.leader,
       term: () => this.term,
-      memberCount: () => this.config.members.length,
+      voters: () => this.config.members,
       committedInCurrentTerm: () => this.committedInCurrentTerm(),
       readPoint: () => this.readPoint(),
       send: (m) => this.send(m, 'now'),

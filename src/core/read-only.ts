@@ -31,7 +31,8 @@ export interface ReadHost {
   role(): Role;
   leader(): NodeId | null;
   term(): number;
-  memberCount(): number;
+  /** The voters of the configuration in force: only their answers confirm leadership (learners never count). */
+  voters(): readonly NodeId[];
   /** Whether the leader has committed an entry of its term (only then may it serve reads). */
   committedInCurrentTerm(): boolean;
   /** The index a read asked now must see (see RaftCore). */
@@ -157,7 +158,7 @@ export class ReadOnly {
   handleHeartbeatResponse(from: NodeId, readRound: number): void {
     if (readRound !== 0 && readRound === this.readRoundInFlight) {
       this.readAcks.add(from);
-      if (this.readAcks.size + 1 >= majoritySize(this.host.memberCount())) this.finishReadRound();
+      if (this.confirmedByMajority()) this.finishReadRound();
     }
   }
 
@@ -257,8 +258,17 @@ export class ReadOnly {
     this.addRead(requester);
   }
 
+  /** The voters that answered this round, and this leader if it votes, are a majority. */
+  private confirmedByMajority(): boolean {
+    const voters = this.host.voters();
+    let yes = 0;
+    for (const id of voters) if (id === this.host.id || this.readAcks.has(id)) yes++;
+    return yes >= majoritySize(voters.length);
+  }
+
   private addRead(requester: ReadRequester): void {
-    if (this.host.memberCount() === 1) {
+    const voters = this.host.voters();
+    if (voters.length === 1 && voters[0] === this.host.id) {
       this.readsPendingCount -= requester.requestIds.length;
       this.resolveRead(requester, this.host.readPoint());
       return;

@@ -20,7 +20,7 @@
  * except through the NodeStorage and PeerTransport interfaces.
  */
 
-import { configProblem } from '../core/config.js';
+import { configProblem, isWeakQuorum } from '../core/config.js';
 import type { PlantedBugs } from '../core/options.js';
 import { RaftCore } from '../core/raft.js';
 import { isReplica, replicasOf, type MembershipChange } from '../core/membership.js';
@@ -463,6 +463,25 @@ export class NodeDriver implements KvNode {
           ok ? resolve({ leader: this.core.currentLeader() ?? target }) : reject(new QkvError('timeout', `${target} did not take over within ${options.timeoutMs} ms; ${this.id} still leads`, {}, 500)),
       });
     });
+  }
+
+  /**
+   * This node was removed from the cluster and stops for good. Under a weak write quorum
+   * the entries it holds beyond what it knows committed may have been acknowledged by it
+   * and may be in no other log: they go to the rollback report (some may have survived;
+   * a report errs on the side of listing). Then it stops.
+   */
+  leaveCluster(): void {
+    if (this.stopped) return;
+    const log = this.core.log;
+    if (isWeakQuorum(this.core.currentConfig()) && log.lastIndex() > log.committed) {
+      const entries = log.slice(Math.max(log.committed + 1, log.firstIndex()), log.lastIndex() + 1, Number.MAX_SAFE_INTEGER) ?? [];
+      if (entries.length > 0) {
+        this.rollbackCount += entries.length;
+        this.deps.onRollback?.(entries, this.stateMachine.appliedIndex());
+      }
+    }
+    this.stop();
   }
 
   /** Once a committed configuration leaves this node out, it says so once (onRemoved). */

@@ -15,8 +15,17 @@
  *   state-machine-safety      no two nodes (or lifetimes) apply different entries at one index
  *   apply-before-commit       nothing is applied beyond the commit index (majority modes)
  *   commit-monotonic          a node's commit index never decreases within a lifetime
- *   commit-durable-majority   a node's commit index never exceeds what a majority holds
- *                             *durably* (tracked from flush callbacks, not from memory)
+ *   commit-durable-majority   a leader's commit index never exceeds what a majority of the
+ *                             voters of its configuration hold *durably* (tracked from
+ *                             flush callbacks, not from memory; learners never count), and
+ *                             no follower commits beyond what some leader committed
+ *   config-on-append          a configuration is in force on a node as soon as it is in
+ *                             its log, not once committed
+ *   config-one-at-a-time      a leader appends a configuration only once the previous one
+ *                             in its log is committed
+ *   config-own-term           ... and only once it has committed an entry of its own term
+ *   quorum-overlap            every majority of a new configuration's voters meets every
+ *                             majority of the previous one's (single-server changes)
  *   acked-write-lost          every write a client saw succeed is, at the end, the entry
  *                             applied at its version (log index) on every node
  *
@@ -28,6 +37,7 @@ import type { Entry, EntryKind, NodeId, Ready } from '../core/types.js';
 import type { NodeDriver } from '../node/driver.js';
 import type { PersistBatch } from '../storage/types.js';
 import type { SimMode } from './swarm.js';
+import { configChangeProblem } from './config-checks.js';
 import { fnv1a32, fnv1a32Bytes } from './trace.js';
 
 /** Every property a run can report (the world and run.ts add the last five). */
@@ -41,6 +51,10 @@ export const checkedProperties = [
   'apply-before-commit',
   'commit-monotonic',
   'commit-durable-majority',
+  'config-on-append',
+  'config-one-at-a-time',
+  'config-own-term',
+  'quorum-overlap',
   'acked-write-lost',
   'lost-write-unreported',
   'linearizability',
@@ -164,7 +178,8 @@ export interface CheckerOptions {
 
 export class SafetyChecker {
   private readonly nodes: NodeTrack[];
-  private readonly majority: number;
+  /** The highest commit index a leader reached with a durable majority of its voters. */
+  private leaderCommitMax = 0;
   private readonly leaders = new Map<number, NodeId>();
   private readonly entries = new Map<number, EntryRecord>();
   private readonly committedTerm: number[] = [];
@@ -183,7 +198,6 @@ export class SafetyChecker {
   constructor(private readonly options: CheckerOptions) {
     this.disabled = new Set(options.disabledChecks ?? []);
     this.nodes = options.nodeIds.map((id) => ({ id, shadow: new DurableShadow(), lastCommit: -1, committedScanned: 0, leaderTerm: -1, leaderCommitTerm: -1 }));
-    this.majority = Math.floor(options.nodeIds.length / 2) + 1;
   }
 
   /** Throws the violation, unless the property was switched off for this run. */
@@ -221,6 +235,10 @@ export class SafetyChecker {
   /** Every Ready: registers the entries about to be persisted (log matching). */
   onReady(node: number, rd: Ready, driver: NodeDriver): void {
     const id = this.track(node).id;
+    if (rd.entries.some((e) => e.kind === 'config')) {
+      const problem = configChangeProblem(id, rd.entries, driver.core);
+      if (problem !== null) this.fail(problem.property, problem.details);
+    }
     let prevTerm: number | undefined;
     for (let i = 0; i < rd.entries.length; i++) {
       const e = rd.entries[i] as Entry;
@@ -319,33 +337,44 @@ export class SafetyChecker {
       this.fail('commit-monotonic', `${t.id}'s commit index went back from ${t.lastCommit} to ${commit} within one lifetime`);
     }
     t.lastCommit = commit;
-    this.checkDurableMajority(t, driver, commit);
+    // A leader that steps down as it commits (its own removal) counted with its configuration.
+    const ledThisTerm = s.role === 'leader' || t.leaderTerm === s.term;
+    this.checkDurableMajority(t, driver, commit, ledThisTerm ? s.config.members : null);
     this.scanCommitted(t, driver, commit, s.term);
     return obs;
   }
 
-  private checkDurableMajority(t: NodeTrack, driver: NodeDriver, commit: number): void {
+  /**
+   * A leader's commit index (`voters`: its configuration's) is held durably by a majority
+   * of those voters (learners never count). A follower's only repeats a leader's: it never
+   * exceeds the highest a leader reached (its own configuration may lag or lead the one
+   * the leader counted with, so counting holders there would prove nothing).
+   */
+  private checkDurableMajority(t: NodeTrack, driver: NodeDriver, commit: number, voters: readonly NodeId[] | null): void {
     if (commit === 0) return;
+    if (voters === null) {
+      if (commit > this.leaderCommitMax) {
+        this.fail('commit-durable-majority', `${t.id} committed up to ${commit}, beyond the ${this.leaderCommitMax} any leader committed`);
+      }
+      return;
+    }
     const term = driver.core.log.term(commit);
     // A commit index below the node's snapshot (a weak-quorum snapshot may run ahead of
     // the commit index) has no term in the log: the snapshot stands for it.
     if (term === undefined && commit < driver.core.log.firstIndex()) return;
     if (term === undefined) return this.fail('commit-durable-majority', `${t.id} has commit index ${commit} but no term for it`);
-    let holders = 0;
     const who: string[] = [];
-    for (const n of this.nodes) {
-      if (n.shadow.holds(commit, term)) {
-        holders++;
-        who.push(n.id);
-      }
-    }
-    if (holders < this.majority) {
+    for (const n of this.nodes) if (voters.includes(n.id) && n.shadow.holds(commit, term)) who.push(n.id);
+    const majority = Math.floor(voters.length / 2) + 1;
+    if (who.length < majority) {
       this.fail(
         'commit-durable-majority',
-        `${t.id} committed up to ${commit}/term ${term}, but only [${who.join(',')}] hold it durably (${this.majority} of ${this.nodes.length} needed)`,
+        `${t.id} committed up to ${commit}/term ${term}, but only [${who.join(',')}] of the voters [${voters.join(',')}] hold it durably (${majority} needed; learners do not count)`,
       );
     }
+    if (commit > this.leaderCommitMax) this.leaderCommitMax = commit;
   }
+
 
   /**
    * A commit index that covers a snapshot covers the entries the snapshot holds, down to

@@ -32,10 +32,10 @@ export class SimDisks {
     this.storageOptions = { initialConfig: clusterConfig, snapshotBytesMax: 64 * 1024 * 1024, flushMode: 'manual' };
   }
 
-  /** A fresh disk (`fresh`), or the one `n` crashed with. */
-  open(n: SimNode, fresh: boolean): MemoryStorage {
+  /** A fresh disk (`fresh`, bootstrapped with `bootstrap` or the cluster's first configuration), or the one `n` crashed with. */
+  open(n: SimNode, fresh: boolean, bootstrap?: ClusterConfig): MemoryStorage {
     if (fresh) {
-      const storage = createMemoryStorage(this.storageOptions);
+      const storage = createMemoryStorage(bootstrap === undefined ? this.storageOptions : { ...this.storageOptions, initialConfig: bootstrap });
       storage.setIdentity({ nodeId: n.id, clusterId: 'sim' }, () => {});
       storage.flushPending();
       return storage;

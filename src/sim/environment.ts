@@ -7,7 +7,7 @@
  * queue and the nodes, and each part owns its own state.
  */
 
-import type { NodeId } from '../core/types.js';
+import type { ClusterConfig, NodeId } from '../core/types.js';
 import type { NodeDriver } from '../node/driver.js';
 import type { MemoryStorage, MemoryStorageImage } from '../storage/memory.js';
 import type { PeerMessage } from '../node/messages.js';
@@ -34,6 +34,14 @@ export interface DeliveringTransport extends PeerTransport<PeerMessage> {
 
 export type NodeStatus = 'up' | 'down' | 'paused';
 
+/**
+ * Where a node slot stands in the cluster (membership.ts): `member` (a voter or learner of
+ * the committed configuration), `joining` (its addition is proposed, not yet committed),
+ * `spare` (not in the cluster; it starts with a wiped disk when added), `removed` (a
+ * committed configuration left it out: stopped for good, until recycled as a spare).
+ */
+export type SlotMembership = 'member' | 'joining' | 'spare' | 'removed';
+
 export interface SimNode {
   readonly index: number;
   readonly id: NodeId;
@@ -53,6 +61,15 @@ export interface SimNode {
   diskToken: number;
   /** A follower Ready carried entries during the current event. */
   appendedEntries: boolean;
+  membership: SlotMembership;
+  /**
+   * The member id of the node in this slot now: `n2#0` for a first member, a new one each
+   * time the slot joins again. Peers refuse what comes from (or goes to) a member id other
+   * than the one their configuration holds, as a real node's handshake does.
+   */
+  memberId: string;
+  /** Log index of the configuration entry that added it (while joining). */
+  joinIndex: number;
 }
 
 export interface WorldStats {
@@ -65,6 +82,9 @@ export interface WorldStats {
   pauses: number;
   partitions: number;
   flushes: number;
+  /** Membership changes proposed and accepted by a leader, and how many removed that leader itself. */
+  memberChanges: number;
+  leaderRemovals: number;
 }
 
 export type WorldPhase = 'fault' | 'heal' | 'done';
@@ -93,4 +113,10 @@ export interface NodeControl {
   restart(n: SimNode): void;
   pause(n: SimNode): void;
   resume(n: SimNode): void;
+  /** Starts spare `n` with a wiped disk as a new member that `config` (committed or not, at `index`) holds. */
+  join(n: SimNode, config: ClusterConfig, index: number): void;
+  /** Stops `n` for good: a committed configuration removed it (`spare`: its addition was lost; it may join again). */
+  retire(n: SimNode, to: 'removed' | 'spare'): void;
+  /** A removed slot becomes a spare again (a new machine with a wiped disk, under the old name). */
+  recycle(n: SimNode): void;
 }

@@ -147,8 +147,9 @@ export class FaultScheduler {
     return this.prng.intBetween(c.faultDurationMsMin * 1000, Math.max(c.faultDurationMsMin, c.faultDurationMsMax) * 1000);
   }
 
+  /** Members (joining ones included) down or paused: spares and removed slots do not count. */
   private countNotUp(): number {
-    return this.env.nodes.filter((x) => x.status !== 'up').length;
+    return this.env.nodes.filter((x) => x.status !== 'up' && (x.membership === 'member' || x.membership === 'joining')).length;
   }
 
   /** The up node leading the highest term, or -1. */

@@ -10,6 +10,8 @@
  * (for the healer's session).
  */
 
+import { isReplica } from '../core/membership.js';
+import type { ClusterConfig } from '../core/types.js';
 import type { NodeDriver } from '../node/driver.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvItem } from '../storage/types.js';
@@ -122,12 +124,31 @@ export class Healer {
       return false;
     }
     if (fate !== 'committed') return false;
+    const config = this.committedConfig();
+    if (config === null) return false;
     const drivers: NodeDriver[] = [];
     for (const n of env.nodes) {
+      if (!isReplica(config, n.id)) {
+        // A node still joining that the committed configuration leaves out lost its addition.
+        if (n.membership === 'joining') this.parts.control.retire(n, 'spare');
+        continue;
+      }
       if (n.status !== 'up' || n.driver === null) return false;
       drivers.push(n.driver);
     }
     return this.sameEverywhere(drivers, this.finalWrite.version);
+  }
+
+  /** The configuration of the up leader of the highest term, once committed there (else null: not settled yet). */
+  private committedConfig(): ClusterConfig | null {
+    let leader: NodeDriver | null = null;
+    for (const n of this.parts.env.nodes) {
+      const d = n.driver;
+      if (n.status !== 'up' || d === null || d.core.currentRole() !== 'leader') continue;
+      if (leader === null || d.core.currentTerm() > leader.core.currentTerm()) leader = d;
+    }
+    if (leader === null || leader.core.currentConfigIndex() > leader.core.log.committed) return null;
+    return leader.core.currentConfig();
   }
 
   /** One leader has committed `version`; every node has applied all of its log and holds the same store. */

@@ -10,7 +10,8 @@
  * anything to a node that is down (the world drops events of down nodes).
  */
 
-import type { NodeId } from '../core/types.js';
+import { isReplica } from '../core/membership.js';
+import type { ClusterConfig, NodeId } from '../core/types.js';
 import type { PeerMessage } from '../node/messages.js';
 import type { Prng } from '../stdx/prng.js';
 import { chunkBytes } from '../storage/sizes.js';
@@ -118,6 +119,19 @@ export class SimNetwork {
     };
   }
 
+  /**
+   * Whether a message sent between these two member ids still gets through: the receiver is
+   * the member it was sent to (not a new node under the same name), and each side's
+   * configuration holds the other under that member id, or not at all (a member newer than
+   * its configuration). What a real handshake checks, per connection.
+   */
+  private sameMembers(from: number, fromMember: string, to: number, toMember: string): boolean {
+    const sender = this.env.node(from);
+    const receiver = this.env.node(to);
+    if (receiver.memberId !== toMember) return false;
+    return knownAs(receiver.driver?.core.currentConfig(), sender.id, fromMember) && knownAs(sender.driver?.core.currentConfig(), receiver.id, toMember);
+  }
+
   hasPeer(id: NodeId): boolean {
     return this.indexOf.has(id);
   }
@@ -202,6 +216,8 @@ export class SimNetwork {
       this.inflightBytes[link] = (this.inflightBytes[link] ?? 0) - bytes;
     };
     const fromId = env.nodeIds[from] as NodeId;
+    const fromMember = env.node(from).memberId;
+    const toMember = env.node(to).memberId;
     const label = `${fromId}>${env.nodeIds[to] ?? '?'} ${describeMessage(m)}${suffix}`;
     const deliver = (held: boolean): void => {
       const staleUs = this.staleUntilUs[to] ?? 0;
@@ -213,7 +229,7 @@ export class SimNetwork {
         return;
       }
       release();
-      if ((this.blocked[link] ?? 0) > 0) {
+      if ((this.blocked[link] ?? 0) > 0 || !this.sameMembers(from, fromMember, to, toMember)) {
         env.stats.messagesLost++;
         this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
         return;
@@ -234,6 +250,12 @@ export class SimNetwork {
     this.blocked.fill(0);
     for (const r of this.rules) for (const l of r.links) this.blocked[l] = (this.blocked[l] ?? 0) + 1;
   }
+}
+
+/** `config` holds `id` under `memberId`, or does not hold `id` (first members: `${id}#0`). */
+function knownAs(config: ClusterConfig | undefined, id: NodeId, memberId: string): boolean {
+  if (config === undefined || !isReplica(config, id)) return true;
+  return (config.directory?.[id]?.memberId ?? `${id}#0`) === memberId;
 }
 
 /** The simulated network as one node's PeerTransport. */

@@ -55,6 +55,9 @@ export interface SimStats {
   /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
   readonly readsAtLeader: number;
   readonly readsAtFollowers: number;
+  /** Membership changes a leader accepted, and how many of them removed that leader. */
+  readonly memberChanges: number;
+  readonly leaderRemovals: number;
 }
 
 export interface SimViolationReport {
@@ -83,7 +86,16 @@ export interface SimResult {
   readonly fullTrace?: readonly string[];
 }
 
-export const plantedBugNames = ['commitOldTermByCount', 'voteWithoutLogCheck', 'applyBeforeCommit', 'ackBeforeFlush', 'followerReadBeforeApply', 'readJoinsSentRound'] as const;
+export const plantedBugNames = [
+  'commitOldTermByCount',
+  'voteWithoutLogCheck',
+  'applyBeforeCommit',
+  'ackBeforeFlush',
+  'followerReadBeforeApply',
+  'readJoinsSentRound',
+  'configOnCommit',
+  'configChangeBeforeOwnTermCommit',
+] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
 /** 32 bits of seed material from any safe integer (the PRNG takes 32 bits). */
@@ -176,6 +188,8 @@ export function runSimulation(options: SimOptions): SimResult {
       leaderChanges: world.checker.leaderChanges,
       readsAtLeader: reads.asLeader,
       readsAtFollowers: reads.asFollower,
+      memberChanges: world.stats.memberChanges,
+      leaderRemovals: world.stats.leaderRemovals,
     },
     linearizability,
     scenario: describeSwarm(config),

@@ -148,6 +148,12 @@ const plantedCases: readonly PlantedCase[] = [
     consequencesWithout: [],
     scenario: { options: { mode: 'majority', overrides: { staleLeaderRate: 0.1, checkQuorum: false } }, name: 'majority seeds with stale leaders and no check-quorum' },
   },
+  // Membership: a configuration that takes effect only once committed lets several changes be
+  // in flight and nodes count with different voters; its consequence is a commit no majority
+  // of the voters holds.
+  { bug: 'configOnCommit', direct: ['config-on-append', 'config-one-at-a-time'], consequencesWithout: ['config-on-append', 'config-one-at-a-time', 'config-own-term'] },
+  // A new leader that changes the configuration before committing an entry of its term.
+  { bug: 'configChangeBeforeOwnTermCommit', direct: ['config-own-term'], consequencesWithout: [] },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {
@@ -177,6 +183,20 @@ for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCa
     });
   }
 }
+
+test('membership changes (add, promote, remove the leader included, re-add a wiped node) run beside the faults and keep every guarantee', () => {
+  const overrides = { spareNodes: 2, membershipIntervalMsMean: 150, membershipOnNewLeaderRate: 0.3 };
+  let changes = 0;
+  let leaderRemovals = 0;
+  for (let seed = 1; seed <= 30; seed++) {
+    const r = runSimulation({ seed, overrides });
+    assert.equal(r.ok, true, describeFailure(r));
+    changes += r.stats.memberChanges;
+    leaderRemovals += r.stats.leaderRemovals;
+  }
+  assert.ok(changes >= 100, `only ${changes} membership changes in 30 runs`);
+  assert.ok(leaderRemovals >= 3, `only ${leaderRemovals} removals of a leader in 30 runs`);
+});
 
 for (const c of regressionCases) {
   const name = `regression ${c.options.seed}${c.openBug !== undefined ? ` (open bug ${c.openBug})` : ''}: ${c.why}`;

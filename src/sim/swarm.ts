@@ -246,6 +246,17 @@ export interface SwarmConfig {
   readonly faultPhaseMs: number;
   /** After healing, the cluster must converge within this much virtual time. */
   readonly healDeadlineMs: number;
+
+  /**
+   * Membership changes (membership.ts): node slots beyond `nodeCount` that start as spares
+   * and may be added; 0 with no spares and no changes. A removed node's slot becomes a
+   * spare again with a wiped disk (a replaced machine rejoining under its old name).
+   */
+  readonly spareNodes: number;
+  /** Mean time between two membership changes in the fault phase (0: none). */
+  readonly membershipIntervalMsMean: number;
+  /** Chance that a node which just became leader changes the membership at once (where the own-term rule matters). */
+  readonly membershipOnNewLeaderRate: number;
 }
 
 export interface SwarmOptions {
@@ -352,9 +363,19 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     persistsInFlightMax: prng.chance(0.5) ? 1 : between(2, 8),
     // Drawn after it for the same reason.
     staleLeaderRate: calm ? 0 : maybe(hostile ? 0.3 : 0.6, 5, 100) / 1000,
+    ...drawMembership(prng, calm),
     ...faultShape,
   };
   return config;
+}
+
+/** Drawn after everything else, so that adding it kept every earlier dimension of every seed. */
+function drawMembership(prng: Prng, calm: boolean): Pick<SwarmConfig, 'spareNodes' | 'membershipIntervalMsMean' | 'membershipOnNewLeaderRate'> {
+  const on = !calm && prng.chance(0.5);
+  const spareNodes = prng.intBetween(1, 2);
+  const membershipIntervalMsMean = prng.intBetween(150, 900);
+  const membershipOnNewLeaderRate = prng.chance(0.5) ? 0 : prng.intBetween(50, 500) / 1000;
+  return on ? { spareNodes, membershipIntervalMsMean, membershipOnNewLeaderRate } : { spareNodes: 0, membershipIntervalMsMean: 0, membershipOnNewLeaderRate: 0 };
 }
 
 /** How faults pick victims and strength (see SwarmConfig); constants, so no draw is spent. */
@@ -396,7 +417,8 @@ export function describeSwarm(c: SwarmConfig): string {
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
     `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} staleLeader=${c.staleLeaderRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
-    `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms`
+    `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
+    (c.spareNodes > 0 ? ` spares=${c.spareNodes} membership~${c.membershipIntervalMsMean}ms onNewLeader=${c.membershipOnNewLeaderRate}` : '')
   );
 }
 

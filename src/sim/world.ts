@@ -25,7 +25,8 @@
  */
 
 import type { PlantedBugs } from '../core/options.js';
-import type { NodeId } from '../core/types.js';
+import { isReplica } from '../core/membership.js';
+import type { ClusterConfig, NodeId } from '../core/types.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
 import { AssertionError } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
@@ -36,6 +37,7 @@ import type { NodeControl, SimEnv, SimEvent, SimNode, WorldPhase, WorldStats } f
 import { EventQueue } from './event-queue.js';
 import { FaultScheduler } from './faults.js';
 import { Healer } from './healer.js';
+import { MembershipScheduler } from './membership.js';
 import { HistoryRecorder } from './history.js';
 import { SimNetwork } from './network.js';
 import type { SwarmConfig } from './swarm.js';
@@ -65,7 +67,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   readonly recorder = new HistoryRecorder();
   readonly checker: SafetyChecker;
   readonly trace: Trace;
-  readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0 };
+  readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
   /** Linearizable reads served by drivers that are gone (crashed or stopped); see readsServed(). */
   private readonly readsServedByGone = { asLeader: 0, asFollower: 0 };
   readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0 };
@@ -82,6 +84,9 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   private readonly network: SimNetwork;
   private readonly disks: SimDisks;
   private readonly faults: FaultScheduler;
+  private readonly membership: MembershipScheduler;
+  /** Index of the newest configuration some node has seen committed. */
+  private committedConfigIndex = 0;
   private readonly healer: Healer;
   private readonly clients: ClientSession[] = [];
 
@@ -92,7 +97,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     const c = options.config;
     this.config = c;
     this.planted = options.planted;
-    this.nodeIds = Array.from({ length: c.nodeCount }, (_, i) => `n${i + 1}`);
+    this.nodeIds = Array.from({ length: c.nodeCount + c.spareNodes }, (_, i) => `n${i + 1}`);
     this.trace = new Trace({ tailLines: 60, full: options.traceFull, fullLinesMax: 2_000_000 });
 
     // One generator per purpose, forked in this order: a part's draws never shift another's.
@@ -103,9 +108,10 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     this.clientPrng = root.fork();
     this.nodePrng = root.fork();
     this.tickPrng = root.fork();
+    const membershipPrng = root.fork();
 
     this.network = new SimNetwork(this, netPrng);
-    this.disks = new SimDisks(this, diskPrng, { members: [...this.nodeIds], writeQuorum: c.mode.writeQuorum, topology: c.mode.topology });
+    this.disks = new SimDisks(this, diskPrng, { members: this.nodeIds.slice(0, c.nodeCount), writeQuorum: c.mode.writeQuorum, topology: c.mode.topology });
 
     this.checker = new SafetyChecker({
       nodeIds: this.nodeIds,
@@ -132,8 +138,12 @@ export class World implements ClientWorld, SimEnv, NodeControl {
         diskFactor: 1,
         diskToken: 0,
         appendedEntries: false,
+        membership: index < c.nodeCount ? ('member' as const) : ('spare' as const),
+        memberId: `${id}#0`,
+        joinIndex: 0,
       };
     });
+    this.membership = new MembershipScheduler({ env: this, prng: membershipPrng, control: this });
 
     this.faults = new FaultScheduler({ env: this, prng: faultPrng, network: this.network, disks: this.disks, control: this });
     this.healer = new Healer({
@@ -196,14 +206,17 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   /** Runs both phases to convergence; throws SimViolation on the first broken guarantee. */
   run(): void {
     const c = this.config;
-    this.trace.note(`0 * cluster of ${this.nodes.length}: ${this.nodeIds.join(' ')}`);
-    for (const n of this.nodes) this.startNode(n, true);
+    const members = this.nodes.filter((n) => n.membership === 'member');
+    const spares = this.nodes.filter((n) => n.membership === 'spare');
+    this.trace.note(`0 * cluster of ${members.length}: ${members.map((n) => n.id).join(' ')}${spares.length > 0 ? ` (spares ${spares.map((n) => n.id).join(' ')})` : ''}`);
+    for (const n of members) this.startNode(n, true);
     for (let i = 0; i < c.clientCount; i++) {
       const session = new ClientSession(`c${i + 1}`, this, c, this.clientPrng.fork(), this.clientStats, this.acked);
       this.clients.push(session);
       session.start();
     }
     this.faults.start();
+    this.membership.start();
     this.at(c.faultPhaseMs * 1000, 'heal', () => {
       this.phase = 'heal';
       this.healer.heal();
@@ -263,13 +276,36 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     const obs = this.checker.afterNodeEvent(n.index, driver);
     this.disks.maybeScheduleFlush(n);
     this.faults.afterNodeEvent(n, obs);
+    this.membership.afterNodeEvent(n, obs);
+    this.trackCommittedConfig(driver);
+  }
+
+  /**
+   * Once a node shows a configuration committed, the cluster acts on it as production
+   * does: a node it leaves out stops (it learns of its removal, or its peers refuse it), a
+   * joining node it holds is a member, and one it leaves out although it came after the
+   * joining node's addition lost that addition (a leader change cut it) and goes back to
+   * the spares.
+   */
+  private trackCommittedConfig(driver: NodeDriver): void {
+    const core = driver.core;
+    const index = core.currentConfigIndex();
+    if (index <= this.committedConfigIndex || index > core.log.committed) return;
+    this.committedConfigIndex = index;
+    const config = core.currentConfig();
+    for (const x of this.nodes) {
+      const held = isReplica(config, x.id);
+      if (x.membership === 'joining' && held) x.membership = 'member';
+      else if (x.membership === 'member' && !held) this.at(0, `${x.id} leaves: removed at ${index}`, () => this.retire(x, 'removed'));
+      else if (x.membership === 'joining' && !held && index > x.joinIndex) this.at(0, `${x.id} leaves: its addition at ${x.joinIndex} was lost`, () => this.retire(x, 'spare'));
+    }
   }
 
   // ---------------------------------------------------------------------------------
   // Nodes
 
-  private startNode(n: SimNode, fresh: boolean): void {
-    const storage = this.disks.open(n, fresh);
+  private startNode(n: SimNode, fresh: boolean, bootstrap?: ClusterConfig): void {
+    const storage = this.disks.open(n, fresh, bootstrap);
     n.incarnation++;
     n.status = 'up';
     n.storage = storage;
@@ -357,6 +393,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     n.storage = null;
     n.driver = null;
     n.transport = null;
+    // Events held while paused are lost with the node (messages release their link slot).
+    for (const ev of n.deferred) ev.dropped?.();
     n.deferred = [];
     n.flushScheduled = false;
     this.trace.note(`${this.timeUs} * ${n.id} ${clean ? 'stops cleanly' : `crashes, losing ${pending} unflushed writes`}`);
@@ -381,9 +419,36 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   }
 
   restart(n: SimNode): void {
-    if (n.status !== 'down') return;
+    if (n.status !== 'down' || n.membership === 'spare' || n.membership === 'removed') return;
     this.stats.restarts++;
     this.startNode(n, false);
+  }
+
+  join(n: SimNode, config: ClusterConfig, index: number): void {
+    if (n.membership !== 'spare' || n.status !== 'down') return;
+    n.membership = 'joining';
+    n.joinIndex = index;
+    n.memberId = config.directory?.[n.id]?.memberId ?? n.memberId;
+    this.startNode(n, true, config);
+  }
+
+  retire(n: SimNode, to: 'removed' | 'spare'): void {
+    if (n.membership !== 'member' && n.membership !== 'joining') return;
+    if (to === 'removed') {
+      // Down, it learns of its removal when it restarts and its peers refuse it.
+      if (n.status === 'down' && n.image !== null) this.startNode(n, false);
+      n.driver?.leaveCluster();
+    }
+    if (n.status !== 'down') this.crash(n, true);
+    n.membership = to;
+    n.image = null;
+    this.trace.note(`${this.timeUs} * ${n.id} ${to === 'removed' ? 'is removed and stops' : 'was never added and stops'}`);
+  }
+
+  recycle(n: SimNode): void {
+    if (n.membership !== 'removed' || n.status !== 'down') return;
+    n.membership = 'spare';
+    this.trace.note(`${this.timeUs} * ${n.id} is a spare again (wiped disk)`);
   }
 
   // ---------------------------------------------------------------------------------
