@@ -54,6 +54,12 @@ export interface NodeConfig {
   readonly minDelayMs: number;
   readonly maxDelayMs: number;
   readonly logLevel: string;
+  /** URL of a running member to join through (a new node with an empty data directory); null: bootstrap from --peers. */
+  readonly join: string | null;
+  /** With --join: promote this node to voter by itself once it has caught up. */
+  readonly promote: boolean;
+  /** How long a node with an empty data directory asks its peers whether they knew it before starting. */
+  readonly identityCheckMs: number;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -66,7 +72,10 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'listen-grpc': { kind: 'value', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
   'advertise-http': { kind: 'value', help: 'the URL others should use for this node\'s HTTP API when it differs from --listen-http (containers, NAT), e.g. http://n1:7001' },
   'advertise-grpc': { kind: 'value', help: 'the host:port others should use for this node\'s gRPC API when it differs from --listen-grpc' },
-  peers: { kind: 'value', help: 'every member, itself included: id=host:port,id=host:port,…' },
+  peers: { kind: 'value', help: 'every first member, itself included: id=host:port,id=host:port,… (only bootstraps a new cluster; a restarted node takes its members from its data directory)' },
+  join: { kind: 'value', help: 'URL of a running member: join that cluster as a learner (empty data directory; needs a fixed --listen-peer port)' },
+  promote: { kind: 'bool', help: 'with --join: become a voter once caught up', default: 'false' },
+  'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
   leader: { kind: 'value', help: 'pin this node as leader and turn elections off (the seeds\' fixed-leader setup)' },
@@ -188,7 +197,12 @@ export function parseNodeConfig(argv: readonly string[], env: Readonly<Record<st
 
 export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
   const id = required(v, 'id');
-  const peers = parsePeers(required(v, 'peers'));
+  const join = v.get('join') ?? null;
+  if (join !== null && !/^https?:\/\/[^/]+/.test(join)) throw new ConfigError(`--join must be a member's URL like http://127.0.0.1:7001, got "${join}"`);
+  const listenPeer = parseHostPort(v.get('listen-peer') ?? '', '--listen-peer');
+  if (join !== null && listenPeer.port === 0) throw new ConfigError('--join needs a fixed --listen-peer port: the cluster records where to reach this node');
+  // A joining node learns the members from the cluster; --peers then only names itself.
+  const peers = join !== null && !v.has('peers') ? new Map([[id, listenPeer]]) : parsePeers(required(v, 'peers'));
   if (!peers.has(id)) throw new ConfigError(`--peers must include this node (${id})`);
   const topology = v.get('topology');
   if (topology !== 'star' && topology !== 'chain') throw new ConfigError(`--topology must be star or chain, got "${topology ?? ''}"`);
@@ -203,7 +217,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     clusterId: v.get('cluster-id') ?? null,
     dataDir: required(v, 'data-dir'),
     listenHttp: parseHostPort(v.get('listen-http') ?? '', '--listen-http'),
-    listenPeer: parseHostPort(v.get('listen-peer') ?? '', '--listen-peer'),
+    listenPeer,
     listenGrpc: v.get('listen-grpc') === 'off' ? null : parseHostPort(v.get('listen-grpc') ?? '', '--listen-grpc'),
     advertiseHttp: advertisedUrl(v.get('advertise-http')),
     advertiseGrpc: v.has('advertise-grpc') ? hostPortText(v.get('advertise-grpc') as string, '--advertise-grpc') : null,
@@ -232,6 +246,9 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     minDelayMs: int(v, 'min-delay-ms', 0),
     maxDelayMs: int(v, 'max-delay-ms', 0),
     logLevel: v.get('log-level') ?? 'info',
+    join,
+    promote: v.get('promote') === 'true',
+    identityCheckMs: int(v, 'identity-check-ms', 0),
   };
   checkRelations(config);
   return config;

@@ -9,7 +9,7 @@ import { clientCommandSpecs, clientCommands, runClientCommand } from './client-c
 import { UsageError, parseArgs, programHelp } from './command.js';
 import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
 import { modeCommand, runModeCommand } from './mode.js';
-import { startNode } from './node.js';
+import { NodeStartError, startNode } from './node.js';
 import { faultCommand, runFaultCommand } from './fault.js';
 import { rollbacksCommand, runRollbacksCommand } from './rollbacks.js';
 import { runUp, upCommand } from './up.js';
@@ -82,6 +82,10 @@ main(process.argv.slice(2)).then(
     if (err instanceof ConfigError || err instanceof UsageError) {
       process.stderr.write(`quorumkv: ${err.message}\n`);
       process.exit(2);
+    }
+    if (err instanceof NodeStartError) {
+      process.stderr.write(`quorumkv: ${err.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`quorumkv: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);

@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
@@ -22,11 +22,14 @@ import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
 import { createPrng } from '../stdx/prng.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
-import type { NodeStorage } from '../storage/types.js';
+import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { createTcpTransport } from '../transport/tcp.js';
+import type { PeerTransport, TcpTransportOptions } from '../transport/types.js';
+import { request } from 'undici';
 import { QkvError } from '../wire/errors.js';
 import type { NodeConfig } from './config.js';
+import { bootstrapConfig, bootstrapMemberId, identityProblem, joinCluster, peersOf, randomMemberId, SeenPeers } from './membership.js';
 
 export interface RunningNode {
   readonly httpUrl: string;
@@ -90,21 +93,53 @@ export function derivedClusterId(peerIds: Iterable<string>): string {
   return createHash('sha256').update([...peerIds].sort().join(',')).digest('hex').slice(0, 16);
 }
 
-function openIdentity(storage: NodeStorage, config: NodeConfig): Promise<string> {
-  const clusterId = config.clusterId ?? derivedClusterId(config.peers.keys());
+/** A node that must not start: its message is the whole story (main prints it and exits 1). */
+export class NodeStartError extends Error {
+  override readonly name = 'NodeStartError';
+}
+
+/** Who this data directory says the node is: recorded at the first start, checked at every later one. */
+async function openIdentity(storage: NodeStorage, config: NodeConfig, fresh: Required<NodeIdentity> | null): Promise<Required<NodeIdentity>> {
   const existing = storage.identity();
   if (existing !== null) {
     if (existing.nodeId !== config.id) {
-      throw new Error(`data directory ${config.dataDir} belongs to node ${existing.nodeId}, not ${config.id}`);
+      throw new NodeStartError(`data directory ${config.dataDir} belongs to node ${existing.nodeId}, not ${config.id}`);
     }
     if (config.clusterId !== null && existing.clusterId !== config.clusterId) {
-      throw new Error(`data directory ${config.dataDir} belongs to cluster ${existing.clusterId}, not ${config.clusterId}`);
+      throw new NodeStartError(`data directory ${config.dataDir} belongs to cluster ${existing.clusterId}, not ${config.clusterId}`);
     }
-    return Promise.resolve(existing.clusterId);
+    return { ...existing, memberId: existing.memberId ?? bootstrapMemberId(existing.clusterId, existing.nodeId) };
   }
-  return new Promise((resolve, reject) =>
-    storage.setIdentity({ nodeId: config.id, clusterId }, (err) => (err ? reject(err) : resolve(clusterId))),
-  );
+  const identity = fresh ?? { nodeId: config.id, clusterId: config.clusterId ?? derivedClusterId(config.peers.keys()), memberId: '' };
+  const recorded = { ...identity, memberId: identity.memberId || bootstrapMemberId(identity.clusterId, identity.nodeId) };
+  await new Promise<void>((resolve, reject) => storage.setIdentity(recorded, (err) => (err ? reject(err) : resolve())));
+  return recorded;
+}
+
+/**
+ * Before a node with an empty data directory (not joining) takes part: every peer it
+ * reaches within `identityCheckMs` says whether it heard from this node id before. One
+ * that did means this node's data was lost: it must not start (see identityProblem).
+ */
+async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>, log: Logger): Promise<void> {
+  const others = [...config.peers.keys()].filter((id) => id !== config.id);
+  const deadline = Date.now() + config.identityCheckMs;
+  while (others.some((id) => !acks.has(id)) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+  const problem = identityProblem(config.id, others.filter((id) => acks.get(id) === true));
+  if (problem !== null) throw new NodeStartError(problem);
+  const silent = others.filter((id) => !acks.has(id));
+  if (silent.length > 0) log.warn({ silent }, `starting with an empty data directory without word from ${silent.join(', ')} whether they knew this node before`);
+}
+
+/** An empty data directory (no LMDB file yet): a brand-new node. */
+async function isFreshDataDir(dataDir: string): Promise<boolean> {
+  try {
+    await stat(path.join(dataDir, 'data.mdb'));
+    return false;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return true;
+    throw e;
+  }
 }
 
 /** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
@@ -135,8 +170,9 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   await mkdir(config.dataDir, { recursive: true });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const storage = await openStorage(config, registry);
-  const clusterId = await openIdentity(storage, config);
+  const { storage, identity, fresh } = await openDataDir(config, registry, log);
+  const { clusterId, memberId } = identity;
+  const seen = await SeenPeers.open(config.dataDir);
 
   const deferred = new DeferredNode(config.id);
   // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
@@ -150,20 +186,28 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // What peers and clients are told: the advertised addresses, else the bound ones.
   const selfHttp = config.advertiseHttp ?? http.url;
   const selfGrpc = grpc === null ? null : (config.advertiseGrpc ?? grpc.address);
-  const peers = new Map([...config.peers].filter(([id]) => id !== config.id));
+  const acks = new Map<string, boolean>();
   const tcp = await createTcpTransport<PeerMessage>({
-    self: { nodeId: config.id, clusterId },
+    ...transportLimits(config),
+    self: { nodeId: config.id, clusterId, memberId },
     // Peers name this node's client addresses in /status and in not_leader hints.
     meta: selfGrpc === null ? { http: selfHttp } : { http: selfHttp, grpc: selfGrpc },
     listen: config.listenPeer,
-    peers,
-    frameBytesMax: Math.max(64 * 1024 * 1024, config.snapshotChunkBytes * 2 + config.valueBytesMax * 2),
-    queueBytesMax: 256 * 1024 * 1024,
-    queueMessagesMax: 100_000,
-    reconnectDelayMsMin: 50,
-    reconnectDelayMsMax: 2000,
+    peers: peersOf(storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
+    // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
+    ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
+    onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
   });
+  if (fresh && config.join === null && config.peers.size > 1) {
+    try {
+      await checkFreshIdentity(config, acks, log);
+    } catch (e) {
+      await Promise.all([tcp.close(), http.close(), grpc?.close()]);
+      await storage.close();
+      throw e;
+    }
+  }
   // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
   // Delays apply to leader-to-follower replication (appends, heartbeats, snapshot chunks),
   // as in the seeds' experiments; acknowledgements travel back undelayed.
@@ -176,13 +220,16 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   let fatal = false;
   const options = driverOptions(config, {
     clusterId,
+    memberId,
+    bootstrapMemberId: (id) => bootstrapMemberId(clusterId, id),
     selfHttp,
     selfGrpc,
     rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
   });
+  let driverRef: NodeDriver | null = null;
   const driver = new NodeDriver(options, {
     storage,
-    transport,
+    transport: heardOnlyOnceSeen(transport, seen),
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
     schedule: (fn) => setImmediate(fn),
     onFatal: (error) => {
@@ -202,17 +249,27 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
         log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
       }
     },
+    onConfigChange: (c) => tcp.setPeers(peersOf(c, config.id, clusterId, config.peers)),
+    onRemoved: (index) => {
+      log.warn({ configIndex: index }, 'this node was removed from the cluster; stopping');
+      driverRef?.leaveCluster();
+      void stop().then(() => process.exit(0));
+    },
   });
+  driverRef = driver;
   deferred.target = driver;
-  warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
+  if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => driver.tick());
   registerGauges(registry, driver, ticker);
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, log) : null;
 
-  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, dataDir: config.dataDir }, 'node started');
+  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      promoting?.stop();
+      await handOverLeadership(driver, config, log);
       ticker.stop();
       await grpc?.close();
       await http.close();
@@ -224,6 +281,98 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     return stopping;
   };
   return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
+}
+
+function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBytesMax' | 'queueBytesMax' | 'queueMessagesMax' | 'reconnectDelayMsMin' | 'reconnectDelayMsMax'> {
+  return {
+    frameBytesMax: Math.max(64 * 1024 * 1024, config.snapshotChunkBytes * 2 + config.valueBytesMax * 2),
+    queueBytesMax: 256 * 1024 * 1024,
+    queueMessagesMax: 100_000,
+    reconnectDelayMsMin: 50,
+    reconnectDelayMsMax: 2000,
+  };
+}
+
+/**
+ * Opens (or creates) the data directory. A new node that joins asks the cluster first, to
+ * start from its configuration and record the member id it was added under; a new node
+ * of a new cluster starts from --peers and the mode flags.
+ */
+async function openDataDir(config: NodeConfig, registry: Registry, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
+  const fresh = await isFreshDataDir(config.dataDir);
+  if (!fresh && config.join !== null) log.warn(`--join ignored: ${config.dataDir} already holds node ${config.id}, which restarts as the member it is`);
+  let initialConfig: ClusterConfig;
+  let identity: Required<NodeIdentity> | null = null;
+  if (fresh && config.join !== null) {
+    const memberId = randomMemberId();
+    const peer = `${config.listenPeer.host}:${config.listenPeer.port}`;
+    const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
+    const answer = await joinCluster(config.join, body, 60_000, (msg) => log.info(msg));
+    log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
+    initialConfig = answer.config;
+    identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
+  } else {
+    initialConfig = bootstrapConfig(config, config.clusterId ?? derivedClusterId(config.peers.keys()));
+  }
+  const storage = await openStorage(initialConfig, config.dataDir, registry);
+  return { storage, identity: await openIdentity(storage, config, identity), fresh };
+}
+
+/**
+ * Messages from a peer this node never heard from are dropped until that fact is on disk
+ * (SeenPeers): then a peer that loses its data is recognised at its next start.
+ */
+function heardOnlyOnceSeen(inner: PeerTransport<PeerMessage>, seen: SeenPeers): PeerTransport<PeerMessage> {
+  return {
+    send: (to, message) => inner.send(to, message),
+    onMessage: (handler) =>
+      inner.onMessage((from, message, fromMemberId) => {
+        if (seen.has(from)) handler(from, message, fromMemberId);
+        else seen.note(from);
+      }),
+    peerState: (id) => inner.peerState(id),
+    peerMeta: (id) => inner.peerMeta(id),
+    close: () => inner.close(),
+  };
+}
+
+/** A clean stop of the leader hands leadership over first, so clients see no election timeout. */
+async function handOverLeadership(driver: NodeDriver, config: NodeConfig, log: Logger): Promise<void> {
+  if (driver.core.currentRole() !== 'leader' || config.pinnedLeader !== null || driver.core.currentConfig().members.length < 2) return;
+  try {
+    const { leader } = await driver.transferLeader(null, { timeoutMs: Math.min(config.electionTimeoutMs * 2, 5_000) });
+    log.info({ leader }, 'leadership handed over before stopping');
+  } catch (e) {
+    log.warn({ err: e }, 'could not hand leadership over before stopping');
+  }
+}
+
+/** --promote: asks (through this node's API, which forwards to the leader) to be promoted until it is a voter. */
+function promoteWhenCaughtUp(httpUrl: string, id: string, log: Logger): { stop(): void } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | null = null;
+  const attempt = async (): Promise<void> => {
+    try {
+      const res = await request(new URL(`/members/${encodeURIComponent(id)}/promote`, httpUrl), { method: 'POST', headersTimeout: 10_000, bodyTimeout: 10_000 });
+      const body = (await res.body.json()) as { error?: string; message?: string };
+      if (res.statusCode === 200 || (res.statusCode === 400 && /already a voter/.test(body.message ?? ''))) {
+        log.info('promoted to voter');
+        stopped = true;
+        return;
+      }
+      log.info({ error: body.error, message: body.message }, 'not promoted yet');
+    } catch (e) {
+      log.info({ err: e }, 'promotion attempt failed');
+    }
+    if (!stopped) timer = setTimeout(() => void attempt(), 1_000);
+  };
+  timer = setTimeout(() => void attempt(), 500);
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    },
+  };
 }
 
 /**
@@ -251,12 +400,7 @@ function warnIfFlagsIgnored(config: NodeConfig, inForce: ClusterConfig, log: Log
 }
 
 /** Opens the LMDB store under the data directory, with the disk's metrics in `registry`. */
-async function openStorage(config: NodeConfig, registry: Registry): Promise<LmdbStorage> {
-  const initialConfig: ClusterConfig = {
-    members: [...config.peers.keys()],
-    writeQuorum: config.writeQuorum,
-    topology: config.topology,
-  };
+async function openStorage(initialConfig: ClusterConfig, dataDir: string, registry: Registry): Promise<LmdbStorage> {
   // The time a write waits for the disk: on a shared or slow disk, this is what bounds throughput.
   const persistSeconds = new Histogram({
     name: 'qkv_log_persist_seconds',
@@ -266,7 +410,7 @@ async function openStorage(config: NodeConfig, registry: Registry): Promise<Lmdb
   });
   const persistedEntries = new Counter({ name: 'qkv_log_persisted_entries_total', help: 'log entries made durable (÷ qkv_log_persist_seconds_count: entries per fsync)', registers: [registry] });
   return openLmdbStorage({
-    dataDir: config.dataDir,
+    dataDir,
     initialConfig,
     snapshotBytesMax: 4 * 1024 * 1024 * 1024,
     onPersistDurable: ({ durationMs, entries }) => {
@@ -322,7 +466,7 @@ async function startApis(
 }
 
 /** The driver's and core's settings, derived from the node's configuration (ms become ticks). */
-function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId' | 'selfHttp' | 'selfGrpc' | 'rollbackCountAtStart'>): DriverOptions {
+function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId' | 'memberId' | 'bootstrapMemberId' | 'selfHttp' | 'selfGrpc' | 'rollbackCountAtStart'>): DriverOptions {
   const tick = (ms: number): number => Math.max(1, Math.round(ms / config.tickMs));
   return {
     id: config.id,

@@ -41,6 +41,10 @@ import type { KvNode, ListOptions, ModeChange, ReadOptions } from './types.js';
 export interface DriverOptions {
   readonly id: NodeId;
   readonly clusterId: string;
+  /** This node's member id (see core MemberInfo). */
+  readonly memberId: string;
+  /** The member id of a member the configuration holds without a directory entry (bootstrapped by --peers). */
+  readonly bootstrapMemberId: (id: NodeId) => string;
   /** This node's client URL, shown in /status and to forwarding peers. */
   readonly selfHttp: string | null;
   /** This node's gRPC address (host:port), null when it serves no gRPC API. */
@@ -110,9 +114,14 @@ export interface DriverDeps {
    * and must stop (nobody replicates to it or counts it any more). Called once.
    */
   readonly onRemoved?: (configIndex: number) => void;
+  /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
+  readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
 }
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
+
+/** Messages whose sender is counted (votes, acknowledgements, read confirmations): only from the member the configuration holds. */
+const countedMessageTypes: ReadonlySet<PeerMessage['type']> = new Set(['preVote', 'preVoteResp', 'vote', 'voteResp', 'appendResp', 'heartbeatResp', 'readIndex', 'readIndexResp']);
 
 interface PendingWrite {
   readonly term: number;
@@ -172,6 +181,8 @@ export class NodeDriver implements KvNode {
   private waiters: Waiter[] = [];
   private leaderWaiters: Waiter[] = [];
   private removedNoticed = false;
+  /** The configuration index the transport was last told of (onConfigChange). */
+  private configIndexSeen = -1;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
   /** Seq expected next of the snapshot being staged from the leader, or -1. */
   private stagingSeq = -1;
@@ -218,7 +229,7 @@ export class NodeDriver implements KvNode {
       persistsInFlightMax: options.persistsInFlightMax ?? 1,
       promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
     });
-    deps.transport.onMessage((from, raw) => this.receive(from, raw));
+    deps.transport.onMessage((from, raw, fromMemberId) => this.receive(from, raw, fromMemberId));
     this.scheduleProcess();
   }
 
@@ -240,11 +251,12 @@ export class NodeDriver implements KvNode {
     this.process();
   }
 
-  receive(from: NodeId, raw: unknown): void {
+  receive(from: NodeId, raw: unknown, fromMemberId: string | null = null): void {
     if (this.stopped) return;
     const m = decodePeerMessage(raw, from);
     if (typeof m === 'string') return; // malformed or misaddressed: dropped (Raft tolerates loss)
     if (m.to !== this.id) return;
+    if (fromMemberId !== null && countedMessageTypes.has(m.type) && fromMemberId !== this.memberIdOf(from)) return;
     if (m.type === 'snapshotChunk') {
       this.receiveSnapshotChunk(m);
     } else {
@@ -484,11 +496,23 @@ export class NodeDriver implements KvNode {
     this.stop();
   }
 
-  /** Once a committed configuration leaves this node out, it says so once (onRemoved). */
+  /**
+   * The member id `id` has in the configuration in force here. A vote, an acknowledgement
+   * or a read confirmation is counted only from that member: a node re-added under the
+   * same name (a new member id) must not be counted as the one it replaced, and an old
+   * incarnation still running after its replacement must not be counted at all. What a
+   * leader sends is heard from any member id: a node catching up may hold an old
+   * configuration that names an earlier member under the leader's name.
+   */
+  private memberIdOf(id: NodeId): string {
+    return this.core.currentConfig().directory?.[id]?.memberId ?? this.opts.bootstrapMemberId(id);
+  }
+
+  /** Once a committed configuration leaves this node out (or holds another member under its name), it says so once (onRemoved). */
   private noticeRemoval(): void {
     if (this.removedNoticed) return;
     const config = this.core.currentConfig();
-    if (isReplica(config, this.id)) return;
+    if (isReplica(config, this.id) && this.memberIdOf(this.id) === this.opts.memberId) return;
     const index = this.core.currentConfigIndex();
     if (index > this.core.log.committed) return;
     this.removedNoticed = true;
@@ -844,6 +868,11 @@ export class NodeDriver implements KvNode {
   // Helpers
 
   private sendAll(messages: readonly PeerMessage[]): void {
+    // A configuration that just took effect may name new peers: the transport learns them first.
+    if (this.core.currentConfigIndex() !== this.configIndexSeen) {
+      this.configIndexSeen = this.core.currentConfigIndex();
+      this.deps.onConfigChange?.(this.core.currentConfig(), this.configIndexSeen);
+    }
     for (const m of messages) this.deps.transport.send(m.to, m);
   }
 

@@ -29,7 +29,7 @@ export interface SimEvent extends Scheduled {
 
 /** A node's end of the simulated network: the network hands it what arrives. */
 export interface DeliveringTransport extends PeerTransport<PeerMessage> {
-  deliver(from: NodeId, message: PeerMessage): void;
+  deliver(from: NodeId, message: PeerMessage, fromMemberId: string): void;
 }
 
 export type NodeStatus = 'up' | 'down' | 'paused';

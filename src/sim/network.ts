@@ -10,8 +10,7 @@
  * anything to a node that is down (the world drops events of down nodes).
  */
 
-import { isReplica } from '../core/membership.js';
-import type { ClusterConfig, NodeId } from '../core/types.js';
+import type { NodeId } from '../core/types.js';
 import type { PeerMessage } from '../node/messages.js';
 import type { Prng } from '../stdx/prng.js';
 import { chunkBytes } from '../storage/sizes.js';
@@ -119,19 +118,6 @@ export class SimNetwork {
     };
   }
 
-  /**
-   * Whether a message sent between these two member ids still gets through: the receiver is
-   * the member it was sent to (not a new node under the same name), and each side's
-   * configuration holds the other under that member id, or not at all (a member newer than
-   * its configuration). What a real handshake checks, per connection.
-   */
-  private sameMembers(from: number, fromMember: string, to: number, toMember: string): boolean {
-    const sender = this.env.node(from);
-    const receiver = this.env.node(to);
-    if (receiver.memberId !== toMember) return false;
-    return knownAs(receiver.driver?.core.currentConfig(), sender.id, fromMember) && knownAs(sender.driver?.core.currentConfig(), receiver.id, toMember);
-  }
-
   hasPeer(id: NodeId): boolean {
     return this.indexOf.has(id);
   }
@@ -229,12 +215,13 @@ export class SimNetwork {
         return;
       }
       release();
-      if ((this.blocked[link] ?? 0) > 0 || !this.sameMembers(from, fromMember, to, toMember)) {
+      // A message to a member that is gone (its slot holds a new member now) is lost with it.
+      if ((this.blocked[link] ?? 0) > 0 || env.node(to).memberId !== toMember) {
         env.stats.messagesLost++;
         this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;
         return;
       }
-      env.node(to).transport?.deliver(fromId, m);
+      env.node(to).transport?.deliver(fromId, m, fromMember);
     };
     env.push(delayUs, to, -1, label, () => deliver(false), release);
   }
@@ -252,15 +239,9 @@ export class SimNetwork {
   }
 }
 
-/** `config` holds `id` under `memberId`, or does not hold `id` (first members: `${id}#0`). */
-function knownAs(config: ClusterConfig | undefined, id: NodeId, memberId: string): boolean {
-  if (config === undefined || !isReplica(config, id)) return true;
-  return (config.directory?.[id]?.memberId ?? `${id}#0`) === memberId;
-}
-
 /** The simulated network as one node's PeerTransport. */
 export class SimTransport implements DeliveringTransport {
-  private handler: ((from: NodeId, message: PeerMessage) => void) | null = null;
+  private handler: ((from: NodeId, message: PeerMessage, fromMemberId: string | null) => void) | null = null;
 
   constructor(
     private readonly network: SimNetwork,
@@ -271,12 +252,12 @@ export class SimTransport implements DeliveringTransport {
     return this.network.send(this.node, to, message);
   }
 
-  onMessage(handler: (from: NodeId, message: PeerMessage) => void): void {
+  onMessage(handler: (from: NodeId, message: PeerMessage, fromMemberId: string | null) => void): void {
     this.handler = handler;
   }
 
-  deliver(from: NodeId, message: PeerMessage): void {
-    this.handler?.(from, message);
+  deliver(from: NodeId, message: PeerMessage, fromMemberId: string): void {
+    this.handler?.(from, message, fromMemberId);
   }
 
   peerState(id: NodeId): PeerLinkState {

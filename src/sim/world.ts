@@ -347,6 +347,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     return {
       id: n.id,
       clusterId: 'sim',
+      memberId: n.memberId,
+      bootstrapMemberId: (id) => `${id}#0`,
       selfHttp: `sim://${n.id}`,
       selfGrpc: null,
       pid: n.index + 1,

@@ -101,7 +101,7 @@ export function checkIdentity(identity: NodeIdentity, current: NodeIdentity | nu
   assert(typeof identity.nodeId === 'string' && identity.nodeId.length > 0, 'identity nodeId must be a non-empty string');
   assert(typeof identity.clusterId === 'string' && identity.clusterId.length > 0, 'identity clusterId must be a non-empty string');
   assert(
-    current === null || (current.nodeId === identity.nodeId && current.clusterId === identity.clusterId),
+    current === null || (current.nodeId === identity.nodeId && current.clusterId === identity.clusterId && current.memberId === identity.memberId),
     () => `identity is already ${JSON.stringify(current)}; cannot change it to ${JSON.stringify(identity)}`,
   );
 }

@@ -132,7 +132,8 @@ export function readIdentity(raw: unknown): NodeIdentity | null {
   if (raw === undefined) return null;
   const r = raw as Partial<NodeIdentity>;
   assert(typeof r.nodeId === 'string' && typeof r.clusterId === 'string', () => `stored identity is corrupt: ${JSON.stringify(raw)}`);
-  return { nodeId: r.nodeId, clusterId: r.clusterId };
+  assert(r.memberId === undefined || typeof r.memberId === 'string', () => `stored identity is corrupt: ${JSON.stringify(raw)}`);
+  return { nodeId: r.nodeId, clusterId: r.clusterId, ...(r.memberId !== undefined ? { memberId: r.memberId } : {}) };
 }
 
 export function readHardState(raw: unknown): HardState {

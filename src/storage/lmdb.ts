@@ -414,7 +414,7 @@ class LmdbNodeStorage implements LmdbStorage {
     this.checkOpen();
     checkIdentity(identity, this.identityValue);
     if (this.rejectIfFailed(onDurable)) return;
-    const stored = { nodeId: identity.nodeId, clusterId: identity.clusterId };
+    const stored: NodeIdentity = { nodeId: identity.nodeId, clusterId: identity.clusterId, ...(identity.memberId !== undefined ? { memberId: identity.memberId } : {}) };
     this.submit(() => void this.metaDb.put('identity', stored), { onDurable });
     this.identityValue = stored;
   }

@@ -111,6 +111,11 @@ export interface PersistBatch {
 export interface NodeIdentity {
   readonly nodeId: NodeId;
   readonly clusterId: string;
+  /**
+   * The member id this node was added under (see core MemberInfo). Absent in data
+   * directories of members bootstrapped before member ids existed: theirs is derived.
+   */
+  readonly memberId?: string;
 }
 
 export interface NodeStorage {

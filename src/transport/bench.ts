@@ -27,7 +27,7 @@ const burstMessagesMax = 2_000;
 
 function benchOptions(nodeId: string, peers: ReadonlyMap<string, { host: string; port: number }>): TcpTransportOptions {
   return {
-    self: { nodeId, clusterId: 'bench' },
+    self: { nodeId, clusterId: 'bench', memberId: nodeId },
     meta: {},
     listen: { host, port: 0 },
     peers,

@@ -85,7 +85,7 @@ export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, option
   let timerDueMs = Infinity;
   let seq = 0;
   let closed = false;
-  let handler: ((from: NodeId, message: M) => void) | null = null;
+  let handler: ((from: NodeId, message: M, fromMemberId: string | null) => void) | null = null;
 
   const countDrop = (peerId: NodeId): void => {
     dropped.set(peerId, (dropped.get(peerId) ?? 0) + 1);
@@ -119,12 +119,12 @@ export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, option
     if (!closed) armTimer();
   };
 
-  inner.onMessage((from, message) => {
+  inner.onMessage((from, message, fromMemberId) => {
     if (blockedFrom.has(from)) {
       countDrop(from);
       return;
     }
-    handler?.(from, message);
+    handler?.(from, message, fromMemberId);
   });
 
   return {

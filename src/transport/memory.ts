@@ -50,7 +50,7 @@ interface Link<M> {
 interface Member<M> {
   readonly nodeId: NodeId;
   readonly meta: Readonly<Record<string, string>>;
-  handler: ((from: NodeId, message: M) => void) | null;
+  handler: ((from: NodeId, message: M, fromMemberId: string | null) => void) | null;
   /** Outgoing links, by receiver id. */
   readonly links: Map<NodeId, Link<M>>;
   readonly droppedMessages: Map<NodeId, number>;
@@ -82,7 +82,7 @@ export function createMemoryNetwork<M>(options: MemoryNetworkOptions = {}): Memo
         bumpDropped(sender, link.to);
         continue;
       }
-      receiver.handler?.(sender.nodeId, message);
+      receiver.handler?.(sender.nodeId, message, null);
     }
     if (link.queue.length > 0 && sender.open) link.scheduled = setImmediate(deliver, sender, link);
   };

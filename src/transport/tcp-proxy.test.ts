@@ -126,7 +126,7 @@ test('a connection to a target that is down is closed', async () => {
 
 function transportOptions(nodeId: string, peers: Record<string, { host: string; port: number }>): TcpTransportOptions {
   return {
-    self: { nodeId, clusterId: 'proxy-test' },
+    self: { nodeId, clusterId: 'proxy-test', memberId: nodeId },
     meta: {},
     listen: { host, port: 0 },
     peers: new Map(Object.entries(peers)),

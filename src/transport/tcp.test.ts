@@ -11,7 +11,7 @@ import { peerTransportContract, waitFor } from './testing/contract.js';
 import type { TcpTransportOptions } from './types.js';
 
 const host = '127.0.0.1';
-type Address = { host: string; port: number };
+type Address = { host: string; port: number; memberId?: string };
 
 /** Ports that were free a moment ago (listen on 0, note the port, close). */
 async function freePorts(count: number): Promise<number[]> {
@@ -38,7 +38,7 @@ function options(
   overrides: Partial<TcpTransportOptions> = {},
 ): TcpTransportOptions {
   return {
-    self: { nodeId, clusterId: 'test-cluster' },
+    self: { nodeId, clusterId: 'test-cluster', memberId: `${nodeId}-m` },
     meta: { name: nodeId },
     listen: { host, port },
     peers: new Map(Object.entries(peers)),
@@ -121,7 +121,7 @@ test('a stranger from another cluster is refused and both sides say why', async 
   );
   const stranger = await createTcpTransport<string>(
     options('n2', portStranger as number, { n1: { host, port: port1 as number } }, {
-      self: { nodeId: 'n2', clusterId: 'other-cluster' },
+      self: { nodeId: 'n2', clusterId: 'other-cluster', memberId: 'n2-m' },
       onReject: (r) => rejectsAtStranger.push(r),
     }),
     extras,
@@ -142,26 +142,43 @@ test('a stranger from another cluster is refused and both sides say why', async 
   }
 });
 
-test('a node claiming an id that is not a member, or dialling the wrong node, is refused', async () => {
+test('a node dialling the wrong node is refused; an unknown node is a member newer than the configuration and is heard, with the member id it presented', async () => {
   const [port1, portA, portB] = (await freePorts(3)) as [number, number, number];
   const rejects: string[] = [];
-  const n1 = await createTcpTransport<string>(
-    options('n1', port1, { n2: { host, port: portA } }, { onReject: (r) => rejects.push(r) }),
-    extras,
-  );
-  // Right cluster, but n9 is not among n1's peers.
-  const impostor = await createTcpTransport<string>(options('n9', portA, { n1: { host, port: port1 } }), extras);
-  // Right cluster and a member id, but it believes n1's address belongs to n3.
+  const received: string[] = [];
+  const n1 = await createTcpTransport<string>(options('n1', port1, { n2: { host, port: portA, memberId: 'n2-m' } }, { onReject: (r) => rejects.push(r) }), extras);
+  n1.onMessage((from, m, memberId) => received.push(`${from}/${memberId ?? '?'}:${m}`));
+  // n9 is not in n1's configuration: a member newer than it, heard.
+  const newer = await createTcpTransport<string>(options('n9', portA, { n1: { host, port: port1 } }), extras);
+  // Right cluster, but it believes n1's address belongs to n3.
   const confused = await createTcpTransport<string>(options('n2', portB, { n3: { host, port: port1 } }), extras);
   try {
+    newer.send('n1', 'hello');
     await waitFor(
-      () => rejects.some((r) => /unknown node id "n9"/.test(r)) && rejects.some((r) => /addressed to node "n3", but this is node "n1"/.test(r)),
-      'both refusals',
+      () => received.includes('n9/n9-m:hello') && rejects.some((r) => /addressed to node "n3", but this is node "n1"/.test(r)),
+      'the newer member heard with its member id, and the refusal',
     );
-    assert.equal(impostor.peerState('n1').connected, false);
     assert.equal(confused.peerState('n3').connected, false);
   } finally {
-    await Promise.all([n1.close(), impostor.close(), confused.close()]);
+    await Promise.all([n1.close(), newer.close(), confused.close()]);
+  }
+});
+test('setPeers dials a peer that joined and forgets one that left', async () => {
+  const [port1, port2] = (await freePorts(2)) as [number, number];
+  const n1 = await createTcpTransport<string>(options('n1', port1, {}), extras);
+  const n2 = await createTcpTransport<string>(options('n2', port2, {}), extras);
+  const got: string[] = [];
+  n2.onMessage((from, m) => got.push(`${from}:${m}`));
+  try {
+    assert.equal(n1.send('n2', 'before'), false, 'n2 is no peer yet');
+    n1.setPeers(new Map([['n2', { host, port: port2, memberId: 'n2-m' }]]));
+    assert.equal(n1.send('n2', 'after'), true);
+    await waitFor(() => got.includes('n1:after'), 'n2 hears n1 once it is a peer');
+    n1.setPeers(new Map());
+    assert.equal(n1.send('n2', 'gone'), false, 'a peer that left gets nothing');
+    assert.equal(n1.peerState('n2').connected, false);
+  } finally {
+    await Promise.all([n1.close(), n2.close()]);
   }
 });
 
@@ -341,7 +358,7 @@ test('a message larger than frameBytesMax is not sent and a peer sending one is 
     let acked = false;
     const replies = new FrameDecoder({ frameBytesMax: 1000, copyBinaries: false, onFrame: () => (acked = true) });
     client.on('data', (chunk: Buffer) => replies.push(chunk));
-    client.write(encoder.encode({ clusterId: 'test-cluster', from: 'n2', to: 'n1', meta: {} }) as Buffer);
+    client.write(encoder.encode({ clusterId: 'test-cluster', from: 'n2', to: 'n1', memberId: 'n2-m', toMemberId: '', meta: {} }) as Buffer);
     await waitFor(() => acked, 'the ack');
     const header = Buffer.alloc(4);
     header.writeUInt32BE(1001, 0);

@@ -7,8 +7,10 @@
  * or timer behind after close().
  *
  * Per connection, dialler -> acceptor:
- *   1. the dialler sends a Handshake frame { clusterId, from, to, meta };
- *   2. the acceptor checks it and answers { type: 'ack', from } or
+ *   1. the dialler sends a Handshake frame { clusterId, from, to, memberId, meta };
+ *   2. the acceptor checks it (its cluster and its node id; an unknown dialler is a member
+ *      newer than its configuration, and the member id travels with every message it
+ *      sends, for the receiver to judge) and answers { type: 'ack', from, info } or
  *      { type: 'reject', reason } and closes;
  *   3. only after the ack does the dialler send data frames. The acceptor never writes
  *      after the ack, and the dialler treats anything it reads after the ack as a
@@ -26,7 +28,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { NodeId } from '../core/types.js';
 import { createPrng } from '../stdx/prng.js';
 import { FrameDecoder, FrameEncoder, frameBodyBytesLimit, frameHeaderBytes } from './frame.js';
-import type { Handshake, PeerLinkState, PeerTransport, TcpTransportOptions } from './types.js';
+import type { Handshake, PeerAddress, PeerLinkState, PeerTransport, TcpTransportOptions } from './types.js';
 
 export interface TcpTransportExtras {
   /**
@@ -42,6 +44,8 @@ export interface TcpTransportExtras {
 export type TcpTransport<M> = PeerTransport<M> & {
   /** The address the server is bound to (the real port when 0 was asked for). */
   readonly address: { readonly host: string; readonly port: number };
+  /** Replaces the set of peers to dial (see TcpPeerTransport.setPeers). */
+  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void;
 };
 
 /** Largest handshake or handshake reply; unauthenticated peers cannot make us buffer more. */
@@ -165,6 +169,8 @@ interface InboundConnection {
   readonly socket: Socket;
   readonly decoder: FrameDecoder;
   peerId: NodeId | null;
+  /** The member id it presented (once handshaken). */
+  memberId: string | null;
   handshakeTimer: NodeJS.Timeout | null;
 }
 
@@ -177,11 +183,13 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
   private readonly inboundByPeer = new Map<NodeId, InboundConnection>();
   private readonly metas = new Map<NodeId, Readonly<Record<string, string>>>();
   private pendingInbound = 0;
-  private handler: ((from: NodeId, message: M) => void) | null = null;
+  private handler: ((from: NodeId, message: M, fromMemberId: string | null) => void) | null = null;
   private readonly dirty = new Set<OutboundLink>();
   private flushImmediate: NodeJS.Immediate | null = null;
   private closing: Promise<void> | null = null;
-  private readonly ackFrame: Buffer;
+  private started = false;
+  /** The member id the configuration holds for each peer (a change of it redials). */
+  private readonly expectedMemberIds = new Map<NodeId, string>();
 
   constructor(
     private readonly options: TcpTransportOptions,
@@ -190,28 +198,66 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     private readonly tuning: { readonly random: () => number; readonly handshakeTimeoutMs: number },
   ) {
     this.encoder = new FrameEncoder({ frameBytesMax: options.frameBytesMax });
-    this.ackFrame = this.encodeControl({ type: 'ack', from: options.self.nodeId });
-    for (const [peerId, peerAddress] of options.peers) {
-      this.links.set(peerId, {
-        peerId,
-        host: peerAddress.host,
-        port: peerAddress.port,
-        state: 'waiting',
-        socket: null,
-        frames: [],
-        framesBytes: 0,
-        needsDrain: false,
-        droppedMessages: 0,
-        attempt: 0,
-        retryTimer: null,
-        handshakeTimer: null,
-      });
-      // Fail at start-up, not on the first dial, if the meta cannot fit a handshake.
-      this.handshakeFrame(peerId);
+    for (const [peerId, peerAddress] of options.peers) this.addLink(peerId, peerAddress);
+  }
+
+  private addLink(peerId: NodeId, address: PeerAddress): OutboundLink {
+    const link: OutboundLink = {
+      peerId,
+      host: address.host,
+      port: address.port,
+      state: 'waiting',
+      socket: null,
+      frames: [],
+      framesBytes: 0,
+      needsDrain: false,
+      droppedMessages: 0,
+      attempt: 0,
+      retryTimer: null,
+      handshakeTimer: null,
+    };
+    this.links.set(peerId, link);
+    if (address.memberId !== undefined) this.expectedMemberIds.set(peerId, address.memberId);
+    else this.expectedMemberIds.delete(peerId);
+    // Fail at once, not on the first dial, if the meta cannot fit a handshake.
+    this.handshakeFrame(peerId);
+    return link;
+  }
+
+  /**
+   * The configuration changed: dial peers that joined, drop the links (and queued
+   * messages) of those that left, redial one whose address or member id changed.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
+    if (this.closing !== null) return;
+    for (const [peerId, link] of [...this.links]) {
+      const next = peers.get(peerId);
+      const expected = this.expectedMemberIds.get(peerId);
+      if (next !== undefined && next.host === link.host && next.port === link.port && next.memberId === expected) continue;
+      this.closeLink(link);
+      this.links.delete(peerId);
+      this.expectedMemberIds.delete(peerId);
+    }
+    for (const [peerId, address] of peers) {
+      if (peerId === this.options.self.nodeId || this.links.has(peerId)) continue;
+      const link = this.addLink(peerId, address);
+      if (this.started) this.dial(link);
     }
   }
 
+  private closeLink(link: OutboundLink): void {
+    link.state = 'closed';
+    this.clearLinkTimers(link);
+    link.frames = [];
+    link.framesBytes = 0;
+    this.dirty.delete(link);
+    const socket = link.socket;
+    link.socket = null;
+    socket?.destroy();
+  }
+
   start(): void {
+    this.started = true;
     this.server.on('connection', (socket) => this.accept(socket));
     // After listening, server errors (e.g. EMFILE on accept) are transient: keep serving.
     this.server.on('error', () => {});
@@ -245,7 +291,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     return true;
   }
 
-  onMessage(handler: (from: NodeId, message: M) => void): void {
+  onMessage(handler: (from: NodeId, message: M, fromMemberId: string | null) => void): void {
     this.handler = handler;
   }
 
@@ -269,15 +315,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     if (this.flushImmediate !== null) clearImmediate(this.flushImmediate);
     this.flushImmediate = null;
     this.dirty.clear();
-    for (const link of this.links.values()) {
-      link.state = 'closed';
-      this.clearLinkTimers(link);
-      link.frames = [];
-      link.framesBytes = 0;
-      const socket = link.socket;
-      link.socket = null;
-      socket?.destroy();
-    }
+    for (const link of this.links.values()) this.closeLink(link);
     for (const connection of this.inbound) {
       if (connection.handshakeTimer !== null) clearTimeout(connection.handshakeTimer);
       connection.handshakeTimer = null;
@@ -293,7 +331,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
 
   private dial(link: OutboundLink): void {
     link.retryTimer = null;
-    if (this.closing !== null) return;
+    if (this.closing !== null || link.state === 'closed') return;
     link.state = 'dialling';
     link.needsDrain = false;
     const socket = net.connect({ host: link.host, port: link.port });
@@ -336,6 +374,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       link.handshakeTimer = null;
       link.state = 'open';
       link.attempt = 0;
+      this.options.onAck?.(link.peerId, isStringRecord(reply['info']) ? reply['info'] : {});
       this.flushLink(link);
       return;
     }
@@ -355,6 +394,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     if (link.socket !== socket) return;
     link.socket = null;
     link.needsDrain = false;
+    if (link.state === 'closed') return;
     this.dirty.delete(link);
     if (link.handshakeTimer !== null) clearTimeout(link.handshakeTimer);
     link.handshakeTimer = null;
@@ -425,6 +465,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       clusterId: this.options.self.clusterId,
       from: this.options.self.nodeId,
       to: peerId,
+      memberId: this.options.self.memberId,
       meta: this.options.meta,
     };
     const frame = this.encoder.encode(handshake);
@@ -434,7 +475,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     return frame;
   }
 
-  private encodeControl(message: Record<string, string>): Buffer {
+  private encodeControl(message: Record<string, string | Readonly<Record<string, string>>>): Buffer {
     const frame = this.encoder.encode(message);
     if (frame === null) throw new RangeError(`frameBytesMax ${this.options.frameBytesMax} is too small for control frames`);
     return frame;
@@ -465,6 +506,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
         onFrame: (message) => this.onInboundFrame(connection, message),
       }),
       peerId: null,
+      memberId: null,
       handshakeTimer: setTimeout(() => {
         connection.handshakeTimer = null;
         if (connection.peerId === null && !connection.decoder.isStopped) {
@@ -496,7 +538,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
   private onInboundFrame(connection: InboundConnection, message: unknown): void {
     if (connection.peerId !== null) {
       // Peers are trusted once authenticated; the receiver validates message contents.
-      this.handler?.(connection.peerId, message as M);
+      this.handler?.(connection.peerId, message as M, connection.memberId);
       return;
     }
     const check = checkHandshake(message, this.options);
@@ -510,6 +552,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     }
     const peerId = check.handshake.from;
     connection.peerId = peerId;
+    connection.memberId = check.handshake.memberId;
     this.pendingInbound--;
     if (connection.handshakeTimer !== null) clearTimeout(connection.handshakeTimer);
     connection.handshakeTimer = null;
@@ -519,15 +562,15 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     const previous = this.inboundByPeer.get(peerId);
     this.inboundByPeer.set(peerId, connection);
     previous?.socket.destroy();
-    connection.socket.write(this.ackFrame);
+    connection.socket.write(this.encodeControl({ type: 'ack', from: this.options.self.nodeId, info: this.options.ackInfo?.(peerId) ?? {} }));
   }
 }
 
 function checkHandshake(value: unknown, options: TcpTransportOptions): HandshakeCheck {
   if (!isRecord(value)) return { ok: false, reason: 'malformed handshake: not a map' };
-  const { clusterId, from, to, meta } = value;
-  if (typeof clusterId !== 'string' || typeof from !== 'string' || typeof to !== 'string' || !isStringRecord(meta)) {
-    return { ok: false, reason: 'malformed handshake: expected string clusterId, from, to and a string map meta' };
+  const { clusterId, from, to, memberId, meta } = value;
+  if (typeof clusterId !== 'string' || typeof from !== 'string' || typeof to !== 'string' || typeof memberId !== 'string' || !isStringRecord(meta)) {
+    return { ok: false, reason: 'malformed handshake: expected string clusterId, from, to, memberId and a string map meta' };
   }
   if (clusterId !== options.self.clusterId) {
     return { ok: false, reason: `cluster id ${JSON.stringify(clusterId)} is not ${JSON.stringify(options.self.clusterId)}` };
@@ -535,13 +578,7 @@ function checkHandshake(value: unknown, options: TcpTransportOptions): Handshake
   if (to !== options.self.nodeId) {
     return { ok: false, reason: `addressed to node ${JSON.stringify(to)}, but this is node ${JSON.stringify(options.self.nodeId)}` };
   }
-  if (!options.peers.has(from)) {
-    return {
-      ok: false,
-      reason: `unknown node id ${JSON.stringify(from)} (members: ${[...options.peers.keys()].join(', ')})`,
-    };
-  }
-  return { ok: true, handshake: { clusterId, from, to, meta } };
+  return { ok: true, handshake: { clusterId, from, to, memberId, meta } };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -18,8 +18,11 @@ export interface PeerTransport<M> {
    */
   send(to: NodeId, message: M): boolean;
 
-  /** Sets the one handler that receives every incoming message, with the sender's id. */
-  onMessage(handler: (from: NodeId, message: M) => void): void;
+  /**
+   * Sets the one handler that receives every incoming message, with the sender's id and
+   * the member id it presented when it connected (null where the transport has none).
+   */
+  onMessage(handler: (from: NodeId, message: M, fromMemberId: string | null) => void): void;
 
   /** What /status shows per peer. */
   peerState(id: NodeId): PeerLinkState;
@@ -45,18 +48,32 @@ export interface Handshake {
   readonly clusterId: string;
   readonly from: NodeId;
   readonly to: NodeId;
+  /** The dialler's member id (created when it was added; see core MemberInfo). */
+  readonly memberId: string;
   /** What the dialling node advertises about itself, e.g. { http: 'http://127.0.0.1:7001' }. */
   readonly meta: Readonly<Record<string, string>>;
 }
 
+/** Where a peer listens, and the member id this node's configuration holds for it (absent: not known). */
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly memberId?: string;
+}
+
 export interface TcpTransportOptions {
-  readonly self: { readonly nodeId: NodeId; readonly clusterId: string };
+  readonly self: { readonly nodeId: NodeId; readonly clusterId: string; readonly memberId: string };
   /** Sent in every handshake this node makes (see Handshake.meta). */
   readonly meta: Readonly<Record<string, string>>;
   /** Where to listen for peers, e.g. { host: '127.0.0.1', port: 0 } (0: any free port). */
   readonly listen: { readonly host: string; readonly port: number };
-  /** Every other member and the exact address to dial it at. */
-  readonly peers: ReadonlyMap<NodeId, { readonly host: string; readonly port: number }>;
+  /**
+   * Every other member and the exact address to dial it at (setPeers changes the set as
+   * the configuration changes). A node not in it may still dial in: it is a member newer
+   * than this node's configuration. Member ids are not checked here: the receiver judges
+   * each message by the member id its sender presented (node/driver.ts).
+   */
+  readonly peers: ReadonlyMap<NodeId, PeerAddress>;
   /** Largest encoded message accepted or sent; larger ones are dropped / close the link. */
   readonly frameBytesMax: number;
   /** Per-peer outbound queue limits: bytes buffered in the socket plus waiting. */
@@ -69,6 +86,10 @@ export interface TcpTransportOptions {
    * handshake refused either way (wrong cluster, unknown node) or a frame over the limit.
    */
   readonly onReject?: (reason: string) => void;
+  /** Facts about this node an acceptor adds to its ack, for the dialler (e.g. whether it has seen the dialler before). */
+  readonly ackInfo?: (dialler: NodeId) => Readonly<Record<string, string>>;
+  /** A peer acknowledged our handshake, with its ackInfo. */
+  readonly onAck?: (peer: NodeId, info: Readonly<Record<string, string>>) => void;
 }
 
 /** Fault rules for faults.ts; every field may be changed at run time. */

@@ -1,0 +1,195 @@
+/**
+ * A node's identity and membership, as `quorumkv node` wires them: the member id in its
+ * data directory, the bootstrap configuration (with every first member's address and
+ * derived member id), the peer set the transport dials as the configuration changes,
+ * joining a running cluster (`--join`), the peers this node has heard from (so a node
+ * whose data directory was wiped is recognised), and the start-up check that refuses it.
+ */
+
+import { createHash, randomBytes } from 'node:crypto';
+import { open, readFile, rename } from 'node:fs/promises';
+import path from 'node:path';
+import { request } from 'undici';
+import { configProblem } from '../core/config.js';
+import { replicasOf } from '../core/membership.js';
+import type { ClusterConfig, MemberInfo, NodeId } from '../core/types.js';
+import type { PeerAddress } from '../transport/types.js';
+import { isErrorCode, type ErrorBody } from '../wire/errors.js';
+import type { AddMemberBody, MembershipChangeResponse } from '../wire/types.js';
+import type { HostPort, NodeConfig } from './config.js';
+
+/**
+ * The member id of a member bootstrapped by --peers: derived from the cluster and node ids,
+ * so every first member computes the same configuration. A member added later gets a
+ * random one (newMemberId), so a node re-added under an old name is told apart.
+ */
+export function bootstrapMemberId(clusterId: string, nodeId: NodeId): string {
+  return createHash('sha256').update(`${clusterId}/${nodeId}`).digest('hex').slice(0, 16);
+}
+
+export function randomMemberId(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** The configuration a brand-new cluster starts from: --peers with addresses and member ids, and the mode flags. */
+export function bootstrapConfig(config: NodeConfig, clusterId: string): ClusterConfig {
+  const directory: Record<NodeId, MemberInfo> = {};
+  for (const [id, addr] of config.peers) directory[id] = { memberId: bootstrapMemberId(clusterId, id), peer: `${addr.host}:${addr.port}` };
+  return { members: [...config.peers.keys()], writeQuorum: config.writeQuorum, topology: config.topology, directory };
+}
+
+/** The member id of `id` as `config` holds it (a member without a directory entry was bootstrapped). */
+export function memberIdIn(config: ClusterConfig, clusterId: string, id: NodeId): string {
+  return config.directory?.[id]?.memberId ?? bootstrapMemberId(clusterId, id);
+}
+
+/**
+ * Whom the transport dials: every voter and learner but this node, at the address the
+ * configuration records (else the one --peers gave), presenting the member id it holds.
+ */
+export function peersOf(config: ClusterConfig, self: NodeId, clusterId: string, flagPeers: ReadonlyMap<NodeId, HostPort>): Map<NodeId, PeerAddress> {
+  const peers = new Map<NodeId, PeerAddress>();
+  for (const id of replicasOf(config)) {
+    if (id === self) continue;
+    const recorded = config.directory?.[id]?.peer;
+    const address = recorded !== undefined ? parseHostPortText(recorded) : flagPeers.get(id);
+    if (address === null || address === undefined) continue;
+    peers.set(id, { host: address.host, port: address.port, memberId: memberIdIn(config, clusterId, id) });
+  }
+  return peers;
+}
+
+function parseHostPortText(text: string): HostPort | null {
+  const colon = text.lastIndexOf(':');
+  const port = Number(text.slice(colon + 1));
+  if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535) return null;
+  return { host: text.slice(0, colon).replace(/^\[|\]$/g, ''), port };
+}
+
+export interface JoinAnswer {
+  readonly clusterId: string;
+  readonly config: ClusterConfig;
+}
+
+/**
+ * Asks the cluster at `url` (any member: followers forward to the leader) to add this
+ * node as a learner, retrying with backoff while the cluster is electing or busy with
+ * another change, until `deadlineMs`. Resolves with the configuration to start from.
+ */
+export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number, log: (msg: string) => void): Promise<JoinAnswer> {
+  const deadline = Date.now() + deadlineMs;
+  let delayMs = 100;
+  for (;;) {
+    let retry: string;
+    try {
+      const res = await request(new URL('/members', url), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+      const answer: unknown = await res.body.json();
+      if (res.statusCode === 200) return joinAnswer(answer);
+      if (!isErrorBody(answer)) throw new Error(`--join ${url}: unexpected answer ${res.statusCode}`);
+      if (answer.error === 'member_exists') {
+        throw new Error(`--join ${url}: ${answer.message}. If this node's data directory was lost, remove it first (quorumkv member remove ${body.id}) and join again`);
+      }
+      if (res.statusCode !== 503 && answer.error !== 'membership_busy') throw new Error(`--join ${url}: ${answer.error}: ${answer.message}`);
+      retry = `${answer.error}: ${answer.message}`;
+    } catch (e) {
+      if (e instanceof Error && e.message.startsWith('--join')) throw e;
+      retry = (e as Error).message;
+    }
+    if (Date.now() + delayMs > deadline) throw new Error(`--join ${url}: not added within ${deadlineMs} ms (last: ${retry})`);
+    log(`join: ${retry}; retrying in ${delayMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, delayMs));
+    delayMs = Math.min(delayMs * 2, 2_000);
+  }
+}
+
+function isErrorBody(v: unknown): v is ErrorBody {
+  return typeof v === 'object' && v !== null && isErrorCode((v as Record<string, unknown>)['error']) && typeof (v as Record<string, unknown>)['message'] === 'string';
+}
+
+function joinAnswer(raw: unknown): JoinAnswer {
+  const r = raw as Partial<MembershipChangeResponse>;
+  const problem = configProblem(r.config);
+  if (typeof r.clusterId !== 'string' || problem !== null) throw new Error(`--join: the cluster answered with an invalid configuration: ${problem ?? 'no cluster id'}`);
+  return { clusterId: r.clusterId, config: r.config as ClusterConfig };
+}
+
+/**
+ * The peers this node has ever accepted a message from, kept in DATA_DIR/seen-peers.json.
+ * A message from a peer not yet in it is dropped until the record is on disk (Raft
+ * tolerates the loss): so a node never counts a vote or an acknowledgement from a peer
+ * without remembering, across restarts, that the peer took part. A peer whose data
+ * directory is later wiped is then refused at its start (see identityProblem).
+ */
+export class SeenPeers {
+  private readonly seen = new Set<NodeId>();
+  private writing: Promise<void> | null = null;
+  private readonly waiting = new Set<NodeId>();
+
+  private constructor(private readonly file: string) {}
+
+  static async open(dataDir: string): Promise<SeenPeers> {
+    const seen = new SeenPeers(path.join(dataDir, 'seen-peers.json'));
+    try {
+      const ids: unknown = JSON.parse(await readFile(seen.file, 'utf8'));
+      if (Array.isArray(ids)) for (const id of ids) if (typeof id === 'string') seen.seen.add(id);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ENOENT') throw e;
+    }
+    return seen;
+  }
+
+  has(id: NodeId): boolean {
+    return this.seen.has(id);
+  }
+
+  /** Records `id` (once; writes are serialised, one at a time). */
+  note(id: NodeId): void {
+    if (this.seen.has(id) || this.waiting.has(id)) return;
+    this.waiting.add(id);
+    this.writing ??= this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.waiting.size > 0) {
+        const adding = [...this.waiting];
+        const all = [...this.seen, ...adding].sort();
+        const tmp = `${this.file}.tmp`;
+        const handle = await open(tmp, 'w');
+        try {
+          await handle.writeFile(JSON.stringify(all));
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(tmp, this.file);
+        for (const id of adding) {
+          this.seen.add(id);
+          this.waiting.delete(id);
+        }
+      }
+    } finally {
+      this.writing = null;
+    }
+  }
+}
+
+/**
+ * The start-up check of a node whose data directory is empty (not joining): it must not
+ * take part if it was a member before (it forgot its vote and its log). Every peer it
+ * reaches says whether it has heard from this node id; one "yes" is enough to refuse.
+ */
+export function identityProblem(id: NodeId, seenBy: readonly NodeId[]): string | null {
+  if (seenBy.length === 0) return null;
+  return (
+    `node ${id} starts with an empty data directory, but ${seenBy.join(', ')} heard from ${id} before: this data directory was lost or wiped, ` +
+    `and a member that forgot its votes and log must not take part again under its old identity. ` +
+    `Remove it (quorumkv member remove ${id}) and add it back as a new member (quorumkv node --join URL --id ${id} …)`
+  );
+}
