@@ -186,8 +186,24 @@ export class FakeKvNode implements KvNode {
     return this.changeMembers(id, 'change', () => this.members().members.filter((m) => m.id !== id));
   }
 
+  /** Membership changes and transfers that reached the node (refused ones included). */
+  changeAttempts = 0;
+  private readonly changeFailures: Error[] = [];
+
+  /** The next membership change or transfer throws `error` (queued in order), before it acts. */
+  failNextChange(error: Error): void {
+    this.changeFailures.push(error);
+  }
+
+  private throwInjectedChange(): void {
+    this.changeAttempts++;
+    const failure = this.changeFailures.shift();
+    if (failure !== undefined) throw failure;
+  }
+
   private changeMembers(id: string, kind: 'add' | 'change', next: () => MemberStatus[]): Promise<MembershipChangeResponse> {
     try {
+      this.throwInjectedChange();
       if (this.currentLeader?.id !== this.id) throw new QkvError('not_leader', 'not the leader', { leader: this.leader() });
       const exists = this.members().members.some((m) => m.id === id);
       if (kind === 'add' && exists) throw new QkvError('member_exists', `${id} is already a member`, { id });
@@ -210,6 +226,11 @@ export class FakeKvNode implements KvNode {
   readonly transfers: (string | null)[] = [];
 
   transferLeader(to: string | null): Promise<{ readonly leader: string }> {
+    try {
+      this.throwInjectedChange();
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     if (this.currentLeader?.id !== this.id) return Promise.reject(new QkvError('not_leader', 'not the leader', { leader: this.leader() }));
     this.transfers.push(to);
     return Promise.resolve({ leader: to ?? this.id });
