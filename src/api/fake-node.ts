@@ -212,10 +212,22 @@ export class FakeKvNode implements KvNode {
       this.lastIndex++;
       const voters = this.memberList.filter((m) => m.role === 'voter').map((m) => m.id);
       const learners = this.memberList.filter((m) => m.role === 'learner').map((m) => m.id);
+      // Members added through the API are in the directory, as a real leader records them.
+      const directory: Record<string, { memberId: string; peer: string; http?: string; grpc?: string }> = {};
+      for (const m of this.memberList) {
+        if (m.peer === null || m.memberId === null) continue;
+        directory[m.id] = { memberId: m.memberId, peer: m.peer, ...(m.http === null ? {} : { http: m.http }), ...(m.grpc === null ? {} : { grpc: m.grpc }) };
+      }
       return Promise.resolve({
         ...this.members(),
         clusterId: 'fake-cluster',
-        config: { members: voters, ...(learners.length > 0 ? { learners } : {}), writeQuorum: 'majority', topology: 'star' },
+        config: {
+          members: voters,
+          ...(learners.length > 0 ? { learners } : {}),
+          writeQuorum: 'majority',
+          topology: 'star',
+          ...(Object.keys(directory).length > 0 ? { directory } : {}),
+        },
       });
     } catch (e) {
       return Promise.reject(e as Error);
