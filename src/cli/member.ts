@@ -72,7 +72,9 @@ export async function runMemberCommand(argv: readonly string[]): Promise<number>
   return withClient(flags, async (kv) => {
     if (sub === 'list') {
       const members = await kv.members.list(deadline(flags));
-      process.stdout.write(flags.json ? `${JSON.stringify(members)}\n` : membersTable(members, kv.leaderId ?? undefined));
+      // Not labelled with a node: the call goes to the leader when it is known, but may be
+      // answered by a follower (lag then shows as "?").
+      process.stdout.write(flags.json ? `${JSON.stringify(members)}\n` : membersTable(members));
       return 0;
     }
     let answer: MembershipChangeResponse;
