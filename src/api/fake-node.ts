@@ -186,8 +186,24 @@ export class FakeKvNode implements KvNode {
     return this.changeMembers(id, 'change', () => this.members().members.filter((m) => m.id !== id));
   }
 
+  /** Membership changes and transfers that reached the node (refused ones included). */
+  changeAttempts = 0;
+  private readonly changeFailures: Error[] = [];
+
+  /** The next membership change or transfer throws `error` (queued in order), before it acts. */
+  failNextChange(error: Error): void {
+    this.changeFailures.push(error);
+  }
+
+  private throwInjectedChange(): void {
+    this.changeAttempts++;
+    const failure = this.changeFailures.shift();
+    if (failure !== undefined) throw failure;
+  }
+
   private changeMembers(id: string, kind: 'add' | 'change', next: () => MemberStatus[]): Promise<MembershipChangeResponse> {
     try {
+      this.throwInjectedChange();
       if (this.currentLeader?.id !== this.id) throw new QkvError('not_leader', 'not the leader', { leader: this.leader() });
       const exists = this.members().members.some((m) => m.id === id);
       if (kind === 'add' && exists) throw new QkvError('member_exists', `${id} is already a member`, { id });
@@ -196,10 +212,22 @@ export class FakeKvNode implements KvNode {
       this.lastIndex++;
       const voters = this.memberList.filter((m) => m.role === 'voter').map((m) => m.id);
       const learners = this.memberList.filter((m) => m.role === 'learner').map((m) => m.id);
+      // Members added through the API are in the directory, as a real leader records them.
+      const directory: Record<string, { memberId: string; peer: string; http?: string; grpc?: string }> = {};
+      for (const m of this.memberList) {
+        if (m.peer === null || m.memberId === null) continue;
+        directory[m.id] = { memberId: m.memberId, peer: m.peer, ...(m.http === null ? {} : { http: m.http }), ...(m.grpc === null ? {} : { grpc: m.grpc }) };
+      }
       return Promise.resolve({
         ...this.members(),
         clusterId: 'fake-cluster',
-        config: { members: voters, ...(learners.length > 0 ? { learners } : {}), writeQuorum: 'majority', topology: 'star' },
+        config: {
+          members: voters,
+          ...(learners.length > 0 ? { learners } : {}),
+          writeQuorum: 'majority',
+          topology: 'star',
+          ...(Object.keys(directory).length > 0 ? { directory } : {}),
+        },
       });
     } catch (e) {
       return Promise.reject(e as Error);
@@ -210,6 +238,11 @@ export class FakeKvNode implements KvNode {
   readonly transfers: (string | null)[] = [];
 
   transferLeader(to: string | null): Promise<{ readonly leader: string }> {
+    try {
+      this.throwInjectedChange();
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
     if (this.currentLeader?.id !== this.id) return Promise.reject(new QkvError('not_leader', 'not the leader', { leader: this.leader() }));
     this.transfers.push(to);
     return Promise.resolve({ leader: to ?? this.id });

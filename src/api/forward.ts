@@ -74,7 +74,7 @@ export const defaultForwardLimits: ForwardLimits = Object.freeze({
 
 /** What a leader-bound request needs for forwarding, fixed when it arrives. */
 export interface ForwardSpec {
-  readonly method: 'GET' | 'PUT' | 'DELETE';
+  readonly method: 'GET' | 'PUT' | 'DELETE' | 'POST';
   /** Path and query exactly as received (keys stay percent-encoded). */
   readonly url: string;
   /** The raw JSON body (already validated here), or null. */

@@ -28,6 +28,7 @@ import type {
 } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
+import { membersMessage } from './grpc-members.js';
 import { textOf } from './http-answers.js';
 import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
@@ -84,10 +85,10 @@ export interface GrpcKvOptions {
 export class GrpcKv {
   address = '';
   closing = false;
-  private readonly node: KvNode;
+  readonly node: KvNode;
   private readonly limits: GrpcLimits;
   private readonly validate: InputValidator;
-  private readonly router: LeaderRouter;
+  readonly router: LeaderRouter;
   private readonly dieHook: ((clean: boolean) => void) | undefined;
   /** Calls answered by another node's state (a forward to the leader): that node's id. */
   private readonly servedByOf = new WeakMap<object, string>();
@@ -258,7 +259,7 @@ export class GrpcKv {
   }
 
   /** performance.now() at which this call's time is up: the client's deadline or ours. */
-  private deadlineMs(call: { getDeadline(): grpc.Deadline }): number {
+  deadlineMs(call: { getDeadline(): grpc.Deadline }): number {
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;
     const clientMs = Number.isFinite(at) ? at - Date.now() - deadlineMarginMs : Infinity;
@@ -268,7 +269,7 @@ export class GrpcKv {
   }
 
   /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
-  private fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
+  fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
     this.servedByOf.set(call, response.servedBy);
     return forwardedBody(response.statusCode, response.body, response.retryAfter);
   }
@@ -393,5 +394,6 @@ function statusMessage(s: NodeStatus, grpcAddress: string): StatusMessage {
     rollbackCount: s.rollbackCount,
     uptimeMs: s.uptimeMs,
     grpc: grpcAddress,
+    ...(s.membership === undefined ? {} : { membership: membersMessage(s.membership) }),
   };
 }

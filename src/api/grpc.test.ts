@@ -303,3 +303,86 @@ test('gRPC calls are counted by method and outcome, and timed', async (t) => {
   assert.match(text, /qkv_grpc_requests_total\{method="Get",outcome="not_found"\} 1/);
   assert.match(text, /qkv_grpc_request_duration_seconds_count\{method="Put"\} 1/);
 });
+
+test('Members, AddMember, PromoteMember, RemoveMember and TransferLeader answer like the HTTP routes', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  const listed = await kv.call('Members', {});
+  assert.equal(listed['configIndex'], '0');
+  assert.deepEqual(listed['members'].map((m: Reply) => [m['id'], m['role'], m['isLeader']]), [['n1', 'voter', true]]);
+
+  const added = await kv.call('AddMember', { id: 'n4', peer: '127.0.0.1:7104', http: 'http://127.0.0.1:7004', grpc: '127.0.0.1:7204' });
+  assert.equal(added['configIndex'], '1');
+  assert.equal(added['clusterId'], 'fake-cluster');
+  assert.deepEqual(added['config']['learners'], ['n4']);
+  const n4 = added['members'].find((m: Reply) => m['id'] === 'n4');
+  assert.deepEqual([n4['role'], n4['peer'], n4['http'], n4['grpc'], n4['memberId']], ['learner', '127.0.0.1:7104', 'http://127.0.0.1:7004', '127.0.0.1:7204', 'fake0001']);
+  assert.equal(n4['matchIndex'], undefined, 'a null lag is an absent optional');
+
+  const twice = await kv.fails('AddMember', { id: 'n4', peer: '127.0.0.1:7104' });
+  assert.deepEqual([twice.code, twice.wire, twice.body['id']], [grpc.status.ALREADY_EXISTS, 'member_exists', 'n4']);
+  const voter = await kv.fails('AddMember', { id: 'n5', peer: 'n5:7105', learner: false });
+  assert.equal(voter.wire, 'bad_request', 'a voter at once needs force');
+  assert.deepEqual((await kv.call('AddMember', { id: 'n5', peer: 'n5:7105', learner: false, force: true }))['config']['members'], ['n1', 'n5']);
+
+  assert.deepEqual((await kv.call('PromoteMember', { id: 'n4' }))['config']['members'], ['n1', 'n4', 'n5']);
+  assert.deepEqual((await kv.call('RemoveMember', { id: 'n5' }))['config']['members'], ['n1', 'n4']);
+  const stranger = await kv.fails('RemoveMember', { id: 'n9' });
+  assert.deepEqual([stranger.code, stranger.wire], [grpc.status.NOT_FOUND, 'not_found']);
+  node.failNextChange(new QkvError('membership_busy', 'another change is being committed (test)', {}, 200));
+  const busy = await kv.fails('PromoteMember', { id: 'n4' });
+  assert.deepEqual([busy.code, busy.wire], [grpc.status.FAILED_PRECONDITION, 'membership_busy']);
+
+  assert.deepEqual(await kv.call('TransferLeader', { to: 'n4' }), { leader: 'n4' });
+  assert.deepEqual(await kv.call('TransferLeader', {}), { leader: 'n1' });
+  assert.deepEqual(node.transfers, ['n4', null], 'an empty `to` asks for the most up-to-date voter');
+  const status = await kv.call('Status', {});
+  assert.equal(status['membership']['configIndex'], '4', 'Status carries the membership too');
+});
+
+test('membership input the rules refuse is INVALID_ARGUMENT and reaches no node', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const kv = await startGrpc(t, node);
+  const cases: readonly (readonly [string, object, RegExp])[] = [
+    ['AddMember', { id: '', peer: 'n4:7104' }, /id must be/],
+    ['AddMember', { id: 'n 4', peer: 'n4:7104' }, /id must be/],
+    ['AddMember', { id: 'n4', peer: 'n4' }, /peer must be host:port/],
+    ['AddMember', { id: 'n4', peer: 'n4:7104', http: 'n4:7004' }, /http must be/],
+    ['AddMember', { id: 'n4', peer: 'n4:7104', grpc: 'n4:99999' }, /grpc must be/],
+    ['PromoteMember', { id: '' }, /id must be/],
+    ['RemoveMember', { id: 'x'.repeat(257) }, /id must be/],
+    ['TransferLeader', { to: 'a\u0001b' }, /to must be/],
+  ];
+  for (const [method, message, details] of cases) {
+    const failure = await kv.fails(method, message);
+    assert.equal(failure.code, grpc.status.INVALID_ARGUMENT, `${method} ${JSON.stringify(message)}`);
+    assert.equal(failure.wire, 'bad_request');
+    assert.match(failure.details, details);
+  }
+  const badUtf8 = await kv.fails('RemoveMember', field(1, Buffer.from([0xff, 0xfe])));
+  assert.match(badUtf8.details, /not valid UTF-8/);
+  assert.equal(node.changeAttempts, 0, 'nothing reached the node');
+});
+
+test('a follower forwards gRPC membership changes and transfers to the leader over HTTP', async (t) => {
+  const leader = new FakeKvNode({ id: 'n1' });
+  const leaderHttp = await startHttpServer({ node: leader, listen: { host: '127.0.0.1', port: 0 }, limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 }, validate, registry: new Registry(), logger: false });
+  t.after(() => leaderHttp.close());
+  leader.setLeader({ id: 'n1', http: leaderHttp.url, grpc: null });
+  const follower = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leaderHttp.url, grpc: null } });
+  const kv = await startGrpc(t, follower);
+
+  const added = await kv.call('AddMember', { id: 'n4', peer: 'n4:7104', http: 'http://n4:7004' });
+  assert.deepEqual(added['config']['learners'], ['n4']);
+  assert.deepEqual(added['config']['directory'], { n4: { memberId: 'fake0001', peer: 'n4:7104', http: 'http://n4:7004', grpc: '' } });
+  const n4 = added['members'].find((m: Reply) => m['id'] === 'n4');
+  assert.equal(n4['http'], 'http://n4:7004', 'the leader got the fields the follower was sent');
+  assert.equal(await kv.servedBy('PromoteMember', { id: 'n4' }), 'n1');
+  const again = await kv.fails('PromoteMember', { id: 'n9' });
+  assert.deepEqual([again.code, again.wire], [grpc.status.NOT_FOUND, 'not_found'], "the leader's refusal keeps its code");
+  assert.deepEqual(await kv.call('TransferLeader', { to: 'n2' }), { leader: 'n2' });
+  assert.equal(leader.members().configIndex, 2);
+  assert.deepEqual(leader.transfers, ['n2']);
+  assert.equal(follower.changeAttempts, 0, 'the follower changed nothing itself');
+  assert.deepEqual((await kv.call('Members', {}))['members'].map((m: Reply) => m['id']), ['n2'], 'Members is answered by the follower');
+});

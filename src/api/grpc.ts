@@ -37,6 +37,7 @@ import { KVService } from '../wire/gen/quorumkv.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
 import { GrpcKv, badUtf8, checkDecoded, malformed } from './grpc-kv.js';
+import { GrpcMembers } from './grpc-members.js';
 import type { Checked, GrpcLimits } from './grpc-kv.js';
 
 export type { GrpcLimits } from './grpc-kv.js';
@@ -78,6 +79,11 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   status: [],
   backup: [],
   die: [1],
+  members: [],
+  addMember: [1, 2, 3, 4, 7],
+  promoteMember: [1],
+  removeMember: [1],
+  transferLeader: [1],
 };
 
 export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
@@ -122,6 +128,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const onInternalError = options.onInternalError ?? (() => undefined);
   const grpcMetrics = createGrpcMetrics(options.registry);
   const kv = new GrpcKv({ node: options.node, limits, validate: options.validate, router, ...(options.die === undefined ? {} : { die: options.die }) });
+  const members = new GrpcMembers(kv, badUtf8);
 
   // Every option that bounds something is stated (STYLE.md 14).
   const server = new grpc.Server({
@@ -167,6 +174,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError)).catch(onInternalError);
     },
     die: unary('Die', (r) => kv.die(r)),
+    members: unary('Members', () => Promise.resolve(members.members())),
+    addMember: unary('AddMember', (r, c) => members.addMember(r, c)),
+    promoteMember: unary('PromoteMember', (r, c) => members.promoteMember(r, c)),
+    removeMember: unary('RemoveMember', (r, c) => members.removeMember(r, c)),
+    transferLeader: unary('TransferLeader', (r, c) => members.transferLeader(r, c)),
   });
 
   const port = await new Promise<number>((resolve, reject) => {

@@ -15,6 +15,7 @@ import Type from 'typebox';
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import { QkvError } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
+import { hostPortPattern, httpOriginPattern, memberIdPattern, memberRuleText, newNodeIdPattern, nodeIdPattern } from '../wire/members.js';
 import { clientIdCharsMax, clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import { timeoutHeader } from './forward.js';
 import { jsonType, queryProblemMarker, queryProblemOf, quoteValue } from './http-input.js';
@@ -109,6 +110,31 @@ export const dieUsage = 'POST /admin/die needs {"id": "<node id>", "clean": true
 export const faultsBody = Type.Object({});
 export const faultsUsage = 'PUT /admin/faults needs a JSON object of fault rules';
 
+// --- membership (wire/members.ts owns the rules) ---
+
+const nodeId = Type.String({ pattern: nodeIdPattern, description: memberRuleText.nodeId });
+const hostPort = Type.String({ pattern: hostPortPattern, description: memberRuleText.hostPort });
+
+/** POST /members/{id}/promote and DELETE /members/{id}: the id of a member already there. */
+export const memberParams = Type.Object({ id: nodeId });
+
+export const addMemberBody = Type.Object(
+  {
+    id: Type.String({ pattern: newNodeIdPattern, description: memberRuleText.newNodeId }),
+    peer: hostPort,
+    http: Type.Optional(Type.String({ pattern: httpOriginPattern, description: memberRuleText.httpOrigin })),
+    grpc: Type.Optional(hostPort),
+    learner: Type.Optional(Type.Boolean({ description: 'true or false' })),
+    force: Type.Optional(Type.Boolean({ description: 'true or false' })),
+    memberId: Type.Optional(Type.String({ pattern: memberIdPattern, description: memberRuleText.memberId })),
+  },
+  { additionalProperties: false },
+);
+export const addMemberUsage = 'POST /members needs {"id", "peer": "host:port"} and optionally "http", "grpc", "learner", "force", "memberId"';
+
+export const transferLeaderBody = Type.Object({ to: Type.Optional(nodeId) }, { additionalProperties: false });
+export const transferLeaderUsage = 'POST /admin/transfer-leader needs {} (the most up-to-date voter) or {"to": "<voter id>"}';
+
 /** How a route's schema failures are told: its usage line and the codes of its body fields. */
 export interface RouteProblems {
   readonly usage?: string;
@@ -125,6 +151,9 @@ export function schemaProblem(route: RouteProblems): (errors: FastifySchemaValid
     if (dataVar === 'body') return bodyProblem(error, route);
     if (dataVar === 'headers') return headerProblem(error);
     if (dataVar === 'querystring') return queryProblem(error);
+    if (dataVar === 'params' && fieldOf(error) !== '') {
+      return new QkvError('bad_request', `Path parameter ${fieldOf(error)} must be ${rule(error)}, got ${quoteValue(String(error.data))}`);
+    }
     return new QkvError('bad_request', `Invalid path: ${error.message ?? error.keyword}`);
   };
 }

@@ -47,6 +47,7 @@ import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
+import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
 import { statusRoutes } from './routes/status.js';
@@ -105,6 +106,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...kvRoutes(ctx),
     ...batchRoutes(ctx),
     ...statusRoutes(ctx, options.grpcAddress),
+    ...memberRoutes(ctx),
     ...adminRoutes(ctx, {
       ...(options.faultsAdmin === undefined ? {} : { faultsAdmin: options.faultsAdmin }),
       ...(options.die === undefined ? {} : { die: options.die }),

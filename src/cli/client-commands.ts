@@ -13,6 +13,7 @@ import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
 import { clusterFileEndpoints, clusterFlags, defaultClusterFile } from './cluster-file.js';
+import { membersTable } from './members-table.js';
 
 
 /** Flags every client command takes. */
@@ -35,7 +36,7 @@ const clientSpecs: Readonly<Record<string, CommandSpec>> = {
   get: { name: 'get', summary: 'read a key', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
   del: { name: 'del', summary: 'delete a key', args: '<key>', flags: { ...clientFlagDefs, ...casFlagDefs } },
   ls: { name: 'ls', summary: 'list keys (and values) by prefix, in key order', args: '[prefix]', flags: { ...clientFlagDefs, ...readFlagDefs } },
-  status: { name: 'status', summary: "every node's role, term, indexes and mode", flags: clientFlagDefs },
+  status: { name: 'status', summary: "every node's role, term, indexes and mode, and the members with their role and lag", flags: clientFlagDefs },
 };
 
 export const clientCommands = Object.keys(clientSpecs);
@@ -154,6 +155,10 @@ export async function runClientCommand(command: string, argv: string[]): Promise
               out(`${s.id}  ${s.role.padEnd(9)} term ${s.term}  commit ${s.commitIndex}  applied ${s.appliedIndex}  keys ${s.keyCount}  ${n.endpoint}${s.grpc !== undefined ? `  grpc ${s.grpc}` : ''}\n`);
             }
           }
+          // The leader's view has every member's lag; a follower's is the fallback.
+          const answered = status.nodes.flatMap((n) => (n.ok && n.status.membership !== undefined ? [n.status] : []));
+          const view = answered.find((s) => s.role === 'leader') ?? answered[0];
+          if (view?.membership !== undefined) out(membersTable(view.membership, view.id));
         }
         return status.nodes.some((n) => n.ok) ? 0 : 1;
       }
@@ -165,7 +170,8 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   }
 }
 
-function printError(error: unknown, json: boolean): number {
+/** Prints a client error (as JSON with --json) and returns exit status 1; anything else is rethrown. */
+export function printError(error: unknown, json: boolean): number {
   if (!(error instanceof QuorumKvError)) throw error;
   if (json) process.stderr.write(`${JSON.stringify({ error: error.code, message: error.message, ...error.details })}\n`);
   else process.stderr.write(`quorumkv: ${error.name} (${error.code}): ${error.message}\n`);

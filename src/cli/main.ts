@@ -8,6 +8,7 @@ import { backupCommand, restoreCommand, runBackup, runRestore } from './backup.j
 import { clientCommandSpecs, clientCommands, runClientCommand } from './client-commands.js';
 import { UsageError, parseArgs, programHelp } from './command.js';
 import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
+import { leaderCommand, memberCommand, runLeaderCommand, runMemberCommand } from './member.js';
 import { modeCommand, runModeCommand } from './mode.js';
 import { NodeStartError, startNode } from './node.js';
 import { faultCommand, runFaultCommand } from './fault.js';
@@ -20,6 +21,8 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   upCommand,
   nodeCommand,
   ...clientCommandSpecs,
+  memberCommand,
+  leaderCommand,
   modeCommand,
   faultCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
@@ -63,6 +66,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'up') return runUp(rest);
   if (command === 'sim') return runSimCommand(rest);
   if (command === 'mode') return runModeCommand(rest);
+  if (command === 'member') return runMemberCommand(rest);
+  if (command === 'leader') return runLeaderCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);
   if (command === 'rollbacks') return runRollbacksCommand(rest);
   if (command === 'fault') return runFaultCommand(rest);

@@ -18,9 +18,12 @@ import { validateKey, validateValue } from '../kv/limits.js';
 import { QkvError } from '../wire/errors.js';
 import {
   BackupFormatError,
+  ChangeOutcomeUnknownError,
   ClientClosedError,
   InvalidArgumentError,
+  NotFoundError,
   OutcomeUnknownError,
+  QuorumKvError,
   QuorumTimeoutError,
   UnavailableError,
   VersionConflictError,
@@ -264,6 +267,79 @@ for (const variant of variants) {
     while (died.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(died, [true]);
   });
+
+  test(`${variant}: members are listed, added, promoted and removed, and leadership is handed over`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)]);
+    const listed = await kv.members.list();
+    assert.equal(listed.configIndex, 0);
+    assert.deepEqual(listed.members.map((m) => [m.id, m.role, m.isLeader, m.lag]), [['n1', 'voter', true, null]]);
+    const added = await kv.members.add({ id: 'n4', peer: '127.0.0.1:7104', http: 'http://127.0.0.1:7004' });
+    assert.equal(added.configIndex, 1);
+    assert.equal(added.clusterId, 'fake-cluster');
+    assert.deepEqual(added.config.learners, ['n4']);
+    assert.deepEqual(added.config.directory, { n4: { memberId: 'fake0001', peer: '127.0.0.1:7104', http: 'http://127.0.0.1:7004' } });
+    const n4 = added.members.find((m) => m.id === 'n4');
+    assert.deepEqual([n4?.role, n4?.peer, n4?.http, n4?.grpc, n4?.matchIndex], ['learner', '127.0.0.1:7104', 'http://127.0.0.1:7004', null, null]);
+    assert.deepEqual((await kv.members.promote('n4')).config.members, ['n1', 'n4']);
+    assert.deepEqual((await kv.members.remove('n4')).config.members, ['n1']);
+    assert.deepEqual(await kv.transferLeader('n2'), { leader: 'n2' });
+    assert.deepEqual(await kv.transferLeader(), { leader: 'n1' });
+    assert.deepEqual(node.transfers, ['n2', null]);
+    const status = await kv.status();
+    assert.equal(status.nodes[0]?.ok === true ? status.nodes[0].status.membership?.configIndex : null, 3, 'status carries the membership');
+  });
+
+  test(`${variant}: membership_busy is retried until the change goes through; member_exists and not_found are not retried`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)], { backoffMsMin: 5, backoffMsMax: 20 });
+    for (let i = 0; i < 3; i++) node.failNextChange(new QkvError('membership_busy', 'another change is being committed (test)', {}, 200));
+    await kv.members.add({ id: 'n4', peer: 'n4:7104' });
+    assert.equal(node.changeAttempts, 4, 'three refusals, then the change');
+    const exists = await kv.members.add({ id: 'n4', peer: 'n4:7104' }).catch((e: unknown) => e);
+    assert.ok(exists instanceof QuorumKvError && exists.code === 'member_exists', `got ${String(exists)}`);
+    const missing = await kv.members.remove('n9').catch((e: unknown) => e);
+    assert.ok(missing instanceof NotFoundError && missing.code === 'not_found', `got ${String(missing)}`);
+    assert.equal(node.changeAttempts, 6, 'each definite refusal took one attempt');
+    for (let i = 0; i < 1000; i++) node.failNextChange(new QkvError('membership_busy', 'busy for good (test)', {}, 200));
+    const stuck = await kv.members.promote('n4', { deadlineMs: 300 }).catch((e: unknown) => e);
+    assert.ok(stuck instanceof UnavailableError && stuck.code === 'membership_busy', `nothing was done: got ${String(stuck)}`);
+  });
+
+  test(`${variant}: learner_lagging is retried a bounded number of times, and a change that may have acted is not repeated`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)], { backoffMsMin: 5, backoffMsMax: 20 });
+    await kv.members.add({ id: 'n4', peer: 'n4:7104' });
+    const before = node.changeAttempts;
+    for (let i = 0; i < 100; i++) node.failNextChange(new QkvError('learner_lagging', 'n4 is 500 entries behind (test)', {}, 500));
+    const lagging = await kv.members.promote('n4', { deadlineMs: 5_000 }).catch((e: unknown) => e);
+    assert.ok(lagging instanceof QuorumKvError && lagging.code === 'learner_lagging', `got ${String(lagging)}`);
+    assert.equal(node.changeAttempts - before, 6, 'the first attempt and five retries');
+
+    const unknown = new FakeKvNode({ id: 'n1' });
+    const kv2 = await client(t, variant, [await serve(t, unknown)], { backoffMsMin: 5, backoffMsMax: 20 });
+    unknown.failNextChange(new QkvError('timeout', 'n4 did not take over in time (test)', {}, 500));
+    const transfer = await kv2.transferLeader('n4').catch((e: unknown) => e);
+    assert.ok(transfer instanceof ChangeOutcomeUnknownError, `got ${String(transfer)}`);
+    assert.equal(unknown.changeAttempts, 1, 'not repeated');
+  });
+
+  test(`${variant}: bad member input is refused before anything is sent`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)]);
+    for (const send of [
+      () => kv.members.add({ id: 'n 4', peer: 'n4:7104' }),
+      () => kv.members.add({ id: 'n4', peer: 'n4' }),
+      () => kv.members.add({ id: 'n4', peer: 'n4:7104', http: 'n4:7004' }),
+      () => kv.members.add({ id: 'n4', peer: 'n4:7104', learner: 'no' as unknown as boolean }),
+      () => kv.members.promote(''),
+      () => kv.members.remove('x'.repeat(257)),
+      () => kv.transferLeader(''),
+    ]) {
+      await assert.rejects(send(), InvalidArgumentError);
+    }
+    assert.equal(node.changeAttempts, 0);
+  });
 }
 
 test('the client learns the leader from /status and sends writes to it directly, not through a follower', async (t) => {
@@ -288,6 +364,26 @@ test('linearizable reads go to the leader, or with linearizableReadsFrom "any" t
   for (let i = 0; i < 10; i++) await spread.get(`k${i}`, { consistency: 'linearizable' });
   assert.ok(reads(follower) >= 4 && reads(leader) >= 14, `leader ${reads(leader)}, follower ${reads(follower)} reads`);
   await assert.rejects(connect({ endpoints: [leader.http], linearizableReadsFrom: 'nearest' as 'any' }), InvalidArgumentError);
+});
+
+test('a membership change through a follower reaches the leader, and the client then finds the new leader after a transfer', async (t) => {
+  const leader = await serve(t, new FakeKvNode({ id: 'n1' }));
+  const followerNode = new FakeKvNode({ id: 'n2', leader: { id: 'n1', http: leader.http, grpc: leader.grpc } });
+  const follower = await serve(t, followerNode, { leads: false });
+  const kv = await client(t, 'http', [follower, leader]);
+  await kv.members.add({ id: 'n4', peer: 'n4:7104' });
+  assert.equal(leader.node.members().configIndex, 1);
+  assert.equal(followerNode.changeAttempts, 0, 'sent to the leader, not through the follower');
+  leader.node.transferLeader = async (to) => {
+    leader.node.setLeader({ id: 'n2', http: follower.http, grpc: follower.grpc });
+    followerNode.setLeader({ id: 'n2', http: follower.http, grpc: follower.grpc });
+    return { leader: to ?? 'n2' };
+  };
+  assert.deepEqual(await kv.transferLeader('n2'), { leader: 'n2' });
+  assert.equal(kv.leaderId, 'n2', 'the client follows the leader the answer names');
+  await kv.put('k', 'v');
+  assert.equal(followerNode.store.get('k')?.value, 'v', 'the next write went to the new leader');
+  assert.equal(leader.node.store.size, 0);
 });
 
 test('calls after close() throw ClientClosedError', async (t) => {

@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId } from '../wire/types.js';
-import type { LeaderInfo, NodeAddresses, ReadConsistency } from '../wire/types.js';
+import type { LeaderInfo, MembershipChangeResponse, NodeAddresses, ReadConsistency } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -31,8 +31,10 @@ import {
   UnavailableError,
   errorForCode,
 } from './errors.js';
+import { changeOutcomeUnknown, changePolicy, checkMemberId, checkNewMember } from './members.js';
+import type { MemberCalls, RetryPolicy } from './members.js';
 import { AttemptError, ProtocolError } from './transport.js';
-import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest, WriteRequestId } from './transport.js';
+import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, WriteRequestId } from './transport.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -95,6 +97,18 @@ interface Lane {
 
 type Attempt<T> = (endpoint: Endpoint, timeoutMs: number) => Promise<T>;
 
+/** One call as the retry loop runs it. */
+interface CallSpec {
+  readonly kind: 'write' | 'read';
+  /** Sent to the leader when one is known (else to any endpoint, which forwards). */
+  readonly leaderBound: boolean;
+  readonly deadlineMs: number;
+  /** A kv write's idempotency key: retried with it, and named in OutcomeUnknownError. */
+  readonly requestId?: WriteRequestId;
+  /** Refusals retried beyond the usual ones (membership changes). */
+  readonly policy?: RetryPolicy;
+}
+
 /**
  * A connection to a quorumkv cluster. Create it with {@link connect}; share one instance
  * across an application (it is safe for any number of concurrent calls) and `close()` it
@@ -127,6 +141,20 @@ export class KvClient {
   private readonly sleepers = new Set<() => void>();
   /** ConnectOptions.linearizableReadsFrom is `leader`. */
   private readonly linearizableReadsToLeader: boolean;
+
+  /**
+   * Membership: `list()`, `add()`, `promote()`, `remove()`. Changes go to the leader, one at
+   * a time (members.ts: which refusals are retried, and why a change is never repeated once
+   * it may have acted).
+   */
+  readonly members: MemberCalls = {
+    // async: a refused argument rejects the promise like every other call, never throws.
+    list: async (options = {}) =>
+      this.run({ kind: 'read', leaderBound: true, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.members(ep.address, timeoutMs)),
+    add: async (member, options = {}) => this.changeMembers({ op: 'add', member: checkNewMember(member) }, options),
+    promote: async (id, options = {}) => this.changeMembers({ op: 'promote', id: checkMemberId(id, 'promote() id') }, options),
+    remove: async (id, options = {}) => this.changeMembers({ op: 'remove', id: checkMemberId(id, 'remove() id') }, options),
+  };
 
   /** @internal Use {@link connect}. */
   constructor(transport: ClientTransport, options: ConnectOptions) {
@@ -193,7 +221,7 @@ export class KvClient {
     const lane = this.acquireLane();
     const request: PutRequest = { key, value, ifVersion, requestId: { clientId: lane.clientId, seq: ++lane.seq } };
     try {
-      const result = await this.run('write', true, deadlineMs, (ep, timeoutMs) => this.transport.put(ep.address, request, timeoutMs), request.requestId);
+      const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.put(ep.address, request, timeoutMs));
       this.observe(result.version);
       return result;
     } finally {
@@ -213,7 +241,7 @@ export class KvClient {
     const lane = this.acquireLane();
     const request: DeleteRequest = { key, ifVersion, requestId: { clientId: lane.clientId, seq: ++lane.seq } };
     try {
-      const result = await this.run('write', true, deadlineMs, (ep, timeoutMs) => this.transport.delete(ep.address, request, timeoutMs), request.requestId);
+      const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.delete(ep.address, request, timeoutMs));
       this.observe(result.version);
       return result;
     } finally {
@@ -230,7 +258,7 @@ export class KvClient {
     checkKey(key);
     const mode = this.readMode(options);
     const request: GetRequest = { key, consistency: mode.consistency, minVersion: mode.minVersion };
-    const entry = await this.run('read', mode.leaderBound, this.deadlineOf(options), (ep, timeoutMs) => this.transport.get(ep.address, request, timeoutMs));
+    const entry = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.get(ep.address, request, timeoutMs));
     if (entry !== undefined) this.observe(entry.version);
     return entry;
   }
@@ -250,7 +278,7 @@ export class KvClient {
     }
     const mode = this.readMode(options);
     const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion };
-    const page = await this.run('read', mode.leaderBound, this.deadlineOf(options), (ep, timeoutMs) => this.transport.list(ep.address, request, timeoutMs));
+    const page = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.list(ep.address, request, timeoutMs));
     let highest = 0;
     for (const item of page.items) if (item.version > highest) highest = item.version;
     this.observe(highest);
@@ -320,7 +348,7 @@ export class KvClient {
         await writer.abort();
       }
     };
-    return this.run('read', true, deadlineMs, attempt);
+    return this.run({ kind: 'read', leaderBound: true, deadlineMs }, attempt);
   }
 
   /**
@@ -344,6 +372,30 @@ export class KvClient {
     }
     if (this.leader === ep) this.leader = null;
     ep.downUntilMs = performance.now() + endpointDownMs;
+  }
+
+  /**
+   * Hands leadership to voter `to` (default: the most up-to-date voter) and resolves with the
+   * new leader's id once it leads. Retried like a membership change (members.ts).
+   * @throws InvalidArgumentError, QuorumKvError pinned_leader, UnavailableError, ChangeOutcomeUnknownError
+   */
+  async transferLeader(to?: string, options: CallOptions = {}): Promise<{ readonly leader: string }> {
+    const target = to === undefined ? null : checkMemberId(to, 'transferLeader() to');
+    const call = { kind: 'write', leaderBound: true, deadlineMs: this.deadlineOf(options), policy: changePolicy } as const;
+    const result = await this.run(call, (ep, timeoutMs) => this.transport.transferLeader(ep.address, target, timeoutMs));
+    // The leader moved to the one the answer names: go to it directly if this client knows
+    // its endpoint, and look again either way (its address may be new to the client).
+    this.leader = this.endpoints.find((e) => e.nodeId === result.leader) ?? null;
+    this.refreshSoon();
+    return result;
+  }
+
+  private async changeMembers(change: MemberChangeRequest, options: CallOptions): Promise<MembershipChangeResponse> {
+    const call = { kind: 'write', leaderBound: true, deadlineMs: this.deadlineOf(options), policy: changePolicy } as const;
+    const result = await this.run(call, (ep, timeoutMs) => this.transport.changeMembers(ep.address, change, timeoutMs));
+    // Endpoints and the leader may have changed (a removed leader hands over): look again.
+    this.refreshSoon();
+    return result;
   }
 
   /**
@@ -383,20 +435,21 @@ export class KvClient {
 
   // --- the retry loop ----------------------------------------------------------------------
 
-  private async run<T>(kind: 'write' | 'read', leaderBound: boolean, deadlineMs: number, attempt: Attempt<T>, requestId?: WriteRequestId): Promise<T> {
+  private async run<T>(call: CallSpec, attempt: Attempt<T>): Promise<T> {
     this.checkOpen();
     const started = performance.now();
-    const deadline = started + deadlineMs;
+    const deadline = started + call.deadlineMs;
     let failures = 0;
     let quickRetries = 0;
     let maybeApplied = false;
     let last: AttemptError | null = null;
     let next: Endpoint | null = null;
+    const retried = new Map<string, number>();
     for (let attempts = 0; ; attempts++) {
       const remaining = deadline - performance.now();
       // The first attempt runs whatever the budget (a caller may choose a tiny deadline).
       if (remaining < (attempts === 0 ? 1 : attemptMsMin)) break;
-      const ep = next ?? this.pick(leaderBound);
+      const ep = next ?? this.pick(call.leaderBound);
       next = null;
       try {
         return await attempt(ep, remaining);
@@ -404,7 +457,8 @@ export class KvClient {
         if (!(error instanceof AttemptError)) throw this.unexpected(error, ep);
         if (this.closed) throw new ClientClosedError();
         last = error;
-        const step = this.afterFailure(ep, error, kind, leaderBound);
+        const step = this.afterFailure(ep, error, call, retried);
+        if (step.maybeApplied && call.policy?.unsafeToRepeat === true) throw changeOutcomeUnknown(error);
         if (step.maybeApplied) maybeApplied = true;
         if (step.next !== null && quickRetries < quickRetriesMax) {
           quickRetries++;
@@ -419,15 +473,17 @@ export class KvClient {
         if (this.closed) throw new ClientClosedError();
       }
     }
-    throw this.deadlineError(kind, deadlineMs, last, maybeApplied, requestId);
+    throw this.deadlineError(call, last, maybeApplied);
   }
 
   /**
    * What an attempt's failure means: updates what the client knows (leader, endpoint
    * health), decides whether a write may have been applied, and names an endpoint to try
    * at once (or null: back off). Throws the typed error when the refusal is definite.
+   * `retried` counts, per call, the retries of the codes the call's policy adds.
    */
-  private afterFailure(ep: Endpoint, error: AttemptError, kind: 'write' | 'read', leaderBound: boolean): { readonly maybeApplied: boolean; readonly next: Endpoint | null } {
+  private afterFailure(ep: Endpoint, error: AttemptError, call: CallSpec, retried: Map<string, number>): { readonly maybeApplied: boolean; readonly next: Endpoint | null } {
+    const { kind, leaderBound } = call;
     if (error.kind === 'unreachable') {
       this.markDown(ep);
       return { maybeApplied: false, next: this.anyUp(leaderBound) };
@@ -455,17 +511,26 @@ export class KvClient {
         return { maybeApplied: false, next: this.anyUp(leaderBound) };
       case 'busy':
         return { maybeApplied: false, next: null };
-      default:
+      default: {
         if (outcomeUnknownCodes.has(code)) {
           // A leader that cannot reach its quorum may be partitioned: look again.
           if (leaderBound) this.refreshSoon();
           return { maybeApplied: kind === 'write', next: null };
         }
+        const allowed = call.policy?.retryCodes.get(code) ?? 0;
+        const done = retried.get(code) ?? 0;
+        if (done < allowed) {
+          // Refused before acting (the policy names only such codes): back off, then again.
+          retried.set(code, done + 1);
+          return { maybeApplied: false, next: null };
+        }
         throw errorForCode(code, error.message, error.details);
+      }
     }
   }
 
-  private deadlineError(kind: 'write' | 'read', deadlineMs: number, last: AttemptError | null, maybeApplied: boolean, requestId: WriteRequestId | undefined): QuorumKvError {
+  private deadlineError(call: CallSpec, last: AttemptError | null, maybeApplied: boolean): QuorumKvError {
+    const { kind, deadlineMs, requestId } = call;
     const lastText = last === null ? 'no attempt could start' : `last attempt: ${last.message}`;
     const details = last === null ? {} : last.details;
     if (kind === 'write' && maybeApplied && requestId !== undefined) {
@@ -474,7 +539,8 @@ export class KvClient {
         ? new QuorumTimeoutError('quorum_timeout', message, details, requestId)
         : new OutcomeUnknownError(last?.code ?? 'deadline_exceeded', message, details, requestId);
     }
-    if (last !== null && (last.kind === 'unreachable' || (last.code !== null && refusedBeforeActing.has(last.code)))) {
+    const refusedFirst = last !== null && last.code !== null && (refusedBeforeActing.has(last.code) || call.policy?.retryCodes.has(last.code) === true);
+    if (last !== null && (last.kind === 'unreachable' || refusedFirst)) {
       return new UnavailableError(last.code ?? 'unavailable', `No node could serve the request within ${deadlineMs} ms; nothing was done (${lastText})`, details);
     }
     return new DeadlineExceededError(last?.code ?? 'deadline_exceeded', `The call did not complete within ${deadlineMs} ms (${lastText})`, details);

@@ -153,3 +153,13 @@ export function errorForCode(code: ClientErrorCode, message: string, details: Re
 function numberOr(value: unknown, fallback: number): number {
   return typeof value === 'number' && Number.isSafeInteger(value) ? value : fallback;
 }
+
+/**
+ * A membership change or leadership transfer may or may not have taken effect: an attempt
+ * reached a node and no definite answer came back (a cut connection, `timeout`,
+ * `outcome_unknown`). These calls carry no idempotency key, so the client does not repeat
+ * them on its own; list the members (or read the status) to find out.
+ */
+export class ChangeOutcomeUnknownError extends QuorumKvError {
+  override name = 'ChangeOutcomeUnknownError';
+}

@@ -12,12 +12,13 @@ import { isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency, KVService } from '../wire/gen/quorumkv.js';
 import type { BackupChunk, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
-import type { ReadConsistency, StatusResponse } from '../wire/types.js';
+import type { MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest } from './transport.js';
+import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 /** Channel options, all explicit (STYLE.md 14). */
@@ -115,6 +116,26 @@ export class GrpcTransport implements ClientTransport {
 
   async die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void> {
     await this.unary(endpoint, KVService.die, { id: nodeId, clean }, timeoutMs);
+  }
+
+  async members(endpoint: string, timeoutMs: number): Promise<MembersResponse> {
+    return membersOf(membersJson(await this.unary(endpoint, KVService.members, {}, timeoutMs)));
+  }
+
+  async changeMembers(endpoint: string, change: MemberChangeRequest, timeoutMs: number): Promise<MembershipChangeResponse> {
+    let reply;
+    if (change.op === 'add') {
+      const m = change.member;
+      const message = { id: m.id, peer: m.peer, http: m.http ?? '', grpc: m.grpc ?? '', learner: m.learner, force: m.force === true, memberId: m.memberId ?? '' };
+      reply = await this.unary(endpoint, KVService.addMember, message, timeoutMs);
+    } else {
+      reply = await this.unary(endpoint, change.op === 'promote' ? KVService.promoteMember : KVService.removeMember, { id: change.id }, timeoutMs);
+    }
+    return changeOf(changeJson(reply));
+  }
+
+  async transferLeader(endpoint: string, to: string | null, timeoutMs: number): Promise<{ readonly leader: string }> {
+    return this.unary(endpoint, KVService.transferLeader, { to: to ?? '' }, timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -238,6 +259,7 @@ export function statusOf(m: StatusMessage): NodeStatus {
     })),
     rollbackCount: m.rollbackCount,
     uptimeMs: m.uptimeMs,
+    ...(m.membership === undefined ? {} : { membership: membersOf(membersJson(m.membership)) }),
   };
   return m.grpc !== '' ? { ...status, grpc: m.grpc } : status;
 }

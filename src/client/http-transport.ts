@@ -13,13 +13,14 @@ import type { Dispatcher } from 'undici';
 import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { batchRoute, clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
 import { Batcher } from './batcher.js';
 import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
+import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -191,6 +192,25 @@ export class HttpTransport implements ClientTransport {
   async die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void> {
     const answer = await this.exchange(endpoint, 'POST', '/admin/die', jsonHeaders, JSON.stringify({ id: nodeId, clean }), timeoutMs);
     if (answer.status !== 200 && answer.status !== 202) throw parseError(answer);
+  }
+
+  async members(endpoint: string, timeoutMs: number): Promise<MembersResponse> {
+    return membersOf(okBody(await this.exchange(endpoint, 'GET', '/members', {}, null, timeoutMs)));
+  }
+
+  async changeMembers(endpoint: string, change: MemberChangeRequest, timeoutMs: number): Promise<MembershipChangeResponse> {
+    const budget = { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+    const path = change.op === 'add' ? '/members' : `/members/${encodeURIComponent(change.id)}${change.op === 'promote' ? '/promote' : ''}`;
+    const answer = change.op === 'add'
+      ? await this.exchange(endpoint, 'POST', path, { ...jsonHeaders, ...budget }, JSON.stringify(change.member), timeoutMs)
+      : await this.exchange(endpoint, change.op === 'promote' ? 'POST' : 'DELETE', path, budget, null, timeoutMs);
+    return changeOf(okBody(answer));
+  }
+
+  async transferLeader(endpoint: string, to: string | null, timeoutMs: number): Promise<{ readonly leader: string }> {
+    const headers = { ...jsonHeaders, [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+    const answer = await this.exchange(endpoint, 'POST', '/admin/transfer-leader', headers, JSON.stringify(to === null ? {} : { to }), timeoutMs);
+    return { leader: stringField(okBody(answer), 'leader') };
   }
 
   async close(): Promise<void> {
@@ -397,5 +417,7 @@ export function checkStatus(json: Record<string, unknown>): NodeStatus {
     if (typeof l['id'] !== 'string' || (l['http'] !== null && typeof l['http'] !== 'string')) throw new ProtocolError('status leader is malformed');
   }
   if (!Array.isArray(json['peers'])) throw new ProtocolError('status has no peers list');
+  const membership = json['membership'];
+  if (membership !== undefined) return { ...(json as unknown as NodeStatus), membership: membersOf(asRecord(membership, 'status membership')) };
   return json as unknown as NodeStatus;
 }

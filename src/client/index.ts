@@ -23,6 +23,7 @@ import { InvalidArgumentError } from './errors.js';
 
 export { KvClient } from './client.js';
 export {
+  ChangeOutcomeUnknownError,
   ClientClosedError,
   DeadlineExceededError,
   InvalidArgumentError,
@@ -54,6 +55,8 @@ export type {
   PutResult,
   TransportKind,
 } from './types.js';
+export type { MemberCalls, NewMember } from './members.js';
+export type { ClusterConfigView, MemberRole, MemberStatus, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
 export { BackupFormatError, verifyBackupFile } from './backup-file.js';
 export type { BackupHeader, VerifiedBackup } from './backup-file.js';
 

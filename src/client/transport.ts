@@ -9,7 +9,7 @@
  */
 
 import type { ErrorCode } from '../wire/errors.js';
-import type { ReadConsistency } from '../wire/types.js';
+import type { AddMemberBody, MembersResponse, MembershipChangeResponse, ReadConsistency } from '../wire/types.js';
 import type { BackupRecord } from './backup-file.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -68,6 +68,12 @@ export interface ListRequest {
   readonly minVersion: number | undefined;
 }
 
+/** A membership change, as the client sends it to the leader. */
+export type MemberChangeRequest =
+  | { readonly op: 'add'; readonly member: AddMemberBody }
+  | { readonly op: 'promote'; readonly id: string }
+  | { readonly op: 'remove'; readonly id: string };
+
 /** Receives a node's backup stream; awaiting each call gives back-pressure. */
 export interface BackupSink {
   write(record: BackupRecord): Promise<void>;
@@ -92,6 +98,11 @@ export interface ClientTransport {
   /** Streams the node's backup records into `sink`; `timeoutMs` bounds the whole stream. */
   backup(endpoint: string, sink: BackupSink, timeoutMs: number): Promise<void>;
   die(endpoint: string, nodeId: string, clean: boolean, timeoutMs: number): Promise<void>;
+  /** The members as the node asked knows them (the leader's view has lag). */
+  members(endpoint: string, timeoutMs: number): Promise<MembersResponse>;
+  changeMembers(endpoint: string, change: MemberChangeRequest, timeoutMs: number): Promise<MembershipChangeResponse>;
+  /** `to` null: the most up-to-date voter. Resolves with the new leader's id. */
+  transferLeader(endpoint: string, to: string | null, timeoutMs: number): Promise<{ readonly leader: string }>;
   /** Closes every connection; in-flight attempts finish or fail. */
   close(): Promise<void>;
 }

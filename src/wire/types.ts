@@ -157,7 +157,7 @@ export interface StatusResponse {
   readonly keyCount: number;
   readonly mode: ModeStatus;
   readonly peers: readonly PeerStatus[];
-  /** Every voter and learner, this node included, with the configuration's log index (absent over gRPC). */
+  /** Every voter and learner, this node included, with the configuration's log index (gRPC: Status.membership). */
   readonly membership?: MembersResponse;
   readonly rollbackCount: number;
   readonly uptimeMs: number;

@@ -213,6 +213,8 @@ export interface StatusResponse {
   uptimeMs: number;
   /** This node's own gRPC address (host:port). */
   grpc: string;
+  /** Every voter and learner, this node included, with the configuration's log index. */
+  membership?: MembersResponse | undefined;
 }
 
 export interface BackupRequest {
@@ -275,6 +277,90 @@ export interface DieRequest {
 export interface DieResponse {
   id: string;
   clean: boolean;
+}
+
+export interface MembersRequest {
+}
+
+export interface MemberStatus {
+  id: string;
+  /** "voter" or "learner". */
+  role: string;
+  /** "" when not known (members bootstrapped by --peers before they first connected). */
+  memberId: string;
+  /** Its peer listener host:port ("" when bootstrapped by --peers). */
+  peer: string;
+  http: string;
+  grpc: string;
+  isLeader: boolean;
+  /** Leader's view only (absent on followers). */
+  matchIndex?: number | undefined;
+  lag?: number | undefined;
+}
+
+export interface MembersResponse {
+  /** Log index of the configuration these members come from. */
+  configIndex: number;
+  members: MemberStatus[];
+}
+
+export interface AddMemberRequest {
+  id: string;
+  /** host:port of the new member's peer listener. */
+  peer: string;
+  /** Its HTTP API origin and gRPC address ("" : not given). */
+  http: string;
+  grpc: string;
+  /** Default true; false adds a voter at once and needs force. */
+  learner?: boolean | undefined;
+  force: boolean;
+  /** Normally "" (the leader draws one); a joining node passes the one in its data directory. */
+  memberId: string;
+}
+
+export interface MemberRequest {
+  id: string;
+}
+
+export interface MemberInfo {
+  memberId: string;
+  peer: string;
+  /** "" when not given. */
+  http: string;
+  grpc: string;
+}
+
+/** A cluster configuration as clients and joining nodes see it. */
+export interface ClusterConfigView {
+  members: string[];
+  learners: string[];
+  /** "majority", "all" or a number of follower acks. */
+  writeQuorum: string;
+  topology: string;
+  inSync: string[];
+  directory: { [key: string]: MemberInfo };
+}
+
+export interface ClusterConfigView_DirectoryEntry {
+  key: string;
+  value?: MemberInfo | undefined;
+}
+
+export interface MembershipChangeResponse {
+  /** The log index the change was committed at. */
+  configIndex: number;
+  members: MemberStatus[];
+  clusterId: string;
+  config?: ClusterConfigView | undefined;
+}
+
+export interface TransferLeaderRequest {
+  /** The voter to hand over to; "" : the most up-to-date one. */
+  to: string;
+}
+
+export interface TransferLeaderResponse {
+  leader: string;
 }
 
 function createBasePutRequest(): PutRequest {
@@ -1565,6 +1651,7 @@ function createBaseStatusResponse(): StatusResponse {
     rollbackCount: 0,
     uptimeMs: 0,
     grpc: "",
+    membership: undefined,
   };
 }
 
@@ -1620,6 +1707,9 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     }
     if (message.grpc !== "") {
       writer.uint32(138).string(message.grpc);
+    }
+    if (message.membership !== undefined) {
+      MembersResponse.encode(message.membership, writer.uint32(146).fork()).join();
     }
     return writer;
   },
@@ -1773,6 +1863,14 @@ export const StatusResponse: MessageFns<StatusResponse> = {
             message.grpc = reader.string();
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.membership = MembersResponse.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1842,6 +1940,7 @@ export const StatusResponse: MessageFns<StatusResponse> = {
         ? globalThis.Number(object.uptime_ms)
         : 0,
       grpc: isSet(object.grpc) ? globalThis.String(object.grpc) : "",
+      membership: isSet(object.membership) ? MembersResponse.fromJSON(object.membership) : undefined,
     };
   },
 
@@ -1897,6 +1996,9 @@ export const StatusResponse: MessageFns<StatusResponse> = {
     }
     if (message.grpc !== "") {
       obj.grpc = message.grpc;
+    }
+    if (message.membership !== undefined) {
+      obj.membership = MembersResponse.toJSON(message.membership);
     }
     return obj;
   },
@@ -2810,6 +2912,1125 @@ export const DieResponse: MessageFns<DieResponse> = {
   },
 };
 
+function createBaseMembersRequest(): MembersRequest {
+  return {};
+}
+
+export const MembersRequest: MessageFns<MembersRequest> = {
+  encode(_: MembersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): MembersRequest {
+    return {};
+  },
+
+  toJSON(_: MembersRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+};
+
+function createBaseMemberStatus(): MemberStatus {
+  return {
+    id: "",
+    role: "",
+    memberId: "",
+    peer: "",
+    http: "",
+    grpc: "",
+    isLeader: false,
+    matchIndex: undefined,
+    lag: undefined,
+  };
+}
+
+export const MemberStatus: MessageFns<MemberStatus> = {
+  encode(message: MemberStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.role !== "") {
+      writer.uint32(18).string(message.role);
+    }
+    if (message.memberId !== "") {
+      writer.uint32(26).string(message.memberId);
+    }
+    if (message.peer !== "") {
+      writer.uint32(34).string(message.peer);
+    }
+    if (message.http !== "") {
+      writer.uint32(42).string(message.http);
+    }
+    if (message.grpc !== "") {
+      writer.uint32(50).string(message.grpc);
+    }
+    if (message.isLeader !== false) {
+      writer.uint32(56).bool(message.isLeader);
+    }
+    if (message.matchIndex !== undefined) {
+      writer.uint32(64).uint64(message.matchIndex);
+    }
+    if (message.lag !== undefined) {
+      writer.uint32(72).uint64(message.lag);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.role = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.memberId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.http = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.grpc = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.isLeader = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.matchIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.lag = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemberStatus {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      role: isSet(object.role) ? globalThis.String(object.role) : "",
+      memberId: isSet(object.memberId)
+        ? globalThis.String(object.memberId)
+        : isSet(object.member_id)
+        ? globalThis.String(object.member_id)
+        : "",
+      peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      http: isSet(object.http) ? globalThis.String(object.http) : "",
+      grpc: isSet(object.grpc) ? globalThis.String(object.grpc) : "",
+      isLeader: isSet(object.isLeader)
+        ? globalThis.Boolean(object.isLeader)
+        : isSet(object.is_leader)
+        ? globalThis.Boolean(object.is_leader)
+        : false,
+      matchIndex: isSet(object.matchIndex)
+        ? globalThis.Number(object.matchIndex)
+        : isSet(object.match_index)
+        ? globalThis.Number(object.match_index)
+        : undefined,
+      lag: isSet(object.lag) ? globalThis.Number(object.lag) : undefined,
+    };
+  },
+
+  toJSON(message: MemberStatus): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.role !== "") {
+      obj.role = message.role;
+    }
+    if (message.memberId !== "") {
+      obj.memberId = message.memberId;
+    }
+    if (message.peer !== "") {
+      obj.peer = message.peer;
+    }
+    if (message.http !== "") {
+      obj.http = message.http;
+    }
+    if (message.grpc !== "") {
+      obj.grpc = message.grpc;
+    }
+    if (message.isLeader !== false) {
+      obj.isLeader = message.isLeader;
+    }
+    if (message.matchIndex !== undefined) {
+      obj.matchIndex = Math.round(message.matchIndex);
+    }
+    if (message.lag !== undefined) {
+      obj.lag = Math.round(message.lag);
+    }
+    return obj;
+  },
+};
+
+function createBaseMembersResponse(): MembersResponse {
+  return { configIndex: 0, members: [] };
+}
+
+export const MembersResponse: MessageFns<MembersResponse> = {
+  encode(message: MembersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.configIndex !== 0) {
+      writer.uint32(8).uint64(message.configIndex);
+    }
+    for (const v of message.members) {
+      MemberStatus.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.configIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(MemberStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MembersResponse {
+    return {
+      configIndex: isSet(object.configIndex)
+        ? globalThis.Number(object.configIndex)
+        : isSet(object.config_index)
+        ? globalThis.Number(object.config_index)
+        : 0,
+      members: globalThis.Array.isArray(object?.members)
+        ? object.members.map((e: any) => MemberStatus.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: MembersResponse): unknown {
+    const obj: any = {};
+    if (message.configIndex !== 0) {
+      obj.configIndex = Math.round(message.configIndex);
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => MemberStatus.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseAddMemberRequest(): AddMemberRequest {
+  return { id: "", peer: "", http: "", grpc: "", learner: undefined, force: false, memberId: "" };
+}
+
+export const AddMemberRequest: MessageFns<AddMemberRequest> = {
+  encode(message: AddMemberRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.peer !== "") {
+      writer.uint32(18).string(message.peer);
+    }
+    if (message.http !== "") {
+      writer.uint32(26).string(message.http);
+    }
+    if (message.grpc !== "") {
+      writer.uint32(34).string(message.grpc);
+    }
+    if (message.learner !== undefined) {
+      writer.uint32(40).bool(message.learner);
+    }
+    if (message.force !== false) {
+      writer.uint32(48).bool(message.force);
+    }
+    if (message.memberId !== "") {
+      writer.uint32(58).string(message.memberId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddMemberRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddMemberRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.http = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.grpc = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.learner = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.force = reader.bool();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.memberId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddMemberRequest {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      http: isSet(object.http) ? globalThis.String(object.http) : "",
+      grpc: isSet(object.grpc) ? globalThis.String(object.grpc) : "",
+      learner: isSet(object.learner) ? globalThis.Boolean(object.learner) : undefined,
+      force: isSet(object.force) ? globalThis.Boolean(object.force) : false,
+      memberId: isSet(object.memberId)
+        ? globalThis.String(object.memberId)
+        : isSet(object.member_id)
+        ? globalThis.String(object.member_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AddMemberRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.peer !== "") {
+      obj.peer = message.peer;
+    }
+    if (message.http !== "") {
+      obj.http = message.http;
+    }
+    if (message.grpc !== "") {
+      obj.grpc = message.grpc;
+    }
+    if (message.learner !== undefined) {
+      obj.learner = message.learner;
+    }
+    if (message.force !== false) {
+      obj.force = message.force;
+    }
+    if (message.memberId !== "") {
+      obj.memberId = message.memberId;
+    }
+    return obj;
+  },
+};
+
+function createBaseMemberRequest(): MemberRequest {
+  return { id: "" };
+}
+
+export const MemberRequest: MessageFns<MemberRequest> = {
+  encode(message: MemberRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemberRequest {
+    return { id: isSet(object.id) ? globalThis.String(object.id) : "" };
+  },
+
+  toJSON(message: MemberRequest): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    return obj;
+  },
+};
+
+function createBaseMemberInfo(): MemberInfo {
+  return { memberId: "", peer: "", http: "", grpc: "" };
+}
+
+export const MemberInfo: MessageFns<MemberInfo> = {
+  encode(message: MemberInfo, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.memberId !== "") {
+      writer.uint32(10).string(message.memberId);
+    }
+    if (message.peer !== "") {
+      writer.uint32(18).string(message.peer);
+    }
+    if (message.http !== "") {
+      writer.uint32(26).string(message.http);
+    }
+    if (message.grpc !== "") {
+      writer.uint32(34).string(message.grpc);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MemberInfo {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMemberInfo();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.memberId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.peer = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.http = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.grpc = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MemberInfo {
+    return {
+      memberId: isSet(object.memberId)
+        ? globalThis.String(object.memberId)
+        : isSet(object.member_id)
+        ? globalThis.String(object.member_id)
+        : "",
+      peer: isSet(object.peer) ? globalThis.String(object.peer) : "",
+      http: isSet(object.http) ? globalThis.String(object.http) : "",
+      grpc: isSet(object.grpc) ? globalThis.String(object.grpc) : "",
+    };
+  },
+
+  toJSON(message: MemberInfo): unknown {
+    const obj: any = {};
+    if (message.memberId !== "") {
+      obj.memberId = message.memberId;
+    }
+    if (message.peer !== "") {
+      obj.peer = message.peer;
+    }
+    if (message.http !== "") {
+      obj.http = message.http;
+    }
+    if (message.grpc !== "") {
+      obj.grpc = message.grpc;
+    }
+    return obj;
+  },
+};
+
+function createBaseClusterConfigView(): ClusterConfigView {
+  return { members: [], learners: [], writeQuorum: "", topology: "", inSync: [], directory: {} };
+}
+
+export const ClusterConfigView: MessageFns<ClusterConfigView> = {
+  encode(message: ClusterConfigView, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.members) {
+      writer.uint32(10).string(v!);
+    }
+    for (const v of message.learners) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.writeQuorum !== "") {
+      writer.uint32(26).string(message.writeQuorum);
+    }
+    if (message.topology !== "") {
+      writer.uint32(34).string(message.topology);
+    }
+    for (const v of message.inSync) {
+      writer.uint32(42).string(v!);
+    }
+    globalThis.Object.entries(message.directory).forEach(([key, value]: [string, MemberInfo]) => {
+      ClusterConfigView_DirectoryEntry.encode({ key: key as any, value }, writer.uint32(50).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterConfigView {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterConfigView();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.members.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.learners.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.writeQuorum = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.topology = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.inSync.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            const entry6 = ClusterConfigView_DirectoryEntry.decode(reader, reader.uint32());
+            if (entry6.value !== undefined) {
+              message.directory[entry6.key] = entry6.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterConfigView {
+    return {
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => globalThis.String(e)) : [],
+      learners: globalThis.Array.isArray(object?.learners) ? object.learners.map((e: any) => globalThis.String(e)) : [],
+      writeQuorum: isSet(object.writeQuorum)
+        ? globalThis.String(object.writeQuorum)
+        : isSet(object.write_quorum)
+        ? globalThis.String(object.write_quorum)
+        : "",
+      topology: isSet(object.topology) ? globalThis.String(object.topology) : "",
+      inSync: globalThis.Array.isArray(object?.inSync)
+        ? object.inSync.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.in_sync)
+        ? object.in_sync.map((e: any) => globalThis.String(e))
+        : [],
+      directory: isObject(object.directory)
+        ? (globalThis.Object.entries(object.directory) as [string, any][]).reduce(
+          (acc: { [key: string]: MemberInfo }, [key, value]: [string, any]) => {
+            globalThis.Object.defineProperty(acc, key, {
+              value: MemberInfo.fromJSON(value),
+              enumerable: true,
+              configurable: true,
+              writable: true,
+            });
+            return acc;
+          },
+          {},
+        )
+        : {},
+    };
+  },
+
+  toJSON(message: ClusterConfigView): unknown {
+    const obj: any = {};
+    if (message.members?.length) {
+      obj.members = message.members;
+    }
+    if (message.learners?.length) {
+      obj.learners = message.learners;
+    }
+    if (message.writeQuorum !== "") {
+      obj.writeQuorum = message.writeQuorum;
+    }
+    if (message.topology !== "") {
+      obj.topology = message.topology;
+    }
+    if (message.inSync?.length) {
+      obj.inSync = message.inSync;
+    }
+    if (message.directory) {
+      const entries = globalThis.Object.entries(message.directory) as [string, MemberInfo][];
+      if (entries.length > 0) {
+        obj.directory = {};
+        entries.forEach(([k, v]) => {
+          obj.directory[k] = MemberInfo.toJSON(v);
+        });
+      }
+    }
+    return obj;
+  },
+};
+
+function createBaseClusterConfigView_DirectoryEntry(): ClusterConfigView_DirectoryEntry {
+  return { key: "", value: undefined };
+}
+
+export const ClusterConfigView_DirectoryEntry: MessageFns<ClusterConfigView_DirectoryEntry> = {
+  encode(message: ClusterConfigView_DirectoryEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== undefined) {
+      MemberInfo.encode(message.value, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ClusterConfigView_DirectoryEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseClusterConfigView_DirectoryEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = MemberInfo.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ClusterConfigView_DirectoryEntry {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? MemberInfo.fromJSON(object.value) : undefined,
+    };
+  },
+
+  toJSON(message: ClusterConfigView_DirectoryEntry): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== undefined) {
+      obj.value = MemberInfo.toJSON(message.value);
+    }
+    return obj;
+  },
+};
+
+function createBaseMembershipChangeResponse(): MembershipChangeResponse {
+  return { configIndex: 0, members: [], clusterId: "", config: undefined };
+}
+
+export const MembershipChangeResponse: MessageFns<MembershipChangeResponse> = {
+  encode(message: MembershipChangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.configIndex !== 0) {
+      writer.uint32(8).uint64(message.configIndex);
+    }
+    for (const v of message.members) {
+      MemberStatus.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(26).string(message.clusterId);
+    }
+    if (message.config !== undefined) {
+      ClusterConfigView.encode(message.config, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): MembershipChangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseMembershipChangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.configIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.members.push(MemberStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.config = ClusterConfigView.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): MembershipChangeResponse {
+    return {
+      configIndex: isSet(object.configIndex)
+        ? globalThis.Number(object.configIndex)
+        : isSet(object.config_index)
+        ? globalThis.Number(object.config_index)
+        : 0,
+      members: globalThis.Array.isArray(object?.members)
+        ? object.members.map((e: any) => MemberStatus.fromJSON(e))
+        : [],
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
+      config: isSet(object.config) ? ClusterConfigView.fromJSON(object.config) : undefined,
+    };
+  },
+
+  toJSON(message: MembershipChangeResponse): unknown {
+    const obj: any = {};
+    if (message.configIndex !== 0) {
+      obj.configIndex = Math.round(message.configIndex);
+    }
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => MemberStatus.toJSON(e));
+    }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
+    if (message.config !== undefined) {
+      obj.config = ClusterConfigView.toJSON(message.config);
+    }
+    return obj;
+  },
+};
+
+function createBaseTransferLeaderRequest(): TransferLeaderRequest {
+  return { to: "" };
+}
+
+export const TransferLeaderRequest: MessageFns<TransferLeaderRequest> = {
+  encode(message: TransferLeaderRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.to !== "") {
+      writer.uint32(10).string(message.to);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferLeaderRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferLeaderRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferLeaderRequest {
+    return { to: isSet(object.to) ? globalThis.String(object.to) : "" };
+  },
+
+  toJSON(message: TransferLeaderRequest): unknown {
+    const obj: any = {};
+    if (message.to !== "") {
+      obj.to = message.to;
+    }
+    return obj;
+  },
+};
+
+function createBaseTransferLeaderResponse(): TransferLeaderResponse {
+  return { leader: "" };
+}
+
+export const TransferLeaderResponse: MessageFns<TransferLeaderResponse> = {
+  encode(message: TransferLeaderResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.leader !== "") {
+      writer.uint32(10).string(message.leader);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferLeaderResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferLeaderResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TransferLeaderResponse {
+    return { leader: isSet(object.leader) ? globalThis.String(object.leader) : "" };
+  },
+
+  toJSON(message: TransferLeaderResponse): unknown {
+    const obj: any = {};
+    if (message.leader !== "") {
+      obj.leader = message.leader;
+    }
+    return obj;
+  },
+};
+
 export type KVService = typeof KVService;
 export const KVService = {
   /** Writes a value (compare-and-set with if_version). Followers forward to the leader. */
@@ -2881,6 +4102,66 @@ export const KVService = {
     responseSerialize: (value: DieResponse): Buffer => Buffer.from(DieResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): DieResponse => DieResponse.decode(value),
   },
+  /**
+   * Membership (docs/membership-api.md). Members is answered by the node asked, from the
+   * configuration in force on it; the changes and TransferLeader go to the leader
+   * (followers forward), one change at a time. Codes beyond the list above:
+   * FAILED_PRECONDITION membership_busy, learner_lagging, pinned_leader; ALREADY_EXISTS
+   * member_exists; NOT_FOUND not_found (no such member).
+   */
+  members: {
+    path: "/quorumkv.v1.KV/Members" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MembersRequest): Buffer => Buffer.from(MembersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MembersRequest => MembersRequest.decode(value),
+    responseSerialize: (value: MembersResponse): Buffer => Buffer.from(MembersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembersResponse => MembersResponse.decode(value),
+  },
+  /** Adds a learner (or, with learner = false and force, a voter at once). */
+  addMember: {
+    path: "/quorumkv.v1.KV/AddMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddMemberRequest): Buffer => Buffer.from(AddMemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddMemberRequest => AddMemberRequest.decode(value),
+    responseSerialize: (value: MembershipChangeResponse): Buffer =>
+      Buffer.from(MembershipChangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembershipChangeResponse => MembershipChangeResponse.decode(value),
+  },
+  promoteMember: {
+    path: "/quorumkv.v1.KV/PromoteMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MemberRequest): Buffer => Buffer.from(MemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MemberRequest => MemberRequest.decode(value),
+    responseSerialize: (value: MembershipChangeResponse): Buffer =>
+      Buffer.from(MembershipChangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembershipChangeResponse => MembershipChangeResponse.decode(value),
+  },
+  /** Removes a member; the leader may remove itself (it hands over once the removal commits). */
+  removeMember: {
+    path: "/quorumkv.v1.KV/RemoveMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: MemberRequest): Buffer => Buffer.from(MemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): MemberRequest => MemberRequest.decode(value),
+    responseSerialize: (value: MembershipChangeResponse): Buffer =>
+      Buffer.from(MembershipChangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): MembershipChangeResponse => MembershipChangeResponse.decode(value),
+  },
+  /** Hands leadership to `to`, or to the most up-to-date voter when `to` is "". */
+  transferLeader: {
+    path: "/quorumkv.v1.KV/TransferLeader" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TransferLeaderRequest): Buffer =>
+      Buffer.from(TransferLeaderRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TransferLeaderRequest => TransferLeaderRequest.decode(value),
+    responseSerialize: (value: TransferLeaderResponse): Buffer =>
+      Buffer.from(TransferLeaderResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TransferLeaderResponse => TransferLeaderResponse.decode(value),
+  },
 } as const;
 
 export interface KVServer extends UntypedServiceImplementation {
@@ -2897,6 +4178,21 @@ export interface KVServer extends UntypedServiceImplementation {
   backup: handleServerStreamingCall<BackupRequest, BackupChunk>;
   /** Stops this node (clean) or kills it at once (not clean). Only with --faults. */
   die: handleUnaryCall<DieRequest, DieResponse>;
+  /**
+   * Membership (docs/membership-api.md). Members is answered by the node asked, from the
+   * configuration in force on it; the changes and TransferLeader go to the leader
+   * (followers forward), one change at a time. Codes beyond the list above:
+   * FAILED_PRECONDITION membership_busy, learner_lagging, pinned_leader; ALREADY_EXISTS
+   * member_exists; NOT_FOUND not_found (no such member).
+   */
+  members: handleUnaryCall<MembersRequest, MembersResponse>;
+  /** Adds a learner (or, with learner = false and force, a voter at once). */
+  addMember: handleUnaryCall<AddMemberRequest, MembershipChangeResponse>;
+  promoteMember: handleUnaryCall<MemberRequest, MembershipChangeResponse>;
+  /** Removes a member; the leader may remove itself (it hands over once the removal commits). */
+  removeMember: handleUnaryCall<MemberRequest, MembershipChangeResponse>;
+  /** Hands leadership to `to`, or to the most up-to-date voter when `to` is "". */
+  transferLeader: handleUnaryCall<TransferLeaderRequest, TransferLeaderResponse>;
 }
 
 export interface KVClient extends Client {
@@ -2990,6 +4286,91 @@ export interface KVClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: DieResponse) => void,
   ): ClientUnaryCall;
+  /**
+   * Membership (docs/membership-api.md). Members is answered by the node asked, from the
+   * configuration in force on it; the changes and TransferLeader go to the leader
+   * (followers forward), one change at a time. Codes beyond the list above:
+   * FAILED_PRECONDITION membership_busy, learner_lagging, pinned_leader; ALREADY_EXISTS
+   * member_exists; NOT_FOUND not_found (no such member).
+   */
+  members(
+    request: MembersRequest,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  members(
+    request: MembersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembersResponse) => void,
+  ): ClientUnaryCall;
+  /** Adds a learner (or, with learner = false and force, a voter at once). */
+  addMember(
+    request: AddMemberRequest,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  addMember(
+    request: AddMemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  addMember(
+    request: AddMemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  promoteMember(
+    request: MemberRequest,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  promoteMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  promoteMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  /** Removes a member; the leader may remove itself (it hands over once the removal commits). */
+  removeMember(
+    request: MemberRequest,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  removeMember(
+    request: MemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: MembershipChangeResponse) => void,
+  ): ClientUnaryCall;
+  /** Hands leadership to `to`, or to the most up-to-date voter when `to` is "". */
+  transferLeader(
+    request: TransferLeaderRequest,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  transferLeader(
+    request: TransferLeaderRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const KVClient = makeGenericClientConstructor(KVService, "quorumkv.v1.KV") as unknown as {
@@ -3015,6 +4396,10 @@ function longToNumber(int64: { toString(): string }): number {
     throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
   }
   return num;
+}
+
+function isObject(value: any): boolean {
+  return typeof value === "object" && value !== null;
 }
 
 function isSet(value: any): boolean {
