@@ -44,15 +44,16 @@ export function memberIdIn(config: ClusterConfig, clusterId: string, id: NodeId)
 }
 
 /**
- * Whom the transport dials: every voter and learner but this node, at the address the
- * configuration records (else the one --peers gave), presenting the member id it holds.
+ * Whom the transport dials: every voter and learner but this node, at the address --peers
+ * gives for it (the operator's word on where a node is now: a cluster restarted on new
+ * ports), else the one the configuration records, with the member id it holds.
  */
 export function peersOf(config: ClusterConfig, self: NodeId, clusterId: string, flagPeers: ReadonlyMap<NodeId, HostPort>): Map<NodeId, PeerAddress> {
   const peers = new Map<NodeId, PeerAddress>();
   for (const id of replicasOf(config)) {
     if (id === self) continue;
     const recorded = config.directory?.[id]?.peer;
-    const address = recorded !== undefined ? parseHostPortText(recorded) : flagPeers.get(id);
+    const address = flagPeers.get(id) ?? (recorded !== undefined ? parseHostPortText(recorded) : null);
     if (address === null || address === undefined) continue;
     peers.set(id, { host: address.host, port: address.port, memberId: memberIdIn(config, clusterId, id) });
   }

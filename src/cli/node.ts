@@ -191,7 +191,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     ...transportLimits(config),
     self: { nodeId: config.id, clusterId, memberId },
     // Peers name this node's client addresses in /status and in not_leader hints.
-    meta: selfGrpc === null ? { http: selfHttp } : { http: selfHttp, grpc: selfGrpc },
+    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.listenPeer.port !== 0 ? { peer: `${config.listenPeer.host}:${config.listenPeer.port}` } : {}) },
     listen: config.listenPeer,
     peers: peersOf(storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),

@@ -179,11 +179,12 @@ export class TestCluster {
     return n;
   }
 
-  private spawn(n: TestNode, extraFlags: readonly string[] = []): void {
+  /** `bootstrap: false`: a joining node, told no --peers (it learns the members from the cluster). */
+  private spawn(n: TestNode, extraFlags: readonly string[] = [], options: { readonly bootstrap: boolean } = { bootstrap: true }): void {
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
     const args = [
-      mainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
-      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, '--peers', peers,
+      mainPath, 'node', '--id', n.id, ...(options.bootstrap ? ['--cluster-id', this.clusterId] : []), '--data-dir', n.dataDir,
+      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, ...(options.bootstrap ? ['--peers', peers] : []),
       '--log-level', 'warn', ...this.flags, ...extraFlags,
     ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -196,6 +197,23 @@ export class TestCluster {
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
     n.proc = proc;
+  }
+
+  /**
+   * A new node (fresh ports and an empty data directory) that joins the running cluster
+   * through `via`'s HTTP API (`quorumkv node --join`). Resolves once it serves /health.
+   */
+  async join(via: string, extraFlags: readonly string[] = [], id = `n${this.nodes.length + 1}`): Promise<TestNode> {
+    const n: TestNode = { id, http: `http://127.0.0.1:${await freePort()}`, peerPort: await freePort(), grpc: `127.0.0.1:${await freePort()}`, dataDir: path.join(this.dir, `${id}-${this.nodes.length}`), proc: null, output: '' };
+    const existing = this.nodes.findIndex((x) => x.id === id);
+    if (existing >= 0) this.nodes.splice(existing, 1, n);
+    else this.nodes.push(n);
+    this.spawn(n, ['--join', this.node(via).http, ...extraFlags], { bootstrap: false });
+    await waitFor(`${id} to serve /health`, 60_000, async () => {
+      if (n.proc?.exitCode !== null) throw new Error(`${id} exited while joining:\n${n.output.slice(-4_000)}`);
+      return (await http(`${n.http}/health`).catch(() => ({ status: 0 }))).status === 200 ? true : null;
+    });
+    return n;
   }
 
   /** Starts a stopped node again; `extraFlags` go after the cluster's own (later flags win). */

@@ -245,6 +245,24 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     }
   }
 
+  /**
+   * A known peer dialled in announcing another listening address than the one we dial
+   * (it moved, or restarted on a new port): dial it there from now on.
+   */
+  private followMovedPeer(peerId: NodeId, announced: string | undefined): void {
+    const link = this.links.get(peerId);
+    if (link === undefined || announced === undefined) return;
+    const colon = announced.lastIndexOf(':');
+    const port = Number(announced.slice(colon + 1));
+    const host = announced.slice(0, colon);
+    if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535 || (host === link.host && port === link.port)) return;
+    const memberId = this.expectedMemberIds.get(peerId);
+    this.closeLink(link);
+    this.links.delete(peerId);
+    const moved = this.addLink(peerId, { host, port, ...(memberId !== undefined ? { memberId } : {}) });
+    if (this.started) this.dial(moved);
+  }
+
   private closeLink(link: OutboundLink): void {
     link.state = 'closed';
     this.clearLinkTimers(link);
@@ -558,6 +576,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     connection.handshakeTimer = null;
     connection.decoder.setFrameBytesMax(this.options.frameBytesMax);
     this.metas.set(peerId, Object.freeze({ ...check.handshake.meta }));
+    this.followMovedPeer(peerId, check.handshake.meta['peer']);
     // The peer dials one connection at a time: an older one from it is dead or dying.
     const previous = this.inboundByPeer.get(peerId);
     this.inboundByPeer.set(peerId, connection);
