@@ -194,3 +194,70 @@ export function identityProblem(id: NodeId, seenBy: readonly NodeId[]): string |
     `Remove it (quorumkv member remove ${id}) and add it back as a new member (quorumkv node --join URL --id ${id} …)`
   );
 }
+
+/** What the removal watch needs of the node. */
+export interface RemovalWatchHost {
+  readonly id: NodeId;
+  readonly memberId: string;
+  /** Whether the configuration in force here still holds this node as this member. */
+  holdsSelf(): boolean;
+  /** Whether a leader was heard from within the last few election timeouts. */
+  hearsLeader(): boolean;
+  /** HTTP addresses of the other members this node knows of. */
+  peerUrls(): string[];
+  onRemoved(why: string): void;
+}
+
+/**
+ * A follower that was removed may never learn it from its own log: the leader stops
+ * replicating to it once the removal commits. So a node that no longer hears a leader,
+ * or whose log holds its removal not yet known committed, asks its peers: a leader whose
+ * committed configuration no longer holds this member id means it was removed (the
+ * leader of the highest term answers; a node that is no leader proves nothing).
+ */
+export function watchForRemoval(host: RemovalWatchHost, intervalMs: number, log: (msg: string) => void): { stop(): void } {
+  let timer: NodeJS.Timeout | null = null;
+  let stopped = false;
+  const check = async (): Promise<void> => {
+    if (host.holdsSelf() && host.hearsLeader()) return;
+    for (const url of host.peerUrls()) {
+      try {
+        const status = await getJson(new URL('/status', url));
+        if (status['role'] !== 'leader' || typeof status['commitIndex'] !== 'number') continue;
+        const members = await getJson(new URL('/members', url));
+        const configIndex = members['configIndex'];
+        const list = members['members'];
+        if (typeof configIndex !== 'number' || configIndex > status['commitIndex'] || !Array.isArray(list)) continue;
+        const me = (list as { id?: unknown; memberId?: unknown }[]).find((m) => m.id === host.id);
+        if (me === undefined) return host.onRemoved(`the leader at ${url} holds no member ${host.id} (configuration ${configIndex})`);
+        if (typeof me.memberId === 'string' && me.memberId !== host.memberId) {
+          return host.onRemoved(`the leader at ${url} holds ${host.id} as member ${me.memberId}, not ${host.memberId}: this node was replaced`);
+        }
+        return;
+      } catch (e) {
+        log(`removal check: ${url}: ${(e as Error).message}`);
+      }
+    }
+  };
+  const loop = (): void => {
+    timer = setTimeout(() => {
+      void check().finally(() => {
+        if (!stopped) loop();
+      });
+    }, intervalMs);
+  };
+  loop();
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer !== null) clearTimeout(timer);
+    },
+  };
+}
+
+async function getJson(url: URL): Promise<Record<string, unknown>> {
+  const res = await request(url, { headersTimeout: 2_000, bodyTimeout: 2_000 });
+  const body: unknown = await res.body.json();
+  if (res.statusCode !== 200 || typeof body !== 'object' || body === null) throw new Error(`GET ${url.pathname}: ${res.statusCode}`);
+  return body as Record<string, unknown>;
+}

@@ -25,11 +25,12 @@ import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { createTcpTransport } from '../transport/tcp.js';
-import type { PeerTransport, TcpTransportOptions } from '../transport/types.js';
+import type { PeerAddress, PeerTransport, TcpTransportOptions } from '../transport/types.js';
 import { request } from 'undici';
 import { QkvError } from '../wire/errors.js';
 import type { NodeConfig } from './config.js';
-import { bootstrapConfig, bootstrapMemberId, identityProblem, joinCluster, peersOf, randomMemberId, SeenPeers } from './membership.js';
+import { isReplica, replicasOf } from '../core/membership.js';
+import { bootstrapConfig, bootstrapMemberId, identityProblem, joinCluster, peersOf, randomMemberId, SeenPeers, watchForRemoval } from './membership.js';
 
 export interface RunningNode {
   readonly httpUrl: string;
@@ -200,13 +201,10 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
   });
   if (fresh && config.join === null && config.peers.size > 1) {
-    try {
-      await checkFreshIdentity(config, acks, log);
-    } catch (e) {
-      await Promise.all([tcp.close(), http.close(), grpc?.close()]);
-      await storage.close();
+    await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {
+      await Promise.all([tcp.close(), http.close(), grpc?.close(), storage.close()]);
       throw e;
-    }
+    });
   }
   // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
   // Delays apply to leader-to-follower replication (appends, heartbeats, snapshot chunks),
@@ -227,6 +225,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
   });
   let driverRef: NodeDriver | null = null;
+  const peerSet = new PeerSet((c) => peersOf(c, config.id, clusterId, config.peers), (peers) => tcp.setPeers(peers));
   const driver = new NodeDriver(options, {
     storage,
     transport: heardOnlyOnceSeen(transport, seen),
@@ -249,26 +248,31 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
         log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
       }
     },
-    onConfigChange: (c) => tcp.setPeers(peersOf(c, config.id, clusterId, config.peers)),
-    onRemoved: (index) => {
-      log.warn({ configIndex: index }, 'this node was removed from the cluster; stopping');
-      driverRef?.leaveCluster();
-      void stop().then(() => process.exit(0));
-    },
+    onConfigChange: (c, index) => peerSet.configChanged(c, index),
+    onRemoved: (index) => leave(`this node was removed from the cluster (configuration ${index})`),
   });
   driverRef = driver;
   deferred.target = driver;
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
-  const ticker = startTicker(config.tickMs, () => driver.tick());
+  const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
   const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, log) : null;
+  const removal = startRemovalWatch(driver, transport, config, memberId, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
+
+  /** Removed from the cluster: report what may be lost (weak quorums), stop, and exit. */
+  function leave(why: string): void {
+    log.warn(`${why}; stopping`);
+    driverRef?.leaveCluster();
+    void stop().then(() => process.exit(0));
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       promoting?.stop();
+      removal.stop();
       await handOverLeadership(driver, config, log);
       ticker.stop();
       await grpc?.close();
@@ -291,6 +295,66 @@ function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBy
     reconnectDelayMsMin: 50,
     reconnectDelayMsMax: 2000,
   };
+}
+
+function startRemovalWatch(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
+  let lastLeaderMs = Date.now();
+  return watchForRemoval(
+    {
+      id: config.id,
+      memberId,
+      holdsSelf: () => isReplica(driver.core.currentConfig(), config.id),
+      hearsLeader: () => {
+        if (driver.core.currentLeader() !== null) lastLeaderMs = Date.now();
+        return Date.now() - lastLeaderMs < config.electionTimeoutMs * 3;
+      },
+      peerUrls: () =>
+        replicasOf(driver.core.currentConfig())
+          .filter((id) => id !== config.id)
+          .flatMap((id) => {
+            const url = driver.core.currentConfig().directory?.[id]?.http ?? transport.peerMeta(id)?.['http'];
+            return url !== undefined ? [url] : [];
+          }),
+      onRemoved,
+    },
+    config.electionTimeoutMs,
+    (msg) => log.debug(msg),
+  );
+}
+
+/**
+ * The peers the transport dials as the configuration changes. A member that leaves keeps
+ * its link until the configuration without it is committed: a leader removing itself
+ * leads until then and needs its followers' answers.
+ */
+class PeerSet {
+  private current = new Map<string, PeerAddress>();
+  private pruneAt: number | null = null;
+  private latest: ClusterConfig | null = null;
+
+  constructor(
+    private readonly peersOf: (config: ClusterConfig) => Map<string, PeerAddress>,
+    private readonly apply: (peers: ReadonlyMap<string, PeerAddress>) => void,
+  ) {}
+
+  configChanged(config: ClusterConfig, index: number): void {
+    const next = this.peersOf(config);
+    for (const [id, address] of this.current) if (!next.has(id)) next.set(id, address);
+    this.latest = config;
+    this.pruneAt = index;
+    this.set(next);
+  }
+
+  committedTo(commit: number): void {
+    if (this.pruneAt === null || this.latest === null || commit < this.pruneAt) return;
+    this.pruneAt = null;
+    this.set(this.peersOf(this.latest));
+  }
+
+  private set(peers: Map<string, PeerAddress>): void {
+    this.current = peers;
+    this.apply(peers);
+  }
 }
 
 /**

@@ -229,6 +229,19 @@ export class TestCluster {
     }
   }
 
+  /** Starts a stopped node that is expected to refuse to run: resolves with its exit code and output. */
+  async startExpectingExit(id: string, timeoutMs: number): Promise<{ code: number | null; output: string }> {
+    const n = this.node(id);
+    if (n.proc !== null) throw new Error(`${id} is still running`);
+    this.spawn(n);
+    const proc = n.proc as ChildProcess | null;
+    if (proc === null) throw new Error(`${id} did not start`);
+    const code = await waitFor(`${id} to exit`, timeoutMs, () => (proc.exitCode !== null ? proc.exitCode : null));
+    await stdioClosed(proc);
+    n.proc = null;
+    return { code, output: n.output };
+  }
+
   /** SIGKILL: no flush, no goodbye. Resolves once the process is gone. */
   async kill9(id: string): Promise<void> {
     await this.signal(id, 'SIGKILL');
