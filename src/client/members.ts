@@ -15,22 +15,8 @@ import { ChangeOutcomeUnknownError, InvalidArgumentError } from './errors.js';
 import type { AttemptError } from './transport.js';
 import type { CallOptions } from './types.js';
 
-/** A member to add: its id, its peer listener, the client addresses it will advertise. */
-export interface NewMember {
-  readonly id: string;
-  /** host:port of its peer listener. */
-  readonly peer: string;
-  /** Its HTTP API origin (http://host:port). */
-  readonly http?: string;
-  /** Its gRPC address (host:port). */
-  readonly grpc?: string;
-  /** Default true: join as a learner (catches up without counting), then `promote()`. */
-  readonly learner?: boolean;
-  /** Needed with `learner: false`: a voter that holds nothing yet counts toward every quorum. */
-  readonly force?: boolean;
-  /** Normally drawn by the leader; a node rejoining with its data directory passes its own. */
-  readonly memberId?: string;
-}
+/** A member to add: the body of POST /members (wire/types.ts says what each field means). */
+export type NewMember = AddMemberBody;
 
 /** `kv.members`: membership of the cluster, changed one member at a time through the leader. */
 export interface MemberCalls {

@@ -98,15 +98,20 @@ export interface MembersResponse {
   readonly members: readonly MemberStatus[];
 }
 
-/** POST /members. `learner` defaults to true; false adds a voter directly and needs `force`. */
+/** POST /members: a member to add, its peer listener and the client addresses it will advertise. */
 export interface AddMemberBody {
   readonly id: string;
+  /** host:port of its peer listener. */
   readonly peer: string;
+  /** Its HTTP API origin (http://host:port). */
   readonly http?: string;
+  /** Its gRPC address (host:port). */
   readonly grpc?: string;
+  /** Default true: join as a learner (catches up without counting), then promote it. */
   readonly learner?: boolean;
+  /** Needed with `learner: false`: a voter that holds nothing yet counts toward every quorum. */
   readonly force?: boolean;
-  /** Normally created by the leader; a joining node passes the one in its data directory. */
+  /** Normally drawn by the leader; a joining node passes the one in its data directory. */
   readonly memberId?: string;
 }
 
