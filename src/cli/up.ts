@@ -26,13 +26,15 @@ export const upCommand: CommandSpec = {
   name: 'up',
   summary: 'run a local cluster of N nodes on 127.0.0.1 until Ctrl-C (what npm start runs)',
   flags: {
-    nodes: { kind: 'value', help: 'how many nodes (1..15)', default: '3' },
+    nodes: { kind: 'value', help: 'how many nodes (1..15); more than DIR holds: the new ones join the running cluster', default: '3' },
+    add: { kind: 'value', help: 'join this many new nodes to the cluster in DIR (each added as a learner, promoted once caught up)', default: '0' },
     'data-dir': { kind: 'value', help: 'one directory per node under it, and cluster.json', default: './data' },
     'base-port': { kind: 'value', help: 'HTTP on P, P+1, …; peers on P+100, …; gRPC on P+200, … (0: free ports)', default: '7001' },
   },
   passThrough: Object.fromEntries(Object.entries(nodeFlags).filter(([name]) => !chosenPerNode.includes(name))),
   epilog: `Waits for a leader, writes DIR/cluster.json (the client commands read it) and runs until
-Ctrl-C, which stops every node cleanly. Running it again on the same DIR resumes from disk.`,
+Ctrl-C, which stops every node cleanly. Running it again on the same DIR resumes from disk;
+with --add N (or a larger --nodes) N new nodes join the cluster, one at a time.`,
 };
 
 const mainPath = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -49,17 +51,24 @@ export async function runUp(argv: string[]): Promise<number> {
   const parsed = parseArgs(upCommand, argv);
   if (parsed === null) return 0;
   const nodes = Number(parsed.values.get('nodes'));
+  const add = Number(parsed.values.get('add'));
   const dataDir = parsed.values.get('data-dir') ?? './data';
   const basePort = Number(parsed.values.get('base-port'));
   const passThrough = parsed.passed;
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 15) throw new ConfigError(`--nodes must be 1..15, got ${parsed.values.get('nodes')}`);
+  if (!Number.isInteger(add) || add < 0 || add > 14) throw new ConfigError(`--add must be 0..14, got ${parsed.values.get('add')}`);
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000) throw new ConfigError(`--base-port must be 0..65000, got ${parsed.values.get('base-port')}`);
 
   await mkdir(dataDir, { recursive: true });
-  // A restart in the same directory keeps the cluster's identity.
+  // A restart in the same directory keeps the cluster's identity and its members; nodes
+  // beyond them (a larger --nodes, or --add) join the running cluster as new members.
   const previous = await readClusterFile(path.join(dataDir, 'cluster.json')).catch(() => null);
   const clusterId = previous?.clusterId ?? randomBytes(8).toString('hex');
-  const ids = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+  const existing = previous?.nodes.length ?? 0;
+  const total = Math.max(nodes, existing) + add;
+  if (total > 15) throw new ConfigError(`a local cluster has at most 15 nodes; this one would have ${total}`);
+  const ids = Array.from({ length: total }, (_, i) => `n${i + 1}`);
+  const joining = previous === null ? [] : ids.slice(existing);
   const ports = await Promise.all(
     ids.map(async (_, i) => ({
       http: basePort === 0 ? await freePort() : basePort + i,
@@ -72,14 +81,14 @@ export async function runUp(argv: string[]): Promise<number> {
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const info: ClusterFileNode[] = [];
-  for (const [i, id] of ids.entries()) {
+  const start = async (id: string, i: number, how: readonly string[]): Promise<void> => {
     const nodeDir = path.join(dataDir, id);
     await mkdir(nodeDir, { recursive: true });
     const logFile = createWriteStream(path.join(dataDir, `${id}.log`), { flags: 'a' });
     const p = ports[i] as { http: number; peer: number; grpc: number };
     const child = spawn(
       process.execPath,
-      [mainPath, 'node', '--id', id, '--cluster-id', clusterId, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--peers', peersFlag, ...passThrough],
+      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, ...how, ...passThrough],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(logFile);
@@ -90,7 +99,8 @@ export async function runUp(argv: string[]): Promise<number> {
     });
     children.set(id, child);
     info.push({ id, http: `http://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: child.pid ?? 0, dataDir: nodeDir });
-  }
+  };
+  for (const [i, id] of ids.entries()) if (!joining.includes(id)) await start(id, i, ['--cluster-id', clusterId, '--peers', peersFlag]);
   await writeClusterFile(dataDir, { clusterId, nodes: info });
 
   const stopAll = async (): Promise<void> => {
@@ -98,14 +108,27 @@ export async function runUp(argv: string[]): Promise<number> {
     await Promise.all([...children.values()].map((c) => stopChild(c, 'SIGTERM', stopWaitMsMax)));
   };
 
-  const leader = await waitForLeader(info, () => children.size === 0);
+  let leader = await waitForLeader(info, () => children.size === 0);
+  if (leader !== null && joining.length > 0) {
+    // One at a time, each promoted once caught up: the cluster keeps a majority of caught-up voters.
+    for (const id of joining) {
+      const via = info.find((n) => n.id === leader)?.http as string;
+      await start(id, ids.indexOf(id), ['--join', via, '--promote']);
+      await writeClusterFile(dataDir, { clusterId, nodes: info });
+      if (!(await waitForVoter(via, id, () => !children.has(id)))) {
+        process.stderr.write(`${id} did not become a voter within ${leaderWaitMsMax / 1000} s; see ${path.join(dataDir, `${id}.log`)}\n`);
+        break;
+      }
+      leader = (await waitForLeader(info, () => children.size === 0)) ?? leader;
+    }
+  }
   if (leader === null) {
     process.stderr.write(`no leader was elected within ${leaderWaitMsMax / 1000} s; see the logs in ${dataDir}/*.log\n`);
     await stopAll();
     return 1;
   }
   process.stdout.write(`quorumkv cluster ${clusterId} is up (data in ${dataDir}):\n`);
-  for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}\n`);
+  for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}${joining.includes(n.id) ? '  (joined)' : ''}\n`);
   process.stdout.write(`try:  curl -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
   process.stdout.write(`      curl ${info[0]?.http}/kv/hello\nCtrl-C stops the cluster.\n`);
 
@@ -121,6 +144,21 @@ export async function runUp(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** Polls `via`'s /members until `id` is a voter there (true), or gives up (false). */
+async function waitForVoter(via: string, id: string, gone: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + leaderWaitMsMax;
+  while (Date.now() < deadline && !gone()) {
+    try {
+      const m = (await getJson(`${via}/members`, 1000)) as { members?: { id?: string; role?: string }[] };
+      if (m.members?.some((x) => x.id === id && x.role === 'voter') === true) return true;
+    } catch {
+      // the leader may be changing
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return false;
 }
 
 async function waitForLeader(nodes: readonly ClusterFileNode[], allDead: () => boolean): Promise<string | null> {

@@ -46,3 +46,33 @@ test('up starts a 3-node cluster whose printed URL serves PUT and GET, and resum
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('up --add 1 on a cluster it started before joins a fourth node, promoted to voter, keeping the data', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-up-add-'));
+  let running: ChildProcess | null = null;
+  try {
+    const first = startUp(dir);
+    running = first.proc;
+    const url = await waitFor('up to print the cluster', 30_000, () => /is up[\s\S]*?(http:\/\/127\.0\.0\.1:\d+)/.exec(first.output())?.[1]);
+    assert.equal((await http(`${url}/kv/kept`, 'PUT', { value: 'yes' })).status, 200);
+    assert.equal(await stopUp(first.proc), 0);
+    running = null;
+
+    const grown = startUp(dir, ['--add', '1']);
+    running = grown.proc;
+    await waitFor('up to print the grown cluster', 60_000, () => (/is up[\s\S]*n4 .*\(joined\)/.test(grown.output()) ? true : null));
+    const file = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: { id: string; http: string }[] };
+    assert.deepEqual(file.nodes.map((n) => n.id), ['n1', 'n2', 'n3', 'n4']);
+    const n4 = file.nodes[3]?.http as string;
+    await waitFor('four voters, n4 included, in n4\'s own view', 20_000, async () => {
+      const members = (await http(`${n4}/members`)).body['members'] as { id: string; role: string }[];
+      return members.map((m) => `${m.id}:${m.role}`).sort().join(',') === 'n1:voter,n2:voter,n3:voter,n4:voter' ? true : null;
+    });
+    await waitFor('n4 to hold the key written before it joined', 20_000, async () => ((await http(`${n4}/kv/kept?consistency=local`)).body['value'] === 'yes' ? true : null));
+    assert.equal(await stopUp(grown.proc), 0);
+    running = null;
+  } finally {
+    if (running !== null) running.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -188,6 +188,8 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
   private flushImmediate: NodeJS.Immediate | null = null;
   private closing: Promise<void> | null = null;
   private started = false;
+  /** The listening address each peer announced when it last dialled in. */
+  private readonly announced = new Map<NodeId, { readonly host: string; readonly port: number }>();
   /** The member id the configuration holds for each peer (a change of it redials). */
   private readonly expectedMemberIds = new Map<NodeId, string>();
 
@@ -228,8 +230,10 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
    * The configuration changed: dial peers that joined, drop the links (and queued
    * messages) of those that left, redial one whose address or member id changed.
    */
-  setPeers(peers: ReadonlyMap<NodeId, PeerAddress>): void {
+  setPeers(given: ReadonlyMap<NodeId, PeerAddress>): void {
     if (this.closing !== null) return;
+    // Where a peer said it listens when it dialled us is fresher than any configuration.
+    const peers = new Map([...given].map(([id, address]) => [id, { ...address, ...this.announced.get(id) }]));
     for (const [peerId, link] of [...this.links]) {
       const next = peers.get(peerId);
       const expected = this.expectedMemberIds.get(peerId);
@@ -250,12 +254,14 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
    * (it moved, or restarted on a new port): dial it there from now on.
    */
   private followMovedPeer(peerId: NodeId, announced: string | undefined): void {
-    const link = this.links.get(peerId);
-    if (link === undefined || announced === undefined) return;
+    if (announced === undefined) return;
     const colon = announced.lastIndexOf(':');
     const port = Number(announced.slice(colon + 1));
     const host = announced.slice(0, colon);
-    if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535 || (host === link.host && port === link.port)) return;
+    if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535) return;
+    this.announced.set(peerId, { host, port });
+    const link = this.links.get(peerId);
+    if (link === undefined || (host === link.host && port === link.port)) return;
     const memberId = this.expectedMemberIds.get(peerId);
     this.closeLink(link);
     this.links.delete(peerId);
