@@ -60,6 +60,8 @@ export interface NodeConfig {
   readonly promote: boolean;
   /** How long a node with an empty data directory asks its peers whether they knew it before starting. */
   readonly identityCheckMs: number;
+  /** File holding the cluster's shared peer secret (peers prove it in the handshake); null: none. */
+  readonly peerSecretFile: string | null;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -75,6 +77,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   peers: { kind: 'value', help: 'every first member, itself included: id=host:port,id=host:port,… (only bootstraps a new cluster; a restarted node takes its members from its data directory)' },
   join: { kind: 'value', help: 'URL of a running member: join that cluster as a learner (empty data directory; needs a fixed --listen-peer port)' },
   promote: { kind: 'bool', help: 'with --join: become a voter once caught up', default: 'false' },
+  'peer-secret-file': { kind: 'value', help: "file holding the cluster's shared peer secret: peers prove they know it (HMAC challenge) or are refused; the secret itself is never sent or logged" },
   'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -249,6 +252,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     join,
     promote: v.get('promote') === 'true',
     identityCheckMs: int(v, 'identity-check-ms', 0),
+    peerSecretFile: v.get('peer-secret-file') ?? null,
   };
   checkRelations(config);
   return config;

@@ -132,6 +132,19 @@ async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>
   if (silent.length > 0) log.warn({ silent }, `starting with an empty data directory without word from ${silent.join(', ')} whether they knew this node before`);
 }
 
+/** The shared peer secret: the file's bytes without a trailing newline; an empty or unreadable file stops the start. */
+async function readPeerSecret(file: string): Promise<Uint8Array> {
+  let text: Buffer;
+  try {
+    text = await readFile(file);
+  } catch (e) {
+    throw new NodeStartError(`--peer-secret-file ${file}: ${(e as { code?: string }).code ?? 'unreadable'}`);
+  }
+  const secret = text.subarray(0, text.length - (text.at(-1) === 0x0a ? 1 : 0));
+  if (secret.length < 16) throw new NodeStartError(`--peer-secret-file ${file}: the secret must be at least 16 bytes`);
+  return secret;
+}
+
 /** An empty data directory (no LMDB file yet): a brand-new node. */
 async function isFreshDataDir(dataDir: string): Promise<boolean> {
   try {
@@ -199,6 +212,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
     ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
     onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
+    ...(config.peerSecretFile !== null ? { peerSecret: await readPeerSecret(config.peerSecretFile) } : {}),
   });
   if (fresh && config.join === null && config.peers.size > 1) {
     await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {

@@ -391,3 +391,38 @@ function countResources(): Map<string, number> {
   for (const r of process.getActiveResourcesInfo()) counts.set(r, (counts.get(r) ?? 0) + 1);
   return counts;
 }
+
+test('with a peer secret, peers that share it connect; a wrong secret or none is refused, and the secret appears in no message', async () => {
+  const [port1, port2, port3, port4] = (await freePorts(4)) as [number, number, number, number];
+  const secret = new TextEncoder().encode('correct horse battery staple');
+  const wrong = new TextEncoder().encode('incorrect horse');
+  const logs: string[] = [];
+  const log = { onReject: (r: string) => logs.push(r) };
+  const peersOf = (self: string): Record<string, Address> =>
+    Object.fromEntries(Object.entries({ n1: port1, n2: port2, n3: port3, n4: port4 }).filter(([id]) => id !== self).map(([id, port]) => [id, { host, port }]));
+  const n1 = await createTcpTransport<string>(options('n1', port1, peersOf('n1'), { ...log, peerSecret: secret }), extras);
+  const n2 = await createTcpTransport<string>(options('n2', port2, peersOf('n2'), { ...log, peerSecret: secret }), extras);
+  const n3 = await createTcpTransport<string>(options('n3', port3, peersOf('n3'), { ...log, peerSecret: wrong }), extras);
+  const n4 = await createTcpTransport<string>(options('n4', port4, peersOf('n4'), log), extras);
+  const got: string[] = [];
+  n2.onMessage((from, m) => got.push(`${from}:${m}`));
+  n1.onMessage((from, m) => got.push(`${from}:${m}`));
+  try {
+    n1.send('n2', 'hello');
+    n3.send('n1', 'intruder');
+    n4.send('n1', 'stranger');
+    await waitFor(
+      () => got.includes('n1:hello') && logs.some((r) => /n3 did not prove the peer secret/.test(r)) && logs.some((r) => /n4 did not prove the peer secret/.test(r)),
+      'the pair with the secret talks, the others are refused',
+    );
+    assert.ok(n1.peerState('n2').connected);
+    assert.equal(n3.peerState('n1').connected, false, 'the wrong secret never connects');
+    assert.equal(n4.peerState('n1').connected, false, 'no secret never connects');
+    assert.ok(!got.some((m) => m.startsWith('n3:') || m.startsWith('n4:')), 'nothing from them is delivered');
+    for (const line of logs) {
+      assert.ok(!line.includes('horse'), `a log line shows a secret: ${line}`);
+    }
+  } finally {
+    await Promise.all([n1.close(), n2.close(), n3.close(), n4.close()]);
+  }
+});

@@ -28,6 +28,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { NodeId } from '../core/types.js';
 import { createPrng } from '../stdx/prng.js';
 import { FrameDecoder, FrameEncoder, frameBodyBytesLimit, frameHeaderBytes } from './frame.js';
+import { ackProof, handshakeProof, newChallenge, sameProof } from './peer-secret.js';
 import type { Handshake, PeerAddress, PeerLinkState, PeerTransport, TcpTransportOptions } from './types.js';
 
 export interface TcpTransportExtras {
@@ -162,6 +163,8 @@ interface OutboundLink {
   attempt: number;
   retryTimer: NodeJS.Timeout | null;
   handshakeTimer: NodeJS.Timeout | null;
+  /** With a peer secret: the challenge we sent in our handshake, for the acceptor's proof. */
+  nonce: string;
 }
 
 /** An accepted connection: unauthenticated until its handshake names a known peer. */
@@ -171,10 +174,12 @@ interface InboundConnection {
   peerId: NodeId | null;
   /** The member id it presented (once handshaken). */
   memberId: string | null;
+  /** With a peer secret: the challenge we sent it. */
+  readonly challenge: string;
   handshakeTimer: NodeJS.Timeout | null;
 }
 
-type HandshakeCheck = { readonly ok: true; readonly handshake: Handshake } | { readonly ok: false; readonly reason: string };
+type HandshakeCheck = { readonly ok: true; readonly handshake: Handshake; readonly nonce: string } | { readonly ok: false; readonly reason: string };
 
 class TcpPeerTransport<M> implements TcpTransport<M> {
   private readonly encoder: FrameEncoder;
@@ -217,6 +222,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       attempt: 0,
       retryTimer: null,
       handshakeTimer: null,
+      nonce: '',
     };
     this.links.set(peerId, link);
     if (address.memberId !== undefined) this.expectedMemberIds.set(peerId, address.memberId);
@@ -358,6 +364,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     if (this.closing !== null || link.state === 'closed') return;
     link.state = 'dialling';
     link.needsDrain = false;
+    link.nonce = '';
     const socket = net.connect({ host: link.host, port: link.port });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, keepAliveInitialDelayMs);
@@ -382,7 +389,8 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     // 'close' always follows 'error'; reconnecting is done there, once.
     socket.on('error', () => {});
     socket.on('close', () => this.dropConnection(link, socket));
-    socket.write(this.handshakeFrame(link.peerId));
+    // With a peer secret the acceptor speaks first (its challenge); see onDialReply.
+    if (this.options.peerSecret === undefined) socket.write(this.handshakeFrame(link.peerId));
   }
 
   private onDialReply(link: OutboundLink, socket: Socket, decoder: FrameDecoder, reply: unknown): void {
@@ -393,7 +401,14 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       this.dropConnection(link, socket);
       return;
     }
-    if (isRecord(reply) && reply['type'] === 'ack' && reply['from'] === link.peerId) {
+    const secret = this.options.peerSecret;
+    if (isRecord(reply) && reply['type'] === 'challenge' && typeof reply['challenge'] === 'string' && secret !== undefined && link.nonce === '') {
+      link.nonce = newChallenge();
+      socket.write(this.handshakeFrame(link.peerId, { challenge: reply['challenge'], nonce: link.nonce }));
+      return;
+    }
+    const proven = secret === undefined || (isRecord(reply) && sameProof(reply['proof'], ackProof(secret, link.nonce, link.peerId)));
+    if (isRecord(reply) && reply['type'] === 'ack' && reply['from'] === link.peerId && proven) {
       if (link.handshakeTimer !== null) clearTimeout(link.handshakeTimer);
       link.handshakeTimer = null;
       link.state = 'open';
@@ -406,9 +421,13 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     const reason =
       isRecord(reply) && reply['type'] === 'reject' && typeof reply['reason'] === 'string'
         ? reply['reason']
-        : isRecord(reply) && reply['type'] === 'ack'
-          ? `acknowledged as node ${JSON.stringify(reply['from'])}, expected "${link.peerId}"`
-          : 'malformed handshake reply';
+        : isRecord(reply) && reply['type'] === 'challenge'
+          ? 'it asks for the peer secret, and this node has none (--peer-secret-file)'
+          : isRecord(reply) && reply['type'] === 'ack' && !proven
+            ? 'its answer does not prove the peer secret'
+            : isRecord(reply) && reply['type'] === 'ack'
+              ? `acknowledged as node ${JSON.stringify(reply['from'])}, expected "${link.peerId}"`
+              : 'malformed handshake reply';
     this.options.onReject?.(`peer ${link.peerId} at ${link.host}:${link.port} refused our handshake: ${reason}`);
     this.dropConnection(link, socket);
   }
@@ -484,7 +503,8 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     link.handshakeTimer = null;
   }
 
-  private handshakeFrame(peerId: NodeId): Buffer {
+  /** Our handshake to `peerId`; with a peer secret, the proof for the acceptor's `challenge` and our own `nonce`. */
+  private handshakeFrame(peerId: NodeId, secretExchange?: { readonly challenge: string; readonly nonce: string }): Buffer {
     const handshake: Handshake = {
       clusterId: this.options.self.clusterId,
       from: this.options.self.nodeId,
@@ -492,7 +512,12 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       memberId: this.options.self.memberId,
       meta: this.options.meta,
     };
-    const frame = this.encoder.encode(handshake);
+    const secret = this.options.peerSecret;
+    const proof =
+      secret !== undefined && secretExchange !== undefined
+        ? { nonce: secretExchange.nonce, proof: handshakeProof(secret, secretExchange.challenge, { ...handshake, nonce: secretExchange.nonce }) }
+        : {};
+    const frame = this.encoder.encode({ ...handshake, ...proof });
     if (frame === null || frame.length - frameHeaderBytes > handshakeBytesMax) {
       throw new RangeError(`the handshake to ${peerId} does not fit in ${handshakeBytesMax} bytes: shorten meta`);
     }
@@ -531,6 +556,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       }),
       peerId: null,
       memberId: null,
+      challenge: this.options.peerSecret !== undefined ? newChallenge() : '',
       handshakeTimer: setTimeout(() => {
         connection.handshakeTimer = null;
         if (connection.peerId === null && !connection.decoder.isStopped) {
@@ -542,6 +568,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       }, this.tuning.handshakeTimeoutMs),
     };
     this.inbound.add(connection);
+    if (this.options.peerSecret !== undefined) socket.write(this.encodeControl({ type: 'challenge', challenge: connection.challenge }));
     socket.on('data', (chunk: Buffer) => {
       const error = connection.decoder.push(chunk);
       if (error === null) return;
@@ -565,7 +592,7 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       this.handler?.(connection.peerId, message as M, connection.memberId);
       return;
     }
-    const check = checkHandshake(message, this.options);
+    const check = checkHandshake(message, this.options, connection.challenge);
     if (!check.ok) {
       connection.decoder.stop();
       this.options.onReject?.(`handshake from ${describeRemote(connection.socket)} refused: ${check.reason}`);
@@ -587,11 +614,13 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     const previous = this.inboundByPeer.get(peerId);
     this.inboundByPeer.set(peerId, connection);
     previous?.socket.destroy();
-    connection.socket.write(this.encodeControl({ type: 'ack', from: this.options.self.nodeId, info: this.options.ackInfo?.(peerId) ?? {} }));
+    const secret = this.options.peerSecret;
+    const proof = secret !== undefined ? { proof: ackProof(secret, check.nonce, this.options.self.nodeId) } : {};
+    connection.socket.write(this.encodeControl({ type: 'ack', from: this.options.self.nodeId, info: this.options.ackInfo?.(peerId) ?? {}, ...proof }));
   }
 }
 
-function checkHandshake(value: unknown, options: TcpTransportOptions): HandshakeCheck {
+function checkHandshake(value: unknown, options: TcpTransportOptions, challenge: string): HandshakeCheck {
   if (!isRecord(value)) return { ok: false, reason: 'malformed handshake: not a map' };
   const { clusterId, from, to, memberId, meta } = value;
   if (typeof clusterId !== 'string' || typeof from !== 'string' || typeof to !== 'string' || typeof memberId !== 'string' || !isStringRecord(meta)) {
@@ -603,7 +632,14 @@ function checkHandshake(value: unknown, options: TcpTransportOptions): Handshake
   if (to !== options.self.nodeId) {
     return { ok: false, reason: `addressed to node ${JSON.stringify(to)}, but this is node ${JSON.stringify(options.self.nodeId)}` };
   }
-  return { ok: true, handshake: { clusterId, from, to, memberId, meta } };
+  const nonce = typeof value['nonce'] === 'string' ? value['nonce'] : '';
+  if (options.peerSecret !== undefined) {
+    // One answer for a wrong and a missing secret: nothing to learn from the difference.
+    if (nonce === '' || !sameProof(value['proof'], handshakeProof(options.peerSecret, challenge, { clusterId, from, to, memberId, nonce }))) {
+      return { ok: false, reason: `${from} did not prove the peer secret` };
+    }
+  }
+  return { ok: true, handshake: { clusterId, from, to, memberId, meta }, nonce };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

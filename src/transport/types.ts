@@ -90,6 +90,11 @@ export interface TcpTransportOptions {
   readonly ackInfo?: (dialler: NodeId) => Readonly<Record<string, string>>;
   /** A peer acknowledged our handshake, with its ackInfo. */
   readonly onAck?: (peer: NodeId, info: Readonly<Record<string, string>>) => void;
+  /**
+   * The cluster's shared peer secret (peer-secret.ts): peers prove they know it by an HMAC
+   * challenge in the handshake, both ways; a peer that cannot is refused. Never logged.
+   */
+  readonly peerSecret?: Uint8Array;
 }
 
 /** Fault rules for faults.ts; every field may be changed at run time. */
