@@ -53,6 +53,13 @@ export interface NodeDivergence {
   readonly versionsBehind: number;
   /** Leader's applied index minus this node's. */
   readonly entriesBehind: number;
+  /**
+   * Acknowledged entries this node's log does not hold yet: the leader's acknowledged
+   * index minus the node's last log index (0: it holds every acknowledged write, applied
+   * or not; a follower learns the commit index only with the next message, so with W = all
+   * followers its store may still differ while its log holds everything).
+   */
+  readonly entriesNotHeld: number;
   readonly consistentDump: boolean;
 }
 
@@ -84,6 +91,7 @@ function divergence(leaderId: string, snaps: readonly StoreSnapshot[]): NodeDive
       keysStale: c.stale,
       versionsBehind: c.versionsBehind,
       entriesBehind: leader.appliedAfter - s.appliedAfter,
+      entriesNotHeld: Math.max(0, leader.status.ackedIndex - s.status.lastIndex),
       consistentDump: s.consistent,
     };
   });
@@ -174,16 +182,18 @@ export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{
     { name: 'p99', points: points.map((p) => [p.w, p.latency.p99Ms] as const), color: '#ff7f0e' },
   ];
   const followersDiffering = (d: readonly NodeDivergence[]): number => d.filter((n) => n.keysDiffering > 0).length;
+  const followersLacking = (d: readonly NodeDivergence[]): number => d.filter((n) => n.entriesNotHeld > 0).length;
   const charts = [
     { name: 'latency-vs-w', svg: lineChart({ title: `Write latency vs W (${o.nodes} nodes, delay ${o.delayMsMin}–${o.delayMsMax} ms)`, xLabel: 'W (follower acks required)', yLabel: 'write latency (ms)', series, xTicksAtData: true }) },
     {
       name: 'divergence-vs-w',
       svg: barChart({
-        title: 'Followers whose store differs from the leader\'s',
+        title: 'Followers without every acknowledged write in their log, and whose applied store differs',
         yLabel: 'followers',
         categories: points.map((p) => `W=${p.w}`),
         series: [
-          { name: 'right after the load', values: points.map((p) => followersDiffering(p.afterLoad)), color: '#d62728' },
+          { name: 'log lacks acknowledged writes, right after the load', values: points.map((p) => followersLacking(p.afterLoad)), color: '#9467bd' },
+          { name: 'store differs (not applied yet), right after the load', values: points.map((p) => followersDiffering(p.afterLoad)), color: '#d62728' },
           { name: `after ${(o.settleMs / 1000).toFixed(1)} s`, values: points.map((p) => followersDiffering(p.afterSettle)), color: '#2ca02c' },
         ],
       }),
@@ -196,18 +206,18 @@ export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{
       rows: points.map((p) => [String(p.w), String(p.writes), String(p.errors), p.writesPerSec.toFixed(1), p.latency.meanMs.toFixed(1), p.latency.p50Ms.toFixed(1), p.latency.p95Ms.toFixed(1), p.latency.p99Ms.toFixed(1), p.latency.maxMs.toFixed(1)]),
     },
     {
-      title: 'Divergence from the leader, per node (keys differing / log entries behind)',
+      title: 'Divergence from the leader, per node (keys differing / entries not applied / acknowledged entries not in its log)',
       header: ['W', 'when', ...(points[0]?.afterLoad.map((n) => n.node) ?? [])],
       rows: points.flatMap((p) => [
-        [String(p.w), 'after the load', ...p.afterLoad.map((n) => (n.role === 'leader' ? 'leader' : `${n.keysDiffering} / ${n.entriesBehind}`))],
-        [String(p.w), `after ${(o.settleMs / 1000).toFixed(1)} s`, ...p.afterSettle.map((n) => (n.role === 'leader' ? 'leader' : `${n.keysDiffering} / ${n.entriesBehind}`))],
+        [String(p.w), 'after the load', ...p.afterLoad.map((n) => (n.role === 'leader' ? 'leader' : `${n.keysDiffering} / ${n.entriesBehind} / ${n.entriesNotHeld}`))],
+        [String(p.w), `after ${(o.settleMs / 1000).toFixed(1)} s`, ...p.afterSettle.map((n) => (n.role === 'leader' ? 'leader' : `${n.keysDiffering} / ${n.entriesBehind} / ${n.entriesNotHeld}`))],
       ]),
-      note: 'keys differing: keys whose value or version on the node is not the leader\'s; entries behind: the leader\'s applied index minus the node\'s.',
+      note: 'keys differing: keys whose value or version on the node is not the leader\'s; entries not applied: the leader\'s applied index minus the node\'s; not in its log: acknowledged entries (the leader\'s acknowledged index) beyond the node\'s last log index. With W = all followers the last figure is 0 on every follower right after the load: each holds every acknowledged write, and applies it when the next (delayed) message tells it the commit index.',
     },
   ];
   const csvRows: CsvCell[][] = points.flatMap((p) =>
     [...p.afterLoad.map((n) => ['after_load', n] as const), ...p.afterSettle.map((n) => ['after_settle', n] as const)].map(([when, n]) => [
-      p.w, p.writes, p.errors, p.writesPerSec, p.latency.meanMs, p.latency.p50Ms, p.latency.p95Ms, p.latency.p99Ms, p.latency.maxMs, when, n.node, n.role, n.keysDiffering, n.keysStale, n.keysMissing, n.versionsBehind, n.entriesBehind,
+      p.w, p.writes, p.errors, p.writesPerSec, p.latency.meanMs, p.latency.p50Ms, p.latency.p95Ms, p.latency.p99Ms, p.latency.maxMs, when, n.node, n.role, n.keysDiffering, n.keysStale, n.keysMissing, n.versionsBehind, n.entriesBehind, n.entriesNotHeld,
     ]),
   );
   const { print: _print, ...config } = o;
@@ -218,7 +228,7 @@ export async function runQuorumExperiment(o: QuorumExperimentOptions): Promise<{
     config,
     startedAt,
     results: { points },
-    csv: { header: ['w', 'writes', 'errors', 'writes_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms', 'when', 'node', 'role', 'keys_differing', 'keys_stale', 'keys_missing', 'versions_behind', 'entries_behind'], rows: csvRows },
+    csv: { header: ['w', 'writes', 'errors', 'writes_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms', 'when', 'node', 'role', 'keys_differing', 'keys_stale', 'keys_missing', 'versions_behind', 'entries_behind', 'entries_not_held'], rows: csvRows },
     tables,
     charts,
     notes: ['Each W runs on a fresh cluster. A write is acknowledged once the leader and W followers hold it on disk; every replication message is delayed independently, so a write waits for about the W-th fastest of the followers.'],

@@ -22,7 +22,7 @@ test('experiment quorum with small settings measures latency rising with W on fr
     assert.match(r.stdout, /W=3: 60 writes/);
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
       kind: string;
-      results: { points: { w: number; writes: number; errors: number; latency: { meanMs: number; p50Ms: number; p99Ms: number }; samplesMs: number[]; afterLoad: { node: string }[]; afterSettle: { node: string; role: string; keysDiffering: number }[] }[] };
+      results: { points: { w: number; writes: number; errors: number; latency: { meanMs: number; p50Ms: number; p99Ms: number }; samplesMs: number[]; afterLoad: { node: string; entriesNotHeld: number }[]; afterSettle: { node: string; role: string; keysDiffering: number }[] }[] };
     };
     assert.equal(json.kind, 'experiment quorum');
     assert.deepEqual(json.results.points.map((p) => p.w), [1, 3]);
@@ -37,6 +37,9 @@ test('experiment quorum with small settings measures latency rising with W on fr
     // followers (about 50 ms expected), W=3 for the slowest (about 150 ms).
     const [w1, w3] = json.results.points as [(typeof json.results.points)[number], (typeof json.results.points)[number]];
     assert.ok(w3.latency.meanMs > w1.latency.meanMs + 20, `latency rises with W: mean ${w1.latency.meanMs} ms at W=1, ${w3.latency.meanMs} ms at W=3`);
+    // W = every follower: right after the load each follower's log holds every acknowledged
+    // write (its store may still differ: it applies them when it learns the commit index).
+    for (const n of w3.afterLoad) assert.equal(n.entriesNotHeld, 0, `W=3: ${n.node} holds every acknowledged write in its log`);
     const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
     assert.equal(csv.length, 1 + 2 * 4 * 2, 'one row per W, node and snapshot');
     const html = await readFile(path.join(out, 'report.html'), 'utf8');
