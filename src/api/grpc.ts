@@ -112,6 +112,7 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   quorum_timeout: grpc.status.DEADLINE_EXCEEDED,
   timeout: grpc.status.DEADLINE_EXCEEDED,
   outcome_unknown: grpc.status.DEADLINE_EXCEEDED,
+  no_space: grpc.status.RESOURCE_EXHAUSTED,
   internal: grpc.status.INTERNAL,
 };
 

@@ -62,6 +62,8 @@ export interface NodeConfig {
   readonly identityCheckMs: number;
   /** File holding the cluster's shared peer secret (peers prove it in the handshake); null: none. */
   readonly peerSecretFile: string | null;
+  /** Below this much free space on the data directory's disk, the leader refuses puts (no_space). */
+  readonly freeBytesMin: number;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -78,6 +80,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   join: { kind: 'value', help: 'URL of a running member: join that cluster as a learner (empty data directory; needs a fixed --listen-peer port)' },
   promote: { kind: 'bool', help: 'with --join: become a voter once caught up', default: 'false' },
   'peer-secret-file': { kind: 'value', help: "file holding the cluster's shared peer secret: peers prove they know it (HMAC challenge) or are refused; the secret itself is never sent or logged" },
+  'free-bytes-min': { kind: 'value', help: "free space on the data directory's disk below which this node, leading, refuses puts with 507 no_space (reads and deletes go on; the alarm clears once space is back)", default: String(256 * 1024 * 1024) },
   'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -253,6 +256,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     promote: v.get('promote') === 'true',
     identityCheckMs: int(v, 'identity-check-ms', 0),
     peerSecretFile: v.get('peer-secret-file') ?? null,
+    freeBytesMin: int(v, 'free-bytes-min', 0),
   };
   checkRelations(config);
   return config;

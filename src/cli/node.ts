@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
@@ -130,6 +130,24 @@ async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>
   if (problem !== null) throw new NodeStartError(problem);
   const silent = others.filter((id) => !acks.has(id));
   if (silent.length > 0) log.warn({ silent }, `starting with an empty data directory without word from ${silent.join(', ')} whether they knew this node before`);
+}
+
+/**
+ * Checks the free space of the data directory's disk every second and reports when it
+ * falls below `freeBytesMin` (a reason) and when it is back above it (null), once each.
+ */
+function watchFreeSpace(dataDir: string, freeBytesMin: number, onChange: (alarm: string | null) => void): { stop(): void } {
+  let alarm: string | null = null;
+  const check = async (): Promise<void> => {
+    const s = await statfs(dataDir);
+    const free = s.bavail * s.bsize;
+    const next = free < freeBytesMin ? `${free} bytes free on the data directory's disk, below --free-bytes-min ${freeBytesMin}` : null;
+    if ((next === null) !== (alarm === null)) onChange(next);
+    alarm = next;
+  };
+  const timer = setInterval(() => void check().catch(() => undefined), 1_000);
+  void check().catch(() => undefined);
+  return { stop: () => clearInterval(timer) };
 }
 
 /** The shared peer secret: the file's bytes without a trailing newline; an empty or unreadable file stops the start. */
@@ -271,7 +289,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
   const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, log) : null;
-  const removal = startRemovalWatch(driver, transport, config, memberId, log, (why) => leave(why));
+  const watches = startWatches(driver, transport, config, memberId, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
 
@@ -286,7 +304,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       promoting?.stop();
-      removal.stop();
+      watches.stop();
       await handOverLeadership(driver, config, log);
       ticker.stop();
       await grpc?.close();
@@ -311,9 +329,15 @@ function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBy
   };
 }
 
-function startRemovalWatch(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
+/** The node's background watches: its removal from the cluster, and the free space of its disk. */
+function startWatches(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
+  const disk = watchFreeSpace(config.dataDir, config.freeBytesMin, (alarm) => {
+    driver.setSpaceAlarm(alarm);
+    if (alarm !== null) log.error(`space alarm: ${alarm}; puts are refused while this node leads`);
+    else log.info('space alarm cleared');
+  });
   let lastLeaderMs = Date.now();
-  return watchForRemoval(
+  const removal = watchForRemoval(
     {
       id: config.id,
       memberId,
@@ -334,6 +358,7 @@ function startRemovalWatch(driver: NodeDriver, transport: PeerTransport<PeerMess
     config.electionTimeoutMs,
     (msg) => log.debug(msg),
   );
+  return { stop: () => (disk.stop(), removal.stop()) };
 }
 
 /**
@@ -583,6 +608,7 @@ function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLa
   gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
   gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
   gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
+  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min (puts refused while leading)", () => (driver.status().spaceAlarm !== undefined ? 1 : 0));
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
   // Running totals kept by the driver, exported as counters (rate() works on them).
   new Counter({

@@ -181,6 +181,8 @@ export class NodeDriver implements KvNode {
   private waiters: Waiter[] = [];
   private leaderWaiters: Waiter[] = [];
   private removedNoticed = false;
+  /** Why writes are refused for want of disk space (null: no alarm); set by the node's disk watch. */
+  private spaceAlarm: string | null = null;
   /** The configuration index the transport was last told of (onConfigChange). */
   private configIndexSeen = -1;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
@@ -286,6 +288,10 @@ export class NodeDriver implements KvNode {
 
   submitWrite(command: KvCommand, timeoutMs: number, callback: Callback<KvResult>): void {
     if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
+    // A full disk is an alarm, not an outage: what frees space (deletes) still goes through.
+    if (this.spaceAlarm !== null && command.op !== 'delete' && this.core.currentRole() === 'leader') {
+      return callback(new QkvError('no_space', `writes are refused: ${this.spaceAlarm}; reads and deletes still work`, { alarm: this.spaceAlarm }));
+    }
     if (this.pendingWrites.size >= this.opts.pendingWritesMax) {
       return callback(new QkvError('busy', `${this.pendingWrites.size} writes already pending`, {}, 100));
     }
@@ -420,6 +426,11 @@ export class NodeDriver implements KvNode {
     const r = this.core.transferLeadership(to);
     if (r.ok) this.scheduleProcess();
     return r;
+  }
+
+  /** The node's disk watch raises (a reason) or clears (null) the space alarm. */
+  setSpaceAlarm(reason: string | null): void {
+    this.spaceAlarm = reason;
   }
 
   members(): MembersResponse {
@@ -573,6 +584,7 @@ export class NodeDriver implements KvNode {
         }),
       membership: membersView(s, (id) => this.peerAddresses(id), { http: this.opts.selfHttp, grpc: this.opts.selfGrpc }),
       rollbackCount: this.rollbackCount,
+      ...(this.spaceAlarm !== null ? { spaceAlarm: this.spaceAlarm } : {}),
       uptimeMs: this.nowTick * this.opts.tickMs,
     };
   }

@@ -42,6 +42,8 @@ export const errorStatus = {
   shutting_down: 503,
   /** GET /ready: no leader known, or this node has not applied all it knows committed. */
   not_ready: 503,
+  /** The leader's disk is below its free-space floor: puts are refused; reads and deletes go on. */
+  no_space: 507,
   internal: 500,
 } as const;
 

@@ -165,6 +165,8 @@ export interface StatusResponse {
   /** Every voter and learner, this node included, with the configuration's log index (gRPC: Status.membership). */
   readonly membership?: MembersResponse;
   readonly rollbackCount: number;
+  /** Present while this node's disk is below its free-space floor (puts refused with no_space when it leads). */
+  readonly spaceAlarm?: string;
   readonly uptimeMs: number;
 }
 
