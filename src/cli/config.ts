@@ -27,6 +27,12 @@ export interface NodeConfig {
   readonly advertiseHttp: string | null;
   /** The gRPC address (host:port) peers and clients are told to use; null: the bound address. */
   readonly advertiseGrpc: string | null;
+  /**
+   * The peer address (host:port) other members should dial this node at: recorded when it
+   * joins and announced to peers when it connects; null: --listen-peer unless that is a
+   * wildcard (0.0.0.0, ::), which names no reachable host.
+   */
+  readonly advertisePeer: string | null;
   /** Every member, this node included, and the address to reach it at. */
   readonly peers: ReadonlyMap<string, HostPort>;
   readonly writeQuorum: WriteQuorum;
@@ -76,6 +82,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'listen-grpc': { kind: 'value', help: 'gRPC API address host:port (port 0: any free port, shown in /status; off: no gRPC)', default: '127.0.0.1:0' },
   'advertise-http': { kind: 'value', help: 'the URL others should use for this node\'s HTTP API when it differs from --listen-http (containers, NAT), e.g. http://n1:7001' },
   'advertise-grpc': { kind: 'value', help: 'the host:port others should use for this node\'s gRPC API when it differs from --listen-grpc' },
+  'advertise-peer': { kind: 'value', help: 'the host:port other members should dial this node at when it differs from --listen-peer (needed with a wildcard --listen-peer and --join)' },
   peers: { kind: 'value', help: 'every first member, itself included: id=host:port,id=host:port,… (only bootstraps a new cluster; a restarted node takes its members from its data directory)' },
   join: { kind: 'value', help: 'URL of a running member: join that cluster as a learner (empty data directory; needs a fixed --listen-peer port)' },
   promote: { kind: 'bool', help: 'with --join: become a voter once caught up', default: 'false' },
@@ -124,6 +131,11 @@ export const nodeCommand: CommandSpec = {
 
 export function envName(flag: string): string {
   return `QKV_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** A listen address that names every interface, so no host another machine could dial. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]';
 }
 
 export class ConfigError extends Error {
@@ -206,7 +218,10 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
   const join = v.get('join') ?? null;
   if (join !== null && !/^https?:\/\/[^/]+/.test(join)) throw new ConfigError(`--join must be a member's URL like http://127.0.0.1:7001, got "${join}"`);
   const listenPeer = parseHostPort(v.get('listen-peer') ?? '', '--listen-peer');
-  if (join !== null && listenPeer.port === 0) throw new ConfigError('--join needs a fixed --listen-peer port: the cluster records where to reach this node');
+  const advertisePeer = v.has('advertise-peer') ? hostPortText(v.get('advertise-peer') as string, '--advertise-peer') : isWildcard(listenPeer.host) || listenPeer.port === 0 ? null : `${listenPeer.host}:${listenPeer.port}`;
+  if (join !== null && advertisePeer === null) {
+    throw new ConfigError('--join needs the address members should dial this node at: a fixed, non-wildcard --listen-peer, or --advertise-peer');
+  }
   // A joining node learns the members from the cluster; --peers then only names itself.
   const peers = join !== null && !v.has('peers') ? new Map([[id, listenPeer]]) : parsePeers(required(v, 'peers'));
   if (!peers.has(id)) throw new ConfigError(`--peers must include this node (${id})`);
@@ -227,6 +242,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     listenGrpc: v.get('listen-grpc') === 'off' ? null : parseHostPort(v.get('listen-grpc') ?? '', '--listen-grpc'),
     advertiseHttp: advertisedUrl(v.get('advertise-http')),
     advertiseGrpc: v.has('advertise-grpc') ? hostPortText(v.get('advertise-grpc') as string, '--advertise-grpc') : null,
+    advertisePeer,
     peers,
     writeQuorum,
     topology,

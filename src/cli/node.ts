@@ -223,7 +223,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     ...transportLimits(config),
     self: { nodeId: config.id, clusterId, memberId },
     // Peers name this node's client addresses in /status and in not_leader hints.
-    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.listenPeer.port !== 0 ? { peer: `${config.listenPeer.host}:${config.listenPeer.port}` } : {}) },
+    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}) },
     listen: config.listenPeer,
     peers: peersOf(storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
@@ -408,7 +408,7 @@ async function openDataDir(config: NodeConfig, registry: Registry, log: Logger):
   let identity: Required<NodeIdentity> | null = null;
   if (fresh && config.join !== null) {
     const memberId = randomMemberId();
-    const peer = `${config.listenPeer.host}:${config.listenPeer.port}`;
+    const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
     const answer = await joinCluster(config.join, body, 60_000, (msg) => log.info(msg));
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');

@@ -9,7 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -64,11 +64,12 @@ export async function runUp(argv: string[]): Promise<number> {
   // beyond them (a larger --nodes, or --add) join the running cluster as new members.
   const previous = await readClusterFile(path.join(dataDir, 'cluster.json')).catch(() => null);
   const clusterId = previous?.clusterId ?? randomBytes(8).toString('hex');
-  const existing = previous?.nodes.length ?? 0;
+  const existing = await nodesWithData(dataDir);
   const total = Math.max(nodes, existing) + add;
   if (total > 15) throw new ConfigError(`a local cluster has at most 15 nodes; this one would have ${total}`);
   const ids = Array.from({ length: total }, (_, i) => `n${i + 1}`);
-  const joining = previous === null ? [] : ids.slice(existing);
+  // Nodes beyond those whose data exists join the cluster those form (none exists: all bootstrap).
+  const joining = existing === 0 ? [] : ids.slice(existing);
   const ports = await Promise.all(
     ids.map(async (_, i) => ({
       http: basePort === 0 ? await freePort() : basePort + i,
@@ -144,6 +145,19 @@ export async function runUp(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+/** How many of n1, n2, … (in order) already have a data directory with a store under `dataDir`. */
+async function nodesWithData(dataDir: string): Promise<number> {
+  let count = 0;
+  for (;;) {
+    try {
+      await stat(path.join(dataDir, `n${count + 1}`, 'data.mdb'));
+      count++;
+    } catch {
+      return count;
+    }
+  }
 }
 
 /** Polls `via`'s /members until `id` is a voter there (true), or gives up (false). */
