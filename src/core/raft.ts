@@ -1,9 +1,7 @@
 /**
  * The Raft replication core: a pure, synchronous state machine in the style of
- * etcd-io/raft. Inputs: `tick()`, `step(message)`, `propose(entries)`, `readIndex()`.
- * `readIndex()` works on a follower too: it asks the leader for a read point (a
- * `readIndex` message), so linearizable reads can be served where they arrive.
- * Output: `takeMessages()`, `takeApplicable()` and `ready()`, each `Ready` acknowledged
+ * etcd-io/raft. Inputs: `tick()`, `step(message)`, `propose(entries)`, `readIndex()` (on
+ * followers too), membership changes and leadership transfer. Output: `takeMessages()`, `takeApplicable()` and `ready()`, each `Ready` acknowledged
  * with `advance(ready)`; the contract (what may leave before which flush, what may be
  * applied when, how many Readys may be in flight) is written once, at `Ready` in types.ts.
  *
@@ -113,9 +111,10 @@ export class RaftCore {
     const { config, index } = this.latestConfig();
     this.config = config;
     this.configIndex = index;
-    // Outside weak write quorums only committed entries are ever applied, so the applied
-    // index (durable with the state) is known committed even if the hard state lagged it.
-    if (!isWeakQuorum(config)) this.log.commitTo(this.log.applied);
+    // The applied index is not taken for committed, even outside weak write quorums: the
+    // configuration may have been a weak one when those entries were applied (a mode switch,
+    // or a membership change that made W smaller than a majority), and an entry acknowledged
+    // then may still be replaced. The stored commit index is a lower bound; the leader raises it.
     this.prevSoft = { role: this.role, leader: this.leader };
     this.prevHard = { term: this.term, vote: this.vote, commit: this.log.committed };
     this.resetRandomizedElectionTimeout();
@@ -250,17 +249,7 @@ export class RaftCore {
     return { ok: true, index: first + entries.length - 1, term: this.term };
   }
 
-  /**
-   * Asks for a linearizable read point. The answer arrives as a `ReadState` with the same
-   * requestId (serve the read once the state machine has applied its `index`), or as a
-   * `ReadFailure` (serve nothing; the client may retry).
-   *
-   * On the leader: once a majority confirmed in a heartbeat round, started after this call,
-   * that it still leads (and it has committed an entry of its term), at its commit index as
-   * of this call. On a follower that knows its leader: the follower asks the leader with a
-   * `readIndex` message, and the leader answers with the index its own read would use, by
-   * the same rule. Refused (`notLeader`) on a node that knows no leader.
-   */
+  /** Asks for a linearizable read point, on the leader or a follower (read-only.ts says how). */
   readIndex(): ReadIndexResult {
     return this.reads.readIndex();
   }
@@ -751,7 +740,7 @@ export class RaftCore {
         to: peer,
         term: this.term,
         commit: Math.min(match, this.log.committed),
-        acked: Math.min(match, this.log.acked),
+        acked: Math.min(match, this.ackedToSend()),
         readRound,
       };
       this.send(msg, 'now');
@@ -791,7 +780,7 @@ export class RaftCore {
       prevTerm,
       entries,
       commit: Math.min(this.log.committed, lastSent),
-      acked: Math.min(this.log.acked, lastSent),
+      acked: Math.min(this.ackedToSend(), lastSent),
     };
     this.send(msg, 'now');
     pr.sentAppend(lastSent, entries.length);
@@ -898,6 +887,14 @@ export class RaftCore {
     }
     if (best !== null && bestMatch === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to: best, term: this.term }, 'now');
     this.becomeFollower(this.term, null);
+  }
+
+  /**
+   * The acked index followers are told; outside weak quorums never beyond the commit index (a
+   * restarted leader's acked index is its applied index, maybe from an earlier weak config).
+   */
+  private ackedToSend(): number {
+    return isWeakQuorum(this.config) ? this.log.acked : Math.min(this.log.acked, this.log.committed);
   }
 
   private committedInCurrentTerm(): boolean {

@@ -110,7 +110,17 @@ export class ReadOnly {
     if (this.followerReads.size > 0) this.expireFollowerReads();
   }
 
-  /** See RaftCore.readIndex(). */
+  /**
+   * Asks for a linearizable read point. The answer arrives as a `ReadState` with the same
+   * requestId (serve the read once the state machine has applied its `index`), or as a
+   * `ReadFailure` (serve nothing; the client may retry).
+   *
+   * On the leader: once a majority confirmed in a heartbeat round, started after this call,
+   * that it still leads (and it has committed an entry of its term), at its commit index as
+   * of this call. On a follower that knows its leader: the follower asks the leader with a
+   * `readIndex` message, and the leader answers with the index its own read would use, by
+   * the same rule. Refused (`notLeader`) on a node that knows no leader.
+   */
   readIndex(): ReadIndexResult {
     const host = this.host;
     if (host.role() === 'leader') {
