@@ -305,7 +305,7 @@ export interface SoftState {
  *      from `entries[0].index` first) and `hardState`, as one write. Writes become durable
  *      in the order the Readys were handed out. A `hardState` that differs from the last
  *      one written only in `commit` may instead ride with a later write: the stored commit
- *      index is a lower bound a restarted node raises from its applied index or the leader;
+ *      index is a lower bound a restarted node raises when the leader tells it;
  *   5. once this Ready's write AND every earlier Ready's are durable (a Ready with nothing
  *      to write waits for the earlier ones too): send `messagesAfterPersist` (votes, vote
  *      and append responses, chain relays: each promises durable state, so none leaves

@@ -120,37 +120,46 @@ test('the Dockerfile runs the built CLI as a non-root user, with a health check 
   for (const entry of ['node_modules', 'dist', 'data', '.git']) assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`);
 });
 
-test('the compose services, run as local processes from their environment alone, elect a leader and serve', { timeout: 90_000 }, async () => {
+test('the compose services, run as local processes from their environment alone, elect a leader and serve', { timeout: 200_000 }, async () => {
   const compose = await composeFile();
   const ids = Object.keys(compose.services);
   const ports = new Map<string, { http: number; peer: number; grpc: number }>();
-  for (const id of ids) ports.set(id, { http: await freePort(), peer: await freePort(), grpc: await freePort() });
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-deploy-'));
   const children: ChildProcess[] = [];
+  const base = (id: string): string => `http://127.0.0.1:${ports.get(id)!.http}`;
   try {
-    for (const id of ids) {
-      const p = ports.get(id)!;
-      const env: Record<string, string> = { ...compose.services[id]!.environment };
-      // What Docker's network and port mapping would do: service names resolve, ports are the container's.
-      env['QKV_PEERS'] = env['QKV_PEERS']!.replace(/(n\d)=\1:7101/g, (_, peer: string) => `${peer}=127.0.0.1:${ports.get(peer)!.peer}`);
-      env['QKV_LISTEN_HTTP'] = `127.0.0.1:${p.http}`;
-      env['QKV_LISTEN_PEER'] = `127.0.0.1:${p.peer}`;
-      env['QKV_LISTEN_GRPC'] = `127.0.0.1:${p.grpc}`;
-      // The advertised service names resolve to the node's own (mapped) address.
-      assert.equal(env['QKV_ADVERTISE_HTTP'], `http://${id}:7001`);
-      assert.equal(env['QKV_ADVERTISE_GRPC'], `${id}:7201`);
-      env['QKV_ADVERTISE_HTTP'] = `http://127.0.0.1:${p.http}`;
-      env['QKV_ADVERTISE_GRPC'] = `127.0.0.1:${p.grpc}`;
-      env['QKV_DATA_DIR'] = path.join(dir, id);
-      env['QKV_LOG_LEVEL'] = 'warn';
-      const child = spawn(process.execPath, [mainPath, 'node'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'ignore' });
-      children.push(child);
+    // Ports are probed free and bound a moment later: a test running beside this one may
+    // take one in between, and the node exits. Then all start again on fresh ports.
+    for (let attempt = 1; ; attempt++) {
+      for (const id of ids) ports.set(id, { http: await freePort(), peer: await freePort(), grpc: await freePort() });
+      await rm(dir, { recursive: true, force: true });
+      for (const id of ids) {
+        const p = ports.get(id)!;
+        const env: Record<string, string> = { ...compose.services[id]!.environment };
+        // What Docker's network and port mapping would do: service names resolve, ports are the container's.
+        env['QKV_PEERS'] = env['QKV_PEERS']!.replace(/(n\d)=\1:7101/g, (_, peer: string) => `${peer}=127.0.0.1:${ports.get(peer)!.peer}`);
+        env['QKV_LISTEN_HTTP'] = `127.0.0.1:${p.http}`;
+        env['QKV_LISTEN_PEER'] = `127.0.0.1:${p.peer}`;
+        env['QKV_LISTEN_GRPC'] = `127.0.0.1:${p.grpc}`;
+        // The advertised service names resolve to the node's own (mapped) address.
+        assert.equal(env['QKV_ADVERTISE_HTTP'], `http://${id}:7001`);
+        assert.equal(env['QKV_ADVERTISE_GRPC'], `${id}:7201`);
+        env['QKV_ADVERTISE_HTTP'] = `http://127.0.0.1:${p.http}`;
+        env['QKV_ADVERTISE_GRPC'] = `127.0.0.1:${p.grpc}`;
+        env['QKV_DATA_DIR'] = path.join(dir, id);
+        env['QKV_LOG_LEVEL'] = 'warn';
+        const child = spawn(process.execPath, [mainPath, 'node'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'ignore' });
+        children.push(child);
+      }
+      const started = await waitFor('every node ready (a leader known, caught up), or one exited', 60_000, async () => {
+        if (children.some((c) => c.exitCode !== null)) return 'exited';
+        const answers = await Promise.all(ids.map((id) => http(`${base(id)}/ready`).then((r) => r.status, () => 0)));
+        return answers.every((st) => st === 200) ? 'ready' : null;
+      });
+      if (started === 'ready') break;
+      assert.ok(attempt < 3, 'a node exited during start-up three times');
+      await Promise.all(children.splice(0).map((c) => stopChild(c, 'SIGKILL')));
     }
-    const base = (id: string): string => `http://127.0.0.1:${ports.get(id)!.http}`;
-    await waitFor('every node ready (a leader known, caught up)', 30_000, async () => {
-      const answers = await Promise.all(ids.map((id) => http(`${base(id)}/ready`).then((r) => r.status, () => 0)));
-      return answers.every((s) => s === 200) ? true : null;
-    });
     const status = await http(`${base('n2')}/status`);
     const leader = status.body['leader'] as { id: string; http: string; grpc: string };
     assert.equal(leader.http, base(leader.id), 'the leader is named by its advertised address');
