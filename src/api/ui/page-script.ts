@@ -88,8 +88,10 @@ function renderCards(s) {
     c.f.role.textContent = n.role === 'down' ? 'down' : n.role + (n.memberRole === 'learner' && n.role !== 'learner' ? ' (learner)' : '');
     c.f.reach.textContent = n.reachable ? 'reachable' : 'unreachable';
     c.f.reach.className = 'pill ' + (n.reachable ? 'badge-good' : 'badge-bad');
-    c.f.peer.textContent = n.peerReachable === false ? 'cut off from leader' : n.peerReachable === true ? 'linked to leader' : '';
-    c.f.peer.className = n.peerReachable === null ? '' : 'pill ' + (n.peerReachable ? 'badge-good' : 'badge-bad');
+    // A node that does not answer is not shown "linked": the leader notices a dead link later than we do.
+    const link = n.reachable || n.peerReachable === false ? n.peerReachable : null;
+    c.f.peer.textContent = link === false ? 'cut off from leader' : link === true ? 'linked to leader' : '';
+    c.f.peer.className = link === null ? '' : 'pill ' + (link ? 'badge-good' : 'badge-bad');
     c.f.sync.textContent = n.inSync ? 'in sync' : 'not in sync';
     c.f.sync.className = 'pill ' + (n.inSync ? 'badge-good' : 'badge-bad');
     c.f.term.textContent = show(n.term);
