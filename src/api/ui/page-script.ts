@@ -11,7 +11,7 @@
  * Plain ES2020 without a build step; no backticks or template placeholders in this text.
  */
 
-export const pageScript = `
+export const pageScript: string = `
 'use strict';
 const CONTROLS = document.body.dataset.controls === 'true';
 const feedItemsMax = 200;

@@ -3,7 +3,7 @@
  * code, nothing fetched from elsewhere. Plain CSS that current Chromium and Firefox share.
  */
 
-export const pageStyle = `
+export const pageStyle: string = `
 :root { color-scheme: light dark; --bg: #f6f7f9; --card: #fff; --ink: #1d2430; --dim: #667085; --line: #d0d5dd;
   --leader: #1570ef; --ok: #12b76a; --warn: #f79009; --bad: #f04438; --learner: #7a5af8; }
 @media (prefers-color-scheme: dark) { :root { --bg: #101418; --card: #1a2027; --ink: #e6e9ee; --dim: #98a2b3; --line: #344054; } }
