@@ -135,6 +135,24 @@ export const addMemberUsage = 'POST /members needs {"id", "peer": "host:port"} a
 export const transferLeaderBody = Type.Object({ to: Type.Optional(nodeId) }, { additionalProperties: false });
 export const transferLeaderUsage = 'POST /admin/transfer-leader needs {} (the most up-to-date voter) or {"to": "<voter id>"}';
 
+// --- dashboard (api/routes/ui.ts); the action routes exist only with fault injection on ---
+
+export const uiActionNodeBody = Type.Object({ node: nodeId }, { additionalProperties: false });
+export const uiPartitionUsage = 'POST /ui/actions/partition needs {"node": "<member id>"}';
+export const uiHealBody = Type.Object({ node: Type.Optional(nodeId) }, { additionalProperties: false });
+export const uiHealUsage = 'POST /ui/actions/heal needs {} (every node) or {"node": "<member id>"}';
+const delayMs = Type.Integer({ minimum: 0, maximum: 60_000, description: 'an integer from 0 to 60000 (ms)' });
+export const uiDelayBody = Type.Object(
+  { delayMsMin: delayMs, delayMsMax: delayMs, node: Type.Optional(nodeId) },
+  { additionalProperties: false },
+);
+export const uiDelayUsage = 'POST /ui/actions/delay needs {"delayMsMin": MS, "delayMsMax": MS} and optionally "node"';
+export const uiDieBody = Type.Object(
+  { node: nodeId, clean: Type.Optional(Type.Boolean({ description: 'true or false' })) },
+  { additionalProperties: false },
+);
+export const uiDieUsage = 'POST /ui/actions/die needs {"node": "<member id>", "clean"?: true|false}';
+
 /** How a route's schema failures are told: its usage line and the codes of its body fields. */
 export interface RouteProblems {
   readonly usage?: string;

@@ -51,6 +51,10 @@ import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
 import { statusRoutes } from './routes/status.js';
+import { uiRoutes } from './routes/ui.js';
+import { ClusterPoller, defaultPollerLimits } from './ui/poller.js';
+import type { PollerLimits } from './ui/poller.js';
+import { SnapshotStreams } from './ui/sse.js';
 import type { InputValidator } from './validation.js';
 
 export type { FaultsAdmin, HttpLimits } from './http-context.js';
@@ -76,6 +80,8 @@ export interface HttpServerOptions {
   readonly die?: (clean: boolean) => void;
   /** When present, GET /rollbacks serves this node's records of writes lost in failovers. */
   readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
+  /** The dashboard's poller (GET /ui/events); defaults in ui/poller.ts. */
+  readonly dashboard?: Partial<PollerLimits>;
 }
 
 export interface HttpServer {
@@ -101,6 +107,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const metrics = createHttpMetrics(options.registry);
   const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics });
   const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry);
+  // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.
+  const { faultsAdmin, die } = options;
+  const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die } : undefined;
+  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard } });
+  const streams = new SnapshotStreams(poller);
   // The route table, written once: registered below and consulted for 405 answers.
   const routes: readonly HttpRoute[] = [
     ...kvRoutes(ctx),
@@ -112,6 +123,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       ...(options.die === undefined ? {} : { die: options.die }),
       ...(options.rollbacks === undefined ? {} : { rollbacks: options.rollbacks }),
     }),
+    ...uiRoutes(ctx, { streams, ...(actions === undefined ? {} : { actions }) }),
   ];
   const errors = new HttpErrors(ctx, routes);
 
@@ -175,15 +187,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {
-    await close(ctx, app);
+    await close(ctx, app, streams);
     // Said like the peer and gRPC listeners say it, so a taken port reads as one line.
     throw new Error(`Cannot listen for HTTP on ${options.listen.host}:${options.listen.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return { url: serverUrl(app), close: () => close(ctx, app) };
+  return { url: serverUrl(app), close: () => close(ctx, app, streams) };
 }
 
-async function close(ctx: HttpContext, app: FastifyInstance): Promise<void> {
+async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotStreams): Promise<void> {
   ctx.closing = true;
+  // Open event streams are never idle: end them first, or app.close() would wait on them forever.
+  streams.close();
   await app.close();
   await ctx.router.close();
 }

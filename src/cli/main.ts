@@ -5,6 +5,7 @@
  */
 
 import { backupCommand, restoreCommand, runBackup, runRestore } from './backup.js';
+import { dashboardCommand, runDashboardCommand } from './dashboard.js';
 import { clientCommandSpecs, clientCommands, runClientCommand } from './client-commands.js';
 import { UsageError, parseArgs, programHelp } from './command.js';
 import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
@@ -25,6 +26,7 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   leaderCommand,
   modeCommand,
   faultCommand,
+  dashboardCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
   { name: 'experiment', summary: "the seeds' experiments (quorum, modes, matrix) with reports" },
   { name: 'check', summary: "compare every node's store with the leader's (exit 1 on divergence)" },
@@ -71,6 +73,7 @@ async function main(argv: string[]): Promise<number> {
   if (clientCommands.includes(command)) return runClientCommand(command, rest);
   if (command === 'rollbacks') return runRollbacksCommand(rest);
   if (command === 'fault') return runFaultCommand(rest);
+  if (command === 'dashboard') return runDashboardCommand(rest);
   if (command === 'backup') return runBackup(rest);
   if (command === 'restore') return runRestore(rest);
   // Benchmarks load their heavier dependencies only when used.

@@ -1,0 +1,104 @@
+/**
+ * The dashboard (docs/dashboard.md):
+ *
+ *   GET  /ui                      the page (HTML, CSS and script inline; nothing from elsewhere)
+ *   GET  /ui/events               Server-Sent Events: one cluster snapshot per poll tick
+ *   POST /ui/actions/partition    {node}: cut a member off (fault injection only)
+ *   POST /ui/actions/heal         {node?}: lift partitions (fault injection only)
+ *   POST /ui/actions/delay        {delayMsMin, delayMsMax, node?} (fault injection only)
+ *   POST /ui/actions/die          {node, clean?}: stop or kill a member (fault injection only)
+ *
+ * The page's other controls use the ordinary API of the node that serves it (PUT/GET
+ * /kv/{key}, PUT /admin/mode, POST /admin/transfer-leader); it shows them only with fault
+ * injection on, like the action routes, which do not exist otherwise (404).
+ */
+
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from 'typebox';
+import type { HttpContext } from '../http-context.js';
+import {
+  noQuery,
+  uiActionNodeBody,
+  uiDelayBody,
+  uiDelayUsage,
+  uiDieBody,
+  uiDieUsage,
+  uiHealBody,
+  uiHealUsage,
+  uiPartitionUsage,
+} from '../http-schemas.js';
+import { delay, die, heal, partition } from '../ui/actions.js';
+import type { ActionHooks } from '../ui/actions.js';
+import { dashboardPage } from '../ui/page.js';
+import type { SnapshotStreams } from '../ui/sse.js';
+import type { HttpRoute } from './route.js';
+
+/** Content-Security-Policy of the page: it may talk to its own node only. */
+const pageCsp = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'";
+
+export interface UiHooks {
+  readonly streams: SnapshotStreams;
+  /** Present with fault injection on: the page shows its controls and the action routes exist. */
+  readonly actions?: ActionHooks;
+}
+
+type Body<S> = FastifyRequest<{ Body: S }>;
+
+export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
+  const page = dashboardPage({ controls: hooks.actions !== undefined });
+  const routes: HttpRoute[] = [
+    {
+      method: 'GET',
+      url: '/ui',
+      schema: { querystring: noQuery },
+      handle: async (_request, reply: FastifyReply) => {
+        ctx.refuseIfClosing();
+        return reply.code(200).type('text/html; charset=utf-8').header('cache-control', 'no-store').header('content-security-policy', pageCsp).send(page);
+      },
+    },
+    {
+      method: 'GET',
+      url: '/ui/events',
+      schema: { querystring: noQuery },
+      handle: async (_request, reply) => {
+        ctx.refuseIfClosing();
+        hooks.streams.open(reply);
+        return reply;
+      },
+    },
+  ];
+  const actions = hooks.actions;
+  if (actions === undefined) return routes;
+  routes.push(
+    {
+      method: 'POST',
+      url: '/ui/actions/partition',
+      schema: { querystring: noQuery, body: uiActionNodeBody },
+      problems: { usage: uiPartitionUsage },
+      handle: (request: Body<Static<typeof uiActionNodeBody>>) => partition(actions, request.body.node),
+    },
+    {
+      method: 'POST',
+      url: '/ui/actions/heal',
+      schema: { querystring: noQuery, body: uiHealBody },
+      problems: { usage: uiHealUsage },
+      handle: (request: Body<Static<typeof uiHealBody>>) => heal(actions, request.body.node),
+    },
+    {
+      method: 'POST',
+      url: '/ui/actions/delay',
+      schema: { querystring: noQuery, body: uiDelayBody },
+      problems: { usage: uiDelayUsage },
+      handle: (request: Body<Static<typeof uiDelayBody>>) => delay(actions, request.body, request.body.node),
+    },
+    {
+      method: 'POST',
+      url: '/ui/actions/die',
+      schema: { querystring: noQuery, body: uiDieBody },
+      problems: { usage: uiDieUsage },
+      handle: (request: Body<Static<typeof uiDieBody>>, reply) =>
+        die(actions, request.body.node, request.body.clean ?? false, (kill) => void reply.raw.once('finish', kill)),
+    },
+  );
+  return routes;
+}

@@ -1,0 +1,141 @@
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Registry } from 'prom-client';
+import { request } from 'undici';
+import { validateKey, validateValue } from '../../kv/limits.js';
+import type { KvNode } from '../../node/types.js';
+import type { StatusResponse } from '../../wire/types.js';
+import { FakeKvNode } from '../fake-node.js';
+import { startHttpServer } from '../http.js';
+import type { HttpServerOptions } from '../http.js';
+import { ClusterPoller, TooManySubscribers } from './poller.js';
+import type { UiSnapshot } from './snapshot.js';
+
+const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+const fastPolling = { pollIntervalMs: 100, statusTimeoutMs: 80 };
+
+async function start(t: TestContext, overrides: Partial<HttpServerOptions> = {}) {
+  const node = new FakeKvNode({ id: 'n1' });
+  const server = await startHttpServer({
+    node,
+    listen: { host: '127.0.0.1', port: 0 },
+    limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
+    validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
+    registry: new Registry(),
+    logger: false,
+    dashboard: fastPolling,
+    ...overrides,
+  });
+  t.after(() => server.close());
+  node.setLeader({ id: 'n1', http: server.url, grpc: null });
+  return server;
+}
+
+/** Reads SSE `data:` lines from GET /ui/events until `count` snapshots arrived. */
+async function snapshots(url: string, count: number, signal: AbortSignal): Promise<UiSnapshot[]> {
+  const res = await request(`${url}/ui/events`, { signal });
+  assert.equal(res.statusCode, 200);
+  assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+  const got: UiSnapshot[] = [];
+  let text = '';
+  for await (const chunk of res.body) {
+    text += (chunk as Buffer).toString();
+    let end: number;
+    while ((end = text.indexOf('\n\n')) !== -1) {
+      const event = text.slice(0, end);
+      text = text.slice(end + 2);
+      if (event.startsWith('data: ')) got.push(JSON.parse(event.slice(6)) as UiSnapshot);
+      if (got.length === count) return got;
+    }
+  }
+  return got;
+}
+
+test('GET /ui/events streams one snapshot per tick, and the server still closes promptly with a page connected', async (t) => {
+  const server = await start(t);
+  const abort = new AbortController();
+  const got = await snapshots(server.url, 3, abort.signal);
+  abort.abort();
+  assert.equal(got.length, 3);
+  assert.equal(got[0]?.servedBy, 'n1');
+  assert.equal(got[0]?.faults, false);
+  assert.equal(got[0]?.nodes[0]?.role, 'leader');
+  assert.ok((got[2]?.atMs ?? 0) > (got[0]?.atMs ?? 0), 'later ticks');
+
+  // A stream left open must not hold close() (an open stream is never idle).
+  const res = await request(`${server.url}/ui/events`);
+  const closedAtMs = Date.now();
+  await server.close();
+  assert.ok(Date.now() - closedAtMs < 2_000, `closed in ${Date.now() - closedAtMs} ms`);
+  await res.body.dump();
+});
+
+test('the page and the action routes: no controls without fault injection, controls with it', async (t) => {
+  const plain = await start(t);
+  const page = await request(`${plain.url}/ui`);
+  const html = await page.body.text();
+  assert.equal(page.statusCode, 200);
+  assert.match(String(page.headers['content-security-policy']), /connect-src 'self'/);
+  assert.ok(!html.includes('<button'), 'no buttons');
+  assert.ok(!/src="http|href="http/.test(html), 'nothing loaded from elsewhere');
+  const refused = await request(`${plain.url}/ui/actions/partition`, { method: 'POST', body: '{"node":"n1"}', headers: { 'content-type': 'application/json' } });
+  assert.equal(refused.statusCode, 404);
+  await refused.body.dump();
+
+  let rules: Record<string, unknown> = {};
+  const faulty = await start(t, { faultsAdmin: { setRules: (r) => void (rules = { ...rules, ...r }), rules: () => rules }, die: () => undefined });
+  assert.ok((await (await request(`${faulty.url}/ui`)).body.text()).includes('data-action="put"'));
+  const post = async (action: string, body: unknown) => {
+    const res = await request(`${faulty.url}/ui/actions/${action}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+  };
+  assert.equal((await post('delay', { delayMsMin: 5, delayMsMax: 10, node: 'n1' })).status, 200);
+  assert.deepEqual(rules, { delayMsMin: 5, delayMsMax: 10 });
+  assert.equal((await post('delay', { delayMsMin: 50, delayMsMax: 10 })).status, 400, 'min above max');
+  assert.equal((await post('partition', { node: 'nobody' })).status, 400, 'an unknown member');
+  assert.equal((await post('partition', { node: 'n1', url: 'http://elsewhere' })).status, 400, 'no URLs from the request');
+});
+
+test('the poller asks each peer with a deadline, stops when the last page leaves, and refuses pages past its limit', async (t) => {
+  // A peer that accepts connections and never answers.
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((socket) => void sockets.add(socket));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+  const port = (silent.address() as net.AddressInfo).port;
+  const fake = new FakeKvNode({ id: 'n1' });
+  const base = fake.status();
+  const node = {
+    id: 'n1',
+    status: (): StatusResponse => ({
+      ...base,
+      membership: {
+        configIndex: 1,
+        members: [
+          { id: 'n1', role: 'voter', memberId: null, peer: null, http: null, grpc: null, isLeader: true, matchIndex: null, lag: null },
+          { id: 'n2', role: 'voter', memberId: null, peer: null, http: `http://127.0.0.1:${port}`, grpc: null, isLeader: false, matchIndex: null, lag: null },
+        ],
+      },
+    }),
+  } as unknown as KvNode;
+  const poller = new ClusterPoller(node, { faults: false, limits: { ...fastPolling, subscribersMax: 1, eventsMax: 10 } });
+  const seen: UiSnapshot[] = [];
+  const startedAtMs = Date.now();
+  const leave = poller.subscribe((s) => seen.push(s));
+  assert.throws(() => poller.subscribe(() => undefined), TooManySubscribers);
+  while (seen.length < 2 && Date.now() - startedAtMs < 3_000) await new Promise((r) => setTimeout(r, 20));
+  const n2 = seen[0]?.nodes.find((n) => n.id === 'n2');
+  assert.equal(n2?.reachable, false);
+  assert.match(String(n2?.error), /no answer within 80 ms/);
+  leave();
+  assert.equal(poller.subscriberCount, 0);
+  const count = seen.length;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(seen.length, count, 'no snapshots after the last page left');
+  poller.close();
+});

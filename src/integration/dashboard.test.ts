@@ -1,0 +1,235 @@
+/**
+ * The dashboard (GET /ui) on real clusters, seen through headless Chromium (Debian's
+ * package, driven by playwright-core; skipped with a message where /usr/bin/chromium is
+ * absent): members, leader, commit indexes, a partition and its healing, the chain drawn
+ * after a mode switch, a killed leader replaced, and no controls without --faults. Every
+ * wait is a condition with a deadline. Leaves docs/images/dashboard.png behind.
+ */
+
+import { test } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BrowserContext, Page } from 'playwright-core';
+import { TestCluster, http, runCli, waitFor } from './harness.js';
+
+const chromiumPath = '/usr/bin/chromium';
+const screenshotPath = fileURLToPath(new URL('../../docs/images/dashboard.png', import.meta.url));
+
+/** One card as the page shows it (its data-* attributes). */
+interface Card {
+  readonly node: string;
+  readonly role: string;
+  readonly reachable: string;
+  readonly peerReachable: string;
+  readonly commit: number;
+  readonly term: number;
+  readonly lag: string;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Starts Chromium with a fresh profile; null (and a diagnostic) when it is not installed. */
+async function openBrowser(t: TestContext): Promise<{ browser: BrowserContext; close: () => Promise<void> } | null> {
+  if (!(await exists(chromiumPath))) {
+    t.diagnostic(`skipped: ${chromiumPath} is not installed (apt-get install chromium)`);
+    return null;
+  }
+  const { chromium } = await import('playwright-core');
+  const profile = await mkdtemp(path.join(tmpdir(), 'qkv-chromium-'));
+  try {
+    const browser = await chromium.launchPersistentContext(profile, {
+      executablePath: chromiumPath,
+      headless: true,
+      viewport: { width: 1280, height: 900 },
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    return {
+      browser,
+      close: async () => {
+        await browser.close();
+        await rm(profile, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(profile, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Opens `url` and collects the page's errors (a page that throws fails the test). */
+async function openPage(browser: BrowserContext, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url);
+  return { page, errors };
+}
+
+// Evaluated in the page (strings: this project's TypeScript has no DOM types).
+async function cards(page: Page): Promise<Card[]> {
+  return (await page.evaluate(`[...document.querySelectorAll('#cards .card')].map((c) => ({
+    node: c.dataset.node, role: c.dataset.role, reachable: c.dataset.reachable, peerReachable: c.dataset.peerReachable,
+    commit: Number(c.dataset.commit), term: Number(c.dataset.term), lag: c.dataset.lag,
+  }))`)) as Card[];
+}
+
+async function click(page: Page, selector: string): Promise<void> {
+  await page.click(selector, { timeout: 2_000 });
+}
+
+/** Clicks a control and waits for its answer in #result; returns that text. */
+async function act(page: Page, selector: string, wantOk = true): Promise<string> {
+  await page.evaluate(`document.getElementById('result').dataset.ok = ''`);
+  await click(page, selector);
+  return waitFor(`the answer to ${selector}`, 10_000, async () => {
+    const state = (await page.evaluate(`[document.getElementById('result').dataset.ok, document.getElementById('result').textContent]`)) as [string, string];
+    if (state[0] === 'true' || state[0] === 'false') {
+      if (wantOk) assert.equal(state[0], 'true', `${selector} answered: ${state[1]}`);
+      return state[1];
+    }
+    return null;
+  });
+}
+
+function leaders(all: readonly Card[]): Card[] {
+  return all.filter((c) => c.role === 'leader');
+}
+
+test('the dashboard shows the live cluster and drives it through its controls (--faults)', async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--faults'] });
+  let closeBrowser: (() => Promise<void>) | null = null;
+  try {
+    const leaderAtStart = await cluster.waitForLeader();
+    const opened = await openBrowser(t);
+    if (opened === null) return;
+    closeBrowser = opened.close;
+    // Served by a follower, so the page outlives the leader it kills.
+    const served = cluster.nodes.find((n) => n.id !== leaderAtStart);
+    assert.ok(served !== undefined);
+    const loadedAtMs = Date.now();
+    const { page, errors } = await openPage(opened.browser, `${served.http}/ui`);
+
+    await t.test('three member cards and exactly one leader within 3 s of loading', async () => {
+      const shown = await waitFor('three cards, one leader', 3_000 - (Date.now() - loadedAtMs), async () => {
+        const all = await cards(page);
+        return all.length === 3 && leaders(all).length === 1 ? all : null;
+      });
+      assert.equal(leaders(shown)[0]?.node, leaderAtStart);
+      assert.deepEqual(shown.map((c) => c.node).sort(), ['n1', 'n2', 'n3']);
+    });
+
+    await t.test('a key written from the page advances the commit index on every card', async () => {
+      const before = Math.max(...(await cards(page)).map((c) => c.commit));
+      await page.fill('#kv-key', 'from-the-page');
+      await page.fill('#kv-value', 'hello');
+      await act(page, 'button[data-action="put"]');
+      const got = await http(`${served.http}/kv/from-the-page`);
+      assert.equal(got.body['value'], 'hello');
+      await waitFor('every card past the old commit index', 5_000, async () => ((await cards(page)).every((c) => c.commit > before) ? true : null));
+      await page.fill('#kv-value', '');
+      await act(page, 'button[data-action="get"]');
+      assert.equal(await page.inputValue('#kv-value'), 'hello', 'Get fills the value in');
+    });
+
+    const follower = cluster.nodes.find((n) => n.id !== leaderAtStart && n.id !== served.id);
+    assert.ok(follower !== undefined);
+
+    await t.test('a follower partitioned from the page shows cut off or lagging, and caught up once healed', async () => {
+      await act(page, `.card[data-node="${follower.id}"] button[data-action="partition"]`);
+      // Writes it cannot receive make its lag visible too.
+      for (let i = 0; i < 5; i++) {
+        await page.fill('#kv-key', `during-partition-${i}`);
+        await act(page, 'button[data-action="put"]');
+      }
+      await waitFor(`${follower.id} shown cut off or lagging`, 10_000, async () => {
+        const card = (await cards(page)).find((c) => c.node === follower.id);
+        return card !== undefined && (card.peerReachable === 'false' || card.reachable === 'false' || Number(card.lag) > 0) ? card : null;
+      });
+      await act(page, `.card[data-node="${follower.id}"] button[data-action="heal"]`);
+      await waitFor(`${follower.id} shown caught up`, 10_000, async () => {
+        const all = await cards(page);
+        const card = all.find((c) => c.node === follower.id);
+        const leaderCommit = leaders(all)[0]?.commit;
+        return card !== undefined && card.peerReachable === 'true' && card.lag === '0' && card.commit === leaderCommit ? card : null;
+      });
+    });
+
+    await t.test('switching to chain from the page draws the chain, leader first', async () => {
+      await page.selectOption('#mode-topology', 'chain');
+      await act(page, 'button[data-action="mode"]');
+      const order = await waitFor('the chain drawn', 5_000, async () => {
+        const text = (await page.evaluate(`document.getElementById('chain').dataset.order`)) as string;
+        return text.split(',').length === 3 ? text.split(',') : null;
+      });
+      assert.equal(order[0], leaderAtStart, 'the leader heads the chain');
+      assert.deepEqual([...order].sort(), ['n1', 'n2', 'n3']);
+      assert.equal(await page.isVisible('#chain-box'), true);
+      const links = (await page.evaluate(`document.querySelectorAll('#chain .chain-link').length`)) as number;
+      assert.equal(links, 3);
+    });
+
+    await t.test('killing the leader from the page: a new leader with a higher term within 5 s, the old one marked down', async () => {
+      const old = leaders(await cards(page))[0];
+      assert.ok(old !== undefined);
+      await act(page, `.card[data-node="${old.node}"] button[data-action="kill"]`);
+      const killedAtMs = Date.now();
+      const now = await waitFor('a new leader and the old one down', 5_000, async () => {
+        const all = await cards(page);
+        const next = leaders(all)[0];
+        const dead = all.find((c) => c.node === old.node);
+        return next !== undefined && next.node !== old.node && next.term > old.term && dead?.role === 'down' && dead.reachable === 'false' ? all : null;
+      });
+      t.diagnostic(`new leader ${leaders(now)[0]?.node ?? '?'} shown ${Date.now() - killedAtMs} ms after the kill`);
+      // The feed told the story.
+      const feed = (await page.evaluate(`[...document.querySelectorAll('#feed li')].map((li) => li.dataset.kind + ': ' + li.textContent)`)) as string[];
+      assert.ok(feed.some((line) => line.startsWith('unreachable:') && line.includes(old.node)), `feed names ${old.node} unreachable: ${feed.join(' | ')}`);
+      assert.ok(feed.some((line) => line.startsWith('leader:')), `feed has the new leader: ${feed.join(' | ')}`);
+      assert.ok(feed.some((line) => line.startsWith('mode:')), `feed has the mode switch: ${feed.join(' | ')}`);
+      await mkdir(path.dirname(screenshotPath), { recursive: true });
+      await page.screenshot({ path: screenshotPath, fullPage: true });
+    });
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    if (closeBrowser !== null) await closeBrowser();
+    await cluster.destroy();
+  }
+});
+
+test('without --faults the page has no controls and the control routes do not exist', async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  let closeBrowser: (() => Promise<void>) | null = null;
+  try {
+    await cluster.waitForLeader();
+    const first = cluster.nodes[0];
+    assert.ok(first !== undefined);
+    assert.equal((await http(`${first.http}/admin/die`, 'POST', { id: first.id })).status, 404);
+    for (const action of ['partition', 'heal', 'delay', 'die']) {
+      assert.equal((await http(`${first.http}/ui/actions/${action}`, 'POST', { node: first.id })).status, 404, `/ui/actions/${action} is 404`);
+    }
+    const cli = await runCli(['dashboard', '--endpoints', `http://127.0.0.1:1,${first.http}`], 10_000);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.equal(cli.stdout, `${first.http}/ui\n`, 'the first live node');
+    assert.match(cli.stderr, /controls: off/);
+
+    const opened = await openBrowser(t);
+    if (opened === null) return;
+    closeBrowser = opened.close;
+    const { page, errors } = await openPage(opened.browser, `${first.http}/ui`);
+    await waitFor('three cards', 3_000, async () => ((await cards(page)).length === 3 ? true : null));
+    const controls = (await page.evaluate(`[document.querySelectorAll('button').length, document.querySelectorAll('[data-action]').length, document.getElementById('controls') === null]`)) as [number, number, boolean];
+    assert.deepEqual(controls, [0, 0, true], 'no buttons, no actions, no control panel');
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    if (closeBrowser !== null) await closeBrowser();
+    await cluster.destroy();
+  }
+});
