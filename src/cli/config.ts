@@ -6,14 +6,12 @@
  */
 
 import { isWriteQuorum } from '../core/config.js';
+import { formatHostPort, splitHostPort, type HostPort } from '../stdx/host-port.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import type { WriteQuorum } from '../core/types.js';
 
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
+export type { HostPort } from '../stdx/host-port.js';
 
 export interface NodeConfig {
   readonly id: string;
@@ -143,13 +141,9 @@ export class ConfigError extends Error {
 }
 
 export function parseHostPort(value: string, what: string): HostPort {
-  const i = value.lastIndexOf(':');
-  const host = i > 0 ? value.slice(0, i).replace(/^\[|\]$/g, '') : '';
-  const port = Number(value.slice(i + 1));
-  if (i <= 0 || host === '' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`${what} must be host:port, got "${value}"`);
-  }
-  return { host, port };
+  const hp = splitHostPort(value);
+  if (hp === null) throw new ConfigError(`${what} must be host:port, got "${value}"`);
+  return hp;
 }
 
 function advertisedUrl(value: string | undefined): string | null {
@@ -167,8 +161,7 @@ function advertisedUrl(value: string | undefined): string | null {
 }
 
 function hostPortText(value: string, what: string): string {
-  const hp = parseHostPort(value, what);
-  return `${hp.host.includes(':') ? `[${hp.host}]` : hp.host}:${hp.port}`;
+  return formatHostPort(parseHostPort(value, what));
 }
 
 export function parsePeers(value: string): Map<string, HostPort> {

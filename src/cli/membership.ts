@@ -16,7 +16,8 @@ import type { ClusterConfig, MemberInfo, NodeId } from '../core/types.js';
 import type { PeerAddress } from '../transport/types.js';
 import { isErrorCode, type ErrorBody } from '../wire/errors.js';
 import type { AddMemberBody, MembershipChangeResponse } from '../wire/types.js';
-import type { HostPort, NodeConfig } from './config.js';
+import { splitHostPort, type HostPort } from '../stdx/host-port.js';
+import type { NodeConfig } from './config.js';
 
 /**
  * The member id of a member bootstrapped by --peers: derived from the cluster and node ids,
@@ -53,18 +54,11 @@ export function peersOf(config: ClusterConfig, self: NodeId, clusterId: string, 
   for (const id of replicasOf(config)) {
     if (id === self) continue;
     const recorded = config.directory?.[id]?.peer;
-    const address = flagPeers.get(id) ?? (recorded !== undefined ? parseHostPortText(recorded) : null);
+    const address = flagPeers.get(id) ?? (recorded !== undefined ? splitHostPort(recorded) : null);
     if (address === null || address === undefined) continue;
     peers.set(id, { host: address.host, port: address.port, memberId: memberIdIn(config, clusterId, id) });
   }
   return peers;
-}
-
-function parseHostPortText(text: string): HostPort | null {
-  const colon = text.lastIndexOf(':');
-  const port = Number(text.slice(colon + 1));
-  if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535) return null;
-  return { host: text.slice(0, colon).replace(/^\[|\]$/g, ''), port };
 }
 
 export interface JoinAnswer {

@@ -26,6 +26,7 @@
 import net from 'node:net';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { NodeId } from '../core/types.js';
+import { splitHostPort } from '../stdx/host-port.js';
 import { createPrng } from '../stdx/prng.js';
 import { FrameDecoder, FrameEncoder, frameBodyBytesLimit, frameHeaderBytes } from './frame.js';
 import { ackProof, handshakeProof, newChallenge, sameProof } from './peer-secret.js';
@@ -260,12 +261,10 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
    * (it moved, or restarted on a new port): dial it there from now on.
    */
   private followMovedPeer(peerId: NodeId, announced: string | undefined): void {
-    if (announced === undefined) return;
-    const colon = announced.lastIndexOf(':');
-    const port = Number(announced.slice(colon + 1));
-    const host = announced.slice(0, colon);
-    if (colon <= 0 || !Number.isSafeInteger(port) || port < 1 || port > 65535) return;
-    this.announced.set(peerId, { host, port });
+    const hp = announced === undefined ? null : splitHostPort(announced);
+    if (hp === null || hp.port === 0) return;
+    const { host, port } = hp;
+    this.announced.set(peerId, hp);
     const link = this.links.get(peerId);
     if (link === undefined || (host === link.host && port === link.port)) return;
     const memberId = this.expectedMemberIds.get(peerId);
