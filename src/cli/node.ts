@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, stat, statfs } from 'node:fs/promises';
+import { mkdir, readFile, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
@@ -21,7 +21,7 @@ import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
 import { createPrng } from '../stdx/prng.js';
-import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
+import { hasLmdbStore, openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { createTcpTransport } from '../transport/tcp.js';
@@ -161,17 +161,6 @@ async function readPeerSecret(file: string): Promise<Uint8Array> {
   const secret = text.subarray(0, text.length - (text.at(-1) === 0x0a ? 1 : 0));
   if (secret.length < 16) throw new NodeStartError(`--peer-secret-file ${file}: the secret must be at least 16 bytes`);
   return secret;
-}
-
-/** An empty data directory (no LMDB file yet): a brand-new node. */
-async function isFreshDataDir(dataDir: string): Promise<boolean> {
-  try {
-    await stat(path.join(dataDir, 'data.mdb'));
-    return false;
-  } catch (e) {
-    if ((e as { code?: string }).code === 'ENOENT') return true;
-    throw e;
-  }
 }
 
 /** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
@@ -402,7 +391,7 @@ class PeerSet {
  * of a new cluster starts from --peers and the mode flags.
  */
 async function openDataDir(config: NodeConfig, registry: Registry, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
-  const fresh = await isFreshDataDir(config.dataDir);
+  const fresh = !(await hasLmdbStore(config.dataDir));
   if (!fresh && config.join !== null) log.warn(`--join ignored: ${config.dataDir} already holds node ${config.id}, which restarts as the member it is`);
   let initialConfig: ClusterConfig;
   let identity: Required<NodeIdentity> | null = null;

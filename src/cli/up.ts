@@ -9,11 +9,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort, stopChild } from '../bench/child.js';
+import { hasLmdbStore } from '../storage/lmdb.js';
 import { readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -147,17 +148,11 @@ export async function runUp(argv: string[]): Promise<number> {
   });
 }
 
-/** How many of n1, n2, … (in order) already have a data directory with a store under `dataDir`. */
+/** How many of n1, n2, … (in order) already have a store under `dataDir`. */
 async function nodesWithData(dataDir: string): Promise<number> {
   let count = 0;
-  for (;;) {
-    try {
-      await stat(path.join(dataDir, `n${count + 1}`, 'data.mdb'));
-      count++;
-    } catch {
-      return count;
-    }
-  }
+  while (await hasLmdbStore(path.join(dataDir, `n${count + 1}`))) count++;
+  return count;
 }
 
 /** Polls `via`'s /members until `id` is a voter there (true), or gives up (false). */

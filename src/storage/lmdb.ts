@@ -51,7 +51,8 @@
  * tail, is rare and runs on lmdb-js's writer thread, not the event loop).
  */
 
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { open } from 'lmdb';
 import type { Database, RootDatabase, RootDatabaseOptionsWithPath } from 'lmdb';
 import { entryBytes } from '../core/log.js';
@@ -155,6 +156,17 @@ type DurableCallback = (error: Error | null) => void;
 type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown> };
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
+
+/** Whether `dataDir` already holds an LMDB store (a node that has started before). */
+export async function hasLmdbStore(dataDir: string): Promise<boolean> {
+  try {
+    await stat(path.join(dataDir, 'data.mdb'));
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return false;
+    throw e;
+  }
+}
 
 export async function openLmdbStorage(options: LmdbStorageOptions): Promise<LmdbStorage> {
   checkIndex(options.snapshotBytesMax, 'snapshotBytesMax');
