@@ -10,12 +10,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
+import { QuorumKvError, connect, type KvClient } from '../client/index.js';
 import { configProblem } from '../core/config.js';
 import { replicasOf } from '../core/membership.js';
 import type { ClusterConfig, MemberInfo, NodeId } from '../core/types.js';
 import type { PeerAddress } from '../transport/types.js';
-import { isErrorCode, type ErrorBody } from '../wire/errors.js';
-import type { AddMemberBody, MembershipChangeResponse } from '../wire/types.js';
+import type { AddMemberBody } from '../wire/types.js';
 import { splitHostPort, type HostPort } from '../stdx/host-port.js';
 import type { NodeConfig } from './config.js';
 
@@ -67,51 +67,27 @@ export interface JoinAnswer {
 }
 
 /**
- * Asks the cluster at `url` (any member: followers forward to the leader) to add this
- * node as a learner, retrying with backoff while the cluster is electing or busy with
- * another change, until `deadlineMs`. Resolves with the configuration to start from.
+ * Asks the cluster at `url` (any member) to add this node as a learner, through the client
+ * library: it finds the leader and retries while the cluster is electing or busy with
+ * another change, within `deadlineMs`. Resolves with the configuration to start from.
  */
-export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number, log: (msg: string) => void): Promise<JoinAnswer> {
-  const deadline = Date.now() + deadlineMs;
-  let delayMs = 100;
-  for (;;) {
-    let retry: string;
-    try {
-      const res = await request(new URL('/members', url), {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        headersTimeout: 10_000,
-        bodyTimeout: 10_000,
-      });
-      const answer: unknown = await res.body.json();
-      if (res.statusCode === 200) return joinAnswer(answer);
-      if (!isErrorBody(answer)) throw new Error(`--join ${url}: unexpected answer ${res.statusCode}`);
-      if (answer.error === 'member_exists') {
-        throw new Error(`--join ${url}: ${answer.message}. If this node's data directory was lost, remove it first (quorumkv member remove ${body.id}) and join again`);
-      }
-      if (res.statusCode !== 503 && answer.error !== 'membership_busy') throw new Error(`--join ${url}: ${answer.error}: ${answer.message}`);
-      retry = `${answer.error}: ${answer.message}`;
-    } catch (e) {
-      if (e instanceof Error && e.message.startsWith('--join')) throw e;
-      retry = (e as Error).message;
+export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number): Promise<JoinAnswer> {
+  let kv: KvClient | null = null;
+  try {
+    kv = await connect({ endpoints: [url], deadlineMs });
+    const answer = await kv.members.add(body);
+    const problem = configProblem(answer.config);
+    if (problem !== null) throw new Error(`--join ${url}: the cluster answered with an invalid configuration: ${problem}`);
+    return { clusterId: answer.clusterId, config: answer.config as ClusterConfig };
+  } catch (e) {
+    if (e instanceof QuorumKvError && e.code === 'member_exists') {
+      throw new Error(`--join ${url}: ${e.message}. If this node's data directory was lost, remove it first (quorumkv member remove ${body.id}) and join again`);
     }
-    if (Date.now() + delayMs > deadline) throw new Error(`--join ${url}: not added within ${deadlineMs} ms (last: ${retry})`);
-    log(`join: ${retry}; retrying in ${delayMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, delayMs));
-    delayMs = Math.min(delayMs * 2, 2_000);
+    if (e instanceof QuorumKvError) throw new Error(`--join ${url}: ${e.code}: ${e.message}`);
+    throw e;
+  } finally {
+    await kv?.close();
   }
-}
-
-function isErrorBody(v: unknown): v is ErrorBody {
-  return typeof v === 'object' && v !== null && isErrorCode((v as Record<string, unknown>)['error']) && typeof (v as Record<string, unknown>)['message'] === 'string';
-}
-
-function joinAnswer(raw: unknown): JoinAnswer {
-  const r = raw as Partial<MembershipChangeResponse>;
-  const problem = configProblem(r.config);
-  if (typeof r.clusterId !== 'string' || problem !== null) throw new Error(`--join: the cluster answered with an invalid configuration: ${problem ?? 'no cluster id'}`);
-  return { clusterId: r.clusterId, config: r.config as ClusterConfig };
 }
 
 /**

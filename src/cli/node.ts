@@ -26,7 +26,7 @@ import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { createTcpTransport } from '../transport/tcp.js';
 import type { PeerAddress, PeerTransport, TcpTransportOptions } from '../transport/types.js';
-import { request } from 'undici';
+import { connect, type KvClient } from '../client/index.js';
 import { QkvError } from '../wire/errors.js';
 import type { NodeConfig } from './config.js';
 import { isReplica, replicasOf } from '../core/membership.js';
@@ -399,7 +399,7 @@ async function openDataDir(config: NodeConfig, registry: Registry, log: Logger):
     const memberId = randomMemberId();
     const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
-    const answer = await joinCluster(config.join, body, 60_000, (msg) => log.info(msg));
+    const answer = await joinCluster(config.join, body, 60_000);
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
     initialConfig = answer.config;
     identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
@@ -443,26 +443,27 @@ async function handOverLeadership(driver: NodeDriver, config: NodeConfig, log: L
 function promoteWhenCaughtUp(httpUrl: string, id: string, log: Logger): { stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
+  let kv: KvClient | null = null;
   const attempt = async (): Promise<void> => {
     try {
-      const res = await request(new URL(`/members/${encodeURIComponent(id)}/promote`, httpUrl), { method: 'POST', headersTimeout: 10_000, bodyTimeout: 10_000 });
-      const body = (await res.body.json()) as { error?: string; message?: string };
-      if (res.statusCode === 200 || (res.statusCode === 400 && /already a voter/.test(body.message ?? ''))) {
-        log.info('promoted to voter');
-        stopped = true;
-        return;
-      }
-      log.info({ error: body.error, message: body.message }, 'not promoted yet');
+      kv ??= await connect({ endpoints: [httpUrl], deadlineMs: 10_000 });
+      await kv.members.promote(id);
+      log.info('promoted to voter');
+      stopped = true;
     } catch (e) {
-      log.info({ err: e }, 'promotion attempt failed');
+      const message = e instanceof Error ? e.message : String(e);
+      if (/already a voter/.test(message)) stopped = true;
+      else log.info({ err: message }, 'not promoted yet');
     }
     if (!stopped) timer = setTimeout(() => void attempt(), 1_000);
+    else void kv?.close().catch(() => undefined);
   };
   timer = setTimeout(() => void attempt(), 500);
   return {
     stop: () => {
       stopped = true;
       if (timer !== null) clearTimeout(timer);
+      void kv?.close().catch(() => undefined);
     },
   };
 }
