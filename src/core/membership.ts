@@ -47,6 +47,19 @@ export function replicasOf(config: ClusterConfig): NodeId[] {
   return [...config.members, ...learnersOf(config)];
 }
 
+/**
+ * The voter other than `self` whose log reaches furthest by `matchOf` (the first in voter
+ * order on a tie; a negative match counts as unknown), or null: whom a leader hands over to.
+ */
+export function mostCaughtUpVoter(config: ClusterConfig, self: NodeId, matchOf: (id: NodeId) => number): { readonly id: NodeId; readonly match: number } | null {
+  let best: { id: NodeId; match: number } | null = null;
+  for (const id of config.members) {
+    const match = matchOf(id);
+    if (id !== self && match >= 0 && match > (best?.match ?? -1)) best = { id, match };
+  }
+  return best;
+}
+
 /** How many voters are in one configuration and not the other (either way). */
 export function votersChanged(a: ClusterConfig, b: ClusterConfig): number {
   let n = 0;

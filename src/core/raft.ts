@@ -18,7 +18,7 @@ import type { Prng } from '../stdx/prng.js';
 import { decodeConfig, encodeConfig, isWeakQuorum } from './config.js';
 import { handleAppend, handleHeartbeat, handleSnapshot, type FollowerHost } from './follower.js';
 import { inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
-import { applyMembershipChange, configInLog, isReplica, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
+import { applyMembershipChange, configInLog, isReplica, mostCaughtUpVoter, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
 import { RaftLog } from './log.js';
 import type { CoreOptions, PlantedBugs } from './options.js';
 import { Progress } from './progress.js';
@@ -879,13 +879,8 @@ export class RaftCore {
    * for an election timeout.
    */
   private stepDownRemoved(): void {
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const id of this.config.members) {
-      const match = this.progress.get(id)?.match ?? 0;
-      if (match > bestMatch) [best, bestMatch] = [id, match];
-    }
-    if (best !== null && bestMatch === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to: best, term: this.term }, 'now');
+    const best = mostCaughtUpVoter(this.config, this.id, (id) => this.progress.get(id)?.match ?? 0);
+    if (best !== null && best.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to: best.id, term: this.term }, 'now');
     this.becomeFollower(this.term, null);
   }
 

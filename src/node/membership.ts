@@ -4,7 +4,7 @@
  * driver owns the core and the waiting.
  */
 
-import { isVoter, learnersOf, type MembershipChange } from '../core/membership.js';
+import { isVoter, learnersOf, mostCaughtUpVoter, type MembershipChange } from '../core/membership.js';
 import type { ClusterConfig, ConfigChangeResult, CoreStatus, MemberInfo, NodeId } from '../core/types.js';
 import type { Prng } from '../stdx/prng.js';
 import { QkvError } from '../wire/errors.js';
@@ -93,11 +93,6 @@ export function refusalError(r: Exclude<ConfigChangeResult, { ok: true }>, notLe
 
 /** The voter a leader hands over to when none is named: the most up-to-date one but itself. */
 export function bestTransferee(s: CoreStatus): NodeId | null {
-  let best: NodeId | null = null;
-  let bestMatch = -1;
-  for (const p of s.progress) {
-    if (p.id === s.id || !s.config.members.includes(p.id)) continue;
-    if (p.match > bestMatch) [best, bestMatch] = [p.id, p.match];
-  }
-  return best;
+  const match = new Map(s.progress.map((p) => [p.id, p.match]));
+  return mostCaughtUpVoter(s.config, s.id, (id) => match.get(id) ?? -1)?.id ?? null;
 }
