@@ -103,6 +103,8 @@ export interface SimEnv {
   /** Schedules an event on node `node` (incarnation `inc`, -1: whichever is up then). */
   push(delayUs: number, node: number, inc: number, label: string, run: () => void, dropped: (() => void) | null): void;
   node(index: number): SimNode;
+  /** The up node leading the highest term (the first such node on a tie), or null. */
+  leader(): SimNode | null;
   violation(property: string, details: string): never;
 }
 

@@ -154,17 +154,7 @@ export class FaultScheduler {
 
   /** The up node leading the highest term, or -1. */
   private leaderIndex(): number {
-    let best = -1;
-    let bestTerm = -1;
-    for (const n of this.env.nodes) {
-      if (n.status !== 'up' || n.driver === null) continue;
-      const s = n.driver.core.status();
-      if (s.role === 'leader' && s.term > bestTerm) {
-        best = n.index;
-        bestTerm = s.term;
-      }
-    }
-    return best;
+    return this.env.leader()?.index ?? -1;
   }
 
   private drawKind(total: number): keyof FaultWeights {

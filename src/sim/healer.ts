@@ -141,12 +141,7 @@ export class Healer {
 
   /** The configuration of the up leader of the highest term, once committed there (else null: not settled yet). */
   private committedConfig(): ClusterConfig | null {
-    let leader: NodeDriver | null = null;
-    for (const n of this.parts.env.nodes) {
-      const d = n.driver;
-      if (n.status !== 'up' || d === null || d.core.currentRole() !== 'leader') continue;
-      if (leader === null || d.core.currentTerm() > leader.core.currentTerm()) leader = d;
-    }
+    const leader = this.parts.env.leader()?.driver ?? null;
     if (leader === null || leader.core.currentConfigIndex() > leader.core.log.committed) return null;
     return leader.core.currentConfig();
   }

@@ -61,25 +61,11 @@ export class MembershipScheduler {
     if (env.nowUs() + delayUs >= c.faultPhaseMs * 1000) return;
     env.at(delayUs, 'membership change', () => {
       if (env.phase !== 'fault') return;
-      const leader = this.leader();
+      const leader = env.leader();
       if (leader !== null) this.change(leader);
       this.maybeRecycle();
       this.scheduleNext();
     });
-  }
-
-  /** The up node leading the highest term, or null. */
-  private leader(): SimNode | null {
-    let best: SimNode | null = null;
-    let bestTerm = -1;
-    for (const n of this.env.nodes) {
-      if (n.status !== 'up' || n.driver === null) continue;
-      if (n.driver.core.currentRole() === 'leader' && n.driver.core.currentTerm() > bestTerm) {
-        best = n;
-        bestTerm = n.driver.core.currentTerm();
-      }
-    }
-    return best;
   }
 
   /** Draws one change that makes sense for `leader`'s configuration and proposes it there. */

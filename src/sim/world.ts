@@ -266,6 +266,16 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     this.queue.push({ atUs, seq: this.queue.nextSeq(), node, inc, label, run, dropped });
   }
 
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes) {
+      const core = n.driver?.core;
+      if (n.status !== 'up' || core === undefined || core.currentRole() !== 'leader') continue;
+      if (best === null || core.currentTerm() > (best.driver?.core.currentTerm() ?? -1)) best = n;
+    }
+    return best;
+  }
+
   node(index: number): SimNode {
     const n = this.nodes[index];
     if (n === undefined) throw new RangeError(`no node ${index}`);
