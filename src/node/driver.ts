@@ -120,6 +120,9 @@ export interface DriverDeps {
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
 
+/** Derived member ids kept at most (any node id may dial in; the cache must stay bounded). */
+const bootstrapMemberIdsMax = 1024;
+
 /** Messages whose sender is counted (votes, acknowledgements, read confirmations): only from the member the configuration holds. */
 const countedMessageTypes: ReadonlySet<PeerMessage['type']> = new Set(['preVote', 'preVoteResp', 'vote', 'voteResp', 'appendResp', 'heartbeatResp', 'readIndex', 'readIndexResp']);
 
@@ -183,6 +186,8 @@ export class NodeDriver implements KvNode {
   private removedNoticed = false;
   /** Why writes are refused for want of disk space (null: no alarm); set by the node's disk watch. */
   private spaceAlarm: string | null = null;
+  /** Member ids derived for members the configuration records none for (see memberIdOf). */
+  private readonly bootstrapMemberIds = new Map<NodeId, string>();
   /** The configuration index the transport was last told of (onConfigChange). */
   private configIndexSeen = -1;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
@@ -516,7 +521,15 @@ export class NodeDriver implements KvNode {
    * configuration that names an earlier member under the leader's name.
    */
   private memberIdOf(id: NodeId): string {
-    return this.core.currentConfig().directory?.[id]?.memberId ?? this.opts.bootstrapMemberId(id);
+    const recorded = this.core.currentConfig().directory?.[id]?.memberId;
+    if (recorded !== undefined) return recorded;
+    // Derived ids cost a hash: once per peer, not once per message.
+    let derived = this.bootstrapMemberIds.get(id);
+    if (derived === undefined) {
+      if (this.bootstrapMemberIds.size >= bootstrapMemberIdsMax) this.bootstrapMemberIds.clear();
+      this.bootstrapMemberIds.set(id, (derived = this.opts.bootstrapMemberId(id)));
+    }
+    return derived;
   }
 
   /** Once a committed configuration leaves this node out (or holds another member under its name), it says so once (onRemoved). */
