@@ -6,56 +6,23 @@ import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { Registry } from 'prom-client';
 import { startHttpServer } from './http.js';
-import type { FaultsAdmin, HttpLimits, HttpServer, HttpServerOptions } from './http.js';
+import type { FaultsAdmin, HttpServerOptions } from './http.js';
+import { startTestLeader, startTestServer, testHttpLimits, testKvLimits, type TestServer } from './testing/http-server.js';
+import { kvValidator } from '../kv/limits.js';
 import { FakeKvNode } from './fake-node.js';
-import { validateKey, validateValue } from '../kv/limits.js';
 import { QkvError } from '../wire/errors.js';
 import type { LeaderInfo } from '../wire/types.js';
 
-const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+const kvLimits = testKvLimits;
+const limits = testHttpLimits;
+const validate = kvValidator(kvLimits);
 
-const limits: HttpLimits = {
-  bodyBytesMax: 4096,
-  headerBytesMax: 8192,
-  listLimitMax: 50,
-  requestTimeoutMs: 2_000,
-  leaderWaitMs: 200,
-};
-
-interface Started {
-  readonly url: string;
-  readonly node: FakeKvNode;
-  readonly registry: Registry;
+function start(t: TestContext, node: FakeKvNode, overrides: Partial<Omit<HttpServerOptions, 'node'>> = {}): Promise<TestServer> {
+  return startTestServer(t, node, { validate, ...overrides });
 }
 
-async function start(
-  t: TestContext,
-  node: FakeKvNode,
-  overrides: Partial<Omit<HttpServerOptions, 'node'>> = {},
-): Promise<Started> {
-  const registry = overrides.registry ?? new Registry();
-  const server: HttpServer = await startHttpServer({
-    node,
-    listen: { host: '127.0.0.1', port: 0 },
-    limits,
-    validate: {
-      key: (key) => validateKey(key, kvLimits),
-      value: (value) => validateValue(value, kvLimits),
-    },
-    registry,
-    logger: false,
-    ...overrides,
-  });
-  t.after(() => server.close());
-  return { url: server.url, node, registry };
-}
-
-/** A leader serving at its own URL, as a real cluster member would advertise it. */
-async function startLeader(t: TestContext, id = 'n1', overrides: Partial<Omit<HttpServerOptions, 'node'>> = {}): Promise<Started> {
-  const node = new FakeKvNode({ id });
-  const started = await start(t, node, overrides);
-  node.setLeader({ id, http: started.url, grpc: null });
-  return started;
+function startLeader(t: TestContext, id = 'n1', overrides: Partial<Omit<HttpServerOptions, 'node'>> = {}): Promise<TestServer> {
+  return startTestLeader(t, id, { validate, ...overrides });
 }
 
 interface Answer {

@@ -7,33 +7,21 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { Registry } from 'prom-client';
-import { startHttpServer } from './http.js';
 import { FakeKvNode } from './fake-node.js';
-import { validateKey, validateValue } from '../kv/limits.js';
+import { startTestLeader, startTestServer, testKvLimits, type TestServer } from './testing/http-server.js';
+import { kvValidator } from '../kv/limits.js';
+
 import { QkvError } from '../wire/errors.js';
 
-const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
+const validate = kvValidator(testKvLimits);
 
+/** The server's URL in front of `node`. */
 async function start(t: TestContext, node: FakeKvNode): Promise<string> {
-  const server = await startHttpServer({
-    node,
-    listen: { host: '127.0.0.1', port: 0 },
-    limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
-    validate: { key: (key) => validateKey(key, kvLimits), value: (value) => validateValue(value, kvLimits) },
-    registry: new Registry(),
-    logger: false,
-  });
-  t.after(() => server.close());
-  return server.url;
+  return (await startTestServer(t, node, { validate })).url;
 }
 
-/** A leader serving at its own URL, as a real member advertises it. */
-async function startLeader(t: TestContext, id = 'n1'): Promise<{ readonly url: string; readonly node: FakeKvNode }> {
-  const node = new FakeKvNode({ id });
-  const url = await start(t, node);
-  node.setLeader({ id, http: url, grpc: null });
-  return { url, node };
+function startLeader(t: TestContext, id = 'n1'): Promise<TestServer> {
+  return startTestLeader(t, id, { validate });
 }
 
 interface Answer {

@@ -15,7 +15,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { startHttpServer, type HttpServer } from '../api/http.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
-import { validateKey, validateValue } from '../kv/limits.js';
+import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
@@ -522,7 +522,7 @@ async function startApis(
   log: Logger,
 ): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
-  const validate = { key: (k: string) => validateKey(k, kvLimits), value: (v: string) => validateValue(v, kvLimits) };
+  const validate = kvValidator(kvLimits);
   // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
   const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
   const grpc: GrpcServer | null =

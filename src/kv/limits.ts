@@ -134,3 +134,8 @@ function describeLength(text: string, bytesMax: number): string {
   // Only the request path's error message: count exactly when cheap, else give a bound.
   return text.length > bytesMax * 4 ? `at least ${text.length} bytes` : `${utf8Length(text)} bytes`;
 }
+
+/** `limits` as the check an API runs on every key and value it is given. */
+export function kvValidator(limits: KvLimits): { key(key: string): KeyProblem | null; value(value: KvValue): ValueProblem | null } {
+  return { key: (key) => validateKey(key, limits), value: (value) => validateValue(value, limits) };
+}

@@ -2,35 +2,20 @@ import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { validateKey, validateValue } from '../../kv/limits.js';
 import type { KvNode } from '../../node/types.js';
 import type { StatusResponse } from '../../wire/types.js';
 import { FakeKvNode } from '../fake-node.js';
-import { startHttpServer } from '../http.js';
+import { startTestLeader, testKvLimits, type TestServer } from '../testing/http-server.js';
+import { kvValidator } from '../../kv/limits.js';
 import type { HttpServerOptions } from '../http.js';
 import { ClusterPoller, TooManySubscribers } from './poller.js';
 import type { UiSnapshot } from './snapshot.js';
 
-const kvLimits = { keyBytesMax: 64, valueBytesMax: 1024 };
 const fastPolling = { pollIntervalMs: 100, statusTimeoutMs: 80 };
 
-async function start(t: TestContext, overrides: Partial<HttpServerOptions> = {}) {
-  const node = new FakeKvNode({ id: 'n1' });
-  const server = await startHttpServer({
-    node,
-    listen: { host: '127.0.0.1', port: 0 },
-    limits: { bodyBytesMax: 4096, headerBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
-    validate: { key: (k) => validateKey(k, kvLimits), value: (v) => validateValue(v, kvLimits) },
-    registry: new Registry(),
-    logger: false,
-    dashboard: fastPolling,
-    ...overrides,
-  });
-  t.after(() => server.close());
-  node.setLeader({ id: 'n1', http: server.url, grpc: null });
-  return server;
+function start(t: TestContext, overrides: Partial<HttpServerOptions> = {}): Promise<TestServer> {
+  return startTestLeader(t, 'n1', { validate: kvValidator(testKvLimits), dashboard: fastPolling, ...overrides });
 }
 
 /** Reads SSE `data:` lines from GET /ui/events until `count` snapshots arrived. */
