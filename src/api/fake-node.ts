@@ -10,7 +10,7 @@
  */
 
 import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
-import type { KvCommand, KvResult } from '../kv/types.js';
+import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MemberStatus, MembersResponse, MembershipChangeResponse, StatusResponse } from '../wire/types.js';
@@ -23,6 +23,7 @@ export interface FakeNodeOptions {
 
 export type FakeCall =
   | { readonly op: 'write'; readonly command: KvCommand; readonly timeoutMs: number }
+  | { readonly op: 'txn'; readonly command: TxnCommand; readonly timeoutMs: number }
   | { readonly op: 'read'; readonly key: string; readonly options: ReadOptions }
   | { readonly op: 'list'; readonly options: ListOptions };
 
@@ -39,6 +40,11 @@ export class FakeKvNode implements KvNode {
    * leadership while a request is in flight.
    */
   beforeWrite: ((command: KvCommand) => void) | null = null;
+  /**
+   * How a transaction is answered, given the next version. Transactions' meaning is the
+   * state machine's (kv/txn.ts, tested there); the API's tests set the answer they need.
+   */
+  txnAnswer: ((command: TxnCommand, version: number) => TxnResult) | null = null;
 
   private writeGate: Promise<void> | null = null;
   private currentLeader: LeaderInfo | null;
@@ -104,6 +110,16 @@ export class FakeKvNode implements KvNode {
     }
     const result = this.apply(command);
     if (requestId !== undefined) this.dedup.set(requestId.clientId, { seq: requestId.seq, result });
+    for (const wake of this.indexWaiters) wake();
+    return result;
+  }
+
+  async txn(command: TxnCommand, options: { readonly timeoutMs: number }): Promise<TxnResult> {
+    this.record({ op: 'txn', command, timeoutMs: options.timeoutMs });
+    this.throwInjected();
+    this.requireLeader();
+    if (this.txnAnswer === null) throw new Error('FakeKvNode: set txnAnswer before sending a transaction');
+    const result = this.txnAnswer(command, ++this.lastIndex);
     for (const wake of this.indexWaiters) wake();
     return result;
   }

@@ -455,7 +455,7 @@ test('a linearizable read or list on a follower that knows the leader is served 
   assert.equal(missing.status, 404);
   assert.equal(missing.headers['x-qkv-served-by'], 'n2');
   assert.deepEqual(
-    followerNode.calls.map((c) => (c.op === 'write' ? null : c.options.consistency)),
+    followerNode.calls.map((c) => (c.op === 'write' || c.op === 'txn' ? null : c.options.consistency)),
     ['linearizable', 'linearizable', 'linearizable'],
   );
 });

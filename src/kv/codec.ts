@@ -17,21 +17,19 @@
  *   result v1:  [1, 'put', key, version]
  *               [1, 'delete', key, version, deleted]
  *               [1, 'version_conflict', key, expectedVersion, actualVersion]
- *               [1, 'stale_request', key, lastSeq]
+ *               [1, 'stale_request', key, lastSeq]   (key '' for a transaction)
+ *   txn v1:     [1, 'txn', compare[], success[], failure[], clientId|null, seq|null]
+ *   txn result: [1, 'txn', succeeded, version, opResult[]]   (inner layouts: txn-codec.ts)
  * A string value is a MessagePack str, a byte value a bin, so the type survives.
  */
 
 import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
-import { isIndex } from '../stdx/safe-int.js';
-import { isWellFormed } from '../stdx/utf8.js';
-import type { KvValue } from '../storage/types.js';
+import { checkIndex, checkString, checkValue, copyBytes, describe, errorMessage, KvCodecError, optionalIndex } from './codec-checks.js';
 import { validateClientId } from './limits.js';
-import type { KvCommand, KvResult, RequestId } from './types.js';
+import { txnFromFields, txnResultFromFields, txnResultToFields, txnToFields } from './txn-codec.js';
+import type { Command, CommandResult, RequestId, TxnCommand } from './types.js';
 
-/** A command or result that cannot be encoded or decoded: a programmer or disk error. */
-export class KvCodecError extends Error {
-  override readonly name = 'KvCodecError';
-}
+export { KvCodecError };
 
 const FORMAT_V1 = 1;
 
@@ -55,30 +53,27 @@ const packr = new Packr({
   copyBuffers: false,
 });
 
-export function encodeCommand(cmd: KvCommand): Uint8Array {
+export function encodeCommand(cmd: Command): Uint8Array {
   const requestId = cmd.requestId;
-  const tuple = [
-    FORMAT_V1,
-    cmd.op,
-    cmd.key,
-    cmd.op === 'put' ? cmd.value : null,
-    cmd.ifVersion ?? null,
-    requestId?.clientId ?? null,
-    requestId?.seq ?? null,
-  ];
+  const tuple =
+    cmd.op === 'txn'
+      ? [FORMAT_V1, 'txn', ...txnToFields(cmd), requestId?.clientId ?? null, requestId?.seq ?? null]
+      : [FORMAT_V1, cmd.op, cmd.key, cmd.op === 'put' ? cmd.value : null, cmd.ifVersion ?? null, requestId?.clientId ?? null, requestId?.seq ?? null];
   // Check the same shape the decoder checks, so a bad command fails its proposer instead
   // of crashing every replica that applies it.
   commandFromTuple(tuple, 'encode command', false);
   return pack(tuple, 'command');
 }
 
-export function decodeCommand(data: Uint8Array): KvCommand {
+export function decodeCommand(data: Uint8Array): Command {
   return commandFromTuple(unpack(data, 'command'), 'decode command', true);
 }
 
-export function encodeResult(result: KvResult): Uint8Array {
+export function encodeResult(result: CommandResult): Uint8Array {
   let tuple: unknown[];
-  if (result.ok) {
+  if (result.ok && result.op === 'txn') {
+    tuple = [FORMAT_V1, 'txn', ...txnResultToFields(result.succeeded, result.version, result.results)];
+  } else if (result.ok) {
     tuple =
       result.op === 'put'
         ? [FORMAT_V1, 'put', result.key, result.version]
@@ -92,7 +87,7 @@ export function encodeResult(result: KvResult): Uint8Array {
   return pack(tuple, 'result');
 }
 
-export function decodeResult(data: Uint8Array): KvResult {
+export function decodeResult(data: Uint8Array): CommandResult {
   return resultFromTuple(unpack(data, 'result'), 'decode result');
 }
 
@@ -123,9 +118,14 @@ function unpack(data: Uint8Array, what: string): unknown {
 }
 
 /** `copyValue`: give a byte value its own buffer (decode) rather than check it only (encode). */
-function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): KvCommand {
+function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): Command {
   const fields = checkTuple(tuple, [7], context);
   const op = fields[1];
+  if (op === 'txn') {
+    const requestId = requestIdFrom(fields[5], fields[6], context);
+    const txn: TxnCommand = { op, ...txnFromFields(fields.slice(2, 5), context, copyValue) };
+    return requestId === null ? txn : { ...txn, requestId };
+  }
   const key = checkString(fields[2], 'key', context);
   if (key.length === 0) throw new KvCodecError(`Cannot ${context}: key must not be empty`);
   const ifVersion = optionalIndex(fields[4], 'ifVersion', context);
@@ -158,9 +158,13 @@ function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): 
   throw new KvCodecError(`Cannot ${context}: op must be 'put' or 'delete', got ${describe(op)}`);
 }
 
-function resultFromTuple(tuple: unknown, context: string): KvResult {
+function resultFromTuple(tuple: unknown, context: string): CommandResult {
   const fields = checkTuple(tuple, [4, 5], context);
   const kind = fields[1];
+  if (kind === 'txn') {
+    if (fields.length !== 5) throw new KvCodecError(`Cannot ${context}: a 'txn' result has 5 fields, got ${fields.length}`);
+    return { ok: true, op: 'txn', ...txnResultFromFields(fields.slice(2), context) };
+  }
   const key = checkString(fields[2], 'key', context);
   const expectLength = (length: number): void => {
     if (fields.length !== length) {
@@ -212,33 +216,6 @@ function checkTuple(tuple: unknown, lengths: readonly number[], context: string)
   return fields;
 }
 
-function checkString(value: unknown, name: string, context: string): string {
-  if (typeof value !== 'string') {
-    throw new KvCodecError(`Cannot ${context}: ${name} must be a string, got ${describe(value)}`);
-  }
-  if (!isWellFormed(value)) {
-    throw new KvCodecError(`Cannot ${context}: ${name} contains a lone surrogate (no UTF-8 encoding)`);
-  }
-  return value;
-}
-
-function checkValue(value: unknown, context: string): KvValue {
-  if (typeof value === 'string') return checkString(value, 'value', context);
-  if (value instanceof Uint8Array) return value;
-  throw new KvCodecError(`Cannot ${context}: value must be a string or a Uint8Array, got ${describe(value)}`);
-}
-
-function checkIndex(value: unknown, name: string, context: string): number {
-  if (!isIndex(value)) {
-    throw new KvCodecError(`Cannot ${context}: ${name} must be a non-negative safe integer, got ${describe(value)}`);
-  }
-  return value;
-}
-
-function optionalIndex(value: unknown, name: string, context: string): number | null {
-  return value === null ? null : checkIndex(value, name, context);
-}
-
 function requestIdFrom(clientId: unknown, seq: unknown, context: string): RequestId | null {
   if (clientId === null && seq === null) return null;
   if (clientId === null || seq === null) {
@@ -249,23 +226,4 @@ function requestIdFrom(clientId: unknown, seq: unknown, context: string): Reques
   const problem = validateClientId(id);
   if (problem !== null) throw new KvCodecError(`Cannot ${context}: requestId.clientId: ${problem.message}`);
   return { clientId: id, seq: checkIndex(seq, 'requestId.seq', context) };
-}
-
-function copyBytes(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes);
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (value === undefined) return 'undefined';
-  if (typeof value === 'string') return value.length > 40 ? `a ${value.length}-character string` : JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (value instanceof Uint8Array) return `${value.byteLength} bytes`;
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  return typeof value === 'object' ? `an object (${Object.prototype.toString.call(value)})` : typeof value;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -7,7 +7,7 @@ import { createMemoryStorage } from '../storage/memory.js';
 import type { KvBackend } from '../storage/types.js';
 import { encodeCommand } from './codec.js';
 import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
-import type { KvCommand, KvResult } from './types.js';
+import type { CommandResult, KvCommand, KvResult } from './types.js';
 
 const memoryKv = (): KvBackend =>
   createMemoryStorage({
@@ -65,7 +65,7 @@ function harness(makeBackend: () => KvBackend, dedupClientsMax = 100): Harness {
       const e = entry('normal', command);
       const result = sm.apply([e]).get(e.index);
       assert.ok(result !== undefined, `no result for entry ${e.index}`);
-      return result;
+      return result as KvResult;
     },
   };
 }
@@ -323,11 +323,11 @@ for (const [backendName, makeBackend] of backends) {
     }
 
     const reference = createKvStateMachine(makeBackend(), { dedupClientsMax: 3 });
-    const expected = new Map<number, KvResult>();
+    const expected = new Map<number, CommandResult>();
     for (const entry of entries) for (const [i, r] of reference.apply([entry])) expected.set(i, r);
 
     const batched = createKvStateMachine(makeBackend(), { dedupClientsMax: 3 });
-    const actual = new Map<number, KvResult>();
+    const actual = new Map<number, CommandResult>();
     for (let start = 0; start < entries.length; ) {
       const end = Math.min(entries.length, start + prng.intBetween(1, 40));
       // Some batches re-deliver a few already-applied entries first.

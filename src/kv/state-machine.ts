@@ -10,6 +10,9 @@
  * entry, or apply part of a batch (one backend.write per batch: data, dedup table and
  * applied index commit together).
  *
+ * Transactions (txn.ts) are one command like any other: one entry, one dedup record, all
+ * their writes at the entry's index.
+ *
  * Versions: a write's version is the index of the entry that carries it, so versions are
  * unique cluster-wide and increase. A delete of a missing key still consumes its index
  * (returns deleted: false with that version), which keeps "version = index" uniform.
@@ -27,7 +30,8 @@ import { assert, unreachable } from '../stdx/assert.js';
 import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
-import type { KvCommand, KvResult } from './types.js';
+import { executeTxn } from './txn.js';
+import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
 export interface KvStateMachineOptions {
   /** Most client sessions kept in the dedup table; the oldest is evicted past it. */
@@ -43,7 +47,7 @@ export interface KvStateMachine {
    * throws (a bug in the caller). Throws on an entry that does not decode (corruption).
    * Effects are visible to reads on return, durable when the backend says so.
    */
-  apply(entries: readonly Entry[]): Map<number, KvResult>;
+  apply(entries: readonly Entry[]): Map<number, CommandResult>;
   get(key: string): KvRecord | undefined;
   /** Keys starting with `prefix`, strictly after `after`, in UTF-8 byte order, at most `limit`. */
   range(prefix: string, after: string | undefined, limit: number): KvItem[];
@@ -57,8 +61,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     throw new RangeError(`dedupClientsMax must be a positive safe integer, got ${String(dedupClientsMax)}`);
   }
 
-  const apply = (entries: readonly Entry[]): Map<number, KvResult> => {
-    const results = new Map<number, KvResult>();
+  const apply = (entries: readonly Entry[]): Map<number, CommandResult> => {
+    const results = new Map<number, CommandResult>();
     const first = entries[0];
     const last = entries[entries.length - 1];
     if (first === undefined || last === undefined) return results;
@@ -79,7 +83,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
     // Decode everything before the transaction opens: a corrupt entry then throws with
     // nothing written, instead of in the middle of a batch.
-    const pending: { readonly index: number; readonly command: KvCommand | null }[] = [];
+    const pending: { readonly index: number; readonly command: Command | null }[] = [];
     for (const entry of entries) {
       if (entry.index <= appliedIndex) continue;
       switch (entry.kind) {
@@ -102,14 +106,14 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     return results;
   };
 
-  const applyCommand = (tx: KvWriter, command: KvCommand, index: number): KvResult => {
+  const applyCommand = (tx: KvWriter, command: Command, index: number): CommandResult => {
     const requestId = command.requestId;
     if (requestId === undefined) return execute(tx, command, index);
 
     const previous = tx.getDedup(requestId.clientId);
     if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
     if (previous !== undefined && requestId.seq < previous.seq) {
-      return { ok: false, error: 'stale_request', key: command.key, lastSeq: previous.seq };
+      return { ok: false, error: 'stale_request', key: command.op === 'txn' ? '' : command.key, lastSeq: previous.seq };
     }
 
     const result = execute(tx, command, index);
@@ -131,7 +135,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
   };
 }
 
-function decodeEntry(entry: Entry): KvCommand {
+function decodeEntry(entry: Entry): Command {
   try {
     return decodeCommand(entry.data);
   } catch (cause) {
@@ -141,7 +145,11 @@ function decodeEntry(entry: Entry): KvCommand {
 }
 
 /** Applies one command with no dedup concerns; `index` is the version it writes. */
-function execute(tx: KvWriter, command: KvCommand, index: number): KvResult {
+function execute(tx: KvWriter, command: Command, index: number): CommandResult {
+  return command.op === 'txn' ? executeTxn(tx, command, index) : executeKeyCommand(tx, command, index);
+}
+
+function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvResult {
   const current = tx.get(command.key);
   const actualVersion = current?.version ?? 0;
   if (command.ifVersion !== undefined && command.ifVersion !== actualVersion) {

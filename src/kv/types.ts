@@ -3,7 +3,7 @@
  * log entries (encoded by codec.ts); results go back to the client that proposed them.
  */
 
-import type { KvValue } from '../storage/types.js';
+import type { KvItem, KvValue } from '../storage/types.js';
 
 /** Identifies a client request for deduplication: a retry reuses both fields. */
 export interface RequestId {
@@ -52,3 +52,65 @@ export type KvResult =
       readonly key: string;
       readonly lastSeq: number;
     };
+
+/** The stale-request answer of a transaction: it names no key. */
+export interface StaleTxn {
+  readonly ok: false;
+  readonly error: 'stale_request';
+  readonly key: '';
+  readonly lastSeq: number;
+}
+
+export type CompareOp = '=' | '!=' | '<' | '>';
+
+/**
+ * One condition of a transaction, on the key's state just before the transaction applies.
+ * As in etcd: an absent key has version 0, and a value comparison on an absent key is
+ * false whatever the operator; values compare by the bytes of their UTF-8 (or raw) form.
+ */
+export type TxnCompare =
+  | { readonly key: string; readonly target: 'version'; readonly op: CompareOp; readonly version: number }
+  | { readonly key: string; readonly target: 'value'; readonly op: CompareOp; readonly value: KvValue }
+  | { readonly key: string; readonly target: 'exists'; readonly op: '=' | '!='; readonly exists: boolean };
+
+/** One operation of a transaction branch; each sees the effects of the ones before it. */
+export type TxnOp =
+  | { readonly op: 'put'; readonly key: string; readonly value: KvValue }
+  | { readonly op: 'delete'; readonly key: string }
+  | { readonly op: 'get'; readonly key: string }
+  | { readonly op: 'list'; readonly prefix: string; readonly limit: number };
+
+/**
+ * An atomic conditional multi-key operation: if every compare holds, `success` runs, else
+ * `failure`; either way in one log entry, so no other command is applied in between and
+ * every write it makes has the same version (the entry's index).
+ */
+export interface TxnCommand {
+  readonly op: 'txn';
+  readonly compare: readonly TxnCompare[];
+  readonly success: readonly TxnOp[];
+  readonly failure: readonly TxnOp[];
+  readonly requestId?: RequestId;
+}
+
+export type TxnOpResult =
+  | { readonly op: 'put'; readonly key: string; readonly version: number }
+  | { readonly op: 'delete'; readonly key: string; readonly deleted: boolean }
+  | { readonly op: 'get'; readonly key: string; readonly record: { readonly value: KvValue; readonly version: number } | null }
+  | { readonly op: 'list'; readonly prefix: string; readonly items: readonly KvItem[]; readonly more: boolean };
+
+export type TxnResult =
+  | {
+      readonly ok: true;
+      readonly op: 'txn';
+      /** Whether every compare held (success ran) or not (failure ran). */
+      readonly succeeded: boolean;
+      /** The transaction's log index: the version of every write it made. */
+      readonly version: number;
+      readonly results: readonly TxnOpResult[];
+    }
+  | StaleTxn;
+
+/** What a `normal` log entry carries, and what applying it answers. */
+export type Command = KvCommand | TxnCommand;
+export type CommandResult = KvResult | TxnResult;

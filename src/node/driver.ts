@@ -27,7 +27,7 @@ import { isReplica, replicasOf, type MembershipChange } from '../core/membership
 import type { ClusterConfig, ConfigChangeResult, Entry, HardState, NodeId, ReadFailure, ReadState, Ready, TransferResult } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
-import type { KvCommand, KvResult } from '../kv/types.js';
+import type { Command, CommandResult, KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
@@ -102,7 +102,7 @@ export interface DriverDeps {
   readonly onFatal: (error: Error) => void;
   /** Optional observer of every Ready, for the simulator's checkers and metrics. */
   readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
-  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, KvResult>) => void;
+  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>) => void;
   /**
    * Acknowledged writes this node had applied that the new leader's log lacks (weak write
    * quorums only). Called before the state is rebuilt; the production wiring appends each
@@ -129,7 +129,7 @@ const countedMessageTypes: ReadonlySet<PeerMessage['type']> = new Set(['preVote'
 interface PendingWrite {
   readonly term: number;
   readonly deadlineTick: number;
-  readonly callback: Callback<KvResult>;
+  readonly callback: Callback<CommandResult>;
 }
 
 interface PendingRead {
@@ -291,10 +291,10 @@ export class NodeDriver implements KvNode {
   // -----------------------------------------------------------------------------------
   // Client operations, callback style (the simulator uses these directly)
 
-  submitWrite(command: KvCommand, timeoutMs: number, callback: Callback<KvResult>): void {
+  submitWrite(command: Command, timeoutMs: number, callback: Callback<CommandResult>): void {
     if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
     // A full disk is an alarm, not an outage: what frees space (deletes) still goes through.
-    if (this.spaceAlarm !== null && command.op !== 'delete' && this.core.currentRole() === 'leader') {
+    if (this.spaceAlarm !== null && !freesSpace(command) && this.core.currentRole() === 'leader') {
       return callback(new QkvError('no_space', `writes are refused: ${this.spaceAlarm}; reads and deletes still work`, { alarm: this.spaceAlarm }));
     }
     if (this.pendingWrites.size >= this.opts.pendingWritesMax) {
@@ -385,7 +385,12 @@ export class NodeDriver implements KvNode {
   }
 
   write(command: KvCommand, options: { readonly timeoutMs: number }): Promise<KvResult> {
+    // A single-key command gets a single-key result (the state machine answers in kind).
     return new Promise((resolve, reject) => this.submitWrite(command, options.timeoutMs, (err, v) => (err ? reject(err) : resolve(v as KvResult))));
+  }
+
+  txn(command: TxnCommand, options: { readonly timeoutMs: number }): Promise<TxnResult> {
+    return new Promise((resolve, reject) => this.submitWrite(command, options.timeoutMs, (err, v) => (err ? reject(err) : resolve(v as TxnResult))));
   }
 
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
@@ -915,4 +920,12 @@ export class NodeDriver implements KvNode {
     this.stop();
     this.deps.onFatal(error);
   }
+}
+
+/** A command that only removes data (a delete, or a transaction of deletes and reads): allowed past the space alarm. */
+function freesSpace(command: Command): boolean {
+  if (command.op === 'delete') return true;
+  if (command.op !== 'txn') return false;
+  const writes = (ops: TxnCommand['success']): boolean => ops.some((o) => o.op === 'put');
+  return !writes(command.success) && !writes(command.failure);
 }

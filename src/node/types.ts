@@ -4,7 +4,7 @@
  */
 
 import type { NodeId } from '../core/types.js';
-import type { KvCommand, KvResult } from '../kv/types.js';
+import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
@@ -51,6 +51,12 @@ export interface KvNode {
    * limit; nothing is ever answered from an unconfirmed state. `leader` needs this node to
    * lead but skips confirmation; `local` reads whatever this node applied.
    */
+  /**
+   * Proposes a transaction (leader only), applied atomically as one log entry; resolves
+   * with which branch ran and each operation's result. Rejects as `write` does.
+   */
+  txn(command: TxnCommand, options: { readonly timeoutMs: number }): Promise<TxnResult>;
+
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
 
   list(options: ListOptions): Promise<KvItem[]>;

@@ -272,6 +272,7 @@ export class ClientSession {
       driver.submitWrite(op.command, timeoutMs, (err, result) => {
         if (err !== null) return onError(err);
         if (result === undefined) return this.world.violation('client-protocol', `${op.what}: write callback without result or error`);
+        if (result.ok && result.op === 'txn') return this.world.violation('client-protocol', `${op.what}: a single-key write got a transaction's result`);
         reply({ kind: 'write', result });
       });
       return;
