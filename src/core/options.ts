@@ -79,4 +79,6 @@ export interface PlantedBugs {
   configOnCommit?: boolean;
   /** A new leader changes the configuration before committing an entry of its own term. */
   configChangeBeforeOwnTermCommit?: boolean;
+  /** Driver: a transaction's writes are proposed as two log entries (the second unconditional). */
+  txnSplitAcrossEntries?: boolean;
 }

@@ -300,12 +300,20 @@ export class NodeDriver implements KvNode {
     if (this.pendingWrites.size >= this.opts.pendingWritesMax) {
       return callback(new QkvError('busy', `${this.pendingWrites.size} writes already pending`, {}, 100));
     }
-    const r = this.core.propose([{ kind: 'normal', data: encodeCommand(command) }]);
+    const split = this.core.planted.txnSplitAcrossEntries === true && command.op === 'txn' ? splitTxn(command) : null;
+    const commands: readonly Command[] = split ?? [command];
+    const r = this.core.propose(commands.map((c) => ({ kind: 'normal', data: encodeCommand(c) })));
     if (!r.ok) {
       if (r.reason === 'notLeader') return callback(this.notLeaderError());
       return callback(new QkvError('busy', `${r.uncommittedEntries} entries not yet committed`, {}, 100));
     }
     const deadlineTick = Math.min(this.deadline(timeoutMs), this.nowTick + (this.opts.replicationTimeoutTicks ?? Number.MAX_SAFE_INTEGER));
+    if (split !== null) {
+      let first: CommandResult | undefined;
+      this.pendingWrites.set(r.index - 1, { term: r.term, deadlineTick, callback: (_err, result) => void (first = result) });
+      this.pendingWrites.set(r.index, { term: r.term, deadlineTick, callback: (err, second) => callback(err, err === null ? joinSplitResults(first, second) : undefined) });
+      return this.scheduleProcess();
+    }
     this.pendingWrites.set(r.index, { term: r.term, deadlineTick, callback });
     this.scheduleProcess();
   }
@@ -928,4 +936,19 @@ function freesSpace(command: Command): boolean {
   if (command.op !== 'txn') return false;
   const writes = (ops: TxnCommand['success']): boolean => ops.some((o) => o.op === 'put');
   return !writes(command.success) && !writes(command.failure);
+}
+
+/** Planted bug txnSplitAcrossEntries: the first write runs under the compares, the rest in an entry of its own. */
+function splitTxn(txn: TxnCommand): readonly TxnCommand[] | null {
+  if (txn.success.length < 2) return null;
+  const { requestId: _requestId, ...rest } = txn;
+  return [
+    { ...txn, success: txn.success.slice(0, 1) },
+    { ...rest, compare: [], success: txn.success.slice(1), failure: [] },
+  ];
+}
+
+function joinSplitResults(first: CommandResult | undefined, second: CommandResult | undefined): CommandResult | undefined {
+  if (first === undefined || second === undefined || !first.ok || !second.ok || first.op !== 'txn' || second.op !== 'txn') return first ?? second;
+  return first.succeeded ? { ...first, results: [...first.results, ...second.results] } : first;
 }

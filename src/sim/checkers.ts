@@ -58,6 +58,7 @@ export const checkedProperties = [
   'acked-write-lost',
   'lost-write-unreported',
   'linearizability',
+  'txn-atomicity',
   'convergence',
   'client-protocol',
   'assertion',
@@ -201,7 +202,7 @@ export class SafetyChecker {
   }
 
   /** Throws the violation, unless the property was switched off for this run. */
-  private fail(property: string, details: string): void {
+  fail(property: string, details: string): void {
     if (this.disabled.has(property)) {
       this.suppressed.set(property, (this.suppressed.get(property) ?? 0) + 1);
       return;

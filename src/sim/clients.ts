@@ -21,13 +21,14 @@
 
 import type { NodeDriver } from '../node/driver.js';
 import { encodeCommand } from '../kv/codec.js';
-import type { KvCommand, KvResult } from '../kv/types.js';
+import type { Command, KvResult, TxnResult } from '../kv/types.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvRecord } from '../storage/types.js';
 import type { QkvError } from '../wire/errors.js';
 import { hashEntryData, type AckedWrite } from './checkers.js';
 import type { HistoryRecorder, KnownResult, KvOperation } from './history.js';
 import type { SwarmConfig } from './swarm.js';
+import { learn, planAudit, planTransfer, recordTxn, txnProblem, type AccountView, type TxnPlan } from './transfers.js';
 
 export interface ClientWorld {
   nowUs(): number;
@@ -43,9 +44,11 @@ export interface ClientWorld {
   readonly nodeIds: readonly string[];
   readonly recorder: HistoryRecorder;
   violation(property: string, details: string): never;
+  /** A broken guarantee the run may have switched off (`--disable-checks`): throws unless it did. */
+  check(property: string, details: string): void;
 }
 
-type OpKind = 'get' | 'put' | 'delete' | 'cas' | 'localGet';
+type OpKind = 'get' | 'put' | 'delete' | 'cas' | 'localGet' | 'transfer' | 'audit';
 
 export interface ScriptStep {
   readonly kind: 'get' | 'put';
@@ -66,7 +69,10 @@ interface Op {
   readonly key: string;
   /** History id; null for local reads (not part of the linearizability check). */
   readonly historyId: number | null;
-  readonly command: KvCommand | null;
+  readonly command: Command | null;
+  /** Transactions are recorded when they finish, projected onto their keys (transfers.ts). */
+  readonly txn: TxnPlan | null;
+  readonly invokeUs: number;
   readonly commandHash: number;
   readonly what: string;
   readonly deadlineUs: number;
@@ -79,6 +85,7 @@ interface Op {
 
 type Outcome =
   | { readonly kind: 'write'; readonly result: KvResult }
+  | { readonly kind: 'txn'; readonly result: Extract<TxnResult, { ok: true }> }
   | { readonly kind: 'read'; readonly record: KvRecord | undefined }
   | { readonly kind: 'error'; readonly code: string; readonly leader: string | null }
   | { readonly kind: 'refused' }
@@ -94,12 +101,15 @@ export interface ClientStats {
   opsFailed: number;
   localReads: number;
   attempts: number;
+  /** Transactions answered (transfers and audits), also counted in opsOk. */
+  txnsOk: number;
 }
 
 export class ClientSession {
   private seq = 0;
   private leaderGuess: number | null = null;
   private readonly versions = new Map<string, number>();
+  private readonly accounts = new Map<string, AccountView>();
   private op: Op | null = null;
   private attemptSeq = 0;
   private stopped = false;
@@ -169,6 +179,8 @@ export class ClientSession {
       ['delete', mix.delete],
       ['cas', mix.cas],
       ['localGet', mix.localGet],
+      ['transfer', mix.transfer],
+      ['audit', mix.audit],
     ];
     const total = kinds.reduce((s, [, w]) => s + w, 0);
     let r = this.prng.intBetween(0, Math.max(0, total - 1));
@@ -186,9 +198,15 @@ export class ClientSession {
 
   private begin(kind: OpKind, key: string, value: string, timeoutMs: number, onDone: ((version: number | null) => void) | null): void {
     const now = this.world.nowUs();
-    let command: KvCommand | null = null;
+    let command: Command | null = null;
     let historyOp: KvOperation | null = null;
-    if (kind === 'put' || kind === 'delete' || kind === 'cas') {
+    let txn: TxnPlan | null = null;
+    if (kind === 'transfer' || kind === 'audit') {
+      const requestId = { clientId: this.id, seq: ++this.seq };
+      const planned = kind === 'audit' ? planAudit(this.config.accountCount) : planTransfer(this.prng, this.config.accountCount, `${this.id}.${requestId.seq}`, this.accounts);
+      txn = planned.plan;
+      command = { ...planned.command, requestId };
+    } else if (kind === 'put' || kind === 'delete' || kind === 'cas') {
       const requestId = { clientId: this.id, seq: ++this.seq };
       if (kind === 'put') {
         command = { op: 'put', key, value, requestId };
@@ -206,12 +224,17 @@ export class ClientSession {
       historyOp = { type: 'get' };
     }
     const historyId = historyOp === null ? null : this.world.recorder.invoke({ clientId: this.id, key, op: historyOp, tick: now });
-    const what = `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${value}` : ''}${command?.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
+    const what =
+      txn !== null
+        ? `${this.id} ${txn.kind === 'audit' ? 'audit' : `transfer ${txn.from}(v${txn.expectFrom})=${txn.valueFrom} ${txn.to}(v${txn.expectTo})=${txn.valueTo}`}`
+        : `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${value}` : ''}${command !== null && command.op !== 'txn' && command.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
     const op: Op = {
       kind,
       key,
       historyId,
       command,
+      txn,
+      invokeUs: now,
       commandHash: command === null ? 0 : hashEntryData('normal', encodeCommand(command)),
       what,
       deadlineUs: now + timeoutMs * 1000,
@@ -272,7 +295,11 @@ export class ClientSession {
       driver.submitWrite(op.command, timeoutMs, (err, result) => {
         if (err !== null) return onError(err);
         if (result === undefined) return this.world.violation('client-protocol', `${op.what}: write callback without result or error`);
-        if (result.ok && result.op === 'txn') return this.world.violation('client-protocol', `${op.what}: a single-key write got a transaction's result`);
+        if (result.ok && result.op === 'txn') {
+          if (op.txn === null) return this.world.violation('client-protocol', `${op.what}: a single-key write got a transaction's result`);
+          return reply({ kind: 'txn', result });
+        }
+        if (op.txn !== null && result.ok) return this.world.violation('client-protocol', `${op.what}: a transaction got a single-key result`);
         reply({ kind: 'write', result });
       });
       return;
@@ -301,6 +328,8 @@ export class ClientSession {
     switch (outcome.kind) {
       case 'write':
         return this.completeWrite(op, outcome.result);
+      case 'txn':
+        return this.completeTxn(op, outcome.result);
       case 'read':
         return this.completeRead(op, outcome.record);
       case 'refused':
@@ -357,6 +386,19 @@ export class ClientSession {
     this.finish(op, result.ok ? result.version : null);
   }
 
+  private completeTxn(op: Op, result: Extract<TxnResult, { ok: true }>): void {
+    const plan = op.txn;
+    if (plan === null || op.command === null) return this.world.violation('client-protocol', `${op.what}: a transaction result for a single-key operation`);
+    const problem = txnProblem(plan, result);
+    if (problem !== null) this.world.check('txn-atomicity', `${op.what}: ${problem}`);
+    recordTxn(this.world.recorder, this.id, plan, op.invokeUs, { completeTick: this.world.nowUs(), result });
+    learn(this.accounts, plan, result);
+    this.acked.push({ version: result.version, hash: op.commandHash, what: op.what });
+    this.stats.opsOk++;
+    this.stats.txnsOk++;
+    this.finish(op, null);
+  }
+
   private completeRead(op: Op, record: KvRecord | undefined): void {
     if (op.historyId !== null) {
       const known: KnownResult = record === undefined ? { found: false } : { found: true, value: record.value, version: record.version };
@@ -371,7 +413,14 @@ export class ClientSession {
     if (op.finished) return;
     // An attempt still out (in flight, or proposed and waiting) may yet be applied.
     if (op.command !== null && op.attempt !== null && !op.attempt.done) op.mayHaveApplied = true;
-    if (op.historyId !== null) {
+    if (op.txn !== null) {
+      if (op.mayHaveApplied) {
+        recordTxn(this.world.recorder, this.id, op.txn, op.invokeUs, null);
+        this.stats.opsUnknown++;
+      } else {
+        this.stats.opsFailed++;
+      }
+    } else if (op.historyId !== null) {
       if (op.mayHaveApplied) {
         this.world.recorder.unknown(op.historyId);
         this.stats.opsUnknown++;
@@ -398,6 +447,8 @@ function describeOutcome(o: Outcome): string {
   switch (o.kind) {
     case 'write':
       return o.result.ok ? `ok v${o.result.version}` : o.result.error;
+    case 'txn':
+      return `${o.result.succeeded ? 'succeeded' : 'failed'} v${o.result.version}`;
     case 'read':
       return o.record === undefined ? 'not found' : `${typeof o.record.value === 'string' ? o.record.value : '<bytes>'} v${o.record.version}`;
     case 'error':

@@ -50,6 +50,7 @@ export interface SimStats {
   readonly clientOps: number;
   readonly opsOk: number;
   readonly opsUnknown: number;
+  readonly txnsOk: number;
   readonly historyOpsChecked: number;
   readonly leaderChanges: number;
   /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
@@ -95,6 +96,7 @@ export const plantedBugNames = [
   'readJoinsSentRound',
   'configOnCommit',
   'configChangeBeforeOwnTermCommit',
+  'txnSplitAcrossEntries',
 ] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
@@ -184,6 +186,7 @@ export function runSimulation(options: SimOptions): SimResult {
       clientOps: cs.ops,
       opsOk: cs.opsOk,
       opsUnknown: cs.opsUnknown,
+      txnsOk: cs.txnsOk,
       historyOpsChecked,
       leaderChanges: world.checker.leaderChanges,
       readsAtLeader: reads.asLeader,

@@ -154,6 +154,14 @@ const plantedCases: readonly PlantedCase[] = [
   { bug: 'configOnCommit', direct: ['config-on-append', 'config-one-at-a-time'], consequencesWithout: ['config-on-append', 'config-one-at-a-time', 'config-own-term'] },
   // A new leader that changes the configuration before committing an entry of its term.
   { bug: 'configChangeBeforeOwnTermCommit', direct: ['config-own-term'], consequencesWithout: [] },
+  // A transaction proposed as two entries: an audit between them sees money in flight, and the
+  // command the client was acknowledged for is not the one in the log. With the log checks
+  // off, the audits (txn-atomicity) catch it on their own.
+  {
+    bug: 'txnSplitAcrossEntries',
+    direct: ['txn-atomicity', 'acked-write-lost', 'lost-write-unreported'],
+    consequencesWithout: ['acked-write-lost', 'lost-write-unreported'],
+  },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {

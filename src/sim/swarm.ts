@@ -227,8 +227,20 @@ export interface SwarmConfig {
 
   readonly clientCount: number;
   readonly keyCount: number;
-  /** Relative weights of the client operations. */
-  readonly opMix: { readonly get: number; readonly put: number; readonly delete: number; readonly cas: number; readonly localGet: number };
+  /**
+   * Relative weights of the client operations. `transfer` and `audit` are transactions over
+   * `accountCount` accounts of their own (transfers.ts), apart from the `keyCount` keys.
+   */
+  readonly opMix: {
+    readonly get: number;
+    readonly put: number;
+    readonly delete: number;
+    readonly cas: number;
+    readonly localGet: number;
+    readonly transfer: number;
+    readonly audit: number;
+  };
+  readonly accountCount: number;
   readonly clientThinkMsMax: number;
   /**
    * Chance that a client sends a linearizable get to a random node rather than the leader
@@ -313,7 +325,7 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
   const faultIntervalMsMean = churn ? between(300, 900) : crashy ? between(60, 200) : between(100, 700);
   const faultPhaseMsDrawn = hostile ? between(3000, 6000) : between(2000, 6000);
 
-  const config: SwarmConfig = {
+  const config: Omit<SwarmConfig, 'accountCount'> = {
     profile,
     mode,
     nodeCount,
@@ -350,7 +362,7 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     crashAfterAppendRate: calm ? 0 : crashy ? between(20, 150) / 1000 : maybe(0.7, 1, 20) / 1000,
     clientCount: between(2, 6),
     keyCount: between(1, 6),
-    opMix: { get: between(10, 40), put: between(10, 40), delete: between(0, 10), cas: between(0, 30), localGet: between(0, 5) },
+    opMix: { get: between(10, 40), put: between(10, 40), delete: between(0, 10), cas: between(0, 30), localGet: between(0, 5), transfer: 0, audit: 0 },
     clientThinkMsMax: between(1, 40),
     attemptTimeoutMs: between(100, 500),
     opTimeoutMs: between(600, 2500),
@@ -366,7 +378,9 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     ...drawMembership(prng, calm),
     ...faultShape,
   };
-  return config;
+  // Drawn after everything else so that adding transactions kept every earlier dimension.
+  const transfer = maybe(0.3, 5, 30);
+  return { ...config, accountCount: between(2, 6), opMix: { ...config.opMix, transfer, audit: transfer === 0 ? 0 : between(2, 10) } };
 }
 
 /** Drawn after everything else, so that adding it kept every earlier dimension of every seed. */
@@ -417,7 +431,7 @@ export function describeSwarm(c: SwarmConfig): string {
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
     `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} staleLeader=${c.staleLeaderRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
-    `clients=${c.clientCount} keys=${c.keyCount} getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
+    `clients=${c.clientCount} keys=${c.keyCount} ${c.opMix.transfer > 0 ? `accounts=${c.accountCount} transfer=${c.opMix.transfer} audit=${c.opMix.audit} ` : ''}getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
     (c.spareNodes > 0 ? ` spares=${c.spareNodes} membership~${c.membershipIntervalMsMean}ms onNewLeader=${c.membershipOnNewLeaderRate}` : '')
   );
 }

@@ -70,7 +70,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
   /** Linearizable reads served by drivers that are gone (crashed or stopped); see readsServed(). */
   private readonly readsServedByGone = { asLeader: 0, asFollower: 0 };
-  readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0 };
+  readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0, txnsOk: 0 };
   readonly acked: AckedWrite[] = [];
 
   private timeUs = 0;
@@ -198,6 +198,10 @@ export class World implements ClientWorld, SimEnv, NodeControl {
 
   violation(property: string, details: string): never {
     throw new SimViolation(property, this.timeUs, details);
+  }
+
+  check(property: string, details: string): void {
+    this.checker.fail(property, details);
   }
 
   // ---------------------------------------------------------------------------------
