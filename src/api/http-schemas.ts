@@ -87,6 +87,12 @@ export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "if
 export const batchBody = Type.Object({ ops: Type.Array(Type.Unknown(), { minItems: 1, description: 'a non-empty array' }) }, { additionalProperties: false });
 export const batchUsage = 'POST /batch needs {"ops": [...]}';
 
+/** A transaction's shape; each compare and operation is checked by txn.ts, which names it by position. */
+export const txnBody = Type.Object(
+  { compare: Type.Optional(Type.Unknown()), success: Type.Optional(Type.Unknown()), failure: Type.Optional(Type.Unknown()) },
+  { additionalProperties: false },
+);
+
 export const modeBody = Type.Object(
   {
     writeQuorum: Type.Optional(

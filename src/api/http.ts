@@ -47,6 +47,7 @@ import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
+import { txnRoutes } from './routes/txn.js';
 import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
@@ -116,6 +117,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const routes: readonly HttpRoute[] = [
     ...kvRoutes(ctx),
     ...batchRoutes(ctx),
+    ...txnRoutes(ctx),
     ...statusRoutes(ctx, options.grpcAddress),
     ...memberRoutes(ctx),
     ...adminRoutes(ctx, {

@@ -4,7 +4,7 @@
  * route and the gRPC service, so a read or a write means the same thing in every API.
  */
 
-import type { KvCommand, KvResult, RequestId } from '../kv/types.js';
+import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
 import type { ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvItem, KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
@@ -36,6 +36,10 @@ export function deleteCommand(key: string, ifVersion: number | undefined, reques
 
 export const writeExec: LocalExec<KvCommand, KvResult> = {
   run: (node, command, timeoutMs) => node.write(command, { timeoutMs }),
+};
+
+export const txnExec: LocalExec<TxnCommand, TxnResult> = {
+  run: (node, command, timeoutMs) => node.txn(command, { timeoutMs }),
 };
 
 export const modeExec: LocalExec<ModeChange, { readonly index: number }> = {

@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId } from '../wire/types.js';
-import type { LeaderInfo, MembershipChangeResponse, NodeAddresses, ReadConsistency } from '../wire/types.js';
+import type { LeaderInfo, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -34,7 +34,7 @@ import {
 import { changeOutcomeUnknown, changePolicy, checkMemberId, checkNewMember } from './members.js';
 import type { MemberCalls, RetryPolicy } from './members.js';
 import { AttemptError, ProtocolError } from './transport.js';
-import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, WriteRequestId } from './transport.js';
+import type { ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WriteRequestId } from './transport.js';
 import type {
   BackupOptions,
   BackupResult,
@@ -242,6 +242,31 @@ export class KvClient {
     const request: DeleteRequest = { key, ifVersion, requestId: { clientId: lane.clientId, seq: ++lane.seq } };
     try {
       const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.delete(ep.address, request, timeoutMs));
+      this.observe(result.version);
+      return result;
+    } finally {
+      this.freeLanes.push(lane);
+    }
+  }
+
+  /**
+   * Runs a transaction: if every `compare` holds on the leader's state, the `success`
+   * operations, else the `failure` ones — atomically, as one log entry (no other write lands
+   * in between; every write gets the answer's `version`). Same retry and idempotency rules
+   * as {@link put}: a retried transaction is answered from the first run, never run twice.
+   * @throws InvalidArgumentError, UnavailableError, OutcomeUnknownError, ClientClosedError
+   */
+  async txn(body: TxnBody, options: CallOptions = {}): Promise<TxnResponse> {
+    for (const c of body.compare ?? []) checkKey(c.key);
+    for (const o of [...(body.success ?? []), ...(body.failure ?? [])]) {
+      if (o.op !== 'list') checkKey(o.key);
+      else if (o.prefix !== '') checkKey(o.prefix);
+    }
+    const deadlineMs = this.deadlineOf(options);
+    const lane = this.acquireLane();
+    const request: TxnRequest = { body, requestId: { clientId: lane.clientId, seq: ++lane.seq } };
+    try {
+      const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.txn(ep.address, request, timeoutMs));
       this.observe(result.version);
       return result;
     } finally {

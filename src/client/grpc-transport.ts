@@ -12,12 +12,12 @@ import { isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency, KVService } from '../wire/gen/quorumkv.js';
 import type { BackupChunk, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
-import type { MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
+import type { MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -68,6 +68,11 @@ export class GrpcTransport implements ClientTransport {
     const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
     return { key: reply.key, version: reply.version };
+  }
+
+  txn(_endpoint: string, _request: TxnRequest, _timeoutMs: number): Promise<TxnResponse> {
+    // The gRPC service has no Txn call yet (docs/api.md): say so rather than fall back to HTTP silently.
+    return Promise.reject(new InvalidArgumentError('bad_request', 'transactions are served over HTTP only in this version: connect with http:// endpoints to use txn()'));
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {

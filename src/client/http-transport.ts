@@ -12,15 +12,16 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
-import { batchRoute, clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { BatchOpBody, BatchResultItem, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
+import { batchRoute, clientIdHeader, requestSeqHeader, txnRoute } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem, MembersResponse, MembershipChangeResponse, TxnResponse } from '../wire/types.js';
 import { Batcher } from './batcher.js';
 import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest } from './transport.js';
+import { txnResponseOf } from './txn-answer.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -115,6 +116,16 @@ export class HttpTransport implements ClientTransport {
     };
     const answer = await this.exchange(endpoint, 'DELETE', path, headers, null, timeoutMs);
     return deleteResult(okBody(answer));
+  }
+
+  async txn(endpoint: string, request: TxnRequest, timeoutMs: number): Promise<TxnResponse> {
+    const headers = {
+      'content-type': 'application/json',
+      [clientIdHeader]: request.requestId.clientId,
+      [requestSeqHeader]: String(request.requestId.seq),
+      [timeoutHeader]: String(serverBudgetMs(timeoutMs)),
+    };
+    return txnResponseOf(okBody(await this.exchange(endpoint, 'POST', txnRoute, headers, JSON.stringify(request.body), timeoutMs)));
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {

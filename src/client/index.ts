@@ -56,6 +56,7 @@ export type {
   TransportKind,
 } from './types.js';
 export type { MemberCalls, NewMember } from './members.js';
+export type { TxnBody, TxnCompareBody, TxnCompareOp, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
 export type { ClusterConfigView, MemberRole, MemberStatus, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
 export { BackupFormatError, verifyBackupFile } from './backup-file.js';
 export type { BackupHeader, VerifiedBackup } from './backup-file.js';

@@ -9,7 +9,7 @@
  */
 
 import type { ErrorCode } from '../wire/errors.js';
-import type { AddMemberBody, MembersResponse, MembershipChangeResponse, ReadConsistency } from '../wire/types.js';
+import type { AddMemberBody, MembersResponse, MembershipChangeResponse, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
 import type { BackupRecord } from './backup-file.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -54,6 +54,11 @@ export interface DeleteRequest {
   readonly requestId: WriteRequestId;
 }
 
+export interface TxnRequest {
+  readonly body: TxnBody;
+  readonly requestId: WriteRequestId;
+}
+
 export interface GetRequest {
   readonly key: string;
   readonly consistency: ReadConsistency | undefined;
@@ -91,6 +96,7 @@ export interface ClientTransport {
   normalize(endpoint: string): string;
   put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult>;
   delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult>;
+  txn(endpoint: string, request: TxnRequest, timeoutMs: number): Promise<TxnResponse>;
   /** undefined when the key does not exist. */
   get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined>;
   list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage>;

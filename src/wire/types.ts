@@ -202,3 +202,50 @@ export type BatchResultItem = { readonly status: number; readonly retryAfterMs?:
 export interface BatchResponse {
   readonly results: readonly BatchResultItem[];
 }
+
+// --- transactions (POST /txn) ---
+
+export const txnRoute = '/txn';
+/** Most compares, and most operations per branch, in one transaction. */
+export const txnOpsMax = 128;
+
+export type TxnCompareOp = '=' | '!=' | '<' | '>';
+
+/**
+ * One condition, on the key's state just before the transaction: exactly one of `version`
+ * (0: absent), `value` or `exists`; `op` defaults to "=" (`exists` takes = and != only).
+ */
+export interface TxnCompareBody {
+  readonly key: string;
+  readonly op?: TxnCompareOp;
+  readonly version?: number;
+  readonly value?: string;
+  readonly exists?: boolean;
+}
+
+export type TxnOpBody =
+  | { readonly op: 'put'; readonly key: string; readonly value: string }
+  | { readonly op: 'delete'; readonly key: string }
+  | { readonly op: 'get'; readonly key: string }
+  /** `limit` defaults to the node's list page size and may not exceed it. */
+  | { readonly op: 'list'; readonly prefix: string; readonly limit?: number };
+
+export interface TxnBody {
+  readonly compare?: readonly TxnCompareBody[];
+  readonly success?: readonly TxnOpBody[];
+  readonly failure?: readonly TxnOpBody[];
+}
+
+export type TxnOpResponse =
+  | { readonly op: 'put'; readonly key: string; readonly version: number }
+  | { readonly op: 'delete'; readonly key: string; readonly deleted: boolean }
+  | { readonly op: 'get'; readonly key: string; readonly found: false }
+  | { readonly op: 'get'; readonly key: string; readonly found: true; readonly value: string; readonly version: number }
+  | { readonly op: 'list'; readonly prefix: string; readonly items: readonly ListItem[]; readonly more: boolean };
+
+/** 200: which branch ran, the transaction's version (its log index: every write's version), and each operation's result. */
+export interface TxnResponse {
+  readonly succeeded: boolean;
+  readonly version: number;
+  readonly results: readonly TxnOpResponse[];
+}
