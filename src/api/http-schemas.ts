@@ -38,7 +38,11 @@ const consistency = Type.Unsafe<(typeof readConsistencies)[number]>({
   description: `one of ${readConsistencies.join(', ')}`,
 });
 
-export const keyParams = Type.Object({ key: Type.String() });
+/**
+ * The key is everything after `/kv/`, slashes included (`/kv/config/db/host`, as Consul and
+ * etcd v2 take it), percent-decoded once: `/kv/config%2Fdb%2Fhost` names the same key.
+ */
+export const keyParams = Type.Object({ '*': Type.String() });
 
 export const noQuery = Type.Object({}, { additionalProperties: false });
 export const getQuery = Type.Object(

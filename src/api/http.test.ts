@@ -119,6 +119,26 @@ test('a key with a slash, a space and non-ASCII characters round-trips percent-e
   assert.equal(get.body.value, 'v');
 });
 
+test('hierarchical keys go in the path as written: /kv/config/db/host is the key config/db/host, the same as its encoded form, decoded once', async (t) => {
+  const { url, node } = await startLeader(t);
+  const put = await call(url, 'PUT', '/kv/config/db/host', { json: { value: 'db1' } });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  assert.equal(put.body.key, 'config/db/host');
+  const encoded = await call(url, 'GET', '/kv/config%2Fdb%2Fhost');
+  assert.deepEqual(encoded.body, { key: 'config/db/host', value: 'db1', version: 1 });
+  const mixed = await call(url, 'GET', '/kv/config/db%2Fhost');
+  assert.equal(mixed.body.value, 'db1');
+  // Decoded once: %252F is the three characters %2F, a different key.
+  const twice = await call(url, 'PUT', '/kv/config%252Fdb', { json: { value: 'other' } });
+  assert.equal(twice.body.key, 'config%2Fdb');
+  const del = await call(url, 'DELETE', '/kv/config/db/host');
+  assert.equal(del.body.deleted, true);
+  assert.deepEqual([...node.store.keys()], ['config%2Fdb']);
+  // A trailing slash is part of the key, not dropped.
+  const trailing = await call(url, 'PUT', '/kv/dir/', { json: { value: 'x' } });
+  assert.equal(trailing.body.key, 'dir/');
+});
+
 test('a body without Content-Type is read as JSON', async (t) => {
   const { url, node } = await startLeader(t);
   const put = await call(url, 'PUT', '/kv/k', { body: '{"value":"x"}' });
@@ -316,7 +336,8 @@ const badCases: readonly BadCase[] = [
   { name: 'a list prefix that is not UTF-8', method: 'GET', path: '/kv?prefix=%FF', status: 400, error: 'bad_request' },
   { name: 'a list cursor over the key limit', method: 'GET', path: `/kv?after=${'a'.repeat(kvLimits.keyBytesMax + 1)}`, status: 413, error: 'key_too_large' },
   { name: 'an unknown route', method: 'GET', path: '/nope', status: 404, error: 'unknown_route' },
-  { name: 'an unencoded slash in a key', method: 'GET', path: '/kv/a/b', status: 404, error: 'unknown_route' },
+  { name: 'an empty key under /kv/', method: 'GET', path: '/kv/', status: 400, error: 'invalid_key' },
+  { name: 'a key that is not UTF-8 once decoded', method: 'GET', path: '/kv/a/%FF', status: 400, error: 'invalid_key' },
   { name: 'fault routes without fault injection', method: 'GET', path: '/admin/faults', status: 404, error: 'unknown_route' },
   { name: 'POST on a key', method: 'POST', path: '/kv/k', init: { json: { value: 'x' } }, status: 405, error: 'method_not_allowed' },
   { name: 'DELETE on the list route', method: 'DELETE', path: '/kv', status: 405, error: 'method_not_allowed' },
@@ -648,10 +669,10 @@ test('/metrics counts requests by route pattern, method and status', async (t) =
     text = String(answer.body);
     if (text.includes('route="(unmatched)"') || performance.now() > deadlineMs) break;
   }
-  assert.match(text, /qkv_http_requests_total\{route="\/kv\/:key",method="PUT",status="200"\} 1/);
-  assert.match(text, /qkv_http_requests_total\{route="\/kv\/:key",method="GET",status="404"\} 1/);
+  assert.match(text, /qkv_http_requests_total\{route="\/kv\/\*",method="PUT",status="200"\} 1/);
+  assert.match(text, /qkv_http_requests_total\{route="\/kv\/\*",method="GET",status="404"\} 1/);
   assert.match(text, /qkv_http_requests_total\{route="\(unmatched\)",method="GET",status="404"\} 1/);
-  assert.match(text, /qkv_http_request_duration_seconds_count\{route="\/kv\/:key",method="PUT"\} 1/);
+  assert.match(text, /qkv_http_request_duration_seconds_count\{route="\/kv\/\*",method="PUT"\} 1/);
   assert.doesNotMatch(text, /missing/, 'keys never appear in labels');
 });
 

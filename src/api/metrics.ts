@@ -4,7 +4,7 @@
  * cache of labelled children that keeps recording cheap on the hot path.
  *
  * Must never: put unbounded values in labels (keys, URLs, client ids): routes are the
- * route patterns ("/kv/:key"), so the label sets stay small and fixed.
+ * route patterns ("/kv/*"), so the label sets stay small and fixed.
  */
 
 import { Counter, Histogram } from 'prom-client';

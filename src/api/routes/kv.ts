@@ -24,20 +24,20 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'PUT',
-      url: '/kv/:key',
+      url: '/kv/*',
       schema: { params: keyParams, querystring: noQuery, headers: writeHeaders, body: putBody, response: { 200: putResponseSchema } },
       problems: { usage: putUsage, fieldCodes: { value: 'invalid_value' } },
       handle: (request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply) => putKey(ctx, request, reply),
     },
     {
       method: 'GET',
-      url: '/kv/:key',
+      url: '/kv/*',
       schema: { params: keyParams, querystring: getQuery, headers: readHeaders, response: { 200: getResponseSchema } },
       handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply) => getKey(ctx, request, reply),
     },
     {
       method: 'DELETE',
-      url: '/kv/:key',
+      url: '/kv/*',
       schema: { params: keyParams, querystring: deleteQuery, headers: writeHeaders, response: { 200: deleteResponseSchema } },
       handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply) => deleteKey(ctx, request, reply),
     },
@@ -50,10 +50,10 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   ];
 }
 
-// PUT /kv/:key  body {"value": "...", "ifVersion"?: n}
+// PUT /kv/{key}  body {"value": "...", "ifVersion"?: n}
 async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
-  const key = ctx.checkKey(request.params.key);
+  const key = ctx.checkKey(request.params['*']);
   const requestId = readRequestId(request);
   const { value, ifVersion } = request.body;
   const problem = ctx.validate.value(value);
@@ -65,10 +65,10 @@ async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
   return writeAnswer(reply, outcome.value);
 }
 
-// DELETE /kv/:key?ifVersion=n
+// DELETE /kv/{key}?ifVersion=n
 async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
-  const key = ctx.checkKey(request.params.key);
+  const key = ctx.checkKey(request.params['*']);
   const ifVersion = optionalIndex(request.query.ifVersion, 'ifVersion');
   const requestId = readRequestId(request);
   const command = deleteCommand(key, ifVersion, requestId);
@@ -77,10 +77,10 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
   return writeAnswer(reply, outcome.value);
 }
 
-// GET /kv/:key?consistency=...&minVersion=n
+// GET /kv/{key}?consistency=...&minVersion=n
 async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
-  const key = ctx.checkKey(request.params.key);
+  const key = ctx.checkKey(request.params['*']);
   const minVersion = optionalIndex(request.query.minVersion, 'minVersion');
   const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion };
   const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });

@@ -24,8 +24,12 @@ export function allowedMethods(routes: readonly HttpRoute[], path: string): read
   return methods.length === 0 ? null : [...new Set(methods)].sort();
 }
 
-/** `/kv/:key` matches `/kv/anything-without-a-slash` (an empty key too: the key rules refuse it). */
+/**
+ * `/members/:id` matches `/members/anything-without-a-slash`; `/kv/*` matches everything
+ * under `/kv/` (an empty key too: the key rules refuse it).
+ */
 function matches(pattern: string, path: string): boolean {
+  if (pattern.endsWith('/*')) return path.startsWith(pattern.slice(0, -1));
   const want = pattern.split('/');
   const got = path.split('/');
   return want.length === got.length && want.every((segment, i) => segment.startsWith(':') || segment === got[i]);
