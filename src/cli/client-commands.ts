@@ -1,5 +1,5 @@
 /**
- * `quorumkv put|get|del|ls|status`: the client library (client/) from the command line.
+ * `quorumkv put|get|del|ls|txn|status`: the client library (client/) from the command line.
  * Endpoints come from --endpoints or the cluster file (default ./data/cluster.json, which
  * `quorumkv up` writes); the library finds the leader and retries within the deadline.
  * `--json` prints machine-readable answers (errors too, as {"error","message"} on stderr).
@@ -8,7 +8,7 @@
  */
 
 import { QuorumKvError, connect } from '../client/index.js';
-import type { Consistency, KvClient, TransportKind } from '../client/index.js';
+import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse } from '../client/index.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
@@ -35,6 +35,12 @@ const clientSpecs: Readonly<Record<string, CommandSpec>> = {
   put: { name: 'put', summary: 'write a key', args: '<key> <value>', flags: { ...clientFlagDefs, ...casFlagDefs } },
   get: { name: 'get', summary: 'read a key', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
   del: { name: 'del', summary: 'delete a key', args: '<key>', flags: { ...clientFlagDefs, ...casFlagDefs } },
+  txn: {
+    name: 'txn',
+    summary: 'run a transaction (JSON body {compare, success, failure}; - reads it from stdin): compares, then one branch, atomically',
+    args: '<json-body>',
+    flags: clientFlagDefs,
+  },
   ls: { name: 'ls', summary: 'list keys (and values) by prefix, in key order', args: '[prefix]', flags: { ...clientFlagDefs, ...readFlagDefs } },
   status: { name: 'status', summary: "every node's role, term, indexes and mode, and the members with their role and lag", flags: clientFlagDefs },
 };
@@ -134,6 +140,15 @@ export async function runClientCommand(command: string, argv: string[]): Promise
         out(flags.json ? `${JSON.stringify(result)}\n` : `${result.key} version ${result.version}${result.deleted ? ' deleted' : ' (was absent)'}\n`);
         return 0;
       }
+      case 'txn': {
+        const result = await kv.txn(await txnBodyOf(first), deadline);
+        if (flags.json) out(`${JSON.stringify(result)}\n`);
+        else {
+          out(`${result.succeeded ? 'SUCCEEDED' : 'FAILED (failure branch ran)'} at version ${result.version}\n`);
+          for (const r of result.results) out(`${describeTxnResult(r)}\n`);
+        }
+        return 0;
+      }
       case 'ls': {
         // One page at a time, so memory stays bounded whatever the key count; --json prints
         // one JSON object per entry (NDJSON).
@@ -176,4 +191,37 @@ export function printError(error: unknown, json: boolean): number {
   if (json) process.stderr.write(`${JSON.stringify({ error: error.code, message: error.message, ...error.details })}\n`);
   else process.stderr.write(`quorumkv: ${error.name} (${error.code}): ${error.message}\n`);
   return 1;
+}
+
+/** The transaction body from the argument, or from stdin when it is `-`. */
+async function txnBodyOf(arg: string | undefined): Promise<TxnBody> {
+  if (arg === undefined) throw new ConfigError('txn needs a JSON body (or - to read it from stdin)');
+  let text = arg;
+  if (arg === '-') {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    text = Buffer.concat(chunks).toString('utf8');
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`txn body is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new ConfigError('txn body must be a JSON object {"compare","success","failure"}');
+  // The node checks the rest and names what is wrong.
+  return body as TxnBody;
+}
+
+function describeTxnResult(r: TxnOpResponse): string {
+  switch (r.op) {
+    case 'put':
+      return `put ${r.key} version ${r.version}`;
+    case 'delete':
+      return `delete ${r.key}${r.deleted ? '' : ' (was absent)'}`;
+    case 'get':
+      return r.found ? `get ${r.key} = ${r.value} (v${r.version})` : `get ${r.key}: not found`;
+    case 'list':
+      return [`list ${r.prefix}: ${r.items.length} keys${r.more ? ' (more)' : ''}`, ...r.items.map((i) => `  ${i.key}\t${i.value}\t(v${i.version})`)].join('\n');
+  }
 }

@@ -219,6 +219,18 @@ test('the CLI client commands use the library and print --json', { timeout: 60_0
     assert.equal((JSON.parse(missing.stderr) as { error: string }).error, 'not_found');
     const out = await cli('backup', '--out', path.join(dir, 'b.qkv'), '--json');
     assert.equal((JSON.parse(out) as { nodeId: string }).nodeId, leaderId);
+    // A create-only transaction: the first run succeeds, the second takes the failure branch.
+    const createOnce = JSON.stringify({
+      compare: [{ key: 'cli/once', exists: false }],
+      success: [{ op: 'put', key: 'cli/once', value: 'first' }],
+      failure: [{ op: 'get', key: 'cli/once' }],
+    });
+    const created = JSON.parse(await cli('txn', createOnce, '--json')) as { succeeded: boolean; version: number };
+    assert.equal(created.succeeded, true);
+    assert.match(await cli('txn', createOnce), new RegExp(`^FAILED \\(failure branch ran\\) at version \\d+\nget cli/once = first \\(v${created.version}\\)\n$`));
+    const badTxn = await run(process.execPath, [mainPath, 'txn', '{"success":[{"op":"put","key":"cli/x"}]}', '--json', '--cluster-file', clusterFile]).catch((e: { code: number; stderr: string }) => e);
+    assert.ok('code' in badTxn && badTxn.code === 1, 'a malformed transaction exits 1');
+    assert.equal((JSON.parse(badTxn.stderr) as { error: string }).error, 'invalid_value');
     assert.match(await cli('del', 'cli/key'), /cli\/key version \d+ deleted/);
   } finally {
     await rm(dir, { recursive: true, force: true });
