@@ -25,10 +25,13 @@ import type {
   PutRequest,
   PutResponse,
   StatusResponse as StatusMessage,
+  TxnRequest,
+  TxnResponse,
 } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
+import { runGrpcTxn } from './grpc-txn.js';
 import { textOf } from './http-answers.js';
 import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
@@ -177,6 +180,10 @@ export class GrpcKv {
       items: items.map((item): KeyValue => ({ key: item.key, value: textOf(item.value), version: item.version })),
       ...(last === undefined ? {} : { next: last.key }),
     };
+  }
+
+  txn(request: Checked<TxnRequest>, call: Call<TxnRequest, TxnResponse>): Promise<TxnResponse> {
+    return runGrpcTxn({ router: this.router, validate: this.validate, limits: this.limits, deadlineMs: (c) => this.deadlineMs(c), fromLeader: (c, r) => this.fromLeader(c, r) }, request, request[badUtf8], call);
   }
 
   status(): StatusMessage {

@@ -193,6 +193,12 @@ test('firstBadUtf8Field finds the first listed string field that is not UTF-8', 
   assert.equal(firstBadUtf8Field(ok, [1]), 0);
   assert.equal(firstBadUtf8Field(ok, [1, 2]), 2);
   assert.equal(firstBadUtf8Field(Buffer.from([0x0a, 0x7f]), [1]), -1, 'a truncated message is malformed');
+  // A string inside a nested message (a Txn's compare or op) counts against the field holding it.
+  const inner = Buffer.from([0x0a, 0x01, 0x61, 0x12, 0x01, 0xff]);
+  const outer = Buffer.concat([Buffer.from([0x12, inner.length]), inner]);
+  assert.equal(firstBadUtf8Field(outer, [], { 2: [1] }), 0, 'the inner field 2 is not a string field');
+  assert.equal(firstBadUtf8Field(outer, [], { 2: [1, 2] }), 2);
+  assert.equal(firstBadUtf8Field(Buffer.concat([Buffer.from([0x12, 0x02]), Buffer.from([0x0a, 0x05])]), [], { 2: [1] }), -1, 'a malformed nested message');
   assert.equal(firstBadUtf8Field(Buffer.from([0x0b]), []), -1, 'groups are not used by this service');
 });
 

@@ -76,6 +76,7 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   get: [1],
   delete: [1, 3],
   list: [1, 2],
+  txn: [4],
   status: [],
   backup: [],
   die: [1],
@@ -84,6 +85,12 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   promoteMember: [1],
   removeMember: [1],
   transferLeader: [1],
+};
+
+/** String fields of the messages inside a request's message fields (field number -> their string fields). */
+const nestedStringFields: Partial<Record<keyof typeof KVService, Readonly<Record<number, readonly number[]>>>> = {
+  // TxnRequest: compare (TxnCompare: key, op, value), success and failure (TxnOp: op, key, value, prefix).
+  txn: { 1: [1, 2, 4], 2: [1, 2, 3, 4], 3: [1, 2, 3, 4] },
 };
 
 export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
@@ -170,6 +177,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     get: unary('Get', (r, c) => kv.get(r, c)),
     delete: unary('Delete', (r, c) => kv.delete(r, c)),
     list: unary('List', (r, c) => kv.list(r, c)),
+    txn: unary('Txn', (r, c) => kv.txn(r, c)),
     status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
       kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError)).catch(onInternalError);
@@ -229,13 +237,14 @@ function withUtf8Checks(): grpc.ServiceDefinition {
   const wrapped: Record<string, grpc.MethodDefinition<object, object>> = {};
   for (const [name, method] of Object.entries(KVService) as [keyof typeof KVService, grpc.MethodDefinition<object, object>][]) {
     const fields = stringFields[name];
+    const nested = nestedStringFields[name] ?? {};
     const decode = method.requestDeserialize;
     wrapped[name] = {
       ...method,
       requestDeserialize: (bytes: Buffer): object => {
         // A decoder accepts some truncated messages (a string field cut short decodes to
         // its prefix), so the raw walk also decides whether the message is well-formed.
-        const scan = firstBadUtf8Field(bytes, fields);
+        const scan = firstBadUtf8Field(bytes, fields, nested);
         if (scan < 0) return { [malformed]: 'the protobuf encoding is truncated or malformed' };
         let decoded: Record<string | symbol, unknown>;
         try {
@@ -254,9 +263,10 @@ function withUtf8Checks(): grpc.ServiceDefinition {
 /**
  * Walks the top-level fields of a raw protobuf message: -1 when it is malformed (a varint
  * or length past the end, a group or unknown wire type), else the number of the first
- * length-delimited field in `fields` whose bytes are not UTF-8, else 0.
+ * length-delimited field in `fields` whose bytes are not UTF-8 (or, for a field in
+ * `nested`, a message with such a string field of its own), else 0.
  */
-export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[]): number {
+export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[], nested: Readonly<Record<number, readonly number[]>> = {}): number {
   let offset = 0;
   const varint = (): number => {
     let result = 0;
@@ -288,7 +298,13 @@ export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[]): num
       case 2: {
         const length = varint();
         if (length < 0 || offset + length > bytes.length) return -1;
+        const inner = nested[field];
         if (bad === 0 && fields.includes(field) && !isUtf8(bytes.subarray(offset, offset + length))) bad = field;
+        else if (inner !== undefined) {
+          const scan = firstBadUtf8Field(bytes.subarray(offset, offset + length), inner);
+          if (scan < 0) return -1;
+          if (bad === 0 && scan > 0) bad = field;
+        }
         offset += length;
         break;
       }

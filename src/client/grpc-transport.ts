@@ -19,6 +19,7 @@ import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
+import { txnMessageOf, txnResponseOf } from './grpc-txn.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 /** Channel options, all explicit (STYLE.md 14). */
@@ -70,9 +71,9 @@ export class GrpcTransport implements ClientTransport {
     return { key: reply.key, version: reply.version };
   }
 
-  txn(_endpoint: string, _request: TxnRequest, _timeoutMs: number): Promise<TxnResponse> {
-    // The gRPC service has no Txn call yet (docs/api.md): say so rather than fall back to HTTP silently.
-    return Promise.reject(new InvalidArgumentError('bad_request', 'transactions are served over HTTP only in this version: connect with http:// endpoints to use txn()'));
+  async txn(endpoint: string, request: TxnRequest, timeoutMs: number): Promise<TxnResponse> {
+    const message = { ...txnMessageOf(request.body), clientId: request.requestId.clientId, seq: request.requestId.seq };
+    return txnResponseOf(await this.unary(endpoint, KVService.txn, message, timeoutMs));
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {

@@ -75,6 +75,30 @@ async function clientSuite(kv: KvClient, transport: TransportKind): Promise<void
   }
   assert.equal(await kv.get(`${p}missing`), undefined, 'a missing key reads as undefined');
 
+  // A create-only transaction: success once (its writes visible to its own get and list), then the failure branch.
+  const t = `${p}txn/one`;
+  const createOnce = {
+    compare: [{ key: t, exists: false }],
+    success: [{ op: 'put', key: t, value: 'one' }, { op: 'get', key: t }, { op: 'list', prefix: `${p}txn/`, limit: 10 }],
+    failure: [{ op: 'get', key: t }],
+  } as const;
+  const txnCreated = await kv.txn(createOnce);
+  assert.deepEqual(txnCreated, {
+    succeeded: true,
+    version: txnCreated.version,
+    results: [
+      { op: 'put', key: t, version: txnCreated.version },
+      { op: 'get', key: t, found: true, value: 'one', version: txnCreated.version },
+      { op: 'list', prefix: `${p}txn/`, items: [{ key: t, value: 'one', version: txnCreated.version }], more: false },
+    ],
+  });
+  const again = await kv.txn(createOnce);
+  assert.equal(again.succeeded, false);
+  assert.ok(again.version > txnCreated.version, 'a transaction that wrote nothing still has its own version');
+  assert.deepEqual(again.results, [{ op: 'get', key: t, found: true, value: 'one', version: txnCreated.version }]);
+  const badTxn = await kv.txn({ compare: [{ key: t, exists: true }, { key: t, version: 1, exists: true }] }).catch((e: unknown) => e);
+  assert.ok(badTxn instanceof InvalidArgumentError && /compare\[1\]: a compare needs exactly one/.test(badTxn.message), `got ${String(badTxn)}`);
+
   const conflict = await kv.put(`${p}a`, 'beta', { ifVersion: put.version - 1 }).catch((e: unknown) => e);
   assert.ok(conflict instanceof VersionConflictError, `got ${String(conflict)}`);
   assert.equal(conflict.actualVersion, put.version);
@@ -142,14 +166,14 @@ function field(number: number, bytes: Buffer): Buffer {
 }
 
 /** Sends a Put/Get as raw bytes and returns the wire code of the refusal (or 'ok'). */
-function grpcCode(address: string, method: 'Put' | 'Get', message: object | Buffer): Promise<{ readonly status: number; readonly code: string }> {
+function grpcCode(address: string, method: 'Put' | 'Get' | 'Txn', message: object | Buffer): Promise<{ readonly status: number; readonly code: string; readonly response?: unknown }> {
   const m = kvService[method] as protoLoader.MethodDefinition<object, object>;
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const bytes = Buffer.isBuffer(message) ? message : m.requestSerialize(message);
   return new Promise((resolve) => {
-    client.makeUnaryRequest(m.path, (b: Buffer) => b, m.responseDeserialize, bytes, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error) => {
+    client.makeUnaryRequest(m.path, (b: Buffer) => b, m.responseDeserialize, bytes, new grpc.Metadata(), { deadline: Date.now() + 5_000 }, (error, response) => {
       client.close();
-      if (error === null) resolve({ status: 0, code: 'ok' });
+      if (error === null) resolve({ status: 0, code: 'ok', response });
       else resolve({ status: error.code, code: String(error.metadata.get('qkv-error')[0] ?? `(no code: ${error.details})`) });
     });
   });
@@ -198,6 +222,24 @@ test('node-side gRPC input validation mirrors HTTP: same wire codes, nothing wri
     assert.equal(g.status, grpc.status.INVALID_ARGUMENT, `gRPC, ${c.what}: status`);
   }
   assert.equal(await dumpAll(), before, 'no node changed');
+});
+
+test('a transaction sent to a follower runs on the leader, answered through the follower, over HTTP and gRPC', { timeout: 60_000 }, async () => {
+  const follower = cluster.nodes.find((n) => n.id !== leaderId);
+  assert.ok(follower !== undefined);
+  const body = { success: [{ op: 'put', key: 'fwd/txn', value: 'via-follower' }, { op: 'get', key: 'fwd/txn' }] };
+  const viaHttp = await http(`${follower.http}/txn`, 'POST', body);
+  assert.equal(viaHttp.status, 200, JSON.stringify(viaHttp.body));
+  assert.equal(viaHttp.headers['x-qkv-served-by'], leaderId);
+  assert.equal(viaHttp.body['succeeded'], true);
+  // The follower's own gRPC Txn forwards it too.
+  const viaGrpc = await grpcCode(follower.grpc, 'Txn', { success: [{ op: 'get', key: 'fwd/txn' }] });
+  assert.equal(viaGrpc.code, 'ok');
+  const results = (viaGrpc.response as { results: { op: string; key: string; found: boolean; value: string; version: string }[] }).results;
+  assert.deepEqual(results.map((r) => [r.op, r.key, r.found, r.value, Number(r.version)]), [['get', 'fwd/txn', true, 'via-follower', viaHttp.body['version']]]);
+  // A key that is not UTF-8 inside an operation is refused, as over HTTP.
+  const badKey = await grpcCode(follower.grpc, 'Txn', Buffer.from([0x12, 0x08, 0x0a, 0x03, 0x67, 0x65, 0x74, 0x12, 0x01, 0xff]));
+  assert.deepEqual([badKey.status, badKey.code], [grpc.status.INVALID_ARGUMENT, 'bad_request']);
 });
 
 test('the CLI client commands use the library and print --json', { timeout: 60_000 }, async () => {

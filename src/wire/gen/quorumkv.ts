@@ -162,6 +162,54 @@ export interface ListResponse {
   next?: string | undefined;
 }
 
+export interface TxnCompare {
+  key: string;
+  /** "=" (also when empty), "!=", "<" or ">"; exists takes "=" and "!=" only. */
+  op: string;
+  /** Exactly one of these (as POST /txn): the key's version (0: absent), its value, or whether it exists. */
+  version?: number | undefined;
+  value?: string | undefined;
+  exists?: boolean | undefined;
+}
+
+export interface TxnOp {
+  /** "put" (key, value), "delete" (key), "get" (key) or "list" (prefix, limit; 0: the server's page). */
+  op: string;
+  key: string;
+  value: string;
+  prefix: string;
+  limit: number;
+}
+
+export interface TxnRequest {
+  compare: TxnCompare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+  clientId: string;
+  seq: number;
+}
+
+export interface TxnOpResult {
+  op: string;
+  key: string;
+  /** put: the write's version; get: the version read (when found). */
+  version: number;
+  deleted: boolean;
+  found: boolean;
+  value: string;
+  prefix: string;
+  items: KeyValue[];
+  more: boolean;
+}
+
+export interface TxnResponse {
+  /** Whether every compare held (success ran) or not (failure ran). */
+  succeeded: boolean;
+  /** The transaction's log index: the version of every write it made. */
+  version: number;
+  results: TxnOpResult[];
+}
+
 export interface StatusRequest {
 }
 
@@ -1237,6 +1285,640 @@ export const ListResponse: MessageFns<ListResponse> = {
     }
     if (message.next !== undefined) {
       obj.next = message.next;
+    }
+    return obj;
+  },
+};
+
+function createBaseTxnCompare(): TxnCompare {
+  return { key: "", op: "", version: undefined, value: undefined, exists: undefined };
+}
+
+export const TxnCompare: MessageFns<TxnCompare> = {
+  encode(message: TxnCompare, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.op !== "") {
+      writer.uint32(18).string(message.op);
+    }
+    if (message.version !== undefined) {
+      writer.uint32(24).uint64(message.version);
+    }
+    if (message.value !== undefined) {
+      writer.uint32(34).string(message.value);
+    }
+    if (message.exists !== undefined) {
+      writer.uint32(40).bool(message.exists);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnCompare {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnCompare();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.op = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.exists = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnCompare {
+    return {
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      op: isSet(object.op) ? globalThis.String(object.op) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : undefined,
+      value: isSet(object.value) ? globalThis.String(object.value) : undefined,
+      exists: isSet(object.exists) ? globalThis.Boolean(object.exists) : undefined,
+    };
+  },
+
+  toJSON(message: TxnCompare): unknown {
+    const obj: any = {};
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.op !== "") {
+      obj.op = message.op;
+    }
+    if (message.version !== undefined) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.value !== undefined) {
+      obj.value = message.value;
+    }
+    if (message.exists !== undefined) {
+      obj.exists = message.exists;
+    }
+    return obj;
+  },
+};
+
+function createBaseTxnOp(): TxnOp {
+  return { op: "", key: "", value: "", prefix: "", limit: 0 };
+}
+
+export const TxnOp: MessageFns<TxnOp> = {
+  encode(message: TxnOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.op !== "") {
+      writer.uint32(10).string(message.op);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(26).string(message.value);
+    }
+    if (message.prefix !== "") {
+      writer.uint32(34).string(message.prefix);
+    }
+    if (message.limit !== 0) {
+      writer.uint32(40).uint32(message.limit);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.op = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.limit = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnOp {
+    return {
+      op: isSet(object.op) ? globalThis.String(object.op) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+    };
+  },
+
+  toJSON(message: TxnOp): unknown {
+    const obj: any = {};
+    if (message.op !== "") {
+      obj.op = message.op;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.limit !== 0) {
+      obj.limit = Math.round(message.limit);
+    }
+    return obj;
+  },
+};
+
+function createBaseTxnRequest(): TxnRequest {
+  return { compare: [], success: [], failure: [], clientId: "", seq: 0 };
+}
+
+export const TxnRequest: MessageFns<TxnRequest> = {
+  encode(message: TxnRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.compare) {
+      TxnCompare.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.success) {
+      TxnOp.encode(v!, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.failure) {
+      TxnOp.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.clientId !== "") {
+      writer.uint32(34).string(message.clientId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(40).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.compare.push(TxnCompare.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.success.push(TxnOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.failure.push(TxnOp.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnRequest {
+    return {
+      compare: globalThis.Array.isArray(object?.compare) ? object.compare.map((e: any) => TxnCompare.fromJSON(e)) : [],
+      success: globalThis.Array.isArray(object?.success) ? object.success.map((e: any) => TxnOp.fromJSON(e)) : [],
+      failure: globalThis.Array.isArray(object?.failure) ? object.failure.map((e: any) => TxnOp.fromJSON(e)) : [],
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: TxnRequest): unknown {
+    const obj: any = {};
+    if (message.compare?.length) {
+      obj.compare = message.compare.map((e) => TxnCompare.toJSON(e));
+    }
+    if (message.success?.length) {
+      obj.success = message.success.map((e) => TxnOp.toJSON(e));
+    }
+    if (message.failure?.length) {
+      obj.failure = message.failure.map((e) => TxnOp.toJSON(e));
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+};
+
+function createBaseTxnOpResult(): TxnOpResult {
+  return { op: "", key: "", version: 0, deleted: false, found: false, value: "", prefix: "", items: [], more: false };
+}
+
+export const TxnOpResult: MessageFns<TxnOpResult> = {
+  encode(message: TxnOpResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.op !== "") {
+      writer.uint32(10).string(message.op);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    if (message.deleted !== false) {
+      writer.uint32(32).bool(message.deleted);
+    }
+    if (message.found !== false) {
+      writer.uint32(40).bool(message.found);
+    }
+    if (message.value !== "") {
+      writer.uint32(50).string(message.value);
+    }
+    if (message.prefix !== "") {
+      writer.uint32(58).string(message.prefix);
+    }
+    for (const v of message.items) {
+      KeyValue.encode(v!, writer.uint32(66).fork()).join();
+    }
+    if (message.more !== false) {
+      writer.uint32(72).bool(message.more);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnOpResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnOpResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.op = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.deleted = reader.bool();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.found = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.items.push(KeyValue.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.more = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnOpResult {
+    return {
+      op: isSet(object.op) ? globalThis.String(object.op) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      deleted: isSet(object.deleted) ? globalThis.Boolean(object.deleted) : false,
+      found: isSet(object.found) ? globalThis.Boolean(object.found) : false,
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => KeyValue.fromJSON(e)) : [],
+      more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+    };
+  },
+
+  toJSON(message: TxnOpResult): unknown {
+    const obj: any = {};
+    if (message.op !== "") {
+      obj.op = message.op;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.deleted !== false) {
+      obj.deleted = message.deleted;
+    }
+    if (message.found !== false) {
+      obj.found = message.found;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.items?.length) {
+      obj.items = message.items.map((e) => KeyValue.toJSON(e));
+    }
+    if (message.more !== false) {
+      obj.more = message.more;
+    }
+    return obj;
+  },
+};
+
+function createBaseTxnResponse(): TxnResponse {
+  return { succeeded: false, version: 0, results: [] };
+}
+
+export const TxnResponse: MessageFns<TxnResponse> = {
+  encode(message: TxnResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.succeeded !== false) {
+      writer.uint32(8).bool(message.succeeded);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint64(message.version);
+    }
+    for (const v of message.results) {
+      TxnOpResult.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TxnResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTxnResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.succeeded = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.results.push(TxnOpResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TxnResponse {
+    return {
+      succeeded: isSet(object.succeeded) ? globalThis.Boolean(object.succeeded) : false,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      results: globalThis.Array.isArray(object?.results) ? object.results.map((e: any) => TxnOpResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: TxnResponse): unknown {
+    const obj: any = {};
+    if (message.succeeded !== false) {
+      obj.succeeded = message.succeeded;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => TxnOpResult.toJSON(e));
     }
     return obj;
   },
@@ -4072,6 +4754,19 @@ export const KVService = {
     responseSerialize: (value: ListResponse): Buffer => Buffer.from(ListResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListResponse => ListResponse.decode(value),
   },
+  /**
+   * An atomic conditional multi-key operation: if every compare holds, the success ops run,
+   * else the failure ops, as one log entry (the HTTP API's POST /txn). Followers forward it.
+   */
+  txn: {
+    path: "/quorumkv.v1.KV/Txn" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: TxnRequest): Buffer => Buffer.from(TxnRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): TxnRequest => TxnRequest.decode(value),
+    responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
+  },
   /** This node's view of the cluster (the HTTP /status document). */
   status: {
     path: "/quorumkv.v1.KV/Status" as const,
@@ -4172,6 +4867,11 @@ export interface KVServer extends UntypedServiceImplementation {
   delete: handleUnaryCall<DeleteRequest, DeleteResponse>;
   /** One page of keys in UTF-8 byte order; pass `next` as `after` for the following page. */
   list: handleUnaryCall<ListRequest, ListResponse>;
+  /**
+   * An atomic conditional multi-key operation: if every compare holds, the success ops run,
+   * else the failure ops, as one log entry (the HTTP API's POST /txn). Followers forward it.
+   */
+  txn: handleUnaryCall<TxnRequest, TxnResponse>;
   /** This node's view of the cluster (the HTTP /status document). */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
   /** A consistent snapshot of this node's state machine: one header, item chunks, one end. */
@@ -4249,6 +4949,22 @@ export interface KVClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * An atomic conditional multi-key operation: if every compare holds, the success ops run,
+   * else the failure ops, as one log entry (the HTTP API's POST /txn). Followers forward it.
+   */
+  txn(request: TxnRequest, callback: (error: ServiceError | null, response: TxnResponse) => void): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  txn(
+    request: TxnRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: TxnResponse) => void,
   ): ClientUnaryCall;
   /** This node's view of the cluster (the HTTP /status document). */
   status(
