@@ -9,7 +9,7 @@
  * as if the leader's read index were already applied), `local` ones nothing.
  */
 
-import type { KvNode, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
@@ -50,6 +50,8 @@ export class FakeKvNode implements KvNode {
   private currentLeader: LeaderInfo | null;
   private lastIndex = 0;
   private readonly failures: Error[] = [];
+  /** Leases by id -> TTL: no expiry (the API's tests drive the routes, node/ tests the timing). */
+  private readonly leases = new Map<number, number>();
   private readonly dedup = new Map<string, { readonly seq: number; readonly result: KvResult }>();
   private readonly leaderWaiters = new Set<(leader: LeaderInfo) => void>();
   private readonly indexWaiters = new Set<() => void>();
@@ -122,6 +124,32 @@ export class FakeKvNode implements KvNode {
     const result = this.txnAnswer(command, ++this.lastIndex);
     for (const wake of this.indexWaiters) wake();
     return result;
+  }
+
+  async leaseGrant(ttlMs: number): Promise<LeaseGrant> {
+    this.requireLeader();
+    const id = ++this.lastIndex;
+    this.leases.set(id, ttlMs);
+    return { id, ttlMs, version: id };
+  }
+
+  async leaseRevoke(id: number): Promise<LeaseRevoke> {
+    this.requireLeader();
+    const found = this.leases.delete(id);
+    return { id, found, keysDeleted: 0, version: ++this.lastIndex };
+  }
+
+  async leaseKeepAlive(id: number): Promise<{ readonly id: number; readonly ttlMs: number }> {
+    this.requireLeader();
+    const ttlMs = this.leases.get(id);
+    if (ttlMs === undefined) throw new QkvError('not_found', `Lease ${id} does not exist`, { lease: id });
+    return { id, ttlMs };
+  }
+
+  async leaseInfo(id: number): Promise<LeaseInfo | undefined> {
+    this.requireLeader();
+    const ttlMs = this.leases.get(id);
+    return ttlMs === undefined ? undefined : { id, ttlMs, remainingMs: ttlMs, keys: [] };
   }
 
   async read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {

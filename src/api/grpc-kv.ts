@@ -32,7 +32,7 @@ import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/type
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
-import { textOf } from './http-answers.js';
+import { leaseNotFound, textOf } from './http-answers.js';
 import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, ReadOp } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -332,6 +332,7 @@ function writeResult(result: KvResult): Extract<KvResult, { ok: true }> {
       actualVersion: result.actualVersion,
     });
   }
+  if (result.error === 'lease_not_found') throw leaseNotFound(result.key, result.lease);
   throw new QkvError('stale_request', `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new seq`, {
     key: result.key,
     lastSeq: result.lastSeq,

@@ -103,6 +103,7 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   value_too_large: grpc.status.INVALID_ARGUMENT,
   body_too_large: grpc.status.INVALID_ARGUMENT,
   not_found: grpc.status.NOT_FOUND,
+  lease_not_found: grpc.status.NOT_FOUND,
   unknown_route: grpc.status.UNIMPLEMENTED,
   method_not_allowed: grpc.status.UNIMPLEMENTED,
   version_conflict: grpc.status.FAILED_PRECONDITION,

@@ -90,12 +90,17 @@ export function writeResult(result: KvResult): RouteAnswer {
       },
     };
   }
+  if (result.error === 'lease_not_found') throw leaseNotFound(result.key, result.lease);
   // 409: the request conflicts with what this client already did; do not retry it as is.
   throw new QkvError(
     'stale_request',
     `Stale request: sequence numbers up to ${result.lastSeq} of this client were already applied and this reply is gone; use a new ${requestSeqHeader}`,
     { reason: 'stale_request', key: result.key, lastSeq: result.lastSeq },
   );
+}
+
+export function leaseNotFound(key: string, lease: number): QkvError {
+  return new QkvError('lease_not_found', `Lease ${lease} does not exist (never granted, revoked or expired); nothing was written`, { key, lease });
 }
 
 /** A forwarded single-key answer as a batch item (the leader's JSON body, its status, who served it). */

@@ -46,6 +46,7 @@ export function rollbackRecord(e: Entry): Record<string, unknown> {
   const base = { version: e.index, term: e.term, when: new Date().toISOString() };
   if (e.kind !== 'normal') return { ...base, kind: e.kind };
   const cmd = decodeCommand(e.data);
+  if (cmd.op === 'lease-grant' || cmd.op === 'lease-revoke') return { ...base, op: cmd.op, ...(cmd.op === 'lease-revoke' ? { lease: cmd.id } : { ttlMs: cmd.ttlMs }) };
   if (cmd.op === 'txn') return { ...base, op: 'txn', ops: cmd.success.length + cmd.failure.length, ...(cmd.requestId ? { clientId: cmd.requestId.clientId, seq: cmd.requestId.seq } : {}) };
   const value = cmd.op === 'put' ? (typeof cmd.value === 'string' ? cmd.value : Buffer.from(cmd.value).toString('base64')) : undefined;
   return { ...base, op: cmd.op, key: cmd.key, ...(value !== undefined ? { value } : {}), ...(cmd.requestId ? { clientId: cmd.requestId.clientId, seq: cmd.requestId.seq } : {}) };
@@ -175,6 +176,10 @@ class DeferredNode implements KvNode {
   leader: KvNode['leader'] = () => this.target?.leader() ?? null;
   write: KvNode['write'] = (c, o) => this.t.write(c, o);
   txn: KvNode['txn'] = (c, o) => this.t.txn(c, o);
+  leaseGrant: KvNode['leaseGrant'] = (ttl, o) => this.t.leaseGrant(ttl, o);
+  leaseRevoke: KvNode['leaseRevoke'] = (id, o) => this.t.leaseRevoke(id, o);
+  leaseKeepAlive: KvNode['leaseKeepAlive'] = (id, o) => this.t.leaseKeepAlive(id, o);
+  leaseInfo: KvNode['leaseInfo'] = (id, k, o) => this.t.leaseInfo(id, k, o);
   read: KvNode['read'] = (k, o) => this.t.read(k, o);
   list: KvNode['list'] = (o) => this.t.list(o);
   waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));

@@ -81,4 +81,6 @@ export interface PlantedBugs {
   configChangeBeforeOwnTermCommit?: boolean;
   /** Driver: a transaction's writes are proposed as two log entries (the second unconditional). */
   txnSplitAcrossEntries?: boolean;
+  /** Driver: every node times leases on its own clock from the grant, and a new leader keeps those deadlines. */
+  leaseDeadlinesOnFollowerClock?: boolean;
 }

@@ -129,7 +129,7 @@ test('random bytes and truncated or extended commands are refused with a KvCodec
 test('commands of the wrong shape are refused, naming the field at fault', () => {
   const cases: [unknown, RegExp][] = [
     [{ op: 'put', key: 'k', value: 'v' }, /expected an array/],
-    [[1, 'put', 'k', 'v', null, null], /expected 7 fields, got 6/],
+    [[1, 'put', 'k', 'v', null, null], /expected 7 or 9 fields, got 6/],
     [[2, 'put', 'k', 'v', null, null, null], /unknown format 2/],
     [[1, 'get', 'k', null, null, null, null], /op must be 'put' or 'delete', got "get"/],
     [[1, 'put', 5, 'v', null, null, null], /key must be a string, got 5/],
@@ -184,8 +184,11 @@ test('the encoder refuses what the decoder would refuse, so a bad command never 
 
 test('results of the wrong shape are refused', () => {
   const cases: [unknown, RegExp][] = [
-    [[1, 'put', 'k'], /expected 4 or 5 fields, got 3/],
-    [[1, 'put', 'k', 1, true], /a 'put' result has 4 fields, got 5/],
+    [[1, 'put', 'k'], /expected 4 or 5 or 6 fields, got 3/],
+    [[1, 'put', 'k', 1, true], /lease must be a non-negative safe integer, got true/],
+    [[1, 'put', 'k', 1, 2, 3], /a 'put' result has 4 or 5 fields, got 6/],
+    [[1, 'lease-grant', 3, 100], /a 'lease-grant' result has 5 fields, got 4/],
+    [[1, 'lease-revoke', 3, 'yes', 0, 4], /found must be a boolean/],
     [[1, 'delete', 'k', 1], /a 'delete' result has 5 fields, got 4/],
     [[1, 'delete', 'k', 1, 1], /deleted must be a boolean, got 1/],
     [[1, 'version_conflict', 'k', 1, -2], /actualVersion must be a non-negative safe integer, got -2/],

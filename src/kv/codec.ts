@@ -18,6 +18,14 @@
  *               [1, 'delete', key, version, deleted]
  *               [1, 'version_conflict', key, expectedVersion, actualVersion]
  *               [1, 'stale_request', key, lastSeq]   (key '' for a transaction)
+ *               [1, 'put', key, value, ifVersion|null, clientId|null, seq|null, lease|null, ttlMs|null]
+ *               (a put with a lease: one of the last two set)
+ *               [1, 'lease-grant', ttlMs, null, null, clientId|null, seq|null]
+ *               [1, 'lease-revoke', id, 'revoked'|'expired', null, clientId|null, seq|null]
+ *   results:    [1, 'put', key, version, lease]   (a put that attached a lease)
+ *               [1, 'lease_not_found', key, lease]
+ *               [1, 'lease-grant', id, ttlMs, version]
+ *               [1, 'lease-revoke', id, found, keysDeleted, version]
  *   txn v1:     [1, 'txn', compare[], success[], failure[], clientId|null, seq|null]
  *   txn result: [1, 'txn', succeeded, version, opResult[]]   (inner layouts: txn-codec.ts)
  * A string value is a MessagePack str, a byte value a bin, so the type survives.
@@ -27,7 +35,7 @@ import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
 import { checkIndex, checkString, checkValue, copyBytes, describe, errorMessage, KvCodecError, optionalIndex } from './codec-checks.js';
 import { validateClientId } from './limits.js';
 import { txnFromFields, txnResultFromFields, txnResultToFields, txnToFields } from './txn-codec.js';
-import type { Command, CommandResult, RequestId, TxnCommand } from './types.js';
+import type { Command, CommandResult, LeaseCommand, RequestId, TxnCommand } from './types.js';
 
 export { KvCodecError };
 
@@ -55,10 +63,27 @@ const packr = new Packr({
 
 export function encodeCommand(cmd: Command): Uint8Array {
   const requestId = cmd.requestId;
-  const tuple =
-    cmd.op === 'txn'
-      ? [FORMAT_V1, 'txn', ...txnToFields(cmd), requestId?.clientId ?? null, requestId?.seq ?? null]
-      : [FORMAT_V1, cmd.op, cmd.key, cmd.op === 'put' ? cmd.value : null, cmd.ifVersion ?? null, requestId?.clientId ?? null, requestId?.seq ?? null];
+  const ids = [requestId?.clientId ?? null, requestId?.seq ?? null];
+  let tuple: unknown[];
+  switch (cmd.op) {
+    case 'txn':
+      tuple = [FORMAT_V1, 'txn', ...txnToFields(cmd), ...ids];
+      break;
+    case 'lease-grant':
+      tuple = [FORMAT_V1, 'lease-grant', cmd.ttlMs, null, null, ...ids];
+      break;
+    case 'lease-revoke':
+      tuple = [FORMAT_V1, 'lease-revoke', cmd.id, cmd.reason, null, ...ids];
+      break;
+    case 'put':
+      tuple = [FORMAT_V1, 'put', cmd.key, cmd.value, cmd.ifVersion ?? null, ...ids];
+      // Only a put with a lease has the two extra fields: every other put keeps its bytes.
+      if (cmd.lease !== undefined || cmd.ttlMs !== undefined) tuple.push(cmd.lease ?? null, cmd.ttlMs ?? null);
+      break;
+    case 'delete':
+      tuple = [FORMAT_V1, 'delete', cmd.key, null, cmd.ifVersion ?? null, ...ids];
+      break;
+  }
   // Check the same shape the decoder checks, so a bad command fails its proposer instead
   // of crashing every replica that applies it.
   commandFromTuple(tuple, 'encode command', false);
@@ -71,15 +96,28 @@ export function decodeCommand(data: Uint8Array): Command {
 
 export function encodeResult(result: CommandResult): Uint8Array {
   let tuple: unknown[];
-  if (result.ok && result.op === 'txn') {
-    tuple = [FORMAT_V1, 'txn', ...txnResultToFields(result.succeeded, result.version, result.results)];
-  } else if (result.ok) {
-    tuple =
-      result.op === 'put'
-        ? [FORMAT_V1, 'put', result.key, result.version]
-        : [FORMAT_V1, 'delete', result.key, result.version, result.deleted];
+  if (result.ok) {
+    switch (result.op) {
+      case 'txn':
+        tuple = [FORMAT_V1, 'txn', ...txnResultToFields(result.succeeded, result.version, result.results)];
+        break;
+      case 'put':
+        tuple = result.lease === undefined ? [FORMAT_V1, 'put', result.key, result.version] : [FORMAT_V1, 'put', result.key, result.version, result.lease];
+        break;
+      case 'delete':
+        tuple = [FORMAT_V1, 'delete', result.key, result.version, result.deleted];
+        break;
+      case 'lease-grant':
+        tuple = [FORMAT_V1, 'lease-grant', result.id, result.ttlMs, result.version];
+        break;
+      case 'lease-revoke':
+        tuple = [FORMAT_V1, 'lease-revoke', result.id, result.found, result.keysDeleted, result.version];
+        break;
+    }
   } else if (result.error === 'version_conflict') {
     tuple = [FORMAT_V1, 'version_conflict', result.key, result.expectedVersion, result.actualVersion];
+  } else if (result.error === 'lease_not_found') {
+    tuple = [FORMAT_V1, 'lease_not_found', result.key, result.lease];
   } else {
     tuple = [FORMAT_V1, 'stale_request', result.key, result.lastSeq];
   }
@@ -119,12 +157,13 @@ function unpack(data: Uint8Array, what: string): unknown {
 
 /** `copyValue`: give a byte value its own buffer (decode) rather than check it only (encode). */
 function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): Command {
-  const fields = checkTuple(tuple, [7], context);
+  const fields = checkTuple(tuple, [7, 9], context);
   const op = fields[1];
-  if (op === 'txn') {
+  if (fields.length === 9 && op !== 'put') throw new KvCodecError(`Cannot ${context}: only a put has 9 fields`);
+  if (op === 'txn' || op === 'lease-grant' || op === 'lease-revoke') {
     const requestId = requestIdFrom(fields[5], fields[6], context);
-    const txn: TxnCommand = { op, ...txnFromFields(fields.slice(2, 5), context, copyValue) };
-    return requestId === null ? txn : { ...txn, requestId };
+    const command = op === 'txn' ? ({ op, ...txnFromFields(fields.slice(2, 5), context, copyValue) } satisfies TxnCommand) : leaseCommandFrom(op, fields, context);
+    return requestId === null ? command : { ...command, requestId };
   }
   const key = checkString(fields[2], 'key', context);
   if (key.length === 0) throw new KvCodecError(`Cannot ${context}: key must not be empty`);
@@ -136,11 +175,17 @@ function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): 
     // Uint8Array of its own, so it neither aliases a (reusable) log buffer nor differs in
     // prototype from the value that was proposed.
     const value = copyValue && typeof checked !== 'string' ? copyBytes(checked) : checked;
+    const lease = fields.length === 9 ? optionalIndex(fields[7], 'lease', context) : null;
+    const ttlMs = fields.length === 9 ? optionalIndex(fields[8], 'ttlMs', context) : null;
+    if (fields.length === 9 && (lease === null) === (ttlMs === null)) throw new KvCodecError(`Cannot ${context}: a put takes a lease or a ttlMs, not both or neither`);
+    if (ttlMs !== null && ttlMs < 1) throw new KvCodecError(`Cannot ${context}: ttlMs must be at least 1`);
     return {
       op,
       key,
       value,
       ...(ifVersion === null ? {} : { ifVersion }),
+      ...(lease === null ? {} : { lease }),
+      ...(ttlMs === null ? {} : { ttlMs }),
       ...(requestId === null ? {} : { requestId }),
     };
   }
@@ -159,11 +204,26 @@ function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): 
 }
 
 function resultFromTuple(tuple: unknown, context: string): CommandResult {
-  const fields = checkTuple(tuple, [4, 5], context);
+  const fields = checkTuple(tuple, [4, 5, 6], context);
   const kind = fields[1];
-  if (kind === 'txn') {
-    if (fields.length !== 5) throw new KvCodecError(`Cannot ${context}: a 'txn' result has 5 fields, got ${fields.length}`);
-    return { ok: true, op: 'txn', ...txnResultFromFields(fields.slice(2), context) };
+  const lengthIs = (length: number): void => {
+    if (fields.length !== length) throw new KvCodecError(`Cannot ${context}: a '${String(kind)}' result has ${length} fields, got ${fields.length}`);
+  };
+  switch (kind) {
+    case 'txn':
+      lengthIs(5);
+      return { ok: true, op: 'txn', ...txnResultFromFields(fields.slice(2), context) };
+    case 'lease-grant':
+      lengthIs(5);
+      return { ok: true, op: kind, id: checkIndex(fields[2], 'id', context), ttlMs: checkIndex(fields[3], 'ttlMs', context), version: checkIndex(fields[4], 'version', context) };
+    case 'lease-revoke': {
+      lengthIs(6);
+      const found = fields[3];
+      if (typeof found !== 'boolean') throw new KvCodecError(`Cannot ${context}: found must be a boolean, got ${describe(found)}`);
+      return { ok: true, op: kind, id: checkIndex(fields[2], 'id', context), found, keysDeleted: checkIndex(fields[4], 'keysDeleted', context), version: checkIndex(fields[5], 'version', context) };
+    }
+    default:
+      break;
   }
   const key = checkString(fields[2], 'key', context);
   const expectLength = (length: number): void => {
@@ -172,9 +232,14 @@ function resultFromTuple(tuple: unknown, context: string): CommandResult {
     }
   };
   switch (kind) {
-    case 'put':
+    case 'put': {
+      if (fields.length > 5) throw new KvCodecError(`Cannot ${context}: a 'put' result has 4 or 5 fields, got ${fields.length}`);
+      const version = checkIndex(fields[3], 'version', context);
+      return fields.length === 4 ? { ok: true, op: 'put', key, version } : { ok: true, op: 'put', key, version, lease: checkIndex(fields[4], 'lease', context) };
+    }
+    case 'lease_not_found':
       expectLength(4);
-      return { ok: true, op: 'put', key, version: checkIndex(fields[3], 'version', context) };
+      return { ok: false, error: 'lease_not_found', key, lease: checkIndex(fields[3], 'lease', context) };
     case 'delete': {
       expectLength(5);
       const deleted = fields[4];
@@ -226,4 +291,17 @@ function requestIdFrom(clientId: unknown, seq: unknown, context: string): Reques
   const problem = validateClientId(id);
   if (problem !== null) throw new KvCodecError(`Cannot ${context}: requestId.clientId: ${problem.message}`);
   return { clientId: id, seq: checkIndex(seq, 'requestId.seq', context) };
+}
+
+function leaseCommandFrom(op: 'lease-grant' | 'lease-revoke', fields: readonly unknown[], context: string): LeaseCommand {
+  if (fields[4] !== null) throw new KvCodecError(`Cannot ${context}: a ${op} has no field 4, got ${describe(fields[4])}`);
+  if (op === 'lease-grant') {
+    if (fields[3] !== null) throw new KvCodecError(`Cannot ${context}: a lease-grant has no field 3, got ${describe(fields[3])}`);
+    const ttlMs = checkIndex(fields[2], 'ttlMs', context);
+    if (ttlMs < 1) throw new KvCodecError(`Cannot ${context}: ttlMs must be at least 1`);
+    return { op, ttlMs };
+  }
+  const reason = fields[3];
+  if (reason !== 'revoked' && reason !== 'expired') throw new KvCodecError(`Cannot ${context}: reason must be 'revoked' or 'expired', got ${describe(reason)}`);
+  return { op, id: checkIndex(fields[2], 'id', context), reason };
 }

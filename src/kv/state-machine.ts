@@ -30,6 +30,7 @@ import { assert, unreachable } from '../stdx/assert.js';
 import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
+import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
@@ -53,6 +54,12 @@ export interface KvStateMachine {
   range(prefix: string, after: string | undefined, limit: number): KvItem[];
   appliedIndex(): number;
   keyCount(): number;
+  /** Lease `id` with its TTL, or undefined when it does not exist (never granted, or ended). */
+  lease(id: number): LeaseRecord | undefined;
+  /** Every lease, in id order. */
+  leases(): LeaseRecord[];
+  /** The keys attached to lease `id`, in key order, at most `limit`. */
+  leaseKeys(id: number, limit: number): string[];
 }
 
 export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
@@ -113,7 +120,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     const previous = tx.getDedup(requestId.clientId);
     if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
     if (previous !== undefined && requestId.seq < previous.seq) {
-      return { ok: false, error: 'stale_request', key: command.op === 'txn' ? '' : command.key, lastSeq: previous.seq };
+      return { ok: false, error: 'stale_request', key: 'key' in command ? command.key : '', lastSeq: previous.seq };
     }
 
     const result = execute(tx, command, index);
@@ -129,9 +136,16 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
   return {
     apply,
     get: (key) => backend.get(key),
-    range: (prefix, after, limit) => backend.range(prefix, after, limit),
+    range: (prefix, after, limit) => backend.range(prefix, clientAfter(prefix, after), limit),
     appliedIndex: () => backend.appliedIndex(),
     keyCount: () => backend.keyCount(),
+    lease: (id) => getLease(backend, id),
+    leases: () => {
+      const all: LeaseRecord[] = [];
+      for (let page = listLeases(backend, undefined, 1024); page.length > 0; page = listLeases(backend, page[page.length - 1]?.id, 1024)) all.push(...page);
+      return all;
+    },
+    leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
   };
 }
 
@@ -146,7 +160,27 @@ function decodeEntry(entry: Entry): Command {
 
 /** Applies one command with no dedup concerns; `index` is the version it writes. */
 function execute(tx: KvWriter, command: Command, index: number): CommandResult {
-  return command.op === 'txn' ? executeTxn(tx, command, index) : executeKeyCommand(tx, command, index);
+  switch (command.op) {
+    case 'txn':
+      return executeTxn(tx, command, index);
+    case 'lease-grant':
+      grantLease(tx, index, command.ttlMs, index);
+      return { ok: true, op: 'lease-grant', id: index, ttlMs: command.ttlMs, version: index };
+    case 'lease-revoke':
+      return { ok: true, op: 'lease-revoke', id: command.id, ...revokeLease(tx, command.id), version: index };
+    default:
+      return executeKeyCommand(tx, command, index);
+  }
+}
+
+/**
+ * Where a client's listing starts: past the reserved keys (leases.ts) when it lists from the
+ * very start, which is the only way a client range can reach them (client keys and prefixes
+ * never contain NUL).
+ */
+export function clientAfter(prefix: string, after: string | undefined): string | undefined {
+  if (prefix.length > 0 || (after !== undefined && !after.startsWith(reservedPrefix))) return after;
+  return afterReserved;
 }
 
 function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvResult {
@@ -162,11 +196,23 @@ function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvR
     };
   }
   switch (command.op) {
-    case 'put':
+    case 'put': {
+      const lease = command.ttlMs !== undefined ? index : command.lease;
+      if (command.lease !== undefined && getLease(tx, command.lease) === undefined) {
+        return { ok: false, error: 'lease_not_found', key: command.key, lease: command.lease };
+      }
+      if (command.ttlMs !== undefined) grantLease(tx, index, command.ttlMs, index);
       tx.put(command.key, { value: command.value, version: index });
-      return { ok: true, op: 'put', key: command.key, version: index };
+      if (lease === undefined) {
+        detachKey(tx, command.key);
+        return { ok: true, op: 'put', key: command.key, version: index };
+      }
+      attachKey(tx, command.key, lease, index);
+      return { ok: true, op: 'put', key: command.key, version: index, lease };
+    }
     case 'delete':
       if (current !== undefined) tx.delete(command.key);
+      detachKey(tx, command.key);
       return { ok: true, op: 'delete', key: command.key, version: index, deleted: current !== undefined };
     default:
       return unreachable(command, 'command op');

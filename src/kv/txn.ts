@@ -11,6 +11,7 @@
 import { unreachable } from '../stdx/assert.js';
 import { compareUtf8 } from '../stdx/utf8.js';
 import type { KvRecord, KvValue, KvWriter } from '../storage/types.js';
+import { afterReserved, detachKey } from './leases.js';
 import type { CompareOp, TxnCommand, TxnCompare, TxnOp, TxnOpResult, TxnResult } from './types.js';
 
 export function executeTxn(tx: KvWriter, txn: TxnCommand, index: number): TxnResult {
@@ -62,10 +63,12 @@ function runOp(tx: KvWriter, o: TxnOp, index: number): TxnOpResult {
   switch (o.op) {
     case 'put':
       tx.put(o.key, { value: o.value, version: index });
+      detachKey(tx, o.key);
       return { op: 'put', key: o.key, version: index };
     case 'delete': {
       const present = tx.get(o.key) !== undefined;
       if (present) tx.delete(o.key);
+      detachKey(tx, o.key);
       return { op: 'delete', key: o.key, deleted: present };
     }
     case 'get': {
@@ -74,7 +77,7 @@ function runOp(tx: KvWriter, o: TxnOp, index: number): TxnOpResult {
     }
     case 'list': {
       // One more than asked tells whether the list was cut short.
-      const items = tx.range(o.prefix, undefined, o.limit + 1);
+      const items = tx.range(o.prefix, o.prefix.length === 0 ? afterReserved : undefined, o.limit + 1);
       return { op: 'list', prefix: o.prefix, items: items.slice(0, o.limit), more: items.length > o.limit };
     }
     default:

@@ -19,6 +19,13 @@ export type KvCommand =
       readonly value: KvValue;
       /** Compare-and-set: apply only if the key's version is this (0: the key must be absent). */
       readonly ifVersion?: number;
+      /**
+       * Attach the key to this lease (it must exist): the key is deleted when the lease ends.
+       * Absent: a key that had a lease is detached from it (as etcd does).
+       */
+      readonly lease?: number;
+      /** Sugar for a lease of the key's own: grant one of this TTL (id = the entry's index) and attach. */
+      readonly ttlMs?: number;
       readonly requestId?: RequestId;
     }
   | {
@@ -29,7 +36,7 @@ export type KvCommand =
     };
 
 export type KvResult =
-  | { readonly ok: true; readonly op: 'put'; readonly key: string; readonly version: number }
+  | { readonly ok: true; readonly op: 'put'; readonly key: string; readonly version: number; readonly lease?: number }
   | {
       readonly ok: true;
       readonly op: 'delete';
@@ -44,6 +51,13 @@ export type KvResult =
       readonly expectedVersion: number;
       /** 0 when the key does not exist. */
       readonly actualVersion: number;
+    }
+  | {
+      /** A put that names a lease that does not exist (never granted, revoked or expired). */
+      readonly ok: false;
+      readonly error: 'lease_not_found';
+      readonly key: string;
+      readonly lease: number;
     }
   | {
       /** A request whose seq is below the client's last applied seq: its reply is gone. */
@@ -111,6 +125,20 @@ export type TxnResult =
     }
   | StaleTxn;
 
+/**
+ * Leases: granted through the log (the id is the grant's index, unique cluster-wide) and
+ * ended through the log, by a client's revoke or by the leader once the lease's TTL passed
+ * without a keep-alive (node/leases.ts decides that; keep-alives never enter the log).
+ * Ending a lease deletes every key attached to it, at the revoke's version.
+ */
+export type LeaseCommand =
+  | { readonly op: 'lease-grant'; readonly ttlMs: number; readonly requestId?: RequestId }
+  | { readonly op: 'lease-revoke'; readonly id: number; readonly reason: 'revoked' | 'expired'; readonly requestId?: RequestId };
+
+export type LeaseResult =
+  | { readonly ok: true; readonly op: 'lease-grant'; readonly id: number; readonly ttlMs: number; readonly version: number }
+  | { readonly ok: true; readonly op: 'lease-revoke'; readonly id: number; readonly found: boolean; readonly keysDeleted: number; readonly version: number };
+
 /** What a `normal` log entry carries, and what applying it answers. */
-export type Command = KvCommand | TxnCommand;
-export type CommandResult = KvResult | TxnResult;
+export type Command = KvCommand | TxnCommand | LeaseCommand;
+export type CommandResult = KvResult | TxnResult | LeaseResult;

@@ -23,11 +23,14 @@
 import { configProblem, isWeakQuorum } from '../core/config.js';
 import type { PlantedBugs } from '../core/options.js';
 import { RaftCore } from '../core/raft.js';
-import { isReplica, replicasOf, type MembershipChange } from '../core/membership.js';
+import { isReplica, type MembershipChange } from '../core/membership.js';
 import type { ClusterConfig, ConfigChangeResult, Entry, HardState, NodeId, ReadFailure, ReadState, Ready, TransferResult } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
-import type { Command, CommandResult, KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
+import type { Command, CommandResult, KvCommand, KvResult, LeaseCommand, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
+import { joinSplitResults, splitTxn } from './planted.js';
+import { LeaseKeeper } from './leases.js';
+import { freesSpace } from '../kv/commands.js';
 import { assert } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
@@ -36,7 +39,8 @@ import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
-import type { KvNode, ListOptions, ModeChange, ReadOptions } from './types.js';
+import { statusView } from './status.js';
+import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
 export interface DriverOptions {
   readonly id: NodeId;
@@ -90,6 +94,8 @@ export interface DriverOptions {
   /** Rolled-back writes already recorded by earlier runs (for /status). */
   readonly rollbackCountAtStart?: number;
   readonly dedupClientsMax: number;
+  /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
+  readonly clockFastPermilleMax?: number;
 }
 
 export interface DriverDeps {
@@ -201,6 +207,8 @@ export class NodeDriver implements KvNode {
    */
   private stagingLockedUntilTick = -1;
   private rollbackCount: number;
+  /** When each lease expires, while this node leads (leases.ts). */
+  private readonly leases: LeaseKeeper;
   /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
   readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
 
@@ -236,6 +244,7 @@ export class NodeDriver implements KvNode {
       persistsInFlightMax: options.persistsInFlightMax ?? 1,
       promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
     });
+    this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
     deps.transport.onMessage((from, raw, fromMemberId) => this.receive(from, raw, fromMemberId));
     this.scheduleProcess();
   }
@@ -243,6 +252,7 @@ export class NodeDriver implements KvNode {
   /** Test-only: plant a classic bug in the core (simulator checkers must catch it). */
   plant(bugs: PlantedBugs): void {
     this.core.planted = bugs;
+    this.leases.followerClock = bugs.leaseDeadlinesOnFollowerClock === true;
   }
 
   // -----------------------------------------------------------------------------------
@@ -255,6 +265,7 @@ export class NodeDriver implements KvNode {
     this.noticeRemoval();
     this.expireDeadlines();
     this.continueSnapshots();
+    this.expireLeases();
     this.process();
   }
 
@@ -399,6 +410,38 @@ export class NodeDriver implements KvNode {
 
   txn(command: TxnCommand, options: { readonly timeoutMs: number }): Promise<TxnResult> {
     return new Promise((resolve, reject) => this.submitWrite(command, options.timeoutMs, (err, v) => (err ? reject(err) : resolve(v as TxnResult))));
+  }
+
+  leaseGrant(ttlMs: number, options: WriteOptions): Promise<LeaseGrant> {
+    return this.leaseWrite({ op: 'lease-grant', ttlMs }, options);
+  }
+
+  leaseRevoke(id: number, options: WriteOptions): Promise<LeaseRevoke> {
+    return this.leaseWrite({ op: 'lease-revoke', id, reason: 'revoked' }, options);
+  }
+
+  private leaseWrite<T>(command: LeaseCommand, options: WriteOptions): Promise<T> {
+    return new Promise((resolve, reject) =>
+      this.submitWrite(command, options.timeoutMs, (err, r) => {
+        if (err !== null) return reject(err);
+        const { ok: _ok, op: _op, ...answer } = r as LeaseResult;
+        resolve(answer as T);
+      }),
+    );
+  }
+
+  leaseKeepAlive(id: number, options: WriteOptions): Promise<{ readonly id: number; readonly ttlMs: number }> {
+    return new Promise((resolve, reject) => this.submitKeepAlive(id, options.timeoutMs, (err, v) => (err ? reject(err) : resolve(v as { id: number; ttlMs: number }))));
+  }
+
+  leaseInfo(id: number, keysMax: number, options: WriteOptions): Promise<LeaseInfo | undefined> {
+    if (this.core.currentRole() !== 'leader') return Promise.reject(this.notLeaderError());
+    const read = (): LeaseInfo | undefined => {
+      const lease = this.stateMachine.lease(id);
+      if (lease === undefined) return undefined;
+      return { ...lease, remainingMs: this.syncLeases().remainingMs(id, this.nowTick) ?? lease.ttlMs, keys: this.stateMachine.leaseKeys(id, keysMax) };
+    };
+    return new Promise((resolve, reject) => this.submitRead({ consistency: 'linearizable', timeoutMs: options.timeoutMs }, read, (err, v) => (err ? reject(err) : resolve(v))));
   }
 
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
@@ -577,43 +620,22 @@ export class NodeDriver implements KvNode {
   }
 
   status(): StatusResponse {
-    const s = this.core.status();
-    const isLeader = s.role === 'leader';
-    const progress = new Map(s.progress.map((p) => [p.id, p]));
-    const role = s.role === 'preCandidate' ? 'candidate' : s.role;
-    return {
+    return statusView(this.core.status(), {
       id: this.id,
       clusterId: this.opts.clusterId,
       pid: this.opts.pid,
-      role,
-      term: s.term,
       leader: this.leader(),
-      commitIndex: s.commitIndex,
-      ackedIndex: s.ackedIndex,
       appliedIndex: this.stateMachine.appliedIndex(),
-      lastIndex: s.lastIndex,
-      firstIndex: s.firstIndex,
       keyCount: this.stateMachine.keyCount(),
-      mode: { writeQuorum: s.config.writeQuorum, topology: s.config.topology, sinceIndex: s.configIndex, inSync: [...(s.config.inSync ?? s.config.members)] },
-      peers: replicasOf(s.config)
-        .filter((m) => m !== this.id)
-        .map((id) => {
-          const p = progress.get(id);
-          const link = this.deps.transport.peerState(id);
-          return {
-            id,
-            ...this.peerAddresses(id),
-            matchIndex: isLeader ? (p?.match ?? 0) : null,
-            lag: isLeader ? s.lastIndex - (p?.match ?? 0) : null,
-            reachable: isLeader ? (p?.recentActive ?? false) || link.connected : link.connected,
-          };
-        }),
-      membership: membersView(s, (id) => this.peerAddresses(id), { http: this.opts.selfHttp, grpc: this.opts.selfGrpc }),
+      addresses: (id) => this.peerAddresses(id),
+      connected: (id) => this.deps.transport.peerState(id).connected,
+      self: { http: this.opts.selfHttp, grpc: this.opts.selfGrpc },
       rollbackCount: this.rollbackCount,
-      ...(this.spaceAlarm !== null ? { spaceAlarm: this.spaceAlarm } : {}),
+      spaceAlarm: this.spaceAlarm,
       uptimeMs: this.nowTick * this.opts.tickMs,
-    };
+    });
   }
+
 
   // -----------------------------------------------------------------------------------
   // The Ready loop
@@ -732,6 +754,7 @@ export class NodeDriver implements KvNode {
   private applyCommitted(entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     const results = this.stateMachine.apply(entries);
+    this.noteLeases(results);
     this.deps.onApplied?.(entries, results);
     for (const e of entries) {
       const pending = this.pendingWrites.get(e.index);
@@ -750,6 +773,48 @@ export class NodeDriver implements KvNode {
         pending.callback(null);
       }
     }
+  }
+
+  // -----------------------------------------------------------------------------------
+  // Leases: the table is the state machine's; expiry is this node's while it leads.
+
+  /** The lease keeper, told first whether this node took or left office since it last looked. */
+  private syncLeases(): LeaseKeeper {
+    const leading = this.core.currentRole() === 'leader';
+    if (leading && !this.leases.isLeading) this.leases.becameLeader(this.nowTick, this.stateMachine.leases());
+    else if (!leading && this.leases.isLeading) this.leases.steppedDown();
+    return this.leases;
+  }
+
+  private noteLeases(results: ReadonlyMap<number, CommandResult>): void {
+    const keeper = this.syncLeases();
+    for (const r of results.values()) {
+      if (!r.ok) continue;
+      if (r.op === 'lease-revoke') keeper.ended(r.id);
+      const granted = r.op === 'lease-grant' ? r.id : r.op === 'put' && r.lease === r.version ? r.lease : null;
+      // A retried grant answers from the dedup table: track only a lease that still exists.
+      const lease = granted === null ? undefined : this.stateMachine.lease(granted);
+      if (lease !== undefined) keeper.granted(lease.id, lease.ttlMs, this.nowTick);
+    }
+  }
+
+  /** Proposes the revoke of every lease past its deadline (a few per tick; retried if lost). */
+  private expireLeases(): void {
+    const timeoutMs = this.opts.tickMs * this.opts.electionTimeoutTicks * 2;
+    for (const id of this.syncLeases().due(this.nowTick, 16)) this.submitWrite({ op: 'lease-revoke', id, reason: 'expired' }, timeoutMs, () => undefined);
+  }
+
+  /**
+   * Restarts lease `id`'s TTL, once a read-index round has confirmed this node still leads
+   * (see leases.ts for why that matters). not_found when no such lease exists.
+   */
+  submitKeepAlive(id: number, timeoutMs: number, callback: Callback<{ readonly id: number; readonly ttlMs: number }>): void {
+    if (this.core.currentRole() !== 'leader') return callback(this.notLeaderError());
+    this.submitRead({ consistency: 'linearizable', timeoutMs }, () => this.syncLeases().keptAlive(id, this.nowTick), (err, ttlMs) => {
+      if (err !== null) return callback(err);
+      if (ttlMs === null || ttlMs === undefined) return callback(new QkvError('not_found', `Lease ${id} does not exist (never granted, revoked or expired)`, { lease: id }));
+      callback(null, { id, ttlMs });
+    });
   }
 
   private serveReads(): void {
@@ -928,27 +993,4 @@ export class NodeDriver implements KvNode {
     this.stop();
     this.deps.onFatal(error);
   }
-}
-
-/** A command that only removes data (a delete, or a transaction of deletes and reads): allowed past the space alarm. */
-function freesSpace(command: Command): boolean {
-  if (command.op === 'delete') return true;
-  if (command.op !== 'txn') return false;
-  const writes = (ops: TxnCommand['success']): boolean => ops.some((o) => o.op === 'put');
-  return !writes(command.success) && !writes(command.failure);
-}
-
-/** Planted bug txnSplitAcrossEntries: the first write runs under the compares, the rest in an entry of its own. */
-function splitTxn(txn: TxnCommand): readonly TxnCommand[] | null {
-  if (txn.success.length < 2) return null;
-  const { requestId: _requestId, ...rest } = txn;
-  return [
-    { ...txn, success: txn.success.slice(0, 1) },
-    { ...rest, compare: [], success: txn.success.slice(1), failure: [] },
-  ];
-}
-
-function joinSplitResults(first: CommandResult | undefined, second: CommandResult | undefined): CommandResult | undefined {
-  if (first === undefined || second === undefined || !first.ok || !second.ok || first.op !== 'txn' || second.op !== 'txn') return first ?? second;
-  return first.succeeded ? { ...first, results: [...first.results, ...second.results] } : first;
 }

@@ -4,7 +4,7 @@
  */
 
 import type { NodeId } from '../core/types.js';
-import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
+import type { KvCommand, KvResult, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
@@ -19,6 +19,21 @@ export interface ListOptions extends ReadOptions {
   readonly prefix: string;
   readonly after?: string;
   readonly limit: number;
+}
+
+export interface WriteOptions {
+  readonly timeoutMs: number;
+}
+
+export type LeaseGrant = Omit<Extract<LeaseResult, { op: 'lease-grant' }>, 'ok' | 'op'>;
+export type LeaseRevoke = Omit<Extract<LeaseResult, { op: 'lease-revoke' }>, 'ok' | 'op'>;
+
+export interface LeaseInfo {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly remainingMs: number;
+  /** Attached keys in key order, at most the number asked for. */
+  readonly keys: readonly string[];
 }
 
 export interface ModeChange {
@@ -56,6 +71,21 @@ export interface KvNode {
    * with which branch ran and each operation's result. Rejects as `write` does.
    */
   txn(command: TxnCommand, options: { readonly timeoutMs: number }): Promise<TxnResult>;
+
+  /** Grants a lease (leader only; its id is the grant's log index). Rejects as `write` does. */
+  leaseGrant(ttlMs: number, options: WriteOptions): Promise<LeaseGrant>;
+
+  /** Ends a lease and deletes its keys (leader only). `found: false` when it did not exist. */
+  leaseRevoke(id: number, options: WriteOptions): Promise<LeaseRevoke>;
+
+  /**
+   * Restarts a lease's TTL (leader only, after a read-index round confirmed the leadership).
+   * Rejects with not_found when the lease does not exist, not_leader, timeout.
+   */
+  leaseKeepAlive(id: number, options: WriteOptions): Promise<{ readonly id: number; readonly ttlMs: number }>;
+
+  /** A lease with its TTL, the time left (by this leader's clock) and its keys (leader only); undefined when it does not exist. */
+  leaseInfo(id: number, keysMax: number, options: WriteOptions): Promise<LeaseInfo | undefined>;
 
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
 

@@ -300,6 +300,7 @@ export class ClientSession {
           return reply({ kind: 'txn', result });
         }
         if (op.txn !== null && result.ok) return this.world.violation('client-protocol', `${op.what}: a transaction got a single-key result`);
+        if (result.ok && result.op !== 'put' && result.op !== 'delete') return this.world.violation('client-protocol', `${op.what}: got a ${result.op} result`);
         reply({ kind: 'write', result });
       });
       return;
@@ -377,6 +378,8 @@ export class ClientSession {
       }
       known = { ok: false, conflict: true, actualVersion: result.actualVersion };
       this.versions.set(op.key, result.actualVersion);
+    } else if (result.error === 'lease_not_found') {
+      return this.world.violation('client-protocol', `${op.what}: lease_not_found for a put without a lease`);
     } else {
       // The session's current request always carries its highest sequence number.
       return this.world.violation('client-protocol', `${op.what}: stale_request (last seq ${result.lastSeq}) for the session's newest request: dedup lost track`);

@@ -13,6 +13,8 @@ export const errorStatus = {
   value_too_large: 413,
   body_too_large: 413,
   not_found: 404,
+  /** A put names a lease that does not exist (never granted, revoked or expired): nothing was written. */
+  lease_not_found: 404,
   unknown_route: 404,
   method_not_allowed: 405,
   version_conflict: 409,
