@@ -15,6 +15,8 @@ test('a lease is due once its TTL (plus a tick) has passed since the leader took
   k.ended(2);
   assert.deepEqual(k.due(25, 10), [], 'taking office at 10 gave lease 1 until 21; the keep-alive at 15 moved it to 26');
   assert.deepEqual(k.due(26, 10), [1]);
+  // Once it is due, a keep-alive can no longer save it: its revoke is on its way.
+  assert.equal(k.keptAlive(1, 26), null);
   // A revoke in flight is not proposed again until it had time to apply.
   assert.deepEqual(k.due(27, 10), []);
   assert.deepEqual(k.due(31, 10), [1]);

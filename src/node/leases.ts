@@ -72,11 +72,12 @@ export class LeaseKeeper {
 
   /**
    * A keep-alive confirmed by a read-index round at `nowTick`: the lease's TTL restarts.
-   * Returns its TTL, or null when this leader knows no such lease.
+   * Returns its TTL, or null when this leader knows no such lease, or has already decided
+   * it expired (its revoke is on its way: a keep-alive must not be acknowledged then).
    */
   keptAlive(id: number, nowTick: number): number | null {
     const d = this.deadlines.get(id);
-    if (!this.leading || d === undefined) return null;
+    if (!this.leading || d === undefined || d.revokeProposedAtTick !== null) return null;
     d.expiresAtTick = this.expiry(d.ttlMs, nowTick);
     return d.ttlMs;
   }

@@ -59,6 +59,7 @@ export const checkedProperties = [
   'lost-write-unreported',
   'linearizability',
   'txn-atomicity',
+  'lease-early-expiry',
   'convergence',
   'client-protocol',
   'assertion',

@@ -21,14 +21,15 @@
 
 import type { NodeDriver } from '../node/driver.js';
 import { encodeCommand } from '../kv/codec.js';
-import type { Command, KvResult, TxnResult } from '../kv/types.js';
+import type { Command, CommandResult, KvResult, TxnResult } from '../kv/types.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvRecord } from '../storage/types.js';
 import type { QkvError } from '../wire/errors.js';
 import { hashEntryData, type AckedWrite } from './checkers.js';
 import type { HistoryRecorder, KnownResult, KvOperation } from './history.js';
 import type { SwarmConfig } from './swarm.js';
-import { learn, planAudit, planTransfer, recordTxn, txnProblem, type AccountView, type TxnPlan } from './transfers.js';
+import { LeaseHolder, type LeaseAction, type LeaseLedger } from './leases.js';
+import { learn, planAudit, planTransfer, recordTxnInvoke, recordTxnOutcome, txnProblem, type AccountView, type TxnPlan } from './transfers.js';
 
 export interface ClientWorld {
   nowUs(): number;
@@ -43,12 +44,13 @@ export interface ClientWorld {
   clientDelayUs(): number;
   readonly nodeIds: readonly string[];
   readonly recorder: HistoryRecorder;
+  readonly leaseLedger: LeaseLedger;
   violation(property: string, details: string): never;
   /** A broken guarantee the run may have switched off (`--disable-checks`): throws unless it did. */
   check(property: string, details: string): void;
 }
 
-type OpKind = 'get' | 'put' | 'delete' | 'cas' | 'localGet' | 'transfer' | 'audit';
+type OpKind = 'get' | 'put' | 'delete' | 'cas' | 'localGet' | 'transfer' | 'audit' | 'lease';
 
 export interface ScriptStep {
   readonly kind: 'get' | 'put';
@@ -72,6 +74,10 @@ interface Op {
   readonly command: Command | null;
   /** Transactions are recorded when they finish, projected onto their keys (transfers.ts). */
   readonly txn: TxnPlan | null;
+  /** History ids of a transfer's writes, recorded when it was sent. */
+  readonly txnWriteIds: readonly number[];
+  /** A lease operation (leases.ts): not in the linearizability history. */
+  readonly lease: LeaseAction | null;
   readonly invokeUs: number;
   readonly commandHash: number;
   readonly what: string;
@@ -86,6 +92,8 @@ interface Op {
 type Outcome =
   | { readonly kind: 'write'; readonly result: KvResult }
   | { readonly kind: 'txn'; readonly result: Extract<TxnResult, { ok: true }> }
+  | { readonly kind: 'lease'; readonly result: CommandResult }
+  | { readonly kind: 'keptAlive'; readonly ttlMs: number }
   | { readonly kind: 'read'; readonly record: KvRecord | undefined }
   | { readonly kind: 'error'; readonly code: string; readonly leader: string | null }
   | { readonly kind: 'refused' }
@@ -110,6 +118,7 @@ export class ClientSession {
   private leaderGuess: number | null = null;
   private readonly versions = new Map<string, number>();
   private readonly accounts = new Map<string, AccountView>();
+  private readonly leaseHolder: LeaseHolder;
   private op: Op | null = null;
   private attemptSeq = 0;
   private stopped = false;
@@ -121,7 +130,9 @@ export class ClientSession {
     private readonly prng: Prng,
     private readonly stats: ClientStats,
     private readonly acked: AckedWrite[],
-  ) {}
+  ) {
+    this.leaseHolder = new LeaseHolder(id, prng.fork(), world.leaseLedger);
+  }
 
   get busy(): boolean {
     return this.op !== null;
@@ -181,6 +192,7 @@ export class ClientSession {
       ['localGet', mix.localGet],
       ['transfer', mix.transfer],
       ['audit', mix.audit],
+      ['lease', mix.lease],
     ];
     const total = kinds.reduce((s, [, w]) => s + w, 0);
     let r = this.prng.intBetween(0, Math.max(0, total - 1));
@@ -201,7 +213,11 @@ export class ClientSession {
     let command: Command | null = null;
     let historyOp: KvOperation | null = null;
     let txn: TxnPlan | null = null;
-    if (kind === 'transfer' || kind === 'audit') {
+    let lease: LeaseAction | null = null;
+    if (kind === 'lease') {
+      lease = this.leaseHolder.next(now);
+      command = lease.kind === 'keepAlive' ? null : { ...lease.command, requestId: { clientId: this.id, seq: ++this.seq } };
+    } else if (kind === 'transfer' || kind === 'audit') {
       const requestId = { clientId: this.id, seq: ++this.seq };
       const planned = kind === 'audit' ? planAudit(this.config.accountCount) : planTransfer(this.prng, this.config.accountCount, `${this.id}.${requestId.seq}`, this.accounts);
       txn = planned.plan;
@@ -225,15 +241,19 @@ export class ClientSession {
     }
     const historyId = historyOp === null ? null : this.world.recorder.invoke({ clientId: this.id, key, op: historyOp, tick: now });
     const what =
-      txn !== null
+      lease !== null
+        ? `${this.id} lease ${lease.kind}${lease.kind === 'grant' ? '' : ` ${lease.id}`}`
+        : txn !== null
         ? `${this.id} ${txn.kind === 'audit' ? 'audit' : `transfer ${txn.from}(v${txn.expectFrom})=${txn.valueFrom} ${txn.to}(v${txn.expectTo})=${txn.valueTo}`}`
-        : `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${value}` : ''}${command !== null && command.op !== 'txn' && command.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
+        : `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${value}` : ''}${command !== null && (command.op === 'put' || command.op === 'delete') && command.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
     const op: Op = {
       kind,
       key,
       historyId,
       command,
       txn,
+      txnWriteIds: txn === null ? [] : recordTxnInvoke(this.world.recorder, this.id, txn, now),
+      lease,
       invokeUs: now,
       commandHash: command === null ? 0 : hashEntryData('normal', encodeCommand(command)),
       what,
@@ -291,10 +311,16 @@ export class ClientSession {
       const leaderId = typeof leader === 'object' && leader !== null && typeof (leader as { id?: unknown }).id === 'string' ? (leader as { id: string }).id : null;
       reply({ kind: 'error', code: e.code, leader: leaderId });
     };
+    const leaseAction = op.lease;
+    if (leaseAction?.kind === 'keepAlive') {
+      driver.submitKeepAlive(leaseAction.id, timeoutMs, (err, kept) => (err !== null ? onError(err) : reply({ kind: 'keptAlive', ttlMs: kept?.ttlMs ?? 0 })));
+      return;
+    }
     if (op.command !== null) {
       driver.submitWrite(op.command, timeoutMs, (err, result) => {
         if (err !== null) return onError(err);
         if (result === undefined) return this.world.violation('client-protocol', `${op.what}: write callback without result or error`);
+        if (leaseAction !== null) return reply({ kind: 'lease', result });
         if (result.ok && result.op === 'txn') {
           if (op.txn === null) return this.world.violation('client-protocol', `${op.what}: a single-key write got a transaction's result`);
           return reply({ kind: 'txn', result });
@@ -331,6 +357,9 @@ export class ClientSession {
         return this.completeWrite(op, outcome.result);
       case 'txn':
         return this.completeTxn(op, outcome.result);
+      case 'lease':
+      case 'keptAlive':
+        return this.completeLease(op, outcome);
       case 'read':
         return this.completeRead(op, outcome.record);
       case 'refused':
@@ -341,6 +370,11 @@ export class ClientSession {
         this.leaderGuess = null;
         return this.retry(op);
       case 'error': {
+        if (op.lease !== null && outcome.code === 'not_found') {
+          // The lease ended (expired or revoked) before the keep-alive reached a leader.
+          this.leaseHolder.dropped(op.lease.kind === 'grant' ? -1 : op.lease.id);
+          return this.finish(op, null);
+        }
         if (!definiteErrors.has(outcome.code) && op.command !== null) op.mayHaveApplied = true;
         if (outcome.code === 'not_leader') {
           const idx = outcome.leader === null ? -1 : this.world.nodeIds.indexOf(outcome.leader);
@@ -394,11 +428,30 @@ export class ClientSession {
     if (plan === null || op.command === null) return this.world.violation('client-protocol', `${op.what}: a transaction result for a single-key operation`);
     const problem = txnProblem(plan, result);
     if (problem !== null) this.world.check('txn-atomicity', `${op.what}: ${problem}`);
-    recordTxn(this.world.recorder, this.id, plan, op.invokeUs, { completeTick: this.world.nowUs(), result });
+    recordTxnOutcome(this.world.recorder, this.id, op.txnWriteIds, op.invokeUs, { completeTick: this.world.nowUs(), result }, true);
     learn(this.accounts, plan, result);
     this.acked.push({ version: result.version, hash: op.commandHash, what: op.what });
     this.stats.opsOk++;
     this.stats.txnsOk++;
+    this.finish(op, null);
+  }
+
+  private completeLease(op: Op, outcome: Extract<Outcome, { kind: 'lease' | 'keptAlive' }>): void {
+    const action = op.lease;
+    if (action === null) return this.world.violation('client-protocol', `${op.what}: a lease answer for another operation`);
+    if (outcome.kind === 'keptAlive') {
+      if (action.kind !== 'keepAlive') return this.world.violation('client-protocol', `${op.what}: a keep-alive answer for a ${action.kind}`);
+      this.leaseHolder.keptAlive(action.id, outcome.ttlMs, op.invokeUs);
+    } else {
+      const r = outcome.result;
+      if (!r.ok && r.error === 'stale_request') return this.world.violation('client-protocol', `${op.what}: stale_request for the session's newest request`);
+      if (action.kind === 'grant' && r.ok && r.op === 'lease-grant') this.leaseHolder.granted(r.id, r.ttlMs, op.invokeUs);
+      else if (action.kind === 'attach' && ((r.ok && r.op === 'put') || (!r.ok && r.error === 'lease_not_found'))) this.leaseHolder.attached(action.id, r.ok);
+      else if (action.kind === 'revoke' && r.ok && r.op === 'lease-revoke') this.leaseHolder.dropped(action.id);
+      else return this.world.violation('client-protocol', `${op.what}: answered ${JSON.stringify(r)}`);
+      if (r.ok) this.acked.push({ version: r.version, hash: op.commandHash, what: op.what });
+    }
+    this.stats.opsOk++;
     this.finish(op, null);
   }
 
@@ -416,9 +469,13 @@ export class ClientSession {
     if (op.finished) return;
     // An attempt still out (in flight, or proposed and waiting) may yet be applied.
     if (op.command !== null && op.attempt !== null && !op.attempt.done) op.mayHaveApplied = true;
-    if (op.txn !== null) {
+    if (op.lease !== null) {
+      if (op.mayHaveApplied) this.stats.opsUnknown++;
+      else this.stats.opsFailed++;
+      // A grant that may have applied is simply never used: its lease expires by itself.
+    } else if (op.txn !== null) {
+      recordTxnOutcome(this.world.recorder, this.id, op.txnWriteIds, op.invokeUs, null, op.mayHaveApplied);
       if (op.mayHaveApplied) {
-        recordTxn(this.world.recorder, this.id, op.txn, op.invokeUs, null);
         this.stats.opsUnknown++;
       } else {
         this.stats.opsFailed++;
@@ -452,6 +509,10 @@ function describeOutcome(o: Outcome): string {
       return o.result.ok ? `ok v${o.result.version}` : o.result.error;
     case 'txn':
       return `${o.result.succeeded ? 'succeeded' : 'failed'} v${o.result.version}`;
+    case 'lease':
+      return o.result.ok ? `${o.result.op} v${o.result.version}` : o.result.error;
+    case 'keptAlive':
+      return `kept alive (ttl ${o.ttlMs} ms)`;
     case 'read':
       return o.record === undefined ? 'not found' : `${typeof o.record.value === 'string' ? o.record.value : '<bytes>'} v${o.record.version}`;
     case 'error':

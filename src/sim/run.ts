@@ -51,6 +51,8 @@ export interface SimStats {
   readonly opsOk: number;
   readonly opsUnknown: number;
   readonly txnsOk: number;
+  /** Lease expiries checked against the keep-alives their holders saw acknowledged. */
+  readonly leaseExpiries: number;
   readonly historyOpsChecked: number;
   readonly leaderChanges: number;
   /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
@@ -97,6 +99,7 @@ export const plantedBugNames = [
   'configOnCommit',
   'configChangeBeforeOwnTermCommit',
   'txnSplitAcrossEntries',
+  'leaseDeadlinesOnFollowerClock',
 ] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
@@ -187,6 +190,7 @@ export function runSimulation(options: SimOptions): SimResult {
       opsOk: cs.opsOk,
       opsUnknown: cs.opsUnknown,
       txnsOk: cs.txnsOk,
+      leaseExpiries: world.leaseLedger.expiries,
       historyOpsChecked,
       leaderChanges: world.checker.leaderChanges,
       readsAtLeader: reads.asLeader,

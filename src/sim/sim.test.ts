@@ -162,6 +162,9 @@ const plantedCases: readonly PlantedCase[] = [
     direct: ['txn-atomicity', 'acked-write-lost', 'lost-write-unreported'],
     consequencesWithout: ['acked-write-lost', 'lost-write-unreported'],
   },
+  // Leases timed on each node's own clock from the grant: a new leader keeps those deadlines
+  // instead of restarting every TTL, and ends a lease its holder kept alive with the old one.
+  { bug: 'leaseDeadlinesOnFollowerClock', direct: ['lease-early-expiry'], consequencesWithout: [] },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {

@@ -239,6 +239,8 @@ export interface SwarmConfig {
     readonly localGet: number;
     readonly transfer: number;
     readonly audit: number;
+    /** A client's lease: grant, attach a key, keep alive, revoke or abandon (leases.ts). */
+    readonly lease: number;
   };
   readonly accountCount: number;
   readonly clientThinkMsMax: number;
@@ -362,7 +364,7 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
     crashAfterAppendRate: calm ? 0 : crashy ? between(20, 150) / 1000 : maybe(0.7, 1, 20) / 1000,
     clientCount: between(2, 6),
     keyCount: between(1, 6),
-    opMix: { get: between(10, 40), put: between(10, 40), delete: between(0, 10), cas: between(0, 30), localGet: between(0, 5), transfer: 0, audit: 0 },
+    opMix: { get: between(10, 40), put: between(10, 40), delete: between(0, 10), cas: between(0, 30), localGet: between(0, 5), transfer: 0, audit: 0, lease: 0 },
     clientThinkMsMax: between(1, 40),
     attemptTimeoutMs: between(100, 500),
     opTimeoutMs: between(600, 2500),
@@ -380,7 +382,9 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
   };
   // Drawn after everything else so that adding transactions kept every earlier dimension.
   const transfer = maybe(0.3, 5, 30);
-  return { ...config, accountCount: between(2, 6), opMix: { ...config.opMix, transfer, audit: transfer === 0 ? 0 : between(2, 10) } };
+  const opMix = { ...config.opMix, transfer, audit: transfer === 0 ? 0 : between(2, 10) };
+  // And leases after those, for the same reason.
+  return { ...config, accountCount: between(2, 6), opMix: { ...opMix, lease: maybe(0.3, 5, 40) } };
 }
 
 /** Drawn after everything else, so that adding it kept every earlier dimension of every seed. */
@@ -431,7 +435,7 @@ export function describeSwarm(c: SwarmConfig): string {
     `prevote=${c.preVote} checkquorum=${c.checkQuorum} appendMax=${c.appendEntriesMax} inflight=${c.inflightMessagesMax} logMax=${c.logEntriesMax} ` +
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
     `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} staleLeader=${c.staleLeaderRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
-    `clients=${c.clientCount} keys=${c.keyCount} ${c.opMix.transfer > 0 ? `accounts=${c.accountCount} transfer=${c.opMix.transfer} audit=${c.opMix.audit} ` : ''}getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
+    `clients=${c.clientCount} keys=${c.keyCount} ${c.opMix.transfer > 0 ? `accounts=${c.accountCount} transfer=${c.opMix.transfer} audit=${c.opMix.audit} ` : ''}${c.opMix.lease > 0 ? `lease=${c.opMix.lease} ` : ''}getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
     (c.spareNodes > 0 ? ` spares=${c.spareNodes} membership~${c.membershipIntervalMsMean}ms onNewLeader=${c.membershipOnNewLeaderRate}` : '')
   );
 }

@@ -117,33 +117,44 @@ export function learn(known: Map<string, AccountView>, plan: TxnPlan, result: Ex
 }
 
 /**
- * Records the transaction's effect on each key it touched. `answer` null: the client does
- * not know whether it ran (an audit then says nothing; a transfer may have written).
+ * Records a transfer's two writes as the client sends it (an audit writes nothing): an
+ * operation still in flight when the run ends must count as one that may have happened.
+ * Returns their history ids, for `recordTxnOutcome`.
  */
-export function recordTxn(
+export function recordTxnInvoke(recorder: HistoryRecorder, clientId: string, plan: TxnPlan, invokeTick: number): readonly number[] {
+  if (plan.kind === 'audit') return [];
+  return [
+    recorder.invoke({ clientId, key: plan.from, op: { type: 'cas', expectedVersion: plan.expectFrom, value: plan.valueFrom }, tick: invokeTick }),
+    recorder.invoke({ clientId, key: plan.to, op: { type: 'cas', expectedVersion: plan.expectTo, value: plan.valueTo }, tick: invokeTick }),
+  ];
+}
+
+/**
+ * Records how the transaction ended. `answer` null: the client does not know whether it ran
+ * (`mayHaveRun`: it may have; else it surely did not). A transfer whose compares failed wrote
+ * nothing (its writes are dropped) and read both keys.
+ */
+export function recordTxnOutcome(
   recorder: HistoryRecorder,
   clientId: string,
-  plan: TxnPlan,
+  writeIds: readonly number[],
   invokeTick: number,
   answer: { readonly completeTick: number; readonly result: Extract<TxnResult, { ok: true }> } | null,
+  mayHaveRun: boolean,
 ): void {
   if (answer === null) {
-    if (plan.kind === 'audit') return;
-    recorder.unknown(recorder.invoke({ clientId, key: plan.from, op: { type: 'cas', expectedVersion: plan.expectFrom, value: plan.valueFrom }, tick: invokeTick }));
-    recorder.unknown(recorder.invoke({ clientId, key: plan.to, op: { type: 'cas', expectedVersion: plan.expectTo, value: plan.valueTo }, tick: invokeTick }));
-    return;
-  }
-  const { completeTick, result } = answer;
-  if (plan.kind === 'transfer' && result.succeeded) {
-    for (const [key, expectedVersion, value] of [
-      [plan.from, plan.expectFrom, plan.valueFrom],
-      [plan.to, plan.expectTo, plan.valueTo],
-    ] as const) {
-      const id = recorder.invoke({ clientId, key, op: { type: 'cas', expectedVersion, value }, tick: invokeTick });
-      recorder.complete(id, completeTick, { ok: true, version: result.version });
+    for (const id of writeIds) {
+      if (mayHaveRun) recorder.unknown(id);
+      else recorder.fail(id);
     }
     return;
   }
+  const { completeTick, result } = answer;
+  if (writeIds.length > 0 && result.succeeded) {
+    for (const id of writeIds) recorder.complete(id, completeTick, { ok: true, version: result.version });
+    return;
+  }
+  for (const id of writeIds) recorder.fail(id);
   for (const r of result.results) recordGet(recorder, clientId, r, invokeTick, completeTick);
 }
 

@@ -26,7 +26,9 @@
 
 import type { PlantedBugs } from '../core/options.js';
 import { isReplica } from '../core/membership.js';
-import type { ClusterConfig, NodeId } from '../core/types.js';
+import type { ClusterConfig, Entry, NodeId } from '../core/types.js';
+import { decodeCommand } from '../kv/codec.js';
+import type { CommandResult } from '../kv/types.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
 import { AssertionError } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
@@ -39,6 +41,7 @@ import { FaultScheduler } from './faults.js';
 import { Healer } from './healer.js';
 import { MembershipScheduler } from './membership.js';
 import { HistoryRecorder } from './history.js';
+import { LeaseLedger } from './leases.js';
 import { SimNetwork } from './network.js';
 import type { SwarmConfig } from './swarm.js';
 import { Trace } from './trace.js';
@@ -65,6 +68,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   readonly nodeIds: readonly NodeId[];
   readonly nodes: readonly SimNode[];
   readonly recorder = new HistoryRecorder();
+  readonly leaseLedger = new LeaseLedger();
   readonly checker: SafetyChecker;
   readonly trace: Trace;
   readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
@@ -202,6 +206,23 @@ export class World implements ClientWorld, SimEnv, NodeControl {
 
   check(property: string, details: string): void {
     this.checker.fail(property, details);
+  }
+
+  /**
+   * Every lease expiry, at its first apply by a node that knows it committed (when its keys
+   * vanish for good), against the ledger. A weak-quorum leader applies its own entries before
+   * they commit; an expiry it decided while deposed is rolled back, and is no one's promise.
+   */
+  private checkExpiries(driver: NodeDriver, entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>): void {
+    for (const e of entries) {
+      const r = results.get(e.index);
+      if (r === undefined || !r.ok || r.op !== 'lease-revoke' || !r.found) continue;
+      if (e.index > driver.core.status().commitIndex) continue;
+      const command = decodeCommand(e.data);
+      if (command.op !== 'lease-revoke' || command.reason !== 'expired') continue;
+      const problem = this.leaseLedger.expired(command.id, this.timeUs);
+      if (problem !== null) this.check('lease-early-expiry', problem);
+    }
   }
 
   // ---------------------------------------------------------------------------------
@@ -344,8 +365,9 @@ export class World implements ClientWorld, SimEnv, NodeControl {
         this.checker.onReady(n.index, rd, d);
         if (rd.entries.length > 0 && d.core.status().role !== 'leader') n.appendedEntries = true;
       },
-      onApplied: (entries) => {
+      onApplied: (entries, results) => {
         if (n.driver !== null) this.checker.onApplied(n.index, entries, n.driver);
+        if (n.driver !== null) this.checkExpiries(n.driver, entries, results);
       },
       onRollback: (entries) => this.checker.onRollback(entries),
     });
@@ -384,6 +406,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       snapshotChunkBytes: c.snapshotChunkBytes,
       snapshotTimeoutTicks: c.electionTimeoutTicks * 5,
       dedupClientsMax: 1024,
+      // A node's ticks run up to this much fast (drift): its lease deadlines must allow for it.
+      clockFastPermilleMax: c.clockDriftPermilleMax,
     };
   }
 
