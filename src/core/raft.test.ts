@@ -49,6 +49,18 @@ test('§5.2: a follower grants at most one vote per term', () => {
   assert.equal(rd.messages.filter((m) => m.type === 'voteResp').length, 0, 'vote responses never leave before the flush');
 });
 
+test('a vote is granted to a candidate the voter\'s configuration does not hold yet: a lagging voter may be needed to elect a newer member', () => {
+  // n2's log stops before n4 was added; n4 (a voter in the newer configuration, with a
+  // longer log) needs n2's vote when the node holding the newest log has removed itself.
+  for (const type of ['preVote', 'vote'] as const) {
+    const voter = newCore('n2', { checkQuorum: false });
+    voter.step({ type, from: 'n4', to: 'n2', term: 2, lastIndex: 89, lastTerm: 1, transfer: false });
+    const rd = voter.ready();
+    const resp = [...rd.messages, ...rd.messagesAfterPersist].find((m) => m.type === `${type}Resp`);
+    assert.ok(resp && (resp.type === 'preVoteResp' || resp.type === 'voteResp') && resp.granted, `${type} granted to n4`);
+  }
+});
+
 test('§5.4.1: a vote is refused to a candidate whose log is less up to date', () => {
   const it = elected('prevote=false checkquorum=false');
   it.run('propose n1 x\nstabilize quiet');

@@ -152,10 +152,13 @@ export class RaftCore {
 
   private stepMessage(m: Message): void {
     if (m.to !== this.id) return;
-    // Requests from outside the configuration are ignored (a removed node that does not
-    // know it must not disrupt the cluster); a leader's messages are heeded from anyone:
-    // our configuration may be one the leader's log is about to replace.
-    if ((m.type === 'preVote' || m.type === 'vote' || m.type === 'readIndex') && !isReplica(this.config, m.from)) return;
+    // Votes are answered whoever asks: a node whose log holds an older configuration may
+    // be needed to elect a member it has not heard of yet (seed 328363765: no leader ever
+    // again). What keeps a removed node that does not know it from disrupting is the
+    // lease below (checkQuorum), as in etcd. A leader's messages are heeded from anyone:
+    // our configuration may be one the leader's log is about to replace. Read-index
+    // requests from outside the configuration are ignored: a non-member serves no reads.
+    if (m.type === 'readIndex' && !isReplica(this.config, m.from)) return;
     if (m.term > this.term) {
       if ((m.type === 'preVote' || (m.type === 'vote' && !m.transfer)) && this.inLease()) return;
       if (m.type === 'preVote') {

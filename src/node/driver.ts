@@ -38,6 +38,7 @@ import type { PeerTransport } from '../transport/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
+import { MemberIds } from './member-ids.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import { statusView } from './status.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions, WriteOptions } from './types.js';
@@ -126,12 +127,6 @@ export interface DriverDeps {
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
 
-/** Derived member ids kept at most (any node id may dial in; the cache must stay bounded). */
-const bootstrapMemberIdsMax = 1024;
-
-/** Messages whose sender is counted (votes, acknowledgements, read confirmations): only from the member the configuration holds. */
-const countedMessageTypes: ReadonlySet<PeerMessage['type']> = new Set(['preVote', 'preVoteResp', 'vote', 'voteResp', 'appendResp', 'heartbeatResp', 'readIndex', 'readIndexResp']);
-
 interface PendingWrite {
   readonly term: number;
   readonly deadlineTick: number;
@@ -192,8 +187,7 @@ export class NodeDriver implements KvNode {
   private removedNoticed = false;
   /** Why writes are refused for want of disk space (null: no alarm); set by the node's disk watch. */
   private spaceAlarm: string | null = null;
-  /** Member ids derived for members the configuration records none for (see memberIdOf). */
-  private readonly bootstrapMemberIds = new Map<NodeId, string>();
+  private readonly memberIds: MemberIds;
   /** The configuration index the transport was last told of (onConfigChange). */
   private configIndexSeen = -1;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
@@ -217,6 +211,7 @@ export class NodeDriver implements KvNode {
     this.opts = options;
     this.deps = deps;
     this.rollbackCount = options.rollbackCountAtStart ?? 0;
+    this.memberIds = new MemberIds(options.bootstrapMemberId);
     assert(deps.storage.identity()?.nodeId === options.id, () => `storage belongs to ${deps.storage.identity()?.nodeId ?? 'nobody'}, not ${options.id}`);
     this.stateMachine = createKvStateMachine(deps.storage.kv, { dedupClientsMax: options.dedupClientsMax });
     this.hardStateQueued = deps.storage.hardState();
@@ -274,7 +269,7 @@ export class NodeDriver implements KvNode {
     const m = decodePeerMessage(raw, from);
     if (typeof m === 'string') return; // malformed or misaddressed: dropped (Raft tolerates loss)
     if (m.to !== this.id) return;
-    if (fromMemberId !== null && countedMessageTypes.has(m.type) && fromMemberId !== this.memberIdOf(from)) return;
+    if (fromMemberId !== null && this.memberIds.fromAnother(this.core.currentConfig(), m.type, from, fromMemberId)) return;
     if (m.type === 'snapshotChunk') {
       this.receiveSnapshotChunk(m);
     } else {
@@ -568,31 +563,11 @@ export class NodeDriver implements KvNode {
     this.stop();
   }
 
-  /**
-   * The member id `id` has in the configuration in force here. A vote, an acknowledgement
-   * or a read confirmation is counted only from that member: a node re-added under the
-   * same name (a new member id) must not be counted as the one it replaced, and an old
-   * incarnation still running after its replacement must not be counted at all. What a
-   * leader sends is heard from any member id: a node catching up may hold an old
-   * configuration that names an earlier member under the leader's name.
-   */
-  private memberIdOf(id: NodeId): string {
-    const recorded = this.core.currentConfig().directory?.[id]?.memberId;
-    if (recorded !== undefined) return recorded;
-    // Derived ids cost a hash: once per peer, not once per message.
-    let derived = this.bootstrapMemberIds.get(id);
-    if (derived === undefined) {
-      if (this.bootstrapMemberIds.size >= bootstrapMemberIdsMax) this.bootstrapMemberIds.clear();
-      this.bootstrapMemberIds.set(id, (derived = this.opts.bootstrapMemberId(id)));
-    }
-    return derived;
-  }
-
   /** Once a committed configuration leaves this node out (or holds another member under its name), it says so once (onRemoved). */
   private noticeRemoval(): void {
     if (this.removedNoticed) return;
     const config = this.core.currentConfig();
-    if (isReplica(config, this.id) && this.memberIdOf(this.id) === this.opts.memberId) return;
+    if (isReplica(config, this.id) && this.memberIds.of(config, this.id) === this.opts.memberId) return;
     const index = this.core.currentConfigIndex();
     if (index > this.core.log.committed) return;
     this.removedNoticed = true;
