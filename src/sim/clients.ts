@@ -48,6 +48,8 @@ export interface ClientWorld {
   violation(property: string, details: string): never;
   /** A broken guarantee the run may have switched off (`--disable-checks`): throws unless it did. */
   check(property: string, details: string): void;
+  /** An audit that did not sum to the opening total (judged now or, under a weak quorum, at the end). */
+  auditBroken(details: string): void;
 }
 
 type OpKind = 'get' | 'put' | 'delete' | 'cas' | 'localGet' | 'transfer' | 'audit' | 'lease';
@@ -427,7 +429,8 @@ export class ClientSession {
     const plan = op.txn;
     if (plan === null || op.command === null) return this.world.violation('client-protocol', `${op.what}: a transaction result for a single-key operation`);
     const problem = txnProblem(plan, result);
-    if (problem !== null) this.world.check('txn-atomicity', `${op.what}: ${problem}`);
+    if (problem?.sum === true) this.world.auditBroken(`${op.what}: ${problem.text}`);
+    else if (problem !== null) this.world.check('txn-atomicity', `${op.what}: ${problem.text}`);
     recordTxnOutcome(this.world.recorder, this.id, op.txnWriteIds, op.invokeUs, { completeTick: this.world.nowUs(), result }, true);
     learn(this.accounts, plan, result);
     this.acked.push({ version: result.version, hash: op.commandHash, what: op.what });

@@ -153,6 +153,7 @@ export function runSimulation(options: SimOptions): SimResult {
     world.checker.checkLogsPairwise(drivers);
     world.checker.checkAckedWrites(world.acked, drivers);
     world.checker.checkLostWritesReported(world.acked);
+    world.checker.checkBrokenAuditsExplained();
     if (config.mode.linearizable) {
       const history = world.recorder.history();
       const verdict = checkLinearizable(history, options.linearizabilityStepsMax !== undefined ? { stepsMax: options.linearizabilityStepsMax } : {});

@@ -90,18 +90,21 @@ export function planAudit(accountCount: number): { plan: TxnPlan; command: TxnCo
   return { plan: { kind: 'audit', accounts }, command: { op: 'txn', compare: [], success: accounts.map((key) => ({ op: 'get', key })), failure: [] } };
 }
 
-/** Why `result` cannot be the answer to `plan`, or null. A non-null answer is a broken guarantee. */
-export function txnProblem(plan: TxnPlan, result: Extract<TxnResult, { ok: true }>): string | null {
+/**
+ * Why `result` cannot be the answer to `plan`, or null. A non-null answer is a broken
+ * guarantee: `sum` an audit that saw money created or destroyed, otherwise a malformed answer.
+ */
+export function txnProblem(plan: TxnPlan, result: Extract<TxnResult, { ok: true }>): { readonly sum: boolean; readonly text: string } | null {
   if (plan.kind === 'audit') {
     const balances = result.results.map((r) => (r.op === 'get' ? balanceOf(r.record?.value) : Number.NaN));
     const total = balances.reduce((s, b) => s + b, 0);
     const expected = openingBalance * plan.accounts.length;
-    if (!result.succeeded || balances.length !== plan.accounts.length) return `an audit ran its failure branch or lost reads: ${JSON.stringify(result)}`;
-    return total === expected ? null : `an audit at version ${result.version} sums to ${total}, not ${expected}: balances ${plan.accounts.map((a, i) => `${a}=${balances[i]}`).join(' ')}`;
+    if (!result.succeeded || balances.length !== plan.accounts.length) return { sum: false, text: `an audit ran its failure branch or lost reads: ${JSON.stringify(result)}` };
+    return total === expected ? null : { sum: true, text: `an audit at version ${result.version} sums to ${total}, not ${expected}: balances ${plan.accounts.map((a, i) => `${a}=${balances[i]}`).join(' ')}` };
   }
   const shape = result.results.map((r) => `${r.op} ${'key' in r ? r.key : ''}`).join(', ');
   const expected = result.succeeded ? `put ${plan.from}, put ${plan.to}` : `get ${plan.from}, get ${plan.to}`;
-  return shape === expected ? null : `a transfer's results are [${shape}], expected [${expected}]`;
+  return shape === expected ? null : { sum: false, text: `a transfer's results are [${shape}], expected [${expected}]` };
 }
 
 /** What the client now knows of the accounts `result` read or wrote. */

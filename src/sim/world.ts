@@ -208,6 +208,10 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     this.checker.fail(property, details);
   }
 
+  auditBroken(details: string): void {
+    this.checker.auditBroken(details);
+  }
+
   /**
    * Every lease expiry, at its first apply by a node that knows it committed (when its keys
    * vanish for good), against the ledger. A weak-quorum leader applies its own entries before
