@@ -142,7 +142,7 @@ export class FakeKvNode implements KvNode {
   async leaseKeepAlive(id: number): Promise<{ readonly id: number; readonly ttlMs: number }> {
     this.requireLeader();
     const ttlMs = this.leases.get(id);
-    if (ttlMs === undefined) throw new QkvError('not_found', `Lease ${id} does not exist`, { lease: id });
+    if (ttlMs === undefined) throw new QkvError('lease_not_found', `Lease ${id} does not exist`, { lease: id });
     return { id, ttlMs };
   }
 

@@ -17,7 +17,7 @@ import type { ForwardedResponse } from './forward.js';
 
 export const putResponseSchema = {
   type: 'object',
-  properties: { key: { type: 'string' }, version: { type: 'integer' } },
+  properties: { key: { type: 'string' }, version: { type: 'integer' }, lease: { type: 'integer' } },
   required: ['key', 'version'],
 } as const;
 
@@ -74,7 +74,7 @@ export function writeResult(result: KvResult): RouteAnswer {
     return {
       status: 200,
       body: result.op === 'put'
-        ? { key: result.key, version: result.version }
+        ? result.lease === undefined ? { key: result.key, version: result.version } : { key: result.key, version: result.version, lease: result.lease }
         : { key: result.key, version: result.version, deleted: result.deleted },
     };
   }

@@ -16,7 +16,7 @@ import type { FastifySchemaValidationError } from 'fastify/types/schema.js';
 import { QkvError } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { hostPortPattern, httpOriginPattern, memberIdPattern, memberRuleText, newNodeIdPattern, nodeIdPattern } from '../wire/members.js';
-import { clientIdCharsMax, clientIdHeader, readConsistencies, requestSeqHeader } from '../wire/types.js';
+import { clientIdCharsMax, clientIdHeader, leaseTtlMsMax, readConsistencies, requestSeqHeader } from '../wire/types.js';
 import { timeoutHeader } from './forward.js';
 import { jsonType, queryProblemMarker, queryProblemOf, quoteValue } from './http-input.js';
 
@@ -81,11 +81,18 @@ export const writeHeaders = Type.Object(
 );
 
 const version = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a safe integer >= 0' });
+const leaseId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a lease id (a safe integer >= 1)' });
+const ttlMs = Type.Integer({ minimum: 1, maximum: leaseTtlMsMax, description: `an integer from 1 to ${leaseTtlMsMax} (ms)` });
 export const putBody = Type.Object(
-  { value: Type.String({ description: 'a string' }), ifVersion: Type.Optional(version) },
+  { value: Type.String({ description: 'a string' }), ifVersion: Type.Optional(version), lease: Type.Optional(leaseId), ttlMs: Type.Optional(ttlMs) },
   { additionalProperties: false },
 );
-export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion"';
+export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion", and "lease" or "ttlMs"';
+
+export const leaseGrantBody = Type.Object({ ttlMs }, { additionalProperties: false });
+export const leaseGrantUsage = 'POST /leases needs {"ttlMs": N}';
+export const leaseParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'a lease id (an integer >= 1)' }) });
+export const leaseInfoQuery = Type.Object({ keys: Type.Optional(Type.String({ pattern: '^(?:0|[1-9][0-9]{0,5})$', description: 'how many keys to list (0 to 1000)' })) }, { additionalProperties: false });
 
 /** The batch's shape; each operation is checked by batch.ts, which names it by position. */
 export const batchBody = Type.Object({ ops: Type.Array(Type.Unknown(), { minItems: 1, description: 'a non-empty array' }) }, { additionalProperties: false });

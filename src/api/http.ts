@@ -48,6 +48,7 @@ import { adminRoutes } from './routes/admin.js';
 import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
 import { txnRoutes } from './routes/txn.js';
+import { leaseRoutes } from './routes/leases.js';
 import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
@@ -118,6 +119,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...kvRoutes(ctx),
     ...batchRoutes(ctx),
     ...txnRoutes(ctx),
+    ...leaseRoutes(ctx),
     ...statusRoutes(ctx, options.grpcAddress),
     ...memberRoutes(ctx),
     ...adminRoutes(ctx, {

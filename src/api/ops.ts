@@ -5,7 +5,7 @@
  */
 
 import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
-import type { ListOptions, ModeChange, ReadOptions } from '../node/types.js';
+import type { LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvItem, KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
@@ -25,9 +25,12 @@ export interface ListOp {
   readonly minVersion: number | undefined;
 }
 
+/** How a put hangs on a lease: an existing one, or one of its own with this TTL. */
+export type PutLease = { readonly lease: number } | { readonly ttlMs: number } | null;
+
 /** A put as every API builds it: optional fields only when given (the codec omits absent ones). */
-export function putCommand(key: string, value: string, ifVersion: number | undefined, requestId: RequestId | null): KvCommand {
-  return { op: 'put', key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(requestId === null ? {} : { requestId }) };
+export function putCommand(key: string, value: string, ifVersion: number | undefined, requestId: RequestId | null, lease: PutLease = null): KvCommand {
+  return { op: 'put', key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(lease ?? {}), ...(requestId === null ? {} : { requestId }) };
 }
 
 export function deleteCommand(key: string, ifVersion: number | undefined, requestId: RequestId | null): KvCommand {
@@ -40,6 +43,28 @@ export const writeExec: LocalExec<KvCommand, KvResult> = {
 
 export const txnExec: LocalExec<TxnCommand, TxnResult> = {
   run: (node, command, timeoutMs) => node.txn(command, { timeoutMs }),
+};
+
+/** A lease grant or revoke: its subject (a TTL, a lease id) and the idempotency pair, if any. */
+export interface LeaseWrite {
+  readonly value: number;
+  readonly requestId: RequestId | null;
+}
+
+export const leaseGrantExec: LocalExec<LeaseWrite, LeaseGrant> = {
+  run: (node, w, timeoutMs) => node.leaseGrant(w.value, { timeoutMs, ...(w.requestId === null ? {} : { requestId: w.requestId }) }),
+};
+
+export const leaseRevokeExec: LocalExec<LeaseWrite, LeaseRevoke> = {
+  run: (node, w, timeoutMs) => node.leaseRevoke(w.value, { timeoutMs, ...(w.requestId === null ? {} : { requestId: w.requestId }) }),
+};
+
+export const leaseKeepAliveExec: LocalExec<number, { readonly id: number; readonly ttlMs: number }> = {
+  run: (node, id, timeoutMs) => node.leaseKeepAlive(id, { timeoutMs }),
+};
+
+export const leaseInfoExec: LocalExec<{ readonly id: number; readonly keysMax: number }, LeaseInfo | undefined> = {
+  run: (node, q, timeoutMs) => node.leaseInfo(q.id, q.keysMax, { timeoutMs }),
 };
 
 export const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
@@ -84,7 +109,9 @@ export function writeSpec(command: KvCommand, deadlineMs: number, forwardedIn: b
   }
   // JSON carries text; the APIs that forward only ever propose string values.
   const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
-  const body = (): string => JSON.stringify(ifVersion === undefined ? { value } : { value, ifVersion });
+  const lease = command.lease === undefined ? {} : { lease: command.lease };
+  const ttl = command.ttlMs === undefined ? {} : { ttlMs: command.ttlMs };
+  const body = (): string => JSON.stringify({ value, ...(ifVersion === undefined ? {} : { ifVersion }), ...lease, ...ttl });
   return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, forwardedIn });
 }
 

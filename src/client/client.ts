@@ -17,7 +17,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { isClientId } from '../wire/types.js';
+import { isClientId, leaseTtlMsMax } from '../wire/types.js';
 import type { LeaderInfo, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
@@ -31,6 +31,7 @@ import {
   UnavailableError,
   errorForCode,
 } from './errors.js';
+import { Lease, type LeaseCalls } from './lease.js';
 import { changeOutcomeUnknown, changePolicy, checkMemberId, checkNewMember } from './members.js';
 import type { MemberCalls, RetryPolicy } from './members.js';
 import { AttemptError, ProtocolError } from './transport.js';
@@ -47,6 +48,7 @@ import type {
   Entry,
   EndpointStatus,
   GetOptions,
+  LeaseOptions,
   ListOptions,
   ListPage,
   PutOptions,
@@ -141,6 +143,8 @@ export class KvClient {
   private readonly sleepers = new Set<() => void>();
   /** ConnectOptions.linearizableReadsFrom is `leader`. */
   private readonly linearizableReadsToLeader: boolean;
+  /** Leases kept alive by this client (ended quietly by close()). */
+  private readonly leases = new Set<Lease>();
 
   /**
    * Membership: `list()`, `add()`, `promote()`, `remove()`. Changes go to the leader, one at
@@ -217,9 +221,10 @@ export class KvClient {
     checkKey(key);
     if (typeof value !== 'string') throw new InvalidArgumentError('invalid_value', `value must be a string, got ${typeof value}`);
     const ifVersion = optionalIndex(options.ifVersion, 'ifVersion');
+    const lease = options.lease === undefined ? undefined : optionalIndex(typeof options.lease === 'number' ? options.lease : options.lease.id, 'lease');
     const deadlineMs = this.deadlineOf(options);
     const lane = this.acquireLane();
-    const request: PutRequest = { key, value, ifVersion, requestId: { clientId: lane.clientId, seq: ++lane.seq } };
+    const request: PutRequest = { key, value, ifVersion, ...(lease === undefined ? {} : { lease }), requestId: { clientId: lane.clientId, seq: ++lane.seq } };
     try {
       const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.put(ep.address, request, timeoutMs));
       this.observe(result.version);
@@ -273,6 +278,53 @@ export class KvClient {
       this.freeLanes.push(lane);
     }
   }
+
+  /**
+   * Grants a lease of `ttlMs` and keeps it alive in the background (every TTL/3) until
+   * `revoke()`, `release()`, `close()` or the process exits (see lease.ts for what
+   * `safeUntilMs` and `lost` promise). Attach keys with `put(key, value, { lease })`.
+   * @throws InvalidArgumentError, UnavailableError, OutcomeUnknownError, ClientClosedError
+   */
+  async lease(ttlMs: number, options: LeaseOptions = {}): Promise<Lease> {
+    if (!Number.isSafeInteger(ttlMs) || ttlMs < 1 || ttlMs > leaseTtlMsMax) {
+      throw new InvalidArgumentError('bad_request', `ttlMs must be an integer from 1 to ${leaseTtlMsMax}, got ${String(ttlMs)}`);
+    }
+    const deadlineMs = this.deadlineOf(options);
+    const lane = this.acquireLane();
+    const requestId = { clientId: lane.clientId, seq: ++lane.seq };
+    const sentMs = performance.now();
+    try {
+      const grant = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId }, (ep, timeoutMs) => this.transport.leaseGrant(ep.address, ttlMs, requestId, timeoutMs));
+      this.observe(grant.version);
+      const lease = new Lease(this.leaseCalls, grant, sentMs, options.keepAlive ?? true);
+      if (this.closed) lease.closeQuietly();
+      else {
+        this.leases.add(lease);
+        void lease.lost.then(() => this.leases.delete(lease));
+      }
+      return lease;
+    } finally {
+      this.freeLanes.push(lane);
+    }
+  }
+
+  private readonly leaseCalls: LeaseCalls = {
+    keepAlive: (id, deadlineMs) =>
+      this.run({ kind: 'read', leaderBound: true, deadlineMs }, (ep, timeoutMs) => this.transport.leaseKeepAlive(ep.address, id, timeoutMs)),
+    revoke: async (id, deadlineMs) => {
+      const lane = this.acquireLane();
+      const requestId = { clientId: lane.clientId, seq: ++lane.seq };
+      try {
+        const r = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId }, (ep, timeoutMs) => this.transport.leaseRevoke(ep.address, id, requestId, timeoutMs));
+        this.observe(r.version);
+        return r;
+      } finally {
+        this.freeLanes.push(lane);
+      }
+    },
+    info: (id, keysMax, deadlineMs) =>
+      this.run({ kind: 'read', leaderBound: true, deadlineMs }, (ep, timeoutMs) => this.transport.leaseInfo(ep.address, id, keysMax, timeoutMs)),
+  };
 
   /**
    * Reads `key`; `undefined` when it does not exist (a missing key is an answer, not an
@@ -431,6 +483,7 @@ export class KvClient {
     if (this.closing !== null) return this.closing;
     this.closed = true;
     for (const wake of [...this.sleepers]) wake();
+    for (const lease of [...this.leases]) lease.closeQuietly();
     this.closing = (async () => {
       await this.refreshing;
       await this.transport.close();

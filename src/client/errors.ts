@@ -142,7 +142,7 @@ const invalidArgumentCodes: ReadonlySet<string> = new Set([
  */
 export function errorForCode(code: ClientErrorCode, message: string, details: Readonly<Record<string, unknown>>): QuorumKvError {
   if (invalidArgumentCodes.has(code)) return new InvalidArgumentError(code, message, details);
-  if (code === 'not_found' || code === 'unknown_route') return new NotFoundError(code, message, details);
+  if (code === 'not_found' || code === 'unknown_route' || code === 'lease_not_found') return new NotFoundError(code, message, details);
   if (code === 'version_conflict') {
     const key = typeof details['key'] === 'string' ? details['key'] : '';
     return new VersionConflictError(message, details, key, numberOr(details['expectedVersion'], -1), numberOr(details['actualVersion'], -1));

@@ -12,7 +12,7 @@ import { isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency, KVService } from '../wire/gen/quorumkv.js';
 import type { BackupChunk, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
-import type { MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
+import type { LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
@@ -66,6 +66,7 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
+    if (request.lease !== undefined) throw leasesOverHttpOnly();
     const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
     return { key: reply.key, version: reply.version };
@@ -74,6 +75,24 @@ export class GrpcTransport implements ClientTransport {
   async txn(endpoint: string, request: TxnRequest, timeoutMs: number): Promise<TxnResponse> {
     const message = { ...txnMessageOf(request.body), clientId: request.requestId.clientId, seq: request.requestId.seq };
     return txnResponseOf(await this.unary(endpoint, KVService.txn, message, timeoutMs));
+  }
+
+  // The gRPC service has no lease calls yet (the README says so): refuse clearly rather than
+  // fall back to HTTP behind the caller's back.
+  leaseGrant(): Promise<LeaseGrantResponse> {
+    return Promise.reject(leasesOverHttpOnly());
+  }
+
+  leaseKeepAlive(): Promise<LeaseKeepAliveResponse> {
+    return Promise.reject(leasesOverHttpOnly());
+  }
+
+  leaseRevoke(): Promise<LeaseRevokeResponse> {
+    return Promise.reject(leasesOverHttpOnly());
+  }
+
+  leaseInfo(): Promise<LeaseInfoResponse | undefined> {
+    return Promise.reject(leasesOverHttpOnly());
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
@@ -303,4 +322,8 @@ function backupRecordOf(m: BackupChunk): BackupRecord {
     return checkRecord({ type: 'end', chunks: part.end.chunks, items: part.end.items, dedup: part.end.dedup });
   }
   throw new ProtocolError('Backup message has no part');
+}
+
+function leasesOverHttpOnly(): InvalidArgumentError {
+  return new InvalidArgumentError('bad_request', 'leases are served over HTTP only in this version: connect with http:// endpoints to use them');
 }

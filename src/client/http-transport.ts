@@ -13,14 +13,14 @@ import type { Dispatcher } from 'undici';
 import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { batchRoute, clientIdHeader, requestSeqHeader, txnRoute } from '../wire/types.js';
-import type { BatchOpBody, BatchResultItem, MembersResponse, MembershipChangeResponse, TxnResponse } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, TxnResponse } from '../wire/types.js';
 import { Batcher } from './batcher.js';
 import type { BatchKind, BatchLimits } from './batcher.js';
 import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WriteRequestId } from './transport.js';
 import { txnResponseOf } from './txn-answer.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -78,7 +78,7 @@ export class HttpTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
-    if (this.batcher !== null && request.value.length <= batchValueCharsMax) {
+    if (this.batcher !== null && request.value.length <= batchValueCharsMax && request.lease === undefined) {
       const { clientId, seq } = request.requestId;
       const op: BatchOpBody = request.ifVersion === undefined
         ? { op: 'put', key: request.key, value: request.value, clientId, seq }
@@ -86,9 +86,11 @@ export class HttpTransport implements ClientTransport {
       const json = okItem(await this.batched(endpoint, 'write', op, request.key.length + request.value.length, timeoutMs));
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
-    const body = request.ifVersion === undefined
-      ? JSON.stringify({ value: request.value })
-      : JSON.stringify({ value: request.value, ifVersion: request.ifVersion });
+    const body = JSON.stringify({
+      value: request.value,
+      ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }),
+      ...(request.lease === undefined ? {} : { lease: request.lease }),
+    });
     const headers = {
       'content-type': 'application/json',
       [clientIdHeader]: request.requestId.clientId,
@@ -126,6 +128,35 @@ export class HttpTransport implements ClientTransport {
       [timeoutHeader]: String(serverBudgetMs(timeoutMs)),
     };
     return txnResponseOf(okBody(await this.exchange(endpoint, 'POST', txnRoute, headers, JSON.stringify(request.body), timeoutMs)));
+  }
+
+  async leaseGrant(endpoint: string, ttlMs: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseGrantResponse> {
+    const json = okBody(await this.exchange(endpoint, 'POST', '/leases', { 'content-type': 'application/json', ...writeHeadersOf(requestId, timeoutMs) }, JSON.stringify({ ttlMs }), timeoutMs));
+    return { id: decodedIndex(json['id'], 'lease id'), ttlMs: decodedIndex(json['ttlMs'], 'lease ttlMs'), version: decodedIndex(json['version'], 'version') };
+  }
+
+  async leaseKeepAlive(endpoint: string, id: number, timeoutMs: number): Promise<LeaseKeepAliveResponse> {
+    const json = okBody(await this.exchange(endpoint, 'POST', `/leases/${id}/keepalive`, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs));
+    return { id: decodedIndex(json['id'], 'lease id'), ttlMs: decodedIndex(json['ttlMs'], 'lease ttlMs') };
+  }
+
+  async leaseRevoke(endpoint: string, id: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseRevokeResponse> {
+    const json = okBody(await this.exchange(endpoint, 'DELETE', `/leases/${id}`, writeHeadersOf(requestId, timeoutMs), null, timeoutMs));
+    if (typeof json['found'] !== 'boolean') throw new ProtocolError('lease revoke answer has no boolean "found"');
+    return { id: decodedIndex(json['id'], 'lease id'), found: json['found'], keysDeleted: decodedIndex(json['keysDeleted'], 'keysDeleted'), version: decodedIndex(json['version'], 'version') };
+  }
+
+  async leaseInfo(endpoint: string, id: number, keysMax: number, timeoutMs: number): Promise<LeaseInfoResponse | undefined> {
+    const answer = await this.exchange(endpoint, 'GET', `/leases/${id}?keys=${keysMax}`, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
+    if (answer.status === 404) {
+      const refusal = parseError(answer);
+      if (refusal.code === 'lease_not_found') return undefined;
+      throw refusal;
+    }
+    const json = okBody(answer);
+    const keys = json['keys'];
+    if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) throw new ProtocolError('lease answer has no "keys" list of strings');
+    return { id: decodedIndex(json['id'], 'lease id'), ttlMs: decodedIndex(json['ttlMs'], 'lease ttlMs'), remainingMs: decodedIndex(json['remainingMs'], 'remainingMs'), keys };
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
@@ -431,4 +462,9 @@ export function checkStatus(json: Record<string, unknown>): NodeStatus {
   const membership = json['membership'];
   if (membership !== undefined) return { ...(json as unknown as NodeStatus), membership: membersOf(asRecord(membership, 'status membership')) };
   return json as unknown as NodeStatus;
+}
+
+/** The idempotency pair and the server's budget, as every write sends them. */
+function writeHeadersOf(requestId: WriteRequestId, timeoutMs: number): Record<string, string> {
+  return { [clientIdHeader]: requestId.clientId, [requestSeqHeader]: String(requestId.seq), [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
 }

@@ -48,6 +48,7 @@ export type {
   EndpointStatus,
   Entry,
   GetOptions,
+  LeaseOptions,
   ListOptions,
   ListPage,
   NodeStatus,
@@ -56,6 +57,9 @@ export type {
   TransportKind,
 } from './types.js';
 export type { MemberCalls, NewMember } from './members.js';
+export { Lease } from './lease.js';
+export type { LeaseLost, LeaseLostReason } from './lease.js';
+export type { LeaseInfoResponse } from '../wire/types.js';
 export type { TxnBody, TxnCompareBody, TxnCompareOp, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
 export type { ClusterConfigView, MemberRole, MemberStatus, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
 export { BackupFormatError, verifyBackupFile } from './backup-file.js';

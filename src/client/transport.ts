@@ -9,7 +9,18 @@
  */
 
 import type { ErrorCode } from '../wire/errors.js';
-import type { AddMemberBody, MembersResponse, MembershipChangeResponse, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
+import type {
+  AddMemberBody,
+  LeaseGrantResponse,
+  LeaseInfoResponse,
+  LeaseKeepAliveResponse,
+  LeaseRevokeResponse,
+  MembersResponse,
+  MembershipChangeResponse,
+  ReadConsistency,
+  TxnBody,
+  TxnResponse,
+} from '../wire/types.js';
 import type { BackupRecord } from './backup-file.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -45,6 +56,8 @@ export interface PutRequest {
   readonly key: string;
   readonly value: string;
   readonly ifVersion: number | undefined;
+  /** Attach to this lease (it must exist). */
+  readonly lease?: number;
   readonly requestId: WriteRequestId;
 }
 
@@ -97,6 +110,11 @@ export interface ClientTransport {
   put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult>;
   delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult>;
   txn(endpoint: string, request: TxnRequest, timeoutMs: number): Promise<TxnResponse>;
+  leaseGrant(endpoint: string, ttlMs: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseGrantResponse>;
+  leaseKeepAlive(endpoint: string, id: number, timeoutMs: number): Promise<LeaseKeepAliveResponse>;
+  leaseRevoke(endpoint: string, id: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseRevokeResponse>;
+  /** undefined when the lease does not exist. */
+  leaseInfo(endpoint: string, id: number, keysMax: number, timeoutMs: number): Promise<LeaseInfoResponse | undefined>;
   /** undefined when the key does not exist. */
   get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined>;
   list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage>;

@@ -74,6 +74,17 @@ export interface CallOptions {
 export interface PutOptions extends CallOptions {
   /** Compare-and-set: write only if the key's version is this (0: the key must be absent). */
   readonly ifVersion?: number;
+  /**
+   * Attach the key to this lease (a Lease or its id): the key is deleted when the lease
+   * ends. A put without it detaches the key from any lease (as etcd does). A lease that no
+   * longer exists is refused with NotFoundError `lease_not_found`.
+   */
+  readonly lease?: number | { readonly id: number };
+}
+
+export interface LeaseOptions extends CallOptions {
+  /** Keep the lease alive in the background (default true); false: call keepAlive() yourself. */
+  readonly keepAlive?: boolean;
 }
 
 export interface DeleteOptions extends CallOptions {

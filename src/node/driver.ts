@@ -416,9 +416,11 @@ export class NodeDriver implements KvNode {
   }
 
   private leaseWrite<T>(command: LeaseCommand, options: WriteOptions): Promise<T> {
+    const withId = options.requestId === undefined ? command : { ...command, requestId: options.requestId };
     return new Promise((resolve, reject) =>
-      this.submitWrite(command, options.timeoutMs, (err, r) => {
+      this.submitWrite(withId, options.timeoutMs, (err, r) => {
         if (err !== null) return reject(err);
+        if (r === undefined || !r.ok) return reject(new QkvError('stale_request', 'Stale request: this client already sent a newer one; this reply is gone', {}));
         const { ok: _ok, op: _op, ...answer } = r as LeaseResult;
         resolve(answer as T);
       }),
@@ -781,13 +783,13 @@ export class NodeDriver implements KvNode {
 
   /**
    * Restarts lease `id`'s TTL, once a read-index round has confirmed this node still leads
-   * (see leases.ts for why that matters). not_found when no such lease exists.
+   * (see leases.ts for why that matters). lease_not_found when no such lease exists.
    */
   submitKeepAlive(id: number, timeoutMs: number, callback: Callback<{ readonly id: number; readonly ttlMs: number }>): void {
     if (this.core.currentRole() !== 'leader') return callback(this.notLeaderError());
     this.submitRead({ consistency: 'linearizable', timeoutMs }, () => this.syncLeases().keptAlive(id, this.nowTick), (err, ttlMs) => {
       if (err !== null) return callback(err);
-      if (ttlMs === null || ttlMs === undefined) return callback(new QkvError('not_found', `Lease ${id} does not exist (never granted, revoked or expired)`, { lease: id }));
+      if (ttlMs === null || ttlMs === undefined) return callback(new QkvError('lease_not_found', `Lease ${id} does not exist (never granted, revoked or expired)`, { lease: id }));
       callback(null, { id, ttlMs });
     });
   }

@@ -82,10 +82,13 @@ export class LeaseKeeper {
     return d.ttlMs;
   }
 
-  /** Milliseconds until lease `id` expires here, or null when not tracked. */
+  /**
+   * Milliseconds until lease `id` expires here, or null when not tracked: at most the TTL
+   * (the deadline's safety margin is ours, not the holder's to count on).
+   */
   remainingMs(id: number, nowTick: number): number | null {
     const d = this.deadlines.get(id);
-    return d === undefined ? null : Math.max(0, (d.expiresAtTick - nowTick) * this.opts.tickMs);
+    return d === undefined ? null : Math.min(d.ttlMs, Math.max(0, (d.expiresAtTick - nowTick) * this.opts.tickMs));
   }
 
   /** Leases past their deadline with no revoke in flight (at most `max`): the driver proposes their revokes. */

@@ -4,7 +4,7 @@
  */
 
 import type { NodeId } from '../core/types.js';
-import type { KvCommand, KvResult, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
+import type { KvCommand, KvResult, LeaseResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
@@ -23,6 +23,8 @@ export interface ListOptions extends ReadOptions {
 
 export interface WriteOptions {
   readonly timeoutMs: number;
+  /** Idempotency: a retry with the same id is answered from the first run (see RequestId). */
+  readonly requestId?: RequestId;
 }
 
 export type LeaseGrant = Omit<Extract<LeaseResult, { op: 'lease-grant' }>, 'ok' | 'op'>;

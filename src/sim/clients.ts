@@ -372,7 +372,7 @@ export class ClientSession {
         this.leaderGuess = null;
         return this.retry(op);
       case 'error': {
-        if (op.lease !== null && outcome.code === 'not_found') {
+        if (op.lease !== null && outcome.code === 'lease_not_found') {
           // The lease ended (expired or revoked) before the keep-alive reached a leader.
           this.leaseHolder.dropped(op.lease.kind === 'grant' ? -1 : op.lease.id);
           return this.finish(op, null);

@@ -21,15 +21,24 @@ export interface LeaseAck {
   lastAckedInvokeUs: number;
 }
 
-/** Every acknowledged lease of the run, by id (ids are log indexes: unique). */
+/**
+ * Every acknowledged lease of the run, by id. Ids are log indexes: unique under a majority,
+ * but a weak quorum's rollback can lose a grant and a new leader's log reuse its index for
+ * another grant (seed 91102), so the id names the lease granted last under it.
+ */
 export class LeaseLedger {
   private readonly acks = new Map<number, LeaseAck>();
   expiries = 0;
 
-  acked(id: number, ttlMs: number, invokeUs: number): void {
+  granted(id: number, ttlMs: number, invokeUs: number): void {
+    this.acks.set(id, { ttlMs, lastAckedInvokeUs: invokeUs });
+  }
+
+  /** A keep-alive of `id` acknowledged with the TTL of the lease that holds that id now. */
+  keptAlive(id: number, ttlMs: number, invokeUs: number): void {
     const a = this.acks.get(id);
-    if (a === undefined) this.acks.set(id, { ttlMs, lastAckedInvokeUs: invokeUs });
-    else a.lastAckedInvokeUs = Math.max(a.lastAckedInvokeUs, invokeUs);
+    if (a === undefined) return this.granted(id, ttlMs, invokeUs);
+    this.acks.set(id, { ttlMs, lastAckedInvokeUs: Math.max(a.lastAckedInvokeUs, invokeUs) });
   }
 
   /** Why an expiry of lease `id` applied at `nowUs` is too early, or null. Each lease is checked at its first expiry seen. */
@@ -89,7 +98,7 @@ export class LeaseHolder {
   }
 
   granted(id: number, ttlMs: number, invokeUs: number): void {
-    this.ledger.acked(id, ttlMs, invokeUs);
+    this.ledger.granted(id, ttlMs, invokeUs);
     this.held = { id, ttlMs, holdUntilUs: invokeUs + this.prng.intBetween(ttlMs, ttlMs * 6) * 1000, attached: false };
   }
 
@@ -100,10 +109,10 @@ export class LeaseHolder {
   }
 
   keptAlive(id: number, ttlMs: number, invokeUs: number): void {
-    this.ledger.acked(id, ttlMs, invokeUs);
+    this.ledger.keptAlive(id, ttlMs, invokeUs);
   }
 
-  /** The lease is gone (revoked, or the node said not_found). */
+  /** The lease is gone (revoked, or the node said lease_not_found). */
   dropped(id: number): void {
     if (this.held?.id === id) this.held = null;
   }

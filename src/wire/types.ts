@@ -249,3 +249,42 @@ export interface TxnResponse {
   readonly version: number;
   readonly results: readonly TxnOpResponse[];
 }
+
+// --- leases (POST /leases, /leases/{id}/keepalive, GET/DELETE /leases/{id}) ---
+
+/** TTLs a lease may have: from 1 ms (expiry is still committed through the log) to a week. */
+export const leaseTtlMsMax = 7 * 24 * 3_600_000;
+/** Keys GET /leases/{id} lists at most. */
+export const leaseKeysMax = 1_000;
+
+export interface LeaseGrantBody {
+  readonly ttlMs: number;
+}
+
+/** 200 to POST /leases: the lease id is the log index of its grant. */
+export interface LeaseGrantResponse {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly version: number;
+}
+
+export interface LeaseKeepAliveResponse {
+  readonly id: number;
+  readonly ttlMs: number;
+}
+
+export interface LeaseRevokeResponse {
+  readonly id: number;
+  /** False when the lease did not exist (already revoked or expired). */
+  readonly found: boolean;
+  readonly keysDeleted: number;
+  readonly version: number;
+}
+
+export interface LeaseInfoResponse {
+  readonly id: number;
+  readonly ttlMs: number;
+  /** Time left by the leader's clock (the full TTL right after a change of leader). */
+  readonly remainingMs: number;
+  readonly keys: readonly string[];
+}

@@ -55,10 +55,11 @@ async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
   const requestId = readRequestId(request);
-  const { value, ifVersion } = request.body;
+  const { value, ifVersion, lease, ttlMs } = request.body;
   const problem = ctx.validate.value(value);
   if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
-  const command = putCommand(key, value, ifVersion, requestId);
+  if (lease !== undefined && ttlMs !== undefined) throw new QkvError('bad_request', `Send "lease" (an existing lease) or "ttlMs" (a lease of the key's own), not both: ${putUsage}`);
+  const command = putCommand(key, value, ifVersion, requestId, lease !== undefined ? { lease } : ttlMs !== undefined ? { ttlMs } : null);
   const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true });
   const outcome = await ctx.router.run(writeExec, command, spec);
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
