@@ -47,6 +47,7 @@ export function rollbackRecord(e: Entry): Record<string, unknown> {
   if (e.kind !== 'normal') return { ...base, kind: e.kind };
   const cmd = decodeCommand(e.data);
   if (cmd.op === 'lease-grant' || cmd.op === 'lease-revoke') return { ...base, op: cmd.op, ...(cmd.op === 'lease-revoke' ? { lease: cmd.id } : { ttlMs: cmd.ttlMs }) };
+  if (cmd.op === 'compact') return { ...base, op: 'compact', beforeVersion: cmd.beforeVersion };
   if (cmd.op === 'txn') return { ...base, op: 'txn', ops: cmd.success.length + cmd.failure.length, ...(cmd.requestId ? { clientId: cmd.requestId.clientId, seq: cmd.requestId.seq } : {}) };
   const value = cmd.op === 'put' ? (typeof cmd.value === 'string' ? cmd.value : Buffer.from(cmd.value).toString('base64')) : undefined;
   return { ...base, op: cmd.op, key: cmd.key, ...(value !== undefined ? { value } : {}), ...(cmd.requestId ? { clientId: cmd.requestId.clientId, seq: cmd.requestId.seq } : {}) };

@@ -109,6 +109,14 @@ test('every kind of result survives encode and decode exactly', () => {
   }
 });
 
+test('a compact command and its result survive encode and decode; a beforeVersion of 0 is refused', () => {
+  const command = { op: 'compact', beforeVersion: 2 ** 40, requestId: { clientId: 'ops', seq: 3 } } as const;
+  assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+  const result = { ok: true, op: 'compact', compactedBelow: 17, removed: 16, version: 40 } as const;
+  assert.deepEqual(decodeResult(encodeResult(result)), result);
+  assert.throws(() => encodeCommand({ op: 'compact', beforeVersion: 0 }), /beforeVersion must be at least 1/);
+});
+
 test('random bytes and truncated or extended commands are refused with a KvCodecError', () => {
   const prng = createPrng(99);
   for (let i = 0; i < 2000; i++) {

@@ -22,10 +22,12 @@
  *               (a put with a lease: one of the last two set)
  *               [1, 'lease-grant', ttlMs, null, null, clientId|null, seq|null]
  *               [1, 'lease-revoke', id, 'revoked'|'expired', null, clientId|null, seq|null]
+ *               [1, 'compact', beforeVersion, null, null, clientId|null, seq|null]
  *   results:    [1, 'put', key, version, lease]   (a put that attached a lease)
  *               [1, 'lease_not_found', key, lease]
  *               [1, 'lease-grant', id, ttlMs, version]
  *               [1, 'lease-revoke', id, found, keysDeleted, version]
+ *               [1, 'compact', compactedBelow, removed, version]
  *   txn v1:     [1, 'txn', compare[], success[], failure[], clientId|null, seq|null]
  *   txn result: [1, 'txn', succeeded, version, opResult[]]   (inner layouts: txn-codec.ts)
  * A string value is a MessagePack str, a byte value a bin, so the type survives.
@@ -35,7 +37,7 @@ import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
 import { checkIndex, checkString, checkValue, copyBytes, describe, errorMessage, KvCodecError, optionalIndex } from './codec-checks.js';
 import { validateClientId } from './limits.js';
 import { txnFromFields, txnResultFromFields, txnResultToFields, txnToFields } from './txn-codec.js';
-import type { Command, CommandResult, LeaseCommand, RequestId, TxnCommand } from './types.js';
+import type { Command, CommandResult, CompactCommand, LeaseCommand, RequestId, TxnCommand } from './types.js';
 
 export { KvCodecError };
 
@@ -75,6 +77,9 @@ export function encodeCommand(cmd: Command): Uint8Array {
     case 'lease-revoke':
       tuple = [FORMAT_V1, 'lease-revoke', cmd.id, cmd.reason, null, ...ids];
       break;
+    case 'compact':
+      tuple = [FORMAT_V1, 'compact', cmd.beforeVersion, null, null, ...ids];
+      break;
     case 'put':
       tuple = [FORMAT_V1, 'put', cmd.key, cmd.value, cmd.ifVersion ?? null, ...ids];
       // Only a put with a lease has the two extra fields: every other put keeps its bytes.
@@ -87,11 +92,11 @@ export function encodeCommand(cmd: Command): Uint8Array {
   // Check the same shape the decoder checks, so a bad command fails its proposer instead
   // of crashing every replica that applies it.
   commandFromTuple(tuple, 'encode command', false);
-  return pack(tuple, 'command');
+  return packTuple(tuple, 'command');
 }
 
 export function decodeCommand(data: Uint8Array): Command {
-  return commandFromTuple(unpack(data, 'command'), 'decode command', true);
+  return commandFromTuple(unpackTuple(data, 'command'), 'decode command', true);
 }
 
 export function encodeResult(result: CommandResult): Uint8Array {
@@ -113,6 +118,9 @@ export function encodeResult(result: CommandResult): Uint8Array {
       case 'lease-revoke':
         tuple = [FORMAT_V1, 'lease-revoke', result.id, result.found, result.keysDeleted, result.version];
         break;
+      case 'compact':
+        tuple = [FORMAT_V1, 'compact', result.compactedBelow, result.removed, result.version];
+        break;
     }
   } else if (result.error === 'version_conflict') {
     tuple = [FORMAT_V1, 'version_conflict', result.key, result.expectedVersion, result.actualVersion];
@@ -122,14 +130,15 @@ export function encodeResult(result: CommandResult): Uint8Array {
     tuple = [FORMAT_V1, 'stale_request', result.key, result.lastSeq];
   }
   resultFromTuple(tuple, 'encode result');
-  return pack(tuple, 'result');
+  return packTuple(tuple, 'result');
 }
 
 export function decodeResult(data: Uint8Array): CommandResult {
-  return resultFromTuple(unpack(data, 'result'), 'decode result');
+  return resultFromTuple(unpackTuple(data, 'result'), 'decode result');
 }
 
-function pack(tuple: unknown[], what: string): Uint8Array {
+/** MessagePack with this codec's options (history.ts stores its records with it). */
+export function packTuple(tuple: unknown[], what: string): Uint8Array {
   let packed: Uint8Array;
   try {
     packed = packr.pack(tuple);
@@ -141,7 +150,7 @@ function pack(tuple: unknown[], what: string): Uint8Array {
   return copyBytes(packed);
 }
 
-function unpack(data: Uint8Array, what: string): unknown {
+export function unpackTuple(data: Uint8Array, what: string): unknown {
   if (!(data instanceof Uint8Array)) {
     throw new KvCodecError(`Cannot decode ${what}: expected a Uint8Array, got ${describe(data)}`);
   }
@@ -160,9 +169,10 @@ function commandFromTuple(tuple: unknown, context: string, copyValue: boolean): 
   const fields = checkTuple(tuple, [7, 9], context);
   const op = fields[1];
   if (fields.length === 9 && op !== 'put') throw new KvCodecError(`Cannot ${context}: only a put has 9 fields`);
-  if (op === 'txn' || op === 'lease-grant' || op === 'lease-revoke') {
+  if (op === 'txn' || op === 'lease-grant' || op === 'lease-revoke' || op === 'compact') {
     const requestId = requestIdFrom(fields[5], fields[6], context);
-    const command = op === 'txn' ? ({ op, ...txnFromFields(fields.slice(2, 5), context, copyValue) } satisfies TxnCommand) : leaseCommandFrom(op, fields, context);
+    const command =
+      op === 'txn' ? ({ op, ...txnFromFields(fields.slice(2, 5), context, copyValue) } satisfies TxnCommand) : op === 'compact' ? compactCommandFrom(fields, context) : leaseCommandFrom(op, fields, context);
     return requestId === null ? command : { ...command, requestId };
   }
   const key = checkString(fields[2], 'key', context);
@@ -216,6 +226,9 @@ function resultFromTuple(tuple: unknown, context: string): CommandResult {
     case 'lease-grant':
       lengthIs(5);
       return { ok: true, op: kind, id: checkIndex(fields[2], 'id', context), ttlMs: checkIndex(fields[3], 'ttlMs', context), version: checkIndex(fields[4], 'version', context) };
+    case 'compact':
+      lengthIs(5);
+      return { ok: true, op: kind, compactedBelow: checkIndex(fields[2], 'compactedBelow', context), removed: checkIndex(fields[3], 'removed', context), version: checkIndex(fields[4], 'version', context) };
     case 'lease-revoke': {
       lengthIs(6);
       const found = fields[3];
@@ -304,4 +317,11 @@ function leaseCommandFrom(op: 'lease-grant' | 'lease-revoke', fields: readonly u
   const reason = fields[3];
   if (reason !== 'revoked' && reason !== 'expired') throw new KvCodecError(`Cannot ${context}: reason must be 'revoked' or 'expired', got ${describe(reason)}`);
   return { op, id: checkIndex(fields[2], 'id', context), reason };
+}
+
+function compactCommandFrom(fields: readonly unknown[], context: string): CompactCommand {
+  if (fields[3] !== null || fields[4] !== null) throw new KvCodecError(`Cannot ${context}: a compact has no fields 3 and 4`);
+  const beforeVersion = checkIndex(fields[2], 'beforeVersion', context);
+  if (beforeVersion < 1) throw new KvCodecError(`Cannot ${context}: beforeVersion must be at least 1`);
+  return { op: 'compact', beforeVersion };
 }

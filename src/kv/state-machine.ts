@@ -31,6 +31,7 @@ import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
 import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
+import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, readChanges, recordChanges, type VersionChanges } from './history.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
@@ -60,6 +61,10 @@ export interface KvStateMachine {
   leases(): LeaseRecord[];
   /** The keys attached to lease `id`, in key order, at most `limit`. */
   leaseKeys(id: number, limit: number): string[];
+  /** The recorded changes from `fromVersion` on, at most `versionsMax` versions (history.ts). */
+  changes(fromVersion: number, versionsMax: number): VersionChanges[];
+  /** Versions below this are no longer in the history. */
+  compactedBelow(): number;
 }
 
 export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
@@ -106,9 +111,15 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     }
 
     backend.write(last.index, (tx) => {
+      let reservedDelta = 0;
       for (const { index, command } of pending) {
-        if (command !== null) results.set(index, applyCommand(tx, command, index));
+        if (command === null) continue;
+        const capture = new ChangeCapture(tx);
+        results.set(index, applyCommand(capture, command, index));
+        recordChanges(capture, index);
+        reservedDelta += capture.reservedDelta;
       }
+      addReservedCount(tx, reservedDelta, last.index);
     });
     return results;
   };
@@ -138,7 +149,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     get: (key) => backend.get(key),
     range: (prefix, after, limit) => backend.range(prefix, clientAfter(prefix, after), limit),
     appliedIndex: () => backend.appliedIndex(),
-    keyCount: () => backend.keyCount(),
+    keyCount: () => clientKeyCount(backend),
     lease: (id) => getLease(backend, id),
     leases: () => {
       const all: LeaseRecord[] = [];
@@ -146,6 +157,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return all;
     },
     leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
+    changes: (fromVersion, versionsMax) => readChanges(backend, fromVersion, versionsMax),
+    compactedBelow: () => compactedBelow(backend),
   };
 }
 
@@ -168,6 +181,8 @@ function execute(tx: KvWriter, command: Command, index: number): CommandResult {
       return { ok: true, op: 'lease-grant', id: index, ttlMs: command.ttlMs, version: index };
     case 'lease-revoke':
       return { ok: true, op: 'lease-revoke', id: command.id, ...revokeLease(tx, command.id), version: index };
+    case 'compact':
+      return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index), version: index };
     default:
       return executeKeyCommand(tx, command, index);
   }

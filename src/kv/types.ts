@@ -139,6 +139,24 @@ export type LeaseResult =
   | { readonly ok: true; readonly op: 'lease-grant'; readonly id: number; readonly ttlMs: number; readonly version: number }
   | { readonly ok: true; readonly op: 'lease-revoke'; readonly id: number; readonly found: boolean; readonly keysDeleted: number; readonly version: number };
 
+/**
+ * Compaction of the history of changes (history.ts): drops the recorded changes below
+ * `beforeVersion` (a bounded number per entry; `compactedBelow` says how far it got).
+ */
+export interface CompactCommand {
+  readonly op: 'compact';
+  readonly beforeVersion: number;
+  readonly requestId?: RequestId;
+}
+
+export interface CompactResult {
+  readonly ok: true;
+  readonly op: 'compact';
+  readonly compactedBelow: number;
+  readonly removed: number;
+  readonly version: number;
+}
+
 /** What a `normal` log entry carries, and what applying it answers. */
-export type Command = KvCommand | TxnCommand | LeaseCommand;
-export type CommandResult = KvResult | TxnResult | LeaseResult;
+export type Command = KvCommand | TxnCommand | LeaseCommand | CompactCommand;
+export type CommandResult = KvResult | TxnResult | LeaseResult | CompactResult;

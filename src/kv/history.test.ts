@@ -1,0 +1,85 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Entry } from '../core/types.js';
+import { createMemoryStorage } from '../storage/memory.js';
+import { encodeCommand } from './codec.js';
+import { compactRecordsPerEntryMax } from './history.js';
+import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
+import type { Command, CommandResult } from './types.js';
+
+function machine(): { sm: KvStateMachine; run(command: Command): CommandResult; noop(): void } {
+  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const sm = createKvStateMachine(kv, { dedupClientsMax: 100 });
+  let index = 0;
+  const apply = (entry: Entry): Map<number, CommandResult> => sm.apply([entry]);
+  return {
+    sm,
+    run: (command) => {
+      const e: Entry = { term: 1, index: ++index, kind: 'normal', data: encodeCommand(command) };
+      const r = apply(e).get(e.index);
+      assert.ok(r);
+      return r;
+    },
+    noop: () => void apply({ term: 1, index: ++index, kind: 'noop', data: new Uint8Array(0) }),
+  };
+}
+
+test('every version that changed client keys is recorded with each key\'s new value and the record it replaced', () => {
+  const m = machine();
+  m.run({ op: 'put', key: 'a', value: 'x' }); // 1
+  m.run({ op: 'put', key: 'a', value: 'y' }); // 2
+  m.noop(); // 3: changes nothing
+  m.run({ op: 'delete', key: 'missing' }); // 4: deletes nothing
+  m.run({ op: 'txn', compare: [], success: [{ op: 'put', key: 'b', value: 'z' }, { op: 'delete', key: 'a' }, { op: 'get', key: 'b' }], failure: [] }); // 5
+  assert.deepEqual(m.sm.changes(1, 100), [
+    { version: 1, changes: [{ key: 'a', value: 'x', prev: undefined }] },
+    { version: 2, changes: [{ key: 'a', value: 'y', prev: { value: 'x', version: 1 } }] },
+    {
+      version: 5,
+      changes: [
+        { key: 'b', value: 'z', prev: undefined },
+        { key: 'a', value: undefined, prev: { value: 'y', version: 2 } },
+      ],
+    },
+  ]);
+  assert.deepEqual(m.sm.changes(3, 100).map((v) => v.version), [5], 'a read from version 3 starts at the first record at or after it');
+  assert.deepEqual(m.sm.changes(2, 1).map((v) => v.version), [2], 'bounded by versionsMax');
+  assert.equal(m.sm.keyCount(), 1, 'keyCount counts client keys, not history records');
+});
+
+test('a lease ending deletes its keys in one recorded version; lease bookkeeping is not a change', () => {
+  const m = machine();
+  const grant = m.run({ op: 'lease-grant', ttlMs: 1000 });
+  assert.ok(grant.ok && grant.op === 'lease-grant');
+  m.run({ op: 'put', key: 's/1', value: 'a', lease: grant.id });
+  m.run({ op: 'put', key: 's/2', value: 'b', lease: grant.id });
+  const revoke = m.run({ op: 'lease-revoke', id: grant.id, reason: 'expired' });
+  assert.ok(revoke.ok);
+  const all = m.sm.changes(1, 100);
+  assert.deepEqual(all.map((v) => v.version), [2, 3, 4], 'the grant changed no client key');
+  assert.deepEqual(all[2]?.changes.map((c) => [c.key, c.value]), [['s/1', undefined], ['s/2', undefined]]);
+  assert.equal(m.sm.keyCount(), 0);
+});
+
+test('compaction drops the history below a version, reports how far it got, and never goes back', () => {
+  const m = machine();
+  for (let i = 0; i < 5; i++) m.run({ op: 'put', key: `k${i}`, value: String(i) }); // 1..5
+  assert.equal(m.sm.compactedBelow(), 1);
+  const r = m.run({ op: 'compact', beforeVersion: 4 }); // 6
+  assert.deepEqual(r, { ok: true, op: 'compact', compactedBelow: 4, removed: 3, version: 6 });
+  assert.equal(m.sm.compactedBelow(), 4);
+  assert.deepEqual(m.sm.changes(1, 100).map((v) => v.version), [4, 5]);
+  assert.deepEqual(m.run({ op: 'compact', beforeVersion: 2 }), { ok: true, op: 'compact', compactedBelow: 4, removed: 0, version: 7 });
+  assert.equal(m.sm.keyCount(), 5, 'compaction removes history, never keys');
+});
+
+test('one compact entry removes at most compactRecordsPerEntryMax records and says where it stopped', () => {
+  const m = machine();
+  const n = compactRecordsPerEntryMax + 5;
+  for (let i = 0; i < n; i++) m.run({ op: 'put', key: 'k', value: String(i) }); // 1..n
+  const r = m.run({ op: 'compact', beforeVersion: n + 1 });
+  assert.ok(r.ok && r.op === 'compact');
+  assert.equal(r.removed, compactRecordsPerEntryMax);
+  assert.equal(r.compactedBelow, compactRecordsPerEntryMax + 1);
+  assert.equal(m.sm.changes(1, 100)[0]?.version, compactRecordsPerEntryMax + 1);
+});

@@ -1,0 +1,187 @@
+/**
+ * The history of changes: for each version (log index) that changed client keys, what it
+ * changed, with each key's previous record. Watches replay it from any version still kept,
+ * and it is the base of reads at a past version. Kept as records in the state machine's own
+ * key space, under reserved keys (leases.ts explains the NUL prefix), so it is replicated,
+ * atomic with the writes it describes, carried by snapshots and identical on every node:
+ *   \0h/{version, 14 hex digits}  -> [1, [[key, value|null, prevValue|null, prevVersion], ...]]
+ *                                    (value null: deleted; prevVersion 0: the key was absent)
+ *   \0hc                          -> "{compactedBelow}": versions below it are gone
+ *   \0n                           -> "{count}" of reserved records (leases' and these), so
+ *                                    that keyCount() counts client keys only
+ *
+ * Compaction is a command like any other (`compact`, proposed by the leader when the
+ * history outgrows its retention, or by an operator), so every replica drops the same
+ * versions at the same index; one entry removes at most `compactRecordsPerEntryMax`.
+ *
+ * Must never: record a reserved key's change, skip a client key's change, or depend on
+ * anything but the entries (retention is the proposer's business).
+ */
+
+import type { KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
+import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
+import { packTuple, unpackTuple } from './codec.js';
+import { isReservedKey } from './leases.js';
+
+const historyPrefix = '\u0000h/';
+const compactedKey = '\u0000hc';
+const FORMAT_V1 = 1;
+
+/** Records one compact entry removes at most: compaction is many small entries, never one huge one. */
+export const compactRecordsPerEntryMax = 10_000;
+
+/** One key's change at a version: `value` undefined means deleted; `prev` what it held before (undefined: absent). */
+export interface KeyChange {
+  readonly key: string;
+  readonly value: KvValue | undefined;
+  readonly prev: KvRecord | undefined;
+}
+
+export interface VersionChanges {
+  readonly version: number;
+  readonly changes: readonly KeyChange[];
+}
+
+const historyKey = (version: number): string => historyPrefix + version.toString(16).padStart(14, '0');
+
+/**
+ * A KvWriter that notes every change to a client key as it passes through (with the
+ * record the key held before); reserved keys pass unrecorded.
+ */
+export class ChangeCapture implements KvWriter {
+  readonly changes: KeyChange[] = [];
+  /** Reserved records created minus removed (the state machine keeps their count: keyCount is of client keys). */
+  reservedDelta = 0;
+
+  constructor(private readonly tx: KvWriter) {}
+
+  get(key: string): KvRecord | undefined {
+    return this.tx.get(key);
+  }
+  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+    return this.tx.range(prefix, after, limit);
+  }
+  getDedup(clientId: string): ReturnType<KvWriter['getDedup']> {
+    return this.tx.getDedup(clientId);
+  }
+  appliedIndex(): number {
+    return this.tx.appliedIndex();
+  }
+  keyCount(): number {
+    return this.tx.keyCount();
+  }
+  put(key: string, record: KvRecord): void {
+    const prev = this.tx.get(key);
+    if (!isReservedKey(key)) this.changes.push({ key, value: record.value, prev });
+    else if (prev === undefined) this.reservedDelta++;
+    this.tx.put(key, record);
+  }
+  delete(key: string): void {
+    const prev = this.tx.get(key);
+    if (prev !== undefined && !isReservedKey(key)) this.changes.push({ key, value: undefined, prev });
+    else if (prev !== undefined) this.reservedDelta--;
+    this.tx.delete(key);
+  }
+  putDedup(record: Parameters<KvWriter['putDedup']>[0]): void {
+    this.tx.putDedup(record);
+  }
+  deleteDedup(clientId: string): void {
+    this.tx.deleteDedup(clientId);
+  }
+  dedupCount(): number {
+    return this.tx.dedupCount();
+  }
+  oldestDedup(count: number): ReturnType<KvWriter['oldestDedup']> {
+    return this.tx.oldestDedup(count);
+  }
+}
+
+/** Writes the history record of `version` (nothing when it changed no client key); `tx` is the capture that saw them. */
+export function recordChanges(tx: ChangeCapture, version: number): void {
+  if (tx.changes.length === 0) return;
+  const rows = tx.changes.map((c) => [c.key, c.value ?? null, c.prev?.value ?? null, c.prev?.version ?? 0]);
+  tx.put(historyKey(version), { value: packTuple([FORMAT_V1, rows], 'history record'), version });
+}
+
+const reservedCountKey = '\u0000n';
+
+/** Reserved records (leases, history), not counting this count's own record. */
+export function reservedCount(reader: KvReader): number {
+  const record = reader.get(reservedCountKey);
+  return record === undefined ? 0 : Number(record.value);
+}
+
+/** Client keys: every record but the reserved ones. */
+export function clientKeyCount(reader: KvReader): number {
+  const reserved = reservedCount(reader);
+  return reader.keyCount() - reserved - (reader.get(reservedCountKey) === undefined ? 0 : 1);
+}
+
+export function addReservedCount(tx: KvWriter, delta: number, version: number): void {
+  if (delta !== 0) tx.put(reservedCountKey, { value: String(reservedCount(tx) + delta), version });
+}
+
+/** Versions below this are compacted away (1: nothing was). */
+export function compactedBelow(reader: KvReader): number {
+  const record = reader.get(compactedKey);
+  return record === undefined ? 1 : Number(record.value);
+}
+
+/**
+ * The recorded changes from `fromVersion` on, in version order, at most `versionsMax`
+ * versions (versions that changed no client key have no record and are skipped).
+ */
+export function readChanges(reader: KvReader, fromVersion: number, versionsMax: number): VersionChanges[] {
+  const after = fromVersion <= 1 ? undefined : historyKey(fromVersion - 1);
+  return reader.range(historyPrefix, after, versionsMax).map(decodeRecord);
+}
+
+/**
+ * Drops the history below `beforeVersion` (at most compactRecordsPerEntryMax records) and
+ * returns the new compaction point: `beforeVersion`, or less when the bound stopped it.
+ */
+export function compactHistory(tx: KvWriter, beforeVersion: number, version: number): { readonly compactedBelow: number; readonly removed: number } {
+  const current = compactedBelow(tx);
+  if (beforeVersion <= current) return { compactedBelow: current, removed: 0 };
+  const records = tx.range(historyPrefix, undefined, compactRecordsPerEntryMax + 1);
+  let removed = 0;
+  let reached = beforeVersion;
+  for (const item of records) {
+    const v = versionOf(item.key);
+    if (v >= beforeVersion) break;
+    if (removed === compactRecordsPerEntryMax) {
+      reached = v;
+      break;
+    }
+    tx.delete(item.key);
+    removed++;
+  }
+  tx.put(compactedKey, { value: String(reached), version });
+  return { compactedBelow: reached, removed };
+}
+
+function versionOf(key: string): number {
+  return Number.parseInt(key.slice(historyPrefix.length), 16);
+}
+
+function decodeRecord(item: KvItem): VersionChanges {
+  const context = `decode history record ${JSON.stringify(item.key)}`;
+  if (typeof item.value === 'string') throw new KvCodecError(`Cannot ${context}: not bytes`);
+  const tuple = unpackTuple(item.value, 'history record');
+  if (!Array.isArray(tuple) || tuple.length !== 2 || tuple[0] !== FORMAT_V1 || !Array.isArray(tuple[1])) {
+    throw new KvCodecError(`Cannot ${context}: expected [1, rows], got ${describe(tuple)}`);
+  }
+  const changes = (tuple[1] as unknown[]).map((row): KeyChange => {
+    if (!Array.isArray(row) || row.length !== 4) throw new KvCodecError(`Cannot ${context}: a row must have 4 fields, got ${describe(row)}`);
+    const key = checkString(row[0], 'key', context);
+    const value = row[1] === null ? undefined : ownValue(checkValue(row[1], context));
+    const prevVersion = row[3] === 0 ? 0 : checkIndex(row[3], 'prevVersion', context);
+    const prev = prevVersion === 0 || row[2] === null ? undefined : { value: ownValue(checkValue(row[2], context)), version: prevVersion };
+    return { key, value, prev };
+  });
+  return { version: versionOf(item.key), changes };
+}
+
+function ownValue(value: KvValue): KvValue {
+  return typeof value === 'string' ? value : copyBytes(value);
+}
