@@ -52,6 +52,10 @@ export interface NodeConfig {
   readonly listLimitMax: number;
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
+  readonly historyRetentionVersions: number;
+  readonly watchBufferBytesMax: number;
+  readonly watchersMax: number;
+  readonly watchProgressMs: number;
   readonly pendingWritesMax: number;
   readonly persistsInFlightMax: number;
   readonly faults: boolean;
@@ -105,6 +109,10 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'list-limit-max': { kind: 'value', help: 'largest page of GET /kv', default: '1000' },
   'log-entries-max': { kind: 'value', help: 'compact the log beyond this many entries', default: '20000' },
   'snapshot-chunk-bytes': { kind: 'value', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
+  'history-retention-versions': { kind: 'value', help: 'versions of change history kept for watches (older ones are compacted by the leader; a watch from before them ends with compacted)', default: '100000' },
+  'watch-buffer-bytes-max': { kind: 'value', help: "bytes a watcher's consumer may leave unread before it is cancelled with slow_consumer (it can resume from its last version)", default: String(4 * 1024 * 1024) },
+  'watchers-max': { kind: 'value', help: 'watches one node serves at once (beyond: 503 busy)', default: '10000' },
+  'watch-progress-ms': { kind: 'value', help: 'a watcher that heard nothing this long gets a progress event with the version it is up to', default: '5000' },
   'pending-writes-max': { kind: 'value', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
   'persists-in-flight-max': { kind: 'value', help: 'log batches being written to disk at once: the next is written while the last one syncs (1: one at a time)', default: '4' },
   faults: { kind: 'bool', help: 'enable the /admin/faults route (delay, drop, partition)', default: 'false' },
@@ -255,6 +263,10 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     listLimitMax: int(v, 'list-limit-max', 1),
     logEntriesMax: int(v, 'log-entries-max', 10),
     snapshotChunkBytes: int(v, 'snapshot-chunk-bytes', 1024),
+    historyRetentionVersions: int(v, 'history-retention-versions', 1),
+    watchBufferBytesMax: int(v, 'watch-buffer-bytes-max', 1024),
+    watchersMax: int(v, 'watchers-max', 1),
+    watchProgressMs: int(v, 'watch-progress-ms', 1),
     pendingWritesMax: int(v, 'pending-writes-max', 1),
     persistsInFlightMax: int(v, 'persists-in-flight-max', 1),
     faults: v.get('faults') === 'true',

@@ -594,6 +594,13 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
     ...(config.readIndexTimeoutMs === null ? {} : { readIndexTimeoutTicks: tick(config.readIndexTimeoutMs) }),
     replicationTimeoutTicks: tick(config.replicationTimeoutMs),
     dedupClientsMax: 100_000,
+    watch: {
+      historyRetentionVersions: config.historyRetentionVersions,
+      bufferBytesMax: config.watchBufferBytesMax,
+      watchersMax: config.watchersMax,
+      progressTicks: tick(config.watchProgressMs),
+      pageVersions: 256,
+    },
   };
 }
 

@@ -83,4 +83,6 @@ export interface PlantedBugs {
   txnSplitAcrossEntries?: boolean;
   /** Driver: every node times leases on its own clock from the grant, and a new leader keeps those deadlines. */
   leaseDeadlinesOnFollowerClock?: boolean;
+  /** Driver: a watch starts after its fromVersion instead of at it. */
+  watchSkipsFromVersion?: boolean;
 }

@@ -32,98 +32,18 @@ import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
 import { freesSpace } from '../kv/commands.js';
 import { assert } from '../stdx/assert.js';
-import type { Prng } from '../stdx/prng.js';
-import type { KvItem, KvRecord, NodeStorage, SnapshotSource } from '../storage/types.js';
-import type { PeerTransport } from '../transport/types.js';
+import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
 import { MemberIds } from './member-ids.js';
+import { WatchHub, type WatchRequest, type WatchSink } from './watch.js';
+import type { DriverDeps, DriverOptions } from './driver-options.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import { statusView } from './status.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
-export interface DriverOptions {
-  readonly id: NodeId;
-  readonly clusterId: string;
-  /** This node's member id (see core MemberInfo). */
-  readonly memberId: string;
-  /** The member id of a member the configuration holds without a directory entry (bootstrapped by --peers). */
-  readonly bootstrapMemberId: (id: NodeId) => string;
-  /** This node's client URL, shown in /status and to forwarding peers. */
-  readonly selfHttp: string | null;
-  /** This node's gRPC address (host:port), null when it serves no gRPC API. */
-  readonly selfGrpc: string | null;
-  readonly pid: number;
-  /** Real milliseconds per tick (only used to convert client timeouts into ticks). */
-  readonly tickMs: number;
-  readonly electionTimeoutTicks: number;
-  readonly heartbeatIntervalTicks: number;
-  readonly preVote: boolean;
-  readonly checkQuorum: boolean;
-  readonly pinnedLeader: NodeId | null;
-  readonly inflightMessagesMax: number;
-  readonly appendBytesMax: number;
-  readonly appendEntriesMax: number;
-  readonly uncommittedEntriesMax: number;
-  /**
-   * Linearizable reads in progress on this node (waiting for a read point or for it to be
-   * applied), leader or follower alike. Beyond it: busy.
-   */
-  readonly readsPendingMax: number;
-  /**
-   * A follower's read-index request to the leader that is not answered within this fails
-   * with `timeout` even if the client allows longer: the request or its answer was lost.
-   * Default: two election timeouts (a dead or replaced leader fails them sooner).
-   */
-  readonly readIndexTimeoutTicks?: number;
-  /** Client writes waiting for their entry to apply. Beyond it: busy. */
-  readonly pendingWritesMax: number;
-  readonly applyEntriesMax: number;
-  /** Ready batches persisting at once (see CoreOptions.persistsInFlightMax). Default 1. */
-  readonly persistsInFlightMax?: number;
-  /** A learner further behind the leader than this is not promoted. Default appendEntriesMax. */
-  readonly promoteLagEntriesMax?: number;
-  /** Compact the log once it holds more entries than this (keeping the newer half). */
-  readonly logEntriesMax: number;
-  readonly snapshotChunkBytes: number;
-  readonly snapshotTimeoutTicks: number;
-  /** With `all`/`chain`: silence before a replica leaves the in-sync set (default 3 election timeouts). */
-  readonly memberTimeoutTicks?: number;
-  /** A write not acknowledged by its quorum within this answers quorum_timeout (default: no cap). */
-  readonly replicationTimeoutTicks?: number;
-  /** Rolled-back writes already recorded by earlier runs (for /status). */
-  readonly rollbackCountAtStart?: number;
-  readonly dedupClientsMax: number;
-  /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
-  readonly clockFastPermilleMax?: number;
-}
-
-export interface DriverDeps {
-  readonly storage: NodeStorage;
-  readonly transport: PeerTransport<PeerMessage>;
-  readonly prng: Prng;
-  /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
-  readonly schedule: (fn: () => void) => void;
-  /** A broken invariant or failed flush: the node must stop (recovery takes over). */
-  readonly onFatal: (error: Error) => void;
-  /** Optional observer of every Ready, for the simulator's checkers and metrics. */
-  readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
-  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>) => void;
-  /**
-   * Acknowledged writes this node had applied that the new leader's log lacks (weak write
-   * quorums only). Called before the state is rebuilt; the production wiring appends each
-   * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
-   */
-  readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
-  /**
-   * A committed configuration no longer holds this node: it was removed from the cluster
-   * and must stop (nobody replicates to it or counts it any more). Called once.
-   */
-  readonly onRemoved?: (configIndex: number) => void;
-  /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
-  readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
-}
+export type { DriverDeps, DriverOptions } from './driver-options.js';
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
 
@@ -203,6 +123,8 @@ export class NodeDriver implements KvNode {
   private rollbackCount: number;
   /** When each lease expires, while this node leads (leases.ts). */
   private readonly leases: LeaseKeeper;
+  private readonly watches: WatchHub;
+  private compactInFlight = false;
   /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
   readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
 
@@ -240,6 +162,7 @@ export class NodeDriver implements KvNode {
       promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
     });
     this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
+    this.watches = new WatchHub(this.stateMachine, options.watch);
     deps.transport.onMessage((from, raw, fromMemberId) => this.receive(from, raw, fromMemberId));
     this.scheduleProcess();
   }
@@ -248,6 +171,7 @@ export class NodeDriver implements KvNode {
   plant(bugs: PlantedBugs): void {
     this.core.planted = bugs;
     this.leases.followerClock = bugs.leaseDeadlinesOnFollowerClock === true;
+    this.watches.skipFromVersion = bugs.watchSkipsFromVersion === true;
   }
 
   // -----------------------------------------------------------------------------------
@@ -261,6 +185,8 @@ export class NodeDriver implements KvNode {
     this.expireDeadlines();
     this.continueSnapshots();
     this.expireLeases();
+    this.compactHistory();
+    this.watches.tick();
     this.process();
   }
 
@@ -292,6 +218,7 @@ export class NodeDriver implements KvNode {
     this.leaderWaiters = [];
     for (const s of this.outgoingSnapshots.values()) s.source.close();
     this.outgoingSnapshots.clear();
+    this.watches.stop();
   }
 
   // -----------------------------------------------------------------------------------
@@ -650,6 +577,7 @@ export class NodeDriver implements KvNode {
       // Recorded before anything else happens: a lost write must never be silent.
       this.rollbackCount += rd.rolledBack.length;
       this.deps.onRollback?.(rd.rolledBack, this.stateMachine.appliedIndex());
+      this.watches.rolledBack(rd.rolledBack[0]?.index ?? 1);
     }
     this.sendAll(rd.messages);
     try {
@@ -733,6 +661,7 @@ export class NodeDriver implements KvNode {
     const results = this.stateMachine.apply(entries);
     this.noteLeases(results);
     this.deps.onApplied?.(entries, results);
+    this.watches.applied();
     for (const e of entries) {
       const pending = this.pendingWrites.get(e.index);
       if (pending === undefined) continue;
@@ -773,6 +702,24 @@ export class NodeDriver implements KvNode {
       const lease = granted === null ? undefined : this.stateMachine.lease(granted);
       if (lease !== undefined) keeper.granted(lease.id, lease.ttlMs, this.nowTick);
     }
+  }
+
+  /** The leader keeps the history to its retention: a compact entry once it is 10% over (at most one in flight). */
+  private compactHistory(): void {
+    const keep = this.opts.watch.historyRetentionVersions;
+    const below = this.stateMachine.appliedIndex() - keep + 1;
+    if (this.compactInFlight || this.core.currentRole() !== 'leader' || below - this.stateMachine.compactedBelow() < Math.max(1, keep / 10)) return;
+    this.compactInFlight = true;
+    this.submitWrite({ op: 'compact', beforeVersion: below }, this.opts.tickMs * this.opts.electionTimeoutTicks * 2, () => (this.compactInFlight = false));
+  }
+
+  /** Starts a watch (watch.ts) on this node's own state; null when it has as many as it takes. */
+  watch(request: WatchRequest, sink: WatchSink): number | null {
+    return this.stopped ? null : this.watches.open(request, sink);
+  }
+
+  unwatch(id: number): void {
+    this.watches.close(id);
   }
 
   /** Proposes the revoke of every lease past its deadline (a few per tick; retried if lost). */

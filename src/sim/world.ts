@@ -412,6 +412,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       dedupClientsMax: 1024,
       // A node's ticks run up to this much fast (drift): its lease deadlines must allow for it.
       clockFastPermilleMax: c.clockDriftPermilleMax,
+      // A short history, so that compaction runs (and a watch can fall below it) in every run.
+      watch: { historyRetentionVersions: 150, bufferBytesMax: 16 * 1024, watchersMax: 64, progressTicks: 20, pageVersions: 16 },
     };
   }
 

@@ -1,0 +1,99 @@
+/**
+ * What a node driver is configured with (DriverOptions, from the CLI or the simulator's
+ * scenario) and what it is given to work with (DriverDeps: storage, transport, randomness,
+ * scheduling and the observers of its effects).
+ */
+
+import type { ClusterConfig, Entry, NodeId, Ready } from '../core/types.js';
+import type { CommandResult } from '../kv/types.js';
+import type { Prng } from '../stdx/prng.js';
+import type { NodeStorage } from '../storage/types.js';
+import type { PeerTransport } from '../transport/types.js';
+import type { NodeDriver } from './driver.js';
+import type { PeerMessage } from './messages.js';
+import type { WatchHubOptions } from './watch.js';
+
+export interface DriverOptions {
+  readonly id: NodeId;
+  readonly clusterId: string;
+  /** This node's member id (see core MemberInfo). */
+  readonly memberId: string;
+  /** The member id of a member the configuration holds without a directory entry (bootstrapped by --peers). */
+  readonly bootstrapMemberId: (id: NodeId) => string;
+  /** This node's client URL, shown in /status and to forwarding peers. */
+  readonly selfHttp: string | null;
+  /** This node's gRPC address (host:port), null when it serves no gRPC API. */
+  readonly selfGrpc: string | null;
+  readonly pid: number;
+  /** Real milliseconds per tick (only used to convert client timeouts into ticks). */
+  readonly tickMs: number;
+  readonly electionTimeoutTicks: number;
+  readonly heartbeatIntervalTicks: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly pinnedLeader: NodeId | null;
+  readonly inflightMessagesMax: number;
+  readonly appendBytesMax: number;
+  readonly appendEntriesMax: number;
+  readonly uncommittedEntriesMax: number;
+  /**
+   * Linearizable reads in progress on this node (waiting for a read point or for it to be
+   * applied), leader or follower alike. Beyond it: busy.
+   */
+  readonly readsPendingMax: number;
+  /**
+   * A follower's read-index request to the leader that is not answered within this fails
+   * with `timeout` even if the client allows longer: the request or its answer was lost.
+   * Default: two election timeouts (a dead or replaced leader fails them sooner).
+   */
+  readonly readIndexTimeoutTicks?: number;
+  /** Client writes waiting for their entry to apply. Beyond it: busy. */
+  readonly pendingWritesMax: number;
+  readonly applyEntriesMax: number;
+  /** Ready batches persisting at once (see CoreOptions.persistsInFlightMax). Default 1. */
+  readonly persistsInFlightMax?: number;
+  /** A learner further behind the leader than this is not promoted. Default appendEntriesMax. */
+  readonly promoteLagEntriesMax?: number;
+  /** Compact the log once it holds more entries than this (keeping the newer half). */
+  readonly logEntriesMax: number;
+  readonly snapshotChunkBytes: number;
+  readonly snapshotTimeoutTicks: number;
+  /** With `all`/`chain`: silence before a replica leaves the in-sync set (default 3 election timeouts). */
+  readonly memberTimeoutTicks?: number;
+  /** A write not acknowledged by its quorum within this answers quorum_timeout (default: no cap). */
+  readonly replicationTimeoutTicks?: number;
+  /** Rolled-back writes already recorded by earlier runs (for /status). */
+  readonly rollbackCountAtStart?: number;
+  /** Watches (watch.ts) and the history they read: kept for this many versions, then compacted by the leader. */
+  readonly watch: WatchHubOptions & { readonly historyRetentionVersions: number };
+  readonly dedupClientsMax: number;
+  /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
+  readonly clockFastPermilleMax?: number;
+}
+
+export interface DriverDeps {
+  readonly storage: NodeStorage;
+  readonly transport: PeerTransport<PeerMessage>;
+  readonly prng: Prng;
+  /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
+  readonly schedule: (fn: () => void) => void;
+  /** A broken invariant or failed flush: the node must stop (recovery takes over). */
+  readonly onFatal: (error: Error) => void;
+  /** Optional observer of every Ready, for the simulator's checkers and metrics. */
+  readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
+  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>) => void;
+  /**
+   * Acknowledged writes this node had applied that the new leader's log lacks (weak write
+   * quorums only). Called before the state is rebuilt; the production wiring appends each
+   * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
+   */
+  readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
+  /**
+   * A committed configuration no longer holds this node: it was removed from the cluster
+   * and must stop (nobody replicates to it or counts it any more). Called once.
+   */
+  readonly onRemoved?: (configIndex: number) => void;
+  /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
+  readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
+}
+
