@@ -146,6 +146,12 @@ export class FakeKvNode implements KvNode {
     return { id, ttlMs };
   }
 
+  async watch(): Promise<number> {
+    throw new QkvError('busy', 'the fake node serves no watches', {});
+  }
+
+  unwatch(): void {}
+
   async leaseInfo(id: number): Promise<LeaseInfo | undefined> {
     this.requireLeader();
     const ttlMs = this.leases.get(id);

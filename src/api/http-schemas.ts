@@ -61,6 +61,16 @@ export const listQuery = Type.Object(
   },
   { additionalProperties: false },
 );
+export const watchQuery = Type.Object(
+  {
+    prefix: Type.Optional(Type.String()),
+    fromVersion: Type.Optional(safeIntegerText),
+    prevValue: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true or false' })),
+    consistency: Type.Optional(consistency),
+    format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('sse')], { description: 'ndjson or sse' })),
+  },
+  { additionalProperties: false },
+);
 export const debugStoreQuery = Type.Object({ after: Type.Optional(Type.String()), limit: Type.Optional(pageLimit) }, { additionalProperties: false });
 
 /** The deadline header, accepted on every route that reaches the node. */

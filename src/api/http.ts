@@ -49,6 +49,7 @@ import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
 import { txnRoutes } from './routes/txn.js';
 import { leaseRoutes } from './routes/leases.js';
+import { WatchStreams, watchRoutes } from './routes/watch.js';
 import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
@@ -114,12 +115,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die } : undefined;
   const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard } });
   const streams = new SnapshotStreams(poller);
+  const watchStreams = new WatchStreams();
   // The route table, written once: registered below and consulted for 405 answers.
   const routes: readonly HttpRoute[] = [
     ...kvRoutes(ctx),
     ...batchRoutes(ctx),
     ...txnRoutes(ctx),
     ...leaseRoutes(ctx),
+    ...watchRoutes(ctx, watchStreams),
     ...statusRoutes(ctx, options.grpcAddress),
     ...memberRoutes(ctx),
     ...adminRoutes(ctx, {
@@ -191,17 +194,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {
-    await close(ctx, app, streams);
+    await close(ctx, app, streams, watchStreams);
     // Said like the peer and gRPC listeners say it, so a taken port reads as one line.
     throw new Error(`Cannot listen for HTTP on ${options.listen.host}:${options.listen.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return { url: serverUrl(app), close: () => close(ctx, app, streams) };
+  return { url: serverUrl(app), close: () => close(ctx, app, streams, watchStreams) };
 }
 
-async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotStreams): Promise<void> {
+async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotStreams, watchStreams: WatchStreams): Promise<void> {
   ctx.closing = true;
   // Open event streams are never idle: end them first, or app.close() would wait on them forever.
   streams.close();
+  watchStreams.close();
   await app.close();
   await ctx.router.close();
 }

@@ -182,6 +182,8 @@ class DeferredNode implements KvNode {
   leaseKeepAlive: KvNode['leaseKeepAlive'] = (id, o) => this.t.leaseKeepAlive(id, o);
   leaseInfo: KvNode['leaseInfo'] = (id, k, o) => this.t.leaseInfo(id, k, o);
   read: KvNode['read'] = (k, o) => this.t.read(k, o);
+  watch: KvNode['watch'] = (r, s, o) => this.t.watch(r, s, o);
+  unwatch: KvNode['unwatch'] = (id) => this.target?.unwatch(id);
   list: KvNode['list'] = (o) => this.t.list(o);
   waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
   status: KvNode['status'] = () => this.t.status();

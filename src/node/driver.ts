@@ -713,9 +713,14 @@ export class NodeDriver implements KvNode {
     this.submitWrite({ op: 'compact', beforeVersion: below }, this.opts.tickMs * this.opts.electionTimeoutTicks * 2, () => (this.compactInFlight = false));
   }
 
-  /** Starts a watch (watch.ts) on this node's own state; null when it has as many as it takes. */
-  watch(request: WatchRequest, sink: WatchSink): number | null {
-    return this.stopped ? null : this.watches.open(request, sink);
+  watch(request: WatchRequest, sink: WatchSink, options: ReadOptions): Promise<number> {
+    const open = (): number => {
+      const id = this.stopped ? null : this.watches.open(request, sink);
+      if (id === null) throw new QkvError('busy', `this node serves ${this.watches.size} watches already`, {}, 1000);
+      return id;
+    };
+    if (options.consistency !== 'linearizable') return Promise.resolve().then(open);
+    return new Promise((resolve, reject) => this.submitRead(options, () => undefined, (err) => (err ? reject(err) : Promise.resolve().then(open).then(resolve, reject))));
   }
 
   unwatch(id: number): void {

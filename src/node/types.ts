@@ -6,6 +6,7 @@
 import type { NodeId } from '../core/types.js';
 import type { KvCommand, KvResult, LeaseResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
+import type { WatchRequest, WatchSink } from './watch.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
 export interface ReadOptions {
@@ -90,6 +91,15 @@ export interface KvNode {
   leaseInfo(id: number, keysMax: number, options: WriteOptions): Promise<LeaseInfo | undefined>;
 
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined>;
+
+  /**
+   * Starts a watch on this node's own state (watch.ts); `linearizable` first waits for a
+   * read index, so the stream includes every change committed before the call. Resolves
+   * with the watcher's id (for `unwatch`); rejects with busy at the node's watcher limit.
+   */
+  watch(request: WatchRequest, sink: WatchSink, options: ReadOptions): Promise<number>;
+  /** The consumer went away. */
+  unwatch(id: number): void;
 
   list(options: ListOptions): Promise<KvItem[]>;
 

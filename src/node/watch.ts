@@ -26,8 +26,8 @@ import type { KeyChange, VersionChanges } from '../kv/history.js';
 export interface WatchRequest {
   /** Keys starting with this ('' for all). */
   readonly prefix: string;
-  /** First version to deliver (1: from the start of the history still kept). */
-  readonly fromVersion: number;
+  /** First version to deliver (1: from the start of the history still kept; null: from the next change on). */
+  readonly fromVersion: number | null;
   /** Send each change's previous record too. */
   readonly prevValue: boolean;
 }
@@ -114,7 +114,7 @@ export class WatchHub {
       prefix: request.prefix,
       prevValue: request.prevValue,
       sink,
-      nextVersion: Math.max(1, request.fromVersion + (this.skipFromVersion ? 1 : 0)),
+      nextVersion: Math.max(1, (request.fromVersion ?? this.source.appliedIndex() + 1) + (this.skipFromVersion ? 1 : 0)),
       live: false,
       paused: false,
       lastSentTick: this.nowTick,

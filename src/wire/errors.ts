@@ -17,6 +17,12 @@ export const errorStatus = {
   lease_not_found: 404,
   unknown_route: 404,
   method_not_allowed: 405,
+  /** A watch (or read) from a version older than the history kept; details.oldestVersion is the oldest left. */
+  compacted: 410,
+  /** A watch ended because its consumer did not keep up; details.lastVersion is the last one sent: resume after it. */
+  slow_consumer: 503,
+  /** Weak quorums: a watch saw versions that were rolled back; details.fromVersion is where to resume. */
+  rolled_back: 503,
   version_conflict: 409,
   /** A retried request older than the client's last applied one: its reply is gone. */
   stale_request: 409,
