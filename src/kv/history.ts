@@ -22,6 +22,9 @@ import type { KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/t
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
 import { isReservedKey } from './leases.js';
+import type { KeyChange, VersionChanges } from './types.js';
+
+export type { KeyChange, VersionChanges };
 
 const historyPrefix = '\u0000h/';
 const compactedKey = '\u0000hc';
@@ -30,17 +33,6 @@ const FORMAT_V1 = 1;
 /** Records one compact entry removes at most: compaction is many small entries, never one huge one. */
 export const compactRecordsPerEntryMax = 10_000;
 
-/** One key's change at a version: `value` undefined means deleted; `prev` what it held before (undefined: absent). */
-export interface KeyChange {
-  readonly key: string;
-  readonly value: KvValue | undefined;
-  readonly prev: KvRecord | undefined;
-}
-
-export interface VersionChanges {
-  readonly version: number;
-  readonly changes: readonly KeyChange[];
-}
 
 const historyKey = (version: number): string => historyPrefix + version.toString(16).padStart(14, '0');
 

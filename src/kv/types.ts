@@ -3,7 +3,7 @@
  * log entries (encoded by codec.ts); results go back to the client that proposed them.
  */
 
-import type { KvItem, KvValue } from '../storage/types.js';
+import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
 
 /** Identifies a client request for deduplication: a retry reuses both fields. */
 export interface RequestId {
@@ -160,3 +160,16 @@ export interface CompactResult {
 /** What a `normal` log entry carries, and what applying it answers. */
 export type Command = KvCommand | TxnCommand | LeaseCommand | CompactCommand;
 export type CommandResult = KvResult | TxnResult | LeaseResult | CompactResult;
+
+/** One key's change at a version (history.ts): `value` undefined means deleted; `prev` what it held before (undefined: absent). */
+export interface KeyChange {
+  readonly key: string;
+  readonly value: KvValue | undefined;
+  readonly prev: KvRecord | undefined;
+}
+
+/** The changes one version made to client keys. */
+export interface VersionChanges {
+  readonly version: number;
+  readonly changes: readonly KeyChange[];
+}

@@ -1,16 +1,9 @@
 /**
- * What a node driver is configured with (DriverOptions, from the CLI or the simulator's
- * scenario) and what it is given to work with (DriverDeps: storage, transport, randomness,
- * scheduling and the observers of its effects).
+ * What a node driver is configured with, from the CLI's flags or the simulator's scenario
+ * (ms already turned into ticks).
  */
 
-import type { ClusterConfig, Entry, NodeId, Ready } from '../core/types.js';
-import type { CommandResult } from '../kv/types.js';
-import type { Prng } from '../stdx/prng.js';
-import type { NodeStorage } from '../storage/types.js';
-import type { PeerTransport } from '../transport/types.js';
-import type { NodeDriver } from './driver.js';
-import type { PeerMessage } from './messages.js';
+import type { NodeId } from '../core/types.js';
 import type { WatchHubOptions } from './watch.js';
 
 export interface DriverOptions {
@@ -70,30 +63,3 @@ export interface DriverOptions {
   /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
   readonly clockFastPermilleMax?: number;
 }
-
-export interface DriverDeps {
-  readonly storage: NodeStorage;
-  readonly transport: PeerTransport<PeerMessage>;
-  readonly prng: Prng;
-  /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
-  readonly schedule: (fn: () => void) => void;
-  /** A broken invariant or failed flush: the node must stop (recovery takes over). */
-  readonly onFatal: (error: Error) => void;
-  /** Optional observer of every Ready, for the simulator's checkers and metrics. */
-  readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
-  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>) => void;
-  /**
-   * Acknowledged writes this node had applied that the new leader's log lacks (weak write
-   * quorums only). Called before the state is rebuilt; the production wiring appends each
-   * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
-   */
-  readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
-  /**
-   * A committed configuration no longer holds this node: it was removed from the cluster
-   * and must stop (nobody replicates to it or counts it any more). Called once.
-   */
-  readonly onRemoved?: (configIndex: number) => void;
-  /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
-  readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
-}
-

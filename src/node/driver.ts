@@ -38,12 +38,42 @@ import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeRespon
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
 import { MemberIds } from './member-ids.js';
 import { WatchHub, type WatchRequest, type WatchSink } from './watch.js';
-import type { DriverDeps, DriverOptions } from './driver-options.js';
+import type { DriverOptions } from './driver-options.js';
+import type { Prng } from '../stdx/prng.js';
+import type { NodeStorage } from '../storage/types.js';
+import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import { statusView } from './status.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
-export type { DriverDeps, DriverOptions } from './driver-options.js';
+export type { DriverOptions } from './driver-options.js';
+
+export interface DriverDeps {
+  readonly storage: NodeStorage;
+  readonly transport: PeerTransport<PeerMessage>;
+  readonly prng: Prng;
+  /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
+  readonly schedule: (fn: () => void) => void;
+  /** A broken invariant or failed flush: the node must stop (recovery takes over). */
+  readonly onFatal: (error: Error) => void;
+  /** Optional observer of every Ready, for the simulator's checkers and metrics. */
+  readonly onReady?: (ready: Ready, driver: NodeDriver) => void;
+  readonly onApplied?: (entries: readonly Entry[], results: ReadonlyMap<number, CommandResult>) => void;
+  /**
+   * Acknowledged writes this node had applied that the new leader's log lacks (weak write
+   * quorums only). Called before the state is rebuilt; the production wiring appends each
+   * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
+   */
+  readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
+  /**
+   * A committed configuration no longer holds this node: it was removed from the cluster
+   * and must stop (nobody replicates to it or counts it any more). Called once.
+   */
+  readonly onRemoved?: (configIndex: number) => void;
+  /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
+  readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
+}
+
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
 
@@ -720,7 +750,12 @@ export class NodeDriver implements KvNode {
       return id;
     };
     if (options.consistency !== 'linearizable') return Promise.resolve().then(open);
-    return new Promise((resolve, reject) => this.submitRead(options, () => undefined, (err) => (err ? reject(err) : Promise.resolve().then(open).then(resolve, reject))));
+    return new Promise((resolve, reject) =>
+      this.submitRead(options, () => undefined, (err) => {
+        if (err !== null) return reject(err);
+        Promise.resolve().then(open).then(resolve, reject);
+      }),
+    );
   }
 
   unwatch(id: number): void {

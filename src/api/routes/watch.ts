@@ -17,7 +17,7 @@
 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
-import type { KeyChange } from '../../kv/history.js';
+import type { KeyChange } from '../../kv/types.js';
 import type { WatchEnd, WatchMessage, WatchSink } from '../../node/watch.js';
 import { QkvError } from '../../wire/errors.js';
 import { textOf } from '../http-answers.js';
