@@ -32,6 +32,7 @@ import {
   errorForCode,
 } from './errors.js';
 import { Lease, type LeaseCalls } from './lease.js';
+import { Watch, type WatchOptions } from './watch.js';
 import { changeOutcomeUnknown, changePolicy, checkMemberId, checkNewMember } from './members.js';
 import type { MemberCalls, RetryPolicy } from './members.js';
 import { AttemptError, ProtocolError } from './transport.js';
@@ -145,6 +146,8 @@ export class KvClient {
   private readonly linearizableReadsToLeader: boolean;
   /** Leases kept alive by this client (ended quietly by close()). */
   private readonly leases = new Set<Lease>();
+  /** Watches opened by this client (closed by close()). */
+  private readonly watches = new Set<Watch>();
 
   /**
    * Membership: `list()`, `add()`, `promote()`, `remove()`. Changes go to the leader, one at
@@ -327,6 +330,34 @@ export class KvClient {
   };
 
   /**
+   * Watches the changes under `prefix` ('' for all): an async iterator of {@link WatchEvent}s
+   * that reconnects to any endpoint and resumes after the last version it delivered (see
+   * watch.ts). End it with `close()` or by leaving the `for await` loop.
+   * @throws (from the iterator) CompactedError when it must resume from a compacted version
+   */
+  watch(prefix: string, options: WatchOptions = {}): Watch {
+    if (typeof prefix !== 'string') throw new InvalidArgumentError('bad_request', 'prefix must be a string');
+    if (prefix !== '') checkKey(prefix);
+    if (options.fromVersion !== undefined) optionalIndex(options.fromVersion, 'fromVersion');
+    if (this.closed) throw new ClientClosedError();
+    const watch = new Watch(
+      {
+        transport: this.transport,
+        // In the order given: any node serves watches, and they need not load the leader.
+        endpoints: () => this.endpoints.map((e) => e.address),
+        backoffMsMin: this.backoffMsMin,
+        backoffMsMax: this.backoffMsMax,
+        connectTimeoutMs: this.deadlineMs,
+        onClose: () => this.watches.delete(watch),
+      },
+      prefix,
+      options,
+    );
+    this.watches.add(watch);
+    return watch;
+  }
+
+  /**
    * Reads `key`; `undefined` when it does not exist (a missing key is an answer, not an
    * error). See {@link Consistency} for what each level promises.
    * @throws InvalidArgumentError, UnavailableError, DeadlineExceededError, ClientClosedError
@@ -484,6 +515,7 @@ export class KvClient {
     this.closed = true;
     for (const wake of [...this.sleepers]) wake();
     for (const lease of [...this.leases]) lease.closeQuietly();
+    for (const watch of [...this.watches]) watch.close();
     this.closing = (async () => {
       await this.refreshing;
       await this.transport.close();

@@ -17,7 +17,7 @@ import { InvalidArgumentError } from './errors.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import { txnMessageOf, txnResponseOf } from './grpc-txn.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
@@ -93,6 +93,10 @@ export class GrpcTransport implements ClientTransport {
 
   leaseInfo(): Promise<LeaseInfoResponse | undefined> {
     return Promise.reject(leasesOverHttpOnly());
+  }
+
+  watch(): Promise<WatchStream> {
+    return Promise.reject(new InvalidArgumentError('bad_request', 'watches are served over HTTP only in this version: connect with http:// endpoints to use them'));
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {

@@ -8,7 +8,7 @@
  * an unbounded body (responses are capped at `responseBytesMax`).
  */
 
-import { Pool } from 'undici';
+import { Agent, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
@@ -20,7 +20,7 @@ import { InvalidArgumentError } from './errors.js';
 import { checkRecord, splitLines } from './backup-file.js';
 import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WriteRequestId } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { txnResponseOf } from './txn-answer.js';
 import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
@@ -42,6 +42,8 @@ const timeoutHeader = 'x-qkv-timeout-ms';
 const connectTimeoutMs = 1_000;
 /** Idle keep-alive connections are closed after this (below the server's 65 s). */
 const keepAliveMs = 4_000;
+/** A watch stream silent this long is taken for dead (the server sends progress every few seconds). */
+const watchGapMsMax = 30_000;
 /** Largest answer accepted (a page of 1,000 values of 1 MiB is the worst case of /kv). */
 const responseBytesMax = 1024 * 1024 * 1024;
 /** Longest silence inside a backup stream before it is given up. */
@@ -53,6 +55,8 @@ const jsonHeaders = { 'content-type': 'application/json' };
 export class HttpTransport implements ClientTransport {
   readonly kind = 'http' as const;
   private readonly pools = new Map<string, Pool>();
+  private watchAgent: Agent | null = null;
+  private readonly watchBodies = new Set<Dispatcher.ResponseData['body']>();
   private readonly batcher: Batcher | null;
   private closed = false;
 
@@ -159,6 +163,28 @@ export class HttpTransport implements ClientTransport {
     return { id: decodedIndex(json['id'], 'lease id'), ttlMs: decodedIndex(json['ttlMs'], 'lease ttlMs'), remainingMs: decodedIndex(json['remainingMs'], 'remainingMs'), keys };
   }
 
+  async watch(endpoint: string, request: WatchStreamRequest, timeoutMs: number): Promise<WatchStream> {
+    if (this.closed) throw new AttemptError('unreachable', null, 'The client is closed');
+    const query = new URLSearchParams({ prefix: request.prefix, consistency: request.consistency, ...(request.fromVersion === null ? {} : { fromVersion: String(request.fromVersion) }), ...(request.prevValue ? { prevValue: 'true' } : {}) });
+    // Streams get their own dispatcher: they hold a connection for as long as they run and
+    // are longer than any answer the request pools allow.
+    this.watchAgent ??= new Agent({ connectTimeout: connectTimeoutMs, keepAliveTimeout: keepAliveMs, headersTimeout: 30_000, bodyTimeout: watchGapMsMax });
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.watchAgent.request({ origin: endpoint, method: 'GET', path: `/watch?${query.toString()}`, headersTimeout: Math.max(1, Math.ceil(timeoutMs)), bodyTimeout: watchGapMsMax });
+    } catch (error) {
+      throw connectionFailure(error, endpoint);
+    }
+    if (response.statusCode !== 200) {
+      const text = await readText(response);
+      throw parseError({ status: response.statusCode, text, retryAfter: header(response.headers['retry-after']) });
+    }
+    const body = response.body;
+    this.watchBodies.add(body);
+    body.once('close', () => this.watchBodies.delete(body));
+    return { messages: watchMessages(body, endpoint), close: () => body.destroy() };
+  }
+
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
     if (this.batcher !== null) {
       const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
@@ -257,9 +283,10 @@ export class HttpTransport implements ClientTransport {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const body of [...this.watchBodies]) body.destroy();
     const pools = [...this.pools.values()];
     this.pools.clear();
-    await Promise.all(pools.map((pool) => pool.close().catch(() => undefined)));
+    await Promise.all([...pools.map((pool) => pool.close().catch(() => undefined)), this.watchAgent?.close().catch(() => undefined)]);
   }
 
   private batched(endpoint: string, kind: BatchKind, op: BatchOpBody, chars: number, timeoutMs: number): Promise<BatchResultItem> {
@@ -467,4 +494,25 @@ export function checkStatus(json: Record<string, unknown>): NodeStatus {
 /** The idempotency pair and the server's budget, as every write sends them. */
 function writeHeadersOf(requestId: WriteRequestId, timeoutMs: number): Record<string, string> {
   return { [clientIdHeader]: requestId.clientId, [requestSeqHeader]: String(requestId.seq), [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+}
+
+/** A watch stream's lines as JSON objects; a line that is not one ends the stream as a protocol error. */
+async function* watchMessages(body: Dispatcher.ResponseData['body'], endpoint: string): AsyncGenerator<Record<string, unknown>> {
+  try {
+    for await (const line of splitLines(body as AsyncIterable<Buffer>)) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line.toString('utf8'));
+      } catch {
+        throw new ProtocolError(`${endpoint} sent a watch line that is not JSON`);
+      }
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ProtocolError(`${endpoint} sent a watch line that is not an object`);
+      yield parsed as Record<string, unknown>;
+    }
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw connectionFailure(error, endpoint);
+  } finally {
+    body.destroy();
+  }
 }

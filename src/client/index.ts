@@ -58,6 +58,8 @@ export type {
 } from './types.js';
 export type { MemberCalls, NewMember } from './members.js';
 export { Lease } from './lease.js';
+export { CompactedError, Watch } from './watch.js';
+export type { WatchChange, WatchEvent, WatchOptions } from './watch.js';
 export type { LeaseLost, LeaseLostReason } from './lease.js';
 export type { LeaseInfoResponse } from '../wire/types.js';
 export type { TxnBody, TxnCompareBody, TxnCompareOp, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';

@@ -52,6 +52,20 @@ export interface WriteRequestId {
   readonly seq: number;
 }
 
+export interface WatchStreamRequest {
+  readonly prefix: string;
+  /** null: from the next change (the stream's first message says which version that is). */
+  readonly fromVersion: number | null;
+  readonly prevValue: boolean;
+  readonly consistency: 'linearizable' | 'local';
+}
+
+/** One open watch stream: its messages as parsed JSON objects, until it ends or is closed. */
+export interface WatchStream {
+  readonly messages: AsyncIterable<Record<string, unknown>>;
+  close(): void;
+}
+
 export interface PutRequest {
   readonly key: string;
   readonly value: string;
@@ -115,6 +129,8 @@ export interface ClientTransport {
   leaseRevoke(endpoint: string, id: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseRevokeResponse>;
   /** undefined when the lease does not exist. */
   leaseInfo(endpoint: string, id: number, keysMax: number, timeoutMs: number): Promise<LeaseInfoResponse | undefined>;
+  /** Opens a watch stream (GET /watch); `timeoutMs` bounds the wait for its headers. */
+  watch(endpoint: string, request: WatchStreamRequest, timeoutMs: number): Promise<WatchStream>;
   /** undefined when the key does not exist. */
   get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined>;
   list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage>;

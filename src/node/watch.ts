@@ -120,6 +120,9 @@ export class WatchHub {
       lastSentTick: this.nowTick,
     };
     this.watchers.set(w.id, w);
+    // From the next change: say at once which version that is, so a consumer that must
+    // reconnect before any change came knows where to resume.
+    if (request.fromVersion === null) sink.send({ kind: 'progress', version: w.nextVersion - 1 });
     this.pump(w);
     return w.id;
   }
