@@ -744,18 +744,18 @@ export class NodeDriver implements KvNode {
   }
 
   watch(request: WatchRequest, sink: WatchSink, options: ReadOptions): Promise<number> {
-    const open = (): number => {
+    return new Promise((resolve, reject) => this.submitWatch(request, sink, options, (err, id) => (err ? reject(err) : resolve(id as number))));
+  }
+
+  /** `watch`, callback style (the simulator's clients use this). */
+  submitWatch(request: WatchRequest, sink: WatchSink, options: ReadOptions, callback: Callback<number>): void {
+    const open = (): void => {
       const id = this.stopped ? null : this.watches.open(request, sink);
-      if (id === null) throw new QkvError('busy', `this node serves ${this.watches.size} watches already`, {}, 1000);
-      return id;
+      if (id === null) return callback(new QkvError('busy', `this node serves ${this.watches.size} watches already`, {}, 1000));
+      callback(null, id);
     };
-    if (options.consistency !== 'linearizable') return Promise.resolve().then(open);
-    return new Promise((resolve, reject) =>
-      this.submitRead(options, () => undefined, (err) => {
-        if (err !== null) return reject(err);
-        Promise.resolve().then(open).then(resolve, reject);
-      }),
-    );
+    if (options.consistency !== 'linearizable') return open();
+    this.submitRead(options, () => undefined, (err) => (err !== null ? callback(err) : open()));
   }
 
   unwatch(id: number): void {

@@ -176,6 +176,7 @@ interface Totals {
   opsUnknown: number;
   txnsOk: number;
   leaseExpiries: number;
+  watchVersions: number;
   histories: number;
   historyOps: number;
   undecided: number;
@@ -221,7 +222,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     ...(args.overrides !== undefined ? { overrides: args.overrides } : {}),
     ...(args.trace ? { trace: true } : {}),
   };
-  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, memberChanges: 0, leaderRemovals: 0 };
+  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, watchVersions: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, memberChanges: 0, leaderRemovals: 0 };
   const failedSeeds: number[] = [];
   let reruns = 0;
   // The wall clock is read only for --timing and the --soak-seconds budget.
@@ -243,6 +244,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     totals.opsUnknown += r.stats.opsUnknown;
     totals.txnsOk += r.stats.txnsOk;
     totals.leaseExpiries += r.stats.leaseExpiries;
+    totals.watchVersions += r.stats.watchVersions;
     totals.events += r.stats.events;
     totals.readsAtLeader += r.stats.readsAtLeader;
     totals.readsAtFollowers += r.stats.readsAtFollowers;
@@ -282,7 +284,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
   write(
     `sim: ${totals.runs} runs, ${totals.runs - totals.failed} passed, ${totals.failed} failed; ` +
       `${(totals.virtualMs / 1000).toFixed(1)} simulated seconds; ${totals.faults} faults (${totals.crashes} crashes); ` +
-      `${totals.ops} client operations (${totals.opsOk} ok, ${totals.opsUnknown} unknown outcome; ${totals.txnsOk} transactions answered, ${totals.leaseExpiries} lease expiries checked); ` +
+      `${totals.ops} client operations (${totals.opsOk} ok, ${totals.opsUnknown} unknown outcome; ${totals.txnsOk} transactions answered, ${totals.leaseExpiries} lease expiries checked, ${totals.watchVersions} watched versions checked); ` +
       `${totals.readsAtLeader + totals.readsAtFollowers} linearizable reads served (${totals.readsAtFollowers} by followers through a read index); ` +
       `${totals.memberChanges} membership changes (${totals.leaderRemovals} removing the leader); ` +
       `${totals.histories} histories checked linearizable (${totals.historyOps} operations)` +

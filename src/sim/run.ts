@@ -53,6 +53,8 @@ export interface SimStats {
   readonly txnsOk: number;
   /** Lease expiries checked against the keep-alives their holders saw acknowledged. */
   readonly leaseExpiries: number;
+  /** Versions delivered to the watchers and checked against the history. */
+  readonly watchVersions: number;
   readonly historyOpsChecked: number;
   readonly leaderChanges: number;
   /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
@@ -100,6 +102,7 @@ export const plantedBugNames = [
   'configChangeBeforeOwnTermCommit',
   'txnSplitAcrossEntries',
   'leaseDeadlinesOnFollowerClock',
+  'watchSkipsFromVersion',
 ] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 
@@ -192,6 +195,7 @@ export function runSimulation(options: SimOptions): SimResult {
       opsUnknown: cs.opsUnknown,
       txnsOk: cs.txnsOk,
       leaseExpiries: world.leaseLedger.expiries,
+      watchVersions: world.watcherStats.versionsDelivered,
       historyOpsChecked,
       leaderChanges: world.checker.leaderChanges,
       readsAtLeader: reads.asLeader,

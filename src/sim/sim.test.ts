@@ -165,6 +165,8 @@ const plantedCases: readonly PlantedCase[] = [
   // Leases timed on each node's own clock from the grant: a new leader keeps those deadlines
   // instead of restarting every TTL, and ends a lease its holder kept alive with the old one.
   { bug: 'leaseDeadlinesOnFollowerClock', direct: ['lease-early-expiry'], consequencesWithout: [] },
+  // A watch that starts one version late: the change at its fromVersion never arrives.
+  { bug: 'watchSkipsFromVersion', direct: ['watch-gap'], consequencesWithout: [] },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {

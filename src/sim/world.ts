@@ -39,6 +39,7 @@ import type { NodeControl, SimEnv, SimEvent, SimNode, WorldPhase, WorldStats } f
 import { EventQueue } from './event-queue.js';
 import { FaultScheduler } from './faults.js';
 import { Healer } from './healer.js';
+import { HistoryReference, SimWatcher, type WatcherStats, type WatcherWorld } from './watchers.js';
 import { MembershipScheduler } from './membership.js';
 import { HistoryRecorder } from './history.js';
 import { LeaseLedger } from './leases.js';
@@ -69,6 +70,10 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   readonly nodes: readonly SimNode[];
   readonly recorder = new HistoryRecorder();
   readonly leaseLedger = new LeaseLedger();
+  /** Every committed version's changes, for the watchers' checks (majority-like modes only). */
+  readonly reference = new HistoryReference();
+  readonly watcherStats: WatcherStats = { opened: 0, versionsDelivered: 0, ended: 0 };
+  private readonly watcherPrng: Prng;
   readonly checker: SafetyChecker;
   readonly trace: Trace;
   readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
@@ -113,6 +118,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     this.nodePrng = root.fork();
     this.tickPrng = root.fork();
     const membershipPrng = root.fork();
+    this.watcherPrng = root.fork();
 
     this.network = new SimNetwork(this, netPrng);
     this.disks = new SimDisks(this, diskPrng, { members: this.nodeIds.slice(0, c.nodeCount), writeQuorum: c.mode.writeQuorum, topology: c.mode.topology });
@@ -244,6 +250,25 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       this.clients.push(session);
       session.start();
     }
+    if (c.mode.appliesOnlyCommitted) {
+      const watcherWorld: WatcherWorld = {
+        nowUs: () => this.timeUs,
+        at: (delayUs, label, run) => this.at(delayUs, label, run),
+        liveDriver: (index) => {
+          const node = this.node(index);
+          return node.status === 'up' ? node.driver : null;
+        },
+        nodeCount: this.nodes.length,
+        reference: this.reference,
+        check: (property, details) => this.check(property, details),
+        note: (line) => this.trace.note(`${this.timeUs} * ${line}`),
+      };
+      const prefixes = ['', '', 'acct', 'k'];
+      for (let i = 0; i < 3; i++) {
+        const prng = this.watcherPrng.fork();
+        new SimWatcher(`w${i + 1}`, watcherWorld, prng, prefixes[prng.intBetween(0, prefixes.length - 1)] ?? '', prng.chance(0.5), this.watcherStats).start();
+      }
+    }
     this.faults.start();
     this.membership.start();
     this.at(c.faultPhaseMs * 1000, 'heal', () => {
@@ -371,6 +396,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       },
       onApplied: (entries, results) => {
         if (n.driver !== null) this.checker.onApplied(n.index, entries, n.driver);
+        const disagreement = n.driver !== null && this.config.mode.appliesOnlyCommitted ? this.reference.onApplied(n.driver, entries) : null;
+        if (disagreement !== null) this.check('history-agreement', disagreement);
         if (n.driver !== null) this.checkExpiries(n.driver, entries, results);
       },
       onRollback: (entries) => this.checker.onRollback(entries),
