@@ -1,5 +1,5 @@
 /**
- * `quorumkv put|get|del|ls|txn|status`: the client library (client/) from the command line.
+ * `quorumkv put|get|del|ls|txn|watch|lease|status`: the client library (client/) from the command line.
  * Endpoints come from --endpoints or the cluster file (default ./data/cluster.json, which
  * `quorumkv up` writes); the library finds the leader and retries within the deadline.
  * `--json` prints machine-readable answers (errors too, as {"error","message"} on stderr).
@@ -32,13 +32,35 @@ const casFlagDefs: Readonly<Record<string, FlagDef>> = {
 };
 
 const clientSpecs: Readonly<Record<string, CommandSpec>> = {
-  put: { name: 'put', summary: 'write a key', args: '<key> <value>', flags: { ...clientFlagDefs, ...casFlagDefs } },
+  put: {
+    name: 'put',
+    summary: 'write a key',
+    args: '<key> <value>',
+    flags: { ...clientFlagDefs, ...casFlagDefs, lease: { kind: 'value', help: 'attach the key to this lease (it is deleted when the lease ends)' } },
+  },
   get: { name: 'get', summary: 'read a key', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
   del: { name: 'del', summary: 'delete a key', args: '<key>', flags: { ...clientFlagDefs, ...casFlagDefs } },
   txn: {
     name: 'txn',
     summary: 'run a transaction (JSON body {compare, success, failure}; - reads it from stdin): compares, then one branch, atomically',
     args: '<json-body>',
+    flags: clientFlagDefs,
+  },
+  watch: {
+    name: 'watch',
+    summary: 'print every change under a prefix as it happens (from --from-version, or the next change), resuming on another node if one goes; until Ctrl-C or --count',
+    args: '[prefix]',
+    flags: {
+      ...clientFlagDefs,
+      'from-version': { kind: 'value', help: 'first version to print (default: the next change)' },
+      prev: { kind: 'bool', help: "print each change's previous value too" },
+      count: { kind: 'value', help: 'stop after this many versions' },
+    },
+  },
+  lease: {
+    name: 'lease',
+    summary: 'grant <ttlMs> | keepalive <id> | revoke <id> | info <id>: leases (keys put with --lease <id> go when it ends)',
+    args: '<action> <ttlMs|id>',
     flags: clientFlagDefs,
   },
   ls: { name: 'ls', summary: 'list keys (and values) by prefix, in key order', args: '[prefix]', flags: { ...clientFlagDefs, ...readFlagDefs } },
@@ -121,7 +143,8 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   try {
     switch (command) {
       case 'put': {
-        const result = await kv.put(first as string, second as string, cas);
+        const lease = flags.extra.get('lease');
+        const result = await kv.put(first as string, second as string, { ...cas, ...(lease === undefined ? {} : { lease: wholeNumber(lease, '--lease') }) });
         out(flags.json ? `${JSON.stringify(result)}\n` : `${result.key} version ${result.version}\n`);
         return 0;
       }
@@ -149,6 +172,10 @@ export async function runClientCommand(command: string, argv: string[]): Promise
         }
         return 0;
       }
+      case 'watch':
+        return await watchCommand(kv, first ?? '', flags, out);
+      case 'lease':
+        return await leaseCommand(kv, first, second, flags, out);
       case 'ls': {
         // One page at a time, so memory stays bounded whatever the key count; --json prints
         // one JSON object per entry (NDJSON).
@@ -183,6 +210,61 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   } finally {
     await kv.close();
   }
+}
+
+/** `quorumkv watch`: one line per version until Ctrl-C (the watch resumes by itself on another node). */
+async function watchCommand(kv: KvClient, prefix: string, flags: ClientFlags, out: (text: string) => void): Promise<number> {
+  const from = flags.extra.get('from-version');
+  const countText = flags.extra.get('count');
+  const count = countText === undefined ? Number.POSITIVE_INFINITY : wholeNumber(countText, '--count');
+  const watch = kv.watch(prefix, { prevValue: flags.extra.get('prev') === 'true', ...(from === undefined ? {} : { fromVersion: wholeNumber(from, '--from-version') }) });
+  const stop = (): void => watch.close();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    let seen = 0;
+    for await (const event of watch) {
+      if (flags.json) out(`${JSON.stringify(event)}\n`);
+      else for (const c of event.changes) out(`v${event.version} ${c.type} ${c.key}${c.type === 'put' ? ` = ${c.value}` : ''}${c.prev !== undefined ? ` (was ${c.prev.value} at v${c.prev.version})` : ''}\n`);
+      if (++seen >= count) break;
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+async function leaseCommand(kv: KvClient, action: string | undefined, arg: string | undefined, flags: ClientFlags, out: (text: string) => void): Promise<number> {
+  if (arg === undefined) throw new ConfigError('lease needs an action and a number: grant <ttlMs> | keepalive <id> | revoke <id> | info <id>');
+  const n = wholeNumber(arg, action === 'grant' ? 'ttlMs' : 'lease id');
+  const print = (answer: object, text: string): void => out(flags.json ? `${JSON.stringify(answer)}\n` : `${text}\n`);
+  switch (action) {
+    case 'grant': {
+      const lease = await kv.lease(n, { keepAlive: false });
+      print({ id: lease.id, ttlMs: lease.ttlMs }, `lease ${lease.id} ttl ${lease.ttlMs} ms`);
+      return 0;
+    }
+    case 'keepalive':
+    case 'revoke':
+    case 'info': {
+      const info = await kv.leaseCall(action, n);
+      if (info === undefined) {
+        process.stderr.write(flags.json ? `${JSON.stringify({ error: 'lease_not_found', message: `lease ${n} does not exist`, lease: n })}\n` : `lease ${n}: not found\n`);
+        return 1;
+      }
+      print(info, Object.entries(info).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`).join('  '));
+      return 0;
+    }
+    default:
+      throw new ConfigError(`lease: unknown action ${JSON.stringify(action ?? '')}; use grant, keepalive, revoke or info`);
+  }
+}
+
+function wholeNumber(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new ConfigError(`${what} must be a whole number, got "${text}"`);
+  return n;
 }
 
 /** Prints a client error (as JSON with --json) and returns exit status 1; anything else is rethrown. */

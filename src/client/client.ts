@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId, leaseTtlMsMax } from '../wire/types.js';
-import type { LeaderInfo, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
+import type { LeaderInfo, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -309,6 +309,21 @@ export class KvClient {
     } finally {
       this.freeLanes.push(lane);
     }
+  }
+
+  /**
+   * One lease call by id, for a lease this process does not hold as a `Lease` (the CLI):
+   * `undefined` when the lease does not exist (keepalive, info).
+   * @throws InvalidArgumentError, UnavailableError, OutcomeUnknownError (revoke), ClientClosedError
+   */
+  async leaseCall(action: 'keepalive' | 'revoke' | 'info', id: number, options: CallOptions = {}): Promise<LeaseKeepAliveResponse | LeaseRevokeResponse | LeaseInfoResponse | undefined> {
+    const deadlineMs = this.deadlineOf(options);
+    if (action === 'revoke') return this.leaseCalls.revoke(id, deadlineMs);
+    if (action === 'info') return this.leaseCalls.info(id, 1_000, deadlineMs);
+    return this.leaseCalls.keepAlive(id, deadlineMs).catch((e: unknown) => {
+      if (e instanceof NotFoundError && e.code === 'lease_not_found') return undefined;
+      throw e;
+    });
   }
 
   private readonly leaseCalls: LeaseCalls = {

@@ -274,6 +274,19 @@ test('the CLI client commands use the library and print --json', { timeout: 60_0
     assert.ok('code' in badTxn && badTxn.code === 1, 'a malformed transaction exits 1');
     assert.equal((JSON.parse(badTxn.stderr) as { error: string }).error, 'invalid_value');
     assert.match(await cli('del', 'cli/key'), /cli\/key version \d+ deleted/);
+    // watch: the changes under a prefix from a version, one line each, until --count.
+    const w1 = JSON.parse(await cli('put', 'cliw/a', '1', '--json')) as { version: number };
+    await cli('put', 'other/x', 'not watched');
+    await cli('put', 'cliw/a', '2');
+    assert.match(await cli('watch', 'cliw/', '--from-version', String(w1.version), '--count', '2', '--prev'), new RegExp(`^v${w1.version} put cliw/a = 1\nv\\d+ put cliw/a = 2 \\(was 1 at v${w1.version}\\)\n$`));
+    // lease: grant, attach a key, look, revoke (the key goes with it).
+    const lease = JSON.parse(await cli('lease', 'grant', '60000', '--json')) as { id: number; ttlMs: number };
+    assert.equal(lease.ttlMs, 60_000);
+    await cli('put', 'clil/k', 'v', '--lease', String(lease.id));
+    assert.deepEqual((JSON.parse(await cli('lease', 'info', String(lease.id), '--json')) as { keys: string[] }).keys, ['clil/k']);
+    assert.match(await cli('lease', 'revoke', String(lease.id)), /found true {2}keysDeleted 1/);
+    const gone = await run(process.execPath, [mainPath, 'lease', 'keepalive', String(lease.id), '--cluster-file', clusterFile]).catch((e: { code: number; stderr: string }) => e);
+    assert.ok('code' in gone && gone.code === 1 && gone.stderr.includes('not found'), 'a keep-alive of an ended lease exits 1');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
