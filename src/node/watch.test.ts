@@ -150,3 +150,22 @@ test('planted bug watchSkipsFromVersion: the change at fromVersion is missing', 
   hub.open({ prefix: '', fromVersion: 1, prevValue: false }, sink);
   assert.deepEqual(sink.versions(), []);
 });
+
+test('a snapshot that carries the node past versions its history no longer holds ends live watchers with compacted, never a silent gap', () => {
+  let applied = 5;
+  let compacted = 1;
+  const source = {
+    appliedIndex: () => applied,
+    compactedBelow: () => compacted,
+    changes: (from: number) => (from <= applied ? [{ version: Math.max(from, compacted), changes: [{ key: 'k', value: 'v', prev: undefined }] }] : []),
+  };
+  const hub = new WatchHub(source, options);
+  const sink = new TestSink();
+  hub.open({ prefix: '', fromVersion: null, prevValue: false }, sink);
+  // The install: applied jumps from 5 to 40, and the history kept starts at 30.
+  applied = 40;
+  compacted = 30;
+  hub.tick();
+  assert.deepEqual(sink.ended, { error: 'compacted', oldestVersion: 30 });
+  assert.deepEqual(sink.versions(), []);
+});

@@ -140,8 +140,15 @@ export class WatchHub {
     // One read for every live watcher: at most one record per version.
     const records = this.source.changes(from, applied - from + 1).filter((r) => r.version <= applied);
     this.fedTo = applied;
+    // A snapshot install can carry this node past versions its history no longer holds
+    // (compacted on the leader before the snapshot was taken): no watcher may skip them silently.
+    const compactedBelow = this.source.compactedBelow();
     for (const w of [...this.watchers.values()]) {
       if (!w.live) continue;
+      if (w.nextVersion < compactedBelow) {
+        this.end(w, { error: 'compacted', oldestVersion: compactedBelow });
+        continue;
+      }
       if (w.nextVersion !== from) {
         // Not level after all (cannot happen while feeding is in order): let it read itself.
         w.live = false;
