@@ -9,7 +9,7 @@
  * as if the leader's read index were already applied), `local` ones nothing.
  */
 
-import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
@@ -166,12 +166,12 @@ export class FakeKvNode implements KvNode {
     return this.store.get(key);
   }
 
-  async list(options: ListOptions): Promise<KvItem[]> {
+  async list(options: ListOptions): Promise<ListResult> {
     this.record({ op: 'list', options });
     this.throwInjected();
     this.requireRoleFor(options.consistency);
     await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
-    return this.range(options.prefix, options.after, options.limit);
+    return { items: this.range(options.prefix, options.after, options.limit), version: this.lastIndex };
   }
 
   waitForLeader(timeoutMs: number): Promise<LeaderInfo | null> {

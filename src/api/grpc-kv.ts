@@ -164,7 +164,7 @@ export class GrpcKv {
     const op: ListOp = { prefix, after, limit, consistency, minVersion };
     let items: KvItem[];
     if (consistency === 'local') {
-      items = await this.node.list(listOptions(op, timeoutOf(deadlineMs)));
+      items = (await this.node.list(listOptions(op, timeoutOf(deadlineMs)))).items;
     } else {
       const outcome = await this.router.run(listExec, op, listSpec(op, deadlineMs, false));
       if (outcome.via === 'forward') {
@@ -173,7 +173,7 @@ export class GrpcKv {
         const next = body['next'];
         return { items: forwarded.map(keyValueOf), ...(typeof next === 'string' ? { next } : {}) };
       }
-      items = outcome.value;
+      items = outcome.value.items;
     }
     const last = items.length === limit ? items[items.length - 1] : undefined;
     return {

@@ -33,13 +33,15 @@ export const deleteResponseSchema = {
   required: ['key', 'version', 'deleted'],
 } as const;
 
+/** A page (`items`, `next`; values absent with keysOnly) or a count (countOnly), and the version it shows the state at. */
 export const listResponseSchema = {
   type: 'object',
   properties: {
-    items: { type: 'array', items: getResponseSchema },
+    items: { type: 'array', items: { type: 'object', properties: getResponseSchema.properties, required: ['key', 'version'] } },
     next: { type: ['string', 'null'] },
+    count: { type: 'integer' },
+    version: { type: 'integer' },
   },
-  required: ['items', 'next'],
 } as const;
 
 export const healthResponseSchema = {

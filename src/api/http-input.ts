@@ -150,7 +150,7 @@ export function parseDecimal(text: string): number | null {
 }
 
 /** A version the query schema accepted as decimal text, as a number (it must also be a safe integer). */
-export function optionalIndex(text: string | undefined, name: 'minVersion' | 'ifVersion'): number | undefined {
+export function optionalIndex(text: string | undefined, name: 'minVersion' | 'ifVersion' | 'atVersion'): number | undefined {
   if (text === undefined) return undefined;
   const value = parseDecimal(text);
   if (value === null) {

@@ -45,8 +45,9 @@ const consistency = Type.Unsafe<(typeof readConsistencies)[number]>({
 export const keyParams = Type.Object({ '*': Type.String() });
 
 export const noQuery = Type.Object({}, { additionalProperties: false });
+const flag = Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true or false' });
 export const getQuery = Type.Object(
-  { consistency: Type.Optional(consistency), minVersion: Type.Optional(safeIntegerText) },
+  { consistency: Type.Optional(consistency), minVersion: Type.Optional(safeIntegerText), atVersion: Type.Optional(safeIntegerText) },
   { additionalProperties: false },
 );
 export const deleteQuery = Type.Object({ ifVersion: Type.Optional(safeIntegerText) }, { additionalProperties: false });
@@ -58,6 +59,9 @@ export const listQuery = Type.Object(
     limit: Type.Optional(pageLimit),
     consistency: Type.Optional(consistency),
     minVersion: Type.Optional(safeIntegerText),
+    atVersion: Type.Optional(safeIntegerText),
+    keysOnly: Type.Optional(flag),
+    countOnly: Type.Optional(flag),
   },
   { additionalProperties: false },
 );
@@ -65,7 +69,7 @@ export const watchQuery = Type.Object(
   {
     prefix: Type.Optional(Type.String()),
     fromVersion: Type.Optional(safeIntegerText),
-    prevValue: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'true or false' })),
+    prevValue: Type.Optional(flag),
     consistency: Type.Optional(consistency),
     format: Type.Optional(Type.Union([Type.Literal('ndjson'), Type.Literal('sse')], { description: 'ndjson or sse' })),
   },

@@ -197,9 +197,10 @@ test('listing pages through keys by prefix, and next is null on the last page', 
       { key: 'b/2', value: 'q', version: 3 },
     ],
     next: 'b/2',
+    version: 0,
   });
   const second = await call(url, 'GET', `/kv?prefix=b%2F&limit=2&after=${encodeURIComponent(first.body.next)}`);
-  assert.deepEqual(second.body, { items: [{ key: 'b/3', value: 'r', version: 4 }], next: null });
+  assert.deepEqual(second.body, { items: [{ key: 'b/3', value: 'r', version: 4 }], next: null, version: 0 });
 
   const all = await call(url, 'GET', '/kv');
   assert.equal(all.body.items.length, 5);
@@ -451,7 +452,7 @@ test('a write on a follower is forwarded to the leader and the leader answer com
   assert.deepEqual(read.body, { key: 'a/b', value: 'x', version: 1 });
   assert.equal(read.headers['x-qkv-served-by'], 'n1');
   const list = await call(follower.url, 'GET', '/kv?consistency=leader');
-  assert.deepEqual(list.body, { items: [{ key: 'a/b', value: 'x', version: 1 }], next: null });
+  assert.deepEqual(list.body, { items: [{ key: 'a/b', value: 'x', version: 1 }], next: null, version: 2 });
   const del = await call(follower.url, 'DELETE', '/kv/a%2Fb');
   assert.deepEqual(del.body, { key: 'a/b', version: 3, deleted: true });
   assert.equal(leader.node.store.size, 0);

@@ -5,8 +5,8 @@
  */
 
 import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
-import type { LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions } from '../node/types.js';
-import type { KvItem, KvRecord } from '../storage/types.js';
+import type { LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
 import type { ForwardSpec, LocalExec } from './forward.js';
@@ -15,6 +15,8 @@ export interface ReadOp {
   readonly key: string;
   readonly consistency: ReadConsistency;
   readonly minVersion: number | undefined;
+  /** Read the key as it was at this version (HTTP only). */
+  readonly atVersion?: number | undefined;
 }
 
 export interface ListOp {
@@ -23,6 +25,8 @@ export interface ListOp {
   readonly limit: number;
   readonly consistency: ReadConsistency;
   readonly minVersion: number | undefined;
+  /** Every page of a consistent scan reads at one version (HTTP only). */
+  readonly atVersion?: number | undefined;
 }
 
 /** How a put hangs on a lease: an existing one, or one of its own with this TTL. */
@@ -72,21 +76,22 @@ export const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
 };
 
 export const readExec: LocalExec<ReadOp, KvRecord | undefined> = {
-  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs)),
+  run: (node, op, timeoutMs) => node.read(op.key, readOptions(op.consistency, op.minVersion, timeoutMs, op.atVersion)),
 };
 
-export const listExec: LocalExec<ListOp, KvItem[]> = {
+export const listExec: LocalExec<ListOp, ListResult> = {
   run: (node, op, timeoutMs) => node.list(listOptions(op, timeoutMs)),
 };
 
-export function readOptions(consistency: ReadConsistency, minVersion: number | undefined, timeoutMs: number): ReadOptions {
-  return minVersion === undefined ? { consistency, timeoutMs } : { consistency, minVersion, timeoutMs };
+export function readOptions(consistency: ReadConsistency, minVersion: number | undefined, timeoutMs: number, atVersion?: number): ReadOptions {
+  return { consistency, timeoutMs, ...(minVersion === undefined ? {} : { minVersion }), ...(atVersion === undefined ? {} : { atVersion }) };
 }
 
 export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
   const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
   const withAfter = op.after === undefined ? base : { ...base, after: op.after };
-  return op.minVersion === undefined ? withAfter : { ...withAfter, minVersion: op.minVersion };
+  const withAt = op.atVersion === undefined ? withAfter : { ...withAfter, atVersion: op.atVersion };
+  return op.minVersion === undefined ? withAt : { ...withAt, minVersion: op.minVersion };
 }
 
 export function keyPath(key: string): string {

@@ -380,7 +380,8 @@ export class KvClient {
   async get(key: string, options: GetOptions = {}): Promise<Entry | undefined> {
     checkKey(key);
     const mode = this.readMode(options);
-    const request: GetRequest = { key, consistency: mode.consistency, minVersion: mode.minVersion };
+    const atVersion = optionalIndex(options.atVersion, 'atVersion');
+    const request: GetRequest = { key, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }) };
     const entry = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.get(ep.address, request, timeoutMs));
     if (entry !== undefined) this.observe(entry.version);
     return entry;
@@ -400,7 +401,8 @@ export class KvClient {
       throw new InvalidArgumentError('bad_request', `limit must be an integer >= 1, got ${String(limit)}`);
     }
     const mode = this.readMode(options);
-    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion };
+    const atVersion = optionalIndex(options.atVersion, 'atVersion');
+    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }) };
     const page = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.list(ep.address, request, timeoutMs));
     let highest = 0;
     for (const item of page.items) if (item.version > highest) highest = item.version;
@@ -414,11 +416,16 @@ export class KvClient {
    */
   async *listPages(options: ListOptions = {}): AsyncGenerator<ListPage, void, undefined> {
     let after = options.after;
+    let atVersion = options.atVersion;
     for (;;) {
-      const page = await this.list(after === undefined ? without(options, 'after') : { ...options, after });
+      const base = atVersion === undefined ? options : { ...options, atVersion };
+      const page = await this.list(after === undefined ? without(base, 'after') : { ...base, after });
       yield page;
       if (page.next === null) return;
       after = page.next;
+      // Every later page shows the state at the first one's version: the scan is consistent
+      // while writes go on (HTTP; over gRPC pages carry no version and are read one by one).
+      if (atVersion === undefined && page.version > 0) atVersion = page.version;
     }
   }
 

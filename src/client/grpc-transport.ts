@@ -106,6 +106,7 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
+    if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
     try {
       return entryOf(await this.unary(endpoint, KVService.get, { key: request.key, consistency, minVersion: request.minVersion }, timeoutMs));
@@ -116,10 +117,11 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage> {
+    if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
     const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion };
     const reply = await this.unary(endpoint, KVService.list, message, timeoutMs);
-    return { items: reply.items.map(entryOf), next: reply.next ?? null };
+    return { items: reply.items.map(entryOf), next: reply.next ?? null, version: 0 };
   }
 
   async status(endpoint: string, timeoutMs: number): Promise<NodeStatus> {
@@ -326,6 +328,10 @@ function backupRecordOf(m: BackupChunk): BackupRecord {
     return checkRecord({ type: 'end', chunks: part.end.chunks, items: part.end.items, dedup: part.end.dedup });
   }
   throw new ProtocolError('Backup message has no part');
+}
+
+function atVersionOverHttpOnly(): InvalidArgumentError {
+  return new InvalidArgumentError('bad_request', 'reads at a version are served over HTTP only in this version: connect with http:// endpoints to use atVersion');
 }
 
 function leasesOverHttpOnly(): InvalidArgumentError {

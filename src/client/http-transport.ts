@@ -186,7 +186,7 @@ export class HttpTransport implements ClientTransport {
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
-    if (this.batcher !== null) {
+    if (this.batcher !== null && request.atVersion === undefined) {
       const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
       const item = await this.batched(endpoint, 'read', op, request.key.length, timeoutMs);
       if (item.status === 404 && item['error'] === 'not_found') return undefined;
@@ -195,6 +195,7 @@ export class HttpTransport implements ClientTransport {
     let path = keyPath(request.key);
     if (request.consistency !== undefined) path += `?consistency=${request.consistency}`;
     if (request.minVersion !== undefined) path += `${request.consistency === undefined ? '?' : '&'}minVersion=${request.minVersion}`;
+    if (request.atVersion !== undefined) path += `${path.includes('?') ? '&' : '?'}atVersion=${request.atVersion}`;
     const answer = await this.exchange(endpoint, 'GET', path, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
     if (answer.status === 404) {
       const refusal = parseError(answer);
@@ -211,6 +212,7 @@ export class HttpTransport implements ClientTransport {
     if (request.limit !== undefined) query.push(`limit=${request.limit}`);
     if (request.consistency !== undefined) query.push(`consistency=${request.consistency}`);
     if (request.minVersion !== undefined) query.push(`minVersion=${request.minVersion}`);
+    if (request.atVersion !== undefined) query.push(`atVersion=${request.atVersion}`);
     const path = query.length === 0 ? '/kv' : `/kv?${query.join('&')}`;
     const answer = await this.exchange(endpoint, 'GET', path, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
     const json = okBody(answer);
@@ -218,7 +220,8 @@ export class HttpTransport implements ClientTransport {
     const next = json['next'];
     if (!Array.isArray(items)) throw new ProtocolError('list answer has no "items" list');
     if (next !== null && typeof next !== 'string') throw new ProtocolError('list answer "next" is neither a string nor null');
-    return { items: items.map((item: unknown) => entryOf(asRecord(item, 'list item'))), next };
+    const version = json['version'] === undefined ? 0 : decodedIndex(json['version'], 'version');
+    return { items: items.map((item: unknown) => entryOf(asRecord(item, 'list item'))), next, version };
   }
 
   async status(endpoint: string, timeoutMs: number): Promise<NodeStatus> {

@@ -90,6 +90,7 @@ export interface GetRequest {
   readonly key: string;
   readonly consistency: ReadConsistency | undefined;
   readonly minVersion: number | undefined;
+  readonly atVersion?: number | undefined;
 }
 
 export interface ListRequest {
@@ -98,6 +99,7 @@ export interface ListRequest {
   readonly limit: number | undefined;
   readonly consistency: ReadConsistency | undefined;
   readonly minVersion: number | undefined;
+  readonly atVersion?: number | undefined;
 }
 
 /** A membership change, as the client sends it to the leader. */

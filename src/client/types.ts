@@ -100,6 +100,12 @@ export interface GetOptions extends CallOptions {
    * time). Combined with `session`, the larger of the two counts.
    */
   readonly minVersion?: number;
+  /**
+   * Read the state as it was at this version (HTTP only): a key's value then, or a page of
+   * a scan every page of which shows the same version. `CompactedError`-like refusal
+   * (code `compacted`, details.oldestVersion) when the history kept no longer reaches it.
+   */
+  readonly atVersion?: number;
 }
 
 export interface ListOptions extends GetOptions {
@@ -145,6 +151,8 @@ export interface ListPage {
   readonly items: readonly Entry[];
   /** Pass as `after` for the next page; null on the last page. */
   readonly next: string | null;
+  /** The version the page shows the state at (listPages reads every later page at it); 0 over gRPC. */
+  readonly version: number;
 }
 
 /** One node's `/status`, plus its gRPC address when it serves gRPC. */

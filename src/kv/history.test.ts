@@ -83,3 +83,53 @@ test('one compact entry removes at most compactRecordsPerEntryMax records and sa
   assert.equal(r.compactedBelow, compactRecordsPerEntryMax + 1);
   assert.equal(m.sm.changes(1, 100)[0]?.version, compactRecordsPerEntryMax + 1);
 });
+
+test('a key and a prefix read as they were at a past version: changed, deleted and re-created keys included', () => {
+  const m = machine();
+  m.run({ op: 'put', key: 'p/a', value: 'a1' }); // 1
+  m.run({ op: 'put', key: 'p/b', value: 'b1' }); // 2
+  m.run({ op: 'put', key: 'q', value: 'outside' }); // 3
+  m.run({ op: 'put', key: 'p/a', value: 'a2' }); // 4
+  m.run({ op: 'delete', key: 'p/b' }); // 5
+  m.run({ op: 'put', key: 'p/c', value: 'c1' }); // 6
+  m.run({ op: 'put', key: 'p/b', value: 'b2' }); // 7
+  const at = (key: string, v: number) => {
+    const r = m.sm.getAt(key, v);
+    assert.ok(r.ok);
+    return r.value;
+  };
+  assert.deepEqual(at('p/a', 3), { value: 'a1', version: 1 });
+  assert.deepEqual(at('p/a', 4), { value: 'a2', version: 4 });
+  assert.equal(at('p/a', 0), undefined);
+  assert.equal(at('p/b', 5), undefined, 'deleted at 5');
+  assert.deepEqual(at('p/b', 6), undefined);
+  assert.deepEqual(at('p/b', 7), { value: 'b2', version: 7 });
+  const page = (v: number, after?: string, limit = 10) => {
+    const r = m.sm.rangeAt('p/', after, limit, v);
+    assert.ok(r.ok);
+    return r.value.map((i) => `${i.key}=${String(i.value)}@${i.version}`);
+  };
+  assert.deepEqual(page(2), ['p/a=a1@1', 'p/b=b1@2']);
+  assert.deepEqual(page(5), ['p/a=a2@4']);
+  assert.deepEqual(page(6), ['p/a=a2@4', 'p/c=c1@6']);
+  assert.deepEqual(page(7), ['p/a=a2@4', 'p/b=b2@7', 'p/c=c1@6']);
+  // Paged: every page at the same version, whatever was written since.
+  assert.deepEqual(page(2, undefined, 1), ['p/a=a1@1']);
+  m.run({ op: 'delete', key: 'p/a' }); // 8
+  assert.deepEqual(page(2, 'p/a', 1), ['p/b=b1@2']);
+  const all = m.sm.rangeAt('', undefined, 10, 3);
+  assert.ok(all.ok);
+  assert.deepEqual(all.value.map((i) => i.key), ['p/a', 'p/b', 'q'], 'a listing from the start shows client keys only');
+});
+
+test('a version the compacted history no longer reaches is refused with the oldest one left; compaction keeps reads above it exact', () => {
+  const m = machine();
+  for (let i = 1; i <= 6; i++) m.run({ op: 'put', key: `k${i % 2}`, value: String(i) }); // 1..6
+  m.run({ op: 'compact', beforeVersion: 5 }); // 7
+  assert.deepEqual(m.sm.getAt('k1', 2), { ok: false, compactedBelow: 5 });
+  assert.deepEqual(m.sm.rangeAt('k', undefined, 10, 3), { ok: false, compactedBelow: 5 });
+  assert.deepEqual(m.sm.getAt('k1', 4), { ok: true, value: { value: '3', version: 3 } });
+  assert.deepEqual(m.sm.getAt('k0', 5), { ok: true, value: { value: '4', version: 4 } });
+  assert.deepEqual(m.sm.getAt('k1', 6), { ok: true, value: { value: '5', version: 5 } });
+  assert.equal(m.sm.keyCount(), 2);
+});

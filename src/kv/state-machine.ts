@@ -31,7 +31,7 @@ import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
 import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
-import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, readChanges, recordChanges, type VersionChanges } from './history.js';
+import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, recordChanges, type ReadAt, type VersionChanges } from './history.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
@@ -65,6 +65,10 @@ export interface KvStateMachine {
   changes(fromVersion: number, versionsMax: number): VersionChanges[];
   /** Versions below this are no longer in the history. */
   compactedBelow(): number;
+  /** `key` as it was at `version` (at most the applied index; history.ts). */
+  getAt(key: string, version: number): ReadAt<KvRecord | undefined>;
+  /** A page of keys under `prefix` as they were at `version`. */
+  rangeAt(prefix: string, after: string | undefined, limit: number, version: number): ReadAt<KvItem[]>;
 }
 
 export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
@@ -159,6 +163,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
     changes: (fromVersion, versionsMax) => readChanges(backend, fromVersion, versionsMax),
     compactedBelow: () => compactedBelow(backend),
+    getAt: (key, version) => readAt(backend, key, version),
+    rangeAt: (prefix, after, limit, version) => listAt(backend, prefix, after, limit, version),
   };
 }
 

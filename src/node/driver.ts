@@ -27,6 +27,7 @@ import { isReplica, type MembershipChange } from '../core/membership.js';
 import type { ClusterConfig, ConfigChangeResult, Entry, HardState, NodeId, ReadFailure, ReadState, Ready, TransferResult } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
+import type { ReadAt } from '../kv/history.js';
 import type { Command, CommandResult, KvCommand, KvResult, LeaseCommand, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
@@ -44,7 +45,7 @@ import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import { statusView } from './status.js';
-import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ModeChange, ReadOptions, WriteOptions } from './types.js';
+import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
 export type { DriverOptions } from './driver-options.js';
 
@@ -399,14 +400,28 @@ export class NodeDriver implements KvNode {
   }
 
   read(key: string, options: ReadOptions): Promise<KvRecord | undefined> {
-    return new Promise((resolve, reject) =>
-      this.submitRead(options, () => this.stateMachine.get(key), (err, v) => (err ? reject(err) : resolve(v))),
-    );
+    const at = options.atVersion;
+    return this.readAt(options, () => (at === undefined ? { ok: true, value: this.stateMachine.get(key) } : this.stateMachine.getAt(key, at)));
   }
 
-  list(options: ListOptions): Promise<KvItem[]> {
+  list(options: ListOptions): Promise<ListResult> {
+    const { prefix, after, limit, atVersion: at } = options;
+    return this.readAt(options, (): ReadAt<ListResult> => {
+      if (at === undefined) return { ok: true, value: { items: this.stateMachine.range(prefix, after, limit), version: this.stateMachine.appliedIndex() } };
+      const r = this.stateMachine.rangeAt(prefix, after, limit, at);
+      return r.ok ? { ok: true, value: { items: r.value, version: at } } : r;
+    });
+  }
+
+  /** A read, at a past version when asked (the node must have applied it: it waits as for minVersion). */
+  private readAt<T>(options: ReadOptions, read: () => ReadAt<T>): Promise<T> {
+    const minVersion = Math.max(options.minVersion ?? 0, options.atVersion ?? 0);
     return new Promise((resolve, reject) =>
-      this.submitRead(options, () => this.stateMachine.range(options.prefix, options.after, options.limit), (err, v) => (err ? reject(err) : resolve(v as KvItem[]))),
+      this.submitRead(minVersion > 0 ? { ...options, minVersion } : options, read, (err, r) => {
+        if (err !== null || r === undefined) return reject(err);
+        if (r.ok) return resolve(r.value);
+        reject(new QkvError('compacted', `Version ${options.atVersion ?? 0} is older than the history kept (${r.compactedBelow - 1} is the oldest readable)`, { oldestVersion: r.compactedBelow - 1 }));
+      }),
     );
   }
 

@@ -13,6 +13,12 @@ export interface ReadOptions {
   readonly consistency: ReadConsistency;
   /** Session read: wait until this node has applied at least this version (index). */
   readonly minVersion?: number;
+  /**
+   * Read the state as it was at this version (waiting until it is applied here, as
+   * minVersion does); rejects with `compacted` (details.oldestVersion) when the history
+   * kept no longer reaches it.
+   */
+  readonly atVersion?: number;
   readonly timeoutMs: number;
 }
 
@@ -20,6 +26,11 @@ export interface ListOptions extends ReadOptions {
   readonly prefix: string;
   readonly after?: string;
   readonly limit: number;
+}
+
+export interface ListResult {
+  readonly items: KvItem[];
+  readonly version: number;
 }
 
 export interface WriteOptions {
@@ -101,7 +112,8 @@ export interface KvNode {
   /** The consumer went away. */
   unwatch(id: number): void;
 
-  list(options: ListOptions): Promise<KvItem[]>;
+  /** A page of keys, and the version it shows the state at (atVersion, or the applied index when read). */
+  list(options: ListOptions): Promise<ListResult>;
 
   /**
    * Switches the replication mode live (leader only, else not_leader): proposes a config

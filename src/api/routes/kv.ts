@@ -7,7 +7,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from 'typebox';
 import { QkvError } from '../../wire/errors.js';
-import type { KvItem, KvRecord } from '../../storage/types.js';
+import type { KvRecord } from '../../storage/types.js';
+import type { ListResult } from '../../node/types.js';
 import type { ReadConsistency } from '../../wire/types.js';
 import type { ForwardSpec, RouteOutcome } from '../forward.js';
 import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendForwarded, writeAnswer } from '../http-answers.js';
@@ -83,7 +84,8 @@ async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
   const minVersion = optionalIndex(request.query.minVersion, 'minVersion');
-  const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion };
+  const atVersion = optionalIndex(request.query.atVersion, 'atVersion');
+  const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion, atVersion };
   const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });
   const outcome = await readKey(ctx, op, spec, ctx.timeoutMs(request));
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
@@ -95,7 +97,7 @@ async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
 /** A key read: `local` on this node itself (within `localTimeoutMs`), any other consistency through the router. */
 export async function readKey(ctx: HttpContext, op: ReadOp, spec: ForwardSpec, localTimeoutMs: number): Promise<RouteOutcome<KvRecord | undefined>> {
   if (op.consistency !== 'local') return ctx.router.run(readExec, op, spec);
-  return { via: 'local', value: await ctx.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs)) };
+  return { via: 'local', value: await ctx.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs, op.atVersion)) };
 }
 
 // GET /kv?prefix=&after=&limit=&consistency=&minVersion=
@@ -111,17 +113,36 @@ async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Sta
     limit: ctx.pageLimit(query.limit),
     consistency: consistencyOf(query.consistency, minVersion),
     minVersion,
+    atVersion: optionalIndex(query.atVersion, 'atVersion'),
   };
-  let items: KvItem[];
+  if (query.countOnly === 'true') return await countKeys(ctx, request, op);
+  let result: ListResult;
   if (op.consistency === 'local') {
-    items = await ctx.node.list(listOptions(op, ctx.timeoutMs(request)));
+    result = await ctx.node.list(listOptions(op, ctx.timeoutMs(request)));
   } else {
     const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });
     const outcome = await ctx.router.run(listExec, op, spec);
     if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-    items = outcome.value;
+    result = outcome.value;
   }
-  return page(items, op.limit);
+  const answer = { ...page(result.items, op.limit), version: result.version };
+  return query.keysOnly === 'true' ? { ...answer, items: answer.items.map((i) => ({ key: i.key, version: i.version })) } : answer;
+}
+
+/** Keys under the prefix (after `after`), counted page by page at one version, so the count is of one state. */
+async function countKeys(ctx: HttpContext, request: FastifyRequest, op: ListOp): Promise<{ readonly count: number; readonly version: number }> {
+  const timeoutMs = ctx.timeoutMs(request);
+  let count = 0;
+  // A count is never forwarded: `leader` is read as linearizable, which any node serves.
+  let pageOp: ListOp = { ...op, limit: ctx.limits.listLimitMax, consistency: op.consistency === 'leader' ? 'linearizable' : op.consistency };
+  for (;;) {
+    // The first page fixes the version (linearizable when asked); the rest read at it, here.
+    const r = await ctx.node.list(listOptions(pageOp, timeoutMs));
+    count += r.items.length;
+    const last = r.items[r.items.length - 1];
+    if (r.items.length < pageOp.limit || last === undefined) return { count, version: r.version };
+    pageOp = { ...pageOp, after: last.key, atVersion: r.version, consistency: 'local', minVersion: undefined };
+  }
 }
 
 /** `consistency` defaults to linearizable, or to local when `minVersion` is given (a session read). */

@@ -1,0 +1,93 @@
+/**
+ * Reads at a past version on real processes: a paged scan every page of which reads the
+ * version of the first is consistent while transfers run (the total is conserved), a key
+ * reads as it was, keysOnly and countOnly, and a version older than the history kept is
+ * 410 compacted with the oldest version left.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { QuorumKvError, connect } from '../client/index.js';
+import type { KvClient } from '../client/index.js';
+import { TestCluster, http, waitFor } from './harness.js';
+
+const accounts = 60;
+const opening = 100;
+const key = (i: number): string => `bank/${String(i).padStart(3, '0')}`;
+
+test('a paged scan at one version is consistent while transfers run; a key reads as it was; an older version than the history kept is 410 compacted', { timeout: 120_000 }, async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--history-retention-versions', '500'] });
+  let kv: KvClient | null = null;
+  t.after(async () => {
+    await kv?.close();
+    await cluster.destroy();
+  });
+  await cluster.waitForLeader();
+  kv = await connect({ endpoints: cluster.nodes.map((n) => n.http), deadlineMs: 15_000 });
+  const client = kv;
+  const first = await client.put('hist/k', 'one');
+  await client.put('hist/k', 'two');
+  await client.delete('hist/k');
+  assert.deepEqual(await client.get('hist/k', { atVersion: first.version }), { key: 'hist/k', value: 'one', version: first.version });
+  assert.equal(await client.get('hist/k'), undefined);
+
+  for (let i = 0; i < accounts; i += 30) {
+    await client.txn({ success: Array.from({ length: 30 }, (_, j) => ({ op: 'put' as const, key: key(i + j), value: String(opening) })) });
+  }
+  let stop = false;
+  let transfers = 0;
+  const transfer = async (): Promise<void> => {
+    while (!stop) {
+      const a = Math.floor(Math.random() * accounts);
+      const b = (a + 1 + Math.floor(Math.random() * (accounts - 1))) % accounts;
+      const r = await client.txn({ success: [{ op: 'get', key: key(a) }, { op: 'get', key: key(b) }] });
+      const [ra, rb] = r.results;
+      if (ra?.op !== 'get' || rb?.op !== 'get' || !ra.found || !rb.found) throw new Error('an account is missing');
+      const amount = Math.min(Number(ra.value), 1 + Math.floor(Math.random() * 5));
+      const moved = await client.txn({
+        compare: [{ key: key(a), version: ra.version }, { key: key(b), version: rb.version }],
+        success: [{ op: 'put', key: key(a), value: String(Number(ra.value) - amount) }, { op: 'put', key: key(b), value: String(Number(rb.value) + amount) }],
+      });
+      if (moved.succeeded) transfers++;
+    }
+  };
+  const movers = Array.from({ length: 8 }, () => transfer());
+  try {
+    // Scans of small pages from followers and the leader alike, each page a separate request.
+    for (let scan = 0; scan < 5; scan++) {
+      let total = 0;
+      let count = 0;
+      let version = 0;
+      for await (const page of client.listPages({ prefix: 'bank/', limit: 7, consistency: scan % 2 === 0 ? 'linearizable' : 'local' })) {
+        version ||= page.version;
+        assert.equal(page.version, version, 'every page shows the version of the first');
+        for (const e of page.items) {
+          assert.ok(e.version <= version);
+          total += Number(e.value);
+          count++;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.equal(count, accounts);
+      assert.equal(total, accounts * opening, `the scan at version ${version} sums to ${total}`);
+      const counted = await http(`${cluster.nodes[scan % 3]?.http}/kv?prefix=bank/&countOnly=true&atVersion=${version}`);
+      assert.deepEqual(counted.body, { count: accounts, version });
+    }
+  } finally {
+    stop = true;
+    await Promise.all(movers);
+  }
+  t.diagnostic(`${transfers} transfers during the scans`);
+  assert.ok(transfers > 0);
+  const keysOnly = await http(`${cluster.nodes[0]?.http}/kv?prefix=bank/&limit=2&keysOnly=true`);
+  assert.deepEqual((keysOnly.body['items'] as { key: string }[]).map((i) => Object.keys(i).sort().join()), ['key,version', 'key,version']);
+
+  // Past the retention, the leader compacts: the first version is gone.
+  for (let i = 0; i < 600; i += 1) await client.put('fill', String(i));
+  const compacted = await waitFor('a compaction', 30_000, async () => {
+    const r = await http(`${cluster.nodes[1]?.http}/kv/hist/k?atVersion=${first.version}&consistency=local`);
+    return r.status === 410 ? r : null;
+  });
+  assert.equal(compacted.body['error'], 'compacted');
+  assert.ok((compacted.body['oldestVersion'] as number) > first.version);
+  await assert.rejects(client.list({ prefix: 'bank/', atVersion: first.version }), (e: unknown) => e instanceof QuorumKvError && e.code === 'compacted');
+});
