@@ -33,6 +33,7 @@ import {
 } from './errors.js';
 import { Lease, type LeaseCalls } from './lease.js';
 import { Watch, type WatchOptions } from './watch.js';
+import { Election, Lock, joinAndWait, type LockOptions, type QueueCalls } from './concurrency.js';
 import { changeOutcomeUnknown, changePolicy, checkMemberId, checkNewMember } from './members.js';
 import type { MemberCalls, RetryPolicy } from './members.js';
 import { AttemptError, ProtocolError } from './transport.js';
@@ -371,6 +372,33 @@ export class KvClient {
     this.watches.add(watch);
     return watch;
   }
+
+  /**
+   * Acquires the lock `name` (keys under `locks/<name>/`, one per contender, on a lease of
+   * `ttlMs`, default 10 s), waiting up to `deadlineMs` (default 30 s). Guard writes with
+   * `lock.fenced(txn)` so they only land while the lock is still held (concurrency.ts).
+   * @throws DeadlineExceededError, LockLostError, and what put/list/watch throw
+   */
+  async lock(name: string, options: LockOptions = {}): Promise<Lock> {
+    checkKey(name);
+    const place = await joinAndWait(this.queueCalls, `locks/${name}/`, '', options);
+    return new Lock(this.queueCalls, place);
+  }
+
+  /** Leader election `name` (keys under `elections/<name>/`): campaign, proclaim, leader, observe, resign. */
+  elect(name: string, options: LockOptions = {}): Election {
+    checkKey(name);
+    return new Election(this.queueCalls, `elections/${name}/`, options);
+  }
+
+  private readonly queueCalls: QueueCalls = {
+    lease: (ttlMs) => this.lease(ttlMs),
+    put: (key, value, options) => this.put(key, value, options),
+    delete: (key, options) => this.delete(key, options),
+    list: (options) => this.list(options),
+    txn: (body) => this.txn(body),
+    watch: (prefix, options) => this.watch(prefix, options),
+  };
 
   /**
    * Reads `key`; `undefined` when it does not exist (a missing key is an answer, not an

@@ -59,6 +59,8 @@ export type {
 export type { MemberCalls, NewMember } from './members.js';
 export { Lease } from './lease.js';
 export { CompactedError, Watch } from './watch.js';
+export { Election, Lock, LockLostError } from './concurrency.js';
+export type { LockOptions } from './concurrency.js';
 export type { WatchChange, WatchEvent, WatchOptions } from './watch.js';
 export type { LeaseLost, LeaseLostReason } from './lease.js';
 export type { LeaseInfoResponse } from '../wire/types.js';
