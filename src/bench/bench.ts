@@ -190,7 +190,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
   const keys = makeKeys(o.keys, o.keyBytes);
   const value = makeValue(o.valueBytes, rng);
   const specs = o.workloads.map(workload);
-  if (o.preload && specs.some((w) => w.readFraction > 0)) {
+  if (o.preload && specs.some((w) => w.readFraction > 0 || w.txn === true)) {
     const t0 = performance.now();
     await preload(sys.target, keys, value, 64, o.progress);
     print(`${sys.target.system}: preloaded ${keys.length} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

@@ -146,6 +146,12 @@ export async function etcdTarget(endpoints: readonly string[], serializableReads
     system: 'etcd',
     put: (key, value) => client.put(key).value(value).exec(),
     get: (key) => (serializableReads ? client.get(key).serializable(true).string() : client.get(key).string()),
+    txn: (a, b, value) =>
+      client
+        .if(a, 'Version', '>', 0)
+        .then(client.put(a).value(value), client.put(b).value(value))
+        .else(client.get(a))
+        .commit(),
     close: async () => client.close(),
   };
 }

@@ -88,6 +88,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const target = o.target;
   const choose = keyChooser(o.workload.distribution, keys.length);
   const readFraction = o.workload.readFraction;
+  const txn = o.workload.txn === true;
   const baseRng = createPrng(o.seed);
 
   const startedAt = new Date().toISOString();
@@ -125,7 +126,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
       const key = keys[choose(rng)] as string;
       const recorder = isRead ? recorders.read : recorders.write;
       try {
-        const answer = isRead ? await target.get(key) : await target.put(key, value);
+        const answer = isRead ? await target.get(key) : txn ? await target.txn(key, keys[choose(rng)] as string, value) : await target.put(key, value);
         const done = performance.now();
         if (measured) {
           recorder.recordMs(done - start);

@@ -18,6 +18,8 @@ export interface BenchTarget {
   put(key: string, value: string): Promise<unknown>;
   /** Resolves with the entry, or undefined/null when the key does not exist. */
   get(key: string): Promise<unknown>;
+  /** One transaction: if `a` exists, put `value` under `a` and `b` (else read `a`). */
+  txn(a: string, b: string, value: string): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,8 @@ export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<Be
     system: 'quorumkv',
     put: (key, value) => kv.put(key, value),
     get: (key) => kv.get(key, readOptions),
+    txn: (a, b, value) =>
+      kv.txn({ compare: [{ key: a, exists: true }], success: [{ op: 'put', key: a, value }, { op: 'put', key: b, value }], failure: [{ op: 'get', key: a }] }),
     close: () => kv.close(),
   };
 }

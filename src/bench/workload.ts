@@ -14,6 +14,7 @@
  * | ycsb-c | 100% (read only) | zipfian |
  * | hot-cold | 50% | 90% of operations on 10% of the keys |
  * | zipf | 50% | zipfian (θ = 0.99, YCSB's constant) |
+ * | txn | 0% | uniform: each operation one transaction, if key A exists put A and B |
  *
  * Keys and the value are made once, before a run (`makeKeys`, `makeValue`), so choosing an
  * operation allocates nothing. Randomness comes from a seeded Prng: one seed reproduces a
@@ -24,7 +25,7 @@
 
 import type { Prng } from '../stdx/prng.js';
 
-export const workloadNames = ['write', 'read', 'mixed', 'read-heavy', 'write-heavy', 'ycsb-a', 'ycsb-b', 'ycsb-c', 'hot-cold', 'zipf'] as const;
+export const workloadNames = ['write', 'read', 'mixed', 'read-heavy', 'write-heavy', 'ycsb-a', 'ycsb-b', 'ycsb-c', 'hot-cold', 'zipf', 'txn'] as const;
 export type WorkloadName = (typeof workloadNames)[number];
 
 export type KeyDistribution = 'uniform' | 'hot-cold' | 'zipf';
@@ -36,6 +37,8 @@ export interface WorkloadSpec {
   /** Share of operations that are reads, in [0, 1]. */
   readonly readFraction: number;
   readonly distribution: KeyDistribution;
+  /** Writes are transactions over two keys (compare one exists, put both) instead of puts. */
+  readonly txn?: boolean;
 }
 
 const mixes: Readonly<Record<WorkloadName, { readFraction: number; distribution: KeyDistribution }>> = {
@@ -49,10 +52,11 @@ const mixes: Readonly<Record<WorkloadName, { readFraction: number; distribution:
   'ycsb-c': { readFraction: 1, distribution: 'zipf' },
   'hot-cold': { readFraction: 0.5, distribution: 'hot-cold' },
   zipf: { readFraction: 0.5, distribution: 'zipf' },
+  txn: { readFraction: 0, distribution: 'uniform' },
 };
 
 export function workload(name: WorkloadName): WorkloadSpec {
-  return { name, ...mixes[name] };
+  return { name, ...mixes[name], ...(name === 'txn' ? { txn: true } : {}) };
 }
 
 /** Share of the keys that are hot, and share of operations that go to them (hot-cold). */

@@ -28,6 +28,7 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   faultCommand,
   dashboardCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
+  { name: 'bench-watch', summary: 'watch fan-out: one writer, N watchers on one node (events/s, delivery delay), optionally against etcd' },
   { name: 'experiment', summary: "the seeds' experiments (quorum, modes, matrix) with reports" },
   { name: 'check', summary: "compare every node's store with the leader's (exit 1 on divergence)" },
   rollbacksCommand,
@@ -78,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'restore') return runRestore(rest);
   // Benchmarks load their heavier dependencies only when used.
   if (command === 'bench') return (await import('./bench.js')).runBenchCommand(rest);
+  if (command === 'bench-watch') return (await import('../bench/watch-fanout.js')).runWatchBench(rest);
   if (command === 'experiment') return (await import('./experiment.js')).runExperimentCommand(rest);
   if (command === 'check') return (await import('./check.js')).runCheckCommand(rest);
   process.stderr.write(`quorumkv: unknown command "${command}"\n\n${usage}`);

@@ -92,6 +92,11 @@ export class WatchHub {
   private fedTo: number;
   private nowTick = 0;
   private stopped = false;
+  /**
+   * The messages of the records fed last, by watcher shape (prefix, prevValue): watchers
+   * alike get the same message object, so a sink can serialize it once for all of them.
+   */
+  private shared = new Map<string, WatchMessage>();
   /** Planted bug (simulator only): a watch starts after its fromVersion instead of at it. */
   skipFromVersion = false;
 
@@ -140,6 +145,7 @@ export class WatchHub {
     // One read for every live watcher: at most one record per version.
     const records = this.source.changes(from, applied - from + 1).filter((r) => r.version <= applied);
     this.fedTo = applied;
+    this.shared = new Map();
     // A snapshot install can carry this node past versions its history no longer holds
     // (compacted on the leader before the snapshot was taken): no watcher may skip them silently.
     const compactedBelow = this.source.compactedBelow();
@@ -194,10 +200,10 @@ export class WatchHub {
   private feed(w: Watcher, records: readonly VersionChanges[], upTo: number): boolean {
     for (const r of records) {
       if (r.version < w.nextVersion) continue;
-      const changes = this.select(w, r.changes);
       w.nextVersion = r.version + 1;
-      if (changes.length === 0) continue;
-      const buffered = w.sink.send({ kind: 'changes', version: r.version, changes });
+      const message = this.messageFor(w, r);
+      if (message === null) continue;
+      const buffered = w.sink.send(message);
       w.lastSentTick = this.nowTick;
       if (w.live && buffered > this.opts.bufferBytesMax) {
         this.end(w, { error: 'slow_consumer', lastVersion: r.version });
@@ -231,6 +237,17 @@ export class WatchHub {
       if (!this.feed(w, records, upTo)) return;
       if (records.length < this.opts.pageVersions) w.nextVersion = Math.max(w.nextVersion, upTo + 1);
     }
+  }
+
+  /** The message `r` makes for `w` (null: nothing under its prefix), shared by watchers alike while live. */
+  private messageFor(w: Watcher, r: VersionChanges): WatchMessage | null {
+    const cacheKey = w.live ? `${r.version}\u0000${w.prevValue ? 1 : 0}\u0000${w.prefix}` : null;
+    const cached = cacheKey === null ? undefined : this.shared.get(cacheKey);
+    if (cached !== undefined) return cached;
+    const changes = this.select(w, r.changes);
+    const message: WatchMessage | null = changes.length === 0 ? null : { kind: 'changes', version: r.version, changes };
+    if (cacheKey !== null && message !== null && this.shared.size < 4096) this.shared.set(cacheKey, message);
+    return message;
   }
 
   private select(w: Watcher, changes: readonly KeyChange[]): readonly KeyChange[] {

@@ -71,7 +71,7 @@ async function openWatch(ctx: HttpContext, streams: WatchStreams, request: Watch
   const sink: WatchSink = {
     send: (m) => {
       if (raw.writableEnded || raw.destroyed) return 0;
-      raw.write(format(sse, messageBody(m), m.kind === 'changes' ? 'change' : 'progress', m.version));
+      raw.write(formatted(m, sse));
       return raw.writableLength;
     },
     onDrain: (fn) => void raw.once('drain', fn),
@@ -110,6 +110,16 @@ function resumeVersion(header: string | string[] | undefined): number | null {
   const last = parseDecimal(header);
   if (last === null) throw new QkvError('bad_request', `Header last-event-id must be a version (an integer >= 0), got ${JSON.stringify(header)}`);
   return last + 1;
+}
+
+/** Watchers alike get the same message object from the hub: it is serialized once per format. */
+const serialized = new WeakMap<WatchMessage, { ndjson?: string; sse?: string }>();
+
+function formatted(m: WatchMessage, sse: boolean): string {
+  let texts = serialized.get(m);
+  if (texts === undefined) serialized.set(m, (texts = {}));
+  const field = sse ? 'sse' : 'ndjson';
+  return (texts[field] ??= format(sse, messageBody(m), m.kind === 'changes' ? 'change' : 'progress', m.version));
 }
 
 function messageBody(m: WatchMessage): Record<string, unknown> {
