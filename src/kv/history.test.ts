@@ -133,3 +133,16 @@ test('a version the compacted history no longer reaches is refused with the olde
   assert.deepEqual(m.sm.getAt('k1', 6), { ok: true, value: { value: '5', version: 5 } });
   assert.equal(m.sm.keyCount(), 2);
 });
+
+test('the in-memory key index follows a state replaced beneath it (as by a snapshot install): reads at a version rebuild it', () => {
+  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const writer = createKvStateMachine(kv, { dedupClientsMax: 10 });
+  const reader = createKvStateMachine(kv, { dedupClientsMax: 10 });
+  writer.apply([{ term: 1, index: 1, kind: 'normal', data: encodeCommand({ op: 'put', key: 'k', value: 'a' }) }]);
+  writer.apply([{ term: 1, index: 2, kind: 'normal', data: encodeCommand({ op: 'put', key: 'k', value: 'b' }) }]);
+  // `reader` saw none of it: its index is stale and must be rebuilt, not trusted.
+  assert.deepEqual(reader.getAt('k', 1), { ok: true, value: { value: 'a', version: 1 } });
+  const page = reader.rangeAt('', undefined, 10, 1);
+  assert.ok(page.ok);
+  assert.deepEqual(page.value, [{ key: 'k', value: 'a', version: 1 }]);
+});

@@ -6,11 +6,12 @@
  * atomic with the writes it describes, carried by snapshots and identical on every node:
  *   \0h/{version, 14 hex digits}  -> [1, [[key, value|null, prevValue|null, prevVersion], ...]]
  *                                    (value null: deleted; prevVersion 0: the key was absent)
- *   \0hk/{key}\0{version hex}      -> ""  key changed at that version (to read a key, or a
- *                                    prefix, as it was at a past version: readAt, listAt)
  *   \0hc                          -> "{compactedBelow}": versions below it are gone
  *   \0n                           -> "{count}" of reserved records (leases' and these), so
  *                                    that keyCount() counts client keys only
+ *
+ * Reads at a past version find each key's changes through an index held in memory
+ * (key-index.ts), so recording a change writes one record, appended in version order.
  *
  * Compaction is a command like any other (`compact`, proposed by the leader when the
  * history outgrows its retention, or by an operator), so every replica drops the same
@@ -24,6 +25,7 @@ import type { KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/t
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
 import { afterReserved, isReservedKey } from './leases.js';
+import { type KeyIndex, utf8Compare } from './key-index.js';
 import type { KeyChange, VersionChanges } from './types.js';
 
 export type { KeyChange, VersionChanges };
@@ -95,14 +97,7 @@ export function recordChanges(tx: ChangeCapture, version: number): void {
   if (tx.changes.length === 0) return;
   const rows = tx.changes.map((c) => [c.key, c.value ?? null, c.prev?.value ?? null, c.prev?.version ?? 0]);
   tx.put(historyKey(version), { value: packTuple([FORMAT_V1, rows], 'history record'), version });
-  for (const c of tx.changes) tx.put(keyIndexKey(c.key, version), { value: '', version });
 }
-
-const keyIndexPrefix = '\u0000hk/';
-const versionText = (version: number): string => version.toString(16).padStart(14, '0');
-const keyIndexKey = (key: string, version: number): string => `${keyIndexPrefix}${key}\u0000${versionText(version)}`;
-/** After every index entry of `key` (client keys hold no NUL, so nothing else sorts in between). */
-const afterKeyIndex = (key: string): string => `${keyIndexPrefix}${key}\u0000\u{10ffff}`;
 
 /** The state of a client key as it was at `version`: outcome `compacted` when the history no longer reaches it. */
 export type ReadAt<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly compactedBelow: number };
@@ -111,49 +106,47 @@ export type ReadAt<T> = { readonly ok: true; readonly value: T } | { readonly ok
  * `key` as it was at `version` (which must not be beyond the applied index): the record the
  * first change after `version` replaced, or, when it has not changed since, the current one.
  */
-export function readAt(reader: KvReader, key: string, version: number): ReadAt<KvRecord | undefined> {
+export function readAt(reader: KvReader, index: KeyIndex, key: string, version: number): ReadAt<KvRecord | undefined> {
   const below = compactedBelow(reader);
   if (version < below - 1) return { ok: false, compactedBelow: below };
-  const next = reader.range(`${keyIndexPrefix}${key}\u0000`, keyIndexKey(key, version), 1)[0];
+  index.sync(reader);
+  const next = index.nextChange(key, version);
   if (next === undefined) {
     const current = reader.get(key);
     return { ok: true, value: current !== undefined && current.version <= version ? current : undefined };
   }
-  const changed = readChanges(reader, next.version, 1)[0];
-  const change = changed?.version === next.version ? changed.changes.find((c) => c.key === key) : undefined;
-  if (change === undefined) throw new KvCodecError(`history index names ${JSON.stringify(key)} at version ${next.version}, whose record does not`);
+  const changed = readChanges(reader, next, 1)[0];
+  const change = changed?.version === next ? changed.changes.find((c) => c.key === key) : undefined;
+  if (change === undefined) throw new KvCodecError(`the key index names ${JSON.stringify(key)} at version ${next}, whose record does not`);
   return { ok: true, value: change.prev };
 }
 
 /**
  * The keys under `prefix` strictly after `after` as they were at `version`, in UTF-8 byte
- * order, at most `limit` (values dropped with `keysOnly`): a page of a scan that every
- * page reads at the same version, so the scan is consistent while writes go on.
+ * order, at most `limit`: a page of a scan that every page reads at the same version, so
+ * the scan is consistent while writes go on.
  */
-export function listAt(reader: KvReader, prefix: string, after: string | undefined, limit: number, version: number): ReadAt<KvItem[]> {
+export function listAt(reader: KvReader, index: KeyIndex, prefix: string, after: string | undefined, limit: number, version: number): ReadAt<KvItem[]> {
   const below = compactedBelow(reader);
   if (version < below - 1) return { ok: false, compactedBelow: below };
+  index.sync(reader);
   const out: KvItem[] = [];
   let cursor = after;
   // Two ordered sources: keys that exist now, and keys the history saw change (deleted
   // ones included). A key in neither did not exist at `version`.
   while (out.length < limit) {
     const now = reader.range(prefix, cursor ?? (prefix === '' ? afterReserved : undefined), 1)[0]?.key;
-    const indexed = reader.range(keyIndexPrefix + prefix, cursor === undefined ? undefined : afterKeyIndex(cursor), 1)[0]?.key;
-    const seen = indexed === undefined ? undefined : indexed.slice(keyIndexPrefix.length, indexed.lastIndexOf('\u0000'));
+    const seen = index.keyAfter(prefix, cursor);
     const key = now === undefined ? seen : seen === undefined || utf8Compare(now, seen) <= 0 ? now : seen;
     if (key === undefined) break;
     cursor = key;
-    const at = readAt(reader, key, version);
+    const at = readAt(reader, index, key, version);
     if (!at.ok) return at;
     if (at.value !== undefined) out.push({ key, ...at.value });
   }
   return { ok: true, value: out };
 }
 
-function utf8Compare(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}
 
 const reservedCountKey = '\u0000n';
 
@@ -192,7 +185,7 @@ export function readChanges(reader: KvReader, fromVersion: number, versionsMax: 
  * Drops the history below `beforeVersion` (at most compactRecordsPerEntryMax records) and
  * returns the new compaction point: `beforeVersion`, or less when the bound stopped it.
  */
-export function compactHistory(tx: KvWriter, beforeVersion: number, version: number): { readonly compactedBelow: number; readonly removed: number } {
+export function compactHistory(tx: KvWriter, beforeVersion: number, version: number, removedChanges: [string, number][] = []): { readonly compactedBelow: number; readonly removed: number } {
   const current = compactedBelow(tx);
   if (beforeVersion <= current) return { compactedBelow: current, removed: 0 };
   const records = tx.range(historyPrefix, undefined, compactRecordsPerEntryMax + 1);
@@ -205,7 +198,7 @@ export function compactHistory(tx: KvWriter, beforeVersion: number, version: num
       reached = v;
       break;
     }
-    for (const c of decodeRecord(item).changes) tx.delete(keyIndexKey(c.key, v));
+    for (const c of decodeRecord(item).changes) removedChanges.push([c.key, v]);
     tx.delete(item.key);
     removed++;
   }

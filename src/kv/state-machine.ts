@@ -32,6 +32,7 @@ import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js'
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
 import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
 import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, recordChanges, type ReadAt, type VersionChanges } from './history.js';
+import { KeyIndex } from './key-index.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
@@ -77,6 +78,10 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     throw new RangeError(`dedupClientsMax must be a positive safe integer, got ${String(dedupClientsMax)}`);
   }
 
+  // Built now (start-up reads the history kept once), then kept up to date by every apply.
+  const keyIndex = new KeyIndex(readChanges);
+  keyIndex.sync(backend);
+
   const apply = (entries: readonly Entry[]): Map<number, CommandResult> => {
     const results = new Map<number, CommandResult>();
     const first = entries[0];
@@ -114,23 +119,27 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       }
     }
 
+    const added: [string, number][] = [];
+    const removed: [string, number][] = [];
     backend.write(last.index, (tx) => {
       let reservedDelta = 0;
       for (const { index, command } of pending) {
         if (command === null) continue;
         const capture = new ChangeCapture(tx);
-        results.set(index, applyCommand(capture, command, index));
+        results.set(index, applyCommand(capture, command, index, removed));
         recordChanges(capture, index);
+        for (const c of capture.changes) added.push([c.key, index]);
         reservedDelta += capture.reservedDelta;
       }
       addReservedCount(tx, reservedDelta, last.index);
     });
+    keyIndex.applied(appliedIndex, last.index, added, removed);
     return results;
   };
 
-  const applyCommand = (tx: KvWriter, command: Command, index: number): CommandResult => {
+  const applyCommand = (tx: KvWriter, command: Command, index: number, removed: [string, number][]): CommandResult => {
     const requestId = command.requestId;
-    if (requestId === undefined) return execute(tx, command, index);
+    if (requestId === undefined) return execute(tx, command, index, removed);
 
     const previous = tx.getDedup(requestId.clientId);
     if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
@@ -138,7 +147,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return { ok: false, error: 'stale_request', key: 'key' in command ? command.key : '', lastSeq: previous.seq };
     }
 
-    const result = execute(tx, command, index);
+    const result = execute(tx, command, index, removed);
     tx.putDedup({ clientId: requestId.clientId, seq: requestId.seq, index, reply: encodeResult(result) });
     const excess = tx.dedupCount() - dedupClientsMax;
     if (excess > 0) {
@@ -163,8 +172,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
     changes: (fromVersion, versionsMax) => readChanges(backend, fromVersion, versionsMax),
     compactedBelow: () => compactedBelow(backend),
-    getAt: (key, version) => readAt(backend, key, version),
-    rangeAt: (prefix, after, limit, version) => listAt(backend, prefix, after, limit, version),
+    getAt: (key, version) => readAt(backend, keyIndex, key, version),
+    rangeAt: (prefix, after, limit, version) => listAt(backend, keyIndex, prefix, after, limit, version),
   };
 }
 
@@ -178,7 +187,7 @@ function decodeEntry(entry: Entry): Command {
 }
 
 /** Applies one command with no dedup concerns; `index` is the version it writes. */
-function execute(tx: KvWriter, command: Command, index: number): CommandResult {
+function execute(tx: KvWriter, command: Command, index: number, removed: [string, number][]): CommandResult {
   switch (command.op) {
     case 'txn':
       return executeTxn(tx, command, index);
@@ -188,7 +197,7 @@ function execute(tx: KvWriter, command: Command, index: number): CommandResult {
     case 'lease-revoke':
       return { ok: true, op: 'lease-revoke', id: command.id, ...revokeLease(tx, command.id), version: index };
     case 'compact':
-      return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index), version: index };
+      return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index, removed), version: index };
     default:
       return executeKeyCommand(tx, command, index);
   }

@@ -141,6 +141,11 @@ export class WatchHub {
   applied(): void {
     const applied = this.source.appliedIndex();
     if (applied <= this.fedTo) return;
+    if (this.watchers.size === 0) {
+      // Nobody to feed: no read (the common case, on the write path).
+      this.fedTo = applied;
+      return;
+    }
     const from = this.fedTo + 1;
     // One read for every live watcher: at most one record per version.
     const records = this.source.changes(from, applied - from + 1).filter((r) => r.version <= applied);
