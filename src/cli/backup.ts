@@ -179,7 +179,7 @@ export async function runRestore(argv: string[]): Promise<number> {
   }
   await writeClusterFile(flags.dataDir, { clusterId, nodes: [] });
   process.stdout.write(
-    `restored ${verified.items} keys (index ${header.index}, term ${header.term}, from node ${header.nodeId} of cluster ${header.clusterId}) ` +
+    `restored ${verified.keys} keys (${verified.items} records; index ${header.index}, term ${header.term}, from node ${header.nodeId} of cluster ${header.clusterId}) ` +
       `into ${count} nodes under ${flags.dataDir} (new cluster ${clusterId}).\n` +
       `start it with:  quorumkv up --nodes ${count} --data-dir ${flags.dataDir}\n`,
   );

@@ -175,6 +175,8 @@ export class RecordSequence {
   header: BackupHeader | null = null;
   private chunks = 0;
   private items = 0;
+  /** Items that are client keys (the others are the state machine's reserved records: leases, history). */
+  private keys = 0;
   private dedup = 0;
   private ended = false;
 
@@ -190,6 +192,7 @@ export class RecordSequence {
       if (record.seq !== this.chunks) fail(`chunk ${record.seq} where chunk ${this.chunks} was expected`);
       this.chunks++;
       this.items += record.items.length;
+      for (const item of record.items) if (!item[0].startsWith('\u0000')) this.keys++;
       this.dedup += record.dedup.length;
       return;
     }
@@ -202,10 +205,10 @@ export class RecordSequence {
     this.ended = true;
   }
 
-  finish(): { readonly header: BackupHeader; readonly chunks: number; readonly items: number; readonly dedup: number } {
+  finish(): { readonly header: BackupHeader; readonly chunks: number; readonly items: number; readonly keys: number; readonly dedup: number } {
     if (this.header === null) fail('the backup is empty: no header record');
     if (!this.ended) fail(`the backup is truncated: no end record after ${this.chunks} chunks`);
-    return { header: this.header, chunks: this.chunks, items: this.items, dedup: this.dedup };
+    return { header: this.header, chunks: this.chunks, items: this.items, keys: this.keys, dedup: this.dedup };
   }
 }
 
@@ -244,7 +247,7 @@ export class BackupFileWriter {
   }
 
   /** Writes the checksum trailer, flushes to disk and renames the file into place. */
-  async finish(): Promise<{ readonly header: BackupHeader; readonly chunks: number; readonly items: number; readonly dedup: number; readonly bytes: number; readonly sha256: string }> {
+  async finish(): Promise<{ readonly header: BackupHeader; readonly chunks: number; readonly items: number; readonly keys: number; readonly dedup: number; readonly bytes: number; readonly sha256: string }> {
     const totals = this.sequence.finish();
     const sha256 = this.hash.digest('hex');
     const trailer = Buffer.from(JSON.stringify({ type: 'sha256', sha256 }) + '\n', 'utf8');
@@ -318,7 +321,10 @@ function parseLine(line: Buffer, lineNumber: number): unknown {
 export interface VerifiedBackup {
   readonly header: BackupHeader;
   readonly chunks: number;
+  /** Records in the file: client keys and the state machine's reserved records (leases, history). */
   readonly items: number;
+  /** Client keys among them. */
+  readonly keys: number;
   readonly dedup: number;
   readonly sha256: string;
 }

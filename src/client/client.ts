@@ -497,6 +497,7 @@ export class KvClient {
           index: done.header.index,
           term: done.header.term,
           items: done.items,
+          keys: done.keys,
           dedupRecords: done.dedup,
           chunks: done.chunks,
           bytes: done.bytes,

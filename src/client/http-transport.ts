@@ -170,8 +170,10 @@ export class HttpTransport implements ClientTransport {
     // are longer than any answer the request pools allow.
     this.watchAgent ??= new Agent({ connectTimeout: connectTimeoutMs, keepAliveTimeout: keepAliveMs, headersTimeout: 30_000, bodyTimeout: watchGapMsMax });
     let response: Dispatcher.ResponseData;
+    // Aborting is what ends a pending read of the body at once (destroy alone waits for data).
+    const abort = new AbortController();
     try {
-      response = await this.watchAgent.request({ origin: endpoint, method: 'GET', path: `/watch?${query.toString()}`, headersTimeout: Math.max(1, Math.ceil(timeoutMs)), bodyTimeout: watchGapMsMax });
+      response = await this.watchAgent.request({ origin: endpoint, method: 'GET', path: `/watch?${query.toString()}`, headersTimeout: Math.max(1, Math.ceil(timeoutMs)), bodyTimeout: watchGapMsMax, signal: abort.signal });
     } catch (error) {
       throw connectionFailure(error, endpoint);
     }
@@ -182,7 +184,13 @@ export class HttpTransport implements ClientTransport {
     const body = response.body;
     this.watchBodies.add(body);
     body.once('close', () => this.watchBodies.delete(body));
-    return { messages: watchMessages(body, endpoint), close: () => body.destroy() };
+    return {
+      messages: watchMessages(body, endpoint),
+      close: () => {
+        abort.abort();
+        body.destroy();
+      },
+    };
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
@@ -286,7 +294,7 @@ export class HttpTransport implements ClientTransport {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const body of [...this.watchBodies]) body.destroy();
+    for (const body of [...this.watchBodies]) body.destroy(new Error('the client is closed'));
     const pools = [...this.pools.values()];
     this.pools.clear();
     await Promise.all([...pools.map((pool) => pool.close().catch(() => undefined)), this.watchAgent?.close().catch(() => undefined)]);

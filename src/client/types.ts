@@ -179,7 +179,10 @@ export interface BackupResult {
   /** The backup holds exactly the effects of the log up to this index (and its term). */
   readonly index: number;
   readonly term: number;
+  /** Records: client keys plus the state machine's reserved ones (leases, the history of changes). */
   readonly items: number;
+  /** Client keys among them. */
+  readonly keys: number;
   readonly dedupRecords: number;
   readonly chunks: number;
   readonly bytes: number;

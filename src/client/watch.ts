@@ -105,6 +105,8 @@ export class Watch implements AsyncIterable<WatchEvent> {
         let progressed = false;
         try {
           this.stream = await this.deps.transport.watch(endpoint, this.request(), this.deps.connectTimeoutMs);
+          // Closed while the stream was being opened: close() found no stream to close.
+          if (this.closed) return;
           this.connections++;
           for await (const message of this.stream.messages) {
             const event = this.take(message);

@@ -79,7 +79,7 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
       if (op.value === null) expected.delete(op.key);
       else expected.set(op.key, { value: op.value, version: op.version });
     }
-    assert.equal(backup.items, expected.size, 'the backup holds exactly the keys of its index');
+    assert.equal(backup.keys, expected.size, 'the backup holds exactly the keys of its index');
 
     const restoredDir = path.join(dir, 'restored');
     const restored = await run(process.execPath, [mainPath, 'restore', '--from', file, '--data-dir', restoredDir, '--nodes', '3']);

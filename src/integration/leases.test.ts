@@ -15,15 +15,12 @@ const ttlMs = 2_000;
 const electionTimeoutMs = 1_000;
 const keys = ['svc/web/a', 'svc/web/b', 'svc/web/c'];
 
-/** How many of `keys` node `url` holds in its own state (a `local` read: no leader involved). */
+/** How many of `keys` node `url` holds in its own state: one `local` list, so one state (no leader involved). */
 async function keysHeld(url: string, prefix: string): Promise<number> {
-  let held = 0;
-  for (const key of keys) {
-    const r = await http(`${url}/kv/${prefix}${key}?consistency=local`);
-    if (r.status === 200) held++;
-    else if (r.status !== 404) throw new Error(`GET ${key} on ${url}: ${r.status} ${JSON.stringify(r.body)}`);
-  }
-  return held;
+  const r = await http(`${url}/kv?prefix=${encodeURIComponent(`${prefix}svc/web/`)}&consistency=local`);
+  if (r.status !== 200) throw new Error(`list on ${url}: ${r.status} ${JSON.stringify(r.body)}`);
+  const held = new Set((r.body['items'] as { key: string }[]).map((i) => i.key.slice(prefix.length)));
+  return keys.filter((k) => held.has(k)).length;
 }
 
 /**

@@ -86,6 +86,8 @@ async function openWatch(ctx: HttpContext, streams: WatchStreams, request: Watch
     'x-accel-buffering': 'no',
     'x-qkv-served-by': ctx.node.id,
   });
+  // Now, not with the first message: a watch of a quiet prefix may send nothing for a while.
+  raw.flushHeaders();
   try {
     id = await ctx.node.watch({ prefix, fromVersion, prevValue: q.prevValue === 'true' }, sink, options);
   } catch (error) {
