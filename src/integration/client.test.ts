@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { InvalidArgumentError, VersionConflictError, connect, verifyBackupFile } from '../client/index.js';
 import type { KvClient, TransportKind } from '../client/index.js';
-import { http, mainPath, TestCluster } from './harness.js';
+import { http, mainPath, TestCluster, waitFor } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -202,7 +202,12 @@ test('nodes advertise their gRPC addresses: a gRPC client given one follower fin
 test('node-side gRPC input validation mirrors HTTP: same wire codes, nothing written', { timeout: 60_000 }, async () => {
   const follower = cluster.nodes.find((n) => n.id !== leaderId);
   assert.ok(follower);
-  const before = await dumpAll();
+  // Every node caught up first (the last write may still be on its way to one of them).
+  const before = await waitFor('every node to hold the same store', 10_000, async () => {
+    const dump = await dumpAll();
+    const stores = (JSON.parse(dump) as unknown[]).map((d) => JSON.stringify(d));
+    return stores.every((d) => d === stores[0]) ? dump : null;
+  });
   const k65 = 'k'.repeat(65);
   const cases: { what: string; http: () => Promise<{ status: number; body: Record<string, unknown> }>; grpc: () => ReturnType<typeof grpcCode>; code: string }[] = [
     { what: 'a key over the limit', http: () => http(`${follower.http}/kv/${k65}`, 'PUT', { value: 'x' }), grpc: () => grpcCode(follower.grpc, 'Put', { key: k65, value: 'x' }), code: 'key_too_large' },
