@@ -31,6 +31,7 @@ const command: CommandSpec = {
     watchers: { kind: 'value', help: 'watchers on one node', default: '1000' },
     duration: { kind: 'value', help: 'measured seconds', default: '10' },
     'value-bytes': { kind: 'value', help: 'value size (the send time is written into it)', default: '128' },
+    rate: { kind: 'value', help: 'writes per second (default 0: as fast as acknowledged); a fixed rate compares delays at the same load', default: '0' },
     compare: { kind: 'value', help: 'etcd: run the same against a local 3-member etcd' },
   },
 };
@@ -47,9 +48,9 @@ interface Figures {
 type Deliver = (value: string) => void;
 
 /** Runs the writer thread (watch-writer.ts) and resolves with its write count. */
-function runWriter(system: 'quorumkv' | 'etcd', endpoints: readonly string[], seconds: number, valueBytes: number): Promise<number> {
+function runWriter(system: 'quorumkv' | 'etcd', endpoints: readonly string[], seconds: number, valueBytes: number, rate: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(fileURLToPath(new URL('./watch-writer.js', import.meta.url)), { workerData: { system, endpoints, seconds, valueBytes } });
+    const worker = new Worker(fileURLToPath(new URL('./watch-writer.js', import.meta.url)), { workerData: { system, endpoints, seconds, valueBytes, rate } });
     worker.once('message', (m: { writes: number }) => resolve(m.writes));
     worker.once('error', reject);
     worker.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`the writer thread exited ${code}`))));
@@ -58,12 +59,17 @@ function runWriter(system: 'quorumkv' | 'etcd', endpoints: readonly string[], se
 
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
+interface Run {
+  readonly watchers: number;
+  readonly seconds: number;
+  readonly valueBytes: number;
+  readonly rate: number;
+}
+
 async function measure(
   system: 'quorumkv' | 'etcd',
   endpoints: readonly string[],
-  watchers: number,
-  seconds: number,
-  valueBytes: number,
+  { watchers, seconds, valueBytes, rate }: Run,
   open: (deliver: Deliver) => Promise<() => Promise<void>>,
   put: (key: string, value: string) => Promise<unknown>,
 ): Promise<Figures> {
@@ -82,7 +88,7 @@ async function measure(
   await new Promise((r) => setTimeout(r, 1_000));
   measuring = true;
   const end = performance.now() + seconds * 1000;
-  const writes = await runWriter(system, endpoints, seconds, valueBytes);
+  const writes = await runWriter(system, endpoints, seconds, valueBytes, rate);
   // Let the last writes arrive everywhere (bounded), then stop counting.
   const expected = writes * watchers;
   const drainEnd = performance.now() + 10_000;
@@ -99,7 +105,8 @@ async function measure(
   };
 }
 
-async function quorumkv(watchers: number, seconds: number, valueBytes: number): Promise<Figures> {
+async function quorumkv(run: Run): Promise<Figures> {
+  const { watchers } = run;
   const cluster = await LocalCluster.start({ nodes: 3, nodeFlags: ['--watchers-max', String(watchers + 10)] });
   try {
     const writer = await connect({ endpoints: cluster.endpoints });
@@ -121,7 +128,7 @@ async function quorumkv(watchers: number, seconds: number, valueBytes: number): 
       };
     };
     try {
-      return await measure('quorumkv', cluster.endpoints, watchers, seconds, valueBytes, open, (k, v) => writer.put(k, v));
+      return await measure('quorumkv', cluster.endpoints, run, open, (k, v) => writer.put(k, v));
     } finally {
       await writer.close();
     }
@@ -130,7 +137,8 @@ async function quorumkv(watchers: number, seconds: number, valueBytes: number): 
   }
 }
 
-async function etcd(watchers: number, seconds: number, valueBytes: number): Promise<Figures> {
+async function etcd(run: Run): Promise<Figures> {
+  const { watchers } = run;
   const binary = await findEtcd(null, true, (line) => process.stderr.write(`${line}\n`));
   const cluster = await EtcdCluster.start(binary);
   const mod: typeof Etcd3Module = await import('etcd3');
@@ -148,7 +156,7 @@ async function etcd(watchers: number, seconds: number, valueBytes: number): Prom
         await Promise.all(all.map((w) => w.cancel()));
       };
     };
-    return await measure('etcd', cluster.endpoints, watchers, seconds, valueBytes, open, (k, v) => writer.put(k).value(v).exec());
+    return await measure('etcd', cluster.endpoints, run, open, (k, v) => writer.put(k).value(v).exec());
   } finally {
     writer.close();
     reader.close();
@@ -166,11 +174,13 @@ export async function runWatchBench(argv: string[]): Promise<number> {
   const watchers = parseCount(v.get('watchers') ?? '1000', 'watchers', 1, 100_000);
   const seconds = parseCount(v.get('duration') ?? '10', 'duration', 1, 3600);
   const valueBytes = parseCount(v.get('value-bytes') ?? '128', 'value-bytes', 24, 1 << 20);
+  const rate = parseCount(v.get('rate') ?? '0', 'rate', 0, 100_000);
   const compare = v.get('compare');
   if (compare !== undefined && compare !== 'etcd') throw new UsageError(`--compare takes etcd, got ${compare}`);
-  const results = [await quorumkv(watchers, seconds, valueBytes)];
-  if (compare === 'etcd') results.push(await etcd(watchers, seconds, valueBytes));
-  process.stdout.write(`watch fan-out: 1 writer, ${watchers} watchers on one node, ${seconds} s, ${valueBytes} B values\n`);
+  const run: Run = { watchers, seconds, valueBytes, rate };
+  const results = [await quorumkv(run)];
+  if (compare === 'etcd') results.push(await etcd(run));
+  process.stdout.write(`watch fan-out: 1 writer${rate > 0 ? ` at ${rate}/s` : ''}, ${watchers} watchers on one node, ${seconds} s, ${valueBytes} B values\n`);
   process.stdout.write('system     writes/s  events/s   delay p50   p99      max     missed\n');
   for (const r of results) {
     process.stdout.write(

@@ -1,7 +1,7 @@
 /**
  * The writer of `quorumkv bench-watch`, in a worker thread of its own so that the
  * watchers' work in the main thread does not hold back its writes. Writes to `fan/` as
- * fast as they are acknowledged for `seconds`, each value starting with its send time
+ * fast as they are acknowledged (or at `rate` per second) for `seconds`, each value starting with its send time
  * (epoch milliseconds, fractional: the same clock in every thread), then posts the count.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -13,6 +13,8 @@ interface WriterJob {
   readonly endpoints: readonly string[];
   readonly seconds: number;
   readonly valueBytes: number;
+  /** Writes per second to aim at (0: as fast as acknowledged). */
+  readonly rate: number;
 }
 
 const job = workerData as WriterJob;
@@ -32,9 +34,13 @@ if (job.system === 'quorumkv') {
 }
 const end = performance.now() + job.seconds * 1000;
 let writes = 0;
+const start = performance.now();
 while (performance.now() < end) {
   await put(`fan/${writes % 100}`, `${now()}|${pad}`);
   writes++;
+  // Open loop at `rate`: the next write leaves on schedule, not when the last was acknowledged.
+  const due = start + (writes * 1000) / job.rate;
+  if (job.rate > 0 && due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
 }
 await close();
 parentPort?.postMessage({ writes });
