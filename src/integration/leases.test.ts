@@ -1,7 +1,7 @@
 /**
  * Leases on real processes: keys attached to a lease stay while the client keeps it alive,
  * vanish together on every node once it stops (between the TTL and the TTL plus one
- * election timeout after the last keep-alive), and a leader killed mid-lease never makes
+ * election timeout after the last keep-alive; a watch sees them go in one version), and a leader killed mid-lease never makes
  * them vanish early (the new leader restarts the full TTL).
  */
 import { test } from 'node:test';
@@ -72,6 +72,15 @@ test('a lease kept alive keeps its keys; once released they vanish together on e
   // The leader restarts the TTL when a keep-alive arrives, never before it was sent: the
   // keys may not go before the last confirmed keep-alive's send time plus the TTL.
   const lastConfirmedSentAt = lease.safeUntilMs - ttlMs;
+  // A watch on a follower sees the expiry: the three deletions, in one version.
+  const follower = cluster.nodes.find((n) => n.id !== kv?.leaderId) ?? cluster.nodes[0];
+  assert.ok(follower);
+  const watcher = await connect({ endpoints: [follower.http] });
+  const watch = watcher.watch('a/svc/');
+  const deletions = (async () => {
+    for await (const event of watch) if (event.changes.some((c) => c.type === 'delete')) return event;
+    return undefined;
+  })();
   const releasedAt = performance.now();
   lease.release();
   assert.equal((await lease.lost).reason, 'released');
@@ -81,6 +90,10 @@ test('a lease kept alive keeps its keys; once released they vanish together on e
     assert.ok(at - lastConfirmedSentAt >= ttlMs, `${id}: keys gone ${(at - lastConfirmedSentAt).toFixed(0)} ms after the last confirmed keep-alive was sent, before the TTL`);
     assert.ok(at - releasedAt <= ttlMs + electionTimeoutMs, `${id}: keys gone only ${(at - releasedAt).toFixed(0)} ms after the release`);
   }
+  const seen = await deletions;
+  watch.close();
+  await watcher.close();
+  assert.deepEqual(seen?.changes.map((c) => `${c.type} ${c.key}`).sort(), keys.map((k) => `delete a/${k}`), 'the watch saw the three keys deleted at one version');
   assert.equal(await lease.info(), undefined, 'the expired lease is gone');
   const dumps = await Promise.all(cluster.nodes.map((n) => cluster.dumpStore(n.id)));
   assert.ok(dumps.every((d) => d === dumps[0]), 'every node holds the same store after the expiry');
