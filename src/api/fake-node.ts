@@ -152,6 +152,11 @@ export class FakeKvNode implements KvNode {
 
   unwatch(): void {}
 
+  async compact(): Promise<{ readonly compactedBelow: number; readonly removed: number }> {
+    this.throwInjected();
+    return { compactedBelow: this.lastIndex + 1, removed: 0 };
+  }
+
   async leaseInfo(id: number): Promise<LeaseInfo | undefined> {
     this.requireLeader();
     const ttlMs = this.leases.get(id);

@@ -103,6 +103,8 @@ export const putBody = Type.Object(
 );
 export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion", and "lease" or "ttlMs"';
 
+export const compactBody = Type.Object({ beforeVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a version (a safe integer >= 1)' })) }, { additionalProperties: false });
+export const compactUsage = 'POST /admin/compact takes {} or {"beforeVersion": N}';
 export const leaseGrantBody = Type.Object({ ttlMs }, { additionalProperties: false });
 export const leaseGrantUsage = 'POST /leases needs {"ttlMs": N}';
 export const leaseParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'a lease id (an integer >= 1)' }) });

@@ -5,7 +5,7 @@
  */
 
 import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
-import type { LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
+import type { CompactOutcome, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvRecord } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
@@ -73,6 +73,10 @@ export const leaseInfoExec: LocalExec<{ readonly id: number; readonly keysMax: n
 
 export const modeExec: LocalExec<ModeChange, { readonly index: number }> = {
   run: (node, change, timeoutMs) => node.changeMode(change, { timeoutMs }),
+};
+
+export const compactExec: LocalExec<number | null, CompactOutcome> = {
+  run: (node, beforeVersion, timeoutMs) => node.compact(beforeVersion, { timeoutMs }),
 };
 
 export const readExec: LocalExec<ReadOp, KvRecord | undefined> = {

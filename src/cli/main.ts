@@ -11,6 +11,7 @@ import { UsageError, parseArgs, programHelp } from './command.js';
 import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
 import { leaderCommand, memberCommand, runLeaderCommand, runMemberCommand } from './member.js';
 import { modeCommand, runModeCommand } from './mode.js';
+import { compactCommand, runCompactCommand } from './compact.js';
 import { NodeStartError, startNode } from './node.js';
 import { faultCommand, runFaultCommand } from './fault.js';
 import { rollbacksCommand, runRollbacksCommand } from './rollbacks.js';
@@ -25,6 +26,7 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   memberCommand,
   leaderCommand,
   modeCommand,
+  compactCommand,
   faultCommand,
   dashboardCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'up') return runUp(rest);
   if (command === 'sim') return runSimCommand(rest);
   if (command === 'mode') return runModeCommand(rest);
+  if (command === 'compact') return runCompactCommand(rest);
   if (command === 'member') return runMemberCommand(rest);
   if (command === 'leader') return runLeaderCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);

@@ -184,6 +184,7 @@ class DeferredNode implements KvNode {
   read: KvNode['read'] = (k, o) => this.t.read(k, o);
   watch: KvNode['watch'] = (r, s, o) => this.t.watch(r, s, o);
   unwatch: KvNode['unwatch'] = (id) => this.target?.unwatch(id);
+  compact: KvNode['compact'] = (v, o) => this.t.compact(v, o);
   list: KvNode['list'] = (o) => this.t.list(o);
   waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
   status: KvNode['status'] = () => this.t.status();

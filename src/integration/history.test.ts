@@ -8,7 +8,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { QuorumKvError, connect } from '../client/index.js';
 import type { KvClient } from '../client/index.js';
-import { TestCluster, http, waitFor } from './harness.js';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { TestCluster, http, runCli, waitFor } from './harness.js';
 
 const accounts = 60;
 const opening = 100;
@@ -90,4 +92,46 @@ test('a paged scan at one version is consistent while transfers run; a key reads
   assert.equal(compacted.body['error'], 'compacted');
   assert.ok((compacted.body['oldestVersion'] as number) > first.version);
   await assert.rejects(client.list({ prefix: 'bank/', atVersion: first.version }), (e: unknown) => e instanceof QuorumKvError && e.code === 'compacted');
+});
+
+test('compaction on demand: POST /admin/compact through a follower and quorumkv compact drop the history below a version on every node, never beyond the present', { timeout: 60_000 }, async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  let kv: KvClient | null = null;
+  t.after(async () => {
+    await kv?.close();
+    await cluster.destroy();
+  });
+  const leader = await cluster.waitForLeader();
+  const follower = cluster.nodes.find((n) => n.id !== leader);
+  assert.ok(follower);
+  kv = await connect({ endpoints: cluster.nodes.map((n) => n.http) });
+  const first = await kv.put('c/k', '1');
+  const second = await kv.put('c/k', '2');
+  assert.equal((await http(`${follower.http}/admin/compact`, 'POST', { beforeVersion: 0 })).status, 400);
+  const done = await http(`${follower.http}/admin/compact`, 'POST', { beforeVersion: second.version });
+  assert.equal(done.status, 200, JSON.stringify(done.body));
+  assert.equal(done.body['compactedBelow'], second.version);
+  for (const n of cluster.nodes) {
+    const r = await waitFor(`${n.id} to apply the compaction`, 10_000, async () => {
+      const a = await http(`${n.http}/kv/c/k?atVersion=${first.version - 1}&consistency=local`);
+      return a.status === 410 ? a : null;
+    });
+    assert.equal(r.body['error'], 'compacted');
+  }
+  assert.deepEqual(await kv.get('c/k', { atVersion: second.version }), { key: 'c/k', value: '2', version: second.version });
+  // A version in the future is not compacted away: the present stays watchable.
+  const far = await http(`${follower.http}/admin/compact`, 'POST', { beforeVersion: 1_000_000_000 });
+  assert.equal(far.status, 200);
+  assert.ok((far.body['compactedBelow'] as number) < 1_000_000, JSON.stringify(far.body));
+  const next = await kv.put('c/k', '3');
+  const watch = kv.watch('c/', { fromVersion: next.version });
+  for await (const e of watch) {
+    assert.equal(e.version, next.version);
+    break;
+  }
+  const clusterFile = path.join(cluster.dir, 'cluster.json');
+  await writeFile(clusterFile, JSON.stringify({ clusterId: 'x', nodes: cluster.nodes.map((n) => ({ id: n.id, http: n.http })) }));
+  const cli = await runCli(['compact', '--cluster-file', clusterFile], 30_000);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(cli.stdout, /^history compacted below version \d+ \(\d+ records removed\)\n$/);
 });

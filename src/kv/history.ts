@@ -187,13 +187,15 @@ export function readChanges(reader: KvReader, fromVersion: number, versionsMax: 
  */
 export function compactHistory(tx: KvWriter, beforeVersion: number, version: number, removedChanges: [string, number][] = []): { readonly compactedBelow: number; readonly removed: number } {
   const current = compactedBelow(tx);
-  if (beforeVersion <= current) return { compactedBelow: current, removed: 0 };
+  // Never past the compact entry itself: versions still to come cannot be compacted away.
+  const target = Math.min(beforeVersion, version);
+  if (target <= current) return { compactedBelow: current, removed: 0 };
   const records = tx.range(historyPrefix, undefined, compactRecordsPerEntryMax + 1);
   let removed = 0;
-  let reached = beforeVersion;
+  let reached = target;
   for (const item of records) {
     const v = versionOf(item.key);
-    if (v >= beforeVersion) break;
+    if (v >= target) break;
     if (removed === compactRecordsPerEntryMax) {
       reached = v;
       break;

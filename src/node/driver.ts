@@ -28,7 +28,7 @@ import type { ClusterConfig, ConfigChangeResult, Entry, HardState, NodeId, ReadF
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { ReadAt } from '../kv/history.js';
-import type { Command, CommandResult, KvCommand, KvResult, LeaseCommand, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
+import type { Command, CommandResult, CompactResult, KvCommand, KvResult, LeaseCommand, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
 import { freesSpace } from '../kv/commands.js';
@@ -45,7 +45,7 @@ import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import { statusView } from './status.js';
-import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions, WriteOptions } from './types.js';
+import type { CompactOutcome, KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
 export type { DriverOptions } from './driver-options.js';
 
@@ -771,6 +771,21 @@ export class NodeDriver implements KvNode {
     };
     if (options.consistency !== 'linearizable') return open();
     this.submitRead(options, () => undefined, (err) => (err !== null ? callback(err) : open()));
+  }
+
+  async compact(beforeVersion: number | null, options: { readonly timeoutMs: number }): Promise<CompactOutcome> {
+    const target = Math.min(beforeVersion ?? this.stateMachine.appliedIndex(), this.stateMachine.appliedIndex() + 1);
+    const deadline = performance.now() + options.timeoutMs;
+    let removed = 0;
+    // One entry removes a bounded number of records: propose until the target is reached.
+    for (;;) {
+      const timeoutMs = Math.max(1, deadline - performance.now());
+      const done = await new Promise<CompactResult>((resolve, reject) =>
+        this.submitWrite({ op: 'compact', beforeVersion: Math.max(1, target) }, timeoutMs, (err, r) => (err ? reject(err) : resolve(r as CompactResult))),
+      );
+      removed += done.removed;
+      if (done.compactedBelow >= target || done.removed === 0 || performance.now() > deadline) return { compactedBelow: done.compactedBelow, removed };
+    }
   }
 
   unwatch(id: number): void {

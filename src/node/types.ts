@@ -28,6 +28,13 @@ export interface ListOptions extends ReadOptions {
   readonly limit: number;
 }
 
+export interface CompactOutcome {
+  /** Versions below this are gone from the history now. */
+  readonly compactedBelow: number;
+  /** History records removed. */
+  readonly removed: number;
+}
+
 export interface ListResult {
   readonly items: KvItem[];
   readonly version: number;
@@ -111,6 +118,12 @@ export interface KvNode {
   watch(request: WatchRequest, sink: WatchSink, options: ReadOptions): Promise<number>;
   /** The consumer went away. */
   unwatch(id: number): void;
+
+  /**
+   * Compacts the history below `beforeVersion` (null: below the applied index), through the
+   * log, in as many entries as it takes (leader only; not_leader elsewhere).
+   */
+  compact(beforeVersion: number | null, options: { readonly timeoutMs: number }): Promise<CompactOutcome>;
 
   /** A page of keys, and the version it shows the state at (atVersion, or the applied index when read). */
   list(options: ListOptions): Promise<ListResult>;

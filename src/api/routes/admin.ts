@@ -13,8 +13,8 @@ import { backupLines } from '../backup-stream.js';
 import { listResponseSchema, page, sendForwarded } from '../http-answers.js';
 import type { FaultsAdmin, HttpContext } from '../http-context.js';
 import { quoteValue, rawJsonBody } from '../http-input.js';
-import { debugStoreQuery, dieBody, dieUsage, faultsBody, faultsUsage, modeBody, modeUsage, noQuery, readHeaders } from '../http-schemas.js';
-import { modeExec } from '../ops.js';
+import { compactBody, compactUsage, debugStoreQuery, dieBody, dieUsage, faultsBody, faultsUsage, modeBody, modeUsage, noQuery, readHeaders } from '../http-schemas.js';
+import { compactExec, modeExec } from '../ops.js';
 import type { HttpRoute } from './route.js';
 
 export interface AdminHooks {
@@ -34,6 +34,20 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
       schema: { querystring: noQuery, headers: readHeaders, body: modeBody },
       problems: { usage: modeUsage },
       handle: (request: FastifyRequest<{ Body: Static<typeof modeBody> }>, reply) => putMode(ctx, request, reply),
+    },
+    {
+      // The history of changes below a version goes (through the log, on every node); watches
+      // and reads at a version older than it answer compacted afterwards.
+      method: 'POST',
+      url: '/admin/compact',
+      schema: { querystring: noQuery, headers: readHeaders, body: compactBody },
+      problems: { usage: compactUsage },
+      handle: async (request: FastifyRequest<{ Body: Static<typeof compactBody> }>, reply) => {
+        ctx.refuseIfClosing();
+        const spec = ctx.spec(request, { method: 'POST', body: rawJsonBody(request), isWrite: true });
+        const outcome = await ctx.router.run(compactExec, request.body.beforeVersion ?? null, spec);
+        return outcome.via === 'forward' ? sendForwarded(reply, outcome.response) : outcome.value;
+      },
     },
     { method: 'GET', url: '/backup', schema: { querystring: noQuery }, handle: (_request, reply) => backup(ctx, reply) },
     {
