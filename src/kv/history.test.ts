@@ -146,3 +146,22 @@ test('the in-memory key index follows a state replaced beneath it (as by a snaps
   assert.ok(page.ok);
   assert.deepEqual(page.value, [{ key: 'k', value: 'a', version: 1 }]);
 });
+
+test('an apply batch writes one history record for all its versions; reads from inside it and compaction across it stay exact', () => {
+  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const sm = createKvStateMachine(kv, { dedupClientsMax: 10 });
+  const entry = (index: number, command: Command): Entry => ({ term: 1, index, kind: 'normal', data: encodeCommand(command) });
+  const recordsBefore = kv.keyCount();
+  sm.apply([entry(1, { op: 'put', key: 'a', value: '1' }), entry(2, { op: 'put', key: 'b', value: '2' }), entry(3, { op: 'put', key: 'a', value: '3' })]);
+  assert.equal(kv.keyCount() - recordsBefore, 2 + 1 + 1, 'two keys, one history record, the reserved count');
+  assert.deepEqual(sm.changes(2, 10).map((v) => v.version), [2, 3]);
+  assert.deepEqual(sm.changes(1, 2).map((v) => v.version), [1, 2], 'bounded by versions, not records');
+  // A compaction inside the batch keeps the record (its older versions are below the point).
+  sm.apply([entry(4, { op: 'compact', beforeVersion: 2 })]);
+  assert.equal(sm.compactedBelow(), 2);
+  assert.deepEqual(sm.changes(2, 10).map((v) => v.version), [2, 3]);
+  assert.deepEqual(sm.getAt('a', 2), { ok: true, value: { value: '1', version: 1 } });
+  sm.apply([entry(5, { op: 'compact', beforeVersion: 4 })]);
+  assert.deepEqual(sm.changes(1, 10), [], 'the whole batch is gone once the point passes its last version');
+  assert.deepEqual(sm.getAt('a', 3), { ok: true, value: { value: '3', version: 3 } });
+});

@@ -4,7 +4,8 @@
  * and it is the base of reads at a past version. Kept as records in the state machine's own
  * key space, under reserved keys (leases.ts explains the NUL prefix), so it is replicated,
  * atomic with the writes it describes, carried by snapshots and identical on every node:
- *   \0h/{version, 14 hex digits}  -> [1, [[key, value|null, prevValue|null, prevVersion], ...]]
+ *   \0h/{version, 14 hex digits}  -> [2, [[version, [[key, value|null, prevValue|null, prevVersion], ...]], ...]]
+ *                                    the changes of one apply batch, keyed by its last version
  *                                    (value null: deleted; prevVersion 0: the key was absent)
  *   \0hc                          -> "{compactedBelow}": versions below it are gone
  *   \0n                           -> "{count}" of reserved records (leases' and these), so
@@ -33,6 +34,7 @@ export type { KeyChange, VersionChanges };
 const historyPrefix = '\u0000h/';
 const compactedKey = '\u0000hc';
 const FORMAT_V1 = 1;
+const FORMAT_V2 = 2;
 
 /** Records one compact entry removes at most: compaction is many small entries, never one huge one. */
 export const compactRecordsPerEntryMax = 10_000;
@@ -92,11 +94,20 @@ export class ChangeCapture implements KvWriter {
   }
 }
 
-/** Writes the history record of `version` (nothing when it changed no client key); `tx` is the capture that saw them. */
-export function recordChanges(tx: ChangeCapture, version: number): void {
-  if (tx.changes.length === 0) return;
-  const rows = tx.changes.map((c) => [c.key, c.value ?? null, c.prev?.value ?? null, c.prev?.version ?? 0]);
-  tx.put(historyKey(version), { value: packTuple([FORMAT_V1, rows], 'history record'), version });
+/**
+ * Writes one history record for an apply batch: the changes of each of its versions that
+ * changed client keys (nothing when none did), keyed by the last of them. One record per
+ * batch, not per entry: a put per entry cost the write path a fifth of its throughput.
+ * Returns how many reserved records it created (0 or 1), for the reserved count.
+ */
+export function recordChanges(tx: KvWriter, batch: readonly VersionChanges[]): number {
+  const last = batch[batch.length - 1];
+  if (last === undefined) return 0;
+  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value ?? null, c.prev?.value ?? null, c.prev?.version ?? 0])]);
+  const key = historyKey(last.version);
+  const created = tx.get(key) === undefined ? 1 : 0;
+  tx.put(key, { value: packTuple([FORMAT_V2, versions], 'history record'), version: last.version });
+  return created;
 }
 
 /** The state of a client key as it was at `version`: outcome `compacted` when the history no longer reaches it. */
@@ -177,8 +188,17 @@ export function compactedBelow(reader: KvReader): number {
  * versions (versions that changed no client key have no record and are skipped).
  */
 export function readChanges(reader: KvReader, fromVersion: number, versionsMax: number): VersionChanges[] {
+  // A record is keyed by its last version: the first one after fromVersion - 1 holds it.
   const after = fromVersion <= 1 ? undefined : historyKey(fromVersion - 1);
-  return reader.range(historyPrefix, after, versionsMax).map(decodeRecord);
+  const out: VersionChanges[] = [];
+  for (const item of reader.range(historyPrefix, after, versionsMax)) {
+    for (const v of decodeRecord(item)) {
+      if (v.version < fromVersion) continue;
+      if (out.length === versionsMax) return out;
+      out.push(v);
+    }
+  }
+  return out;
 }
 
 /**
@@ -194,13 +214,15 @@ export function compactHistory(tx: KvWriter, beforeVersion: number, version: num
   let removed = 0;
   let reached = target;
   for (const item of records) {
-    const v = versionOf(item.key);
-    if (v >= target) break;
+    // A record of a batch that straddles the target stays whole (its older versions are
+    // below compactedBelow: no reader asks for them).
+    if (versionOf(item.key) >= target) break;
+    const versions = decodeRecord(item);
     if (removed === compactRecordsPerEntryMax) {
-      reached = v;
+      reached = versions[0]?.version ?? versionOf(item.key);
       break;
     }
-    for (const c of decodeRecord(item).changes) removedChanges.push([c.key, v]);
+    for (const v of versions) for (const c of v.changes) removedChanges.push([c.key, v.version]);
     tx.delete(item.key);
     removed++;
   }
@@ -212,14 +234,23 @@ function versionOf(key: string): number {
   return Number.parseInt(key.slice(historyPrefix.length), 16);
 }
 
-function decodeRecord(item: KvItem): VersionChanges {
+function decodeRecord(item: KvItem): VersionChanges[] {
   const context = `decode history record ${JSON.stringify(item.key)}`;
   if (typeof item.value === 'string') throw new KvCodecError(`Cannot ${context}: not bytes`);
   const tuple = unpackTuple(item.value, 'history record');
-  if (!Array.isArray(tuple) || tuple.length !== 2 || tuple[0] !== FORMAT_V1 || !Array.isArray(tuple[1])) {
-    throw new KvCodecError(`Cannot ${context}: expected [1, rows], got ${describe(tuple)}`);
+  if (!Array.isArray(tuple) || tuple.length !== 2 || (tuple[0] !== FORMAT_V1 && tuple[0] !== FORMAT_V2) || !Array.isArray(tuple[1])) {
+    throw new KvCodecError(`Cannot ${context}: expected [1, rows] or [2, [[version, rows], …]], got ${describe(tuple)}`);
   }
-  const changes = (tuple[1] as unknown[]).map((row): KeyChange => {
+  // Format 1: one version's rows, keyed by that version (records written before batching).
+  if (tuple[0] === FORMAT_V1) return [{ version: versionOf(item.key), changes: decodeRows(tuple[1] as unknown[], context) }];
+  return (tuple[1] as unknown[]).map((entry): VersionChanges => {
+    if (!Array.isArray(entry) || entry.length !== 2 || !Array.isArray(entry[1])) throw new KvCodecError(`Cannot ${context}: a version must be [version, rows], got ${describe(entry)}`);
+    return { version: checkIndex(entry[0], 'version', context), changes: decodeRows(entry[1] as unknown[], context) };
+  });
+}
+
+function decodeRows(rows: readonly unknown[], context: string): KeyChange[] {
+  return rows.map((row): KeyChange => {
     if (!Array.isArray(row) || row.length !== 4) throw new KvCodecError(`Cannot ${context}: a row must have 4 fields, got ${describe(row)}`);
     const key = checkString(row[0], 'key', context);
     const value = row[1] === null ? undefined : ownValue(checkValue(row[1], context));
@@ -227,7 +258,6 @@ function decodeRecord(item: KvItem): VersionChanges {
     const prev = prevVersion === 0 || row[2] === null ? undefined : { value: ownValue(checkValue(row[2], context)), version: prevVersion };
     return { key, value, prev };
   });
-  return { version: versionOf(item.key), changes };
 }
 
 function ownValue(value: KvValue): KvValue {

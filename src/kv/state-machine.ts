@@ -123,14 +123,16 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     const removed: [string, number][] = [];
     backend.write(last.index, (tx) => {
       let reservedDelta = 0;
+      const batch: VersionChanges[] = [];
       for (const { index, command } of pending) {
         if (command === null) continue;
         const capture = new ChangeCapture(tx);
         results.set(index, applyCommand(capture, command, index, removed));
-        recordChanges(capture, index);
+        if (capture.changes.length > 0) batch.push({ version: index, changes: capture.changes });
         for (const c of capture.changes) added.push([c.key, index]);
         reservedDelta += capture.reservedDelta;
       }
+      reservedDelta += recordChanges(tx, batch);
       addReservedCount(tx, reservedDelta, last.index);
     });
     keyIndex.applied(appliedIndex, last.index, added, removed);
