@@ -11,6 +11,7 @@
 
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
+import { authStateKey } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MemberStatus, MembersResponse, MembershipChangeResponse, StatusResponse } from '../wire/types.js';
@@ -329,6 +330,10 @@ export class FakeKvNode implements KvNode {
       },
       close: () => undefined,
     };
+  }
+
+  authRecord(): KvRecord | undefined {
+    return this.store.get(authStateKey);
   }
 
   dumpStore(after: string | undefined, limit: number): KvItem[] {

@@ -91,6 +91,8 @@ export interface ForwardSpec {
   readonly servedByFollower: boolean;
   /** `performance.now()` at which the request's time is up. */
   readonly deadlineMs: number;
+  /** The sender's bearer token, passed on: the leader checks the credentials again (access.ts). */
+  readonly token?: string | null;
 }
 
 /**
@@ -110,6 +112,7 @@ export class LazyForwardSpec implements ForwardSpec {
   readonly servedByFollower: boolean;
   readonly deadlineMs: number;
   readonly forwardedIn: boolean;
+  readonly token: string | null;
   private readonly makeBody: (() => string) | null;
   private bodyBuffer: Buffer | null | undefined;
 
@@ -121,6 +124,7 @@ export class LazyForwardSpec implements ForwardSpec {
     this.servedByFollower = o.servedByFollower;
     this.deadlineMs = o.deadlineMs;
     this.forwardedIn = o.forwardedIn;
+    this.token = o.token ?? null;
     this.makeBody = o.makeBody;
   }
 
@@ -274,6 +278,7 @@ export class LeaderRouter {
       [timeoutHeader]: String(timeoutMs),
     };
     if (spec.body !== null) headers['content-type'] = 'application/json';
+    if (spec.token !== undefined && spec.token !== null) headers['authorization'] = `Bearer ${spec.token}`;
     if (spec.requestId !== null) {
       headers[clientIdHeader] = spec.requestId.clientId;
       headers[requestSeqHeader] = String(spec.requestId.seq);

@@ -29,12 +29,14 @@ import type {
   TxnResponse,
 } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
+import { bearerToken } from './access.js';
+import type { AccessControl, Principal } from './access.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
 import { leaseNotFound, textOf } from './http-answers.js';
 import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
-import type { ListOp, ReadOp } from './ops.js';
+import type { ListOp, ReadOp, SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
 import type { InputValidator } from './validation.js';
 
@@ -82,7 +84,14 @@ export interface GrpcKvOptions {
   readonly limits: GrpcLimits;
   readonly validate: InputValidator;
   readonly router: LeaderRouter;
+  readonly access: AccessControl;
   readonly die?: (clean: boolean) => void;
+}
+
+/** The bearer token of a call's `authorization` metadata (as HTTP's header), or null. */
+export function tokenOf(call: { readonly metadata: grpc.Metadata }): string | null {
+  const value = call.metadata.get('authorization')[0];
+  return bearerToken(typeof value === 'string' ? value : value?.toString());
 }
 
 export class GrpcKv {
@@ -92,6 +101,7 @@ export class GrpcKv {
   private readonly limits: GrpcLimits;
   private readonly validate: InputValidator;
   readonly router: LeaderRouter;
+  readonly access: AccessControl;
   private readonly dieHook: ((clean: boolean) => void) | undefined;
   /** Calls answered by another node's state (a forward to the leader): that node's id. */
   private readonly servedByOf = new WeakMap<object, string>();
@@ -101,12 +111,14 @@ export class GrpcKv {
     this.limits = o.limits;
     this.validate = o.validate;
     this.router = o.router;
+    this.access = o.access;
     this.dieHook = o.die;
   }
 
   async put(request: Checked<PutRequest>, call: Call<PutRequest, PutResponse>): Promise<PutResponse> {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key', 2: 'invalid_value' });
     const key = this.checkKey(request.key);
+    this.access.permit(this.who(call), key, 'write');
     const problem = this.validate.value(request.value);
     if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
     const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
@@ -117,14 +129,15 @@ export class GrpcKv {
   async delete(request: Checked<DeleteRequest>, call: Call<DeleteRequest, DeleteResponse>): Promise<DeleteResponse> {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key' });
     const key = this.checkKey(request.key);
+    this.access.permit(this.who(call), key, 'write');
     const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
     const answer = await this.runWrite(deleteCommand(key, request.ifVersion, requestId), call);
     return { key: answer.key, version: answer.version, deleted: answer.deleted };
   }
 
   /** Runs a write here or on the leader: its answer's fields, as HTTP would give them. */
-  private async runWrite(command: Parameters<typeof writeSpec>[0], call: object): Promise<{ key: string; version: number; deleted: boolean }> {
-    const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call as Call<unknown, unknown>), false));
+  private async runWrite(command: Parameters<typeof writeSpec>[0], call: Call<unknown, unknown>): Promise<{ key: string; version: number; deleted: boolean }> {
+    const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call), this.source(call)));
     if (outcome.via === 'forward') {
       const body = this.fromLeader(call, outcome.response);
       return { key: textField(body, 'key'), version: numberField(body, 'version'), deleted: body['deleted'] === true };
@@ -136,6 +149,7 @@ export class GrpcKv {
   async get(request: Checked<GetRequest>, call: Call<GetRequest, GetResponse>): Promise<GetResponse> {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key' });
     const key = this.checkKey(request.key);
+    this.access.permit(this.who(call), key, 'read');
     const minVersion = request.minVersion;
     const consistency = readConsistency(request.consistency, minVersion);
     const deadlineMs = this.deadlineMs(call);
@@ -144,7 +158,7 @@ export class GrpcKv {
       record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs)));
     } else {
       const op: ReadOp = { key, consistency, minVersion };
-      const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, false));
+      const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, this.source(call)));
       if (outcome.via === 'forward') return keyValueOf(this.fromLeader(call, outcome.response));
       record = outcome.value;
     }
@@ -156,6 +170,7 @@ export class GrpcKv {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], {}, 'Query parameter prefix or after is not valid UTF-8');
     const prefix = request.prefix;
     if (prefix.length > 0) this.checkKey(prefix, 'prefix');
+    this.access.permit(this.who(call), prefix, 'read', 'prefix');
     const after = request.after.length > 0 ? this.checkKey(request.after, 'after') : undefined;
     const limit = Math.min(request.limit === 0 ? listLimitDefault : request.limit, this.limits.listLimitMax);
     const minVersion = request.minVersion;
@@ -166,7 +181,7 @@ export class GrpcKv {
     if (consistency === 'local') {
       items = (await this.node.list(listOptions(op, timeoutOf(deadlineMs)))).items;
     } else {
-      const outcome = await this.router.run(listExec, op, listSpec(op, deadlineMs, false));
+      const outcome = await this.router.run(listExec, op, listSpec(op, deadlineMs, this.source(call)));
       if (outcome.via === 'forward') {
         const body = this.fromLeader(call, outcome.response);
         const forwarded = Array.isArray(body['items']) ? (body['items'] as Record<string, unknown>[]) : [];
@@ -183,7 +198,7 @@ export class GrpcKv {
   }
 
   txn(request: Checked<TxnRequest>, call: Call<TxnRequest, TxnResponse>): Promise<TxnResponse> {
-    return runGrpcTxn({ router: this.router, validate: this.validate, limits: this.limits, deadlineMs: (c) => this.deadlineMs(c), fromLeader: (c, r) => this.fromLeader(c, r) }, request, request[badUtf8], call);
+    return runGrpcTxn({ router: this.router, validate: this.validate, limits: this.limits, deadlineMs: (c) => this.deadlineMs(c), fromLeader: (c, r) => this.fromLeader(c, r), permitTxn: (c, command) => this.access.permitTxn(this.who(c), command), source: (c) => this.source(c) }, request, request[badUtf8], call);
   }
 
   status(): StatusMessage {
@@ -202,9 +217,10 @@ export class GrpcKv {
   }
 
   /** Streams header, chunks and end; a failure ends the stream with the mapped status. */
-  async backup(call: grpc.ServerWritableStream<Checked<object>, object>, toServiceError: (error: unknown) => Partial<grpc.StatusObject>): Promise<void> {
+  async backup(call: grpc.ServerWritableStream<Checked<object>, object>, toServiceError: (error: unknown) => Partial<grpc.StatusObject>, gate: () => void): Promise<void> {
     try {
       this.refuseIfClosing();
+      gate();
       checkDecoded(call.request);
       const source = this.node.openBackup();
       try {
@@ -266,6 +282,15 @@ export class GrpcKv {
   }
 
   /** performance.now() at which this call's time is up: the client's deadline or ours. */
+  /** Who made a data call: null while auth is off; 401 without valid credentials. */
+  who(call: { readonly metadata: grpc.Metadata }): Principal | null {
+    return this.access.dataPrincipal(tokenOf(call));
+  }
+
+  source(call: { readonly metadata: grpc.Metadata }): SpecSource {
+    return { forwardedIn: false, token: tokenOf(call) };
+  }
+
   deadlineMs(call: { getDeadline(): grpc.Deadline }): number {
     const deadline = call.getDeadline();
     const at = deadline instanceof Date ? deadline.getTime() : deadline;

@@ -27,16 +27,21 @@ import type { AddMemberBody, ClusterConfigView, MemberStatus, MembersResponse, M
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
 import { memberChangeExec, memberChangeSpec, transferLeaderExec, transferLeaderSpec } from './member-ops.js';
 import type { MemberChange } from './member-ops.js';
+import type { SpecSource } from './ops.js';
 
 /** What the membership calls share with the kv calls (GrpcKv provides it). */
 export interface GrpcCallContext {
   readonly node: KvNode;
   readonly router: LeaderRouter;
   /** performance.now() at which this call's time is up. */
-  deadlineMs(call: { getDeadline(): grpc.Deadline }): number;
+  deadlineMs(call: GrpcCall): number;
   /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
   fromLeader(call: object, response: ForwardedResponse): Record<string, unknown>;
+  /** How a forward of this call introduces itself: never forwarded in, with the caller's token. */
+  source(call: GrpcCall): SpecSource;
 }
+
+type GrpcCall = { getDeadline(): grpc.Deadline; readonly metadata: grpc.Metadata };
 
 /** A decoded request whose raw bytes had a string field that is not UTF-8 (its number), as grpc.ts marks it. */
 type Marked = { readonly [field: symbol]: unknown };
@@ -52,7 +57,7 @@ export class GrpcMembers {
     return membersMessage(this.ctx.node.members());
   }
 
-  addMember(request: AddMemberRequest & Marked, call: { getDeadline(): grpc.Deadline }): Promise<ChangeMessage> {
+  addMember(request: AddMemberRequest & Marked, call: GrpcCall): Promise<ChangeMessage> {
     this.checkUtf8(request);
     const body: AddMemberBody = {
       id: request.id,
@@ -68,27 +73,27 @@ export class GrpcMembers {
     return this.change({ op: 'add', body }, call);
   }
 
-  promoteMember(request: MemberRequest & Marked, call: { getDeadline(): grpc.Deadline }): Promise<ChangeMessage> {
+  promoteMember(request: MemberRequest & Marked, call: GrpcCall): Promise<ChangeMessage> {
     return this.change({ op: 'promote', id: this.memberId(request) }, call);
   }
 
-  removeMember(request: MemberRequest & Marked, call: { getDeadline(): grpc.Deadline }): Promise<ChangeMessage> {
+  removeMember(request: MemberRequest & Marked, call: GrpcCall): Promise<ChangeMessage> {
     return this.change({ op: 'remove', id: this.memberId(request) }, call);
   }
 
-  async transferLeader(request: TransferLeaderRequest & Marked, call: { getDeadline(): grpc.Deadline }): Promise<TransferLeaderResponse> {
+  async transferLeader(request: TransferLeaderRequest & Marked, call: GrpcCall): Promise<TransferLeaderResponse> {
     this.checkUtf8(request);
     const to = request.to === '' ? null : request.to;
     if (to !== null && !isNodeId(to)) throw new QkvError('bad_request', `to must be ${memberRuleText.nodeId}, got ${JSON.stringify(to)}`);
-    const outcome = await this.ctx.router.run(transferLeaderExec, to, transferLeaderSpec(to, this.ctx.deadlineMs(call), false));
+    const outcome = await this.ctx.router.run(transferLeaderExec, to, transferLeaderSpec(to, this.ctx.deadlineMs(call), this.ctx.source(call)));
     if (outcome.via === 'local') return { leader: outcome.value.leader };
     const leader = this.ctx.fromLeader(call, outcome.response)['leader'];
     if (typeof leader !== 'string') throw new QkvError('internal', "The leader's transfer answer has no leader");
     return { leader };
   }
 
-  private async change(change: MemberChange, call: { getDeadline(): grpc.Deadline }): Promise<ChangeMessage> {
-    const outcome = await this.ctx.router.run(memberChangeExec, change, memberChangeSpec(change, this.ctx.deadlineMs(call), false));
+  private async change(change: MemberChange, call: GrpcCall): Promise<ChangeMessage> {
+    const outcome = await this.ctx.router.run(memberChangeExec, change, memberChangeSpec(change, this.ctx.deadlineMs(call), this.ctx.source(call)));
     return changeMessage(outcome.via === 'local' ? outcome.value : forwardedChange(this.ctx.fromLeader(call, outcome.response)));
   }
 

@@ -5,12 +5,13 @@
  */
 
 import type * as grpc from '@grpc/grpc-js';
-import type { RequestId } from '../kv/types.js';
+import type { RequestId, TxnCommand } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { TxnCompare, TxnOp, TxnOpResult, TxnRequest, TxnResponse as TxnMessage } from '../wire/gen/quorumkv.js';
 import { txnRoute, type TxnBody, type TxnCompareBody, type TxnCompareOp, type TxnOpBody, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
 import { LazyForwardSpec, type ForwardedResponse, type ForwardSpec, type LeaderRouter } from './forward.js';
 import { txnExec } from './ops.js';
+import type { SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
 import { parseTxn, txnAnswer } from './txn.js';
 import type { InputValidator } from './validation.js';
@@ -24,6 +25,9 @@ export interface GrpcTxnDeps {
   readonly limits: { readonly listLimitMax: number };
   deadlineMs(call: grpc.ServerUnaryCall<unknown, unknown>): number;
   fromLeader(call: object, response: ForwardedResponse): Record<string, unknown>;
+  /** Refuses (401/403) a transaction its caller may not run, before anything is proposed. */
+  permitTxn(call: grpc.ServerUnaryCall<unknown, unknown>, command: TxnCommand): void;
+  source(call: grpc.ServerUnaryCall<unknown, unknown>): SpecSource;
 }
 
 /** `bad`: the number of a request field holding a string that is not UTF-8 (decoding found it). */
@@ -32,15 +36,16 @@ export async function runGrpcTxn(deps: GrpcTxnDeps, request: TxnRequest, bad: nu
   const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, { clientId: 'client_id', seq: 'seq' });
   const body = txnBodyOf(request);
   const command = parseTxn(body as Record<string, unknown>, deps.validate, deps.limits, requestId);
-  const outcome = await deps.router.run(txnExec, command, txnSpec(body, requestId, deps.deadlineMs(call)));
+  deps.permitTxn(call, command);
+  const outcome = await deps.router.run(txnExec, command, txnSpec(body, requestId, deps.deadlineMs(call), deps.source(call)));
   // The leader's answer is our own POST /txn's JSON: its shape is the one txnAnswer gives.
   const answer = outcome.via === 'forward' ? (deps.fromLeader(call, outcome.response) as unknown as TxnResponse) : txnAnswer(outcome.value);
   return txnMessageOf(answer);
 }
 
 /** The POST /txn a transaction stands for, as the router forwards it to the leader. */
-function txnSpec(body: TxnBody, requestId: RequestId | null, deadlineMs: number): ForwardSpec {
-  return new LazyForwardSpec({ method: 'POST', url: txnRoute, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: () => JSON.stringify(body), forwardedIn: false });
+function txnSpec(body: TxnBody, requestId: RequestId | null, deadlineMs: number, from: SpecSource): ForwardSpec {
+  return new LazyForwardSpec({ method: 'POST', url: txnRoute, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: () => JSON.stringify(body), ...from });
 }
 
 function txnBodyOf(request: TxnRequest): TxnBody {

@@ -34,9 +34,11 @@ import type { KvNode } from '../node/types.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
+import { AccessControl, noAccessControl } from './access.js';
+import type { AccessOptions } from './access.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
-import { GrpcKv, badUtf8, checkDecoded, malformed } from './grpc-kv.js';
+import { GrpcKv, badUtf8, checkDecoded, malformed, tokenOf } from './grpc-kv.js';
 import { GrpcMembers } from './grpc-members.js';
 import type { Checked, GrpcLimits } from './grpc-kv.js';
 
@@ -56,6 +58,8 @@ export interface GrpcServerOptions {
   /** Called with unexpected (internal) errors, for logging. */
   readonly onInternalError?: (error: unknown) => void;
   readonly forward?: Partial<ForwardLimits>;
+  /** Who may make the admin and data calls (access.ts), as on HTTP. Default: admin calls open. */
+  readonly access?: AccessOptions;
 }
 
 export interface GrpcServer {
@@ -102,6 +106,8 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   key_too_large: grpc.status.INVALID_ARGUMENT,
   value_too_large: grpc.status.INVALID_ARGUMENT,
   body_too_large: grpc.status.INVALID_ARGUMENT,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  permission_denied: grpc.status.PERMISSION_DENIED,
   not_found: grpc.status.NOT_FOUND,
   lease_not_found: grpc.status.NOT_FOUND,
   unknown_route: grpc.status.UNIMPLEMENTED,
@@ -139,7 +145,8 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
   const onInternalError = options.onInternalError ?? (() => undefined);
   const grpcMetrics = createGrpcMetrics(options.registry);
-  const kv = new GrpcKv({ node: options.node, limits, validate: options.validate, router, ...(options.die === undefined ? {} : { die: options.die }) });
+  const access = new AccessControl(options.node, options.access ?? noAccessControl);
+  const kv = new GrpcKv({ node: options.node, limits, validate: options.validate, router, access, ...(options.die === undefined ? {} : { die: options.die }) });
   const members = new GrpcMembers(kv, badUtf8);
 
   // Every option that bounds something is stated (STYLE.md 14).
@@ -176,6 +183,17 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
         fail,
       );
     };
+  // The operational calls, as HTTP's admin routes: the admin token or an admin user, or
+  // UNIMPLEMENTED when this node has admin routes off.
+  const adminGate = (call: { readonly metadata: grpc.Metadata }): void => {
+    if (access.options.admin === 'off') throw new QkvError('unknown_route', 'Admin calls are off on this node (--admin-routes off)');
+    access.requireAdmin(tokenOf(call));
+  };
+  const admin = <Req, Res>(handler: (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>) => Promise<Res>) =>
+    (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>): Promise<Res> => {
+      adminGate(call);
+      return handler(request, call);
+    };
   server.addService(withUtf8Checks(), {
     put: unary('Put', (r, c) => kv.put(r, c)),
     get: unary('Get', (r, c) => kv.get(r, c)),
@@ -184,14 +202,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     txn: unary('Txn', (r, c) => kv.txn(r, c)),
     status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
-      kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError)).catch(onInternalError);
+      kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError), () => adminGate(call)).catch(onInternalError);
     },
-    die: unary('Die', (r) => kv.die(r)),
+    die: unary('Die', admin((r) => kv.die(r))),
     members: unary('Members', () => Promise.resolve(members.members())),
-    addMember: unary('AddMember', (r, c) => members.addMember(r, c)),
-    promoteMember: unary('PromoteMember', (r, c) => members.promoteMember(r, c)),
-    removeMember: unary('RemoveMember', (r, c) => members.removeMember(r, c)),
-    transferLeader: unary('TransferLeader', (r, c) => members.transferLeader(r, c)),
+    addMember: unary('AddMember', admin((r, c) => members.addMember(r, c))),
+    promoteMember: unary('PromoteMember', admin((r, c) => members.promoteMember(r, c))),
+    removeMember: unary('RemoveMember', admin((r, c) => members.removeMember(r, c))),
+    transferLeader: unary('TransferLeader', admin((r, c) => members.transferLeader(r, c))),
   });
 
   const port = await new Promise<number>((resolve, reject) => {

@@ -7,6 +7,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
+import { bearerToken } from './access.js';
+import type { AccessControl, Principal } from './access.js';
 import type { RequestId } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
 import { forwardedHeader, timeoutHeader } from './forward.js';
@@ -45,6 +47,10 @@ export interface SpecOptions {
   readonly servedByFollower?: boolean;
 }
 
+/** The request decoration that memoizes its principal (declared on the server, so requests keep one shape). */
+export const principalField = 'qkvPrincipal';
+type PrincipalHolder = FastifyRequest & { [principalField]?: Principal | null };
+
 /** Default list page size (lowered to listLimitMax when that is smaller). */
 const listLimitDefault = 100;
 
@@ -58,7 +64,24 @@ export class HttpContext {
     readonly router: LeaderRouter,
     readonly metrics: HttpMetrics,
     readonly registry: Registry,
+    readonly access: AccessControl,
   ) {}
+
+  /** Who sent `request` for the data routes: null while auth is off; 401 without valid credentials (at most once per request). */
+  principal(request: FastifyRequest): Principal | null {
+    const holder = request as PrincipalHolder;
+    let who = holder[principalField];
+    if (who === undefined) {
+      who = this.access.dataPrincipal(bearerToken(request.headers.authorization));
+      holder[principalField] = who;
+    }
+    return who;
+  }
+
+  /** Throws 401/403 unless the request may `mode` `key` (or every key under a prefix). */
+  permit(request: FastifyRequest, key: string, mode: 'read' | 'write', what: 'key' | 'prefix' = 'key'): void {
+    this.access.permit(this.principal(request), key, mode, what);
+  }
 
   refuseIfClosing(): void {
     if (this.closing) {
@@ -115,6 +138,7 @@ export class HttpContext {
       servedByFollower: o.servedByFollower ?? false,
       forwardedIn: request.headers[forwardedHeader] !== undefined,
       deadlineMs: performance.now() + this.timeoutMs(request),
+      token: bearerToken(request.headers.authorization),
     };
   }
 }

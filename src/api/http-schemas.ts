@@ -105,6 +105,20 @@ export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "if
 
 export const compactBody = Type.Object({ beforeVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a version (a safe integer >= 1)' })) }, { additionalProperties: false });
 export const compactUsage = 'POST /admin/compact takes {} or {"beforeVersion": N}';
+/** POST /auth: the op decides which fields belong (auth-changes.ts parseAuthChange checks them). */
+export const authChangeBody = Type.Object(
+  {
+    op: Type.String({ maxLength: 32 }),
+    name: Type.Optional(Type.String({ maxLength: 64 })),
+    role: Type.Optional(Type.String({ maxLength: 64 })),
+    roles: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 16 })),
+    prefix: Type.Optional(Type.String({ maxLength: 4096 })),
+    read: Type.Optional(Type.Boolean()),
+    write: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export const authChangeUsage = 'POST /auth needs {"op": "enable"|"disable"|"user-add"|"user-delete"|"user-token"|"user-grant"|"user-revoke"|"role-add"|"role-delete"|"role-grant"|"role-revoke", "name"?, "role"?, "roles"?, "prefix"?, "read"?, "write"?}';
 export const leaseGrantBody = Type.Object({ ttlMs }, { additionalProperties: false });
 export const leaseGrantUsage = 'POST /leases needs {"ttlMs": N}';
 export const leaseParams = Type.Object({ id: Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'a lease id (an integer >= 1)' }) });

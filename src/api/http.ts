@@ -38,13 +38,16 @@ import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
+import { AccessControl, bearerToken, noAccessControl } from './access.js';
+import type { AccessOptions } from './access.js';
 import { sendError, toQkvError } from './http-answers.js';
-import { HttpContext } from './http-context.js';
+import { HttpContext, principalField } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
 import { acceptJsonBody, parseQuery, rawBodyField, shortened } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
+import { authRoutes } from './routes/auth.js';
 import { batchRoutes } from './routes/batch.js';
 import { kvRoutes } from './routes/kv.js';
 import { txnRoutes } from './routes/txn.js';
@@ -85,6 +88,8 @@ export interface HttpServerOptions {
   readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
   /** The dashboard's poller (GET /ui/events); defaults in ui/poller.ts. */
   readonly dashboard?: Partial<PollerLimits>;
+  /** Who may call the admin and data routes (access.ts). Default: admin routes open, as for tests on loopback. */
+  readonly access?: AccessOptions;
 }
 
 export interface HttpServer {
@@ -109,7 +114,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const forwardLimits: ForwardLimits = { ...defaultForwardLimits, ...options.forward };
   const metrics = createHttpMetrics(options.registry);
   const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics });
-  const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry);
+  const access = new AccessControl(options.node, options.access ?? noAccessControl);
+  const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry, access);
   // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.
   const { faultsAdmin, die } = options;
   const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die } : undefined;
@@ -125,13 +131,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...watchRoutes(ctx, watchStreams),
     ...statusRoutes(ctx, options.grpcAddress),
     ...memberRoutes(ctx),
+    ...authRoutes(ctx),
     ...adminRoutes(ctx, {
       ...(options.faultsAdmin === undefined ? {} : { faultsAdmin: options.faultsAdmin }),
       ...(options.die === undefined ? {} : { die: options.die }),
       ...(options.rollbacks === undefined ? {} : { rollbacks: options.rollbacks }),
     }),
     ...uiRoutes(ctx, { streams, ...(actions === undefined ? {} : { actions }) }),
-  ];
+  ].filter((route) => route.access !== 'admin' || access.options.admin !== 'off'); // off: they do not exist (404)
   const errors = new HttpErrors(ctx, routes);
 
   const app = Fastify({
@@ -171,6 +178,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
 
   app.decorateRequest(rawBodyField, null);
+  app.decorateRequest(principalField, undefined);
   app.removeAllContentTypeParsers();
   // One catch-all parser: reads at most bodyBytesMax raw bytes, checks the type itself (so a
   // missing Content-Type can be JSON and every refusal is ours) and parses the JSON; each
@@ -182,6 +190,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     app.route({
       method: route.method,
       url: route.url,
+      // Credentials are checked before the body is read: a refused request costs no parsing.
+      ...(route.access === 'open' ? {} : { onRequest: route.access === 'admin' ? adminGate(access) : dataGate(ctx) }),
       schema: route.schema,
       schemaErrorFormatter: schemaProblem(route.problems ?? {}),
       // Each route records its own metrics with its pattern bound once here: reading
@@ -208,6 +218,16 @@ async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotSt
   watchStreams.close();
   await app.close();
   await ctx.router.close();
+}
+
+function adminGate(access: AccessControl): (request: FastifyRequest) => Promise<void> {
+  return async (request) => access.requireAdmin(bearerToken(request.headers.authorization));
+}
+
+function dataGate(ctx: HttpContext): (request: FastifyRequest) => Promise<void> {
+  return async (request) => {
+    ctx.principal(request);
+  };
 }
 
 /** The onResponse hook of one route: counts and times its requests under `route`. */

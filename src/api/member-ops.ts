@@ -9,6 +9,7 @@
  * idempotency key; listing the members tells what happened).
  */
 
+import type { SpecSource } from './ops.js';
 import type { AddMemberBody, MembershipChangeResponse } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
 import type { ForwardSpec, LocalExec } from './forward.js';
@@ -41,8 +42,8 @@ export function memberPath(id: string): string {
 }
 
 /** The HTTP request a change stands for, as the router forwards it to the leader. */
-export function memberChangeSpec(change: MemberChange, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
-  const base = { requestId: null, isWrite: true, servedByFollower: false, deadlineMs, forwardedIn };
+export function memberChangeSpec(change: MemberChange, deadlineMs: number, from: SpecSource): ForwardSpec {
+  const base = { requestId: null, isWrite: true, servedByFollower: false, deadlineMs, ...from };
   switch (change.op) {
     case 'add':
       return new LazyForwardSpec({ ...base, method: 'POST', url: '/members', makeBody: () => JSON.stringify(change.body) });
@@ -53,7 +54,7 @@ export function memberChangeSpec(change: MemberChange, deadlineMs: number, forwa
   }
 }
 
-export function transferLeaderSpec(to: string | null, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+export function transferLeaderSpec(to: string | null, deadlineMs: number, from: SpecSource): ForwardSpec {
   const body = (): string => JSON.stringify(to === null ? {} : { to });
-  return new LazyForwardSpec({ method: 'POST', url: '/admin/transfer-leader', requestId: null, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, forwardedIn });
+  return new LazyForwardSpec({ method: 'POST', url: '/admin/transfer-leader', requestId: null, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, ...from });
 }

@@ -109,32 +109,38 @@ export function readUrl(path: string, consistency: ReadConsistency, minVersion: 
 }
 
 /** The single-key HTTP request a write stands for, as the router forwards it to the leader. */
-export function writeSpec(command: KvCommand, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+/** `from`: whether the request was forwarded to this node, and its sender's bearer token (passed on). */
+export interface SpecSource {
+  readonly forwardedIn: boolean;
+  readonly token: string | null;
+}
+
+export function writeSpec(command: KvCommand, deadlineMs: number, from: SpecSource): ForwardSpec {
   const requestId = command.requestId ?? null;
   const { ifVersion } = command;
   if (command.op === 'delete') {
     const url = ifVersion === undefined ? keyPath(command.key) : `${keyPath(command.key)}?ifVersion=${ifVersion}`;
-    return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, forwardedIn });
+    return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, ...from });
   }
   // JSON carries text; the APIs that forward only ever propose string values.
   const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
   const lease = command.lease === undefined ? {} : { lease: command.lease };
   const ttl = command.ttlMs === undefined ? {} : { ttlMs: command.ttlMs };
   const body = (): string => JSON.stringify({ value, ...(ifVersion === undefined ? {} : { ifVersion }), ...lease, ...ttl });
-  return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, forwardedIn });
+  return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, ...from });
 }
 
 /** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */
-export function readSpec(op: ReadOp, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+export function readSpec(op: ReadOp, deadlineMs: number, from: SpecSource): ForwardSpec {
   const url = readUrl(keyPath(op.key), op.consistency, op.minVersion, []);
-  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, forwardedIn });
+  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
 }
 
 /** The GET /kv request a list stands for; a linearizable one is served here, not forwarded. */
-export function listSpec(op: ListOp, deadlineMs: number, forwardedIn: boolean): ForwardSpec {
+export function listSpec(op: ListOp, deadlineMs: number, from: SpecSource): ForwardSpec {
   const query: string[] = [`limit=${op.limit}`];
   if (op.prefix.length > 0) query.push(`prefix=${encodeURIComponent(op.prefix)}`);
   if (op.after !== undefined) query.push(`after=${encodeURIComponent(op.after)}`);
   const url = readUrl('/kv', op.consistency, op.minVersion, query);
-  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, forwardedIn });
+  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
 }

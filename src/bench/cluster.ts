@@ -223,7 +223,8 @@ export class LocalCluster {
     const args = [
       ...this.execArgv, cliMainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
       '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', 'off',
-      '--peers', peers, '--log-level', 'warn', ...this.nodeFlags,
+      // A short-lived cluster on loopback that the runner switches modes and injects faults in.
+      '--peers', peers, '--log-level', 'warn', '--admin-routes', 'open', ...this.nodeFlags,
     ];
     const log = createWriteStream(path.join(this.dir, `${n.id}.log`), { flags: 'a' });
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

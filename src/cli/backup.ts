@@ -24,7 +24,7 @@ import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
-import { clientFlagDefs, clusterEndpoints, parseClientFlags } from './client-commands.js';
+import { clientFlagDefs, connection, parseClientFlags } from './client-commands.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
 import { writeClusterFile } from './cluster-file.js';
@@ -58,7 +58,7 @@ export async function runBackup(argv: string[]): Promise<number> {
   if (flags === null) return 0;
   const out = flags.extra.get('out');
   if (out === undefined || out === '') throw new ConfigError('--out FILE is required (see quorumkv backup --help)');
-  const kv = await connect({ endpoints: await clusterEndpoints(flags), transport: flags.transport });
+  const kv = await connect(await connection(flags));
   try {
     const nodeId = flags.extra.get('node');
     const result = await kv.backup(out, nodeId === undefined ? {} : { nodeId });

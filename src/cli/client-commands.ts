@@ -12,7 +12,7 @@ import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse } fro
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
-import { clusterFileEndpoints, clusterFlags, defaultClusterFile } from './cluster-file.js';
+import { chosenToken, clusterFileEndpoints, clusterFlags, defaultClusterFile } from './cluster-file.js';
 import { membersTable } from './members-table.js';
 
 
@@ -79,6 +79,8 @@ export interface ClientFlags {
   readonly transport: TransportKind;
   readonly ifVersion: number | null;
   readonly deadlineMs: number | null;
+  /** Every flag's value as parsed (the token is looked up from them: chosenToken). */
+  readonly values: ReadonlyMap<string, string>;
   /** Values of the command's own flags beyond the shared ones. */
   readonly extra: ReadonlyMap<string, string>;
 }
@@ -113,6 +115,7 @@ export function parseClientFlags(spec: CommandSpec, argv: readonly string[]): Cl
     transport,
     ifVersion: count('if-version'),
     deadlineMs,
+    values: v,
     extra: new Map([...v].filter(([name]) => !shared.has(name))),
   };
 }
@@ -121,6 +124,12 @@ export function parseClientFlags(spec: CommandSpec, argv: readonly string[]): Cl
 export async function clusterEndpoints(flags: ClientFlags): Promise<string[]> {
   if (flags.endpoints !== null && flags.endpoints.length > 0) return flags.endpoints;
   return clusterFileEndpoints(flags.clusterFile, flags.transport);
+}
+
+/** What connect() needs from the flags: endpoints, transport and the token (--token, QKV_TOKEN or the cluster's admin token). */
+export async function connection(flags: ClientFlags): Promise<{ endpoints: string[]; transport: TransportKind; token?: string }> {
+  const token = await chosenToken(flags.values);
+  return { endpoints: await clusterEndpoints(flags), transport: flags.transport, ...(token === null ? {} : { token }) };
 }
 
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {
@@ -133,7 +142,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
   const deadline = flags.deadlineMs === null ? {} : { deadlineMs: flags.deadlineMs };
   let kv: KvClient;
   try {
-    kv = await connect({ endpoints: await clusterEndpoints(flags), transport: flags.transport, ...deadline });
+    kv = await connect({ ...(await connection(flags)), ...deadline });
   } catch (error) {
     return printError(error, flags.json);
   }

@@ -17,7 +17,35 @@ export const defaultClusterFile = './data/cluster.json';
 export const clusterFlags = {
   endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
   'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+  token: { kind: 'value', env: 'QKV_TOKEN', help: "bearer token: a user's, or the admin token (default: the admin-token file 'quorumkv up' wrote beside the cluster file, if there is one)" },
 } as const;
+
+/** The file 'quorumkv up' keeps the admin token in, beside cluster.json (mode 0600). */
+export const adminTokenFileName = 'admin-token';
+
+/**
+ * The token a command sends: --token (or QKV_TOKEN), else, when the nodes come from the
+ * cluster file, the admin token beside it if this user can read it (as Jupyter hands its
+ * token to the browser), else none. Never the file's token to --endpoints: those may be
+ * another cluster's nodes, which must not see this one's admin token.
+ */
+export async function chosenToken(values: ReadonlyMap<string, string>): Promise<string | null> {
+  const given = values.get('token');
+  if (given !== undefined && given !== '') return given;
+  if (values.has('endpoints')) return null;
+  const file = path.join(path.dirname(values.get('cluster-file') ?? defaultClusterFile), adminTokenFileName);
+  try {
+    const text = (await readFile(file, 'utf8')).trim();
+    return text === '' ? null : text;
+  } catch {
+    return null;
+  }
+}
+
+/** The headers that carry `token` (none without one). */
+export function authHeaders(token: string | null): Record<string, string> {
+  return token === null ? {} : { authorization: `Bearer ${token}` };
+}
 
 /** --endpoints as a list of base URLs, or null when not given. */
 export function endpointsFlag(values: ReadonlyMap<string, string>): string[] | null {

@@ -8,7 +8,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { chosenEndpoints, clusterFlags } from './cluster-file.js';
+import { authHeaders, chosenEndpoints, chosenToken, clusterFlags } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 export const compactCommand: CommandSpec = {
@@ -26,11 +26,12 @@ export async function runCompactCommand(argv: string[]): Promise<number> {
   const before = parsed.values.get('before');
   if (before !== undefined && (!/^[1-9]\d*$/.test(before) || !Number.isSafeInteger(Number(before)))) throw new ConfigError(`--before must be a version (an integer >= 1), got "${before}"`);
   const body = JSON.stringify(before === undefined ? {} : { beforeVersion: Number(before) });
+  const token = await chosenToken(parsed.values);
   let lastError = '';
   // Any node forwards the compaction to the leader.
   for (const base of await chosenEndpoints(parsed.values)) {
     try {
-      const res = await request(`${base}/admin/compact`, { method: 'POST', body, headers: { 'content-type': 'application/json' }, headersTimeout: 60_000, bodyTimeout: 60_000 });
+      const res = await request(`${base}/admin/compact`, { method: 'POST', body, headers: { ...authHeaders(token), 'content-type': 'application/json' }, headersTimeout: 60_000, bodyTimeout: 60_000 });
       const answer = (await res.body.json()) as Record<string, unknown>;
       if (res.statusCode !== 200) {
         process.stderr.write(`${JSON.stringify(answer)}\n`);

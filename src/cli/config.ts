@@ -72,6 +72,10 @@ export interface NodeConfig {
   readonly peerSecretFile: string | null;
   /** Below this much free space on the data directory's disk, the leader refuses puts (no_space). */
   readonly freeBytesMin: number;
+  /** Who may use the operational routes (api/access.ts): the admin token or an admin user, anyone, or nobody (404). */
+  readonly adminRoutes: 'token' | 'open' | 'off';
+  /** File holding the admin token (null: only users with the admin role pass). */
+  readonly adminTokenFile: string | null;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -90,6 +94,8 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   promote: { kind: 'bool', help: 'with --join: become a voter once caught up', default: 'false' },
   'peer-secret-file': { kind: 'value', help: "file holding the cluster's shared peer secret: peers prove they know it (HMAC challenge) or are refused; the secret itself is never sent or logged" },
   'free-bytes-min': { kind: 'value', help: "free space on the data directory's disk below which this node, leading, refuses puts with 507 no_space (reads and deletes go on; the alarm clears once space is back)", default: String(256 * 1024 * 1024) },
+  'admin-routes': { kind: 'value', help: 'operational routes (mode, members, backups, compaction, users, faults): token = need the admin token or an admin user; open = anyone (a trusted network only); off = they do not exist (404)', default: 'token' },
+  'admin-token-file': { kind: 'value', help: 'file holding the admin token (quorumkv up writes DATA_DIR/admin-token, mode 0600); never logged or shown' },
   'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -185,6 +191,12 @@ export function parsePeers(value: string): Map<string, HostPort> {
   return peers;
 }
 
+function oneOf<T extends string>(values: ReadonlyMap<string, string>, name: string, allowed: readonly T[]): T {
+  const raw = values.get(name);
+  if (!allowed.includes(raw as T)) throw new ConfigError(`--${name} (or ${envName(name)}) must be one of ${allowed.join(', ')}, got "${raw ?? ''}"`);
+  return raw as T;
+}
+
 function int(values: ReadonlyMap<string, string>, name: string, min: number): number {
   const raw = values.get(name);
   const n = Number(raw);
@@ -278,6 +290,8 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     identityCheckMs: int(v, 'identity-check-ms', 0),
     peerSecretFile: v.get('peer-secret-file') ?? null,
     freeBytesMin: int(v, 'free-bytes-min', 0),
+    adminRoutes: oneOf(v, 'admin-routes', ['token', 'open', 'off'] as const),
+    adminTokenFile: v.get('admin-token-file') ?? null,
   };
   checkRelations(config);
   return config;

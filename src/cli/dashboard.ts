@@ -9,7 +9,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { chosenEndpoints, clusterFlags } from './cluster-file.js';
+import { chosenEndpoints, chosenToken, clusterFlags } from './cluster-file.js';
 
 export const dashboardCommand: CommandSpec = {
   name: 'dashboard',
@@ -44,7 +44,9 @@ export async function runDashboardCommand(argv: string[]): Promise<number> {
       problems.push(`${base}: ${answer}`);
       continue;
     }
-    process.stdout.write(`${base}/ui\n`);
+    // The fragment never reaches a server or its logs; the page keeps the token for its controls.
+    const token = await chosenToken(parsed.values);
+    process.stdout.write(`${base}/ui${token === null ? '' : `#token=${encodeURIComponent(token)}`}\n`);
     process.stderr.write(answer.controls ? 'controls: on (the cluster runs with --faults)\n' : 'controls: off (read-only; start the cluster with --faults for them)\n');
     return 0;
   }

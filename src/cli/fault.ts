@@ -20,7 +20,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile } from './cluster-file.js';
+import { authHeaders, chosenToken, clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 export const faultCommand: CommandSpec = {
@@ -56,12 +56,20 @@ const askTimeoutMs = 5_000;
 /** A paused node never answers: do not wait long for its status. */
 const statusTimeoutMs = 1_500;
 
-async function call(url: string, method: 'GET' | 'PUT' | 'POST', body?: unknown, timeoutMs = askTimeoutMs): Promise<Record<string, unknown>> {
+type Call = (url: string, method: 'GET' | 'PUT' | 'POST', body?: unknown, timeoutMs?: number) => Promise<Record<string, unknown>>;
+
+/** Requests to the nodes' admin routes, with the admin token. */
+function caller(token: string | null): Call {
+  return (url, method, body, timeoutMs = askTimeoutMs) => ask(url, method, token, body, timeoutMs);
+}
+
+async function ask(url: string, method: 'GET' | 'PUT' | 'POST', token: string | null, body: unknown, timeoutMs: number): Promise<Record<string, unknown>> {
   const res = await request(url, {
     method,
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
-    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    headers: { ...authHeaders(token), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const answer = (await res.body.json()) as Record<string, unknown>;
   if (res.statusCode === 404 && answer['error'] === 'unknown_route') {
@@ -75,7 +83,7 @@ async function call(url: string, method: 'GET' | 'PUT' | 'POST', body?: unknown,
  * The cluster's nodes: from the cluster file (id, URL, pid: a paused node cannot answer for
  * itself) or from each endpoint's /status; the members come from whichever node answers.
  */
-async function clusterNodes(endpoints: readonly string[] | null, clusterFile: string): Promise<ClusterNode[]> {
+async function clusterNodes(call: Call, endpoints: readonly string[] | null, clusterFile: string): Promise<ClusterNode[]> {
   const known = endpoints === null ? (await readClusterFile(clusterFile)).nodes.map((n) => ({ id: n.id, http: n.http, pid: n.pid })) : [];
   const nodes: ClusterNode[] = [];
   let members: string[] = known.map((n) => n.id);
@@ -133,7 +141,8 @@ export async function runFaultCommand(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [action, argument] = parsed.positional;
   const endpoints = endpointsFlag(v);
-  const nodes = await clusterNodes(endpoints, v.get('cluster-file') ?? defaultClusterFile);
+  const call = caller(await chosenToken(v));
+  const nodes = await clusterNodes(call, endpoints, v.get('cluster-file') ?? defaultClusterFile);
   if (nodes.length === 0) throw new ConfigError('no node answers');
   const say = (text: string): void => void process.stdout.write(`${text}\n`);
   switch (action) {

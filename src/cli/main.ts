@@ -12,6 +12,7 @@ import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
 import { leaderCommand, memberCommand, runLeaderCommand, runMemberCommand } from './member.js';
 import { modeCommand, runModeCommand } from './mode.js';
 import { compactCommand, runCompactCommand } from './compact.js';
+import { authCommand, roleCommand, runAuthCommand, runRoleCommand, runUserCommand, userCommand } from './auth.js';
 import { NodeStartError, startNode } from './node.js';
 import { faultCommand, runFaultCommand } from './fault.js';
 import { rollbacksCommand, runRollbacksCommand } from './rollbacks.js';
@@ -27,6 +28,9 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   leaderCommand,
   modeCommand,
   compactCommand,
+  authCommand,
+  userCommand,
+  roleCommand,
   faultCommand,
   dashboardCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
@@ -72,6 +76,9 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'sim') return runSimCommand(rest);
   if (command === 'mode') return runModeCommand(rest);
   if (command === 'compact') return runCompactCommand(rest);
+  if (command === 'auth') return runAuthCommand(rest);
+  if (command === 'user') return runUserCommand(rest);
+  if (command === 'role') return runRoleCommand(rest);
   if (command === 'member') return runMemberCommand(rest);
   if (command === 'leader') return runLeaderCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);

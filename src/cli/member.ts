@@ -16,7 +16,7 @@
 
 import { connect } from '../client/index.js';
 import type { KvClient, MembershipChangeResponse } from '../client/index.js';
-import { clientFlagDefs, clusterEndpoints, parseClientFlags, printError } from './client-commands.js';
+import { clientFlagDefs, connection, parseClientFlags, printError } from './client-commands.js';
 import type { ClientFlags } from './client-commands.js';
 import { UsageError, programHelp } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -129,7 +129,7 @@ function deadline(flags: ClientFlags): { deadlineMs?: number } {
 async function withClient(flags: ClientFlags, run: (kv: KvClient) => Promise<number>): Promise<number> {
   let kv: KvClient;
   try {
-    kv = await connect({ endpoints: await clusterEndpoints(flags), transport: flags.transport, ...deadline(flags) });
+    kv = await connect({ ...(await connection(flags)), ...deadline(flags) });
   } catch (error) {
     return printError(error, flags.json);
   }

@@ -71,10 +71,10 @@ export interface JoinAnswer {
  * library: it finds the leader and retries while the cluster is electing or busy with
  * another change, within `deadlineMs`. Resolves with the configuration to start from.
  */
-export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number): Promise<JoinAnswer> {
+export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number, token: string | null): Promise<JoinAnswer> {
   let kv: KvClient | null = null;
   try {
-    kv = await connect({ endpoints: [url], deadlineMs });
+    kv = await connect({ endpoints: [url], deadlineMs, ...(token === null ? {} : { token }) });
     const answer = await kv.members.add(body);
     const problem = configProblem(answer.config);
     if (problem !== null) throw new Error(`--join ${url}: the cluster answered with an invalid configuration: ${problem}`);

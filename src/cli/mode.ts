@@ -8,7 +8,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { chosenEndpoints, clusterFlags } from './cluster-file.js';
+import { authHeaders, chosenEndpoints, chosenToken, clusterFlags } from './cluster-file.js';
 
 export const modeCommand: CommandSpec = {
   name: 'mode',
@@ -27,6 +27,7 @@ export async function runModeCommand(argv: string[]): Promise<number> {
   const writeQuorum = parsed.values.get('write-quorum');
   const topology = parsed.values.get('topology');
   const endpoints = await chosenEndpoints(parsed.values);
+  const token = await chosenToken(parsed.values);
   const body: Record<string, unknown> = {};
   if (writeQuorum !== undefined) body['writeQuorum'] = /^\d+$/.test(writeQuorum) ? Number(writeQuorum) : writeQuorum;
   if (topology !== undefined) body['topology'] = topology;
@@ -38,7 +39,8 @@ export async function runModeCommand(argv: string[]): Promise<number> {
         method: change ? 'PUT' : 'GET',
         headersTimeout: 15_000,
         bodyTimeout: 15_000,
-        ...(change ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        headers: { ...authHeaders(token), ...(change ? { 'content-type': 'application/json' } : {}) },
+        ...(change ? { body: JSON.stringify(body) } : {}),
       });
       const answer = (await res.body.json()) as Record<string, unknown>;
       if (res.statusCode !== 200) {

@@ -13,6 +13,8 @@ import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { startHttpServer, type HttpServer } from '../api/http.js';
+import { sha256 } from '../api/access.js';
+import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
@@ -153,17 +155,32 @@ function watchFreeSpace(dataDir: string, freeBytesMin: number, onChange: (alarm:
   return { stop: () => clearInterval(timer) };
 }
 
-/** The shared peer secret: the file's bytes without a trailing newline; an empty or unreadable file stops the start. */
-async function readPeerSecret(file: string): Promise<Uint8Array> {
+/** A secret file's bytes without a trailing newline; a short or unreadable file stops the start (its content never appears). */
+async function readSecret(flag: string, file: string): Promise<Buffer> {
   let text: Buffer;
   try {
     text = await readFile(file);
   } catch (e) {
-    throw new NodeStartError(`--peer-secret-file ${file}: ${(e as { code?: string }).code ?? 'unreadable'}`);
+    throw new NodeStartError(`--${flag} ${file}: ${(e as { code?: string }).code ?? 'unreadable'}`);
   }
   const secret = text.subarray(0, text.length - (text.at(-1) === 0x0a ? 1 : 0));
-  if (secret.length < 16) throw new NodeStartError(`--peer-secret-file ${file}: the secret must be at least 16 bytes`);
+  if (secret.length < 16) throw new NodeStartError(`--${flag} ${file}: the secret must be at least 16 bytes`);
   return secret;
+}
+
+/** The admin token of --admin-token-file (null: none), for this node's own admin calls (join, promote). */
+async function adminToken(config: NodeConfig): Promise<string | null> {
+  return config.adminTokenFile === null ? null : (await readSecret('admin-token-file', config.adminTokenFile)).toString('utf8');
+}
+
+/** Who may use the admin routes, with the admin token's digest read from its file. */
+async function accessOptions(config: NodeConfig, log: Logger): Promise<AccessOptions> {
+  if (config.adminRoutes === 'token' && config.adminTokenFile === null) {
+    log.warn('admin routes need an admin user\'s token and no --admin-token-file is given: on a new cluster nobody can use them (see docs/security.md)');
+  }
+  if (config.adminRoutes === 'open') log.warn('--admin-routes open: anyone who reaches the client port may change the mode and the members, read backups and inject faults');
+  const token = await adminToken(config);
+  return token === null ? { admin: config.adminRoutes } : { admin: config.adminRoutes, adminTokenSha256: sha256(token) };
 }
 
 /** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
@@ -189,6 +206,8 @@ class DeferredNode implements KvNode {
   waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
   status: KvNode['status'] = () => this.t.status();
   dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
+  // Before the driver exists every data call fails anyway (no_leader), so "no document" opens nothing.
+  authRecord: KvNode['authRecord'] = () => this.target?.authRecord();
   openBackup: KvNode['openBackup'] = () => this.t.openBackup();
   changeMode: KvNode['changeMode'] = (c, o) => this.t.changeMode(c, o);
   members: KvNode['members'] = () => this.t.members();
@@ -230,7 +249,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
     ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
     onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
-    ...(config.peerSecretFile !== null ? { peerSecret: await readPeerSecret(config.peerSecretFile) } : {}),
+    ...(config.peerSecretFile !== null ? { peerSecret: await readSecret('peer-secret-file', config.peerSecretFile) } : {}),
   });
   if (fresh && config.join === null && config.peers.size > 1) {
     await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {
@@ -288,7 +307,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
-  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, log) : null;
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), log) : null;
   const watches = startWatches(driver, transport, config, memberId, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
@@ -410,7 +429,8 @@ async function openDataDir(config: NodeConfig, registry: Registry, log: Logger):
     const memberId = randomMemberId();
     const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
-    const answer = await joinCluster(config.join, body, 60_000);
+    // Adding a member is an admin call: the node's own admin token (the cluster's) carries it.
+    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config));
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
     initialConfig = answer.config;
     identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
@@ -451,13 +471,13 @@ async function handOverLeadership(driver: NodeDriver, config: NodeConfig, log: L
 }
 
 /** --promote: asks (through this node's API, which forwards to the leader) to be promoted until it is a voter. */
-function promoteWhenCaughtUp(httpUrl: string, id: string, log: Logger): { stop(): void } {
+function promoteWhenCaughtUp(httpUrl: string, id: string, token: string | null, log: Logger): { stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   let kv: KvClient | null = null;
   const attempt = async (): Promise<void> => {
     try {
-      kv ??= await connect({ endpoints: [httpUrl], deadlineMs: 10_000 });
+      kv ??= await connect({ endpoints: [httpUrl], deadlineMs: 10_000, ...(token === null ? {} : { token }) });
       await kv.members.promote(id);
       log.info('promoted to voter');
       stopped = true;
@@ -534,6 +554,7 @@ async function startApis(
 ): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const validate = kvValidator(kvLimits);
+  const access = await accessOptions(config, log);
   // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
   const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
   const grpc: GrpcServer | null =
@@ -546,6 +567,7 @@ async function startApis(
           validate,
           registry,
           ...(config.faults ? { die } : {}),
+          access,
           onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
         });
   const http = await startHttpServer({
@@ -563,6 +585,7 @@ async function startApis(
     },
     validate,
     registry,
+    access,
     ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
     logger: false,
   });

@@ -8,7 +8,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { chosenEndpoints, clusterFlags } from './cluster-file.js';
+import { authHeaders, chosenEndpoints, chosenToken, clusterFlags } from './cluster-file.js';
 
 export const rollbacksCommand: CommandSpec = {
   name: 'rollbacks',
@@ -51,11 +51,12 @@ export async function runRollbacksCommand(argv: string[]): Promise<number> {
   if (parsed === null) return 0;
   const v = parsed.values;
   const endpoints = await chosenEndpoints(v);
+  const token = await chosenToken(v);
   let failed = false;
   const perNode = await Promise.all(
     endpoints.map(async (base) => {
       try {
-        const res = await request(`${base}/rollbacks`, { headersTimeout: askTimeoutMs, bodyTimeout: askTimeoutMs });
+        const res = await request(`${base}/rollbacks`, { headers: authHeaders(token), headersTimeout: askTimeoutMs, bodyTimeout: askTimeoutMs });
         const body = (await res.body.json()) as { node?: unknown; records?: unknown };
         if (res.statusCode !== 200 || typeof body.node !== 'string' || !Array.isArray(body.records)) throw new Error(`answered ${res.statusCode}`);
         return { node: body.node, records: body.records as Record<string, unknown>[] };

@@ -9,13 +9,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
-import { readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { adminTokenFileName, readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { tokenPrefix } from '../wire/auth.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
 import { ConfigError, nodeFlags } from './config.js';
@@ -43,6 +44,20 @@ const leaderWaitMsMax = 30_000;
 const stopWaitMsMax = 10_000;
 
 
+/**
+ * DATA_DIR/admin-token: the cluster's admin token, made once (mode 0600, readable by this
+ * user only) and kept across restarts; every node gets it with --admin-token-file.
+ */
+async function ensureAdminToken(dataDir: string): Promise<string> {
+  const file = path.join(dataDir, adminTokenFileName);
+  try {
+    await writeFile(file, `${tokenPrefix}${randomBytes(24).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return file;
+}
+
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   return res.body.json();
@@ -61,6 +76,7 @@ export async function runUp(argv: string[]): Promise<number> {
   if (!Number.isInteger(basePort) || basePort < 0 || basePort > 65000) throw new ConfigError(`--base-port must be 0..65000, got ${parsed.values.get('base-port')}`);
 
   await mkdir(dataDir, { recursive: true });
+  const tokenFile = await ensureAdminToken(dataDir);
   // A restart in the same directory keeps the cluster's identity and its members; nodes
   // beyond them (a larger --nodes, or --add) join the running cluster as new members.
   const previous = await readClusterFile(path.join(dataDir, 'cluster.json')).catch(() => null);
@@ -90,7 +106,7 @@ export async function runUp(argv: string[]): Promise<number> {
     const p = ports[i] as { http: number; peer: number; grpc: number };
     const child = spawn(
       process.execPath,
-      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, ...how, ...passThrough],
+      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--admin-token-file', tokenFile, ...how, ...passThrough],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(logFile);
@@ -132,7 +148,8 @@ export async function runUp(argv: string[]): Promise<number> {
   process.stdout.write(`quorumkv cluster ${clusterId} is up (data in ${dataDir}):\n`);
   for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}${joining.includes(n.id) ? '  (joined)' : ''}\n`);
   process.stdout.write(`try:  curl -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
-  process.stdout.write(`      curl ${info[0]?.http}/kv/hello\nCtrl-C stops the cluster.\n`);
+  process.stdout.write(`      curl ${info[0]?.http}/kv/hello\n`);
+  process.stdout.write(`admin routes need the token in ${tokenFile} (quorumkv mode, member, fault and dashboard read it from there)\nCtrl-C stops the cluster.\n`);
 
   return new Promise<number>((resolve) => {
     const onSignal = (): void => {

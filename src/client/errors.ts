@@ -52,6 +52,14 @@ export class NotFoundError extends QuorumKvError {
 }
 
 /** A compare-and-set (`ifVersion`) found another version. Nothing was written. */
+/**
+ * The credentials were refused: `unauthenticated` (no token, or one no user holds; 401) or
+ * `permission_denied` (the user's roles do not allow this key or call; 403). Never retried.
+ */
+export class AuthError extends QuorumKvError {
+  override name = 'AuthError';
+}
+
 export class VersionConflictError extends QuorumKvError {
   override name = 'VersionConflictError';
 
@@ -143,6 +151,7 @@ const invalidArgumentCodes: ReadonlySet<string> = new Set([
 export function errorForCode(code: ClientErrorCode, message: string, details: Readonly<Record<string, unknown>>): QuorumKvError {
   if (invalidArgumentCodes.has(code)) return new InvalidArgumentError(code, message, details);
   if (code === 'not_found' || code === 'unknown_route' || code === 'lease_not_found') return new NotFoundError(code, message, details);
+  if (code === 'unauthenticated' || code === 'permission_denied') return new AuthError(code, message, details);
   if (code === 'version_conflict') {
     const key = typeof details['key'] === 'string' ? details['key'] : '';
     return new VersionConflictError(message, details, key, numberOr(details['expectedVersion'], -1), numberOr(details['actualVersion'], -1));

@@ -51,6 +51,18 @@ interface UnaryMethod<Req, Res> {
 }
 
 export class GrpcTransport implements ClientTransport {
+  constructor(
+    /** Sent as `authorization: Bearer <token>` metadata with every call; null: none. */
+    private readonly token: string | null = null,
+  ) {}
+
+  /** A call's metadata: the credentials, if any (grpc-js wants a fresh object per call). */
+  private metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    if (this.token !== null) metadata.set('authorization', `Bearer ${this.token}`);
+    return metadata;
+  }
+
   readonly kind = 'grpc' as const;
   private readonly clients = new Map<string, grpc.Client>();
   private closed = false;
@@ -130,7 +142,7 @@ export class GrpcTransport implements ClientTransport {
 
   async backup(endpoint: string, sink: BackupSink, timeoutMs: number): Promise<void> {
     const method = KVService.backup;
-    const stream = this.client(endpoint).makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, new grpc.Metadata(), {
+    const stream = this.client(endpoint).makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, {}, this.metadata(), {
       deadline: Date.now() + timeoutMs,
     });
     try {
@@ -192,7 +204,7 @@ export class GrpcTransport implements ClientTransport {
         method.requestSerialize,
         method.responseDeserialize,
         message,
-        new grpc.Metadata(),
+        this.metadata(),
         { deadline: Date.now() + timeoutMs },
         (error, reply) => {
           if (error !== null) reject(failure(error, endpoint));

@@ -29,6 +29,8 @@ export interface HttpTransportOptions {
   readonly connectionsPerEndpoint: number;
   /** Gather concurrent get/put/delete calls into POST /batch requests (batcher.ts); null: one request each. */
   readonly batching: BatchLimits | null;
+  /** Sent as `Authorization: Bearer <token>` with every request; null: none. */
+  readonly token: string | null;
 }
 
 /** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
@@ -60,7 +62,11 @@ export class HttpTransport implements ClientTransport {
   private readonly batcher: Batcher | null;
   private closed = false;
 
+  /** The credentials every request carries (empty without a token). */
+  private readonly auth: Readonly<Record<string, string>>;
+
   constructor(private readonly options: HttpTransportOptions) {
+    this.auth = options.token === null ? {} : { authorization: `Bearer ${options.token}` };
     this.batcher = options.batching === null ? null : new Batcher((endpoint, ops, timeoutMs) => this.sendBatch(endpoint, ops, timeoutMs), options.batching);
   }
 
@@ -173,7 +179,7 @@ export class HttpTransport implements ClientTransport {
     // Aborting is what ends a pending read of the body at once (destroy alone waits for data).
     const abort = new AbortController();
     try {
-      response = await this.watchAgent.request({ origin: endpoint, method: 'GET', path: `/watch?${query.toString()}`, headersTimeout: Math.max(1, Math.ceil(timeoutMs)), bodyTimeout: watchGapMsMax, signal: abort.signal });
+      response = await this.watchAgent.request({ origin: endpoint, method: 'GET', path: `/watch?${query.toString()}`, headers: this.auth, headersTimeout: Math.max(1, Math.ceil(timeoutMs)), bodyTimeout: watchGapMsMax, signal: abort.signal });
     } catch (error) {
       throw connectionFailure(error, endpoint);
     }
@@ -241,7 +247,7 @@ export class HttpTransport implements ClientTransport {
     const deadline = performance.now() + timeoutMs;
     let response: Dispatcher.ResponseData;
     try {
-      response = await this.pool(endpoint).request({ method: 'GET', path: '/backup', headersTimeout: timeoutMs, bodyTimeout: backupGapMsMax });
+      response = await this.pool(endpoint).request({ method: 'GET', path: '/backup', headers: this.auth, headersTimeout: timeoutMs, bodyTimeout: backupGapMsMax });
     } catch (error) {
       throw connectionFailure(error, endpoint);
     }
@@ -365,7 +371,7 @@ export class HttpTransport implements ClientTransport {
     let response: Dispatcher.ResponseData;
     const budgetMs = Math.max(1, Math.ceil(timeoutMs));
     try {
-      response = await this.pool(endpoint).request({ method, path, headers, body, headersTimeout: budgetMs, bodyTimeout: budgetMs });
+      response = await this.pool(endpoint).request({ method, path, headers: this.options.token === null ? headers : { ...headers, ...this.auth }, body, headersTimeout: budgetMs, bodyTimeout: budgetMs });
     } catch (error) {
       throw connectionFailure(error, endpoint);
     }

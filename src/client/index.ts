@@ -28,6 +28,7 @@ export {
   DeadlineExceededError,
   InvalidArgumentError,
   NotFoundError,
+  AuthError,
   OutcomeUnknownError,
   QuorumKvError,
   QuorumTimeoutError,
@@ -78,6 +79,10 @@ export type { BackupHeader, VerifiedBackup } from './backup-file.js';
  */
 export async function connect(options: ConnectOptions): Promise<KvClient> {
   const kind = options.transport ?? 'http';
+  const token = options.token ?? null;
+  if (token !== null && (typeof token !== 'string' || !/^[\x21-\x7e]{1,512}$/.test(token))) {
+    throw new InvalidArgumentError('bad_request', 'token must be 1 to 512 visible ASCII characters (the bearer token quorumkv issued)');
+  }
   let transport: ClientTransport;
   if (kind === 'http') {
     const connections = options.connectionsPerEndpoint ?? 64;
@@ -86,11 +91,11 @@ export async function connect(options: ConnectOptions): Promise<KvClient> {
     }
     const batching = options.batching ?? true;
     if (typeof batching !== 'boolean') throw new InvalidArgumentError('bad_request', `batching must be true or false, got ${JSON.stringify(batching)}`);
-    transport = new HttpTransport({ connectionsPerEndpoint: connections, batching: batching ? defaultBatchLimits : null });
+    transport = new HttpTransport({ connectionsPerEndpoint: connections, batching: batching ? defaultBatchLimits : null, token });
   } else if (kind === 'grpc') {
     // Loaded on demand: HTTP users never pay for grpc-js and the proto.
     const { GrpcTransport } = await import('./grpc-transport.js');
-    transport = new GrpcTransport();
+    transport = new GrpcTransport(token);
   } else {
     throw new InvalidArgumentError('bad_request', `transport must be 'http' or 'grpc', got ${JSON.stringify(kind)}`);
   }

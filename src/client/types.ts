@@ -22,6 +22,12 @@ export interface ConnectOptions {
   /** Default `http`. */
   readonly transport?: TransportKind;
   /**
+   * Bearer token sent with every request (HTTP `Authorization`, gRPC metadata): a user's
+   * token once auth is on, or the admin token for the operational calls (members, backup).
+   * Never logged by the client.
+   */
+  readonly token?: string;
+  /**
    * Default time budget of one call, retries and backoff included, in milliseconds
    * (default 10,000). Each call can override it. A call always settles by then.
    */

@@ -185,7 +185,9 @@ export class TestCluster {
     const args = [
       mainPath, 'node', '--id', n.id, ...(options.bootstrap ? ['--cluster-id', this.clusterId] : []), '--data-dir', n.dataDir,
       '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, ...(options.bootstrap ? ['--peers', peers] : []),
-      '--log-level', 'warn', ...this.flags, ...extraFlags,
+      // Admin routes open: these tests drive members, modes and faults on loopback; the gate
+      // itself is tested with tokens in security.test.ts (a later --admin-routes wins).
+      '--log-level', 'warn', '--admin-routes', 'open', ...this.flags, ...extraFlags,
     ];
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     livingChildren.add(proc);

@@ -5,6 +5,14 @@
 
 import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
 
+/**
+ * The reserved key (leases.ts explains the NUL prefix) that holds users, roles and whether
+ * auth is on: one JSON document (wire/auth.ts AuthState), written like any key (a put with
+ * ifVersion, so concurrent changes cannot lose each other), hence replicated, in snapshots
+ * and backups, and never seen by clients, the history or watches.
+ */
+export const authStateKey = '\u0000auth';
+
 /** Identifies a client request for deduplication: a retry reuses both fields. */
 export interface RequestId {
   readonly clientId: string;

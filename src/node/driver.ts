@@ -29,6 +29,7 @@ import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
 import type { ReadAt } from '../kv/history.js';
 import type { Command, CommandResult, CompactResult, KvCommand, KvResult, LeaseCommand, LeaseResult, TxnCommand, TxnResult } from '../kv/types.js';
+import { authStateKey } from '../kv/types.js';
 import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
 import { freesSpace } from '../kv/commands.js';
@@ -558,6 +559,10 @@ export class NodeDriver implements KvNode {
         done: () => resolve(this.leader()),
       });
     });
+  }
+
+  authRecord(): KvRecord | undefined {
+    return this.stateMachine.get(authStateKey);
   }
 
   dumpStore(after: string | undefined, limit: number): KvItem[] {

@@ -164,6 +164,9 @@ export interface KvNode {
 
   status(): StatusResponse;
 
+  /** The auth document (kv/types.ts authStateKey) as this node applied it, or undefined if never written. */
+  authRecord(): KvRecord | undefined;
+
   /** Every key with value and version, in key order, after `after` (debug route). */
   dumpStore(after: string | undefined, limit: number): KvItem[];
 

@@ -12,6 +12,10 @@ export const errorStatus = {
   key_too_large: 413,
   value_too_large: 413,
   body_too_large: 413,
+  /** No credentials, or a token no user holds (auth on; or an admin route without the admin token). */
+  unauthenticated: 401,
+  /** Valid credentials whose roles do not allow this key or operation. */
+  permission_denied: 403,
   not_found: 404,
   /** A put names a lease that does not exist (never granted, revoked or expired): nothing was written. */
   lease_not_found: 404,

@@ -30,6 +30,7 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
   const routes: HttpRoute[] = [
     {
       method: 'PUT',
+      access: 'admin',
       url: '/admin/mode',
       schema: { querystring: noQuery, headers: readHeaders, body: modeBody },
       problems: { usage: modeUsage },
@@ -39,6 +40,7 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
       // The history of changes below a version goes (through the log, on every node); watches
       // and reads at a version older than it answer compacted afterwards.
       method: 'POST',
+      access: 'admin',
       url: '/admin/compact',
       schema: { querystring: noQuery, headers: readHeaders, body: compactBody },
       problems: { usage: compactUsage },
@@ -49,9 +51,10 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
         return outcome.via === 'forward' ? sendForwarded(reply, outcome.response) : outcome.value;
       },
     },
-    { method: 'GET', url: '/backup', schema: { querystring: noQuery }, handle: (_request, reply) => backup(ctx, reply) },
+    { method: 'GET', access: 'admin', url: '/backup', schema: { querystring: noQuery }, handle: (_request, reply) => backup(ctx, reply) },
     {
       method: 'GET',
+      access: 'admin',
       url: '/debug/store',
       schema: { querystring: debugStoreQuery, response: { 200: listResponseSchema } },
       handle: async (request: FastifyRequest<{ Querystring: Static<typeof debugStoreQuery> }>) => {
@@ -67,6 +70,7 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
     // lost (DATA_DIR/rollback.jsonl), oldest first; `quorumkv rollbacks` gathers every node's.
     routes.push({
       method: 'GET',
+      access: 'admin',
       url: '/rollbacks',
       schema: { querystring: noQuery },
       handle: async () => ({ node: ctx.node.id, records: await rollbacks() }),
@@ -75,9 +79,10 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
   const faults = hooks.faultsAdmin;
   if (faults !== undefined) {
     routes.push(
-      { method: 'GET', url: '/admin/faults', schema: { querystring: noQuery }, handle: async () => faults.rules() },
+      { method: 'GET', access: 'admin', url: '/admin/faults', schema: { querystring: noQuery }, handle: async () => faults.rules() },
       {
         method: 'PUT',
+        access: 'admin',
         url: '/admin/faults',
         schema: { querystring: noQuery, body: faultsBody },
         problems: { usage: faultsUsage },
@@ -89,6 +94,7 @@ export function adminRoutes(ctx: HttpContext, hooks: AdminHooks): HttpRoute[] {
   if (die !== undefined) {
     routes.push({
       method: 'POST',
+      access: 'admin',
       url: '/admin/die',
       schema: { querystring: noQuery, body: dieBody },
       problems: { usage: dieUsage },

@@ -18,11 +18,13 @@ import { batchBody, batchUsage, noQuery, readHeaders } from '../http-schemas.js'
 import { readSpec, writeExec, writeSpec } from '../ops.js';
 import { readKey } from './kv.js';
 import type { HttpRoute } from './route.js';
+import { bearerToken } from '../access.js';
 
 export function batchRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'POST',
+      access: 'data',
       url: batchRoute,
       schema: { querystring: noQuery, headers: readHeaders, body: batchBody },
       problems: { usage: batchUsage },
@@ -36,26 +38,30 @@ async function postBatch(ctx: HttpContext, request: FastifyRequest<{ Body: Stati
   const ops = parseBatch(request.body, ctx.validate, batchOpsMax);
   const forwardedIn = request.headers[forwardedHeader] !== undefined;
   const deadlineMs = performance.now() + ctx.timeoutMs(request);
-  const results = await Promise.all(ops.map((op) => runBatchOp(ctx, op, { forwardedIn, deadlineMs, request })));
+  const results = await Promise.all(ops.map((op) => runBatchOp(ctx, op, { forwardedIn, token: bearerToken(request.headers.authorization), deadlineMs, request })));
   return { results };
 }
 
 interface BatchRun {
   readonly forwardedIn: boolean;
+  readonly token: string | null;
   readonly deadlineMs: number;
   readonly request: FastifyRequest;
 }
 
 async function runBatchOp(ctx: HttpContext, op: BatchOp, run: BatchRun): Promise<BatchResultItem> {
   try {
+    // Each operation answers for itself, a refusal included, like any other per-op error.
+    if (op.op === 'write') ctx.permit(run.request, op.command.key, 'write');
+    else ctx.permit(run.request, op.key, 'read');
     if (op.op === 'write') {
-      const outcome = await ctx.router.run(writeExec, op.command, writeSpec(op.command, run.deadlineMs, run.forwardedIn));
+      const outcome = await ctx.router.run(writeExec, op.command, writeSpec(op.command, run.deadlineMs, run));
       if (outcome.via === 'forward') return forwardedItem(outcome.response);
       const answer = writeResult(outcome.value);
       return { status: answer.status, ...answer.body };
     }
     const localTimeoutMs = Math.max(1, Math.floor(run.deadlineMs - performance.now()));
-    const outcome = await readKey(ctx, op, readSpec(op, run.deadlineMs, run.forwardedIn), localTimeoutMs);
+    const outcome = await readKey(ctx, op, readSpec(op, run.deadlineMs, run), localTimeoutMs);
     if (outcome.via === 'forward') return forwardedItem(outcome.response);
     const answer = readResult(op.key, outcome.value);
     return { status: answer.status, ...answer.body };

@@ -25,6 +25,7 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'PUT',
+      access: 'data',
       url: '/kv/*',
       schema: { params: keyParams, querystring: noQuery, headers: writeHeaders, body: putBody, response: { 200: putResponseSchema } },
       problems: { usage: putUsage, fieldCodes: { value: 'invalid_value' } },
@@ -32,18 +33,21 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'GET',
+      access: 'data',
       url: '/kv/*',
       schema: { params: keyParams, querystring: getQuery, headers: readHeaders, response: { 200: getResponseSchema } },
       handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply) => getKey(ctx, request, reply),
     },
     {
       method: 'DELETE',
+      access: 'data',
       url: '/kv/*',
       schema: { params: keyParams, querystring: deleteQuery, headers: writeHeaders, response: { 200: deleteResponseSchema } },
       handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply) => deleteKey(ctx, request, reply),
     },
     {
       method: 'GET',
+      access: 'data',
       url: '/kv',
       schema: { querystring: listQuery, headers: readHeaders, response: { 200: listResponseSchema } },
       handle: (request: FastifyRequest<{ Querystring: Static<typeof listQuery> }>, reply) => list(ctx, request, reply),
@@ -55,6 +59,7 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
 async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
+  ctx.permit(request, key, 'write');
   const requestId = readRequestId(request);
   const { value, ifVersion, lease, ttlMs } = request.body;
   const problem = ctx.validate.value(value);
@@ -71,6 +76,7 @@ async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
 async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof deleteQuery> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
+  ctx.permit(request, key, 'write');
   const ifVersion = optionalIndex(request.query.ifVersion, 'ifVersion');
   const requestId = readRequestId(request);
   const command = deleteCommand(key, ifVersion, requestId);
@@ -83,6 +89,7 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
 async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
+  ctx.permit(request, key, 'read');
   const minVersion = optionalIndex(request.query.minVersion, 'minVersion');
   const atVersion = optionalIndex(request.query.atVersion, 'atVersion');
   const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion, atVersion };
@@ -107,6 +114,7 @@ async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Sta
   const minVersion = optionalIndex(query.minVersion, 'minVersion');
   const prefix = query.prefix ?? '';
   if (prefix.length > 0) ctx.checkKey(prefix, 'prefix');
+  ctx.permit(request, prefix, 'read', 'prefix');
   const op: ListOp = {
     prefix,
     after: ctx.optionalKey(query.after, 'after'),

@@ -20,6 +20,10 @@ import type { HttpContext } from '../http-context.js';
 import { rawJsonBody, readRequestId } from '../http-input.js';
 import { leaseGrantBody, leaseGrantUsage, leaseInfoQuery, leaseParams, noQuery, readHeaders, writeHeaders } from '../http-schemas.js';
 import { leaseGrantExec, leaseInfoExec, leaseKeepAliveExec, leaseRevokeExec } from '../ops.js';
+import type { LeaseWrite } from '../ops.js';
+import type { LocalExec } from '../forward.js';
+import type { Principal } from '../access.js';
+import type { LeaseRevoke } from '../../node/types.js';
 import type { HttpRoute } from './route.js';
 
 type IdRequest = FastifyRequest<{ Params: Static<typeof leaseParams> }>;
@@ -28,11 +32,13 @@ export function leaseRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'POST',
+      access: 'data',
       url: '/leases',
       schema: { querystring: noQuery, headers: writeHeaders, body: leaseGrantBody },
       problems: { usage: leaseGrantUsage },
       handle: async (request: FastifyRequest<{ Body: Static<typeof leaseGrantBody> }>, reply) => {
         ctx.serveHere(reply);
+        ctx.access.permitLeases(ctx.principal(request));
         const requestId = readRequestId(request);
         const spec = ctx.spec(request, { method: 'POST', body: rawJsonBody(request), requestId, isWrite: true });
         return answer(reply, await ctx.router.run(leaseGrantExec, { value: request.body.ttlMs, requestId }, spec));
@@ -40,10 +46,12 @@ export function leaseRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'data',
       url: '/leases/:id/keepalive',
       schema: { params: leaseParams, querystring: noQuery, headers: readHeaders },
       handle: async (request: IdRequest, reply) => {
         ctx.serveHere(reply);
+        ctx.access.permitLeases(ctx.principal(request));
         // Not a log entry: a retry restarts the TTL again, which is what a retry means.
         const spec = ctx.spec(request, { method: 'POST', isWrite: true });
         return answer(reply, await ctx.router.run(leaseKeepAliveExec, Number(request.params.id), spec));
@@ -51,10 +59,12 @@ export function leaseRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'GET',
+      access: 'data',
       url: '/leases/:id',
       schema: { params: leaseParams, querystring: leaseInfoQuery, headers: readHeaders },
       handle: async (request: FastifyRequest<{ Params: Static<typeof leaseParams>; Querystring: Static<typeof leaseInfoQuery> }>, reply) => {
         ctx.serveHere(reply);
+        ctx.access.permitLeases(ctx.principal(request));
         const id = Number(request.params.id);
         const keysMax = Math.min(Number(request.query.keys ?? '100'), leaseKeysMax);
         const outcome = await ctx.router.run(leaseInfoExec, { id, keysMax }, ctx.spec(request, { method: 'GET', isWrite: false }));
@@ -65,16 +75,36 @@ export function leaseRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'DELETE',
+      access: 'data',
       url: '/leases/:id',
       schema: { params: leaseParams, querystring: noQuery, headers: writeHeaders },
       handle: async (request: IdRequest, reply) => {
         ctx.serveHere(reply);
+        ctx.access.permitLeases(ctx.principal(request));
         const requestId = readRequestId(request);
         const spec = ctx.spec(request, { method: 'DELETE', requestId, isWrite: true });
-        return answer(reply, await ctx.router.run(leaseRevokeExec, { value: Number(request.params.id), requestId }, spec));
+        return answer(reply, await ctx.router.run(revokeChecked(ctx, ctx.principal(request)), { value: Number(request.params.id), requestId }, spec));
       },
     },
   ];
+}
+
+/**
+ * A revoke deletes the lease's keys, so a user needs write permission on every one of them
+ * (as etcd checks); checked on the leader, where the revoke runs, against its keys then.
+ */
+function revokeChecked(ctx: HttpContext, who: Principal | null): LocalExec<LeaseWrite, LeaseRevoke> {
+  if (who === null || who.kind === 'admin') return leaseRevokeExec;
+  return {
+    run: async (node, w, timeoutMs) => {
+      const info = await node.leaseInfo(w.value, leaseKeysMax + 1, { timeoutMs });
+      if (info !== undefined) {
+        if (info.keys.length > leaseKeysMax) throw new QkvError('permission_denied', `lease ${w.value} holds more than ${leaseKeysMax} keys: only an admin may revoke it`);
+        for (const key of info.keys) ctx.access.permit(who, key, 'write');
+      }
+      return leaseRevokeExec.run(node, w, timeoutMs);
+    },
+  };
 }
 
 function answer<T>(reply: FastifyReply, outcome: { readonly via: 'local'; readonly value: T } | { readonly via: 'forward'; readonly response: Parameters<typeof sendForwarded>[1] }): unknown {

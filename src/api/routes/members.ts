@@ -35,6 +35,7 @@ export function memberRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'GET',
+      access: 'open',
       url: '/members',
       schema: { querystring: noQuery },
       handle: async () => {
@@ -44,6 +45,7 @@ export function memberRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/members',
       schema: { querystring: noQuery, headers: readHeaders, body: addMemberBody },
       problems: { usage: addMemberUsage },
@@ -51,18 +53,21 @@ export function memberRoutes(ctx: HttpContext): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/members/:id/promote',
       schema: { querystring: noQuery, headers: readHeaders, params: memberParams },
       handle: (request: MemberRequest, reply) => change(ctx, request, reply, { op: 'promote', id: request.params.id }),
     },
     {
       method: 'DELETE',
+      access: 'admin',
       url: '/members/:id',
       schema: { querystring: noQuery, headers: readHeaders, params: memberParams },
       handle: (request: MemberRequest, reply) => change(ctx, request, reply, { op: 'remove', id: request.params.id }),
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/admin/transfer-leader',
       schema: { querystring: noQuery, headers: readHeaders, body: transferLeaderBody },
       problems: { usage: transferLeaderUsage },

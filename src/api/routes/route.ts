@@ -9,8 +9,16 @@ import type { RouteProblems } from '../http-schemas.js';
 
 export type HttpMethod = 'GET' | 'HEAD' | 'PUT' | 'DELETE' | 'POST';
 
+/**
+ * Who may call a route (api/access.ts): `open` anyone (health, status, metrics, the
+ * dashboard's view); `data` anyone while auth is off, else a user whose roles the handler
+ * checks per key; `admin` the admin token or an admin user (absent with admin routes off).
+ */
+export type RouteAccess = 'open' | 'data' | 'admin';
+
 export interface HttpRoute {
   readonly method: HttpMethod;
+  readonly access: RouteAccess;
   readonly url: string;
   readonly schema: FastifySchema;
   readonly problems?: RouteProblems;

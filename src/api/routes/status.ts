@@ -16,6 +16,7 @@ export function statusRoutes(ctx: HttpContext, grpcAddress: string | undefined):
   return [
     {
       method: 'GET',
+      access: 'open',
       url: '/health',
       schema: { querystring: noQuery, response: { 200: healthResponseSchema } },
       handle: async () => {
@@ -25,6 +26,7 @@ export function statusRoutes(ctx: HttpContext, grpcAddress: string | undefined):
     },
     {
       method: 'HEAD',
+      access: 'open',
       url: '/health',
       schema: { querystring: noQuery },
       handle: async (_request, reply) => {
@@ -32,14 +34,15 @@ export function statusRoutes(ctx: HttpContext, grpcAddress: string | undefined):
         return reply.code(200).send();
       },
     },
-    { method: 'GET', url: '/ready', schema: { querystring: noQuery }, handle: async () => ready(ctx) },
+    { method: 'GET', access: 'open', url: '/ready', schema: { querystring: noQuery }, handle: async () => ready(ctx) },
     {
       method: 'GET',
+      access: 'open',
       url: '/status',
       schema: { querystring: noQuery },
       handle: async () => (grpcAddress === undefined ? ctx.node.status() : { ...ctx.node.status(), grpc: grpcAddress }),
     },
-    { method: 'GET', url: '/metrics', schema: { querystring: noQuery }, handle: async (_request, reply) => metricsText(ctx, reply) },
+    { method: 'GET', access: 'open', url: '/metrics', schema: { querystring: noQuery }, handle: async (_request, reply) => metricsText(ctx, reply) },
   ];
 }
 

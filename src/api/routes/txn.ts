@@ -19,6 +19,7 @@ export function txnRoutes(ctx: HttpContext): HttpRoute[] {
   return [
     {
       method: 'POST',
+      access: 'data',
       url: txnRoute,
       schema: { querystring: noQuery, headers: writeHeaders, body: txnBody },
       problems: { usage: txnUsage },
@@ -31,6 +32,7 @@ async function postTxn(ctx: HttpContext, request: FastifyRequest<{ Body: Static<
   ctx.serveHere(reply);
   const requestId = readRequestId(request);
   const command = parseTxn(request.body, ctx.validate, ctx.limits, requestId);
+  ctx.access.permitTxn(ctx.principal(request), command);
   const spec = ctx.spec(request, { method: 'POST', body: rawJsonBody(request), requestId, isWrite: true });
   const outcome = await ctx.router.run(txnExec, command, spec);
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);

@@ -49,6 +49,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
   const routes: HttpRoute[] = [
     {
       method: 'GET',
+      access: 'open',
       url: '/ui',
       schema: { querystring: noQuery },
       handle: async (_request, reply: FastifyReply) => {
@@ -58,6 +59,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
     },
     {
       method: 'GET',
+      access: 'open',
       url: '/ui/events',
       schema: { querystring: noQuery },
       handle: async (_request, reply) => {
@@ -72,6 +74,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
   routes.push(
     {
       method: 'POST',
+      access: 'admin',
       url: '/ui/actions/partition',
       schema: { querystring: noQuery, body: uiActionNodeBody },
       problems: { usage: uiPartitionUsage },
@@ -79,6 +82,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/ui/actions/heal',
       schema: { querystring: noQuery, body: uiHealBody },
       problems: { usage: uiHealUsage },
@@ -86,6 +90,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/ui/actions/delay',
       schema: { querystring: noQuery, body: uiDelayBody },
       problems: { usage: uiDelayUsage },
@@ -93,6 +98,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
     },
     {
       method: 'POST',
+      access: 'admin',
       url: '/ui/actions/die',
       schema: { querystring: noQuery, body: uiDieBody },
       problems: { usage: uiDieUsage },

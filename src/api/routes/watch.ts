@@ -47,6 +47,7 @@ export function watchRoutes(ctx: HttpContext, streams: WatchStreams): HttpRoute[
   return [
     {
       method: 'GET',
+      access: 'data',
       url: '/watch',
       schema: { querystring: watchQuery, headers: readHeaders },
       handle: (request: WatchRequestIn, reply) => openWatch(ctx, streams, request, reply),
@@ -58,6 +59,7 @@ async function openWatch(ctx: HttpContext, streams: WatchStreams, request: Watch
   ctx.serveHere(reply);
   const q = request.query;
   const prefix = q.prefix === undefined || q.prefix === '' ? '' : ctx.checkKey(q.prefix, 'prefix');
+  ctx.permit(request, prefix, 'read', 'prefix');
   const sse = q.format === 'sse' || (q.format === undefined && (request.headers.accept ?? '').includes('text/event-stream'));
   const fromVersion = q.fromVersion !== undefined ? parseDecimal(q.fromVersion) : resumeVersion(request.headers['last-event-id']);
   const raw = reply.raw;

@@ -186,17 +186,27 @@ setInterval(() => {
 
 // --- controls (present only when the node runs with fault injection) ---
 
+// The admin token 'quorumkv dashboard' hands over in the URL's fragment (never sent to a
+// server): kept for this tab only, and taken out of the address bar.
+const tokenInHash = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+if (tokenInHash) {
+  sessionStorage.setItem('qkv-token', decodeURIComponent(tokenInHash[1]));
+  history.replaceState(null, '', location.pathname + location.search);
+}
+
 async function call(label, method, url, body) {
   const result = $('result');
   result.dataset.ok = 'pending';
   result.textContent = label + ' …';
   try {
     const init = { method, headers: {} };
+    const token = sessionStorage.getItem('qkv-token');
+    if (token) init.headers['authorization'] = 'Bearer ' + token;
     if (body !== undefined) { init.body = JSON.stringify(body); init.headers['content-type'] = 'application/json'; }
     const res = await fetch(url, init);
     const text = await res.text();
     result.dataset.ok = String(res.ok);
-    result.textContent = label + ': ' + res.status + ' ' + text;
+    result.textContent = label + ': ' + res.status + ' ' + text + (res.status === 401 ? ' (open the URL that quorumkv dashboard prints: it carries the admin token)' : '');
     return res.ok ? JSON.parse(text || '{}') : null;
   } catch (err) {
     result.dataset.ok = 'false';
