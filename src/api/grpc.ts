@@ -124,6 +124,7 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   not_leader: grpc.status.UNAVAILABLE,
   no_leader: grpc.status.UNAVAILABLE,
   busy: grpc.status.UNAVAILABLE,
+  too_many_requests: grpc.status.RESOURCE_EXHAUSTED,
   shutting_down: grpc.status.UNAVAILABLE,
   not_ready: grpc.status.UNAVAILABLE,
   quorum_timeout: grpc.status.DEADLINE_EXCEEDED,

@@ -90,6 +90,12 @@ export interface HttpServerOptions {
   readonly dashboard?: Partial<PollerLimits>;
   /** Who may call the admin and data routes (access.ts). Default: admin routes open, as for tests on loopback. */
   readonly access?: AccessOptions;
+  /**
+   * Open connections one client address may hold; beyond it a new connection is answered 429
+   * and closed. HTTP/1.1 serves one request at a time per connection, so this also bounds the
+   * requests (and watch streams) one client has in flight. Default 1,024.
+   */
+  readonly connectionsPerIpMax?: number;
 }
 
 export interface HttpServer {
@@ -107,6 +113,30 @@ const keepAliveMs = 65_000;
 const headersReceiveMsMax = 10_000;
 /** Time a client gets to send its whole request (a 1 MiB body on a slow link). */
 const requestReceiveMsMax = 30_000;
+
+const defaultConnectionsPerIpMax = 1024;
+
+/** Answers a connection beyond `max` from one address with 429 and closes it; counts the rest until they close. */
+function limitConnectionsPerIp(app: FastifyInstance, max: number): void {
+  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`connectionsPerIpMax must be a positive safe integer, got ${String(max)}`);
+  const open = new Map<string, number>();
+  app.server.on('connection', (socket: Socket) => {
+    const ip = socket.remoteAddress ?? '';
+    const count = (open.get(ip) ?? 0) + 1;
+    if (count > max) {
+      const body = JSON.stringify(new QkvError('too_many_requests', `This client address already holds ${max} connections (--connections-per-ip-max): reuse them`).toBody());
+      socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroySoon();
+      return;
+    }
+    open.set(ip, count);
+    socket.once('close', () => {
+      const left = (open.get(ip) ?? 1) - 1;
+      if (left === 0) open.delete(ip);
+      else open.set(ip, left);
+    });
+  });
+}
 
 /** Starts the HTTP API of `options.node`; resolves once it listens. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
@@ -201,6 +231,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   }
 
+  limitConnectionsPerIp(app, options.connectionsPerIpMax ?? defaultConnectionsPerIpMax);
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {

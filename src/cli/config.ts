@@ -76,6 +76,8 @@ export interface NodeConfig {
   readonly adminRoutes: 'token' | 'open' | 'off';
   /** File holding the admin token (null: only users with the admin role pass). */
   readonly adminTokenFile: string | null;
+  /** Open HTTP connections one client address may hold (beyond: 429). */
+  readonly connectionsPerIpMax: number;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -96,6 +98,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'free-bytes-min': { kind: 'value', help: "free space on the data directory's disk below which this node, leading, refuses puts with 507 no_space (reads and deletes go on; the alarm clears once space is back)", default: String(256 * 1024 * 1024) },
   'admin-routes': { kind: 'value', help: 'operational routes (mode, members, backups, compaction, users, faults): token = need the admin token or an admin user; open = anyone (a trusted network only); off = they do not exist (404)', default: 'token' },
   'admin-token-file': { kind: 'value', help: 'file holding the admin token (quorumkv up writes DATA_DIR/admin-token, mode 0600); never logged or shown' },
+  'connections-per-ip-max': { kind: 'value', help: 'open HTTP connections one client address may hold; beyond it a new one is answered 429 and closed (one request at a time per connection, so this also bounds its requests and watches in flight)', default: '1024' },
   'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -292,6 +295,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     freeBytesMin: int(v, 'free-bytes-min', 0),
     adminRoutes: oneOf(v, 'admin-routes', ['token', 'open', 'off'] as const),
     adminTokenFile: v.get('admin-token-file') ?? null,
+    connectionsPerIpMax: int(v, 'connections-per-ip-max', 1),
   };
   checkRelations(config);
   return config;

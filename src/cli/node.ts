@@ -586,6 +586,7 @@ async function startApis(
     validate,
     registry,
     access,
+    connectionsPerIpMax: config.connectionsPerIpMax,
     ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
     logger: false,
   });

@@ -82,7 +82,7 @@ const endpointsMax = 32;
 const clientIdBaseCharsMax = 100;
 
 /** Wire codes that say the request was refused before anything was done: nothing applied. */
-const refusedBeforeActing: ReadonlySet<string> = new Set(['not_leader', 'no_leader', 'busy', 'shutting_down']);
+const refusedBeforeActing: ReadonlySet<string> = new Set(['not_leader', 'no_leader', 'busy', 'too_many_requests', 'shutting_down']);
 /** Wire codes after which a write may still apply; retried with the same idempotency key. */
 const outcomeUnknownCodes: ReadonlySet<string> = new Set(['timeout', 'quorum_timeout', 'outcome_unknown']);
 
@@ -671,6 +671,7 @@ export class KvClient {
         this.markDown(ep);
         return { maybeApplied: false, next: this.anyUp(leaderBound) };
       case 'busy':
+      case 'too_many_requests':
         return { maybeApplied: false, next: null };
       default: {
         if (outcomeUnknownCodes.has(code)) {

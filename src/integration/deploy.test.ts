@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,6 +32,7 @@ interface ComposeService {
   readonly environment: Record<string, string>;
   readonly ports?: readonly string[];
   readonly healthcheck?: { readonly test: readonly string[] };
+  readonly secrets?: readonly string[];
 }
 
 /** Removes `id` keywords (not properties named id) from a JSON schema, in place. */
@@ -70,6 +71,10 @@ test('deploy/compose.yaml is a valid Compose file: three nodes, each with its ow
   assert.deepEqual(Object.keys(compose.volumes), ['n1-data', 'n2-data', 'n3-data']);
   for (const [id, service] of Object.entries(compose.services)) {
     assert.equal(service.environment['QKV_ID'], id);
+    // Admin calls need the token and peers the secret, both Compose secrets, never in the file.
+    assert.deepEqual(service.secrets, ['admin-token', 'peer-secret'], `${id} mounts both secrets`);
+    assert.equal(service.environment['QKV_ADMIN_TOKEN_FILE'], '/run/secrets/admin-token');
+    assert.equal(service.environment['QKV_PEER_SECRET_FILE'], '/run/secrets/peer-secret');
     assert.match(String(service.healthcheck?.test.join(' ')), /\/ready/, 'compose health is readiness');
   }
 });
@@ -127,6 +132,11 @@ test('the compose services, run as local processes from their environment alone,
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-deploy-'));
   const children: ChildProcess[] = [];
   const base = (id: string): string => `http://127.0.0.1:${ports.get(id)!.http}`;
+  // What `docker compose` mounts under /run/secrets: files made as deploy/compose.yaml says.
+  const secrets = await mkdtemp(path.join(tmpdir(), 'qkv-deploy-secrets-'));
+  const adminToken = 'qkv_compose_admin_token_for_the_test_0';
+  await writeFile(path.join(secrets, 'admin-token'), `${adminToken}\n`, { mode: 0o600 });
+  await writeFile(path.join(secrets, 'peer-secret'), 'a-peer-secret-of-the-compose-test\n', { mode: 0o600 });
   try {
     // Ports are probed free and bound a moment later: a test running beside this one may
     // take one in between, and the node exits. Then all start again on fresh ports.
@@ -147,6 +157,8 @@ test('the compose services, run as local processes from their environment alone,
         env['QKV_ADVERTISE_HTTP'] = `http://127.0.0.1:${p.http}`;
         env['QKV_ADVERTISE_GRPC'] = `127.0.0.1:${p.grpc}`;
         env['QKV_DATA_DIR'] = path.join(dir, id);
+        env['QKV_ADMIN_TOKEN_FILE'] = path.join(secrets, 'admin-token');
+        env['QKV_PEER_SECRET_FILE'] = path.join(secrets, 'peer-secret');
         env['QKV_LOG_LEVEL'] = 'warn';
         const child = spawn(process.execPath, [mainPath, 'node'], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: 'ignore' });
         children.push(child);
@@ -168,6 +180,8 @@ test('the compose services, run as local processes from their environment alone,
     assert.equal((await http(`${base('n3')}/kv/hello`, 'PUT', { value: 'world' })).status, 200);
     const read = await http(`${base('n1')}/kv/hello`);
     assert.equal(read.body['value'], 'world');
+    assert.equal((await http(`${base('n2')}/admin/mode`, 'PUT', { writeQuorum: 'majority' })).status, 401, 'admin calls need the token');
+    assert.equal((await http(`${base('n2')}/admin/mode`, 'PUT', { writeQuorum: 'majority' }, { authorization: `Bearer ${adminToken}` })).status, 200);
 
     // Every metric the Grafana dashboard charts is one a node exports.
     const exported = new Set(String((await http(`${base('n1')}/metrics`)).body['raw']).split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
@@ -184,5 +198,6 @@ test('the compose services, run as local processes from their environment alone,
   } finally {
     await Promise.all(children.map((c) => stopChild(c, 'SIGKILL')));
     await rm(dir, { recursive: true, force: true });
+    await rm(secrets, { recursive: true, force: true });
   }
 });

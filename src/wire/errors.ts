@@ -46,6 +46,8 @@ export const errorStatus = {
   quorum_timeout: 503,
   /** The request waited longer than its deadline; for writes the outcome is unknown. */
   timeout: 503,
+  /** This client address holds too many connections (--connections-per-ip-max): reuse them, or back off. */
+  too_many_requests: 429,
   /** Too many requests in flight: back off. */
   busy: 503,
   /** Leadership was lost while the write was in flight: outcome unknown. */
