@@ -21,7 +21,8 @@
  */
 
 import { Pool } from 'undici';
-import type { Dispatcher } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import type { ConnectionOptions } from 'node:tls';
 import type { KvNode } from '../node/types.js';
 import type { RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
@@ -164,6 +165,8 @@ export interface LeaderRouterOptions {
   readonly leaderWaitMs: number;
   readonly limits: ForwardLimits;
   readonly metrics: HttpMetrics;
+  /** TLS options for reaching a leader's HTTPS API (the CA that signed it, this node's certificate as a client's). */
+  readonly connect?: ConnectionOptions;
 }
 
 /** Retry-After for a client when no leader is known: elections take about this long. */
@@ -181,11 +184,14 @@ export class LeaderRouter {
   private readonly pools = new Map<string, { readonly origin: string; readonly pool: Pool }>();
   private closed = false;
 
+  private readonly connect: ConnectionOptions | undefined;
+
   constructor(options: LeaderRouterOptions) {
     this.node = options.node;
     this.leaderWaitMs = options.leaderWaitMs;
     this.limits = options.limits;
     this.metrics = options.metrics;
+    this.connect = options.connect;
   }
 
   /**
@@ -350,7 +356,7 @@ export class LeaderRouter {
     let origin: string;
     try {
       const url = new URL(http);
-      if (url.protocol !== 'http:') throw new Error(`protocol ${url.protocol}`);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`protocol ${url.protocol}`);
       origin = url.origin;
     } catch (error) {
       throw new QkvError(
@@ -379,6 +385,7 @@ export class LeaderRouter {
       headersTimeout: this.limits.answerMarginMs,
       bodyTimeout: this.limits.bodyGapMsMax,
       maxResponseSize: this.limits.responseBytesMax,
+      ...(this.connect === undefined ? {} : { connect: this.connect as buildConnector.BuildOptions }),
     });
     this.pools.set(http, { origin, pool });
     return pool;

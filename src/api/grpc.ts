@@ -36,6 +36,8 @@ import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
 import { AccessControl, noAccessControl } from './access.js';
 import type { AccessOptions } from './access.js';
+import type { ReloadableTls, TlsMaterial } from '../transport/tls-files.js';
+import type { ConnectionOptions } from 'node:tls';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
 import { GrpcKv, badUtf8, checkDecoded, malformed, tokenOf } from './grpc-kv.js';
@@ -60,6 +62,10 @@ export interface GrpcServerOptions {
   readonly forward?: Partial<ForwardLimits>;
   /** Who may make the admin and data calls (access.ts), as on HTTP. Default: admin calls open. */
   readonly access?: AccessOptions;
+  /** TLS as on HTTP (http.ts HttpServerOptions.tls): reloaded material serves the next connections. */
+  readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
+  /** How this node reaches the leader's HTTPS API when it forwards (http.ts HttpServerOptions.outboundTls). */
+  readonly outboundTls?: ConnectionOptions;
 }
 
 export interface GrpcServer {
@@ -134,6 +140,39 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   internal: grpc.status.INTERNAL,
 };
 
+/**
+ * Plain, or TLS through grpc-js' certificate providers: a provider that hands over the
+ * material in force and again whenever it is reloaded, so gRPC rotates with HTTP and peers.
+ */
+function serverCredentials(tlsOptions: GrpcServerOptions['tls']): grpc.ServerCredentials {
+  if (tlsOptions === undefined) return grpc.ServerCredentials.createInsecure();
+  const { material, requireClientCert } = tlsOptions;
+  const identity = new Set<(update: { certificate: Buffer; privateKey: Buffer } | null) => void>();
+  const cas = new Set<(update: { caCertificate: Buffer } | null) => void>();
+  const caOf = (m: TlsMaterial): { caCertificate: Buffer } | null => (m.ca === undefined ? null : { caCertificate: m.ca });
+  material.onChange((m) => {
+    for (const l of identity) l({ certificate: m.cert, privateKey: m.key });
+    for (const l of cas) l(caOf(m));
+  });
+  const provider: grpc.experimental.CertificateProvider = {
+    // The first update goes out after grpc-js has registered its watcher (it adds the
+    // listener first): a synchronous one would be lost and the server would never serve.
+    addIdentityCertificateListener: (l) => {
+      identity.add(l);
+      setImmediate(() => l({ certificate: material.material().cert, privateKey: material.material().key }));
+    },
+    removeIdentityCertificateListener: (l) => void identity.delete(l),
+    addCaCertificateListener: (l) => {
+      cas.add(l);
+      setImmediate(() => l(caOf(material.material())));
+    },
+    removeCaCertificateListener: (l) => void cas.delete(l),
+  };
+  // grpc-js takes the identity provider first (its parameter names say otherwise); a CA
+  // provider is given only when client certificates are asked for.
+  return grpc.experimental.createCertificateProviderServerCredentials(provider, requireClientCert ? provider : null, requireClientCert);
+}
+
 /** Starts the gRPC API of `options.node`; resolves once it listens. */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcServer> {
   const limits = checkLimits(options.limits);
@@ -143,6 +182,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     leaderWaitMs: limits.leaderWaitMs,
     limits: { ...defaultForwardLimits, ...options.forward },
     metrics,
+    ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }),
   });
   const onInternalError = options.onInternalError ?? (() => undefined);
   const grpcMetrics = createGrpcMetrics(options.registry);
@@ -214,7 +254,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   });
 
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(`${hostForUrl(options.listen.host)}:${options.listen.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+    server.bindAsync(`${hostForUrl(options.listen.host)}:${options.listen.port}`, serverCredentials(options.tls), (error, bound) => {
       if (error !== null) reject(new Error(`Cannot listen for gRPC on ${options.listen.host}:${options.listen.port}: ${error.message}`));
       else resolve(bound);
     });

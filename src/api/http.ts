@@ -29,6 +29,8 @@
  */
 
 import type { AddressInfo, Socket } from 'node:net';
+import type tls from 'node:tls';
+import type { ReloadableTls } from '../transport/tls-files.js';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
@@ -96,6 +98,13 @@ export interface HttpServerOptions {
    * requests (and watch streams) one client has in flight. Default 1,024.
    */
   readonly connectionsPerIpMax?: number;
+  /**
+   * HTTPS with this certificate and key (reloaded material serves the next connections); with
+   * `requireClientCert`, clients must present a certificate signed by the material's CA.
+   */
+  readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
+  /** How this node reaches the other nodes' HTTPS APIs (forwarding, the dashboard's poller): their CA, its client certificate. */
+  readonly outboundTls?: tls.ConnectionOptions;
 }
 
 export interface HttpServer {
@@ -117,12 +126,16 @@ const requestReceiveMsMax = 30_000;
 const defaultConnectionsPerIpMax = 1024;
 
 /** Answers a connection beyond `max` from one address with 429 and closes it; counts the rest until they close. */
-function limitConnectionsPerIp(app: FastifyInstance, max: number): void {
+function limitConnectionsPerIp(app: FastifyInstance, max: number, secure: boolean): void {
   if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`connectionsPerIpMax must be a positive safe integer, got ${String(max)}`);
   const open = new Map<string, number>();
   app.server.on('connection', (socket: Socket) => {
     const ip = socket.remoteAddress ?? '';
     const count = (open.get(ip) ?? 0) + 1;
+    if (count > max && secure) {
+      socket.destroy(); // TLS: nothing readable can be said before the handshake
+      return;
+    }
     if (count > max) {
       const body = JSON.stringify(new QkvError('too_many_requests', `This client address already holds ${max} connections (--connections-per-ip-max): reuse them`).toBody());
       socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
@@ -143,13 +156,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const limits = checkLimits(options.limits);
   const forwardLimits: ForwardLimits = { ...defaultForwardLimits, ...options.forward };
   const metrics = createHttpMetrics(options.registry);
-  const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics });
+  const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }) });
   const access = new AccessControl(options.node, options.access ?? noAccessControl);
   const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry, access);
   // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.
   const { faultsAdmin, die } = options;
   const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die } : undefined;
-  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard } });
+  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard }, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }) });
   const streams = new SnapshotStreams(poller);
   const watchStreams = new WatchStreams();
   // The route table, written once: registered below and consulted for 405 answers.
@@ -171,7 +184,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   ].filter((route) => route.access !== 'admin' || access.options.admin !== 'off'); // off: they do not exist (404)
   const errors = new HttpErrors(ctx, routes);
 
+  const serverTls = options.tls;
   const app = Fastify({
+    ...(serverTls === undefined ? {} : { https: httpsOptions(serverTls) }),
     logger: options.logger,
     // Per-request log lines cost more than the request itself at 10k req/s; errors are
     // still logged by the error handler.
@@ -231,7 +246,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     });
   }
 
-  limitConnectionsPerIp(app, options.connectionsPerIpMax ?? defaultConnectionsPerIpMax);
+  limitConnectionsPerIp(app, options.connectionsPerIpMax ?? defaultConnectionsPerIpMax, serverTls !== undefined);
   try {
     await app.listen({ host: options.listen.host, port: options.listen.port });
   } catch (error) {
@@ -239,7 +254,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     // Said like the peer and gRPC listeners say it, so a taken port reads as one line.
     throw new Error(`Cannot listen for HTTP on ${options.listen.host}:${options.listen.port}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return { url: serverUrl(app), close: () => close(ctx, app, streams, watchStreams) };
+  if (serverTls !== undefined) serverTls.material.onChange((material) => (app.server as unknown as tls.Server).setSecureContext({ ...material }));
+  return { url: serverUrl(app, serverTls !== undefined), close: () => close(ctx, app, streams, watchStreams) };
 }
 
 async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotStreams, watchStreams: WatchStreams): Promise<void> {
@@ -391,10 +407,16 @@ function checkLimits(limits: HttpLimits): HttpLimits {
   return limits;
 }
 
-function serverUrl(app: FastifyInstance): string {
+function serverUrl(app: FastifyInstance, secure: boolean): string {
   const address = app.server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return `http://${host}:${address.port}`;
+  return `${secure ? 'https' : 'http'}://${host}:${address.port}`;
+}
+
+function httpsOptions(o: NonNullable<HttpServerOptions['tls']>): tls.TlsOptions {
+  const { cert, key, ca } = o.material.material();
+  if (o.requireClientCert && ca === undefined) throw new RangeError('requireClientCert needs a CA in the TLS material');
+  return { cert, key, ...(ca === undefined ? {} : { ca }), requestCert: o.requireClientCert, rejectUnauthorized: o.requireClientCert };
 }
 
 function pathOf(url: string): string {

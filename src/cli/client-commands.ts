@@ -12,7 +12,7 @@ import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse } fro
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
-import { chosenToken, clusterFileEndpoints, clusterFlags, defaultClusterFile } from './cluster-file.js';
+import { chosenCa, chosenToken, clusterFileEndpoints, clusterFileIsTls, clusterFlags, defaultClusterFile } from './cluster-file.js';
 import { membersTable } from './members-table.js';
 
 
@@ -127,9 +127,13 @@ export async function clusterEndpoints(flags: ClientFlags): Promise<string[]> {
 }
 
 /** What connect() needs from the flags: endpoints, transport and the token (--token, QKV_TOKEN or the cluster's admin token). */
-export async function connection(flags: ClientFlags): Promise<{ endpoints: string[]; transport: TransportKind; token?: string }> {
+export async function connection(flags: ClientFlags): Promise<{ endpoints: string[]; transport: TransportKind; token?: string; tls?: { ca: Buffer } }> {
   const token = await chosenToken(flags.values);
-  return { endpoints: await clusterEndpoints(flags), transport: flags.transport, ...(token === null ? {} : { token }) };
+  const endpoints = await clusterEndpoints(flags);
+  // TLS when the nodes say https (HTTP) or the cluster's CA is at hand (gRPC endpoints carry no scheme).
+  const ca = await chosenCa(flags.values);
+  const secure = flags.transport === 'http' ? endpoints.some((e) => e.startsWith('https://')) : ca !== null && (flags.values.has('ca') || (await clusterFileIsTls(flags.clusterFile)));
+  return { endpoints, transport: flags.transport, ...(token === null ? {} : { token }), ...(secure && ca !== null ? { tls: { ca } } : {}) };
 }
 
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {

@@ -8,6 +8,7 @@
 
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Agent, setGlobalDispatcher } from 'undici';
 import { ConfigError } from './config.js';
 
 /** Where `npm start` writes it, relative to the working directory. */
@@ -17,6 +18,7 @@ export const defaultClusterFile = './data/cluster.json';
 export const clusterFlags = {
   endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
   'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
+  ca: { kind: 'value', env: 'QKV_CA', help: "CA certificate (PEM) that signed the nodes' certificates, for https:// nodes (default: tls/ca.pem beside the cluster file, as quorumkv up --tls writes it)" },
   token: { kind: 'value', env: 'QKV_TOKEN', help: "bearer token: a user's, or the admin token (default: the admin-token file 'quorumkv up' wrote beside the cluster file, if there is one)" },
 } as const;
 
@@ -53,9 +55,27 @@ export function endpointsFlag(values: ReadonlyMap<string, string>): string[] | n
   return text === undefined ? null : text.split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean);
 }
 
-/** The HTTP endpoints of --endpoints, else of --cluster-file. */
+/** The HTTP endpoints of --endpoints, else of --cluster-file; HTTPS ones are trusted by the cluster's CA (chosenCa). */
 export async function chosenEndpoints(values: ReadonlyMap<string, string>): Promise<string[]> {
-  return endpointsFlag(values) ?? clusterFileEndpoints(values.get('cluster-file') ?? defaultClusterFile);
+  const endpoints = endpointsFlag(values) ?? (await clusterFileEndpoints(values.get('cluster-file') ?? defaultClusterFile));
+  if (endpoints.some((e) => e.startsWith('https://'))) {
+    const ca = await chosenCa(values);
+    // Every request a command makes with undici's request() goes through the global dispatcher.
+    if (ca !== null) setGlobalDispatcher(new Agent({ connect: { ca } }));
+  }
+  return endpoints;
+}
+
+/** --ca (or QKV_CA), else tls/ca.pem beside the cluster file if there is one (a CA certificate is public). */
+export async function chosenCa(values: ReadonlyMap<string, string>): Promise<Buffer | null> {
+  const given = values.get('ca');
+  const file = given !== undefined && given !== '' ? given : path.join(path.dirname(values.get('cluster-file') ?? defaultClusterFile), 'tls', 'ca.pem');
+  try {
+    return await readFile(file);
+  } catch (error) {
+    if (given !== undefined && given !== '') throw new ConfigError(`--ca ${given}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    return null;
+  }
 }
 
 export interface ClusterFileNode {
@@ -92,6 +112,15 @@ export async function clusterFileEndpoints(file: string, api: 'http' | 'grpc' = 
   const endpoints = (await readClusterFile(file)).nodes.map((n) => n[api]).filter((e): e is string => typeof e === 'string' && e !== '');
   if (endpoints.length === 0) throw new ConfigError(`${file} lists no ${api} endpoints (is the cluster running?)`);
   return endpoints;
+}
+
+/** Whether the cluster file's nodes serve HTTPS (quorumkv up --tls), so their gRPC is TLS too. */
+export async function clusterFileIsTls(file: string): Promise<boolean> {
+  try {
+    return (await readClusterFile(file)).nodes.some((n) => n.http.startsWith('https://'));
+  } catch {
+    return false;
+  }
 }
 
 /** Replaces DIR/cluster.json atomically (a reader never sees half a file). */

@@ -78,6 +78,10 @@ export interface NodeConfig {
   readonly adminTokenFile: string | null;
   /** Open HTTP connections one client address may hold (beyond: 429). */
   readonly connectionsPerIpMax: number;
+  /** HTTPS and gRPC over TLS for clients; `clientCaFile`: clients must present a certificate it signed. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
+  /** Mutual TLS between peers (transport/types.ts TcpTransportOptions.tls). */
+  readonly peerTls: { readonly certFile: string; readonly keyFile: string; readonly caFile: string } | null;
 }
 
 /** Flag name (kebab-case) -> spec, without env var names (withEnv adds them). */
@@ -99,6 +103,12 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'admin-routes': { kind: 'value', help: 'operational routes (mode, members, backups, compaction, users, faults): token = need the admin token or an admin user; open = anyone (a trusted network only); off = they do not exist (404)', default: 'token' },
   'admin-token-file': { kind: 'value', help: 'file holding the admin token (quorumkv up writes DATA_DIR/admin-token, mode 0600); never logged or shown' },
   'connections-per-ip-max': { kind: 'value', help: 'open HTTP connections one client address may hold; beyond it a new one is answered 429 and closed (one request at a time per connection, so this also bounds its requests and watches in flight)', default: '1024' },
+  'tls-cert': { kind: 'value', help: 'certificate (PEM) of the HTTP and gRPC APIs: they serve HTTPS / TLS only (with --tls-key); reloaded on SIGHUP' },
+  'tls-key': { kind: 'value', help: 'private key (PEM) of --tls-cert' },
+  'tls-client-ca': { kind: 'value', help: 'CA (PEM): clients must present a certificate it signed (mutual TLS on the client APIs)' },
+  'peer-tls-cert': { kind: 'value', help: "this node's peer certificate (PEM), naming its node id (CN or DNS name), signed by --peer-tls-ca; reloaded on SIGHUP" },
+  'peer-tls-key': { kind: 'value', help: 'private key (PEM) of --peer-tls-cert' },
+  'peer-tls-ca': { kind: 'value', help: "the cluster CA (PEM): peers must present a certificate it signed, naming the node id they claim" },
   'identity-check-ms': { kind: 'value', help: 'a node starting with an empty data directory asks its peers this long whether they knew it (a wiped member is refused)', default: '10000' },
   'write-quorum': { kind: 'value', help: 'majority | all | W (follower acks)', default: 'majority' },
   topology: { kind: 'value', help: 'star | chain', default: 'star' },
@@ -296,9 +306,32 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     adminRoutes: oneOf(v, 'admin-routes', ['token', 'open', 'off'] as const),
     adminTokenFile: v.get('admin-token-file') ?? null,
     connectionsPerIpMax: int(v, 'connections-per-ip-max', 1),
+    tls: clientTlsOf(v),
+    peerTls: peerTlsOf(v),
   };
   checkRelations(config);
   return config;
+}
+
+function clientTlsOf(v: ReadonlyMap<string, string>): NodeConfig['tls'] {
+  const certFile = v.get('tls-cert');
+  const keyFile = v.get('tls-key');
+  const clientCaFile = v.get('tls-client-ca') ?? null;
+  if (certFile === undefined && keyFile === undefined) {
+    if (clientCaFile !== null) throw new ConfigError('--tls-client-ca needs --tls-cert and --tls-key');
+    return null;
+  }
+  if (certFile === undefined || keyFile === undefined) throw new ConfigError('--tls-cert and --tls-key go together');
+  return { certFile, keyFile, clientCaFile };
+}
+
+function peerTlsOf(v: ReadonlyMap<string, string>): NodeConfig['peerTls'] {
+  const certFile = v.get('peer-tls-cert');
+  const keyFile = v.get('peer-tls-key');
+  const caFile = v.get('peer-tls-ca');
+  if (certFile === undefined && keyFile === undefined && caFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined || caFile === undefined) throw new ConfigError('--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together (all three or none)');
+  return { certFile, keyFile, caFile };
 }
 
 /** Limits that only make sense together. */

@@ -12,6 +12,7 @@ import { ConfigError, nodeCommand, nodeConfigOf } from './config.js';
 import { leaderCommand, memberCommand, runLeaderCommand, runMemberCommand } from './member.js';
 import { modeCommand, runModeCommand } from './mode.js';
 import { compactCommand, runCompactCommand } from './compact.js';
+import { certsCommand, runCertsCommand } from './certs.js';
 import { authCommand, roleCommand, runAuthCommand, runRoleCommand, runUserCommand, userCommand } from './auth.js';
 import { NodeStartError, startNode } from './node.js';
 import { faultCommand, runFaultCommand } from './fault.js';
@@ -31,6 +32,7 @@ const commandList: readonly { readonly name: string; readonly summary: string }[
   authCommand,
   userCommand,
   roleCommand,
+  certsCommand,
   faultCommand,
   dashboardCommand,
   { name: 'bench', summary: 'load test with latency/throughput plots, optionally against etcd' },
@@ -79,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'auth') return runAuthCommand(rest);
   if (command === 'user') return runUserCommand(rest);
   if (command === 'role') return runRoleCommand(rest);
+  if (command === 'certs') return runCertsCommand(rest);
   if (command === 'member') return runMemberCommand(rest);
   if (command === 'leader') return runLeaderCommand(rest);
   if (clientCommands.includes(command)) return runClientCommand(command, rest);

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { QuorumKvError, connect, type KvClient } from '../client/index.js';
+import { QuorumKvError, connect, type ClientTls, type KvClient } from '../client/index.js';
 import { configProblem } from '../core/config.js';
 import { replicasOf } from '../core/membership.js';
 import type { ClusterConfig, MemberInfo, NodeId } from '../core/types.js';
@@ -71,10 +71,10 @@ export interface JoinAnswer {
  * library: it finds the leader and retries while the cluster is electing or busy with
  * another change, within `deadlineMs`. Resolves with the configuration to start from.
  */
-export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number, token: string | null): Promise<JoinAnswer> {
+export async function joinCluster(url: string, body: AddMemberBody, deadlineMs: number, token: string | null, tls: ClientTls | null): Promise<JoinAnswer> {
   let kv: KvClient | null = null;
   try {
-    kv = await connect({ endpoints: [url], deadlineMs, ...(token === null ? {} : { token }) });
+    kv = await connect({ endpoints: [url], deadlineMs, ...(token === null ? {} : { token }), ...(tls === null ? {} : { tls }) });
     const answer = await kv.members.add(body);
     const problem = configProblem(answer.config);
     if (problem !== null) throw new Error(`--join ${url}: the cluster answered with an invalid configuration: ${problem}`);

@@ -13,6 +13,9 @@ import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { startHttpServer, type HttpServer } from '../api/http.js';
+import type { ConnectionOptions } from 'node:tls';
+import { ReloadableTls } from '../transport/tls-files.js';
+import type { TlsFileNames } from '../transport/tls-files.js';
 import { sha256 } from '../api/access.js';
 import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
@@ -168,6 +171,69 @@ async function readSecret(flag: string, file: string): Promise<Buffer> {
   return secret;
 }
 
+/** The node's TLS material: for its client APIs, for its peers, and how it reaches other nodes' HTTPS APIs. */
+interface NodeTls {
+  readonly client: ReloadableTls | null;
+  readonly peer: ReloadableTls | null;
+  /** The CA that signs the other nodes' API certificates (the client CA, else the peer CA) and this node's certificate to present. */
+  readonly outbound: ConnectionOptions | undefined;
+}
+
+async function loadTls(config: NodeConfig): Promise<NodeTls> {
+  const load = async (files: TlsFileNames, what: string): Promise<ReloadableTls> => {
+    try {
+      return await ReloadableTls.load(files);
+    } catch (error) {
+      throw new NodeStartError(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  };
+  const c = config.tls;
+  const p = config.peerTls;
+  const client = c === null ? null : await load({ certFile: c.certFile, keyFile: c.keyFile, ...(c.clientCaFile === null ? {} : { caFile: c.clientCaFile }) }, '--tls-cert/--tls-key');
+  const peer = p === null ? null : await load({ certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }, '--peer-tls-*');
+  const ca = client?.material().ca ?? peer?.material().ca;
+  const outbound = client === null ? undefined : { ...(ca === undefined ? {} : { ca }), cert: client.material().cert, key: client.material().key };
+  return { client, peer, outbound };
+}
+
+function transportNotStarted(): never {
+  throw new Error('the transport is not started yet');
+}
+
+/** How peers prove who they are: the shared secret, mutual TLS, both or neither. */
+async function peerAuthentication(config: NodeConfig, tlsSet: NodeTls): Promise<Pick<TcpTransportOptions, 'peerSecret' | 'tls'>> {
+  return {
+    ...(config.peerSecretFile !== null ? { peerSecret: await readSecret('peer-secret-file', config.peerSecretFile) } : {}),
+    ...(tlsSet.peer !== null ? { tls: tlsSet.peer } : {}),
+  };
+}
+
+/** Certificates read again on every SIGHUP until stop(), when the node has any. */
+function reloadOnSighup(tlsSet: NodeTls, log: Logger): { stop(): void } {
+  if (tlsSet.client === null && tlsSet.peer === null) return { stop: () => undefined };
+  const reload = (): void => void reloadCertificates(tlsSet, log);
+  process.on('SIGHUP', reload);
+  return { stop: () => void process.off('SIGHUP', reload) };
+}
+
+/** SIGHUP: certificates read again; one that cannot serve is logged and the old one kept. */
+async function reloadCertificates(tlsSet: NodeTls, log: Logger): Promise<void> {
+  for (const [what, material] of [['client API', tlsSet.client], ['peer', tlsSet.peer]] as const) {
+    if (material === null) continue;
+    try {
+      await material.reload();
+      log.info(`${what} certificates reloaded (SIGHUP)`);
+    } catch (error) {
+      log.error({ err: error instanceof Error ? error.message : String(error) }, `${what} certificates not reloaded; the previous ones stay in force`);
+    }
+  }
+}
+
+/** The client library's TLS options from a node's outbound ones. */
+function tlsOf(o: ConnectionOptions): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  return { ...(o.ca === undefined ? {} : { ca: o.ca as Buffer }), ...(o.cert === undefined ? {} : { cert: o.cert as Buffer }), ...(o.key === undefined ? {} : { key: o.key as Buffer }) };
+}
+
 /** The admin token of --admin-token-file (null: none), for this node's own admin calls (join, promote). */
 async function adminToken(config: NodeConfig): Promise<string | null> {
   return config.adminTokenFile === null ? null : (await readSecret('admin-token-file', config.adminTokenFile)).toString('utf8');
@@ -221,7 +287,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   await mkdir(config.dataDir, { recursive: true });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const { storage, identity, fresh } = await openDataDir(config, registry, log);
+  const tlsSet = await loadTls(config);
+  const { storage, identity, fresh } = await openDataDir(config, registry, tlsSet, log);
   const { clusterId, memberId } = identity;
   const seen = await SeenPeers.open(config.dataDir);
 
@@ -229,10 +296,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
   // announces to peers; /admin/faults reaches it through this late binding.
   let faulty: FaultyTransport<PeerMessage> | null = null;
-  const { grpc, http } = await startApis(config, deferred, registry, () => {
-    if (faulty === null) throw new Error('the transport is not started yet');
-    return faulty;
-  }, log);
+  const { grpc, http } = await startApis(config, deferred, registry, () => faulty ?? transportNotStarted(), tlsSet, log);
 
   // What peers and clients are told: the advertised addresses, else the bound ones.
   const selfHttp = config.advertiseHttp ?? http.url;
@@ -249,8 +313,9 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
     ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
     onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
-    ...(config.peerSecretFile !== null ? { peerSecret: await readSecret('peer-secret-file', config.peerSecretFile) } : {}),
+    ...(await peerAuthentication(config, tlsSet)),
   });
+  const sighup = reloadOnSighup(tlsSet, log);
   if (fresh && config.join === null && config.peers.size > 1) {
     await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {
       await Promise.all([tcp.close(), http.close(), grpc?.close(), storage.close()]);
@@ -307,7 +372,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
-  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), log) : null;
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound, log) : null;
   const watches = startWatches(driver, transport, config, memberId, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
@@ -324,6 +389,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     stopping ??= (async () => {
       promoting?.stop();
       watches.stop();
+      sighup.stop();
       await handOverLeadership(driver, config, log);
       ticker.stop();
       await grpc?.close();
@@ -420,7 +486,7 @@ class PeerSet {
  * start from its configuration and record the member id it was added under; a new node
  * of a new cluster starts from --peers and the mode flags.
  */
-async function openDataDir(config: NodeConfig, registry: Registry, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
+async function openDataDir(config: NodeConfig, registry: Registry, tlsSet: NodeTls, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
   const fresh = !(await hasLmdbStore(config.dataDir));
   if (!fresh && config.join !== null) log.warn(`--join ignored: ${config.dataDir} already holds node ${config.id}, which restarts as the member it is`);
   let initialConfig: ClusterConfig;
@@ -430,7 +496,7 @@ async function openDataDir(config: NodeConfig, registry: Registry, log: Logger):
     const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
     // Adding a member is an admin call: the node's own admin token (the cluster's) carries it.
-    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config));
+    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config), tlsSet.outbound === undefined ? null : tlsOf(tlsSet.outbound));
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
     initialConfig = answer.config;
     identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
@@ -471,13 +537,13 @@ async function handOverLeadership(driver: NodeDriver, config: NodeConfig, log: L
 }
 
 /** --promote: asks (through this node's API, which forwards to the leader) to be promoted until it is a voter. */
-function promoteWhenCaughtUp(httpUrl: string, id: string, token: string | null, log: Logger): { stop(): void } {
+function promoteWhenCaughtUp(httpUrl: string, id: string, token: string | null, tls: ConnectionOptions | undefined, log: Logger): { stop(): void } {
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   let kv: KvClient | null = null;
   const attempt = async (): Promise<void> => {
     try {
-      kv ??= await connect({ endpoints: [httpUrl], deadlineMs: 10_000, ...(token === null ? {} : { token }) });
+      kv ??= await connect({ endpoints: [httpUrl], deadlineMs: 10_000, ...(token === null ? {} : { token }), ...(tls === undefined ? {} : { tls: tlsOf(tls) }) });
       await kv.members.promote(id);
       log.info('promoted to voter');
       stopped = true;
@@ -550,8 +616,11 @@ async function startApis(
   node: KvNode,
   registry: Registry,
   faults: () => FaultyTransport<PeerMessage>,
+  tlsSet: NodeTls,
   log: Logger,
 ): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
+  const serverTls = tlsSet.client === null ? {} : { tls: { material: tlsSet.client, requireClientCert: config.tls?.clientCaFile !== null } };
+  const outboundTls = tlsSet.outbound === undefined ? {} : { outboundTls: tlsSet.outbound };
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const validate = kvValidator(kvLimits);
   const access = await accessOptions(config, log);
@@ -568,6 +637,8 @@ async function startApis(
           registry,
           ...(config.faults ? { die } : {}),
           access,
+          ...serverTls,
+          ...outboundTls,
           onInternalError: (err) => log.error({ err }, 'gRPC call failed'),
         });
   const http = await startHttpServer({
@@ -587,6 +658,8 @@ async function startApis(
     registry,
     access,
     connectionsPerIpMax: config.connectionsPerIpMax,
+    ...serverTls,
+    ...outboundTls,
     ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
     logger: false,
   });

@@ -9,10 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { Agent, request, setGlobalDispatcher } from 'undici';
+import { createCertificates } from './certs.js';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
 import { adminTokenFileName, readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
@@ -32,6 +33,7 @@ export const upCommand: CommandSpec = {
     add: { kind: 'value', help: 'join this many new nodes to the cluster in DIR (each added as a learner, promoted once caught up)', default: '0' },
     'data-dir': { kind: 'value', help: 'one directory per node under it, and cluster.json', default: './data' },
     'base-port': { kind: 'value', help: 'HTTP on P, P+1, …; peers on P+100, …; gRPC on P+200, … (0: free ports)', default: '7001' },
+    tls: { kind: 'bool', help: 'HTTPS and gRPC over TLS for clients, mutual TLS between peers, with certificates made under DIR/tls (quorumkv certs); the CLI trusts DIR/tls/ca.pem by itself', default: 'false' },
   },
   passThrough: Object.fromEntries(Object.entries(nodeFlags).filter(([name]) => !chosenPerNode.includes(name))),
   epilog: `Waits for a leader, writes DIR/cluster.json (the client commands read it) and runs until
@@ -94,6 +96,20 @@ export async function runUp(argv: string[]): Promise<number> {
       grpc: basePort === 0 ? await freePort() : basePort + 200 + i,
     })),
   );
+  const tls = parsed.values.get('tls') === 'true';
+  const tlsDir = path.join(dataDir, 'tls');
+  if (tls) {
+    await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
+    // This process's own requests (waiting for the leader, the members) trust the new CA.
+    setGlobalDispatcher(new Agent({ connect: { ca: await readFile(path.join(tlsDir, 'ca.pem')) } }));
+  }
+  const tlsFlags = (id: string): string[] => {
+    if (!tls) return [];
+    const cert = path.join(tlsDir, `${id}.pem`);
+    const key = path.join(tlsDir, `${id}-key.pem`);
+    return ['--tls-cert', cert, '--tls-key', key, '--peer-tls-cert', cert, '--peer-tls-key', key, '--peer-tls-ca', path.join(tlsDir, 'ca.pem')];
+  };
+  const scheme = tls ? 'https' : 'http';
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
 
   const children = new Map<string, ChildProcess>();
@@ -106,7 +122,7 @@ export async function runUp(argv: string[]): Promise<number> {
     const p = ports[i] as { http: number; peer: number; grpc: number };
     const child = spawn(
       process.execPath,
-      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--admin-token-file', tokenFile, ...how, ...passThrough],
+      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--admin-token-file', tokenFile, ...tlsFlags(id), ...how, ...passThrough],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child.stdout?.pipe(logFile);
@@ -116,7 +132,7 @@ export async function runUp(argv: string[]): Promise<number> {
       if (!stopping) process.stdout.write(`${id} exited (${signal ?? `code ${code}`}); not restarted. See ${path.join(dataDir, `${id}.log`)}\n`);
     });
     children.set(id, child);
-    info.push({ id, http: `http://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: child.pid ?? 0, dataDir: nodeDir });
+    info.push({ id, http: `${scheme}://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: child.pid ?? 0, dataDir: nodeDir });
   };
   for (const [i, id] of ids.entries()) if (!joining.includes(id)) await start(id, i, ['--cluster-id', clusterId, '--peers', peersFlag]);
   await writeClusterFile(dataDir, { clusterId, nodes: info });
@@ -147,8 +163,9 @@ export async function runUp(argv: string[]): Promise<number> {
   }
   process.stdout.write(`quorumkv cluster ${clusterId} is up (data in ${dataDir}):\n`);
   for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}${joining.includes(n.id) ? '  (joined)' : ''}\n`);
-  process.stdout.write(`try:  curl -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
-  process.stdout.write(`      curl ${info[0]?.http}/kv/hello\n`);
+  const cacert = tls ? ` --cacert ${path.join(tlsDir, 'ca.pem')}` : '';
+  process.stdout.write(`try:  curl${cacert} -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
+  process.stdout.write(`      curl${cacert} ${info[0]?.http}/kv/hello\n`);
   process.stdout.write(`admin routes need the token in ${tokenFile} (quorumkv mode, member, fault and dashboard read it from there)\nCtrl-C stops the cluster.\n`);
 
   return new Promise<number>((resolve) => {

@@ -20,7 +20,7 @@ import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import { txnMessageOf, txnResponseOf } from './grpc-txn.js';
-import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 /** Channel options, all explicit (STYLE.md 14). */
 const channelOptions: grpc.ChannelOptions = {
@@ -54,7 +54,18 @@ export class GrpcTransport implements ClientTransport {
   constructor(
     /** Sent as `authorization: Bearer <token>` metadata with every call; null: none. */
     private readonly token: string | null = null,
+    /** TLS for every channel; null: plain unless an endpoint says grpcs://. */
+    private readonly tls: ClientTls | null = null,
   ) {}
+
+  /** Endpoints given as grpcs://: TLS even without tls options (the system's CAs). */
+  private readonly secureEndpoints = new Set<string>();
+
+  private credentials(endpoint: string): grpc.ChannelCredentials {
+    if (this.tls === null && !this.secureEndpoints.has(endpoint)) return grpc.credentials.createInsecure();
+    const pem = (v: string | Uint8Array | undefined): Buffer | null => (v === undefined ? null : Buffer.from(v));
+    return grpc.credentials.createSsl(pem(this.tls?.ca), pem(this.tls?.key), pem(this.tls?.cert));
+  }
 
   /** A call's metadata: the credentials, if any (grpc-js wants a fresh object per call). */
   private metadata(): grpc.Metadata {
@@ -68,13 +79,16 @@ export class GrpcTransport implements ClientTransport {
   private closed = false;
 
   normalize(endpoint: string): string {
-    const bare = endpoint.startsWith('grpc://') ? endpoint.slice('grpc://'.length) : endpoint;
+    const secure = endpoint.startsWith('grpcs://');
+    const bare = endpoint.startsWith('grpc://') ? endpoint.slice('grpc://'.length) : secure ? endpoint.slice('grpcs://'.length) : endpoint;
     const match = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]+):(\d{1,5})$/.exec(bare);
     const port = match === null ? NaN : Number(match[2]);
     if (match === null || port < 1 || port > 65535) {
       throw new InvalidArgumentError('bad_request', `gRPC endpoint ${JSON.stringify(endpoint)} must be host:port`);
     }
-    return `${match[1]}:${port}`;
+    const normalized = `${match[1]}:${port}`;
+    if (secure) this.secureEndpoints.add(normalized);
+    return normalized;
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
@@ -191,7 +205,7 @@ export class GrpcTransport implements ClientTransport {
     let client = this.clients.get(endpoint);
     if (client !== undefined) return client;
     if (this.closed) throw new AttemptError('unreachable', null, 'The client is closed');
-    client = new grpc.Client(endpoint, grpc.credentials.createInsecure(), channelOptions);
+    client = new grpc.Client(endpoint, this.credentials(endpoint), channelOptions);
     this.clients.set(endpoint, client);
     return client;
   }

@@ -22,7 +22,7 @@ import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { txnResponseOf } from './txn-answer.js';
-import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
   /** Open connections per node (each carries one request at a time). */
@@ -31,6 +31,8 @@ export interface HttpTransportOptions {
   readonly batching: BatchLimits | null;
   /** Sent as `Authorization: Bearer <token>` with every request; null: none. */
   readonly token: string | null;
+  /** TLS options for https:// endpoints (CA, client certificate); null: the system's CAs, no client certificate. */
+  readonly tls: ClientTls | null;
 }
 
 /** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
@@ -62,11 +64,15 @@ export class HttpTransport implements ClientTransport {
   private readonly batcher: Batcher | null;
   private closed = false;
 
+  /** undici's TLS options for every pool (empty without tls). */
+  private readonly connect: { readonly connect?: { ca?: Buffer; cert?: Buffer; key?: Buffer } };
   /** The credentials every request carries (empty without a token). */
   private readonly auth: Readonly<Record<string, string>>;
 
   constructor(private readonly options: HttpTransportOptions) {
     this.auth = options.token === null ? {} : { authorization: `Bearer ${options.token}` };
+    const t = options.tls;
+    this.connect = t === null ? {} : { connect: { ...(t.ca === undefined ? {} : { ca: Buffer.from(t.ca) }), ...(t.cert === undefined ? {} : { cert: Buffer.from(t.cert) }), ...(t.key === undefined ? {} : { key: Buffer.from(t.key) }) } };
     this.batcher = options.batching === null ? null : new Batcher((endpoint, ops, timeoutMs) => this.sendBatch(endpoint, ops, timeoutMs), options.batching);
   }
 
@@ -78,8 +84,8 @@ export class HttpTransport implements ClientTransport {
     } catch {
       throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} is not a URL (expected http://host:port)`);
     }
-    if (url.protocol !== 'http:') {
-      throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must use http:// for the HTTP transport`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must use http:// or https:// for the HTTP transport`);
     }
     if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
       throw new InvalidArgumentError('bad_request', `Endpoint ${JSON.stringify(endpoint)} must be a bare origin (http://host:port), without a path`);
@@ -174,7 +180,7 @@ export class HttpTransport implements ClientTransport {
     const query = new URLSearchParams({ prefix: request.prefix, consistency: request.consistency, ...(request.fromVersion === null ? {} : { fromVersion: String(request.fromVersion) }), ...(request.prevValue ? { prevValue: 'true' } : {}) });
     // Streams get their own dispatcher: they hold a connection for as long as they run and
     // are longer than any answer the request pools allow.
-    this.watchAgent ??= new Agent({ connectTimeout: connectTimeoutMs, keepAliveTimeout: keepAliveMs, headersTimeout: 30_000, bodyTimeout: watchGapMsMax });
+    this.watchAgent ??= new Agent({ connectTimeout: connectTimeoutMs, keepAliveTimeout: keepAliveMs, headersTimeout: 30_000, bodyTimeout: watchGapMsMax, ...this.connect });
     let response: Dispatcher.ResponseData;
     // Aborting is what ends a pending read of the body at once (destroy alone waits for data).
     const abort = new AbortController();
@@ -355,6 +361,7 @@ export class HttpTransport implements ClientTransport {
       headersTimeout: 30_000,
       bodyTimeout: 30_000,
       maxResponseSize: responseBytesMax,
+      ...this.connect,
     });
     this.pools.set(endpoint, pool);
     return pool;

@@ -41,6 +41,7 @@ export type {
   BackupResult,
   CallOptions,
   ClusterStatus,
+  ClientTls,
   ConnectOptions,
   Consistency,
   DeleteOptions,
@@ -91,11 +92,11 @@ export async function connect(options: ConnectOptions): Promise<KvClient> {
     }
     const batching = options.batching ?? true;
     if (typeof batching !== 'boolean') throw new InvalidArgumentError('bad_request', `batching must be true or false, got ${JSON.stringify(batching)}`);
-    transport = new HttpTransport({ connectionsPerEndpoint: connections, batching: batching ? defaultBatchLimits : null, token });
+    transport = new HttpTransport({ connectionsPerEndpoint: connections, batching: batching ? defaultBatchLimits : null, token, tls: options.tls ?? null });
   } else if (kind === 'grpc') {
     // Loaded on demand: HTTP users never pay for grpc-js and the proto.
     const { GrpcTransport } = await import('./grpc-transport.js');
-    transport = new GrpcTransport(token);
+    transport = new GrpcTransport(token, options.tls ?? null);
   } else {
     throw new InvalidArgumentError('bad_request', `transport must be 'http' or 'grpc', got ${JSON.stringify(kind)}`);
   }

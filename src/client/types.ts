@@ -11,6 +11,13 @@ import type { QuorumKvError } from './errors.js';
 /** How the client talks to the cluster. Both give the same semantics and errors. */
 export type TransportKind = 'http' | 'grpc';
 
+/** PEM text or bytes. */
+export interface ClientTls {
+  readonly ca?: string | Uint8Array;
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
+}
+
 export interface ConnectOptions {
   /**
    * Nodes to talk to; at least one. HTTP: base URLs (`http://127.0.0.1:7001`; a bare
@@ -27,6 +34,13 @@ export interface ConnectOptions {
    * Never logged by the client.
    */
   readonly token?: string;
+  /**
+   * TLS towards the nodes: `ca` the CA that signed their certificates (default: the system's
+   * CAs), `cert` and `key` this client's certificate for nodes that require one. HTTP
+   * endpoints are then `https://…`; over gRPC every channel is TLS (a `grpcs://host:port`
+   * endpoint asks for TLS on its own too).
+   */
+  readonly tls?: ClientTls;
   /**
    * Default time budget of one call, retries and backoff included, in milliseconds
    * (default 10,000). Each call can override it. A call always settles by then.

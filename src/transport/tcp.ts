@@ -24,10 +24,13 @@
  */
 
 import net from 'node:net';
+import tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import type { NodeId } from '../core/types.js';
 import { splitHostPort } from '../stdx/host-port.js';
 import { createPrng } from '../stdx/prng.js';
+import { certificateNames } from './tls-files.js';
 import { FrameDecoder, FrameEncoder, frameBodyBytesLimit, frameHeaderBytes } from './frame.js';
 import { ackProof, handshakeProof, newChallenge, sameProof } from './peer-secret.js';
 import type { Handshake, PeerAddress, PeerLinkState, PeerTransport, TcpTransportOptions } from './types.js';
@@ -89,7 +92,13 @@ export async function createTcpTransport<M>(
   const random =
     extras.random ?? createPrng(hash32(`${options.self.clusterId}\u0000${options.self.nodeId}`)).nextFloat;
 
-  const server = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs });
+  const peerTls = options.tls;
+  const server =
+    peerTls === undefined
+      ? net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs })
+      : // Only certificates of the cluster CA get through; the handshake then checks the name.
+        tls.createServer({ ...peerTls.material(), requestCert: true, rejectUnauthorized: true, handshakeTimeout: handshakeTimeoutMs, noDelay: true, keepAlive: true, keepAliveInitialDelay: keepAliveInitialDelayMs });
+  if (peerTls !== undefined) peerTls.onChange((material) => (server as tls.Server).setSecureContext({ ...material }));
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error): void => {
       server.off('listening', onListening);
@@ -287,7 +296,14 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
 
   start(): void {
     this.started = true;
-    this.server.on('connection', (socket) => this.accept(socket));
+    if (this.options.tls === undefined) {
+      this.server.on('connection', (socket) => this.accept(socket));
+    } else {
+      this.server.on('secureConnection', (socket: TLSSocket) => this.accept(socket));
+      this.server.on('tlsClientError', (error: Error, socket: TLSSocket) => {
+        this.options.onReject?.(`connection from ${describeRemote(socket)} refused by TLS: ${error.message}`);
+      });
+    }
     // After listening, server errors (e.g. EMFILE on accept) are transient: keep serving.
     this.server.on('error', () => {});
     for (const link of this.links.values()) this.dial(link);
@@ -364,7 +380,19 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
     link.state = 'dialling';
     link.needsDrain = false;
     link.nonce = '';
-    const socket = net.connect({ host: link.host, port: link.port });
+    const peerTls = this.options.tls;
+    const socket =
+      peerTls === undefined
+        ? net.connect({ host: link.host, port: link.port })
+        : tls.connect({
+            host: link.host,
+            port: link.port,
+            secureContext: peerTls.secureContext(),
+            servername: link.peerId,
+            // The cluster CA signed it (checked by TLS); it must also be the node we dialled.
+            checkServerIdentity: (_host, cert) =>
+              certificateNames(cert).includes(link.peerId) ? undefined : new Error(`its certificate names ${certificateNames(cert).join(', ') || 'nothing'}, not ${link.peerId}`),
+          });
     socket.setNoDelay(true);
     socket.setKeepAlive(true, keepAliveInitialDelayMs);
     link.socket = socket;
@@ -386,7 +414,11 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       this.flushLink(link);
     });
     // 'close' always follows 'error'; reconnecting is done there, once.
-    socket.on('error', () => {});
+    socket.on('error', (error: Error & { code?: string }) => {
+      if (peerTls !== undefined && link.state !== 'open' && error.code !== 'ECONNREFUSED' && error.code !== 'ECONNRESET') {
+        this.options.onReject?.(`peer ${link.peerId} at ${link.host}:${link.port}: TLS: ${error.message}`);
+      }
+    });
     socket.on('close', () => this.dropConnection(link, socket));
     // With a peer secret the acceptor speaks first (its challenge); see onDialReply.
     if (this.options.peerSecret === undefined) socket.write(this.handshakeFrame(link.peerId));
@@ -601,6 +633,16 @@ class TcpPeerTransport<M> implements TcpTransport<M> {
       return;
     }
     const peerId = check.handshake.from;
+    if (this.options.tls !== undefined) {
+      const names = certificateNames((connection.socket as TLSSocket).getPeerCertificate());
+      if (!names.includes(peerId)) {
+        const reason = `its certificate names ${names.join(', ') || 'nothing'}, not ${peerId}`;
+        connection.decoder.stop();
+        this.options.onReject?.(`handshake from ${describeRemote(connection.socket)} refused: ${reason}`);
+        connection.socket.end(this.encodeControl({ type: 'reject', reason }));
+        return;
+      }
+    }
     connection.peerId = peerId;
     connection.memberId = check.handshake.memberId;
     this.pendingInbound--;

@@ -9,6 +9,7 @@
  */
 
 import type { NodeId } from '../core/types.js';
+import type { ReloadableTls } from './tls-files.js';
 
 export interface PeerTransport<M> {
   /**
@@ -95,6 +96,14 @@ export interface TcpTransportOptions {
    * challenge in the handshake, both ways; a peer that cannot is refused. Never logged.
    */
   readonly peerSecret?: Uint8Array;
+  /**
+   * Mutual TLS between peers: this node's certificate and key, and the cluster CA that must
+   * have signed every peer's. A connection whose certificate is not from that CA, or does
+   * not name the node id it claims (CN or DNS name), is refused before its handshake is
+   * read; the dialler checks the acceptor names the node it dialled. Reloaded material
+   * (SIGHUP) serves the next connections.
+   */
+  readonly tls?: ReloadableTls;
 }
 
 /** Fault rules for faults.ts; every field may be changed at run time. */

@@ -11,7 +11,9 @@
  * SSE route drops what its socket cannot take), or let one silent peer delay the others.
  */
 
+import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
+import type { buildConnector } from 'undici';
 import type { KvNode } from '../../node/types.js';
 import type { StatusResponse } from '../../wire/types.js';
 import { eventsBetween, viewOf } from './snapshot.js';
@@ -55,7 +57,8 @@ export class ClusterPoller {
 
   constructor(
     private readonly node: KvNode,
-    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits },
+    /** `connect`: TLS options for reaching the other nodes' HTTPS APIs (their CA, this node's certificate). */
+    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits; readonly connect?: ConnectionOptions },
   ) {
     const l = options.limits;
     if (l.statusTimeoutMs >= l.pollIntervalMs) {
@@ -102,6 +105,7 @@ export class ClusterPoller {
       headersTimeout: this.options.limits.statusTimeoutMs,
       bodyTimeout: this.options.limits.statusTimeoutMs,
       keepAliveTimeout: 4_000,
+      ...(this.options.connect === undefined ? {} : { connect: this.options.connect as buildConnector.BuildOptions }),
     });
     this.timer = setInterval(() => void this.tick(), this.options.limits.pollIntervalMs);
     void this.tick();

@@ -1,0 +1,151 @@
+/**
+ * TLS on real processes: `quorumkv up --tls` (certificates from `quorumkv certs`) serves
+ * HTTPS and gRPC over TLS only, its peers speak mutual TLS and refuse a node whose
+ * certificate comes from another CA, from no CA, or names another node; a certificate
+ * rotated on disk is served after SIGHUP on the next connection, with no failed request.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import { Agent, request } from 'undici';
+import { freePort, stopChild } from '../bench/child.js';
+import { connect } from '../client/index.js';
+import { mainPath, runCli, startUp, stopUp, waitFor } from './harness.js';
+
+interface UpNode {
+  readonly id: string;
+  readonly http: string;
+  readonly grpc: string;
+  readonly peer: string;
+  readonly pid: number;
+}
+
+/** The serial number of the certificate `url`'s server presents on a new connection. */
+function servedSerial(url: string, ca: Buffer): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: hostname, port: Number(port), ca, servername: 'localhost' }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
+}
+
+test('up --tls: HTTPS and gRPC with the CA, no plain HTTP, peers refused without the cluster CA, certificates rotated by SIGHUP', { timeout: 240_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-tls-'));
+  const up = startUp(dir, ['--tls']);
+  const strangers: ChildProcess[] = [];
+  t.after(async () => {
+    await Promise.all(strangers.map((c) => stopChild(c, 'SIGKILL')));
+    await stopUp(up.proc);
+    if (process.env['QKV_KEEP_TEST_DIR'] === undefined) await rm(dir, { recursive: true, force: true });
+    else process.stderr.write(`kept ${dir}\n`);
+  });
+  await waitFor('up --tls to print the cluster', 60_000, () => (/is up/.test(up.output()) ? true : null));
+  const { clusterId, nodes } = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { clusterId: string; nodes: UpNode[] };
+  const ca = await readFile(path.join(dir, 'tls', 'ca.pem'));
+  assert.ok(nodes.every((n) => n.http.startsWith('https://127.0.0.1:')), 'cluster.json lists https:// URLs');
+
+  // The TS client over HTTPS and over gRPC with the CA.
+  const https = await connect({ endpoints: nodes.map((n) => n.http), tls: { ca }, deadlineMs: 10_000 });
+  const grpc = await connect({ endpoints: nodes.map((n) => n.grpc), transport: 'grpc', tls: { ca }, deadlineMs: 10_000 });
+  t.after(async () => {
+    await https.close();
+    await grpc.close();
+  });
+  const put = await https.put('secure/a', 'over https');
+  assert.equal((await grpc.get('secure/a'))?.value, 'over https');
+  assert.ok((await grpc.put('secure/b', 'over grpc+tls')).version > put.version);
+  // A follower forwards to the leader over HTTPS too.
+  const trusting = new Agent({ connect: { ca } });
+  t.after(() => trusting.close());
+  for (const n of nodes) {
+    const res = await request(`${n.http}/kv/secure%2Fc`, { method: 'PUT', body: JSON.stringify({ value: n.id }), headers: { 'content-type': 'application/json' }, dispatcher: trusting });
+    assert.equal(res.statusCode, 200, `${n.id}: ${await res.body.text()}`);
+  }
+  // Plain HTTP to the same port is refused, and so is a client that does not trust the CA.
+  await assert.rejects(request(`${nodes[0]?.http.replace('https://', 'http://')}/kv/secure%2Fa`, { headersTimeout: 3_000, bodyTimeout: 3_000 }), 'plain HTTP gets no answer');
+  await assert.rejects(request(`${nodes[0]?.http}/health`), /certificate/i, 'an unknown CA is not trusted');
+
+  // The CLI finds the CA beside the cluster file.
+  const clusterFile = ['--cluster-file', path.join(dir, 'cluster.json')];
+  const get = await runCli(['get', 'secure/a', ...clusterFile], 20_000);
+  assert.equal(get.stdout.trim(), 'over https', get.stderr);
+  const grpcGet = await runCli(['get', 'secure/b', '--transport', 'grpc', ...clusterFile], 20_000);
+  assert.equal(grpcGet.stdout.trim(), 'over grpc+tls', grpcGet.stderr);
+  assert.equal((await runCli(['mode', '--write-quorum', 'majority', ...clusterFile], 20_000)).code, 0, 'admin commands over HTTPS');
+
+  // Strangers on the peer port: a certificate of another CA, none at all, and the cluster's own
+  // client certificate claiming to be node n4. None may join, vote or disturb the leader.
+  const leaderOf = async (): Promise<{ id: string; term: number } | undefined> => {
+    for (const e of (await https.status()).nodes) if (e.ok && e.status.role === 'leader') return { id: e.status.id, term: e.status.term };
+    return undefined;
+  };
+  const leaderBefore = await leaderOf();
+  assert.ok(leaderBefore !== undefined, 'a leader');
+  const other = path.join(dir, 'other-ca');
+  assert.equal((await runCli(['certs', '--out', other, '--nodes', 'n4'], 30_000)).code, 0);
+  const stranger = async (name: string, tlsFlags: string[]): Promise<void> => {
+    const peerPort = await freePort();
+    const peers = `${nodes.map((n) => `${n.id}=${n.peer}`).join(',')},n4=127.0.0.1:${peerPort}`;
+    const child = spawn(process.execPath, [mainPath, 'node', '--id', 'n4', '--cluster-id', clusterId, '--peers', peers, '--data-dir', path.join(dir, `stranger-${name}`), '--listen-http', `127.0.0.1:${await freePort()}`, '--listen-peer', `127.0.0.1:${peerPort}`, '--listen-grpc', 'off', '--identity-check-ms', '0', '--log-level', 'warn', ...tlsFlags], { stdio: 'ignore' });
+    strangers.push(child);
+  };
+  await stranger('other-ca', ['--peer-tls-cert', path.join(other, 'n4.pem'), '--peer-tls-key', path.join(other, 'n4-key.pem'), '--peer-tls-ca', path.join(other, 'ca.pem')]);
+  const logOf = async (id: string): Promise<string> => readFile(path.join(dir, `${id}.log`), 'utf8');
+  await waitFor('a node to log the refusal of the other CA', 30_000, async () => ((await Promise.all(nodes.map((n) => logOf(n.id)))).some((l) => /refused by TLS/.test(l)) ? true : null));
+  await Promise.all(strangers.splice(0).map((c) => stopChild(c, 'SIGKILL')));
+  await stranger('no-tls', []);
+  const tlsDir = path.join(dir, 'tls');
+  await stranger('wrong-name', ['--peer-tls-cert', path.join(tlsDir, 'client.pem'), '--peer-tls-key', path.join(tlsDir, 'client-key.pem'), '--peer-tls-ca', path.join(tlsDir, 'ca.pem')]);
+  await waitFor('a node to refuse a certificate naming another node', 30_000, async () => ((await Promise.all(nodes.map((n) => logOf(n.id)))).some((l) => /certificate names client, not n4/.test(l)) ? true : null));
+  await new Promise((resolve) => setTimeout(resolve, 3_000));
+  const leaderAfter = await leaderOf();
+  assert.equal(leaderAfter?.id, leaderBefore.id, 'the same leader');
+  assert.equal(leaderAfter?.term, leaderBefore.term, 'in the same term: no stranger started an election that reached it');
+  assert.deepEqual((await https.members.list()).members.map((m) => m.id).sort(), ['n1', 'n2', 'n3']);
+  await Promise.all(strangers.splice(0).map((c) => stopChild(c, 'SIGKILL')));
+
+  // Rotation: a new certificate for n1 (same CA) on disk, SIGHUP, under steady writes.
+  const n1 = nodes.find((n) => n.id === 'n1') as UpNode;
+  const oldSerial = await servedSerial(n1.http, ca);
+  const fresh = path.join(dir, 'rotated');
+  await mkdir(fresh);
+  // Same CA: its files are copied in first, so certs signs the new one with it.
+  await copyFile(path.join(tlsDir, 'ca.pem'), path.join(fresh, 'ca.pem'));
+  await copyFile(path.join(tlsDir, 'ca-key.pem'), path.join(fresh, 'ca-key.pem'));
+  assert.equal((await runCli(['certs', '--out', fresh, '--nodes', 'n1'], 30_000)).code, 0);
+  let failures = 0;
+  let writes = 0;
+  let loading = true;
+  const load = (async () => {
+    while (loading) {
+      try {
+        await https.put(`rotation/${writes % 50}`, String(writes));
+        writes++;
+      } catch {
+        failures++;
+      }
+    }
+  })();
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await copyFile(path.join(fresh, 'n1-key.pem'), path.join(tlsDir, 'n1-key.pem'));
+  await copyFile(path.join(fresh, 'n1.pem'), path.join(tlsDir, 'n1.pem'));
+  process.kill(n1.pid, 'SIGHUP');
+  const newSerial = await waitFor('n1 to serve the new certificate', 10_000, async () => {
+    const serial = await servedSerial(n1.http, ca);
+    return serial !== oldSerial ? serial : null;
+  });
+  assert.notEqual(newSerial, oldSerial);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  loading = false;
+  await load;
+  assert.equal(failures, 0, `no failed request during the rotation (${writes} writes)`);
+  assert.ok(writes > 10, `writes went on (${writes})`);
+  assert.match(await logOf('n1'), /certificates reloaded \(SIGHUP\)/);
+});
