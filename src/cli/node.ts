@@ -141,15 +141,22 @@ async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>
 }
 
 /**
- * Checks the free space of the data directory's disk every second and reports when it
- * falls below `freeBytesMin` (a reason) and when it is back above it (null), once each.
+ * Checks every second the free space of the data directory's disk and the bytes the stores
+ * occupy, and reports when either crosses its limit (a reason) and when both are back
+ * within them (null), once each.
  */
-function watchFreeSpace(dataDir: string, freeBytesMin: number, onChange: (alarm: string | null) => void): { stop(): void } {
+function watchFreeSpace(dataDir: string, limits: { readonly freeBytesMin: number; readonly quotaBytes: number }, usedBytes: () => number, onChange: (alarm: string | null) => void): { stop(): void } {
   let alarm: string | null = null;
   const check = async (): Promise<void> => {
     const s = await statfs(dataDir);
     const free = s.bavail * s.bsize;
-    const next = free < freeBytesMin ? `${free} bytes free on the data directory's disk, below --free-bytes-min ${freeBytesMin}` : null;
+    const used = limits.quotaBytes > 0 ? usedBytes() : 0;
+    const next =
+      free < limits.freeBytesMin
+        ? `${free} bytes free on the data directory's disk, below --free-bytes-min ${limits.freeBytesMin}`
+        : limits.quotaBytes > 0 && used > limits.quotaBytes
+          ? `the stores occupy ${used} bytes, above --quota-bytes ${limits.quotaBytes}`
+          : null;
     if ((next === null) !== (alarm === null)) onChange(next);
     alarm = next;
   };
@@ -373,7 +380,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
   const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound, log) : null;
-  const watches = startWatches(driver, transport, config, memberId, log, (why) => leave(why));
+  const watches = startWatches(driver, transport, config, memberId, () => storage.usedBytes(), log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
 
@@ -415,8 +422,8 @@ function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBy
 }
 
 /** The node's background watches: its removal from the cluster, and the free space of its disk. */
-function startWatches(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
-  const disk = watchFreeSpace(config.dataDir, config.freeBytesMin, (alarm) => {
+function startWatches(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, usedBytes: () => number, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
+  const disk = watchFreeSpace(config.dataDir, config, usedBytes, (alarm) => {
     driver.setSpaceAlarm(alarm);
     if (alarm !== null) log.error(`space alarm: ${alarm}; puts are refused while this node leads`);
     else log.info('space alarm cleared');

@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { TestCluster, http } from './harness.js';
+import { QuorumKvError, connect } from '../client/index.js';
+import { TestCluster, http, waitFor } from './harness.js';
 
 test('below the free-space floor the leader refuses puts with 507 no_space; reads and deletes go on; the alarm shows', { timeout: 90_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3 });
@@ -41,6 +42,55 @@ test('below the free-space floor the leader refuses puts with 507 no_space; read
     assert.equal((await http(`${cluster.node(leader).http}/kv/new`, 'PUT', { value: 'x' })).status, 200);
     assert.equal((await cluster.status(leader))['spaceAlarm'], undefined);
   } finally {
+    await cluster.destroy();
+  }
+});
+
+test('--quota-bytes: filling the stores turns puts into no_space on a cluster that stays up; deletes and compaction bring writes back by themselves, nothing acknowledged lost', { timeout: 120_000 }, async () => {
+  // Pages in use, not the file: about 3 MB holds a hundred or so 20 KB values with their history.
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--quota-bytes', '3000000', '--log-entries-max', '10'] });
+  const kv = await connect({ endpoints: cluster.nodes.map((n) => n.http), deadlineMs: 10_000 });
+  try {
+    await cluster.waitForLeader();
+    const value = 'x'.repeat(20_000);
+    const acked: string[] = [];
+    let refusal: unknown = null;
+    for (let i = 0; i < 1_000 && refusal === null; i++) {
+      try {
+        await kv.put(`fill/${String(i).padStart(4, '0')}`, value);
+        acked.push(`fill/${String(i).padStart(4, '0')}`);
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    assert.ok(refusal instanceof QuorumKvError && refusal.code === 'no_space', `the quota stops puts: ${String(refusal)}`);
+    assert.ok(acked.length > 20, `some writes fit first (${acked.length})`);
+    // Every node is up and serves reads, and says why puts are refused.
+    for (const n of cluster.nodes) {
+      assert.equal(n.proc?.exitCode, null, `${n.id} is up`);
+      assert.equal((await http(`${n.http}/kv/${encodeURIComponent(acked[0] as string)}?consistency=local`)).status, 200, `${n.id} serves reads`);
+    }
+    const leader = await cluster.waitForLeader();
+    assert.match(String((await cluster.status(leader))['spaceAlarm']), /above --quota-bytes 3000000/);
+
+    // Space comes back: half the keys go, then their history; puts resume without a restart.
+    const dropped = acked.filter((_, i) => i % 2 === 0);
+    for (const key of dropped) await kv.delete(key);
+    const compact = await http(`${cluster.node(leader).http}/admin/compact`, 'POST', {});
+    assert.equal(compact.status, 200, JSON.stringify(compact.body));
+    await waitFor('puts to be accepted again', 20_000, async () => {
+      try {
+        return (await kv.put('after/quota', 'ok')).version > 0 ? true : null;
+      } catch {
+        return null;
+      }
+    });
+    for (const key of acked) {
+      const got = await kv.get(key);
+      assert.equal(got?.value, dropped.includes(key) ? undefined : value, `${key} is as acknowledged`);
+    }
+  } finally {
+    await kv.close();
     await cluster.destroy();
   }
 });

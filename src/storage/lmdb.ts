@@ -64,6 +64,7 @@ import type { LogBounds } from './checks.js';
 import { UndoKvTx } from './kv-tx.js';
 import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, encodeRecord, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
 import type { OverlayItem } from './lmdb-cursor.js';
+import { pagesInUseBytes } from './lmdb-usage.js';
 import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
 import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
@@ -143,6 +144,12 @@ export interface LmdbStorageStats {
 
 export interface LmdbStorage extends NodeStorage {
   stats(): LmdbStorageStats;
+  /**
+   * Bytes of the pages the stores occupy now (B-tree branch, leaf and overflow pages of every
+   * database), not the file's size: LMDB reuses freed pages without shrinking its file, so
+   * this falls when data is deleted, compacted or the log truncated. For --quota-bytes.
+   */
+  usedBytes(): number;
 }
 
 const FORMAT_VERSION = 1;
@@ -561,6 +568,10 @@ class LmdbNodeStorage implements LmdbStorage {
   close(): Promise<void> {
     this.closing ??= this.closeNow();
     return this.closing;
+  }
+
+  usedBytes(): number {
+    return pagesInUseBytes([this.root, this.logDb, this.metaDb, ...this.slots.flatMap((s) => [s.kvDb, s.dedupDb])]);
   }
 
   stats(): LmdbStorageStats {
