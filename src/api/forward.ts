@@ -28,7 +28,11 @@ import type { RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { LeaderInfo } from '../wire/types.js';
+import type { BatchOpBody, LeaderInfo } from '../wire/types.js';
+import { ForwardBatcher, defaultForwardBatchLimits } from './forward-batch.js';
+import type { ForwardSpec, ForwardedResponse } from './forward-types.js';
+
+export type { ForwardSpec, ForwardedResponse } from './forward-types.js';
 import type { HttpMetrics } from './metrics.js';
 
 /** Marks a request sent by another node's forwarder: it is never forwarded again. */
@@ -73,28 +77,6 @@ export const defaultForwardLimits: ForwardLimits = Object.freeze({
   idleConnectionMs: 4_000,
 });
 
-/** What a leader-bound request needs for forwarding, fixed when it arrives. */
-export interface ForwardSpec {
-  readonly method: 'GET' | 'PUT' | 'DELETE' | 'POST';
-  /** Path and query exactly as received (keys stay percent-encoded). */
-  readonly url: string;
-  /** The raw JSON body (already validated here), or null. */
-  readonly body: Buffer | null;
-  readonly requestId: RequestId | null;
-  /** Writes change state: a failure after sending leaves their outcome unknown. */
-  readonly isWrite: boolean;
-  /** The request carries `x-qkv-forwarded`: it must be served here or refused. */
-  readonly forwardedIn: boolean;
-  /**
-   * A linearizable read: any node that knows a leader runs it locally (a follower through
-   * the leader's read index, see KvNode.read), so it is never forwarded.
-   */
-  readonly servedByFollower: boolean;
-  /** `performance.now()` at which the request's time is up. */
-  readonly deadlineMs: number;
-  /** The sender's bearer token, passed on: the leader checks the credentials again (access.ts). */
-  readonly token?: string | null;
-}
 
 /**
  * A forward spec whose JSON body is built only if the request is forwarded: an operation
@@ -114,6 +96,7 @@ export class LazyForwardSpec implements ForwardSpec {
   readonly deadlineMs: number;
   readonly forwardedIn: boolean;
   readonly token: string | null;
+  readonly batchOp: BatchOpBody | null;
   private readonly makeBody: (() => string) | null;
   private bodyBuffer: Buffer | null | undefined;
 
@@ -126,6 +109,7 @@ export class LazyForwardSpec implements ForwardSpec {
     this.deadlineMs = o.deadlineMs;
     this.forwardedIn = o.forwardedIn;
     this.token = o.token ?? null;
+    this.batchOp = o.batchOp ?? null;
     this.makeBody = o.makeBody;
   }
 
@@ -135,17 +119,6 @@ export class LazyForwardSpec implements ForwardSpec {
   }
 }
 
-/** The leader's answer, passed through to the client unchanged. */
-export interface ForwardedResponse {
-  readonly statusCode: number;
-  readonly contentType: string;
-  readonly retryAfter: string | null;
-  readonly body: Buffer;
-  /** The leader that answered. */
-  readonly leaderId: string;
-  /** The node that served the request, as the leader's `x-qkv-served-by` names it (else the leader's id). */
-  readonly servedBy: string;
-}
 
 /** Names the node whose state answered (or which refused) a kv request. */
 export const servedByHeader = 'x-qkv-served-by';
@@ -165,6 +138,11 @@ export interface LeaderRouterOptions {
   readonly leaderWaitMs: number;
   readonly limits: ForwardLimits;
   readonly metrics: HttpMetrics;
+  /**
+   * The request body limit the leader has (nodes share it): forwarded writes are gathered
+   * into batches of at most a quarter of it in JSON characters (at most 3 bytes each).
+   */
+  readonly bodyBytesMax: number;
   /** TLS options for reaching a leader's HTTPS API (the CA that signed it, this node's certificate as a client's). */
   readonly connect?: ConnectionOptions;
 }
@@ -185,6 +163,7 @@ export class LeaderRouter {
   private closed = false;
 
   private readonly connect: ConnectionOptions | undefined;
+  private readonly batcher: ForwardBatcher;
 
   constructor(options: LeaderRouterOptions) {
     this.node = options.node;
@@ -192,6 +171,8 @@ export class LeaderRouter {
     this.limits = options.limits;
     this.metrics = options.metrics;
     this.connect = options.connect;
+    const bytesMax = Math.min(defaultForwardBatchLimits.bytesMax, Math.floor(options.bodyBytesMax / 4));
+    this.batcher = new ForwardBatcher((leader, spec) => this.forwardOne(leader, spec), { ...defaultForwardBatchLimits, bytesMax });
   }
 
   /**
@@ -266,7 +247,13 @@ export class LeaderRouter {
     return leader;
   }
 
-  private async forward(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
+  /** A single-key write goes with the others of its turn; anything else on its own. */
+  private forward(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
+    const op = spec.batchOp;
+    return op !== undefined && op !== null ? this.batcher.forward(leader, spec, op) : this.forwardOne(leader, spec);
+  }
+
+  private async forwardOne(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
     if (leader.http === null) {
       throw new QkvError(
         'no_leader',

@@ -182,6 +182,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     leaderWaitMs: limits.leaderWaitMs,
     limits: { ...defaultForwardLimits, ...options.forward },
     metrics,
+    bodyBytesMax: limits.messageBytesMax,
     ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }),
   });
   const onInternalError = options.onInternalError ?? (() => undefined);

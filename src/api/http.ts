@@ -156,7 +156,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const limits = checkLimits(options.limits);
   const forwardLimits: ForwardLimits = { ...defaultForwardLimits, ...options.forward };
   const metrics = createHttpMetrics(options.registry);
-  const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }) });
+  const router = new LeaderRouter({ node: options.node, leaderWaitMs: limits.leaderWaitMs, limits: forwardLimits, metrics, bodyBytesMax: limits.bodyBytesMax, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }) });
   const access = new AccessControl(options.node, options.access ?? noAccessControl);
   const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry, access);
   // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.

@@ -21,6 +21,8 @@ import { preload, runPoint } from './runner.js';
 import type { PointResult } from './runner.js';
 import type { OpSummary } from './stats.js';
 import { quorumKvTarget } from './target.js';
+import { plainTarget } from './plain-target.js';
+import type { PlainTo } from './plain-target.js';
 import type { BenchTarget } from './target.js';
 import { makeKeys, makeValue, workload } from './workload.js';
 import type { WorkloadName } from './workload.js';
@@ -42,6 +44,8 @@ export interface BenchOptions {
   readonly linearizableReadsFrom?: 'leader' | 'any';
   /** ConnectOptions.batching (default true). */
   readonly batching?: boolean;
+  /** Plain HTTP, no client library, to this node (plain-target.ts); null: the client library. */
+  readonly plain?: PlainTo | null;
   /** A running cluster; null: start one with `nodes` and `nodeFlags`. */
   readonly endpoints: readonly string[] | null;
   readonly nodes: number;
@@ -113,7 +117,9 @@ interface SystemRun {
 
 async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promise<SystemRun> {
   const connect = (endpoints: readonly string[]): Promise<BenchTarget> =>
-    quorumKvTarget({
+    o.plain !== undefined && o.plain !== null
+      ? plainTarget({ endpoints, to: o.plain, connectionsPerEndpoint: Math.max(64, ...o.concurrency), deadlineMs: o.deadlineMs })
+      : quorumKvTarget({
       endpoints,
       connectionsPerEndpoint: Math.max(64, ...o.concurrency),
       readConsistency: o.readConsistency,
@@ -224,7 +230,7 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
   const startedAt = new Date().toISOString();
   const points: PointResult[] = [];
   const systems: Record<string, unknown> = {};
-  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}${o.batching === false ? ', one request per operation' : ''}`;
+  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}${o.batching === false ? ', one request per operation' : ''}${o.plain !== undefined && o.plain !== null ? `, plain HTTP to ${o.plain === 'any' ? 'every node' : `the ${o.plain}`}` : ''}`;
   print(`quorumkv bench: ${plan}\n`);
   let headerPrinted = false;
   const printRow = (t: string): void => {

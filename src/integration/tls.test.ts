@@ -13,7 +13,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { Agent, request } from 'undici';
 import { freePort, stopChild } from '../bench/child.js';
-import { connect } from '../client/index.js';
+import { AuthError, connect } from '../client/index.js';
 import { mainPath, runCli, startUp, stopUp, waitFor } from './harness.js';
 
 interface UpNode {
@@ -79,6 +79,28 @@ test('up --tls: HTTPS and gRPC with the CA, no plain HTTP, peers refused without
   const grpcGet = await runCli(['get', 'secure/b', '--transport', 'grpc', ...clusterFile], 20_000);
   assert.equal(grpcGet.stdout.trim(), 'over grpc+tls', grpcGet.stderr);
   assert.equal((await runCli(['mode', '--write-quorum', 'majority', ...clusterFile], 20_000)).code, 0, 'admin commands over HTTPS');
+
+  // All of it at once: auth on over TLS. Tokens travel encrypted, and are checked as in the clear.
+  const cli = async (...args: string[]): Promise<string> => {
+    const r = await runCli([...args, ...clusterFile], 20_000);
+    assert.equal(r.code, 0, `quorumkv ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  await cli('user', 'add', 'root', '--role', 'admin');
+  await cli('role', 'add', 'reader');
+  await cli('role', 'grant', 'reader', 'secure/', '--read');
+  const readerToken = (await cli('user', 'add', 'ro', '--role', 'reader')).trim().split('\n').at(-1) as string;
+  await cli('auth', 'enable');
+  const reader = await connect({ endpoints: nodes.map((n) => n.grpc), transport: 'grpc', tls: { ca }, token: readerToken, deadlineMs: 10_000 });
+  t.after(() => reader.close());
+  assert.equal((await reader.get('secure/a'))?.value, 'over https', 'a reader reads over gRPC+TLS');
+  await assert.rejects(reader.put('secure/x', 'no'), (e: unknown) => e instanceof AuthError && e.code === 'permission_denied', 'and may not write');
+  await assert.rejects(https.get('secure/a'), (e: unknown) => e instanceof AuthError && e.code === 'unauthenticated', 'no token: 401 over HTTPS');
+  const asReader = await runCli(['get', 'secure/a', '--token', readerToken, ...clusterFile], 20_000);
+  assert.equal(asReader.stdout.trim(), 'over https', asReader.stderr);
+  const wrongToken = await runCli(['mode', '--write-quorum', 'all', '--token', readerToken, ...clusterFile], 20_000);
+  assert.match(wrongToken.stderr, /permission_denied/, 'a reader may not switch the mode');
+  await cli('auth', 'disable');
 
   // Strangers on the peer port: a certificate of another CA, none at all, and the cluster's own
   // client certificate claiming to be node n4. None may join, vote or disturb the leader.

@@ -1,0 +1,44 @@
+/**
+ * What the leader router forwards and what comes back, shared by forward.ts and the batcher
+ * of forwarded writes (forward-batch.ts).
+ */
+
+import type { RequestId } from '../kv/types.js';
+import type { BatchOpBody } from '../wire/types.js';
+
+/** What a leader-bound request needs for forwarding, fixed when it arrives. */
+export interface ForwardSpec {
+  readonly method: 'GET' | 'PUT' | 'DELETE' | 'POST';
+  /** Path and query exactly as received (keys stay percent-encoded). */
+  readonly url: string;
+  /** The raw JSON body (already validated here), or null. */
+  readonly body: Buffer | null;
+  readonly requestId: RequestId | null;
+  /** Writes change state: a failure after sending leaves their outcome unknown. */
+  readonly isWrite: boolean;
+  /** The request carries `x-qkv-forwarded`: it must be served here or refused. */
+  readonly forwardedIn: boolean;
+  /**
+   * A linearizable read: any node that knows a leader runs it locally (a follower through
+   * the leader's read index, see KvNode.read), so it is never forwarded.
+   */
+  readonly servedByFollower: boolean;
+  /** `performance.now()` at which the request's time is up. */
+  readonly deadlineMs: number;
+  /** The sender's bearer token, passed on: the leader checks the credentials again (access.ts). */
+  readonly token?: string | null;
+  /** A single-key write as a /batch operation: forwarded with the others of its turn (forward-batch.ts). */
+  readonly batchOp?: BatchOpBody | null;
+}
+
+/** The leader's answer, passed through to the client unchanged. */
+export interface ForwardedResponse {
+  readonly statusCode: number;
+  readonly contentType: string;
+  readonly retryAfter: string | null;
+  readonly body: Buffer;
+  /** The leader that answered. */
+  readonly leaderId: string;
+  /** The node that served the request, as the leader's `x-qkv-served-by` names it (else the leader's id). */
+  readonly servedBy: string;
+}
