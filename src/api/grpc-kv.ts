@@ -8,11 +8,16 @@ import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode } from '../node/types.js';
 import type { KvItem, KvRecord } from '../storage/types.js';
-import { QkvError, isErrorCode } from '../wire/errors.js';
+import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
 import type {
   BackupChunk,
+  BatchError,
+  BatchOp,
+  BatchRequest,
+  BatchResponse,
+  BatchResult,
   DeleteRequest,
   DeleteResponse,
   DieRequest,
@@ -29,6 +34,7 @@ import type {
   TxnResponse,
 } from '../wire/gen/quorumkv.js';
 import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/types.js';
+import { batchOpsMax } from '../wire/types.js';
 import { bearerToken } from './access.js';
 import type { AccessControl, Principal } from './access.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
@@ -195,6 +201,34 @@ export class GrpcKv {
       items: items.map((item): KeyValue => ({ key: item.key, value: textOf(item.value), version: item.version })),
       ...(last === undefined ? {} : { next: last.key }),
     };
+  }
+
+  /**
+   * Batch: each operation run as its own call (same checks, deadline, credentials, forwarding)
+   * and answered with its result or its error, concurrently and in order.
+   */
+  async batch(request: Checked<BatchRequest>, call: Call<BatchRequest, BatchResponse>): Promise<BatchResponse> {
+    if (request[badUtf8] !== undefined) throw new QkvError('bad_request', 'A string in the batch is not valid UTF-8; nothing in the batch was run');
+    if (request.ops.length > batchOpsMax) throw new QkvError('bad_request', `A batch holds at most ${batchOpsMax} operations, got ${request.ops.length}; nothing was run`, { batchOpsMax });
+    const results = await Promise.all(request.ops.map((op) => this.batchOp(op, call as Call<never, never>)));
+    return { results };
+  }
+
+  private async batchOp(op: BatchOp, call: Call<never, never>): Promise<BatchResult> {
+    try {
+      switch (op.op?.$case) {
+        case 'put':
+          return { result: { $case: 'put', put: await this.put(op.op.put, call) } };
+        case 'get':
+          return { result: { $case: 'get', get: await this.get(op.op.get, call) } };
+        case 'delete':
+          return { result: { $case: 'delete', delete: await this.delete(op.op.delete, call) } };
+        default:
+          throw new QkvError('bad_request', 'A batch operation names none of put, get, delete');
+      }
+    } catch (error) {
+      return { result: { $case: 'error', error: batchErrorOf(error) } };
+    }
   }
 
   txn(request: Checked<TxnRequest>, call: Call<TxnRequest, TxnResponse>): Promise<TxnResponse> {
@@ -429,4 +463,11 @@ function statusMessage(s: NodeStatus, grpcAddress: string): StatusMessage {
     grpc: grpcAddress,
     ...(s.membership === undefined ? {} : { membership: membersMessage(s.membership) }),
   };
+}
+
+/** One operation's failure inside a batch, as its own call would have failed. */
+function batchErrorOf(error: unknown): BatchError {
+  const e = error instanceof QkvError ? error : new QkvError('internal', `Internal error: ${error instanceof Error ? error.message : String(error)}`);
+  const retryable = errorStatus[e.code] === 503;
+  return { code: e.code, message: e.message, detailsJson: JSON.stringify(e.details), ...(retryable ? { retryAfterMs: e.retryAfterMs ?? 1_000 } : {}) };
 }

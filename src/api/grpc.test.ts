@@ -392,3 +392,27 @@ test('a follower forwards gRPC membership changes and transfers to the leader ov
   assert.equal(follower.changeAttempts, 0, 'the follower changed nothing itself');
   assert.deepEqual((await kv.call('Members', {}))['members'].map((m: Reply) => m['id']), ['n2'], 'Members is answered by the follower');
 });
+
+test('Batch answers each operation as its own call would, in order, failures included', async (t) => {
+  const node = new FakeKvNode({ id: 'n1' });
+  const registry = new Registry();
+  const kv = await startGrpc(t, node, { registry, limits: { ...limits, messageBytesMax: 1024 * 1024 } });
+  await kv.call('Put', { key: 'a', value: '1' });
+  const reply = await kv.call('Batch', {
+    ops: [{ put: { key: 'b', value: '2' } }, { get: { key: 'a' } }, { get: { key: 'absent' } }, { put: { key: 'a', value: 'x', ifVersion: 7 } }, { delete: { key: 'b' } }, { put: { key: '', value: 'v' } }],
+  });
+  const results = reply['results'] as Reply[];
+  assert.deepEqual(results.map((r) => r['result']), ['put', 'get', 'error', 'error', 'delete', 'error']);
+  assert.deepEqual(results[0]?.['put'], { key: 'b', version: '2' });
+  assert.deepEqual(results[1]?.['get'], { key: 'a', value: '1', version: '1' });
+  assert.equal(results[2]?.['error']['code'], 'not_found');
+  assert.equal(results[3]?.['error']['code'], 'version_conflict');
+  assert.deepEqual(JSON.parse(results[3]?.['error']['detailsJson'] as string), { key: 'a', expectedVersion: 7, actualVersion: 1 });
+  assert.equal(results[4]?.['delete']['deleted'], true);
+  assert.ok(Number(results[4]?.['delete']['version']) > 2);
+  assert.equal(results[5]?.['error']['code'], 'invalid_key', 'a bad key fails its operation alone');
+  assert.equal(node.store.get('a')?.value, '1', 'the failed compare-and-set wrote nothing');
+  const tooMany = await kv.fails('Batch', { ops: Array.from({ length: 1_001 }, (_, i) => ({ get: { key: `k${i}` } })) });
+  assert.equal(tooMany.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(await registry.metrics(), /qkv_grpc_requests_total\{method="Batch",outcome="ok"\} 1/);
+});

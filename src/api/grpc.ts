@@ -87,6 +87,7 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   delete: [1, 3],
   list: [1, 2],
   txn: [4],
+  batch: [],
   status: [],
   backup: [],
   die: [1],
@@ -97,10 +98,16 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   transferLeader: [1],
 };
 
-/** String fields of the messages inside a request's message fields (field number -> their string fields). */
-const nestedStringFields: Partial<Record<keyof typeof KVService, Readonly<Record<number, readonly number[]>>>> = {
+/**
+ * String fields of the messages inside a request's message fields: field number -> their
+ * string fields, or a message of messages of its own.
+ */
+export type NestedStringFields = Readonly<Record<number, readonly number[] | { readonly fields: readonly number[]; readonly nested: NestedStringFields }>>;
+const nestedStringFields: Partial<Record<keyof typeof KVService, NestedStringFields>> = {
   // TxnRequest: compare (TxnCompare: key, op, value), success and failure (TxnOp: op, key, value, prefix).
   txn: { 1: [1, 2, 4], 2: [1, 2, 3, 4], 3: [1, 2, 3, 4] },
+  // BatchRequest: ops (BatchOp: put, get, delete, as their own calls' requests).
+  batch: { 1: { fields: [], nested: { 1: [1, 2, 4], 2: [1], 3: [1, 3] } } },
 };
 
 export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
@@ -242,6 +249,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     delete: unary('Delete', (r, c) => kv.delete(r, c)),
     list: unary('List', (r, c) => kv.list(r, c)),
     txn: unary('Txn', (r, c) => kv.txn(r, c)),
+    batch: unary('Batch', (r, c) => kv.batch(r, c)),
     status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
       kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError), () => adminGate(call)).catch(onInternalError);
@@ -330,7 +338,7 @@ function withUtf8Checks(): grpc.ServiceDefinition {
  * length-delimited field in `fields` whose bytes are not UTF-8 (or, for a field in
  * `nested`, a message with such a string field of its own), else 0.
  */
-export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[], nested: Readonly<Record<number, readonly number[]>> = {}): number {
+export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[], nested: NestedStringFields = {}): number {
   let offset = 0;
   const varint = (): number => {
     let result = 0;
@@ -365,7 +373,8 @@ export function firstBadUtf8Field(bytes: Buffer, fields: readonly number[], nest
         const inner = nested[field];
         if (bad === 0 && fields.includes(field) && !isUtf8(bytes.subarray(offset, offset + length))) bad = field;
         else if (inner !== undefined) {
-          const scan = firstBadUtf8Field(bytes.subarray(offset, offset + length), inner);
+          const sub = bytes.subarray(offset, offset + length);
+          const scan = Array.isArray(inner) ? firstBadUtf8Field(sub, inner) : firstBadUtf8Field(sub, (inner as { fields: readonly number[] }).fields, (inner as { nested: NestedStringFields }).nested);
           if (scan < 0) return -1;
           if (bad === 0 && scan > 0) bad = field;
         }

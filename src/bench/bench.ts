@@ -46,6 +46,8 @@ export interface BenchOptions {
   readonly batching?: boolean;
   /** Plain HTTP, no client library, to this node (plain-target.ts); null: the client library. */
   readonly plain?: PlainTo | null;
+  /** The client library's transport (default http). */
+  readonly transport?: 'http' | 'grpc';
   /** A running cluster; null: start one with `nodes` and `nodeFlags`. */
   readonly endpoints: readonly string[] | null;
   readonly nodes: number;
@@ -115,12 +117,22 @@ interface SystemRun {
   stop(): Promise<void>;
 }
 
+/** The nodes' gRPC addresses, as their /status names them. */
+async function grpcEndpoints(http: readonly string[]): Promise<string[]> {
+  // GET /status names the node's own gRPC address beside the document's fields.
+  const addresses = await Promise.all(http.map(async (url) => ((await nodeStatus(url, 5_000)) as { grpc?: unknown }).grpc));
+  const found = addresses.filter((a): a is string => typeof a === 'string' && a !== '');
+  if (found.length === 0) throw new Error('no node serves gRPC (--listen-grpc off?)');
+  return found;
+}
+
 async function openQuorumKv(o: BenchOptions, print: (t: string) => void): Promise<SystemRun> {
-  const connect = (endpoints: readonly string[]): Promise<BenchTarget> =>
+  const connect = async (endpoints: readonly string[]): Promise<BenchTarget> =>
     o.plain !== undefined && o.plain !== null
       ? plainTarget({ endpoints, to: o.plain, connectionsPerEndpoint: Math.max(64, ...o.concurrency), deadlineMs: o.deadlineMs })
       : quorumKvTarget({
-      endpoints,
+      endpoints: o.transport === 'grpc' ? await grpcEndpoints(endpoints) : endpoints,
+      transport: o.transport ?? 'http',
       connectionsPerEndpoint: Math.max(64, ...o.concurrency),
       readConsistency: o.readConsistency,
       linearizableReadsFrom: o.linearizableReadsFrom ?? 'leader',
@@ -230,7 +242,7 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
   const startedAt = new Date().toISOString();
   const points: PointResult[] = [];
   const systems: Record<string, unknown> = {};
-  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}${o.batching === false ? ', one request per operation' : ''}${o.plain !== undefined && o.plain !== null ? `, plain HTTP to ${o.plain === 'any' ? 'every node' : `the ${o.plain}`}` : ''}`;
+  const plan = `${o.workloads.join(', ')} at ${o.concurrency.join(', ')} clients, ${o.opsTotal === null ? `${o.durationMs / 1000} s` : `${o.opsTotal} ops`} per point after ${o.warmupMs / 1000} s warm-up; ${o.keys} keys of ${o.keyBytes} B, ${o.valueBytes} B values, ${o.readConsistency} reads${o.linearizableReadsFrom === 'any' ? ' from any node' : ''}${o.batching === false ? ', one request per operation' : ''}${o.plain !== undefined && o.plain !== null ? `, plain HTTP to ${o.plain === 'any' ? 'every node' : `the ${o.plain}`}` : ''}${o.transport === 'grpc' ? ', over gRPC' : ''}`;
   print(`quorumkv bench: ${plan}\n`);
   let headerPrinted = false;
   const printRow = (t: string): void => {

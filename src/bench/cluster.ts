@@ -222,7 +222,7 @@ export class LocalCluster {
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
     const args = [
       ...this.execArgv, cliMainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
-      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', 'off',
+      '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', '127.0.0.1:0',
       // A short-lived cluster on loopback that the runner switches modes and injects faults in.
       '--peers', peers, '--log-level', 'warn', '--admin-routes', 'open', ...this.nodeFlags,
     ];

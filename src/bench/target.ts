@@ -43,12 +43,14 @@ export interface QuorumKvTargetOptions {
   /** ConnectOptions.batching; default true. */
   readonly batching?: boolean;
   readonly deadlineMs: number;
+  /** Default `http`; with `grpc`, `endpoints` are the nodes' gRPC host:port. */
+  readonly transport?: 'http' | 'grpc';
 }
 
 export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<BenchTarget> {
   const kv: KvClient = await connect({
     endpoints: options.endpoints,
-    transport: 'http',
+    transport: options.transport ?? 'http',
     connectionsPerEndpoint: options.connectionsPerEndpoint,
     deadlineMs: options.deadlineMs,
     clientId: `bench-${process.pid}-${Date.now().toString(36)}`,

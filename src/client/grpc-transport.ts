@@ -8,12 +8,15 @@
  */
 
 import * as grpc from '@grpc/grpc-js';
-import { isErrorCode } from '../wire/errors.js';
+import { errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency, KVService } from '../wire/gen/quorumkv.js';
-import type { BackupChunk, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
-import type { LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
+import type { BackupChunk, BatchOp, BatchResult, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
+import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
+import { Batcher } from './batcher.js';
+import type { BatchLimits } from './batcher.js';
+import { deleteResult, entryOf as entryOfItem, okItem, stringField } from './batch-items.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
@@ -56,7 +59,13 @@ export class GrpcTransport implements ClientTransport {
     private readonly token: string | null = null,
     /** TLS for every channel; null: plain unless an endpoint says grpcs://. */
     private readonly tls: ClientTls | null = null,
-  ) {}
+    /** Gather the put/get/delete calls of one turn into Batch calls per node; null: one call each. */
+    batching: BatchLimits | null = null,
+  ) {
+    this.batcher = batching === null ? null : new Batcher((endpoint, ops, timeoutMs) => this.sendBatch(endpoint, ops, timeoutMs), batching);
+  }
+
+  private readonly batcher: Batcher | null;
 
   /** Endpoints given as grpcs://: TLS even without tls options (the system's CAs). */
   private readonly secureEndpoints = new Set<string>();
@@ -93,6 +102,12 @@ export class GrpcTransport implements ClientTransport {
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
     if (request.lease !== undefined) throw leasesOverHttpOnly();
+    if (this.batcher !== null && request.value.length <= batchValueCharsMax) {
+      const { clientId, seq } = request.requestId;
+      const op: BatchOpBody = { op: 'put', key: request.key, value: request.value, ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }), clientId, seq };
+      const json = okItem(await this.batcher.submit(endpoint, 'write', op, request.key.length + request.value.length + batchOpOverheadBytes, timeoutMs));
+      return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
+    }
     const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
     return { key: reply.key, version: reply.version };
@@ -126,6 +141,11 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
+    if (this.batcher !== null) {
+      const { clientId, seq } = request.requestId;
+      const op: BatchOpBody = { op: 'delete', key: request.key, ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }), clientId, seq };
+      return deleteResult(okItem(await this.batcher.submit(endpoint, 'write', op, request.key.length + batchOpOverheadBytes, timeoutMs)));
+    }
     const message = { key: request.key, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.delete, message, timeoutMs);
     return { key: reply.key, version: reply.version, deleted: reply.deleted };
@@ -133,6 +153,12 @@ export class GrpcTransport implements ClientTransport {
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
     if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
+    if (this.batcher !== null) {
+      const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
+      const item = await this.batcher.submit(endpoint, 'read', op, request.key.length + batchOpOverheadBytes, timeoutMs);
+      if (item.status === 404 && item['error'] === 'not_found') return undefined;
+      return entryOfItem(okItem(item));
+    }
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
     try {
       return entryOf(await this.unary(endpoint, KVService.get, { key: request.key, consistency, minVersion: request.minVersion }, timeoutMs));
@@ -193,6 +219,27 @@ export class GrpcTransport implements ClientTransport {
 
   async transferLeader(endpoint: string, to: string | null, timeoutMs: number): Promise<{ readonly leader: string }> {
     return this.unary(endpoint, KVService.transferLeader, { to: to ?? '' }, timeoutMs);
+  }
+
+  /** One Batch call; its results in the batch route's shape (batch-items.ts), which the batcher hands back. */
+  private async sendBatch(endpoint: string, ops: readonly BatchOpBody[], timeoutMs: number): Promise<readonly BatchResultItem[]> {
+    const started = performance.now();
+    let reply;
+    try {
+      reply = await this.unary(endpoint, KVService.batch, { ops: ops.map(batchOpMessage) }, timeoutMs);
+    } catch (error) {
+      // Over the node's message limit (grpc-js refuses it before any handler runs): halve
+      // until each part fits, or until one operation is refused as its own call would be.
+      if (!(error instanceof AttemptError) || error.code !== 'body_too_large') throw error;
+      if (ops.length === 1) return [{ status: errorStatus.body_too_large, error: 'body_too_large', message: error.message }];
+      const half = Math.ceil(ops.length / 2);
+      const leftMs = timeoutMs - (performance.now() - started);
+      if (leftMs < 1) throw new AttemptError('unreachable', null, `${endpoint} refused a batch as too large and no time is left to split it`);
+      const [first, second] = await Promise.all([this.sendBatch(endpoint, ops.slice(0, half), leftMs), this.sendBatch(endpoint, ops.slice(half), leftMs)]);
+      return [...first, ...second];
+    }
+    if (reply.results.length !== ops.length) throw new ProtocolError(`Batch answered ${reply.results.length} results for ${ops.length} operations`);
+    return reply.results.map(batchItemOf);
   }
 
   async close(): Promise<void> {
@@ -362,4 +409,45 @@ function atVersionOverHttpOnly(): InvalidArgumentError {
 
 function leasesOverHttpOnly(): InvalidArgumentError {
   return new InvalidArgumentError('bad_request', 'leases are served over HTTP only in this version: connect with http:// endpoints to use them');
+}
+
+/** Values longer than this (UTF-16 units) go in a call of their own, not a batch. */
+const batchValueCharsMax = 16 * 1024;
+/** What one operation adds to a batch beyond its key and value, about, for the batcher's byte limit. */
+const batchOpOverheadBytes = 64;
+
+function batchOpMessage(op: BatchOpBody): BatchOp {
+  switch (op.op) {
+    case 'put':
+      return { op: { $case: 'put', put: { key: op.key, value: op.value, ifVersion: op.ifVersion, clientId: op.clientId ?? '', seq: op.seq ?? 0 } } };
+    case 'delete':
+      return { op: { $case: 'delete', delete: { key: op.key, ifVersion: op.ifVersion, clientId: op.clientId ?? '', seq: op.seq ?? 0 } } };
+    case 'get':
+      return { op: { $case: 'get', get: { key: op.key, consistency: op.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[op.consistency], minVersion: op.minVersion } } };
+  }
+}
+
+/** A Batch result as the batch route would have answered the operation. */
+function batchItemOf(result: BatchResult): BatchResultItem {
+  const r = result.result;
+  switch (r?.$case) {
+    case 'put':
+      return { status: 200, key: r.put.key, version: r.put.version };
+    case 'get':
+      return { status: 200, key: r.get.key, value: r.get.value, version: r.get.version };
+    case 'delete':
+      return { status: 200, key: r.delete.key, version: r.delete.version, deleted: r.delete.deleted };
+    case 'error': {
+      const code = isErrorCode(r.error.code) ? r.error.code : 'internal';
+      let details: Record<string, unknown> = {};
+      try {
+        details = JSON.parse(r.error.detailsJson || '{}') as Record<string, unknown>;
+      } catch {
+        // details are extras: the code and message stand without them
+      }
+      return { ...details, status: errorStatus[code], error: code, message: r.error.message, ...(r.error.retryAfterMs === undefined ? {} : { retryAfterMs: r.error.retryAfterMs }) };
+    }
+    default:
+      throw new ProtocolError('a Batch result names none of put, get, delete, error');
+  }
 }

@@ -10,8 +10,7 @@
 
 import { Agent, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { isErrorCode, requestNotSentCodes } from '../wire/errors.js';
-import type { ErrorCode } from '../wire/errors.js';
+import { requestNotSentCodes } from '../wire/errors.js';
 import { batchRoute, clientIdHeader, requestSeqHeader, txnRoute } from '../wire/types.js';
 import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, TxnResponse } from '../wire/types.js';
 import { Batcher } from './batcher.js';
@@ -22,6 +21,7 @@ import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { txnResponseOf } from './txn-answer.js';
+import { deleteResult, entryOf, okItem, refusal, stringField } from './batch-items.js';
 import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -430,24 +430,7 @@ function parseError(answer: Answer): AttemptError {
   return refusal(answer.status, body, `HTTP ${answer.status}: ${answer.text.slice(0, 200)}`, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
 }
 
-/** A batch operation's 200 body, or its refusal thrown as parseError would. */
-function okItem(item: BatchResultItem): Record<string, unknown> {
-  if (item.status === 200) return item;
-  const { status, retryAfterMs, servedBy: _servedBy, ...body } = item;
-  throw refusal(status, body, `HTTP ${status} for one operation of a batch`, typeof retryAfterMs === 'number' ? retryAfterMs : null);
-}
 
-function refusal(status: number, body: Record<string, unknown>, fallbackMessage: string, retryAfterMs: number | null): AttemptError {
-  const { error, message, ...details } = body;
-  let code: ErrorCode;
-  if (isErrorCode(error)) code = error;
-  // Conservative for unknown answers: a 503 may still apply a write (timeout: retry with
-  // the same idempotency key); other 5xx are internal; 4xx refused the request as sent.
-  else code = status === 503 ? 'timeout' : status >= 500 ? 'internal' : 'bad_request';
-  // The HTTP API reports a stale sequence number as bad_request with reason stale_request.
-  if (code === 'bad_request' && details['reason'] === 'stale_request') code = 'stale_request';
-  return new AttemptError('refused', code, typeof message === 'string' ? message : fallbackMessage, details, retryAfterMs);
-}
 
 function connectionFailure(error: unknown, endpoint: string): AttemptError {
   if (error instanceof AttemptError) return error;
@@ -484,21 +467,8 @@ function asRecord(value: unknown, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function stringField(json: Record<string, unknown>, name: string): string {
-  const value = json[name];
-  if (typeof value !== 'string') throw new ProtocolError(`answer field "${name}" is not a string`);
-  return value;
-}
 
-function deleteResult(json: Record<string, unknown>): DeleteResult {
-  const deleted = json['deleted'];
-  if (typeof deleted !== 'boolean') throw new ProtocolError('delete answer has no boolean "deleted"');
-  return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version'), deleted };
-}
 
-function entryOf(json: Record<string, unknown>): Entry {
-  return { key: stringField(json, 'key'), value: stringField(json, 'value'), version: decodedIndex(json['version'], 'version') };
-}
 
 /** Checks the fields the client relies on; the rest is passed through as the node sent it. */
 export function checkStatus(json: Record<string, unknown>): NodeStatus {

@@ -96,7 +96,9 @@ export async function connect(options: ConnectOptions): Promise<KvClient> {
   } else if (kind === 'grpc') {
     // Loaded on demand: HTTP users never pay for grpc-js and the proto.
     const { GrpcTransport } = await import('./grpc-transport.js');
-    transport = new GrpcTransport(token, options.tls ?? null);
+    const batching = options.batching ?? true;
+    if (typeof batching !== 'boolean') throw new InvalidArgumentError('bad_request', `batching must be true or false, got ${JSON.stringify(batching)}`);
+    transport = new GrpcTransport(token, options.tls ?? null, batching ? defaultBatchLimits : null);
   } else {
     throw new InvalidArgumentError('bad_request', `transport must be 'http' or 'grpc', got ${JSON.stringify(kind)}`);
   }

@@ -69,11 +69,11 @@ export interface ConnectOptions {
    */
   readonly linearizableReadsFrom?: 'leader' | 'any';
   /**
-   * HTTP: gather the get/put/delete calls issued in the same event-loop turn into one
-   * `POST /batch` per node (default true). Each call keeps its own semantics, result and
-   * retries; a busy client sends fewer, larger requests, which is most of the throughput on
-   * a small machine. A value over 16 Ki characters goes in a request of its own. false: one
-   * HTTP request per call.
+   * Gather the get/put/delete calls issued in the same event-loop turn into one `POST
+   * /batch` (HTTP) or one `Batch` call (gRPC) per node (default true). Each call keeps its
+   * own semantics, result and retries; a busy client sends fewer, larger requests, which is
+   * most of the throughput on a small machine. A value over 16 Ki characters goes in a
+   * request of its own. false: one request per call.
    */
   readonly batching?: boolean;
 }

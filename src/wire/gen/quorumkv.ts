@@ -140,6 +140,42 @@ export interface DeleteResponse {
   deleted: boolean;
 }
 
+export interface BatchOp {
+  op?: { $case: "put"; put: PutRequest } | { $case: "get"; get: GetRequest } | {
+    $case: "delete";
+    delete: DeleteRequest;
+  } | undefined;
+}
+
+export interface BatchRequest {
+  ops: BatchOp[];
+}
+
+/** Why one operation of a batch failed: what its own call would have failed with. */
+export interface BatchError {
+  /** The wire error code (not_found, version_conflict, not_leader, ...). */
+  code: string;
+  message: string;
+  /** The error's details as a JSON object (e.g. {"leader": ...} or the versions of a conflict). */
+  detailsJson: string;
+  /** For retryable refusals: when a retry has a chance. */
+  retryAfterMs?: number | undefined;
+}
+
+export interface BatchResult {
+  result?:
+    | { $case: "put"; put: PutResponse }
+    | { $case: "get"; get: GetResponse }
+    | { $case: "delete"; delete: DeleteResponse }
+    | { $case: "error"; error: BatchError }
+    | undefined;
+}
+
+export interface BatchResponse {
+  /** One per operation, in order. */
+  results: BatchResult[];
+}
+
 export interface ListRequest {
   prefix: string;
   /** Start strictly after this key ("" : from the start). */
@@ -996,6 +1032,440 @@ export const DeleteResponse: MessageFns<DeleteResponse> = {
     }
     if (message.deleted !== false) {
       obj.deleted = message.deleted;
+    }
+    return obj;
+  },
+};
+
+function createBaseBatchOp(): BatchOp {
+  return { op: undefined };
+}
+
+export const BatchOp: MessageFns<BatchOp> = {
+  encode(message: BatchOp, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.op?.$case) {
+      case "put":
+        PutRequest.encode(message.op.put, writer.uint32(10).fork()).join();
+        break;
+      case "get":
+        GetRequest.encode(message.op.get, writer.uint32(18).fork()).join();
+        break;
+      case "delete":
+        DeleteRequest.encode(message.op.delete, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchOp {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchOp();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.op = { $case: "put", put: PutRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.op = { $case: "get", get: GetRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.op = { $case: "delete", delete: DeleteRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchOp {
+    return {
+      op: isSet(object.put)
+        ? { $case: "put", put: PutRequest.fromJSON(object.put) }
+        : isSet(object.get)
+        ? { $case: "get", get: GetRequest.fromJSON(object.get) }
+        : isSet(object.delete)
+        ? { $case: "delete", delete: DeleteRequest.fromJSON(object.delete) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchOp): unknown {
+    const obj: any = {};
+    if (message.op?.$case === "put") {
+      obj.put = PutRequest.toJSON(message.op.put);
+    } else if (message.op?.$case === "get") {
+      obj.get = GetRequest.toJSON(message.op.get);
+    } else if (message.op?.$case === "delete") {
+      obj.delete = DeleteRequest.toJSON(message.op.delete);
+    }
+    return obj;
+  },
+};
+
+function createBaseBatchRequest(): BatchRequest {
+  return { ops: [] };
+}
+
+export const BatchRequest: MessageFns<BatchRequest> = {
+  encode(message: BatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.ops) {
+      BatchOp.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ops.push(BatchOp.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchRequest {
+    return { ops: globalThis.Array.isArray(object?.ops) ? object.ops.map((e: any) => BatchOp.fromJSON(e)) : [] };
+  },
+
+  toJSON(message: BatchRequest): unknown {
+    const obj: any = {};
+    if (message.ops?.length) {
+      obj.ops = message.ops.map((e) => BatchOp.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseBatchError(): BatchError {
+  return { code: "", message: "", detailsJson: "", retryAfterMs: undefined };
+}
+
+export const BatchError: MessageFns<BatchError> = {
+  encode(message: BatchError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== "") {
+      writer.uint32(10).string(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    if (message.detailsJson !== "") {
+      writer.uint32(26).string(message.detailsJson);
+    }
+    if (message.retryAfterMs !== undefined) {
+      writer.uint32(32).uint64(message.retryAfterMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.code = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.detailsJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.retryAfterMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchError {
+    return {
+      code: isSet(object.code) ? globalThis.String(object.code) : "",
+      message: isSet(object.message) ? globalThis.String(object.message) : "",
+      detailsJson: isSet(object.detailsJson)
+        ? globalThis.String(object.detailsJson)
+        : isSet(object.details_json)
+        ? globalThis.String(object.details_json)
+        : "",
+      retryAfterMs: isSet(object.retryAfterMs)
+        ? globalThis.Number(object.retryAfterMs)
+        : isSet(object.retry_after_ms)
+        ? globalThis.Number(object.retry_after_ms)
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchError): unknown {
+    const obj: any = {};
+    if (message.code !== "") {
+      obj.code = message.code;
+    }
+    if (message.message !== "") {
+      obj.message = message.message;
+    }
+    if (message.detailsJson !== "") {
+      obj.detailsJson = message.detailsJson;
+    }
+    if (message.retryAfterMs !== undefined) {
+      obj.retryAfterMs = Math.round(message.retryAfterMs);
+    }
+    return obj;
+  },
+};
+
+function createBaseBatchResult(): BatchResult {
+  return { result: undefined };
+}
+
+export const BatchResult: MessageFns<BatchResult> = {
+  encode(message: BatchResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.result?.$case) {
+      case "put":
+        PutResponse.encode(message.result.put, writer.uint32(10).fork()).join();
+        break;
+      case "get":
+        GetResponse.encode(message.result.get, writer.uint32(18).fork()).join();
+        break;
+      case "delete":
+        DeleteResponse.encode(message.result.delete, writer.uint32(26).fork()).join();
+        break;
+      case "error":
+        BatchError.encode(message.result.error, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.result = { $case: "put", put: PutResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = { $case: "get", get: GetResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.result = { $case: "delete", delete: DeleteResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.result = { $case: "error", error: BatchError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchResult {
+    return {
+      result: isSet(object.put)
+        ? { $case: "put", put: PutResponse.fromJSON(object.put) }
+        : isSet(object.get)
+        ? { $case: "get", get: GetResponse.fromJSON(object.get) }
+        : isSet(object.delete)
+        ? { $case: "delete", delete: DeleteResponse.fromJSON(object.delete) }
+        : isSet(object.error)
+        ? { $case: "error", error: BatchError.fromJSON(object.error) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: BatchResult): unknown {
+    const obj: any = {};
+    if (message.result?.$case === "put") {
+      obj.put = PutResponse.toJSON(message.result.put);
+    } else if (message.result?.$case === "get") {
+      obj.get = GetResponse.toJSON(message.result.get);
+    } else if (message.result?.$case === "delete") {
+      obj.delete = DeleteResponse.toJSON(message.result.delete);
+    } else if (message.result?.$case === "error") {
+      obj.error = BatchError.toJSON(message.result.error);
+    }
+    return obj;
+  },
+};
+
+function createBaseBatchResponse(): BatchResponse {
+  return { results: [] };
+}
+
+export const BatchResponse: MessageFns<BatchResponse> = {
+  encode(message: BatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      BatchResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): BatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(BatchResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): BatchResponse {
+    return {
+      results: globalThis.Array.isArray(object?.results) ? object.results.map((e: any) => BatchResult.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: BatchResponse): unknown {
+    const obj: any = {};
+    if (message.results?.length) {
+      obj.results = message.results.map((e) => BatchResult.toJSON(e));
     }
     return obj;
   },
@@ -4767,6 +5237,20 @@ export const KVService = {
     responseSerialize: (value: TxnResponse): Buffer => Buffer.from(TxnResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TxnResponse => TxnResponse.decode(value),
   },
+  /**
+   * Up to 1,000 independent Put, Get and Delete operations in one call (the HTTP API's POST
+   * /batch): each is run and answered as its own call would be, its failure included. The
+   * TypeScript client gathers the calls of one event-loop turn into it.
+   */
+  batch: {
+    path: "/quorumkv.v1.KV/Batch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: BatchRequest): Buffer => Buffer.from(BatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): BatchRequest => BatchRequest.decode(value),
+    responseSerialize: (value: BatchResponse): Buffer => Buffer.from(BatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): BatchResponse => BatchResponse.decode(value),
+  },
   /** This node's view of the cluster (the HTTP /status document). */
   status: {
     path: "/quorumkv.v1.KV/Status" as const,
@@ -4872,6 +5356,12 @@ export interface KVServer extends UntypedServiceImplementation {
    * else the failure ops, as one log entry (the HTTP API's POST /txn). Followers forward it.
    */
   txn: handleUnaryCall<TxnRequest, TxnResponse>;
+  /**
+   * Up to 1,000 independent Put, Get and Delete operations in one call (the HTTP API's POST
+   * /batch): each is run and answered as its own call would be, its failure included. The
+   * TypeScript client gathers the calls of one event-loop turn into it.
+   */
+  batch: handleUnaryCall<BatchRequest, BatchResponse>;
   /** This node's view of the cluster (the HTTP /status document). */
   status: handleUnaryCall<StatusRequest, StatusResponse>;
   /** A consistent snapshot of this node's state machine: one header, item chunks, one end. */
@@ -4965,6 +5455,26 @@ export interface KVClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TxnResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Up to 1,000 independent Put, Get and Delete operations in one call (the HTTP API's POST
+   * /batch): each is run and answered as its own call would be, its failure included. The
+   * TypeScript client gathers the calls of one event-loop turn into it.
+   */
+  batch(
+    request: BatchRequest,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
+  ): ClientUnaryCall;
+  batch(
+    request: BatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
+  ): ClientUnaryCall;
+  batch(
+    request: BatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: BatchResponse) => void,
   ): ClientUnaryCall;
   /** This node's view of the cluster (the HTTP /status document). */
   status(
