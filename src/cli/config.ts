@@ -76,6 +76,8 @@ export interface NodeConfig {
   readonly adminRoutes: 'token' | 'open' | 'off';
   /** File holding the admin token (null: only users with the admin role pass). */
   readonly adminTokenFile: string | null;
+  /** Users, roles and the auth switch a new cluster starts with (cli/auth-bootstrap.ts); null: none. */
+  readonly authBootstrapFile: string | null;
   /** Bytes the stores may occupy before the leader refuses puts (no_space); 0: no quota. */
   readonly quotaBytes: number;
   /** Open HTTP connections one client address may hold (beyond: 429). */
@@ -105,6 +107,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'admin-routes': { kind: 'value', help: 'operational routes (mode, members, backups, compaction, users, faults): token = need the admin token or an admin user; open = anyone (a trusted network only); off = they do not exist (404)', default: 'token' },
   'admin-token-file': { kind: 'value', help: 'file holding the admin token (quorumkv up writes DATA_DIR/admin-token, mode 0600); never logged or shown' },
   'quota-bytes': { kind: 'value', help: "bytes this node's stores may occupy (pages in use, not the file's size); beyond it the leader refuses puts with 507 no_space until deletes and compaction bring it back under (0: no quota)", default: String(8 * 1024 ** 3) },
+  'auth-bootstrap-file': { kind: 'value', help: 'JSON file of users (with their tokens), roles and "enabled": written once by the first leader of a cluster with no users yet (docs/security.md)' },
   'connections-per-ip-max': { kind: 'value', help: 'open HTTP connections one client address may hold; beyond it a new one is answered 429 and closed (one request at a time per connection, so this also bounds its requests and watches in flight)', default: '1024' },
   'tls-cert': { kind: 'value', help: 'certificate (PEM) of the HTTP and gRPC APIs: they serve HTTPS / TLS only (with --tls-key); reloaded on SIGHUP' },
   'tls-key': { kind: 'value', help: 'private key (PEM) of --tls-cert' },
@@ -308,6 +311,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     freeBytesMin: int(v, 'free-bytes-min', 0),
     adminRoutes: oneOf(v, 'admin-routes', ['token', 'open', 'off'] as const),
     adminTokenFile: v.get('admin-token-file') ?? null,
+    authBootstrapFile: v.get('auth-bootstrap-file') ?? null,
     connectionsPerIpMax: int(v, 'connections-per-ip-max', 1),
     quotaBytes: int(v, 'quota-bytes', 0),
     tls: clientTlsOf(v),

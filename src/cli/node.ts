@@ -17,6 +17,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { ReloadableTls } from '../transport/tls-files.js';
 import type { TlsFileNames } from '../transport/tls-files.js';
 import { sha256 } from '../api/access.js';
+import { bootstrapAuth, readAuthBootstrap } from './auth-bootstrap.js';
+import type { AuthState } from '../wire/auth.js';
 import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
@@ -178,6 +180,17 @@ async function readSecret(flag: string, file: string): Promise<Buffer> {
   return secret;
 }
 
+/** What a node reads from files before it starts: its TLS material and the auth it bootstraps a cluster with. A mistake stops the start. */
+async function readStartFiles(config: NodeConfig): Promise<{ readonly tlsSet: NodeTls; readonly authAtStart: AuthState | null }> {
+  const tlsSet = await loadTls(config);
+  if (config.authBootstrapFile === null) return { tlsSet, authAtStart: null };
+  try {
+    return { tlsSet, authAtStart: await readAuthBootstrap(config.authBootstrapFile) };
+  } catch (e) {
+    throw new NodeStartError(e instanceof Error ? e.message : String(e));
+  }
+}
+
 /** The node's TLS material: for its client APIs, for its peers, and how it reaches other nodes' HTTPS APIs. */
 interface NodeTls {
   readonly client: ReloadableTls | null;
@@ -294,7 +307,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   await mkdir(config.dataDir, { recursive: true });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const tlsSet = await loadTls(config);
+  const { tlsSet, authAtStart } = await readStartFiles(config);
   const { storage, identity, fresh } = await openDataDir(config, registry, tlsSet, log);
   const { clusterId, memberId } = identity;
   const seen = await SeenPeers.open(config.dataDir);
@@ -380,7 +393,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker);
   const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound, log) : null;
-  const watches = startWatches(driver, transport, config, memberId, () => storage.usedBytes(), log, (why) => leave(why));
+  const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart }, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
 
@@ -422,7 +435,16 @@ function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBy
 }
 
 /** The node's background watches: its removal from the cluster, and the free space of its disk. */
-function startWatches(driver: NodeDriver, transport: PeerTransport<PeerMessage>, config: NodeConfig, memberId: string, usedBytes: () => number, log: Logger, onRemoved: (why: string) => void): { stop(): void } {
+function startWatches(
+  driver: NodeDriver,
+  transport: PeerTransport<PeerMessage>,
+  config: NodeConfig,
+  memberId: string,
+  { usedBytes, authAtStart }: { readonly usedBytes: () => number; readonly authAtStart: AuthState | null },
+  log: Logger,
+  onRemoved: (why: string) => void,
+): { stop(): void } {
+  const bootstrapping = authAtStart === null ? null : bootstrapAuth(driver, authAtStart, log);
   const disk = watchFreeSpace(config.dataDir, config, usedBytes, (alarm) => {
     driver.setSpaceAlarm(alarm);
     if (alarm !== null) log.error(`space alarm: ${alarm}; puts are refused while this node leads`);
@@ -450,7 +472,7 @@ function startWatches(driver: NodeDriver, transport: PeerTransport<PeerMessage>,
     config.electionTimeoutMs,
     (msg) => log.debug(msg),
   );
-  return { stop: () => (disk.stop(), removal.stop()) };
+  return { stop: () => (disk.stop(), removal.stop(), bootstrapping?.stop()) };
 }
 
 /**

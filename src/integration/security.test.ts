@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { AuthError, connect } from '../client/index.js';
@@ -181,5 +181,52 @@ test('--admin-routes off: every operational route is 404, data and status still 
     }
   } finally {
     await cluster.destroy();
+  }
+});
+
+test('--auth-bootstrap-file: the first leader writes the users and roles once; auth is on from the start, and later changes survive restarts', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-bootstrap-'));
+  const file = path.join(dir, 'auth.json');
+  const rootToken = 'qkv_bootstrap_root_token_000000000000';
+  const appToken = 'qkv_bootstrap_app_token_0000000000000';
+  await writeFile(file, JSON.stringify({ enabled: true, roles: { 'app-rw': [{ prefix: 'app/', read: true, write: true }] }, users: { root: { roles: ['admin'], token: rootToken }, app: { roles: ['app-rw'], token: appToken } } }), { mode: 0o600 });
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--auth-bootstrap-file', file] });
+  try {
+    const node = cluster.nodes[0] as { http: string };
+    await waitFor('auth to be on on every node', 20_000, async () => {
+      const answers = await Promise.all(cluster.nodes.map((n) => http(`${n.http}/kv/app%2Fx`)));
+      return answers.every((a) => a.status === 401) ? true : null;
+    });
+    assert.equal((await http(`${node.http}/kv/app%2Fx`, 'PUT', { value: 'v' }, bearer(appToken))).status, 200);
+    assert.equal((await http(`${node.http}/kv/other`, 'PUT', { value: 'v' }, bearer(appToken))).status, 403);
+    const added = await http(`${node.http}/auth`, 'POST', { op: 'user-add', name: 'later', roles: ['app-rw'] }, bearer(rootToken));
+    assert.equal(added.status, 200, JSON.stringify(added.body));
+    for (const n of cluster.nodes) {
+      await cluster.stop(n.id);
+      await cluster.restart(n.id);
+    }
+    await cluster.waitForLeader();
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const users = await waitFor('the auth document after the restarts', 20_000, async () => {
+      const view = await http(`${node.http}/auth`, 'GET', undefined, bearer(rootToken));
+      return view.status === 200 ? (view.body['users'] as { name: string }[]).map((u) => u.name) : null;
+    });
+    assert.deepEqual(users, ['app', 'later', 'root'], 'the bootstrap file did not reset the users');
+  } finally {
+    await cluster.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('--auth-bootstrap-file with a mistake stops the node at start, naming it', { timeout: 30_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-bootstrap-bad-'));
+  try {
+    const file = path.join(dir, 'auth.json');
+    await writeFile(file, JSON.stringify({ users: { app: { roles: ['missing-role'], token: 'qkv_0123456789abcdef0123' } } }));
+    const r = await runCli(['node', '--id', 'n1', '--peers', 'n1=127.0.0.1:1', '--data-dir', path.join(dir, 'd'), '--listen-http', '127.0.0.1:0', '--listen-peer', '127.0.0.1:0', '--auth-bootstrap-file', file], 20_000);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr + r.stdout, /auth-bootstrap-file .*no role "missing-role"/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
