@@ -391,7 +391,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   deferred.target = driver;
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
-  registerGauges(registry, driver, ticker);
+  registerGauges(registry, driver, ticker, () => storage.usedBytes());
   const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound, log) : null;
   const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart }, log, (why) => leave(why));
 
@@ -733,7 +733,7 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
   };
 }
 
-function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLagMsMax(): number }): void {
+function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLagMsMax(): number }, usedBytes: () => number): void {
   const gauge = (name: string, help: string, value: () => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
   };
@@ -742,7 +742,9 @@ function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLa
   gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
   gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
   gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
-  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min (puts refused while leading)", () => (driver.status().spaceAlarm !== undefined ? 1 : 0));
+  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min or the stores above --quota-bytes (puts refused while leading)", () => (driver.status().spaceAlarm !== undefined ? 1 : 0));
+  gauge('qkv_store_used_bytes', 'bytes of the LMDB pages the stores occupy (what --quota-bytes bounds)', usedBytes);
+  gauge('qkv_watchers', 'watch streams this node serves', () => driver.watcherCount());
   gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
   // Running totals kept by the driver, exported as counters (rate() works on them).
   new Counter({

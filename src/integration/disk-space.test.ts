@@ -72,6 +72,9 @@ test('--quota-bytes: filling the stores turns puts into no_space on a cluster th
     }
     const leader = await cluster.waitForLeader();
     assert.match(String((await cluster.status(leader))['spaceAlarm']), /above --quota-bytes 3000000/);
+    const metrics = String((await http(`${cluster.node(leader).http}/metrics`)).body['raw']);
+    assert.match(metrics, /^qkv_space_alarm 1$/m);
+    assert.ok(Number(/^qkv_store_used_bytes (\d+)$/m.exec(metrics)?.[1]) > 3_000_000, 'the metrics show the pages in use above the quota');
 
     // Space comes back: half the keys go, then their history; puts resume without a restart.
     const dropped = acked.filter((_, i) => i % 2 === 0);

@@ -561,6 +561,11 @@ export class NodeDriver implements KvNode {
     });
   }
 
+  /** Watchers this node serves now (for the metrics). */
+  watcherCount(): number {
+    return this.watches.size;
+  }
+
   authRecord(): KvRecord | undefined {
     return this.stateMachine.get(authStateKey);
   }
