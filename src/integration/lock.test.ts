@@ -89,12 +89,17 @@ test('a holder whose lease expired cannot write through its fence; election: cam
   const eb = b.elect('svc');
   await ea.campaign('a1');
   const seen: string[] = [];
+  let observing: () => void = () => undefined;
+  const firstSeen = new Promise<void>((resolve) => (observing = resolve));
   const observer = (async () => {
     for await (const leader of b.elect('svc').observe()) {
       seen.push(leader.value);
+      observing();
       if (seen.length === 3) return;
     }
   })();
+  // The observer must see a1 before the proclaim, or it would start at a2 and wait forever.
+  await firstSeen;
   const bLeads = eb.campaign('b1', { deadlineMs: 20_000 });
   await ea.proclaim('a2');
   assert.equal((await eb.leader())?.value, 'a2', 'a proclaim keeps the leader');
