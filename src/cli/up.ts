@@ -9,14 +9,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, request, setGlobalDispatcher } from 'undici';
+import { request } from 'undici';
 import { createCertificates } from './certs.js';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
-import { adminTokenFileName, readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { tokenPrefix } from '../wire/auth.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -100,8 +100,10 @@ export async function runUp(argv: string[]): Promise<number> {
   const tlsDir = path.join(dataDir, 'tls');
   if (tls) {
     await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
-    // This process's own requests (waiting for the leader, the members) trust the new CA.
-    setGlobalDispatcher(new Agent({ connect: { ca: await readFile(path.join(tlsDir, 'ca.pem')) } }));
+    // This process's own requests (waiting for the leader, the members) trust the new CA and
+    // present the client certificate (nodes given --tls-client-ca ask for one), as every
+    // command does with this cluster file.
+    await useClusterTls(new Map([['cluster-file', path.join(dataDir, 'cluster.json')]]));
   }
   const tlsFlags = (id: string): string[] => {
     if (!tls) return [];
