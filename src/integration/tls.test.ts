@@ -85,6 +85,8 @@ test('up --tls: HTTPS and gRPC with the CA, no plain HTTP, peers refused without
   assert.equal((await runCli(['mode', '--write-quorum', 'majority', ...clusterFile], 20_000)).code, 0, 'admin commands over HTTPS');
   const heal = await runCli(['fault', 'heal', ...clusterFile], 20_000);
   assert.equal(heal.code, 0, `quorumkv fault over HTTPS: ${heal.stderr}`);
+  const check = await runCli(['check', ...clusterFile], 60_000);
+  assert.equal(check.code, 0, `quorumkv check over HTTPS (its store dumps need the admin token beside the cluster file): ${check.stdout}${check.stderr}`);
   // Hand-given endpoints with --ca (no cluster file to take the CA from), over HTTPS and gRPC.
   const handGiven = ['--cluster-file', path.join(dir, 'no-such-dir', 'cluster.json'), '--ca', path.join(dir, 'tls', 'ca.pem')];
   const follower = nodes[nodes.length - 1] as UpNode;
