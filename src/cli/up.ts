@@ -33,7 +33,7 @@ export const upCommand: CommandSpec = {
     add: { kind: 'value', help: 'join this many new nodes to the cluster in DIR (each added as a learner, promoted once caught up)', default: '0' },
     'data-dir': { kind: 'value', help: 'one directory per node under it, and cluster.json', default: './data' },
     'base-port': { kind: 'value', help: 'HTTP on P, P+1, …; peers on P+100, …; gRPC on P+200, … (0: free ports)', default: '7001' },
-    tls: { kind: 'bool', help: 'HTTPS and gRPC over TLS for clients, mutual TLS between peers, with certificates made under DIR/tls (quorumkv certs); the CLI trusts DIR/tls/ca.pem by itself', default: 'false' },
+    tls: { kind: 'bool', help: 'HTTPS and gRPC over TLS for clients, mutual TLS between peers, with certificates made under DIR/tls (quorumkv certs); the CLI trusts DIR/tls/ca.pem by itself. A cluster that ran with TLS resumes with it', default: 'false' },
   },
   passThrough: Object.fromEntries(Object.entries(nodeFlags).filter(([name]) => !chosenPerNode.includes(name))),
   epilog: `Waits for a leader, writes DIR/cluster.json (the client commands read it) and runs until
@@ -96,8 +96,12 @@ export async function runUp(argv: string[]): Promise<number> {
       grpc: basePort === 0 ? await freePort() : basePort + 200 + i,
     })),
   );
-  const tls = parsed.values.get('tls') === 'true';
+  // A cluster that ran with TLS resumes with it: its nodes' peers speak mutual TLS and its
+  // cluster file's clients expect https://, so a restart without --tls could not re-form it.
+  const resumedTls = previous !== null && previous.nodes.some((n) => n.http.startsWith('https://'));
+  const tls = parsed.values.get('tls') === 'true' || resumedTls;
   const tlsDir = path.join(dataDir, 'tls');
+  if (tls && parsed.values.get('tls') !== 'true') process.stdout.write(`resuming with TLS, as the cluster in ${dataDir} ran (certificates in ${tlsDir})\n`);
   if (tls) {
     await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
     // This process's own requests (waiting for the leader, the members) trust the new CA and

@@ -212,9 +212,9 @@ test('up --tls: HTTPS and gRPC with the CA, no plain HTTP, peers refused without
 test('up --tls --tls-client-ca: clients without a certificate of the cluster CA are refused over HTTPS and gRPC; the client, the CLI and forwarding present one', { timeout: 120_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-mtls-'));
   // up makes DIR/tls before it starts the nodes, so the path can be named up front.
-  const up = startUp(dir, ['--tls', '--tls-client-ca', path.join(dir, 'tls', 'ca.pem')]);
+  let up = startUp(dir, ['--tls', '--tls-client-ca', path.join(dir, 'tls', 'ca.pem')]);
   t.after(async () => {
-    await stopUp(up.proc);
+    await stopUp(up.proc); // the one running last (the test restarts it)
     if (process.env['QKV_KEEP_TEST_DIR'] === undefined) await rm(dir, { recursive: true, force: true });
     else process.stderr.write(`kept ${dir}\n`);
   });
@@ -274,4 +274,16 @@ test('up --tls --tls-client-ca: clients without a certificate of the cluster CA 
   const half = await runCli(['get', 'mtls/a', ...elsewhere, '--client-cert', path.join(tlsDir, 'client.pem')], 20_000);
   assert.equal(half.code, 2);
   assert.match(half.stderr, /--client-cert and --client-key go together/);
+
+  // Restarted without --tls, the cluster resumes as it ran: TLS, its certificates, its data.
+  await https.close();
+  await grpc.close();
+  assert.equal(await stopUp(up.proc), 0);
+  up = startUp(dir, ['--tls-client-ca', path.join(tlsDir, 'ca.pem')]);
+  await waitFor('up to resume the TLS cluster', 60_000, () => (/is up/.test(up.output()) ? true : null));
+  assert.match(up.output(), /resuming with TLS/);
+  const resumed = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: UpNode[] };
+  assert.ok(resumed.nodes.every((n) => n.http.startsWith('https://')), 'cluster.json lists https:// again');
+  const afterRestart = await runCli(['get', 'mtls/a', ...clusterFile], 20_000);
+  assert.equal(afterRestart.stdout.trim(), 'with a certificate', afterRestart.stderr);
 });
