@@ -16,7 +16,7 @@ import { request } from 'undici';
 import { createCertificates } from './certs.js';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
-import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { tokenPrefix } from '../wire/auth.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -65,6 +65,31 @@ async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   return res.body.json();
 }
 
+/**
+ * --tls: certificates under DIR/tls (only what is missing) and each node's TLS flags. A
+ * cluster that ran with TLS resumes with it even without the flag: its peers speak mutual
+ * TLS and its cluster file's clients expect https://, so a plain restart could not re-form it.
+ */
+async function prepareTls(dataDir: string, ids: readonly string[], asked: boolean, previous: ClusterFile | null): Promise<{ tls: boolean; tlsDir: string; tlsFlags: (id: string) => string[] }> {
+  const tls = asked || (previous !== null && previous.nodes.some((n) => n.http.startsWith('https://')));
+  const tlsDir = path.join(dataDir, 'tls');
+  if (tls && !asked) process.stdout.write(`resuming with TLS, as the cluster in ${dataDir} ran (certificates in ${tlsDir})\n`);
+  if (tls) {
+    await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
+    // This process's own requests (waiting for the leader, the members) trust the new CA and
+    // present the client certificate (nodes given --tls-client-ca ask for one), as every
+    // command does with this cluster file.
+    await useClusterTls(new Map([['cluster-file', path.join(dataDir, 'cluster.json')]]));
+  }
+  const tlsFlags = (id: string): string[] => {
+    if (!tls) return [];
+    const cert = path.join(tlsDir, `${id}.pem`);
+    const key = path.join(tlsDir, `${id}-key.pem`);
+    return ['--tls-cert', cert, '--tls-key', key, '--peer-tls-cert', cert, '--peer-tls-key', key, '--peer-tls-ca', path.join(tlsDir, 'ca.pem')];
+  };
+  return { tls, tlsDir, tlsFlags };
+}
+
 export async function runUp(argv: string[]): Promise<number> {
   const parsed = parseArgs(upCommand, argv);
   if (parsed === null) return 0;
@@ -96,25 +121,7 @@ export async function runUp(argv: string[]): Promise<number> {
       grpc: basePort === 0 ? await freePort() : basePort + 200 + i,
     })),
   );
-  // A cluster that ran with TLS resumes with it: its nodes' peers speak mutual TLS and its
-  // cluster file's clients expect https://, so a restart without --tls could not re-form it.
-  const resumedTls = previous !== null && previous.nodes.some((n) => n.http.startsWith('https://'));
-  const tls = parsed.values.get('tls') === 'true' || resumedTls;
-  const tlsDir = path.join(dataDir, 'tls');
-  if (tls && parsed.values.get('tls') !== 'true') process.stdout.write(`resuming with TLS, as the cluster in ${dataDir} ran (certificates in ${tlsDir})\n`);
-  if (tls) {
-    await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
-    // This process's own requests (waiting for the leader, the members) trust the new CA and
-    // present the client certificate (nodes given --tls-client-ca ask for one), as every
-    // command does with this cluster file.
-    await useClusterTls(new Map([['cluster-file', path.join(dataDir, 'cluster.json')]]));
-  }
-  const tlsFlags = (id: string): string[] => {
-    if (!tls) return [];
-    const cert = path.join(tlsDir, `${id}.pem`);
-    const key = path.join(tlsDir, `${id}-key.pem`);
-    return ['--tls-cert', cert, '--tls-key', key, '--peer-tls-cert', cert, '--peer-tls-key', key, '--peer-tls-ca', path.join(tlsDir, 'ca.pem')];
-  };
+  const { tls, tlsDir, tlsFlags } = await prepareTls(dataDir, ids, parsed.values.get('tls') === 'true', previous);
   const scheme = tls ? 'https' : 'http';
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
 
