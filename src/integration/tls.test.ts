@@ -89,15 +89,15 @@ test('up --tls: HTTPS and gRPC with the CA, no plain HTTP, peers refused without
   assert.equal(check.code, 0, `quorumkv check over HTTPS (its store dumps need the admin token beside the cluster file): ${check.stdout}${check.stderr}`);
   // Hand-given endpoints with --ca (no cluster file to take the CA from), over HTTPS and gRPC.
   const handGiven = ['--cluster-file', path.join(dir, 'no-such-dir', 'cluster.json'), '--ca', path.join(dir, 'tls', 'ca.pem')];
-  const follower = nodes[nodes.length - 1] as UpNode;
-  const cliPut = await runCli(['put', 'secure/cli', 'by hand', '--endpoints', follower.http, ...handGiven], 20_000);
+  const n3 = nodes[nodes.length - 1] as UpNode; // one node given by hand (the client finds the leader from it)
+  const cliPut = await runCli(['put', 'secure/cli', 'by hand', '--endpoints', n3.http, ...handGiven], 20_000);
   assert.equal(cliPut.code, 0, cliPut.stderr);
-  const cliGet = await runCli(['get', 'secure/cli', '--endpoints', follower.http, ...handGiven], 20_000);
+  const cliGet = await runCli(['get', 'secure/cli', '--endpoints', n3.http, ...handGiven], 20_000);
   assert.equal(cliGet.stdout.trim(), 'by hand', cliGet.stderr);
-  const cliGrpc = await runCli(['get', 'secure/cli', '--transport', 'grpc', '--endpoints', follower.grpc, ...handGiven], 20_000);
+  const cliGrpc = await runCli(['get', 'secure/cli', '--transport', 'grpc', '--endpoints', n3.grpc, ...handGiven], 20_000);
   assert.equal(cliGrpc.stdout.trim(), 'by hand', cliGrpc.stderr);
   assert.doesNotMatch(cliGrpc.stderr, /DEP0123/, 'no warning about the IP address as TLS server name');
-  const untrusted = await runCli(['get', 'secure/cli', '--endpoints', follower.http, '--cluster-file', path.join(dir, 'no-such-dir', 'cluster.json'), '--deadline-ms', '2000'], 20_000);
+  const untrusted = await runCli(['get', 'secure/cli', '--endpoints', n3.http, '--cluster-file', path.join(dir, 'no-such-dir', 'cluster.json'), '--deadline-ms', '2000'], 20_000);
   assert.notEqual(untrusted.code, 0, 'without the CA the CLI does not trust the node');
   assert.match(untrusted.stderr, /certificate/i);
 
