@@ -21,8 +21,8 @@
  */
 
 import { Pool } from 'undici';
-import type { Dispatcher, buildConnector } from 'undici';
-import type { ConnectionOptions } from 'node:tls';
+import type { Dispatcher } from 'undici';
+import type { OutboundTls } from './outbound-tls.js';
 import type { KvNode } from '../node/types.js';
 import type { RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
@@ -143,8 +143,8 @@ export interface LeaderRouterOptions {
    * into batches of at most a quarter of it in JSON characters (at most 3 bytes each).
    */
   readonly bodyBytesMax: number;
-  /** TLS options for reaching a leader's HTTPS API (the CA that signed it, this node's certificate as a client's). */
-  readonly connect?: ConnectionOptions;
+  /** TLS for reaching a leader's HTTPS API (the CA that signed it, this node's certificate as a client's; outbound-tls.ts). */
+  readonly connect?: OutboundTls;
 }
 
 /** Retry-After for a client when no leader is known: elections take about this long. */
@@ -162,7 +162,7 @@ export class LeaderRouter {
   private readonly pools = new Map<string, { readonly origin: string; readonly pool: Pool }>();
   private closed = false;
 
-  private readonly connect: ConnectionOptions | undefined;
+  private readonly connect: OutboundTls | undefined;
   private readonly batcher: ForwardBatcher;
 
   constructor(options: LeaderRouterOptions) {
@@ -372,7 +372,7 @@ export class LeaderRouter {
       headersTimeout: this.limits.answerMarginMs,
       bodyTimeout: this.limits.bodyGapMsMax,
       maxResponseSize: this.limits.responseBytesMax,
-      ...(this.connect === undefined ? {} : { connect: this.connect as buildConnector.BuildOptions }),
+      ...(this.connect === undefined ? {} : { connect: this.connect(this.limits.connectTimeoutMs) }),
     });
     this.pools.set(http, { origin, pool });
     return pool;

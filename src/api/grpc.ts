@@ -37,7 +37,7 @@ import { KVService } from '../wire/gen/quorumkv.js';
 import { AccessControl, noAccessControl } from './access.js';
 import type { AccessOptions } from './access.js';
 import type { ReloadableTls, TlsMaterial } from '../transport/tls-files.js';
-import type { ConnectionOptions } from 'node:tls';
+import type { OutboundTls } from './outbound-tls.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
 import { GrpcKv, badUtf8, checkDecoded, malformed, tokenOf } from './grpc-kv.js';
@@ -65,7 +65,7 @@ export interface GrpcServerOptions {
   /** TLS as on HTTP (http.ts HttpServerOptions.tls): reloaded material serves the next connections. */
   readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
   /** How this node reaches the leader's HTTPS API when it forwards (http.ts HttpServerOptions.outboundTls). */
-  readonly outboundTls?: ConnectionOptions;
+  readonly outboundTls?: OutboundTls;
 }
 
 export interface GrpcServer {

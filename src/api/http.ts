@@ -31,6 +31,7 @@
 import type { AddressInfo, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { ReloadableTls } from '../transport/tls-files.js';
+import type { OutboundTls } from './outbound-tls.js';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
@@ -104,7 +105,7 @@ export interface HttpServerOptions {
    */
   readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
   /** How this node reaches the other nodes' HTTPS APIs (forwarding, the dashboard's poller): their CA, its client certificate. */
-  readonly outboundTls?: tls.ConnectionOptions;
+  readonly outboundTls?: OutboundTls;
 }
 
 export interface HttpServer {

@@ -109,6 +109,8 @@ export interface CheckReport {
 export interface CheckOptions {
   /** Longest wait for followers to apply what the leader had committed (default 10 s). */
   readonly catchUpWaitMs?: number;
+  /** Sent with every store dump (an admin route): the admin token's authorization header. */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 async function statusOrError(endpoint: string): Promise<StatusResponse | Error> {
@@ -155,13 +157,13 @@ export async function checkCluster(endpoints: readonly string[], options: CheckO
   }
   const waitedMs = Date.now() - t0;
   const leaderUrl = urls[statuses.findIndex((s) => !(s instanceof Error) && s.id === leader.id)] as string;
-  const leaderSnap = await snapshotStore(leaderUrl);
+  const leaderSnap = await snapshotStore(leaderUrl, options.headers);
   const nodes: NodeCheck[] = [];
   for (const url of urls) {
     let snap: StoreSnapshot | null = null;
     let error: string | null = null;
     try {
-      snap = url === leaderUrl ? leaderSnap : await snapshotStore(url);
+      snap = url === leaderUrl ? leaderSnap : await snapshotStore(url, options.headers);
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
     }

@@ -48,8 +48,8 @@ process.on('exit', () => {
 });
 
 /** GET a JSON answer; throws on a non-200 status or a timeout. */
-export async function getJson<T>(url: string, timeoutMs = httpTimeoutMs): Promise<T> {
-  const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+export async function getJson<T>(url: string, timeoutMs = httpTimeoutMs, headers: Readonly<Record<string, string>> = {}): Promise<T> {
+  const res = await request(url, { headers, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`GET ${url}: HTTP ${res.statusCode} ${text.slice(0, 200)}`);
   return JSON.parse(text) as T;
@@ -84,13 +84,13 @@ export interface StoreSnapshot {
 const pageLimit = 1000;
 const snapshotAttemptsMax = 5;
 
-/** Every key of one node's store, page by page through GET /debug/store. */
-export async function dumpStore(http: string): Promise<Map<string, StoreItem>> {
+/** Every key of one node's store, page by page through GET /debug/store (an admin route: `headers` carry the token). */
+export async function dumpStore(http: string, headers: Readonly<Record<string, string>> = {}): Promise<Map<string, StoreItem>> {
   const items = new Map<string, StoreItem>();
   let after: string | null = null;
   for (let pages = 0; ; pages++) {
     const url: string = `${http}/debug/store?limit=${pageLimit}${after === null ? '' : `&after=${encodeURIComponent(after)}`}`;
-    const page: { items: { key: string; value: string; version: number }[]; next: string | null } = await getJson<{ items: { key: string; value: string; version: number }[]; next: string | null }>(url, 30_000);
+    const page: { items: { key: string; value: string; version: number }[]; next: string | null } = await getJson<{ items: { key: string; value: string; version: number }[]; next: string | null }>(url, 30_000, headers);
     for (const i of page.items) items.set(i.key, { value: i.value, version: i.version });
     if (page.next === null) return items;
     if (pages > 10_000_000 / pageLimit) throw new Error(`${http}/debug/store has more than 10,000,000 keys; refusing to dump it`);
@@ -103,11 +103,11 @@ export async function dumpStore(http: string): Promise<Map<string, StoreItem>> {
  * after the pages; if it moved, the dump is retried (up to 5 times). A node still applying
  * gives its last dump, marked `consistent: false`.
  */
-export async function snapshotStore(http: string): Promise<StoreSnapshot> {
+export async function snapshotStore(http: string, headers: Readonly<Record<string, string>> = {}): Promise<StoreSnapshot> {
   let last: StoreSnapshot | null = null;
   for (let attempt = 0; attempt < snapshotAttemptsMax; attempt++) {
     const before = await nodeStatus(http);
-    const items = await dumpStore(http);
+    const items = await dumpStore(http, headers);
     const after = await nodeStatus(http);
     last = { items, appliedBefore: before.appliedIndex, appliedAfter: after.appliedIndex, consistent: before.appliedIndex === after.appliedIndex, status: after };
     if (last.consistent) return last;

@@ -120,7 +120,7 @@ async function converge(cluster: LocalCluster, timeoutMs: number): Promise<Map<s
     try {
       const statuses = await Promise.all(cluster.endpoints.map((e) => nodeStatus(e, 2000)));
       if (new Set(statuses.map((s) => s.appliedIndex)).size === 1) {
-        const dumps = await Promise.all(cluster.endpoints.map(dumpStore));
+        const dumps = await Promise.all(cluster.endpoints.map((url) => dumpStore(url)));
         const first = JSON.stringify([...(dumps[0] ?? new Map()).entries()]);
         if (dumps.every((d) => JSON.stringify([...d.entries()]) === first)) return dumps[0] ?? new Map();
       }

@@ -143,9 +143,9 @@ async function runOneW(o: QuorumExperimentOptions, w: number, print: (t: string)
       await kv.close();
     }
     const elapsedMs = performance.now() - start;
-    const afterLoad = divergence(leaderId, await Promise.all(cluster.endpoints.map(snapshotStore)));
+    const afterLoad = divergence(leaderId, await Promise.all(cluster.endpoints.map((url) => snapshotStore(url))));
     await new Promise((r) => setTimeout(r, o.settleMs));
-    const afterSettle = divergence(leaderId, await Promise.all(cluster.endpoints.map(snapshotStore)));
+    const afterSettle = divergence(leaderId, await Promise.all(cluster.endpoints.map((url) => snapshotStore(url))));
     const latency = summarizeSamplesMs(samplesMs);
     const point: QuorumPoint = { w, writes: samplesMs.length, errors, errorCodes: codes, elapsedMs: Math.round(elapsedMs), writesPerSec: (samplesMs.length * 1000) / elapsedMs, latency, samplesMs: samplesMs.map((s) => Math.round(s * 1000) / 1000), afterLoad, afterSettle, clusterStartMs: Math.round(clusterStartMs) };
     const lagging = (d: readonly NodeDivergence[]): string => {

@@ -9,7 +9,7 @@
 import { checkCluster, formatCheck } from '../bench/check.js';
 import { FlagError, flagHelp, parseDurationMs, parseFlags } from '../bench/flags.js';
 import type { FlagDef } from '../bench/flags.js';
-import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
+import { authHeaders, chosenToken, clusterFileEndpoints, clusterFlags, defaultClusterFile, useClusterTls } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 const checkFlags: Record<string, FlagDef> = {
@@ -17,6 +17,11 @@ const checkFlags: Record<string, FlagDef> = {
   'cluster-file': { kind: 'value', help: 'default ./data/cluster.json (written by quorumkv up)' },
   wait: { kind: 'value', help: 'longest wait for followers to apply what the leader committed (default 10s)' },
   json: { kind: 'bool', help: 'print the whole check as JSON' },
+  // The TLS flags every command shares (read from the command line only here).
+  ca: { kind: 'value', help: clusterFlags.ca.help },
+  'client-cert': { kind: 'value', help: clusterFlags['client-cert'].help },
+  'client-key': { kind: 'value', help: clusterFlags['client-key'].help },
+  token: { kind: 'value', help: "the admin token or an admin user's: the store dumps are an admin route (default: the admin-token file beside the cluster file)" },
 };
 
 export const checkHelp = `usage: quorumkv check [--endpoints URL,…] [flags]
@@ -36,6 +41,7 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
   let endpoints: string[];
   let waitMs: number;
   let json: boolean;
+  let headers: Record<string, string>;
   try {
     const { values: v, positional } = parseFlags(argv, checkFlags, {}, 'check');
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
@@ -44,13 +50,15 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
     if (v.has('endpoints')) endpoints = (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean);
     else endpoints = await clusterFileEndpoints(v.get('cluster-file') ?? defaultClusterFile);
     if (endpoints.length === 0) throw new FlagError('no endpoints to check');
+    if (endpoints.some((e) => e.startsWith('https://'))) await useClusterTls(v);
+    headers = authHeaders(await chosenToken(v));
   } catch (error) {
     if (error instanceof FlagError) throw new ConfigError(error.message);
     throw error;
   }
   let report;
   try {
-    report = await checkCluster(endpoints, { catchUpWaitMs: waitMs });
+    report = await checkCluster(endpoints, { catchUpWaitMs: waitMs, headers });
   } catch (error) {
     process.stderr.write(`quorumkv check: ${error instanceof Error ? error.message : String(error)}\n`);
     return 2;

@@ -12,7 +12,8 @@ import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse } fro
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
-import { chosenCa, chosenToken, clusterFileEndpoints, clusterFileIsTls, clusterFlags, defaultClusterFile } from './cluster-file.js';
+import { chosenTls, chosenToken, clusterFileEndpoints, clusterFileIsTls, clusterFlags, defaultClusterFile } from './cluster-file.js';
+import type { CommandTls } from './cluster-file.js';
 import { membersTable } from './members-table.js';
 
 
@@ -126,14 +127,16 @@ export async function clusterEndpoints(flags: ClientFlags): Promise<string[]> {
   return clusterFileEndpoints(flags.clusterFile, flags.transport);
 }
 
-/** What connect() needs from the flags: endpoints, transport and the token (--token, QKV_TOKEN or the cluster's admin token). */
-export async function connection(flags: ClientFlags): Promise<{ endpoints: string[]; transport: TransportKind; token?: string; tls?: { ca: Buffer } }> {
+/** What connect() needs from the flags: endpoints, transport, the token (--token, QKV_TOKEN or the cluster's admin token) and TLS (--ca, --client-cert/--client-key or the cluster's tls/ files). */
+export async function connection(flags: ClientFlags): Promise<{ endpoints: string[]; transport: TransportKind; token?: string; tls?: CommandTls }> {
   const token = await chosenToken(flags.values);
   const endpoints = await clusterEndpoints(flags);
-  // TLS when the nodes say https (HTTP) or the cluster's CA is at hand (gRPC endpoints carry no scheme).
-  const ca = await chosenCa(flags.values);
-  const secure = flags.transport === 'http' ? endpoints.some((e) => e.startsWith('https://')) : ca !== null && (flags.values.has('ca') || (await clusterFileIsTls(flags.clusterFile)));
-  return { endpoints, transport: flags.transport, ...(token === null ? {} : { token }), ...(secure && ca !== null ? { tls: { ca } } : {}) };
+  // TLS when the nodes say so (https://, grpcs://), or, for gRPC endpoints that carry no
+  // scheme, when TLS was asked for or the cluster file's nodes serve HTTPS.
+  const tls = await chosenTls(flags.values);
+  const asked = flags.values.has('ca') || flags.values.has('client-cert') || endpoints.some((e) => e.startsWith('grpcs://'));
+  const secure = flags.transport === 'http' ? endpoints.some((e) => e.startsWith('https://')) : asked || (await clusterFileIsTls(flags.clusterFile));
+  return { endpoints, transport: flags.transport, ...(token === null ? {} : { token }), ...(secure && tls !== null ? { tls } : {}) };
 }
 
 export async function runClientCommand(command: string, argv: string[]): Promise<number> {

@@ -19,6 +19,8 @@ export const clusterFlags = {
   endpoints: { kind: 'value', help: "the cluster's nodes, URL,… (default: the cluster file's nodes)" },
   'cluster-file': { kind: 'value', help: "the cluster file 'quorumkv up' writes", default: defaultClusterFile },
   ca: { kind: 'value', env: 'QKV_CA', help: "CA certificate (PEM) that signed the nodes' certificates, for https:// nodes (default: tls/ca.pem beside the cluster file, as quorumkv up --tls writes it)" },
+  'client-cert': { kind: 'value', env: 'QKV_CLIENT_CERT', help: 'certificate (PEM) this command presents to nodes that ask clients for one (--tls-client-ca) (default: tls/client.pem beside the cluster file, if there is one)' },
+  'client-key': { kind: 'value', env: 'QKV_CLIENT_KEY', help: 'private key (PEM) of --client-cert (default: tls/client-key.pem beside the cluster file)' },
   token: { kind: 'value', env: 'QKV_TOKEN', help: "bearer token: a user's, or the admin token (default: the admin-token file 'quorumkv up' wrote beside the cluster file, if there is one)" },
 } as const;
 
@@ -55,25 +57,65 @@ export function endpointsFlag(values: ReadonlyMap<string, string>): string[] | n
   return text === undefined ? null : text.split(',').map((e) => e.trim().replace(/\/$/, '')).filter(Boolean);
 }
 
-/** The HTTP endpoints of --endpoints, else of --cluster-file; HTTPS ones are trusted by the cluster's CA (chosenCa). */
+/** The HTTP endpoints of --endpoints, else of --cluster-file; HTTPS ones are reached with the cluster's TLS (useClusterTls). */
 export async function chosenEndpoints(values: ReadonlyMap<string, string>): Promise<string[]> {
   const endpoints = endpointsFlag(values) ?? (await clusterFileEndpoints(values.get('cluster-file') ?? defaultClusterFile));
-  if (endpoints.some((e) => e.startsWith('https://'))) {
-    const ca = await chosenCa(values);
-    // Every request a command makes with undici's request() goes through the global dispatcher.
-    if (ca !== null) setGlobalDispatcher(new Agent({ connect: { ca } }));
-  }
+  if (endpoints.some((e) => e.startsWith('https://'))) await useClusterTls(values);
   return endpoints;
+}
+
+/** What a command needs to reach an HTTPS or gRPC-over-TLS node: the CA to trust, a certificate to present. */
+export interface CommandTls {
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
+/**
+ * The one place a command's undici requests learn TLS: every request() without a dispatcher
+ * of its own goes through the global one, which from here on trusts the cluster's CA and
+ * presents the client certificate (chosenTls). Resolves with what it installed (null: none).
+ */
+export async function useClusterTls(values: ReadonlyMap<string, string>): Promise<CommandTls | null> {
+  const chosen = await chosenTls(values);
+  if (chosen !== null) setGlobalDispatcher(new Agent({ connect: { ...chosen } }));
+  return chosen;
+}
+
+/** --ca and --client-cert/--client-key, each defaulting to its file under tls/ beside the cluster file; null when none is at hand. */
+export async function chosenTls(values: ReadonlyMap<string, string>): Promise<CommandTls | null> {
+  const ca = await chosenCa(values);
+  const identity = await chosenClientCertificate(values);
+  if (ca === null && identity === null) return null;
+  return { ...(ca === null ? {} : { ca }), ...(identity ?? {}) };
 }
 
 /** --ca (or QKV_CA), else tls/ca.pem beside the cluster file if there is one (a CA certificate is public). */
 export async function chosenCa(values: ReadonlyMap<string, string>): Promise<Buffer | null> {
-  const given = values.get('ca');
-  const file = given !== undefined && given !== '' ? given : path.join(path.dirname(values.get('cluster-file') ?? defaultClusterFile), 'tls', 'ca.pem');
+  return readGivenOrBeside(values, 'ca', 'ca.pem');
+}
+
+/**
+ * --client-cert and --client-key (both or neither), else tls/client.pem and client-key.pem
+ * beside the cluster file when this user can read both (quorumkv certs writes the key 0600,
+ * as up writes the admin token). A node that does not ask for a certificate never sees it.
+ */
+export async function chosenClientCertificate(values: ReadonlyMap<string, string>): Promise<{ cert: Buffer; key: Buffer } | null> {
+  const given = (name: string): boolean => (values.get(name) ?? '') !== '';
+  if (given('client-cert') !== given('client-key')) throw new ConfigError('--client-cert and --client-key go together (or QKV_CLIENT_CERT and QKV_CLIENT_KEY)');
+  const cert = await readGivenOrBeside(values, 'client-cert', 'client.pem');
+  const key = await readGivenOrBeside(values, 'client-key', 'client-key.pem');
+  return cert === null || key === null ? null : { cert, key };
+}
+
+/** The file of --`flag` (an error naming it when unreadable), else tls/`fileName` beside the cluster file, else null. */
+async function readGivenOrBeside(values: ReadonlyMap<string, string>, flag: string, fileName: string): Promise<Buffer | null> {
+  const given = values.get(flag);
+  const file = given !== undefined && given !== '' ? given : path.join(path.dirname(values.get('cluster-file') ?? defaultClusterFile), 'tls', fileName);
   try {
     return await readFile(file);
   } catch (error) {
-    if (given !== undefined && given !== '') throw new ConfigError(`--ca ${given}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    if (given !== undefined && given !== '') throw new ConfigError(`--${flag} ${given}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
     return null;
   }
 }

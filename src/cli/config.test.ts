@@ -67,3 +67,22 @@ test('advertised addresses are checked and normalised; absent, the bound ones ar
   assert.throws(() => config([...base, '--advertise-http', 'http://n1:7001/x'], {}), /--advertise-http must be/);
   assert.throws(() => config([...base, '--advertise-grpc', 'n1'], {}), /--advertise-grpc must be host:port/);
 });
+
+test('TLS flags come in their sets, and an HTTPS node may not advertise http://', () => {
+  const tls = ['--tls-cert', '/c/n1.pem', '--tls-key', '/c/n1-key.pem'];
+  const peer = ['--peer-tls-cert', '/c/n1.pem', '--peer-tls-key', '/c/n1-key.pem', '--peer-tls-ca', '/c/ca.pem'];
+  const c = config([...base, ...tls, '--tls-client-ca', '/c/ca.pem', ...peer], {});
+  assert.deepEqual(c.tls, { certFile: '/c/n1.pem', keyFile: '/c/n1-key.pem', clientCaFile: '/c/ca.pem' });
+  assert.deepEqual(c.peerTls, { certFile: '/c/n1.pem', keyFile: '/c/n1-key.pem', caFile: '/c/ca.pem' });
+  assert.deepEqual(config(base, { QKV_TLS_CERT: '/e/c.pem', QKV_TLS_KEY: '/e/k.pem' }).tls, { certFile: '/e/c.pem', keyFile: '/e/k.pem', clientCaFile: null });
+  assert.equal(config(base, {}).tls, null);
+  assert.equal(config(base, {}).peerTls, null);
+  assert.throws(() => config([...base, '--tls-cert', '/c/n1.pem'], {}), /--tls-cert and --tls-key go together/);
+  assert.throws(() => config([...base, '--tls-client-ca', '/c/ca.pem'], {}), /--tls-client-ca needs --tls-cert and --tls-key/);
+  for (const partial of [peer.slice(0, 2), peer.slice(0, 4), peer.slice(2)]) {
+    assert.throws(() => config([...base, ...partial], {}), /--peer-tls-cert, --peer-tls-key and --peer-tls-ca go together \(all three or none\)/, partial.join(' '));
+  }
+  assert.throws(() => config([...base, ...tls, '--advertise-http', 'http://n1:7001'], {}), /says http:\/\/ but --tls-cert makes the port HTTPS/);
+  assert.equal(config([...base, ...tls, '--advertise-http', 'https://n1:7001'], {}).advertiseHttp, 'https://n1:7001');
+  assert.equal(config([...base, '--advertise-http', 'https://n1:7001'], {}).advertiseHttp, 'https://n1:7001', 'a TLS-terminating proxy in front');
+});

@@ -317,6 +317,12 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     tls: clientTlsOf(v),
     peerTls: peerTlsOf(v),
   };
+  // Other nodes forward to the advertised URL and clients take it from /status: an http://
+  // one for an HTTPS port could never be reached. (https:// without --tls-cert is allowed:
+  // a proxy in front may terminate TLS.)
+  if (config.tls !== null && config.advertiseHttp?.startsWith('http://') === true) {
+    throw new ConfigError(`--advertise-http ${config.advertiseHttp} says http:// but --tls-cert makes the port HTTPS: advertise https://`);
+  }
   checkRelations(config);
   return config;
 }

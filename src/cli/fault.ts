@@ -20,7 +20,7 @@
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { authHeaders, chosenToken, clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile } from './cluster-file.js';
+import { authHeaders, chosenToken, clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile, useClusterTls } from './cluster-file.js';
 import { ConfigError } from './config.js';
 
 export const faultCommand: CommandSpec = {
@@ -141,6 +141,7 @@ export async function runFaultCommand(argv: string[]): Promise<number> {
   const v = parsed.values;
   const [action, argument] = parsed.positional;
   const endpoints = endpointsFlag(v);
+  await useClusterTls(v); // https:// nodes: their CA, the client certificate
   const call = caller(await chosenToken(v));
   const nodes = await clusterNodes(call, endpoints, v.get('cluster-file') ?? defaultClusterFile);
   if (nodes.length === 0) throw new ConfigError('no node answers');

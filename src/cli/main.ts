@@ -99,6 +99,24 @@ async function main(argv: string[]): Promise<number> {
   return 2;
 }
 
+/**
+ * grpc-js names the server in TLS (SNI) by the target's host even when it is an IP address,
+ * as `quorumkv up` writes them, and Node then warns on every gRPC-over-TLS command
+ * (DEP0123). The address is still what the certificate is checked against (its IP SAN);
+ * only the SNI is moot. Only that warning is dropped, in this program; every other is
+ * printed as Node prints it. The client library leaves the process's warnings alone.
+ */
+function quietIpServerNameWarning(): void {
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: string }) => {
+    if (warning.code === 'DEP0123') return;
+    process.stderr.write(`(node:${process.pid}) ${warning.code === undefined ? '' : `[${warning.code}] `}${warning.name}: ${warning.message}\n`);
+  });
+}
+
+// Node installs its printing listener unless --no-warnings was given; then there is nothing to filter.
+if (process.listenerCount('warning') > 0) quietIpServerNameWarning();
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {

@@ -21,6 +21,7 @@ import { bootstrapAuth, readAuthBootstrap } from './auth-bootstrap.js';
 import type { AuthState } from '../wire/auth.js';
 import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
+import { reloadingOutboundTls } from '../api/outbound-tls.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
@@ -195,8 +196,12 @@ async function readStartFiles(config: NodeConfig): Promise<{ readonly tlsSet: No
 interface NodeTls {
   readonly client: ReloadableTls | null;
   readonly peer: ReloadableTls | null;
-  /** The CA that signs the other nodes' API certificates (the client CA, else the peer CA) and this node's certificate to present. */
-  readonly outbound: ConnectionOptions | undefined;
+  /**
+   * How this node reaches the other nodes' HTTPS APIs, as in force now (certificates are read
+   * again on SIGHUP): the CA that signs their API certificates (the client CA, else the peer
+   * CA) and this node's certificate to present.
+   */
+  readonly outbound: (() => ConnectionOptions) | undefined;
 }
 
 async function loadTls(config: NodeConfig): Promise<NodeTls> {
@@ -211,8 +216,13 @@ async function loadTls(config: NodeConfig): Promise<NodeTls> {
   const p = config.peerTls;
   const client = c === null ? null : await load({ certFile: c.certFile, keyFile: c.keyFile, ...(c.clientCaFile === null ? {} : { caFile: c.clientCaFile }) }, '--tls-cert/--tls-key');
   const peer = p === null ? null : await load({ certFile: p.certFile, keyFile: p.keyFile, caFile: p.caFile }, '--peer-tls-*');
-  const ca = client?.material().ca ?? peer?.material().ca;
-  const outbound = client === null ? undefined : { ...(ca === undefined ? {} : { ca }), cert: client.material().cert, key: client.material().key };
+  const outbound =
+    client === null
+      ? undefined
+      : (): ConnectionOptions => {
+          const ca = client.material().ca ?? peer?.material().ca;
+          return { ...(ca === undefined ? {} : { ca }), cert: client.material().cert, key: client.material().key };
+        };
   return { client, peer, outbound };
 }
 
@@ -392,7 +402,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker, () => storage.usedBytes());
-  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound, log) : null;
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound?.(), log) : null;
   const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart }, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
@@ -525,7 +535,7 @@ async function openDataDir(config: NodeConfig, registry: Registry, tlsSet: NodeT
     const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
     // Adding a member is an admin call: the node's own admin token (the cluster's) carries it.
-    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config), tlsSet.outbound === undefined ? null : tlsOf(tlsSet.outbound));
+    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config), tlsSet.outbound === undefined ? null : tlsOf(tlsSet.outbound()));
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
     initialConfig = answer.config;
     identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
@@ -649,7 +659,13 @@ async function startApis(
   log: Logger,
 ): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
   const serverTls = tlsSet.client === null ? {} : { tls: { material: tlsSet.client, requireClientCert: config.tls?.clientCaFile !== null } };
-  const outboundTls = tlsSet.outbound === undefined ? {} : { outboundTls: tlsSet.outbound };
+  const { client, peer, outbound } = tlsSet;
+  // Forwarding and the dashboard's poller present the certificate read last (SIGHUP included).
+  const onReload = (listener: () => void): void => {
+    client?.onChange(listener);
+    peer?.onChange(listener);
+  };
+  const outboundTls = outbound === undefined ? {} : { outboundTls: reloadingOutboundTls(outbound, onReload) };
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const validate = kvValidator(kvLimits);
   const access = await accessOptions(config, log);

@@ -9,14 +9,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, request, setGlobalDispatcher } from 'undici';
+import { request } from 'undici';
 import { createCertificates } from './certs.js';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
-import { adminTokenFileName, readClusterFile, writeClusterFile, type ClusterFileNode } from './cluster-file.js';
+import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { tokenPrefix } from '../wire/auth.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -33,7 +33,7 @@ export const upCommand: CommandSpec = {
     add: { kind: 'value', help: 'join this many new nodes to the cluster in DIR (each added as a learner, promoted once caught up)', default: '0' },
     'data-dir': { kind: 'value', help: 'one directory per node under it, and cluster.json', default: './data' },
     'base-port': { kind: 'value', help: 'HTTP on P, P+1, …; peers on P+100, …; gRPC on P+200, … (0: free ports)', default: '7001' },
-    tls: { kind: 'bool', help: 'HTTPS and gRPC over TLS for clients, mutual TLS between peers, with certificates made under DIR/tls (quorumkv certs); the CLI trusts DIR/tls/ca.pem by itself', default: 'false' },
+    tls: { kind: 'bool', help: 'HTTPS and gRPC over TLS for clients, mutual TLS between peers, with certificates made under DIR/tls (quorumkv certs); the CLI trusts DIR/tls/ca.pem by itself. A cluster that ran with TLS resumes with it', default: 'false' },
   },
   passThrough: Object.fromEntries(Object.entries(nodeFlags).filter(([name]) => !chosenPerNode.includes(name))),
   epilog: `Waits for a leader, writes DIR/cluster.json (the client commands read it) and runs until
@@ -63,6 +63,31 @@ async function ensureAdminToken(dataDir: string): Promise<string> {
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   const res = await request(url, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   return res.body.json();
+}
+
+/**
+ * --tls: certificates under DIR/tls (only what is missing) and each node's TLS flags. A
+ * cluster that ran with TLS resumes with it even without the flag: its peers speak mutual
+ * TLS and its cluster file's clients expect https://, so a plain restart could not re-form it.
+ */
+async function prepareTls(dataDir: string, ids: readonly string[], asked: boolean, previous: ClusterFile | null): Promise<{ tls: boolean; tlsDir: string; tlsFlags: (id: string) => string[] }> {
+  const tls = asked || (previous !== null && previous.nodes.some((n) => n.http.startsWith('https://')));
+  const tlsDir = path.join(dataDir, 'tls');
+  if (tls && !asked) process.stdout.write(`resuming with TLS, as the cluster in ${dataDir} ran (certificates in ${tlsDir})\n`);
+  if (tls) {
+    await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
+    // This process's own requests (waiting for the leader, the members) trust the new CA and
+    // present the client certificate (nodes given --tls-client-ca ask for one), as every
+    // command does with this cluster file.
+    await useClusterTls(new Map([['cluster-file', path.join(dataDir, 'cluster.json')]]));
+  }
+  const tlsFlags = (id: string): string[] => {
+    if (!tls) return [];
+    const cert = path.join(tlsDir, `${id}.pem`);
+    const key = path.join(tlsDir, `${id}-key.pem`);
+    return ['--tls-cert', cert, '--tls-key', key, '--peer-tls-cert', cert, '--peer-tls-key', key, '--peer-tls-ca', path.join(tlsDir, 'ca.pem')];
+  };
+  return { tls, tlsDir, tlsFlags };
 }
 
 export async function runUp(argv: string[]): Promise<number> {
@@ -96,19 +121,7 @@ export async function runUp(argv: string[]): Promise<number> {
       grpc: basePort === 0 ? await freePort() : basePort + 200 + i,
     })),
   );
-  const tls = parsed.values.get('tls') === 'true';
-  const tlsDir = path.join(dataDir, 'tls');
-  if (tls) {
-    await createCertificates({ outDir: tlsDir, nodes: ids, hosts: ['127.0.0.1', 'localhost'], days: 825 });
-    // This process's own requests (waiting for the leader, the members) trust the new CA.
-    setGlobalDispatcher(new Agent({ connect: { ca: await readFile(path.join(tlsDir, 'ca.pem')) } }));
-  }
-  const tlsFlags = (id: string): string[] => {
-    if (!tls) return [];
-    const cert = path.join(tlsDir, `${id}.pem`);
-    const key = path.join(tlsDir, `${id}-key.pem`);
-    return ['--tls-cert', cert, '--tls-key', key, '--peer-tls-cert', cert, '--peer-tls-key', key, '--peer-tls-ca', path.join(tlsDir, 'ca.pem')];
-  };
+  const { tls, tlsDir, tlsFlags } = await prepareTls(dataDir, ids, parsed.values.get('tls') === 'true', previous);
   const scheme = tls ? 'https' : 'http';
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
 

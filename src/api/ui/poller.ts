@@ -11,11 +11,10 @@
  * SSE route drops what its socket cannot take), or let one silent peer delay the others.
  */
 
-import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
-import type { buildConnector } from 'undici';
 import type { KvNode } from '../../node/types.js';
 import type { StatusResponse } from '../../wire/types.js';
+import type { OutboundTls } from '../outbound-tls.js';
 import { eventsBetween, viewOf } from './snapshot.js';
 import type { NodeObservation, UiEvent, UiSnapshot, UiView } from './snapshot.js';
 
@@ -58,7 +57,7 @@ export class ClusterPoller {
   constructor(
     private readonly node: KvNode,
     /** `connect`: TLS options for reaching the other nodes' HTTPS APIs (their CA, this node's certificate). */
-    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits; readonly connect?: ConnectionOptions },
+    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits; readonly connect?: OutboundTls },
   ) {
     const l = options.limits;
     if (l.statusTimeoutMs >= l.pollIntervalMs) {
@@ -105,7 +104,7 @@ export class ClusterPoller {
       headersTimeout: this.options.limits.statusTimeoutMs,
       bodyTimeout: this.options.limits.statusTimeoutMs,
       keepAliveTimeout: 4_000,
-      ...(this.options.connect === undefined ? {} : { connect: this.options.connect as buildConnector.BuildOptions }),
+      ...(this.options.connect === undefined ? {} : { connect: this.options.connect(this.options.limits.statusTimeoutMs) }),
     });
     this.timer = setInterval(() => void this.tick(), this.options.limits.pollIntervalMs);
     void this.tick();
