@@ -181,12 +181,23 @@ async function readSecret(flag: string, file: string): Promise<Buffer> {
   return secret;
 }
 
-/** What a node reads from files before it starts: its TLS material and the auth it bootstraps a cluster with. A mistake stops the start. */
-async function readStartFiles(config: NodeConfig): Promise<{ readonly tlsSet: NodeTls; readonly authAtStart: AuthState | null }> {
+/** What a node reads from files before it starts, once: a mistake in any stops the start. */
+interface StartFiles {
+  readonly tlsSet: NodeTls;
+  /** The auth it bootstraps a cluster with (--auth-bootstrap-file). */
+  readonly authAtStart: AuthState | null;
+  /** --admin-token-file's token: the admin gate's, and this node's own admin calls' (join, promote). */
+  readonly adminToken: string | null;
+  readonly peerSecret: Buffer | null;
+}
+
+async function readStartFiles(config: NodeConfig): Promise<StartFiles> {
   const tlsSet = await loadTls(config);
-  if (config.authBootstrapFile === null) return { tlsSet, authAtStart: null };
+  const adminToken = config.adminTokenFile === null ? null : (await readSecret('admin-token-file', config.adminTokenFile)).toString('utf8');
+  const peerSecret = config.peerSecretFile === null ? null : await readSecret('peer-secret-file', config.peerSecretFile);
+  if (config.authBootstrapFile === null) return { tlsSet, authAtStart: null, adminToken, peerSecret };
   try {
-    return { tlsSet, authAtStart: await readAuthBootstrap(config.authBootstrapFile) };
+    return { tlsSet, authAtStart: await readAuthBootstrap(config.authBootstrapFile), adminToken, peerSecret };
   } catch (e) {
     throw new NodeStartError(e instanceof Error ? e.message : String(e));
   }
@@ -231,10 +242,10 @@ function transportNotStarted(): never {
 }
 
 /** How peers prove who they are: the shared secret, mutual TLS, both or neither. */
-async function peerAuthentication(config: NodeConfig, tlsSet: NodeTls): Promise<Pick<TcpTransportOptions, 'peerSecret' | 'tls'>> {
+function peerAuthentication(files: StartFiles): Pick<TcpTransportOptions, 'peerSecret' | 'tls'> {
   return {
-    ...(config.peerSecretFile !== null ? { peerSecret: await readSecret('peer-secret-file', config.peerSecretFile) } : {}),
-    ...(tlsSet.peer !== null ? { tls: tlsSet.peer } : {}),
+    ...(files.peerSecret !== null ? { peerSecret: files.peerSecret } : {}),
+    ...(files.tlsSet.peer !== null ? { tls: files.tlsSet.peer } : {}),
   };
 }
 
@@ -264,18 +275,12 @@ function tlsOf(o: ConnectionOptions): { ca?: Buffer; cert?: Buffer; key?: Buffer
   return { ...(o.ca === undefined ? {} : { ca: o.ca as Buffer }), ...(o.cert === undefined ? {} : { cert: o.cert as Buffer }), ...(o.key === undefined ? {} : { key: o.key as Buffer }) };
 }
 
-/** The admin token of --admin-token-file (null: none), for this node's own admin calls (join, promote). */
-async function adminToken(config: NodeConfig): Promise<string | null> {
-  return config.adminTokenFile === null ? null : (await readSecret('admin-token-file', config.adminTokenFile)).toString('utf8');
-}
-
-/** Who may use the admin routes, with the admin token's digest read from its file. */
-async function accessOptions(config: NodeConfig, log: Logger): Promise<AccessOptions> {
+/** Who may use the admin routes, with the admin token's digest. */
+function accessOptions(config: NodeConfig, token: string | null, log: Logger): AccessOptions {
   if (config.adminRoutes === 'token' && config.adminTokenFile === null) {
     log.warn('admin routes need an admin user\'s token and no --admin-token-file is given: on a new cluster nobody can use them (see docs/security.md)');
   }
   if (config.adminRoutes === 'open') log.warn('--admin-routes open: anyone who reaches the client port may change the mode and the members, read backups and inject faults');
-  const token = await adminToken(config);
   return token === null ? { admin: config.adminRoutes } : { admin: config.adminRoutes, adminTokenSha256: sha256(token) };
 }
 
@@ -317,8 +322,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   await mkdir(config.dataDir, { recursive: true });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const { tlsSet, authAtStart } = await readStartFiles(config);
-  const { storage, identity, fresh } = await openDataDir(config, registry, tlsSet, log);
+  const files = await readStartFiles(config);
+  const { storage, identity, fresh } = await openDataDir(config, registry, files, log);
   const { clusterId, memberId } = identity;
   const seen = await SeenPeers.open(config.dataDir);
 
@@ -326,7 +331,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
   // announces to peers; /admin/faults reaches it through this late binding.
   let faulty: FaultyTransport<PeerMessage> | null = null;
-  const { grpc, http } = await startApis(config, deferred, registry, () => faulty ?? transportNotStarted(), tlsSet, log);
+  const { grpc, http } = await startApis(config, deferred, registry, () => faulty ?? transportNotStarted(), files, log);
 
   // What peers and clients are told: the advertised addresses, else the bound ones.
   const selfHttp = config.advertiseHttp ?? http.url;
@@ -343,9 +348,9 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
     ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
     onAck: (peer, info) => acks.set(peer, info['seen'] === 'yes'),
-    ...(await peerAuthentication(config, tlsSet)),
+    ...peerAuthentication(files),
   });
-  const sighup = reloadOnSighup(tlsSet, log);
+  const sighup = reloadOnSighup(files.tlsSet, log);
   if (fresh && config.join === null && config.peers.size > 1) {
     await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {
       await Promise.all([tcp.close(), http.close(), grpc?.close(), storage.close()]);
@@ -402,8 +407,8 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
   const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
   registerGauges(registry, driver, ticker, () => storage.usedBytes());
-  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, await adminToken(config), tlsSet.outbound?.(), log) : null;
-  const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart }, log, (why) => leave(why));
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, files.adminToken, files.tlsSet.outbound?.(), log) : null;
+  const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart: files.authAtStart }, log, (why) => leave(why));
 
   log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
 
@@ -525,7 +530,7 @@ class PeerSet {
  * start from its configuration and record the member id it was added under; a new node
  * of a new cluster starts from --peers and the mode flags.
  */
-async function openDataDir(config: NodeConfig, registry: Registry, tlsSet: NodeTls, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
+async function openDataDir(config: NodeConfig, registry: Registry, { tlsSet, adminToken }: StartFiles, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
   const fresh = !(await hasLmdbStore(config.dataDir));
   if (!fresh && config.join !== null) log.warn(`--join ignored: ${config.dataDir} already holds node ${config.id}, which restarts as the member it is`);
   let initialConfig: ClusterConfig;
@@ -535,7 +540,7 @@ async function openDataDir(config: NodeConfig, registry: Registry, tlsSet: NodeT
     const peer = config.advertisePeer as string; // config.ts requires it with --join
     const body = { id: config.id, peer, memberId, learner: true, ...(config.advertiseHttp !== null ? { http: config.advertiseHttp } : {}) };
     // Adding a member is an admin call: the node's own admin token (the cluster's) carries it.
-    const answer = await joinCluster(config.join, body, 60_000, await adminToken(config), tlsSet.outbound === undefined ? null : tlsOf(tlsSet.outbound()));
+    const answer = await joinCluster(config.join, body, 60_000, adminToken, tlsSet.outbound === undefined ? null : tlsOf(tlsSet.outbound()));
     log.info({ clusterId: answer.clusterId, memberId, members: answer.config.members, learners: answer.config.learners ?? [] }, 'added to the cluster as a learner');
     initialConfig = answer.config;
     identity = { nodeId: config.id, clusterId: answer.clusterId, memberId };
@@ -655,7 +660,7 @@ async function startApis(
   node: KvNode,
   registry: Registry,
   faults: () => FaultyTransport<PeerMessage>,
-  tlsSet: NodeTls,
+  { tlsSet, adminToken }: StartFiles,
   log: Logger,
 ): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
   const serverTls = tlsSet.client === null ? {} : { tls: { material: tlsSet.client, requireClientCert: config.tls?.clientCaFile !== null } };
@@ -668,7 +673,7 @@ async function startApis(
   const outboundTls = outbound === undefined ? {} : { outboundTls: reloadingOutboundTls(outbound, onReload) };
   const kvLimits = { keyBytesMax: config.keyBytesMax, valueBytesMax: config.valueBytesMax };
   const validate = kvValidator(kvLimits);
-  const access = await accessOptions(config, log);
+  const access = accessOptions(config, adminToken, log);
   // die(clean) goes through the same signal handling as a Ctrl-C (main.ts); die(!clean) is kill -9.
   const die = (clean: boolean): void => void process.kill(process.pid, clean ? 'SIGTERM' : 'SIGKILL');
   const grpc: GrpcServer | null =
