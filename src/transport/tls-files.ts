@@ -28,7 +28,7 @@ export class ReloadableTls {
 
   private constructor(
     readonly files: TlsFileNames,
-    private current: TlsMaterial,
+    private current: Loaded,
   ) {}
 
   /** Reads the files once; throws (naming the file) when they cannot serve. */
@@ -37,12 +37,12 @@ export class ReloadableTls {
   }
 
   material(): TlsMaterial {
-    return this.current;
+    return this.current.material;
   }
 
-  /** A secure context of the material in force (for dialling). */
+  /** The secure context of the material in force (for dialling), made once per load, not per connection. */
   secureContext(): tls.SecureContext {
-    return tls.createSecureContext(this.current);
+    return this.current.context;
   }
 
   onChange(listener: (material: TlsMaterial) => void): void {
@@ -53,11 +53,17 @@ export class ReloadableTls {
   async reload(): Promise<void> {
     const next = await readMaterial(this.files);
     this.current = next;
-    for (const listener of this.listeners) listener(next);
+    for (const listener of this.listeners) listener(next.material);
   }
 }
 
-async function readMaterial(files: TlsFileNames): Promise<TlsMaterial> {
+/** Material as read, with the secure context that proved it usable. */
+interface Loaded {
+  readonly material: TlsMaterial;
+  readonly context: tls.SecureContext;
+}
+
+async function readMaterial(files: TlsFileNames): Promise<Loaded> {
   const read = async (file: string, what: string): Promise<Buffer> => {
     try {
       return await readFile(file);
@@ -69,11 +75,10 @@ async function readMaterial(files: TlsFileNames): Promise<TlsMaterial> {
   const material: TlsMaterial = ca === undefined ? { cert, key } : { cert, key, ca };
   try {
     // Throws when the key does not match the certificate or either is not PEM.
-    tls.createSecureContext(material);
+    return { material, context: tls.createSecureContext(material) };
   } catch (error) {
     throw new Error(`${files.certFile} / ${files.keyFile}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }
-  return material;
 }
 
 /** The names a certificate holds: its subject CN and its DNS subject alternative names. */
