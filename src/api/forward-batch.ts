@@ -13,6 +13,7 @@
  * about `bytesMax` bytes in one batch, or answer one write with another's result.
  */
 
+import type { KvCommand } from '../kv/types.js';
 import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js';
 import { batchRoute } from '../wire/types.js';
 import { QkvError } from '../wire/errors.js';
@@ -57,7 +58,7 @@ export class ForwardBatcher {
   /** The leader's answer to `op` as if it had been forwarded alone. */
   forward(leader: LeaderInfo, spec: ForwardSpec, op: BatchOpBody): Promise<ForwardedResponse> {
     const json = JSON.stringify(op);
-    if (json.length >= this.limits.bytesMax) return this.sendOne(leader, spec);
+    if (json.length >= this.limits.bytesMax) return this.send(leader, spec);
     const token = spec.token ?? null;
     const queueKey = `${leader.id}\u0000${leader.http ?? ''}\u0000${token ?? ''}`;
     let queue = this.queues.get(queueKey);
@@ -86,10 +87,6 @@ export class ForwardBatcher {
     this.queues.clear();
     for (const queue of queues) void this.flushQueue(queue);
   };
-
-  private sendOne(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
-    return this.send(leader, spec);
-  }
 
   private async flushQueue(queue: Queue): Promise<void> {
     const { items } = queue;
@@ -145,4 +142,16 @@ function itemResponse(item: BatchResultItem, batch: ForwardedResponse): Forwarde
     leaderId: batch.leaderId,
     servedBy: typeof servedBy === 'string' ? servedBy : batch.servedBy,
   };
+}
+
+/**
+ * A put or delete as a /batch operation, for forwarding with the others of its turn; null
+ * for what /batch does not take (leases, binary values).
+ */
+export function batchOpOf(command: KvCommand): BatchOpBody | null {
+  const ids = command.requestId === undefined ? {} : { clientId: command.requestId.clientId, seq: command.requestId.seq };
+  const cas = command.ifVersion === undefined ? {} : { ifVersion: command.ifVersion };
+  if (command.op === 'delete') return { op: 'delete', key: command.key, ...cas, ...ids };
+  if (command.lease !== undefined || command.ttlMs !== undefined || typeof command.value !== 'string') return null;
+  return { op: 'put', key: command.key, value: command.value, ...cas, ...ids };
 }

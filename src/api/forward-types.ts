@@ -3,8 +3,7 @@
  * of forwarded writes (forward-batch.ts).
  */
 
-import type { RequestId } from '../kv/types.js';
-import type { BatchOpBody } from '../wire/types.js';
+import type { KvCommand, RequestId } from '../kv/types.js';
 
 /** What a leader-bound request needs for forwarding, fixed when it arrives. */
 export interface ForwardSpec {
@@ -27,8 +26,11 @@ export interface ForwardSpec {
   readonly deadlineMs: number;
   /** The sender's bearer token, passed on: the leader checks the credentials again (access.ts). */
   readonly token?: string | null;
-  /** A single-key write as a /batch operation: forwarded with the others of its turn (forward-batch.ts). */
-  readonly batchOp?: BatchOpBody | null;
+  /**
+   * The single-key write this request stands for: if it is forwarded, it goes with the others
+   * of its turn as a /batch operation (forward-batch.ts), made only then.
+   */
+  readonly write?: KvCommand | null;
 }
 
 /** The leader's answer, passed through to the client unchanged. */

@@ -24,12 +24,12 @@ import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { OutboundTls } from './outbound-tls.js';
 import type { KvNode } from '../node/types.js';
-import type { RequestId } from '../kv/types.js';
+import type { KvCommand, RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { BatchOpBody, LeaderInfo } from '../wire/types.js';
-import { ForwardBatcher, defaultForwardBatchLimits } from './forward-batch.js';
+import type { LeaderInfo } from '../wire/types.js';
+import { ForwardBatcher, batchOpOf, defaultForwardBatchLimits } from './forward-batch.js';
 import type { ForwardSpec, ForwardedResponse } from './forward-types.js';
 
 export type { ForwardSpec, ForwardedResponse } from './forward-types.js';
@@ -96,7 +96,7 @@ export class LazyForwardSpec implements ForwardSpec {
   readonly deadlineMs: number;
   readonly forwardedIn: boolean;
   readonly token: string | null;
-  readonly batchOp: BatchOpBody | null;
+  readonly write: KvCommand | null;
   private readonly makeBody: (() => string) | null;
   private bodyBuffer: Buffer | null | undefined;
 
@@ -109,7 +109,7 @@ export class LazyForwardSpec implements ForwardSpec {
     this.deadlineMs = o.deadlineMs;
     this.forwardedIn = o.forwardedIn;
     this.token = o.token ?? null;
-    this.batchOp = o.batchOp ?? null;
+    this.write = o.write ?? null;
     this.makeBody = o.makeBody;
   }
 
@@ -249,8 +249,8 @@ export class LeaderRouter {
 
   /** A single-key write goes with the others of its turn; anything else on its own. */
   private forward(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
-    const op = spec.batchOp;
-    return op !== undefined && op !== null ? this.batcher.forward(leader, spec, op) : this.forwardOne(leader, spec);
+    const op = spec.write === undefined || spec.write === null ? null : batchOpOf(spec.write);
+    return op !== null ? this.batcher.forward(leader, spec, op) : this.forwardOne(leader, spec);
   }
 
   private async forwardOne(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {

@@ -7,10 +7,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
-import type { BatchOpBody } from '../wire/types.js';
 import { bearerToken } from './access.js';
 import type { AccessControl, Principal } from './access.js';
-import type { RequestId } from '../kv/types.js';
+import type { KvCommand, RequestId } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
 import { forwardedHeader, timeoutHeader } from './forward.js';
 import type { ForwardSpec, LeaderRouter } from './forward.js';
@@ -46,8 +45,8 @@ export interface SpecOptions {
   readonly requestId?: RequestId | null;
   readonly isWrite: boolean;
   readonly servedByFollower?: boolean;
-  /** A single-key write as a /batch operation (ops.ts batchOpOf): forwarded with the others of its turn. */
-  readonly batchOp?: BatchOpBody | null;
+  /** The single-key write the request stands for (ForwardSpec.write). */
+  readonly write?: KvCommand | null;
 }
 
 /** The request decoration that memoizes its principal (declared on the server, so requests keep one shape). */
@@ -142,7 +141,7 @@ export class HttpContext {
       forwardedIn: request.headers[forwardedHeader] !== undefined,
       deadlineMs: performance.now() + this.timeoutMs(request),
       token: bearerToken(request.headers.authorization),
-      batchOp: o.batchOp ?? null,
+      write: o.write ?? null,
     };
   }
 }

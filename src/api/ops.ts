@@ -7,7 +7,7 @@
 import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
 import type { CompactOutcome, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvRecord } from '../storage/types.js';
-import type { BatchOpBody, ReadConsistency } from '../wire/types.js';
+import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
 import type { ForwardSpec, LocalExec } from './forward.js';
 
@@ -118,29 +118,16 @@ export interface SpecSource {
 export function writeSpec(command: KvCommand, deadlineMs: number, from: SpecSource): ForwardSpec {
   const requestId = command.requestId ?? null;
   const { ifVersion } = command;
-  const batchOp = batchOpOf(command);
   if (command.op === 'delete') {
     const url = ifVersion === undefined ? keyPath(command.key) : `${keyPath(command.key)}?ifVersion=${ifVersion}`;
-    return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, batchOp, ...from });
+    return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, write: command, ...from });
   }
   // JSON carries text; the APIs that forward only ever propose string values.
   const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
   const lease = command.lease === undefined ? {} : { lease: command.lease };
   const ttl = command.ttlMs === undefined ? {} : { ttlMs: command.ttlMs };
   const body = (): string => JSON.stringify({ value, ...(ifVersion === undefined ? {} : { ifVersion }), ...lease, ...ttl });
-  return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, batchOp, ...from });
-}
-
-/**
- * A put or delete as a /batch operation, for forwarding with the others of its turn; null
- * for what /batch does not take (leases, binary values).
- */
-export function batchOpOf(command: KvCommand): BatchOpBody | null {
-  const ids = command.requestId === undefined ? {} : { clientId: command.requestId.clientId, seq: command.requestId.seq };
-  const cas = command.ifVersion === undefined ? {} : { ifVersion: command.ifVersion };
-  if (command.op === 'delete') return { op: 'delete', key: command.key, ...cas, ...ids };
-  if (command.lease !== undefined || command.ttlMs !== undefined || typeof command.value !== 'string') return null;
-  return { op: 'put', key: command.key, value: command.value, ...cas, ...ids };
+  return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, write: command, ...from });
 }
 
 /** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */

@@ -15,7 +15,7 @@ import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putR
 import type { HttpContext } from '../http-context.js';
 import { optionalIndex, rawJsonBody, readRequestId } from '../http-input.js';
 import { deleteQuery, getQuery, keyParams, listQuery, noQuery, putBody, putUsage, readHeaders, writeHeaders } from '../http-schemas.js';
-import { batchOpOf, deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
+import { deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
 import type { ListOp, ReadOp } from '../ops.js';
 import type { HttpRoute } from './route.js';
 
@@ -66,7 +66,7 @@ async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params
   if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
   if (lease !== undefined && ttlMs !== undefined) throw new QkvError('bad_request', `Send "lease" (an existing lease) or "ttlMs" (a lease of the key's own), not both: ${putUsage}`);
   const command = putCommand(key, value, ifVersion, requestId, lease !== undefined ? { lease } : ttlMs !== undefined ? { ttlMs } : null);
-  const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true, batchOp: batchOpOf(command) });
+  const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true, write: command });
   const outcome = await ctx.router.run(writeExec, command, spec);
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
   return writeAnswer(reply, outcome.value);
@@ -80,7 +80,7 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
   const ifVersion = optionalIndex(request.query.ifVersion, 'ifVersion');
   const requestId = readRequestId(request);
   const command = deleteCommand(key, ifVersion, requestId);
-  const outcome = await ctx.router.run(writeExec, command, ctx.spec(request, { method: 'DELETE', requestId, isWrite: true, batchOp: batchOpOf(command) }));
+  const outcome = await ctx.router.run(writeExec, command, ctx.spec(request, { method: 'DELETE', requestId, isWrite: true, write: command }));
   if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
   return writeAnswer(reply, outcome.value);
 }
