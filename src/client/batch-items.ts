@@ -2,13 +2,14 @@
  * The answers of single-key operations as the batch route gives them (status and the body
  * of the operation's own route), turned into results or the AttemptError the client
  * retries or reports. Shared by the HTTP transport (POST /batch) and the gRPC one (Batch,
- * whose results are put in the same shape).
+ * whose results are put in the same shape), with the operations themselves as both send them.
  */
 
 import { isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
-import type { BatchResultItem } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
+import type { DeleteRequest, GetRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry } from './types.js';
 
 /** A batch operation's 200 body, or its refusal thrown as parseError would. */
@@ -44,4 +45,28 @@ export function deleteResult(json: Record<string, unknown>): DeleteResult {
 
 export function entryOf(json: Record<string, unknown>): Entry {
   return { key: stringField(json, 'key'), value: stringField(json, 'value'), version: decodedIndex(json['version'], 'version') };
+}
+
+/** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
+export const batchValueCharsMax = 16 * 1024;
+
+/** Whether `request` may go in a batch (a lease, or a long value, goes on its own). */
+export function batchablePut(request: PutRequest): boolean {
+  return request.value.length <= batchValueCharsMax && request.lease === undefined;
+}
+
+export function putOp(request: PutRequest): BatchOpBody {
+  const { clientId, seq } = request.requestId;
+  return request.ifVersion === undefined
+    ? { op: 'put', key: request.key, value: request.value, clientId, seq }
+    : { op: 'put', key: request.key, value: request.value, ifVersion: request.ifVersion, clientId, seq };
+}
+
+export function deleteOp(request: DeleteRequest): BatchOpBody {
+  const { clientId, seq } = request.requestId;
+  return request.ifVersion === undefined ? { op: 'delete', key: request.key, clientId, seq } : { op: 'delete', key: request.key, ifVersion: request.ifVersion, clientId, seq };
+}
+
+export function getOp(request: GetRequest): BatchOpBody {
+  return { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
 }

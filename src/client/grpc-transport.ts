@@ -16,7 +16,7 @@ import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoRespons
 import { InvalidArgumentError } from './errors.js';
 import { Batcher } from './batcher.js';
 import type { BatchLimits } from './batcher.js';
-import { deleteResult, entryOf as entryOfItem, okItem, stringField } from './batch-items.js';
+import { batchablePut, deleteOp, deleteResult, entryOf as entryOfItem, getOp, okItem, putOp, stringField } from './batch-items.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
@@ -102,10 +102,8 @@ export class GrpcTransport implements ClientTransport {
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
     if (request.lease !== undefined) throw leasesOverHttpOnly();
-    if (this.batcher !== null && request.value.length <= batchValueCharsMax) {
-      const { clientId, seq } = request.requestId;
-      const op: BatchOpBody = { op: 'put', key: request.key, value: request.value, ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }), clientId, seq };
-      const json = okItem(await this.batcher.submit(endpoint, 'write', op, request.key.length + request.value.length + batchOpOverheadBytes, timeoutMs));
+    if (this.batcher !== null && batchablePut(request)) {
+      const json = okItem(await this.batcher.submit(endpoint, 'write', putOp(request), request.key.length + request.value.length + batchOpOverheadBytes, timeoutMs));
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
     const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
@@ -142,9 +140,7 @@ export class GrpcTransport implements ClientTransport {
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
     if (this.batcher !== null) {
-      const { clientId, seq } = request.requestId;
-      const op: BatchOpBody = { op: 'delete', key: request.key, ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }), clientId, seq };
-      return deleteResult(okItem(await this.batcher.submit(endpoint, 'write', op, request.key.length + batchOpOverheadBytes, timeoutMs)));
+      return deleteResult(okItem(await this.batcher.submit(endpoint, 'write', deleteOp(request), request.key.length + batchOpOverheadBytes, timeoutMs)));
     }
     const message = { key: request.key, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.delete, message, timeoutMs);
@@ -154,8 +150,7 @@ export class GrpcTransport implements ClientTransport {
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
     if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
     if (this.batcher !== null) {
-      const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
-      const item = await this.batcher.submit(endpoint, 'read', op, request.key.length + batchOpOverheadBytes, timeoutMs);
+      const item = await this.batcher.submit(endpoint, 'read', getOp(request), request.key.length + batchOpOverheadBytes, timeoutMs);
       if (item.status === 404 && item['error'] === 'not_found') return undefined;
       return entryOfItem(okItem(item));
     }
@@ -411,8 +406,6 @@ function leasesOverHttpOnly(): InvalidArgumentError {
   return new InvalidArgumentError('bad_request', 'leases are served over HTTP only in this version: connect with http:// endpoints to use them');
 }
 
-/** Values longer than this (UTF-16 units) go in a call of their own, not a batch. */
-const batchValueCharsMax = 16 * 1024;
 /** What one operation adds to a batch beyond its key and value, about, for the batcher's byte limit. */
 const batchOpOverheadBytes = 64;
 

@@ -21,7 +21,7 @@ import { changeOf, membersOf } from './member-answers.js';
 import { AttemptError, ProtocolError, decodedIndex, serverBudgetMs } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { txnResponseOf } from './txn-answer.js';
-import { deleteResult, entryOf, okItem, refusal, stringField } from './batch-items.js';
+import { batchablePut, deleteOp, deleteResult, entryOf, getOp, okItem, putOp, refusal, stringField } from './batch-items.js';
 import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
 
 export interface HttpTransportOptions {
@@ -35,8 +35,6 @@ export interface HttpTransportOptions {
   readonly tls: ClientTls | null;
 }
 
-/** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
-const batchValueCharsMax = 16 * 1024;
 /** JSON framing of one batch operation beyond its key and value. */
 const batchOpOverheadBytes = 96;
 
@@ -94,12 +92,8 @@ export class HttpTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
-    if (this.batcher !== null && request.value.length <= batchValueCharsMax && request.lease === undefined) {
-      const { clientId, seq } = request.requestId;
-      const op: BatchOpBody = request.ifVersion === undefined
-        ? { op: 'put', key: request.key, value: request.value, clientId, seq }
-        : { op: 'put', key: request.key, value: request.value, ifVersion: request.ifVersion, clientId, seq };
-      const json = okItem(await this.batched(endpoint, 'write', op, request.key.length + request.value.length, timeoutMs));
+    if (this.batcher !== null && batchablePut(request)) {
+      const json = okItem(await this.batched(endpoint, 'write', putOp(request), request.key.length + request.value.length, timeoutMs));
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
     const body = JSON.stringify({
@@ -120,11 +114,7 @@ export class HttpTransport implements ClientTransport {
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
     if (this.batcher !== null) {
-      const { clientId, seq } = request.requestId;
-      const op: BatchOpBody = request.ifVersion === undefined
-        ? { op: 'delete', key: request.key, clientId, seq }
-        : { op: 'delete', key: request.key, ifVersion: request.ifVersion, clientId, seq };
-      return deleteResult(okItem(await this.batched(endpoint, 'write', op, request.key.length, timeoutMs)));
+      return deleteResult(okItem(await this.batched(endpoint, 'write', deleteOp(request), request.key.length, timeoutMs)));
     }
     const path = request.ifVersion === undefined ? keyPath(request.key) : `${keyPath(request.key)}?ifVersion=${request.ifVersion}`;
     const headers = {
@@ -207,8 +197,7 @@ export class HttpTransport implements ClientTransport {
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
     if (this.batcher !== null && request.atVersion === undefined) {
-      const op: BatchOpBody = { op: 'get', key: request.key, ...(request.consistency === undefined ? {} : { consistency: request.consistency }), ...(request.minVersion === undefined ? {} : { minVersion: request.minVersion }) };
-      const item = await this.batched(endpoint, 'read', op, request.key.length, timeoutMs);
+      const item = await this.batched(endpoint, 'read', getOp(request), request.key.length, timeoutMs);
       if (item.status === 404 && item['error'] === 'not_found') return undefined;
       return entryOf(okItem(item));
     }
