@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { authStateKey } from '../kv/types.js';
 import type { KvNode } from '../node/types.js';
-import { adminRole, isAdmin, nameProblem, permissionsProblem, rolesMax, tokenPrefix, userRolesMax, usersMax } from '../wire/auth.js';
+import { adminRole, emptyAuthState, isAdmin, nameProblem, permissionsProblem, rolesMax, tokenPrefix, userRolesMax, usersMax } from '../wire/auth.js';
 import { authChangeOps } from '../wire/auth.js';
 import type { AuthChange, AuthChangeAnswer, AuthState, Permission, UserDef } from '../wire/auth.js';
 import { QkvError } from '../wire/errors.js';
@@ -147,7 +147,7 @@ export const authChangeExec: LocalExec<AuthChange, AuthChangeAnswer> = {
     for (let attempt = 0; attempt <= conflictRetriesMax; attempt++) {
       const record = node.authRecord();
       const version = record?.version ?? 0;
-      const before = record === undefined ? { enabled: false, users: {}, roles: {} } : parseAuthState(record.value);
+      const before = record === undefined ? emptyAuthState : parseAuthState(record.value);
       const after = applyAuthChange(before, change, newToken);
       const left = Math.floor(deadline - performance.now());
       if (left <= 0) break;

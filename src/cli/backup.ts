@@ -16,7 +16,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { connect } from '../client/index.js';
 import { BackupFormatError, decodeBackupValue, readBackupRecords, verifyBackupFile } from '../client/backup-file.js';
@@ -24,6 +24,7 @@ import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
+import { exists } from './files.js';
 import { clientFlagDefs, connection, parseClientFlags } from './client-commands.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
@@ -102,15 +103,6 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   } catch (error) {
     if ((error as { code?: string }).code === 'ENOENT') return true;
     throw error;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
   }
 }
 

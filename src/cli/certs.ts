@@ -11,12 +11,13 @@
  */
 
 import { randomBytes, webcrypto } from 'node:crypto';
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
 import { ConfigError } from './config.js';
+import { exists } from './files.js';
 
 export const certsCommand: CommandSpec = {
   name: 'certs',
@@ -99,15 +100,6 @@ export async function createCertificates(request: CertsRequest): Promise<string[
   for (const id of request.nodes) await issue(id, [id, ...request.hosts]);
   await issue('client', ['client']);
   return created;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;

@@ -17,7 +17,7 @@ import { createCertificates } from './certs.js';
 import { freePort, stopChild } from '../bench/child.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
 import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFile, type ClusterFileNode } from './cluster-file.js';
-import { tokenPrefix } from '../wire/auth.js';
+import { newToken } from '../api/auth-changes.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
 import { ConfigError, nodeFlags } from './config.js';
@@ -53,7 +53,7 @@ const stopWaitMsMax = 10_000;
 async function ensureAdminToken(dataDir: string): Promise<string> {
   const file = path.join(dataDir, adminTokenFileName);
   try {
-    await writeFile(file, `${tokenPrefix}${randomBytes(24).toString('base64url')}\n`, { flag: 'wx', mode: 0o600 });
+    await writeFile(file, `${newToken()}\n`, { flag: 'wx', mode: 0o600 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
