@@ -54,12 +54,15 @@ export function bearerToken(header: string | string[] | undefined): string | nul
   return match === null ? null : (match[1] as string);
 }
 
+/** The auth document as applied at `version`, parsed, with its users by token digest. */
+interface AuthDocument {
+  readonly version: number;
+  readonly state: AuthState;
+  readonly byToken: ReadonlyMap<string, string>;
+}
+
 export class AccessControl {
-  private cached: { readonly version: number; readonly state: AuthState; readonly byToken: ReadonlyMap<string, string> } = {
-    version: 0,
-    state: emptyAuthState,
-    byToken: new Map(),
-  };
+  private cached: AuthDocument = { version: 0, state: emptyAuthState, byToken: new Map() };
 
   constructor(
     private readonly node: Pick<KvNode, 'authRecord'>,
@@ -67,7 +70,7 @@ export class AccessControl {
   ) {}
 
   /** The auth document as this node applied it, parsed once per version. */
-  state(): { readonly version: number; readonly state: AuthState } {
+  state(): AuthDocument {
     const record = this.node.authRecord();
     const version = record?.version ?? 0;
     if (version !== this.cached.version) {
@@ -80,22 +83,26 @@ export class AccessControl {
 
   /** Who holds `token` (null: no token). A token nobody holds is `anyone`, like none. */
   principal(token: string | null): Principal {
+    return this.holderIn(this.state(), token);
+  }
+
+  private holderIn(doc: AuthDocument, token: string | null): Principal {
     if (token === null) return anyone;
     const digest = sha256(token);
     const adminDigest = this.options.adminTokenSha256;
     if (adminDigest !== undefined && timingSafeEqual(digest, adminDigest)) return admin;
-    this.state();
-    const name = this.cached.byToken.get(digest.toString('hex'));
+    const name = doc.byToken.get(digest.toString('hex'));
     return name === undefined ? anyone : { kind: 'user', name };
   }
 
   /** Passes the admin token's holder and admin users (or anyone with admin routes open); throws 401/403. */
   requireAdmin(token: string | null): void {
     if (this.options.admin === 'open') return;
-    const who = this.principal(token);
+    const doc = this.state();
+    const who = this.holderIn(doc, token);
     if (who.kind === 'admin') return;
     if (who.kind === 'anyone') throw unauthenticated(token, 'this operation needs the admin token or a user with the admin role');
-    if (!isAdmin(this.state().state, who.name)) throw new QkvError('permission_denied', `user ${who.name} does not hold the ${adminRole} role`);
+    if (!isAdmin(doc.state, who.name)) throw new QkvError('permission_denied', `user ${who.name} does not hold the ${adminRole} role`);
   }
 
   /**
@@ -103,16 +110,21 @@ export class AccessControl {
    * else the principal; throws 401 without valid credentials.
    */
   dataPrincipal(token: string | null): Principal | null {
-    if (!this.state().state.enabled) return null;
-    const who = this.principal(token);
+    const doc = this.state();
+    if (!doc.state.enabled) return null;
+    const who = this.holderIn(doc, token);
     if (who.kind === 'anyone') throw unauthenticated(token, 'auth is on: send a user token as Authorization: Bearer <token>');
     return who;
   }
 
-  /** Throws 403 unless `who` may `mode` `key` (or every key under it, for a prefix). */
+  /**
+   * Throws 403 unless `who` may `mode` `key` (or every key under it, for a prefix). Judged by
+   * the document `who` was authenticated against (dataPrincipal read it): a batch of a
+   * thousand keys reads it once, not a thousand times.
+   */
   permit(who: Principal | null, key: string, mode: 'read' | 'write', what: 'key' | 'prefix' = 'key'): void {
     if (who === null || who.kind === 'admin') return;
-    if (who.kind === 'user' && permits(this.state().state, who.name, key, mode)) return;
+    if (who.kind === 'user' && permits(this.cached.state, who.name, key, mode)) return;
     const name = who.kind === 'user' ? `user ${who.name}` : 'this request';
     throw new QkvError('permission_denied', `${name} may not ${mode} ${what === 'prefix' ? `every key under ${JSON.stringify(key)}` : JSON.stringify(key)}`, { [what]: key });
   }
@@ -132,7 +144,7 @@ export class AccessControl {
   /** Leases belong to no key: any user with write permission somewhere may hold one. */
   permitLeases(who: Principal | null): void {
     if (who === null || who.kind === 'admin') return;
-    const state = this.state().state;
+    const state = this.cached.state;
     if (who.kind === 'user' && (isAdmin(state, who.name) || userWritesSomewhere(state, who.name))) return;
     throw new QkvError('permission_denied', 'leases need a user with write permission on some prefix');
   }
