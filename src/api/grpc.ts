@@ -36,7 +36,7 @@ import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
 import { AccessControl, noAccessControl } from './access.js';
 import type { AccessOptions } from './access.js';
-import type { ReloadableTls, TlsMaterial } from '../transport/tls-files.js';
+import type { ServerTls, ServerTlsMaterial } from './server-tls.js';
 import type { OutboundTls } from './outbound-tls.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
@@ -63,7 +63,7 @@ export interface GrpcServerOptions {
   /** Who may make the admin and data calls (access.ts), as on HTTP. Default: admin calls open. */
   readonly access?: AccessOptions;
   /** TLS as on HTTP (http.ts HttpServerOptions.tls): reloaded material serves the next connections. */
-  readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
+  readonly tls?: ServerTls;
   /** How this node reaches the leader's HTTPS API when it forwards (http.ts HttpServerOptions.outboundTls). */
   readonly outboundTls?: OutboundTls;
 }
@@ -156,7 +156,7 @@ function serverCredentials(tlsOptions: GrpcServerOptions['tls']): grpc.ServerCre
   const { material, requireClientCert } = tlsOptions;
   const identity = new Set<(update: { certificate: Buffer; privateKey: Buffer } | null) => void>();
   const cas = new Set<(update: { caCertificate: Buffer } | null) => void>();
-  const caOf = (m: TlsMaterial): { caCertificate: Buffer } | null => (m.ca === undefined ? null : { caCertificate: m.ca });
+  const caOf = (m: ServerTlsMaterial): { caCertificate: Buffer } | null => (m.ca === undefined ? null : { caCertificate: m.ca });
   material.onChange((m) => {
     for (const l of identity) l({ certificate: m.cert, privateKey: m.key });
     for (const l of cas) l(caOf(m));

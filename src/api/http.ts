@@ -30,7 +30,7 @@
 
 import type { AddressInfo, Socket } from 'node:net';
 import type tls from 'node:tls';
-import type { ReloadableTls } from '../transport/tls-files.js';
+import type { ServerTls } from './server-tls.js';
 import type { OutboundTls } from './outbound-tls.js';
 import Fastify, { LogController } from 'fastify';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -103,7 +103,7 @@ export interface HttpServerOptions {
    * HTTPS with this certificate and key (reloaded material serves the next connections); with
    * `requireClientCert`, clients must present a certificate signed by the material's CA.
    */
-  readonly tls?: { readonly material: ReloadableTls; readonly requireClientCert: boolean };
+  readonly tls?: ServerTls;
   /** How this node reaches the other nodes' HTTPS APIs (forwarding, the dashboard's poller): their CA, its client certificate. */
   readonly outboundTls?: OutboundTls;
 }
