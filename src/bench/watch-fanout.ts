@@ -119,7 +119,7 @@ async function quorumkv(run: Run): Promise<Figures> {
         const w = reader.watch('fan/');
         all.push(w);
         void (async () => {
-          for await (const e of w) for (const c of e.changes) if (c.type === 'put') deliver(c.value);
+          for await (const e of w) for (const c of e.changes) if (c.type === 'put') deliver(String(c.value));
         })();
       }
       return async () => {

@@ -55,7 +55,9 @@ import type {
   ListPage,
   PutOptions,
   PutResult,
+  Value,
 } from './types.js';
+import { isValue } from './values.js';
 
 const deadlineMsDefault = 10_000;
 const backupDeadlineMsDefault = 10 * 60_000;
@@ -216,14 +218,15 @@ export class KvClient {
   }
 
   /**
-   * Writes `value` under `key` and returns the version it got. With `ifVersion`, writes only
+   * Writes `value` under `key` and returns the version it got. A string is stored as text,
+   * a Uint8Array as bytes; either is read back as the type it was written with. With `ifVersion`, writes only
    * if the key's current version is that (0: only if absent), else VersionConflictError.
    * Retried within the deadline with the same idempotency key: applied at most once.
    * @throws InvalidArgumentError, VersionConflictError, UnavailableError, OutcomeUnknownError, ClientClosedError
    */
-  async put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, value: Value, options: PutOptions = {}): Promise<PutResult> {
     checkKey(key);
-    if (typeof value !== 'string') throw new InvalidArgumentError('invalid_value', `value must be a string, got ${typeof value}`);
+    if (!isValue(value)) throw new InvalidArgumentError('invalid_value', `value must be a string or a Uint8Array, got ${typeof value}`);
     const ifVersion = optionalIndex(options.ifVersion, 'ifVersion');
     const lease = options.lease === undefined ? undefined : optionalIndex(typeof options.lease === 'number' ? options.lease : options.lease.id, 'lease');
     const deadlineMs = this.deadlineOf(options);

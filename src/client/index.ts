@@ -57,13 +57,15 @@ export type {
   PutOptions,
   PutResult,
   TransportKind,
+  Value,
 } from './types.js';
+export { valueText } from './values.js';
 export type { MemberCalls, NewMember } from './members.js';
 export { Lease } from './lease.js';
 export { CompactedError, Watch } from './watch.js';
 export { Election, Lock, LockLostError } from './concurrency.js';
 export type { LockOptions } from './concurrency.js';
-export type { WatchChange, WatchEvent, WatchOptions } from './watch.js';
+export type { PrevRecord, WatchChange, WatchEvent, WatchOptions } from './watch.js';
 export type { LeaseLost, LeaseLostReason } from './lease.js';
 export type { LeaseInfoResponse } from '../wire/types.js';
 export type { TxnBody, TxnCompareBody, TxnCompareOp, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
