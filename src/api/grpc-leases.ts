@@ -101,7 +101,9 @@ export class GrpcLeases {
     this.streams.add(end);
     try {
       this.kv.refuseIfClosing();
-      for await (const request of call as AsyncIterable<Checked<LeaseKeepAliveRequest>>) {
+      // Not `for await (… of call)`: that destroys the stream once the reader half-closes,
+      // and the status below would never be sent.
+      for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<Checked<LeaseKeepAliveRequest>>) {
         checkDecoded(request);
         let answer: LeaseKeepAliveResponse;
         try {
