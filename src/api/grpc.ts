@@ -154,6 +154,9 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   timeout: grpc.status.DEADLINE_EXCEEDED,
   outcome_unknown: grpc.status.DEADLINE_EXCEEDED,
   no_space: grpc.status.RESOURCE_EXHAUSTED,
+  process_running: grpc.status.FAILED_PRECONDITION,
+  process_not_running: grpc.status.FAILED_PRECONDITION,
+  no_supervisor: grpc.status.UNIMPLEMENTED,
   internal: grpc.status.INTERNAL,
 };
 

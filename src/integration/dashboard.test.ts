@@ -2,19 +2,24 @@
  * The dashboard (GET /ui) on real clusters, seen through headless Chromium (Debian's
  * package, driven by playwright-core; skipped with a message where /usr/bin/chromium is
  * absent): members, leader, commit indexes, a partition and its healing, the chain drawn
- * after a mode switch, a killed leader replaced, and no controls without --faults. Every
- * wait is a condition with a deadline. Leaves docs/images/dashboard.png behind.
+ * after a mode switch, a killed leader replaced, the messages between nodes drawn (appends
+ * after a write, votes after the kill), no restart control where no supervisor owns the
+ * processes, and no controls without --faults. On a cluster of `quorumkv up --faults` (whose
+ * supervisor owns the processes): a leader killed from the page and restarted from the page
+ * comes back as a follower that catches up. Every wait is a condition with a deadline.
+ * Leaves docs/images/dashboard.png behind.
  */
 
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BrowserContext, Page } from 'playwright-core';
-import { TestCluster, http, runCli, waitFor } from './harness.js';
+import { TestCluster, http, runCli, startUp, stopUp, waitFor } from './harness.js';
 
 const chromiumPath = '/usr/bin/chromium';
 const screenshotPath = fileURLToPath(new URL('../../docs/images/dashboard.png', import.meta.url));
@@ -86,11 +91,24 @@ async function click(page: Page, selector: string): Promise<void> {
   await page.click(selector, { timeout: 2_000 });
 }
 
+/** Messages drawn by the page's message view so far, per legend group (append, ack, heartbeat, vote, …). */
+async function drawn(page: Page): Promise<Record<string, number>> {
+  return (await page.evaluate(`Object.fromEntries([...document.querySelectorAll('#flow-legend li')].map((li) => [li.dataset.group, Number(li.dataset.drawn)]))`)) as Record<string, number>;
+}
+
+/** Waits until the page has drawn more `group` messages than `before`; returns the count. */
+async function drawnMore(page: Page, group: string, before: number, timeoutMs: number): Promise<number> {
+  return waitFor(`more ${group} messages drawn than ${before}`, timeoutMs, async () => {
+    const now = (await drawn(page))[group] ?? 0;
+    return now > before ? now : null;
+  });
+}
+
 /** Clicks a control and waits for its answer in #result; returns that text. */
-async function act(page: Page, selector: string, wantOk = true): Promise<string> {
+async function act(page: Page, selector: string, wantOk = true, timeoutMs = 10_000): Promise<string> {
   await page.evaluate(`document.getElementById('result').dataset.ok = ''`);
   await click(page, selector);
-  return waitFor(`the answer to ${selector}`, 10_000, async () => {
+  return waitFor(`the answer to ${selector}`, timeoutMs, async () => {
     const state = (await page.evaluate(`[document.getElementById('result').dataset.ok, document.getElementById('result').textContent]`)) as [string, string];
     if (state[0] === 'true' || state[0] === 'false') {
       if (wantOk) assert.equal(state[0], 'true', `${selector} answered: ${state[1]}`);
@@ -127,14 +145,18 @@ test('the dashboard shows the live cluster and drives it through its controls (-
       assert.deepEqual(shown.map((c) => c.node).sort(), ['n1', 'n2', 'n3']);
     });
 
-    await t.test('a key written from the page advances the commit index on every card', async () => {
+    await t.test('a key written from the page advances the commit index on every card, and its appends and acks are drawn', async () => {
       const before = Math.max(...(await cards(page)).map((c) => c.commit));
+      await drawnMore(page, 'heartbeat', 0, 5_000); // the message view is live before the write
+      const drawnBefore = await drawn(page);
       await page.fill('#kv-key', 'from-the-page');
       await page.fill('#kv-value', 'hello');
       await act(page, 'button[data-action="put"]');
       const got = await http(`${served.http}/kv/from-the-page`);
       assert.equal(got.body['value'], 'hello');
       await waitFor('every card past the old commit index', 5_000, async () => ((await cards(page)).every((c) => c.commit > before) ? true : null));
+      await drawnMore(page, 'append', drawnBefore['append'] ?? 0, 5_000);
+      await drawnMore(page, 'ack', drawnBefore['ack'] ?? 0, 5_000);
       await page.fill('#kv-value', '');
       await act(page, 'button[data-action="get"]');
       assert.equal(await page.inputValue('#kv-value'), 'hello', 'Get fills the value in');
@@ -177,9 +199,18 @@ test('the dashboard shows the live cluster and drives it through its controls (-
       assert.equal(links, 3);
     });
 
-    await t.test('killing the leader from the page: a new leader with a higher term within 5 s, the old one marked down', async () => {
+    await t.test('no supervisor owns these processes: no restart control, and the restart route says why', async () => {
+      assert.equal(await page.evaluate(`document.querySelectorAll('button[data-action="restart"]').length`), 0);
+      const refused = await http(`${served.http}/ui/actions/restart`, 'POST', { node: follower.id });
+      assert.equal(refused.status, 501);
+      assert.equal(refused.body['error'], 'no_supervisor');
+      assert.match(String(refused.body['message']), /No supervisor owns this cluster's processes/);
+    });
+
+    await t.test('killing the leader from the page: a new leader with a higher term within 5 s, the old one marked down, the votes drawn', async () => {
       const old = leaders(await cards(page))[0];
       assert.ok(old !== undefined);
+      const votesBefore = (await drawn(page))['vote'] ?? 0;
       await act(page, `.card[data-node="${old.node}"] button[data-action="kill"]`);
       const killedAtMs = Date.now();
       const now = await waitFor('a new leader and the old one down', 5_000, async () => {
@@ -189,6 +220,7 @@ test('the dashboard shows the live cluster and drives it through its controls (-
         return next !== undefined && next.node !== old.node && next.term > old.term && dead?.role === 'down' && dead.reachable === 'false' ? all : null;
       });
       t.diagnostic(`new leader ${leaders(now)[0]?.node ?? '?'} shown ${Date.now() - killedAtMs} ms after the kill`);
+      await drawnMore(page, 'vote', votesBefore, 5_000);
       // The feed told the story.
       const feed = (await page.evaluate(`[...document.querySelectorAll('#feed li')].map((li) => li.dataset.kind + ': ' + li.textContent)`)) as string[];
       assert.ok(feed.some((line) => line.startsWith('unreachable:') && line.includes(old.node)), `feed names ${old.node} unreachable: ${feed.join(' | ')}`);
@@ -201,6 +233,83 @@ test('the dashboard shows the live cluster and drives it through its controls (-
   } finally {
     if (closeBrowser !== null) await closeBrowser();
     await cluster.destroy();
+  }
+});
+
+test('on a cluster of quorumkv up: a leader killed from the page and restarted from the page comes back as a follower that catches up', { timeout: 180_000 }, async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-dashboard-up-'));
+  let running: ChildProcess | null = null;
+  let closeBrowser: (() => Promise<void>) | null = null;
+  const pids = new Set<number>();
+  try {
+    const up = startUp(dir, ['--faults']);
+    running = up.proc;
+    await waitFor('up to print the cluster', 30_000, () => (/is up/.test(up.output()) ? true : null));
+    const file = JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: { id: string; http: string; pid: number }[] };
+    for (const n of file.nodes) pids.add(n.pid);
+    const token = (await readFile(path.join(dir, 'admin-token'), 'utf8')).trim();
+    const statusOf = async (url: string) => (await http(`${url}/status`)).body;
+    const leaderId = await waitFor('a leader', 10_000, async () => {
+      for (const n of file.nodes) if ((await statusOf(n.http).catch((): Record<string, unknown> => ({})))['role'] === 'leader') return n.id;
+      return null;
+    });
+    const served = file.nodes.find((n) => n.id !== leaderId);
+    assert.ok(served !== undefined);
+    const opened = await openBrowser(t);
+    if (opened === null) return;
+    closeBrowser = opened.close;
+    const { page, errors } = await openPage(opened.browser, `${served.http}/ui#token=${encodeURIComponent(token)}`);
+    await waitFor('three cards, one leader', 5_000, async () => {
+      const all = await cards(page);
+      return all.length === 3 && leaders(all).length === 1 ? all : null;
+    });
+    const visibleRestarts = `[...document.querySelectorAll('button[data-action="restart"]')].filter((b) => !b.hidden).map((b) => b.dataset.node)`;
+    assert.equal(await page.evaluate(`document.querySelectorAll('button[data-action="restart"]').length`), 3, 'a supervisor owns the processes: every card has a restart control');
+    assert.deepEqual(await page.evaluate(visibleRestarts), [], 'shown on no card while every node is up');
+    const running409 = await http(`${served.http}/ui/actions/restart`, 'POST', { node: leaderId }, { authorization: `Bearer ${token}` });
+    assert.equal(running409.status, 409, 'a running node is not restarted');
+    assert.equal(running409.body['error'], 'process_running');
+
+    const old = leaders(await cards(page))[0];
+    assert.ok(old !== undefined);
+    await act(page, `.card[data-node="${old.node}"] button[data-action="kill"]`);
+    await waitFor('a new leader and the old one down', 5_000, async () => {
+      const all = await cards(page);
+      const next = leaders(all)[0];
+      const dead = all.find((c) => c.node === old.node);
+      return next !== undefined && next.node !== old.node && next.term > old.term && dead?.role === 'down' ? all : null;
+    });
+    // Writes it misses while down: it has something to catch up on.
+    for (let i = 0; i < 5; i++) {
+      await page.fill('#kv-key', `while-${old.node}-down-${i}`);
+      await act(page, 'button[data-action="put"]');
+    }
+    assert.deepEqual(await page.evaluate(visibleRestarts), [old.node], 'restart is offered on the card that is down');
+    const restartedAtMs = Date.now();
+    const answer = await act(page, `.card[data-node="${old.node}"] button[data-action="restart"]`, true, 25_000);
+    assert.match(answer, /"serving":true/);
+    const back = await waitFor(`${old.node} back as a follower with its lag bar at zero`, 20_000, async () => {
+      const all = await cards(page);
+      const card = all.find((c) => c.node === old.node);
+      const leader = leaders(all)[0];
+      return card?.role === 'follower' && card.reachable === 'true' && card.lag === '0' && card.commit === leader?.commit ? card : null;
+    });
+    t.diagnostic(`${old.node} shown caught up at commit ${back.commit} ${Date.now() - restartedAtMs} ms after Restart was clicked`);
+    const newPid = (JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: { id: string; pid: number }[] }).nodes.find((n) => n.id === old.node)?.pid;
+    if (newPid !== undefined) pids.add(newPid);
+    assert.deepEqual(await page.evaluate(visibleRestarts), [], 'no restart offered once it is back');
+    assert.deepEqual(errors, [], 'no errors in the page');
+  } finally {
+    if (closeBrowser !== null) await closeBrowser();
+    if (running !== null) await stopUp(running);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // stopped with up
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 });
 

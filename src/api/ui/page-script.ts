@@ -14,6 +14,7 @@
 export const pageScript: string = `
 'use strict';
 const CONTROLS = document.body.dataset.controls === 'true';
+const RESTART = document.body.dataset.restart === 'true';
 const feedItemsMax = 200;
 const staleAfterMs = 2000;
 const cards = new Map();
@@ -63,7 +64,7 @@ function makeCard(id) {
     card.append(el('div', { class: 'actions' }, [
       button('partition', 'Partition', true), button('heal', 'Heal', false),
       button('transfer', 'Make leader', false), button('kill', 'Kill', true),
-    ]));
+    ].concat(RESTART ? [button('restart', 'Restart', false)] : [])));
   }
   return { card, f };
 }
@@ -104,6 +105,11 @@ function renderCards(s) {
     c.f.lag.dataset.level = n.peerReachable === false || !n.reachable ? 'cut' : lag ? 'behind' : 'ok';
     c.f.lagText.textContent = lag === null ? 'lag unknown' : lag === 0 ? 'caught up' : lag + ' entries behind';
     c.f.error.textContent = n.error || '';
+    // Restart exists for a process that is down (the supervisor refuses a running one); Kill for one that is up.
+    const restartButton = c.card.querySelector('button[data-action="restart"]');
+    if (restartButton) restartButton.hidden = n.reachable;
+    const killButton = c.card.querySelector('button[data-action="kill"]');
+    if (killButton) killButton.hidden = !n.reachable;
   }
 }
 
@@ -164,6 +170,7 @@ function render(s) {
   renderCards(s);
   renderMode(s);
   renderFeed(s);
+  renderFlow(s); // page-flow-script.ts
   if (CONTROLS) renderSelects(s);
 }
 
@@ -236,6 +243,7 @@ const actions = {
   partition: (node) => call('partition ' + node, 'POST', '/ui/actions/partition', { node }),
   heal: (node) => call('heal ' + node, 'POST', '/ui/actions/heal', { node }),
   kill: (node) => call('kill ' + node, 'POST', '/ui/actions/die', { node, clean: false }),
+  restart: (node) => call('restart ' + node, 'POST', '/ui/actions/restart', { node }),
   transfer: (node) => call('make ' + node + ' leader', 'POST', '/admin/transfer-leader', { to: node }),
 };
 

@@ -9,6 +9,7 @@
  * a node did not report (unknown stays null).
  */
 
+import type { KindCounts, MessageSample } from '../../node/message-sampler.js';
 import type { MemberRole, ModeStatus, StatusResponse } from '../../wire/types.js';
 
 /** One node's answer to GET /status in this tick, or why there was none. */
@@ -76,10 +77,14 @@ export interface UiSnapshot {
   readonly nodes: readonly UiNode[];
   /** The latest events, oldest first (at most eventsMax of poller.ts). */
   readonly events: readonly UiEvent[];
+  /** Peer messages the nodes sampled since the previous tick, oldest first (message-gatherer.ts). */
+  readonly messages: readonly MessageSample[];
+  /** Per kind, over the nodes that answered: messages sampled, and sent but not sampled, since they started. */
+  readonly messageCounts: { readonly sampled: KindCounts; readonly skipped: KindCounts };
 }
 
-/** The snapshot without its events (eventsBetween adds them). */
-export type UiView = Omit<UiSnapshot, 'events'>;
+/** The snapshot without its events and messages (eventsBetween and the gatherer add them). */
+export type UiView = Omit<UiSnapshot, 'events' | 'messages' | 'messageCounts'>;
 
 /** The members to show: the leader's configuration, else the newest one any node reports. */
 function membersOf(observations: readonly NodeObservation[], leader: StatusResponse | null) {
