@@ -76,6 +76,10 @@ export interface PeerStatus extends NodeAddresses {
   readonly matchIndex: number | null;
   /** Leader's view: leader last index - matchIndex (null on followers). */
   readonly lag: number | null;
+  /**
+   * On the leader: the link is up and the peer answered within the last election timeout
+   * (a paused peer's link stays up, so the link alone does not count). Elsewhere: the link is up.
+   */
   readonly reachable: boolean;
 }
 
