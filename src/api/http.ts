@@ -65,6 +65,7 @@ import { uiRoutes } from './routes/ui.js';
 import { ClusterPoller, defaultPollerLimits } from './ui/poller.js';
 import type { PollerLimits } from './ui/poller.js';
 import { SnapshotStreams } from './ui/sse.js';
+import type { SupervisorLink } from './ui/supervisor-link.js';
 import type { InputValidator } from './validation.js';
 
 export type { FaultsAdmin, HttpLimits } from './http-context.js';
@@ -89,11 +90,12 @@ export interface HttpServerOptions {
    */
   readonly die?: (clean: boolean) => void;
   /**
-   * With fault injection: restarts member `id`'s process through the supervisor that owns
-   * the cluster's processes (quorumkv up). Absent: the dashboard has no restart control and
-   * POST /ui/actions/restart answers no_supervisor.
+   * With fault injection: the supervisor that owns the cluster's processes (quorumkv up),
+   * through which the dashboard restarts, pauses and resumes members and learns which are
+   * paused. Absent: the dashboard has none of those controls and POST
+   * /ui/actions/restart|pause|resume answer no_supervisor.
    */
-  readonly restart?: (id: string) => Promise<object>;
+  readonly supervisor?: SupervisorLink;
   /** When present, GET /rollbacks serves this node's records of writes lost in failovers. */
   readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
   /** This node's sample of the peer messages it sends: GET /ui/messages and the dashboard's message view. */
@@ -171,10 +173,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry, access);
   // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.
   const { faultsAdmin, die } = options;
-  const restart = options.restart === undefined ? {} : { restart: options.restart };
-  const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die, ...restart } : undefined;
+  const supervisor = faultsAdmin !== undefined && die !== undefined && options.supervisor !== undefined ? { supervisor: options.supervisor } : {};
+  const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die, ...supervisor } : undefined;
   const messages = options.messages === undefined ? {} : { messages: options.messages };
-  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard }, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }), ...messages });
+  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard }, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }), ...messages, ...supervisor });
   const streams = new SnapshotStreams(poller);
   const watchStreams = new WatchStreams();
   // The route table, written once: registered below and consulted for 405 answers.

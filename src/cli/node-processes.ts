@@ -153,9 +153,12 @@ export class NodeProcesses {
     if (child.pid !== undefined) this.options.onStart(id, child.pid);
   }
 
+  /** Refuses what would do nothing, so the caller learns the state it did not expect: pausing a paused process, resuming a running one. */
   private signal(id: string, name: 'SIGSTOP' | 'SIGCONT', paused: boolean): NodeProcessInfo {
     const slot = this.slot(id);
     if (slot.child === null) throw new NodeProcessRefusal('process_not_running', `${id} is not running (${slot.lastExit ?? 'never started'}): nothing to ${paused ? 'pause' : 'resume'}`);
+    if (paused && slot.paused) throw new NodeProcessRefusal('process_not_running', `${id} is already paused (pid ${slot.pid}): resume it first`);
+    if (!paused && !slot.paused) throw new NodeProcessRefusal('process_running', `${id} is running, not paused (pid ${slot.pid}): nothing to resume (stopped by hand? kill -CONT ${slot.pid})`);
     slot.child.kill(name);
     slot.paused = paused;
     return this.info(id, slot);

@@ -22,6 +22,7 @@ import type { AuthState } from '../wire/auth.js';
 import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import { reloadingOutboundTls } from '../api/outbound-tls.js';
+import type { SupervisorLink } from '../api/ui/supervisor-link.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
@@ -32,7 +33,7 @@ import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
-import { askSupervisor } from './supervisor-client.js';
+import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
 import { defaultMessageSamplerLimits, MessageSampler, sampledTransport } from '../node/message-sampler.js';
 import { createTcpTransport } from '../transport/tcp.js';
 import type { PeerAddress, PeerTransport, TcpTransportOptions } from '../transport/types.js';
@@ -720,15 +721,18 @@ async function startApis(
     ...serverTls,
     ...outboundTls,
     ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
-    ...(config.faults && config.supervisorUrl !== null ? { restart: restartThrough(config.supervisorUrl, adminToken) } : {}),
+    ...(config.faults && config.supervisorUrl !== null ? { supervisor: supervisorLink(config.supervisorUrl, adminToken) } : {}),
     logger: false,
   });
   return { grpc, http, sampler };
 }
 
-/** The dashboard's restart: the supervisor that started this node (quorumkv up) starts the member again. */
-function restartThrough(supervisorUrl: string, adminToken: string | null): (id: string) => Promise<object> {
-  return (id) => askSupervisor(supervisorUrl, adminToken, 'restart', id);
+/** The dashboard's restart, pause and resume, and its paused members: the supervisor that started this node (quorumkv up). */
+function supervisorLink(supervisorUrl: string, adminToken: string | null): SupervisorLink {
+  return {
+    act: (action, id) => askSupervisor(supervisorUrl, adminToken, action, id),
+    processes: (timeoutMs) => supervisorProcesses(supervisorUrl, adminToken, timeoutMs),
+  };
 }
 
 /** The driver's and core's settings, derived from the node's configuration (ms become ticks). */

@@ -8,8 +8,8 @@
  *   GET  /nodes                 every node process: id, pid, state (running, paused, exited), last exit
  *   POST /nodes/{id}/restart    start an exited node again with its first start's arguments;
  *                               answers once its /health answers (at most restartWaitMsMax)
- *   POST /nodes/{id}/pause      SIGSTOP
- *   POST /nodes/{id}/resume     SIGCONT
+ *   POST /nodes/{id}/pause      SIGSTOP (409 process_not_running when it is paused or exited)
+ *   POST /nodes/{id}/resume     SIGCONT (409 process_running when it runs, not paused)
  *
  * Must never: listen beyond loopback, act without the admin token, restart anything by
  * itself or a node whose process still runs (409 process_running), read a request body, or

@@ -6,7 +6,9 @@
  * after a write, votes after the kill), no restart control where no supervisor owns the
  * processes, and no controls without --faults. On a cluster of `quorumkv up --faults` (whose
  * supervisor owns the processes): a leader killed from the page and restarted from the page
- * comes back as a follower that catches up. Every wait is a condition with a deadline.
+ * comes back as a follower that catches up; a follower paused from the page is shown paused
+ * (the leader sees it unreachable) while writes go on, and resumed from the page it answers
+ * again and catches up. Every wait is a condition with a deadline.
  * Leaves docs/images/dashboard.png behind.
  */
 
@@ -30,6 +32,7 @@ interface Card {
   readonly role: string;
   readonly reachable: string;
   readonly peerReachable: string;
+  readonly process: string;
   readonly commit: number;
   readonly term: number;
   readonly lag: string;
@@ -82,7 +85,7 @@ async function openPage(browser: BrowserContext, url: string): Promise<{ page: P
 // Evaluated in the page (strings: this project's TypeScript has no DOM types).
 async function cards(page: Page): Promise<Card[]> {
   return (await page.evaluate(`[...document.querySelectorAll('#cards .card')].map((c) => ({
-    node: c.dataset.node, role: c.dataset.role, reachable: c.dataset.reachable, peerReachable: c.dataset.peerReachable,
+    node: c.dataset.node, role: c.dataset.role, reachable: c.dataset.reachable, peerReachable: c.dataset.peerReachable, process: c.dataset.process,
     commit: Number(c.dataset.commit), term: Number(c.dataset.term), lag: c.dataset.lag,
   }))`)) as Card[];
 }
@@ -120,6 +123,67 @@ async function act(page: Page, selector: string, wantOk = true, timeoutMs = 10_0
 
 function leaders(all: readonly Card[]): Card[] {
   return all.filter((c) => c.role === 'leader');
+}
+
+/** The members whose card shows the `action` button now (not hidden). */
+async function offered(page: Page, action: string): Promise<string[]> {
+  return (await page.evaluate(`[...document.querySelectorAll('button[data-action="${action}"]')].filter((b) => !b.hidden).map((b) => b.dataset.node).sort()`)) as string[];
+}
+
+/**
+ * On a cluster of quorumkv up --faults, with `page` served by `servedId` and every member up
+ * and caught up: pauses another follower from the page, sees it shown paused (and cut off by
+ * the leader) while writes go on, and resumes it from the page until it has caught up.
+ */
+async function pauseAndResumeAFollower(t: TestContext, page: Page, nodes: readonly { id: string; http: string }[], servedId: string, token: string): Promise<void> {
+  const all = await cards(page);
+  const target = all.find((c) => c.role === 'follower' && c.node !== servedId);
+  const leader = leaders(all)[0];
+  assert.ok(target !== undefined && leader !== undefined, `a follower to pause besides ${servedId}: ${JSON.stringify(all)}`);
+  const httpOf = (id: string): string => nodes.find((n) => n.id === id)?.http ?? '';
+  const admin = { authorization: `Bearer ${token}` };
+  assert.deepEqual(await offered(page, 'pause'), nodes.map((n) => n.id).sort(), 'Pause on every running member');
+  assert.deepEqual(await offered(page, 'resume'), [], 'Resume on none');
+  const notPaused = await http(`${httpOf(servedId)}/ui/actions/resume`, 'POST', { node: target.node }, admin);
+  assert.deepEqual([notPaused.status, notPaused.body['error']], [409, 'process_running'], 'a running node is not resumed');
+
+  await act(page, `.card[data-node="${target.node}"] button[data-action="pause"]`);
+  const pausedAtMs = Date.now();
+  await waitFor(`${target.node} shown paused`, 5_000, async () => {
+    const card = (await cards(page)).find((c) => c.node === target.node);
+    return card?.role === 'paused' && card.reachable === 'false' && card.process === 'paused' ? card : null;
+  });
+  t.diagnostic(`${target.node} shown paused ${Date.now() - pausedAtMs} ms after Pause was clicked`);
+  assert.deepEqual(await offered(page, 'resume'), [target.node], 'Resume on the paused card only');
+  assert.equal((await offered(page, 'pause')).includes(target.node), false, 'no Pause on it');
+  assert.equal((await offered(page, 'restart')).includes(target.node), false, 'no Restart on it: its process still exists');
+  const twice = await http(`${httpOf(servedId)}/ui/actions/pause`, 'POST', { node: target.node }, admin);
+  assert.deepEqual([twice.status, twice.body['error']], [409, 'process_not_running'], 'a paused node is not paused again');
+  // The others: the leader stops counting it as reachable (its TCP link stays open while paused).
+  await waitFor(`the leader to see ${target.node} unreachable`, 10_000, async () => {
+    const status = (await http(`${httpOf(leader.node)}/status`)).body as { peers?: { id: string; reachable: boolean }[] };
+    return status.peers?.find((p) => p.id === target.node)?.reachable === false ? true : null;
+  });
+  await waitFor(`${target.node}'s card cut off from the leader`, 5_000, async () => ((await cards(page)).find((c) => c.node === target.node)?.peerReachable === 'false' ? true : null));
+  for (let i = 0; i < 5; i++) {
+    await page.fill('#kv-key', `while-${target.node}-paused-${i}`);
+    await act(page, 'button[data-action="put"]');
+  }
+  const feed = (await page.evaluate(`[...document.querySelectorAll('#feed li')].map((li) => li.textContent)`)) as string[];
+  assert.ok(feed.some((line) => line.includes(`${target.node} is paused`)), `the feed says it is paused: ${feed.join(' | ')}`);
+
+  const resumedAtMs = Date.now();
+  await act(page, `.card[data-node="${target.node}"] button[data-action="resume"]`);
+  await waitFor(`${target.node} answering /status again`, 10_000, async () => ((await http(`${httpOf(target.node)}/status`)).status === 200 ? true : null));
+  const back = await waitFor(`${target.node} a follower again with its lag bar at zero`, 20_000, async () => {
+    const now = await cards(page);
+    const card = now.find((c) => c.node === target.node);
+    return card?.role === 'follower' && card.reachable === 'true' && card.process === 'running' && card.lag === '0' && card.commit === leaders(now)[0]?.commit ? card : null;
+  });
+  t.diagnostic(`${target.node} shown caught up at commit ${back.commit} ${Date.now() - resumedAtMs} ms after Resume was clicked`);
+  assert.deepEqual(await offered(page, 'resume'), [], 'no Resume once it runs');
+  const got = await http(`${httpOf(target.node)}/kv/while-${target.node}-paused-4?consistency=local`);
+  assert.equal(got.body['value'], 'world', 'it holds a write made while it was paused');
 }
 
 test('the dashboard shows the live cluster and drives it through its controls (--faults)', async (t) => {
@@ -199,12 +263,15 @@ test('the dashboard shows the live cluster and drives it through its controls (-
       assert.equal(links, 3);
     });
 
-    await t.test('no supervisor owns these processes: no restart control, and the restart route says why', async () => {
-      assert.equal(await page.evaluate(`document.querySelectorAll('button[data-action="restart"]').length`), 0);
-      const refused = await http(`${served.http}/ui/actions/restart`, 'POST', { node: follower.id });
-      assert.equal(refused.status, 501);
-      assert.equal(refused.body['error'], 'no_supervisor');
-      assert.match(String(refused.body['message']), /No supervisor owns this cluster's processes/);
+    await t.test('no supervisor owns these processes: no restart, pause or resume control, and their routes say why', async () => {
+      for (const action of ['restart', 'pause', 'resume']) {
+        assert.equal(await page.evaluate(`document.querySelectorAll('button[data-action="${action}"]').length`), 0, `no ${action} button`);
+        const refused = await http(`${served.http}/ui/actions/${action}`, 'POST', { node: follower.id });
+        assert.equal(refused.status, 501, `${action}: ${JSON.stringify(refused.body)}`);
+        assert.equal(refused.body['error'], 'no_supervisor');
+        assert.match(String(refused.body['message']), /No supervisor owns this cluster's processes/);
+      }
+      assert.equal((await cards(page)).every((c) => c.process === 'null'), true, 'no process states without a supervisor');
     });
 
     await t.test('killing the leader from the page: a new leader with a higher term within 5 s, the old one marked down, the votes drawn', async () => {
@@ -236,7 +303,7 @@ test('the dashboard shows the live cluster and drives it through its controls (-
   }
 });
 
-test('on a cluster of quorumkv up: a leader killed from the page and restarted from the page comes back as a follower that catches up', { timeout: 180_000 }, async (t) => {
+test('on a cluster of quorumkv up: a leader killed and restarted from the page catches up; a follower paused and resumed from the page too', { timeout: 240_000 }, async (t) => {
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-dashboard-up-'));
   let running: ChildProcess | null = null;
   let closeBrowser: (() => Promise<void>) | null = null;
@@ -298,6 +365,7 @@ test('on a cluster of quorumkv up: a leader killed from the page and restarted f
     const newPid = (JSON.parse(await readFile(path.join(dir, 'cluster.json'), 'utf8')) as { nodes: { id: string; pid: number }[] }).nodes.find((n) => n.id === old.node)?.pid;
     if (newPid !== undefined) pids.add(newPid);
     assert.deepEqual(await page.evaluate(visibleRestarts), [], 'no restart offered once it is back');
+    await pauseAndResumeAFollower(t, page, file.nodes, served.id, token);
     assert.deepEqual(errors, [], 'no errors in the page');
   } finally {
     if (closeBrowser !== null) await closeBrowser();
@@ -321,7 +389,7 @@ test('without --faults the page has no controls and the control routes do not ex
     const first = cluster.nodes[0];
     assert.ok(first !== undefined);
     assert.equal((await http(`${first.http}/admin/die`, 'POST', { id: first.id })).status, 404);
-    for (const action of ['partition', 'heal', 'delay', 'die']) {
+    for (const action of ['partition', 'heal', 'delay', 'die', 'restart', 'pause', 'resume']) {
       assert.equal((await http(`${first.http}/ui/actions/${action}`, 'POST', { node: first.id })).status, 404, `/ui/actions/${action} is 404`);
     }
     const cli = await runCli(['dashboard', '--endpoints', `http://127.0.0.1:1,${first.http}`], 10_000);

@@ -12,6 +12,9 @@
  *   POST /ui/actions/restart      {node}: start a member's exited process again, through the
  *                                 supervisor that owns it (quorumkv up); 501 no_supervisor
  *                                 without one (fault injection only)
+ *   POST /ui/actions/pause        {node}: SIGSTOP a member's process, through that supervisor
+ *   POST /ui/actions/resume       {node}: SIGCONT it (both: 501 no_supervisor without one, 409
+ *                                 when the process is not running / not paused; fault injection only)
  *
  * The actions that reach other nodes pass the caller's Authorization header on (actions.ts).
  * The page's other controls use the ordinary API of the node that serves it (PUT/GET
@@ -34,9 +37,11 @@ import {
   uiHealUsage,
   uiMessagesQuery,
   uiPartitionUsage,
+  uiPauseUsage,
   uiRestartUsage,
+  uiResumeUsage,
 } from '../http-schemas.js';
-import { delay, die, heal, partition, restart } from '../ui/actions.js';
+import { delay, die, heal, partition, throughSupervisor } from '../ui/actions.js';
 import type { ActionHooks } from '../ui/actions.js';
 import { dashboardPage } from '../ui/page.js';
 import type { SnapshotStreams } from '../ui/sse.js';
@@ -56,7 +61,7 @@ export interface UiHooks {
 type Body<S> = FastifyRequest<{ Body: S }>;
 
 export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
-  const page = dashboardPage({ controls: hooks.actions !== undefined, restart: hooks.actions?.restart !== undefined });
+  const page = dashboardPage({ controls: hooks.actions !== undefined, supervisor: hooks.actions?.supervisor !== undefined });
   const routes: HttpRoute[] = [
     {
       method: 'GET',
@@ -135,7 +140,23 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
       url: '/ui/actions/restart',
       schema: { querystring: noQuery, body: uiActionNodeBody },
       problems: { usage: uiRestartUsage },
-      handle: (request: Body<Static<typeof uiActionNodeBody>>) => restart(actions, request.body.node),
+      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'restart', request.body.node),
+    },
+    {
+      method: 'POST',
+      access: 'admin',
+      url: '/ui/actions/pause',
+      schema: { querystring: noQuery, body: uiActionNodeBody },
+      problems: { usage: uiPauseUsage },
+      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'pause', request.body.node),
+    },
+    {
+      method: 'POST',
+      access: 'admin',
+      url: '/ui/actions/resume',
+      schema: { querystring: noQuery, body: uiActionNodeBody },
+      problems: { usage: uiResumeUsage },
+      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'resume', request.body.node),
     },
   );
   return routes;

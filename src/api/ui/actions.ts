@@ -2,8 +2,9 @@
  * The dashboard's fault controls, done by the node that serves the page (the page cannot
  * reach other origins): partition, heal, delay and die, exactly as `quorumkv fault` does
  * them (cli/fault.ts) — PUT /admin/faults or POST /admin/die on the right node. This node
- * is acted on directly through its own hooks; the others over HTTP. Restart goes to the
- * supervisor that owns the processes (the `restart` hook), when one does.
+ * is acted on directly through its own hooks; the others over HTTP. Restart, pause and
+ * resume go to the supervisor that owns the processes (the `supervisor` hook), when one does:
+ * a paused or exited process cannot act on a request itself.
  *
  * Exists only with fault injection on (routes/ui.ts registers the routes then).
  * Another node is asked with the caller's own Authorization header (this node checked it
@@ -18,6 +19,7 @@ import { request } from 'undici';
 import type { KvNode } from '../../node/types.js';
 import { QkvError } from '../../wire/errors.js';
 import type { FaultsAdmin } from '../http-context.js';
+import type { SupervisorAction, SupervisorLink } from './supervisor-link.js';
 
 /** How long another node may take to answer an action. */
 const actionTimeoutMs = 3_000;
@@ -28,8 +30,8 @@ export interface ActionHooks {
   readonly faultsAdmin: FaultsAdmin;
   /** This node's die hook (stop cleanly, or kill -9 when not clean). */
   readonly die: (clean: boolean) => void;
-  /** Restarts member `id`'s exited process through its supervisor (quorumkv up); absent without one. */
-  readonly restart?: (id: string) => Promise<object>;
+  /** The supervisor that owns the members' processes (quorumkv up): restart, pause, resume; absent without one. */
+  readonly supervisor?: SupervisorLink;
 }
 
 interface Member {
@@ -126,15 +128,18 @@ export async function die(hooks: ActionHooks, id: string, clean: boolean, afterA
 }
 
 /**
- * Starts member `id`'s process again (`quorumkv fault restart NODE`) through the supervisor
- * that owns it; the supervisor refuses a process that still runs (process_running).
+ * Asks the supervisor that owns member `id`'s process to restart, pause (SIGSTOP) or resume
+ * (SIGCONT) it, as `quorumkv fault restart|pause|resume NODE` does. The supervisor refuses
+ * to restart a process that still runs or is paused and to resume a running one
+ * (process_running), and to pause one that is paused or exited (process_not_running).
  */
-export async function restart(hooks: ActionHooks, id: string): Promise<object> {
+export async function throughSupervisor(hooks: ActionHooks, action: SupervisorAction, id: string): Promise<object> {
   const target = pick(membersOf(hooks.node), id);
-  if (hooks.restart === undefined) {
-    throw new QkvError('no_supervisor', `No supervisor owns this cluster's processes (${hooks.node.id} was started without --supervisor): restart ${target.id} by hand, or run the cluster with quorumkv up`);
+  if (hooks.supervisor === undefined) {
+    const byHand = action === 'restart' ? 'start it by hand' : `send it SIG${action === 'pause' ? 'STOP' : 'CONT'} by hand`;
+    throw new QkvError('no_supervisor', `No supervisor owns this cluster's processes (${hooks.node.id} was started without --supervisor): to ${action} ${target.id}, ${byHand}, or run the cluster with quorumkv up`);
   }
-  return hooks.restart(target.id);
+  return hooks.supervisor.act(action, target.id);
 }
 
 function failures(targets: readonly Member[], outcomes: readonly PromiseSettledResult<unknown>[]): { node: string; message: string }[] {

@@ -29,6 +29,7 @@ section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .06em
 .card[data-role="candidate"] { border-left-color: var(--warn); }
 .card[data-role="learner"] { border-left-color: var(--learner); }
 .card[data-role="down"] { border-left-color: var(--bad); opacity: .7; }
+.card[data-role="paused"] { border-left-color: var(--warn); border-left-style: dashed; opacity: .8; }
 .card .head { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
 .card .id { font-size: 18px; font-weight: 700; }
 .card .role { font-weight: 600; text-transform: uppercase; font-size: 12px; }
@@ -71,6 +72,7 @@ input[type="number"] { width: 80px; }
 #flow .flow-node[data-role="candidate"] circle { stroke: var(--warn); }
 #flow .flow-node[data-role="learner"] circle { stroke: var(--learner); }
 #flow .flow-node[data-role="down"] circle { stroke: var(--bad); stroke-dasharray: 4 3; }
+#flow .flow-node[data-role="paused"] circle { stroke: var(--warn); stroke-dasharray: 2 3; }
 #flow .flow-node text { fill: var(--ink); font-weight: 700; font-size: 14px; }
 #flow-legend { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; font-size: 13px; min-width: 300px; }
 #flow-legend li > span:not(.swatch) { flex: 1; }

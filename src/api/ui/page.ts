@@ -12,8 +12,11 @@ import { pageStyle } from './page-style.js';
 export interface PageOptions {
   /** Put the control panel and the cards' buttons in the page. */
   readonly controls: boolean;
-  /** With controls: a supervisor owns the processes, so a card that is down offers Restart. */
-  readonly restart: boolean;
+  /**
+   * With controls: a supervisor owns the processes, so the cards offer Pause (a member that
+   * runs), Resume (one that is paused) and Restart (one that is down).
+   */
+  readonly supervisor: boolean;
 }
 
 const controlPanel = `
@@ -50,7 +53,7 @@ export function dashboardPage(options: PageOptions): string {
 <title>quorumkv dashboard</title>
 <style>${pageStyle}</style>
 </head>
-<body data-controls="${String(options.controls)}" data-restart="${String(options.controls && options.restart)}">
+<body data-controls="${String(options.controls)}" data-supervisor="${String(options.controls && options.supervisor)}">
 <header>
   <h1>quorumkv</h1>
   <span class="dim">served by <b id="served-by">…</b></span>

@@ -2,12 +2,15 @@
  * The dashboard's one poller per node: while at least one page is connected it asks this
  * node (directly) and every other member (GET /status over HTTP, short deadline) for their
  * status every `pollIntervalMs`, and at the same time for the peer messages they sampled
- * (message-gatherer.ts), builds one UiSnapshot and hands it to every subscriber.
+ * (message-gatherer.ts), and — when a supervisor owns the processes (quorumkv up) — that
+ * supervisor for the processes it paused (a paused member cannot answer for itself); it
+ * builds one UiSnapshot and hands it to every subscriber.
  * It stops when the last page leaves, so an idle node polls nobody.
  *
  * Limits: one tick in flight at a time (a slow tick makes the next one skip, never pile
  * up), `subscribersMax` pages, `eventsMax` remembered events, two connections per peer
- * (its status and its messages, asked together).
+ * (its status and its messages, asked together), one request to the supervisor per tick
+ * with the same deadline as a peer's status.
  *
  * Must never: keep a subscriber's snapshots in a queue (a slow page skips snapshots; the
  * SSE route drops what its socket cannot take), or let one silent peer delay the others.
@@ -21,6 +24,7 @@ import type { MessageSource } from '../../node/message-sampler.js';
 import { MessageGatherer } from './message-gatherer.js';
 import { eventsBetween, viewOf } from './snapshot.js';
 import type { NodeObservation, UiEvent, UiSnapshot, UiView } from './snapshot.js';
+import type { ProcessState, SupervisorLink } from './supervisor-link.js';
 
 export interface PollerLimits {
   /** Time between two ticks. */
@@ -40,6 +44,9 @@ export const defaultPollerLimits: PollerLimits = {
   eventsMax: 100,
 };
 
+/** How long the supervisor's last answer stands in for one it did not give in time. */
+const processesKeptMsMax = 2_000;
+
 export type SnapshotListener = (snapshot: UiSnapshot) => void;
 
 export class TooManySubscribers extends Error {
@@ -57,15 +64,23 @@ export class ClusterPoller {
   private events: UiEvent[] = [];
   private seqNext = 1;
   private latest: UiSnapshot | null = null;
+  private processesKnown: { readonly states: ReadonlyMap<string, ProcessState>; readonly atMs: number } | null = null;
   private readonly gatherer: MessageGatherer;
 
   constructor(
     private readonly node: KvNode,
     /**
      * `connect`: TLS options for reaching the other nodes' HTTPS APIs (their CA, this node's
-     * certificate); `messages`: this node's sampler of the peer messages it sends.
+     * certificate); `messages`: this node's sampler of the peer messages it sends;
+     * `supervisor`: the one that owns the members' processes, asked which it paused.
      */
-    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits; readonly connect?: OutboundTls; readonly messages?: MessageSource },
+    private readonly options: {
+      readonly faults: boolean;
+      readonly limits: PollerLimits;
+      readonly connect?: OutboundTls;
+      readonly messages?: MessageSource;
+      readonly supervisor?: SupervisorLink;
+    },
   ) {
     this.gatherer = new MessageGatherer(node.id, options.messages ?? null);
     const l = options.limits;
@@ -134,9 +149,13 @@ export class ClusterPoller {
     try {
       const self = this.node.status();
       const members = membersOf(self);
-      const [observations, gathered] = await Promise.all([this.observe(agent, self, members), this.gatherer.gather(members, agent, this.options.limits.statusTimeoutMs)]);
+      const [observations, gathered, processes] = await Promise.all([
+        this.observe(agent, self, members),
+        this.gatherer.gather(members, agent, this.options.limits.statusTimeoutMs),
+        this.askSupervisor(),
+      ]);
       if (this.agent !== agent) return; // stopped meanwhile: nobody to tell
-      const view = viewOf({ observations, servedBy: this.node.id, faults: this.options.faults, atMs: Date.now() });
+      const view = viewOf({ observations, processes, servedBy: this.node.id, faults: this.options.faults, atMs: Date.now() });
       const fresh = eventsBetween(this.previous, view, this.seqNext);
       this.seqNext += fresh.length;
       this.events = [...this.events, ...fresh].slice(-this.options.limits.eventsMax);
@@ -158,6 +177,24 @@ export class ClusterPoller {
         return this.askStatus(agent, id, http);
       }),
     );
+  }
+
+  /**
+   * The supervisor's process states, or null without one. When it does not answer in time,
+   * its last answer stands for up to `processesKeptMsMax` (a busy supervisor must not make a
+   * paused card flicker to down and back), then nothing is known.
+   */
+  private async askSupervisor(): Promise<ReadonlyMap<string, ProcessState> | null> {
+    const supervisor = this.options.supervisor;
+    if (supervisor === undefined) return null;
+    try {
+      const states = await supervisor.processes(this.options.limits.statusTimeoutMs);
+      this.processesKnown = { states, atMs: Date.now() };
+      return states;
+    } catch {
+      const known = this.processesKnown;
+      return known !== null && Date.now() - known.atMs <= processesKeptMsMax ? known.states : null;
+    }
   }
 
   private async askStatus(agent: Agent, id: string, http: string): Promise<NodeObservation> {
