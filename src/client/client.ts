@@ -18,7 +18,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId, leaseTtlMsMax } from '../wire/types.js';
-import type { LeaderInfo, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
+import type { LeaderInfo, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembershipChangeResponse, NodeAddresses, ReadConsistency } from '../wire/types.js';
+import { txnBodyOf, txnResultOf } from './txn-values.js';
+import type { TxnInput, TxnResult } from './txn-values.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -266,9 +268,11 @@ export class KvClient {
    * operations, else the `failure` ones — atomically, as one log entry (no other write lands
    * in between; every write gets the answer's `version`). Same retry and idempotency rules
    * as {@link put}: a retried transaction is answered from the first run, never run twice.
+   * Values are text or bytes, as in {@link put}.
    * @throws InvalidArgumentError, UnavailableError, OutcomeUnknownError, ClientClosedError
    */
-  async txn(body: TxnBody, options: CallOptions = {}): Promise<TxnResponse> {
+  async txn(input: TxnInput, options: CallOptions = {}): Promise<TxnResult> {
+    const body = txnBodyOf(input);
     for (const c of body.compare ?? []) checkKey(c.key);
     for (const o of [...(body.success ?? []), ...(body.failure ?? [])]) {
       if (o.op !== 'list') checkKey(o.key);
@@ -280,7 +284,7 @@ export class KvClient {
     try {
       const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.txn(ep.address, request, timeoutMs));
       this.observe(result.version);
-      return result;
+      return txnResultOf(result);
     } finally {
       this.freeLanes.push(lane);
     }

@@ -14,7 +14,7 @@
  * contender's key behind after a failed acquire, or wait past the deadline.
  */
 
-import type { TxnBody, TxnResponse } from '../wire/types.js';
+import type { TxnInput as TxnBody, TxnResult as TxnResponse } from './txn-values.js';
 import { DeadlineExceededError, QuorumKvError } from './errors.js';
 import type { Lease } from './lease.js';
 import type { Watch, WatchOptions } from './watch.js';

@@ -8,7 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CompactedError, connect } from '../client/index.js';
 import type { KvClient, WatchEvent } from '../client/index.js';
-import { TestCluster, http, waitFor } from './harness.js';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { TestCluster, http, mainPath, waitFor } from './harness.js';
+
+const run = promisify(execFile);
 
 test('over gRPC: watches resume across a node stop, leases hold and drop keys, reads at a version, binary values both ways', { timeout: 120_000 }, async (t) => {
   const cluster = await TestCluster.start({ nodes: 3 });
@@ -115,5 +119,30 @@ test('over gRPC: watches resume across a node stop, leases hold and drop keys, r
     assert.deepEqual(json.body, { key: 'bin/h', value: Buffer.from(bytes.slice(0, 10)).toString('base64'), encoding: 'base64', version: json.body['version'] });
     const listed = await kv.list({ prefix: 'bin/' });
     assert.deepEqual(listed.items.map((e) => typeof e.value), ['object', 'object', 'string']);
+    // A transaction writes, compares and reads bytes too, over either transport.
+    for (const client of [kv, viaHttp]) {
+      const r = await client.txn({
+        compare: [{ key: 'bin/h', value: bytes.slice(0, 10) }],
+        success: [{ op: 'put', key: 'tx/b', value: new Uint8Array([9, 8]) }, { op: 'get', key: 'tx/b' }, { op: 'list', prefix: 'tx/' }],
+      });
+      assert.equal(r.succeeded, true);
+      const got = r.results[1];
+      assert.deepEqual(got?.op === 'get' && got.found ? [...(got.value as Uint8Array)] : null, [9, 8]);
+      const list = r.results[2];
+      assert.deepEqual(list?.op === 'list' ? list.items.map((i) => [...(i.value as Uint8Array)]) : null, [[9, 8]]);
+    }
+  });
+
+  await t.test('the CLI stores a --base64 value as bytes and gives them back raw (get), as base64 in --json and in lines (ls)', async () => {
+    const endpoints = ['--endpoints', cluster.nodes.map((n) => n.http).join(',')];
+    await run(process.execPath, [mainPath, 'put', 'bin/cli', 'AP8A', '--base64', ...endpoints]);
+    const raw = await run(process.execPath, [mainPath, 'get', 'bin/cli', ...endpoints], { encoding: 'buffer' });
+    assert.deepEqual([...raw.stdout], [0, 255, 0]);
+    const json = JSON.parse((await run(process.execPath, [mainPath, 'get', 'bin/cli', '--json', ...endpoints])).stdout) as Record<string, unknown>;
+    assert.deepEqual([json['value'], json['encoding']], ['AP8A', 'base64']);
+    assert.match((await run(process.execPath, [mainPath, 'ls', 'bin/cli', ...endpoints])).stdout, /^bin\/cli\tbase64:AP8A\t\(v\d+\)\n$/);
+    const bad = await run(process.execPath, [mainPath, 'put', 'bin/bad', 'AP8', '--base64', ...endpoints]).catch((e: { code: number; stderr: string }) => e);
+    assert.ok('code' in bad && bad.code !== 0 && bad.stderr.includes('base64'), 'a value that is not base64 is refused');
+    assert.equal(await kv.get('bin/bad'), undefined);
   });
 });
