@@ -27,6 +27,8 @@ export interface ListOp {
   readonly minVersion: number | undefined;
   /** Every page of a consistent scan reads at one version (HTTP only). */
   readonly atVersion?: number | undefined;
+  /** Descending key order, `after` being the cursor in it (HTTP only). */
+  readonly reverse?: boolean | undefined;
 }
 
 /** How a put hangs on a lease: an existing one, or one of its own with this TTL. */
@@ -95,7 +97,8 @@ export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
   const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
   const withAfter = op.after === undefined ? base : { ...base, after: op.after };
   const withAt = op.atVersion === undefined ? withAfter : { ...withAfter, atVersion: op.atVersion };
-  return op.minVersion === undefined ? withAt : { ...withAt, minVersion: op.minVersion };
+  const withOrder = op.reverse === true ? { ...withAt, reverse: true } : withAt;
+  return op.minVersion === undefined ? withOrder : { ...withOrder, minVersion: op.minVersion };
 }
 
 export function keyPath(key: string): string {

@@ -416,8 +416,9 @@ export class KvClient {
   }
 
   /**
-   * One page of keys (with values and versions) in UTF-8 byte order. Pass `next` as
-   * `after` for the following page, or use {@link listAll} / {@link listPages}.
+   * One page of keys (with values and versions) in UTF-8 byte order, descending with
+   * `reverse`. Pass `next` as `after` for the following page (in the same order), or use
+   * {@link listAll} / {@link listPages}.
    * @throws InvalidArgumentError, UnavailableError, DeadlineExceededError, ClientClosedError
    */
   async list(options: ListOptions = {}): Promise<ListPage> {
@@ -428,9 +429,13 @@ export class KvClient {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
       throw new InvalidArgumentError('bad_request', `limit must be an integer >= 1, got ${String(limit)}`);
     }
+    const reverse = options.reverse ?? false;
+    if (typeof reverse !== 'boolean') throw new InvalidArgumentError('bad_request', `reverse must be true or false, got ${String(reverse)}`);
+    // Until the gRPC List takes an order, a reverse list there would come back ascending.
+    if (reverse && this.transport.kind === 'grpc') throw new InvalidArgumentError('bad_request', 'reverse lists are served over HTTP only in this version: connect with http:// endpoints to use reverse');
     const mode = this.readMode(options);
     const atVersion = optionalIndex(options.atVersion, 'atVersion');
-    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }) };
+    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }), ...(reverse ? { reverse } : {}) };
     const page = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.list(ep.address, request, timeoutMs));
     let highest = 0;
     for (const item of page.items) if (item.version > highest) highest = item.version;
@@ -457,7 +462,7 @@ export class KvClient {
     }
   }
 
-  /** Every entry matching `options` (all pages), in key order. */
+  /** Every entry matching `options` (all pages), in key order (descending with `reverse`). */
   async *listAll(options: ListOptions = {}): AsyncGenerator<Entry, void, undefined> {
     for await (const page of this.listPages(options)) yield* page.items;
   }

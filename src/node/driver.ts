@@ -410,10 +410,10 @@ export class NodeDriver implements KvNode {
   }
 
   list(options: ListOptions): Promise<ListResult> {
-    const { prefix, after, limit, atVersion: at } = options;
+    const { prefix, after, limit, atVersion: at, reverse = false } = options;
     return this.readAt(options, (): ReadAt<ListResult> => {
-      if (at === undefined) return { ok: true, value: { items: this.stateMachine.range(prefix, after, limit), version: this.stateMachine.appliedIndex() } };
-      const r = this.stateMachine.rangeAt(prefix, after, limit, at);
+      if (at === undefined) return { ok: true, value: { items: this.stateMachine.range(prefix, after, limit, reverse), version: this.stateMachine.appliedIndex() } };
+      const r = this.stateMachine.rangeAt(prefix, after, limit, at, reverse);
       return r.ok ? { ok: true, value: { items: r.value, version: at } } : r;
     });
   }
