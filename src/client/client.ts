@@ -270,6 +270,8 @@ export class KvClient {
     for (const o of [...(body.success ?? []), ...(body.failure ?? [])]) {
       if (o.op !== 'list') checkKey(o.key);
       else if (o.prefix !== '') checkKey(o.prefix);
+      // Until the gRPC txn list takes an order, it would come back ascending.
+      if (o.op === 'list' && o.reverse === true && this.transport.kind === 'grpc') throw new InvalidArgumentError('bad_request', 'a reverse txn list is served over HTTP only in this version');
     }
     const deadlineMs = this.deadlineOf(options);
     const lane = this.acquireLane();
