@@ -177,7 +177,7 @@ export class FakeKvNode implements KvNode {
     this.throwInjected();
     this.requireRoleFor(options.consistency);
     await this.waitForIndex(options.minVersion ?? 0, options.timeoutMs);
-    return { items: this.range(options.prefix, options.after, options.limit), version: this.lastIndex };
+    return { items: this.range(options.prefix, options.after, options.limit, options.reverse === true), version: this.lastIndex };
   }
 
   waitForLeader(timeoutMs: number): Promise<LeaderInfo | null> {
@@ -360,11 +360,9 @@ export class FakeKvNode implements KvNode {
     return { ok: true, op: 'delete', key: command.key, version: index, deleted };
   }
 
-  private range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    const keys = [...this.store.keys()]
-      .filter((key) => key.startsWith(prefix) && (after === undefined || key > after))
-      .sort()
-      .slice(0, limit);
+  private range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
+    const sorted = [...this.store.keys()].filter((key) => key.startsWith(prefix)).sort();
+    const keys = (reverse ? sorted.reverse().filter((key) => after === undefined || key < after) : sorted.filter((key) => after === undefined || key > after)).slice(0, limit);
     return keys.map((key) => {
       const record = this.store.get(key);
       if (record === undefined) throw new Error(`fake store lost key ${key}`);

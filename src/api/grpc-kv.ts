@@ -182,13 +182,12 @@ export class GrpcKv {
     const prefix = request.prefix;
     if (prefix.length > 0) this.checkPrefix(prefix);
     this.access.permit(this.who(call), prefix, 'read', 'prefix');
-    if (request.reverse) throw new QkvError('bad_request', 'reverse lists are not served over gRPC yet; use the HTTP API');
     const after = request.after.length > 0 ? this.checkKey(request.after, 'after') : undefined;
     const limit = Math.min(request.limit === 0 ? listLimitDefault : request.limit, this.limits.listLimitMax);
     const minVersion = request.minVersion;
     const consistency = readConsistency(request.consistency, minVersion);
     const deadlineMs = this.deadlineMs(call);
-    const op: ListOp = { prefix, after, limit, consistency, minVersion, atVersion: request.atVersion };
+    const op: ListOp = { prefix, after, limit, consistency, minVersion, atVersion: request.atVersion, ...(request.reverse ? { reverse: true } : {}) };
     if (request.countOnly) {
       const counted = await countKeys(this.node, op, this.limits.listLimitMax, timeoutOf(deadlineMs));
       return { items: [], version: counted.version, count: counted.count };

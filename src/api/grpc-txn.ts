@@ -74,7 +74,7 @@ function opOf(o: TxnOp): TxnOpBody {
     case 'get':
       return { op: o.op, key: o.key };
     case 'list':
-      return { op: 'list', prefix: o.prefix, ...(o.limit === 0 ? {} : { limit: o.limit }) };
+      return { op: 'list', prefix: o.prefix, ...(o.limit === 0 ? {} : { limit: o.limit }), ...(o.reverse ? { reverse: true } : {}) };
     default:
       return { op: o.op } as unknown as TxnOpBody;
   }

@@ -62,6 +62,7 @@ export const listQuery = Type.Object(
     atVersion: Type.Optional(safeIntegerText),
     keysOnly: Type.Optional(flag),
     countOnly: Type.Optional(flag),
+    reverse: Type.Optional(flag),
   },
   { additionalProperties: false },
 );

@@ -207,6 +207,43 @@ test('listing pages through keys by prefix, and next is null on the last page', 
   assert.equal(all.body.next, null);
 });
 
+test('reverse=true lists from the last key down, pages backwards through next/after, and combines with keysOnly, countOnly and atVersion', async (t) => {
+  const { url, node } = await startLeader(t);
+  seed(node, { 'a/1': 'x', 'b/1': 'p', 'b/2': 'q', 'b/3': 'r', c: 'z' });
+
+  const first = await call(url, 'GET', '/kv?prefix=b%2F&limit=2&reverse=true');
+  assert.equal(first.status, 200);
+  assert.deepEqual(first.body, {
+    items: [
+      { key: 'b/3', value: 'r', version: 4 },
+      { key: 'b/2', value: 'q', version: 3 },
+    ],
+    next: 'b/2',
+    version: 0,
+  });
+  const second = await call(url, 'GET', `/kv?prefix=b%2F&limit=2&reverse=true&after=${encodeURIComponent(first.body.next)}`);
+  assert.deepEqual(second.body, { items: [{ key: 'b/1', value: 'p', version: 2 }], next: null, version: 0 });
+  const all = await call(url, 'GET', '/kv?reverse=true&keysOnly=true');
+  assert.deepEqual(all.body.items, ['c', 'b/3', 'b/2', 'b/1', 'a/1'].map((key, i) => ({ key, version: 5 - i })));
+  assert.deepEqual((await call(url, 'GET', '/kv?prefix=b%2F&reverse=true&countOnly=true')).body, { count: 3, version: 0 });
+  // The node is asked for descending order, at the version asked; reverse=false is the default order.
+  await call(url, 'GET', '/kv?prefix=b%2F&reverse=true&atVersion=0&consistency=local');
+  const last = node.calls[node.calls.length - 1];
+  assert.deepEqual(last?.op === 'list' ? [last.options.reverse, last.options.atVersion] : null, [true, 0]);
+  const forward = await call(url, 'GET', '/kv?prefix=b%2F&reverse=false');
+  assert.deepEqual(forward.body.items.map((i: { key: string }) => i.key), ['b/1', 'b/2', 'b/3']);
+});
+
+test('reverse=maybe is refused with 400 naming the field, and the node is not asked', async (t) => {
+  const { url, node } = await startLeader(t);
+  const calls = node.calls.length;
+  const answer = await call(url, 'GET', '/kv?reverse=maybe');
+  assert.equal(answer.status, 400);
+  assert.equal(answer.body.error, 'bad_request');
+  assert.match(answer.body.message, /reverse/);
+  assert.equal(node.calls.length, calls);
+});
+
 test('a list limit above listLimitMax is lowered to it', async (t) => {
   const { url, node } = await startLeader(t);
   const entries: Record<string, string> = {};

@@ -28,6 +28,8 @@ export interface ListOp {
   readonly minVersion: number | undefined;
   /** Every page of a consistent scan reads at one version. */
   readonly atVersion?: number | undefined;
+  /** Descending key order, `after` being the cursor in it. */
+  readonly reverse?: boolean | undefined;
 }
 
 /** How a put hangs on a lease: an existing one, or one of its own with this TTL. */
@@ -96,7 +98,8 @@ export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
   const base = { consistency: op.consistency, timeoutMs, prefix: op.prefix, limit: op.limit };
   const withAfter = op.after === undefined ? base : { ...base, after: op.after };
   const withAt = op.atVersion === undefined ? withAfter : { ...withAfter, atVersion: op.atVersion };
-  return op.minVersion === undefined ? withAt : { ...withAt, minVersion: op.minVersion };
+  const withOrder = op.reverse === true ? { ...withAt, reverse: true } : withAt;
+  return op.minVersion === undefined ? withOrder : { ...withOrder, minVersion: op.minVersion };
 }
 
 /**
@@ -158,6 +161,7 @@ export function listSpec(op: ListOp, deadlineMs: number, from: SpecSource): Forw
   const query: string[] = [`limit=${op.limit}`];
   if (op.prefix.length > 0) query.push(`prefix=${encodeURIComponent(op.prefix)}`);
   if (op.after !== undefined) query.push(`after=${encodeURIComponent(op.after)}`);
+  if (op.reverse === true) query.push('reverse=true');
   const url = readUrl('/kv', op.consistency, op.minVersion, query, op.atVersion);
   return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
 }

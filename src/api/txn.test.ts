@@ -32,7 +32,7 @@ test('POST /txn proposes the transaction as written, with its idempotency pair, 
   const body = {
     compare: [{ key: 'a', version: 3 }, { key: 'b', value: 'x', op: '!=' }, { key: 'c', exists: false }],
     success: [{ op: 'put', key: 'a', value: '7' }, { op: 'get', key: 'b' }, { op: 'list', prefix: 'p/', limit: 5 }, { op: 'delete', key: 'c' }],
-    failure: [{ op: 'list', prefix: '' }],
+    failure: [{ op: 'list', prefix: '', reverse: true }],
   };
   const answer = await post(server.url, body, { 'x-qkv-client-id': 'c1', 'x-qkv-seq': '4' });
   assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -61,7 +61,7 @@ test('POST /txn proposes the transaction as written, with its idempotency pair, 
       { op: 'list', prefix: 'p/', limit: 5 },
       { op: 'delete', key: 'c' },
     ],
-    failure: [{ op: 'list', prefix: '', limit: testHttpLimits.listLimitMax }],
+    failure: [{ op: 'list', prefix: '', limit: testHttpLimits.listLimitMax, reverse: true }],
     requestId: { clientId: 'c1', seq: 4 },
   });
 });
@@ -78,6 +78,7 @@ const refusals: readonly { readonly name: string; readonly body: unknown; readon
   { name: 'an empty key', body: { success: [{ op: 'get', key: '' }] }, status: 400, error: 'invalid_key', message: /success\[0\]/ },
   { name: 'a key over the key limit', body: { success: [{ op: 'delete', key: 'k'.repeat(testKvLimits.keyBytesMax + 1) }] }, status: 413, error: 'key_too_large', message: /success\[0\]/ },
   { name: 'a list longer than a page', body: { success: [{ op: 'list', prefix: 'p', limit: testHttpLimits.listLimitMax + 1 }] }, status: 400, error: 'bad_request', message: /limit/ },
+  { name: 'a list whose reverse is not a boolean', body: { success: [{ op: 'list', prefix: 'p', reverse: 'yes' }] }, status: 400, error: 'bad_request', message: /success\[0\]: field "reverse" must be true or false/ },
   { name: 'too many operations', body: { success: Array.from({ length: txnOpsMax + 1 }, () => ({ op: 'get', key: 'a' })) }, status: 400, error: 'bad_request', message: new RegExp(`at most ${txnOpsMax}`) },
   { name: 'a body that is not an object', body: '[1]', status: 400, error: 'bad_request', message: /JSON object/ },
 ];

@@ -24,7 +24,7 @@ const opFields = {
   put: ['op', 'key', 'value', 'encoding'],
   delete: ['op', 'key'],
   get: ['op', 'key'],
-  list: ['op', 'prefix', 'limit'],
+  list: ['op', 'prefix', 'limit', 'reverse'],
 } as const;
 
 export interface TxnLimits {
@@ -133,7 +133,9 @@ function parseOp(raw: unknown, validate: InputValidator, limits: TxnLimits): Txn
       if (!isIndex(limit) || limit < 1 || limit > limits.listLimitMax) {
         throw new QkvError('bad_request', `field "limit" must be an integer from 1 to ${limits.listLimitMax}`, { listLimitMax: limits.listLimitMax });
       }
-      return { op: 'list', prefix, limit };
+      const reverse = o['reverse'] ?? false;
+      if (typeof reverse !== 'boolean') throw new QkvError('bad_request', `field "reverse" must be true or false, got ${JSON.stringify(reverse)}`);
+      return { op: 'list', prefix, limit, ...(reverse ? { reverse } : {}) };
     }
   }
 }

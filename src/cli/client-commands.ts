@@ -69,7 +69,12 @@ const clientSpecs: Readonly<Record<string, CommandSpec>> = {
     args: '<action> <ttlMs|id>',
     flags: clientFlagDefs,
   },
-  ls: { name: 'ls', summary: 'list keys (and values) by prefix, in key order', args: '[prefix]', flags: { ...clientFlagDefs, ...readFlagDefs } },
+  ls: {
+    name: 'ls',
+    summary: 'list keys (and values) by prefix, in key order',
+    args: '[prefix]',
+    flags: { ...clientFlagDefs, ...readFlagDefs, reverse: { kind: 'bool', help: 'in descending key order: the last key first' } },
+  },
   status: { name: 'status', summary: "every node's role, term, indexes and mode, and the members with their role and lag", flags: clientFlagDefs },
 };
 
@@ -204,7 +209,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       case 'ls': {
         // One page at a time, so memory stays bounded whatever the key count; --json prints
         // one JSON object per entry (NDJSON).
-        for await (const page of kv.listPages({ ...read, prefix: first ?? '', limit: 1000 })) {
+        for await (const page of kv.listPages({ ...read, prefix: first ?? '', limit: 1000, reverse: flags.extra.get('reverse') === 'true' })) {
           out(page.items.map((e) => (flags.json ? jsonLine(e) : `${e.key}\t${shown(e.value)}\t(v${e.version})`)).join('\n') + (page.items.length > 0 ? '\n' : ''));
         }
         return 0;

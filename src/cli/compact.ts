@@ -2,7 +2,7 @@
  * `quorumkv compact [--before V]`: drops the history of changes below version V (default:
  * below the version the cluster has applied now), through the log, so every node drops the
  * same. Watches and reads at a version older than that answer `compacted` afterwards. The
- * leader also compacts by itself beyond --history-retention-versions.
+ * leader also compacts by itself beyond --history-retention-versions or -ms (node/history-retention.ts).
  */
 
 import { request } from 'undici';

@@ -30,6 +30,18 @@ test('--read-index-timeout-ms is taken when at least one election timeout', () =
   assert.equal(config([...base, '--election-timeout-ms', '400', '--read-index-timeout-ms', '400'], {}).readIndexTimeoutMs, 400);
 });
 
+test('history retention: by versions always, by age only when --history-retention-ms is given, never shorter than a tick', () => {
+  const c = config(base, {});
+  assert.equal(c.historyRetentionVersions, 100_000);
+  assert.equal(c.historyRetentionMs, 0, 'no time limit unless asked');
+  assert.equal(config([...base, '--history-retention-ms', '3600000'], {}).historyRetentionMs, 3_600_000);
+  assert.equal(config(base, { QKV_HISTORY_RETENTION_MS: '60000' }).historyRetentionMs, 60_000);
+  const refused = (argv: string[], pattern: RegExp) => assert.throws(() => config([...base, ...argv], {}), (e: unknown) => e instanceof ConfigError && pattern.test(e.message));
+  refused(['--history-retention-ms', '-1'], /--history-retention-ms .*>= 0.*"-1"/);
+  refused(['--history-retention-ms', '1h'], /--history-retention-ms .*"1h"/);
+  refused(['--history-retention-ms', '10'], /--history-retention-ms 10 is shorter than a tick \(50 ms\)/);
+});
+
 test('a flag wins over its environment variable, which wins over the default', () => {
   assert.equal(config(base, { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 2);
   assert.equal(config([...base, '--persists-in-flight-max', '1'], { QKV_PERSISTS_IN_FLIGHT_MAX: '2' }).persistsInFlightMax, 1);

@@ -53,6 +53,8 @@ export interface NodeConfig {
   readonly logEntriesMax: number;
   readonly snapshotChunkBytes: number;
   readonly historyRetentionVersions: number;
+  /** History older than this is compacted too (0: only the version limit applies); see node/history-retention.ts. */
+  readonly historyRetentionMs: number;
   readonly watchBufferBytesMax: number;
   readonly watchersMax: number;
   readonly watchProgressMs: number;
@@ -139,7 +141,8 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'list-limit-max': { kind: 'value', help: 'largest page of GET /kv', default: '1000' },
   'log-entries-max': { kind: 'value', help: 'compact the log beyond this many entries', default: '20000' },
   'snapshot-chunk-bytes': { kind: 'value', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
-  'history-retention-versions': { kind: 'value', help: 'versions of change history kept for watches (older ones are compacted by the leader; a watch from before them ends with compacted)', default: '100000' },
+  'history-retention-versions': { kind: 'value', help: 'versions of change history kept for watches and reads at a version (older ones are compacted by the leader; a watch or read from before them gets compacted)', default: '100000' },
+  'history-retention-ms': { kind: 'value', help: "also compact versions applied longer ago than this (0: no time limit); either limit compacts, so --history-retention-versions still bounds the history. Measured on the leader's own apply times: after a failover or restart it keeps longer, never shorter", default: '0' },
   'watch-buffer-bytes-max': { kind: 'value', help: "bytes a watcher's consumer may leave unread before it is cancelled with slow_consumer (it can resume from its last version)", default: String(4 * 1024 * 1024) },
   'watchers-max': { kind: 'value', help: 'watches one node serves at once (beyond: 503 busy)', default: '10000' },
   'watch-progress-ms': { kind: 'value', help: 'a watcher that heard nothing this long gets a progress event with the version it is up to', default: '5000' },
@@ -301,6 +304,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     logEntriesMax: int(v, 'log-entries-max', 10),
     snapshotChunkBytes: int(v, 'snapshot-chunk-bytes', 1024),
     historyRetentionVersions: int(v, 'history-retention-versions', 1),
+    historyRetentionMs: int(v, 'history-retention-ms', 0),
     watchBufferBytesMax: int(v, 'watch-buffer-bytes-max', 1024),
     watchersMax: int(v, 'watchers-max', 1),
     watchProgressMs: int(v, 'watch-progress-ms', 1),
@@ -379,6 +383,8 @@ export function checkRelations(c: NodeConfig): void {
   if (c.keyBytesMax > 1900) problems.push(`--key-bytes-max ${c.keyBytesMax} exceeds what LMDB can store (1900)`);
   // Each batch in flight holds its entries in memory until its flush ends: keep it a pipeline, not a queue.
   if (c.persistsInFlightMax > 64) problems.push(`--persists-in-flight-max ${c.persistsInFlightMax} exceeds 64`);
+  // The samples that date versions are taken at least once a tick: a shorter window cannot be told apart.
+  if (c.historyRetentionMs > 0 && c.historyRetentionMs < c.tickMs) problems.push(`--history-retention-ms ${c.historyRetentionMs} is shorter than a tick (${c.tickMs} ms)`);
   if (c.minDelayMs > c.maxDelayMs) problems.push(`--min-delay-ms ${c.minDelayMs} exceeds --max-delay-ms ${c.maxDelayMs}`);
   if (problems.length > 0) throw new ConfigError(`inconsistent limits: ${problems.join('; ')}`);
 }

@@ -765,6 +765,8 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
     dedupClientsMax: 100_000,
     watch: {
       historyRetentionVersions: config.historyRetentionVersions,
+      // Rounded up: the window is kept at least as long as asked.
+      historyRetentionTicks: Math.ceil(config.historyRetentionMs / config.tickMs),
       bufferBytesMax: config.watchBufferBytesMax,
       watchersMax: config.watchersMax,
       progressTicks: tick(config.watchProgressMs),

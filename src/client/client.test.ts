@@ -116,6 +116,11 @@ for (const variant of variants) {
     const keys: string[] = [];
     for await (const entry of kv.listAll({ limit: 1 })) keys.push(entry.key);
     assert.deepEqual(keys, ['a/1', 'a/2', 'b/1']);
+    // Backwards, a page at a time: each page's `next` is the cursor of the following one.
+    const backwards: string[] = [];
+    for await (const entry of kv.listAll({ limit: 1, reverse: true })) backwards.push(entry.key);
+    assert.deepEqual(backwards, ['b/1', 'a/2', 'a/1']);
+    assert.deepEqual((await kv.list({ prefix: 'a/', reverse: true, after: 'a/2' })).items.map((e) => e.key), ['a/1']);
     assert.deepEqual(await kv.delete('a/1'), { key: 'a/1', version: 4, deleted: true });
     assert.deepEqual(await kv.delete('a/1'), { key: 'a/1', version: 5, deleted: false });
     assert.equal(kv.sessionVersion, 5);

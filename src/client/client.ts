@@ -277,6 +277,7 @@ export class KvClient {
     for (const o of [...(body.success ?? []), ...(body.failure ?? [])]) {
       if (o.op !== 'list') checkKey(o.key);
       else if (o.prefix !== '') checkKey(o.prefix);
+      // Until the gRPC txn list takes an order, it would come back ascending.
     }
     const deadlineMs = this.deadlineOf(options);
     const lane = this.acquireLane();
@@ -423,8 +424,9 @@ export class KvClient {
   }
 
   /**
-   * One page of keys (with values and versions) in UTF-8 byte order. Pass `next` as
-   * `after` for the following page, or use {@link listAll} / {@link listPages}.
+   * One page of keys (with values and versions) in UTF-8 byte order, descending with
+   * `reverse`. Pass `next` as `after` for the following page (in the same order), or use
+   * {@link listAll} / {@link listPages}.
    * @throws InvalidArgumentError, UnavailableError, DeadlineExceededError, ClientClosedError
    */
   async list(options: ListOptions = {}): Promise<ListPage> {
@@ -435,9 +437,11 @@ export class KvClient {
     if (limit !== undefined && (!Number.isSafeInteger(limit) || limit < 1)) {
       throw new InvalidArgumentError('bad_request', `limit must be an integer >= 1, got ${String(limit)}`);
     }
+    const reverse = options.reverse ?? false;
+    if (typeof reverse !== 'boolean') throw new InvalidArgumentError('bad_request', `reverse must be true or false, got ${String(reverse)}`);
     const mode = this.readMode(options);
     const atVersion = optionalIndex(options.atVersion, 'atVersion');
-    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }) };
+    const request: ListRequest = { prefix, after: options.after, limit, consistency: mode.consistency, minVersion: mode.minVersion, ...(atVersion === undefined ? {} : { atVersion }), ...(reverse ? { reverse } : {}) };
     const page = await this.run({ kind: 'read', leaderBound: mode.leaderBound, deadlineMs: this.deadlineOf(options) }, (ep, timeoutMs) => this.transport.list(ep.address, request, timeoutMs));
     let highest = 0;
     for (const item of page.items) if (item.version > highest) highest = item.version;
@@ -464,7 +468,7 @@ export class KvClient {
     }
   }
 
-  /** Every entry matching `options` (all pages), in key order. */
+  /** Every entry matching `options` (all pages), in key order (descending with `reverse`). */
   async *listAll(options: ListOptions = {}): AsyncGenerator<Entry, void, undefined> {
     for await (const page of this.listPages(options)) yield* page.items;
   }

@@ -190,7 +190,7 @@ export class GrpcTransport implements ClientTransport {
 
   async list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage> {
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
-    const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion, atVersion: request.atVersion, keysOnly: false, countOnly: false, reverse: false };
+    const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion, atVersion: request.atVersion, keysOnly: false, countOnly: false, reverse: request.reverse ?? false };
     const reply = await this.unary(endpoint, KVService.list, message, timeoutMs);
     return { items: reply.items.map(entryOf), next: reply.next ?? null, version: reply.version };
   }

@@ -18,7 +18,7 @@ export function txnMessageOf(body: TxnBody): Omit<TxnRequestMessage, 'clientId' 
 }
 
 function opMessageOf(o: TxnOpBody): TxnOp {
-  const none = { key: '', value: '', prefix: '', limit: 0 };
+  const none = { key: '', value: '', prefix: '', limit: 0, reverse: false };
   switch (o.op) {
     case 'put':
       return o.encoding === 'base64' ? { ...none, op: o.op, key: o.key, binary: Buffer.from(o.value, 'base64') } : { ...none, op: o.op, key: o.key, value: o.value };
@@ -26,7 +26,7 @@ function opMessageOf(o: TxnOpBody): TxnOp {
     case 'get':
       return { ...none, op: o.op, key: o.key };
     case 'list':
-      return { ...none, op: o.op, prefix: o.prefix, limit: o.limit ?? 0 };
+      return { ...none, op: o.op, prefix: o.prefix, limit: o.limit ?? 0, reverse: o.reverse === true };
   }
 }
 

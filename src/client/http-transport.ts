@@ -223,6 +223,7 @@ export class HttpTransport implements ClientTransport {
     if (request.consistency !== undefined) query.push(`consistency=${request.consistency}`);
     if (request.minVersion !== undefined) query.push(`minVersion=${request.minVersion}`);
     if (request.atVersion !== undefined) query.push(`atVersion=${request.atVersion}`);
+    if (request.reverse === true) query.push('reverse=true');
     const path = query.length === 0 ? '/kv' : `/kv?${query.join('&')}`;
     const answer = await this.exchange(endpoint, 'GET', path, { [timeoutHeader]: String(serverBudgetMs(timeoutMs)) }, null, timeoutMs);
     const json = okBody(answer);

@@ -100,6 +100,8 @@ export interface ListRequest {
   readonly consistency: ReadConsistency | undefined;
   readonly minVersion: number | undefined;
   readonly atVersion?: number | undefined;
+  /** Descending key order, `after` being the cursor in it. */
+  readonly reverse?: boolean | undefined;
 }
 
 /** A membership change, as the client sends it to the leader. */

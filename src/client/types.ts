@@ -131,10 +131,12 @@ export interface GetOptions extends CallOptions {
 export interface ListOptions extends GetOptions {
   /** Only keys starting with this. */
   readonly prefix?: string;
-  /** Start strictly after this key (pass a page's `next`). */
+  /** Start strictly after this key in the listing's order (pass a page's `next`); with `reverse`, the keys before it. */
   readonly after?: string;
   /** Page size (the server caps it; default 100). */
   readonly limit?: number;
+  /** Descending key order: the last key first (HTTP only in this version). */
+  readonly reverse?: boolean;
 }
 
 export interface DieOptions extends CallOptions {

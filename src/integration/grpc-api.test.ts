@@ -95,6 +95,12 @@ test('over gRPC: watches resume across a node stop, leases hold and drop keys, r
     assert.ok(version >= before.version);
     assert.equal(seen.length, 10);
     assert.ok(seen.includes('s/k5=old'));
+    // In reverse, as a list and as a transaction's list.
+    const backwards: string[] = [];
+    for await (const e of kv.listAll({ prefix: 's/', limit: 4, reverse: true })) backwards.push(e.key);
+    assert.deepEqual(backwards, Array.from({ length: 10 }, (_, i) => `s/k${9 - i}`));
+    const txn = await kv.txn({ success: [{ op: 'list', prefix: 's/', limit: 2, reverse: true }] });
+    assert.deepEqual(txn.results[0]?.op === 'list' ? txn.results[0].items.map((e) => e.key) : null, ['s/k9', 's/k8']);
     await http(`${cluster.nodes[0]?.http}/admin/compact`, 'POST', {});
     await assert.rejects(kv.get('s/k0', { atVersion: before.version }), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'compacted');
     const watch = kv.watch('s/', { fromVersion: before.version });

@@ -1,8 +1,9 @@
 /**
  * Reads at a past version on real processes: a paged scan every page of which reads the
- * version of the first is consistent while transfers run (the total is conserved), a key
- * reads as it was, keysOnly and countOnly, and a version older than the history kept is
- * 410 compacted with the oldest version left.
+ * version of the first is consistent while transfers run (the total is conserved), forwards
+ * and in reverse, a key reads as it was, keysOnly and countOnly, and a version older than the
+ * history kept (by versions, or by age with --history-retention-ms) is 410 compacted with
+ * the oldest version left.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -57,22 +58,26 @@ test('a paged scan at one version is consistent while transfers run; a key reads
     // Scans of small pages from followers and the leader alike, each page a separate request.
     for (let scan = 0; scan < 5; scan++) {
       let total = 0;
-      let count = 0;
       let version = 0;
+      const seen: string[] = [];
       for await (const page of client.listPages({ prefix: 'bank/', limit: 7, consistency: scan % 2 === 0 ? 'linearizable' : 'local' })) {
         version ||= page.version;
         assert.equal(page.version, version, 'every page shows the version of the first');
         for (const e of page.items) {
           assert.ok(e.version <= version);
           total += Number(e.value);
-          count++;
+          seen.push(`${e.key}=${e.value}@${e.version}`);
         }
         await new Promise((r) => setTimeout(r, 20));
       }
-      assert.equal(count, accounts);
+      assert.equal(seen.length, accounts);
       assert.equal(total, accounts * opening, `the scan at version ${version} sums to ${total}`);
       const counted = await http(`${cluster.nodes[scan % 3]?.http}/kv?prefix=bank/&countOnly=true&atVersion=${version}`);
       assert.deepEqual(counted.body, { count: accounts, version });
+      // The same state backwards, page by page, while the transfers go on.
+      const backwards: string[] = [];
+      for await (const e of client.listAll({ prefix: 'bank/', limit: 9, reverse: true, atVersion: version, consistency: 'local' })) backwards.push(`${e.key}=${e.value}@${e.version}`);
+      assert.deepEqual(backwards, [...seen].reverse(), `the reverse scan at version ${version} is the forward one backwards`);
     }
   } finally {
     stop = true;
@@ -92,6 +97,39 @@ test('a paged scan at one version is consistent while transfers run; a key reads
   assert.equal(compacted.body['error'], 'compacted');
   assert.ok((compacted.body['oldestVersion'] as number) > first.version);
   await assert.rejects(client.list({ prefix: 'bank/', atVersion: first.version }), (e: unknown) => e instanceof QuorumKvError && e.code === 'compacted');
+});
+
+test('with --history-retention-ms the leader compacts versions older than the window without any further write', { timeout: 60_000 }, async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3, flags: ['--history-retention-ms', '1500'] });
+  let kv: KvClient | null = null;
+  t.after(async () => {
+    await kv?.close();
+    await cluster.destroy();
+  });
+  await cluster.waitForLeader();
+  kv = await connect({ endpoints: cluster.nodes.map((n) => n.http) });
+  const startedMs = performance.now();
+  const first = await kv.put('aged/k', '1');
+  const second = await kv.put('aged/k', '2');
+  assert.deepEqual(await kv.get('aged/k', { atVersion: first.version }), { key: 'aged/k', value: '1', version: first.version }, 'young: readable');
+  for (const n of cluster.nodes) {
+    const r = await waitFor(`${n.id} to compact the aged history`, 20_000, async () => {
+      const a = await http(`${n.http}/kv/aged/k?atVersion=${first.version}&consistency=local`);
+      return a.status === 410 ? a : null;
+    });
+    assert.ok((r.body['oldestVersion'] as number) >= second.version, JSON.stringify(r.body));
+  }
+  const tookMs = performance.now() - startedMs;
+  t.diagnostic(`compacted ${Math.round(tookMs)} ms after the first write`);
+  assert.ok(tookMs >= 1500, `never before the window: ${Math.round(tookMs)} ms`);
+  // The present is kept: the last write reads as it is.
+  assert.deepEqual(await kv.get('aged/k', { atVersion: second.version }), { key: 'aged/k', value: '2', version: second.version });
+  const clusterFile = path.join(cluster.dir, 'cluster.json');
+  await writeFile(clusterFile, JSON.stringify({ clusterId: 'x', nodes: cluster.nodes.map((n) => ({ id: n.id, http: n.http })) }));
+  await kv.put('aged/j', '3');
+  const ls = await runCli(['ls', 'aged/', '--reverse', '--cluster-file', clusterFile], 30_000);
+  assert.equal(ls.code, 0, ls.stderr);
+  assert.match(ls.stdout, /^aged\/k\t2\t\(v\d+\)\naged\/j\t3\t\(v\d+\)\n$/);
 });
 
 test('compaction on demand: POST /admin/compact through a follower and quorumkv compact drop the history below a version on every node, never beyond the present', { timeout: 60_000 }, async (t) => {

@@ -122,6 +122,36 @@ test('a key and a prefix read as they were at a past version: changed, deleted a
   assert.deepEqual(all.value.map((i) => i.key), ['p/a', 'p/b', 'q'], 'a listing from the start shows client keys only');
 });
 
+test('a list in reverse, now and at a past version, is the forward list backwards, page after page, and never shows reserved records', () => {
+  const m = machine();
+  m.run({ op: 'put', key: 'p/a', value: 'a1' }); // 1
+  m.run({ op: 'put', key: 'p/b', value: 'b1' }); // 2
+  m.run({ op: 'put', key: 'q', value: 'outside' }); // 3
+  m.run({ op: 'put', key: 'p/d', value: 'd1', ttlMs: 1000 }); // 4: a lease (reserved records) too
+  m.run({ op: 'delete', key: 'p/b' }); // 5
+  m.run({ op: 'put', key: 'p/c', value: 'c1' }); // 6
+  m.run({ op: 'put', key: 'p', value: 'the prefix itself' }); // 7
+  const keys = (items: readonly { key: string; version: number }[]) => items.map((i) => `${i.key}@${i.version}`);
+  const at = (prefix: string, v: number, reverse: boolean, after?: string, limit = 10) => {
+    const r = m.sm.rangeAt(prefix, after, limit, v, reverse);
+    assert.ok(r.ok);
+    return keys(r.value);
+  };
+  assert.deepEqual(keys(m.sm.range('', undefined, 100, true)), ['q@3', 'p/d@4', 'p/c@6', 'p/a@1', 'p@7'], 'now: every client key, descending, no reserved one');
+  assert.deepEqual(keys(m.sm.range('p/', 'p/c', 100, true)), ['p/a@1'], 'before the cursor p/c');
+  for (const v of [2, 4, 5, 7]) {
+    for (const prefix of ['', 'p', 'p/']) assert.deepEqual(at(prefix, v, true), at(prefix, v, false).reverse(), `at ${v} under ${JSON.stringify(prefix)}`);
+  }
+  assert.deepEqual(at('p/', 4, true), ['p/d@4', 'p/b@2', 'p/a@1'], 'p/b, deleted since, is there at 4; p/c, created since, is not');
+  // Paged backwards at one version, whatever is written meanwhile.
+  const first = at('p/', 4, true, undefined, 2);
+  assert.deepEqual(first, ['p/d@4', 'p/b@2']);
+  m.run({ op: 'put', key: 'p/0', value: 'new' }); // 8
+  m.run({ op: 'delete', key: 'p/a' }); // 9
+  assert.deepEqual(at('p/', 4, true, 'p/b', 2), ['p/a@1']);
+  assert.deepEqual(at('p/', 4, true, 'p/a', 2), []);
+});
+
 test('a version the compacted history no longer reaches is refused with the oldest one left; compaction keeps reads above it exact', () => {
   const m = machine();
   for (let i = 1; i <= 6; i++) m.run({ op: 'put', key: `k${i % 2}`, value: String(i) }); // 1..6

@@ -56,8 +56,8 @@ export class ChangeCapture implements KvWriter {
   get(key: string): KvRecord | undefined {
     return this.tx.get(key);
   }
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    return this.tx.range(prefix, after, limit);
+  range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
+    return this.tx.range(prefix, after, limit, reverse);
   }
   getDedup(clientId: string): ReturnType<KvWriter['getDedup']> {
     return this.tx.getDedup(clientId);
@@ -134,21 +134,24 @@ export function readAt(reader: KvReader, index: KeyIndex, key: string, version: 
 
 /**
  * The keys under `prefix` strictly after `after` as they were at `version`, in UTF-8 byte
- * order, at most `limit`: a page of a scan that every page reads at the same version, so
- * the scan is consistent while writes go on.
+ * order (descending with `reverse`, `after` then being the cursor in that order), at most
+ * `limit`: a page of a scan that every page reads at the same version, so the scan is
+ * consistent while writes go on.
  */
-export function listAt(reader: KvReader, index: KeyIndex, prefix: string, after: string | undefined, limit: number, version: number): ReadAt<KvItem[]> {
+export function listAt(reader: KvReader, index: KeyIndex, page: { readonly prefix: string; readonly after: string | undefined; readonly limit: number; readonly reverse: boolean }, version: number): ReadAt<KvItem[]> {
   const below = compactedBelow(reader);
   if (version < below - 1) return { ok: false, compactedBelow: below };
   index.sync(reader);
+  const { prefix, limit, reverse } = page;
   const out: KvItem[] = [];
-  let cursor = after;
+  let cursor = page.after;
   // Two ordered sources: keys that exist now, and keys the history saw change (deleted
   // ones included). A key in neither did not exist at `version`.
   while (out.length < limit) {
-    const now = reader.range(prefix, cursor ?? (prefix === '' ? afterReserved : undefined), 1)[0]?.key;
-    const seen = index.keyAfter(prefix, cursor);
-    const key = now === undefined ? seen : seen === undefined || utf8Compare(now, seen) <= 0 ? now : seen;
+    const now = reverse ? clientKey(reader.range(prefix, cursor, 1, true)[0]?.key) : reader.range(prefix, cursor ?? (prefix === '' ? afterReserved : undefined), 1)[0]?.key;
+    const seen = reverse ? index.keyBefore(prefix, cursor) : index.keyAfter(prefix, cursor);
+    const nowFirst = seen === undefined || (now !== undefined && (reverse ? utf8Compare(now, seen) >= 0 : utf8Compare(now, seen) <= 0));
+    const key = nowFirst ? now : seen;
     if (key === undefined) break;
     cursor = key;
     const at = readAt(reader, index, key, version);
@@ -158,6 +161,11 @@ export function listAt(reader: KvReader, index: KeyIndex, prefix: string, after:
   return { ok: true, value: out };
 }
 
+
+/** `key`, unless it is a reserved one (they sort before every client key: a reverse scan meets them last). */
+function clientKey(key: string | undefined): string | undefined {
+  return key === undefined || isReservedKey(key) ? undefined : key;
+}
 
 const reservedCountKey = '\u0000n';
 

@@ -85,6 +85,22 @@ export class KeyIndex {
     return key !== undefined && key.startsWith(prefix) ? key : undefined;
   }
 
+  /** The last key starting with `prefix` strictly before `before` (none: from the end), in UTF-8 byte order, that the history saw change. */
+  keyBefore(prefix: string, before: string | undefined): string | undefined {
+    const sorted = (this.sorted ??= [...this.byKey.keys()].sort(utf8Compare));
+    // The first position at or past `before`, and past every key starting with `prefix`.
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const k = sorted[mid] as string;
+      if (k.startsWith(prefix) ? before === undefined || utf8Compare(k, before) < 0 : utf8Compare(k, prefix) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    const key = sorted[lo - 1];
+    return key !== undefined && key.startsWith(prefix) ? key : undefined;
+  }
+
   private add(key: string, version: number): void {
     const versions = this.byKey.get(key);
     if (versions === undefined) {

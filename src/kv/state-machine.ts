@@ -52,8 +52,11 @@ export interface KvStateMachine {
    */
   apply(entries: readonly Entry[]): Map<number, CommandResult>;
   get(key: string): KvRecord | undefined;
-  /** Keys starting with `prefix`, strictly after `after`, in UTF-8 byte order, at most `limit`. */
-  range(prefix: string, after: string | undefined, limit: number): KvItem[];
+  /**
+   * Keys starting with `prefix`, strictly after `after`, in UTF-8 byte order, at most `limit`;
+   * with `reverse` in descending order, `after` being the cursor in that order (the keys before it).
+   */
+  range(prefix: string, after: string | undefined, limit: number, reverse?: boolean): KvItem[];
   appliedIndex(): number;
   keyCount(): number;
   /** Lease `id` with its TTL, or undefined when it does not exist (never granted, or ended). */
@@ -68,8 +71,8 @@ export interface KvStateMachine {
   compactedBelow(): number;
   /** `key` as it was at `version` (at most the applied index; history.ts). */
   getAt(key: string, version: number): ReadAt<KvRecord | undefined>;
-  /** A page of keys under `prefix` as they were at `version`. */
-  rangeAt(prefix: string, after: string | undefined, limit: number, version: number): ReadAt<KvItem[]>;
+  /** A page of keys under `prefix` as they were at `version` (in `range`'s order). */
+  rangeAt(prefix: string, after: string | undefined, limit: number, version: number, reverse?: boolean): ReadAt<KvItem[]>;
 }
 
 export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
@@ -162,7 +165,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
   return {
     apply,
     get: (key) => backend.get(key),
-    range: (prefix, after, limit) => backend.range(prefix, clientAfter(prefix, after), limit),
+    range: (prefix, after, limit, reverse = false) => (reverse ? clientItems(backend.range(prefix, after, limit, true)) : backend.range(prefix, clientAfter(prefix, after), limit)),
     appliedIndex: () => backend.appliedIndex(),
     keyCount: () => clientKeyCount(backend),
     lease: (id) => getLease(backend, id),
@@ -175,7 +178,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     changes: (fromVersion, versionsMax) => readChanges(backend, fromVersion, versionsMax),
     compactedBelow: () => compactedBelow(backend),
     getAt: (key, version) => readAt(backend, keyIndex, key, version),
-    rangeAt: (prefix, after, limit, version) => listAt(backend, keyIndex, prefix, after, limit, version),
+    rangeAt: (prefix, after, limit, version, reverse = false) => listAt(backend, keyIndex, { prefix, after, limit, reverse }, version),
   };
 }
 
@@ -213,6 +216,15 @@ function execute(tx: KvWriter, command: Command, index: number, removed: [string
 export function clientAfter(prefix: string, after: string | undefined): string | undefined {
   if (prefix.length > 0 || (after !== undefined && !after.startsWith(reservedPrefix))) return after;
   return afterReserved;
+}
+
+/**
+ * A reverse listing's client keys: the reserved ones sort below every client key, so they
+ * can only end it (client keys and prefixes never contain NUL).
+ */
+function clientItems(items: KvItem[]): KvItem[] {
+  const reserved = items.findIndex((i) => i.key.startsWith(reservedPrefix));
+  return reserved < 0 ? items : items.slice(0, reserved);
 }
 
 function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvResult {

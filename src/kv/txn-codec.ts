@@ -3,6 +3,8 @@
  * op 'txn', request id). Fields by position, as for single-key commands:
  *   compare:  [key, 'version', op, version] | [key, 'value', op, value] | [key, 'exists', op, bool]
  *   op:       ['put', key, value] | ['delete', key] | ['get', key] | ['list', prefix, limit]
+ *             | ['list', prefix, limit, true] (in reverse; the field is absent otherwise, so
+ *             entries of either kind decode as they always did)
  *   result:   [succeeded, version, [opResult…]] after the tag, where opResult is
  *             ['put', key, version] | ['delete', key, deleted] | ['get', key, value|null, version]
  *             | ['list', prefix, [[key, value, version]…], more]
@@ -91,13 +93,13 @@ function opToTuple(o: TxnOp): unknown[] {
     case 'get':
       return ['get', o.key];
     case 'list':
-      return ['list', o.prefix, o.limit];
+      return o.reverse === true ? ['list', o.prefix, o.limit, true] : ['list', o.prefix, o.limit];
   }
 }
 
 function opFromTuple(tuple: unknown, context: string, copyValue: boolean): TxnOp {
-  const fields = checkFields(tuple, [2, 3], 'txn op', context);
-  const [op, a, b] = fields;
+  const fields = checkFields(tuple, [2, 3, 4], 'txn op', context);
+  const [op, a, b, c] = fields;
   const arity = (n: number): void => {
     if (fields.length !== n) throw new KvCodecError(`Cannot ${context}: a txn ${String(op)} has ${n} fields, got ${fields.length}`);
   };
@@ -110,10 +112,10 @@ function opFromTuple(tuple: unknown, context: string, copyValue: boolean): TxnOp
       arity(2);
       return { op, key: checkKey(a, context) };
     case 'list': {
-      arity(3);
+      if (fields.length === 4 && c !== true) throw new KvCodecError(`Cannot ${context}: a txn list's fourth field must be true (reverse), got ${describe(c)}`);
       const limit = checkIndex(b, 'list limit', context);
       if (limit < 1) throw new KvCodecError(`Cannot ${context}: list limit must be at least 1`);
-      return { op, prefix: checkString(a, 'prefix', context), limit };
+      return { op, prefix: checkString(a, 'prefix', context), limit, ...(fields.length === 4 ? { reverse: true } : {}) };
     }
     default:
       throw new KvCodecError(`Cannot ${context}: txn op must be put, delete, get or list, got ${describe(op)}`);

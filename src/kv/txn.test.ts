@@ -129,6 +129,20 @@ test('operations in a branch see the ones before them; list reports whether it w
   ]);
 });
 
+test('a list in reverse starts from the last key, and from the whole key space shows client keys only', () => {
+  const m = machine();
+  m.run({ op: 'put', key: 'a', value: '1' });
+  m.run({ op: 'put', key: 'b', value: '2', ttlMs: 1000 }); // a lease: reserved records below every client key
+  m.run({ op: 'put', key: 'c', value: '3' });
+  const r = txnOk(
+    m.run({ op: 'txn', compare: [], success: [{ op: 'list', prefix: '', limit: 2, reverse: true }, { op: 'list', prefix: '', limit: 5, reverse: true }], failure: [] }),
+  );
+  assert.deepEqual(r.results.map((x) => (x.op === 'list' ? [x.items.map((i) => i.key).join(), x.more] : null)), [
+    ['c,b', true],
+    ['c,b,a', false],
+  ]);
+});
+
 test('a retried transaction is answered from the dedup table, not applied twice', () => {
   const m = machine();
   const txn: TxnCommand = {
@@ -162,6 +176,7 @@ test('transactions and their results round-trip through the codec, byte values i
     failure: [
       { op: 'get', key: 'a' },
       { op: 'list', prefix: '', limit: 3 },
+      { op: 'list', prefix: 'p', limit: 2, reverse: true },
     ],
     requestId: { clientId: 'x', seq: 4 },
   };

@@ -11,7 +11,7 @@
 import { unreachable } from '../stdx/assert.js';
 import { compareUtf8 } from '../stdx/utf8.js';
 import type { KvRecord, KvValue, KvWriter } from '../storage/types.js';
-import { afterReserved, detachKey } from './leases.js';
+import { afterReserved, detachKey, isReservedKey } from './leases.js';
 import type { CompareOp, TxnCommand, TxnCompare, TxnOp, TxnOpResult, TxnResult } from './types.js';
 
 export function executeTxn(tx: KvWriter, txn: TxnCommand, index: number): TxnResult {
@@ -76,8 +76,12 @@ function runOp(tx: KvWriter, o: TxnOp, index: number): TxnOpResult {
       return { op: 'get', key: o.key, record: record === undefined ? null : { value: record.value, version: record.version } };
     }
     case 'list': {
-      // One more than asked tells whether the list was cut short.
-      const items = tx.range(o.prefix, o.prefix.length === 0 ? afterReserved : undefined, o.limit + 1);
+      // One more than asked tells whether the list was cut short. Reserved records sort
+      // below every client key: skipped forwards (afterReserved), cut off the end in reverse.
+      const reverse = o.reverse === true;
+      const found = reverse ? tx.range(o.prefix, undefined, o.limit + 1, true) : tx.range(o.prefix, o.prefix.length === 0 ? afterReserved : undefined, o.limit + 1);
+      const cut = reverse ? found.findIndex((i) => isReservedKey(i.key)) : -1;
+      const items = cut < 0 ? found : found.slice(0, cut);
       return { op: 'list', prefix: o.prefix, items: items.slice(0, o.limit), more: items.length > o.limit };
     }
     default:

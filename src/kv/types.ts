@@ -100,7 +100,8 @@ export type TxnOp =
   | { readonly op: 'put'; readonly key: string; readonly value: KvValue }
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'get'; readonly key: string }
-  | { readonly op: 'list'; readonly prefix: string; readonly limit: number };
+  /** `reverse`: descending key order (absent: ascending, as every entry before it existed). */
+  | { readonly op: 'list'; readonly prefix: string; readonly limit: number; readonly reverse?: boolean };
 
 /**
  * An atomic conditional multi-key operation: if every compare holds, `success` runs, else

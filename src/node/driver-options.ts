@@ -4,6 +4,7 @@
  */
 
 import type { NodeId } from '../core/types.js';
+import type { HistoryRetentionOptions } from './history-retention.js';
 import type { WatchHubOptions } from './watch.js';
 
 export interface DriverOptions {
@@ -57,8 +58,8 @@ export interface DriverOptions {
   readonly replicationTimeoutTicks?: number;
   /** Rolled-back writes already recorded by earlier runs (for /status). */
   readonly rollbackCountAtStart?: number;
-  /** Watches (watch.ts) and the history they read: kept for this many versions, then compacted by the leader. */
-  readonly watch: WatchHubOptions & { readonly historyRetentionVersions: number };
+  /** Watches (watch.ts) and the history they read, kept by the rule of history-retention.ts, then compacted by the leader. */
+  readonly watch: WatchHubOptions & HistoryRetentionOptions;
   readonly dedupClientsMax: number;
   /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
   readonly clockFastPermilleMax?: number;

@@ -40,6 +40,8 @@ import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeRespon
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
 import { MemberIds } from './member-ids.js';
 import { WatchHub, type WatchRequest, type WatchSink } from './watch.js';
+import { HistoryRetention } from './history-retention.js';
+import { compactUntil } from './compact-on-demand.js';
 import type { DriverOptions } from './driver-options.js';
 import type { Prng } from '../stdx/prng.js';
 import type { NodeStorage } from '../storage/types.js';
@@ -157,6 +159,7 @@ export class NodeDriver implements KvNode {
   private readonly leases: LeaseKeeper;
   private readonly watches: WatchHub;
   private compactInFlight = false;
+  private readonly retention: HistoryRetention;
   /** Linearizable reads served here since start, by the role that asked for the read point (metrics, simulator). */
   readonly linearizableReadsServed = { asLeader: 0, asFollower: 0 };
 
@@ -195,6 +198,7 @@ export class NodeDriver implements KvNode {
     });
     this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
     this.watches = new WatchHub(this.stateMachine, options.watch);
+    this.retention = new HistoryRetention(options.watch);
     deps.transport.onMessage((from, raw, fromMemberId) => this.receive(from, raw, fromMemberId));
     this.scheduleProcess();
   }
@@ -406,10 +410,10 @@ export class NodeDriver implements KvNode {
   }
 
   list(options: ListOptions): Promise<ListResult> {
-    const { prefix, after, limit, atVersion: at } = options;
+    const { prefix, after, limit, atVersion: at, reverse = false } = options;
     return this.readAt(options, (): ReadAt<ListResult> => {
-      if (at === undefined) return { ok: true, value: { items: this.stateMachine.range(prefix, after, limit), version: this.stateMachine.appliedIndex() } };
-      const r = this.stateMachine.rangeAt(prefix, after, limit, at);
+      if (at === undefined) return { ok: true, value: { items: this.stateMachine.range(prefix, after, limit, reverse), version: this.stateMachine.appliedIndex() } };
+      const r = this.stateMachine.rangeAt(prefix, after, limit, at, reverse);
       return r.ok ? { ok: true, value: { items: r.value, version: at } } : r;
     });
   }
@@ -759,11 +763,11 @@ export class NodeDriver implements KvNode {
     }
   }
 
-  /** The leader keeps the history to its retention: a compact entry once it is 10% over (at most one in flight). */
+  /** The leader keeps the history to its retention (history-retention.ts), one compact entry in flight at most. */
   private compactHistory(): void {
-    const keep = this.opts.watch.historyRetentionVersions;
-    const below = this.stateMachine.appliedIndex() - keep + 1;
-    if (this.compactInFlight || this.core.currentRole() !== 'leader' || below - this.stateMachine.compactedBelow() < Math.max(1, keep / 10)) return;
+    this.retention.noteApplied(this.stateMachine.appliedIndex(), this.nowTick);
+    const below = this.compactInFlight || this.core.currentRole() !== 'leader' ? null : this.retention.compactBelow(this.stateMachine, this.nowTick);
+    if (below === null) return;
     this.compactInFlight = true;
     this.submitWrite({ op: 'compact', beforeVersion: below }, this.opts.tickMs * this.opts.electionTimeoutTicks * 2, () => (this.compactInFlight = false));
   }
@@ -783,19 +787,11 @@ export class NodeDriver implements KvNode {
     this.submitRead(options, () => undefined, (err) => (err !== null ? callback(err) : open()));
   }
 
-  async compact(beforeVersion: number | null, options: { readonly timeoutMs: number }): Promise<CompactOutcome> {
+  compact(beforeVersion: number | null, options: { readonly timeoutMs: number }): Promise<CompactOutcome> {
     const target = Math.min(beforeVersion ?? this.stateMachine.appliedIndex(), this.stateMachine.appliedIndex() + 1);
-    const deadline = performance.now() + options.timeoutMs;
-    let removed = 0;
-    // One entry removes a bounded number of records: propose until the target is reached.
-    for (;;) {
-      const timeoutMs = Math.max(1, deadline - performance.now());
-      const done = await new Promise<CompactResult>((resolve, reject) =>
-        this.submitWrite({ op: 'compact', beforeVersion: Math.max(1, target) }, timeoutMs, (err, r) => (err ? reject(err) : resolve(r as CompactResult))),
-      );
-      removed += done.removed;
-      if (done.compactedBelow >= target || done.removed === 0 || performance.now() > deadline) return { compactedBelow: done.compactedBelow, removed };
-    }
+    return compactUntil(target, options.timeoutMs, (below, timeoutMs) =>
+      new Promise((resolve, reject) => this.submitWrite({ op: 'compact', beforeVersion: below }, timeoutMs, (err, r) => (err ? reject(err) : resolve(r as CompactResult)))),
+    );
   }
 
   unwatch(id: number): void {

@@ -24,8 +24,11 @@ export interface ReadOptions {
 
 export interface ListOptions extends ReadOptions {
   readonly prefix: string;
+  /** The cursor: keys after it in the listing's order (with `reverse`, the keys before it). */
   readonly after?: string;
   readonly limit: number;
+  /** Descending UTF-8 byte order of keys (default: ascending). */
+  readonly reverse?: boolean;
 }
 
 export interface CompactOutcome {

@@ -439,8 +439,9 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       dedupClientsMax: 1024,
       // A node's ticks run up to this much fast (drift): its lease deadlines must allow for it.
       clockFastPermilleMax: c.clockDriftPermilleMax,
-      // A short history, so that compaction runs (and a watch can fall below it) in every run.
-      watch: { historyRetentionVersions: 150, bufferBytesMax: 16 * 1024, watchersMax: 64, progressTicks: 20, pageVersions: 16 },
+      // A short history, so that compaction runs (and a watch can fall below it) in every run:
+      // by versions when writes come fast, by age (1.5 s) when they come slowly.
+      watch: { historyRetentionVersions: 150, historyRetentionTicks: 150, bufferBytesMax: 16 * 1024, watchersMax: 64, progressTicks: 20, pageVersions: 16 },
     };
   }
 

@@ -18,7 +18,7 @@ import type { DedupRecord, KvItem, KvRecord, KvWriter } from './types.js';
  */
 export interface UndoableKvState {
   get(key: string): KvRecord | undefined;
-  range(prefix: string, after: string | undefined, limit: number): KvItem[];
+  range(prefix: string, after: string | undefined, limit: number, reverse?: boolean): KvItem[];
   keyCount(): number;
   readonly dedup: DedupTable;
   /** Sets `key` (null: deletes it) so reads see it at once; returns how to undo exactly that. */
@@ -43,8 +43,8 @@ export class UndoKvTx implements KvWriter {
   get(key: string): KvRecord | undefined {
     return this.state.get(key);
   }
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
-    return this.state.range(prefix, after, limit);
+  range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
+    return this.state.range(prefix, after, limit, reverse);
   }
   getDedup(clientId: string): DedupRecord | undefined {
     return this.state.dedup.get(clientId);

@@ -19,7 +19,10 @@ export interface OverlayItem {
   readonly record: KvRecord | null;
 }
 
-/** Merges an LMDB range (bytes order) with sorted overlay items; the overlay wins on equal keys. */
+/**
+ * Merges an LMDB range (bytes order, or descending with `descending`) with overlay items
+ * sorted the same way; the overlay wins on equal keys.
+ */
 export class MergedCursor implements Peekable<KvItem> {
   private baseHead: { key: Buffer; value: Buffer } | undefined | null = null; // null: not fetched yet
   private current: KvItem | undefined | null = null; // null: not computed yet
@@ -31,8 +34,9 @@ export class MergedCursor implements Peekable<KvItem> {
     private readonly base: Iterator<{ key: Buffer; value: Buffer }> | null,
     private readonly overlay: readonly OverlayItem[],
     public overlayPosition: number,
-    /** LMDB keys up to and including this one are skipped (an exclusive start). */
+    /** LMDB keys up to and including this one (descending: from it up) are skipped: an exclusive start. */
     private readonly baseAfter: Buffer | undefined = undefined,
+    private readonly descending = false,
   ) {}
 
   peek(): KvItem | undefined {
@@ -60,9 +64,14 @@ export class MergedCursor implements Peekable<KvItem> {
     while (this.baseHead === null) {
       const next = this.base?.next();
       this.baseHead = next === undefined || next.done === true ? undefined : next.value;
-      if (this.baseHead !== undefined && this.baseAfter !== undefined && Buffer.compare(this.baseHead.key, this.baseAfter) <= 0) this.baseHead = null;
+      if (this.baseHead !== undefined && this.baseAfter !== undefined && this.order(this.baseHead.key, this.baseAfter) <= 0) this.baseHead = null;
     }
     return this.baseHead;
+  }
+
+  /** Negative when `a` comes first in this cursor's direction. */
+  private order(a: Buffer, b: Buffer): number {
+    return this.descending ? Buffer.compare(b, a) : Buffer.compare(a, b);
   }
 
   private compute(): KvItem | undefined {
@@ -76,7 +85,7 @@ export class MergedCursor implements Peekable<KvItem> {
         const record = decodeRecord(key, base.value);
         return { key, value: record.value, version: record.version };
       }
-      const order = base === undefined ? 1 : Buffer.compare(base.key, pending.keyBytes);
+      const order = base === undefined ? 1 : this.order(base.key, pending.keyBytes);
       if (order < 0 && base !== undefined) {
         this.fromBase = true;
         const key = base.key.toString('utf8');

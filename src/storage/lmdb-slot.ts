@@ -53,11 +53,12 @@ export class KvSlot {
     return buffer === undefined ? undefined : decodeRecord(key, buffer);
   }
 
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+  range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
     assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
     const out: KvItem[] = [];
     const prefixBuffer = keyBytes(prefix);
     if (limit === 0 || prefixBuffer.length > KV_KEY_BYTES_MAX) return out; // no stored key is that long
+    if (reverse) return this.rangeDown(prefix, prefixBuffer, after, limit);
     const afterInPrefix = after !== undefined && compareUtf8(after, prefix) >= 0;
     // Start at `after` itself and skip it (after + 0x00 could exceed LMDB's key size limit).
     const afterBuffer = afterInPrefix ? keyBytes(after) : undefined;
@@ -74,6 +75,39 @@ export class KvSlot {
     const cursor = new MergedCursor(base, overlay, 0, afterBuffer);
     try {
       for (let item = cursor.peek(); item !== undefined && out.length < limit; item = cursor.peek()) {
+        out.push(item);
+        cursor.advance();
+      }
+    } finally {
+      cursor.close();
+    }
+    return out;
+  }
+
+  /**
+   * `range` in descending order: from the end of the prefix's keys, or from just below
+   * `after` when that comes first, down to the first key outside the prefix.
+   */
+  private rangeDown(prefix: string, prefixBuffer: Buffer, after: string | undefined, limit: number): KvItem[] {
+    const out: KvItem[] = [];
+    const end = prefixEnd(prefixBuffer);
+    const afterBuffer = after === undefined ? undefined : keyBytes(after);
+    // Keys at or above this are skipped: the cursor, or the first key past the prefix.
+    const above = afterBuffer !== undefined && (end === undefined || Buffer.compare(afterBuffer, end) < 0) ? afterBuffer : end;
+    const overlay: OverlayItem[] = [];
+    for (const [key, entry] of this.overlay) {
+      if (key.startsWith(prefix) && (after === undefined || compareUtf8(key, after) < 0)) {
+        overlay.push({ key, keyBytes: keyBytes(key), record: entry.record });
+      }
+    }
+    overlay.sort((a, b) => Buffer.compare(b.keyBytes, a.keyBytes));
+    // lmdb-js starts a reverse range at `start` itself when it exists (the cursor skips it).
+    // A cursor longer than LMDB keys may be is cut: no stored key lies between the cut and it.
+    const start = above?.subarray(0, KV_KEY_BYTES_MAX);
+    const base = this.baseHiddenUntilSeq > 0 ? null : this.kvDb.getRange(start === undefined ? { reverse: true } : { start, reverse: true })[Symbol.iterator]();
+    const cursor = new MergedCursor(base, overlay, 0, above, true);
+    try {
+      for (let item = cursor.peek(); item !== undefined && out.length < limit && item.key.startsWith(prefix); item = cursor.peek()) {
         out.push(item);
         cursor.advance();
       }
@@ -103,7 +137,7 @@ export class KvSlot {
 export function slotState(slot: KvSlot): UndoableKvState {
   return {
     get: (key) => slot.get(key),
-    range: (prefix, after, limit) => slot.range(prefix, after, limit),
+    range: (prefix, after, limit, reverse) => slot.range(prefix, after, limit, reverse),
     keyCount: () => slot.keyCount,
     dedup: slot.dedup,
     write: (key, record) => {

@@ -954,7 +954,7 @@ class LmdbNodeStorage implements LmdbStorage {
   private makeKvBackend(): KvBackend {
     return {
       get: (key) => this.active.get(key),
-      range: (prefix, after, limit) => this.active.range(prefix, after, limit),
+      range: (prefix, after, limit, reverse) => this.active.range(prefix, after, limit, reverse),
       getDedup: (clientId) => this.active.dedup.get(clientId),
       appliedIndex: () => this.applied,
       keyCount: () => this.active.keyCount,

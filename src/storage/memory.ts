@@ -225,17 +225,32 @@ class SortedKv {
     this.keys.splice(this.lowerBound(key), 1);
   }
 
-  range(prefix: string, after: string | undefined, limit: number): KvItem[] {
+  range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
     assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
     const out: KvItem[] = [];
-    let i = after !== undefined && compareUtf8(after, prefix) >= 0 ? this.upperBound(after) : this.lowerBound(prefix);
-    for (; i < this.keys.length && out.length < limit; i++) {
+    const step = reverse ? -1 : 1;
+    let i: number;
+    if (!reverse) i = after !== undefined && compareUtf8(after, prefix) >= 0 ? this.upperBound(after) : this.lowerBound(prefix);
+    else i = Math.min(this.prefixEnd(prefix), after === undefined ? this.keys.length : this.lowerBound(after)) - 1;
+    for (; i >= 0 && i < this.keys.length && out.length < limit; i += step) {
       const key = this.keys[i] as string;
       if (!key.startsWith(prefix)) break;
       const record = this.map.get(key) as KvRecord;
       out.push({ key, value: record.value, version: record.version });
     }
     return out;
+  }
+
+  /** First position past the keys starting with `prefix` (they are contiguous in the sorted keys). */
+  private prefixEnd(prefix: string): number {
+    let lo = this.lowerBound(prefix);
+    let hi = this.keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.keys[mid] as string).startsWith(prefix)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** Every item in key order (a copy: later writes do not show in it). */
@@ -508,9 +523,9 @@ class MemoryNodeStorage implements MemoryStorage {
         this.checkAlive();
         return this.data.get(key);
       },
-      range: (prefix, after, limit) => {
+      range: (prefix, after, limit, reverse) => {
         this.checkAlive();
-        return this.data.range(prefix, after, limit);
+        return this.data.range(prefix, after, limit, reverse);
       },
       getDedup: (clientId) => {
         this.checkAlive();
@@ -535,7 +550,7 @@ class MemoryNodeStorage implements MemoryStorage {
         const tx = new UndoKvTx(
           {
             get: (key) => data.get(key),
-            range: (prefix, after, limit) => data.range(prefix, after, limit),
+            range: (prefix, after, limit, reverse) => data.range(prefix, after, limit, reverse),
             keyCount: () => data.size,
             dedup: this.dedup,
             write: (key, record) => {

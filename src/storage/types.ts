@@ -43,9 +43,10 @@ export interface KvReader {
   get(key: string): KvRecord | undefined;
   /**
    * Keys starting with `prefix`, strictly after `after` (if given), in byte order of their
-   * UTF-8 encoding, at most `limit` items.
+   * UTF-8 encoding, at most `limit` items. With `reverse`, in descending order, and `after`
+   * is still the cursor in that order: the keys strictly before it.
    */
-  range(prefix: string, after: string | undefined, limit: number): KvItem[];
+  range(prefix: string, after: string | undefined, limit: number, reverse?: boolean): KvItem[];
   getDedup(clientId: string): DedupRecord | undefined;
   /** Highest log index whose effects are in this state (visible, maybe not yet durable). */
   appliedIndex(): number;

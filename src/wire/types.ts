@@ -237,8 +237,8 @@ export type TxnOpBody =
   | { readonly op: 'put'; readonly key: string; readonly value: string; readonly encoding?: 'base64' }
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'get'; readonly key: string }
-  /** `limit` defaults to the node's list page size and may not exceed it. */
-  | { readonly op: 'list'; readonly prefix: string; readonly limit?: number };
+  /** `limit` defaults to the node's list page size and may not exceed it; `reverse`: last key first. */
+  | { readonly op: 'list'; readonly prefix: string; readonly limit?: number; readonly reverse?: boolean };
 
 export interface TxnBody {
   readonly compare?: readonly TxnCompareBody[];

@@ -109,7 +109,7 @@ export async function readKey(ctx: HttpContext, op: ReadOp, spec: ForwardSpec, l
   return { via: 'local', value: await ctx.node.read(op.key, readOptions('local', op.minVersion, localTimeoutMs, op.atVersion)) };
 }
 
-// GET /kv?prefix=&after=&limit=&consistency=&minVersion=
+// GET /kv?prefix=&after=&limit=&consistency=&minVersion=&atVersion=&keysOnly=&countOnly=&reverse=
 async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Static<typeof listQuery> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
   const query = request.query;
@@ -124,6 +124,7 @@ async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Sta
     consistency: consistencyOf(query.consistency, minVersion),
     minVersion,
     atVersion: optionalIndex(query.atVersion, 'atVersion'),
+    reverse: query.reverse === 'true',
   };
   if (query.countOnly === 'true') return await countKeys(ctx.node, op, ctx.limits.listLimitMax, ctx.timeoutMs(request));
   let result: ListResult;

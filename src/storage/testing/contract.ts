@@ -338,6 +338,30 @@ function durabilityContract(open: OpenHarness): void {
     }));
 }
 
+/** `range` in reverse: the same keys as forwards, descending, with the cursor excluding itself and everything above it. */
+function checkReverse(storage: NodeStorage, stage: string, expectedAll: readonly string[]): void {
+  const down = (prefix: string, before?: string): string[] =>
+    expectedAll.filter((k) => k.startsWith(prefix) && (before === undefined || Buffer.compare(Buffer.from(k), Buffer.from(before)) < 0)).reverse();
+  const range = (prefix: string, after: string | undefined, limit: number): string[] => keysOf(storage.kv.range(prefix, after, limit, true));
+  assert.deepEqual(range('', undefined, 100), down(''), `${stage}: reverse, all keys`);
+  assert.deepEqual(range('a/', undefined, 100), down('a/'), `${stage}: reverse, prefix a/`);
+  assert.deepEqual(range('a/', 'a/2', 100), down('a/', 'a/2'), `${stage}: reverse, before a/2`);
+  assert.deepEqual(range('a/', 'a/😀', 100), down('a/', 'a/😀'), `${stage}: reverse, before the emoji`);
+  assert.deepEqual(range('a/', 'b', 100), down('a/'), `${stage}: reverse, cursor after the prefix`);
+  assert.deepEqual(range('a/', 'a/\u{10FFFF}', 100), down('a/'), `${stage}: reverse, cursor past the prefix's last key, inside it`);
+  assert.deepEqual(range('a/', '0', 100), [], `${stage}: reverse, cursor before the prefix`);
+  assert.deepEqual(range('a', undefined, 3), down('a').slice(0, 3), `${stage}: reverse, limit`);
+  assert.deepEqual(range('a', undefined, 0), [], `${stage}: reverse, limit 0`);
+  assert.deepEqual(range('zz', undefined, 10), [], `${stage}: reverse, no match`);
+  assert.deepEqual(range('a/1', undefined, 10), down('a/1'), `${stage}: reverse, a prefix that is a key too`);
+  const paged: string[] = [];
+  for (let after: string | undefined, page = range('', undefined, 2); page.length > 0; page = range('', after, 2)) {
+    paged.push(...page);
+    after = page[page.length - 1];
+  }
+  assert.deepEqual(paged, down(''), `${stage}: reverse paging`);
+}
+
 /** Kv reads and writes: range order and paging, visibility before durability, and a write that throws. */
 function kvContract(open: OpenHarness): void {
   test('kv range lists keys by prefix, strictly after a cursor, up to a limit, in UTF-8 byte order', () =>
@@ -368,6 +392,7 @@ function kvContract(open: OpenHarness): void {
         assert.deepEqual(paged, expectedAll, `${stage}: paging`);
         const item = storage.kv.range('a/1', undefined, 1)[0];
         assert.deepEqual(item, { key: 'a/1', value: 'value of a/1', version: 1 }, `${stage}: item shape`);
+        checkReverse(storage, stage, expectedAll);
       };
       const storage = h.storage;
       // Half the keys durable, the other half queued, plus queued deletes and overwrites.
@@ -688,9 +713,12 @@ function keysAndValuesContract(open: OpenHarness): void {
       // Cursors and prefixes at (or past) the size limit work too.
       const all = utf8Sorted([longest, alsoLong, 'm']);
       const after = (cursor: string): string[] => all.filter((k) => Buffer.compare(Buffer.from(k), Buffer.from(cursor)) > 0);
+      const before = (cursor: string): string[] => all.filter((k) => Buffer.compare(Buffer.from(k), Buffer.from(cursor)) < 0).reverse();
       for (const cursor of [longest, alsoLong, 'k'.repeat(3000)]) {
         assert.ok(keysOf(storage.kv.range('', cursor, 10)).join() === after(cursor).join(), `range after a ${cursor.length}-unit cursor`);
+        assert.ok(keysOf(storage.kv.range('', cursor, 10, true)).join() === before(cursor).join(), `reverse range before a ${cursor.length}-unit cursor`);
       }
+      assert.deepEqual(storage.kv.range('k'.repeat(3000), undefined, 10, true), []);
       assert.deepEqual(storage.kv.range('k'.repeat(3000), undefined, 10), []);
     }));
 }

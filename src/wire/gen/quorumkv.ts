@@ -266,7 +266,11 @@ export interface TxnOp {
   prefix: string;
   limit: number;
   /** put: a binary value (then `value` must be empty). */
-  binary?: Buffer | undefined;
+  binary?:
+    | Buffer
+    | undefined;
+  /** list: last key first. */
+  reverse: boolean;
 }
 
 export interface TxnRequest {
@@ -2278,7 +2282,7 @@ export const TxnCompare: MessageFns<TxnCompare> = {
 };
 
 function createBaseTxnOp(): TxnOp {
-  return { op: "", key: "", value: "", prefix: "", limit: 0, binary: undefined };
+  return { op: "", key: "", value: "", prefix: "", limit: 0, binary: undefined, reverse: false };
 }
 
 export const TxnOp: MessageFns<TxnOp> = {
@@ -2300,6 +2304,9 @@ export const TxnOp: MessageFns<TxnOp> = {
     }
     if (message.binary !== undefined) {
       writer.uint32(50).bytes(message.binary);
+    }
+    if (message.reverse !== false) {
+      writer.uint32(56).bool(message.reverse);
     }
     return writer;
   },
@@ -2365,6 +2372,14 @@ export const TxnOp: MessageFns<TxnOp> = {
             message.binary = Buffer.from(reader.bytes());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reverse = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2385,6 +2400,7 @@ export const TxnOp: MessageFns<TxnOp> = {
       prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
+      reverse: isSet(object.reverse) ? globalThis.Boolean(object.reverse) : false,
     };
   },
 
@@ -2407,6 +2423,9 @@ export const TxnOp: MessageFns<TxnOp> = {
     }
     if (message.binary !== undefined) {
       obj.binary = base64FromBytes(message.binary);
+    }
+    if (message.reverse !== false) {
+      obj.reverse = message.reverse;
     }
     return obj;
   },
