@@ -18,6 +18,7 @@ import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { readConsistencies } from '../wire/types.js';
 import type { ReadConsistency } from '../wire/types.js';
+import { valueOfJson } from './json-values.js';
 import { deleteCommand, putCommand } from './ops.js';
 import { requestIdOf } from './request-id.js';
 import type { InputValidator } from './validation.js';
@@ -29,7 +30,7 @@ export type BatchOp =
 
 const usage = 'POST /batch needs {"ops": [{"op": "put"|"get"|"delete", "key": "...", ...}, ...]}';
 const fieldsOf = {
-  put: ['op', 'key', 'value', 'ifVersion', 'clientId', 'seq'],
+  put: ['op', 'key', 'value', 'encoding', 'ifVersion', 'clientId', 'seq'],
   delete: ['op', 'key', 'ifVersion', 'clientId', 'seq'],
   get: ['op', 'key', 'consistency', 'minVersion'],
 } as const;
@@ -82,8 +83,8 @@ function parseOp(raw: unknown, validate: InputValidator): BatchOp {
   if (kind === 'delete') {
     return { op: 'write', command: deleteCommand(key, ifVersion, requestId) };
   }
-  const value = op['value'];
-  if (typeof value !== 'string') throw new QkvError('invalid_value', value === undefined ? 'field "value" is missing' : 'field "value" must be a string');
+  if (typeof op['value'] !== 'string') throw new QkvError('invalid_value', op['value'] === undefined ? 'field "value" is missing' : 'field "value" must be a string');
+  const value = valueOfJson(op, 'field "value"');
   const valueProblem = validate.value(value);
   if (valueProblem !== null) throw new QkvError(valueProblem.code, valueProblem.message, { key });
   return { op: 'write', command: putCommand(key, value, ifVersion, requestId) };

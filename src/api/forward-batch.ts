@@ -18,6 +18,7 @@ import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js'
 import { batchRoute } from '../wire/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { ForwardedResponse, ForwardSpec } from './forward-types.js';
+import { jsonValue } from './json-values.js';
 
 export interface ForwardBatchLimits {
   /** Operations per POST /batch at most (the route takes 1,000). */
@@ -146,12 +147,12 @@ function itemResponse(item: BatchResultItem, batch: ForwardedResponse): Forwarde
 
 /**
  * A put or delete as a /batch operation, for forwarding with the others of its turn; null
- * for what /batch does not take (leases, binary values).
+ * for what /batch does not take (leases).
  */
 export function batchOpOf(command: KvCommand): BatchOpBody | null {
   const ids = command.requestId === undefined ? {} : { clientId: command.requestId.clientId, seq: command.requestId.seq };
   const cas = command.ifVersion === undefined ? {} : { ifVersion: command.ifVersion };
   if (command.op === 'delete') return { op: 'delete', key: command.key, ...cas, ...ids };
-  if (command.lease !== undefined || command.ttlMs !== undefined || typeof command.value !== 'string') return null;
-  return { op: 'put', key: command.key, value: command.value, ...cas, ...ids };
+  if (command.lease !== undefined || command.ttlMs !== undefined) return null;
+  return { op: 'put', key: command.key, ...jsonValue(command.value), ...cas, ...ids };
 }

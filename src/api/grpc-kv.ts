@@ -6,8 +6,8 @@
 
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
-import type { KvNode } from '../node/types.js';
-import type { KvItem, KvRecord } from '../storage/types.js';
+import type { KvNode, ListResult } from '../node/types.js';
+import type { KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
@@ -40,9 +40,11 @@ import type { AccessControl, Principal } from './access.js';
 import type { ForwardedResponse, LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
-import { leaseNotFound, textOf } from './http-answers.js';
-import { deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
-import type { ListOp, ReadOp, SpecSource } from './ops.js';
+import { leaseNotFound } from './http-answers.js';
+import { valueOfJson } from './json-values.js';
+import { valueFields, valueOf } from './grpc-values.js';
+import { countKeys, deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
+import type { ListOp, PutLease, ReadOp, SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
 import type { InputValidator } from './validation.js';
 
@@ -125,11 +127,12 @@ export class GrpcKv {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key', 2: 'invalid_value' });
     const key = this.checkKey(request.key);
     this.access.permit(this.who(call), key, 'write');
-    const problem = this.validate.value(request.value);
+    const value = valueOf(request.value, request.binary, key);
+    const problem = this.validate.value(value);
     if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
     const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
-    const answer = await this.runWrite(putCommand(key, request.value, request.ifVersion, requestId), call);
-    return { key: answer.key, version: answer.version };
+    const answer = await this.runWrite(putCommand(key, value, request.ifVersion, requestId, putLease(request)), call);
+    return { key: answer.key, version: answer.version, ...(answer.lease === undefined ? {} : { lease: answer.lease }) };
   }
 
   async delete(request: Checked<DeleteRequest>, call: Call<DeleteRequest, DeleteResponse>): Promise<DeleteResponse> {
@@ -142,14 +145,15 @@ export class GrpcKv {
   }
 
   /** Runs a write here or on the leader: its answer's fields, as HTTP would give them. */
-  private async runWrite(command: Parameters<typeof writeSpec>[0], call: Call<unknown, unknown>): Promise<{ key: string; version: number; deleted: boolean }> {
+  private async runWrite(command: Parameters<typeof writeSpec>[0], call: Call<unknown, unknown>): Promise<{ key: string; version: number; deleted: boolean; lease?: number | undefined }> {
     const outcome = await this.router.run(writeExec, command, writeSpec(command, this.deadlineMs(call), this.source(call)));
     if (outcome.via === 'forward') {
       const body = this.fromLeader(call, outcome.response);
-      return { key: textField(body, 'key'), version: numberField(body, 'version'), deleted: body['deleted'] === true };
+      const lease = body['lease'];
+      return { key: textField(body, 'key'), version: numberField(body, 'version'), deleted: body['deleted'] === true, lease: typeof lease === 'number' ? lease : undefined };
     }
     const result = writeResult(outcome.value);
-    return { key: result.key, version: result.version, deleted: result.op === 'delete' ? result.deleted : false };
+    return { key: result.key, version: result.version, deleted: result.op === 'delete' ? result.deleted : false, lease: result.op === 'put' ? result.lease : undefined };
   }
 
   async get(request: Checked<GetRequest>, call: Call<GetRequest, GetResponse>): Promise<GetResponse> {
@@ -157,50 +161,52 @@ export class GrpcKv {
     const key = this.checkKey(request.key);
     this.access.permit(this.who(call), key, 'read');
     const minVersion = request.minVersion;
+    const atVersion = request.atVersion;
     const consistency = readConsistency(request.consistency, minVersion);
     const deadlineMs = this.deadlineMs(call);
     let record: KvRecord | undefined;
     if (consistency === 'local') {
-      record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs)));
+      record = await this.node.read(key, readOptions('local', minVersion, timeoutOf(deadlineMs), atVersion));
     } else {
-      const op: ReadOp = { key, consistency, minVersion };
+      const op: ReadOp = { key, consistency, minVersion, atVersion };
       const outcome = await this.router.run(readExec, op, readSpec(op, deadlineMs, this.source(call)));
       if (outcome.via === 'forward') return keyValueOf(this.fromLeader(call, outcome.response));
       record = outcome.value;
     }
     if (record === undefined) throw new QkvError('not_found', 'Key not found', { key });
-    return { key, value: textOf(record.value), version: record.version };
+    return { key, ...valueFields(record.value), version: record.version };
   }
 
   async list(request: Checked<ListRequest>, call: Call<ListRequest, ListResponse>): Promise<ListResponse> {
-    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], {}, 'Query parameter prefix or after is not valid UTF-8');
+    if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], {}, 'Field prefix or after is not valid UTF-8');
     const prefix = request.prefix;
-    if (prefix.length > 0) this.checkKey(prefix, 'prefix');
+    if (prefix.length > 0) this.checkPrefix(prefix);
     this.access.permit(this.who(call), prefix, 'read', 'prefix');
+    if (request.reverse) throw new QkvError('bad_request', 'reverse lists are not served over gRPC yet; use the HTTP API');
     const after = request.after.length > 0 ? this.checkKey(request.after, 'after') : undefined;
     const limit = Math.min(request.limit === 0 ? listLimitDefault : request.limit, this.limits.listLimitMax);
     const minVersion = request.minVersion;
     const consistency = readConsistency(request.consistency, minVersion);
     const deadlineMs = this.deadlineMs(call);
-    const op: ListOp = { prefix, after, limit, consistency, minVersion };
-    let items: KvItem[];
+    const op: ListOp = { prefix, after, limit, consistency, minVersion, atVersion: request.atVersion };
+    if (request.countOnly) {
+      const counted = await countKeys(this.node, op, this.limits.listLimitMax, timeoutOf(deadlineMs));
+      return { items: [], version: counted.version, count: counted.count };
+    }
+    let result: { items: readonly KeyValue[]; next?: string | undefined; version: number };
     if (consistency === 'local') {
-      items = (await this.node.list(listOptions(op, timeoutOf(deadlineMs)))).items;
+      result = listMessage(await this.node.list(listOptions(op, timeoutOf(deadlineMs))), limit);
     } else {
       const outcome = await this.router.run(listExec, op, listSpec(op, deadlineMs, this.source(call)));
       if (outcome.via === 'forward') {
         const body = this.fromLeader(call, outcome.response);
         const forwarded = Array.isArray(body['items']) ? (body['items'] as Record<string, unknown>[]) : [];
         const next = body['next'];
-        return { items: forwarded.map(keyValueOf), ...(typeof next === 'string' ? { next } : {}) };
-      }
-      items = outcome.value.items;
+        result = { items: forwarded.map(keyValueOf), ...(typeof next === 'string' ? { next } : {}), version: numberField(body, 'version') };
+      } else result = listMessage(outcome.value, limit);
     }
-    const last = items.length === limit ? items[items.length - 1] : undefined;
-    return {
-      items: items.map((item): KeyValue => ({ key: item.key, value: textOf(item.value), version: item.version })),
-      ...(last === undefined ? {} : { next: last.key }),
-    };
+    const items = request.keysOnly ? result.items.map((i): KeyValue => ({ key: i.key, value: '', version: i.version })) : [...result.items];
+    return { items, ...(result.next === undefined ? {} : { next: result.next }), version: result.version };
   }
 
   /**
@@ -261,7 +267,7 @@ export class GrpcKv {
         const status = this.node.status();
         const meta = source.meta;
         const config = { members: [...meta.config.members], writeQuorum: String(meta.config.writeQuorum), topology: meta.config.topology };
-        await send(call, { part: { $case: 'header', header: { nodeId: status.id, clusterId: status.clusterId, index: meta.index, term: meta.term, config } } });
+        await send<BackupChunk>(call, { part: { $case: 'header', header: { nodeId: status.id, clusterId: status.clusterId, index: meta.index, term: meta.term, config } } });
         let chunks = 0;
         let items = 0;
         let dedup = 0;
@@ -269,7 +275,7 @@ export class GrpcKv {
           if (call.cancelled) return;
           const chunk = source.readChunk(backupChunkBytes);
           if (chunk === null) break;
-          await send(call, {
+          await send<BackupChunk>(call, {
             part: {
               $case: 'items',
               items: {
@@ -287,7 +293,7 @@ export class GrpcKv {
           items += chunk.items.length;
           dedup += chunk.dedup.length;
         }
-        await send(call, { part: { $case: 'end', end: { chunks, items, dedup } } });
+        await send<BackupChunk>(call, { part: { $case: 'end', end: { chunks, items, dedup } } });
         call.end();
       } finally {
         source.close();
@@ -304,6 +310,10 @@ export class GrpcKv {
   /** The node whose state answered (or refused) this call, as HTTP's `x-qkv-served-by`. */
   servedBy(call: object): string {
     return this.servedByOf.get(call) ?? this.node.id;
+  }
+
+  checkPrefix(prefix: string): string {
+    return this.checkKey(prefix, 'prefix');
   }
 
   private checkKey(key: string, what: 'key' | 'prefix' | 'after' = 'key'): string {
@@ -364,9 +374,28 @@ function timeoutOf(deadlineMs: number): number {
   return ms;
 }
 
-/** A leader's JSON entry ({key, value, version}) as the response message. */
+/** A leader's JSON entry ({key, value, version}, the value maybe base64) as the response message. */
 function keyValueOf(body: Record<string, unknown>): KeyValue {
-  return { key: textField(body, 'key'), value: textField(body, 'value'), version: numberField(body, 'version') };
+  return { key: textField(body, 'key'), ...valueFields(valueOfJson(body)), version: numberField(body, 'version') };
+}
+
+/** A page of the node's list as the response message. */
+function listMessage(result: ListResult, limit: number): { items: KeyValue[]; next?: string; version: number } {
+  const items = result.items;
+  const last = items.length === limit ? items[items.length - 1] : undefined;
+  return {
+    items: items.map((item): KeyValue => ({ key: item.key, ...valueFields(item.value), version: item.version })),
+    ...(last === undefined ? {} : { next: last.key }),
+    version: result.version,
+  };
+}
+
+/** How a put hangs on a lease: the request's lease or ttl_ms, never both. */
+function putLease(request: PutRequest): PutLease {
+  if (request.lease !== undefined && request.ttlMs !== undefined) throw new QkvError('bad_request', 'Set lease or ttl_ms, not both', { key: request.key });
+  if (request.lease !== undefined) return { lease: request.lease };
+  if (request.ttlMs !== undefined) return { ttlMs: request.ttlMs };
+  return null;
 }
 
 function textField(body: Record<string, unknown>, name: string): string {
@@ -419,8 +448,15 @@ function bufferOf(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** The sending side of a server or bidirectional stream. */
+export interface StreamOut<M> {
+  write(message: M): boolean;
+  on(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
+  off(event: 'drain' | 'cancelled' | 'close', listener: () => void): unknown;
+}
+
 /** Writes one stream message, waiting for the transport to drain (or the call to end). */
-function send(call: grpc.ServerWritableStream<Checked<object>, object>, message: BackupChunk): Promise<void> {
+export function send<M>(call: StreamOut<M>, message: M): Promise<void> {
   if (call.write(message)) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {

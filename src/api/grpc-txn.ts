@@ -10,6 +10,8 @@ import { QkvError } from '../wire/errors.js';
 import type { TxnCompare, TxnOp, TxnOpResult, TxnRequest, TxnResponse as TxnMessage } from '../wire/gen/quorumkv.js';
 import { txnRoute, type TxnBody, type TxnCompareBody, type TxnCompareOp, type TxnOpBody, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
 import { LazyForwardSpec, type ForwardedResponse, type ForwardSpec, type LeaderRouter } from './forward.js';
+import { valueFields } from './grpc-values.js';
+import { jsonValue, valueOfJson } from './json-values.js';
 import { txnExec } from './ops.js';
 import type { SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -58,7 +60,7 @@ function compareOf(c: TxnCompare): TxnCompareBody {
     key: c.key,
     op,
     ...(c.version === undefined ? {} : { version: c.version }),
-    ...(c.value === undefined ? {} : { value: c.value }),
+    ...textOrBinary(c.value, c.binary, c.key),
     ...(c.exists === undefined ? {} : { exists: c.exists }),
   };
 }
@@ -67,7 +69,7 @@ function compareOf(c: TxnCompare): TxnCompareBody {
 function opOf(o: TxnOp): TxnOpBody {
   switch (o.op) {
     case 'put':
-      return { op: 'put', key: o.key, value: o.value };
+      return { op: 'put', key: o.key, value: '', ...textOrBinary(o.value, o.binary, o.key) };
     case 'delete':
     case 'get':
       return { op: o.op, key: o.key };
@@ -90,8 +92,15 @@ function resultOf(r: TxnOpResponse): TxnOpResult {
     case 'delete':
       return { ...base, key: r.key, deleted: r.deleted };
     case 'get':
-      return r.found ? { ...base, key: r.key, found: true, value: r.value, version: r.version } : { ...base, key: r.key };
+      return r.found ? { ...base, key: r.key, found: true, ...valueFields(valueOfJson(r)), version: r.version } : { ...base, key: r.key };
     case 'list':
-      return { ...base, prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, value: i.value, version: i.version })), more: r.more };
+      return { ...base, prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...valueFields(valueOfJson({ ...i })), version: i.version })), more: r.more };
   }
+}
+
+/** A message's value (text, or `binary`) as the JSON body's (base64 with its encoding); absent when neither is set. */
+function textOrBinary(text: string | undefined, binary: Buffer | undefined, key: string): { value?: string; encoding?: 'base64' } {
+  if (binary === undefined) return text === undefined ? {} : { value: text };
+  if (text !== undefined && text !== '') throw new QkvError('bad_request', 'Set value or binary, not both', { key });
+  return jsonValue(new Uint8Array(binary.buffer, binary.byteOffset, binary.byteLength));
 }

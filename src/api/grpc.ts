@@ -42,6 +42,10 @@ import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
 import { GrpcKv, badUtf8, checkDecoded, malformed, tokenOf } from './grpc-kv.js';
 import { GrpcMembers } from './grpc-members.js';
+import { GrpcLeases } from './grpc-leases.js';
+import type { KeepAliveStream } from './grpc-leases.js';
+import { GrpcWatches } from './grpc-watch.js';
+import type { WatchCall } from './grpc-watch.js';
 import type { Checked, GrpcLimits } from './grpc-kv.js';
 
 export type { GrpcLimits } from './grpc-kv.js';
@@ -96,6 +100,12 @@ const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> 
   promoteMember: [1],
   removeMember: [1],
   transferLeader: [1],
+  watch: [1],
+  leaseGrant: [2],
+  leaseKeepAlive: [],
+  leaseKeepAliveStream: [],
+  leaseInfo: [],
+  leaseRevoke: [2],
 };
 
 /**
@@ -144,6 +154,9 @@ export const codeToStatus: Readonly<Record<ErrorCode, grpc.status>> = {
   timeout: grpc.status.DEADLINE_EXCEEDED,
   outcome_unknown: grpc.status.DEADLINE_EXCEEDED,
   no_space: grpc.status.RESOURCE_EXHAUSTED,
+  process_running: grpc.status.FAILED_PRECONDITION,
+  process_not_running: grpc.status.FAILED_PRECONDITION,
+  no_supervisor: grpc.status.UNIMPLEMENTED,
   internal: grpc.status.INTERNAL,
 };
 
@@ -197,16 +210,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const access = new AccessControl(options.node, options.access ?? noAccessControl);
   const kv = new GrpcKv({ node: options.node, limits, validate: options.validate, router, access, ...(options.die === undefined ? {} : { die: options.die }) });
   const members = new GrpcMembers(kv, badUtf8);
+  const serviceError = (error: unknown): Partial<grpc.StatusObject> => toServiceError(error, options.node.id, onInternalError);
+  const watches = new GrpcWatches(kv, serviceError);
+  const leases = new GrpcLeases(kv);
 
-  // Every option that bounds something is stated (STYLE.md 14).
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': limits.messageBytesMax,
-    'grpc.max_send_message_length': 256 * 1024 * 1024,
-    'grpc.max_concurrent_streams': streamsPerConnectionMax,
-    'grpc.keepalive_time_ms': 30_000,
-    'grpc.keepalive_timeout_ms': 10_000,
-    'grpc.max_connection_idle_ms': 5 * 60_000,
-  });
+  const server = new grpc.Server(serverOptions(limits));
   const unary = <Req, Res>(method: string, handler: (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>) => Promise<Res>): grpc.handleUnaryCall<Checked<Req>, Res> =>
     (call, callback) => {
       const startedMs = performance.now();
@@ -252,7 +260,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     batch: unary('Batch', (r, c) => kv.batch(r, c)),
     status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
-      kv.backup(call, (error) => toServiceError(error, options.node.id, onInternalError), () => adminGate(call)).catch(onInternalError);
+      kv.backup(call, serviceError, () => adminGate(call)).catch(onInternalError);
     },
     die: unary('Die', admin((r) => kv.die(r))),
     members: unary('Members', () => Promise.resolve(members.members())),
@@ -260,6 +268,16 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     promoteMember: unary('PromoteMember', admin((r, c) => members.promoteMember(r, c))),
     removeMember: unary('RemoveMember', admin((r, c) => members.removeMember(r, c))),
     transferLeader: unary('TransferLeader', admin((r, c) => members.transferLeader(r, c))),
+    watch: (call: WatchCall): void => {
+      watches.serve(call).catch(onInternalError);
+    },
+    leaseGrant: unary('LeaseGrant', (r, c) => leases.grant(r, c)),
+    leaseKeepAlive: unary('LeaseKeepAlive', (r, c) => leases.keepAlive(r, c)),
+    leaseKeepAliveStream: (call: KeepAliveStream): void => {
+      leases.keepAliveStream(call, serviceError).catch(onInternalError);
+    },
+    leaseInfo: unary('LeaseInfo', (r, c) => leases.info(r, c)),
+    leaseRevoke: unary('LeaseRevoke', (r, c) => leases.revoke(r, c)),
   });
 
   const port = await new Promise<number>((resolve, reject) => {
@@ -275,6 +293,9 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const close = (): Promise<void> => {
     closing ??= (async () => {
       kv.closing = true;
+      // Streams never end by themselves: they end now, telling the reader to go elsewhere.
+      watches.close();
+      leases.close();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -290,6 +311,18 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     return closing;
   };
   return { address, close };
+}
+
+/** Every option that bounds something is stated (STYLE.md 14). */
+function serverOptions(limits: GrpcLimits): grpc.ServerOptions {
+  return {
+    'grpc.max_receive_message_length': limits.messageBytesMax,
+    'grpc.max_send_message_length': 256 * 1024 * 1024,
+    'grpc.max_concurrent_streams': streamsPerConnectionMax,
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    'grpc.max_connection_idle_ms': 5 * 60_000,
+  };
 }
 
 function hostForUrl(host: string): string {
@@ -311,8 +344,11 @@ function withUtf8Checks(): grpc.ServiceDefinition {
     const fields = stringFields[name];
     const nested = nestedStringFields[name] ?? {};
     const decode = method.requestDeserialize;
+    const encode = method.responseSerialize;
     wrapped[name] = {
       ...method,
+      // Watch messages come encoded once for every watcher alike (grpc-watch.ts).
+      responseSerialize: (value: object): Buffer => (Buffer.isBuffer(value) ? value : encode(value)),
       requestDeserialize: (bytes: Buffer): object => {
         // A decoder accepts some truncated messages (a string field cut short decodes to
         // its prefix), so the raw walk also decides whether the message is well-formed.

@@ -6,11 +6,12 @@
 
 import type { FastifyError, FastifyReply } from 'fastify';
 import type { KvResult } from '../kv/types.js';
-import type { KvItem, KvRecord, KvValue } from '../storage/types.js';
+import type { KvItem, KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import { requestSeqHeader } from '../wire/types.js';
 import type { BatchResultItem, ListItem } from '../wire/types.js';
 import { servedByHeader } from './forward.js';
+import { jsonValue } from './json-values.js';
 import type { ForwardedResponse } from './forward.js';
 
 // --- response schemas (compiled once by fast-json-stringify) ---
@@ -23,7 +24,7 @@ export const putResponseSchema = {
 
 export const getResponseSchema = {
   type: 'object',
-  properties: { key: { type: 'string' }, value: { type: 'string' }, version: { type: 'integer' } },
+  properties: { key: { type: 'string' }, value: { type: 'string' }, encoding: { type: 'string' }, version: { type: 'integer' } },
   required: ['key', 'value', 'version'],
 } as const;
 
@@ -67,7 +68,7 @@ export interface RouteAnswer {
 /** A read's answer as status and body: the entry, or 404 not_found. */
 export function readResult(key: string, record: KvRecord | undefined): RouteAnswer {
   if (record === undefined) return { status: errorStatus.not_found, body: { error: 'not_found', message: 'Key not found', key } };
-  return { status: 200, body: { key, value: textOf(record.value), version: record.version } };
+  return { status: 200, body: { key, ...jsonValue(record.value), version: record.version } };
 }
 
 /** A write's answer as status and body; a stale request is thrown (an error in every API). */
@@ -152,14 +153,8 @@ function hasTextValue(item: KvItem): boolean {
 }
 
 function toListItem(item: KvItem): ListItem {
-  return { key: item.key, value: textOf(item.value), version: item.version };
+  return { key: item.key, ...jsonValue(item.value), version: item.version };
 }
-
-/** JSON carries text; byte values (written over gRPC) are shown as UTF-8, invalid bytes as U+FFFD. */
-export function textOf(value: KvValue): string {
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
-}
-
 
 /** Any error a route or fastify raised, as the API's error model (unexpected ones are `internal`). */
 export function toQkvError(error: FastifyError | QkvError | Error, bodyBytesMax: number): QkvError {

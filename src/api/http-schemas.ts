@@ -98,11 +98,13 @@ export const writeHeaders = Type.Object(
 const version = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a safe integer >= 0' });
 const leaseId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a lease id (a safe integer >= 1)' });
 const ttlMs = Type.Integer({ minimum: 1, maximum: leaseTtlMsMax, description: `an integer from 1 to ${leaseTtlMsMax} (ms)` });
+/** How a JSON value is written: text (the default) or base64 of the bytes. */
+export const valueEncoding = Type.Union([Type.Literal('utf8'), Type.Literal('base64')], { description: '"utf8" (text, the default) or "base64" (bytes)' });
 export const putBody = Type.Object(
-  { value: Type.String({ description: 'a string' }), ifVersion: Type.Optional(version), lease: Type.Optional(leaseId), ttlMs: Type.Optional(ttlMs) },
+  { value: Type.String({ description: 'a string' }), encoding: Type.Optional(valueEncoding), ifVersion: Type.Optional(version), lease: Type.Optional(leaseId), ttlMs: Type.Optional(ttlMs) },
   { additionalProperties: false },
 );
-export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "ifVersion", and "lease" or "ttlMs"';
+export const putUsage = 'PUT /kv/{key} needs {"value": "..."} and optionally "encoding" ("base64" for bytes), "ifVersion", and "lease" or "ttlMs"';
 
 export const compactBody = Type.Object({ beforeVersion: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'a version (a safe integer >= 1)' })) }, { additionalProperties: false });
 export const compactUsage = 'POST /admin/compact takes {} or {"beforeVersion": N}';
@@ -200,6 +202,10 @@ export const uiDieBody = Type.Object(
   { additionalProperties: false },
 );
 export const uiDieUsage = 'POST /ui/actions/die needs {"node": "<member id>", "clean"?: true|false}';
+export const uiMessagesQuery = Type.Object({ after: Type.Optional(safeIntegerText) }, { additionalProperties: false });
+export const uiRestartUsage = 'POST /ui/actions/restart needs {"node": "<member id>"}';
+export const uiPauseUsage = 'POST /ui/actions/pause needs {"node": "<member id>"}';
+export const uiResumeUsage = 'POST /ui/actions/resume needs {"node": "<member id>"}';
 
 /** How a route's schema failures are told: its usage line and the codes of its body fields. */
 export interface RouteProblems {

@@ -257,13 +257,41 @@ test('a list limit above listLimitMax is lowered to it', async (t) => {
   assert.equal(call0?.op === 'list' ? call0.options.limit : null, limits.listLimitMax);
 });
 
-test('byte values are returned as UTF-8 text', async (t) => {
+test('byte values are answered as base64 with "encoding": "base64"; text values carry no encoding', async (t) => {
   const { url, node } = await startLeader(t);
-  node.store.set('bin', { value: new TextEncoder().encode('héllo'), version: 1 });
+  node.store.set('bin', { value: new Uint8Array([0, 255, 104, 195]), version: 1 });
+  node.store.set('txt', { value: 'héllo', version: 2 });
   const get = await call(url, 'GET', '/kv/bin');
-  assert.deepEqual(get.body, { key: 'bin', value: 'héllo', version: 1 });
+  assert.deepEqual(get.body, { key: 'bin', value: 'AP9oww==', encoding: 'base64', version: 1 });
   const list = await call(url, 'GET', '/kv');
-  assert.deepEqual(list.body.items, [{ key: 'bin', value: 'héllo', version: 1 }]);
+  assert.deepEqual(list.body.items, [
+    { key: 'bin', value: 'AP9oww==', encoding: 'base64', version: 1 },
+    { key: 'txt', value: 'héllo', version: 2 },
+  ]);
+});
+
+test('PUT with "encoding": "base64" stores the decoded bytes; anything but canonical base64 or a known encoding is 400 and changes nothing', async (t) => {
+  const { url, node } = await startLeader(t);
+  const put = await call(url, 'PUT', '/kv/bin', { json: { value: 'AP9oww==', encoding: 'base64' } });
+  assert.equal(put.status, 200, JSON.stringify(put.body));
+  assert.deepEqual(node.store.get('bin')?.value, new Uint8Array([0, 255, 104, 195]));
+  assert.equal((await call(url, 'PUT', '/kv/txt', { json: { value: 'AP9oww==', encoding: 'utf8' } })).status, 200);
+  assert.equal(node.store.get('txt')?.value, 'AP9oww==');
+  for (const [body, error] of [
+    [{ value: 'AP9oww=', encoding: 'base64' }, 'invalid_value'],
+    [{ value: 'not base64!', encoding: 'base64' }, 'invalid_value'],
+    [{ value: 'AP9o\nww==', encoding: 'base64' }, 'invalid_value'],
+    [{ value: 'AP9oww==', encoding: 'hex' }, 'bad_request'],
+  ] as const) {
+    const refused = await call(url, 'PUT', '/kv/bad', { json: body });
+    assert.equal(refused.status, 400, JSON.stringify(body));
+    assert.equal(refused.body.error, error, JSON.stringify(refused.body));
+  }
+  assert.equal(node.store.has('bad'), false);
+  const batch = await call(url, 'POST', '/batch', { json: { ops: [{ op: 'put', key: 'b2', value: 'AQI=', encoding: 'base64' }, { op: 'get', key: 'b2' }] } });
+  assert.equal(batch.status, 200, JSON.stringify(batch.body));
+  assert.deepEqual(node.store.get('b2')?.value, new Uint8Array([1, 2]));
+  assert.deepEqual(batch.body.results[1], { status: 200, key: 'b2', value: 'AQI=', encoding: 'base64', version: batch.body.results[1].version });
 });
 
 test('ready answers 200 once a leader is known and everything committed is applied, 503 not_ready without a leader', async (t) => {

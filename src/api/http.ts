@@ -60,10 +60,12 @@ import { memberRoutes } from './routes/members.js';
 import { allowedMethods } from './routes/route.js';
 import type { HttpRoute } from './routes/route.js';
 import { statusRoutes } from './routes/status.js';
+import type { MessageSource } from '../node/message-sampler.js';
 import { uiRoutes } from './routes/ui.js';
 import { ClusterPoller, defaultPollerLimits } from './ui/poller.js';
 import type { PollerLimits } from './ui/poller.js';
 import { SnapshotStreams } from './ui/sse.js';
+import type { SupervisorLink } from './ui/supervisor-link.js';
 import type { InputValidator } from './validation.js';
 
 export type { FaultsAdmin, HttpLimits } from './http-context.js';
@@ -87,8 +89,17 @@ export interface HttpServerOptions {
    * was sent, with `clean` (true: stop cleanly, false: kill at once).
    */
   readonly die?: (clean: boolean) => void;
+  /**
+   * With fault injection: the supervisor that owns the cluster's processes (quorumkv up),
+   * through which the dashboard restarts, pauses and resumes members and learns which are
+   * paused. Absent: the dashboard has none of those controls and POST
+   * /ui/actions/restart|pause|resume answer no_supervisor.
+   */
+  readonly supervisor?: SupervisorLink;
   /** When present, GET /rollbacks serves this node's records of writes lost in failovers. */
   readonly rollbacks?: () => Promise<readonly Record<string, unknown>[]>;
+  /** This node's sample of the peer messages it sends: GET /ui/messages and the dashboard's message view. */
+  readonly messages?: MessageSource;
   /** The dashboard's poller (GET /ui/events); defaults in ui/poller.ts. */
   readonly dashboard?: Partial<PollerLimits>;
   /** Who may call the admin and data routes (access.ts). Default: admin routes open, as for tests on loopback. */
@@ -162,8 +173,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const ctx = new HttpContext(options.node, limits, options.validate, router, metrics, options.registry, access);
   // The dashboard's controls are fault injection: they exist exactly when /admin/faults and /admin/die do.
   const { faultsAdmin, die } = options;
-  const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die } : undefined;
-  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard }, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }) });
+  const supervisor = faultsAdmin !== undefined && die !== undefined && options.supervisor !== undefined ? { supervisor: options.supervisor } : {};
+  const actions = faultsAdmin !== undefined && die !== undefined ? { node: options.node, faultsAdmin, die, ...supervisor } : undefined;
+  const messages = options.messages === undefined ? {} : { messages: options.messages };
+  const poller = new ClusterPoller(options.node, { faults: actions !== undefined, limits: { ...defaultPollerLimits, ...options.dashboard }, ...(options.outboundTls === undefined ? {} : { connect: options.outboundTls }), ...messages, ...supervisor });
   const streams = new SnapshotStreams(poller);
   const watchStreams = new WatchStreams();
   // The route table, written once: registered below and consulted for 405 answers.
@@ -181,7 +194,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       ...(options.die === undefined ? {} : { die: options.die }),
       ...(options.rollbacks === undefined ? {} : { rollbacks: options.rollbacks }),
     }),
-    ...uiRoutes(ctx, { streams, ...(actions === undefined ? {} : { actions }) }),
+    ...uiRoutes(ctx, { streams, ...messages, ...(actions === undefined ? {} : { actions }) }),
   ].filter((route) => route.access !== 'admin' || access.options.admin !== 'off'); // off: they do not exist (404)
   const errors = new HttpErrors(ctx, routes);
 

@@ -5,17 +5,18 @@
  */
 
 import type { KvCommand, KvResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
-import type { CompactOutcome, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
-import type { KvRecord } from '../storage/types.js';
+import type { KvNode, CompactOutcome, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
+import type { KvRecord, KvValue } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
+import { jsonValue } from './json-values.js';
 import type { ForwardSpec, LocalExec } from './forward.js';
 
 export interface ReadOp {
   readonly key: string;
   readonly consistency: ReadConsistency;
   readonly minVersion: number | undefined;
-  /** Read the key as it was at this version (HTTP only). */
+  /** Read the key as it was at this version. */
   readonly atVersion?: number | undefined;
 }
 
@@ -25,7 +26,7 @@ export interface ListOp {
   readonly limit: number;
   readonly consistency: ReadConsistency;
   readonly minVersion: number | undefined;
-  /** Every page of a consistent scan reads at one version (HTTP only). */
+  /** Every page of a consistent scan reads at one version. */
   readonly atVersion?: number | undefined;
   /** Descending key order, `after` being the cursor in it (HTTP only). */
   readonly reverse?: boolean | undefined;
@@ -35,7 +36,7 @@ export interface ListOp {
 export type PutLease = { readonly lease: number } | { readonly ttlMs: number } | null;
 
 /** A put as every API builds it: optional fields only when given (the codec omits absent ones). */
-export function putCommand(key: string, value: string, ifVersion: number | undefined, requestId: RequestId | null, lease: PutLease = null): KvCommand {
+export function putCommand(key: string, value: KvValue, ifVersion: number | undefined, requestId: RequestId | null, lease: PutLease = null): KvCommand {
   return { op: 'put', key, value, ...(ifVersion === undefined ? {} : { ifVersion }), ...(lease ?? {}), ...(requestId === null ? {} : { requestId }) };
 }
 
@@ -101,13 +102,31 @@ export function listOptions(op: ListOp, timeoutMs: number): ListOptions {
   return op.minVersion === undefined ? withOrder : { ...withOrder, minVersion: op.minVersion };
 }
 
+/**
+ * Keys under the prefix (after `after`), counted page by page at one version, so the count
+ * is of one state. Never forwarded: `leader` is read as linearizable, which any node serves.
+ */
+export async function countKeys(node: KvNode, op: ListOp, pageMax: number, timeoutMs: number): Promise<{ readonly count: number; readonly version: number }> {
+  let count = 0;
+  let pageOp: ListOp = { ...op, limit: pageMax, consistency: op.consistency === 'leader' ? 'linearizable' : op.consistency };
+  for (;;) {
+    // The first page fixes the version (linearizable when asked); the rest read at it, here.
+    const r = await node.list(listOptions(pageOp, timeoutMs));
+    count += r.items.length;
+    const last = r.items[r.items.length - 1];
+    if (r.items.length < pageOp.limit || last === undefined) return { count, version: r.version };
+    pageOp = { ...pageOp, after: last.key, atVersion: r.version, consistency: 'local', minVersion: undefined };
+  }
+}
+
 export function keyPath(key: string): string {
   return `/kv/${encodeURIComponent(key)}`;
 }
 
-export function readUrl(path: string, consistency: ReadConsistency, minVersion: number | undefined, query: readonly string[]): string {
+export function readUrl(path: string, consistency: ReadConsistency, minVersion: number | undefined, query: readonly string[], atVersion?: number): string {
   const all = [...query, `consistency=${consistency}`];
   if (minVersion !== undefined) all.push(`minVersion=${minVersion}`);
+  if (atVersion !== undefined) all.push(`atVersion=${atVersion}`);
   return `${path}?${all.join('&')}`;
 }
 
@@ -125,17 +144,15 @@ export function writeSpec(command: KvCommand, deadlineMs: number, from: SpecSour
     const url = ifVersion === undefined ? keyPath(command.key) : `${keyPath(command.key)}?ifVersion=${ifVersion}`;
     return new LazyForwardSpec({ method: 'DELETE', url, requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: null, write: command, ...from });
   }
-  // JSON carries text; the APIs that forward only ever propose string values.
-  const value = typeof command.value === 'string' ? command.value : Buffer.from(command.value).toString('utf8');
   const lease = command.lease === undefined ? {} : { lease: command.lease };
   const ttl = command.ttlMs === undefined ? {} : { ttlMs: command.ttlMs };
-  const body = (): string => JSON.stringify({ value, ...(ifVersion === undefined ? {} : { ifVersion }), ...lease, ...ttl });
+  const body = (): string => JSON.stringify({ ...jsonValue(command.value), ...(ifVersion === undefined ? {} : { ifVersion }), ...lease, ...ttl });
   return new LazyForwardSpec({ method: 'PUT', url: keyPath(command.key), requestId, isWrite: true, servedByFollower: false, deadlineMs, makeBody: body, write: command, ...from });
 }
 
 /** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */
 export function readSpec(op: ReadOp, deadlineMs: number, from: SpecSource): ForwardSpec {
-  const url = readUrl(keyPath(op.key), op.consistency, op.minVersion, []);
+  const url = readUrl(keyPath(op.key), op.consistency, op.minVersion, [], op.atVersion);
   return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
 }
 
@@ -144,6 +161,6 @@ export function listSpec(op: ListOp, deadlineMs: number, from: SpecSource): Forw
   const query: string[] = [`limit=${op.limit}`];
   if (op.prefix.length > 0) query.push(`prefix=${encodeURIComponent(op.prefix)}`);
   if (op.after !== undefined) query.push(`after=${encodeURIComponent(op.after)}`);
-  const url = readUrl('/kv', op.consistency, op.minVersion, query);
+  const url = readUrl('/kv', op.consistency, op.minVersion, query, op.atVersion);
   return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
 }

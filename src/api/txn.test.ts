@@ -41,7 +41,7 @@ test('POST /txn proposes the transaction as written, with its idempotency pair, 
     version: 1,
     results: [
       { op: 'put', key: 'a', version: 1 },
-      { op: 'get', key: 'b', found: true, value: 'bytes', version: 1 },
+      { op: 'get', key: 'b', found: true, value: Buffer.from('bytes').toString('base64'), encoding: 'base64', version: 1 },
       { op: 'list', prefix: 'p/', items: [], more: false },
       { op: 'delete', key: 'c', deleted: false },
     ],

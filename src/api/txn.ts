@@ -13,7 +13,7 @@ import type { RequestId, TxnCommand, TxnCompare, TxnOp, TxnOpResult, TxnResult }
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { txnOpsMax, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
-import { textOf } from './http-answers.js';
+import { jsonValue, valueOfJson } from './json-values.js';
 import type { InputValidator } from './validation.js';
 
 export const txnUsage =
@@ -21,7 +21,7 @@ export const txnUsage =
 
 const compareOps: readonly unknown[] = ['=', '!=', '<', '>'];
 const opFields = {
-  put: ['op', 'key', 'value'],
+  put: ['op', 'key', 'value', 'encoding'],
   delete: ['op', 'key'],
   get: ['op', 'key'],
   list: ['op', 'prefix', 'limit', 'reverse'],
@@ -73,7 +73,7 @@ function checkedKey(raw: unknown, validate: InputValidator, field = 'key'): stri
 function parseCompare(raw: unknown, validate: InputValidator): TxnCompare {
   const c = objectOf(raw);
   for (const name in c) {
-    if (!['key', 'op', 'version', 'value', 'exists'].includes(name)) throw new QkvError('bad_request', `unknown field ${JSON.stringify(name)}: a compare takes key, op and one of version, value, exists`);
+    if (!['key', 'op', 'version', 'value', 'encoding', 'exists'].includes(name)) throw new QkvError('bad_request', `unknown field ${JSON.stringify(name)}: a compare takes key, op and one of version, value (and its encoding), exists`);
   }
   const key = checkedKey(c['key'], validate);
   const op = c['op'] ?? '=';
@@ -88,8 +88,8 @@ function parseCompare(raw: unknown, validate: InputValidator): TxnCompare {
       return { key, target: 'version', op: cmp, version };
     }
     case 'value': {
-      const value = c['value'];
-      if (typeof value !== 'string') throw new QkvError('invalid_value', 'field "value" must be a string');
+      if (typeof c['value'] !== 'string') throw new QkvError('invalid_value', 'field "value" must be a string');
+      const value = valueOfJson(c, 'field "value"');
       const problem = validate.value(value);
       if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
       return { key, target: 'value', op: cmp, value };
@@ -116,8 +116,8 @@ function parseOp(raw: unknown, validate: InputValidator, limits: TxnLimits): Txn
   switch (kind) {
     case 'put': {
       const key = checkedKey(o['key'], validate);
-      const value = o['value'];
-      if (typeof value !== 'string') throw new QkvError('invalid_value', value === undefined ? 'field "value" is missing' : 'field "value" must be a string');
+      if (typeof o['value'] !== 'string') throw new QkvError('invalid_value', o['value'] === undefined ? 'field "value" is missing' : 'field "value" must be a string');
+      const value = valueOfJson(o, 'field "value"');
       const problem = validate.value(value);
       if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
       return { op: 'put', key, value };
@@ -157,8 +157,8 @@ function opAnswer(r: TxnOpResult): TxnOpResponse {
     case 'delete':
       return r;
     case 'get':
-      return r.record === null ? { op: 'get', key: r.key, found: false } : { op: 'get', key: r.key, found: true, value: textOf(r.record.value), version: r.record.version };
+      return r.record === null ? { op: 'get', key: r.key, found: false } : { op: 'get', key: r.key, found: true, ...jsonValue(r.record.value), version: r.record.version };
     case 'list':
-      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, value: textOf(i.value), version: i.version })), more: r.more };
+      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...jsonValue(i.value), version: i.version })), more: r.more };
   }
 }

@@ -14,5 +14,5 @@ export interface InputProblem {
 /** Key and value rules, injected (kv/limits.ts owns them; api/ may not import it). */
 export interface InputValidator {
   key(key: string): InputProblem | null;
-  value(value: string): InputProblem | null;
+  value(value: string | Uint8Array): InputProblem | null;
 }

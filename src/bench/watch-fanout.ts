@@ -7,7 +7,7 @@
  * does not hold back the writes. With `--compare etcd`, the same against
  * a local 3-member etcd (watchers through the etcd3 client, on one member).
  *
- *   quorumkv bench-watch [--watchers 1000] [--duration 10s] [--compare etcd]
+ *   quorumkv bench-watch [--watchers 1000] [--duration 10s] [--transport http|grpc] [--compare etcd]
  *
  * Must never: leave a cluster behind (local clusters are destroyed on the way out).
  */
@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import hdr from 'hdr-histogram-js';
 import { connect } from '../client/index.js';
-import type { Watch } from '../client/index.js';
+import type { KvClient, Watch } from '../client/index.js';
 import { UsageError, parseCommand } from '../stdx/command-line.js';
 import type { CommandSpec } from '../stdx/command-line.js';
 import { LocalCluster } from './cluster.js';
@@ -33,6 +33,7 @@ const command: CommandSpec = {
     'value-bytes': { kind: 'value', help: 'value size (the send time is written into it)', default: '128' },
     rate: { kind: 'value', help: 'writes per second (default 0: as fast as acknowledged); a fixed rate compares delays at the same load', default: '0' },
     compare: { kind: 'value', help: 'etcd: run the same against a local 3-member etcd' },
+    transport: { kind: 'value', help: "the watchers' transport: http (one NDJSON stream each) or grpc (Watch streams over one connection)", default: 'http' },
   },
 };
 
@@ -64,6 +65,7 @@ interface Run {
   readonly seconds: number;
   readonly valueBytes: number;
   readonly rate: number;
+  readonly transport: 'http' | 'grpc';
 }
 
 async function measure(
@@ -112,14 +114,14 @@ async function quorumkv(run: Run): Promise<Figures> {
     const writer = await connect({ endpoints: cluster.endpoints });
     // Every watcher on one node (a follower: watches need not load the leader).
     const follower = cluster.nodes.find((n) => n.id !== writer.leaderId)?.http ?? cluster.endpoints[0] ?? '';
-    const reader = await connect({ endpoints: [follower] });
+    const reader = await connect(run.transport === 'http' ? { endpoints: [follower] } : { endpoints: [await grpcAddressOf(writer, follower)], transport: 'grpc' });
     const open = async (deliver: Deliver): Promise<() => Promise<void>> => {
       const all: Watch[] = [];
       for (let i = 0; i < watchers; i++) {
         const w = reader.watch('fan/');
         all.push(w);
         void (async () => {
-          for await (const e of w) for (const c of e.changes) if (c.type === 'put') deliver(c.value);
+          for await (const e of w) for (const c of e.changes) if (c.type === 'put') deliver(String(c.value));
         })();
       }
       return async () => {
@@ -135,6 +137,14 @@ async function quorumkv(run: Run): Promise<Figures> {
   } finally {
     await cluster.destroy();
   }
+}
+
+/** A node's gRPC address, from its status (bench clusters let it choose its port). */
+async function grpcAddressOf(client: KvClient, http: string): Promise<string> {
+  const node = (await client.status()).nodes.find((n) => n.endpoint === http);
+  const address = node?.ok === true ? node.status.grpc : undefined;
+  if (address === undefined) throw new Error(`${http} did not say its gRPC address`);
+  return address;
 }
 
 async function etcd(run: Run): Promise<Figures> {
@@ -177,10 +187,12 @@ export async function runWatchBench(argv: string[]): Promise<number> {
   const rate = parseCount(v.get('rate') ?? '0', 'rate', 0, 100_000);
   const compare = v.get('compare');
   if (compare !== undefined && compare !== 'etcd') throw new UsageError(`--compare takes etcd, got ${compare}`);
-  const run: Run = { watchers, seconds, valueBytes, rate };
+  const transport = v.get('transport') ?? 'http';
+  if (transport !== 'http' && transport !== 'grpc') throw new UsageError(`--transport takes http or grpc, got ${transport}`);
+  const run: Run = { watchers, seconds, valueBytes, rate, transport };
   const results = [await quorumkv(run)];
   if (compare === 'etcd') results.push(await etcd(run));
-  process.stdout.write(`watch fan-out: 1 writer${rate > 0 ? ` at ${rate}/s` : ''}, ${watchers} watchers on one node, ${seconds} s, ${valueBytes} B values\n`);
+  process.stdout.write(`watch fan-out: 1 writer${rate > 0 ? ` at ${rate}/s` : ''}, ${watchers} watchers on one node (quorumkv over ${transport}), ${seconds} s, ${valueBytes} B values\n`);
   process.stdout.write('system     writes/s  events/s   delay p50   p99      max     missed\n');
   for (const r of results) {
     process.stdout.write(

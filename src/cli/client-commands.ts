@@ -8,7 +8,7 @@
  */
 
 import { QuorumKvError, connect } from '../client/index.js';
-import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse } from '../client/index.js';
+import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse, Value } from '../client/index.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
@@ -37,9 +37,14 @@ const clientSpecs: Readonly<Record<string, CommandSpec>> = {
     name: 'put',
     summary: 'write a key',
     args: '<key> <value>',
-    flags: { ...clientFlagDefs, ...casFlagDefs, lease: { kind: 'value', help: 'attach the key to this lease (it is deleted when the lease ends)' } },
+    flags: {
+      ...clientFlagDefs,
+      ...casFlagDefs,
+      lease: { kind: 'value', help: 'attach the key to this lease (it is deleted when the lease ends)' },
+      base64: { kind: 'bool', help: 'the value is base64: store its bytes (a binary value)' },
+    },
   },
-  get: { name: 'get', summary: 'read a key', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
+  get: { name: 'get', summary: 'read a key (a binary value is written to stdout as its raw bytes)', args: '<key>', flags: { ...clientFlagDefs, ...readFlagDefs } },
   del: { name: 'del', summary: 'delete a key', args: '<key>', flags: { ...clientFlagDefs, ...casFlagDefs } },
   txn: {
     name: 'txn',
@@ -165,7 +170,8 @@ export async function runClientCommand(command: string, argv: string[]): Promise
     switch (command) {
       case 'put': {
         const lease = flags.extra.get('lease');
-        const result = await kv.put(first as string, second as string, { ...cas, ...(lease === undefined ? {} : { lease: wholeNumber(lease, '--lease') }) });
+        const value = flags.extra.get('base64') === 'true' ? bytesOfBase64(second as string) : (second as string);
+        const result = await kv.put(first as string, value, { ...cas, ...(lease === undefined ? {} : { lease: wholeNumber(lease, '--lease') }) });
         out(flags.json ? `${JSON.stringify(result)}\n` : `${result.key} version ${result.version}\n`);
         return 0;
       }
@@ -176,7 +182,10 @@ export async function runClientCommand(command: string, argv: string[]): Promise
           else process.stderr.write(`${first as string}: not found\n`);
           return 1;
         }
-        out(flags.json ? `${JSON.stringify(entry)}\n` : `${entry.value}\n`);
+        if (flags.json) out(`${jsonLine(entry)}\n`);
+        // Bytes as they are (so `get k > file` gives the file back); text with a newline.
+        else if (entry.value instanceof Uint8Array) process.stdout.write(entry.value);
+        else out(`${entry.value}\n`);
         return 0;
       }
       case 'del': {
@@ -186,7 +195,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
       }
       case 'txn': {
         const result = await kv.txn(await txnBodyOf(first), deadline);
-        if (flags.json) out(`${JSON.stringify(result)}\n`);
+        if (flags.json) out(`${jsonLine(result)}\n`);
         else {
           out(`${result.succeeded ? 'SUCCEEDED' : 'FAILED (failure branch ran)'} at version ${result.version}\n`);
           for (const r of result.results) out(`${describeTxnResult(r)}\n`);
@@ -201,7 +210,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
         // One page at a time, so memory stays bounded whatever the key count; --json prints
         // one JSON object per entry (NDJSON).
         for await (const page of kv.listPages({ ...read, prefix: first ?? '', limit: 1000, reverse: flags.extra.get('reverse') === 'true' })) {
-          out(page.items.map((e) => (flags.json ? JSON.stringify(e) : `${e.key}\t${e.value}\t(v${e.version})`)).join('\n') + (page.items.length > 0 ? '\n' : ''));
+          out(page.items.map((e) => (flags.json ? jsonLine(e) : `${e.key}\t${shown(e.value)}\t(v${e.version})`)).join('\n') + (page.items.length > 0 ? '\n' : ''));
         }
         return 0;
       }
@@ -245,8 +254,8 @@ async function watchCommand(kv: KvClient, prefix: string, flags: ClientFlags, ou
   try {
     let seen = 0;
     for await (const event of watch) {
-      if (flags.json) out(`${JSON.stringify(event)}\n`);
-      else for (const c of event.changes) out(`v${event.version} ${c.type} ${c.key}${c.type === 'put' ? ` = ${c.value}` : ''}${c.prev !== undefined ? ` (was ${c.prev.value} at v${c.prev.version})` : ''}\n`);
+      if (flags.json) out(`${jsonLine(event)}\n`);
+      else for (const c of event.changes) out(`v${event.version} ${c.type} ${c.key}${c.type === 'put' ? ` = ${shown(c.value)}` : ''}${c.prev !== undefined ? ` (was ${shown(c.prev.value)} at v${c.prev.version})` : ''}\n`);
       if (++seen >= count) break;
     }
     return 0;
@@ -323,8 +332,26 @@ function describeTxnResult(r: TxnOpResponse): string {
     case 'delete':
       return `delete ${r.key}${r.deleted ? '' : ' (was absent)'}`;
     case 'get':
-      return r.found ? `get ${r.key} = ${r.value} (v${r.version})` : `get ${r.key}: not found`;
+      return r.found ? `get ${r.key} = ${shown(r.value)} (v${r.version})` : `get ${r.key}: not found`;
     case 'list':
-      return [`list ${r.prefix}: ${r.items.length} keys${r.more ? ' (more)' : ''}`, ...r.items.map((i) => `  ${i.key}\t${i.value}\t(v${i.version})`)].join('\n');
+      return [`list ${r.prefix}: ${r.items.length} keys${r.more ? ' (more)' : ''}`, ...r.items.map((i) => `  ${i.key}\t${shown(i.value)}\t(v${i.version})`)].join('\n');
   }
+}
+
+/** A value in a line of text: text as is, bytes as `base64:…`. */
+function shown(value: Value): string {
+  return typeof value === 'string' ? value : `base64:${Buffer.from(value).toString('base64')}`;
+}
+
+/** JSON as the HTTP API writes it: a binary value as base64 with `"encoding": "base64"` beside it. */
+function jsonLine(x: unknown): string {
+  return JSON.stringify(x, (_key, v: unknown) => {
+    const value = typeof v === 'object' && v !== null ? (v as { value?: unknown }).value : undefined;
+    return value instanceof Uint8Array ? { ...(v as object), value: Buffer.from(value).toString('base64'), encoding: 'base64' } : v;
+  });
+}
+
+function bytesOfBase64(text: string): Uint8Array {
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) throw new ConfigError('put --base64: the value is not canonical base64 (A-Z a-z 0-9 + /, padded with =)');
+  return new Uint8Array(Buffer.from(text, 'base64'));
 }

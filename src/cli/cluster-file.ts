@@ -133,6 +133,11 @@ export interface ClusterFileNode {
 export interface ClusterFile {
   readonly clusterId: string;
   readonly nodes: readonly ClusterFileNode[];
+  /**
+   * URL of the supervisor that owns the nodes' processes (cli/supervisor.ts), while `quorumkv
+   * up` runs: restart, pause and resume go through it. Absent: nothing can restart a node.
+   */
+  readonly supervisor?: string;
 }
 
 /** The file, or a ConfigError naming it and saying how to get one. */

@@ -61,6 +61,11 @@ export interface NodeConfig {
   readonly pendingWritesMax: number;
   readonly persistsInFlightMax: number;
   readonly faults: boolean;
+  /**
+   * The loopback URL of the supervisor that owns this process (quorumkv up passes it): with
+   * --faults, the dashboard restarts a member through it. Null: no restart control.
+   */
+  readonly supervisorUrl: string | null;
   readonly minDelayMs: number;
   readonly maxDelayMs: number;
   readonly logLevel: string;
@@ -144,6 +149,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'pending-writes-max': { kind: 'value', help: 'client writes in flight on the leader before 503 busy', default: '20000' },
   'persists-in-flight-max': { kind: 'value', help: 'log batches being written to disk at once: the next is written while the last one syncs (1: one at a time)', default: '4' },
   faults: { kind: 'bool', help: 'enable the /admin/faults route (delay, drop, partition)', default: 'false' },
+  supervisor: { kind: 'value', help: "URL (http://127.0.0.1:PORT) of the supervisor that owns this node's process, which quorumkv up sets: with --faults the dashboard restarts members through it, sending it the admin token" },
   'min-delay-ms': { kind: 'value', help: 'uniform extra delay per message to each peer: lower bound', default: '0' },
   'max-delay-ms': { kind: 'value', help: 'uniform extra delay per message to each peer: upper bound', default: '0' },
   'log-level': { kind: 'value', help: 'pino log level', default: 'info' },
@@ -305,6 +311,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     pendingWritesMax: int(v, 'pending-writes-max', 1),
     persistsInFlightMax: int(v, 'persists-in-flight-max', 1),
     faults: v.get('faults') === 'true',
+    supervisorUrl: supervisorUrlOf(v.get('supervisor')),
     minDelayMs: int(v, 'min-delay-ms', 0),
     maxDelayMs: int(v, 'max-delay-ms', 0),
     logLevel: v.get('log-level') ?? 'info',
@@ -329,6 +336,15 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
   }
   checkRelations(config);
   return config;
+}
+
+/** --supervisor: a loopback http:// origin only, since the node sends it the admin token. */
+function supervisorUrlOf(text: string | undefined): string | null {
+  if (text === undefined || text === '') return null;
+  if (!/^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):\d{1,5}$/.test(text)) {
+    throw new ConfigError(`--supervisor must be a loopback origin like http://127.0.0.1:7100 (the admin token goes there), got "${text}"`);
+  }
+  return text;
 }
 
 function clientTlsOf(v: ReadonlyMap<string, string>): NodeConfig['tls'] {

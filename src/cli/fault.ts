@@ -9,23 +9,28 @@
  *   kill NODE           SIGKILL the node's process        (local nodes: by pid)
  *   pause NODE          SIGSTOP: the process freezes, its sockets stay open (a GC pause, a VM stall)
  *   resume NODE         SIGCONT
+ *   restart NODE        start an exited node again (through the supervisor of quorumkv up)
  *   show                the fault rules in force on every node
  *
  * Network faults and die go through each node's /admin/faults and /admin/die, which exist
- * only on nodes started with --faults (`quorumkv up --faults`). kill, pause and resume
- * signal the process whose pid the node reports in /status, so they work on nodes running on
- * this machine. Nodes come from --endpoints or the cluster file, and are named by id.
+ * only on nodes started with --faults (`quorumkv up --faults`). Pause, resume and restart go
+ * through the supervisor that `quorumkv up` runs (its URL is in the cluster file), which
+ * owns the processes; without one (--endpoints, or nodes started by hand) pause and resume
+ * signal the pid the node reports, and restart is refused. kill signals the pid. Nodes come
+ * from --endpoints or the cluster file, and are named by id.
  */
 
 import { request } from 'undici';
 import { parseArgs } from './command.js';
 import type { CommandSpec } from './command.js';
-import { authHeaders, chosenToken, clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile, useClusterTls } from './cluster-file.js';
+import { authHeaders, chosenToken, clusterFlags, defaultClusterFile, endpointsFlag, readClusterFile, useClusterTls, type ClusterFile } from './cluster-file.js';
 import { ConfigError } from './config.js';
+import { askSupervisor } from './supervisor-client.js';
+import { QkvError } from '../wire/errors.js';
 
 export const faultCommand: CommandSpec = {
   name: 'fault',
-  summary: 'inject faults into a running cluster: partition, heal, delay, drop, die, kill, pause, resume, show',
+  summary: 'inject faults into a running cluster: partition, heal, delay, drop, die, kill, pause, resume, restart, show',
   args: '<action> [argument]',
   flags: {
     ...clusterFlags,
@@ -41,8 +46,11 @@ export const faultCommand: CommandSpec = {
   kill NODE           SIGKILL the node's process (a node on this machine)
   pause NODE          SIGSTOP the node's process: it freezes with its sockets open
   resume NODE         SIGCONT a paused node
+  restart NODE        start a node whose process exited again, with its first arguments
+                      (needs the supervisor of a running quorumkv up; refused while it runs)
   show                the fault rules in force on every node
-Network faults and die need nodes started with --faults (quorumkv up --faults).`,
+Network faults and die need nodes started with --faults (quorumkv up --faults). pause,
+resume and restart go through quorumkv up's supervisor when the cluster file names one.`,
 };
 
 interface ClusterNode {
@@ -83,8 +91,8 @@ async function ask(url: string, method: 'GET' | 'PUT' | 'POST', token: string | 
  * The cluster's nodes: from the cluster file (id, URL, pid: a paused node cannot answer for
  * itself) or from each endpoint's /status; the members come from whichever node answers.
  */
-async function clusterNodes(call: Call, endpoints: readonly string[] | null, clusterFile: string): Promise<ClusterNode[]> {
-  const known = endpoints === null ? (await readClusterFile(clusterFile)).nodes.map((n) => ({ id: n.id, http: n.http, pid: n.pid })) : [];
+async function clusterNodes(call: Call, endpoints: readonly string[] | null, file: ClusterFile | null): Promise<ClusterNode[]> {
+  const known = file === null ? [] : file.nodes.map((n) => ({ id: n.id, http: n.http, pid: n.pid }));
   const nodes: ClusterNode[] = [];
   let members: string[] = known.map((n) => n.id);
   for (const base of endpoints ?? known.map((n) => n.http)) {
@@ -127,6 +135,25 @@ function delayRange(text: string | undefined): { delayMsMin: number; delayMsMax:
   return { delayMsMin, delayMsMax };
 }
 
+/** pause, resume or restart through the supervisor of `quorumkv up`; returns what to say. */
+async function throughSupervisor(file: ClusterFile, token: string | null, action: 'pause' | 'resume' | 'restart', id: string | undefined): Promise<string> {
+  if (id === undefined || !file.nodes.some((n) => n.id === id)) {
+    throw new ConfigError(`fault ${action} needs a node id (one of ${file.nodes.map((n) => n.id).join(', ')})${id === undefined ? '' : `, got ${id}`}`);
+  }
+  let answer: Record<string, unknown>;
+  try {
+    answer = await askSupervisor(file.supervisor as string, token, action, id);
+  } catch (error) {
+    if (error instanceof QkvError) throw new ConfigError(`fault ${action} ${id}: ${error.message}`);
+    throw error;
+  }
+  const pid = String((answer['node'] as { pid?: unknown } | undefined)?.pid ?? '?');
+  if (action === 'pause') return `${id} (pid ${pid}) paused: quorumkv fault resume ${id} wakes it`;
+  if (action === 'resume') return `${id} (pid ${pid}) resumed`;
+  const waited = answer['waitedMs'] === undefined ? '' : ` in ${String(answer['waitedMs'])} ms`;
+  return `${id} restarted (pid ${pid}) and serving${waited}; it catches up from the leader`;
+}
+
 function signal(node: ClusterNode, name: NodeJS.Signals): void {
   try {
     process.kill(node.pid, name);
@@ -142,10 +169,20 @@ export async function runFaultCommand(argv: string[]): Promise<number> {
   const [action, argument] = parsed.positional;
   const endpoints = endpointsFlag(v);
   await useClusterTls(v); // https:// nodes: their CA, the client certificate
-  const call = caller(await chosenToken(v));
-  const nodes = await clusterNodes(call, endpoints, v.get('cluster-file') ?? defaultClusterFile);
-  if (nodes.length === 0) throw new ConfigError('no node answers');
+  const token = await chosenToken(v);
+  const call = caller(token);
+  const file = endpoints === null ? await readClusterFile(v.get('cluster-file') ?? defaultClusterFile) : null;
   const say = (text: string): void => void process.stdout.write(`${text}\n`);
+  // The supervisor owns the processes: it acts on a node that cannot answer (paused, exited).
+  if (file?.supervisor !== undefined && (action === 'pause' || action === 'resume' || action === 'restart')) {
+    say(await throughSupervisor(file, token, action, argument));
+    return 0;
+  }
+  if (action === 'restart') {
+    throw new ConfigError(`fault restart needs the supervisor of a running quorumkv up (the cluster file's "supervisor"); ${endpoints === null ? 'this cluster file names none (is quorumkv up still running?)' : 'with --endpoints there is none'}`);
+  }
+  const nodes = await clusterNodes(call, endpoints, file);
+  if (nodes.length === 0) throw new ConfigError('no node answers');
   switch (action) {
     case 'partition': {
       const node = pick(nodes, argument, action);

@@ -22,6 +22,7 @@ import type { AuthState } from '../wire/auth.js';
 import type { AccessOptions } from '../api/access.js';
 import { startGrpcServer, type GrpcServer } from '../api/grpc.js';
 import { reloadingOutboundTls } from '../api/outbound-tls.js';
+import type { SupervisorLink } from '../api/ui/supervisor-link.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
@@ -32,6 +33,8 @@ import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
+import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
+import { defaultMessageSamplerLimits, MessageSampler, sampledTransport } from '../node/message-sampler.js';
 import { createTcpTransport } from '../transport/tcp.js';
 import type { PeerAddress, PeerTransport, TcpTransportOptions } from '../transport/types.js';
 import { connect, type KvClient } from '../client/index.js';
@@ -331,7 +334,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
   // announces to peers; /admin/faults reaches it through this late binding.
   let faulty: FaultyTransport<PeerMessage> | null = null;
-  const { grpc, http } = await startApis(config, deferred, registry, () => faulty ?? transportNotStarted(), files, log);
+  const { grpc, http, sampler } = await startApis(config, deferred, registry, () => faulty ?? transportNotStarted(), files, log);
 
   // What peers and clients are told: the advertised addresses, else the bound ones.
   const selfHttp = config.advertiseHttp ?? http.url;
@@ -360,7 +363,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   // Each node draws its own delays and drops (a shared fixed seed would drop in lockstep).
   // Delays apply to leader-to-follower replication (appends, heartbeats, snapshot chunks),
   // as in the seeds' experiments; acknowledgements travel back undelayed.
-  const transport = withFaults(tcp, { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, {
+  const transport = withFaults(sampledTransport(tcp, sampler), { ...noFaults, delayMsMin: config.minDelayMs, delayMsMax: config.maxDelayMs }, {
     random: Math.random,
     delays: (m) => m.type === 'append' || m.type === 'heartbeat' || m.type === 'snapshotChunk',
   });
@@ -654,7 +657,12 @@ async function openStorage(initialConfig: ClusterConfig, dataDir: string, regist
   });
 }
 
-/** Starts the gRPC API (when configured) and then the HTTP API, which shows the gRPC address. */
+/**
+ * Starts the gRPC API (when configured) and then the HTTP API, which shows the gRPC address
+ * and serves the sample of peer messages (`sampler`) the transport is to feed, for the
+ * dashboard. The sampler goes under the fault wrapper: the dashboard draws what went on the
+ * wire, not what a partition swallowed.
+ */
 async function startApis(
   config: NodeConfig,
   node: KvNode,
@@ -662,7 +670,8 @@ async function startApis(
   faults: () => FaultyTransport<PeerMessage>,
   { tlsSet, adminToken }: StartFiles,
   log: Logger,
-): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer }> {
+): Promise<{ readonly grpc: GrpcServer | null; readonly http: HttpServer; readonly sampler: MessageSampler }> {
+  const sampler = new MessageSampler(defaultMessageSamplerLimits, Date.now);
   const serverTls = tlsSet.client === null ? {} : { tls: { material: tlsSet.client, requireClientCert: config.tls?.clientCaFile !== null } };
   const { client, peer, outbound } = tlsSet;
   // Forwarding and the dashboard's poller present the certificate read last (SIGHUP included).
@@ -695,6 +704,7 @@ async function startApis(
     ...(grpc === null ? {} : { grpcAddress: config.advertiseGrpc ?? grpc.address }),
     ...(config.faults ? { die } : {}),
     rollbacks: () => readRollbackRecords(path.join(config.dataDir, 'rollback.jsonl')),
+    messages: sampler,
     node,
     listen: config.listenHttp,
     limits: {
@@ -711,9 +721,18 @@ async function startApis(
     ...serverTls,
     ...outboundTls,
     ...(config.faults ? { faultsAdmin: { setRules: (r: Readonly<Record<string, unknown>>) => faults().setRules(r), rules: () => faults().rules() } } : {}),
+    ...(config.faults && config.supervisorUrl !== null ? { supervisor: supervisorLink(config.supervisorUrl, adminToken) } : {}),
     logger: false,
   });
-  return { grpc, http };
+  return { grpc, http, sampler };
+}
+
+/** The dashboard's restart, pause and resume, and its paused members: the supervisor that started this node (quorumkv up). */
+function supervisorLink(supervisorUrl: string, adminToken: string | null): SupervisorLink {
+  return {
+    act: (action, id) => askSupervisor(supervisorUrl, adminToken, action, id),
+    processes: (timeoutMs) => supervisorProcesses(supervisorUrl, adminToken, timeoutMs),
+  };
 }
 
 /** The driver's and core's settings, derived from the node's configuration (ms become ticks). */

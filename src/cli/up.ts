@@ -3,18 +3,20 @@
  * `quorumkv node` with its data under DIR/<id>. Waits for a leader, prints each node's
  * URL, writes DIR/cluster.json, and on Ctrl-C / SIGTERM stops every node cleanly.
  * Running it again on the same DIR resumes from disk (same cluster id, same data).
- * A node that dies is reported, never silently restarted.
+ * A node that dies is reported, never restarted by itself: its supervisor endpoint
+ * (supervisor.ts, URL in cluster.json and in each node's --supervisor) restarts it when
+ * asked (`quorumkv fault restart`, the dashboard), with the arguments of its first start.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { createCertificates } from './certs.js';
-import { freePort, stopChild } from '../bench/child.js';
+import { freePort } from '../bench/child.js';
+import { NodeProcesses } from './node-processes.js';
+import { startSupervisor } from './supervisor.js';
 import { hasLmdbStore } from '../storage/lmdb.js';
 import { adminTokenFileName, readClusterFile, useClusterTls, writeClusterFile, type ClusterFile, type ClusterFileNode } from './cluster-file.js';
 import { newToken } from '../api/auth-changes.js';
@@ -23,7 +25,7 @@ import type { CommandSpec } from './command.js';
 import { ConfigError, nodeFlags } from './config.js';
 
 /** Node flags `up` chooses itself, per node. */
-const chosenPerNode = ['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id', 'data-dir'];
+const chosenPerNode = ['id', 'peers', 'listen-http', 'listen-peer', 'listen-grpc', 'cluster-id', 'data-dir', 'supervisor'];
 
 export const upCommand: CommandSpec = {
   name: 'up',
@@ -125,48 +127,28 @@ export async function runUp(argv: string[]): Promise<number> {
   const scheme = tls ? 'https' : 'http';
   const peersFlag = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]?.peer}`).join(',');
 
-  const children = new Map<string, ChildProcess>();
-  let stopping = false;
-  const info: ClusterFileNode[] = [];
-  const start = async (id: string, i: number, how: readonly string[]): Promise<void> => {
-    const nodeDir = path.join(dataDir, id);
-    await mkdir(nodeDir, { recursive: true });
-    const logFile = createWriteStream(path.join(dataDir, `${id}.log`), { flags: 'a' });
-    const p = ports[i] as { http: number; peer: number; grpc: number };
-    const child = spawn(
-      process.execPath,
-      [mainPath, 'node', '--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`, '--admin-token-file', tokenFile, ...tlsFlags(id), ...how, ...passThrough],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    child.stdout?.pipe(logFile);
-    child.stderr?.pipe(logFile);
-    child.on('exit', (code, signal) => {
-      children.delete(id);
-      if (!stopping) process.stdout.write(`${id} exited (${signal ?? `code ${code}`}); not restarted. See ${path.join(dataDir, `${id}.log`)}\n`);
-    });
-    children.set(id, child);
-    info.push({ id, http: `${scheme}://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: child.pid ?? 0, dataDir: nodeDir });
-  };
+  const { info, clusterFile, processes, supervisor, start, stopAll: stopCluster } = await superviseNodes({ dataDir, clusterId, tokenFile, scheme, ports, nodeFlags: (id) => [...tlsFlags(id), ...passThrough] });
   for (const [i, id] of ids.entries()) if (!joining.includes(id)) await start(id, i, ['--cluster-id', clusterId, '--peers', peersFlag]);
-  await writeClusterFile(dataDir, { clusterId, nodes: info });
+  await clusterFile.write(supervisor.url);
 
+  let stopping = false;
   const stopAll = async (): Promise<void> => {
     stopping = true;
-    await Promise.all([...children.values()].map((c) => stopChild(c, 'SIGTERM', stopWaitMsMax)));
+    await stopCluster();
   };
-
-  let leader = await waitForLeader(info, () => children.size === 0);
+  const nodeList = (): ClusterFileNode[] => [...info.values()];
+  let leader = await waitForLeader(nodeList(), () => processes.aliveCount === 0);
   if (leader !== null && joining.length > 0) {
     // One at a time, each promoted once caught up: the cluster keeps a majority of caught-up voters.
     for (const id of joining) {
-      const via = info.find((n) => n.id === leader)?.http as string;
+      const via = info.get(leader)?.http as string;
       await start(id, ids.indexOf(id), ['--join', via, '--promote']);
-      await writeClusterFile(dataDir, { clusterId, nodes: info });
-      if (!(await waitForVoter(via, id, () => !children.has(id)))) {
+      await clusterFile.write(supervisor.url);
+      if (!(await waitForVoter(via, id, () => !processes.isAlive(id)))) {
         process.stderr.write(`${id} did not become a voter within ${leaderWaitMsMax / 1000} s; see ${path.join(dataDir, `${id}.log`)}\n`);
         break;
       }
-      leader = (await waitForLeader(info, () => children.size === 0)) ?? leader;
+      leader = (await waitForLeader(nodeList(), () => processes.aliveCount === 0)) ?? leader;
     }
   }
   if (leader === null) {
@@ -175,10 +157,10 @@ export async function runUp(argv: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(`quorumkv cluster ${clusterId} is up (data in ${dataDir}):\n`);
-  for (const n of info) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}${joining.includes(n.id) ? '  (joined)' : ''}\n`);
+  for (const n of nodeList()) process.stdout.write(`  ${n.id}  ${n.http}  grpc ${n.grpc}${n.id === leader ? '  (leader)' : ''}${joining.includes(n.id) ? '  (joined)' : ''}\n`);
   const cacert = tls ? ` --cacert ${path.join(tlsDir, 'ca.pem')}` : '';
-  process.stdout.write(`try:  curl${cacert} -X PUT ${info[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
-  process.stdout.write(`      curl${cacert} ${info[0]?.http}/kv/hello\n`);
+  process.stdout.write(`try:  curl${cacert} -X PUT ${nodeList()[0]?.http}/kv/hello -H 'content-type: application/json' -d '{"value":"world"}'\n`);
+  process.stdout.write(`      curl${cacert} ${nodeList()[0]?.http}/kv/hello\n`);
   process.stdout.write(`admin routes need the token in ${tokenFile} (quorumkv mode, member, fault and dashboard read it from there)\nCtrl-C stops the cluster.\n`);
 
   return new Promise<number>((resolve) => {
@@ -193,6 +175,76 @@ export async function runUp(argv: string[]): Promise<number> {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
+}
+
+interface Ports {
+  readonly http: number;
+  readonly peer: number;
+  readonly grpc: number;
+}
+
+/**
+ * The node processes (node-processes.ts) and their supervisor endpoint, with the cluster
+ * file kept current: `start` runs a node (its arguments kept for a restart), `stopAll`
+ * stops every node, then the supervisor, and takes the supervisor out of the file.
+ */
+async function superviseNodes(o: {
+  readonly dataDir: string;
+  readonly clusterId: string;
+  readonly tokenFile: string;
+  readonly scheme: string;
+  readonly ports: readonly Ports[];
+  /** Flags after the ones `up` chooses per node: TLS, then the user's pass-through flags. */
+  readonly nodeFlags: (id: string) => readonly string[];
+}) {
+  const info = new Map<string, ClusterFileNode>();
+  const clusterFile = fileWriter(o.dataDir, o.clusterId, info);
+  const processes = new NodeProcesses({
+    mainPath,
+    dataDir: o.dataDir,
+    onExit: (id, how, expected) => {
+      if (!expected) process.stdout.write(`${id} exited (${how}); not restarted: quorumkv fault restart ${id} (or the dashboard) starts it again. See ${path.join(o.dataDir, `${id}.log`)}\n`);
+    },
+    onStart: (id, pid) => {
+      const known = info.get(id);
+      if (known === undefined || known.pid === pid) return;
+      info.set(id, { ...known, pid }); // `fault kill` signals the pid the file names
+      clusterFile.write(supervisor.url).catch((error: unknown) => process.stderr.write(`could not rewrite ${path.join(o.dataDir, 'cluster.json')}: ${String(error)}\n`));
+    },
+  });
+  const supervisor = await startSupervisor({ processes, adminToken: (await readFile(o.tokenFile, 'utf8')).trim(), httpOf: (id) => info.get(id)?.http ?? null });
+  const start = async (id: string, i: number, how: readonly string[]): Promise<void> => {
+    const nodeDir = path.join(o.dataDir, id);
+    await mkdir(nodeDir, { recursive: true });
+    const p = o.ports[i] as Ports;
+    const chosen = ['--id', id, '--data-dir', nodeDir, '--listen-http', `127.0.0.1:${p.http}`, '--listen-peer', `127.0.0.1:${p.peer}`, '--listen-grpc', `127.0.0.1:${p.grpc}`];
+    const started = processes.start(id, [...chosen, '--admin-token-file', o.tokenFile, '--supervisor', supervisor.url, ...o.nodeFlags(id), ...how]);
+    info.set(id, { id, http: `${o.scheme}://127.0.0.1:${p.http}`, peer: `127.0.0.1:${p.peer}`, grpc: `127.0.0.1:${p.grpc}`, pid: started.pid, dataDir: nodeDir });
+  };
+  const stopAll = async (): Promise<void> => {
+    await processes.stopAll('SIGTERM', stopWaitMsMax);
+    await supervisor.close();
+    await clusterFile.write(null); // the supervisor is gone: nothing can restart a node now
+  };
+  return { info, clusterFile, processes, supervisor, start, stopAll };
+}
+
+/**
+ * Writes DIR/cluster.json from `info`, one write at a time (a pid changes on every
+ * restart; two renames of the same temporary file must not interleave).
+ */
+function fileWriter(dataDir: string, clusterId: string, info: ReadonlyMap<string, ClusterFileNode>): { write(supervisor: string | null): Promise<void> } {
+  let last: Promise<void> = Promise.resolve();
+  return {
+    write(supervisor) {
+      const file: ClusterFile = { clusterId, nodes: [...info.values()], ...(supervisor === null ? {} : { supervisor }) };
+      last = last.then(
+        () => writeClusterFile(dataDir, file),
+        () => writeClusterFile(dataDir, file),
+      );
+      return last;
+    },
+  };
 }
 
 /** How many of n1, n2, … (in order) already have a store under `dataDir`. */

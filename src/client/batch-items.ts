@@ -11,6 +11,7 @@ import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { DeleteRequest, GetRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry } from './types.js';
+import { jsonValueOf, valueFromJson } from './values.js';
 
 /** A batch operation's 200 body, or its refusal thrown as parseError would. */
 export function okItem(item: BatchResultItem): Record<string, unknown> {
@@ -44,10 +45,10 @@ export function deleteResult(json: Record<string, unknown>): DeleteResult {
 }
 
 export function entryOf(json: Record<string, unknown>): Entry {
-  return { key: stringField(json, 'key'), value: stringField(json, 'value'), version: decodedIndex(json['version'], 'version') };
+  return { key: stringField(json, 'key'), value: valueFromJson(json), version: decodedIndex(json['version'], 'version') };
 }
 
-/** Values longer than this (UTF-16 units) go in a request of their own, not a batch. */
+/** Values longer than this (UTF-16 units, or bytes) go in a request of their own, not a batch. */
 export const batchValueCharsMax = 16 * 1024;
 
 /** Whether `request` may go in a batch (a lease, or a long value, goes on its own). */
@@ -58,8 +59,8 @@ export function batchablePut(request: PutRequest): boolean {
 export function putOp(request: PutRequest): BatchOpBody {
   const { clientId, seq } = request.requestId;
   return request.ifVersion === undefined
-    ? { op: 'put', key: request.key, value: request.value, clientId, seq }
-    : { op: 'put', key: request.key, value: request.value, ifVersion: request.ifVersion, clientId, seq };
+    ? { op: 'put', key: request.key, ...jsonValueOf(request.value), clientId, seq }
+    : { op: 'put', key: request.key, ...jsonValueOf(request.value), ifVersion: request.ifVersion, clientId, seq };
 }
 
 export function deleteOp(request: DeleteRequest): BatchOpBody {

@@ -111,8 +111,8 @@ for (const variant of variants) {
     assert.deepEqual(await kv.get('a/1'), { key: 'a/1', value: 'one', version: 1 });
     assert.equal(await kv.get('zzz'), undefined);
     const page = await kv.list({ prefix: 'a/', limit: 1 });
-    // The version a page shows: the node's applied index (3 writes); gRPC pages carry none.
-    assert.deepEqual(page, { items: [{ key: 'a/1', value: 'one', version: 1 }], next: 'a/1', version: variant === 'grpc' ? 0 : 3 });
+    // The version a page shows: the node's applied index (3 writes).
+    assert.deepEqual(page, { items: [{ key: 'a/1', value: 'one', version: 1 }], next: 'a/1', version: 3 });
     const keys: string[] = [];
     for await (const entry of kv.listAll({ limit: 1 })) keys.push(entry.key);
     assert.deepEqual(keys, ['a/1', 'a/2', 'b/1']);
@@ -131,6 +131,22 @@ for (const variant of variants) {
     const status = await kv.status();
     assert.equal(status.leader, 'n1');
     assert.ok(status.nodes[0]?.ok === true && status.nodes[0].status.grpc !== undefined, 'status shows the gRPC address');
+  });
+
+  test(`${variant}: a Uint8Array value is stored as bytes and read back as the same bytes (a string stays a string)`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)]);
+    const bytes = new Uint8Array([0, 1, 127, 128, 254, 255]);
+    await kv.put('bin', bytes);
+    await kv.put('text', 'héllo');
+    assert.deepEqual(node.store.get('bin')?.value, bytes, 'the node holds the bytes');
+    const got = await kv.get('bin');
+    assert.ok(got?.value instanceof Uint8Array);
+    assert.deepEqual([...got.value], [...bytes]);
+    assert.equal((await kv.get('text'))?.value, 'héllo');
+    const page = await kv.list({ prefix: '' });
+    assert.deepEqual(page.items.map((e) => (typeof e.value === 'string' ? e.value : [...e.value])), [[...bytes], 'héllo']);
+    await assert.rejects(kv.put('bad', 42 as unknown as string), (e: unknown) => e instanceof InvalidArgumentError && e.code === 'invalid_value');
   });
 
   test(`${variant}: a write whose answer was lost is retried with the same idempotency key and applied once`, async (t) => {

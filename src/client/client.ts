@@ -18,7 +18,9 @@
 
 import { randomBytes } from 'node:crypto';
 import { isClientId, leaseTtlMsMax } from '../wire/types.js';
-import type { LeaderInfo, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembershipChangeResponse, NodeAddresses, ReadConsistency, TxnBody, TxnResponse } from '../wire/types.js';
+import type { LeaderInfo, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembershipChangeResponse, NodeAddresses, ReadConsistency } from '../wire/types.js';
+import { txnBodyOf, txnResultOf } from './txn-values.js';
+import type { TxnInput, TxnResult } from './txn-values.js';
 import { BackupFileWriter } from './backup-file.js';
 import {
   ClientClosedError,
@@ -55,7 +57,9 @@ import type {
   ListPage,
   PutOptions,
   PutResult,
+  Value,
 } from './types.js';
+import { isValue } from './values.js';
 
 const deadlineMsDefault = 10_000;
 const backupDeadlineMsDefault = 10 * 60_000;
@@ -216,14 +220,15 @@ export class KvClient {
   }
 
   /**
-   * Writes `value` under `key` and returns the version it got. With `ifVersion`, writes only
+   * Writes `value` under `key` and returns the version it got. A string is stored as text,
+   * a Uint8Array as bytes; either is read back as the type it was written with. With `ifVersion`, writes only
    * if the key's current version is that (0: only if absent), else VersionConflictError.
    * Retried within the deadline with the same idempotency key: applied at most once.
    * @throws InvalidArgumentError, VersionConflictError, UnavailableError, OutcomeUnknownError, ClientClosedError
    */
-  async put(key: string, value: string, options: PutOptions = {}): Promise<PutResult> {
+  async put(key: string, value: Value, options: PutOptions = {}): Promise<PutResult> {
     checkKey(key);
-    if (typeof value !== 'string') throw new InvalidArgumentError('invalid_value', `value must be a string, got ${typeof value}`);
+    if (!isValue(value)) throw new InvalidArgumentError('invalid_value', `value must be a string or a Uint8Array, got ${typeof value}`);
     const ifVersion = optionalIndex(options.ifVersion, 'ifVersion');
     const lease = options.lease === undefined ? undefined : optionalIndex(typeof options.lease === 'number' ? options.lease : options.lease.id, 'lease');
     const deadlineMs = this.deadlineOf(options);
@@ -263,9 +268,11 @@ export class KvClient {
    * operations, else the `failure` ones — atomically, as one log entry (no other write lands
    * in between; every write gets the answer's `version`). Same retry and idempotency rules
    * as {@link put}: a retried transaction is answered from the first run, never run twice.
+   * Values are text or bytes, as in {@link put}.
    * @throws InvalidArgumentError, UnavailableError, OutcomeUnknownError, ClientClosedError
    */
-  async txn(body: TxnBody, options: CallOptions = {}): Promise<TxnResponse> {
+  async txn(input: TxnInput, options: CallOptions = {}): Promise<TxnResult> {
+    const body = txnBodyOf(input);
     for (const c of body.compare ?? []) checkKey(c.key);
     for (const o of [...(body.success ?? []), ...(body.failure ?? [])]) {
       if (o.op !== 'list') checkKey(o.key);
@@ -279,7 +286,7 @@ export class KvClient {
     try {
       const result = await this.run({ kind: 'write', leaderBound: true, deadlineMs, requestId: request.requestId }, (ep, timeoutMs) => this.transport.txn(ep.address, request, timeoutMs));
       this.observe(result.version);
-      return result;
+      return txnResultOf(result);
     } finally {
       this.freeLanes.push(lane);
     }

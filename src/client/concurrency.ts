@@ -14,11 +14,12 @@
  * contender's key behind after a failed acquire, or wait past the deadline.
  */
 
-import type { TxnBody, TxnResponse } from '../wire/types.js';
+import type { TxnInput as TxnBody, TxnResult as TxnResponse } from './txn-values.js';
 import { DeadlineExceededError, QuorumKvError } from './errors.js';
 import type { Lease } from './lease.js';
 import type { Watch, WatchOptions } from './watch.js';
 import type { Entry, ListOptions, ListPage, PutOptions, PutResult } from './types.js';
+import { valueText } from './values.js';
 
 /** What the queue needs from the client. */
 export interface QueueCalls {
@@ -130,9 +131,10 @@ export async function contenders(calls: QueueCalls, prefix: string): Promise<{ r
  * place survives a proclaim whatever the value holds.
  */
 function createdOf(e: Entry): number {
-  const at = e.value.indexOf('\u0000');
+  const text = valueText(e.value);
+  const at = text.indexOf('\u0000');
   if (at < 0) return e.version;
-  const created = Number(e.value.slice(0, at));
+  const created = Number(text.slice(0, at));
   return Number.isSafeInteger(created) && created > 0 ? created : e.version;
 }
 
@@ -232,7 +234,8 @@ export class Election {
   }
 }
 
-function valueOf(stored: string): string {
+function valueOf(value: Entry['value']): string {
+  const stored = valueText(value);
   const at = stored.indexOf('\u0000');
   return at < 0 ? stored : stored.slice(at + 1);
 }

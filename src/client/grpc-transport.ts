@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency, KVService } from '../wire/gen/quorumkv.js';
-import type { BackupChunk, BatchOp, BatchResult, KeyValue, StatusResponse as StatusMessage } from '../wire/gen/quorumkv.js';
+import type { BackupChunk, BatchOp, BatchResult, KeyValue, StatusResponse as StatusMessage, WatchChange as WatchChangeMessage, WatchResponse } from '../wire/gen/quorumkv.js';
 import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import { Batcher } from './batcher.js';
@@ -20,10 +20,12 @@ import { batchablePut, deleteOp, deleteResult, entryOf as entryOfItem, getOp, ok
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
 import { checkRecord } from './backup-file.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
-import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream } from './transport.js';
+import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import { txnMessageOf, txnResponseOf } from './grpc-txn.js';
-import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult, Value } from './types.js';
+import { bytesOf, jsonValueOf } from './values.js';
+import type { WatchChange } from './watch.js';
 
 /** Channel options, all explicit (STYLE.md 14). */
 const channelOptions: grpc.ChannelOptions = {
@@ -101,12 +103,11 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
-    if (request.lease !== undefined) throw leasesOverHttpOnly();
     if (this.batcher !== null && batchablePut(request)) {
       const json = okItem(await this.batcher.submit(endpoint, 'write', putOp(request), request.key.length + request.value.length + batchOpOverheadBytes, timeoutMs));
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
-    const message = { key: request.key, value: request.value, ifVersion: request.ifVersion, clientId: request.requestId.clientId, seq: request.requestId.seq };
+    const message = { key: request.key, ...valueMessage(request.value), ifVersion: request.ifVersion, lease: request.lease, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
     return { key: reply.key, version: reply.version };
   }
@@ -116,26 +117,51 @@ export class GrpcTransport implements ClientTransport {
     return txnResponseOf(await this.unary(endpoint, KVService.txn, message, timeoutMs));
   }
 
-  // The gRPC service has no lease calls yet (the README says so): refuse clearly rather than
-  // fall back to HTTP behind the caller's back.
-  leaseGrant(): Promise<LeaseGrantResponse> {
-    return Promise.reject(leasesOverHttpOnly());
+  leaseGrant(endpoint: string, ttlMs: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseGrantResponse> {
+    return this.unary(endpoint, KVService.leaseGrant, { ttlMs, clientId: requestId.clientId, seq: requestId.seq }, timeoutMs);
   }
 
-  leaseKeepAlive(): Promise<LeaseKeepAliveResponse> {
-    return Promise.reject(leasesOverHttpOnly());
+  leaseKeepAlive(endpoint: string, id: number, timeoutMs: number): Promise<LeaseKeepAliveResponse> {
+    return this.unary(endpoint, KVService.leaseKeepAlive, { id }, timeoutMs);
   }
 
-  leaseRevoke(): Promise<LeaseRevokeResponse> {
-    return Promise.reject(leasesOverHttpOnly());
+  leaseRevoke(endpoint: string, id: number, requestId: WriteRequestId, timeoutMs: number): Promise<LeaseRevokeResponse> {
+    return this.unary(endpoint, KVService.leaseRevoke, { id, clientId: requestId.clientId, seq: requestId.seq }, timeoutMs);
   }
 
-  leaseInfo(): Promise<LeaseInfoResponse | undefined> {
-    return Promise.reject(leasesOverHttpOnly());
+  async leaseInfo(endpoint: string, id: number, keysMax: number, timeoutMs: number): Promise<LeaseInfoResponse | undefined> {
+    try {
+      return await this.unary(endpoint, KVService.leaseInfo, { id, keysMax }, timeoutMs);
+    } catch (error) {
+      if (error instanceof AttemptError && error.code === 'lease_not_found') return undefined;
+      throw error;
+    }
   }
 
-  watch(): Promise<WatchStream> {
-    return Promise.reject(new InvalidArgumentError('bad_request', 'watches are served over HTTP only in this version: connect with http:// endpoints to use them'));
+  /**
+   * A Watch stream, its messages in the HTTP stream's shape (watch.ts reads both): the
+   * status it ends with becomes an error message when the server named a wire code.
+   */
+  async watch(endpoint: string, request: WatchStreamRequest, timeoutMs: number): Promise<WatchStream> {
+    const method = KVService.watch;
+    const message = { prefix: request.prefix, fromVersion: request.fromVersion ?? undefined, prevValue: request.prevValue, consistency: consistencyOf[request.consistency] };
+    const call = this.client(endpoint).makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, message, this.metadata(), {});
+    // The server sends its headers at once: until then the stream may not be open at all.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => fail(new AttemptError('lost', null, `${endpoint}: no answer to Watch within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (error: unknown): void => {
+        clearTimeout(timer);
+        call.cancel();
+        reject(error instanceof AttemptError ? error : failure(error, endpoint));
+      };
+      call.once('metadata', () => {
+        clearTimeout(timer);
+        call.off('error', fail);
+        resolve();
+      });
+      call.once('error', fail);
+    });
+    return { messages: watchMessages(call, endpoint), close: () => call.cancel() };
   }
 
   async delete(endpoint: string, request: DeleteRequest, timeoutMs: number): Promise<DeleteResult> {
@@ -148,15 +174,14 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async get(endpoint: string, request: GetRequest, timeoutMs: number): Promise<Entry | undefined> {
-    if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
-    if (this.batcher !== null) {
+    if (this.batcher !== null && request.atVersion === undefined) {
       const item = await this.batcher.submit(endpoint, 'read', getOp(request), request.key.length + batchOpOverheadBytes, timeoutMs);
       if (item.status === 404 && item['error'] === 'not_found') return undefined;
       return entryOfItem(okItem(item));
     }
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
     try {
-      return entryOf(await this.unary(endpoint, KVService.get, { key: request.key, consistency, minVersion: request.minVersion }, timeoutMs));
+      return entryOf(await this.unary(endpoint, KVService.get, { key: request.key, consistency, minVersion: request.minVersion, atVersion: request.atVersion }, timeoutMs));
     } catch (error) {
       if (error instanceof AttemptError && error.code === 'not_found') return undefined;
       throw error;
@@ -164,11 +189,10 @@ export class GrpcTransport implements ClientTransport {
   }
 
   async list(endpoint: string, request: ListRequest, timeoutMs: number): Promise<ListPage> {
-    if (request.atVersion !== undefined) throw atVersionOverHttpOnly();
     const consistency = request.consistency === undefined ? Consistency.CONSISTENCY_UNSPECIFIED : consistencyOf[request.consistency];
-    const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion };
+    const message = { prefix: request.prefix, after: request.after ?? '', limit: request.limit ?? 0, consistency, minVersion: request.minVersion, atVersion: request.atVersion, keysOnly: false, countOnly: false, reverse: false };
     const reply = await this.unary(endpoint, KVService.list, message, timeoutMs);
-    return { items: reply.items.map(entryOf), next: reply.next ?? null, version: 0 };
+    return { items: reply.items.map(entryOf), next: reply.next ?? null, version: reply.version };
   }
 
   async status(endpoint: string, timeoutMs: number): Promise<NodeStatus> {
@@ -312,7 +336,44 @@ function grpcName(code: number | undefined): string {
 }
 
 function entryOf(reply: KeyValue): Entry {
-  return { key: reply.key, value: reply.value, version: reply.version };
+  return { key: reply.key, value: messageValue(reply), version: reply.version };
+}
+
+/** A message's value: its bytes when `binary` is set, else its text. */
+function messageValue(m: { readonly value: string; readonly binary?: Buffer | undefined }): Value {
+  return m.binary === undefined ? m.value : bytesOf(m.binary);
+}
+
+/** A value as the messages carry it: text in `value`, bytes in `binary`. */
+function valueMessage(value: Value): { value: string; binary?: Buffer } {
+  return typeof value === 'string' ? { value } : { value: '', binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+}
+
+/** A Watch stream's messages as the HTTP stream's JSON objects (values as they were written). */
+async function* watchMessages(call: grpc.ClientReadableStream<WatchResponse>, endpoint: string): AsyncGenerator<Record<string, unknown>> {
+  try {
+    for await (const m of call as AsyncIterable<WatchResponse>) {
+      const part = m.message;
+      if (part?.$case === 'progress') yield { progress: part.progress };
+      else if (part?.$case === 'changes') yield { version: part.changes.version, changes: part.changes.changes.map(watchChangeOf) };
+      else throw new ProtocolError(`${endpoint} sent a watch message with neither changes nor progress`);
+    }
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    const attempt = failure(error, endpoint);
+    // The stream's end, named by the server (compacted, slow_consumer, ...): watch.ts decides.
+    if (attempt.kind === 'refused' && attempt.code !== null) yield { ...attempt.details, error: attempt.code, message: attempt.message };
+    else throw attempt;
+  } finally {
+    call.cancel();
+  }
+}
+
+function watchChangeOf(c: WatchChangeMessage): WatchChange {
+  const prev = c.prev === undefined ? {} : { prev: { value: messageValue(c.prev), version: c.prev.version } };
+  if (c.type === 'put') return { type: 'put', key: c.key, value: messageValue(c), ...prev };
+  if (c.type === 'delete') return { type: 'delete', key: c.key, ...prev };
+  throw new ProtocolError(`a watch change has the unknown type ${JSON.stringify(c.type)}`);
 }
 
 /** proto3 strings are "" when unset: an address or null. */
@@ -398,21 +459,13 @@ function backupRecordOf(m: BackupChunk): BackupRecord {
   throw new ProtocolError('Backup message has no part');
 }
 
-function atVersionOverHttpOnly(): InvalidArgumentError {
-  return new InvalidArgumentError('bad_request', 'reads at a version are served over HTTP only in this version: connect with http:// endpoints to use atVersion');
-}
-
-function leasesOverHttpOnly(): InvalidArgumentError {
-  return new InvalidArgumentError('bad_request', 'leases are served over HTTP only in this version: connect with http:// endpoints to use them');
-}
-
 /** What one operation adds to a batch beyond its key and value, about, for the batcher's byte limit. */
 const batchOpOverheadBytes = 64;
 
 function batchOpMessage(op: BatchOpBody): BatchOp {
   switch (op.op) {
     case 'put':
-      return { op: { $case: 'put', put: { key: op.key, value: op.value, ifVersion: op.ifVersion, clientId: op.clientId ?? '', seq: op.seq ?? 0 } } };
+      return { op: { $case: 'put', put: { key: op.key, ...(op.encoding === 'base64' ? { value: '', binary: Buffer.from(op.value, 'base64') } : { value: op.value }), ifVersion: op.ifVersion, clientId: op.clientId ?? '', seq: op.seq ?? 0 } } };
     case 'delete':
       return { op: { $case: 'delete', delete: { key: op.key, ifVersion: op.ifVersion, clientId: op.clientId ?? '', seq: op.seq ?? 0 } } };
     case 'get':
@@ -427,7 +480,7 @@ function batchItemOf(result: BatchResult): BatchResultItem {
     case 'put':
       return { status: 200, key: r.put.key, version: r.put.version };
     case 'get':
-      return { status: 200, key: r.get.key, value: r.get.value, version: r.get.version };
+      return { status: 200, key: r.get.key, ...jsonValueOf(messageValue(r.get)), version: r.get.version };
     case 'delete':
       return { status: 200, key: r.delete.key, version: r.delete.version, deleted: r.delete.deleted };
     case 'error': {

@@ -7,10 +7,11 @@
 import type { TxnOp, TxnOpResult, TxnResponse as TxnMessage, TxnRequest as TxnRequestMessage } from '../wire/gen/quorumkv.js';
 import type { TxnBody, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
 import { ProtocolError } from './transport.js';
+import { bytesOf, jsonValueOf } from './values.js';
 
 export function txnMessageOf(body: TxnBody): Omit<TxnRequestMessage, 'clientId' | 'seq'> {
   return {
-    compare: (body.compare ?? []).map((c) => ({ key: c.key, op: c.op ?? '=', version: c.version, value: c.value, exists: c.exists })),
+    compare: (body.compare ?? []).map((c) => ({ key: c.key, op: c.op ?? '=', version: c.version, ...(c.encoding === 'base64' && c.value !== undefined ? { binary: Buffer.from(c.value, 'base64') } : { value: c.value }), exists: c.exists })),
     success: (body.success ?? []).map(opMessageOf),
     failure: (body.failure ?? []).map(opMessageOf),
   };
@@ -20,13 +21,18 @@ function opMessageOf(o: TxnOpBody): TxnOp {
   const none = { key: '', value: '', prefix: '', limit: 0 };
   switch (o.op) {
     case 'put':
-      return { ...none, op: o.op, key: o.key, value: o.value };
+      return o.encoding === 'base64' ? { ...none, op: o.op, key: o.key, binary: Buffer.from(o.value, 'base64') } : { ...none, op: o.op, key: o.key, value: o.value };
     case 'delete':
     case 'get':
       return { ...none, op: o.op, key: o.key };
     case 'list':
       return { ...none, op: o.op, prefix: o.prefix, limit: o.limit ?? 0 };
   }
+}
+
+/** A message's value (text, or `binary`) in the JSON answer's form. */
+function jsonOf(m: { readonly value: string; readonly binary?: Buffer | undefined }): { value: string; encoding?: 'base64' } {
+  return m.binary === undefined ? { value: m.value } : jsonValueOf(bytesOf(m.binary));
 }
 
 export function txnResponseOf(message: TxnMessage): TxnResponse {
@@ -40,9 +46,9 @@ function resultOf(r: TxnOpResult): TxnOpResponse {
     case 'delete':
       return { op: 'delete', key: r.key, deleted: r.deleted };
     case 'get':
-      return r.found ? { op: 'get', key: r.key, found: true, value: r.value, version: r.version } : { op: 'get', key: r.key, found: false };
+      return r.found ? { op: 'get', key: r.key, found: true, ...jsonOf(r), version: r.version } : { op: 'get', key: r.key, found: false };
     case 'list':
-      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, value: i.value, version: i.version })), more: r.more };
+      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...jsonOf(i), version: i.version })), more: r.more };
     default:
       throw new ProtocolError(`txn result has unknown op ${JSON.stringify(r.op)}`);
   }

@@ -57,16 +57,20 @@ export type {
   PutOptions,
   PutResult,
   TransportKind,
+  Value,
 } from './types.js';
+export { valueText } from './values.js';
 export type { MemberCalls, NewMember } from './members.js';
 export { Lease } from './lease.js';
 export { CompactedError, Watch } from './watch.js';
 export { Election, Lock, LockLostError } from './concurrency.js';
 export type { LockOptions } from './concurrency.js';
-export type { WatchChange, WatchEvent, WatchOptions } from './watch.js';
+export type { PrevRecord, WatchChange, WatchEvent, WatchOptions } from './watch.js';
 export type { LeaseLost, LeaseLostReason } from './lease.js';
 export type { LeaseInfoResponse } from '../wire/types.js';
-export type { TxnBody, TxnCompareBody, TxnCompareOp, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
+export type { TxnCompareOp } from '../wire/types.js';
+// The transaction types under their first names (a string value means what it always did).
+export type { TxnInput as TxnBody, TxnCompareInput as TxnCompareBody, TxnOpInput as TxnOpBody, TxnOpResult as TxnOpResponse, TxnResult as TxnResponse } from './txn-values.js';
 export type { ClusterConfigView, MemberRole, MemberStatus, MembersResponse, MembershipChangeResponse } from '../wire/types.js';
 export { BackupFormatError, verifyBackupFile } from './backup-file.js';
 export type { BackupHeader, VerifiedBackup } from './backup-file.js';

@@ -22,7 +22,7 @@ import type {
   TxnResponse,
 } from '../wire/types.js';
 import type { BackupRecord } from './backup-file.js';
-import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+import type { DeleteResult, Entry, ListPage, NodeStatus, PutResult, Value } from './types.js';
 
 /**
  * How one attempt failed:
@@ -68,7 +68,7 @@ export interface WatchStream {
 
 export interface PutRequest {
   readonly key: string;
-  readonly value: string;
+  readonly value: Value;
   readonly ifVersion: number | undefined;
   /** Attach to this lease (it must exist). */
   readonly lease?: number;

@@ -23,7 +23,7 @@ function opResultOf(raw: unknown): TxnOpResponse {
     case 'delete':
       return { op, key: text(r, 'key'), deleted: flag(r, 'deleted') };
     case 'get':
-      return flag(r, 'found') ? { op, key: text(r, 'key'), found: true, value: text(r, 'value'), version: decodedIndex(r['version'], 'get version') } : { op, key: text(r, 'key'), found: false };
+      return flag(r, 'found') ? { op, key: text(r, 'key'), found: true, value: text(r, 'value'), ...encodingOf(r), version: decodedIndex(r['version'], 'get version') } : { op, key: text(r, 'key'), found: false };
     case 'list': {
       const items = r['items'];
       if (!Array.isArray(items)) throw new ProtocolError('txn list result has no "items" list');
@@ -36,7 +36,15 @@ function opResultOf(raw: unknown): TxnOpResponse {
 
 function itemOf(raw: unknown): ListItem {
   const r = recordOf(raw, 'txn list item');
-  return { key: text(r, 'key'), value: text(r, 'value'), version: decodedIndex(r['version'], 'list item version') };
+  return { key: text(r, 'key'), value: text(r, 'value'), ...encodingOf(r), version: decodedIndex(r['version'], 'list item version') };
+}
+
+/** A value's encoding when it is binary (base64); text values have none. */
+function encodingOf(r: Readonly<Record<string, unknown>>): { encoding?: 'base64' } {
+  const encoding = r['encoding'];
+  if (encoding === undefined) return {};
+  if (encoding !== 'base64') throw new ProtocolError(`txn answer has an unknown value encoding ${JSON.stringify(encoding)}`);
+  return { encoding };
 }
 
 function recordOf(raw: unknown, what: string): Readonly<Record<string, unknown>> {

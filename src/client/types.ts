@@ -162,10 +162,13 @@ export interface DeleteResult {
   readonly deleted: boolean;
 }
 
-/** One key with its value and version. */
+/** A stored value: text or bytes, read back as the type it was written with. */
+export type Value = string | Uint8Array;
+
+/** One key with its value (text or bytes, as written) and version. */
 export interface Entry {
   readonly key: string;
-  readonly value: string;
+  readonly value: Value;
   readonly version: number;
 }
 

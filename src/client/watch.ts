@@ -17,8 +17,10 @@
 
 import { isErrorCode } from '../wire/errors.js';
 import { QuorumKvError } from './errors.js';
-import { AttemptError, ProtocolError } from './transport.js';
+import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { ClientTransport, WatchStream } from './transport.js';
+import type { Value } from './types.js';
+import { valueFromJson } from './values.js';
 
 export interface WatchOptions {
   /** First version to deliver (default: the next change after the watch starts). */
@@ -29,9 +31,16 @@ export interface WatchOptions {
   readonly consistency?: 'linearizable' | 'local';
 }
 
+/** A key's record before a change (with `prevValue`). */
+export interface PrevRecord {
+  readonly value: Value;
+  readonly version: number;
+}
+
+/** One key's change; values are text or bytes, as written. */
 export type WatchChange =
-  | { readonly type: 'put'; readonly key: string; readonly value: string; readonly prev?: { readonly value: string; readonly version: number } }
-  | { readonly type: 'delete'; readonly key: string; readonly prev?: { readonly value: string; readonly version: number } };
+  | { readonly type: 'put'; readonly key: string; readonly value: Value; readonly prev?: PrevRecord }
+  | { readonly type: 'delete'; readonly key: string; readonly prev?: PrevRecord };
 
 /** The changes one version made under the prefix (a transaction's writes come together). */
 export interface WatchEvent {
@@ -151,7 +160,7 @@ export class Watch implements AsyncIterable<WatchEvent> {
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || !Array.isArray(changes)) throw new ProtocolError('a watch message has no version and changes');
     if (this.next !== null && version < this.next) return null; // already delivered (cannot happen with a correct server)
     this.next = version + 1;
-    return { version, changes: changes as WatchChange[] };
+    return { version, changes: changes.map(changeOf) };
   }
 
   private sleep(ms: number): Promise<void> {
@@ -165,6 +174,24 @@ export class Watch implements AsyncIterable<WatchEvent> {
       this.wake = done;
     });
   }
+}
+
+/** A change as the stream gave it, its values as written (HTTP's JSON carries bytes as base64). */
+function changeOf(raw: unknown): WatchChange {
+  if (typeof raw !== 'object' || raw === null) throw new ProtocolError('a watch change is not an object');
+  const c = raw as Record<string, unknown>;
+  const key = c['key'];
+  if (typeof key !== 'string') throw new ProtocolError('a watch change has no key');
+  const prevRaw = c['prev'];
+  const prev = typeof prevRaw === 'object' && prevRaw !== null ? { prev: { value: valueIn(prevRaw as Record<string, unknown>), version: decodedIndex((prevRaw as Record<string, unknown>)['version'], 'prev version') } } : {};
+  if (c['type'] === 'delete') return { type: 'delete', key, ...prev };
+  if (c['type'] === 'put') return { type: 'put', key, value: valueIn(c), ...prev };
+  throw new ProtocolError(`a watch change has the unknown type ${JSON.stringify(c['type'])}`);
+}
+
+/** Bytes as they are (gRPC), or a JSON value (text, or base64 with its encoding). */
+function valueIn(o: Record<string, unknown>): Value {
+  return o['value'] instanceof Uint8Array ? o['value'] : valueFromJson(o, 'a watch change');
 }
 
 /** A stream that ended with an error line the watch recovers from by reconnecting. */

@@ -463,6 +463,7 @@ export class RaftCore {
         next: p.next,
         state: p.state,
         recentActive: p.recentActive,
+        answeredRecently: id === this.id || p.silentTicks < this.opts.electionTimeoutTicks,
       })),
     };
   }

@@ -264,7 +264,12 @@ export interface CoreStatus {
   firstIndex: number;
   config: ClusterConfig;
   configIndex: number;
-  progress: { id: NodeId; match: number; next: number; state: string; recentActive: boolean }[];
+  /**
+   * The leader's view of each replica. `answeredRecently`: it answered an append or a
+   * heartbeat within the last election timeout (the window check-quorum judges by); false
+   * for a peer that is dead, partitioned or paused, whose link may still look open.
+   */
+  progress: { id: NodeId; match: number; next: number; state: string; recentActive: boolean; answeredRecently: boolean }[];
 }
 
 export interface SoftState {

@@ -112,7 +112,7 @@ async function clientSuite(kv: KvClient, transport: TransportKind): Promise<void
   assert.equal(page.items.length, 10);
   assert.equal(page.next, `${p}list/09`);
   const all: string[] = [];
-  for await (const entry of kv.listAll({ prefix: `${p}list/`, limit: 7 })) all.push(entry.value);
+  for await (const entry of kv.listAll({ prefix: `${p}list/`, limit: 7 })) all.push(String(entry.value));
   assert.deepEqual(all, Array.from({ length: 25 }, (_, i) => `v${i}`));
   const local = await kv.list({ prefix: `${p}list/`, consistency: 'session', limit: 100 });
   assert.equal(local.items.length, 25, 'a session list on any node sees every write');

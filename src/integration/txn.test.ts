@@ -26,7 +26,8 @@ interface View {
 function viewOf(r: TxnOpResponse | undefined): View {
   if (r?.op !== 'get') throw new Error(`expected a get result, got ${JSON.stringify(r)}`);
   if (!r.found) return { version: 0, balance: openingBalance };
-  return { version: r.version, balance: Number(r.value.slice(0, r.value.indexOf('|'))) };
+  const text = String(r.value);
+  return { version: r.version, balance: Number(text.slice(0, text.indexOf('|'))) };
 }
 
 /** Virtual ticks for the checker: microseconds since the test began. */

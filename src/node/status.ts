@@ -53,7 +53,9 @@ export function statusView(s: CoreStatus, o: StatusInputs): StatusResponse {
           ...o.addresses(id),
           matchIndex: isLeader ? (p?.match ?? 0) : null,
           lag: isLeader ? s.lastIndex - (p?.match ?? 0) : null,
-          reachable: isLeader ? (p?.recentActive ?? false) || connected : connected,
+          // The leader judges by answers, not by the link: a paused process (SIGSTOP) keeps
+          // its TCP connection open, and the kernel acknowledges what is sent to it.
+          reachable: isLeader ? connected && (p?.answeredRecently ?? false) : connected,
         };
       }),
     membership: membersView(s, o.addresses, o.self),

@@ -58,6 +58,12 @@ export const errorStatus = {
   not_ready: 503,
   /** The leader's disk is below its free-space floor: puts are refused; reads and deletes go on. */
   no_space: 507,
+  /** A restart asked of a node whose process runs (or is paused): kill it first. */
+  process_running: 409,
+  /** A pause or resume asked of a node whose process is not running. */
+  process_not_running: 409,
+  /** No supervisor (such as quorumkv up) owns this cluster's processes: nothing here can restart one. */
+  no_supervisor: 501,
   internal: 500,
 } as const;
 

@@ -32,7 +32,9 @@ export interface PutResponse {
 
 export interface GetResponse {
   readonly key: string;
+  /** Text, or base64 when `encoding` is "base64" (a binary value). */
   readonly value: string;
+  readonly encoding?: 'base64';
   readonly version: number;
 }
 
@@ -44,7 +46,9 @@ export interface DeleteResponse {
 
 export interface ListItem {
   readonly key: string;
+  /** Text, or base64 when `encoding` is "base64" (a binary value). */
   readonly value: string;
+  readonly encoding?: 'base64';
   readonly version: number;
 }
 
@@ -72,6 +76,10 @@ export interface PeerStatus extends NodeAddresses {
   readonly matchIndex: number | null;
   /** Leader's view: leader last index - matchIndex (null on followers). */
   readonly lag: number | null;
+  /**
+   * On the leader: the link is up and the peer answered within the last election timeout
+   * (a paused peer's link stays up, so the link alone does not count). Elsewhere: the link is up.
+   */
   readonly reachable: boolean;
 }
 
@@ -184,7 +192,7 @@ export const batchOpsMax = 1_000;
  * neither) that writes otherwise carry as headers.
  */
 export type BatchOpBody =
-  | { readonly op: 'put'; readonly key: string; readonly value: string; readonly ifVersion?: number; readonly clientId?: string; readonly seq?: number }
+  | { readonly op: 'put'; readonly key: string; readonly value: string; readonly encoding?: 'base64'; readonly ifVersion?: number; readonly clientId?: string; readonly seq?: number }
   | { readonly op: 'delete'; readonly key: string; readonly ifVersion?: number; readonly clientId?: string; readonly seq?: number }
   | { readonly op: 'get'; readonly key: string; readonly consistency?: ReadConsistency; readonly minVersion?: number };
 
@@ -219,12 +227,14 @@ export interface TxnCompareBody {
   readonly key: string;
   readonly op?: TxnCompareOp;
   readonly version?: number;
+  /** Text, or base64 with `encoding: "base64"` (a binary value). */
   readonly value?: string;
+  readonly encoding?: 'base64';
   readonly exists?: boolean;
 }
 
 export type TxnOpBody =
-  | { readonly op: 'put'; readonly key: string; readonly value: string }
+  | { readonly op: 'put'; readonly key: string; readonly value: string; readonly encoding?: 'base64' }
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'get'; readonly key: string }
   /** `limit` defaults to the node's list page size and may not exceed it; `reverse`: last key first (HTTP only for now). */
@@ -240,7 +250,7 @@ export type TxnOpResponse =
   | { readonly op: 'put'; readonly key: string; readonly version: number }
   | { readonly op: 'delete'; readonly key: string; readonly deleted: boolean }
   | { readonly op: 'get'; readonly key: string; readonly found: false }
-  | { readonly op: 'get'; readonly key: string; readonly found: true; readonly value: string; readonly version: number }
+  | { readonly op: 'get'; readonly key: string; readonly found: true; readonly value: string; readonly encoding?: 'base64'; readonly version: number }
   | { readonly op: 'list'; readonly prefix: string; readonly items: readonly ListItem[]; readonly more: boolean };
 
 /** 200: which branch ran, the transaction's version (its log index: every write's version), and each operation's result. */

@@ -12,10 +12,11 @@ import type { ListResult } from '../../node/types.js';
 import type { ReadConsistency } from '../../wire/types.js';
 import type { ForwardSpec, RouteOutcome } from '../forward.js';
 import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendForwarded, writeAnswer } from '../http-answers.js';
+import { valueOfJson } from '../json-values.js';
 import type { HttpContext } from '../http-context.js';
 import { optionalIndex, rawJsonBody, readRequestId } from '../http-input.js';
 import { deleteQuery, getQuery, keyParams, listQuery, noQuery, putBody, putUsage, readHeaders, writeHeaders } from '../http-schemas.js';
-import { deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
+import { countKeys, deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
 import type { ListOp, ReadOp } from '../ops.js';
 import type { HttpRoute } from './route.js';
 
@@ -55,13 +56,14 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   ];
 }
 
-// PUT /kv/{key}  body {"value": "...", "ifVersion"?: n}
+// PUT /kv/{key}  body {"value": "...", "encoding"?: "base64", "ifVersion"?: n, "lease"?: id | "ttlMs"?: ms}
 async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply: FastifyReply): Promise<unknown> {
   ctx.serveHere(reply);
   const key = ctx.checkKey(request.params['*']);
   ctx.permit(request, key, 'write');
   const requestId = readRequestId(request);
-  const { value, ifVersion, lease, ttlMs } = request.body;
+  const { ifVersion, lease, ttlMs } = request.body;
+  const value = valueOfJson(request.body);
   const problem = ctx.validate.value(value);
   if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
   if (lease !== undefined && ttlMs !== undefined) throw new QkvError('bad_request', `Send "lease" (an existing lease) or "ttlMs" (a lease of the key's own), not both: ${putUsage}`);
@@ -124,7 +126,7 @@ async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Sta
     atVersion: optionalIndex(query.atVersion, 'atVersion'),
     reverse: query.reverse === 'true',
   };
-  if (query.countOnly === 'true') return await countKeys(ctx, request, op);
+  if (query.countOnly === 'true') return await countKeys(ctx.node, op, ctx.limits.listLimitMax, ctx.timeoutMs(request));
   let result: ListResult;
   if (op.consistency === 'local') {
     result = await ctx.node.list(listOptions(op, ctx.timeoutMs(request)));
@@ -136,22 +138,6 @@ async function list(ctx: HttpContext, request: FastifyRequest<{ Querystring: Sta
   }
   const answer = { ...page(result.items, op.limit), version: result.version };
   return query.keysOnly === 'true' ? { ...answer, items: answer.items.map((i) => ({ key: i.key, version: i.version })) } : answer;
-}
-
-/** Keys under the prefix (after `after`), counted page by page at one version, so the count is of one state. */
-async function countKeys(ctx: HttpContext, request: FastifyRequest, op: ListOp): Promise<{ readonly count: number; readonly version: number }> {
-  const timeoutMs = ctx.timeoutMs(request);
-  let count = 0;
-  // A count is never forwarded: `leader` is read as linearizable, which any node serves.
-  let pageOp: ListOp = { ...op, limit: ctx.limits.listLimitMax, consistency: op.consistency === 'leader' ? 'linearizable' : op.consistency };
-  for (;;) {
-    // The first page fixes the version (linearizable when asked); the rest read at it, here.
-    const r = await ctx.node.list(listOptions(pageOp, timeoutMs));
-    count += r.items.length;
-    const last = r.items[r.items.length - 1];
-    if (r.items.length < pageOp.limit || last === undefined) return { count, version: r.version };
-    pageOp = { ...pageOp, after: last.key, atVersion: r.version, consistency: 'local', minVersion: undefined };
-  }
 }
 
 /** `consistency` defaults to linearizable, or to local when `minVersion` is given (a session read). */

@@ -19,11 +19,8 @@ import { sendForwarded } from '../http-answers.js';
 import type { HttpContext } from '../http-context.js';
 import { rawJsonBody, readRequestId } from '../http-input.js';
 import { leaseGrantBody, leaseGrantUsage, leaseInfoQuery, leaseParams, noQuery, readHeaders, writeHeaders } from '../http-schemas.js';
-import { leaseGrantExec, leaseInfoExec, leaseKeepAliveExec, leaseRevokeExec } from '../ops.js';
-import type { LeaseWrite } from '../ops.js';
-import type { LocalExec } from '../forward.js';
-import type { Principal } from '../access.js';
-import type { LeaseRevoke } from '../../node/types.js';
+import { leaseGrantExec, leaseInfoExec, leaseKeepAliveExec } from '../ops.js';
+import { revokeChecked } from '../lease-ops.js';
 import type { HttpRoute } from './route.js';
 
 type IdRequest = FastifyRequest<{ Params: Static<typeof leaseParams> }>;
@@ -83,28 +80,10 @@ export function leaseRoutes(ctx: HttpContext): HttpRoute[] {
         ctx.access.permitLeases(ctx.principal(request));
         const requestId = readRequestId(request);
         const spec = ctx.spec(request, { method: 'DELETE', requestId, isWrite: true });
-        return answer(reply, await ctx.router.run(revokeChecked(ctx, ctx.principal(request)), { value: Number(request.params.id), requestId }, spec));
+        return answer(reply, await ctx.router.run(revokeChecked(ctx.access, ctx.principal(request)), { value: Number(request.params.id), requestId }, spec));
       },
     },
   ];
-}
-
-/**
- * A revoke deletes the lease's keys, so a user needs write permission on every one of them
- * (as etcd checks); checked on the leader, where the revoke runs, against its keys then.
- */
-function revokeChecked(ctx: HttpContext, who: Principal | null): LocalExec<LeaseWrite, LeaseRevoke> {
-  if (who === null || who.kind === 'admin') return leaseRevokeExec;
-  return {
-    run: async (node, w, timeoutMs) => {
-      const info = await node.leaseInfo(w.value, leaseKeysMax + 1, { timeoutMs });
-      if (info !== undefined) {
-        if (info.keys.length > leaseKeysMax) throw new QkvError('permission_denied', `lease ${w.value} holds more than ${leaseKeysMax} keys: only an admin may revoke it`);
-        for (const key of info.keys) ctx.access.permit(who, key, 'write');
-      }
-      return leaseRevokeExec.run(node, w, timeoutMs);
-    },
-  };
 }
 
 function answer<T>(reply: FastifyReply, outcome: { readonly via: 'local'; readonly value: T } | { readonly via: 'forward'; readonly response: Parameters<typeof sendForwarded>[1] }): unknown {

@@ -20,12 +20,13 @@ import type { Static } from 'typebox';
 import type { KeyChange } from '../../kv/types.js';
 import type { WatchEnd, WatchMessage, WatchSink } from '../../node/watch.js';
 import { QkvError } from '../../wire/errors.js';
-import { textOf } from '../http-answers.js';
+import { jsonValue } from '../json-values.js';
 import type { HttpContext } from '../http-context.js';
 import { parseDecimal } from '../http-input.js';
 import { readHeaders, watchQuery } from '../http-schemas.js';
 import { readOptions } from '../ops.js';
 import type { HttpRoute } from './route.js';
+import { watchEndError } from '../watch-ends.js';
 
 /** The open watch streams, ended when the server closes (they are never idle). */
 export class WatchStreams {
@@ -132,21 +133,12 @@ function messageBody(m: WatchMessage): Record<string, unknown> {
 }
 
 function changeBody(c: KeyChange): Record<string, unknown> {
-  const prev = c.prev === undefined ? {} : { prev: { value: textOf(c.prev.value), version: c.prev.version } };
-  return c.value === undefined ? { type: 'delete', key: c.key, ...prev } : { type: 'put', key: c.key, value: textOf(c.value), ...prev };
+  const prev = c.prev === undefined ? {} : { prev: { ...jsonValue(c.prev.value), version: c.prev.version } };
+  return c.value === undefined ? { type: 'delete', key: c.key, ...prev } : { type: 'put', key: c.key, ...jsonValue(c.value), ...prev };
 }
 
 function errorMessage(reason: WatchEnd): Record<string, unknown> {
-  switch (reason.error) {
-    case 'compacted':
-      return { error: 'compacted', message: `The history before version ${reason.oldestVersion} was compacted; watch from ${reason.oldestVersion} or later`, oldestVersion: reason.oldestVersion };
-    case 'slow_consumer':
-      return { error: 'slow_consumer', message: `The watcher did not keep up; resume from version ${reason.lastVersion + 1}`, lastVersion: reason.lastVersion };
-    case 'rolled_back':
-      return { error: 'rolled_back', message: `Versions from ${reason.fromVersion} on were rolled back (weak quorum); resume from ${reason.fromVersion}`, fromVersion: reason.fromVersion };
-    case 'shutting_down':
-      return { error: 'shutting_down', message: 'This node is stopping; watch another node from the next version' };
-  }
+  return watchEndError(reason).toBody();
 }
 
 function format(sse: boolean, body: Record<string, unknown>, event: string, id: number | null): string {

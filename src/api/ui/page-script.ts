@@ -14,6 +14,7 @@
 export const pageScript: string = `
 'use strict';
 const CONTROLS = document.body.dataset.controls === 'true';
+const SUPERVISOR = document.body.dataset.supervisor === 'true';
 const feedItemsMax = 200;
 const staleAfterMs = 2000;
 const cards = new Map();
@@ -63,7 +64,7 @@ function makeCard(id) {
     card.append(el('div', { class: 'actions' }, [
       button('partition', 'Partition', true), button('heal', 'Heal', false),
       button('transfer', 'Make leader', false), button('kill', 'Kill', true),
-    ]));
+    ].concat(SUPERVISOR ? [button('pause', 'Pause', true), button('resume', 'Resume', false), button('restart', 'Restart', false)] : [])));
   }
   return { card, f };
 }
@@ -80,12 +81,14 @@ function renderCards(s) {
     const d = c.card.dataset;
     d.role = n.role;
     d.reachable = String(n.reachable);
+    d.process = String(n.process);
     d.peerReachable = String(n.peerReachable);
     d.inSync = String(n.inSync);
     d.commit = String(n.commitIndex);
     d.term = String(n.term);
     d.lag = String(n.lagEntries);
-    c.f.role.textContent = n.role === 'down' ? 'down' : n.role + (n.memberRole === 'learner' && n.role !== 'learner' ? ' (learner)' : '');
+    const raftRole = n.role !== 'down' && n.role !== 'paused';
+    c.f.role.textContent = n.role + (raftRole && n.memberRole === 'learner' && n.role !== 'learner' ? ' (learner)' : '');
     c.f.reach.textContent = n.reachable ? 'reachable' : 'unreachable';
     c.f.reach.className = 'pill ' + (n.reachable ? 'badge-good' : 'badge-bad');
     // A node that does not answer is not shown "linked": the leader notices a dead link later than we do.
@@ -103,7 +106,15 @@ function renderCards(s) {
     c.f.bar.style.width = lag === null ? '0' : Math.min(100, Math.max(lag > 0 ? 3 : 0, (100 * lag) / lagScale)) + '%';
     c.f.lag.dataset.level = n.peerReachable === false || !n.reachable ? 'cut' : lag ? 'behind' : 'ok';
     c.f.lagText.textContent = lag === null ? 'lag unknown' : lag === 0 ? 'caught up' : lag + ' entries behind';
-    c.f.error.textContent = n.error || '';
+    c.f.error.textContent = n.role === 'paused' ? 'paused by the supervisor: Resume wakes it' : n.error || '';
+    // Each button where the supervisor (or the node) can do it: Kill and Pause for a member
+    // that answers, Resume for a paused process, Restart for one that is down and not paused.
+    const paused = n.process === 'paused';
+    const shown = { kill: n.reachable, pause: n.reachable && !paused, resume: paused, restart: !n.reachable && !paused };
+    for (const [action, visible] of Object.entries(shown)) {
+      const b = c.card.querySelector('button[data-action="' + action + '"]');
+      if (b) b.hidden = !visible;
+    }
   }
 }
 
@@ -164,6 +175,7 @@ function render(s) {
   renderCards(s);
   renderMode(s);
   renderFeed(s);
+  renderFlow(s); // page-flow-script.ts
   if (CONTROLS) renderSelects(s);
 }
 
@@ -236,6 +248,9 @@ const actions = {
   partition: (node) => call('partition ' + node, 'POST', '/ui/actions/partition', { node }),
   heal: (node) => call('heal ' + node, 'POST', '/ui/actions/heal', { node }),
   kill: (node) => call('kill ' + node, 'POST', '/ui/actions/die', { node, clean: false }),
+  restart: (node) => call('restart ' + node, 'POST', '/ui/actions/restart', { node }),
+  pause: (node) => call('pause ' + node, 'POST', '/ui/actions/pause', { node }),
+  resume: (node) => call('resume ' + node, 'POST', '/ui/actions/resume', { node }),
   transfer: (node) => call('make ' + node + ' leader', 'POST', '/admin/transfer-leader', { to: node }),
 };
 

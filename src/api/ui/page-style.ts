@@ -29,6 +29,7 @@ section > h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .06em
 .card[data-role="candidate"] { border-left-color: var(--warn); }
 .card[data-role="learner"] { border-left-color: var(--learner); }
 .card[data-role="down"] { border-left-color: var(--bad); opacity: .7; }
+.card[data-role="paused"] { border-left-color: var(--warn); border-left-style: dashed; opacity: .8; }
 .card .head { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
 .card .id { font-size: 18px; font-weight: 700; }
 .card .role { font-weight: 600; text-transform: uppercase; font-size: 12px; }
@@ -61,4 +62,21 @@ input[type="number"] { width: 80px; }
 #feed li[data-kind="unreachable"] { color: var(--bad); }
 #feed li[data-kind="reachable"] { color: var(--ok); }
 #feed li[data-kind="mode"] { color: var(--learner); }
+.flow-bar { display: flex; gap: 16px; align-items: center; flex-wrap: wrap; margin-bottom: 6px; }
+.flow { display: flex; gap: 16px; flex-wrap: wrap; align-items: flex-start; }
+#flow { width: 100%; max-width: 520px; background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
+#flow .flow-edges line { stroke: var(--line); stroke-width: 1.5; }
+#flow .flow-node circle { fill: var(--card); stroke: var(--dim); stroke-width: 3; }
+#flow .flow-node[data-role="leader"] circle { stroke: var(--leader); stroke-width: 4; }
+#flow .flow-node[data-role="follower"] circle { stroke: var(--ok); }
+#flow .flow-node[data-role="candidate"] circle { stroke: var(--warn); }
+#flow .flow-node[data-role="learner"] circle { stroke: var(--learner); }
+#flow .flow-node[data-role="down"] circle { stroke: var(--bad); stroke-dasharray: 4 3; }
+#flow .flow-node[data-role="paused"] circle { stroke: var(--warn); stroke-dasharray: 2 3; }
+#flow .flow-node text { fill: var(--ink); font-weight: 700; font-size: 14px; }
+#flow-legend { list-style: none; margin: 0; padding: 0; display: grid; gap: 4px; font-size: 13px; min-width: 300px; }
+#flow-legend li > span:not(.swatch) { flex: 1; }
+#flow-legend li { display: flex; gap: 8px; align-items: center; }
+#flow-legend li b { font-variant-numeric: tabular-nums; min-width: 3em; text-align: right; color: var(--dim); }
+#flow-legend .swatch { width: 12px; height: 12px; border-radius: 50%; display: inline-block; }
 `;

@@ -5,12 +5,18 @@
  * it the page has no buttons at all, not hidden ones.
  */
 
+import { flowScript } from './page-flow-script.js';
 import { pageScript } from './page-script.js';
 import { pageStyle } from './page-style.js';
 
 export interface PageOptions {
   /** Put the control panel and the cards' buttons in the page. */
   readonly controls: boolean;
+  /**
+   * With controls: a supervisor owns the processes, so the cards offer Pause (a member that
+   * runs), Resume (one that is paused) and Restart (one that is down).
+   */
+  readonly supervisor: boolean;
 }
 
 const controlPanel = `
@@ -47,7 +53,7 @@ export function dashboardPage(options: PageOptions): string {
 <title>quorumkv dashboard</title>
 <style>${pageStyle}</style>
 </head>
-<body data-controls="${String(options.controls)}">
+<body data-controls="${String(options.controls)}" data-supervisor="${String(options.controls && options.supervisor)}">
 <header>
   <h1>quorumkv</h1>
   <span class="dim">served by <b id="served-by">…</b></span>
@@ -70,6 +76,18 @@ export function dashboardPage(options: PageOptions): string {
     <h2>Members</h2>
     <div id="cards"></div>
   </section>
+  <section aria-label="messages between nodes">
+    <h2>Messages between nodes</h2>
+    <div class="flow-bar">
+      <label><input type="checkbox" id="flow-pause"> pause</label>
+      <label>speed <select id="flow-speed"><option value="0.25">¼×</option><option value="0.5">½×</option><option value="1" selected>1×</option><option value="2">2×</option></select></label>
+      <span id="flow-note" class="dim"></span>
+    </div>
+    <div class="flow">
+      <svg id="flow" viewBox="0 0 420 250" role="img" aria-label="the members, and the messages they send each other as moving dots"></svg>
+      <ul id="flow-legend" aria-label="message kinds, with the number drawn"></ul>
+    </div>
+  </section>
   ${options.controls ? controlPanel : ''}
   <section aria-label="events">
     <h2>Events</h2>
@@ -77,7 +95,7 @@ export function dashboardPage(options: PageOptions): string {
     <ol id="feed"></ol>
   </section>
 </main>
-<script>${pageScript}</script>
+<script>${pageScript}${flowScript}</script>
 </body>
 </html>
 `;

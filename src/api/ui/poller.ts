@@ -1,11 +1,16 @@
 /**
  * The dashboard's one poller per node: while at least one page is connected it asks this
  * node (directly) and every other member (GET /status over HTTP, short deadline) for their
- * status every `pollIntervalMs`, builds one UiSnapshot and hands it to every subscriber.
+ * status every `pollIntervalMs`, and at the same time for the peer messages they sampled
+ * (message-gatherer.ts), and — when a supervisor owns the processes (quorumkv up) — that
+ * supervisor for the processes it paused (a paused member cannot answer for itself); it
+ * builds one UiSnapshot and hands it to every subscriber.
  * It stops when the last page leaves, so an idle node polls nobody.
  *
  * Limits: one tick in flight at a time (a slow tick makes the next one skip, never pile
- * up), `subscribersMax` pages, `eventsMax` remembered events, one connection per peer.
+ * up), `subscribersMax` pages, `eventsMax` remembered events, two connections per peer
+ * (its status and its messages, asked together), one request to the supervisor per tick
+ * with the same deadline as a peer's status.
  *
  * Must never: keep a subscriber's snapshots in a queue (a slow page skips snapshots; the
  * SSE route drops what its socket cannot take), or let one silent peer delay the others.
@@ -15,8 +20,11 @@ import { Agent, request } from 'undici';
 import type { KvNode } from '../../node/types.js';
 import type { StatusResponse } from '../../wire/types.js';
 import type { OutboundTls } from '../outbound-tls.js';
+import type { MessageSource } from '../../node/message-sampler.js';
+import { MessageGatherer } from './message-gatherer.js';
 import { eventsBetween, viewOf } from './snapshot.js';
 import type { NodeObservation, UiEvent, UiSnapshot, UiView } from './snapshot.js';
+import type { ProcessState, SupervisorLink } from './supervisor-link.js';
 
 export interface PollerLimits {
   /** Time between two ticks. */
@@ -36,6 +44,9 @@ export const defaultPollerLimits: PollerLimits = {
   eventsMax: 100,
 };
 
+/** How long the supervisor's last answer stands in for one it did not give in time. */
+const processesKeptMsMax = 2_000;
+
 export type SnapshotListener = (snapshot: UiSnapshot) => void;
 
 export class TooManySubscribers extends Error {
@@ -53,12 +64,25 @@ export class ClusterPoller {
   private events: UiEvent[] = [];
   private seqNext = 1;
   private latest: UiSnapshot | null = null;
+  private processesKnown: { readonly states: ReadonlyMap<string, ProcessState>; readonly atMs: number } | null = null;
+  private readonly gatherer: MessageGatherer;
 
   constructor(
     private readonly node: KvNode,
-    /** `connect`: TLS options for reaching the other nodes' HTTPS APIs (their CA, this node's certificate). */
-    private readonly options: { readonly faults: boolean; readonly limits: PollerLimits; readonly connect?: OutboundTls },
+    /**
+     * `connect`: TLS options for reaching the other nodes' HTTPS APIs (their CA, this node's
+     * certificate); `messages`: this node's sampler of the peer messages it sends;
+     * `supervisor`: the one that owns the members' processes, asked which it paused.
+     */
+    private readonly options: {
+      readonly faults: boolean;
+      readonly limits: PollerLimits;
+      readonly connect?: OutboundTls;
+      readonly messages?: MessageSource;
+      readonly supervisor?: SupervisorLink;
+    },
   ) {
+    this.gatherer = new MessageGatherer(node.id, options.messages ?? null);
     const l = options.limits;
     if (l.statusTimeoutMs >= l.pollIntervalMs) {
       throw new RangeError(`statusTimeoutMs ${l.statusTimeoutMs} must be below pollIntervalMs ${l.pollIntervalMs}: a tick must end before the next`);
@@ -99,7 +123,7 @@ export class ClusterPoller {
 
   private start(): void {
     this.agent = new Agent({
-      connections: 1,
+      connections: 2,
       connectTimeout: this.options.limits.statusTimeoutMs,
       headersTimeout: this.options.limits.statusTimeoutMs,
       bodyTimeout: this.options.limits.statusTimeoutMs,
@@ -123,14 +147,20 @@ export class ClusterPoller {
     if (this.tickInFlight || agent === null) return;
     this.tickInFlight = true;
     try {
-      const observations = await this.observe(agent);
+      const self = this.node.status();
+      const members = membersOf(self);
+      const [observations, gathered, processes] = await Promise.all([
+        this.observe(agent, self, members),
+        this.gatherer.gather(members, agent, this.options.limits.statusTimeoutMs),
+        this.askSupervisor(),
+      ]);
       if (this.agent !== agent) return; // stopped meanwhile: nobody to tell
-      const view = viewOf({ observations, servedBy: this.node.id, faults: this.options.faults, atMs: Date.now() });
+      const view = viewOf({ observations, processes, servedBy: this.node.id, faults: this.options.faults, atMs: Date.now() });
       const fresh = eventsBetween(this.previous, view, this.seqNext);
       this.seqNext += fresh.length;
       this.events = [...this.events, ...fresh].slice(-this.options.limits.eventsMax);
       this.previous = view;
-      const snapshot: UiSnapshot = { ...view, events: this.events };
+      const snapshot: UiSnapshot = { ...view, events: this.events, messages: gathered.messages, messageCounts: gathered.counts };
       this.latest = snapshot;
       for (const listener of this.listeners) listener(snapshot);
     } finally {
@@ -139,18 +169,32 @@ export class ClusterPoller {
   }
 
   /** This node's status and every other member's, asked in parallel, in member order. */
-  private async observe(agent: Agent): Promise<NodeObservation[]> {
-    const self = this.node.status();
-    const members = self.membership?.members.map((m) => ({ id: m.id, http: m.http })) ?? [{ id: self.id, http: null }];
-    const known = new Map(members.map((m) => [m.id, m.http]));
-    for (const p of self.peers) if (!known.has(p.id) || known.get(p.id) === null) known.set(p.id, p.http);
+  private async observe(agent: Agent, self: StatusResponse, members: readonly Member[]): Promise<NodeObservation[]> {
     return Promise.all(
-      [...known].map(async ([id, http]): Promise<NodeObservation> => {
+      members.map(async ({ id, http }): Promise<NodeObservation> => {
         if (id === self.id) return { id, http, status: self, error: null };
         if (http === null) return { id, http, status: null, error: 'no HTTP address known' };
         return this.askStatus(agent, id, http);
       }),
     );
+  }
+
+  /**
+   * The supervisor's process states, or null without one. When it does not answer in time,
+   * its last answer stands for up to `processesKeptMsMax` (a busy supervisor must not make a
+   * paused card flicker to down and back), then nothing is known.
+   */
+  private async askSupervisor(): Promise<ReadonlyMap<string, ProcessState> | null> {
+    const supervisor = this.options.supervisor;
+    if (supervisor === undefined) return null;
+    try {
+      const states = await supervisor.processes(this.options.limits.statusTimeoutMs);
+      this.processesKnown = { states, atMs: Date.now() };
+      return states;
+    } catch {
+      const known = this.processesKnown;
+      return known !== null && Date.now() - known.atMs <= processesKeptMsMax ? known.states : null;
+    }
   }
 
   private async askStatus(agent: Agent, id: string, http: string): Promise<NodeObservation> {
@@ -169,6 +213,19 @@ export class ClusterPoller {
       return { id, http, status: null, error: text };
     }
   }
+}
+
+interface Member {
+  readonly id: string;
+  readonly http: string | null;
+}
+
+/** Every member this node knows, with its HTTP origin (the configuration's, else the peer link's), in member order. */
+function membersOf(self: StatusResponse): Member[] {
+  const members = self.membership?.members.map((m) => ({ id: m.id, http: m.http })) ?? [{ id: self.id, http: null }];
+  const known = new Map(members.map((m) => [m.id, m.http]));
+  for (const p of self.peers) if (!known.has(p.id) || known.get(p.id) === null) known.set(p.id, p.http);
+  return [...known].map(([id, http]) => ({ id, http }));
 }
 
 function errorText(error: unknown): string {

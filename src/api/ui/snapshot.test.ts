@@ -84,3 +84,30 @@ test('events tell a mode switch and a node coming back', () => {
   const after = viewOf({ observations: observe({ n1: status('n1', 'n1', 1, { mode: chain }), n2: status('n2', 'n1', 1), n3: status('n3', 'n1', 1) }), servedBy: 'n1', faults: false, atMs: 1 });
   assert.deepEqual(eventsBetween(before, after, 1).map((e) => e.kind), ['mode', 'reachable']);
 });
+
+test('a silent member its supervisor paused is shown paused, not down; one that answers is its own word', () => {
+  const processes = new Map([['n1', 'running'], ['n2', 'paused'], ['n3', 'exited']] as const);
+  const view = viewOf({ observations: observe({ n1: status('n1', 'n1', 4), n2: null, n3: null }), processes, servedBy: 'n1', faults: true, atMs: 0 });
+  assert.deepEqual(view.nodes.map((n) => n.role), ['leader', 'paused', 'down']);
+  assert.deepEqual(view.nodes.map((n) => n.process), ['running', 'paused', 'exited']);
+  assert.equal(view.nodes[1]?.reachable, false, 'paused is still unreachable');
+  assert.equal(view.nodes[1]?.term, null, 'and shows no old numbers');
+  const resumedEarly = viewOf({ observations: observe({ n1: status('n1', 'n1', 4), n2: status('n2', 'n1', 4), n3: null }), processes, servedBy: 'n1', faults: true, atMs: 1 });
+  assert.equal(resumedEarly.nodes[1]?.role, 'follower', 'an answer outranks the supervisor’s older word');
+  const noSupervisor = viewOf({ observations: observe({ n1: status('n1', 'n1', 4), n2: null, n3: null }), processes: null, servedBy: 'n1', faults: true, atMs: 2 });
+  assert.deepEqual(noSupervisor.nodes.map((n) => [n.role, n.process]), [['leader', null], ['down', null], ['down', null]]);
+});
+
+test('events tell a pause and a resume: the paused member stops answering, then answers again', () => {
+  const paused = new Map([['n2', 'paused']] as const);
+  const all = observe({ n1: status('n1', 'n1', 1), n2: status('n2', 'n1', 1), n3: status('n3', 'n1', 1) });
+  const before = viewOf({ observations: all, servedBy: 'n1', faults: true, atMs: 0 });
+  const during = viewOf({ observations: observe({ n1: status('n1', 'n1', 1), n2: null, n3: status('n3', 'n1', 1) }), processes: paused, servedBy: 'n1', faults: true, atMs: 1 });
+  const pausing = eventsBetween(before, during, 1);
+  assert.deepEqual(pausing.map((e) => [e.kind, e.node]), [['unreachable', 'n2']]);
+  assert.match(pausing[0]?.text ?? '', /n2 is paused/);
+  const after = viewOf({ observations: all, processes: new Map([['n2', 'running']] as const), servedBy: 'n1', faults: true, atMs: 2 });
+  assert.deepEqual(eventsBetween(during, after, 2).map((e) => [e.kind, e.node, e.text]), [['reachable', 'n2', 'n2 answers again, as follower']]);
+  const downLater = viewOf({ observations: observe({ n1: status('n1', 'n1', 1), n2: null, n3: status('n3', 'n1', 1) }), processes: null, servedBy: 'n1', faults: true, atMs: 3 });
+  assert.deepEqual(eventsBetween(during, downLater, 3).map((e) => e.text), ['n2 is now down (was paused)'], 'the supervisor no longer vouches for it');
+});

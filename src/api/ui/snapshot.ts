@@ -5,10 +5,15 @@
  * possibly disagreeing answers: the leader's view wins (lag, in-sync set, mode), then the
  * newest configuration, then this node's own.
  *
+ * A member that does not answer is `down`, or `paused` when the supervisor that owns its
+ * process says it paused it (a stopped process cannot say so itself).
+ *
  * Must never: do I/O or read a clock (the tick's time is an argument), or invent a value
  * a node did not report (unknown stays null).
  */
 
+import type { KindCounts, MessageSample } from '../../node/message-sampler.js';
+import type { ProcessState } from './supervisor-link.js';
 import type { MemberRole, ModeStatus, StatusResponse } from '../../wire/types.js';
 
 /** One node's answer to GET /status in this tick, or why there was none. */
@@ -21,8 +26,11 @@ export interface NodeObservation {
   readonly error: string | null;
 }
 
-/** How the dashboard draws a node: its Raft role, or `down` when its /status did not answer. */
-export type UiRole = 'leader' | 'follower' | 'candidate' | 'learner' | 'down';
+/**
+ * How the dashboard draws a node: its Raft role, or, when its /status did not answer,
+ * `paused` if its supervisor paused its process (Resume wakes it), else `down`.
+ */
+export type UiRole = 'leader' | 'follower' | 'candidate' | 'learner' | 'paused' | 'down';
 
 export interface UiNode {
   readonly id: string;
@@ -31,6 +39,8 @@ export interface UiNode {
   readonly role: UiRole;
   /** Its /status answered in this tick. */
   readonly reachable: boolean;
+  /** Its process as the supervisor (quorumkv up) reported it in this tick; null without one, or when it did not answer. */
+  readonly process: ProcessState | null;
   /** The leader's view of its peer link (false: partitioned or dead); null without a leader or for the leader itself. */
   readonly peerReachable: boolean | null;
   /** Null when not reachable: the dashboard never shows an old number as if it were current. */
@@ -76,10 +86,14 @@ export interface UiSnapshot {
   readonly nodes: readonly UiNode[];
   /** The latest events, oldest first (at most eventsMax of poller.ts). */
   readonly events: readonly UiEvent[];
+  /** Peer messages the nodes sampled since the previous tick, oldest first (message-gatherer.ts). */
+  readonly messages: readonly MessageSample[];
+  /** Per kind, over the nodes that answered: messages sampled, and sent but not sampled, since they started. */
+  readonly messageCounts: { readonly sampled: KindCounts; readonly skipped: KindCounts };
 }
 
-/** The snapshot without its events (eventsBetween adds them). */
-export type UiView = Omit<UiSnapshot, 'events'>;
+/** The snapshot without its events and messages (eventsBetween and the gatherer add them). */
+export type UiView = Omit<UiSnapshot, 'events' | 'messages' | 'messageCounts'>;
 
 /** The members to show: the leader's configuration, else the newest one any node reports. */
 function membersOf(observations: readonly NodeObservation[], leader: StatusResponse | null) {
@@ -108,8 +122,24 @@ function newestAnswer(observations: readonly NodeObservation[]): StatusResponse 
   return newest;
 }
 
-/** Builds the view of one tick from its observations (one per member, in member order). */
-export function viewOf(options: { readonly observations: readonly NodeObservation[]; readonly servedBy: string; readonly faults: boolean; readonly atMs: number }): UiView {
+export interface ViewInputs {
+  /** One per member, in member order. */
+  readonly observations: readonly NodeObservation[];
+  /** The supervisor's process states by member id, this tick; null or absent: no supervisor, or it did not answer. */
+  readonly processes?: ReadonlyMap<string, ProcessState> | null;
+  readonly servedBy: string;
+  readonly faults: boolean;
+  readonly atMs: number;
+}
+
+/** A node's role on the page: its own word when it answered, else what its supervisor knows. */
+function roleOf(status: StatusResponse | null, memberRole: MemberRole, process: ProcessState | null): UiRole {
+  if (status === null) return process === 'paused' ? 'paused' : 'down';
+  return status.role === 'follower' && memberRole === 'learner' ? 'learner' : status.role;
+}
+
+/** Builds the view of one tick from its observations. */
+export function viewOf(options: ViewInputs): UiView {
   const { observations } = options;
   const leader = leaderOf(observations);
   const reference = leader ?? newestAnswer(observations);
@@ -123,12 +153,14 @@ export function viewOf(options: { readonly observations: readonly NodeObservatio
     const peer = leader?.peers.find((p) => p.id === o.id);
     const leaderLag = leader === null ? null : o.id === leader.id ? 0 : (member?.lag ?? peer?.lag ?? null);
     const ownLag = leader !== null && s !== null ? Math.max(0, leader.lastIndex - s.lastIndex) : null;
+    const process = options.processes?.get(o.id) ?? null;
     return {
       id: o.id,
       http: o.http,
       memberRole,
-      role: s === null ? 'down' : s.role === 'follower' && memberRole === 'learner' ? 'learner' : s.role,
+      role: roleOf(s, memberRole, process),
       reachable: s !== null,
+      process,
       peerReachable: leader === null || o.id === leader.id ? null : (peer?.reachable ?? null),
       term: s?.term ?? null,
       commitIndex: s?.commitIndex ?? null,
@@ -185,7 +217,7 @@ export function eventsBetween(previous: UiView | null, next: UiView, seqNext: nu
       add('member', n.id, `${n.id} joined as a ${n.memberRole}`);
       continue;
     }
-    if (p.reachable && !n.reachable) add('unreachable', n.id, `${n.id} does not answer (${n.error ?? 'no answer'})`);
+    if (p.reachable && !n.reachable) add('unreachable', n.id, n.role === 'paused' ? `${n.id} is paused (its process is stopped) and does not answer` : `${n.id} does not answer (${n.error ?? 'no answer'})`);
     else if (!p.reachable && n.reachable) add('reachable', n.id, `${n.id} answers again, as ${n.role}`);
     else if (p.role !== n.role && n.role !== 'leader') add('role', n.id, `${n.id} is now ${n.role} (was ${p.role})`);
     if (p.peerReachable === true && n.peerReachable === false) add('unreachable', n.id, `the leader lost its link to ${n.id} (partition?)`);

@@ -11,6 +11,8 @@ import { kvValidator } from '../../kv/limits.js';
 import type { HttpServerOptions } from '../http.js';
 import { ClusterPoller, TooManySubscribers } from './poller.js';
 import type { UiSnapshot } from './snapshot.js';
+import type { ProcessState, SupervisorAction, SupervisorLink } from './supervisor-link.js';
+import { QkvError } from '../../wire/errors.js';
 
 const fastPolling = { pollIntervalMs: 100, statusTimeoutMs: 80 };
 
@@ -123,4 +125,62 @@ test('the poller asks each peer with a deadline, stops when the last page leaves
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(seen.length, count, 'no snapshots after the last page left');
   poller.close();
+});
+
+test('pause and resume go to the supervisor, with its refusals as 409 and 501 no_supervisor without one', async (t) => {
+  const faults = { faultsAdmin: { setRules: () => undefined, rules: () => ({}) }, die: () => undefined };
+  const asked: string[] = [];
+  const supervisor: SupervisorLink = {
+    act: async (action: SupervisorAction, id: string) => {
+      asked.push(`${action} ${id}`);
+      if (action === 'resume') throw new QkvError('process_running', `${id} is running, not paused`);
+      return { node: { id, state: 'paused' } };
+    },
+    processes: async () => new Map<string, ProcessState>(),
+  };
+  const post = async (url: string, action: string, body: unknown) => {
+    const res = await request(`${url}/ui/actions/${action}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+  };
+  const supervised = await start(t, { ...faults, supervisor });
+  const html = await (await request(`${supervised.url}/ui`)).body.text();
+  assert.match(html, /data-supervisor="true"/, 'the page offers Pause, Resume and Restart');
+  const paused = await post(supervised.url, 'pause', { node: 'n1' });
+  assert.deepEqual([paused.status, paused.body['node']], [200, { id: 'n1', state: 'paused' }]);
+  const refused = await post(supervised.url, 'resume', { node: 'n1' });
+  assert.deepEqual([refused.status, refused.body['error']], [409, 'process_running'], 'the supervisor’s refusal, as it said it');
+  assert.equal((await post(supervised.url, 'pause', { node: 'nobody' })).status, 400, 'only members, looked up here');
+  assert.deepEqual(asked, ['pause n1', 'resume n1']);
+
+  const alone = await start(t, faults);
+  assert.match(await (await request(`${alone.url}/ui`)).body.text(), /data-supervisor="false"/);
+  for (const action of ['pause', 'resume']) {
+    const r = await post(alone.url, action, { node: 'n1' });
+    assert.deepEqual([r.status, r.body['error']], [501, 'no_supervisor'], `${action} without a supervisor`);
+    assert.match(String(r.body['message']), new RegExp(`to ${action} n1`));
+  }
+});
+
+test('the poller shows a silent member its supervisor paused as paused, asking with the peers’ deadline', async () => {
+  const fake = new FakeKvNode({ id: 'n1' });
+  const base = fake.status();
+  const member = (id: string, isLeader: boolean) => ({ id, role: 'voter' as const, memberId: null, peer: null, http: null, grpc: null, isLeader, matchIndex: null, lag: null });
+  const node = { id: 'n1', status: (): StatusResponse => ({ ...base, membership: { configIndex: 1, members: [member('n1', true), member('n2', false), member('n3', false)] } }) } as unknown as KvNode;
+  const deadlines: number[] = [];
+  const supervisor: SupervisorLink = {
+    act: async () => ({}),
+    processes: async (timeoutMs) => {
+      deadlines.push(timeoutMs);
+      return new Map<string, ProcessState>([['n1', 'running'], ['n2', 'paused'], ['n3', 'exited']]);
+    },
+  };
+  const poller = new ClusterPoller(node, { faults: true, limits: { ...fastPolling, subscribersMax: 1, eventsMax: 10 }, supervisor });
+  const seen: UiSnapshot[] = [];
+  const leave = poller.subscribe((s) => seen.push(s));
+  const startedAtMs = Date.now();
+  while (seen.length < 1 && Date.now() - startedAtMs < 3_000) await new Promise((r) => setTimeout(r, 20));
+  leave();
+  poller.close();
+  assert.deepEqual(seen[0]?.nodes.map((n) => [n.id, n.role, n.process]), [['n1', 'leader', 'running'], ['n2', 'paused', 'paused'], ['n3', 'down', 'exited']]);
+  assert.equal(deadlines[0], fastPolling.statusTimeoutMs);
 });

@@ -10,9 +10,11 @@ import {
   type CallOptions,
   type ChannelCredentials,
   Client,
+  type ClientDuplexStream,
   type ClientOptions,
   type ClientReadableStream,
   type ClientUnaryCall,
+  type handleBidiStreamingCall,
   type handleServerStreamingCall,
   type handleUnaryCall,
   makeGenericClientConstructor,
@@ -93,6 +95,11 @@ export function consistencyToJSON(object: Consistency): string {
   }
 }
 
+/**
+ * Values are text (`value`, UTF-8) or bytes (`binary`): a binary value is written with
+ * `binary` set and `value` empty, and always read back in `binary` (with `value` empty); a
+ * text value is read back in `value`, `binary` absent.
+ */
 export interface PutRequest {
   key: string;
   value: string;
@@ -106,24 +113,41 @@ export interface PutRequest {
    */
   clientId: string;
   seq: number;
+  /** Attach the key to this existing lease (deleted when the lease ends). */
+  lease?:
+    | number
+    | undefined;
+  /** Or grant the key a lease of its own with this TTL (its id is the put's version). */
+  ttlMs?:
+    | number
+    | undefined;
+  /** A binary value (then `value` must be empty). */
+  binary?: Buffer | undefined;
 }
 
 export interface PutResponse {
   key: string;
   version: number;
+  /** The lease the key hangs on, when it hangs on one. */
+  lease?: number | undefined;
 }
 
 export interface GetRequest {
   key: string;
   consistency: Consistency;
   /** Session read: the serving node first waits until it has applied this version. */
-  minVersion?: number | undefined;
+  minVersion?:
+    | number
+    | undefined;
+  /** The key as it was at this version (OUT_OF_RANGE compacted when the history is gone). */
+  atVersion?: number | undefined;
 }
 
 export interface GetResponse {
   key: string;
   value: string;
   version: number;
+  binary?: Buffer | undefined;
 }
 
 export interface DeleteRequest {
@@ -183,19 +207,41 @@ export interface ListRequest {
   /** Page size; 0 means the server's default (100); capped at the server's maximum. */
   limit: number;
   consistency: Consistency;
-  minVersion?: number | undefined;
+  minVersion?:
+    | number
+    | undefined;
+  /**
+   * Read the page at this version: pass the first page's `version` to read the next pages
+   * of a scan from the same state (OUT_OF_RANGE compacted when the history is gone).
+   */
+  atVersion?:
+    | number
+    | undefined;
+  /** Keys and versions only (values empty). */
+  keysOnly: boolean;
+  /** Only count the keys under the prefix (after `after`): `count` set, no items. */
+  countOnly: boolean;
+  /** Descending key order (`after` then means: start strictly before this key). */
+  reverse: boolean;
 }
 
 export interface KeyValue {
   key: string;
   value: string;
   version: number;
+  binary?: Buffer | undefined;
 }
 
 export interface ListResponse {
   items: KeyValue[];
   /** Absent on the last page. */
-  next?: string | undefined;
+  next?:
+    | string
+    | undefined;
+  /** The version of the state the page was read from. */
+  version: number;
+  /** count_only: the number of keys. */
+  count?: number | undefined;
 }
 
 export interface TxnCompare {
@@ -205,7 +251,11 @@ export interface TxnCompare {
   /** Exactly one of these (as POST /txn): the key's version (0: absent), its value, or whether it exists. */
   version?: number | undefined;
   value?: string | undefined;
-  exists?: boolean | undefined;
+  exists?:
+    | boolean
+    | undefined;
+  /** Compare with a binary value (instead of `value`). */
+  binary?: Buffer | undefined;
 }
 
 export interface TxnOp {
@@ -215,6 +265,8 @@ export interface TxnOp {
   value: string;
   prefix: string;
   limit: number;
+  /** put: a binary value (then `value` must be empty). */
+  binary?: Buffer | undefined;
 }
 
 export interface TxnRequest {
@@ -236,6 +288,8 @@ export interface TxnOpResult {
   prefix: string;
   items: KeyValue[];
   more: boolean;
+  /** get: the value read, when it is binary (`value` is then empty). */
+  binary?: Buffer | undefined;
 }
 
 export interface TxnResponse {
@@ -244,6 +298,100 @@ export interface TxnResponse {
   /** The transaction's log index: the version of every write it made. */
   version: number;
   results: TxnOpResult[];
+}
+
+export interface WatchRequest {
+  /** Keys starting with this ("" : every key). */
+  prefix: string;
+  /** The first version to deliver; absent: from the next change on. */
+  fromVersion?:
+    | number
+    | undefined;
+  /** Send each change's previous record (`prev`). */
+  prevValue: boolean;
+  /** LINEARIZABLE: the node first waits for a read index; anything else: its own state (local). */
+  consistency: Consistency;
+}
+
+export interface PrevRecord {
+  value: string;
+  version: number;
+  binary?: Buffer | undefined;
+}
+
+export interface WatchChange {
+  /** "put" or "delete". */
+  type: string;
+  key: string;
+  /** put: the new value (text, or `binary`). */
+  value: string;
+  binary?:
+    | Buffer
+    | undefined;
+  /** With prev_value, when the key existed before. */
+  prev?: PrevRecord | undefined;
+}
+
+export interface WatchChanges {
+  version: number;
+  changes: WatchChange[];
+}
+
+export interface WatchResponse {
+  message?: { $case: "changes"; changes: WatchChanges } | //
+  /** Everything under the prefix up to and including this version was sent. */
+  { $case: "progress"; progress: number } | undefined;
+}
+
+export interface LeaseGrantRequest {
+  ttlMs: number;
+  /** Idempotency, as PutRequest. */
+  clientId: string;
+  seq: number;
+}
+
+export interface LeaseGrantResponse {
+  id: number;
+  ttlMs: number;
+  /** The grant's log index. */
+  version: number;
+}
+
+export interface LeaseKeepAliveRequest {
+  id: number;
+}
+
+export interface LeaseKeepAliveResponse {
+  id: number;
+  /** The TTL that restarted; 0 on the stream when the lease no longer exists. */
+  ttlMs: number;
+}
+
+export interface LeaseInfoRequest {
+  id: number;
+  /** Attached keys to list (0: 100; at most 1,000). */
+  keysMax: number;
+}
+
+export interface LeaseInfoResponse {
+  id: number;
+  ttlMs: number;
+  remainingMs: number;
+  keys: string[];
+}
+
+export interface LeaseRevokeRequest {
+  id: number;
+  clientId: string;
+  seq: number;
+}
+
+export interface LeaseRevokeResponse {
+  id: number;
+  /** False when the lease did not exist (any more). */
+  found: boolean;
+  keysDeleted: number;
+  version: number;
 }
 
 export interface StatusRequest {
@@ -448,7 +596,16 @@ export interface TransferLeaderResponse {
 }
 
 function createBasePutRequest(): PutRequest {
-  return { key: "", value: "", ifVersion: undefined, clientId: "", seq: 0 };
+  return {
+    key: "",
+    value: "",
+    ifVersion: undefined,
+    clientId: "",
+    seq: 0,
+    lease: undefined,
+    ttlMs: undefined,
+    binary: undefined,
+  };
 }
 
 export const PutRequest: MessageFns<PutRequest> = {
@@ -467,6 +624,15 @@ export const PutRequest: MessageFns<PutRequest> = {
     }
     if (message.seq !== 0) {
       writer.uint32(40).uint64(message.seq);
+    }
+    if (message.lease !== undefined) {
+      writer.uint32(48).uint64(message.lease);
+    }
+    if (message.ttlMs !== undefined) {
+      writer.uint32(56).uint64(message.ttlMs);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(66).bytes(message.binary);
     }
     return writer;
   },
@@ -524,6 +690,30 @@ export const PutRequest: MessageFns<PutRequest> = {
             message.seq = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -551,6 +741,13 @@ export const PutRequest: MessageFns<PutRequest> = {
         ? globalThis.String(object.client_id)
         : "",
       seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : undefined,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : undefined,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -571,12 +768,21 @@ export const PutRequest: MessageFns<PutRequest> = {
     if (message.seq !== 0) {
       obj.seq = Math.round(message.seq);
     }
+    if (message.lease !== undefined) {
+      obj.lease = Math.round(message.lease);
+    }
+    if (message.ttlMs !== undefined) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
+    }
     return obj;
   },
 };
 
 function createBasePutResponse(): PutResponse {
-  return { key: "", version: 0 };
+  return { key: "", version: 0, lease: undefined };
 }
 
 export const PutResponse: MessageFns<PutResponse> = {
@@ -586,6 +792,9 @@ export const PutResponse: MessageFns<PutResponse> = {
     }
     if (message.version !== 0) {
       writer.uint32(16).uint64(message.version);
+    }
+    if (message.lease !== undefined) {
+      writer.uint32(24).uint64(message.lease);
     }
     return writer;
   },
@@ -619,6 +828,14 @@ export const PutResponse: MessageFns<PutResponse> = {
             message.version = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.lease = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -635,6 +852,7 @@ export const PutResponse: MessageFns<PutResponse> = {
     return {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      lease: isSet(object.lease) ? globalThis.Number(object.lease) : undefined,
     };
   },
 
@@ -646,12 +864,15 @@ export const PutResponse: MessageFns<PutResponse> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.lease !== undefined) {
+      obj.lease = Math.round(message.lease);
+    }
     return obj;
   },
 };
 
 function createBaseGetRequest(): GetRequest {
-  return { key: "", consistency: 0, minVersion: undefined };
+  return { key: "", consistency: 0, minVersion: undefined, atVersion: undefined };
 }
 
 export const GetRequest: MessageFns<GetRequest> = {
@@ -664,6 +885,9 @@ export const GetRequest: MessageFns<GetRequest> = {
     }
     if (message.minVersion !== undefined) {
       writer.uint32(24).uint64(message.minVersion);
+    }
+    if (message.atVersion !== undefined) {
+      writer.uint32(32).uint64(message.atVersion);
     }
     return writer;
   },
@@ -705,6 +929,14 @@ export const GetRequest: MessageFns<GetRequest> = {
             message.minVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.atVersion = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -726,6 +958,11 @@ export const GetRequest: MessageFns<GetRequest> = {
         : isSet(object.min_version)
         ? globalThis.Number(object.min_version)
         : undefined,
+      atVersion: isSet(object.atVersion)
+        ? globalThis.Number(object.atVersion)
+        : isSet(object.at_version)
+        ? globalThis.Number(object.at_version)
+        : undefined,
     };
   },
 
@@ -740,12 +977,15 @@ export const GetRequest: MessageFns<GetRequest> = {
     if (message.minVersion !== undefined) {
       obj.minVersion = Math.round(message.minVersion);
     }
+    if (message.atVersion !== undefined) {
+      obj.atVersion = Math.round(message.atVersion);
+    }
     return obj;
   },
 };
 
 function createBaseGetResponse(): GetResponse {
-  return { key: "", value: "", version: 0 };
+  return { key: "", value: "", version: 0, binary: undefined };
 }
 
 export const GetResponse: MessageFns<GetResponse> = {
@@ -758,6 +998,9 @@ export const GetResponse: MessageFns<GetResponse> = {
     }
     if (message.version !== 0) {
       writer.uint32(24).uint64(message.version);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(34).bytes(message.binary);
     }
     return writer;
   },
@@ -799,6 +1042,14 @@ export const GetResponse: MessageFns<GetResponse> = {
             message.version = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -816,6 +1067,7 @@ export const GetResponse: MessageFns<GetResponse> = {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       value: isSet(object.value) ? globalThis.String(object.value) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -829,6 +1081,9 @@ export const GetResponse: MessageFns<GetResponse> = {
     }
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
     }
     return obj;
   },
@@ -1472,7 +1727,17 @@ export const BatchResponse: MessageFns<BatchResponse> = {
 };
 
 function createBaseListRequest(): ListRequest {
-  return { prefix: "", after: "", limit: 0, consistency: 0, minVersion: undefined };
+  return {
+    prefix: "",
+    after: "",
+    limit: 0,
+    consistency: 0,
+    minVersion: undefined,
+    atVersion: undefined,
+    keysOnly: false,
+    countOnly: false,
+    reverse: false,
+  };
 }
 
 export const ListRequest: MessageFns<ListRequest> = {
@@ -1491,6 +1756,18 @@ export const ListRequest: MessageFns<ListRequest> = {
     }
     if (message.minVersion !== undefined) {
       writer.uint32(40).uint64(message.minVersion);
+    }
+    if (message.atVersion !== undefined) {
+      writer.uint32(48).uint64(message.atVersion);
+    }
+    if (message.keysOnly !== false) {
+      writer.uint32(56).bool(message.keysOnly);
+    }
+    if (message.countOnly !== false) {
+      writer.uint32(64).bool(message.countOnly);
+    }
+    if (message.reverse !== false) {
+      writer.uint32(72).bool(message.reverse);
     }
     return writer;
   },
@@ -1548,6 +1825,38 @@ export const ListRequest: MessageFns<ListRequest> = {
             message.minVersion = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.atVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.keysOnly = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.countOnly = reader.bool();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.reverse = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1571,6 +1880,22 @@ export const ListRequest: MessageFns<ListRequest> = {
         : isSet(object.min_version)
         ? globalThis.Number(object.min_version)
         : undefined,
+      atVersion: isSet(object.atVersion)
+        ? globalThis.Number(object.atVersion)
+        : isSet(object.at_version)
+        ? globalThis.Number(object.at_version)
+        : undefined,
+      keysOnly: isSet(object.keysOnly)
+        ? globalThis.Boolean(object.keysOnly)
+        : isSet(object.keys_only)
+        ? globalThis.Boolean(object.keys_only)
+        : false,
+      countOnly: isSet(object.countOnly)
+        ? globalThis.Boolean(object.countOnly)
+        : isSet(object.count_only)
+        ? globalThis.Boolean(object.count_only)
+        : false,
+      reverse: isSet(object.reverse) ? globalThis.Boolean(object.reverse) : false,
     };
   },
 
@@ -1591,12 +1916,24 @@ export const ListRequest: MessageFns<ListRequest> = {
     if (message.minVersion !== undefined) {
       obj.minVersion = Math.round(message.minVersion);
     }
+    if (message.atVersion !== undefined) {
+      obj.atVersion = Math.round(message.atVersion);
+    }
+    if (message.keysOnly !== false) {
+      obj.keysOnly = message.keysOnly;
+    }
+    if (message.countOnly !== false) {
+      obj.countOnly = message.countOnly;
+    }
+    if (message.reverse !== false) {
+      obj.reverse = message.reverse;
+    }
     return obj;
   },
 };
 
 function createBaseKeyValue(): KeyValue {
-  return { key: "", value: "", version: 0 };
+  return { key: "", value: "", version: 0, binary: undefined };
 }
 
 export const KeyValue: MessageFns<KeyValue> = {
@@ -1609,6 +1946,9 @@ export const KeyValue: MessageFns<KeyValue> = {
     }
     if (message.version !== 0) {
       writer.uint32(24).uint64(message.version);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(34).bytes(message.binary);
     }
     return writer;
   },
@@ -1650,6 +1990,14 @@ export const KeyValue: MessageFns<KeyValue> = {
             message.version = longToNumber(reader.uint64());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1667,6 +2015,7 @@ export const KeyValue: MessageFns<KeyValue> = {
       key: isSet(object.key) ? globalThis.String(object.key) : "",
       value: isSet(object.value) ? globalThis.String(object.value) : "",
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -1681,12 +2030,15 @@ export const KeyValue: MessageFns<KeyValue> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
+    }
     return obj;
   },
 };
 
 function createBaseListResponse(): ListResponse {
-  return { items: [], next: undefined };
+  return { items: [], next: undefined, version: 0, count: undefined };
 }
 
 export const ListResponse: MessageFns<ListResponse> = {
@@ -1696,6 +2048,12 @@ export const ListResponse: MessageFns<ListResponse> = {
     }
     if (message.next !== undefined) {
       writer.uint32(18).string(message.next);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    if (message.count !== undefined) {
+      writer.uint32(32).uint64(message.count);
     }
     return writer;
   },
@@ -1729,6 +2087,22 @@ export const ListResponse: MessageFns<ListResponse> = {
             message.next = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.count = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1745,6 +2119,8 @@ export const ListResponse: MessageFns<ListResponse> = {
     return {
       items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => KeyValue.fromJSON(e)) : [],
       next: isSet(object.next) ? globalThis.String(object.next) : undefined,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      count: isSet(object.count) ? globalThis.Number(object.count) : undefined,
     };
   },
 
@@ -1756,12 +2132,18 @@ export const ListResponse: MessageFns<ListResponse> = {
     if (message.next !== undefined) {
       obj.next = message.next;
     }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.count !== undefined) {
+      obj.count = Math.round(message.count);
+    }
     return obj;
   },
 };
 
 function createBaseTxnCompare(): TxnCompare {
-  return { key: "", op: "", version: undefined, value: undefined, exists: undefined };
+  return { key: "", op: "", version: undefined, value: undefined, exists: undefined, binary: undefined };
 }
 
 export const TxnCompare: MessageFns<TxnCompare> = {
@@ -1780,6 +2162,9 @@ export const TxnCompare: MessageFns<TxnCompare> = {
     }
     if (message.exists !== undefined) {
       writer.uint32(40).bool(message.exists);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(50).bytes(message.binary);
     }
     return writer;
   },
@@ -1837,6 +2222,14 @@ export const TxnCompare: MessageFns<TxnCompare> = {
             message.exists = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1856,6 +2249,7 @@ export const TxnCompare: MessageFns<TxnCompare> = {
       version: isSet(object.version) ? globalThis.Number(object.version) : undefined,
       value: isSet(object.value) ? globalThis.String(object.value) : undefined,
       exists: isSet(object.exists) ? globalThis.Boolean(object.exists) : undefined,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -1876,12 +2270,15 @@ export const TxnCompare: MessageFns<TxnCompare> = {
     if (message.exists !== undefined) {
       obj.exists = message.exists;
     }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
+    }
     return obj;
   },
 };
 
 function createBaseTxnOp(): TxnOp {
-  return { op: "", key: "", value: "", prefix: "", limit: 0 };
+  return { op: "", key: "", value: "", prefix: "", limit: 0, binary: undefined };
 }
 
 export const TxnOp: MessageFns<TxnOp> = {
@@ -1900,6 +2297,9 @@ export const TxnOp: MessageFns<TxnOp> = {
     }
     if (message.limit !== 0) {
       writer.uint32(40).uint32(message.limit);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(50).bytes(message.binary);
     }
     return writer;
   },
@@ -1957,6 +2357,14 @@ export const TxnOp: MessageFns<TxnOp> = {
             message.limit = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1976,6 +2384,7 @@ export const TxnOp: MessageFns<TxnOp> = {
       value: isSet(object.value) ? globalThis.String(object.value) : "",
       prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -1995,6 +2404,9 @@ export const TxnOp: MessageFns<TxnOp> = {
     }
     if (message.limit !== 0) {
       obj.limit = Math.round(message.limit);
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
     }
     return obj;
   },
@@ -2125,7 +2537,18 @@ export const TxnRequest: MessageFns<TxnRequest> = {
 };
 
 function createBaseTxnOpResult(): TxnOpResult {
-  return { op: "", key: "", version: 0, deleted: false, found: false, value: "", prefix: "", items: [], more: false };
+  return {
+    op: "",
+    key: "",
+    version: 0,
+    deleted: false,
+    found: false,
+    value: "",
+    prefix: "",
+    items: [],
+    more: false,
+    binary: undefined,
+  };
 }
 
 export const TxnOpResult: MessageFns<TxnOpResult> = {
@@ -2156,6 +2579,9 @@ export const TxnOpResult: MessageFns<TxnOpResult> = {
     }
     if (message.more !== false) {
       writer.uint32(72).bool(message.more);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(82).bytes(message.binary);
     }
     return writer;
   },
@@ -2245,6 +2671,14 @@ export const TxnOpResult: MessageFns<TxnOpResult> = {
             message.more = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2268,6 +2702,7 @@ export const TxnOpResult: MessageFns<TxnOpResult> = {
       prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
       items: globalThis.Array.isArray(object?.items) ? object.items.map((e: any) => KeyValue.fromJSON(e)) : [],
       more: isSet(object.more) ? globalThis.Boolean(object.more) : false,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
     };
   },
 
@@ -2299,6 +2734,9 @@ export const TxnOpResult: MessageFns<TxnOpResult> = {
     }
     if (message.more !== false) {
       obj.more = message.more;
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
     }
     return obj;
   },
@@ -2389,6 +2827,1207 @@ export const TxnResponse: MessageFns<TxnResponse> = {
     }
     if (message.results?.length) {
       obj.results = message.results.map((e) => TxnOpResult.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseWatchRequest(): WatchRequest {
+  return { prefix: "", fromVersion: undefined, prevValue: false, consistency: 0 };
+}
+
+export const WatchRequest: MessageFns<WatchRequest> = {
+  encode(message: WatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.prefix !== "") {
+      writer.uint32(10).string(message.prefix);
+    }
+    if (message.fromVersion !== undefined) {
+      writer.uint32(16).uint64(message.fromVersion);
+    }
+    if (message.prevValue !== false) {
+      writer.uint32(24).bool(message.prevValue);
+    }
+    if (message.consistency !== 0) {
+      writer.uint32(32).int32(message.consistency);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.prefix = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.fromVersion = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.prevValue = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.consistency = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchRequest {
+    return {
+      prefix: isSet(object.prefix) ? globalThis.String(object.prefix) : "",
+      fromVersion: isSet(object.fromVersion)
+        ? globalThis.Number(object.fromVersion)
+        : isSet(object.from_version)
+        ? globalThis.Number(object.from_version)
+        : undefined,
+      prevValue: isSet(object.prevValue)
+        ? globalThis.Boolean(object.prevValue)
+        : isSet(object.prev_value)
+        ? globalThis.Boolean(object.prev_value)
+        : false,
+      consistency: isSet(object.consistency) ? consistencyFromJSON(object.consistency) : 0,
+    };
+  },
+
+  toJSON(message: WatchRequest): unknown {
+    const obj: any = {};
+    if (message.prefix !== "") {
+      obj.prefix = message.prefix;
+    }
+    if (message.fromVersion !== undefined) {
+      obj.fromVersion = Math.round(message.fromVersion);
+    }
+    if (message.prevValue !== false) {
+      obj.prevValue = message.prevValue;
+    }
+    if (message.consistency !== 0) {
+      obj.consistency = consistencyToJSON(message.consistency);
+    }
+    return obj;
+  },
+};
+
+function createBasePrevRecord(): PrevRecord {
+  return { value: "", version: 0, binary: undefined };
+}
+
+export const PrevRecord: MessageFns<PrevRecord> = {
+  encode(message: PrevRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.value !== "") {
+      writer.uint32(10).string(message.value);
+    }
+    if (message.version !== 0) {
+      writer.uint32(16).uint64(message.version);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(26).bytes(message.binary);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PrevRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePrevRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PrevRecord {
+    return {
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
+    };
+  },
+
+  toJSON(message: PrevRecord): unknown {
+    const obj: any = {};
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
+    }
+    return obj;
+  },
+};
+
+function createBaseWatchChange(): WatchChange {
+  return { type: "", key: "", value: "", binary: undefined, prev: undefined };
+}
+
+export const WatchChange: MessageFns<WatchChange> = {
+  encode(message: WatchChange, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== "") {
+      writer.uint32(10).string(message.type);
+    }
+    if (message.key !== "") {
+      writer.uint32(18).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(26).string(message.value);
+    }
+    if (message.binary !== undefined) {
+      writer.uint32(34).bytes(message.binary);
+    }
+    if (message.prev !== undefined) {
+      PrevRecord.encode(message.prev, writer.uint32(42).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchChange {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchChange();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.type = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.binary = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.prev = PrevRecord.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchChange {
+    return {
+      type: isSet(object.type) ? globalThis.String(object.type) : "",
+      key: isSet(object.key) ? globalThis.String(object.key) : "",
+      value: isSet(object.value) ? globalThis.String(object.value) : "",
+      binary: isSet(object.binary) ? Buffer.from(bytesFromBase64(object.binary)) : undefined,
+      prev: isSet(object.prev) ? PrevRecord.fromJSON(object.prev) : undefined,
+    };
+  },
+
+  toJSON(message: WatchChange): unknown {
+    const obj: any = {};
+    if (message.type !== "") {
+      obj.type = message.type;
+    }
+    if (message.key !== "") {
+      obj.key = message.key;
+    }
+    if (message.value !== "") {
+      obj.value = message.value;
+    }
+    if (message.binary !== undefined) {
+      obj.binary = base64FromBytes(message.binary);
+    }
+    if (message.prev !== undefined) {
+      obj.prev = PrevRecord.toJSON(message.prev);
+    }
+    return obj;
+  },
+};
+
+function createBaseWatchChanges(): WatchChanges {
+  return { version: 0, changes: [] };
+}
+
+export const WatchChanges: MessageFns<WatchChanges> = {
+  encode(message: WatchChanges, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    for (const v of message.changes) {
+      WatchChange.encode(v!, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchChanges {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchChanges();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.changes.push(WatchChange.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchChanges {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      changes: globalThis.Array.isArray(object?.changes) ? object.changes.map((e: any) => WatchChange.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: WatchChanges): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.changes?.length) {
+      obj.changes = message.changes.map((e) => WatchChange.toJSON(e));
+    }
+    return obj;
+  },
+};
+
+function createBaseWatchResponse(): WatchResponse {
+  return { message: undefined };
+}
+
+export const WatchResponse: MessageFns<WatchResponse> = {
+  encode(message: WatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.message?.$case) {
+      case "changes":
+        WatchChanges.encode(message.message.changes, writer.uint32(10).fork()).join();
+        break;
+      case "progress":
+        writer.uint32(16).uint64(message.message.progress);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.message = { $case: "changes", changes: WatchChanges.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.message = { $case: "progress", progress: longToNumber(reader.uint64()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WatchResponse {
+    return {
+      message: isSet(object.changes)
+        ? { $case: "changes", changes: WatchChanges.fromJSON(object.changes) }
+        : isSet(object.progress)
+        ? { $case: "progress", progress: globalThis.Number(object.progress) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: WatchResponse): unknown {
+    const obj: any = {};
+    if (message.message?.$case === "changes") {
+      obj.changes = WatchChanges.toJSON(message.message.changes);
+    } else if (message.message?.$case === "progress") {
+      obj.progress = Math.round(message.message.progress);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseGrantRequest(): LeaseGrantRequest {
+  return { ttlMs: 0, clientId: "", seq: 0 };
+}
+
+export const LeaseGrantRequest: MessageFns<LeaseGrantRequest> = {
+  encode(message: LeaseGrantRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ttlMs !== 0) {
+      writer.uint32(8).uint64(message.ttlMs);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrantRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseGrantRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseGrantRequest {
+    return {
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: LeaseGrantRequest): unknown {
+    const obj: any = {};
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseGrantResponse(): LeaseGrantResponse {
+  return { id: 0, ttlMs: 0, version: 0 };
+}
+
+export const LeaseGrantResponse: MessageFns<LeaseGrantResponse> = {
+  encode(message: LeaseGrantResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).uint64(message.ttlMs);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrantResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseGrantResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseGrantResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: LeaseGrantResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseKeepAliveRequest(): LeaseKeepAliveRequest {
+  return { id: 0 };
+}
+
+export const LeaseKeepAliveRequest: MessageFns<LeaseKeepAliveRequest> = {
+  encode(message: LeaseKeepAliveRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseKeepAliveRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseKeepAliveRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseKeepAliveRequest {
+    return { id: isSet(object.id) ? globalThis.Number(object.id) : 0 };
+  },
+
+  toJSON(message: LeaseKeepAliveRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseKeepAliveResponse(): LeaseKeepAliveResponse {
+  return { id: 0, ttlMs: 0 };
+}
+
+export const LeaseKeepAliveResponse: MessageFns<LeaseKeepAliveResponse> = {
+  encode(message: LeaseKeepAliveResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).uint64(message.ttlMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseKeepAliveResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseKeepAliveResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseKeepAliveResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LeaseKeepAliveResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseInfoRequest(): LeaseInfoRequest {
+  return { id: 0, keysMax: 0 };
+}
+
+export const LeaseInfoRequest: MessageFns<LeaseInfoRequest> = {
+  encode(message: LeaseInfoRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.keysMax !== 0) {
+      writer.uint32(16).uint32(message.keysMax);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseInfoRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseInfoRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.keysMax = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseInfoRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      keysMax: isSet(object.keysMax)
+        ? globalThis.Number(object.keysMax)
+        : isSet(object.keys_max)
+        ? globalThis.Number(object.keys_max)
+        : 0,
+    };
+  },
+
+  toJSON(message: LeaseInfoRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.keysMax !== 0) {
+      obj.keysMax = Math.round(message.keysMax);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseInfoResponse(): LeaseInfoResponse {
+  return { id: 0, ttlMs: 0, remainingMs: 0, keys: [] };
+}
+
+export const LeaseInfoResponse: MessageFns<LeaseInfoResponse> = {
+  encode(message: LeaseInfoResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(16).uint64(message.ttlMs);
+    }
+    if (message.remainingMs !== 0) {
+      writer.uint32(24).uint64(message.remainingMs);
+    }
+    for (const v of message.keys) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseInfoResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseInfoResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.remainingMs = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keys.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseInfoResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      remainingMs: isSet(object.remainingMs)
+        ? globalThis.Number(object.remainingMs)
+        : isSet(object.remaining_ms)
+        ? globalThis.Number(object.remaining_ms)
+        : 0,
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: LeaseInfoResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.remainingMs !== 0) {
+      obj.remainingMs = Math.round(message.remainingMs);
+    }
+    if (message.keys?.length) {
+      obj.keys = message.keys;
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseRevokeRequest(): LeaseRevokeRequest {
+  return { id: 0, clientId: "", seq: 0 };
+}
+
+export const LeaseRevokeRequest: MessageFns<LeaseRevokeRequest> = {
+  encode(message: LeaseRevokeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.clientId !== "") {
+      writer.uint32(18).string(message.clientId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(24).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseRevokeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseRevokeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clientId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseRevokeRequest {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      clientId: isSet(object.clientId)
+        ? globalThis.String(object.clientId)
+        : isSet(object.client_id)
+        ? globalThis.String(object.client_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+    };
+  },
+
+  toJSON(message: LeaseRevokeRequest): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.clientId !== "") {
+      obj.clientId = message.clientId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+};
+
+function createBaseLeaseRevokeResponse(): LeaseRevokeResponse {
+  return { id: 0, found: false, keysDeleted: 0, version: 0 };
+}
+
+export const LeaseRevokeResponse: MessageFns<LeaseRevokeResponse> = {
+  encode(message: LeaseRevokeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.found !== false) {
+      writer.uint32(16).bool(message.found);
+    }
+    if (message.keysDeleted !== 0) {
+      writer.uint32(24).uint64(message.keysDeleted);
+    }
+    if (message.version !== 0) {
+      writer.uint32(32).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseRevokeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseRevokeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.found = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.keysDeleted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseRevokeResponse {
+    return {
+      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
+      found: isSet(object.found) ? globalThis.Boolean(object.found) : false,
+      keysDeleted: isSet(object.keysDeleted)
+        ? globalThis.Number(object.keysDeleted)
+        : isSet(object.keys_deleted)
+        ? globalThis.Number(object.keys_deleted)
+        : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+    };
+  },
+
+  toJSON(message: LeaseRevokeResponse): unknown {
+    const obj: any = {};
+    if (message.id !== 0) {
+      obj.id = Math.round(message.id);
+    }
+    if (message.found !== false) {
+      obj.found = message.found;
+    }
+    if (message.keysDeleted !== 0) {
+      obj.keysDeleted = Math.round(message.keysDeleted);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
     }
     return obj;
   },
@@ -5341,6 +6980,94 @@ export const KVService = {
       Buffer.from(TransferLeaderResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): TransferLeaderResponse => TransferLeaderResponse.decode(value),
   },
+  /**
+   * Every change under `prefix` from `from_version` on, as HTTP's GET /watch: one
+   * WatchResponse per version that changed keys under the prefix (a transaction's writes
+   * together), in version order, each once; a progress mark when nothing changed for a
+   * while (and first, saying where "the next change" starts). Served from the state of the
+   * node called: a follower's stream is as fresh as that follower; LINEARIZABLE first waits
+   * for a read index. Resume on any node from the last version received + 1. The stream
+   * never ends by itself; it ends with a status when it cannot go on:
+   *   OUT_OF_RANGE compacted        the history before `oldestVersion` is gone (details)
+   *   RESOURCE_EXHAUSTED slow_consumer  the reader did not keep up; resume from `lastVersion` + 1
+   *   ABORTED rolled_back           weak quorums: versions from `fromVersion` on were replaced
+   *   UNAVAILABLE shutting_down, busy (the node's watcher limit)
+   * The details are in the qkv-error-body-bin trailer (a JSON object), as for every error.
+   */
+  watch: {
+    path: "/quorumkv.v1.KV/Watch" as const,
+    requestStream: false as const,
+    responseStream: true as const,
+    requestSerialize: (value: WatchRequest): Buffer => Buffer.from(WatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): WatchRequest => WatchRequest.decode(value),
+    responseSerialize: (value: WatchResponse): Buffer => Buffer.from(WatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): WatchResponse => WatchResponse.decode(value),
+  },
+  /**
+   * Leases (README "Leases"): every call runs on the leader (followers forward), which
+   * alone times them. A key hangs on a lease through PutRequest.lease (or ttl_ms).
+   */
+  leaseGrant: {
+    path: "/quorumkv.v1.KV/LeaseGrant" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseGrantRequest): Buffer => Buffer.from(LeaseGrantRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseGrantRequest => LeaseGrantRequest.decode(value),
+    responseSerialize: (value: LeaseGrantResponse): Buffer => Buffer.from(LeaseGrantResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseGrantResponse => LeaseGrantResponse.decode(value),
+  },
+  /**
+   * Restarts the lease's TTL once the leader has confirmed it still leads; NOT_FOUND
+   * lease_not_found once the lease ended.
+   */
+  leaseKeepAlive: {
+    path: "/quorumkv.v1.KV/LeaseKeepAlive" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseKeepAliveRequest): Buffer =>
+      Buffer.from(LeaseKeepAliveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseKeepAliveRequest => LeaseKeepAliveRequest.decode(value),
+    responseSerialize: (value: LeaseKeepAliveResponse): Buffer =>
+      Buffer.from(LeaseKeepAliveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseKeepAliveResponse => LeaseKeepAliveResponse.decode(value),
+  },
+  /**
+   * Keep-alives over one stream (as etcd's LeaseKeepAlive): each request is answered once
+   * its TTL restarted, in order; a lease that ended is answered with ttl_ms 0 (the stream
+   * goes on). The stream ends with a status when this node cannot serve it (UNAVAILABLE
+   * not_leader or no_leader: open it on the leader, or on any node, which forwards each).
+   */
+  leaseKeepAliveStream: {
+    path: "/quorumkv.v1.KV/LeaseKeepAliveStream" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: LeaseKeepAliveRequest): Buffer =>
+      Buffer.from(LeaseKeepAliveRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseKeepAliveRequest => LeaseKeepAliveRequest.decode(value),
+    responseSerialize: (value: LeaseKeepAliveResponse): Buffer =>
+      Buffer.from(LeaseKeepAliveResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseKeepAliveResponse => LeaseKeepAliveResponse.decode(value),
+  },
+  /** The TTL, the time left by the leader's clock and the attached keys; NOT_FOUND lease_not_found. */
+  leaseInfo: {
+    path: "/quorumkv.v1.KV/LeaseInfo" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseInfoRequest): Buffer => Buffer.from(LeaseInfoRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseInfoRequest => LeaseInfoRequest.decode(value),
+    responseSerialize: (value: LeaseInfoResponse): Buffer => Buffer.from(LeaseInfoResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseInfoResponse => LeaseInfoResponse.decode(value),
+  },
+  /** Ends the lease and deletes its keys at one version. */
+  leaseRevoke: {
+    path: "/quorumkv.v1.KV/LeaseRevoke" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: LeaseRevokeRequest): Buffer => Buffer.from(LeaseRevokeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): LeaseRevokeRequest => LeaseRevokeRequest.decode(value),
+    responseSerialize: (value: LeaseRevokeResponse): Buffer => Buffer.from(LeaseRevokeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): LeaseRevokeResponse => LeaseRevokeResponse.decode(value),
+  },
 } as const;
 
 export interface KVServer extends UntypedServiceImplementation {
@@ -5383,6 +7110,42 @@ export interface KVServer extends UntypedServiceImplementation {
   removeMember: handleUnaryCall<MemberRequest, MembershipChangeResponse>;
   /** Hands leadership to `to`, or to the most up-to-date voter when `to` is "". */
   transferLeader: handleUnaryCall<TransferLeaderRequest, TransferLeaderResponse>;
+  /**
+   * Every change under `prefix` from `from_version` on, as HTTP's GET /watch: one
+   * WatchResponse per version that changed keys under the prefix (a transaction's writes
+   * together), in version order, each once; a progress mark when nothing changed for a
+   * while (and first, saying where "the next change" starts). Served from the state of the
+   * node called: a follower's stream is as fresh as that follower; LINEARIZABLE first waits
+   * for a read index. Resume on any node from the last version received + 1. The stream
+   * never ends by itself; it ends with a status when it cannot go on:
+   *   OUT_OF_RANGE compacted        the history before `oldestVersion` is gone (details)
+   *   RESOURCE_EXHAUSTED slow_consumer  the reader did not keep up; resume from `lastVersion` + 1
+   *   ABORTED rolled_back           weak quorums: versions from `fromVersion` on were replaced
+   *   UNAVAILABLE shutting_down, busy (the node's watcher limit)
+   * The details are in the qkv-error-body-bin trailer (a JSON object), as for every error.
+   */
+  watch: handleServerStreamingCall<WatchRequest, WatchResponse>;
+  /**
+   * Leases (README "Leases"): every call runs on the leader (followers forward), which
+   * alone times them. A key hangs on a lease through PutRequest.lease (or ttl_ms).
+   */
+  leaseGrant: handleUnaryCall<LeaseGrantRequest, LeaseGrantResponse>;
+  /**
+   * Restarts the lease's TTL once the leader has confirmed it still leads; NOT_FOUND
+   * lease_not_found once the lease ended.
+   */
+  leaseKeepAlive: handleUnaryCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
+  /**
+   * Keep-alives over one stream (as etcd's LeaseKeepAlive): each request is answered once
+   * its TTL restarted, in order; a lease that ended is answered with ttl_ms 0 (the stream
+   * goes on). The stream ends with a status when this node cannot serve it (UNAVAILABLE
+   * not_leader or no_leader: open it on the leader, or on any node, which forwards each).
+   */
+  leaseKeepAliveStream: handleBidiStreamingCall<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
+  /** The TTL, the time left by the leader's clock and the attached keys; NOT_FOUND lease_not_found. */
+  leaseInfo: handleUnaryCall<LeaseInfoRequest, LeaseInfoResponse>;
+  /** Ends the lease and deletes its keys at one version. */
+  leaseRevoke: handleUnaryCall<LeaseRevokeRequest, LeaseRevokeResponse>;
 }
 
 export interface KVClient extends Client {
@@ -5596,6 +7359,110 @@ export interface KVClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: TransferLeaderResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Every change under `prefix` from `from_version` on, as HTTP's GET /watch: one
+   * WatchResponse per version that changed keys under the prefix (a transaction's writes
+   * together), in version order, each once; a progress mark when nothing changed for a
+   * while (and first, saying where "the next change" starts). Served from the state of the
+   * node called: a follower's stream is as fresh as that follower; LINEARIZABLE first waits
+   * for a read index. Resume on any node from the last version received + 1. The stream
+   * never ends by itself; it ends with a status when it cannot go on:
+   *   OUT_OF_RANGE compacted        the history before `oldestVersion` is gone (details)
+   *   RESOURCE_EXHAUSTED slow_consumer  the reader did not keep up; resume from `lastVersion` + 1
+   *   ABORTED rolled_back           weak quorums: versions from `fromVersion` on were replaced
+   *   UNAVAILABLE shutting_down, busy (the node's watcher limit)
+   * The details are in the qkv-error-body-bin trailer (a JSON object), as for every error.
+   */
+  watch(request: WatchRequest, options?: Partial<CallOptions>): ClientReadableStream<WatchResponse>;
+  watch(
+    request: WatchRequest,
+    metadata?: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientReadableStream<WatchResponse>;
+  /**
+   * Leases (README "Leases"): every call runs on the leader (followers forward), which
+   * alone times them. A key hangs on a lease through PutRequest.lease (or ttl_ms).
+   */
+  leaseGrant(
+    request: LeaseGrantRequest,
+    callback: (error: ServiceError | null, response: LeaseGrantResponse) => void,
+  ): ClientUnaryCall;
+  leaseGrant(
+    request: LeaseGrantRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseGrantResponse) => void,
+  ): ClientUnaryCall;
+  leaseGrant(
+    request: LeaseGrantRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseGrantResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Restarts the lease's TTL once the leader has confirmed it still leads; NOT_FOUND
+   * lease_not_found once the lease ended.
+   */
+  leaseKeepAlive(
+    request: LeaseKeepAliveRequest,
+    callback: (error: ServiceError | null, response: LeaseKeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  leaseKeepAlive(
+    request: LeaseKeepAliveRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseKeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  leaseKeepAlive(
+    request: LeaseKeepAliveRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseKeepAliveResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Keep-alives over one stream (as etcd's LeaseKeepAlive): each request is answered once
+   * its TTL restarted, in order; a lease that ended is answered with ttl_ms 0 (the stream
+   * goes on). The stream ends with a status when this node cannot serve it (UNAVAILABLE
+   * not_leader or no_leader: open it on the leader, or on any node, which forwards each).
+   */
+  leaseKeepAliveStream(): ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
+  leaseKeepAliveStream(
+    options: Partial<CallOptions>,
+  ): ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
+  leaseKeepAliveStream(
+    metadata: Metadata,
+    options?: Partial<CallOptions>,
+  ): ClientDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponse>;
+  /** The TTL, the time left by the leader's clock and the attached keys; NOT_FOUND lease_not_found. */
+  leaseInfo(
+    request: LeaseInfoRequest,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  leaseInfo(
+    request: LeaseInfoRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  leaseInfo(
+    request: LeaseInfoRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseInfoResponse) => void,
+  ): ClientUnaryCall;
+  /** Ends the lease and deletes its keys at one version. */
+  leaseRevoke(
+    request: LeaseRevokeRequest,
+    callback: (error: ServiceError | null, response: LeaseRevokeResponse) => void,
+  ): ClientUnaryCall;
+  leaseRevoke(
+    request: LeaseRevokeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: LeaseRevokeResponse) => void,
+  ): ClientUnaryCall;
+  leaseRevoke(
+    request: LeaseRevokeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: LeaseRevokeResponse) => void,
   ): ClientUnaryCall;
 }
 
