@@ -65,6 +65,7 @@ import { UndoKvTx } from './kv-tx.js';
 import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, encodeRecord, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
+import { DeferredKvWrites } from './lmdb-held.js';
 import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
 import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
@@ -211,34 +212,6 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
 
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-// --- held-back kv writes ----------------------------------------------------------------
-
-interface HeldChange {
-  readonly keyBytes: Buffer;
-  readonly value: Buffer | null;
-}
-
-/**
- * Kv writes held back, merged key by key (the newest change wins), to be queued as one
- * atomic batch. `seq` is the write sequence number that batch will get: nothing else is
- * queued while a group is held (any other write queues the group first).
- */
-class DeferredKvWrites {
-  /** Key -> its UTF-8 bytes and encoded record (null: delete). */
-  readonly puts = new Map<string, HeldChange>();
-  /** Client id -> its UTF-8 bytes and encoded dedup record (null: delete). */
-  readonly dedupPuts = new Map<string, HeldChange>();
-  appliedIndex = 0;
-  writes = 0;
-  bytes = 0;
-  timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly slot: KvSlot,
-    readonly seq: number,
-  ) {}
 }
 
 // --- write tracking --------------------------------------------------------------------
