@@ -4,6 +4,12 @@
  * killed twice. Audits (every account read in one transaction) must always sum to the
  * opening total, and the history, each transaction projected onto its keys, must be
  * linearizable (the simulator's checker).
+ *
+ * At the end every replica is read directly and its replicated history of bank/ replayed
+ * (testing/bank-audit.ts): the replicas must agree, every version must move money without
+ * creating any, and each change must follow the one before it. A failure prints all of it,
+ * so it says itself whether a transfer was half applied, a write lost, replicas diverged, or
+ * the audit misread what the replicas held.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +18,7 @@ import type { KvClient, TxnOpResponse, TxnResponse } from '../client/index.js';
 import { HistoryRecorder } from '../sim/history.js';
 import { checkLinearizable } from '../sim/linearizability.js';
 import { TestCluster, waitFor } from './harness.js';
+import { diagnoseBank, type AccountState, type AuditView, type BankShape } from './testing/bank-audit.js';
 
 const accounts = 100;
 const openingBalance = 100;
@@ -23,11 +30,24 @@ interface View {
   readonly balance: number;
 }
 
+/** A stored balance: `balance|writer`; NaN for anything else, so a misread value cannot pass for a number. */
+function balanceOf(value: string): number {
+  const bar = value.indexOf('|');
+  const balance = bar > 0 ? Number(value.slice(0, bar)) : Number.NaN;
+  return Number.isSafeInteger(balance) ? balance : Number.NaN;
+}
+
 function viewOf(r: TxnOpResponse | undefined): View {
   if (r?.op !== 'get') throw new Error(`expected a get result, got ${JSON.stringify(r)}`);
   if (!r.found) return { version: 0, balance: openingBalance };
-  const text = String(r.value);
-  return { version: r.version, balance: Number(text.slice(0, text.indexOf('|'))) };
+  return { version: r.version, balance: balanceOf(String(r.value)) };
+}
+
+const bankShape: BankShape = { prefix: 'bank/', accounts: Array.from({ length: accounts }, (_, i) => account(i)), openingBalance, balanceOf };
+
+/** An audit: its total, its log index, and what it saw of each account (for the diagnosis). */
+interface Audit extends AuditView {
+  readonly total: number;
 }
 
 /** Virtual ticks for the checker: microseconds since the test began. */
@@ -37,7 +57,7 @@ const nowUs = (): number => Math.round((performance.now() - t0) * 1000);
 test('64 clients transferring between 100 accounts through two leader kills: every audit balances, the total is conserved, the history is linearizable', { timeout: 240_000 }, async (t) => {
   const cluster = await TestCluster.start({ nodes: 3 });
   const recorder = new HistoryRecorder();
-  const audits: number[] = [];
+  const audits: Audit[] = [];
   let transfers = 0;
   let unknown = 0;
   let stop = false;
@@ -101,12 +121,15 @@ test('64 clients transferring between 100 accounts through two leader kills: eve
       }
     };
 
-    const audit = async (): Promise<number> => {
+    const audit = async (): Promise<Audit> => {
       const r = await client.txn({ success: Array.from({ length: accounts }, (_, i) => ({ op: 'get' as const, key: account(i) })) });
       assert.equal(r.succeeded, true);
-      const total = r.results.reduce((sum, x) => sum + viewOf(x).balance, 0);
-      audits.push(total);
-      return total;
+      assert.equal(r.results.length, accounts, `an audit answered ${r.results.length} of ${accounts} reads`);
+      const seen = new Map<string, AccountState>();
+      for (const x of r.results) if (x.op === 'get') seen.set(x.key, x.found ? { version: x.version, value: String(x.value) } : { version: 0, value: null });
+      const a: Audit = { total: r.results.reduce((sum, x) => sum + viewOf(x).balance, 0), version: r.version, seen };
+      audits.push(a);
+      return a;
     };
     const auditor = (async () => {
       while (!stop) {
@@ -134,9 +157,18 @@ test('64 clients transferring between 100 accounts through two leader kills: eve
     await Promise.all([...loops, auditor]);
 
     const expected = accounts * openingBalance;
-    assert.equal(await audit(), expected, 'the final audit');
+    const final = await audit();
+    // Every replica's accounts and its replayed history of bank/ (bank-audit.ts): whatever
+    // went wrong, this says which kind of wrong it was, and it must hold even when the audits do.
+    const wrong = final.total !== expected ? final : audits.find((a) => a.total !== expected);
+    const running = cluster.nodes.filter((n) => n.proc !== null);
+    const report = await diagnoseBank(running, bankShape, wrong);
+    if (report.ok) t.diagnostic(report.text.split('\n').map((l) => l.trim()).join('; '));
+    const why = `\n${wrong === undefined ? '' : `audit at version ${wrong.version} summed to ${wrong.total}\n`}${report.text}`;
+    assert.equal(final.total, expected, `the final audit (version ${final.version})${why}`);
     assert.ok(audits.length >= 5, `${audits.length} audits`);
-    for (const total of audits) assert.equal(total, expected, `an audit summed to ${total}`);
+    for (const a of audits) assert.equal(a.total, expected, `the audit at version ${a.version} summed to ${a.total}${why}`);
+    assert.ok(report.ok, `the replicas or their histories are inconsistent although every audit balanced:${why}`);
     const history = recorder.history();
     const verdict = checkLinearizable(history);
     assert.equal(verdict.ok, true, verdict.ok === true ? '' : `${verdict.key}: ${verdict.reason}\n${verdict.explanation}`);

@@ -437,6 +437,48 @@ test('held-back kv writes beyond kvDeferredWritesMax or kvDeferredBytesMax are w
     await waitFor(() => storage.kv.durableAppliedIndex() === 4, 'a large kv write to be durable');
   }));
 
+test('a read made once a write is durable sees it, even when lmdb-js reports the flush before it has noticed the commit', () =>
+  // lmdb-js serves reads from one shared read transaction, which it resets when it resolves a
+  // commit promise. It may resolve a transaction's `flushed` promise first (its write worker's
+  // completion callback), with the read transaction still on a snapshot taken before that
+  // commit. The driver applies entries right in the durable callback, so a read there that
+  // went to that snapshot would see the state from before writes the state machine already
+  // made: a transfer compared against stale versions, replicas that disagree (the bank test's
+  // wrong totals). The race is made likely here, round after round: a large write keeps the
+  // writer busy, a read renews the snapshot before it commits, a small write queues behind it.
+  withStorage({ kvDeferMsMax: 0 }, async (storage) => {
+    const filler = 'f'.repeat(200);
+    const stale: string[] = [];
+    for (let round = 1; round <= 40; round++) {
+      const x = 2 * round - 1;
+      const y = 2 * round;
+      storage.kv.write(x, (tx) => {
+        tx.put('k', { value: `v${x}`, version: x });
+        for (let i = 0; i < 3000; i++) tx.put(`filler${i}`, { value: filler, version: x });
+      });
+      const atDurable: { done: boolean; seen?: KvRecord | undefined } = { done: false };
+      storage.persist(append([entry(x)], x), () => {
+        atDurable.seen = storage.kv.get('k');
+        atDurable.done = true;
+      });
+      await new Promise<void>((resolve) =>
+        setTimeout(() => {
+          storage.kv.get('never-written'); // not in the overlay: lmdb-js renews its read snapshot
+          storage.kv.write(y, (tx) => tx.put('other', { value: `v${y}`, version: y }));
+          storage.persist(append([entry(y)], y), () => {});
+          // Held synchronously while x commits and the writer finishes: its completion is
+          // then handled before lmdb-js's timer resets the snapshot.
+          const startMs = Date.now();
+          while (Date.now() - startMs < 30);
+          resolve();
+        }, 0),
+      );
+      await waitFor(() => atDurable.done, `write ${x} to be durable`);
+      if (atDurable.seen?.version !== x) stale.push(`round ${round}: read v${String(atDurable.seen?.version)} when write ${x} was durable`);
+    }
+    assert.deepEqual(stale, []);
+  }));
+
 test('closing writes held-back kv writes at once, and a reopen finds them', async () => {
   const dataDir = await tempDir();
   const options: LmdbStorageOptions = { ...contractStorageOptions, dataDir, kvDeferMsMax: 60_000 };

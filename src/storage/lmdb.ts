@@ -27,8 +27,11 @@
  * entries themselves; committed entries stay there too as a read cache bounded by
  * logCacheBytesMax, so replication reads of fresh entries skip LMDB) and a kv overlay per
  * slot (point writes and deletes; the dedup table and the applied index are held in memory
- * outright). Overlay entries are dropped when the write that made them commits (lmdb-js
- * renews its read transaction before resolving the commit); reads consult the overlay first.
+ * outright). Overlay entries are dropped when the write that made them commits, and only
+ * after this module has reset lmdb-js's shared read transaction (`onCommitted`): lmdb-js
+ * resets it when it resolves a commit promise, but it may resolve a transaction's `flushed`
+ * promise first, from its write worker's completion, while the read transaction still holds a
+ * snapshot from before that commit. Reads consult the overlay first.
  *
  * Layout (named databases): `log` (index -> [kind u8][term f64][data]), `meta` (msgpack:
  * format, hardState, snapshot, applied, kvSlot, identity), and two kv slots `kv0/dedup0`,
@@ -65,6 +68,7 @@ import { UndoKvTx } from './kv-tx.js';
 import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, encodeRecord, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
+import { DeferredKvWrites } from './lmdb-held.js';
 import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
 import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
@@ -211,34 +215,6 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
 
 function toError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-// --- held-back kv writes ----------------------------------------------------------------
-
-interface HeldChange {
-  readonly keyBytes: Buffer;
-  readonly value: Buffer | null;
-}
-
-/**
- * Kv writes held back, merged key by key (the newest change wins), to be queued as one
- * atomic batch. `seq` is the write sequence number that batch will get: nothing else is
- * queued while a group is held (any other write queues the group first).
- */
-class DeferredKvWrites {
-  /** Key -> its UTF-8 bytes and encoded record (null: delete). */
-  readonly puts = new Map<string, HeldChange>();
-  /** Client id -> its UTF-8 bytes and encoded dedup record (null: delete). */
-  readonly dedupPuts = new Map<string, HeldChange>();
-  appliedIndex = 0;
-  writes = 0;
-  bytes = 0;
-  timer: NodeJS.Timeout | null = null;
-
-  constructor(
-    readonly slot: KvSlot,
-    readonly seq: number,
-  ) {}
 }
 
 // --- write tracking --------------------------------------------------------------------
@@ -652,6 +628,15 @@ class LmdbNodeStorage implements LmdbStorage {
   private onCommitted(seq: number): void {
     if (seq <= this.committedSeq || this.failure !== null) return;
     this.committedSeq = seq;
+    // What the callbacks below drop from memory (overlay entries, cached log entries, a hidden
+    // base) is read from LMDB afterwards, through lmdb-js's shared read transaction. lmdb-js
+    // resets that transaction when it resolves a commit promise, but when we get here from a
+    // flush (onFlushed) it may not have yet: the transaction can still hold a snapshot taken
+    // before this commit, and every read in this event turn (the driver applies entries right
+    // in the durable callback) would see the state as it was before these writes: a stale
+    // compare in a transaction, a lost update, replicas that disagree. Reset it first, so the
+    // next read renews it on the committed state.
+    this.root.resetReadTxn();
     while (this.commitCursor < this.pending.length) {
       const write = this.pending[this.commitCursor] as PendingWrite;
       if (write.seq > seq) break;
