@@ -121,7 +121,7 @@ export interface GetOptions extends CallOptions {
    */
   readonly minVersion?: number;
   /**
-   * Read the state as it was at this version (HTTP only): a key's value then, or a page of
+   * Read the state as it was at this version: a key's value then, or a page of
    * a scan every page of which shows the same version. `CompactedError`-like refusal
    * (code `compacted`, details.oldestVersion) when the history kept no longer reaches it.
    */
@@ -135,7 +135,7 @@ export interface ListOptions extends GetOptions {
   readonly after?: string;
   /** Page size (the server caps it; default 100). */
   readonly limit?: number;
-  /** Descending key order: the last key first (HTTP only in this version). */
+  /** Descending key order: the last key first. */
   readonly reverse?: boolean;
 }
 
