@@ -40,6 +40,10 @@ const channelOptions: grpc.ChannelOptions = {
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 0,
   'grpc.enable_retries': 0,
+  // HTTP/2's default window (64 KiB per stream and for the connection) stalls many watch
+  // streams sharing one connection: one change to 1,000 watchers is already ~100 KB. 4 MiB
+  // is what a node lets one watcher leave unread before it ends it as a slow consumer.
+  'grpc-node.flow_control_window': 4 * 1024 * 1024,
 };
 
 const consistencyOf: Readonly<Record<ReadConsistency, Consistency>> = {
