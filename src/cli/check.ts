@@ -17,7 +17,7 @@ const checkFlags: Record<string, FlagDef> = {
   'cluster-file': { kind: 'value', help: 'default ./data/cluster.json (written by quorumkv up)' },
   wait: { kind: 'value', help: 'longest wait for followers to apply what the leader committed (default 10s)' },
   json: { kind: 'bool', help: 'print the whole check as JSON' },
-  // The TLS flags every command shares (read from the command line only here).
+  // The TLS and token flags every command shares (also from QKV_CA, QKV_CLIENT_CERT, QKV_CLIENT_KEY, QKV_TOKEN).
   ca: { kind: 'value', help: clusterFlags.ca.help },
   'client-cert': { kind: 'value', help: clusterFlags['client-cert'].help },
   'client-key': { kind: 'value', help: clusterFlags['client-key'].help },
@@ -43,7 +43,8 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
   let json: boolean;
   let headers: Record<string, string>;
   try {
-    const { values: v, positional } = parseFlags(argv, checkFlags, {}, 'check');
+    const { values: given, positional } = parseFlags(argv, checkFlags, {}, 'check');
+    const v = withCredentialsFromEnv(given, process.env);
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
     waitMs = parseDurationMs(v.get('wait') ?? '10s', 'wait');
     json = v.get('json') === 'true';
@@ -65,4 +66,14 @@ export async function runCheckCommand(argv: string[]): Promise<number> {
   }
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatCheck(report));
   return report.identical ? 0 : 1;
+}
+
+/** The credential flags a command line leaves out, from QKV_* as every other command takes them. */
+function withCredentialsFromEnv(given: ReadonlyMap<string, string>, env: Readonly<Record<string, string | undefined>>): ReadonlyMap<string, string> {
+  const values = new Map(given);
+  for (const name of ['ca', 'client-cert', 'client-key', 'token']) {
+    const fromEnv = env[`QKV_${name.toUpperCase().replaceAll('-', '_')}`];
+    if (!values.has(name) && fromEnv !== undefined && fromEnv !== '') values.set(name, fromEnv);
+  }
+  return values;
 }

@@ -71,10 +71,10 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`), in `cwd` if given. */
-export function runCli(args: readonly string[], timeoutMs: number, cwd?: string): Promise<CliResult> {
+/** Runs `quorumkv ARGS…` to completion (killed after `timeoutMs`), in `cwd` if given, with `env` added to the environment. */
+export function runCli(args: readonly string[], timeoutMs: number, cwd?: string, env: Readonly<Record<string, string>> = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd !== undefined ? { cwd } : {}) });
+    const child = spawn(process.execPath, [mainPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, ...(cwd !== undefined ? { cwd } : {}) });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));

@@ -72,6 +72,14 @@ test("npm start's cluster: admin routes need the admin token from ./data, which 
   const foreign = await runCli(['mode', '--write-quorum', 'all', '--endpoints', first.http, ...clusterFile], 20_000);
   assert.equal(foreign.code, 1, foreign.stdout);
   assert.match(foreign.stderr, /unauthenticated/);
+  // quorumkv check reads the stores (an admin route): from hand-given endpoints it needs the
+  // token, on the command line or, as every other command, in QKV_TOKEN.
+  const endpoints = ['--endpoints', nodes.map((n) => n.http).join(','), '--wait', '5s'];
+  const checkWithout = await runCli(['check', ...endpoints], 30_000);
+  assert.notEqual(checkWithout.code, 0, `check without the token:\n${checkWithout.stdout}${checkWithout.stderr}`);
+  assert.match(checkWithout.stderr, /unauthenticated/);
+  const checkWithEnv = await runCli(['check', ...endpoints], 30_000, undefined, { QKV_TOKEN: token });
+  assert.equal(checkWithEnv.code, 0, `check with QKV_TOKEN:\n${checkWithEnv.stdout}${checkWithEnv.stderr}`);
 
   // The token is in no answer and no log line.
   for (const route of ['/status', '/members', '/metrics']) assert.ok(!JSON.stringify((await http(`${first.http}${route}`)).body).includes(token), route);
