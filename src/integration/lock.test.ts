@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../client/index.js';
-import { TestCluster } from './harness.js';
+import { TestCluster, waitFor } from './harness.js';
 
 const workerPath = fileURLToPath(new URL('./testing/lock-worker.js', import.meta.url));
 
@@ -89,20 +89,20 @@ test('a holder whose lease expired cannot write through its fence; election: cam
   const eb = b.elect('svc');
   await ea.campaign('a1');
   const seen: string[] = [];
-  let observing: () => void = () => undefined;
-  const firstSeen = new Promise<void>((resolve) => (observing = resolve));
+  const seenCount = (n: number): Promise<boolean> => waitFor(`the observer to see ${n} leader values`, 20_000, () => (seen.length >= n ? true : null));
   const observer = (async () => {
     for await (const leader of b.elect('svc').observe()) {
       seen.push(leader.value);
-      observing();
       if (seen.length === 3) return;
     }
   })();
-  // The observer must see a1 before the proclaim, or it would start at a2 and wait forever.
-  await firstSeen;
+  // observe() reports the leader as it is each time it looks, so a change made while it has
+  // not looked again can be folded into the next: each step waits until it was seen.
+  await seenCount(1);
   const bLeads = eb.campaign('b1', { deadlineMs: 20_000 });
   await ea.proclaim('a2');
   assert.equal((await eb.leader())?.value, 'a2', 'a proclaim keeps the leader');
+  await seenCount(2);
   await ea.resign();
   await bLeads;
   assert.equal((await ea.leader())?.value, 'b1');
