@@ -203,9 +203,7 @@ export const uiDieBody = Type.Object(
 );
 export const uiDieUsage = 'POST /ui/actions/die needs {"node": "<member id>", "clean"?: true|false}';
 export const uiMessagesQuery = Type.Object({ after: Type.Optional(safeIntegerText) }, { additionalProperties: false });
-export const uiRestartUsage = 'POST /ui/actions/restart needs {"node": "<member id>"}';
-export const uiPauseUsage = 'POST /ui/actions/pause needs {"node": "<member id>"}';
-export const uiResumeUsage = 'POST /ui/actions/resume needs {"node": "<member id>"}';
+export const uiSupervisorUsage = (action: string): string => `POST /ui/actions/${action} needs {"node": "<member id>"}`;
 
 /** How a route's schema failures are told: its usage line and the codes of its body fields. */
 export interface RouteProblems {

@@ -37,12 +37,11 @@ import {
   uiHealUsage,
   uiMessagesQuery,
   uiPartitionUsage,
-  uiPauseUsage,
-  uiRestartUsage,
-  uiResumeUsage,
+  uiSupervisorUsage,
 } from '../http-schemas.js';
 import { delay, die, heal, partition, throughSupervisor } from '../ui/actions.js';
 import type { ActionHooks } from '../ui/actions.js';
+import { supervisorActions } from '../ui/supervisor-link.js';
 import { dashboardPage } from '../ui/page.js';
 import type { SnapshotStreams } from '../ui/sse.js';
 import type { HttpRoute } from './route.js';
@@ -134,30 +133,17 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
       handle: (request: Body<Static<typeof uiDieBody>>, reply) =>
         die(actions, request.body.node, request.body.clean ?? false, (kill) => void reply.raw.once('finish', kill), request.headers.authorization),
     },
-    {
-      method: 'POST',
-      access: 'admin',
-      url: '/ui/actions/restart',
-      schema: { querystring: noQuery, body: uiActionNodeBody },
-      problems: { usage: uiRestartUsage },
-      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'restart', request.body.node),
-    },
-    {
-      method: 'POST',
-      access: 'admin',
-      url: '/ui/actions/pause',
-      schema: { querystring: noQuery, body: uiActionNodeBody },
-      problems: { usage: uiPauseUsage },
-      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'pause', request.body.node),
-    },
-    {
-      method: 'POST',
-      access: 'admin',
-      url: '/ui/actions/resume',
-      schema: { querystring: noQuery, body: uiActionNodeBody },
-      problems: { usage: uiResumeUsage },
-      handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, 'resume', request.body.node),
-    },
+    // The supervisor's three actions take the same body and differ only in their name.
+    ...supervisorActions.map(
+      (action): HttpRoute => ({
+        method: 'POST',
+        access: 'admin',
+        url: `/ui/actions/${action}`,
+        schema: { querystring: noQuery, body: uiActionNodeBody },
+        problems: { usage: uiSupervisorUsage(action) },
+        handle: (request: Body<Static<typeof uiActionNodeBody>>) => throughSupervisor(actions, action, request.body.node),
+      }),
+    ),
   );
   return routes;
 }

@@ -13,7 +13,8 @@
 /** A member's process as its supervisor knows it: `exited` until someone restarts it. */
 export type ProcessState = 'running' | 'paused' | 'exited';
 
-export type SupervisorAction = 'restart' | 'pause' | 'resume';
+export const supervisorActions = ['restart', 'pause', 'resume'] as const;
+export type SupervisorAction = (typeof supervisorActions)[number];
 
 export interface SupervisorLink {
   /**
