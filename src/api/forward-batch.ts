@@ -18,7 +18,7 @@ import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js'
 import { batchRoute } from '../wire/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { ForwardedResponse, ForwardSpec } from './forward-types.js';
-import { jsonValue } from './json-values.js';
+import { jsonValue } from '../wire/values.js';
 
 export interface ForwardBatchLimits {
   /** Operations per POST /batch at most (the route takes 1,000). */

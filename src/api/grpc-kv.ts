@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
-import type { KvRecord } from '../storage/types.js';
+import type { KvRecord, KvValue } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
@@ -42,7 +42,7 @@ import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
 import { leaseNotFound } from './http-answers.js';
 import { valueOfJson } from './json-values.js';
-import { valueFields, valueOf } from './grpc-values.js';
+import { bufferOf, bytesOf, messageFields } from '../wire/values.js';
 import { countKeys, deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, PutLease, ReadOp, SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -174,7 +174,7 @@ export class GrpcKv {
       record = outcome.value;
     }
     if (record === undefined) throw new QkvError('not_found', 'Key not found', { key });
-    return { key, ...valueFields(record.value), version: record.version };
+    return { key, ...messageFields(record.value), version: record.version };
   }
 
   async list(request: Checked<ListRequest>, call: Call<ListRequest, ListResponse>): Promise<ListResponse> {
@@ -375,7 +375,7 @@ function timeoutOf(deadlineMs: number): number {
 
 /** A leader's JSON entry ({key, value, version}, the value maybe base64) as the response message. */
 function keyValueOf(body: Record<string, unknown>): KeyValue {
-  return { key: textField(body, 'key'), ...valueFields(valueOfJson(body)), version: numberField(body, 'version') };
+  return { key: textField(body, 'key'), ...messageFields(valueOfJson(body)), version: numberField(body, 'version') };
 }
 
 /** A page of the node's list as the response message. */
@@ -383,10 +383,17 @@ function listMessage(result: ListResult, limit: number): { items: KeyValue[]; ne
   const items = result.items;
   const last = items.length === limit ? items[items.length - 1] : undefined;
   return {
-    items: items.map((item): KeyValue => ({ key: item.key, ...valueFields(item.value), version: item.version })),
+    items: items.map((item): KeyValue => ({ key: item.key, ...messageFields(item.value), version: item.version })),
     ...(last === undefined ? {} : { next: last.key }),
     version: result.version,
   };
+}
+
+/** A request's value: its text, or its bytes when `binary` is set (and then the text must be empty). */
+export function valueOf(text: string, binary: Buffer | undefined, key: string): KvValue {
+  if (binary === undefined) return text;
+  if (text.length > 0) throw new QkvError('bad_request', 'Set value or binary, not both', { key });
+  return bytesOf(binary);
 }
 
 /** How a put hangs on a lease: the request's lease or ttl_ms, never both. */
@@ -443,9 +450,6 @@ function forwardedBody(statusCode: number, body: Buffer, retryAfter: string | nu
   throw new QkvError(code, typeof message === 'string' ? message : `The leader answered HTTP ${statusCode}`, details, Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1000 : null);
 }
 
-function bufferOf(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
 
 /** The sending side of a server or bidirectional stream. */
 export interface StreamOut<M> {

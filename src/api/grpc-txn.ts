@@ -10,8 +10,8 @@ import { QkvError } from '../wire/errors.js';
 import type { TxnCompare, TxnOp, TxnOpResult, TxnRequest, TxnResponse as TxnMessage } from '../wire/gen/quorumkv.js';
 import { txnRoute, type TxnBody, type TxnCompareBody, type TxnCompareOp, type TxnOpBody, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
 import { LazyForwardSpec, type ForwardedResponse, type ForwardSpec, type LeaderRouter } from './forward.js';
-import { valueFields } from './grpc-values.js';
-import { jsonValue, valueOfJson } from './json-values.js';
+import { jsonValue, messageFields } from '../wire/values.js';
+import { valueOfJson } from './json-values.js';
 import { txnExec } from './ops.js';
 import type { SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -92,9 +92,9 @@ function resultOf(r: TxnOpResponse): TxnOpResult {
     case 'delete':
       return { ...base, key: r.key, deleted: r.deleted };
     case 'get':
-      return r.found ? { ...base, key: r.key, found: true, ...valueFields(valueOfJson(r)), version: r.version } : { ...base, key: r.key };
+      return r.found ? { ...base, key: r.key, found: true, ...messageFields(valueOfJson(r)), version: r.version } : { ...base, key: r.key };
     case 'list':
-      return { ...base, prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...valueFields(valueOfJson({ ...i })), version: i.version })), more: r.more };
+      return { ...base, prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...messageFields(valueOfJson({ ...i })), version: i.version })), more: r.more };
   }
 }
 
@@ -102,5 +102,5 @@ function resultOf(r: TxnOpResponse): TxnOpResult {
 function textOrBinary(text: string | undefined, binary: Buffer | undefined, key: string): { value?: string; encoding?: 'base64' } {
   if (binary === undefined) return text === undefined ? {} : { value: text };
   if (text !== undefined && text !== '') throw new QkvError('bad_request', 'Set value or binary, not both', { key });
-  return jsonValue(new Uint8Array(binary.buffer, binary.byteOffset, binary.byteLength));
+  return jsonValue(binary);
 }

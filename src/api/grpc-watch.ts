@@ -17,7 +17,7 @@ import { Consistency, WatchResponse } from '../wire/gen/quorumkv.js';
 import type { WatchChange, WatchRequest } from '../wire/gen/quorumkv.js';
 import type { Checked, GrpcKv } from './grpc-kv.js';
 import { badUtf8, checkDecoded } from './grpc-kv.js';
-import { valueFields } from './grpc-values.js';
+import { messageFields } from '../wire/values.js';
 import { readOptions } from './ops.js';
 import { watchEndError } from './watch-ends.js';
 
@@ -38,8 +38,8 @@ export function encodeWatchMessage(m: WatchMessage): Buffer {
 }
 
 function changeMessage(c: KeyChange): WatchChange {
-  const prev = c.prev === undefined ? {} : { prev: { ...valueFields(c.prev.value), version: c.prev.version } };
-  return c.value === undefined ? { type: 'delete', key: c.key, value: '', ...prev } : { type: 'put', key: c.key, ...valueFields(c.value), ...prev };
+  const prev = c.prev === undefined ? {} : { prev: { ...messageFields(c.prev.value), version: c.prev.version } };
+  return c.value === undefined ? { type: 'delete', key: c.key, value: '', ...prev } : { type: 'put', key: c.key, ...messageFields(c.value), ...prev };
 }
 
 export class GrpcWatches {

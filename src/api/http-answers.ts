@@ -11,7 +11,7 @@ import { QkvError, errorStatus } from '../wire/errors.js';
 import { requestSeqHeader } from '../wire/types.js';
 import type { BatchResultItem, ListItem } from '../wire/types.js';
 import { servedByHeader } from './forward.js';
-import { jsonValue } from './json-values.js';
+import { jsonValue } from '../wire/values.js';
 import type { ForwardedResponse } from './forward.js';
 
 // --- response schemas (compiled once by fast-json-stringify) ---

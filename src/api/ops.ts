@@ -9,7 +9,7 @@ import type { KvNode, CompactOutcome, LeaseGrant, LeaseInfo, LeaseRevoke, ListOp
 import type { KvRecord, KvValue } from '../storage/types.js';
 import type { ReadConsistency } from '../wire/types.js';
 import { LazyForwardSpec } from './forward.js';
-import { jsonValue } from './json-values.js';
+import { jsonValue } from '../wire/values.js';
 import type { ForwardSpec, LocalExec } from './forward.js';
 
 export interface ReadOp {

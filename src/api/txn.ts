@@ -13,7 +13,8 @@ import type { RequestId, TxnCommand, TxnCompare, TxnOp, TxnOpResult, TxnResult }
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { txnOpsMax, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
-import { jsonValue, valueOfJson } from './json-values.js';
+import { jsonValue } from '../wire/values.js';
+import { valueOfJson } from './json-values.js';
 import type { InputValidator } from './validation.js';
 
 export const txnUsage =

@@ -12,6 +12,7 @@ import type { Consistency, KvClient, TransportKind, TxnBody, TxnOpResponse, Valu
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import { ConfigError } from './config.js';
+import { bytesOfBase64, jsonValue } from '../wire/values.js';
 import { chosenTls, chosenToken, clusterFileEndpoints, clusterFileIsTls, clusterFlags, defaultClusterFile } from './cluster-file.js';
 import type { CommandTls } from './cluster-file.js';
 import { membersTable } from './members-table.js';
@@ -170,7 +171,7 @@ export async function runClientCommand(command: string, argv: string[]): Promise
     switch (command) {
       case 'put': {
         const lease = flags.extra.get('lease');
-        const value = flags.extra.get('base64') === 'true' ? bytesOfBase64(second as string) : (second as string);
+        const value = flags.extra.get('base64') === 'true' ? base64Value(second as string) : (second as string);
         const result = await kv.put(first as string, value, { ...cas, ...(lease === undefined ? {} : { lease: wholeNumber(lease, '--lease') }) });
         out(flags.json ? `${JSON.stringify(result)}\n` : `${result.key} version ${result.version}\n`);
         return 0;
@@ -340,18 +341,19 @@ function describeTxnResult(r: TxnOpResponse): string {
 
 /** A value in a line of text: text as is, bytes as `base64:…`. */
 function shown(value: Value): string {
-  return typeof value === 'string' ? value : `base64:${Buffer.from(value).toString('base64')}`;
+  return typeof value === 'string' ? value : `base64:${jsonValue(value).value}`;
 }
 
 /** JSON as the HTTP API writes it: a binary value as base64 with `"encoding": "base64"` beside it. */
 function jsonLine(x: unknown): string {
   return JSON.stringify(x, (_key, v: unknown) => {
     const value = typeof v === 'object' && v !== null ? (v as { value?: unknown }).value : undefined;
-    return value instanceof Uint8Array ? { ...(v as object), value: Buffer.from(value).toString('base64'), encoding: 'base64' } : v;
+    return value instanceof Uint8Array ? { ...(v as object), ...jsonValue(value) } : v;
   });
 }
 
-function bytesOfBase64(text: string): Uint8Array {
-  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) throw new ConfigError('put --base64: the value is not canonical base64 (A-Z a-z 0-9 + /, padded with =)');
-  return new Uint8Array(Buffer.from(text, 'base64'));
+function base64Value(text: string): Uint8Array {
+  const bytes = bytesOfBase64(text);
+  if (bytes === null) throw new ConfigError('put --base64: the value is not canonical base64 (A-Z a-z 0-9 + /, padded with =)');
+  return bytes;
 }

@@ -11,7 +11,8 @@ import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
 import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { DeleteRequest, GetRequest, PutRequest } from './transport.js';
 import type { DeleteResult, Entry } from './types.js';
-import { jsonValueOf, valueFromJson } from './values.js';
+import { jsonValue } from '../wire/values.js';
+import { valueFromJson } from './values.js';
 
 /** A batch operation's 200 body, or its refusal thrown as parseError would. */
 export function okItem(item: BatchResultItem): Record<string, unknown> {
@@ -59,8 +60,8 @@ export function batchablePut(request: PutRequest): boolean {
 export function putOp(request: PutRequest): BatchOpBody {
   const { clientId, seq } = request.requestId;
   return request.ifVersion === undefined
-    ? { op: 'put', key: request.key, ...jsonValueOf(request.value), clientId, seq }
-    : { op: 'put', key: request.key, ...jsonValueOf(request.value), ifVersion: request.ifVersion, clientId, seq };
+    ? { op: 'put', key: request.key, ...jsonValue(request.value), clientId, seq }
+    : { op: 'put', key: request.key, ...jsonValue(request.value), ifVersion: request.ifVersion, clientId, seq };
 }
 
 export function deleteOp(request: DeleteRequest): BatchOpBody {

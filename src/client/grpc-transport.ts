@@ -23,8 +23,8 @@ import { AttemptError, ProtocolError, decodedIndex } from './transport.js';
 import type { BackupSink, ClientTransport, DeleteRequest, GetRequest, ListRequest, MemberChangeRequest, PutRequest, TxnRequest, WatchStream, WatchStreamRequest, WriteRequestId } from './transport.js';
 import { changeJson, changeOf, membersJson, membersOf } from './member-answers.js';
 import { txnMessageOf, txnResponseOf } from './grpc-txn.js';
-import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult, Value } from './types.js';
-import { bytesOf, jsonValueOf } from './values.js';
+import type { ClientTls, DeleteResult, Entry, ListPage, NodeStatus, PutResult } from './types.js';
+import { jsonValue, messageFields, valueOfMessage } from '../wire/values.js';
 import type { WatchChange } from './watch.js';
 
 /** Channel options, all explicit (STYLE.md 14). */
@@ -111,7 +111,7 @@ export class GrpcTransport implements ClientTransport {
       const json = okItem(await this.batcher.submit(endpoint, 'write', putOp(request), request.key.length + request.value.length + batchOpOverheadBytes, timeoutMs));
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
-    const message = { key: request.key, ...valueMessage(request.value), ifVersion: request.ifVersion, lease: request.lease, clientId: request.requestId.clientId, seq: request.requestId.seq };
+    const message = { key: request.key, ...messageFields(request.value), ifVersion: request.ifVersion, lease: request.lease, clientId: request.requestId.clientId, seq: request.requestId.seq };
     const reply = await this.unary(endpoint, KVService.put, message, timeoutMs);
     return { key: reply.key, version: reply.version };
   }
@@ -340,17 +340,7 @@ function grpcName(code: number | undefined): string {
 }
 
 function entryOf(reply: KeyValue): Entry {
-  return { key: reply.key, value: messageValue(reply), version: reply.version };
-}
-
-/** A message's value: its bytes when `binary` is set, else its text. */
-function messageValue(m: { readonly value: string; readonly binary?: Buffer | undefined }): Value {
-  return m.binary === undefined ? m.value : bytesOf(m.binary);
-}
-
-/** A value as the messages carry it: text in `value`, bytes in `binary`. */
-function valueMessage(value: Value): { value: string; binary?: Buffer } {
-  return typeof value === 'string' ? { value } : { value: '', binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength) };
+  return { key: reply.key, value: valueOfMessage(reply), version: reply.version };
 }
 
 /** A Watch stream's messages as the HTTP stream's JSON objects (values as they were written). */
@@ -374,8 +364,8 @@ async function* watchMessages(call: grpc.ClientReadableStream<WatchResponse>, en
 }
 
 function watchChangeOf(c: WatchChangeMessage): WatchChange {
-  const prev = c.prev === undefined ? {} : { prev: { value: messageValue(c.prev), version: c.prev.version } };
-  if (c.type === 'put') return { type: 'put', key: c.key, value: messageValue(c), ...prev };
+  const prev = c.prev === undefined ? {} : { prev: { value: valueOfMessage(c.prev), version: c.prev.version } };
+  if (c.type === 'put') return { type: 'put', key: c.key, value: valueOfMessage(c), ...prev };
   if (c.type === 'delete') return { type: 'delete', key: c.key, ...prev };
   throw new ProtocolError(`a watch change has the unknown type ${JSON.stringify(c.type)}`);
 }
@@ -484,7 +474,7 @@ function batchItemOf(result: BatchResult): BatchResultItem {
     case 'put':
       return { status: 200, key: r.put.key, version: r.put.version };
     case 'get':
-      return { status: 200, key: r.get.key, ...jsonValueOf(messageValue(r.get)), version: r.get.version };
+      return { status: 200, key: r.get.key, ...jsonValue(valueOfMessage(r.get)), version: r.get.version };
     case 'delete':
       return { status: 200, key: r.delete.key, version: r.delete.version, deleted: r.delete.deleted };
     case 'error': {

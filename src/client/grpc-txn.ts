@@ -7,7 +7,7 @@
 import type { TxnOp, TxnOpResult, TxnResponse as TxnMessage, TxnRequest as TxnRequestMessage } from '../wire/gen/quorumkv.js';
 import type { TxnBody, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
 import { ProtocolError } from './transport.js';
-import { bytesOf, jsonValueOf } from './values.js';
+import { jsonValue, valueOfMessage } from '../wire/values.js';
 
 export function txnMessageOf(body: TxnBody): Omit<TxnRequestMessage, 'clientId' | 'seq'> {
   return {
@@ -30,11 +30,6 @@ function opMessageOf(o: TxnOpBody): TxnOp {
   }
 }
 
-/** A message's value (text, or `binary`) in the JSON answer's form. */
-function jsonOf(m: { readonly value: string; readonly binary?: Buffer | undefined }): { value: string; encoding?: 'base64' } {
-  return m.binary === undefined ? { value: m.value } : jsonValueOf(bytesOf(m.binary));
-}
-
 export function txnResponseOf(message: TxnMessage): TxnResponse {
   return { succeeded: message.succeeded, version: message.version, results: message.results.map(resultOf) };
 }
@@ -46,9 +41,9 @@ function resultOf(r: TxnOpResult): TxnOpResponse {
     case 'delete':
       return { op: 'delete', key: r.key, deleted: r.deleted };
     case 'get':
-      return r.found ? { op: 'get', key: r.key, found: true, ...jsonOf(r), version: r.version } : { op: 'get', key: r.key, found: false };
+      return r.found ? { op: 'get', key: r.key, found: true, ...jsonValue(valueOfMessage(r)), version: r.version } : { op: 'get', key: r.key, found: false };
     case 'list':
-      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...jsonOf(i), version: i.version })), more: r.more };
+      return { op: 'list', prefix: r.prefix, items: r.items.map((i) => ({ key: i.key, ...jsonValue(valueOfMessage(i)), version: i.version })), more: r.more };
     default:
       throw new ProtocolError(`txn result has unknown op ${JSON.stringify(r.op)}`);
   }

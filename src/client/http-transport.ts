@@ -8,7 +8,7 @@
  * an unbounded body (responses are capped at `responseBytesMax`).
  */
 
-import { jsonValueOf } from './values.js';
+import { jsonValue } from '../wire/values.js';
 import { Agent, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { requestNotSentCodes } from '../wire/errors.js';
@@ -98,7 +98,7 @@ export class HttpTransport implements ClientTransport {
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
     const body = JSON.stringify({
-      ...jsonValueOf(request.value),
+      ...jsonValue(request.value),
       ...(request.ifVersion === undefined ? {} : { ifVersion: request.ifVersion }),
       ...(request.lease === undefined ? {} : { lease: request.lease }),
     });

@@ -7,7 +7,8 @@
 
 import type { TxnBody, TxnCompareBody, TxnOpBody, TxnOpResponse, TxnResponse } from '../wire/types.js';
 import type { Entry, Value } from './types.js';
-import { jsonValueOf, valueFromJson } from './values.js';
+import { jsonValue } from '../wire/values.js';
+import { valueFromJson } from './values.js';
 
 /** A compare: one of version, value (text or bytes) or exists. */
 export type TxnCompareInput = Omit<TxnCompareBody, 'value' | 'encoding'> & {
@@ -47,11 +48,11 @@ export function txnBodyOf(input: TxnInput): TxnBody {
 }
 
 function compareBody(c: TxnCompareInput): TxnCompareBody {
-  return c.value instanceof Uint8Array ? { ...c, ...jsonValueOf(c.value) } : (c as TxnCompareBody);
+  return c.value instanceof Uint8Array ? { ...c, ...jsonValue(c.value) } : (c as TxnCompareBody);
 }
 
 function opBody(o: TxnOpInput): TxnOpBody {
-  return o.op === 'put' && o.value instanceof Uint8Array ? { ...o, ...jsonValueOf(o.value) } : (o as TxnOpBody);
+  return o.op === 'put' && o.value instanceof Uint8Array ? { ...o, ...jsonValue(o.value) } : (o as TxnOpBody);
 }
 
 /** The API's answer with byte values (base64 with their encoding) as Uint8Arrays. */

@@ -4,13 +4,9 @@
  * base64 with `"encoding": "base64"` beside it; over gRPC in the messages' `binary` field.
  */
 
+import { bufferOf, bytesOf } from '../wire/values.js';
 import { ProtocolError } from './transport.js';
 import type { Value } from './types.js';
-
-/** A value's JSON fields: text as is, bytes as base64 with their encoding. */
-export function jsonValueOf(value: Value): { value: string; encoding?: 'base64' } {
-  return typeof value === 'string' ? { value } : { value: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64'), encoding: 'base64' };
-}
 
 /** The value of an answer's JSON object (`value`, and `encoding` when binary). */
 export function valueFromJson(json: Readonly<Record<string, unknown>>, what = 'answer'): Value {
@@ -24,12 +20,7 @@ export function valueFromJson(json: Readonly<Record<string, unknown>>, what = 'a
 
 /** A value as text: bytes decoded as UTF-8 (invalid sequences become U+FFFD). */
 export function valueText(value: Value): string {
-  return typeof value === 'string' ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
-}
-
-/** A Buffer's bytes as a plain Uint8Array (what the client hands out). */
-export function bytesOf(buffer: Buffer): Uint8Array {
-  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  return typeof value === 'string' ? value : bufferOf(value).toString('utf8');
 }
 
 /** Whether `value` is a value the client can store. */

@@ -20,7 +20,7 @@ import type { Static } from 'typebox';
 import type { KeyChange } from '../../kv/types.js';
 import type { WatchEnd, WatchMessage, WatchSink } from '../../node/watch.js';
 import { QkvError } from '../../wire/errors.js';
-import { jsonValue } from '../json-values.js';
+import { jsonValue } from '../../wire/values.js';
 import type { HttpContext } from '../http-context.js';
 import { parseDecimal } from '../http-input.js';
 import { readHeaders, watchQuery } from '../http-schemas.js';
