@@ -47,6 +47,11 @@ export function sha256(text: string): Buffer {
 }
 
 /** The token of an `Authorization: Bearer <token>` header, or null. */
+/** Whether `token` is the one whose SHA-256 is `digest`, compared in constant time. */
+export function holdsToken(token: string | null, digest: Buffer): boolean {
+  return token !== null && timingSafeEqual(sha256(token), digest);
+}
+
 export function bearerToken(header: string | string[] | undefined): string | null {
   const value = Array.isArray(header) ? header[0] : header;
   if (value === undefined) return null;
@@ -88,10 +93,9 @@ export class AccessControl {
 
   private holderIn(doc: AuthDocument, token: string | null): Principal {
     if (token === null) return anyone;
-    const digest = sha256(token);
     const adminDigest = this.options.adminTokenSha256;
-    if (adminDigest !== undefined && timingSafeEqual(digest, adminDigest)) return admin;
-    const name = doc.byToken.get(digest.toString('hex'));
+    if (adminDigest !== undefined && holdsToken(token, adminDigest)) return admin;
+    const name = doc.byToken.get(sha256(token).toString('hex'));
     return name === undefined ? anyone : { kind: 'user', name };
   }
 

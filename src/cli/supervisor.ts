@@ -16,10 +16,10 @@
  * keep a request open longer than restartWaitMsMax plus the server's own timeouts.
  */
 
-import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
+import { bearerToken, holdsToken, sha256 } from '../api/access.js';
 import { NodeProcessRefusal, type NodeProcesses, type NodeProcessInfo } from './node-processes.js';
 
 /** How long a restart waits for the new process's /health before answering 503 timeout. */
@@ -45,16 +45,6 @@ export interface Supervisor {
 interface Answer {
   readonly status: number;
   readonly body: object;
-}
-
-function sha256(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-function authorized(req: IncomingMessage, tokenHash: Buffer): boolean {
-  const header = req.headers.authorization ?? '';
-  const m = /^Bearer (.+)$/.exec(header);
-  return m !== null && timingSafeEqual(sha256(m[1] as string), tokenHash);
 }
 
 function refusal(error: unknown): Answer {
@@ -115,7 +105,7 @@ export async function startSupervisor(options: SupervisorOptions): Promise<Super
   };
   const server: Server = createServer((req, res) => {
     req.resume(); // no route reads a body: let it drain
-    if (!authorized(req, tokenHash)) {
+    if (!holdsToken(bearerToken(req.headers.authorization), tokenHash)) {
       answer(res, { status: 401, body: { error: 'unauthenticated', message: "the supervisor needs the cluster's admin token (DATA_DIR/admin-token) as a Bearer token" } });
       return;
     }
