@@ -46,6 +46,8 @@ export class HistoryRetention {
   private readonly versions: number[] = [];
   private readonly ticks: number[] = [];
   private head = 0;
+  /** The oldest recorded change's version as read at a compaction point (null: none recorded yet). */
+  private oldestRecorded: { readonly compactedBelow: number; readonly version: number } | null = null;
 
   constructor(options: HistoryRetentionOptions, private readonly samplesMax = retentionSamplesMax) {
     this.versionsKept = options.historyRetentionVersions;
@@ -92,8 +94,12 @@ export class HistoryRetention {
     const old = this.appliedBy(nowTick - this.ticksKept - Math.floor(this.ticksKept / 10));
     if (old < compactedBelow) return false;
     // The oldest change the history still records (versions without client changes have none).
-    const oldest = state.changes(compactedBelow, 1)[0]?.version;
-    return oldest !== undefined && oldest <= old;
+    // It stays the oldest until the next compaction, so it is read once per compaction, not per tick.
+    if (this.oldestRecorded?.compactedBelow !== compactedBelow) {
+      const version = state.changes(compactedBelow, 1)[0]?.version;
+      this.oldestRecorded = version === undefined ? null : { compactedBelow, version };
+    }
+    return this.oldestRecorded !== null && this.oldestRecorded.version <= old;
   }
 
   /** The highest version this node had applied by `tick`, as far as its samples tell (0: none that old). */
