@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
-import type { KvRecord, KvValue } from '../storage/types.js';
+import type { KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
@@ -42,7 +42,7 @@ import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
 import { leaseNotFound } from './http-answers.js';
 import { valueOfJson } from './json-values.js';
-import { bufferOf, bytesOf, messageFields } from '../wire/values.js';
+import { bufferOf, messageFields, requestValue } from '../wire/values.js';
 import { countKeys, deleteCommand, listExec, listOptions, listSpec, putCommand, readExec, readOptions, readSpec, writeExec, writeSpec } from './ops.js';
 import type { ListOp, PutLease, ReadOp, SpecSource } from './ops.js';
 import { requestIdOf } from './request-id.js';
@@ -127,7 +127,7 @@ export class GrpcKv {
     if (request[badUtf8] !== undefined) throw utf8Error(request[badUtf8], { 1: 'invalid_key', 2: 'invalid_value' });
     const key = this.checkKey(request.key);
     this.access.permit(this.who(call), key, 'write');
-    const value = valueOf(request.value, request.binary, key);
+    const value = requestValue(request.value, request.binary, key);
     const problem = this.validate.value(value);
     if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
     const requestId = requestIdOf(request.clientId || undefined, request.seq || undefined, requestIdNames);
@@ -387,13 +387,6 @@ function listMessage(result: ListResult, limit: number): { items: KeyValue[]; ne
     ...(last === undefined ? {} : { next: last.key }),
     version: result.version,
   };
-}
-
-/** A request's value: its text, or its bytes when `binary` is set (and then the text must be empty). */
-export function valueOf(text: string, binary: Buffer | undefined, key: string): KvValue {
-  if (binary === undefined) return text;
-  if (text.length > 0) throw new QkvError('bad_request', 'Set value or binary, not both', { key });
-  return bytesOf(binary);
 }
 
 /** How a put hangs on a lease: the request's lease or ttl_ms, never both. */

@@ -10,7 +10,7 @@ import { QkvError } from '../wire/errors.js';
 import type { TxnCompare, TxnOp, TxnOpResult, TxnRequest, TxnResponse as TxnMessage } from '../wire/gen/quorumkv.js';
 import { txnRoute, type TxnBody, type TxnCompareBody, type TxnCompareOp, type TxnOpBody, type TxnOpResponse, type TxnResponse } from '../wire/types.js';
 import { LazyForwardSpec, type ForwardedResponse, type ForwardSpec, type LeaderRouter } from './forward.js';
-import { jsonValue, messageFields } from '../wire/values.js';
+import { jsonValue, messageFields, requestValue } from '../wire/values.js';
 import { valueOfJson } from './json-values.js';
 import { txnExec } from './ops.js';
 import type { SpecSource } from './ops.js';
@@ -100,7 +100,5 @@ function resultOf(r: TxnOpResponse): TxnOpResult {
 
 /** A message's value (text, or `binary`) as the JSON body's (base64 with its encoding); absent when neither is set. */
 function textOrBinary(text: string | undefined, binary: Buffer | undefined, key: string): { value?: string; encoding?: 'base64' } {
-  if (binary === undefined) return text === undefined ? {} : { value: text };
-  if (text !== undefined && text !== '') throw new QkvError('bad_request', 'Set value or binary, not both', { key });
-  return jsonValue(binary);
+  return text === undefined && binary === undefined ? {} : jsonValue(requestValue(text ?? '', binary, key));
 }

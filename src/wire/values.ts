@@ -4,6 +4,8 @@
  * the gRPC messages in `binary` (then `value` is empty).
  */
 
+import { QkvError } from './errors.js';
+
 /** A value: text, or bytes (a Uint8Array, whatever its backing buffer). */
 export type WireValue = string | Uint8Array;
 
@@ -28,6 +30,16 @@ export function messageFields(value: WireValue): { value: string; binary?: Buffe
 /** A Buffer's bytes as a plain Uint8Array over the same memory (what callers are handed). */
 export function bytesOf(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+/**
+ * A request message's value: its text, or its bytes when `binary` is set, and then its text
+ * must be empty (bad_request otherwise, naming `key`).
+ */
+export function requestValue(text: string, binary: Buffer | undefined, key: string): WireValue {
+  if (binary === undefined) return text;
+  if (text.length > 0) throw new QkvError('bad_request', 'Set value or binary, not both', { key });
+  return bytesOf(binary);
 }
 
 /** A message's value: its bytes when `binary` is set, else its text. */
