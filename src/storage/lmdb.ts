@@ -146,8 +146,32 @@ export interface LmdbStorageStats {
   readonly compactionRunning: boolean;
 }
 
+/**
+ * Why the storage stopped taking writes, once every transaction queued before the failure
+ * has settled. A node may reopen the directory (and so recover in place, as after a crash)
+ * only when `trusted`: the first failure was a commit that did not happen (nothing of it
+ * reached the file) and no transaction queued after it committed, so the directory holds
+ * exactly the writes committed before it, in order. A failed flush (the kernel may have
+ * dropped dirty pages: "fsyncgate"), a hung disk, or a later transaction that did commit on
+ * top of the failed one (a hole in the log, an applied index ahead of its writes) is not.
+ */
+export interface StorageFailure {
+  /** What lmdb-js reported. */
+  readonly error: Error;
+  /** The operating system's error behind a failed commit (lmdb-js' `commitError`), when known. */
+  readonly cause: Error | null;
+  /** `other`: anything else that stopped it (a failed read in the log's background compaction). */
+  readonly stage: 'commit' | 'flush' | 'hung' | 'other';
+  readonly trusted: boolean;
+}
+
 export interface LmdbStorage extends NodeStorage {
   stats(): LmdbStorageStats;
+  /**
+   * Null while the storage works. After a failure: resolves once every transaction queued
+   * before it has settled (or the flush timeout passed, which makes it untrusted).
+   */
+  failureReport(): Promise<StorageFailure> | null;
   /**
    * Bytes of the pages the stores occupy now (B-tree branch, leaf and overflow pages of every
    * database), not the file's size: LMDB reuses freed pages without shrinking its file, so
@@ -167,6 +191,9 @@ type DurableCallback = (error: Error | null) => void;
 type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown> };
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
+type ChainDb = Database<Buffer, string>;
+const CHAIN_KEY = 'writes';
+const CHAIN_VALUE = Buffer.alloc(0);
 
 /** Whether `dataDir` already holds an LMDB store (a node that has started before). */
 export async function hasLmdbStore(dataDir: string): Promise<boolean> {
@@ -246,7 +273,9 @@ function openStorage(root: RootDatabase, options: LmdbStorageOptions): LmdbNodeS
     new KvSlot(0, root.openDB<Buffer, Buffer>('kv0', binary), root.openDB<Buffer, Buffer>('dedup0', binary)),
     new KvSlot(1, root.openDB<Buffer, Buffer>('kv1', binary), root.openDB<Buffer, Buffer>('dedup1', binary)),
   ];
-  return new LmdbNodeStorage(root, logDb, metaDb, slots, options);
+  // One versioned key whose version counts writes; see LmdbNodeStorage.submit.
+  const chainDb: ChainDb = root.openDB<Buffer, string>('chain', { encoding: 'binary', keyEncoding: 'ordered-binary', useVersions: true, compression: false, cache: false });
+  return new LmdbNodeStorage(root, logDb, metaDb, chainDb, slots, options);
 }
 
 class LmdbNodeStorage implements LmdbStorage {
@@ -274,6 +303,18 @@ class LmdbNodeStorage implements LmdbStorage {
   private commitGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
   private flushGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
   private failure: Error | null = null;
+  private failureStage: StorageFailure['stage'] = 'commit';
+  private failureCause: Error | null = null;
+  /** The newest write of the transaction whose commit failed first. */
+  private failedSeq = Infinity;
+  /** A transaction queued after the failed one committed: the directory has a hole. */
+  private committedAfterFailure = false;
+  /** Transactions queued whose commit has not settled (resolved or rejected). */
+  private txnsUnsettled = 0;
+  /** The chain key's version after the newest queued write (null: no write made it yet). */
+  private chainVersion: number | null;
+  private turnCommitObserved = false;
+  private settleWaiters: (() => void)[] = [];
   private watchdog: NodeJS.Timeout | null = null;
   private drainWaiters: (() => void)[] = [];
   private state: 'open' | 'closing' | 'closed' = 'open';
@@ -310,6 +351,7 @@ class LmdbNodeStorage implements LmdbStorage {
     private readonly root: RootDatabase,
     private readonly logDb: LogDb,
     private readonly metaDb: MetaDb,
+    private readonly chainDb: ChainDb,
     private readonly slots: [KvSlot, KvSlot],
     options: LmdbStorageOptions,
   ) {
@@ -345,6 +387,7 @@ class LmdbNodeStorage implements LmdbStorage {
     const format = metaDb.get('format');
     const fresh = format === undefined;
     assert(fresh || format === FORMAT_VERSION, () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`);
+    this.chainVersion = chainDb.getEntry(CHAIN_KEY)?.version ?? null;
     this.identityValue = readIdentity(metaDb.get('identity'));
     this.hardStateValue = readHardState(metaDb.get('hardState'));
     const storedSnapshot = readSnapshotMeta(metaDb.get('snapshot'));
@@ -546,6 +589,22 @@ class LmdbNodeStorage implements LmdbStorage {
     return this.closing;
   }
 
+  failureReport(): Promise<StorageFailure> | null {
+    const error = this.failure;
+    if (error === null) return null;
+    const settled = new Promise<boolean>((resolve) => {
+      if (this.txnsUnsettled === 0) return resolve(true);
+      const timer = setTimeout(() => resolve(false), this.flushTimeoutMs);
+      this.settleWaiters.push(() => (clearTimeout(timer), resolve(true)));
+    });
+    return settled.then((allSettled) => ({
+      error,
+      cause: this.failureCause,
+      stage: this.failureStage,
+      trusted: allSettled && this.failureStage === 'commit' && !this.committedAfterFailure,
+    }));
+  }
+
   usedBytes(): number {
     return pagesInUseBytes([this.root, this.logDb, this.metaDb, ...this.slots.flatMap((s) => [s.kvDb, s.dedupDb])]);
   }
@@ -585,17 +644,29 @@ class LmdbNodeStorage implements LmdbStorage {
       durableApplied: hooks.durableApplied ?? null,
       kvEpoch: this.kvEpoch,
     });
-    const committed = this.root.batch(write) as CommitPromise;
+    // Each write is conditional on the one before it: it checks the chain key's version and
+    // moves it on. LMDB can commit a later transaction after an earlier one failed (a full
+    // disk refuses a large transaction and takes the next, smaller one into the pages the
+    // failed one left), which would leave a hole: a log with an entry missing, an applied
+    // index ahead of the kv writes it stands for. Chained, every write after a failed one
+    // finds the wrong version and is skipped, so the directory holds exactly the writes
+    // before the failure, as after a crash, and can be reopened (failureReport).
+    const expected = this.chainVersion;
+    const next = (expected ?? 0) + 1;
+    this.chainVersion = next;
+    const chained = (): void => {
+      write();
+      void this.chainDb.put(CHAIN_KEY, CHAIN_VALUE, next);
+    };
+    const committed = (expected === null ? this.chainDb.ifNoExists(CHAIN_KEY, chained) : this.chainDb.ifVersion(CHAIN_KEY, expected, chained)) as CommitPromise;
+    this.observeTurnCommit();
     if (committed.flushed === undefined) {
       // Not a per-transaction promise (lmdb-js returns a shared resolved one in some nested
       // cases): fall back to the database-wide thenables, which cover every write so far.
-      void Promise.resolve(this.root.committed).then(
-        () => this.onCommitted(seq),
-        (error: unknown) => this.fail(toError(error)),
-      );
+      this.trackCommit(this.root.committed, () => seq);
       void Promise.resolve(this.root.flushed).then(
         () => this.onFlushed(seq),
-        (error: unknown) => this.fail(toError(error)),
+        (error: unknown) => this.fail(toError(error), 'flush'),
       );
     } else {
       // lmdb-js hands every write of one transaction the same commit promise (and the same
@@ -605,10 +676,7 @@ class LmdbNodeStorage implements LmdbStorage {
       else {
         const group = { promise: committed, seq };
         this.commitGroup = group;
-        void committed.then(
-          () => this.onCommitted(group.seq),
-          (error: unknown) => this.fail(toError(error)),
-        );
+        this.trackCommit(committed, () => group.seq);
       }
       const flushed = committed.flushed;
       if (flushed === this.flushGroup?.promise) this.flushGroup.seq = seq;
@@ -617,12 +685,67 @@ class LmdbNodeStorage implements LmdbStorage {
         this.flushGroup = group;
         void Promise.resolve(flushed).then(
           () => this.onFlushed(group.seq),
-          (error: unknown) => this.fail(toError(error)),
+          (error: unknown) => this.fail(toError(error), 'flush'),
         );
       }
     }
     this.armWatchdog();
     return seq;
+  }
+
+  /**
+   * lmdb-js ends each event turn's batch with a write of its own whose commit promise nobody
+   * is handed (write.js, the event-turn task); when that transaction fails the promise
+   * rejects unobserved and Node ends the process. Once per turn, after that task has run,
+   * its promise (the database's current `committed`) is observed; what failed is learned
+   * from this write's own promise (trackCommit).
+   */
+  private observeTurnCommit(): void {
+    if (this.turnCommitObserved) return;
+    this.turnCommitObserved = true;
+    setImmediate(() => {
+      this.turnCommitObserved = false;
+      this.root.committed.then(undefined, () => undefined);
+    });
+  }
+
+  /** Follows one transaction's commit; `seq()` is its newest write when it settles. */
+  private trackCommit(committed: PromiseLike<unknown>, seq: () => number): void {
+    this.txnsUnsettled++;
+    void Promise.resolve(committed).then(
+      (applied) => {
+        this.commitSettled();
+        // false: the chain check refused it (an earlier write failed), nothing of it is written.
+        if (applied === false) this.onCommitFailed(new Error('write skipped: an earlier write failed'), seq());
+        else if (this.failure !== null) this.committedAfterFailure ||= seq() > this.failedSeq;
+        else this.onCommitted(seq());
+      },
+      (error: unknown) => {
+        this.commitSettled();
+        this.onCommitFailed(toError(error), seq());
+      },
+    );
+  }
+
+  private commitSettled(): void {
+    this.txnsUnsettled--;
+    if (this.txnsUnsettled > 0) return;
+    const waiters = this.settleWaiters;
+    this.settleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private onCommitFailed(error: Error, seq: number): void {
+    // lmdb-js rejects a shared `commitError` promise with the system's error; unobserved, it
+    // would end the process as an unhandled rejection.
+    const commitError = (error as { commitError?: unknown }).commitError;
+    if (commitError instanceof Promise) {
+      commitError.then(undefined, (cause: unknown) => {
+        this.failureCause ??= toError(cause);
+      });
+    }
+    if (this.failure === null) this.failedSeq = seq;
+    this.fail(error, 'commit');
   }
 
   private onCommitted(seq: number): void {
@@ -681,10 +804,11 @@ class LmdbNodeStorage implements LmdbStorage {
     }
   }
 
-  /** A failed commit or flush is fatal: every waiting write learns it, later ones too. */
-  private fail(error: Error): void {
+  /** A failed commit or flush stops the storage: every waiting write learns it, later ones too. */
+  private fail(error: Error, stage: StorageFailure['stage']): void {
     if (this.failure !== null) return;
     this.failure = error;
+    this.failureStage = stage;
     // Held-back kv writes will never be written; the node is going down.
     const held = this.deferredKv;
     if (held !== null && held.timer !== null) clearTimeout(held.timer);
@@ -713,7 +837,7 @@ class LmdbNodeStorage implements LmdbStorage {
       this.watchdog = null;
       if (this.failure !== null || this.durableSeq === this.writeSeq) return;
       if (this.durableSeq === durableAtArm) {
-        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeq} is not durable`));
+        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeq} is not durable`), 'hung');
       } else {
         this.armWatchdog();
       }
@@ -855,7 +979,7 @@ class LmdbNodeStorage implements LmdbStorage {
       },
       (error: unknown) => {
         this.gcLoop = null;
-        this.fail(toError(error));
+        this.fail(toError(error), 'other');
       },
     );
   }
