@@ -30,7 +30,9 @@ import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
 import { createPrng } from '../stdx/prng.js';
-import { hasLmdbStore, openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
+import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
+import type { MembersResponse, StatusResponse } from '../wire/types.js';
+import { freeBytes, isRecoverableFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace } from './disk-full.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
@@ -287,15 +289,37 @@ function accessOptions(config: NodeConfig, token: string | null, log: Logger): A
   return token === null ? { admin: config.adminRoutes } : { admin: config.adminRoutes, adminTokenSha256: sha256(token) };
 }
 
-/** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
+interface StalledAnswers {
+  readonly refusal: QkvError;
+  readonly status: StatusResponse;
+  readonly members: MembersResponse;
+  /** The auth document, so that credentials are still checked (401/403 before the refusal). */
+  readonly auth: ReturnType<KvNode['authRecord']>;
+}
+
+/**
+ * The driver the APIs talk to, bound late: answers `no_leader` until the driver exists (the
+ * HTTP port must be bound first), and while the node waits for disk space (disk-full.ts)
+ * refuses every data call with `refusal` and describes itself as of the failure.
+ */
 class DeferredNode implements KvNode {
-  target: KvNode | null = null;
+  private target: KvNode | null = null;
+  private stalled: StalledAnswers | null = null;
   constructor(readonly id: string) {}
   private get t(): KvNode {
+    if (this.stalled !== null) throw this.stalled.refusal;
     if (this.target === null) throw new QkvError('no_leader', 'the node is starting', {}, 500);
     return this.target;
   }
-  leader: KvNode['leader'] = () => this.target?.leader() ?? null;
+  serve(target: KvNode): void {
+    this.target = target;
+    this.stalled = null;
+  }
+  /** From now on until serve(): what the stopped driver knew, read before its storage closes. */
+  stall(answers: StalledAnswers): void {
+    this.stalled = answers;
+  }
+  leader: KvNode['leader'] = () => (this.stalled === null ? (this.target?.leader() ?? null) : null);
   write: KvNode['write'] = (c, o) => this.t.write(c, o);
   txn: KvNode['txn'] = (c, o) => this.t.txn(c, o);
   leaseGrant: KvNode['leaseGrant'] = (ttl, o) => this.t.leaseGrant(ttl, o);
@@ -307,14 +331,14 @@ class DeferredNode implements KvNode {
   unwatch: KvNode['unwatch'] = (id) => this.target?.unwatch(id);
   compact: KvNode['compact'] = (v, o) => this.t.compact(v, o);
   list: KvNode['list'] = (o) => this.t.list(o);
-  waitForLeader: KvNode['waitForLeader'] = (ms) => (this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
-  status: KvNode['status'] = () => this.t.status();
+  waitForLeader: KvNode['waitForLeader'] = (ms) => (this.stalled !== null ? Promise.reject(this.stalled.refusal) : this.target ? this.target.waitForLeader(ms) : Promise.resolve(null));
+  status: KvNode['status'] = () => this.stalled?.status ?? this.t.status();
   dumpStore: KvNode['dumpStore'] = (a, l) => this.t.dumpStore(a, l);
   // Before the driver exists every data call fails anyway (no_leader), so "no document" opens nothing.
-  authRecord: KvNode['authRecord'] = () => this.target?.authRecord();
+  authRecord: KvNode['authRecord'] = () => (this.stalled !== null ? this.stalled.auth : this.target?.authRecord());
   openBackup: KvNode['openBackup'] = () => this.t.openBackup();
   changeMode: KvNode['changeMode'] = (c, o) => this.t.changeMode(c, o);
-  members: KvNode['members'] = () => this.t.members();
+  members: KvNode['members'] = () => this.stalled?.members ?? this.t.members();
   addMember: KvNode['addMember'] = (b, o) => this.t.addMember(b, o);
   promoteMember: KvNode['promoteMember'] = (id, o) => this.t.promoteMember(id, o);
   removeMember: KvNode['removeMember'] = (id, o) => this.t.removeMember(id, o);
@@ -326,7 +350,9 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const files = await readStartFiles(config);
-  const { storage, identity, fresh } = await openDataDir(config, registry, files, log);
+  const persistObserver = persistMetrics(registry);
+  const opened = await openDataDir(config, persistObserver, files, log);
+  const { identity, fresh } = opened;
   const { clusterId, memberId } = identity;
   const seen = await SeenPeers.open(config.dataDir);
 
@@ -346,7 +372,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     // Peers name this node's client addresses in /status and in not_leader hints.
     meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}) },
     listen: config.listenPeer,
-    peers: peersOf(storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
+    peers: peersOf(opened.storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
     // Whether this node ever heard from the dialler: a dialler starting empty that we did is a wiped member.
     ackInfo: (dialler) => ({ seen: seen.has(dialler) ? 'yes' : 'no' }),
@@ -356,7 +382,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const sighup = reloadOnSighup(files.tlsSet, log);
   if (fresh && config.join === null && config.peers.size > 1) {
     await checkFreshIdentity(config, acks, log).catch(async (e: unknown) => {
-      await Promise.all([tcp.close(), http.close(), grpc?.close(), storage.close()]);
+      await Promise.all([tcp.close(), http.close(), grpc?.close(), opened.storage.close()]);
       throw e;
     });
   }
@@ -370,30 +396,115 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   faulty = transport;
 
   let fatal = false;
-  const options = driverOptions(config, {
-    clusterId,
-    memberId,
-    bootstrapMemberId: (id) => bootstrapMemberId(clusterId, id),
-    selfHttp,
-    selfGrpc,
-    rollbackCountAtStart: await countLines(path.join(config.dataDir, 'rollback.jsonl')),
-  });
-  let driverRef: NodeDriver | null = null;
   const peerSet = new PeerSet((c) => peersOf(c, config.id, clusterId, config.peers), (peers) => tcp.setPeers(peers));
-  const driver = new NodeDriver(options, {
-    storage,
+  let stopping: Promise<void> | null = null;
+  const driverDeps: CoreDeps = {
+    config,
+    log,
     transport: heardOnlyOnceSeen(transport, seen),
+    self: { clusterId, memberId, selfHttp, selfGrpc },
+    peerSet,
+    onFatal: (error) => void onDriverFailed(error, live, recovery),
+    onRemoved: (why) => leave(why),
+  };
+  /** What lives as long as one opening of the data directory: the driver, its ticker and watches. */
+  const startCore = async (store: LmdbStorage): Promise<Core> => {
+    const driver = await createDriver(store, driverDeps);
+    deferred.serve(driver);
+    const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
+    const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => store.usedBytes(), authAtStart: files.authAtStart }, log, (why) => leave(why));
+    return { driver, takeLagMsMax: () => ticker.takeLagMsMax(), stop: () => (watches.stop(), ticker.stop()) };
+  };
+  const live: Live = { storage: opened.storage, core: await startCore(opened.storage) };
+  const recovery: Recovery = {
+    config,
+    log,
+    deferred,
+    reopen: async () => {
+      const storage = await openStorage(opened.initialConfig, config.dataDir, persistObserver);
+      return { storage, core: await startCore(storage) };
+    },
+    stopping: () => stopping !== null,
+    fatal: () => void (fatal = true),
+  };
+  if (config.join === null) warnIfFlagsIgnored(config, live.core.driver.core.currentConfig(), log);
+  registerGauges(registry, () => live.core.driver, () => live.core.takeLagMsMax(), () => live.storage.usedBytes());
+  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, files.adminToken, files.tlsSet.outbound?.(), log) : null;
+
+  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
+
+  /** Removed from the cluster: report what may be lost (weak quorums), stop, and exit. */
+  function leave(why: string): void {
+    log.warn(`${why}; stopping`);
+    live.core.driver.leaveCluster();
+    void stop().then(() => process.exit(0));
+  }
+
+  const stop = (): Promise<void> => {
+    stopping ??= (async () => {
+      promoting?.stop();
+      live.core.stop();
+      sighup.stop();
+      await handOverLeadership(live.core.driver, config, log);
+      await grpc?.close();
+      await http.close();
+      live.core.driver.stop();
+      await transport.close();
+      if (!fatal) await live.storage.close();
+      log.info('node stopped');
+    })();
+    return stopping;
+  };
+  return {
+    httpUrl: http.url,
+    grpcAddress: grpc?.address ?? null,
+    get driver() {
+      return live.core.driver;
+    },
+    stop,
+  };
+}
+
+/** One opening of the data directory and what runs on it; replaced when a node whose disk filled reopens it. */
+interface Live {
+  storage: LmdbStorage;
+  core: Core;
+}
+
+interface Core {
+  readonly driver: NodeDriver;
+  takeLagMsMax(): number;
+  stop(): void;
+}
+
+interface CoreDeps {
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  readonly transport: PeerTransport<PeerMessage>;
+  readonly self: Pick<DriverOptions, 'clusterId' | 'memberId' | 'selfHttp' | 'selfGrpc'>;
+  readonly peerSet: PeerSet;
+  readonly onFatal: (error: Error) => void;
+  readonly onRemoved: (why: string) => void;
+}
+
+async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeDriver> {
+  const { config, log, self } = deps;
+  const rollbackFile = path.join(config.dataDir, 'rollback.jsonl');
+  const options = driverOptions(config, {
+    ...self,
+    bootstrapMemberId: (id) => bootstrapMemberId(self.clusterId, id),
+    rollbackCountAtStart: await countLines(rollbackFile),
+  });
+  return new NodeDriver(options, {
+    storage,
+    transport: deps.transport,
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
     schedule: (fn) => setImmediate(fn),
-    onFatal: (error) => {
-      fatal = true;
-      log.fatal({ err: error }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
-      process.exit(1);
-    },
+    onFatal: deps.onFatal,
     onRollback: (entries, appliedIndex) => {
       // One JSON object per lost write, on disk before the state is rebuilt.
       const lines = entries.map((e) => JSON.stringify({ ...rollbackRecord(e), applied: e.index <= appliedIndex })).join('\n') + '\n';
-      appendDurably(path.join(config.dataDir, 'rollback.jsonl'), lines);
+      appendDurably(rollbackFile, lines);
       log.warn({ count: entries.length, fromIndex: entries[0]?.index, toIndex: entries[entries.length - 1]?.index }, 'acknowledged writes rolled back by a failover (weak write quorum); recorded in rollback.jsonl');
     },
     onReady: (rd: Ready, d: NodeDriver) => {
@@ -402,44 +513,61 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
         log.info({ role: s.role, leader: s.leader, term: s.term }, 'role changed');
       }
     },
-    onConfigChange: (c, index) => peerSet.configChanged(c, index),
-    onRemoved: (index) => leave(`this node was removed from the cluster (configuration ${index})`),
+    onConfigChange: (c, index) => deps.peerSet.configChanged(c, index),
+    onRemoved: (index) => deps.onRemoved(`this node was removed from the cluster (configuration ${index})`),
   });
-  driverRef = driver;
-  deferred.target = driver;
-  if (config.join === null) warnIfFlagsIgnored(config, driver.core.currentConfig(), log);
-  const ticker = startTicker(config.tickMs, () => (driver.tick(), peerSet.committedTo(driver.core.log.committed)));
-  registerGauges(registry, driver, ticker, () => storage.usedBytes());
-  const promoting = config.join !== null && config.promote ? promoteWhenCaughtUp(http.url, config.id, files.adminToken, files.tlsSet.outbound?.(), log) : null;
-  const watches = startWatches(driver, transport, config, memberId, { usedBytes: () => storage.usedBytes(), authAtStart: files.authAtStart }, log, (why) => leave(why));
+}
 
-  log.info({ http: http.url, grpc: grpc?.address ?? null, peer: `${tcp.address.host}:${tcp.address.port}`, clusterId, memberId, dataDir: config.dataDir }, 'node started');
+interface Recovery {
+  readonly config: NodeConfig;
+  readonly log: Logger;
+  readonly deferred: DeferredNode;
+  /** Opens the data directory again and starts a driver on it. */
+  reopen(): Promise<Live>;
+  stopping(): boolean;
+  /** The process is about to exit: the storage must not be closed as if all were well. */
+  fatal(): void;
+}
 
-  /** Removed from the cluster: report what may be lost (weak quorums), stop, and exit. */
-  function leave(why: string): void {
-    log.warn(`${why}; stopping`);
-    driverRef?.leaveCluster();
-    void stop().then(() => process.exit(0));
+/**
+ * The driver stopped on an error. A full disk whose directory can be reopened stalls the
+ * node until space is back (disk-full.ts); anything else ends the process, and recovery
+ * from disk and peers takes over at the next start.
+ */
+async function onDriverFailed(error: Error, live: Live, r: Recovery): Promise<void> {
+  const { config, log } = r;
+  const failed = live.core;
+  failed.stop();
+  const report = live.storage.failureReport();
+  const failure = report === null ? null : await report;
+  const free = await freeBytes(config.dataDir).catch(() => null);
+  if (failure === null || !isRecoverableFullDisk(failure, free)) {
+    r.fatal();
+    log.fatal({ err: error, ...(failure === null ? {} : { cause: failure.cause?.message, stage: failure.stage, trusted: failure.trusted }) }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
+    process.exit(1);
   }
-
-  let stopping: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopping ??= (async () => {
-      promoting?.stop();
-      watches.stop();
-      sighup.stop();
-      await handOverLeadership(driver, config, log);
-      ticker.stop();
-      await grpc?.close();
-      await http.close();
-      driver.stop();
-      await transport.close();
-      if (!fatal) await storage.close();
-      log.info('node stopped');
-    })();
-    return stopping;
-  };
-  return { httpUrl: http.url, grpcAddress: grpc?.address ?? null, driver, stop };
+  const needed = Math.max(config.freeBytesMin, SPACE_TO_RESUME_BYTES_MIN);
+  const alarm = `this node's disk is full (${failure.cause?.message ?? failure.error.message}; ${free ?? '?'} bytes free): it takes no part in the cluster until ${needed} bytes are free`;
+  log.error({ freeBytes: free }, `${alarm}; writes and reads are refused here, the other nodes go on`);
+  r.deferred.stall({
+    refusal: new QkvError('no_space', `${alarm}; ask another node`, { alarm, scope: 'node' }),
+    status: stalledStatus(failed.driver.status(), alarm),
+    members: failed.driver.members(),
+    auth: failed.driver.authRecord(),
+  });
+  await live.storage.close();
+  if (!(await waitForFreeSpace(config.dataDir, needed, 1_000, r.stopping))) return;
+  const reopened = await r.reopen();
+  if (r.stopping()) {
+    // Stopped while reopening: stop() closed what it knew, this is newer.
+    reopened.core.stop();
+    reopened.core.driver.stop();
+    await reopened.storage.close();
+    return;
+  }
+  live.storage = reopened.storage;
+  live.core = reopened.core;
+  log.info({ freeBytes: await freeBytes(config.dataDir).catch(() => null) }, 'space is back: the node reopened its data directory and rejoined the cluster');
 }
 
 function transportLimits(config: NodeConfig): Pick<TcpTransportOptions, 'frameBytesMax' | 'queueBytesMax' | 'queueMessagesMax' | 'reconnectDelayMsMin' | 'reconnectDelayMsMax'> {
@@ -533,7 +661,12 @@ class PeerSet {
  * start from its configuration and record the member id it was added under; a new node
  * of a new cluster starts from --peers and the mode flags.
  */
-async function openDataDir(config: NodeConfig, registry: Registry, { tlsSet, adminToken }: StartFiles, log: Logger): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean }> {
+async function openDataDir(
+  config: NodeConfig,
+  persistObserver: (o: PersistObservation) => void,
+  { tlsSet, adminToken }: StartFiles,
+  log: Logger,
+): Promise<{ storage: LmdbStorage; identity: Required<NodeIdentity>; fresh: boolean; initialConfig: ClusterConfig }> {
   const fresh = !(await hasLmdbStore(config.dataDir));
   if (!fresh && config.join !== null) log.warn(`--join ignored: ${config.dataDir} already holds node ${config.id}, which restarts as the member it is`);
   let initialConfig: ClusterConfig;
@@ -550,8 +683,8 @@ async function openDataDir(config: NodeConfig, registry: Registry, { tlsSet, adm
   } else {
     initialConfig = bootstrapConfig(config, config.clusterId ?? derivedClusterId(config.peers.keys()));
   }
-  const storage = await openStorage(initialConfig, config.dataDir, registry);
-  return { storage, identity: await openIdentity(storage, config, identity), fresh };
+  const storage = await openStorage(initialConfig, config.dataDir, persistObserver);
+  return { storage, identity: await openIdentity(storage, config, identity), fresh, initialConfig };
 }
 
 /**
@@ -637,8 +770,8 @@ function warnIfFlagsIgnored(config: NodeConfig, inForce: ClusterConfig, log: Log
 }
 
 /** Opens the LMDB store under the data directory, with the disk's metrics in `registry`. */
-async function openStorage(initialConfig: ClusterConfig, dataDir: string, registry: Registry): Promise<LmdbStorage> {
-  // The time a write waits for the disk: on a shared or slow disk, this is what bounds throughput.
+/** The time each write waits for the disk: on a shared or slow disk, this is what bounds throughput. */
+function persistMetrics(registry: Registry): (o: PersistObservation) => void {
   const persistSeconds = new Histogram({
     name: 'qkv_log_persist_seconds',
     help: 'time from queueing a batch of log entries to the fsync that made it durable',
@@ -646,15 +779,14 @@ async function openStorage(initialConfig: ClusterConfig, dataDir: string, regist
     registers: [registry],
   });
   const persistedEntries = new Counter({ name: 'qkv_log_persisted_entries_total', help: 'log entries made durable (÷ qkv_log_persist_seconds_count: entries per fsync)', registers: [registry] });
-  return openLmdbStorage({
-    dataDir,
-    initialConfig,
-    snapshotBytesMax: 4 * 1024 * 1024 * 1024,
-    onPersistDurable: ({ durationMs, entries }) => {
-      persistSeconds.observe(durationMs / 1000);
-      persistedEntries.inc(entries);
-    },
-  });
+  return ({ durationMs, entries }) => {
+    persistSeconds.observe(durationMs / 1000);
+    persistedEntries.inc(entries);
+  };
+}
+
+async function openStorage(initialConfig: ClusterConfig, dataDir: string, onPersistDurable: (o: PersistObservation) => void): Promise<LmdbStorage> {
+  return openLmdbStorage({ dataDir, initialConfig, snapshotBytesMax: 4 * 1024 * 1024 * 1024, onPersistDurable });
 }
 
 /**
@@ -775,19 +907,20 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
   };
 }
 
-function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLagMsMax(): number }, usedBytes: () => number): void {
+/** Gauges read the driver of the moment: a node whose disk filled reopens its directory with a new one. */
+function registerGauges(registry: Registry, driverNow: () => NodeDriver, takeLagMsMax: () => number, usedBytes: () => number): void {
   const gauge = (name: string, help: string, value: () => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
   };
-  gauge('qkv_term', 'current Raft term', () => driver.core.status().term);
-  gauge('qkv_commit_index', 'Raft commit index (majority)', () => driver.core.status().commitIndex);
-  gauge('qkv_applied_index', 'state machine applied index', () => driver.stateMachine.appliedIndex());
-  gauge('qkv_is_leader', '1 on the leader', () => (driver.core.status().role === 'leader' ? 1 : 0));
-  gauge('qkv_keys', 'keys in the store', () => driver.stateMachine.keyCount());
-  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min or the stores above --quota-bytes (puts refused while leading)", () => (driver.status().spaceAlarm !== undefined ? 1 : 0));
+  gauge('qkv_term', 'current Raft term', () => driverNow().core.status().term);
+  gauge('qkv_commit_index', 'Raft commit index (majority)', () => driverNow().core.status().commitIndex);
+  gauge('qkv_applied_index', 'state machine applied index', () => driverNow().stateMachine.appliedIndex());
+  gauge('qkv_is_leader', '1 on the leader', () => (driverNow().core.status().role === 'leader' ? 1 : 0));
+  gauge('qkv_keys', 'keys in the store', () => driverNow().stateMachine.keyCount());
+  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min or the stores above --quota-bytes (puts refused while leading)", () => (driverNow().status().spaceAlarm !== undefined ? 1 : 0));
   gauge('qkv_store_used_bytes', 'bytes of the LMDB pages the stores occupy (what --quota-bytes bounds)', usedBytes);
-  gauge('qkv_watchers', 'watch streams this node serves', () => driver.watcherCount());
-  gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', () => ticker.takeLagMsMax());
+  gauge('qkv_watchers', 'watch streams this node serves', () => driverNow().watcherCount());
+  gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', takeLagMsMax);
   // Running totals kept by the driver, exported as counters (rate() works on them).
   new Counter({
     name: 'qkv_linearizable_reads_total',
@@ -796,8 +929,8 @@ function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLa
     registers: [registry],
     collect() {
       this.reset();
-      this.inc({ served_as: 'leader' }, driver.linearizableReadsServed.asLeader);
-      this.inc({ served_as: 'follower' }, driver.linearizableReadsServed.asFollower);
+      this.inc({ served_as: 'leader' }, driverNow().linearizableReadsServed.asLeader);
+      this.inc({ served_as: 'follower' }, driverNow().linearizableReadsServed.asFollower);
     },
   });
   new Counter({
@@ -806,7 +939,7 @@ function registerGauges(registry: Registry, driver: NodeDriver, ticker: { takeLa
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(driver.status().rollbackCount);
+      this.inc(driverNow().status().rollbackCount);
     },
   });
 }

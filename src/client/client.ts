@@ -684,6 +684,14 @@ export class KvClient {
       case 'busy':
       case 'too_many_requests':
         return { maybeApplied: false, next: null };
+      case 'no_space':
+        // A node whose own disk filled refuses everything before acting, while the others go
+        // on: try them. (The cluster's alarm, from the leader, is the caller's to see.)
+        if (error.details['scope'] === 'node') {
+          this.markDown(ep);
+          return { maybeApplied: false, next: this.anyUp(leaderBound) };
+        }
+        throw errorForCode(code, error.message, error.details);
       default: {
         if (outcomeUnknownCodes.has(code)) {
           // A leader that cannot reach its quorum may be partitioned: look again.

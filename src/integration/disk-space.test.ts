@@ -6,9 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, rename, rm } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { request } from 'undici';
 import { QuorumKvError, connect } from '../client/index.js';
 import { TestCluster, http, waitFor } from './harness.js';
+
+const run = promisify(execFile);
 
 test('below the free-space floor the leader refuses puts with 507 no_space; reads and deletes go on; the alarm shows', { timeout: 90_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3 });
@@ -94,6 +99,91 @@ test('--quota-bytes: filling the stores turns puts into no_space on a cluster th
     }
   } finally {
     await kv.close();
+    await cluster.destroy();
+  }
+});
+
+/** Moves a stopped node's data directory onto a tmpfs of `sizeMiB` (same path); null where mounting is not allowed. */
+async function onSmallDisk(dataDir: string, sizeMiB: number): Promise<{ resize(sizeMiB: number): Promise<void>; unmount(): Promise<void> } | null> {
+  const aside = `${dataDir}.aside`;
+  await rename(dataDir, aside);
+  await mkdir(dataDir);
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dataDir]);
+  } catch {
+    await rm(dataDir, { recursive: true, force: true });
+    await rename(aside, dataDir);
+    return null;
+  }
+  await cp(aside, dataDir, { recursive: true });
+  return {
+    resize: async (size) => void (await run('mount', ['-o', `remount,size=${size}m`, dataDir])),
+    unmount: async () => void (await run('umount', ['-l', dataDir]).catch(() => undefined)),
+  };
+}
+
+test("a node whose own disk fills stays up: it refuses with no_space (scope node), the others go on, and it rejoins with every write once space is back", { timeout: 180_000 }, async (t) => {
+  const cluster = await TestCluster.start({ nodes: 3 });
+  let disk: Awaited<ReturnType<typeof onSmallDisk>> = null;
+  let kv: Awaited<ReturnType<typeof connect>> | null = null;
+  let victim: (typeof cluster.nodes)[number] | null = null;
+  try {
+    const leader = await cluster.waitForLeader();
+    const v = cluster.nodes.find((n) => n.id !== leader) as (typeof cluster.nodes)[number];
+    victim = v;
+    await cluster.stop(v.id);
+    disk = await onSmallDisk(v.dataDir, 12);
+    if (disk === null) {
+      t.skip('mounting a tmpfs is not allowed here: a full disk needs one');
+      return;
+    }
+    // --free-bytes-min 0: nothing warns before the disk is full (the case the floor cannot cover).
+    await cluster.restart(v.id, ['--free-bytes-min', '0']);
+    kv = await connect({ endpoints: [v.http, ...cluster.nodes.filter((n) => n !== v).map((n) => n.http)], deadlineMs: 15_000 });
+
+    const valueOf = (i: number): string => `${i}:`.padEnd(64 * 1024, String.fromCharCode(97 + (i % 26)));
+    const acked: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      await kv.put(`big/${String(i).padStart(4, '0')}`, valueOf(i));
+      acked.push(i);
+    }
+    const stalled = await waitFor(`${v.id} to report its full disk`, 30_000, async () => {
+      const s = await http(`${v.http}/status`);
+      return /disk is full/.test(String(s.body['spaceAlarm'])) ? s.body : null;
+    });
+    assert.equal(v.proc?.exitCode, null, `${v.id} is still running`);
+    assert.equal(stalled['leader'], null, 'a stalled node names no leader');
+    const put = await http(`${v.http}/kv/direct`, 'PUT', { value: 'x' });
+    assert.equal(put.status, 507, JSON.stringify(put.body));
+    assert.equal(put.body['error'], 'no_space');
+    assert.equal(put.body['scope'], 'node');
+    assert.equal((await http(`${v.http}/kv/big%2F0000`)).status, 507, 'reads are refused too: its state is not current');
+    assert.equal((await http(`${v.http}/health`)).status, 200, 'the process answers');
+    assert.equal((await http(`${v.http}/ready`)).status, 503, 'a load balancer takes it out');
+    // The client, told the stalled node first, goes to the others.
+    assert.equal((await kv.put('during/stall', 'ok')).version > 0, true);
+    assert.equal((await kv.get('big/0399'))?.value, valueOf(399));
+
+    await disk.resize(256);
+    await waitFor(`${v.id} to rejoin`, 60_000, async () => {
+      const s = await http(`${v.http}/status`);
+      return s.body['spaceAlarm'] === undefined && s.body['leader'] !== null ? true : null;
+    });
+    await kv.put('after/rejoin', 'ok');
+    await waitFor(`${v.id} to hold the newest write`, 60_000, async () => ((await http(`${v.http}/kv/after%2Frejoin?consistency=local`)).status === 200 ? true : null));
+    assert.equal(v.proc?.exitCode, null, `${v.id} never exited`);
+    for (const i of acked) {
+      const got = await http(`${v.http}/kv/big%2F${String(i).padStart(4, '0')}?consistency=local`);
+      assert.equal(got.body['value'], valueOf(i), `big/${i} on ${v.id}`);
+    }
+    assert.equal((await http(`${v.http}/kv/during%2Fstall?consistency=local`)).body['value'], 'ok');
+  } catch (error) {
+    throw new Error(`${String(error)}\n${victim?.id} output:\n${victim?.output.slice(-3000)}`);
+  } finally {
+    await kv?.close();
+    // The mount goes before the directories it sits in.
+    if (victim !== null) await cluster.kill9(victim.id);
+    await disk?.unmount();
     await cluster.destroy();
   }
 });

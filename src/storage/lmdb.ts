@@ -39,8 +39,8 @@
  * `meta.kvSlot` in the same transaction that resets the log, so an install is atomic and
  * costs O(1) however large the state machine is; the old slot is cleared afterwards.
  *
- * Parts: this file owns the environment, write tracking (commit, flush, watchdog), the log
- * and its in-memory tail, held-back kv writes and installs. Record layouts are in
+ * Parts: this file owns the environment, the log and its in-memory tail, held-back kv
+ * writes and installs. Write tracking (commit, flush, watchdog, failures) is in lmdb-writes.ts. Record layouts are in
  * lmdb-codec.ts, a kv slot and its overlay in lmdb-slot.ts, the merged overlay/LMDB cursor
  * in lmdb-cursor.ts, snapshot reads in lmdb-snapshot.ts; what the in-memory twin shares
  * (checks, sizes, dedup table, kv write transaction, staging, chunking) has files of its own.
@@ -69,6 +69,10 @@ import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, en
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
 import { DeferredKvWrites } from './lmdb-held.js';
+import { toError, WriteTracker } from './lmdb-writes.js';
+import type { ChainDb, DurableCallback, StorageFailure } from './lmdb-writes.js';
+
+export type { StorageFailure } from './lmdb-writes.js';
 import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
 import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
@@ -146,25 +150,6 @@ export interface LmdbStorageStats {
   readonly compactionRunning: boolean;
 }
 
-/**
- * Why the storage stopped taking writes, once every transaction queued before the failure
- * has settled. A node may reopen the directory (and so recover in place, as after a crash)
- * only when `trusted`: the first failure was a commit that did not happen (nothing of it
- * reached the file) and no transaction queued after it committed, so the directory holds
- * exactly the writes committed before it, in order. A failed flush (the kernel may have
- * dropped dirty pages: "fsyncgate"), a hung disk, or a later transaction that did commit on
- * top of the failed one (a hole in the log, an applied index ahead of its writes) is not.
- */
-export interface StorageFailure {
-  /** What lmdb-js reported. */
-  readonly error: Error;
-  /** The operating system's error behind a failed commit (lmdb-js' `commitError`), when known. */
-  readonly cause: Error | null;
-  /** `other`: anything else that stopped it (a failed read in the log's background compaction). */
-  readonly stage: 'commit' | 'flush' | 'hung' | 'other';
-  readonly trusted: boolean;
-}
-
 export interface LmdbStorage extends NodeStorage {
   stats(): LmdbStorageStats;
   /**
@@ -182,18 +167,14 @@ export interface LmdbStorage extends NodeStorage {
 
 const FORMAT_VERSION = 1;
 const FLUSH_TIMEOUT_MS_DEFAULT = 30_000;
+const FAILED_CLOSE_WAIT_MS = 2_000;
 const COMPACT_ENTRIES_PER_TXN_DEFAULT = 4096;
 const LOG_CACHE_BYTES_DEFAULT = 8 << 20;
 const KV_DEFER_MS_DEFAULT = 10;
 const KV_DEFERRED_WRITES_DEFAULT = 64;
 const KV_DEFERRED_BYTES_DEFAULT = 8 << 20;
-type DurableCallback = (error: Error | null) => void;
-type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown> };
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
-type ChainDb = Database<Buffer, string>;
-const CHAIN_KEY = 'writes';
-const CHAIN_VALUE = Buffer.alloc(0);
 
 /** Whether `dataDir` already holds an LMDB store (a node that has started before). */
 export async function hasLmdbStore(dataDir: string): Promise<boolean> {
@@ -240,27 +221,6 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
   }
 }
 
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
-
-// --- write tracking --------------------------------------------------------------------
-
-interface PendingWrite {
-  readonly seq: number;
-  readonly onCommitted: (() => void) | null;
-  readonly onDurable: DurableCallback | null;
-  /** kv.durableAppliedIndex() once this write is flushed (if `kvEpoch` is still current). */
-  readonly durableApplied: number | null;
-  readonly kvEpoch: number;
-}
-
-interface WriteHooks {
-  readonly onCommitted?: () => void;
-  readonly onDurable?: DurableCallback;
-  readonly durableApplied?: number;
-}
-
 // --- the storage -------------------------------------------------------------------------
 
 function openStorage(root: RootDatabase, options: LmdbStorageOptions): LmdbNodeStorage {
@@ -289,34 +249,8 @@ class LmdbNodeStorage implements LmdbStorage {
   private readonly kvDeferredWritesMax: number;
   private readonly kvDeferredBytesMax: number;
   private deferredKv: DeferredKvWrites | null = null;
-  /** Set while the flush completions reported together are being handled (see stats). */
-  private flushCounted = false;
 
-  // Write tracking: `pending[head..]` are queued and not yet durable, in seq order.
-  private writeSeq = 0;
-  private committedSeq = 0;
-  private durableSeq = 0;
-  private readonly pending: (PendingWrite | undefined)[] = [];
-  private pendingHead = 0;
-  private commitCursor = 0;
-  private flushesCompleted = 0;
-  private commitGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
-  private flushGroup: { readonly promise: PromiseLike<unknown>; seq: number } | null = null;
-  private failure: Error | null = null;
-  private failureStage: StorageFailure['stage'] = 'commit';
-  private failureCause: Error | null = null;
-  /** The newest write of the transaction whose commit failed first. */
-  private failedSeq = Infinity;
-  /** A transaction queued after the failed one committed: the directory has a hole. */
-  private committedAfterFailure = false;
-  /** Transactions queued whose commit has not settled (resolved or rejected). */
-  private txnsUnsettled = 0;
-  /** The chain key's version after the newest queued write (null: no write made it yet). */
-  private chainVersion: number | null;
-  private turnCommitObserved = false;
-  private settleWaiters: (() => void)[] = [];
-  private watchdog: NodeJS.Timeout | null = null;
-  private drainWaiters: (() => void)[] = [];
+  private readonly writes: WriteTracker;
   private state: 'open' | 'closing' | 'closed' = 'open';
   private closing: Promise<void> | null = null;
 
@@ -342,8 +276,6 @@ class LmdbNodeStorage implements LmdbStorage {
   private active: KvSlot;
   private applied: number;
   private durableApplied: number;
-  /** Bumped by every snapshot install: durability of older kv writes no longer says anything. */
-  private kvEpoch = 0;
   private readonly staging: StagingTracker;
   private readonly sources = new Set<LmdbSnapshotSource>();
 
@@ -351,11 +283,23 @@ class LmdbNodeStorage implements LmdbStorage {
     private readonly root: RootDatabase,
     private readonly logDb: LogDb,
     private readonly metaDb: MetaDb,
-    private readonly chainDb: ChainDb,
+    chainDb: ChainDb,
     private readonly slots: [KvSlot, KvSlot],
     options: LmdbStorageOptions,
   ) {
     this.flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
+    this.writes = new WriteTracker(root, chainDb, this.flushTimeoutMs, {
+      beforeSubmit: () => this.queueDeferredKv(),
+      durableAppliedIs: (index) => {
+        this.durableApplied = index;
+      },
+      failed: () => {
+        // Held-back kv writes will never be written.
+        const held = this.deferredKv;
+        if (held !== null && held.timer !== null) clearTimeout(held.timer);
+        this.deferredKv = null;
+      },
+    });
     this.onPersistDurable = options.onPersistDurable;
     this.compactEntriesPerTxnMax = options.compactEntriesPerTxnMax ?? COMPACT_ENTRIES_PER_TXN_DEFAULT;
     this.logCacheBytesMax = options.logCacheBytesMax ?? LOG_CACHE_BYTES_DEFAULT;
@@ -387,7 +331,6 @@ class LmdbNodeStorage implements LmdbStorage {
     const format = metaDb.get('format');
     const fresh = format === undefined;
     assert(fresh || format === FORMAT_VERSION, () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`);
-    this.chainVersion = chainDb.getEntry(CHAIN_KEY)?.version ?? null;
     this.identityValue = readIdentity(metaDb.get('identity'));
     this.hardStateValue = readHardState(metaDb.get('hardState'));
     const storedSnapshot = readSnapshotMeta(metaDb.get('snapshot'));
@@ -427,7 +370,7 @@ class LmdbNodeStorage implements LmdbStorage {
     // log and this record, never the command line of a later start, say who the members are.
     if (fresh || storedSnapshot === null) {
       const bootstrap = this.snapshot;
-      this.submit(() => {
+      this.writes.submit(() => {
         if (fresh) void metaDb.put('format', FORMAT_VERSION);
         void metaDb.put('snapshot', bootstrap);
       }, {});
@@ -451,16 +394,16 @@ class LmdbNodeStorage implements LmdbStorage {
   setIdentity(identity: NodeIdentity, onDurable: DurableCallback): void {
     this.checkOpen();
     checkIdentity(identity, this.identityValue);
-    if (this.rejectIfFailed(onDurable)) return;
+    if (this.writes.rejectIfFailed(onDurable)) return;
     const stored: NodeIdentity = { nodeId: identity.nodeId, clusterId: identity.clusterId, ...(identity.memberId !== undefined ? { memberId: identity.memberId } : {}) };
-    this.submit(() => void this.metaDb.put('identity', stored), { onDurable });
+    this.writes.submit(() => void this.metaDb.put('identity', stored), { onDurable });
     this.identityValue = stored;
   }
 
   persist(batch: PersistBatch, onDurable: DurableCallback): void {
     this.checkOpen();
     checkPersistBatch(batch, this.bounds(), this.hardStateValue, this.staging.complete);
-    if (this.rejectIfFailed(onDurable)) return;
+    if (this.writes.rejectIfFailed(onDurable)) return;
     const { snapshot, entries, hardState } = batch;
 
     // Log keys to delete, one range [deleteFrom, deleteTo]: everything after the snapshot
@@ -483,7 +426,7 @@ class LmdbNodeStorage implements LmdbStorage {
             onDurable(error);
           };
 
-    const seq = this.submit(
+    const seq = this.writes.submit(
       () => {
         for (let index = deleteFrom; index <= deleteTo; index++) void this.logDb.remove(index);
         if (snapshot !== null && target !== null) {
@@ -524,8 +467,8 @@ class LmdbNodeStorage implements LmdbStorage {
   compact(index: number, config: ClusterConfig): void {
     this.checkOpen();
     const meta = compactionMeta(index, config, this.snapshot, this.last, this.durableApplied, (i) => this.termAt(i));
-    if (meta === null || this.failure !== null) return;
-    this.submit(() => void this.metaDb.put('snapshot', meta), {});
+    if (meta === null || this.writes.failure !== null) return;
+    this.writes.submit(() => void this.metaDb.put('snapshot', meta), {});
     this.snapshot = meta;
     if (this.tailStart <= index) this.dropTailHead(index + 1 - this.tailStart);
     this.kickGc();
@@ -550,7 +493,7 @@ class LmdbNodeStorage implements LmdbStorage {
 
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
-    if (this.failure !== null) throw this.failure;
+    if (this.writes.failure !== null) throw this.writes.failure;
     const restart = this.staging.accept(chunk);
     const slot = this.stagingSlot();
     if (restart) slot.resetTo(SEQ_UNASSIGNED);
@@ -560,7 +503,7 @@ class LmdbNodeStorage implements LmdbStorage {
     });
     const dedupPuts = chunk.dedup.map((record) => ({ keyBytes: keyBytes(record.clientId), value: encodeDedup(record) }));
     const keys = puts.map((p) => p.key);
-    const seq = this.submit(
+    const seq = this.writes.submit(
       () => {
         if (restart) {
           void slot.kvDb.clearAsync();
@@ -590,19 +533,7 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   failureReport(): Promise<StorageFailure> | null {
-    const error = this.failure;
-    if (error === null) return null;
-    const settled = new Promise<boolean>((resolve) => {
-      if (this.txnsUnsettled === 0) return resolve(true);
-      const timer = setTimeout(() => resolve(false), this.flushTimeoutMs);
-      this.settleWaiters.push(() => (clearTimeout(timer), resolve(true)));
-    });
-    return settled.then((allSettled) => ({
-      error,
-      cause: this.failureCause,
-      stage: this.failureStage,
-      trusted: allSettled && this.failureStage === 'commit' && !this.committedAfterFailure,
-    }));
+    return this.writes.failureReport();
   }
 
   usedBytes(): number {
@@ -614,9 +545,9 @@ class LmdbNodeStorage implements LmdbStorage {
     for (const slot of this.slots) overlayKeys += slot.overlay.size;
     return {
       lastTxnId: (this.root.getStats() as { lastTxnId: number }).lastTxnId,
-      flushesCompleted: this.flushesCompleted,
-      writesQueued: this.writeSeq,
-      writesDurable: this.durableSeq,
+      flushesCompleted: this.writes.flushesCompleted,
+      writesQueued: this.writes.writeSeq,
+      writesDurable: this.writes.durableSeq,
       overlayKeys,
       kvWritesDeferred: this.deferredKv?.writes ?? 0,
       uncommittedLogEntries: this.tail.length - this.tailCommitted,
@@ -626,248 +557,20 @@ class LmdbNodeStorage implements LmdbStorage {
 
   // --- writes and their acknowledgement ------------------------------------------------
 
-  /**
-   * Queues `write` (lmdb-js puts/removes, run synchronously) as one atomic batch and
-   * tracks it: `onCommitted` when visible in LMDB, `onDurable` after the covering flush.
-   * Returns the write's sequence number (writes commit and flush in this order).
-   */
-  private submit(write: () => void, hooks: WriteHooks, newKvEpoch = false): number {
-    // Held-back kv writes go first: they join this write's transaction, and the order of
-    // writes (and so of durability) stays the order in which they were made.
-    this.queueDeferredKv();
-    const seq = ++this.writeSeq;
-    if (newKvEpoch) this.kvEpoch++;
-    this.pending.push({
-      seq,
-      onCommitted: hooks.onCommitted ?? null,
-      onDurable: hooks.onDurable ?? null,
-      durableApplied: hooks.durableApplied ?? null,
-      kvEpoch: this.kvEpoch,
-    });
-    // Each write is conditional on the one before it: it checks the chain key's version and
-    // moves it on. LMDB can commit a later transaction after an earlier one failed (a full
-    // disk refuses a large transaction and takes the next, smaller one into the pages the
-    // failed one left), which would leave a hole: a log with an entry missing, an applied
-    // index ahead of the kv writes it stands for. Chained, every write after a failed one
-    // finds the wrong version and is skipped, so the directory holds exactly the writes
-    // before the failure, as after a crash, and can be reopened (failureReport).
-    const expected = this.chainVersion;
-    const next = (expected ?? 0) + 1;
-    this.chainVersion = next;
-    const chained = (): void => {
-      write();
-      void this.chainDb.put(CHAIN_KEY, CHAIN_VALUE, next);
-    };
-    const committed = (expected === null ? this.chainDb.ifNoExists(CHAIN_KEY, chained) : this.chainDb.ifVersion(CHAIN_KEY, expected, chained)) as CommitPromise;
-    this.observeTurnCommit();
-    if (committed.flushed === undefined) {
-      // Not a per-transaction promise (lmdb-js returns a shared resolved one in some nested
-      // cases): fall back to the database-wide thenables, which cover every write so far.
-      this.trackCommit(this.root.committed, () => seq);
-      void Promise.resolve(this.root.flushed).then(
-        () => this.onFlushed(seq),
-        (error: unknown) => this.fail(toError(error), 'flush'),
-      );
-    } else {
-      // lmdb-js hands every write of one transaction the same commit promise (and the same
-      // `.flushed`), so one callback per transaction acknowledges all of them: the group's
-      // seq is raised to the newest write that shares it.
-      if (committed === this.commitGroup?.promise) this.commitGroup.seq = seq;
-      else {
-        const group = { promise: committed, seq };
-        this.commitGroup = group;
-        this.trackCommit(committed, () => group.seq);
-      }
-      const flushed = committed.flushed;
-      if (flushed === this.flushGroup?.promise) this.flushGroup.seq = seq;
-      else {
-        const group = { promise: flushed, seq };
-        this.flushGroup = group;
-        void Promise.resolve(flushed).then(
-          () => this.onFlushed(group.seq),
-          (error: unknown) => this.fail(toError(error), 'flush'),
-        );
-      }
-    }
-    this.armWatchdog();
-    return seq;
-  }
-
-  /**
-   * lmdb-js ends each event turn's batch with a write of its own whose commit promise nobody
-   * is handed (write.js, the event-turn task); when that transaction fails the promise
-   * rejects unobserved and Node ends the process. Once per turn, after that task has run,
-   * its promise (the database's current `committed`) is observed; what failed is learned
-   * from this write's own promise (trackCommit).
-   */
-  private observeTurnCommit(): void {
-    if (this.turnCommitObserved) return;
-    this.turnCommitObserved = true;
-    setImmediate(() => {
-      this.turnCommitObserved = false;
-      this.root.committed.then(undefined, () => undefined);
-    });
-  }
-
-  /** Follows one transaction's commit; `seq()` is its newest write when it settles. */
-  private trackCommit(committed: PromiseLike<unknown>, seq: () => number): void {
-    this.txnsUnsettled++;
-    void Promise.resolve(committed).then(
-      (applied) => {
-        this.commitSettled();
-        // false: the chain check refused it (an earlier write failed), nothing of it is written.
-        if (applied === false) this.onCommitFailed(new Error('write skipped: an earlier write failed'), seq());
-        else if (this.failure !== null) this.committedAfterFailure ||= seq() > this.failedSeq;
-        else this.onCommitted(seq());
-      },
-      (error: unknown) => {
-        this.commitSettled();
-        this.onCommitFailed(toError(error), seq());
-      },
-    );
-  }
-
-  private commitSettled(): void {
-    this.txnsUnsettled--;
-    if (this.txnsUnsettled > 0) return;
-    const waiters = this.settleWaiters;
-    this.settleWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private onCommitFailed(error: Error, seq: number): void {
-    // lmdb-js rejects a shared `commitError` promise with the system's error; unobserved, it
-    // would end the process as an unhandled rejection.
-    const commitError = (error as { commitError?: unknown }).commitError;
-    if (commitError instanceof Promise) {
-      commitError.then(undefined, (cause: unknown) => {
-        this.failureCause ??= toError(cause);
-      });
-    }
-    if (this.failure === null) this.failedSeq = seq;
-    this.fail(error, 'commit');
-  }
-
-  private onCommitted(seq: number): void {
-    if (seq <= this.committedSeq || this.failure !== null) return;
-    this.committedSeq = seq;
-    // What the callbacks below drop from memory (overlay entries, cached log entries, a hidden
-    // base) is read from LMDB afterwards, through lmdb-js's shared read transaction. lmdb-js
-    // resets that transaction when it resolves a commit promise, but when we get here from a
-    // flush (onFlushed) it may not have yet: the transaction can still hold a snapshot taken
-    // before this commit, and every read in this event turn (the driver applies entries right
-    // in the durable callback) would see the state as it was before these writes: a stale
-    // compare in a transaction, a lost update, replicas that disagree. Reset it first, so the
-    // next read renews it on the committed state.
-    this.root.resetReadTxn();
-    while (this.commitCursor < this.pending.length) {
-      const write = this.pending[this.commitCursor] as PendingWrite;
-      if (write.seq > seq) break;
-      this.commitCursor++;
-      write.onCommitted?.();
-    }
-  }
-
-  private onFlushed(seq: number): void {
-    // A flush implies the commit; handle the commit first even if its promise lags.
-    this.onCommitted(seq);
-    if (seq <= this.durableSeq || this.failure !== null) return;
-    this.durableSeq = seq;
-    if (!this.flushCounted) {
-      // lmdb-js resolves the flush promises of every event-turn batch in one transaction
-      // together, so their handlers run in one run of the microtask queue: count them once.
-      this.flushesCompleted++;
-      this.flushCounted = true;
-      queueMicrotask(() => {
-        this.flushCounted = false;
-      });
-    }
-    const callbacks: DurableCallback[] = [];
-    while (this.pendingHead < this.pending.length) {
-      const write = this.pending[this.pendingHead] as PendingWrite;
-      if (write.seq > seq) break;
-      this.pending[this.pendingHead] = undefined;
-      this.pendingHead++;
-      if (write.durableApplied !== null && write.kvEpoch === this.kvEpoch) this.durableApplied = write.durableApplied;
-      if (write.onDurable !== null) callbacks.push(write.onDurable);
-    }
-    this.compactPending();
-    for (const callback of callbacks) callback(null);
-    if (this.durableSeq === this.writeSeq) this.wakeDrainWaiters();
-  }
-
-  private compactPending(): void {
-    if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {
-      this.pending.splice(0, this.pendingHead);
-      this.commitCursor -= this.pendingHead;
-      this.pendingHead = 0;
-    }
-  }
-
-  /** A failed commit or flush stops the storage: every waiting write learns it, later ones too. */
-  private fail(error: Error, stage: StorageFailure['stage']): void {
-    if (this.failure !== null) return;
-    this.failure = error;
-    this.failureStage = stage;
-    // Held-back kv writes will never be written; the node is going down.
-    const held = this.deferredKv;
-    if (held !== null && held.timer !== null) clearTimeout(held.timer);
-    this.deferredKv = null;
-    const waiting = this.pending.slice(this.pendingHead);
-    this.pending.length = 0;
-    this.pendingHead = 0;
-    this.commitCursor = 0;
-    this.clearWatchdog();
-    for (const write of waiting) write?.onDurable?.(error);
-    this.wakeDrainWaiters();
-  }
-
-  private rejectIfFailed(onDurable: DurableCallback): boolean {
-    const failure = this.failure;
-    if (failure === null) return false;
-    queueMicrotask(() => onDurable(failure));
-    return true;
-  }
-
-  /** One timer at a time: fails the storage if no flush completes for flushTimeoutMs while writes wait. */
-  private armWatchdog(): void {
-    if (this.watchdog !== null || this.failure !== null) return;
-    const durableAtArm = this.durableSeq;
-    this.watchdog = setTimeout(() => {
-      this.watchdog = null;
-      if (this.failure !== null || this.durableSeq === this.writeSeq) return;
-      if (this.durableSeq === durableAtArm) {
-        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeq} is not durable`), 'hung');
-      } else {
-        this.armWatchdog();
-      }
-    }, this.flushTimeoutMs);
-    this.watchdog.unref();
-  }
-
-  private clearWatchdog(): void {
-    if (this.watchdog !== null) clearTimeout(this.watchdog);
-    this.watchdog = null;
-  }
-
-  private wakeDrainWaiters(): void {
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const wake of waiters) wake();
-  }
-
   private async closeNow(): Promise<void> {
     this.queueDeferredKv();
     this.state = 'closing';
     if (this.gcLoop !== null) await this.gcLoop;
     for (const source of [...this.sources]) source.close();
-    if (this.failure === null && this.durableSeq < this.writeSeq) {
-      // Bounded by the flush watchdog, which fails (and so wakes) us on a hung disk.
-      await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
-    }
-    this.clearWatchdog();
+    // Bounded by the flush watchdog, which fails (and so wakes) us on a hung disk.
+    await this.writes.drained();
+    this.writes.stopWatchdog();
     this.state = 'closed';
-    await this.root.close();
+    if (this.writes.failure === null) return this.root.close();
+    // lmdb-js waits for the flush of every transaction before it closes, and the flush of one
+    // whose commit failed never comes: after a failure, give it a moment and go on. The
+    // environment stays open underneath (a later open of the directory shares it).
+    await Promise.race([this.root.close(), new Promise<void>((resolve) => setTimeout(resolve, FAILED_CLOSE_WAIT_MS).unref())]);
   }
 
   private checkOpen(): void {
@@ -972,20 +675,20 @@ class LmdbNodeStorage implements LmdbStorage {
    * behind a huge delete.
    */
   private kickGc(): void {
-    if (this.gcLoop !== null || this.state !== 'open' || this.failure !== null || this.gcFrom > this.snapshot.index) return;
+    if (this.gcLoop !== null || this.state !== 'open' || this.writes.failure !== null || this.gcFrom > this.snapshot.index) return;
     this.gcLoop = this.runGc().then(
       () => {
         this.gcLoop = null;
       },
       (error: unknown) => {
         this.gcLoop = null;
-        this.fail(toError(error), 'other');
+        this.writes.fail(toError(error), 'other');
       },
     );
   }
 
   private async runGc(): Promise<void> {
-    while (this.state === 'open' && this.failure === null && this.gcFrom <= this.snapshot.index) {
+    while (this.state === 'open' && this.writes.failure === null && this.gcFrom <= this.snapshot.index) {
       // Skip ranges with no keys (a log that started after an install has none below it).
       let lowest: number | undefined;
       for (const key of this.logDb.getKeys({ start: this.gcFrom, limit: 1 })) lowest = key;
@@ -1000,7 +703,7 @@ class LmdbNodeStorage implements LmdbStorage {
       const done = new Promise<void>((resolve) => {
         committed = resolve;
       });
-      this.submit(
+      this.writes.submit(
         () => {
           for (let index = from; index <= to; index++) void this.logDb.remove(index);
         },
@@ -1008,12 +711,8 @@ class LmdbNodeStorage implements LmdbStorage {
       );
       // If the commit fails, fail() runs and the loop ends on its next check; the watchdog
       // bounds this wait.
-      await Promise.race([done, this.writesSettled()]);
+      await Promise.race([done, this.writes.settled()]);
     }
-  }
-
-  private writesSettled(): Promise<void> {
-    return new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   // --- kv --------------------------------------------------------------------------------
@@ -1023,7 +722,7 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   private clearSlot(slot: KvSlot): void {
-    const seq = this.submit(
+    const seq = this.writes.submit(
       () => {
         void slot.kvDb.clearAsync();
         void slot.dedupDb.clearAsync();
@@ -1046,10 +745,10 @@ class LmdbNodeStorage implements LmdbStorage {
     if (group === null) return;
     this.deferredKv = null;
     if (group.timer !== null) clearTimeout(group.timer);
-    if (this.failure !== null) return;
+    if (this.writes.failure !== null) return;
     const { slot, puts, dedupPuts, appliedIndex } = group;
     const keys = [...puts.keys()];
-    const seq = this.submit(
+    const seq = this.writes.submit(
       () => {
         for (const p of puts.values()) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
         for (const d of dedupPuts.values()) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
@@ -1070,7 +769,7 @@ class LmdbNodeStorage implements LmdbStorage {
       durableAppliedIndex: () => this.durableApplied,
       write: (appliedIndex, mutate) => {
         this.checkOpen();
-        if (this.failure !== null) throw this.failure;
+        if (this.writes.failure !== null) throw this.writes.failure;
         assert(isIndex(appliedIndex) && appliedIndex >= this.applied, () => `kv write: applied index ${appliedIndex} is below the current ${this.applied}`);
         const slot = this.active;
         const tx = new UndoKvTx(slotState(slot), this.applied);
@@ -1082,7 +781,7 @@ class LmdbNodeStorage implements LmdbStorage {
         }
         let group = this.deferredKv;
         if (group === null) {
-          group = new DeferredKvWrites(slot, this.writeSeq + 1);
+          group = new DeferredKvWrites(slot, this.writes.writeSeq + 1);
           this.deferredKv = group;
           if (this.kvDeferMsMax > 0) group.timer = setTimeout(() => this.queueDeferredKv(), this.kvDeferMsMax);
         }

@@ -1,0 +1,70 @@
+/**
+ * A node whose own disk fills: it stays up, refuses what it cannot do, and rejoins by itself
+ * once space is back (issue "Safe to run on a real network": a full disk is an alarm, not an
+ * outage). The free-space floor and the quota (watchFreeSpace in node.ts) normally stop writes
+ * before the disk fills; this is for when something else fills it faster, or a follower's disk
+ * fills while the leader's does not.
+ *
+ * The storage tells whether its directory can be reopened (StorageFailure.trusted: the failed
+ * commit wrote nothing and nothing after it committed). Then the node's state on disk is what
+ * a crash at that moment would leave, and reopening it is the recovery every restart already
+ * does. Anything else (a failed flush, a hung disk, a failure that is not a full disk) still
+ * ends the process: its log can no longer be trusted, or the cause is not one that waiting
+ * for space repairs.
+ *
+ * Owns: the decision (is this a full disk?), the wait for space, and what the stalled node
+ * answers in the meantime. The wiring (stop the driver, close, reopen) is in node.ts.
+ */
+
+import { statfs } from 'node:fs/promises';
+import type { StorageFailure } from '../storage/lmdb.js';
+import type { StatusResponse } from '../wire/types.js';
+
+/**
+ * Free bytes below which a failed commit is taken for a full disk whatever its error says
+ * (LMDB reports a short write as EIO), and that must be free before the node reopens its
+ * data directory, on top of --free-bytes-min.
+ */
+export const SPACE_TO_RESUME_BYTES_MIN = 64 * 1024 * 1024;
+
+const noSpaceMessage = /no space left|ENOSPC|EDQUOT|quota exceeded|file too large|EFBIG/i;
+
+/** Free bytes on the disk that holds `dir`, as an unprivileged process may use them. */
+export async function freeBytes(dir: string): Promise<number> {
+  const s = await statfs(dir);
+  return s.bavail * s.bsize;
+}
+
+/** Whether a storage failure is a full disk that the node may wait out (see the file comment). */
+export function isRecoverableFullDisk(failure: StorageFailure, freeBytesNow: number | null): boolean {
+  if (!failure.trusted || failure.stage !== 'commit') return false;
+  const said = `${failure.cause?.message ?? ''} ${failure.error.message}`;
+  return noSpaceMessage.test(said) || (freeBytesNow !== null && freeBytesNow < SPACE_TO_RESUME_BYTES_MIN);
+}
+
+/**
+ * Polls the disk every `pollMs` until `bytesNeeded` are free; resolves true then, or false
+ * once `stopped()` says the node is stopping.
+ */
+export async function waitForFreeSpace(dir: string, bytesNeeded: number, pollMs: number, stopped: () => boolean): Promise<boolean> {
+  for (;;) {
+    if (stopped()) return false;
+    const free = await freeBytes(dir).catch(() => 0);
+    if (free >= bytesNeeded) return true;
+    await new Promise<void>((resolve) => setTimeout(resolve, pollMs).unref());
+  }
+}
+
+/**
+ * What /status says while the node waits: no leader (so /ready fails and clients look
+ * elsewhere), not leading, and the alarm naming the cause. The rest is as of the failure.
+ */
+export function stalledStatus(s: StatusResponse, alarm: string): StatusResponse {
+  return {
+    ...s,
+    role: s.role === 'leader' ? 'follower' : s.role,
+    leader: null,
+    peers: s.peers.map((p) => ({ ...p, matchIndex: null, lag: null })),
+    spaceAlarm: alarm,
+  };
+}
