@@ -39,6 +39,7 @@ import type { AccessOptions } from './access.js';
 import type { ServerTls, ServerTlsMaterial } from './server-tls.js';
 import type { OutboundTls } from './outbound-tls.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
+import { PerClientLimit, defaultRequestsPerClientMax } from './client-limits.js';
 import type { ForwardLimits } from './forward.js';
 import { GrpcKv, badUtf8, checkDecoded, malformed, tokenOf } from './grpc-kv.js';
 import { GrpcMembers } from './grpc-members.js';
@@ -70,6 +71,18 @@ export interface GrpcServerOptions {
   readonly tls?: ServerTls;
   /** How this node reaches the leader's HTTPS API when it forwards (http.ts HttpServerOptions.outboundTls). */
   readonly outboundTls?: OutboundTls;
+  /**
+   * Unary calls (and backups) one client address may have in flight across all its
+   * connections; beyond it a call ends RESOURCE_EXHAUSTED too_many_requests. Streams
+   * (Watch, LeaseKeepAliveStream) are not counted: they are bounded per connection by
+   * streamsPerConnectionMax and per node by --watchers-max. Default as on HTTP (1,024).
+   */
+  readonly requestsPerClientMax?: number;
+  /**
+   * Concurrent calls (HTTP/2 streams) on one client connection (`grpc.max_concurrent_streams`):
+   * a client's calls beyond it wait in its HTTP/2 stack, not on this node. Default 1,000.
+   */
+  readonly streamsPerConnectionMax?: number;
 }
 
 export interface GrpcServer {
@@ -81,8 +94,8 @@ export interface GrpcServer {
 
 /** In-flight calls get this long at close() before being cancelled. */
 const closeGraceMs = 5_000;
-/** Concurrent calls on one client connection (HTTP/2 streams). */
-const streamsPerConnectionMax = 1_000;
+/** Concurrent calls on one client connection (HTTP/2 streams), unless the options say otherwise. */
+const defaultStreamsPerConnectionMax = 1_000;
 
 /** String fields (by field number) of each request message, checked for UTF-8. */
 const stringFields: Readonly<Record<keyof typeof KVService, readonly number[]>> = {
@@ -214,17 +227,21 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
   const watches = new GrpcWatches(kv, serviceError);
   const leases = new GrpcLeases(kv);
 
-  const server = new grpc.Server(serverOptions(limits));
+  const server = new grpc.Server(serverOptions(limits, options.streamsPerConnectionMax ?? defaultStreamsPerConnectionMax));
+  const budget = callBudget(new PerClientLimit(options.requestsPerClientMax ?? defaultRequestsPerClientMax, '--requests-per-client-max'));
   const unary = <Req, Res>(method: string, handler: (request: Checked<Req>, call: grpc.ServerUnaryCall<Checked<Req>, Res>) => Promise<Res>): grpc.handleUnaryCall<Checked<Req>, Res> =>
     (call, callback) => {
       const startedMs = performance.now();
+      let release = (): void => undefined;
       const fail = (error: unknown): void => {
+        release();
         const answer = toServiceError(error, kv.servedBy(call), onInternalError);
         grpcMetrics.observeCall(method, answer.metadata?.get('qkv-error')[0]?.toString() ?? 'internal', performance.now() - startedMs);
         callback(answer);
       };
       let result: Promise<Res>;
       try {
+        release = budget(call);
         kv.refuseIfClosing();
         checkDecoded(call.request);
         result = handler(call.request, call);
@@ -234,6 +251,7 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
       }
       result.then(
         (reply) => {
+          release();
           grpcMetrics.observeCall(method, 'ok', performance.now() - startedMs);
           callback(null, reply, servedByTrailer(kv.servedBy(call)));
         },
@@ -260,7 +278,14 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
     batch: unary('Batch', (r, c) => kv.batch(r, c)),
     status: unary('Status', () => Promise.resolve(kv.status())),
     backup: (call: grpc.ServerWritableStream<Checked<object>, object>): void => {
-      kv.backup(call, serviceError, () => adminGate(call)).catch(onInternalError);
+      let release: () => void;
+      try {
+        release = budget(call);
+      } catch (error) {
+        call.emit('error', serviceError(error));
+        return;
+      }
+      kv.backup(call, serviceError, () => adminGate(call)).catch(onInternalError).finally(release);
     },
     die: unary('Die', admin((r) => kv.die(r))),
     members: unary('Members', () => Promise.resolve(members.members())),
@@ -291,30 +316,42 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<GrpcS
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
-    closing ??= (async () => {
-      kv.closing = true;
-      // Streams never end by themselves: they end now, telling the reader to go elsewhere.
-      watches.close();
-      leases.close();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          server.forceShutdown();
-          resolve();
-        }, closeGraceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-      await router.close();
-    })();
+    closing ??= shutdown(server, kv, [watches, leases], router);
     return closing;
   };
   return { address, close };
 }
 
+/** Refuses new calls, ends the streams, gives in-flight calls up to closeGraceMs, then stops forwarding. */
+async function shutdown(server: grpc.Server, kv: GrpcKv, streams: readonly { close(): void }[], router: LeaderRouter): Promise<void> {
+  kv.closing = true;
+  // Streams never end by themselves: they end now, telling the reader to go elsewhere.
+  for (const s of streams) s.close();
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, closeGraceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  await router.close();
+}
+
+/** Counts a call against its client address and returns its release, or throws too_many_requests past the limit. */
+function callBudget(limit: PerClientLimit): (call: { getPeer(): string }) => () => void {
+  return (call) => {
+    const release = limit.take(peerAddress(call.getPeer()));
+    if (release === null) throw limit.refusal('calls in flight', 'wait for their answers, or back off');
+    return release;
+  };
+}
+
 /** Every option that bounds something is stated (STYLE.md 14). */
-function serverOptions(limits: GrpcLimits): grpc.ServerOptions {
+function serverOptions(limits: GrpcLimits, streamsPerConnectionMax: number): grpc.ServerOptions {
+  if (!Number.isSafeInteger(streamsPerConnectionMax) || streamsPerConnectionMax < 1) throw new RangeError(`streamsPerConnectionMax must be a positive safe integer, got ${String(streamsPerConnectionMax)}`);
   return {
     'grpc.max_receive_message_length': limits.messageBytesMax,
     'grpc.max_send_message_length': 256 * 1024 * 1024,
@@ -323,6 +360,13 @@ function serverOptions(limits: GrpcLimits): grpc.ServerOptions {
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.max_connection_idle_ms': 5 * 60_000,
   };
+}
+
+/** The client address in grpc-js' peer text (`ip:port`, IPv6 without brackets; `unknown` without a socket). */
+export function peerAddress(peer: string): string {
+  // Over TCP grpc-js always appends the port: what precedes the last colon is the address.
+  const colon = peer.lastIndexOf(':');
+  return colon === -1 ? peer : peer.slice(0, colon);
 }
 
 function hostForUrl(host: string): string {
@@ -434,7 +478,7 @@ function toServiceError(error: unknown, servedBy: string, onInternalError: (erro
   const metadata = servedByTrailer(servedBy);
   metadata.set('qkv-error', qkvError.code);
   metadata.set('qkv-error-body-bin', Buffer.from(JSON.stringify(qkvError.toBody()), 'utf8'));
-  if (errorStatus[qkvError.code] === 503) metadata.set('qkv-retry-after-ms', String(qkvError.retryAfterMs ?? 1_000));
+  if (errorStatus[qkvError.code] === 503 || errorStatus[qkvError.code] === 429) metadata.set('qkv-retry-after-ms', String(qkvError.retryAfterMs ?? 1_000));
   return { code: codeToStatus[qkvError.code], details: qkvError.message, metadata };
 }
 

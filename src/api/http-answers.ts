@@ -126,7 +126,7 @@ export function forwardedItem(response: ForwardedResponse): BatchResultItem {
 
 export function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
   reply.code(error.status);
-  if (error.status === 503) {
+  if (error.status === 503 || error.status === 429) {
     reply.header('retry-after', String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000))));
   }
   return reply.send(error.toBody());

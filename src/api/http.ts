@@ -39,6 +39,7 @@ import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
+import { PerClientLimit, defaultRequestsPerClientMax } from './client-limits.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
 import type { ForwardLimits } from './forward.js';
 import { AccessControl, bearerToken, noAccessControl } from './access.js';
@@ -106,10 +107,18 @@ export interface HttpServerOptions {
   readonly access?: AccessOptions;
   /**
    * Open connections one client address may hold; beyond it a new connection is answered 429
-   * and closed. HTTP/1.1 serves one request at a time per connection, so this also bounds the
-   * requests (and watch streams) one client has in flight. Default 1,024.
+   * and closed. This also bounds the streams (GET /watch, /ui/events) one client holds: each
+   * keeps its connection. Default 1,024.
    */
   readonly connectionsPerIpMax?: number;
+  /**
+   * Requests one client address may have in flight across all its connections (keep-alive
+   * and pipelined alike); beyond it a request is answered 429 too_many_requests with
+   * Retry-After. Streams (routes marked `stream`) are not counted: they are bounded by
+   * connectionsPerIpMax here and by --watchers-max / the dashboard's subscribersMax per node.
+   * Default {@link defaultRequestsPerClientMax}.
+   */
+  readonly requestsPerClientMax?: number;
   /**
    * HTTPS with this certificate and key (reloaded material serves the next connections); with
    * `requireClientCert`, clients must present a certificate signed by the material's CA.
@@ -139,28 +148,35 @@ const defaultConnectionsPerIpMax = 1024;
 
 /** Answers a connection beyond `max` from one address with 429 and closes it; counts the rest until they close. */
 function limitConnectionsPerIp(app: FastifyInstance, max: number, secure: boolean): void {
-  if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`connectionsPerIpMax must be a positive safe integer, got ${String(max)}`);
-  const open = new Map<string, number>();
+  const open = new PerClientLimit(max, '--connections-per-ip-max');
   app.server.on('connection', (socket: Socket) => {
-    const ip = socket.remoteAddress ?? '';
-    const count = (open.get(ip) ?? 0) + 1;
-    if (count > max && secure) {
+    const release = open.take(socket.remoteAddress ?? '');
+    if (release === null && secure) {
       socket.destroy(); // TLS: nothing readable can be said before the handshake
       return;
     }
-    if (count > max) {
-      const body = JSON.stringify(new QkvError('too_many_requests', `This client address already holds ${max} connections (--connections-per-ip-max): reuse them`).toBody());
+    if (release === null) {
+      const body = JSON.stringify(open.refusal('connections open', 'reuse them').toBody());
       socket.end(`HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       socket.destroySoon();
       return;
     }
-    open.set(ip, count);
-    socket.once('close', () => {
-      const left = (open.get(ip) ?? 1) - 1;
-      if (left === 0) open.delete(ip);
-      else open.set(ip, left);
-    });
+    socket.once('close', release);
   });
+}
+
+/**
+ * The onRequest hook that counts a request against its client address until its response
+ * is done (written, or its connection gone), and refuses it with 429 beyond the limit.
+ * HTTP/1.1 pipelining lets one connection hand Node any number of requests at once, so the
+ * connection limit alone does not bound them.
+ */
+function requestBudget(limit: PerClientLimit): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (request, reply) => {
+    const release = limit.take(request.raw.socket.remoteAddress ?? '');
+    if (release === null) throw limit.refusal('requests in flight', 'wait for their answers, or back off');
+    reply.raw.once('close', release);
+  };
 }
 
 /** Starts the HTTP API of `options.node`; resolves once it listens. */
@@ -197,6 +213,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...uiRoutes(ctx, { streams, ...messages, ...(actions === undefined ? {} : { actions }) }),
   ].filter((route) => route.access !== 'admin' || access.options.admin !== 'off'); // off: they do not exist (404)
   const errors = new HttpErrors(ctx, routes);
+  const budget = requestBudget(new PerClientLimit(options.requestsPerClientMax ?? defaultRequestsPerClientMax, '--requests-per-client-max'));
 
   const serverTls = options.tls;
   const app = Fastify({
@@ -249,8 +266,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     app.route({
       method: route.method,
       url: route.url,
-      // Credentials are checked before the body is read: a refused request costs no parsing.
-      ...(route.access === 'open' ? {} : { onRequest: route.access === 'admin' ? adminGate(access) : dataGate(ctx) }),
+      // The client's budget, then credentials, are checked before the body is read: a
+      // refused request costs no parsing.
+      onRequest: [...(route.stream === true ? [] : [budget]), ...(route.access === 'open' ? [] : [route.access === 'admin' ? adminGate(access) : dataGate(ctx)])],
       schema: route.schema,
       schemaErrorFormatter: schemaProblem(route.problems ?? {}),
       // Each route records its own metrics with its pattern bound once here: reading

@@ -58,6 +58,17 @@ test('out-of-range and inconsistent values are refused with the flag named', () 
   refused(['--key-bytes-max', '4000'], /exceeds what LMDB can store/);
   refused(['--read-index-timeout-ms', '999'], /--read-index-timeout-ms 999 is shorter than the election timeout \(1000 ms\)/);
   refused(['--read-index-timeout-ms', '0'], /--read-index-timeout-ms/);
+  refused(['--requests-per-client-max', '100'], /--requests-per-client-max 100 is below what a follower forwards to the leader at once \(128\)/);
+  refused(['--grpc-streams-per-connection-max', '0'], /--grpc-streams-per-connection-max .* integer >= 1/);
+});
+
+test('per-client limits: 1,024 requests in flight per client address and 1,000 gRPC streams per connection unless told', () => {
+  const c = config(base, {});
+  assert.equal(c.requestsPerClientMax, 1024);
+  assert.equal(c.grpcStreamsPerConnectionMax, 1000);
+  const set = config([...base, '--requests-per-client-max', '128', '--grpc-streams-per-connection-max', '10'], {});
+  assert.equal(set.requestsPerClientMax, 128);
+  assert.equal(set.grpcStreamsPerConnectionMax, 10);
 });
 
 test('unknown flags, prefixes of flags and missing values are refused, naming the flag', () => {

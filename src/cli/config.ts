@@ -7,6 +7,8 @@
 
 import { isWriteQuorum } from '../core/config.js';
 import { formatHostPort, splitHostPort, type HostPort } from '../stdx/host-port.js';
+import { defaultRequestsPerClientMax } from '../api/client-limits.js';
+import { defaultForwardLimits } from '../api/forward.js';
 import { parseArgs } from './command.js';
 import type { CommandSpec, FlagDef } from './command.js';
 import type { WriteQuorum } from '../core/types.js';
@@ -89,6 +91,10 @@ export interface NodeConfig {
   readonly quotaBytes: number;
   /** Open HTTP connections one client address may hold (beyond: 429). */
   readonly connectionsPerIpMax: number;
+  /** HTTP requests, and gRPC unary calls, one client address may have in flight (beyond: 429 / RESOURCE_EXHAUSTED); streams are not counted. */
+  readonly requestsPerClientMax: number;
+  /** Concurrent gRPC calls (HTTP/2 streams) on one client connection. */
+  readonly grpcStreamsPerConnectionMax: number;
   /** HTTPS and gRPC over TLS for clients; `clientCaFile`: clients must present a certificate it signed. */
   readonly tls: { readonly certFile: string; readonly keyFile: string; readonly clientCaFile: string | null } | null;
   /** Mutual TLS between peers (transport/types.ts TcpTransportOptions.tls). */
@@ -115,7 +121,9 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'admin-token-file': { kind: 'value', help: 'file holding the admin token (quorumkv up writes DATA_DIR/admin-token, mode 0600); never logged or shown' },
   'quota-bytes': { kind: 'value', help: "bytes this node's stores may occupy (pages in use, not the file's size); beyond it the leader refuses puts with 507 no_space until deletes and compaction bring it back under (0: no quota)", default: String(8 * 1024 ** 3) },
   'auth-bootstrap-file': { kind: 'value', help: 'JSON file of users (with their tokens), roles and "enabled": written once by the first leader of a cluster with no users yet (docs/security.md)' },
-  'connections-per-ip-max': { kind: 'value', help: 'open HTTP connections one client address may hold; beyond it a new one is answered 429 and closed (one request at a time per connection, so this also bounds its requests and watches in flight)', default: '1024' },
+  'connections-per-ip-max': { kind: 'value', help: 'open HTTP connections one client address may hold; beyond it a new one is answered 429 and closed (each watch stream holds one, so this also bounds its watches)', default: '1024' },
+  'requests-per-client-max': { kind: 'value', help: 'requests one client address may have in flight across all its connections, HTTP (pipelined ones too) and gRPC unary calls each counted per API; beyond it 429 / RESOURCE_EXHAUSTED too_many_requests with Retry-After 1 s (watch and keep-alive streams are not counted)', default: String(defaultRequestsPerClientMax) },
+  'grpc-streams-per-connection-max': { kind: 'value', help: "concurrent gRPC calls and streams on one client connection (HTTP/2 max concurrent streams); a client's calls beyond it wait on its side", default: '1000' },
   'tls-cert': { kind: 'value', help: 'certificate (PEM) of the HTTP and gRPC APIs: they serve HTTPS / TLS only (with --tls-key); reloaded on SIGHUP' },
   'tls-key': { kind: 'value', help: 'private key (PEM) of --tls-cert' },
   'tls-client-ca': { kind: 'value', help: 'CA (PEM): clients must present a certificate it signed (mutual TLS on the client APIs)' },
@@ -324,6 +332,8 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     adminTokenFile: v.get('admin-token-file') ?? null,
     authBootstrapFile: v.get('auth-bootstrap-file') ?? null,
     connectionsPerIpMax: int(v, 'connections-per-ip-max', 1),
+    requestsPerClientMax: int(v, 'requests-per-client-max', 1),
+    grpcStreamsPerConnectionMax: int(v, 'grpc-streams-per-connection-max', 1),
     quotaBytes: int(v, 'quota-bytes', 0),
     tls: clientTlsOf(v),
     peerTls: peerTlsOf(v),
@@ -385,6 +395,10 @@ export function checkRelations(c: NodeConfig): void {
   if (c.persistsInFlightMax > 64) problems.push(`--persists-in-flight-max ${c.persistsInFlightMax} exceeds 64`);
   // The samples that date versions are taken at least once a tick: a shorter window cannot be told apart.
   if (c.historyRetentionMs > 0 && c.historyRetentionMs < c.tickMs) problems.push(`--history-retention-ms ${c.historyRetentionMs} is shorter than a tick (${c.tickMs} ms)`);
+  // A follower's requests reach the leader's HTTP API from one address, through up to this
+  // many connections (one request each) from each of its two API servers.
+  const forwardedMax = 2 * defaultForwardLimits.connectionsPerLeaderMax;
+  if (c.requestsPerClientMax < forwardedMax) problems.push(`--requests-per-client-max ${c.requestsPerClientMax} is below what a follower forwards to the leader at once (${forwardedMax}): the leader would refuse its own followers`);
   if (c.minDelayMs > c.maxDelayMs) problems.push(`--min-delay-ms ${c.minDelayMs} exceeds --max-delay-ms ${c.maxDelayMs}`);
   if (problems.length > 0) throw new ConfigError(`inconsistent limits: ${problems.join('; ')}`);
 }

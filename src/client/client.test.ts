@@ -58,7 +58,8 @@ interface Served {
   readonly registry: Registry;
 }
 
-async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads?: boolean; readonly die?: (clean: boolean) => void } = {}): Promise<Served> {
+async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads?: boolean; readonly die?: (clean: boolean) => void; readonly requestsPerClientMax?: number } = {}): Promise<Served> {
+  const perClient = options.requestsPerClientMax === undefined ? {} : { requestsPerClientMax: options.requestsPerClientMax };
   const registry = new Registry();
   const grpc = await startGrpcServer({
     node,
@@ -66,6 +67,7 @@ async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads
     limits: { messageBytesMax: 8192, listLimitMax: 50, requestTimeoutMs: 2_000, leaderWaitMs: 200 },
     validate,
     registry,
+    ...perClient,
     ...(options.die === undefined ? {} : { die: options.die }),
   });
   const http = await startHttpServer({
@@ -76,6 +78,7 @@ async function serve(t: TestContext, node: FakeKvNode, options: { readonly leads
     registry,
     logger: false,
     grpcAddress: grpc.address,
+    ...perClient,
     ...(options.die === undefined ? {} : { die: options.die }),
   });
   t.after(async () => {
@@ -127,6 +130,30 @@ for (const variant of variants) {
     const status = await kv.status();
     assert.equal(status.leader, 'n1');
     assert.ok(status.nodes[0]?.ok === true && status.nodes[0].status.grpc !== undefined, 'status shows the gRPC address');
+  });
+
+  test(`${variant}: a write refused too_many_requests (its client address at --requests-per-client-max) is retried with backoff and then succeeds`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const served = await serve(t, node, { requestsPerClientMax: 1 });
+    const kv = await client(t, variant, [served]);
+    const refusals = async (): Promise<number> => {
+      const text = transport === 'http' ? await served.registry.getSingleMetricAsString('qkv_http_requests_total') : await served.registry.getSingleMetricAsString('qkv_grpc_requests_total');
+      const pattern = transport === 'http' ? /status="429"\} (\d+)/g : /outcome="too_many_requests"\} (\d+)/g;
+      return [...text.matchAll(pattern)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const until = async (what: string, ready: () => Promise<boolean>): Promise<void> => {
+      for (const deadlineMs = performance.now() + 3_000; !(await ready()); await new Promise((resolve) => setTimeout(resolve, 5))) {
+        if (performance.now() > deadlineMs) assert.fail(`timed out waiting until ${what}`);
+      }
+    };
+    const release = node.holdWrites();
+    const first = kv.put('a', '1');
+    await until('the first write reached the node', async () => node.calls.length === 1);
+    const second = kv.put('b', '2');
+    await until('the second was refused twice', async () => (await refusals()) >= 2);
+    release();
+    assert.deepEqual((await Promise.all([first, second])).map((r) => r.key), ['a', 'b'], 'both writes succeed once the first one frees the place');
+    assert.deepEqual(node.store.get('b')?.value, '2');
   });
 
   test(`${variant}: a Uint8Array value is stored as bytes and read back as the same bytes (a string stays a string)`, async (t) => {

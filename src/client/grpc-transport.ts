@@ -15,6 +15,7 @@ import type { BackupChunk, BatchOp, BatchResult, KeyValue, StatusResponse as Sta
 import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse, TxnResponse } from '../wire/types.js';
 import { InvalidArgumentError } from './errors.js';
 import { Batcher } from './batcher.js';
+import { GrpcTlsCredentials } from './grpc-tls.js';
 import type { BatchLimits } from './batcher.js';
 import { batchablePut, deleteOp, deleteResult, entryOf as entryOfItem, getOp, okItem, putOp, stringField } from './batch-items.js';
 import type { BackupDedup, BackupItem, BackupRecord } from './backup-file.js';
@@ -78,8 +79,9 @@ export class GrpcTransport implements ClientTransport {
 
   private credentials(endpoint: string): grpc.ChannelCredentials {
     if (this.tls === null && !this.secureEndpoints.has(endpoint)) return grpc.credentials.createInsecure();
-    const pem = (v: string | Uint8Array | undefined): Buffer | null => (v === undefined ? null : Buffer.from(v));
-    return grpc.credentials.createSsl(pem(this.tls?.ca), pem(this.tls?.key), pem(this.tls?.cert));
+    const bytes = (v: string | Uint8Array | undefined): Buffer | undefined => (v === undefined ? undefined : Buffer.from(v));
+    // Not grpc-js' createSsl: it names an IP endpoint as the TLS server name (grpc-tls.ts).
+    return new GrpcTlsCredentials(endpoint, { ca: bytes(this.tls?.ca), key: bytes(this.tls?.key), cert: bytes(this.tls?.cert) });
   }
 
   /** A call's metadata: the credentials, if any (grpc-js wants a fresh object per call). */

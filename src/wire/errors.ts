@@ -46,7 +46,7 @@ export const errorStatus = {
   quorum_timeout: 503,
   /** The request waited longer than its deadline; for writes the outcome is unknown. */
   timeout: 503,
-  /** This client address holds too many connections (--connections-per-ip-max): reuse them, or back off. */
+  /** This client address holds too many connections (--connections-per-ip-max) or requests in flight (--requests-per-client-max): nothing was done; back off. */
   too_many_requests: 429,
   /** Too many requests in flight: back off. */
   busy: 503,

@@ -22,6 +22,11 @@ export interface HttpRoute {
   readonly url: string;
   readonly schema: FastifySchema;
   readonly problems?: RouteProblems;
+  /**
+   * A long-lived stream (watch, event source): not counted against the client's requests in
+   * flight (http.ts requestsPerClientMax), which it would hold for as long as it is open.
+   */
+  readonly stream?: true;
   // A method signature: handlers narrow the request to their route's typed shape.
   handle(request: FastifyRequest, reply: FastifyReply): Promise<unknown>;
 }

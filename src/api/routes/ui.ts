@@ -76,6 +76,7 @@ export function uiRoutes(ctx: HttpContext, hooks: UiHooks): HttpRoute[] {
       method: 'GET',
       access: 'open',
       url: '/ui/events',
+      stream: true,
       schema: { querystring: noQuery },
       handle: async (_request, reply) => {
         ctx.refuseIfClosing();

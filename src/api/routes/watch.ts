@@ -50,6 +50,7 @@ export function watchRoutes(ctx: HttpContext, streams: WatchStreams): HttpRoute[
       method: 'GET',
       access: 'data',
       url: '/watch',
+      stream: true,
       schema: { querystring: watchQuery, headers: readHeaders },
       handle: (request: WatchRequestIn, reply) => openWatch(ctx, streams, request, reply),
     },
