@@ -34,3 +34,21 @@ test('a fill writes every key exactly once, with no warm-up and no reads, whatev
   assert.ok(Math.abs(p.mbPerSec - (p.opsPerSec * 1000) / 1e6) < 1e-9, `MB/s ${p.mbPerSec} for ${p.opsPerSec} ops/s of 1000 B`);
   assert.equal(p.byOp[0]?.mbPerSec, p.mbPerSec);
 });
+
+test('a transaction never names one key twice (etcd refuses that), even with two keys', async () => {
+  const pairs: [string, string][] = [];
+  const target: BenchTarget = {
+    system: 'memory',
+    path: 'in-process map',
+    put: async () => undefined,
+    get: async () => 'v',
+    txn: async (a, b) => {
+      pairs.push([a, b]);
+      await new Promise((r) => setImmediate(r));
+    },
+    close: async () => undefined,
+  };
+  await runPoint({ target, workload: workload('txn'), keys: makeKeys(2, 4), value: 'v', concurrency: 2, durationMs: 1, opsTotal: 200, warmupMs: 0, serverPids: [], seed: 3, progress: false, label: 'txn' });
+  assert.ok(pairs.length >= 200);
+  assert.ok(pairs.every(([a, b]) => a !== b), 'two different keys in every transaction');
+});

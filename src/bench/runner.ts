@@ -134,10 +134,11 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
         opsIssued++;
       }
       const isRead = readFraction >= 1 || (readFraction > 0 && rng.nextFloat() < readFraction);
-      const key = (fill ? keys[opsIssued - 1] : keys[choose(rng)]) as string;
+      const index = fill ? opsIssued - 1 : choose(rng);
+      const key = keys[index] as string;
       const recorder = isRead ? recorders.read : recorders.write;
       try {
-        const answer = isRead ? await target.get(key) : txn ? await target.txn(key, keys[choose(rng)] as string, value) : await target.put(key, value);
+        const answer = isRead ? await target.get(key) : txn ? await target.txn(key, keys[otherIndex(index, choose(rng), keys.length)] as string, value) : await target.put(key, value);
         const done = performance.now();
         if (measured) {
           recorder.recordMs(done - start);
@@ -175,6 +176,14 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const persist = persistFigures(await marks.persist0, await readPersistCounters(metricsUrls), elapsedMs);
   const figures = { elapsedMs, cpu, serverCpuSeconds: o.serverPids.length > 0 ? serverEnd - serverStart : null, persist, startedAt };
   return pointResult(o, recorders, figures);
+}
+
+/**
+ * A transaction's second key: `drawn`, or the next one when it is the first (etcd refuses a
+ * transaction that puts one key twice, which would count as its error and not quorumkv's).
+ */
+function otherIndex(first: number, drawn: number, keyCount: number): number {
+  return drawn === first && keyCount > 1 ? (drawn + 1) % keyCount : drawn;
 }
 
 /** The measured window's figures that are not in the recorders. */

@@ -57,7 +57,7 @@ export interface SystemOptions {
   readonly etcdBin: string | null;
   readonly redisBin?: string | null;
   /** Install a missing etcd-server or redis-server with apt-get (as root). */
-  readonly installEtcd: boolean;
+  readonly installServers: boolean;
   /** Write a V8 CPU profile of every node the bench starts into this directory (`node --cpu-prof`). */
   readonly profileDir: string | null;
 }
@@ -176,7 +176,7 @@ export async function openEtcd(o: SystemOptions, print: (t: string) => void): Pr
     const target = await etcdConnect(o, o.etcdEndpoints);
     return { target, pids: [], servers: [], metricsUrls: [], describe: { endpoints: o.etcdEndpoints, path: target.path }, stop: () => target.close() };
   }
-  const binary = await findEtcd(o.etcdBin, o.installEtcd, (l) => print(`${l}\n`));
+  const binary = await findEtcd(o.etcdBin, o.installServers, (l) => print(`${l}\n`));
   print('starting a 3-member etcd cluster on 127.0.0.1…\n');
   const cluster = await EtcdCluster.start(binary, 3);
   try {
@@ -199,7 +199,7 @@ export async function openEtcd(o: SystemOptions, print: (t: string) => void): Pr
 }
 
 export async function openRedis(o: SystemOptions, print: (t: string) => void): Promise<SystemRun> {
-  const binary = await findRedis(o.redisBin ?? null, o.installEtcd, (l) => print(`${l}\n`));
+  const binary = await findRedis(o.redisBin ?? null, o.installServers, (l) => print(`${l}\n`));
   print('starting redis on 127.0.0.1: a primary and 2 replicas, appendfsync always…\n');
   const cluster = await RedisCluster.start(binary);
   try {

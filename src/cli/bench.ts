@@ -150,7 +150,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       etcdEndpoints: v.has('etcd-endpoints') ? (v.get('etcd-endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null,
       etcdBin: v.get('etcd-bin') ?? null,
       redisBin: v.get('redis-bin') ?? null,
-      installEtcd: true,
+      installServers: true,
       preload: !isTrue(v.get('no-preload')),
       outDir: out === 'none' ? null : out,
       seed: parseCount(v.get('seed') ?? '1', 'seed'),
