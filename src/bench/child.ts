@@ -46,3 +46,19 @@ export async function stopChild(proc: ChildProcess, signal: NodeJS.Signals, kill
   await exited;
   if (timer !== null) clearTimeout(timer);
 }
+
+/** Children SIGKILLed if this process exits first (a benchmark's servers must not outlive it). */
+const killedOnExit = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+/** Registers `proc` to be SIGKILLed should this process exit while it runs. */
+export function killOnExit(proc: ChildProcess): void {
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const child of killedOnExit) child.kill('SIGKILL');
+    });
+  }
+  killedOnExit.add(proc);
+  proc.once('exit', () => killedOnExit.delete(proc));
+}

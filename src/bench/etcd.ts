@@ -2,8 +2,9 @@
  * etcd as a comparison system: a local 3-member etcd cluster (Debian's `etcd-server`
  * package, etcd 3.4; fsync on, as shipped) on 127.0.0.1 with free ports and its data in a
  * temporary directory, and a BenchTarget driving it through the `etcd3` client (gRPC,
- * linearizable reads by default, as quorumkv's). `etcd3` is a devDependency, loaded only
- * when a comparison runs.
+ * linearizable reads by default, as quorumkv's) to the member(s) `--to` chooses (the roles
+ * come from each member's maintenance status). `etcd3` is a devDependency, loaded only
+ * when a comparison runs. Plain HTTP/JSON to etcd is etcd-gateway.ts.
  *
  * If no `etcd` binary is found and this process runs as root with apt-get, the package is
  * installed (`apt-get install -y etcd-server`); otherwise the error says how to get it, or
@@ -13,52 +14,40 @@
  * removes the directory; members are SIGKILLed if this process exits first).
  */
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { access, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, stopChild } from './child.js';
+import { freePort, killOnExit, stopChild } from './child.js';
 import { getJson } from './cluster.js';
+import { findPackagedBinary } from './debian-package.js';
+import type { ServerProcess } from './footprint.js';
+import { chooseNodes, toText } from './node-choice.js';
+import type { To } from './node-choice.js';
 import type { BenchTarget } from './target.js';
+import { request } from 'undici';
 import type * as Etcd3Module from 'etcd3';
-
-const living = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of living) child.kill('SIGKILL');
-});
 
 const etcdBinaryDefault = '/usr/bin/etcd';
 const healthWaitMs = 30_000;
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/**
+ * etcd's backend quota: 8 GiB, the largest etcd suggests, instead of the 2 GiB default, so a
+ * fill of millions of keys measures etcd rather than its quota (past it, etcd refuses
+ * writes with "database space exceeded", counted as errors).
+ */
+const quotaBackendBytes = 8 * 1024 ** 3;
 
 /** Finds the etcd binary, installing Debian's etcd-server with apt-get when allowed. */
-export async function findEtcd(binary: string | null, install: boolean, log: (line: string) => void): Promise<string> {
-  if (binary !== null) {
-    if (await exists(binary)) return binary;
-    throw new Error(`--etcd-bin ${binary} does not exist`);
-  }
-  for (const candidate of [etcdBinaryDefault, '/usr/local/bin/etcd']) if (await exists(candidate)) return candidate;
-  const canApt = install && process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
-  if (!canApt) {
-    throw new Error('etcd is not installed: install Debian\'s etcd-server package (apt-get install etcd-server), pass --etcd-bin PATH, or --etcd-endpoints URL,… of a running etcd');
-  }
-  log('etcd not found: installing Debian\'s etcd-server package with apt-get (once)…');
-  let r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
-    r = spawnSync('apt-get', ['install', '-y', '-qq', 'etcd-server'], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  }
-  if (r.status !== 0 || !(await exists(etcdBinaryDefault))) throw new Error(`apt-get install etcd-server failed: ${r.stderr?.toString().slice(-500) ?? ''}`);
-  return etcdBinaryDefault;
+export function findEtcd(binary: string | null, install: boolean, log: (line: string) => void): Promise<string> {
+  return findPackagedBinary({
+    binary,
+    candidates: [etcdBinaryDefault, '/usr/local/bin/etcd'],
+    aptPackage: 'etcd-server',
+    install,
+    log,
+    otherwise: '--etcd-bin PATH, or --etcd-endpoints URL,… of a running etcd',
+  });
 }
 
 export class EtcdCluster {
@@ -70,6 +59,11 @@ export class EtcdCluster {
 
   get pids(): number[] {
     return this.procs.flatMap((p) => (p.pid === undefined || p.exitCode !== null ? [] : [p.pid]));
+  }
+
+  /** Each member's process and data directory, for the fill's disk and memory figures. */
+  get servers(): ServerProcess[] {
+    return this.procs.map((p, i) => ({ name: `e${i + 1}`, pid: p.pid ?? null, dataDir: path.join(this.dir, `e${i + 1}`) }));
   }
 
   /** Starts `members` etcd members on 127.0.0.1 and waits until the cluster is healthy. */
@@ -89,12 +83,11 @@ export class EtcdCluster {
           '--listen-client-urls', `http://127.0.0.1:${p.client}`, '--advertise-client-urls', `http://127.0.0.1:${p.client}`,
           '--listen-peer-urls', `http://127.0.0.1:${p.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${p.peer}`,
           '--initial-cluster', initial, '--initial-cluster-token', path.basename(dir), '--initial-cluster-state', 'new',
-          '--log-level', 'warn', '--logger', 'zap',
+          '--log-level', 'warn', '--logger', 'zap', '--quota-backend-bytes', String(quotaBackendBytes),
         ];
         const log = createWriteStream(path.join(dir, `${name}.log`));
         const proc = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ETCD_UNSUPPORTED_ARCH: process.arch === 'x64' ? '' : process.arch } });
-        living.add(proc);
-        proc.once('exit', () => living.delete(proc));
+        killOnExit(proc);
         proc.stdout.pipe(log, { end: false });
         proc.stderr.pipe(log, { end: false });
         procs.push(proc);
@@ -131,19 +124,37 @@ export class EtcdCluster {
   }
 }
 
-/** A BenchTarget for etcd: put, and linearizable (default) or serializable gets. */
-export async function etcdTarget(endpoints: readonly string[], serializableReads = false): Promise<BenchTarget> {
+/**
+ * A member's role from its maintenance status (`POST /v3/maintenance/status`, which etcd
+ * 3.4 serves as JSON on its client port): `leader` when the leader it names is itself.
+ */
+export async function etcdRole(url: string): Promise<string> {
+  const res = await request(`${url}/v3/maintenance/status`, { method: 'POST', body: '{}', headers: { 'content-type': 'application/json' }, headersTimeout: 2_000, bodyTimeout: 2_000 });
+  const status = (await res.body.json()) as { header?: { member_id?: string }; leader?: string };
+  if (res.statusCode !== 200 || status.leader === undefined || status.leader === '0') return 'no leader';
+  return status.leader === status.header?.member_id ? 'leader' : 'follower';
+}
+
+/** The member URLs `to` names (all of them for null: the etcd3 client's own round robin). */
+export function etcdMembers(endpoints: readonly string[], to: To | null, timeoutMs: number): Promise<string[]> {
+  return chooseNodes(endpoints, to ?? 'any', timeoutMs, etcdRole);
+}
+
+/** A BenchTarget for etcd through the etcd3 client (gRPC): put, and linearizable (default) or serializable gets. */
+export async function etcdTarget(endpoints: readonly string[], to: To | null = null, serializableReads = false): Promise<BenchTarget> {
   let mod: typeof Etcd3Module;
   try {
     mod = await import('etcd3');
   } catch {
     throw new Error('the etcd comparison needs the etcd3 package (a devDependency): run npm install in the quorumkv checkout');
   }
-  const client = new mod.Etcd3({ hosts: [...endpoints] });
+  const hosts = await etcdMembers(endpoints, to, healthWaitMs);
+  const client = new mod.Etcd3({ hosts });
   // One round trip proves the cluster answers before the clock starts.
   await client.put('__qkv_bench_probe').value('1');
   return {
     system: 'etcd',
+    path: `etcd3 client (gRPC) to ${to === null ? 'every member (its own balancing)' : toText(to)}: ${hosts.join(' ')}`,
     put: (key, value) => client.put(key).value(value).exec(),
     get: (key) => (serializableReads ? client.get(key).serializable(true).string() : client.get(key).string()),
     txn: (a, b, value) =>

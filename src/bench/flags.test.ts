@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FlagError, parseBytes, parseCountList, parseDurationMs, parseFlags } from './flags.js';
+import { FlagError, legacyPlainArgs, parseBytes, parseCountList, parseDurationMs, parseFlags, pathChoice } from './flags.js';
+import type { PathChoice } from './flags.js';
 
 test('durations, sizes and lists read the way the help text writes them', () => {
   assert.equal(parseDurationMs('2s', 'd'), 2000);
@@ -23,4 +24,30 @@ test('unknown flags are refused unless they pass through, with their values', ()
   assert.equal(p.values.get('workload'), 'mixed');
   assert.equal(p.values.get('no-preload'), 'true');
   assert.deepEqual(p.rest, ['--write-quorum', '2', '--faults']);
+});
+
+test('--plain leader|follower|any, the older spelling, reads as --plain --to …; other arguments pass unchanged', () => {
+  assert.deepEqual(legacyPlainArgs(['--plain', 'follower', '--workload', 'write']), ['--plain', '--to', 'follower', '--workload', 'write']);
+  assert.deepEqual(legacyPlainArgs(['--plain=any']), ['--plain', '--to', 'any']);
+  assert.deepEqual(legacyPlainArgs(['--plain', '--to', 'leader']), ['--plain', '--to', 'leader']);
+  assert.deepEqual(legacyPlainArgs(['--workload', 'fill', '--plain']), ['--workload', 'fill', '--plain']);
+});
+
+test('--plain, --to, --transport and --reads-from: what each combination means, and the ones refused', () => {
+  const defs = {
+    plain: { kind: 'bool', help: '' }, to: { kind: 'value', help: '' }, transport: { kind: 'value', help: '' }, 'reads-from': { kind: 'value', help: '' },
+  } as const;
+  const choose = (...argv: string[]): PathChoice => pathChoice(parseFlags(legacyPlainArgs(argv), defs).values);
+  assert.deepEqual(choose(), { plain: false, to: null, transport: 'http', linearizableReadsFrom: 'leader' });
+  assert.deepEqual(choose('--plain', 'follower'), { plain: true, to: 'follower', transport: 'http', linearizableReadsFrom: 'leader' });
+  assert.deepEqual(choose('--plain', '--to', 'follower'), choose('--plain', 'follower'));
+  assert.deepEqual(choose('--plain'), { plain: true, to: null, transport: 'http', linearizableReadsFrom: 'leader' });
+  // The client library finds the leader; --to any spreads its linearizable reads.
+  assert.deepEqual(choose('--to', 'any', '--transport', 'grpc'), { plain: false, to: 'any', transport: 'grpc', linearizableReadsFrom: 'any' });
+  assert.throws(() => choose('--to', 'follower'), /--to follower needs --plain/);
+  assert.throws(() => choose('--plain', '--transport', 'grpc'), /--plain sends plain HTTP/);
+  assert.throws(() => choose('--to', 'any', '--reads-from', 'leader'), /disagree/);
+  assert.throws(() => choose('--plain', 'any', '--reads-from', 'any'), /--reads-from applies to the client library/);
+  assert.throws(() => choose('--to', 'somewhere'), /--to: "somewhere" is not one of leader, follower, any/);
+  assert.throws(() => choose('--to', 'leader,any'), /--to takes one of/);
 });

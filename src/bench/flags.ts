@@ -107,3 +107,53 @@ export function flagHelp(defs: Readonly<Record<string, FlagDef>>): string {
     .map(([, def], i) => `  ${(names[i] as string).padEnd(width)}${def.help}`)
     .join('\n');
 }
+
+/** Where `--to` sends operations. */
+export const toChoices = ['leader', 'follower', 'any'] as const;
+export type ToChoice = (typeof toChoices)[number];
+
+/**
+ * `--plain leader|follower|any` (the older spelling, kept working) as `--plain --to …`:
+ * `--plain` is now a switch and `--to` says where operations go.
+ */
+export function legacyPlainArgs(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    const inline = /^--plain=(leader|follower|any)$/.exec(arg);
+    if (inline !== null) out.push('--plain', '--to', inline[1] as string);
+    else if (arg === '--plain' && (toChoices as readonly string[]).includes(argv[i + 1] ?? '')) {
+      out.push('--plain', '--to', argv[i + 1] as string);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}
+
+/** How the bench's operations travel: the flags `--plain`, `--to`, `--transport`, `--reads-from`, checked together. */
+export interface PathChoice {
+  readonly plain: boolean;
+  /** null: each side's default (quorumkv: the leader; etcd: every member). */
+  readonly to: ToChoice | null;
+  readonly transport: 'http' | 'grpc';
+  readonly linearizableReadsFrom: 'leader' | 'any';
+}
+
+/**
+ * Reads the path flags from parsed `values` (after legacyPlainArgs) and refuses the
+ * combinations that cannot mean what they say.
+ */
+export function pathChoice(values: ReadonlyMap<string, string>): PathChoice {
+  const plain = values.has('plain') && values.get('plain') !== 'false';
+  if (values.get('to')?.includes(',') === true) throw new FlagError('--to takes one of leader, follower, any');
+  const to = values.has('to') ? (parseNameList(values.get('to') as string, 'to', toChoices)[0] ?? null) : null;
+  const transport = parseNameList(values.get('transport') ?? 'http', 'transport', ['http', 'grpc'] as const)[0] ?? 'http';
+  if (plain && values.has('transport') && transport === 'grpc') throw new FlagError('--plain sends plain HTTP requests; --transport grpc chooses the client library\'s transport: give one of them');
+  if (!plain && to === 'follower') throw new FlagError('--to follower needs --plain: the client library sends writes to the leader it finds (--to any spreads its linearizable reads over every node)');
+  const readsFromFlag = values.get('reads-from');
+  if (readsFromFlag !== undefined && readsFromFlag !== 'leader' && readsFromFlag !== 'any') throw new FlagError(`--reads-from must be leader or any, got "${readsFromFlag}"`);
+  if (readsFromFlag !== undefined && to !== null && !plain && readsFromFlag !== to) throw new FlagError(`--to ${to} and --reads-from ${readsFromFlag} disagree: give one of them`);
+  if (plain && readsFromFlag !== undefined) throw new FlagError('--reads-from applies to the client library; with --plain, --to says where every operation goes');
+  const linearizableReadsFrom = readsFromFlag ?? (to === 'any' && !plain ? 'any' : 'leader');
+  return { plain, to, transport, linearizableReadsFrom: linearizableReadsFrom as 'leader' | 'any' };
+}

@@ -10,23 +10,19 @@
  */
 
 import { Pool } from 'undici';
+import { TargetError } from './target.js';
 import type { BenchTarget } from './target.js';
+import { chooseNodes, toText } from './node-choice.js';
+import type { To } from './node-choice.js';
 
-export type PlainTo = 'leader' | 'follower' | 'any';
+export type { To as PlainTo } from './node-choice.js';
 
 export interface PlainTargetOptions {
   readonly endpoints: readonly string[];
-  readonly to: PlainTo;
+  readonly to: To;
   /** Keep-alive connections per node: at least the run's concurrency. */
   readonly connectionsPerEndpoint: number;
   readonly deadlineMs: number;
-}
-
-/** An HTTP error as the runner counts it: `code` is the wire error code. */
-class PlainError extends Error {
-  constructor(readonly code: string, message: string) {
-    super(message);
-  }
 }
 
 const jsonHeaders = { 'content-type': 'application/json' };
@@ -47,10 +43,11 @@ export async function plainTarget(options: PlainTargetOptions): Promise<BenchTar
     } catch {
       // not our JSON: the status names it
     }
-    throw new PlainError(code, `${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
+    throw new TargetError(code, `${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
   };
   return {
-    system: `quorumkv (plain HTTP to ${options.to === 'any' ? 'every node' : `the ${options.to}`})`,
+    system: 'quorumkv',
+    path: `plain HTTP (one request per operation) to ${toText(options.to)}: ${chosen.join(' ')}`,
     put: (key, value) => call('PUT', `/kv/${encodeURIComponent(key)}`, JSON.stringify({ value })),
     get: (key) => call('GET', `/kv/${encodeURIComponent(key)}`, null),
     txn: (a, b, value) =>
@@ -59,27 +56,4 @@ export async function plainTarget(options: PlainTargetOptions): Promise<BenchTar
       await Promise.all(pools.map((p) => p.close()));
     },
   };
-}
-
-/** The node URLs `to` asks for, from the nodes' own /status (the leader as the highest term says). */
-async function chooseNodes(endpoints: readonly string[], to: PlainTo, timeoutMs: number): Promise<string[]> {
-  if (to === 'any') return [...endpoints];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const roles = await Promise.all(
-      endpoints.map(async (url) => {
-        try {
-          const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(2_000) });
-          return { url, role: ((await res.json()) as { role?: string }).role ?? 'unknown' };
-        } catch {
-          return { url, role: 'unreachable' };
-        }
-      }),
-    );
-    const leader = roles.find((r) => r.role === 'leader');
-    const follower = roles.find((r) => r.role === 'follower');
-    if (leader !== undefined && (to === 'leader' || follower !== undefined)) return [to === 'leader' ? leader.url : (follower as { url: string }).url];
-    if (Date.now() > deadline) throw new Error(`no ${to} among ${endpoints.join(', ')} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }

@@ -24,6 +24,7 @@ import type { WorkloadSpec } from './workload.js';
 import { totalCpuSeconds } from './cluster.js';
 import { persistFigures, readPersistCounters } from './persist-figures.js';
 import type { PersistCounters, PersistFigures } from './persist-figures.js';
+import type { NodeFootprint } from './footprint.js';
 import { cpus } from 'node:os';
 
 export interface PointOptions {
@@ -32,10 +33,11 @@ export interface PointOptions {
   readonly keys: readonly string[];
   readonly value: string;
   readonly concurrency: number;
-  /** Measured time; ignored when `opsTotal` is set. */
+  /** Measured time; ignored when `opsTotal` is set or the workload is a fill (its run is every key once). */
   readonly durationMs: number;
   /** Measure exactly this many operations instead of a duration. */
   readonly opsTotal: number | null;
+  /** Uncounted warm-up; none for a fill. */
   readonly warmupMs: number;
   /** Server processes whose CPU time is measured (empty: unknown). */
   readonly serverPids: readonly number[];
@@ -50,6 +52,8 @@ export interface PointOptions {
 
 export interface PointResult {
   readonly system: string;
+  /** How the operations travelled (BenchTarget.path). */
+  readonly path?: string;
   readonly workload: string;
   readonly readFraction: number;
   readonly distribution: string;
@@ -61,6 +65,8 @@ export interface PointResult {
   readonly elapsedMs: number;
   /** Successful operations per second, all types. */
   readonly opsPerSec: number;
+  /** Values written and read per second in MB (10^6 bytes): opsPerSec × valueBytes. */
+  readonly mbPerSec: number;
   readonly ops: number;
   readonly errors: number;
   /** Per operation type, then `all`. */
@@ -73,6 +79,8 @@ export interface PointResult {
   readonly serverCpuCores: number | null;
   /** fsyncs and group commit on the nodes during the measured window (quorumkv only). */
   readonly persist: PersistFigures | null;
+  /** Disk and anonymous memory of each server process after the point (the fill workload's). */
+  readonly footprint?: readonly NodeFootprint[] | null;
   readonly startedAt: string;
 }
 
@@ -90,13 +98,16 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const readFraction = o.workload.readFraction;
   const txn = o.workload.txn === true;
   const baseRng = createPrng(o.seed);
+  // A fill writes each key once, in order: its run is the keys, with nothing to warm up.
+  const fill = o.workload.fill === true;
+  const warmupMs = fill ? 0 : o.warmupMs;
 
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
-  const measureStart = t0 + o.warmupMs;
-  let measureEnd = o.opsTotal === null ? measureStart + o.durationMs : Infinity;
+  const measureStart = t0 + warmupMs;
+  let measureEnd = o.opsTotal === null && !fill ? measureStart + o.durationMs : Infinity;
   let opsIssued = 0;
-  const opsTotal = o.opsTotal ?? Infinity;
+  const opsTotal = fill ? keys.length : (o.opsTotal ?? Infinity);
   let lastDone = measureStart;
 
   // CPU figures are taken when the warm-up ends, by a timer, so they cover the measured
@@ -108,11 +119,11 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
     marks.server0 = totalCpuSeconds(o.serverPids);
     marks.persist0 = readPersistCounters(metricsUrls);
   };
-  const startTimer = o.warmupMs > 0 ? setTimeout(takeStart, o.warmupMs) : null;
+  const startTimer = warmupMs > 0 ? setTimeout(takeStart, warmupMs) : null;
   if (startTimer === null) takeStart();
 
   const tty = o.progress && process.stderr.isTTY === true;
-  const ticker = tty ? startTicker(o, progress, measureStart, () => opsIssued) : null;
+  const ticker = tty ? startTicker(o, progress, measureStart, () => opsIssued, fill ? keys.length : o.opsTotal) : null;
 
   const worker = async (rng: ReturnType<typeof createPrng>): Promise<void> => {
     for (;;) {
@@ -123,10 +134,11 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
         opsIssued++;
       }
       const isRead = readFraction >= 1 || (readFraction > 0 && rng.nextFloat() < readFraction);
-      const key = keys[choose(rng)] as string;
+      const index = fill ? opsIssued - 1 : choose(rng);
+      const key = keys[index] as string;
       const recorder = isRead ? recorders.read : recorders.write;
       try {
-        const answer = isRead ? await target.get(key) : txn ? await target.txn(key, keys[choose(rng)] as string, value) : await target.put(key, value);
+        const answer = isRead ? await target.get(key) : txn ? await target.txn(key, keys[otherIndex(index, choose(rng), keys.length)] as string, value) : await target.put(key, value);
         const done = performance.now();
         if (measured) {
           recorder.recordMs(done - start);
@@ -166,6 +178,14 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   return pointResult(o, recorders, figures);
 }
 
+/**
+ * A transaction's second key: `drawn`, or the next one when it is the first (etcd refuses a
+ * transaction that puts one key twice, which would count as its error and not quorumkv's).
+ */
+function otherIndex(first: number, drawn: number, keyCount: number): number {
+  return drawn === first && keyCount > 1 ? (drawn + 1) % keyCount : drawn;
+}
+
 /** The measured window's figures that are not in the recorders. */
 interface WindowFigures {
   readonly elapsedMs: number;
@@ -177,28 +197,31 @@ interface WindowFigures {
 
 function pointResult(o: PointOptions, recorders: { readonly read: OpRecorder; readonly write: OpRecorder }, w: WindowFigures): PointResult {
   const { elapsedMs, cpu, persist, startedAt } = w;
+  const valueBytes = Buffer.byteLength(o.value);
   const byOp: OpSummary[] = [];
   const present: OpRecorder[] = [];
   for (const op of ['write', 'read'] as const) {
     const r = recorders[op];
     if (r.histogram.totalCount === 0 && r.errors === 0) continue;
-    byOp.push(summarize(op, [r], elapsedMs));
+    byOp.push(summarize(op, [r], elapsedMs, valueBytes));
     present.push(r);
   }
-  const all = summarize('all', present.length > 0 ? present : [recorders.write], elapsedMs);
+  const all = summarize('all', present.length > 0 ? present : [recorders.write], elapsedMs, valueBytes);
   byOp.push(all);
   const clientCpuCores = (cpu.user + cpu.system) / 1000 / elapsedMs;
   return {
     system: o.target.system,
+    path: o.target.path,
     workload: o.workload.name,
     readFraction: o.workload.readFraction,
     distribution: o.workload.distribution,
     concurrency: o.concurrency,
     keyCount: o.keys.length,
     keyBytes: Buffer.byteLength(o.keys[0] ?? ''),
-    valueBytes: Buffer.byteLength(o.value),
+    valueBytes,
     elapsedMs: Math.round(elapsedMs),
     opsPerSec: all.opsPerSec,
+    mbPerSec: all.mbPerSec,
     ops: all.count,
     errors: all.errors,
     byOp,
@@ -218,14 +241,14 @@ interface ProgressWindow {
 }
 
 /** A once-a-second progress line on stderr (a TTY only); the caller clears the interval. */
-function startTicker(o: PointOptions, progress: ProgressWindow, measureStart: number, opsIssued: () => number): NodeJS.Timeout {
+function startTicker(o: PointOptions, progress: ProgressWindow, measureStart: number, opsIssued: () => number, opsTotal: number | null): NodeJS.Timeout {
   let lastTick = performance.now();
   return setInterval(() => {
     const now = performance.now();
     const seconds = (now - lastTick) / 1000;
     lastTick = now;
     const warm = now < measureStart;
-    const where = warm ? 'warm-up' : o.opsTotal === null ? `${((now - measureStart) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s` : `${opsIssued()}/${o.opsTotal} ops`;
+    const where = warm ? 'warm-up' : opsTotal === null ? `${((now - measureStart) / 1000).toFixed(0)}/${(o.durationMs / 1000).toFixed(0)} s` : `${opsIssued()}/${opsTotal} ops`;
     const p99 = progress.latency.totalCount === 0 ? 0 : progress.latency.getValueAtPercentile(99) / 1000;
     process.stderr.write(`\r\x1b[K${o.label}  ${where}  ${(progress.ops / seconds).toFixed(0)} ops/s  p99 ${p99.toFixed(1)} ms  errors ${progress.errors}`);
     progress.latency.reset();

@@ -52,6 +52,8 @@ export interface OpSummary {
   readonly errors: number;
   readonly misses: number;
   readonly opsPerSec: number;
+  /** Values moved per second: opsPerSec × the value's bytes, in MB (10^6 bytes). */
+  readonly mbPerSec: number;
   readonly meanMs: number;
   readonly p50Ms: number;
   readonly p95Ms: number;
@@ -63,7 +65,7 @@ export interface OpSummary {
   readonly histogram: string;
 }
 
-export function summarize(op: OpKind | 'all', recorders: readonly OpRecorder[], elapsedMs: number): OpSummary {
+export function summarize(op: OpKind | 'all', recorders: readonly OpRecorder[], elapsedMs: number, valueBytes = 0): OpSummary {
   let h: hdr.Histogram;
   if (recorders.length === 1) h = (recorders[0] as OpRecorder).histogram;
   else {
@@ -83,12 +85,14 @@ export function summarize(op: OpKind | 'all', recorders: readonly OpRecorder[], 
   // maximum recorded: clamp so that p50 <= … <= p99.9 <= max always holds.
   const maxUs = h.maxValue;
   const ms = (us: number): number => Math.round(Math.min(us, maxUs)) / 1000;
+  const opsPerSec = elapsedMs > 0 ? (count * 1000) / elapsedMs : 0;
   return {
     op,
     count,
     errors,
     misses,
-    opsPerSec: elapsedMs > 0 ? (count * 1000) / elapsedMs : 0,
+    opsPerSec,
+    mbPerSec: (opsPerSec * valueBytes) / 1e6,
     meanMs: count === 0 ? 0 : Math.round(h.mean) / 1000,
     p50Ms: count === 0 ? 0 : ms(h.getValueAtPercentile(50)),
     p95Ms: count === 0 ? 0 : ms(h.getValueAtPercentile(95)),

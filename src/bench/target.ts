@@ -12,8 +12,10 @@ import { connect, QuorumKvError } from '../client/index.js';
 import type { Consistency, KvClient } from '../client/index.js';
 
 export interface BenchTarget {
-  /** `quorumkv` or `etcd`. */
+  /** `quorumkv`, `etcd` or `redis`: the system, whichever way it is driven. */
   readonly system: string;
+  /** How operations travel and where they go, for the report (no commas: it is also a plain CSV cell). */
+  readonly path: string;
   /** Resolves once the write is acknowledged; rejects with the system's error. */
   put(key: string, value: string): Promise<unknown>;
   /** Resolves with the entry, or undefined/null when the key does not exist. */
@@ -21,6 +23,13 @@ export interface BenchTarget {
   /** One transaction: if `a` exists, put `value` under `a` and `b` (else read `a`). */
   txn(a: string, b: string, value: string): Promise<unknown>;
   close(): Promise<void>;
+}
+
+/** An operation's failure as the runner counts it: `code` names it (a wire error code, `http_503`). */
+export class TargetError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
 }
 
 /** A short, stable name for an error, for the error-count columns. */
@@ -59,8 +68,11 @@ export async function quorumKvTarget(options: QuorumKvTargetOptions): Promise<Be
   });
   // One options object for every read: no per-call allocation.
   const readOptions = { consistency: options.readConsistency };
+  const transport = options.transport ?? 'http';
+  const reads = options.linearizableReadsFrom === 'any' && options.readConsistency === 'linearizable' ? '; linearizable reads from every node' : '';
   return {
     system: 'quorumkv',
+    path: `client library over ${transport === 'grpc' ? 'gRPC' : 'HTTP'}${options.batching === false ? ' (one request per operation)' : ''}; writes to the leader it finds${reads}`,
     put: (key, value) => kv.put(key, value),
     get: (key) => kv.get(key, readOptions),
     txn: (a, b, value) =>

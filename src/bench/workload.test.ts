@@ -55,3 +55,10 @@ test('keys are distinct and exactly --key-bytes long; the value exactly --value-
   assert.equal(Buffer.byteLength(makeValue(128, createPrng(1))), 128);
   assert.equal(makeValue(0, createPrng(1)), '');
 });
+
+test('fill is a write-only workload that writes each key once (the runner stops after the keys)', () => {
+  const w = workload('fill');
+  assert.equal(w.fill, true);
+  assert.equal(w.readFraction, 0);
+  assert.equal(workload('write').fill, undefined);
+});

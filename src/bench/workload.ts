@@ -15,6 +15,7 @@
  * | hot-cold | 50% | 90% of operations on 10% of the keys |
  * | zipf | 50% | zipfian (θ = 0.99, YCSB's constant) |
  * | txn | 0% | uniform: each operation one transaction, if key A exists put A and B |
+ * | fill | 0% | every key once, in order: a load of `--keys` new keys, then the run ends |
  *
  * Keys and the value are made once, before a run (`makeKeys`, `makeValue`), so choosing an
  * operation allocates nothing. Randomness comes from a seeded Prng: one seed reproduces a
@@ -25,7 +26,7 @@
 
 import type { Prng } from '../stdx/prng.js';
 
-export const workloadNames = ['write', 'read', 'mixed', 'read-heavy', 'write-heavy', 'ycsb-a', 'ycsb-b', 'ycsb-c', 'hot-cold', 'zipf', 'txn'] as const;
+export const workloadNames = ['write', 'read', 'mixed', 'read-heavy', 'write-heavy', 'ycsb-a', 'ycsb-b', 'ycsb-c', 'hot-cold', 'zipf', 'txn', 'fill'] as const;
 export type WorkloadName = (typeof workloadNames)[number];
 
 export type KeyDistribution = 'uniform' | 'hot-cold' | 'zipf';
@@ -39,6 +40,11 @@ export interface WorkloadSpec {
   readonly distribution: KeyDistribution;
   /** Writes are transactions over two keys (compare one exists, put both) instead of puts. */
   readonly txn?: boolean;
+  /**
+   * Write every key exactly once, in order, and stop: the run is the keys' count of
+   * operations, with no warm-up (each key is new, so none can be spent warming up).
+   */
+  readonly fill?: boolean;
 }
 
 const mixes: Readonly<Record<WorkloadName, { readFraction: number; distribution: KeyDistribution }>> = {
@@ -53,10 +59,11 @@ const mixes: Readonly<Record<WorkloadName, { readFraction: number; distribution:
   'hot-cold': { readFraction: 0.5, distribution: 'hot-cold' },
   zipf: { readFraction: 0.5, distribution: 'zipf' },
   txn: { readFraction: 0, distribution: 'uniform' },
+  fill: { readFraction: 0, distribution: 'uniform' },
 };
 
 export function workload(name: WorkloadName): WorkloadSpec {
-  return { name, ...mixes[name], ...(name === 'txn' ? { txn: true } : {}) };
+  return { name, ...mixes[name], ...(name === 'txn' ? { txn: true } : {}), ...(name === 'fill' ? { fill: true } : {}) };
 }
 
 /** Share of the keys that are hot, and share of operations that go to them (hot-cold). */

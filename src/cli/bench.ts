@@ -7,13 +7,14 @@
  */
 
 import { runBench } from '../bench/bench.js';
-import { FlagError, flagHelp, parseBytes, parseCount, parseCountList, parseDurationMs, parseFlags, parseNameList } from '../bench/flags.js';
+import { FlagError, flagHelp, legacyPlainArgs, parseBytes, parseCount, parseCountList, parseDurationMs, parseFlags, parseNameList, pathChoice } from '../bench/flags.js';
 import type { FlagDef } from '../bench/flags.js';
 import { defaultOutDir } from '../bench/report.js';
 import { workloadNames } from '../bench/workload.js';
-import { clusterFileEndpoints, defaultClusterFile } from './cluster-file.js';
+import { clusterFileEndpoints, defaultClusterFile, readClusterFile } from './cluster-file.js';
 import { ConfigError, nodeFlags } from './config.js';
 import { nodeStatus } from '../bench/cluster.js';
+import { comparedSystems } from '../bench/systems.js';
 
 const benchFlags: Record<string, FlagDef> = {
   workload: { kind: 'value', help: `${workloadNames.join('|')}; a comma list runs several (default mixed)` },
@@ -25,16 +26,18 @@ const benchFlags: Record<string, FlagDef> = {
   'key-bytes': { kind: 'value', help: 'key size in bytes (default 16)' },
   'value-bytes': { kind: 'value', help: 'value size in bytes (default 128)' },
   'read-consistency': { kind: 'value', help: 'linearizable (default) | leader | local | session' },
-  'reads-from': { kind: 'value', help: 'where linearizable reads go: leader (default) | any (followers serve them by read index)' },
-  transport: { kind: 'value', help: "the client library's transport: http (default) | grpc" },
-  plain: { kind: 'value', help: 'no client library: one plain HTTP request per operation to the leader, a follower or every node in turn (leader|follower|any)' },
+  'reads-from': { kind: 'value', help: 'where the client library sends linearizable reads: leader (default) | any (followers serve them by read index)' },
+  transport: { kind: 'value', help: "the client library's transport: http (default) | grpc (etcd: the etcd3 client, gRPC, either way)" },
+  plain: { kind: 'bool', help: 'no client library: one plain HTTP request per operation (quorumkv: PUT/GET /kv; etcd: its JSON gateway); --plain leader|follower|any still works' },
+  to: { kind: 'value', help: 'where operations go: leader | follower (needs --plain) | any (every node in turn; the client library: reads from any node); etcd: that member (default every member)' },
   'no-batching': { kind: 'bool', help: 'one HTTP request per operation instead of the client\'s POST /batch gathering' },
   endpoints: { kind: 'value', help: 'a running cluster: URL,… (default: npm start\'s, if ./data/cluster.json names a running node; else start one)' },
   'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (default ./data/cluster.json, used when a node in it answers)' },
   nodes: { kind: 'value', help: 'start a fresh cluster of N nodes for the run (default 3); so does any node flag, which passes through' },
-  compare: { kind: 'value', help: 'etcd: run the same workload against a local 3-member etcd and print the ratio' },
+  compare: { kind: 'value', help: 'etcd, redis or etcd,redis: run the same workload against a local 3-member etcd / a redis primary with 2 replicas (appendfsync always, WAIT 2) and print the ratio' },
   'etcd-endpoints': { kind: 'value', help: 'use a running etcd (http://host:port,…) instead of starting one' },
   'etcd-bin': { kind: 'value', help: 'etcd binary (default /usr/bin/etcd; installed with apt-get as root if missing)' },
+  'redis-bin': { kind: 'value', help: 'redis-server binary (default /usr/bin/redis-server; installed with apt-get as root if missing)' },
   'no-preload': { kind: 'bool', help: 'do not write every key before read workloads' },
   out: { kind: 'value', help: 'report directory (default bench-results/bench-<time>); "none" writes no files' },
   seed: { kind: 'value', help: 'seed of the operation sequence (default 1)' },
@@ -57,6 +60,8 @@ examples:
   quorumkv bench --workload mixed --concurrency 5,10,20 --duration 5s --out /tmp/mixed
   quorumkv bench --workload write,mixed,read-heavy --concurrency 1,16,64 --compare etcd
   quorumkv bench --cluster-file ./data/cluster.json --workload read-heavy --concurrency 64
+  quorumkv bench --plain --to follower --workload write --concurrency 64 --compare etcd
+  quorumkv bench --workload fill --keys 1m --value-bytes 1k --concurrency 64 --compare etcd,redis
 `;
 
 /** Node flags pass through to the nodes the bench starts (those it does not choose per node). */
@@ -85,6 +90,15 @@ async function runningLocalCluster(file: string): Promise<string[] | null> {
   return endpoints;
 }
 
+/** Each node's data directory by HTTP URL, as the cluster file records it (for the fill's disk figures). */
+async function clusterDataDirs(file: string): Promise<Record<string, string>> {
+  try {
+    return Object.fromEntries((await readClusterFile(file)).nodes.filter((n) => n.dataDir !== '').map((n) => [n.http, n.dataDir]));
+  } catch {
+    return {};
+  }
+}
+
 /** How long a node of ./data/cluster.json gets to answer before the bench starts its own cluster. */
 const statusProbeTimeoutMs = 1000;
 
@@ -94,18 +108,24 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    const { values: v, rest, positional } = parseFlags(argv, benchFlags, passedNodeFlags, 'bench');
+    const { values: v, rest, positional } = parseFlags(legacyPlainArgs(argv), benchFlags, passedNodeFlags, 'bench');
     if (positional.length > 0) throw new FlagError(`unexpected argument ${positional[0] ?? ''}`);
+    const path = pathChoice(v);
     let endpoints: string[] | null = v.has('endpoints') ? (v.get('endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null;
-    if (endpoints === null && v.has('cluster-file')) endpoints = await clusterFileEndpoints(v.get('cluster-file') as string);
+    let clusterFile: string | null = null;
+    if (endpoints === null && v.has('cluster-file')) {
+      clusterFile = v.get('cluster-file') as string;
+      endpoints = await clusterFileEndpoints(clusterFile);
+    }
     // Like check and the client commands, the bench finds npm start's cluster by itself;
     // asking for a cluster's shape (--nodes, a node flag) always starts a fresh one.
-    if (endpoints === null && !v.has('nodes') && rest.length === 0) endpoints = await runningLocalCluster(defaultClusterFile);
+    if (endpoints === null && !v.has('nodes') && rest.length === 0) {
+      endpoints = await runningLocalCluster(defaultClusterFile);
+      if (endpoints !== null) clusterFile = defaultClusterFile;
+    }
     if (endpoints !== null && rest.length > 0) throw new FlagError(`node flags (${rest.join(' ')}) only apply to a cluster the bench starts, not to --endpoints`);
     const consistency = v.get('read-consistency') ?? 'linearizable';
     if (!['linearizable', 'leader', 'local', 'session'].includes(consistency)) throw new FlagError(`--read-consistency must be linearizable, leader, local or session, got "${consistency}"`);
-    const readsFrom = v.get('reads-from') ?? 'leader';
-    if (readsFrom !== 'leader' && readsFrom !== 'any') throw new FlagError(`--reads-from must be leader or any, got "${readsFrom}"`);
     const out = v.get('out') ?? defaultOutDir('bench');
     await runBench({
       workloads: parseNameList(v.get('workload') ?? 'mixed', 'workload', workloadNames),
@@ -117,17 +137,20 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       keyBytes: parseBytes(v.get('key-bytes') ?? '16', 'key-bytes', 1, 1024),
       valueBytes: parseBytes(v.get('value-bytes') ?? '128', 'value-bytes', 0, 1024 * 1024),
       readConsistency: consistency as 'linearizable' | 'leader' | 'local' | 'session',
-      linearizableReadsFrom: readsFrom,
+      linearizableReadsFrom: path.linearizableReadsFrom,
       batching: !v.has('no-batching'),
-      transport: parseNameList(v.get('transport') ?? 'http', 'transport', ['http', 'grpc'] as const)[0] ?? 'http',
-      plain: v.has('plain') ? parseNameList(v.get('plain') as string, 'plain', ['leader', 'follower', 'any'] as const)[0] ?? null : null,
+      transport: path.transport,
+      plain: path.plain,
+      to: path.to,
       endpoints,
+      dataDirs: clusterFile === null ? {} : await clusterDataDirs(clusterFile),
       nodes: parseCount(v.get('nodes') ?? '3', 'nodes', 1, 15),
       nodeFlags: rest,
-      compare: v.has('compare') ? parseNameList(v.get('compare') as string, 'compare', ['etcd'] as const) : [],
+      compare: v.has('compare') ? [...new Set(parseNameList(v.get('compare') as string, 'compare', comparedSystems))] : [],
       etcdEndpoints: v.has('etcd-endpoints') ? (v.get('etcd-endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null,
       etcdBin: v.get('etcd-bin') ?? null,
-      installEtcd: true,
+      redisBin: v.get('redis-bin') ?? null,
+      installServers: true,
       preload: !isTrue(v.get('no-preload')),
       outDir: out === 'none' ? null : out,
       seed: parseCount(v.get('seed') ?? '1', 'seed'),

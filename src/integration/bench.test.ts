@@ -23,6 +23,7 @@ interface OpSummary {
   op: string;
   count: number;
   errors: number;
+  misses: number;
   opsPerSec: number;
   meanMs: number;
   p50Ms: number;
@@ -42,6 +43,9 @@ interface Point {
   elapsedMs: number;
   clientCpuCores: number;
   serverCpuCores: number | null;
+  mbPerSec: number;
+  path: string;
+  footprint?: { name: string; diskBytes: number | null; rssAnonBytes: number | null }[] | null;
   persist: { fsyncsPerSec: number; entriesPerFsync: number; meanMs: number } | null;
   byOp: OpSummary[];
 }
@@ -215,16 +219,117 @@ test('bench --compare etcd runs the same workload against quorumkv and a local e
     assert.match(run.stdout, /^etcd\s+write\s+8\s+\d+\s+0\s+write\b/m);
 
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
-      results: { points: Point[]; comparison: { workload: string; concurrency: number; quorumkvOpsPerSec: number; etcdOpsPerSec: number; ratio: number }[] };
+      results: { points: Point[]; comparison: { system: string; workload: string; concurrency: number; quorumkvOpsPerSec: number; otherOpsPerSec: number; ratio: number }[] };
     };
     assert.deepEqual(json.results.points.map((p) => p.system), ['quorumkv', 'etcd']);
+    assert.match(run.stdout, /^etcd: etcd3 client \(gRPC\) to every member/m, 'the report says which etcd path ran');
     for (const p of json.results.points) assert.ok(p.opsPerSec > 5 && p.byOp.some((b) => b.op === 'write' && b.count > 0), `${p.system}: ${p.opsPerSec} ops/s`);
     assert.equal(json.results.comparison.length, 1);
     const c = json.results.comparison[0]!;
-    assert.ok(Math.abs(c.ratio - c.quorumkvOpsPerSec / c.etcdOpsPerSec) < 1e-9);
+    assert.equal(c.system, 'etcd');
+    assert.ok(Math.abs(c.ratio - c.quorumkvOpsPerSec / c.otherOpsPerSec) < 1e-9);
     // The ratio line: workload, clients, both throughputs and their ratio, as measured.
-    const line = new RegExp(`^write\\s+8\\s+${c.quorumkvOpsPerSec.toFixed(0)}\\s+${c.etcdOpsPerSec.toFixed(0)}\\s+${c.ratio.toFixed(2)}×`, 'm');
+    const line = new RegExp(`^write\\s+8\\s+${c.quorumkvOpsPerSec.toFixed(0)}\\s+${c.otherOpsPerSec.toFixed(0)}\\s+${c.ratio.toFixed(2)}×`, 'm');
     assert.match(run.stdout, line);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('bench refuses path flags that cannot mean what they say, before starting anything', { timeout: 30_000 }, async () => {
+  for (const [args, message] of [
+    [['--to', 'follower'], /--to follower needs --plain/],
+    [['--plain', '--transport', 'grpc'], /--plain sends plain HTTP/],
+    [['--compare', 'mongo'], /--compare: "mongo" is not one of etcd, redis/],
+    [['--to', 'nowhere'], /--to: "nowhere" is not one of leader, follower, any/],
+  ] as const) {
+    const run = await runCli(['bench', '--nodes', '3', ...args, '--out', 'none'], 20_000);
+    assert.equal(run.code, 2, `${args.join(' ')}: exit code ${run.code}\n${run.stdout}${run.stderr}`);
+    assert.match(run.stderr, message);
+    assert.doesNotMatch(run.stdout, /starting a/, 'nothing was started');
+  }
+});
+
+test('bench --workload fill writes each key once and reports MB/s, and each node\'s disk and anonymous memory in the table, the CSV and the JSON', { timeout: 120_000 }, async () => {
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-fill-'));
+  try {
+    const run = await runCli(['bench', '--nodes', '3', '--workload', 'fill', '--keys', '400', '--value-bytes', '2k', '--concurrency', '8', '--out', out, '--no-progress'], 90_000);
+    assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /every key written once, no warm-up/);
+    assert.match(run.stdout, /^system\s+workload\s+clients\s+ops\/s\s+MB\/s\s+errors/m, 'values of 2 KiB: an MB/s column');
+    for (const n of ['n1', 'n2', 'n3']) assert.match(run.stdout, new RegExp(`^  quorumkv ${n}: data directory \\d+\\.\\d MiB on disk, anonymous RSS \\d+\\.\\d MiB$`, 'm'));
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as { results: { points: Point[] } };
+    const [p] = json.results.points;
+    assert.ok(p !== undefined && p.workload === 'fill');
+    assert.equal(p.byOp.find((b) => b.op === 'write')?.count, 400, 'every key once, none twice');
+    assert.deepEqual(p.byOp.map((b) => b.op), ['write', 'all'], 'no reads');
+    assert.equal(p.errors, 0);
+    assert.ok(Math.abs(p.mbPerSec - (p.opsPerSec * 2048) / 1e6) < 1e-6, `MB/s ${p.mbPerSec} for ${p.opsPerSec} ops/s`);
+    assert.equal(p.footprint?.length, 3);
+    for (const n of p.footprint ?? []) {
+      // 400 values of 2 KiB are on every node: its data directory holds at least them.
+      assert.ok(n.diskBytes !== null && n.diskBytes >= 400 * 2048, `${n.name} disk ${n.diskBytes}`);
+      assert.ok(n.rssAnonBytes !== null && n.rssAnonBytes > 10 * 1024 * 1024, `${n.name} anonymous RSS ${n.rssAnonBytes}`);
+    }
+    const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
+    const header = (csv[0] ?? '').split(',');
+    const row = (csv[1] ?? '').split(',');
+    assert.equal(row.length, header.length, 'no cell holds a comma');
+    const cell = (name: string): string => row[header.indexOf(name)] ?? '';
+    assert.equal(Number(cell('disk_bytes')), (p.footprint ?? []).reduce((a, n) => a + (n.diskBytes ?? 0), 0));
+    assert.ok(Number(cell('rss_anon_bytes')) > 0 && Number(cell('mb_per_s')) > 0);
+    assert.match(cell('footprint_by_node'), /^n1 disk=\d+ rss_anon=\d+; n2 /);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('bench --plain --to follower --compare etcd drives etcd through its HTTP/JSON gateway at a follower member: zero errors, and the report says so', { timeout: 180_000 }, async (t) => {
+  if (!(await exists('/usr/bin/etcd'))) {
+    t.skip('etcd is not installed (apt-get install etcd-server)');
+    return;
+  }
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-etcd-plain-'));
+  try {
+    const run = await runCli(['bench', '--compare', 'etcd', '--nodes', '3', '--plain', '--to', 'follower', '--workload', 'mixed', '--concurrency', '4', '--duration', '1s', '--warmup', '0.3s', '--keys', '100', '--out', out, '--no-progress'], 150_000);
+    assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /^quorumkv: plain HTTP \(one request per operation\) to a follower: http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.match(run.stdout, /^etcd: plain HTTP\/JSON gateway \(one request per operation\) to a follower: http:\/\/127\.0\.0\.1:\d+$/m);
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as { config: { systems: Record<string, { path: string }> }; results: { points: Point[] } };
+    assert.match(json.config.systems['etcd']?.path ?? '', /^plain HTTP\/JSON gateway/);
+    for (const p of json.results.points) {
+      assert.ok(p.opsPerSec > 5, `${p.system}: ${p.opsPerSec} ops/s`);
+      assert.equal(p.errors, 0, `${p.system}: ${JSON.stringify(p.byOp.map((b) => b.errors))}`);
+      // Reads find the preloaded keys: the gateway's range answers carry the values.
+      assert.equal(p.byOp.find((b) => b.op === 'read')?.misses, 0, `${p.system} read misses`);
+    }
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+});
+
+test('bench --compare redis runs the same workload against a redis primary with two replicas (appendfsync always, WAIT 2)', { timeout: 180_000 }, async (t) => {
+  if (!(await exists('/usr/bin/redis-server'))) {
+    t.skip('redis-server is not installed (apt-get install redis-server)');
+    return;
+  }
+  const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-redis-'));
+  try {
+    const run = await runCli(['bench', '--compare', 'redis', '--nodes', '3', '--workload', 'mixed,fill', '--concurrency', '4', '--duration', '1s', '--warmup', '0.3s', '--keys', '100', '--out', out, '--no-progress'], 150_000);
+    assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /starting redis on 127\.0\.0\.1: a primary and 2 replicas, appendfsync always/);
+    assert.match(run.stdout, /^redis: .*each write then WAIT 2; reads from the primary$/m);
+    assert.match(run.stdout, /^redis\s+mixed\s+4\s+\d+\s+0\s+write\b/m);
+    for (const n of ['primary', 'replica1', 'replica2']) assert.match(run.stdout, new RegExp(`^  redis ${n}: data directory \\d`, 'm'));
+    const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as { results: { points: Point[]; comparison: { system: string; workload: string; ratio: number }[] } };
+    const redis = json.results.points.filter((p) => p.system === 'redis');
+    assert.deepEqual(redis.map((p) => p.workload), ['mixed', 'fill']);
+    for (const p of redis) assert.ok(p.opsPerSec > 5 && p.errors === 0, `redis ${p.workload}: ${p.opsPerSec} ops/s, ${p.errors} errors`);
+    assert.equal(redis[0]?.byOp.find((b) => b.op === 'read')?.misses, 0, 'reads from the primary see every write');
+    assert.deepEqual(json.results.comparison.map((c) => `${c.system} ${c.workload}`), ['redis mixed', 'redis fill']);
+    // The replicas hold what the primary acknowledged: their append-only files are not empty.
+    const fill = redis[1];
+    for (const n of fill?.footprint ?? []) assert.ok((n.diskBytes ?? 0) > 100 * 128, `${n.name} disk ${n.diskBytes}`);
   } finally {
     await rm(out, { recursive: true, force: true });
   }
