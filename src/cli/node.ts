@@ -26,6 +26,7 @@ import type { SupervisorLink } from '../api/ui/supervisor-link.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
+import { PeerForwarding, forwardingMeta } from '../node/forwarding.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
@@ -290,7 +291,16 @@ function accessOptions(config: NodeConfig, token: string | null, log: Logger): A
 /** Answers `no_leader` until the driver exists (the HTTP port must be bound first). */
 class DeferredNode implements KvNode {
   target: KvNode | null = null;
-  constructor(readonly id: string) {}
+  /**
+   * Writes a follower forwards travel to the leader over the peer transport (node/forwarding.ts):
+   * the APIs send and serve through this channel from the start, the driver carries its
+   * messages (startNode passes it on), and the handshake's meta (forwardingMeta) tells peers
+   * this node serves them.
+   */
+  readonly forwarding: PeerForwarding;
+  constructor(readonly id: string) {
+    this.forwarding = new PeerForwarding(id);
+  }
   private get t(): KvNode {
     if (this.target === null) throw new QkvError('no_leader', 'the node is starting', {}, 500);
     return this.target;
@@ -344,7 +354,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     ...transportLimits(config),
     self: { nodeId: config.id, clusterId, memberId },
     // Peers name this node's client addresses in /status and in not_leader hints.
-    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}) },
+    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}), ...forwardingMeta },
     listen: config.listenPeer,
     peers: peersOf(storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
@@ -382,7 +392,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const peerSet = new PeerSet((c) => peersOf(c, config.id, clusterId, config.peers), (peers) => tcp.setPeers(peers));
   const driver = new NodeDriver(options, {
     storage,
-    transport: heardOnlyOnceSeen(transport, seen),
+    transport: heardOnlyOnceSeen(transport, seen), forwarding: deferred.forwarding,
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
     schedule: (fn) => setImmediate(fn),
     onFatal: (error) => {
