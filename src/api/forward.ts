@@ -1,8 +1,11 @@
 /**
- * Leader routing for the HTTP API: decides whether a leader-bound request (a write, a
- * `linearizable` or `leader` read or list) runs on this node or is forwarded to the leader,
- * waits a bounded time for an election, retries once when leadership moved, and forwards
- * over keep-alive undici pools (one per leader address, bounded connections).
+ * Leader routing for the HTTP and gRPC APIs: decides whether a leader-bound request (a write,
+ * a `linearizable` or `leader` read or list) runs on this node or is forwarded to the leader,
+ * waits a bounded time for an election, retries once when leadership moved, and forwards.
+ * Single-key writes and `leader` reads go with the others of their turn over the peer link
+ * (forward-batch.ts, node/forwarding.ts) when the leader serves forwards there; the rest,
+ * and everything when it does not, over keep-alive undici pools (one per leader address,
+ * bounded connections).
  *
  * A `linearizable` read or list is never forwarded: once a leader is known, this node runs
  * it whatever its role. On a follower the node asks the leader for a read index and serves
