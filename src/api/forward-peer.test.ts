@@ -40,8 +40,8 @@ interface Peer {
 }
 
 /** A node's end of the network, wired as the driver wires it: forward messages go to its PeerForwarding. */
-function joinPeer(t: TestContext, network: MemoryNetwork<PeerMessage>, id: string, limits: Partial<ForwardingLimits> = {}): Peer {
-  const inner = network.join(id, forwardingMeta);
+function joinPeer(t: TestContext, network: MemoryNetwork<PeerMessage>, id: string, limits: Partial<ForwardingLimits> = {}, meta = forwardingMeta): Peer {
+  const inner = network.join(id, meta);
   const peer: Peer = {
     sent: [],
     dropType: null,
@@ -72,9 +72,16 @@ interface Member {
   readonly peer: Peer;
 }
 
-async function member(t: TestContext, network: MemoryNetwork<PeerMessage>, id: string, options: { limits?: Partial<ForwardingLimits>; server?: Partial<TestServerOptions> } = {}): Promise<Member> {
+interface MemberOptions {
+  readonly limits?: Partial<ForwardingLimits>;
+  readonly server?: Partial<TestServerOptions>;
+  /** What the node's handshake advertises (default: that it serves forwards). */
+  readonly meta?: Readonly<Record<string, string>>;
+}
+
+async function member(t: TestContext, network: MemoryNetwork<PeerMessage>, id: string, options: MemberOptions = {}): Promise<Member> {
   const node = new FakeKvNode({ id, leader: null });
-  const peer = joinPeer(t, network, id, options.limits);
+  const peer = joinPeer(t, network, id, options.limits, options.meta);
   node.forwarding = peer.forwarding;
   const server = await startTestServer(t, node, { validate, ...options.server });
   return { node, server, peer };
@@ -213,4 +220,17 @@ test('the leader checks the credentials of a forwarded batch again: 401 without 
   assert.equal((await put('app/a', appToken)).status, 200);
   assert.deepEqual([...leader.node.store.keys()].filter((k) => k !== authStateKey), ['app/a']);
   assert.ok(batchesFrom(follower.peer).length >= 4, 'every attempt went over the peer link');
+});
+
+test('a leader that does not advertise forwarding (an older node) gets the HTTP /batch instead', async (t) => {
+  const network = createMemoryNetwork<PeerMessage>({ encode: true });
+  const leader = await member(t, network, 'n1', { meta: {} });
+  const follower = await member(t, network, 'n2');
+  lead(leader, follower);
+  const answer = await call(`${follower.server.url}/batch`, 'POST', { ops: [{ op: 'put', key: 'a', value: 'v' }, { op: 'put', key: 'b', value: 'v' }] });
+  assert.deepEqual((answer.body['results'] as Record<string, unknown>[]).map((r) => r['status']), [200, 200]);
+  assert.equal(batchesFrom(follower.peer).length, 0);
+  const metrics = await leader.server.registry.metrics();
+  assert.match(metrics, /qkv_http_requests_total\{route="\/batch",method="POST",status="200"\} 1/, 'one forwarded POST /batch reached the leader');
+  assert.deepEqual([...leader.node.store.keys()].sort(), ['a', 'b']);
 });
