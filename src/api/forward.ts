@@ -31,10 +31,9 @@ import type { KvCommand, RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { LeaderInfo } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js';
 import { ForwardBatcher, batchOpOf, batchReadOf, defaultForwardBatchLimits } from './forward-batch.js';
 import type { PeerBatchSink } from './forward-batch.js';
-import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
 import type { ForwardRead, ForwardSpec, ForwardedResponse } from './forward-types.js';
 
 export type { ForwardSpec, ForwardedResponse } from './forward-types.js';
@@ -183,8 +182,8 @@ export class LeaderRouter {
   }
 
   /**
-   * Batches to a leader over the peer link (node/forwarding.ts), when the node has one: read
-   * from the node at each use, since the production node is bound late (cli/node.ts).
+   * Batches to a leader over the peer link (node/forwarding.ts), when the node has one (test
+   * nodes and the simulator's have none: everything then goes over HTTP).
    */
   private readonly peerSink: PeerBatchSink = {
     reaches: (leaderId) => !this.closed && this.node.forwarding?.reaches(leaderId) === true,
