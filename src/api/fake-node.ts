@@ -9,6 +9,7 @@
  * as if the leader's read index were already applied), `local` ones nothing.
  */
 
+import type { ForwardChannel } from '../node/forwarding.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { authStateKey } from '../kv/types.js';
@@ -46,6 +47,8 @@ export class FakeKvNode implements KvNode {
    * state machine's (kv/txn.ts, tested there); the API's tests set the answer they need.
    */
   txnAnswer: ((command: TxnCommand, version: number) => TxnResult) | null = null;
+  /** The peer link for forwarded operations (KvNode.forwarding); tests attach one to a memory network. */
+  forwarding: ForwardChannel | undefined = undefined;
 
   private writeGate: Promise<void> | null = null;
   private currentLeader: LeaderInfo | null;

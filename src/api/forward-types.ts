@@ -4,6 +4,16 @@
  */
 
 import type { KvCommand, RequestId } from '../kv/types.js';
+import type { ReadConsistency } from '../wire/types.js';
+
+/** A single-key read as the router may forward it with the writes of its turn (a `leader` read). */
+export interface ForwardRead {
+  readonly key: string;
+  readonly consistency: ReadConsistency;
+  readonly minVersion: number | undefined;
+  /** A read at a past version is not a batch operation: it is forwarded as itself. */
+  readonly atVersion?: number | undefined;
+}
 
 /** What a leader-bound request needs for forwarding, fixed when it arrives. */
 export interface ForwardSpec {
@@ -31,6 +41,8 @@ export interface ForwardSpec {
    * of its turn as a /batch operation (forward-batch.ts), made only then.
    */
   readonly write?: KvCommand | null;
+  /** The single-key read this request stands for: forwarded with the writes of its turn, like `write`. */
+  readonly read?: ForwardRead | null;
 }
 
 /** The leader's answer, passed through to the client unchanged. */

@@ -1,8 +1,11 @@
 /**
- * Leader routing for the HTTP API: decides whether a leader-bound request (a write, a
- * `linearizable` or `leader` read or list) runs on this node or is forwarded to the leader,
- * waits a bounded time for an election, retries once when leadership moved, and forwards
- * over keep-alive undici pools (one per leader address, bounded connections).
+ * Leader routing for the HTTP and gRPC APIs: decides whether a leader-bound request (a write,
+ * a `linearizable` or `leader` read or list) runs on this node or is forwarded to the leader,
+ * waits a bounded time for an election, retries once when leadership moved, and forwards.
+ * Single-key writes and `leader` reads go with the others of their turn over the peer link
+ * (forward-batch.ts, node/forwarding.ts) when the leader serves forwards there; the rest,
+ * and everything when it does not, over keep-alive undici pools (one per leader address,
+ * bounded connections).
  *
  * A `linearizable` read or list is never forwarded: once a leader is known, this node runs
  * it whatever its role. On a follower the node asks the leader for a read index and serves
@@ -28,9 +31,10 @@ import type { KvCommand, RequestId } from '../kv/types.js';
 import { QkvError, isErrorCode, requestNotSentCodes } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
-import type { LeaderInfo } from '../wire/types.js';
-import { ForwardBatcher, batchOpOf, defaultForwardBatchLimits } from './forward-batch.js';
-import type { ForwardSpec, ForwardedResponse } from './forward-types.js';
+import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js';
+import { ForwardBatcher, batchOpOf, batchReadOf, defaultForwardBatchLimits } from './forward-batch.js';
+import type { PeerBatchSink } from './forward-batch.js';
+import type { ForwardRead, ForwardSpec, ForwardedResponse } from './forward-types.js';
 
 export type { ForwardSpec, ForwardedResponse } from './forward-types.js';
 import type { HttpMetrics } from './metrics.js';
@@ -97,6 +101,7 @@ export class LazyForwardSpec implements ForwardSpec {
   readonly forwardedIn: boolean;
   readonly token: string | null;
   readonly write: KvCommand | null;
+  readonly read: ForwardRead | null;
   private readonly makeBody: (() => string) | null;
   private bodyBuffer: Buffer | null | undefined;
 
@@ -110,6 +115,7 @@ export class LazyForwardSpec implements ForwardSpec {
     this.forwardedIn = o.forwardedIn;
     this.token = o.token ?? null;
     this.write = o.write ?? null;
+    this.read = o.read ?? null;
     this.makeBody = o.makeBody;
   }
 
@@ -172,7 +178,32 @@ export class LeaderRouter {
     this.metrics = options.metrics;
     this.connect = options.connect;
     const bytesMax = Math.min(defaultForwardBatchLimits.bytesMax, Math.floor(options.bodyBytesMax / 4));
-    this.batcher = new ForwardBatcher((leader, spec) => this.forwardOne(leader, spec), { ...defaultForwardBatchLimits, bytesMax });
+    this.batcher = new ForwardBatcher((leader, spec) => this.forwardOne(leader, spec), { ...defaultForwardBatchLimits, bytesMax }, this.peerSink);
+  }
+
+  /**
+   * Batches to a leader over the peer link (node/forwarding.ts), when the node has one (test
+   * nodes and the simulator's have none: everything then goes over HTTP).
+   */
+  private readonly peerSink: PeerBatchSink = {
+    reaches: (leaderId) => !this.closed && this.node.forwarding?.reaches(leaderId) === true,
+    send: (leader, ops, token, deadlineMs) => this.forwardToPeer(leader, ops, token, deadlineMs),
+  };
+
+  private async forwardToPeer(leader: LeaderInfo, ops: readonly BatchOpBody[], token: string | null, deadlineMs: number): Promise<readonly BatchResultItem[]> {
+    const channel = this.node.forwarding;
+    const timeoutMs = Math.floor(deadlineMs - performance.now());
+    if (timeoutMs <= 0) throw new QkvError('timeout', 'The request deadline passed before it was sent to the leader; nothing was written');
+    if (channel === undefined) throw new QkvError('no_leader', `No peer link to leader ${leader.id}; the request was not sent`, { leader }, noLeaderRetryAfterMs);
+    try {
+      const results = await channel.send(leader.id, { ops, token, timeoutMs });
+      this.metrics.observeForward('answered');
+      return results;
+    } catch (error) {
+      const sent = error instanceof QkvError && error.code === 'outcome_unknown';
+      this.metrics.observeForward(sent ? 'failed_after_send' : 'unreachable');
+      throw error instanceof QkvError && sent ? new QkvError(error.code, error.message, { ...error.details, leader }) : error;
+    }
   }
 
   /**
@@ -247,9 +278,9 @@ export class LeaderRouter {
     return leader;
   }
 
-  /** A single-key write goes with the others of its turn; anything else on its own. */
+  /** A single-key write or read goes with the others of its turn; anything else on its own. */
   private forward(leader: LeaderInfo, spec: ForwardSpec): Promise<ForwardedResponse> {
-    const op = spec.write === undefined || spec.write === null ? null : batchOpOf(spec.write);
+    const op = spec.write !== undefined && spec.write !== null ? batchOpOf(spec.write) : spec.read !== undefined && spec.read !== null ? batchReadOf(spec.read) : null;
     return op !== null ? this.batcher.forward(leader, spec, op) : this.forwardOne(leader, spec);
   }
 

@@ -153,7 +153,7 @@ export function writeSpec(command: KvCommand, deadlineMs: number, from: SpecSour
 /** The single-key HTTP request a read stands for; a linearizable one is served here, not forwarded. */
 export function readSpec(op: ReadOp, deadlineMs: number, from: SpecSource): ForwardSpec {
   const url = readUrl(keyPath(op.key), op.consistency, op.minVersion, [], op.atVersion);
-  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, ...from });
+  return new LazyForwardSpec({ method: 'GET', url, requestId: null, isWrite: false, servedByFollower: op.consistency === 'linearizable', deadlineMs, makeBody: null, read: op, ...from });
 }
 
 /** The GET /kv request a list stands for; a linearizable one is served here, not forwarded. */

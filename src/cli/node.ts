@@ -26,6 +26,7 @@ import type { SupervisorLink } from '../api/ui/supervisor-link.js';
 import type { ClusterConfig, Entry, Ready } from '../core/types.js';
 import { kvValidator } from '../kv/limits.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
+import { PeerForwarding, forwardingMeta } from '../node/forwarding.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
@@ -305,7 +306,16 @@ interface StalledAnswers {
 class DeferredNode implements KvNode {
   private target: KvNode | null = null;
   private stalled: StalledAnswers | null = null;
-  constructor(readonly id: string) {}
+  /**
+   * Writes a follower forwards travel to the leader over the peer transport (node/forwarding.ts):
+   * the APIs send and serve through this channel from the start, each driver carries its
+   * messages (createDriver passes it on), and the handshake's meta (forwardingMeta) tells peers
+   * this node serves them.
+   */
+  readonly forwarding: PeerForwarding;
+  constructor(readonly id: string) {
+    this.forwarding = new PeerForwarding(id);
+  }
   private get t(): KvNode {
     if (this.stalled !== null) throw this.stalled.refusal;
     if (this.target === null) throw new QkvError('no_leader', 'the node is starting', {}, 500);
@@ -370,7 +380,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     ...transportLimits(config),
     self: { nodeId: config.id, clusterId, memberId },
     // Peers name this node's client addresses in /status and in not_leader hints.
-    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}) },
+    meta: { http: selfHttp, ...(selfGrpc !== null ? { grpc: selfGrpc } : {}), ...(config.advertisePeer !== null ? { peer: config.advertisePeer } : {}), ...forwardingMeta },
     listen: config.listenPeer,
     peers: peersOf(opened.storage.log.snapshotMeta().config, config.id, clusterId, config.peers),
     onReject: (reason) => log.warn({ reason }, 'peer connection rejected'),
@@ -402,6 +412,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     config,
     log,
     transport: heardOnlyOnceSeen(transport, seen),
+    forwarding: deferred.forwarding,
     self: { clusterId, memberId, selfHttp, selfGrpc },
     peerSet,
     onFatal: (error) => void onDriverFailed(error, live, recovery),
@@ -481,6 +492,7 @@ interface CoreDeps {
   readonly config: NodeConfig;
   readonly log: Logger;
   readonly transport: PeerTransport<PeerMessage>;
+  readonly forwarding: PeerForwarding;
   readonly self: Pick<DriverOptions, 'clusterId' | 'memberId' | 'selfHttp' | 'selfGrpc'>;
   readonly peerSet: PeerSet;
   readonly onFatal: (error: Error) => void;
@@ -498,6 +510,7 @@ async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeD
   return new NodeDriver(options, {
     storage,
     transport: deps.transport,
+    forwarding: deps.forwarding,
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
     schedule: (fn) => setImmediate(fn),
     onFatal: deps.onFatal,

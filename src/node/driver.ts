@@ -47,6 +47,7 @@ import type { Prng } from '../stdx/prng.js';
 import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
+import type { PeerForwarding } from './forwarding.js';
 import { statusView } from './status.js';
 import type { CompactOutcome, KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
@@ -76,8 +77,9 @@ export interface DriverDeps {
   readonly onRemoved?: (configIndex: number) => void;
   /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
   readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
+  /** Client operations forwarded to the leader over this transport (forwarding.ts); absent: such messages are dropped. */
+  readonly forwarding?: PeerForwarding;
 }
-
 
 type Callback<T> = (error: QkvError | null, value?: T) => void;
 
@@ -199,6 +201,7 @@ export class NodeDriver implements KvNode {
     this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
     this.watches = new WatchHub(this.stateMachine, options.watch);
     this.retention = new HistoryRetention(options.watch);
+    deps.forwarding?.attach(deps.transport);
     deps.transport.onMessage((from, raw, fromMemberId) => this.receive(from, raw, fromMemberId));
     this.scheduleProcess();
   }
@@ -223,6 +226,7 @@ export class NodeDriver implements KvNode {
     this.expireLeases();
     this.compactHistory();
     this.watches.tick();
+    this.deps.forwarding?.tick(this.core.currentLeader());
     this.process();
   }
 
@@ -232,11 +236,9 @@ export class NodeDriver implements KvNode {
     if (typeof m === 'string') return; // malformed or misaddressed: dropped (Raft tolerates loss)
     if (m.to !== this.id) return;
     if (fromMemberId !== null && this.memberIds.fromAnother(this.core.currentConfig(), m.type, from, fromMemberId)) return;
-    if (m.type === 'snapshotChunk') {
-      this.receiveSnapshotChunk(m);
-    } else {
-      this.core.step(m);
-    }
+    if (m.type === 'forwardBatch' || m.type === 'forwardReply') return this.deps.forwarding?.receive(from, m);
+    if (m.type === 'snapshotChunk') this.receiveSnapshotChunk(m);
+    else this.core.step(m);
     this.scheduleProcess();
   }
 
@@ -255,6 +257,7 @@ export class NodeDriver implements KvNode {
     for (const s of this.outgoingSnapshots.values()) s.source.close();
     this.outgoingSnapshots.clear();
     this.watches.stop();
+    this.deps.forwarding?.stop();
   }
 
   // -----------------------------------------------------------------------------------
@@ -598,7 +601,6 @@ export class NodeDriver implements KvNode {
       uptimeMs: this.nowTick * this.opts.tickMs,
     });
   }
-
 
   // -----------------------------------------------------------------------------------
   // The Ready loop

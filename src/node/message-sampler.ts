@@ -16,9 +16,10 @@
 
 import type { NodeId } from '../core/types.js';
 import type { PeerLinkState, PeerTransport } from '../transport/types.js';
-import type { PeerMessage } from './messages.js';
+import type { ForwardMessage, PeerMessage } from './messages.js';
 
-export type SampledKind = PeerMessage['type'];
+/** Raft's messages and snapshot chunks; client operations forwarded to the leader are not drawn. */
+export type SampledKind = Exclude<PeerMessage['type'], ForwardMessage['type']>;
 
 /** Every kind a sample can have, in the order the dashboard's legend lists them. */
 export const sampledKinds: readonly SampledKind[] = [
@@ -91,7 +92,7 @@ export interface MessageSource {
   since(seqAfter: number): SampledMessages;
 }
 
-function describe(m: PeerMessage): { entries: number; index: number | null; ok: boolean | null } {
+function describe(m: Exclude<PeerMessage, ForwardMessage>): { entries: number; index: number | null; ok: boolean | null } {
   switch (m.type) {
     case 'append':
       return { entries: m.entries.length, index: m.prevIndex + m.entries.length, ok: null };
@@ -139,6 +140,7 @@ export class MessageSampler implements MessageSource {
 
   /** Notes that `message` was handed to the transport: sampled, or counted as skipped. */
   record(message: PeerMessage): void {
+    if (message.type === 'forwardBatch' || message.type === 'forwardReply') return;
     const atMs = this.nowMs();
     const second = Math.floor(atMs / 1000);
     if (second !== this.windowSecond) {

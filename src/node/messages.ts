@@ -1,6 +1,7 @@
 /**
  * What travels between node drivers: the core's messages, plus snapshot chunks that the
- * driver streams beside the core. `decodePeerMessage` is the decode boundary: every
+ * driver streams beside the core, and client operations a follower forwards to the leader
+ * with their answers (forwarding.ts). `decodePeerMessage` is the decode boundary: every
  * field of every incoming message is checked here (safe integers, known types) so that a
  * corrupt or hostile frame is dropped instead of reaching the core.
  */
@@ -10,6 +11,8 @@ import { readIndexRequestIdsMax } from '../core/types.js';
 import type { Entry, EntryKind, Message, NodeId, SnapshotMeta } from '../core/types.js';
 import { isIndex } from '../stdx/safe-int.js';
 import type { SnapshotChunk } from '../storage/types.js';
+import { batchOpsMax } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem } from '../wire/types.js';
 
 export interface SnapshotChunkMessage {
   readonly type: 'snapshotChunk';
@@ -22,7 +25,39 @@ export interface SnapshotChunkMessage {
   readonly chunk: SnapshotChunk;
 }
 
-export type PeerMessage = Message | SnapshotChunkMessage;
+/**
+ * Client operations a follower received in one event-loop turn, sent to the leader as one
+ * message (as etcd forwards MsgProp). Not a Raft message: the leader answers it through the
+ * API's batch rules (every field of every operation is checked there, as for POST /batch).
+ */
+export interface ForwardBatchMessage {
+  readonly type: 'forwardBatch';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  /** Chosen by the sender, unique among its pending forwards; the reply carries it back. */
+  readonly id: number;
+  readonly ops: readonly BatchOpBody[];
+  /** The client's bearer token, passed on: the leader checks the credentials again. */
+  readonly token: string | null;
+  /** What is left of the earliest operation's deadline when sent (clocks differ, so no instant). */
+  readonly timeoutMs: number;
+}
+
+/** The leader's answer to a ForwardBatchMessage: one result per operation, in order. */
+export interface ForwardReplyMessage {
+  readonly type: 'forwardReply';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly id: number;
+  readonly results: readonly BatchResultItem[];
+}
+
+export type ForwardMessage = ForwardBatchMessage | ForwardReplyMessage;
+
+export type PeerMessage = Message | SnapshotChunkMessage | ForwardMessage;
+
+/** A bearer token longer than this is refused at the frame (HTTP headers bound it below this anyway). */
+export const forwardTokenCharsMax = 16 * 1024;
 
 const entryKinds: ReadonlySet<string> = new Set<EntryKind>(['normal', 'noop', 'config']);
 
@@ -63,12 +98,39 @@ function isChunk(v: unknown): v is SnapshotChunk {
   );
 }
 
+/** Plain objects only, 1 … batchOpsMax of them, each passing `each`: a longer list is refused before it is walked. */
+function isObjects(v: unknown, each: (o: Raw) => boolean): boolean {
+  return Array.isArray(v) && v.length >= 1 && v.length <= batchOpsMax && v.every((o) => isObj(o) && !Array.isArray(o) && each(o));
+}
+
+const forwardOpKinds: ReadonlySet<unknown> = new Set(['put', 'delete', 'get']);
+
+/**
+ * The frame-level shape of a forwarded batch: its operations' fields are the batch rules'
+ * (api/batch.ts parseBatch, run by the leader's handler before anything else).
+ */
+function decodeForward(m: Raw): ForwardMessage | string {
+  if (!isIndex(m['id'])) return 'bad forward id';
+  if (m['type'] === 'forwardBatch') {
+    const token = m['token'];
+    const tokenOk = token === null || (typeof token === 'string' && token.length <= forwardTokenCharsMax);
+    return tokenOk && isIndex(m['timeoutMs']) && m['timeoutMs'] >= 1 && isObjects(m['ops'], (o) => forwardOpKinds.has(o['op']) && typeof o['key'] === 'string')
+      ? (m as unknown as ForwardMessage)
+      : 'bad forwarded batch';
+  }
+  return isObjects(m['results'], (r) => Number.isInteger(r['status']) && (r['status'] as number) >= 100 && (r['status'] as number) <= 599)
+    ? (m as unknown as ForwardMessage)
+    : 'bad forward reply';
+}
+
 /** Returns the message if it is well formed and addressed from `from`, else a reason string. */
 export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | string {
   if (!isObj(raw)) return 'not an object';
   const m = raw;
   if (m['from'] !== from) return `claims to be from ${String(m['from'])} on ${from}'s connection`;
-  if (!isId(m['to']) || !isIndex(m['term'])) return 'bad to/term';
+  if (!isId(m['to'])) return 'bad to';
+  if (m['type'] === 'forwardBatch' || m['type'] === 'forwardReply') return decodeForward(m);
+  if (!isIndex(m['term'])) return 'bad term';
   switch (m['type']) {
     case 'preVote':
       return isIndex(m['lastIndex']) && isIndex(m['lastTerm']) ? (m as unknown as PeerMessage) : 'bad vote';

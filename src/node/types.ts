@@ -7,6 +7,7 @@ import type { NodeId } from '../core/types.js';
 import type { KvCommand, KvResult, LeaseResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
 import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
 import type { WatchRequest, WatchSink } from './watch.js';
+import type { ForwardChannel } from './forwarding.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
 
 export interface ReadOptions {
@@ -67,6 +68,13 @@ export interface ModeChange {
 
 export interface KvNode {
   readonly id: NodeId;
+
+  /**
+   * The peer link for forwarded client operations (forwarding.ts), when this node has one:
+   * the API sends a follower's writes to the leader through it and serves those forwarded
+   * to this node. Absent (tests, older wiring): forwarding goes over HTTP.
+   */
+  readonly forwarding?: ForwardChannel | undefined;
 
   /** The leader as this node knows it (itself when leading), or null during an election. */
   leader(): LeaderInfo | null;

@@ -315,5 +315,9 @@ export function describeMessage(m: PeerMessage): string {
       return `readIndexResp t${m.term} reads ${m.requestIds.length} from #${m.requestIds[0] ?? '-'} ${m.refusal === null ? `index ${m.index}` : `refused ${m.refusal}`}`;
     case 'timeoutNow':
       return `timeoutNow t${m.term}`;
+    case 'forwardBatch':
+      return `forwardBatch #${m.id} ${m.ops.length} ops`;
+    case 'forwardReply':
+      return `forwardReply #${m.id} ${m.results.length} results`;
   }
 }
