@@ -15,14 +15,18 @@
  * were held back for the next persist).
  *
  *   node dist/storage/bench.js [--entries 1,25] [--procs 1,3] [--seconds 5]
- *     [--warmup-seconds 1] [--repeat 3] [--variants default,immediate] [--dir /tmp] [--json]
+ *     [--warmup-seconds 1] [--repeat 3] [--variants default,immediate,wal-floor] [--dir /tmp] [--json]
+ *
+ * `wal-floor` is not LMDB: the same entries appended to a preallocated file with one
+ * fdatasync per persist, the floor under any write-ahead log on this disk.
  *
  * Owns: nothing but its temporary data directories (removed at the end). Must never run
  * inside a node or a test; it is a measuring tool.
  */
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +44,10 @@ const VARIANTS: Readonly<Record<string, Partial<LmdbStorageOptions>>> = {
   defer5ms: { kvDeferMsMax: 5 },
   defer20ms: { kvDeferMsMax: 20 },
 };
+
+/** Not a storage variant: an append-only file and fdatasync, the floor under any log (runWalFloor). */
+const WAL_FLOOR = 'wal-floor';
+const WAL_PREALLOCATED_BYTES = 64 * 1024 * 1024;
 
 const CONFIG: ClusterConfig = { members: ['n1', 'n2', 'n3'], writeQuorum: 'majority', topology: 'star' };
 const VALUE_BYTES = 128;
@@ -97,6 +105,7 @@ interface RunResult {
 // --- worker: one simulated node ------------------------------------------------------------
 
 async function runWorker(config: WorkerConfig): Promise<void> {
+  if (config.variant === WAL_FLOOR) return runWalFloor(config);
   const variant = VARIANTS[config.variant];
   if (variant === undefined) throw new Error(`unknown variant ${config.variant}`);
   const storage = await openLmdbStorage({ initialConfig: CONFIG, snapshotBytesMax: 1 << 30, dataDir: config.dataDir, ...variant });
@@ -196,6 +205,72 @@ function driveLoop(storage: LmdbStorage, config: WorkerConfig): Promise<WorkerRe
     };
     cycle();
   });
+}
+
+/**
+ * The floor an append-only write-ahead log would have on this disk (issue "Fast on every
+ * path": WAL or LMDB for the Raft log?): the same entries, framed with a length and a CRC32
+ * each, written at the end of a preallocated file (so fdatasync has no size to record) and
+ * fdatasync'd once per persist, one persist in flight, as the driver does. No state machine,
+ * no reads, no compaction: what LMDB's commit path costs beyond this is what a WAL could save.
+ */
+async function runWalFloor(config: WorkerConfig): Promise<void> {
+  const file = await open(path.join(config.dataDir, 'wal'), 'w+');
+  const bytesMax = WAL_PREALLOCATED_BYTES;
+  await file.write(Buffer.alloc(bytesMax), 0, bytesMax, 0);
+  await file.sync();
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  process.stdin.destroy();
+  const filler = 'x'.repeat(ENTRY_DATA_BYTES);
+  let position = 0;
+  let next = 1;
+  const latenciesMs: number[] = [];
+  let persists = 0;
+  let syncs = 0;
+  const startMs = performance.now();
+  let windowStartMs = 0;
+  let cpuBefore = process.cpuUsage();
+  for (;;) {
+    const nowMs = performance.now();
+    if (windowStartMs === 0 && nowMs >= startMs + config.warmupMs) {
+      windowStartMs = nowMs;
+      cpuBefore = process.cpuUsage();
+    }
+    if (windowStartMs !== 0 && nowMs >= windowStartMs + config.measureMs) break;
+    const frames: Buffer[] = [];
+    for (let i = 0; i < config.entriesPerPersist; i++, next++) {
+      const data = Buffer.from(`${next}:${filler}`);
+      const header = Buffer.alloc(8);
+      header.writeUInt32LE(data.length, 0);
+      header.writeUInt32LE(crc32(data), 4);
+      frames.push(header, data);
+    }
+    const batch = Buffer.concat(frames);
+    if (position + batch.length > bytesMax) position = 0; // wraps: the floor, not a log
+    const queuedMs = performance.now();
+    await file.write(batch, 0, batch.length, position);
+    await file.datasync();
+    position += batch.length;
+    if (windowStartMs !== 0) {
+      latenciesMs.push(performance.now() - queuedMs);
+      persists++;
+      syncs++;
+    }
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  await file.close();
+  const result: WorkerResult = {
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    persists,
+    entries: persists * config.entriesPerPersist,
+    elapsedMs: performance.now() - windowStartMs,
+    transactions: syncs,
+    flushes: syncs,
+    latenciesMs,
+    kvLagEntriesMax: 0,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 // --- parent: spawn, synchronise, merge ------------------------------------------------------
@@ -331,7 +406,7 @@ function parseArgs(argv: readonly string[]): Args {
     return n;
   };
   const variants = (values.get('variants') ?? 'default,immediate').split(',');
-  for (const v of variants) if (VARIANTS[v] === undefined) throw new Error(`unknown variant ${v}; known: ${Object.keys(VARIANTS).join(', ')}`);
+  for (const v of variants) if (VARIANTS[v] === undefined && v !== WAL_FLOOR) throw new Error(`unknown variant ${v}; known: ${[...Object.keys(VARIANTS), WAL_FLOOR].join(', ')}`);
   return {
     entries: list('entries', '1,25'),
     procs: list('procs', '1,3'),
