@@ -247,7 +247,7 @@ test('a transaction sent to a follower runs on the leader, answered through the 
   assert.deepEqual([badKey.status, badKey.code], [grpc.status.INVALID_ARGUMENT, 'bad_request']);
 });
 
-test('the CLI client commands use the library and print --json', { timeout: 60_000 }, async () => {
+test('the CLI client commands use the library and print --json', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-cli-it-'));
   try {
     const clusterFile = path.join(dir, 'cluster.json');
