@@ -48,6 +48,8 @@ import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import type { PeerForwarding } from './forwarding.js';
+import { sendSnapshotChunks } from './snapshot-sending.js';
+import type { OutgoingSnapshot } from './snapshot-sending.js';
 import { statusView } from './status.js';
 import type { CompactOutcome, KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions, WriteOptions } from './types.js';
 
@@ -105,13 +107,6 @@ interface Waiter {
   readonly done: (ok: boolean) => void;
 }
 
-interface OutgoingSnapshot {
-  readonly source: SnapshotSource;
-  readonly term: number;
-  readonly commit: number;
-  seq: number;
-}
-
 export class NodeDriver implements KvNode {
   readonly id: NodeId;
   readonly core: RaftCore;
@@ -123,6 +118,7 @@ export class NodeDriver implements KvNode {
   /** Readys handed out by the core, oldest first, with whether their persist is done. */
   private readiesInFlight: { readonly rd: Ready; durable: boolean }[] = [];
   private processScheduled = false;
+  private snapshotsScheduled = false;
   private stopped = false;
   /** The hard state last handed to storage (its term and vote are durable or on their way). */
   private hardStateQueued: HardState;
@@ -900,33 +896,25 @@ export class NodeDriver implements KvNode {
     this.continueSnapshots();
   }
 
-  /** Sends chunks while the peer's link accepts them; resumes on the next tick. */
+  /** Sends the chunks each link takes now (snapshot-sending.ts); goes on next turn, or next tick when a link is full. */
   private continueSnapshots(): void {
+    let more = false;
     for (const [to, out] of this.outgoingSnapshots) {
-      if (this.core.currentRole() !== 'leader' || this.core.currentTerm() !== out.term) {
+      const leading = this.core.currentRole() === 'leader' && this.core.currentTerm() === out.term;
+      const outcome = leading ? sendSnapshotChunks(this.id, to, out, this.deps.transport, this.opts.snapshotChunkBytes) : 'stale';
+      if (outcome === 'more') more = true;
+      else if (outcome === 'dropped') this.core.reportSnapshotFailed(to);
+      if (outcome === 'stale' || outcome === 'dropped' || outcome === 'sent') {
         out.source.close();
         this.outgoingSnapshots.delete(to);
-        continue;
       }
-      for (let sent = 0; sent < 4; sent++) {
-        const link = this.deps.transport.peerState(to);
-        if (link.queuedBytes > this.opts.snapshotChunkBytes * 4) break;
-        const chunk = out.source.readChunk(this.opts.snapshotChunkBytes);
-        if (chunk === null) break;
-        const msg: SnapshotChunkMessage = { type: 'snapshotChunk', from: this.id, to, term: out.term, commit: out.commit, meta: out.source.meta, chunk };
-        if (!this.deps.transport.send(to, msg)) {
-          // Dropped: the follower sees a gap and discards; the core retries after its timeout.
-          this.core.reportSnapshotFailed(to);
-          out.source.close();
-          this.outgoingSnapshots.delete(to);
-          break;
-        }
-        if (chunk.last) {
-          out.source.close();
-          this.outgoingSnapshots.delete(to);
-          break;
-        }
-      }
+    }
+    if (more && !this.snapshotsScheduled) {
+      this.snapshotsScheduled = true;
+      this.deps.schedule(() => {
+        this.snapshotsScheduled = false;
+        if (!this.stopped) this.continueSnapshots();
+      });
     }
   }
 
