@@ -133,21 +133,39 @@ export async function openQuorumKv(o: SystemOptions, print: (t: string) => void)
   print(`starting a ${o.nodes}-node quorumkv cluster on 127.0.0.1${o.nodeFlags.length > 0 ? ` (${o.nodeFlags.join(' ')})` : ''}…\n`);
   const execArgv = o.profileDir === null ? [] : ['--cpu-prof', `--cpu-prof-dir=${o.profileDir}`];
   const cluster = await LocalCluster.start({ nodes: o.nodes, nodeFlags: o.nodeFlags, execArgv });
-  try {
-    const target = await quorumKvConnect(o, cluster.endpoints);
-    return {
-      target,
+  return onServersStarted(
+    () => cluster.destroy(),
+    () => quorumKvConnect(o, cluster.endpoints),
+    async (target) => ({
       pids: cluster.pids,
       servers: cluster.nodes.map((n) => ({ name: n.id, pid: n.proc?.pid ?? null, dataDir: n.dataDir })),
       metricsUrls: cluster.endpoints,
       describe: { nodes: o.nodes, nodeFlags: o.nodeFlags, mode: await modeOf(cluster.endpoints), path: target.path },
+    }),
+  );
+}
+
+/**
+ * A run on servers this bench started: connects to them, and stops them after the target
+ * closes, or at once if connecting fails.
+ */
+async function onServersStarted(
+  stopServers: () => Promise<void>,
+  connect: () => Promise<BenchTarget>,
+  describe: (target: BenchTarget) => Promise<Omit<SystemRun, 'target' | 'stop'>>,
+): Promise<SystemRun> {
+  try {
+    const target = await connect();
+    return {
+      target,
+      ...(await describe(target)),
       stop: async () => {
         await target.close();
-        await cluster.destroy();
+        await stopServers();
       },
     };
   } catch (error) {
-    await cluster.destroy();
+    await stopServers();
     throw error;
   }
 }
@@ -179,46 +197,22 @@ export async function openEtcd(o: SystemOptions, print: (t: string) => void): Pr
   const binary = await findEtcd(o.etcdBin, o.installServers, (l) => print(`${l}\n`));
   print('starting a 3-member etcd cluster on 127.0.0.1…\n');
   const cluster = await EtcdCluster.start(binary, 3);
-  try {
-    const target = await etcdConnect(o, cluster.endpoints);
-    return {
-      target,
-      pids: cluster.pids,
-      servers: cluster.servers,
-      metricsUrls: [],
-      describe: { members: 3, binary, path: target.path },
-      stop: async () => {
-        await target.close();
-        await cluster.stop();
-      },
-    };
-  } catch (error) {
-    await cluster.stop();
-    throw error;
-  }
+  return onServersStarted(
+    () => cluster.stop(),
+    () => etcdConnect(o, cluster.endpoints),
+    async (target) => ({ pids: cluster.pids, servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, path: target.path } }),
+  );
 }
 
 export async function openRedis(o: SystemOptions, print: (t: string) => void): Promise<SystemRun> {
   const binary = await findRedis(o.redisBin ?? null, o.installServers, (l) => print(`${l}\n`));
   print('starting redis on 127.0.0.1: a primary and 2 replicas, appendfsync always…\n');
   const cluster = await RedisCluster.start(binary);
-  try {
-    const target = await redisTarget({ primary: cluster.primary, connections: connections(o), deadlineMs: o.deadlineMs });
-    return {
-      target,
-      pids: cluster.pids,
-      servers: cluster.servers,
-      metricsUrls: [],
-      describe: { members: 3, binary, appendfsync: 'always', waitReplicas: 2, path: target.path },
-      stop: async () => {
-        await target.close();
-        await cluster.stop();
-      },
-    };
-  } catch (error) {
-    await cluster.stop();
-    throw error;
-  }
+  return onServersStarted(
+    () => cluster.stop(),
+    () => redisTarget({ primary: cluster.primary, connections: connections(o), deadlineMs: o.deadlineMs }),
+    async (target) => ({ pids: cluster.pids, servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, appendfsync: 'always', waitReplicas: 2, path: target.path } }),
+  );
 }
 
 /** Opens `system` as the options say. */
