@@ -12,8 +12,9 @@
  * ends the process: its log can no longer be trusted, or the cause is not one that waiting
  * for space repairs.
  *
- * Owns: the decision (is this a full disk?), the wait for space, and what the stalled node
- * answers in the meantime. The wiring (stop the driver, close, reopen) is in node.ts.
+ * Owns: the free-space and quota alarm, the decision (is this a full disk?), the wait for
+ * space, and what the stalled node answers in the meantime. The wiring (stop the driver,
+ * close, reopen) is in node.ts.
  */
 
 import { statfs } from 'node:fs/promises';
@@ -35,9 +36,33 @@ export async function freeBytes(dir: string): Promise<number> {
   return s.bavail * s.bsize;
 }
 
+/**
+ * The space alarm: every second, the free bytes of the data directory's disk against
+ * --free-bytes-min and the stores' pages in use against --quota-bytes; `onChange` hears the
+ * alarm raised (with its reason) and cleared.
+ */
+export function watchFreeSpace(dataDir: string, limits: { readonly freeBytesMin: number; readonly quotaBytes: number }, usedBytes: () => number, onChange: (alarm: string | null) => void): { stop(): void } {
+  let alarm: string | null = null;
+  const check = async (): Promise<void> => {
+    const free = await freeBytes(dataDir);
+    const used = limits.quotaBytes > 0 ? usedBytes() : 0;
+    const next =
+      free < limits.freeBytesMin
+        ? `${free} bytes free on the data directory's disk, below --free-bytes-min ${limits.freeBytesMin}`
+        : limits.quotaBytes > 0 && used > limits.quotaBytes
+          ? `the stores occupy ${used} bytes, above --quota-bytes ${limits.quotaBytes}`
+          : null;
+    if ((next === null) !== (alarm === null)) onChange(next);
+    alarm = next;
+  };
+  const timer = setInterval(() => void check().catch(() => undefined), 1_000);
+  void check().catch(() => undefined);
+  return { stop: () => clearInterval(timer) };
+}
+
 /** Whether a storage failure is a full disk that the node may wait out (see the file comment). */
 export function isRecoverableFullDisk(failure: StorageFailure, freeBytesNow: number | null): boolean {
-  if (!failure.trusted || failure.stage !== 'commit') return false;
+  if (!failure.trusted) return false; // trusted implies a failed commit (StorageFailure)
   const said = `${failure.cause?.message ?? ''} ${failure.error.message}`;
   return noSpaceMessage.test(said) || (freeBytesNow !== null && freeBytesNow < SPACE_TO_RESUME_BYTES_MIN);
 }

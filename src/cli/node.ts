@@ -7,7 +7,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readFile, statfs } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
@@ -33,7 +33,7 @@ import type { KvNode } from '../node/types.js';
 import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
 import type { MembersResponse, StatusResponse } from '../wire/types.js';
-import { freeBytes, isRecoverableFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace } from './disk-full.js';
+import { freeBytes, isRecoverableFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace, watchFreeSpace } from './disk-full.js';
 import type { NodeIdentity, NodeStorage } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
@@ -154,25 +154,6 @@ async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>
  * occupy, and reports when either crosses its limit (a reason) and when both are back
  * within them (null), once each.
  */
-function watchFreeSpace(dataDir: string, limits: { readonly freeBytesMin: number; readonly quotaBytes: number }, usedBytes: () => number, onChange: (alarm: string | null) => void): { stop(): void } {
-  let alarm: string | null = null;
-  const check = async (): Promise<void> => {
-    const s = await statfs(dataDir);
-    const free = s.bavail * s.bsize;
-    const used = limits.quotaBytes > 0 ? usedBytes() : 0;
-    const next =
-      free < limits.freeBytesMin
-        ? `${free} bytes free on the data directory's disk, below --free-bytes-min ${limits.freeBytesMin}`
-        : limits.quotaBytes > 0 && used > limits.quotaBytes
-          ? `the stores occupy ${used} bytes, above --quota-bytes ${limits.quotaBytes}`
-          : null;
-    if ((next === null) !== (alarm === null)) onChange(next);
-    alarm = next;
-  };
-  const timer = setInterval(() => void check().catch(() => undefined), 1_000);
-  void check().catch(() => undefined);
-  return { stop: () => clearInterval(timer) };
-}
 
 /** A secret file's bytes without a trailing newline; a short or unreadable file stops the start (its content never appears). */
 async function readSecret(flag: string, file: string): Promise<Buffer> {
