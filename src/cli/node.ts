@@ -149,12 +149,6 @@ async function checkFreshIdentity(config: NodeConfig, acks: Map<string, boolean>
   if (silent.length > 0) log.warn({ silent }, `starting with an empty data directory without word from ${silent.join(', ')} whether they knew this node before`);
 }
 
-/**
- * Checks every second the free space of the data directory's disk and the bytes the stores
- * occupy, and reports when either crosses its limit (a reason) and when both are back
- * within them (null), once each.
- */
-
 /** A secret file's bytes without a trailing newline; a short or unreadable file stops the start (its content never appears). */
 async function readSecret(flag: string, file: string): Promise<Buffer> {
   let text: Buffer;
