@@ -901,13 +901,12 @@ export class NodeDriver implements KvNode {
     let more = false;
     for (const [to, out] of this.outgoingSnapshots) {
       const leading = this.core.currentRole() === 'leader' && this.core.currentTerm() === out.term;
-      const outcome = leading ? sendSnapshotChunks(this.id, to, out, this.deps.transport, this.opts.snapshotChunkBytes) : 'stale';
+      const outcome = leading ? sendSnapshotChunks(this.id, to, out, this.deps.transport, this.opts.snapshotChunkBytes) : null;
       if (outcome === 'more') more = true;
-      else if (outcome === 'dropped') this.core.reportSnapshotFailed(to);
-      if (outcome === 'stale' || outcome === 'dropped' || outcome === 'sent') {
-        out.source.close();
-        this.outgoingSnapshots.delete(to);
-      }
+      if (outcome === 'more' || outcome === 'wait') continue;
+      if (outcome === 'dropped') this.core.reportSnapshotFailed(to);
+      out.source.close();
+      this.outgoingSnapshots.delete(to);
     }
     if (more && !this.snapshotsScheduled) {
       this.snapshotsScheduled = true;

@@ -26,10 +26,9 @@ export interface OutgoingSnapshot {
 /**
  * `sent`: the last chunk is on the link; `more`: this turn's share went, go on next turn;
  * `wait`: the link is full, go on next tick; `dropped`: the link refused a chunk (the
- * follower sees a gap and discards; the core retries after its timeout); `stale` is the
- * caller's (no longer leading in the snapshot's term).
+ * follower sees a gap and discards; the core retries after its timeout).
  */
-export type SnapshotSendOutcome = 'sent' | 'more' | 'wait' | 'dropped' | 'stale';
+export type SnapshotSendOutcome = 'sent' | 'more' | 'wait' | 'dropped';
 
 export function sendSnapshotChunks(from: NodeId, to: NodeId, out: OutgoingSnapshot, transport: PeerTransport<PeerMessage>, chunkBytes: number): SnapshotSendOutcome {
   const queuedBytesMax = Math.max(SNAPSHOT_QUEUED_BYTES_MAX, chunkBytes * 4);
