@@ -66,13 +66,9 @@ interface PendingWrite {
 }
 
 export class WriteTracker {
-  writeSeq = 0;
-  durableSeq = 0;
-  /**
-   * Flush completions seen; completions reported together (one transaction's) count once.
-   * See LmdbStorageStats.flushesCompleted.
-   */
-  flushesCompleted = 0;
+  private writeSeqValue = 0;
+  private durableSeq = 0;
+  private flushesCompleted = 0;
   private committedSeq = 0;
   private flushCounted = false;
   private readonly pending: (PendingWrite | undefined)[] = [];
@@ -108,6 +104,16 @@ export class WriteTracker {
     this.chainVersion = chainDb.getEntry(CHAIN_KEY)?.version ?? null;
   }
 
+  /** The newest write queued. */
+  get writeSeq(): number {
+    return this.writeSeqValue;
+  }
+
+  /** Writes queued, made durable, and flush completions seen (one transaction's count once): LmdbStorageStats. */
+  counts(): { readonly queued: number; readonly durable: number; readonly flushes: number } {
+    return { queued: this.writeSeqValue, durable: this.durableSeq, flushes: this.flushesCompleted };
+  }
+
   /** The first failure, which every later write gets too; null while the disk works. */
   get failure(): Error | null {
     return this.failureValue;
@@ -120,7 +126,7 @@ export class WriteTracker {
    */
   submit(write: () => void, hooks: WriteHooks, newKvEpoch = false): number {
     this.owner.beforeSubmit();
-    const seq = ++this.writeSeq;
+    const seq = ++this.writeSeqValue;
     if (newKvEpoch) this.kvEpoch++;
     this.pending.push({
       seq,
@@ -187,7 +193,7 @@ export class WriteTracker {
 
   /** Resolves once every queued write is durable, or at once after a failure. */
   drained(): Promise<void> {
-    if (this.failureValue !== null || this.durableSeq === this.writeSeq) return Promise.resolve();
+    if (this.failureValue !== null || this.durableSeq === this.writeSeqValue) return Promise.resolve();
     return this.settled();
   }
 
@@ -336,7 +342,7 @@ export class WriteTracker {
     }
     this.compactPending();
     for (const callback of callbacks) callback(null);
-    if (this.durableSeq === this.writeSeq) this.wakeDrainWaiters();
+    if (this.durableSeq === this.writeSeqValue) this.wakeDrainWaiters();
   }
 
   private compactPending(): void {
@@ -353,9 +359,9 @@ export class WriteTracker {
     const durableAtArm = this.durableSeq;
     this.watchdog = setTimeout(() => {
       this.watchdog = null;
-      if (this.failureValue !== null || this.durableSeq === this.writeSeq) return;
+      if (this.failureValue !== null || this.durableSeq === this.writeSeqValue) return;
       if (this.durableSeq === durableAtArm) {
-        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeq} is not durable`), 'hung');
+        this.fail(new Error(`LMDB flush made no progress for ${this.flushTimeoutMs} ms: write ${durableAtArm + 1} of ${this.writeSeqValue} is not durable`), 'hung');
       } else {
         this.armWatchdog();
       }

@@ -543,11 +543,12 @@ class LmdbNodeStorage implements LmdbStorage {
   stats(): LmdbStorageStats {
     let overlayKeys = 0;
     for (const slot of this.slots) overlayKeys += slot.overlay.size;
+    const writes = this.writes.counts();
     return {
       lastTxnId: (this.root.getStats() as { lastTxnId: number }).lastTxnId,
-      flushesCompleted: this.writes.flushesCompleted,
-      writesQueued: this.writes.writeSeq,
-      writesDurable: this.writes.durableSeq,
+      flushesCompleted: writes.flushes,
+      writesQueued: writes.queued,
+      writesDurable: writes.durable,
       overlayKeys,
       kvWritesDeferred: this.deferredKv?.writes ?? 0,
       uncommittedLogEntries: this.tail.length - this.tailCommitted,
