@@ -6,14 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { cp, mkdir, rename, rm } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { request } from 'undici';
 import { QuorumKvError, connect } from '../client/index.js';
 import { TestCluster, http, waitFor } from './harness.js';
-
-const run = promisify(execFile);
+import { mountSmallDisk } from '../storage/testing/small-disk.js';
+import type { SmallDisk } from '../storage/testing/small-disk.js';
 
 test('below the free-space floor the leader refuses puts with 507 no_space; reads and deletes go on; the alarm shows', { timeout: 90_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3 });
@@ -104,22 +102,18 @@ test('--quota-bytes: filling the stores turns puts into no_space on a cluster th
 });
 
 /** Moves a stopped node's data directory onto a tmpfs of `sizeMiB` (same path); null where mounting is not allowed. */
-async function onSmallDisk(dataDir: string, sizeMiB: number): Promise<{ resize(sizeMiB: number): Promise<void>; unmount(): Promise<void> } | null> {
+async function onSmallDisk(dataDir: string, sizeMiB: number): Promise<SmallDisk | null> {
   const aside = `${dataDir}.aside`;
   await rename(dataDir, aside);
   await mkdir(dataDir);
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dataDir]);
-  } catch {
+  const disk = await mountSmallDisk(dataDir, sizeMiB);
+  if (typeof disk === 'string') {
     await rm(dataDir, { recursive: true, force: true });
     await rename(aside, dataDir);
     return null;
   }
   await cp(aside, dataDir, { recursive: true });
-  return {
-    resize: async (size) => void (await run('mount', ['-o', `remount,size=${size}m`, dataDir])),
-    unmount: async () => void (await run('umount', ['-l', dataDir]).catch(() => undefined)),
-  };
+  return disk;
 }
 
 test("a node whose own disk fills stays up: it refuses with no_space (scope node), the others go on, and it rejoins with every write once space is back", { timeout: 180_000 }, async (t) => {

@@ -1,34 +1,30 @@
 import { test } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import type { Entry } from '../core/types.js';
 import { contractStorageOptions } from './testing/contract.js';
+import { mountSmallDisk } from './testing/small-disk.js';
 import { openLmdbStorage } from './lmdb.js';
 import type { LmdbStorage } from './lmdb.js';
 import type { PersistBatch } from './types.js';
 
-const run = promisify(execFile);
-
-/** A tmpfs of `sizeMiB` at a fresh directory, or null where this process may not mount one. */
+/** A tmpfs of `sizeMiB` at a fresh directory, or null (the test skipped) where this process may not mount one. */
 async function smallDisk(t: TestContext, sizeMiB: number): Promise<{ dir: string; resize(sizeMiB: number): Promise<void> } | null> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'quorumkv-full-'));
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir]);
-  } catch (error) {
+  const disk = await mountSmallDisk(dir, sizeMiB);
+  if (typeof disk === 'string') {
     await rm(dir, { recursive: true, force: true });
-    t.skip(`cannot mount a small tmpfs here (${(error as Error).message.split('\n')[0]}): a full disk needs one`);
+    t.skip(`cannot mount a small tmpfs here (${disk}): a full disk needs one`);
     return null;
   }
   t.after(async () => {
-    await run('umount', ['-l', dir]).catch(() => undefined);
+    await disk.unmount();
     await rm(dir, { recursive: true, force: true });
   });
-  return { dir, resize: async (size) => void (await run('mount', ['-o', `remount,size=${size}m`, dir])) };
+  return { dir, resize: disk.resize };
 }
 
 const entryBytes = 4000;
