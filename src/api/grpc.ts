@@ -31,6 +31,7 @@ import { isUtf8 } from 'node:buffer';
 import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
+import { splitHostPort } from '../stdx/host-port.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
@@ -364,9 +365,8 @@ function serverOptions(limits: GrpcLimits, streamsPerConnectionMax: number): grp
 
 /** The client address in grpc-js' peer text (`ip:port`, IPv6 without brackets; `unknown` without a socket). */
 export function peerAddress(peer: string): string {
-  // Over TCP grpc-js always appends the port: what precedes the last colon is the address.
-  const colon = peer.lastIndexOf(':');
-  return colon === -1 ? peer : peer.slice(0, colon);
+  // Over TCP grpc-js always appends the port: the one host:port parser takes it off.
+  return splitHostPort(peer)?.host ?? peer;
 }
 
 function hostForUrl(host: string): string {

@@ -24,6 +24,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { splitHostPort } from '../stdx/host-port.js';
 
 /** PEM material, as in ClientTls. */
 export interface GrpcTlsMaterial {
@@ -43,8 +44,9 @@ export class GrpcTlsCredentials extends grpc.ChannelCredentials {
   constructor(endpoint: string, material: GrpcTlsMaterial) {
     super();
     if ((material.key === undefined) !== (material.cert === undefined)) throw new RangeError('A client certificate and its key go together');
-    const host = endpoint.slice(0, endpoint.lastIndexOf(':'));
-    this.host = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+    const hostPort = splitHostPort(endpoint);
+    if (hostPort === null) throw new RangeError(`gRPC endpoint ${JSON.stringify(endpoint)} is not host:port`);
+    this.host = hostPort.host;
     this.context = tls.createSecureContext({ ca: material.ca, cert: material.cert, key: material.key });
   }
 

@@ -215,9 +215,17 @@ export class PeerForwarding implements ForwardChannel {
   }
 }
 
+/**
+ * An error as one operation's answer in a batch: its status and body, with retryAfterMs on a
+ * 503 (1 s unless the error says). The one shape for both sides: the API's batch rules
+ * (api/routes/batch.ts) and this module's refusals of a whole forwarded batch.
+ */
+export function batchErrorItem(error: QkvError): BatchResultItem {
+  return error.status === 503 ? { status: error.status, ...error.toBody(), retryAfterMs: error.retryAfterMs ?? retryAfterMs } : { status: error.status, ...error.toBody() };
+}
+
 function errorItem(code: ErrorCode, message: string): BatchResultItem {
-  const error = new QkvError(code, message, {}, retryAfterMs);
-  return error.status === 503 ? { status: error.status, ...error.toBody(), retryAfterMs } : { status: error.status, ...error.toBody() };
+  return batchErrorItem(new QkvError(code, message, {}, retryAfterMs));
 }
 
 function every(m: ForwardBatchMessage, code: ErrorCode, message: string): BatchResultItem[] {

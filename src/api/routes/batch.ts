@@ -20,6 +20,7 @@ import { readSpec, writeExec, writeSpec } from '../ops.js';
 import { readKey } from './kv.js';
 import type { HttpRoute } from './route.js';
 import { bearerToken } from '../access.js';
+import { batchErrorItem } from '../../node/forwarding.js';
 import type { ForwardedBatch } from '../../node/forwarding.js';
 
 export function batchRoutes(ctx: HttpContext): HttpRoute[] {
@@ -116,7 +117,5 @@ async function runBatchOp(ctx: HttpContext, op: BatchOp, run: BatchRun): Promise
 function errorItem(ctx: HttpContext, error: unknown, onInternal: (error: unknown) => void): BatchResultItem {
   const qkvError = toQkvError(error instanceof Error ? error : new Error(String(error)), ctx.limits.bodyBytesMax);
   if (qkvError.code === 'internal') onInternal(error);
-  return qkvError.status === 503
-    ? { status: qkvError.status, ...qkvError.toBody(), retryAfterMs: qkvError.retryAfterMs ?? 1_000 }
-    : { status: qkvError.status, ...qkvError.toBody() };
+  return batchErrorItem(qkvError);
 }
