@@ -9,11 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { exists } from '../cli/files.js';
 import { mainPath, runCli, startUp, stopUp, waitFor } from './harness.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -55,15 +56,6 @@ async function runOnTerminal(args: readonly string[], cwd: string): Promise<stri
   const command = [process.execPath, mainPath, ...args].join(' ');
   const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], { cwd, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 });
   return stdout;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm start\'s cluster writes a CSV, a JSON and an HTML report with plausible figures, and the HTML renders its charts', { timeout: 180_000 }, async (t) => {
