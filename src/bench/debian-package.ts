@@ -31,6 +31,12 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
+/** The first of `candidates` that exists, in order; null when none does. */
+async function firstExisting(candidates: readonly string[]): Promise<string | null> {
+  for (const candidate of candidates) if (await exists(candidate)) return candidate;
+  return null;
+}
+
 function aptInstall(pkg: string): ReturnType<typeof spawnSync> {
   return spawnSync('apt-get', ['install', '-y', '-qq', pkg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
 }
@@ -41,7 +47,8 @@ export async function findPackagedBinary(o: PackagedBinary): Promise<string> {
     if (await exists(o.binary)) return o.binary;
     throw new Error(`${o.binary} does not exist`);
   }
-  for (const candidate of o.candidates) if (await exists(candidate)) return candidate;
+  const found = await firstExisting(o.candidates);
+  if (found !== null) return found;
   const canApt = o.install && process.getuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (!canApt) throw new Error(`${o.aptPackage} is not installed: install Debian's ${o.aptPackage} package (apt-get install ${o.aptPackage}), or pass ${o.otherwise}`);
   o.log(`${o.candidates[0] ?? o.aptPackage} not found: installing Debian's ${o.aptPackage} package with apt-get (once)…`);
@@ -50,7 +57,7 @@ export async function findPackagedBinary(o: PackagedBinary): Promise<string> {
     spawnSync('apt-get', ['update', '-qq'], { stdio: 'ignore' });
     r = aptInstall(o.aptPackage);
   }
-  const installed = (await Promise.all(o.candidates.map(async (c) => ((await exists(c)) ? c : null)))).find((c) => c !== null);
-  if (r.status !== 0 || installed === undefined || installed === null) throw new Error(`apt-get install ${o.aptPackage} failed: ${r.stderr?.toString().slice(-500) ?? ''}`);
+  const installed = await firstExisting(o.candidates);
+  if (r.status !== 0 || installed === null) throw new Error(`apt-get install ${o.aptPackage} failed: ${r.stderr?.toString().slice(-500) ?? ''}`);
   return installed;
 }
