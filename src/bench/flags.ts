@@ -10,6 +10,8 @@
 
 import { UsageError, parseCommand } from '../stdx/command-line.js';
 import type { FlagDef } from '../stdx/command-line.js';
+import { isTo, toChoices } from './node-choice.js';
+import type { To } from './node-choice.js';
 
 export class FlagError extends Error {
   override readonly name = 'FlagError';
@@ -108,10 +110,6 @@ export function flagHelp(defs: Readonly<Record<string, FlagDef>>): string {
     .join('\n');
 }
 
-/** Where `--to` sends operations. */
-export const toChoices = ['leader', 'follower', 'any'] as const;
-export type ToChoice = (typeof toChoices)[number];
-
 /**
  * `--plain leader|follower|any` (the older spelling, kept working) as `--plain --to …`:
  * `--plain` is now a switch and `--to` says where operations go.
@@ -120,10 +118,11 @@ export function legacyPlainArgs(argv: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
-    const inline = /^--plain=(leader|follower|any)$/.exec(arg);
-    if (inline !== null) out.push('--plain', '--to', inline[1] as string);
-    else if (arg === '--plain' && (toChoices as readonly string[]).includes(argv[i + 1] ?? '')) {
-      out.push('--plain', '--to', argv[i + 1] as string);
+    const inline = arg.startsWith('--plain=') ? arg.slice('--plain='.length) : undefined;
+    const next = argv[i + 1];
+    if (isTo(inline)) out.push('--plain', '--to', inline);
+    else if (arg === '--plain' && isTo(next)) {
+      out.push('--plain', '--to', next);
       i++;
     } else out.push(arg);
   }
@@ -134,7 +133,7 @@ export function legacyPlainArgs(argv: readonly string[]): string[] {
 export interface PathChoice {
   readonly plain: boolean;
   /** null: each side's default (quorumkv: the leader; etcd: every member). */
-  readonly to: ToChoice | null;
+  readonly to: To | null;
   readonly transport: 'http' | 'grpc';
   readonly linearizableReadsFrom: 'leader' | 'any';
 }

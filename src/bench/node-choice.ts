@@ -8,7 +8,14 @@
  * Must never: wait without a deadline for a leader to appear.
  */
 
-export type To = 'leader' | 'follower' | 'any';
+/** Where `--to` sends operations; the one list the flag parser and the targets share. */
+export const toChoices = ['leader', 'follower', 'any'] as const;
+export type To = (typeof toChoices)[number];
+
+/** Whether `text` names one of toChoices. */
+export function isTo(text: string | undefined): text is To {
+  return (toChoices as readonly (string | undefined)[]).includes(text);
+}
 
 /** `the leader`, `a follower`, `every node in turn`: where `to` sends operations, in words. */
 export function toText(to: To): string {

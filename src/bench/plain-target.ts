@@ -15,8 +15,6 @@ import type { BenchTarget } from './target.js';
 import { chooseNodes, toText } from './node-choice.js';
 import type { To } from './node-choice.js';
 
-export type { To as PlainTo } from './node-choice.js';
-
 export interface PlainTargetOptions {
   readonly endpoints: readonly string[];
   readonly to: To;
