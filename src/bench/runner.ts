@@ -104,10 +104,12 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
 
   const startedAt = new Date().toISOString();
   const t0 = performance.now();
+  // Operations measured when the run is counted rather than timed (a fill: every key once).
+  const opsLimit = fill ? keys.length : o.opsTotal;
   const measureStart = t0 + warmupMs;
-  let measureEnd = o.opsTotal === null && !fill ? measureStart + o.durationMs : Infinity;
+  let measureEnd = opsLimit === null ? measureStart + o.durationMs : Infinity;
   let opsIssued = 0;
-  const opsTotal = fill ? keys.length : (o.opsTotal ?? Infinity);
+  const opsTotal = opsLimit ?? Infinity;
   let lastDone = measureStart;
 
   // CPU figures are taken when the warm-up ends, by a timer, so they cover the measured
@@ -123,7 +125,7 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   if (startTimer === null) takeStart();
 
   const tty = o.progress && process.stderr.isTTY === true;
-  const ticker = tty ? startTicker(o, progress, measureStart, () => opsIssued, fill ? keys.length : o.opsTotal) : null;
+  const ticker = tty ? startTicker(o, progress, measureStart, () => opsIssued, opsLimit) : null;
 
   const worker = async (rng: ReturnType<typeof createPrng>): Promise<void> => {
     for (;;) {
