@@ -84,6 +84,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
   const keys = makeKeys(o.keys, o.keyBytes);
   const value = makeValue(o.valueBytes, rng);
   const specs = o.workloads.map(workload);
+  const serverPids = sys.servers.flatMap((s) => (s.pid === null ? [] : [s.pid]));
   print(`${sys.target.system}: ${sys.target.path}\n`);
   if (o.preload && specs.some((w) => w.readFraction > 0 || w.txn === true)) {
     const t0 = performance.now();
@@ -101,7 +102,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
         durationMs: o.durationMs,
         opsTotal: o.opsTotal,
         warmupMs: o.warmupMs,
-        serverPids: sys.pids,
+        serverPids,
         metricsUrls: sys.metricsUrls,
         seed: o.seed + c,
         progress: o.progress,

@@ -57,10 +57,6 @@ export class EtcdCluster {
     private readonly procs: ChildProcess[],
   ) {}
 
-  get pids(): number[] {
-    return this.procs.flatMap((p) => (p.pid === undefined || p.exitCode !== null ? [] : [p.pid]));
-  }
-
   /** Each member's process and data directory, for the fill's disk and memory figures. */
   get servers(): ServerProcess[] {
     return this.procs.map((p, i) => ({ name: `e${i + 1}`, pid: p.pid ?? null, dataDir: path.join(this.dir, `e${i + 1}`) }));

@@ -55,10 +55,6 @@ export class RedisCluster {
     private readonly procs: { name: string; proc: ChildProcess; dataDir: string }[],
   ) {}
 
-  get pids(): number[] {
-    return this.procs.flatMap((p) => (p.proc.pid === undefined || p.proc.exitCode !== null ? [] : [p.proc.pid]));
-  }
-
   get servers(): ServerProcess[] {
     return this.procs.map((p) => ({ name: p.name, pid: p.proc.pid ?? null, dataDir: p.dataDir }));
   }

@@ -64,8 +64,7 @@ export interface SystemOptions {
 
 export interface SystemRun {
   readonly target: BenchTarget;
-  readonly pids: readonly number[];
-  /** The server processes (with their data directories when known) for disk and memory figures. */
+  /** The server processes on this machine (with their data directories when known) for CPU, disk and memory figures. */
   readonly servers: readonly ServerProcess[];
   /** Nodes whose /metrics give fsync figures (quorumkv's HTTP URLs; none for the others). */
   readonly metricsUrls: readonly string[];
@@ -123,7 +122,6 @@ export async function openQuorumKv(o: SystemOptions, print: (t: string) => void)
     const servers = await localServers(o.endpoints, o.dataDirs ?? {});
     return {
       target,
-      pids: servers.flatMap((s) => (s.pid === null ? [] : [s.pid])),
       servers,
       metricsUrls: o.endpoints,
       describe: { endpoints: o.endpoints, mode: await modeOf(o.endpoints), path: target.path },
@@ -137,7 +135,6 @@ export async function openQuorumKv(o: SystemOptions, print: (t: string) => void)
     () => cluster.destroy(),
     () => quorumKvConnect(o, cluster.endpoints),
     async (target) => ({
-      pids: cluster.pids,
       servers: cluster.nodes.map((n) => ({ name: n.id, pid: n.proc?.pid ?? null, dataDir: n.dataDir })),
       metricsUrls: cluster.endpoints,
       describe: { nodes: o.nodes, nodeFlags: o.nodeFlags, mode: await modeOf(cluster.endpoints), path: target.path },
@@ -192,7 +189,7 @@ function etcdConnect(o: SystemOptions, endpoints: readonly string[]): Promise<Be
 export async function openEtcd(o: SystemOptions, print: (t: string) => void): Promise<SystemRun> {
   if (o.etcdEndpoints !== null) {
     const target = await etcdConnect(o, o.etcdEndpoints);
-    return { target, pids: [], servers: [], metricsUrls: [], describe: { endpoints: o.etcdEndpoints, path: target.path }, stop: () => target.close() };
+    return { target, servers: [], metricsUrls: [], describe: { endpoints: o.etcdEndpoints, path: target.path }, stop: () => target.close() };
   }
   const binary = await findEtcd(o.etcdBin, o.installServers, (l) => print(`${l}\n`));
   print('starting a 3-member etcd cluster on 127.0.0.1…\n');
@@ -200,7 +197,7 @@ export async function openEtcd(o: SystemOptions, print: (t: string) => void): Pr
   return onServersStarted(
     () => cluster.stop(),
     () => etcdConnect(o, cluster.endpoints),
-    async (target) => ({ pids: cluster.pids, servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, path: target.path } }),
+    async (target) => ({ servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, path: target.path } }),
   );
 }
 
@@ -211,7 +208,7 @@ export async function openRedis(o: SystemOptions, print: (t: string) => void): P
   return onServersStarted(
     () => cluster.stop(),
     () => redisTarget({ primary: cluster.primary, connections: connections(o), deadlineMs: o.deadlineMs }),
-    async (target) => ({ pids: cluster.pids, servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, appendfsync: 'always', waitReplicas: 2, path: target.path } }),
+    async (target) => ({ servers: cluster.servers, metricsUrls: [], describe: { members: 3, binary, appendfsync: 'always', waitReplicas: 2, path: target.path } }),
   );
 }
 
