@@ -146,34 +146,28 @@ export async function redisTarget(o: RedisTargetOptions): Promise<BenchTarget> {
     throw error;
   }
   const free = [...all];
-  const take = (): Connection => {
+  /** Runs `use` on a connection of its own, given back to the pool afterwards. */
+  const withConnection = async <T>(use: (conn: Connection) => Promise<T>): Promise<T> => {
     const conn = free.pop();
     if (conn === undefined) throw new TargetError('no_connection', `more operations in flight than the ${o.connections} connections`);
-    return conn;
-  };
-  // The write and its WAIT leave together; WAIT then answers once both replicas have it.
-  const durably = async (write: (conn: Connection) => Promise<unknown>): Promise<unknown> => {
-    const conn = take();
     try {
-      const [answer, acked] = await Promise.all([write(conn), conn.wait(replicasWaited, o.deadlineMs)]);
-      if (acked < replicasWaited) throw new TargetError('wait_timeout', `WAIT ${replicasWaited}: ${acked} replicas acknowledged within ${o.deadlineMs} ms`);
-      return answer;
+      return await use(conn);
     } finally {
       free.push(conn);
     }
   };
+  // The write and its WAIT leave together; WAIT then answers once both replicas have it.
+  const durably = (write: (conn: Connection) => Promise<unknown>): Promise<unknown> =>
+    withConnection(async (conn) => {
+      const [answer, acked] = await Promise.all([write(conn), conn.wait(replicasWaited, o.deadlineMs)]);
+      if (acked < replicasWaited) throw new TargetError('wait_timeout', `WAIT ${replicasWaited}: ${acked} replicas acknowledged within ${o.deadlineMs} ms`);
+      return answer;
+    });
   return {
     system: 'redis',
     path: `ioredis (a connection per client) to the primary ${o.primary.host}:${o.primary.port}; each write then WAIT ${replicasWaited}; reads from the primary`,
     put: (key, value) => durably((c) => c.set(key, value)),
-    get: async (key) => {
-      const conn = take();
-      try {
-        return await conn.get(key);
-      } finally {
-        free.push(conn);
-      }
-    },
+    get: (key) => withConnection((conn) => conn.get(key)),
     txn: (a, b, value) => durably((c) => c.eval(txnScript, 2, a, b, value)),
     close: async () => {
       await Promise.all(all.map((c) => c.quit().catch(() => c.disconnect())));
