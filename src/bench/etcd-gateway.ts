@@ -11,10 +11,10 @@
  * Must never: retry (a refusal is counted, as a user would see it).
  */
 
-import { Pool } from 'undici';
 import { etcdMembers } from './etcd.js';
 import { toText } from './node-choice.js';
 import type { To } from './node-choice.js';
+import { jsonHeaders, roundRobinPools } from './plain-target.js';
 import { TargetError } from './target.js';
 import type { BenchTarget } from './target.js';
 
@@ -27,18 +27,15 @@ export interface EtcdGatewayOptions {
   readonly deadlineMs: number;
 }
 
-const jsonHeaders = { 'content-type': 'application/json' };
-
 function b64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');
 }
 
 export async function etcdGatewayTarget(options: EtcdGatewayOptions): Promise<BenchTarget> {
   const members = await etcdMembers(options.endpoints, options.to, options.deadlineMs);
-  const pools = members.map((url) => new Pool(url, { connections: options.connectionsPerEndpoint, pipelining: 1, headersTimeout: options.deadlineMs, bodyTimeout: options.deadlineMs }));
-  let next = 0;
+  const pools = roundRobinPools(members, options.connectionsPerEndpoint, options.deadlineMs);
   const call = async (path: string, body: string): Promise<unknown> => {
-    const res = await (pools[next++ % pools.length] as Pool).request({ method: 'POST', path, headers: jsonHeaders, body });
+    const res = await pools.next().request({ method: 'POST', path, headers: jsonHeaders, body });
     const text = await res.body.text();
     if (res.statusCode === 200) return JSON.parse(text) as unknown;
     let code = `http_${res.statusCode}`;
@@ -78,9 +75,7 @@ export async function etcdGatewayTarget(options: EtcdGatewayOptions): Promise<Be
           `"failure":[{"request_range":{"key":"${ka}"}}]}`,
       );
     },
-    close: async () => {
-      await Promise.all(pools.map((p) => p.close()));
-    },
+    close: () => pools.close(),
   };
   // One round trip proves the gateway answers before the clock starts.
   await target.put('__qkv_bench_probe', '1');

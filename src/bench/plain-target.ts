@@ -23,15 +23,31 @@ export interface PlainTargetOptions {
   readonly deadlineMs: number;
 }
 
-const jsonHeaders = { 'content-type': 'application/json' };
+export const jsonHeaders = { 'content-type': 'application/json' };
+
+/** Keep-alive connection pools to the chosen nodes, one per node, taken in turn by `next()`. */
+export interface RoundRobinPools {
+  next(): Pool;
+  close(): Promise<void>;
+}
+
+/** One pool per URL (`connectionsPerEndpoint` connections, no pipelining, `deadlineMs` per request), used in turn. */
+export function roundRobinPools(urls: readonly string[], connectionsPerEndpoint: number, deadlineMs: number): RoundRobinPools {
+  const pools = urls.map((url) => new Pool(url, { connections: connectionsPerEndpoint, pipelining: 1, headersTimeout: deadlineMs, bodyTimeout: deadlineMs }));
+  let turn = 0;
+  return {
+    next: () => pools[turn++ % pools.length] as Pool,
+    close: async () => {
+      await Promise.all(pools.map((p) => p.close()));
+    },
+  };
+}
 
 export async function plainTarget(options: PlainTargetOptions): Promise<BenchTarget> {
   const chosen = await chooseNodes(options.endpoints, options.to, options.deadlineMs);
-  const pools = chosen.map((url) => new Pool(url, { connections: options.connectionsPerEndpoint, pipelining: 1, headersTimeout: options.deadlineMs, bodyTimeout: options.deadlineMs }));
-  let next = 0;
-  const pool = (): Pool => pools[next++ % pools.length] as Pool;
+  const pools = roundRobinPools(chosen, options.connectionsPerEndpoint, options.deadlineMs);
   const call = async (method: 'GET' | 'PUT' | 'POST', path: string, body: string | null): Promise<unknown> => {
-    const res = await pool().request(body === null ? { method, path } : { method, path, headers: jsonHeaders, body });
+    const res = await pools.next().request(body === null ? { method, path } : { method, path, headers: jsonHeaders, body });
     const text = await res.body.text();
     if (res.statusCode === 200) return JSON.parse(text) as unknown;
     if (res.statusCode === 404 && method === 'GET') return undefined;
@@ -50,8 +66,6 @@ export async function plainTarget(options: PlainTargetOptions): Promise<BenchTar
     get: (key) => call('GET', `/kv/${encodeURIComponent(key)}`, null),
     txn: (a, b, value) =>
       call('POST', '/txn', JSON.stringify({ compare: [{ key: a, exists: true }], success: [{ op: 'put', key: a, value }, { op: 'put', key: b, value }], failure: [{ op: 'get', key: a }] })),
-    close: async () => {
-      await Promise.all(pools.map((p) => p.close()));
-    },
+    close: () => pools.close(),
   };
 }
