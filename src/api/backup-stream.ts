@@ -4,6 +4,7 @@
  * one chunk at a time so a large store never sits in memory at once.
  */
 
+import { unpackItems } from '../storage/snapshot-records.js';
 import type { SnapshotSource } from '../storage/types.js';
 
 /** Bytes of state per backup chunk record. */
@@ -29,14 +30,15 @@ export async function* backupLines(source: SnapshotSource, nodeId: string, clust
     for (;;) {
       const chunk = source.readChunk(backupChunkBytes);
       if (chunk === null) break;
+      const chunkItems = unpackItems(chunk.records);
       yield JSON.stringify({
         type: 'chunk',
         seq: chunks,
-        items: chunk.items.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
+        items: chunkItems.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
         dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
       }) + '\n';
       chunks++;
-      items += chunk.items.length;
+      items += chunkItems.length;
       dedup += chunk.dedup.length;
     }
     yield JSON.stringify({ type: 'end', chunks, items, dedup }) + '\n';

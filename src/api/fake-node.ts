@@ -13,6 +13,7 @@ import type { ForwardChannel } from '../node/forwarding.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { authStateKey } from '../kv/types.js';
+import { packItems } from '../storage/snapshot-records.js';
 import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MemberStatus, MembersResponse, MembershipChangeResponse, StatusResponse } from '../wire/types.js';
@@ -329,7 +330,7 @@ export class FakeKvNode implements KvNode {
         if (offset > items.length || (offset === items.length && seq > 0)) return null;
         const chunk = items.slice(offset, offset + itemsPerChunk);
         offset += itemsPerChunk;
-        return { seq: seq++, items: chunk, dedup: [], last: offset >= items.length };
+        return { seq: seq++, records: packItems(chunk), dedup: [], last: offset >= items.length };
       },
       close: () => undefined,
     };

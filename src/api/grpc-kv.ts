@@ -7,6 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
+import { unpackItems } from '../storage/snapshot-records.js';
 import type { KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
@@ -274,12 +275,13 @@ export class GrpcKv {
           if (call.cancelled) return;
           const chunk = source.readChunk(backupChunkBytes);
           if (chunk === null) break;
+          const chunkItems = unpackItems(chunk.records);
           await send<BackupChunk>(call, {
             part: {
               $case: 'items',
               items: {
                 seq: chunks,
-                items: chunk.items.map((item) => ({
+                items: chunkItems.map((item) => ({
                   key: item.key,
                   value: typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
                   version: item.version,
@@ -289,7 +291,7 @@ export class GrpcKv {
             },
           });
           chunks++;
-          items += chunk.items.length;
+          items += chunkItems.length;
           dedup += chunk.dedup.length;
         }
         await send<BackupChunk>(call, { part: { $case: 'end', end: { chunks, items, dedup } } });

@@ -22,6 +22,7 @@ import { connect } from '../client/index.js';
 import { BackupFormatError, decodeBackupValue, readBackupRecords, verifyBackupFile } from '../client/backup-file.js';
 import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
+import { packItems } from '../storage/snapshot-records.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
 import { exists } from './files.js';
@@ -147,7 +148,7 @@ export async function runRestore(argv: string[]): Promise<number> {
       if (record.type !== 'chunk') continue;
       const chunk: SnapshotChunk = {
         seq: record.seq,
-        items: record.items.map(([key, value, version]) => ({ key, value: decodeBackupValue(value), version })),
+        records: packItems(record.items.map(([key, value, version]) => ({ key, value: decodeBackupValue(value), version }))),
         dedup: record.dedup.map(([clientId, seq, index, reply]) => {
           const bytes = Buffer.from(reply, 'base64');
           return { clientId, seq, index, reply: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
@@ -160,7 +161,7 @@ export async function runRestore(argv: string[]): Promise<number> {
       await new Promise((resolve) => setImmediate(resolve));
     }
     if (staged !== verified.chunks) throw new BackupFormatError(`${flags.from} changed while it was restored (${staged} of ${verified.chunks} chunks read)`);
-    if (staged === 0) for (const storage of storages) storage.stageSnapshotChunk({ seq: 0, items: [], dedup: [], last: true });
+    if (staged === 0) for (const storage of storages) storage.stageSnapshotChunk({ seq: 0, records: new Uint8Array(0), dedup: [], last: true });
     const meta: SnapshotMeta = { index: header.index, term: header.term, config };
     await Promise.all(
       storages.map((storage) => durable((done) => storage.persist({ snapshot: meta, entries: [], hardState: { term: header.term, vote: null, commit: header.index } }, done))),

@@ -503,6 +503,7 @@ async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeD
     },
     onConfigChange: (c, index) => deps.peerSet.configChanged(c, index),
     onRemoved: (index) => deps.onRemoved(`this node was removed from the cluster (configuration ${index})`),
+    onSnapshotRefused: (from, reason) => log.warn({ from, reason }, 'refused a snapshot chunk; waiting for the leader to send the snapshot again'),
   });
 }
 

@@ -79,6 +79,8 @@ export interface DriverDeps {
   readonly onRemoved?: (configIndex: number) => void;
   /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
   readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
+  /** A snapshot chunk from `from` was refused (malformed records, out of order, too large) and its snapshot dropped. */
+  readonly onSnapshotRefused?: (from: NodeId, reason: string) => void;
   /** Client operations forwarded to the leader over this transport (forwarding.ts); absent: such messages are dropped. */
   readonly forwarding?: PeerForwarding;
 }
@@ -928,7 +930,16 @@ export class NodeDriver implements KvNode {
       this.stagingSeq = -1; // a gap: drop this snapshot, the leader will send another
       return;
     }
-    this.deps.storage.stageSnapshotChunk(m.chunk);
+    try {
+      this.deps.storage.stageSnapshotChunk(m.chunk);
+    } catch (error) {
+      // Malformed or out-of-order records from the peer (storage/staging.ts): drop this
+      // snapshot as if a chunk were lost; the leader sends another after its timeout.
+      if (!(error instanceof Error) || error.name !== 'SnapshotStagingError') throw error;
+      this.stagingSeq = -1;
+      this.deps.onSnapshotRefused?.(m.from, error.message);
+      return;
+    }
     this.stagingSeq++;
     if (m.chunk.last) {
       this.stagingSeq = -1;

@@ -91,8 +91,8 @@ function isChunk(v: unknown): v is SnapshotChunk {
     isObj(v) &&
     isIndex(v['seq']) &&
     typeof v['last'] === 'boolean' &&
-    Array.isArray(v['items']) &&
-    v['items'].every((i) => isObj(i) && typeof i['key'] === 'string' && (typeof i['value'] === 'string' || i['value'] instanceof Uint8Array) && isIndex(i['version'])) &&
+    // The records themselves are checked as the storage stages them (storage/staging.ts).
+    v['records'] instanceof Uint8Array &&
     Array.isArray(v['dedup']) &&
     v['dedup'].every((d) => isObj(d) && typeof d['clientId'] === 'string' && isIndex(d['seq']) && isIndex(d['index']) && d['reply'] instanceof Uint8Array)
   );

@@ -1,15 +1,16 @@
 /**
- * Snapshot chunking shared by both storage implementations: walks kv items (in key order)
- * and then dedup records, cutting chunks at the same records for the same `bytesMax`
- * whatever holds the data.
+ * Snapshot chunking shared by both storage implementations: walks kv records (in key
+ * order, as LMDB holds them) and then dedup records, cutting chunks at the same records
+ * for the same `bytesMax` whatever holds the data.
  *
  * Must never: read storage itself (callers hand in cursors) or return an empty chunk while
  * records remain.
  */
 
 import { assert } from '../stdx/assert.js';
-import { dedupRecordBytes, kvItemBytes } from './sizes.js';
-import type { DedupRecord, KvItem, SnapshotChunk } from './types.js';
+import { dedupRecordBytes } from './sizes.js';
+import { packedRecordBytes, packRecords, type RawRecord } from './snapshot-records.js';
+import type { DedupRecord, SnapshotChunk } from './types.js';
 
 /** A cursor that can look at its next element before consuming it. */
 export interface Peekable<T> {
@@ -32,14 +33,14 @@ export class ArrayCursor<T> implements Peekable<T> {
  * Cuts the next snapshot chunk: kv items first, then dedup records, at least one record if
  * any remain, stopping before `bytesMax` would be exceeded.
  */
-export function assembleChunk(seq: number, bytesMax: number, items: Peekable<KvItem>, dedup: Peekable<DedupRecord>): SnapshotChunk {
+export function assembleChunk(seq: number, bytesMax: number, items: Peekable<RawRecord>, dedup: Peekable<DedupRecord>): SnapshotChunk {
   assert(Number.isFinite(bytesMax) ? bytesMax >= 0 : bytesMax === Infinity, () => `bytesMax must be >= 0, got ${bytesMax}`);
-  const outItems: KvItem[] = [];
+  const outItems: RawRecord[] = [];
   const outDedup: DedupRecord[] = [];
   let bytes = 0;
   let full = false;
   for (let item = items.peek(); item !== undefined; item = items.peek()) {
-    const size = kvItemBytes(item);
+    const size = packedRecordBytes(item.key.byteLength, item.record.byteLength);
     if (outItems.length > 0 && bytes + size > bytesMax) {
       full = true;
       break;
@@ -58,5 +59,5 @@ export function assembleChunk(seq: number, bytesMax: number, items: Peekable<KvI
     }
   }
   const last = items.peek() === undefined && dedup.peek() === undefined;
-  return { seq, items: outItems, dedup: outDedup, last };
+  return { seq, records: packRecords(outItems), dedup: outDedup, last };
 }

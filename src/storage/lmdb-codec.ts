@@ -1,7 +1,6 @@
 /**
  * How the LMDB storage lays its records out in bytes, and how it reads them back: log
- * entries (`[kind u8][term f64][data]`), kv records (`[tag u8][version f64][value]`, the tag
- * telling UTF-8 string, UTF-16LE string or bytes), dedup records
+ * entries (`[kind u8][term f64][data]`), kv records (record-codec.ts), dedup records
  * (`[seq f64][index f64][reply]`), keys as UTF-8, and the msgpack meta records (identity,
  * hard state, snapshot meta). Every decoder checks what it reads (STYLE.md 9) and names the
  * record in its error.
@@ -14,20 +13,14 @@
 import type { Entry, EntryKind, HardState, SnapshotMeta } from '../core/types.js';
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
-import { isWellFormed } from '../stdx/utf8.js';
 import { freshHardState } from './meta.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
-import type { DedupRecord, KvRecord, NodeIdentity } from './types.js';
+import type { DedupRecord, NodeIdentity } from './types.js';
 
 const ENTRY_HEADER_BYTES = 9;
-const RECORD_HEADER_BYTES = 9;
 const DEDUP_HEADER_BYTES = 16;
 const ENTRY_KINDS: readonly EntryKind[] = ['normal', 'noop', 'config'];
 const ENTRY_KIND_CODES: Readonly<Record<EntryKind, number>> = { normal: 0, noop: 1, config: 2 };
-const VALUE_STRING = 0;
-const VALUE_BYTES = 1;
-/** A string with lone surrogates (no UTF-8 form), stored as UTF-16LE code units so it round-trips exactly. */
-const VALUE_STRING_UTF16 = 2;
 
 export function encodeEntry(entry: Entry): Buffer {
   const buffer = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + entry.data.byteLength);
@@ -46,35 +39,6 @@ export function decodeEntry(index: number, buffer: Buffer): Entry {
   // `buffer` is lmdb-js's private copy of the value, so a view of it is safe to hand out.
   const data = new Uint8Array(buffer.buffer, buffer.byteOffset + ENTRY_HEADER_BYTES, buffer.length - ENTRY_HEADER_BYTES);
   return { index, term, kind, data };
-}
-
-export function encodeRecord(record: KvRecord): Buffer {
-  const { value } = record;
-  let buffer: Buffer;
-  if (typeof value === 'string') {
-    const encoding = isWellFormed(value) ? 'utf8' : 'utf16le';
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + Buffer.byteLength(value, encoding));
-    buffer[0] = encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16;
-    buffer.write(value, RECORD_HEADER_BYTES, encoding);
-  } else {
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.byteLength);
-    buffer[0] = VALUE_BYTES;
-    buffer.set(value, RECORD_HEADER_BYTES);
-  }
-  buffer.writeDoubleLE(record.version, 1);
-  return buffer;
-}
-
-export function decodeRecord(key: string, buffer: Buffer): KvRecord {
-  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
-  const version = buffer.readDoubleLE(1);
-  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
-  const tag = buffer[0];
-  if (tag === VALUE_STRING) return { value: buffer.toString('utf8', RECORD_HEADER_BYTES), version };
-  if (tag === VALUE_STRING_UTF16) return { value: buffer.toString('utf16le', RECORD_HEADER_BYTES), version };
-  assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
-  // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
-  return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
 }
 
 export function encodeDedup(record: DedupRecord): Buffer {

@@ -9,7 +9,7 @@
  */
 
 import type { Peekable } from './chunks.js';
-import { decodeRecord } from './lmdb-codec.js';
+import { decodeRecord } from './record-codec.js';
 import type { KvItem, KvRecord } from './types.js';
 
 /** A queued-but-uncommitted kv write (null: a delete) with its key's UTF-8 bytes, for merging. */
@@ -19,13 +19,29 @@ export interface OverlayItem {
   readonly record: KvRecord | null;
 }
 
+/** What a cursor hands out for a committed (LMDB) record and for a queued (overlay) one. */
+export interface CursorView<T> {
+  fromBase(key: Buffer, value: Buffer): T;
+  fromOverlay(item: OverlayItem, record: KvRecord): T;
+}
+
+/** Items decoded for reads. */
+export const decodedItems: CursorView<KvItem> = {
+  fromBase: (keyBytes, value) => {
+    const key = keyBytes.toString('utf8');
+    const record = decodeRecord(key, value);
+    return { key, value: record.value, version: record.version };
+  },
+  fromOverlay: (item, record) => ({ key: item.key, value: record.value, version: record.version }),
+};
+
 /**
  * Merges an LMDB range (bytes order, or descending with `descending`) with overlay items
  * sorted the same way; the overlay wins on equal keys.
  */
-export class MergedCursor implements Peekable<KvItem> {
+export class MergedCursor<T = KvItem> implements Peekable<T> {
   private baseHead: { key: Buffer; value: Buffer } | undefined | null = null; // null: not fetched yet
-  private current: KvItem | undefined | null = null; // null: not computed yet
+  private current: T | undefined | null = null; // null: not computed yet
   private fromBase = false;
   /** Bytes of the last key consumed by `advance`, if any. */
   lastKey: Buffer | undefined;
@@ -37,9 +53,10 @@ export class MergedCursor implements Peekable<KvItem> {
     /** LMDB keys up to and including this one (descending: from it up) are skipped: an exclusive start. */
     private readonly baseAfter: Buffer | undefined = undefined,
     private readonly descending = false,
+    private readonly view: CursorView<T> = decodedItems as unknown as CursorView<T>,
   ) {}
 
-  peek(): KvItem | undefined {
+  peek(): T | undefined {
     if (this.current === null) this.current = this.compute();
     return this.current;
   }
@@ -74,23 +91,19 @@ export class MergedCursor implements Peekable<KvItem> {
     return this.descending ? Buffer.compare(b, a) : Buffer.compare(a, b);
   }
 
-  private compute(): KvItem | undefined {
+  private compute(): T | undefined {
     for (;;) {
       const base = this.head();
       const pending = this.overlay[this.overlayPosition];
       if (pending === undefined) {
         if (base === undefined) return undefined;
         this.fromBase = true;
-        const key = base.key.toString('utf8');
-        const record = decodeRecord(key, base.value);
-        return { key, value: record.value, version: record.version };
+        return this.view.fromBase(base.key, base.value);
       }
       const order = base === undefined ? 1 : this.order(base.key, pending.keyBytes);
       if (order < 0 && base !== undefined) {
         this.fromBase = true;
-        const key = base.key.toString('utf8');
-        const record = decodeRecord(key, base.value);
-        return { key, value: record.value, version: record.version };
+        return this.view.fromBase(base.key, base.value);
       }
       if (order === 0) this.baseHead = null; // shadowed by the overlay
       if (pending.record === null) {
@@ -98,7 +111,7 @@ export class MergedCursor implements Peekable<KvItem> {
         continue;
       }
       this.fromBase = false;
-      return { key: pending.key, value: pending.record.value, version: pending.record.version };
+      return this.view.fromOverlay(pending, pending.record);
     }
   }
 }

@@ -13,7 +13,9 @@ import { assert } from '../stdx/assert.js';
 import { compareUtf8 } from '../stdx/utf8.js';
 import { DedupTable } from './dedup.js';
 import type { UndoableKvState } from './kv-tx.js';
-import { decodeRecord, keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
+import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
+import { decodeRecord } from './record-codec.js';
+import { walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
@@ -29,6 +31,16 @@ export interface OverlayEntry {
   readonly record: KvRecord | null;
 }
 
+/**
+ * A staged snapshot chunk whose LMDB write has not committed yet. Its records stay packed:
+ * a staging slot is not read until it is installed, and only the chunks still uncommitted
+ * then are decoded into the overlay (`keys` set), instead of every record of the snapshot.
+ */
+interface StagedWrite {
+  readonly records: Uint8Array;
+  keys: string[] | null;
+}
+
 /** One of the two kv data sets (live or staging): LMDB databases plus in-memory state. */
 export class KvSlot {
   /** Latest queued-but-uncommitted write per key (null: deleted). */
@@ -37,6 +49,8 @@ export class KvSlot {
   baseHiddenUntilSeq = 0;
   keyCount = 0;
   dedup = new DedupTable();
+  /** Staged chunks by the seq of their LMDB write, until it commits. */
+  private readonly stagedWrites = new Map<number, StagedWrite>();
 
   constructor(
     readonly id: 0 | 1,
@@ -124,9 +138,42 @@ export class KvSlot {
     }
   }
 
+  /** A staged chunk's records, written by LMDB write `seq` (not yet committed). */
+  staged(seq: number, records: Uint8Array, recordCount: number): void {
+    this.stagedWrites.set(seq, { records, keys: null });
+    this.keyCount += recordCount;
+  }
+
+  /** The staged write `seq` committed: LMDB holds its records now. */
+  stagedCommitted(seq: number): void {
+    const write = this.stagedWrites.get(seq);
+    if (write === undefined) return;
+    this.stagedWrites.delete(seq);
+    if (write.keys !== null) this.release(write.keys, seq);
+  }
+
+  /**
+   * The slot is about to be read (its snapshot is being installed): the staged records whose
+   * write has not committed go into the overlay, to leave it when their write commits.
+   */
+  materializeStaged(): void {
+    for (const [seq, write] of this.stagedWrites) {
+      if (write.keys !== null) continue;
+      const keys: string[] = [];
+      walkRecords(write.records, undefined, (keyView, recordView) => {
+        const key = keyView.toString('utf8');
+        keys.push(key);
+        // A copy: a bytes value would otherwise keep the whole chunk's buffer alive.
+        this.overlay.set(key, { seq, record: decodeRecord(key, Buffer.from(recordView)) });
+      });
+      write.keys = keys;
+    }
+  }
+
   /** Forgets everything in memory; the caller queues the matching LMDB clear. */
   resetTo(clearSeq: number): void {
     this.overlay.clear();
+    this.stagedWrites.clear();
     this.dedup = new DedupTable();
     this.keyCount = 0;
     this.baseHiddenUntilSeq = clearSeq;

@@ -11,9 +11,17 @@ import type { Transaction } from 'lmdb';
 import type { SnapshotMeta } from '../core/types.js';
 import { ArrayCursor, assembleChunk } from './chunks.js';
 import { MergedCursor, overlayUpperBound } from './lmdb-cursor.js';
-import type { OverlayItem } from './lmdb-cursor.js';
+import type { CursorView, OverlayItem } from './lmdb-cursor.js';
 import type { BinaryDb } from './lmdb-slot.js';
+import { encodeRecord } from './record-codec.js';
+import type { RawRecord } from './snapshot-records.js';
 import type { DedupRecord, SnapshotChunk, SnapshotSource } from './types.js';
+
+/** Records as LMDB holds them: committed ones as read, queued ones encoded the same way. */
+const rawRecords: CursorView<RawRecord> = {
+  fromBase: (key, value) => ({ key, record: value }),
+  fromOverlay: (item, record) => ({ key: item.keyBytes, record: encodeRecord(record) }),
+};
 
 /**
  * Chunks of a consistent state: an LMDB read transaction (committed writes) merged with a
@@ -47,7 +55,7 @@ export class LmdbSnapshotSource implements SnapshotSource {
       const start = this.resumeAfter;
       base = this.kvDb.getRange(start === undefined ? { transaction: this.txn } : { start, transaction: this.txn })[Symbol.iterator]();
     }
-    const cursor = new MergedCursor(base, this.overlay, this.overlayPosition, this.resumeAfter);
+    const cursor = new MergedCursor(base, this.overlay, this.overlayPosition, this.resumeAfter, false, rawRecords);
     let chunk: SnapshotChunk;
     try {
       chunk = assembleChunk(this.seq, bytesMax, cursor, this.dedup);

@@ -65,7 +65,7 @@ import { checkIndex, isIndex } from '../stdx/safe-int.js';
 import { checkEntriesRange, checkIdentity, checkPersistBatch } from './checks.js';
 import type { LogBounds } from './checks.js';
 import { UndoKvTx } from './kv-tx.js';
-import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, encodeRecord, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
+import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
 import { DeferredKvWrites } from './lmdb-held.js';
@@ -77,11 +77,11 @@ import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
 import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
 import { DedupTable } from './dedup.js';
+import { encodeRecord } from './record-codec.js';
 import { StagingTracker } from './staging.js';
 import type {
   DedupRecord,
   KvBackend,
-  KvRecord,
   NodeIdentity,
   NodeStorage,
   PersistBatch,
@@ -446,6 +446,7 @@ class LmdbNodeStorage implements LmdbStorage {
     );
 
     if (snapshot !== null && target !== null) {
+      target.materializeStaged();
       const previous = this.active;
       this.active = target;
       this.applied = snapshot.index;
@@ -494,36 +495,30 @@ class LmdbNodeStorage implements LmdbStorage {
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
     if (this.writes.failure !== null) throw this.writes.failure;
-    const restart = this.staging.accept(chunk);
+    // Records go to LMDB as they came, views into the chunk: nothing is decoded here.
+    const puts: Buffer[] = [];
+    const { restart, records } = this.staging.accept(chunk, (key, record) => void puts.push(key, record));
     const slot = this.stagingSlot();
     if (restart) slot.resetTo(SEQ_UNASSIGNED);
-    const puts = chunk.items.map((item) => {
-      const record: KvRecord = { value: item.value, version: item.version };
-      return { key: item.key, keyBytes: keyBytes(item.key), record, encoded: encodeRecord(record) };
-    });
     const dedupPuts = chunk.dedup.map((record) => ({ keyBytes: keyBytes(record.clientId), value: encodeDedup(record) }));
-    const keys = puts.map((p) => p.key);
     const seq = this.writes.submit(
       () => {
         if (restart) {
           void slot.kvDb.clearAsync();
           void slot.dedupDb.clearAsync();
         }
-        for (const p of puts) void slot.kvDb.put(p.keyBytes, p.encoded);
+        for (let i = 0; i < puts.length; i += 2) void slot.kvDb.put(puts[i] as Buffer, puts[i + 1] as Buffer);
         for (const d of dedupPuts) void slot.dedupDb.put(d.keyBytes, d.value);
       },
       {
         onCommitted: () => {
           if (slot.baseHiddenUntilSeq === seq) slot.baseHiddenUntilSeq = 0;
-          slot.release(keys, seq);
+          slot.stagedCommitted(seq);
         },
       },
     );
     if (restart) slot.baseHiddenUntilSeq = seq;
-    for (const p of puts) {
-      if (slot.get(p.key) === undefined) slot.keyCount++;
-      slot.overlay.set(p.key, { seq, record: p.record });
-    }
+    slot.staged(seq, chunk.records, records);
     for (const record of chunk.dedup) slot.dedup.put(record);
   }
 

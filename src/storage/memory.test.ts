@@ -5,6 +5,7 @@ import { contractStorageOptions, storageContract } from './testing/contract.js';
 import { createMemoryStorage, restoreMemoryStorage } from './memory.js';
 import type { MemoryStorage } from './memory.js';
 import type { PersistBatch } from './types.js';
+import { packItems } from './snapshot-records.js';
 
 storageContract('memory', async () => {
   let current: MemoryStorage = createMemoryStorage(contractStorageOptions);
@@ -89,7 +90,7 @@ test('in manual mode an unflushed snapshot install is lost in a crash and the ol
   storage.persist(append([entry(1), entry(2)]), () => {});
   storage.kv.write(2, (tx) => tx.put('old', { value: 'old', version: 2 }));
   storage.flushPending();
-  storage.stageSnapshotChunk({ seq: 0, items: [{ key: 'new', value: 'new', version: 9 }], dedup: [], last: true });
+  storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'new', value: 'new', version: 9 }]), dedup: [], last: true });
   storage.persist({ snapshot: { index: 9, term: 2, config: contractStorageOptions.initialConfig }, entries: [], hardState: null }, () => {});
   assert.equal(storage.kv.get('new')?.value, 'new');
   assert.ok(storage.kv.durableAppliedIndex() <= 9);
@@ -104,7 +105,7 @@ test('a kv write queued before an install does not make the installed state look
   storage.persist(append([entry(1), entry(2), entry(3)]), () => {});
   storage.flushPending();
   storage.kv.write(3, (tx) => tx.put('old', { value: 'old', version: 3 }));
-  storage.stageSnapshotChunk({ seq: 0, items: [], dedup: [], last: true });
+  storage.stageSnapshotChunk({ seq: 0, records: packItems([]), dedup: [], last: true });
   storage.persist({ snapshot: { index: 2, term: 1, config: contractStorageOptions.initialConfig }, entries: [], hardState: null }, () => {});
   assert.equal(storage.kv.durableAppliedIndex(), 0);
   storage.flushPending(1); // the old kv write only

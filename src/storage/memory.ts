@@ -29,6 +29,8 @@ import { ArrayCursor, assembleChunk } from './chunks.js';
 import { DedupTable } from './dedup.js';
 import { UndoKvTx } from './kv-tx.js';
 import { compactionMeta, freshHardState, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
+import { decodeRecord } from './record-codec.js';
+import { rawRecordOf } from './snapshot-records.js';
 import { StagingTracker } from './staging.js';
 import type {
   DedupRecord,
@@ -377,7 +379,8 @@ class MemoryNodeStorage implements MemoryStorage {
   openSnapshot(config: ClusterConfig): SnapshotSource {
     this.checkOpen();
     const meta = snapshotSourceMeta(this.applied, config, (i) => this.term(i));
-    const items = new ArrayCursor(this.data.items());
+    // The chunk format is LMDB's records: the twin encodes its items so (and cuts chunks at the same records).
+    const items = new ArrayCursor(this.data.items().map(rawRecordOf));
     const dedup = new ArrayCursor(this.dedup.all());
     let seq = 0;
     let finished = false;
@@ -397,10 +400,14 @@ class MemoryNodeStorage implements MemoryStorage {
 
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
-    const restart = this.stagingTracker.accept(chunk);
+    const records: [Buffer, Buffer][] = [];
+    const { restart } = this.stagingTracker.accept(chunk, (key, record) => void records.push([key, record]));
     if (restart) this.staging = { kv: new Map(), dedup: new DedupTable() };
     const staging = this.staging as StagedData;
-    for (const item of chunk.items) staging.kv.set(item.key, { value: item.value, version: item.version });
+    for (const [keyView, recordView] of records) {
+      const key = keyView.toString('utf8');
+      staging.kv.set(key, decodeRecord(key, Buffer.from(recordView)));
+    }
     for (const record of chunk.dedup) staging.dedup.put(record);
   }
 

@@ -5,16 +5,18 @@
  * business.
  *
  * Must never: store chunk data, or accept a chunk it then refuses: every check runs before
- * the caller writes anything.
+ * the caller writes anything. A chunk comes from a peer or a backup file, so a bad one is
+ * an expected failure (SnapshotStagingError), not an assertion.
  */
 
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
-import { checkDedupRecord, checkRecord } from './checks.js';
+import { checkDedupRecord } from './checks.js';
 import { chunkBytes } from './sizes.js';
+import { walkRecords } from './snapshot-records.js';
 import type { SnapshotChunk } from './types.js';
 
-/** Expected failure of snapshot staging (input from a peer): bad order or too large. */
+/** Expected failure of snapshot staging (input from a peer or a file): bad order, malformed records, or too large. */
 export class SnapshotStagingError extends Error {
   override readonly name = 'SnapshotStagingError';
 }
@@ -28,6 +30,8 @@ export class StagingTracker {
   private bytes = 0;
   private done = false;
   private started = false;
+  /** The staged snapshot's greatest key so far: the next chunk's keys must come after it. */
+  private lastKey: Uint8Array | undefined;
 
   constructor(private readonly snapshotBytesMax: number) {
     assert(isIndex(snapshotBytesMax) && snapshotBytesMax > 0, () => `snapshotBytesMax must be a positive integer, got ${snapshotBytesMax}`);
@@ -37,8 +41,15 @@ export class StagingTracker {
     return this.done;
   }
 
-  /** Validates `chunk`; returns true when it starts a new staging (seq 0). */
-  accept(chunk: SnapshotChunk): boolean {
+  /**
+   * Validates `chunk` and walks its kv records, handing each to `each` as views into the
+   * chunk (`each` must only collect them: on a fault this throws after `each` saw the
+   * records before it, and the caller drops what it collected). Throws SnapshotStagingError
+   * when the chunk is out of order, malformed, or would exceed `snapshotBytesMax`; then the
+   * staging is forgotten. Returns true when the chunk starts a new staging (seq 0) and the
+   * number of kv records it holds.
+   */
+  accept(chunk: SnapshotChunk, each: (key: Buffer, record: Buffer) => void): { restart: boolean; records: number } {
     assert(isIndex(chunk.seq), () => `snapshot chunk seq must be a safe index, got ${chunk.seq}`);
     const restart = chunk.seq === 0;
     if (!restart) {
@@ -48,18 +59,29 @@ export class StagingTracker {
         throw new SnapshotStagingError(`Cannot stage snapshot chunk ${chunk.seq}: expected chunk ${this.nextSeq}`);
       }
     }
-    for (const item of chunk.items) checkRecord(item.key, item);
-    for (const record of chunk.dedup) checkDedupRecord(record);
     const total = (restart ? 0 : this.bytes) + chunkBytes(chunk);
     if (total > this.snapshotBytesMax) {
       this.reset();
       throw new SnapshotStagingError(`Cannot stage snapshot chunk ${chunk.seq}: staged snapshot would be ${total} bytes, snapshotBytesMax is ${this.snapshotBytesMax}`);
     }
+    let walked: { count: number; lastKey: Uint8Array | undefined };
+    try {
+      for (const record of chunk.dedup) checkDedupRecord(record);
+      walked = walkRecords(chunk.records, restart ? undefined : this.lastKey, each);
+    } catch (error) {
+      // Malformed records (PackedRecordsError) or dedup records (a failed check): the peer's
+      // or the file's fault either way.
+      this.reset();
+      throw new SnapshotStagingError(`Cannot stage snapshot chunk ${chunk.seq}: ${error instanceof Error ? error.message : String(error)}`);
+    }
     this.started = true;
     this.bytes = total;
     this.nextSeq = chunk.seq + 1;
     this.done = chunk.last;
-    return restart;
+    // A copy: the view points into the chunk, which the next chunk's check must not depend on.
+    if (walked.lastKey !== undefined) this.lastKey = Buffer.from(walked.lastKey);
+    else if (restart) this.lastKey = undefined;
+    return { restart, records: walked.count };
   }
 
   /** Forgets the staging (after an install, or when it failed). */
@@ -68,5 +90,6 @@ export class StagingTracker {
     this.bytes = 0;
     this.done = false;
     this.started = false;
+    this.lastKey = undefined;
   }
 }

@@ -91,7 +91,11 @@ export interface SnapshotSource {
 export interface SnapshotChunk {
   /** 0, 1, 2, … in order. */
   readonly seq: number;
-  readonly items: readonly KvItem[];
+  /**
+   * The chunk's kv records, packed as LMDB holds them (snapshot-records.ts: `packItems`,
+   * `unpackItems`), keys strictly ascending across the whole snapshot.
+   */
+  readonly records: Uint8Array;
   readonly dedup: readonly DedupRecord[];
   /** True on the final chunk. */
   readonly last: boolean;

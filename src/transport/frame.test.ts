@@ -123,3 +123,21 @@ test('with copyBinaries a decoded payload does not keep the receive chunk alive'
     assert.equal(out[0]?.data.buffer === chunk.buffer, !copyBinaries);
   }
 });
+
+test('a frame split over several chunks is decoded from a copy of its own: reusing the chunks changes nothing', () => {
+  const payload = new Uint8Array(10_000).map((_, i) => i % 251);
+  const stream = encodeAll([{ data: payload }, { data: new Uint8Array([1, 2, 3]) }]);
+  const out: Array<{ data: Uint8Array }> = [];
+  const decoder = new FrameDecoder({ frameBytesMax: 1 << 20, copyBinaries: true, onFrame: (m) => out.push(m as { data: Uint8Array }) });
+  // The socket hands out chunks that it may reuse afterwards: push 1 KiB at a time through one buffer.
+  const reused = new Uint8Array(1024);
+  for (let offset = 0; offset < stream.length; offset += reused.length) {
+    const piece = stream.subarray(offset, offset + reused.length);
+    reused.set(piece);
+    assert.equal(decoder.push(reused.subarray(0, piece.length)), null);
+    reused.fill(0xee);
+  }
+  assert.equal(out.length, 2);
+  assert.deepEqual(out[0]?.data, payload);
+  assert.deepEqual(out[1]?.data, new Uint8Array([1, 2, 3]));
+});

@@ -13,6 +13,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../core/types.js';
+import { packItems, unpackItems } from '../snapshot-records.js';
 import type { DedupRecord, KvItem, KvRecord, KvWriter, NodeStorage, PersistBatch, SnapshotChunk, StorageOptions } from '../types.js';
 
 /** Options every factory passed to `storageContract` must open its storage with. */
@@ -137,6 +138,7 @@ export function storageContract(name: string, open: OpenHarness): void {
     compactionContract(open);
     snapshotSourceContract(open);
     snapshotInstallContract(open);
+    snapshotRefusalContract(open);
     keysAndValuesContract(open);
     dedupContract(open);
   });
@@ -157,7 +159,7 @@ function logContract(open: OpenHarness): void {
       assert.equal(storage.kv.durableAppliedIndex(), 0);
       assert.equal(storage.kv.keyCount(), 0);
       assert.deepEqual(storage.kv.range('', undefined, 10), []);
-      assert.deepEqual(readAllChunks(storage, 1024), [{ seq: 0, items: [], dedup: [], last: true }]);
+      assert.deepEqual(readAllChunks(storage, 1024), [{ seq: 0, records: packItems([]), dedup: [], last: true }]);
     }));
 
   test('appended entries are readable at once, before they are durable, with term, kind and data intact', () =>
@@ -531,8 +533,9 @@ function snapshotSourceContract(open: OpenHarness): void {
       let round = 0;
       while ((chunk = source.readChunk(300)) !== null) {
         assert.equal(chunk.seq, seq++);
-        assert.ok(chunk.items.length + chunk.dedup.length >= 1 || chunk.last, 'a chunk carries at least one record');
-        got.push(...chunk.items);
+        const items = unpackItems(chunk.records);
+        assert.ok(items.length + chunk.dedup.length >= 1 || chunk.last, 'a chunk carries at least one record');
+        got.push(...items);
         gotDedup.push(...chunk.dedup);
         if (chunk.last) break;
         // Concurrent writes: new keys, overwrites, deletes, dedup changes; some made durable.
@@ -559,7 +562,7 @@ function snapshotSourceContract(open: OpenHarness): void {
       // One big chunk gives the same state.
       const whole = readAllChunks(storage, Infinity);
       assert.equal(whole.length, 1);
-      assert.deepEqual(whole[0]?.items, allItems(storage));
+      assert.deepEqual(unpackItems(whole[0]?.records ?? new Uint8Array(0)), allItems(storage));
     }));
 }
 
@@ -577,21 +580,21 @@ function snapshotInstallContract(open: OpenHarness): void {
       storage.kv.write(7, (tx) => tx.put('queued-old', record('x', 7))); // still queued at install time
       const meta: SnapshotMeta = { index: 50, term: 4, config: otherConfig };
       assert.throws(() => storage.persist(batch({ snapshot: meta }), () => {}), /no complete staged snapshot/);
-      assert.throws(() => storage.stageSnapshotChunk({ seq: 1, items: [], dedup: [], last: false }), /expected seq 0|no staging/);
-      storage.stageSnapshotChunk({ seq: 0, items: [{ key: 'a', value: 'A', version: 40 }], dedup: [], last: false });
-      assert.throws(() => storage.stageSnapshotChunk({ seq: 2, items: [], dedup: [], last: true }), /expected chunk 1/);
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 1, records: packItems([]), dedup: [], last: false }), /expected seq 0|no staging/);
+      storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'a', value: 'A', version: 40 }]), dedup: [], last: false });
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 2, records: packItems([]), dedup: [], last: true }), /expected chunk 1/);
       storage.stageSnapshotChunk({
         seq: 1,
-        items: [
+        records: packItems([
+          { key: 'b', value: 'B', version: 50 },
           { key: 'shared', value: new Uint8Array([9]), version: 45 },
-          { key: 'z/😀', value: '', version: 41 },
-        ],
+        ]),
         dedup: [dedup('new-client', 3, 44)],
         last: false,
       });
       assert.throws(() => storage.persist(batch({ snapshot: meta }), () => {}), /no complete staged snapshot/);
-      storage.stageSnapshotChunk({ seq: 2, items: [{ key: 'b', value: 'B', version: 50 }], dedup: [], last: true });
-      assert.throws(() => storage.stageSnapshotChunk({ seq: 3, items: [], dedup: [], last: true }), /was the last/);
+      storage.stageSnapshotChunk({ seq: 2, records: packItems([{ key: 'z/😀', value: '', version: 41 }]), dedup: [], last: true });
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 3, records: packItems([]), dedup: [], last: true }), /was the last/);
       // Staging does not touch the live state.
       assert.deepEqual(keysOf(allItems(storage)), ['old', 'queued-old', 'shared']);
 
@@ -635,8 +638,8 @@ function snapshotInstallContract(open: OpenHarness): void {
       assert.deepEqual(storage.kv.get('after'), record('after', 53));
       assert.equal(storage.kv.keyCount(), 5);
       // A second staging after a reopen starts from seq 0 again and can be installed too.
-      assert.throws(() => storage.stageSnapshotChunk({ seq: 3, items: [], dedup: [], last: true }), /no staging/);
-      storage.stageSnapshotChunk({ seq: 0, items: [{ key: 'only', value: 'one', version: 60 }], dedup: [], last: true });
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 3, records: packItems([]), dedup: [], last: true }), /no staging/);
+      storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'only', value: 'one', version: 60 }]), dedup: [], last: true });
       assert.deepEqual(storage.kv.get('after'), record('after', 53), 'staging leaves the live state alone');
       await persistDurable(storage, batch({ snapshot: { index: 60, term: 5, config }, hardState: { term: 5, vote: null, commit: 60 } }));
       assert.deepEqual(allItems(storage), [{ key: 'only', value: 'one', version: 60 }]);
@@ -650,13 +653,59 @@ function snapshotInstallContract(open: OpenHarness): void {
   test('staging more than snapshotBytesMax throws and abandons the staged snapshot', () =>
     withHarness(open, async ({ storage }) => {
       const half = new Uint8Array(contractStorageOptions.snapshotBytesMax / 2);
-      storage.stageSnapshotChunk({ seq: 0, items: [{ key: 'a', value: half, version: 1 }], dedup: [], last: false });
+      storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'a', value: half, version: 1 }]), dedup: [], last: false });
       assert.throws(
-        () => storage.stageSnapshotChunk({ seq: 1, items: [{ key: 'b', value: half, version: 1 }], dedup: [], last: true }),
+        () => storage.stageSnapshotChunk({ seq: 1, records: packItems([{ key: 'b', value: half, version: 1 }]), dedup: [], last: true }),
         /snapshotBytesMax/,
       );
       assert.throws(() => storage.persist(batch({ snapshot: { index: 5, term: 1, config } }), () => {}), /no complete staged snapshot/);
       assert.equal(storage.kv.keyCount(), 0);
+    }));
+}
+
+/** A chunk's packed records as a peer or a file could spoil them (snapshot-records.ts layout). */
+function spoiledChunks(): { readonly why: RegExp; readonly records: Uint8Array }[] {
+  const good = Buffer.from(packItems([{ key: 'k', value: 'text', version: 3 }]));
+  const at = (offset: number, byte: number): Buffer => {
+    const copy = Buffer.from(good);
+    copy[offset] = byte;
+    return copy;
+  };
+  // [key length u16][key 'k'][record length u32][tag][version f64][value]
+  return [
+    { why: /runs past the end/, records: good.subarray(0, good.length - 1) },
+    { why: /truncated/, records: good.subarray(0, 1) },
+    { why: /key of 0 bytes/, records: at(0, 0) },
+    { why: /key is not UTF-8/, records: at(2, 0xff) },
+    { why: /value tag 7/, records: at(7, 7) },
+    { why: /text value is not UTF-8/, records: at(good.length - 1, 0xc3) },
+    { why: /version/, records: at(15, 0xff) },
+    { why: /out of order or repeated/, records: packItems([{ key: 'b', value: '', version: 1 }, { key: 'a', value: '', version: 1 }]) },
+    { why: /out of order or repeated/, records: Buffer.concat([good, good]) },
+  ];
+}
+
+/** Staging refuses what no storage could hold, from a peer or a file, and keeps nothing of it. */
+function snapshotRefusalContract(open: OpenHarness): void {
+  test('staging refuses malformed, repeated or out-of-order records and abandons the staged snapshot', () =>
+    withHarness(open, async ({ storage }) => {
+      for (const { why, records } of spoiledChunks()) {
+        assert.throws(() => storage.stageSnapshotChunk({ seq: 0, records, dedup: [], last: true }), why);
+        assert.throws(() => storage.persist(batch({ snapshot: { index: 5, term: 1, config } }), () => {}), /no complete staged snapshot/);
+      }
+      // Keys must ascend across chunks too: a later chunk may not go back.
+      storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'm', value: 'M', version: 1 }]), dedup: [], last: false });
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 1, records: packItems([{ key: 'c', value: 'C', version: 1 }]), dedup: [], last: true }), /out of order/);
+      assert.throws(() => storage.stageSnapshotChunk({ seq: 1, records: packItems([]), dedup: [], last: true }), /no staging/);
+      // A fresh staging after a refusal installs normally.
+      storage.stageSnapshotChunk({ seq: 0, records: packItems([{ key: 'm', value: 'M', version: 1 }]), dedup: [], last: false });
+      storage.stageSnapshotChunk({ seq: 1, records: packItems([{ key: 'n', value: 'N', version: 2 }]), dedup: [], last: true });
+      await persistDurable(storage, batch({ snapshot: { index: 5, term: 1, config }, hardState: { term: 1, vote: null, commit: 5 } }));
+      assert.deepEqual(allItems(storage), [
+        { key: 'm', value: 'M', version: 1 },
+        { key: 'n', value: 'N', version: 2 },
+      ]);
+      assert.equal(storage.kv.keyCount(), 2);
     }));
 }
 

@@ -1,0 +1,60 @@
+/**
+ * How a kv record is laid out in bytes: `[tag u8][version f64 LE][value]`, the tag telling
+ * UTF-8 string, UTF-16LE string (a string with a lone surrogate, which has no UTF-8 form) or
+ * bytes. LMDB stores records so, and snapshot chunks carry them so (snapshot-records.ts),
+ * which is why this is its own file: both storages and the chunk format share it.
+ *
+ * Must never: hand out a view of a buffer that lmdb-js may reuse (decoders view lmdb-js's
+ * private copy of a value), or accept a version that is not a safe integer.
+ */
+
+import { isUtf8 } from 'node:buffer';
+import { assert } from '../stdx/assert.js';
+import { isIndex } from '../stdx/safe-int.js';
+import { isWellFormed } from '../stdx/utf8.js';
+import type { KvRecord } from './types.js';
+
+const RECORD_HEADER_BYTES = 9;
+const VALUE_STRING = 0;
+const VALUE_BYTES = 1;
+const VALUE_STRING_UTF16 = 2;
+
+export function encodeRecord(record: KvRecord): Buffer {
+  const { value } = record;
+  let buffer: Buffer;
+  if (typeof value === 'string') {
+    const encoding = isWellFormed(value) ? 'utf8' : 'utf16le';
+    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + Buffer.byteLength(value, encoding));
+    buffer[0] = encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16;
+    buffer.write(value, RECORD_HEADER_BYTES, encoding);
+  } else {
+    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.byteLength);
+    buffer[0] = VALUE_BYTES;
+    buffer.set(value, RECORD_HEADER_BYTES);
+  }
+  buffer.writeDoubleLE(record.version, 1);
+  return buffer;
+}
+
+export function decodeRecord(key: string, buffer: Buffer): KvRecord {
+  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
+  const version = buffer.readDoubleLE(1);
+  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
+  const tag = buffer[0];
+  if (tag === VALUE_STRING) return { value: buffer.toString('utf8', RECORD_HEADER_BYTES), version };
+  if (tag === VALUE_STRING_UTF16) return { value: buffer.toString('utf16le', RECORD_HEADER_BYTES), version };
+  assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
+  return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
+}
+
+/** Why an encoded record (from a peer or a file) would not decode, or null when it would. */
+export function checkEncodedRecord(buffer: Buffer): string | null {
+  if (buffer.length < RECORD_HEADER_BYTES) return `record of ${buffer.length} bytes (at least ${RECORD_HEADER_BYTES})`;
+  const version = buffer.readDoubleLE(1);
+  if (!isIndex(version)) return `version ${version}`;
+  const tag = buffer[0];
+  if (tag === VALUE_STRING) return isUtf8(buffer.subarray(RECORD_HEADER_BYTES)) ? null : 'text value is not UTF-8';
+  if (tag === VALUE_STRING_UTF16) return (buffer.length - RECORD_HEADER_BYTES) % 2 === 0 ? null : 'UTF-16 value of an odd length';
+  return tag === VALUE_BYTES ? null : `value tag ${tag}`;
+}
