@@ -34,7 +34,7 @@ import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
 import type { MembersResponse, StatusResponse } from '../wire/types.js';
 import { freeBytes, isRecoverableFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace, watchFreeSpace } from './disk-full.js';
-import type { NodeIdentity, NodeStorage } from '../storage/types.js';
+import type { NodeIdentity, NodeStorage, SnapshotChunk } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
 import { defaultMessageSamplerLimits, MessageSampler, sampledTransport } from '../node/message-sampler.js';
@@ -503,8 +503,25 @@ async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeD
     },
     onConfigChange: (c, index) => deps.peerSet.configChanged(c, index),
     onRemoved: (index) => deps.onRemoved(`this node was removed from the cluster (configuration ${index})`),
+    onSnapshotChunkStaged: snapshotProgressLog(log),
     onSnapshotRefused: (from, reason) => log.warn({ from, reason }, 'refused a snapshot chunk; waiting for the leader to send the snapshot again'),
   });
+}
+
+/** Logs each snapshot received: its size and how fast it came (staging, before the install). */
+function snapshotProgressLog(log: Logger): (from: string, chunk: SnapshotChunk) => void {
+  let startedAtMs = 0;
+  let bytes = 0;
+  return (from, chunk) => {
+    if (chunk.seq === 0) {
+      startedAtMs = performance.now();
+      bytes = 0;
+    }
+    bytes += chunk.records.byteLength;
+    if (!chunk.last) return;
+    const ms = Math.max(1, performance.now() - startedAtMs);
+    log.info({ from, chunks: chunk.seq + 1, bytes, ms: Math.round(ms), mbPerS: Math.round(bytes / 1000 / ms) }, 'snapshot received');
+  };
 }
 
 interface Recovery {

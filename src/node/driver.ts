@@ -34,7 +34,7 @@ import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
 import { freesSpace } from '../kv/commands.js';
 import { assert } from '../stdx/assert.js';
-import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
+import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
@@ -79,6 +79,8 @@ export interface DriverDeps {
   readonly onRemoved?: (configIndex: number) => void;
   /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
   readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
+  /** A snapshot chunk from `from` was staged (for the operator's log: how big, how fast). */
+  readonly onSnapshotChunkStaged?: (from: NodeId, chunk: SnapshotChunk) => void;
   /** A snapshot chunk from `from` was refused (malformed records, out of order, too large) and its snapshot dropped. */
   readonly onSnapshotRefused?: (from: NodeId, reason: string) => void;
   /** Client operations forwarded to the leader over this transport (forwarding.ts); absent: such messages are dropped. */
@@ -941,6 +943,7 @@ export class NodeDriver implements KvNode {
       return;
     }
     this.stagingSeq++;
+    this.deps.onSnapshotChunkStaged?.(m.from, m.chunk);
     if (m.chunk.last) {
       this.stagingSeq = -1;
       this.stagingLockedUntilTick = this.nowTick + this.opts.snapshotTimeoutTicks;
