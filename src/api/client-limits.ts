@@ -14,6 +14,7 @@
  */
 
 import { QkvError } from '../wire/errors.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 
 /**
  * Requests in flight per client address, by default: as many as it may hold HTTP connections
@@ -37,7 +38,7 @@ export class PerClientLimit {
     /** The flag that sets `max`, named in refusals and errors. */
     readonly flag: string,
   ) {
-    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError(`${flag} must be a positive safe integer, got ${String(max)}`);
+    checkPositiveSafeInt(max, flag);
   }
 
   /** Counts one more for `address` and returns its release (safe to call more than once), or null when `address` already holds `max`. */

@@ -1,12 +1,14 @@
 /**
  * forward-batch.ts: the writes a follower forwards in one turn leave as one POST /batch and
  * each gets its own answer; a lone write goes as itself; a refusal of the batch is each
- * write's; the limits split batches.
+ * write's; the limits split batches; an answer from inside a batch keeps its fields.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BatchOpBody, LeaderInfo } from '../wire/types.js';
+import type { BatchOpBody, BatchResultItem, LeaderInfo } from '../wire/types.js';
 import { ForwardBatcher } from './forward-batch.js';
+import type { PeerBatchSink } from './forward-batch.js';
+import { forwardedItem } from './http-answers.js';
 import type { ForwardedResponse, ForwardSpec } from './forward.js';
 
 const leader: LeaderInfo = { id: 'n1', http: 'http://127.0.0.1:1', grpc: null };
@@ -71,4 +73,24 @@ test('opsMax splits a turn into several batches', async () => {
   }, { opsMax: 4, bytesMax: 1_000_000 });
   await Promise.all(Array.from({ length: 10 }, (_, i) => batcher.forward(leader, spec(`/kv/k${i}`), put(`k${i}`))));
   assert.deepEqual(sizes.sort(), [2, 4, 4]);
+});
+
+test("a batched answer's fields give a follower's POST /batch the same item, byte for byte, as parsing its body", async () => {
+  const results: BatchResultItem[] = [
+    { status: 200, key: 'a', value: 'AAEC', encoding: 'base64', version: 7 },
+    { status: 409, error: 'version_conflict', message: 'no', key: 'b', expectedVersion: 1, actualVersion: 2, lease: undefined },
+    { status: 503, error: 'not_leader', message: 'moved', leader: { id: 'n3', http: null, grpc: null }, retryAfterMs: 1_500 },
+    { status: 429, error: 'busy', message: 'later', retryAfterMs: 200, servedBy: 'n4' },
+  ];
+  const peer: PeerBatchSink = { reaches: () => true, send: async () => results };
+  const batcher = new ForwardBatcher(async () => assert.fail('the peer link is up'), undefined, peer);
+  const answers = await Promise.all(results.map((_, i) => batcher.forward(leader, spec(`/kv/k${i}`), put(`k${i}`))));
+  for (const answer of answers) {
+    assert.notEqual(answer.fields, undefined);
+    const parsed: ForwardedResponse = { statusCode: answer.statusCode, contentType: answer.contentType, retryAfter: answer.retryAfter, body: answer.body, leaderId: answer.leaderId, servedBy: answer.servedBy };
+    assert.equal(JSON.stringify(forwardedItem(answer)), JSON.stringify(forwardedItem(parsed)));
+  }
+  assert.deepEqual(JSON.parse(answers[2]?.body.toString() ?? ''), { error: 'not_leader', message: 'moved', leader: { id: 'n3', http: null, grpc: null } });
+  assert.equal(answers[2]?.retryAfter, '2');
+  assert.equal(answers[3]?.servedBy, 'n4');
 });

@@ -204,15 +204,31 @@ function resultsOf(body: Buffer, count: number): readonly BatchResultItem[] | nu
 
 /** One operation's answer inside a batch, as the single-key route would have sent it. */
 function itemResponse(item: BatchResultItem, leaderId: string, batchServedBy: string): ForwardedResponse {
-  const { status, retryAfterMs, servedBy, ...rest } = item;
-  return {
-    statusCode: status,
-    contentType: 'application/json; charset=utf-8',
-    retryAfter: typeof retryAfterMs === 'number' ? String(Math.max(1, Math.ceil(retryAfterMs / 1_000))) : null,
-    body: Buffer.from(JSON.stringify(rest), 'utf8'),
-    leaderId,
-    servedBy: typeof servedBy === 'string' ? servedBy : batchServedBy,
-  };
+  const { status, retryAfterMs, servedBy, ...fields } = item;
+  const retryAfter = typeof retryAfterMs === 'number' ? String(Math.max(1, Math.ceil(retryAfterMs / 1_000))) : null;
+  return new BatchItemResponse(status, retryAfter, fields, leaderId, typeof servedBy === 'string' ? servedBy : batchServedBy);
+}
+
+/**
+ * A batch item as a forwarded answer. Its JSON body is made only when read: a single-key
+ * route sends it, but a follower's POST /batch puts `fields` in its own answer as they are.
+ */
+class BatchItemResponse implements ForwardedResponse {
+  readonly contentType = 'application/json; charset=utf-8';
+  private bodyBuffer: Buffer | undefined;
+
+  constructor(
+    readonly statusCode: number,
+    readonly retryAfter: string | null,
+    readonly fields: Readonly<Record<string, unknown>>,
+    readonly leaderId: string,
+    readonly servedBy: string,
+  ) {}
+
+  get body(): Buffer {
+    this.bodyBuffer ??= Buffer.from(JSON.stringify(this.fields), 'utf8');
+    return this.bodyBuffer;
+  }
 }
 
 /**

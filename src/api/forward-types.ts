@@ -55,4 +55,10 @@ export interface ForwardedResponse {
   readonly leaderId: string;
   /** The node that served the request, as the leader's `x-qkv-served-by` names it (else the leader's id). */
   readonly servedBy: string;
+  /**
+   * The body as fields, when the answer came inside a batch (the peer link, or a forwarded
+   * POST /batch): `body` is then only their JSON, made when first read, so a follower's own
+   * POST /batch takes them as they are instead of parsing what was just stringified.
+   */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }

@@ -242,7 +242,7 @@ export class LeaderRouter {
       if (spec.forwardedIn) throw notLeaderError(this.node.id, leader);
       const response = await this.forward(leader, spec);
       if (mayRetry && response.statusCode === 503) {
-        const refusal = parseRefusal(response.body);
+        const refusal = refusalOf(response);
         if (refusal.code === 'not_leader') {
           // The leader we knew refused before doing anything (it answers not_leader only
           // then), so sending the request once more cannot apply it twice.
@@ -454,10 +454,11 @@ function asLeaderInfo(value: unknown): LeaderInfo | null {
   return { id, http, grpc };
 }
 
-/** Reads a 503 body from the leader: its error code and any leader it named. */
-function parseRefusal(body: Buffer): { readonly code: ErrorCode | null; readonly leader: LeaderInfo | null } {
+/** Reads a 503 answer from the leader: its error code and any leader it named. */
+function refusalOf(response: ForwardedResponse): { readonly code: ErrorCode | null; readonly leader: LeaderInfo | null } {
   try {
-    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    // An answer from inside a batch has its fields already (forward-batch.ts); no need to parse its body.
+    const parsed: unknown = response.fields ?? JSON.parse(response.body.toString('utf8'));
     if (typeof parsed !== 'object' || parsed === null) return { code: null, leader: null };
     const record = parsed as Record<string, unknown>;
     const code = record['error'];

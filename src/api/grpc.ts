@@ -32,6 +32,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
 import { splitHostPort } from '../stdx/host-port.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { KVService } from '../wire/gen/quorumkv.js';
@@ -352,7 +353,7 @@ function callBudget(limit: PerClientLimit): (call: { getPeer(): string }) => () 
 
 /** Every option that bounds something is stated (STYLE.md 14). */
 function serverOptions(limits: GrpcLimits, streamsPerConnectionMax: number): grpc.ServerOptions {
-  if (!Number.isSafeInteger(streamsPerConnectionMax) || streamsPerConnectionMax < 1) throw new RangeError(`streamsPerConnectionMax must be a positive safe integer, got ${String(streamsPerConnectionMax)}`);
+  checkPositiveSafeInt(streamsPerConnectionMax, 'streamsPerConnectionMax');
   return {
     'grpc.max_receive_message_length': limits.messageBytesMax,
     'grpc.max_send_message_length': 256 * 1024 * 1024,
@@ -375,7 +376,7 @@ function hostForUrl(host: string): string {
 
 function checkLimits(limits: GrpcLimits): GrpcLimits {
   for (const name of ['messageBytesMax', 'listLimitMax', 'requestTimeoutMs'] as const) {
-    if (!Number.isSafeInteger(limits[name]) || limits[name] < 1) throw new RangeError(`GrpcLimits.${name} must be a positive integer, got ${limits[name]}`);
+    checkPositiveSafeInt(limits[name], `GrpcLimits.${name}`);
   }
   if (!Number.isSafeInteger(limits.leaderWaitMs) || limits.leaderWaitMs < 0) throw new RangeError(`GrpcLimits.leaderWaitMs must be an integer >= 0, got ${limits.leaderWaitMs}`);
   return limits;

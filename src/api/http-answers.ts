@@ -106,15 +106,10 @@ export function leaseNotFound(key: string, lease: number): QkvError {
   return new QkvError('lease_not_found', `Lease ${lease} does not exist (never granted, revoked or expired); nothing was written`, { key, lease });
 }
 
-/** A forwarded single-key answer as a batch item (the leader's JSON body, its status, who served it). */
+/** A forwarded single-key answer as a batch item (the leader's fields, its status, who served it). */
 export function forwardedItem(response: ForwardedResponse): BatchResultItem {
-  let body: Record<string, unknown>;
-  try {
-    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
-    body = typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    body = { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
-  }
+  // An answer from inside a batch has its fields already; only one sent alone is parsed.
+  const body = response.fields ?? bodyFields(response);
   const retryAfterSeconds = response.retryAfter === null ? NaN : Number(response.retryAfter);
   return {
     ...body,
@@ -122,6 +117,16 @@ export function forwardedItem(response: ForwardedResponse): BatchResultItem {
     servedBy: response.servedBy,
     ...(response.statusCode === 503 ? { retryAfterMs: Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1_000 : 1_000 } : {}),
   };
+}
+
+/** A forwarded answer's JSON body as fields ({} when it is not an object, an `internal` error when it is not JSON). */
+function bodyFields(response: ForwardedResponse): Readonly<Record<string, unknown>> {
+  try {
+    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
+  }
 }
 
 export function sendError(reply: FastifyReply, error: QkvError): FastifyReply {

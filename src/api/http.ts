@@ -37,7 +37,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { LoggerOptions } from 'pino';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
-import { isIndex } from '../stdx/safe-int.js';
+import { checkPositiveSafeInt, isIndex } from '../stdx/safe-int.js';
 import { QkvError } from '../wire/errors.js';
 import { PerClientLimit, defaultRequestsPerClientMax } from './client-limits.js';
 import { LeaderRouter, defaultForwardLimits } from './forward.js';
@@ -426,9 +426,7 @@ class HttpErrors {
 function checkLimits(limits: HttpLimits): HttpLimits {
   const positive = ['bodyBytesMax', 'headerBytesMax', 'listLimitMax', 'requestTimeoutMs'] as const;
   for (const name of positive) {
-    if (!Number.isSafeInteger(limits[name]) || limits[name] < 1) {
-      throw new RangeError(`HttpLimits.${name} must be a positive safe integer, got ${String(limits[name])}`);
-    }
+    checkPositiveSafeInt(limits[name], `HttpLimits.${name}`);
   }
   if (!isIndex(limits.leaderWaitMs)) {
     throw new RangeError(`HttpLimits.leaderWaitMs must be a safe integer >= 0, got ${String(limits.leaderWaitMs)}`);

@@ -24,6 +24,7 @@
  */
 
 import { isWellFormed, utf8Length, utf8LengthExceeds } from '../stdx/utf8.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import type { KvValue } from '../storage/types.js';
 
 export interface KvLimits {
@@ -75,10 +76,7 @@ export function validateClientId(clientId: string): ClientIdProblem | null {
 /** Throws if the limits are not positive safe integers (checked once at start-up). */
 export function checkKvLimits(limits: KvLimits): KvLimits {
   for (const name of ['keyBytesMax', 'valueBytesMax'] as const) {
-    const value = limits[name];
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${String(value)}`);
-    }
+    checkPositiveSafeInt(limits[name], `KvLimits.${name}`);
   }
   return limits;
 }

@@ -27,6 +27,7 @@
  */
 
 import { assert, unreachable } from '../stdx/assert.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
@@ -77,9 +78,7 @@ export interface KvStateMachine {
 
 export function createKvStateMachine(backend: KvBackend, options: KvStateMachineOptions): KvStateMachine {
   const dedupClientsMax = options.dedupClientsMax;
-  if (!Number.isSafeInteger(dedupClientsMax) || dedupClientsMax < 1) {
-    throw new RangeError(`dedupClientsMax must be a positive safe integer, got ${String(dedupClientsMax)}`);
-  }
+  checkPositiveSafeInt(dedupClientsMax, 'dedupClientsMax');
 
   // Built now (start-up reads the history kept once), then kept up to date by every apply.
   const keyIndex = new KeyIndex(readChanges);

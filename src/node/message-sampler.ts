@@ -17,6 +17,7 @@
 import type { NodeId } from '../core/types.js';
 import type { PeerLinkState, PeerTransport } from '../transport/types.js';
 import type { ForwardMessage, PeerMessage } from './messages.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 
 /** Raft's messages and snapshot chunks; client operations forwarded to the leader are not drawn. */
 export type SampledKind = Exclude<PeerMessage['type'], ForwardMessage['type']>;
@@ -130,7 +131,7 @@ export class MessageSampler implements MessageSource {
     /** Wall-clock milliseconds since the epoch (Date.now in production). */
     private readonly nowMs: () => number,
   ) {
-    if (!Number.isSafeInteger(limits.samplesKeptMax) || limits.samplesKeptMax < 1) throw new RangeError(`samplesKeptMax must be a positive integer, got ${limits.samplesKeptMax}`);
+    checkPositiveSafeInt(limits.samplesKeptMax, 'samplesKeptMax');
     if (!Number.isSafeInteger(limits.samplesPerKindPerSecondMax) || limits.samplesPerKindPerSecondMax < 0) {
       throw new RangeError(`samplesPerKindPerSecondMax must be an integer >= 0, got ${limits.samplesPerKindPerSecondMax}`);
     }

@@ -1,16 +1,15 @@
+import { checkPositiveSafeInt } from './safe-int.js';
+
 /**
  * A FIFO with a hard capacity. `push` reports a full queue instead of growing: the caller
  * turns that into back-pressure or a typed error. Amortised O(1) shift via a head offset.
  */
-
 export class BoundedQueue<T> {
   private items: T[] = [];
   private head = 0;
 
   constructor(readonly capacityMax: number) {
-    if (!Number.isSafeInteger(capacityMax) || capacityMax < 1) {
-      throw new RangeError(`capacityMax must be a positive integer, got ${capacityMax}`);
-    }
+    checkPositiveSafeInt(capacityMax, 'capacityMax');
   }
 
   get length(): number {

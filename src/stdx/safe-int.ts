@@ -14,3 +14,16 @@ export function checkIndex(value: unknown, what: string): number {
   }
   return value;
 }
+
+/** Counts, sizes and timeouts given as options: a safe integer of at least 1. */
+export function isPositiveSafeInt(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 1;
+}
+
+/** Returns `value` if it is a safe integer >= 1, otherwise throws a RangeError naming `what` (checked once, at start-up). */
+export function checkPositiveSafeInt(value: unknown, what: string): number {
+  if (!isPositiveSafeInt(value)) {
+    throw new RangeError(`${what} must be a positive safe integer, got ${String(value)}`);
+  }
+  return value;
+}

@@ -16,6 +16,7 @@
 
 import type { NodeId } from '../core/types.js';
 import { createPrng } from '../stdx/prng.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import type { FaultRules, PeerLinkState, PeerTransport } from './types.js';
 
 export interface FaultOptions<M = unknown> {
@@ -72,9 +73,7 @@ interface Delayed<M> {
 export function withFaults<M>(inner: PeerTransport<M>, rules: FaultRules, options: FaultOptions<M> = {}): FaultyTransport<M> {
   const random = options.random ?? createPrng(defaultSeed).nextFloat;
   const delayedMessagesMax = options.delayedMessagesMax ?? delayedMessagesMaxDefault;
-  if (!Number.isSafeInteger(delayedMessagesMax) || delayedMessagesMax < 1) {
-    throw new RangeError(`delayedMessagesMax must be a positive integer, got ${delayedMessagesMax}`);
-  }
+  checkPositiveSafeInt(delayedMessagesMax, 'delayedMessagesMax');
   let current = freezeRules(rules);
   let blockedTo = new Set(current.blockedTo);
   let blockedFrom = new Set(current.blockedFrom);

@@ -12,6 +12,7 @@
 
 import type { NodeId } from '../core/types.js';
 import { BoundedQueue } from '../stdx/bounded-queue.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import { FrameDecoder, FrameEncoder } from './frame.js';
 import type { PeerLinkState, PeerTransport } from './types.js';
 
@@ -59,9 +60,7 @@ interface Member<M> {
 
 export function createMemoryNetwork<M>(options: MemoryNetworkOptions = {}): MemoryNetwork<M> {
   const queueMessagesMax = options.queueMessagesMax ?? queueMessagesMaxDefault;
-  if (!Number.isSafeInteger(queueMessagesMax) || queueMessagesMax < 1) {
-    throw new RangeError(`queueMessagesMax must be a positive integer, got ${queueMessagesMax}`);
-  }
+  checkPositiveSafeInt(queueMessagesMax, 'queueMessagesMax');
   const roundTrip = options.encode === true ? createRoundTrip<M>(options.frameBytesMax ?? frameBytesMaxDefault) : null;
   /** Open members by id. */
   const open = new Map<NodeId, Member<M>>();

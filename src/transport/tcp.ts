@@ -30,6 +30,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { NodeId } from '../core/types.js';
 import { splitHostPort } from '../stdx/host-port.js';
 import { createPrng } from '../stdx/prng.js';
+import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import { certificateNames } from './tls-files.js';
 import { FrameDecoder, FrameEncoder, frameBodyBytesLimit, frameHeaderBytes } from './frame.js';
 import { ackProof, handshakeProof, newChallenge, sameProof } from './peer-secret.js';
@@ -86,9 +87,7 @@ export async function createTcpTransport<M>(
 ): Promise<TcpTransport<M>> {
   validateOptions(options);
   const handshakeTimeoutMs = extras.handshakeTimeoutMs ?? handshakeTimeoutMsDefault;
-  if (!Number.isSafeInteger(handshakeTimeoutMs) || handshakeTimeoutMs < 1) {
-    throw new RangeError(`handshakeTimeoutMs must be a positive integer, got ${handshakeTimeoutMs}`);
-  }
+  checkPositiveSafeInt(handshakeTimeoutMs, 'handshakeTimeoutMs');
   const random =
     extras.random ?? createPrng(hash32(`${options.self.clusterId}\u0000${options.self.nodeId}`)).nextFloat;
 
@@ -128,14 +127,9 @@ export async function createTcpTransport<M>(
 }
 
 function validateOptions(options: TcpTransportOptions): void {
-  const positive = (value: number, name: string): void => {
-    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  };
-  positive(options.frameBytesMax, 'frameBytesMax');
-  positive(options.queueBytesMax, 'queueBytesMax');
-  positive(options.queueMessagesMax, 'queueMessagesMax');
-  positive(options.reconnectDelayMsMin, 'reconnectDelayMsMin');
-  positive(options.reconnectDelayMsMax, 'reconnectDelayMsMax');
+  for (const name of ['frameBytesMax', 'queueBytesMax', 'queueMessagesMax', 'reconnectDelayMsMin', 'reconnectDelayMsMax'] as const) {
+    checkPositiveSafeInt(options[name], name);
+  }
   if (options.frameBytesMax > frameBodyBytesLimit) {
     throw new RangeError(`frameBytesMax ${options.frameBytesMax} exceeds the uint32 length prefix (${frameBodyBytesLimit})`);
   }
