@@ -348,7 +348,7 @@ export class GrpcKv {
   /** The fields of a forwarded answer (or its error, thrown), noting who served it. */
   fromLeader(call: object, response: ForwardedResponse): Record<string, unknown> {
     this.servedByOf.set(call, response.servedBy);
-    return forwardedBody(response.statusCode, response.body, response.retryAfter);
+    return forwardedBody(response);
   }
 }
 
@@ -428,14 +428,23 @@ function writeResult(result: KvResult): Extract<KvResult, { ok: true }> {
   });
 }
 
-/** The leader's JSON answer to a forwarded call: its body on 200, else its error thrown. */
-function forwardedBody(statusCode: number, body: Buffer, retryAfter: string | null): Record<string, unknown> {
+/**
+ * The leader's answer to a forwarded call: its fields on 200, else its error thrown. An
+ * answer that came inside a batch (the peer link) has its fields already; one that came
+ * alone is parsed from its JSON body.
+ */
+function forwardedBody(response: ForwardedResponse): Record<string, unknown> {
+  const { statusCode, retryAfter } = response;
   let parsed: Record<string, unknown> = {};
-  try {
-    const value: unknown = JSON.parse(body.toString('utf8'));
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) parsed = value as Record<string, unknown>;
-  } catch {
-    // handled below as an unknown answer
+  if (response.fields !== undefined) {
+    parsed = { ...response.fields };
+  } else {
+    try {
+      const value: unknown = JSON.parse(response.body.toString('utf8'));
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) parsed = value as Record<string, unknown>;
+    } catch {
+      // handled below as an unknown answer
+    }
   }
   if (statusCode === 200) return parsed;
   const { error, message, ...details } = parsed;
