@@ -495,8 +495,10 @@ class LmdbNodeStorage implements LmdbStorage {
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
     if (this.writes.failure !== null) throw this.writes.failure;
-    // Records go to LMDB as they came, views into the chunk: nothing is decoded here.
-    const puts: Buffer[] = [];
+    // Records go to LMDB as they came, views into the chunk: nothing is decoded here. They
+    // are plain Uint8Arrays, which lmdb-js takes as it takes Buffers (it copies the key and
+    // keeps the value's memory until the commit).
+    const puts: Uint8Array[] = [];
     const { restart, records } = this.staging.accept(chunk, (key, record) => void puts.push(key, record));
     const slot = this.stagingSlot();
     if (restart) slot.resetTo(SEQ_UNASSIGNED);

@@ -30,7 +30,7 @@ import { DedupTable } from './dedup.js';
 import { UndoKvTx } from './kv-tx.js';
 import { compactionMeta, freshHardState, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
 import { decodeRecord } from './record-codec.js';
-import { rawRecordOf } from './snapshot-records.js';
+import { rawRecordOf, utf8Of } from './snapshot-records.js';
 import { StagingTracker } from './staging.js';
 import type {
   DedupRecord,
@@ -400,12 +400,12 @@ class MemoryNodeStorage implements MemoryStorage {
 
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
-    const records: [Buffer, Buffer][] = [];
+    const records: [Uint8Array, Uint8Array][] = [];
     const { restart } = this.stagingTracker.accept(chunk, (key, record) => void records.push([key, record]));
     if (restart) this.staging = { kv: new Map(), dedup: new DedupTable() };
     const staging = this.staging as StagedData;
     for (const [keyView, recordView] of records) {
-      const key = keyView.toString('utf8');
+      const key = utf8Of(keyView);
       staging.kv.set(key, decodeRecord(key, Buffer.from(recordView)));
     }
     for (const record of chunk.dedup) staging.dedup.put(record);

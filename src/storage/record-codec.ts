@@ -48,13 +48,17 @@ export function decodeRecord(key: string, buffer: Buffer): KvRecord {
   return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
 }
 
-/** Why an encoded record (from a peer or a file) would not decode, or null when it would. */
-export function checkEncodedRecord(buffer: Buffer): string | null {
-  if (buffer.length < RECORD_HEADER_BYTES) return `record of ${buffer.length} bytes (at least ${RECORD_HEADER_BYTES})`;
-  const version = buffer.readDoubleLE(1);
+/**
+ * Why the encoded record at `bytes[start, end)` (from a peer or a file) would not decode, or
+ * null when it would. Reads in place: snapshot staging checks millions of records.
+ */
+export function checkEncodedRecord(bytes: Buffer, start: number, end: number): string | null {
+  const length = end - start;
+  if (length < RECORD_HEADER_BYTES) return `record of ${length} bytes (at least ${RECORD_HEADER_BYTES})`;
+  const version = bytes.readDoubleLE(start + 1);
   if (!isIndex(version)) return `version ${version}`;
-  const tag = buffer[0];
-  if (tag === VALUE_STRING) return isUtf8(buffer.subarray(RECORD_HEADER_BYTES)) ? null : 'text value is not UTF-8';
-  if (tag === VALUE_STRING_UTF16) return (buffer.length - RECORD_HEADER_BYTES) % 2 === 0 ? null : 'UTF-16 value of an odd length';
+  const tag = bytes[start];
+  if (tag === VALUE_STRING) return isUtf8(new Uint8Array(bytes.buffer, bytes.byteOffset + start + RECORD_HEADER_BYTES, length - RECORD_HEADER_BYTES)) ? null : 'text value is not UTF-8';
+  if (tag === VALUE_STRING_UTF16) return (length - RECORD_HEADER_BYTES) % 2 === 0 ? null : 'UTF-16 value of an odd length';
   return tag === VALUE_BYTES ? null : `value tag ${tag}`;
 }

@@ -49,7 +49,7 @@ export class StagingTracker {
    * staging is forgotten. Returns true when the chunk starts a new staging (seq 0) and the
    * number of kv records it holds.
    */
-  accept(chunk: SnapshotChunk, each: (key: Buffer, record: Buffer) => void): { restart: boolean; records: number } {
+  accept(chunk: SnapshotChunk, each: (key: Uint8Array, record: Uint8Array) => void): { restart: boolean; records: number } {
     assert(isIndex(chunk.seq), () => `snapshot chunk seq must be a safe index, got ${chunk.seq}`);
     const restart = chunk.seq === 0;
     if (!restart) {
