@@ -5,6 +5,7 @@ import { createMemoryStorage } from '../storage/memory.js';
 import { encodeCommand } from './codec.js';
 import { compactRecordsPerEntryMax } from './history.js';
 import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
+import type { KvBackend, KvWriter } from '../storage/types.js';
 import type { Command, CommandResult } from './types.js';
 
 function machine(): { sm: KvStateMachine; run(command: Command): CommandResult; noop(): void } {
@@ -82,6 +83,42 @@ test('one compact entry removes at most compactRecordsPerEntryMax records and sa
   assert.equal(r.removed, compactRecordsPerEntryMax);
   assert.equal(r.compactedBelow, compactRecordsPerEntryMax + 1);
   assert.equal(m.sm.changes(1, 100)[0]?.version, compactRecordsPerEntryMax + 1);
+});
+
+test('a compaction reads the history it removes, not the history it keeps', () => {
+  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  let historyItemsRead = 0;
+  // Counts the history records that state-machine transactions read through range().
+  const countingTx = (tx: KvWriter): KvWriter =>
+    new Proxy(tx, {
+      get: (target, prop) => {
+        if (prop === 'range') {
+          return (...args: Parameters<KvWriter['range']>) => {
+            const items = target.range(...args);
+            if (args[0].startsWith('\u0000h/')) historyItemsRead += items.length;
+            return items;
+          };
+        }
+        const value: unknown = Reflect.get(target, prop);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  const counted: KvBackend = new Proxy(kv, {
+    get: (target, prop) => {
+      if (prop === 'write') return (index: number, mutate: (tx: KvWriter) => void) => target.write(index, (tx) => mutate(countingTx(tx)));
+      const value: unknown = Reflect.get(target, prop);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  const sm = createKvStateMachine(counted, { dedupClientsMax: 100 });
+  const versions = 2_000;
+  for (let index = 1; index <= versions; index++) sm.apply([{ term: 1, index, kind: 'normal', data: encodeCommand({ op: 'put', key: `k${index % 7}`, value: 'v'.repeat(64) }) }]);
+  historyItemsRead = 0;
+  const index = versions + 1;
+  const result = sm.apply([{ term: 1, index, kind: 'normal', data: encodeCommand({ op: 'compact', beforeVersion: 21 }) }]).get(index);
+  assert.ok(result?.ok && result.op === 'compact');
+  assert.equal(result.removed, 20);
+  assert.ok(historyItemsRead <= 20 + 16 + 1, `the compaction read ${historyItemsRead} history records to remove 20 of ${versions}`);
 });
 
 test('a key and a prefix read as they were at a past version: changed, deleted and re-created keys included', () => {

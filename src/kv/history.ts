@@ -38,6 +38,8 @@ const FORMAT_V2 = 2;
 
 /** Records one compact entry removes at most: compaction is many small entries, never one huge one. */
 export const compactRecordsPerEntryMax = 10_000;
+/** History records a compaction reads at a time (each may hold a whole apply batch's values). */
+const compactPageRecords = 16;
 
 
 const historyKey = (version: number): string => historyPrefix + version.toString(16).padStart(14, '0');
@@ -218,21 +220,29 @@ export function compactHistory(tx: KvWriter, beforeVersion: number, version: num
   // Never past the compact entry itself: versions still to come cannot be compacted away.
   const target = Math.min(beforeVersion, version);
   if (target <= current) return { compactedBelow: current, removed: 0 };
-  const records = tx.range(historyPrefix, undefined, compactRecordsPerEntryMax + 1);
   let removed = 0;
   let reached = target;
-  for (const item of records) {
-    // A record of a batch that straddles the target stays whole (its older versions are
-    // below compactedBelow: no reader asks for them).
-    if (versionOf(item.key) >= target) break;
-    const versions = decodeRecord(item);
-    if (removed === compactRecordsPerEntryMax) {
-      reached = versions[0]?.version ?? versionOf(item.key);
-      break;
+  // Page by page, stopping at the target: the history beyond it is most of the history (the
+  // retention kept), and reading it all, values and all, stalled every node for seconds at
+  // each compaction (4 s with 4 KiB values, long enough to lose the leader).
+  let after: string | undefined;
+  scan: for (;;) {
+    const page = tx.range(historyPrefix, after, compactPageRecords);
+    for (const item of page) {
+      // A record of a batch that straddles the target stays whole (its older versions are
+      // below compactedBelow: no reader asks for them).
+      if (versionOf(item.key) >= target) break scan;
+      const versions = decodeRecord(item);
+      if (removed === compactRecordsPerEntryMax) {
+        reached = versions[0]?.version ?? versionOf(item.key);
+        break scan;
+      }
+      for (const v of versions) for (const c of v.changes) removedChanges.push([c.key, v.version]);
+      tx.delete(item.key);
+      removed++;
+      after = item.key;
     }
-    for (const v of versions) for (const c of v.changes) removedChanges.push([c.key, v.version]);
-    tx.delete(item.key);
-    removed++;
+    if (page.length < compactPageRecords) break;
   }
   tx.put(compactedKey, { value: String(reached), version });
   return { compactedBelow: reached, removed };
