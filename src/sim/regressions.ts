@@ -104,4 +104,8 @@ export const regressionCases: readonly RegressionCase[] = [
     options: { seed: 471, profile: 'hostile' },
     why: 'hostile crash storm, FIFO network: n3 acks 101, then installs the snapshot at 100 the leader had sent earlier and drops 101; n2 learns commit 101 held durably by two of five',
   },
+  {
+    options: { seed: 396406089 },
+    why: "default swarm: a watcher's stream waited for its consumer to drain; n1 crashed meanwhile and the drain still ran the crashed node's watch hub, which read its crashed storage (the simulated drain now dies with the node, as a socket's would)",
+  },
 ];

@@ -65,6 +65,8 @@ export interface WatcherWorld {
   at(delayUs: number, label: string, run: () => void): void;
   /** The driver of node `index` if it is up and not paused, else null. */
   liveDriver(index: number): NodeDriver | null;
+  /** The driver of node `index` if it is up or paused, else null (it crashed; a restart makes a new one). */
+  runningDriver(index: number): NodeDriver | null;
   readonly nodeCount: number;
   readonly reference: HistoryReference;
   /** A broken guarantee: throws unless the run switched the check off. */
@@ -112,7 +114,7 @@ export class SimWatcher {
     this.node = node;
     const sink: WatchSink = {
       send: (m) => (generation === this.generation ? this.receive(m) : 0),
-      onDrain: (fn) => this.world.at(this.prng.intBetween(1_000, 30_000), `${this.name} drains`, fn),
+      onDrain: (fn) => this.drainLater(node, driver, fn),
       end: (reason) => {
         if (generation === this.generation) this.ended(reason);
       },
@@ -125,6 +127,19 @@ export class SimWatcher {
       this.id = id;
       // Now and then hang up on purpose and resume elsewhere.
       if (this.prng.chance(0.3)) this.world.at(this.prng.intBetween(50_000, 800_000), `${this.name} hangs up`, () => this.hangUp(generation));
+    });
+  }
+
+  /**
+   * The stream's consumer catches up later: `fn` runs then, as a socket's 'drain' would. A
+   * node that crashed (or restarted) in between took the stream with it: nothing runs. A
+   * paused one drains once it runs again.
+   */
+  private drainLater(node: number, driver: NodeDriver, fn: () => void): void {
+    this.world.at(this.prng.intBetween(1_000, 30_000), `${this.name} drains`, () => {
+      if (this.world.runningDriver(node) !== driver) return;
+      if (this.world.liveDriver(node) === null) return this.drainLater(node, driver, fn);
+      fn();
     });
   }
 

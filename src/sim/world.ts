@@ -258,6 +258,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
           const node = this.node(index);
           return node.status === 'up' ? node.driver : null;
         },
+        runningDriver: (index) => this.node(index).driver,
         nodeCount: this.nodes.length,
         reference: this.reference,
         check: (property, details) => this.check(property, details),
