@@ -407,7 +407,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     log,
     deferred,
     reopen: async () => {
-      const storage = await openStorage(opened.initialConfig, config.dataDir, persistObserver);
+      const storage = await openStorage(opened.initialConfig, config.dataDir, config.quotaBytes, persistObserver);
       return { storage, core: await startCore(storage) };
     },
     stopping: () => stopping !== null,
@@ -689,7 +689,7 @@ async function openDataDir(
   } else {
     initialConfig = bootstrapConfig(config, config.clusterId ?? derivedClusterId(config.peers.keys()));
   }
-  const storage = await openStorage(initialConfig, config.dataDir, persistObserver);
+  const storage = await openStorage(initialConfig, config.dataDir, config.quotaBytes, persistObserver);
   return { storage, identity: await openIdentity(storage, config, identity), fresh, initialConfig };
 }
 
@@ -791,8 +791,17 @@ function persistMetrics(registry: Registry): (o: PersistObservation) => void {
   };
 }
 
-async function openStorage(initialConfig: ClusterConfig, dataDir: string, onPersistDurable: (o: PersistObservation) => void): Promise<LmdbStorage> {
-  return openLmdbStorage({ dataDir, initialConfig, snapshotBytesMax: 4 * 1024 * 1024 * 1024, onPersistDurable });
+/**
+ * The largest snapshot this node stages: as large as its stores may grow (--quota-bytes),
+ * and never below 4 GiB. A fixed 4 GiB refused every snapshot of a store beyond it, so a
+ * node could never join a cluster whose quota had been raised past that.
+ */
+export function snapshotBytesMaxFor(quotaBytes: number): number {
+  return quotaBytes === 0 ? Number.MAX_SAFE_INTEGER : Math.max(quotaBytes, 4 * 1024 ** 3);
+}
+
+async function openStorage(initialConfig: ClusterConfig, dataDir: string, quotaBytes: number, onPersistDurable: (o: PersistObservation) => void): Promise<LmdbStorage> {
+  return openLmdbStorage({ dataDir, initialConfig, snapshotBytesMax: snapshotBytesMaxFor(quotaBytes), onPersistDurable });
 }
 
 /**
