@@ -14,7 +14,7 @@ const layers = {
   kv: ['stdx', 'core', 'storage/types'],
   node: ['stdx', 'core', 'kv', 'wire', 'storage/types', 'transport/types'],
   sim: ['stdx', 'core', 'kv', 'node', 'storage', 'transport', 'wire'],
-  api: ['stdx', 'core/types', 'kv/types', 'storage/types', 'storage/snapshot-records', 'node', 'wire'],
+  api: ['stdx', 'core/types', 'kv/types', 'storage/types', 'node', 'wire'],
   client: ['stdx', 'wire'],
   bench: ['stdx', 'wire', 'client'],
   cli: null, // the one place that wires real implementations: may import anything

@@ -4,14 +4,13 @@
  * one chunk at a time so a large store never sits in memory at once.
  */
 
-import { unpackItems } from '../storage/snapshot-records.js';
-import type { SnapshotSource } from '../storage/types.js';
+import type { BackupSource } from '../storage/types.js';
 
 /** Bytes of state per backup chunk record. */
 const backupChunkBytes = 1024 * 1024;
 
 /** The NDJSON records of one backup; closes `source` when done or abandoned. */
-export async function* backupLines(source: SnapshotSource, nodeId: string, clusterId: string): AsyncGenerator<string> {
+export async function* backupLines(source: BackupSource, nodeId: string, clusterId: string): AsyncGenerator<string> {
   try {
     const { index, term, config } = source.meta;
     yield JSON.stringify({
@@ -28,17 +27,16 @@ export async function* backupLines(source: SnapshotSource, nodeId: string, clust
     let items = 0;
     let dedup = 0;
     for (;;) {
-      const chunk = source.readChunk(backupChunkBytes);
+      const chunk = source.readItems(backupChunkBytes);
       if (chunk === null) break;
-      const chunkItems = unpackItems(chunk.records);
       yield JSON.stringify({
         type: 'chunk',
         seq: chunks,
-        items: chunkItems.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
+        items: chunk.items.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
         dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
       }) + '\n';
       chunks++;
-      items += chunkItems.length;
+      items += chunk.items.length;
       dedup += chunk.dedup.length;
     }
     yield JSON.stringify({ type: 'end', chunks, items, dedup }) + '\n';

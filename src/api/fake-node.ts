@@ -13,8 +13,7 @@ import type { ForwardChannel } from '../node/forwarding.js';
 import type { KvNode, LeaseGrant, LeaseInfo, LeaseRevoke, ListOptions, ListResult, ModeChange, ReadOptions } from '../node/types.js';
 import type { KvCommand, KvResult, TxnCommand, TxnResult } from '../kv/types.js';
 import { authStateKey } from '../kv/types.js';
-import { packItems } from '../storage/snapshot-records.js';
-import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
+import type { BackupSource, ItemsChunk, KvItem, KvRecord } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MemberStatus, MembersResponse, MembershipChangeResponse, StatusResponse } from '../wire/types.js';
 
@@ -318,7 +317,7 @@ export class FakeKvNode implements KvNode {
   }
 
   /** A point-in-time copy of the map, handed out in chunks of `itemsPerChunk` items. */
-  openBackup(): SnapshotSource {
+  openBackup(): BackupSource {
     const items: KvItem[] = [...this.store.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([key, r]) => ({ key, ...r }));
     const appliedIndex = items.reduce((m, i) => Math.max(m, i.version), 0);
     let seq = 0;
@@ -326,11 +325,11 @@ export class FakeKvNode implements KvNode {
     const itemsPerChunk = 100;
     return {
       meta: { index: appliedIndex, term: 1, config: { members: [this.id], writeQuorum: 'majority', topology: 'star' } },
-      readChunk: (): SnapshotChunk | null => {
+      readItems: (): ItemsChunk | null => {
         if (offset > items.length || (offset === items.length && seq > 0)) return null;
         const chunk = items.slice(offset, offset + itemsPerChunk);
         offset += itemsPerChunk;
-        return { seq: seq++, records: packItems(chunk), dedup: [], last: offset >= items.length };
+        return { seq: seq++, items: chunk, dedup: [], last: offset >= items.length };
       },
       close: () => undefined,
     };

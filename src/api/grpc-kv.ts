@@ -7,7 +7,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
-import { unpackItems } from '../storage/snapshot-records.js';
 import type { KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
@@ -273,15 +272,14 @@ export class GrpcKv {
         let dedup = 0;
         for (;;) {
           if (call.cancelled) return;
-          const chunk = source.readChunk(backupChunkBytes);
+          const chunk = source.readItems(backupChunkBytes);
           if (chunk === null) break;
-          const chunkItems = unpackItems(chunk.records);
           await send<BackupChunk>(call, {
             part: {
               $case: 'items',
               items: {
                 seq: chunks,
-                items: chunkItems.map((item) => ({
+                items: chunk.items.map((item) => ({
                   key: item.key,
                   value: typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
                   version: item.version,
@@ -291,7 +289,7 @@ export class GrpcKv {
             },
           });
           chunks++;
-          items += chunkItems.length;
+          items += chunk.items.length;
           dedup += chunk.dedup.length;
         }
         await send<BackupChunk>(call, { part: { $case: 'end', end: { chunks, items, dedup } } });

@@ -34,7 +34,7 @@ import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
 import { freesSpace } from '../kv/commands.js';
 import { assert } from '../stdx/assert.js';
-import type { KvItem, KvRecord, SnapshotChunk, SnapshotSource } from '../storage/types.js';
+import type { BackupSource, KvItem, KvRecord, SnapshotChunk } from '../storage/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, NodeAddresses, StatusResponse } from '../wire/types.js';
 import { addChange, bestTransferee, changeProblem, membersView, newMemberId, refusalError } from './membership.js';
@@ -581,7 +581,7 @@ export class NodeDriver implements KvNode {
     return this.stateMachine.range('', after, limit);
   }
 
-  openBackup(): SnapshotSource {
+  openBackup(): BackupSource {
     return this.deps.storage.openSnapshot(this.configAtApplied());
   }
 

@@ -5,7 +5,7 @@
 
 import type { NodeId } from '../core/types.js';
 import type { KvCommand, KvResult, LeaseResult, RequestId, TxnCommand, TxnResult } from '../kv/types.js';
-import type { KvItem, KvRecord, SnapshotSource } from '../storage/types.js';
+import type { BackupSource, KvItem, KvRecord } from '../storage/types.js';
 import type { WatchRequest, WatchSink } from './watch.js';
 import type { ForwardChannel } from './forwarding.js';
 import type { AddMemberBody, LeaderInfo, MembersResponse, MembershipChangeResponse, ReadConsistency, StatusResponse } from '../wire/types.js';
@@ -185,5 +185,5 @@ export interface KvNode {
    * A consistent read of this node's whole state machine at its applied index, for backups.
    * The caller must close() it (each open source pins an LMDB read slot).
    */
-  openBackup(): SnapshotSource;
+  openBackup(): BackupSource;
 }

@@ -15,7 +15,7 @@ import { DedupTable } from './dedup.js';
 import type { UndoableKvState } from './kv-tx.js';
 import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
 import { decodeRecord } from './record-codec.js';
-import { utf8Of, walkRecords } from './snapshot-records.js';
+import { itemOf, walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
@@ -161,10 +161,9 @@ export class KvSlot {
       if (write.keys !== null) continue;
       const keys: string[] = [];
       walkRecords(write.records, undefined, (keyView, recordView) => {
-        const key = utf8Of(keyView);
+        const { key, value, version } = itemOf(keyView, recordView);
         keys.push(key);
-        // A copy: a bytes value would otherwise keep the whole chunk's buffer alive.
-        this.overlay.set(key, { seq, record: decodeRecord(key, Buffer.from(recordView)) });
+        this.overlay.set(key, { seq, record: { value, version } });
       });
       write.keys = keys;
     }

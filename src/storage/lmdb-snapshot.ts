@@ -14,8 +14,8 @@ import { MergedCursor, overlayUpperBound } from './lmdb-cursor.js';
 import type { CursorView, OverlayItem } from './lmdb-cursor.js';
 import type { BinaryDb } from './lmdb-slot.js';
 import { encodeRecord } from './record-codec.js';
-import type { RawRecord } from './snapshot-records.js';
-import type { DedupRecord, SnapshotChunk, SnapshotSource } from './types.js';
+import { itemsChunk, type RawRecord } from './snapshot-records.js';
+import type { DedupRecord, ItemsChunk, SnapshotChunk, SnapshotSource } from './types.js';
 
 /** Records as LMDB holds them: committed ones as read, queued ones encoded the same way. */
 const rawRecords: CursorView<RawRecord> = {
@@ -71,6 +71,10 @@ export class LmdbSnapshotSource implements SnapshotSource {
     }
     if (chunk.last) this.close();
     return chunk;
+  }
+
+  readItems(bytesMax: number): ItemsChunk | null {
+    return itemsChunk(this.readChunk(bytesMax));
   }
 
   close(): void {

@@ -29,8 +29,7 @@ import { ArrayCursor, assembleChunk } from './chunks.js';
 import { DedupTable } from './dedup.js';
 import { UndoKvTx } from './kv-tx.js';
 import { compactionMeta, freshHardState, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
-import { decodeRecord } from './record-codec.js';
-import { rawRecordOf, utf8Of } from './snapshot-records.js';
+import { itemOf, itemsChunk, rawRecordOf } from './snapshot-records.js';
 import { StagingTracker } from './staging.js';
 import type {
   DedupRecord,
@@ -384,14 +383,16 @@ class MemoryNodeStorage implements MemoryStorage {
     const dedup = new ArrayCursor(this.dedup.all());
     let seq = 0;
     let finished = false;
+    const readChunk = (bytesMax: number): SnapshotChunk | null => {
+      if (finished) return null;
+      const chunk = assembleChunk(seq++, bytesMax, items, dedup);
+      finished = chunk.last;
+      return chunk;
+    };
     return {
       meta,
-      readChunk: (bytesMax) => {
-        if (finished) return null;
-        const chunk = assembleChunk(seq++, bytesMax, items, dedup);
-        finished = chunk.last;
-        return chunk;
-      },
+      readChunk,
+      readItems: (bytesMax) => itemsChunk(readChunk(bytesMax)),
       close: () => {
         finished = true;
       },
@@ -400,14 +401,11 @@ class MemoryNodeStorage implements MemoryStorage {
 
   stageSnapshotChunk(chunk: SnapshotChunk): void {
     this.checkOpen();
-    const records: [Uint8Array, Uint8Array][] = [];
-    const { restart } = this.stagingTracker.accept(chunk, (key, record) => void records.push([key, record]));
+    const items: KvItem[] = [];
+    const { restart } = this.stagingTracker.accept(chunk, (key, record) => void items.push(itemOf(key, record)));
     if (restart) this.staging = { kv: new Map(), dedup: new DedupTable() };
     const staging = this.staging as StagedData;
-    for (const [keyView, recordView] of records) {
-      const key = utf8Of(keyView);
-      staging.kv.set(key, decodeRecord(key, Buffer.from(recordView)));
-    }
+    for (const { key, value, version } of items) staging.kv.set(key, { value, version });
     for (const record of chunk.dedup) staging.dedup.put(record);
   }
 

@@ -16,7 +16,7 @@
 import { isUtf8 } from 'node:buffer';
 import { checkEncodedRecord, decodeRecord, encodeRecord } from './record-codec.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
-import type { KvItem } from './types.js';
+import type { ItemsChunk, KvItem, SnapshotChunk } from './types.js';
 
 const KEY_LENGTH_BYTES = 2;
 const RECORD_LENGTH_BYTES = 4;
@@ -110,19 +110,26 @@ export function walkRecords(
   return { count, lastKey };
 }
 
+/**
+ * The item a record's views (from `walkRecords`) stand for. The value is copied out:
+ * `decodeRecord` hands out views, and a bytes value would otherwise keep the whole chunk
+ * (a peer's buffer) alive.
+ */
+export function itemOf(keyView: Uint8Array, recordView: Uint8Array): KvItem {
+  // walkRecords checked that the key is UTF-8.
+  const key = Buffer.from(keyView.buffer, keyView.byteOffset, keyView.byteLength).toString('utf8');
+  const { value, version } = decodeRecord(key, Buffer.from(recordView));
+  return { key, value, version };
+}
+
 /** The decoded items of packed records (backups, the in-memory twin, tests). */
 export function unpackItems(records: Uint8Array): KvItem[] {
   const items: KvItem[] = [];
-  walkRecords(records, undefined, (keyView, recordView) => {
-    const key = utf8Of(keyView);
-    // Copy: decodeRecord hands out views, and `records` may be a peer's buffer.
-    const { value, version } = decodeRecord(key, Buffer.from(recordView));
-    items.push({ key, value, version });
-  });
+  walkRecords(records, undefined, (key, record) => void items.push(itemOf(key, record)));
   return items;
 }
 
-/** The text of a UTF-8 view (walkRecords checked it is UTF-8). */
-export function utf8Of(view: Uint8Array): string {
-  return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('utf8');
+/** A chunk with its records decoded: `readItems` of every snapshot source. */
+export function itemsChunk(chunk: SnapshotChunk | null): ItemsChunk | null {
+  return chunk === null ? null : { seq: chunk.seq, items: unpackItems(chunk.records), dedup: chunk.dedup, last: chunk.last };
 }

@@ -75,17 +75,32 @@ export interface KvBackend extends KvReader {
   durableAppliedIndex(): number;
 }
 
-/** A consistent, chunked read of the whole state machine (for snapshots and backups). */
-export interface SnapshotSource {
+/**
+ * A consistent, chunked read of the whole state machine as decoded items: what a backup
+ * writes out. Reads are synchronous and bounded, so the caller interleaves them with other
+ * work.
+ */
+export interface BackupSource {
   /** Applied index and term of the state being read, and the config in force there. */
   readonly meta: SnapshotMeta;
-  /**
-   * The next chunk of at most about `bytesMax` bytes, or null after the last one. Reads are
-   * synchronous and bounded, so the caller interleaves them with other work.
-   */
-  readChunk(bytesMax: number): SnapshotChunk | null;
+  /** The next chunk of at most about `bytesMax` bytes, its records decoded, or null after the last one. */
+  readItems(bytesMax: number): ItemsChunk | null;
   /** Releases the read transaction. Idempotent. */
   close(): void;
+}
+
+/** The same read for a snapshot sent to a peer: chunks whose records stay as LMDB holds them. */
+export interface SnapshotSource extends BackupSource {
+  /** The next chunk of at most about `bytesMax` bytes, or null after the last one. */
+  readChunk(bytesMax: number): SnapshotChunk | null;
+}
+
+/** A snapshot chunk with its kv records decoded (`readItems`). */
+export interface ItemsChunk {
+  readonly seq: number;
+  readonly items: readonly KvItem[];
+  readonly dedup: readonly DedupRecord[];
+  readonly last: boolean;
 }
 
 export interface SnapshotChunk {
