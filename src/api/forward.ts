@@ -454,18 +454,26 @@ function asLeaderInfo(value: unknown): LeaderInfo | null {
   return { id, http, grpc };
 }
 
+/**
+ * A forwarded answer's fields: as they came when the answer was inside a batch (the peer
+ * link, forward-batch.ts), else its JSON body parsed; {} when that is not an object, null
+ * when it is not JSON.
+ */
+export function forwardedFields(response: ForwardedResponse): Readonly<Record<string, unknown>> | null {
+  if (response.fields !== undefined) return response.fields;
+  try {
+    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return null;
+  }
+}
+
 /** Reads a 503 answer from the leader: its error code and any leader it named. */
 function refusalOf(response: ForwardedResponse): { readonly code: ErrorCode | null; readonly leader: LeaderInfo | null } {
-  try {
-    // An answer from inside a batch has its fields already (forward-batch.ts); no need to parse its body.
-    const parsed: unknown = response.fields ?? JSON.parse(response.body.toString('utf8'));
-    if (typeof parsed !== 'object' || parsed === null) return { code: null, leader: null };
-    const record = parsed as Record<string, unknown>;
-    const code = record['error'];
-    return { code: isErrorCode(code) ? code : null, leader: asLeaderInfo(record['leader']) };
-  } catch {
-    return { code: null, leader: null };
-  }
+  const fields = forwardedFields(response) ?? {};
+  const code = fields['error'];
+  return { code: isErrorCode(code) ? code : null, leader: asLeaderInfo(fields['leader']) };
 }
 
 function headerText(value: Dispatcher.ResponseData['headers'][string]): string | null {

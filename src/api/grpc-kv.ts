@@ -37,7 +37,7 @@ import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/type
 import { batchOpsMax } from '../wire/types.js';
 import { bearerToken } from './access.js';
 import type { AccessControl, Principal } from './access.js';
-import type { ForwardedResponse, LeaderRouter } from './forward.js';
+import { forwardedFields, type ForwardedResponse, type LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
 import { leaseNotFound } from './http-answers.js';
@@ -426,24 +426,11 @@ function writeResult(result: KvResult): Extract<KvResult, { ok: true }> {
   });
 }
 
-/**
- * The leader's answer to a forwarded call: its fields on 200, else its error thrown. An
- * answer that came inside a batch (the peer link) has its fields already; one that came
- * alone is parsed from its JSON body.
- */
+/** The leader's answer to a forwarded call: its fields on 200, else its error thrown. */
 function forwardedBody(response: ForwardedResponse): Record<string, unknown> {
   const { statusCode, retryAfter } = response;
-  let parsed: Record<string, unknown> = {};
-  if (response.fields !== undefined) {
-    parsed = { ...response.fields };
-  } else {
-    try {
-      const value: unknown = JSON.parse(response.body.toString('utf8'));
-      if (typeof value === 'object' && value !== null && !Array.isArray(value)) parsed = value as Record<string, unknown>;
-    } catch {
-      // handled below as an unknown answer
-    }
-  }
+  // Not JSON: handled below as an unknown answer.
+  const parsed: Record<string, unknown> = { ...forwardedFields(response) };
   if (statusCode === 200) return parsed;
   const { error, message, ...details } = parsed;
   let code: ErrorCode = isErrorCode(error) ? error : statusCode === 503 ? 'timeout' : 'internal';

@@ -10,7 +10,7 @@ import type { KvItem, KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus } from '../wire/errors.js';
 import { requestSeqHeader } from '../wire/types.js';
 import type { BatchResultItem, ListItem } from '../wire/types.js';
-import { servedByHeader } from './forward.js';
+import { forwardedFields, servedByHeader } from './forward.js';
 import { jsonValue } from '../wire/values.js';
 import type { ForwardedResponse } from './forward.js';
 
@@ -108,8 +108,7 @@ export function leaseNotFound(key: string, lease: number): QkvError {
 
 /** A forwarded single-key answer as a batch item (the leader's fields, its status, who served it). */
 export function forwardedItem(response: ForwardedResponse): BatchResultItem {
-  // An answer from inside a batch has its fields already; only one sent alone is parsed.
-  const body = response.fields ?? bodyFields(response);
+  const body = forwardedFields(response) ?? { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
   const retryAfterSeconds = response.retryAfter === null ? NaN : Number(response.retryAfter);
   return {
     ...body,
@@ -117,16 +116,6 @@ export function forwardedItem(response: ForwardedResponse): BatchResultItem {
     servedBy: response.servedBy,
     ...(response.statusCode === 503 ? { retryAfterMs: Number.isFinite(retryAfterSeconds) ? retryAfterSeconds * 1_000 : 1_000 } : {}),
   };
-}
-
-/** A forwarded answer's JSON body as fields ({} when it is not an object, an `internal` error when it is not JSON). */
-function bodyFields(response: ForwardedResponse): Readonly<Record<string, unknown>> {
-  try {
-    const parsed: unknown = JSON.parse(response.body.toString('utf8'));
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
-  } catch {
-    return { error: 'internal', message: `The leader ${response.leaderId} answered with a body that is not JSON` };
-  }
 }
 
 export function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
