@@ -53,6 +53,7 @@ export interface NodeConfig {
   readonly headerBytesMax: number;
   readonly listLimitMax: number;
   readonly logEntriesMax: number;
+  readonly logBytesMax: number;
   readonly snapshotChunkBytes: number;
   readonly historyRetentionVersions: number;
   /** History older than this is compacted too (0: only the version limit applies); see node/history-retention.ts. */
@@ -148,6 +149,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'header-bytes-max': { kind: 'value', help: 'largest request header block', default: '16384' },
   'list-limit-max': { kind: 'value', help: 'largest page of GET /kv', default: '1000' },
   'log-entries-max': { kind: 'value', help: 'compact the log beyond this many entries', default: '20000' },
+  'log-bytes-max': { kind: 'value', help: 'compact the log beyond this many bytes of entries (the log after the last compaction is held in memory)', default: String(64 * 1024 ** 2) },
   'snapshot-chunk-bytes': { kind: 'value', help: 'size of one snapshot chunk sent to a follower', default: String(256 * 1024) },
   'history-retention-versions': { kind: 'value', help: 'versions of change history kept for watches and reads at a version (older ones are compacted by the leader; a watch or read from before them gets compacted)', default: '100000' },
   'history-retention-ms': { kind: 'value', help: "also compact versions applied longer ago than this (0: no time limit); either limit compacts, so --history-retention-versions still bounds the history. Measured on the leader's own apply times: after a failover or restart it keeps longer, never shorter", default: '0' },
@@ -310,6 +312,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     headerBytesMax: int(v, 'header-bytes-max', 1024),
     listLimitMax: int(v, 'list-limit-max', 1),
     logEntriesMax: int(v, 'log-entries-max', 10),
+    logBytesMax: int(v, 'log-bytes-max', 1024 ** 2),
     snapshotChunkBytes: int(v, 'snapshot-chunk-bytes', 1024),
     historyRetentionVersions: int(v, 'history-retention-versions', 1),
     historyRetentionMs: int(v, 'history-retention-ms', 0),

@@ -906,6 +906,7 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
     applyEntriesMax: 4096,
     persistsInFlightMax: config.persistsInFlightMax,
     logEntriesMax: config.logEntriesMax,
+    logBytesMax: config.logBytesMax,
     snapshotChunkBytes: config.snapshotChunkBytes,
     snapshotTimeoutTicks: tick(30_000),
     memberTimeoutTicks: tick(config.memberTimeoutMs),

@@ -50,6 +50,11 @@ export interface DriverOptions {
   readonly promoteLagEntriesMax?: number;
   /** Compact the log once it holds more entries than this (keeping the newer half). */
   readonly logEntriesMax: number;
+  /**
+   * Compact the log once its entries take more bytes than this (storage.logBytes(): the log
+   * after the snapshot is held in memory), keeping about half of it. Default: no bound.
+   */
+  readonly logBytesMax?: number;
   readonly snapshotChunkBytes: number;
   readonly snapshotTimeoutTicks: number;
   /** With `all`/`chain`: silence before a replica leaves the in-sync set (default 3 election timeouts). */

@@ -32,6 +32,7 @@ import type { Command, CommandResult, CompactResult, KvCommand, KvResult, LeaseC
 import { authStateKey } from '../kv/types.js';
 import { joinSplitResults, splitTxn } from './planted.js';
 import { LeaseKeeper } from './leases.js';
+import { logEntriesToKeep } from './log-retention.js';
 import { freesSpace } from '../kv/commands.js';
 import { assert } from '../stdx/assert.js';
 import type { BackupSource, KvItem, KvRecord, SnapshotChunk } from '../storage/types.js';
@@ -954,8 +955,8 @@ export class NodeDriver implements KvNode {
   private maybeCompact(): void {
     const log = this.core.log;
     const s = { lastIndex: log.lastIndex(), firstIndex: log.firstIndex(), appliedIndex: log.applied, commitIndex: log.committed };
-    if (s.lastIndex - s.firstIndex + 1 <= this.opts.logEntriesMax) return;
-    const keep = Math.floor(this.opts.logEntriesMax / 2);
+    const keep = logEntriesToKeep(s.lastIndex - s.firstIndex + 1, this.deps.storage.logBytes(), this.opts.logEntriesMax, this.opts.logBytesMax ?? Infinity);
+    if (keep === null) return;
     // Never past the commit index: a snapshot (the compacted prefix) holds committed entries only.
     const upTo = Math.min(this.deps.storage.kv.durableAppliedIndex(), s.lastIndex - keep, s.appliedIndex, s.commitIndex);
     if (upTo < s.firstIndex) return;

@@ -90,6 +90,7 @@ export function observeStorage(inner: MemoryStorage, onDurable: (batch: PersistB
     log: inner.log,
     kv: inner.kv,
     hardState: () => inner.hardState(),
+    logBytes: () => inner.logBytes(),
     identity: () => inner.identity(),
     setIdentity: (identity, cb) => inner.setIdentity(identity, cb),
     persist: (batch, cb) =>

@@ -285,6 +285,16 @@ export const nodesMin = 3;
 export const nodesMax = 7;
 
 /** Draws one scenario. Every call consumes the same number of draws for a given profile, whatever the overrides. */
+/**
+ * The driver's logBytesMax for a run: derived from what was drawn rather than drawn itself,
+ * so that adding it left every earlier seed's run as it was. Runs with a long log
+ * (logEntriesMax 256 or more) get a byte bound of 4 snapshot chunks, 256 B to 256 KiB, which
+ * the log's entries (tens to hundreds of bytes each) pass within a few hundred writes.
+ */
+export function logBytesMaxOf(c: Pick<SwarmConfig, 'logEntriesMax' | 'snapshotChunkBytes'>): number | undefined {
+  return c.logEntriesMax >= 256 ? c.snapshotChunkBytes * 4 : undefined;
+}
+
 export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
   const profile = options.profile ?? 'swarm';
   const drawnMode = drawMode(prng);

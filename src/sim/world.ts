@@ -44,6 +44,7 @@ import { MembershipScheduler } from './membership.js';
 import { HistoryRecorder } from './history.js';
 import { LeaseLedger } from './leases.js';
 import { SimNetwork } from './network.js';
+import { logBytesMaxOf } from './swarm.js';
 import type { SwarmConfig } from './swarm.js';
 import { Trace } from './trace.js';
 
@@ -435,6 +436,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       applyEntriesMax: c.applyEntriesMax,
       persistsInFlightMax: c.persistsInFlightMax,
       logEntriesMax: c.logEntriesMax,
+      ...(logBytesMaxOf(c) !== undefined ? { logBytesMax: logBytesMaxOf(c) as number } : {}),
       snapshotChunkBytes: c.snapshotChunkBytes,
       snapshotTimeoutTicks: c.electionTimeoutTicks * 5,
       dedupClientsMax: 1024,

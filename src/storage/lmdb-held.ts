@@ -1,7 +1,7 @@
 /**
- * The LMDB storage's held-back kv writes (lmdb.ts explains why kv writes wait for the next
- * write's transaction): what one group holds until it is queued. Data only; lmdb.ts decides
- * when a group starts, grows and is queued.
+ * The LMDB storage's held-back kv writes (lmdb.ts explains why kv writes are held back):
+ * what one group holds until it is queued. Data only; lmdb.ts decides when a group starts,
+ * grows and is queued.
  */
 
 import type { KvSlot } from './lmdb-slot.js';
@@ -13,8 +13,9 @@ export interface HeldChange {
 
 /**
  * Kv writes held back, merged key by key (the newest change wins), to be queued as one
- * atomic batch. `seq` is the write sequence number that batch will get: nothing else is
- * queued while a group is held (any other write queues the group first).
+ * atomic batch. `tag` marks the overlay entries the group made (negative, so never an LMDB
+ * write's seq): they leave the overlay when the group's write commits, unless a newer write
+ * replaced them.
  */
 export class DeferredKvWrites {
   /** Key -> its UTF-8 bytes and encoded record (null: delete). */
@@ -28,6 +29,6 @@ export class DeferredKvWrites {
 
   constructor(
     readonly slot: KvSlot,
-    readonly seq: number,
+    readonly tag: number,
   ) {}
 }

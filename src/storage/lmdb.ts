@@ -1,84 +1,101 @@
 /**
- * The production storage: one LMDB environment (lmdb-js) in the node's data directory
- * holding the log, hard state, identity, snapshot meta, the kv data with its applied index,
- * the client dedup table and snapshot staging.
+ * The production storage: the Raft log and hard state in a write-ahead log (wal.ts, in the
+ * data directory's `wal/`), everything else in one LMDB environment (lmdb-js): identity,
+ * snapshot meta, the kv data with its applied index, the client dedup table and snapshot
+ * staging.
  *
- * Durability: a write is acknowledged (`onDurable`) only from lmdb-js's *flushed* promise
- * (fsync done), never from *committed*. Writes queued in one event turn share one LMDB
- * transaction and one fsync (lmdb-js event-turn batching); each persist batch, kv write and
- * install is additionally wrapped in `batch()`, an explicit atomic block, so a crash leaves
- * all of it or none of it.
+ * Durability: a persist (log entries, hard state, an install's log reset) is acknowledged
+ * (`onDurable`) only after the WAL's fdatasync that covers it; persists queued in one
+ * synchronous run share one write and one fdatasync. Other writes are acknowledged only from
+ * lmdb-js's *flushed* promise (fsync done), never from *committed*; writes queued in one
+ * event turn share one LMDB transaction and fsync (event-turn batching), and each is wrapped
+ * in `batch()`, an explicit atomic block, so a crash leaves all of it or none of it.
  *
- * Kv writes are held back: a node applies committed entries in other event turns than it
- * persists, and each such turn would cost a transaction and an fsync of its own, which the
- * next log persist then queues behind. Nothing waits for a kv write to be durable (only
- * compaction reads kv.durableAppliedIndex()), so kv writes stay in memory (visible through
- * the overlay) and are queued, merged into one atomic batch with the newest applied index,
- * just before the next write of any kind, normally the next log persist, whose transaction
- * and fsync they share. They are never held longer than kvDeferMsMax, nor more than
- * kvDeferredWritesMax writes or kvDeferredBytesMax bytes of them, and close() queues them.
- * The order of writes is unchanged (held-back writes are queued before whatever comes
- * next), so durability stays in queue order, and a crash leaves the kv state exactly as of
- * some applied index: all of a merged batch or none of it.
+ * Why two files: an fdatasync of a preallocated append-only file costs a fraction of an LMDB
+ * commit's flush (docs/architecture.md, "The Raft log: LMDB, then a WAL"), and a write waits
+ * for one on the leader and on a follower. The state machine needs no fsync of its own on
+ * that path: it is rebuilt from the log past its applied index after a crash.
+ *
+ * Kv writes are held back, so that many apply batches share one LMDB transaction and fsync:
+ * nothing waits for a kv write to be durable (only compaction reads
+ * kv.durableAppliedIndex()), so kv writes stay in memory (visible through the overlay) and
+ * are merged into one atomic group with the newest applied index. A group is closed after
+ * kvDeferMsMax, kvDeferredWritesMax writes or kvDeferredBytesMax bytes, before any other
+ * LMDB write and at close(), and queued as soon as the WAL holds every entry it applies:
+ * LMDB's applied index never runs ahead of the durable log, so recovery always finds the
+ * entries past it. Groups are queued in order, so a crash leaves the kv state exactly as of
+ * some applied index: all of a group or none of it.
+ *
+ * Recovery: LMDB says which snapshot the log starts after and which log generation its
+ * state belongs to (installs count generations); the WAL is replayed against that
+ * (wal-replay.ts). An install flips LMDB durably first and only then writes the WAL's reset
+ * record, so a crash between the two leaves a newer LMDB generation and an old log, which
+ * replay drops. A directory written before the WAL (format 1) gets its log moved into one at
+ * its first open (lmdb-wal-setup.ts).
  *
  * Visibility: writes are visible to the synchronous reads of this process the moment they
- * are queued. lmdb-js only shows a write after its transaction commits, so this module keeps
- * what is queued but not yet committed in memory: the log tail (first/last index and the
- * entries themselves; committed entries stay there too as a read cache bounded by
- * logCacheBytesMax, so replication reads of fresh entries skip LMDB) and a kv overlay per
- * slot (point writes and deletes; the dedup table and the applied index are held in memory
- * outright). Overlay entries are dropped when the write that made them commits, and only
- * after this module has reset lmdb-js's shared read transaction (`onCommitted`): lmdb-js
- * resets it when it resolves a commit promise, but it may resolve a transaction's `flushed`
- * promise first, from its write worker's completion, while the read transaction still holds a
- * snapshot from before that commit. Reads consult the overlay first.
+ * are queued. The whole log after the snapshot is held in memory (the WAL is only written,
+ * never read, until the next open); its size is bounded by compaction. lmdb-js only shows a
+ * write after its transaction commits, so a kv overlay per slot holds what is queued or held
+ * back but not yet committed (point writes and deletes; the dedup table and the applied
+ * index are held in memory outright). Overlay entries are dropped when the write that made
+ * them commits, and only after this module has reset lmdb-js's shared read transaction
+ * (`onCommitted`): lmdb-js resets it when it resolves a commit promise, but it may resolve a
+ * transaction's `flushed` promise first, from its write worker's completion, while the read
+ * transaction still holds a snapshot from before that commit. Reads consult the overlay first.
  *
- * Layout (named databases): `log` (index -> [kind u8][term f64][data]), `meta` (msgpack:
- * format, hardState, snapshot, applied, kvSlot, identity), and two kv slots `kv0/dedup0`,
- * `kv1/dedup1`. One slot is live; the other stages an incoming snapshot. Installing it flips
- * `meta.kvSlot` in the same transaction that resets the log, so an install is atomic and
- * costs O(1) however large the state machine is; the old slot is cleared afterwards.
+ * Layout (named databases): `meta` (msgpack: format, logGeneration, snapshot, applied,
+ * kvSlot, identity), and two kv slots `kv0/dedup0`, `kv1/dedup1`. One slot is live; the
+ * other stages an incoming snapshot. Installing it flips `meta.kvSlot` in one transaction,
+ * so an install is atomic and costs O(1) however large the state machine is; the old slot
+ * is cleared afterwards. (`log` is only read to migrate a format-1 directory.)
  *
- * Parts: this file owns the environment, the log and its in-memory tail, held-back kv
- * writes and installs. Write tracking (commit, flush, watchdog, failures) is in lmdb-writes.ts. Record layouts are in
- * lmdb-codec.ts, a kv slot and its overlay in lmdb-slot.ts, the merged overlay/LMDB cursor
- * in lmdb-cursor.ts, snapshot reads in lmdb-snapshot.ts; what the in-memory twin shares
- * (checks, sizes, dedup table, kv write transaction, staging, chunking) has files of its own.
+ * Parts: this file owns the environment, the in-memory log, held-back kv writes and
+ * installs. The WAL is wal.ts (files), wal-codec.ts (bytes) and wal-replay.ts (recovery).
+ * Write tracking (commit, flush, watchdog, failures) is in lmdb-writes.ts. Record layouts
+ * are in lmdb-codec.ts, a kv slot and its overlay in lmdb-slot.ts, the merged overlay/LMDB
+ * cursor in lmdb-cursor.ts, snapshot reads in lmdb-snapshot.ts; what the in-memory twin
+ * shares (checks, sizes, dedup table, kv write transaction, staging, chunking) has files of
+ * its own.
  *
- * Must never: acknowledge before the flush, run a synchronous LMDB write transaction or any
- * sync fs call after open, delete log entries beyond kv.durableAppliedIndex(), report a kv
- * write in kv.durableAppliedIndex() before its flush, hold a kv write back past
- * kvDeferMsMax or let it overtake a later write, or put an
- * unbounded amount of work into one transaction on the hot path (compaction deletes in
- * chunks; the one unbounded case, an install or truncation that drops a huge divergent log
- * tail, is rare and runs on lmdb-js's writer thread, not the event loop).
+ * Must never: acknowledge before the fsync, run a synchronous LMDB write transaction or any
+ * sync fs call after open, compact the log beyond kv.durableAppliedIndex() or delete a WAL
+ * segment before LMDB durably says the log starts after it, queue a kv write before the WAL
+ * holds its entries, report a kv write in kv.durableAppliedIndex() before its flush, let a
+ * kv group overtake an earlier one, or write an install's reset record before its LMDB flip
+ * is durable.
  */
 
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { open } from 'lmdb';
 import type { Database, RootDatabase, RootDatabaseOptionsWithPath } from 'lmdb';
-import { entryBytes } from '../core/log.js';
-import type { ClusterConfig, Entry, HardState, LogReader, SnapshotMeta } from '../core/types.js';
+import type { ClusterConfig, HardState, LogReader, SnapshotMeta } from '../core/types.js';
 import { assert, AssertionError } from '../stdx/assert.js';
-import { checkIndex, isIndex } from '../stdx/safe-int.js';
-import { checkEntriesRange, checkIdentity, checkPersistBatch } from './checks.js';
+import { checkIndex, checkPositiveSafeInt, isIndex } from '../stdx/safe-int.js';
+import { checkIdentity, checkPersistBatch } from './checks.js';
 import type { LogBounds } from './checks.js';
 import { UndoKvTx } from './kv-tx.js';
-import { decodeDedup, decodeEntry, decodeEntryTerm, encodeDedup, encodeEntry, keyBytes, readHardState, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
+import { decodeDedup, encodeDedup, keyBytes, readIdentity, readSnapshotMeta } from './lmdb-codec.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
 import { DeferredKvWrites } from './lmdb-held.js';
-import { toError, WriteTracker } from './lmdb-writes.js';
+import { durablePut, finishWalCreation, walCreationFromLmdb } from './lmdb-wal-setup.js';
+import { WriteTracker } from './lmdb-writes.js';
 import type { ChainDb, DurableCallback, StorageFailure } from './lmdb-writes.js';
 
 export type { StorageFailure } from './lmdb-writes.js';
 import { KvSlot, SEQ_UNASSIGNED, slotState } from './lmdb-slot.js';
 import { LmdbSnapshotSource } from './lmdb-snapshot.js';
-import { compactionMeta, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
+import { compactionMeta, freshHardState, initialSnapshotMeta, snapshotSourceMeta } from './meta.js';
 import { DedupTable } from './dedup.js';
+import { EntryLog } from './entry-log.js';
 import { encodeRecord } from './record-codec.js';
 import { StagingTracker } from './staging.js';
+import { openWal, WAL_SEGMENT_BYTES_DEFAULT } from './wal.js';
+import type { Wal, WalCreation, WalFailureStage } from './wal.js';
+import { encodeEntries, encodeHardState, encodeReset } from './wal-codec.js';
+import type { Replayed } from './wal-replay.js';
 import type {
   DedupRecord,
   KvBackend,
@@ -102,21 +119,15 @@ export interface LmdbStorageOptions extends StorageOptions {
    * to its flush, and its entry count. For metrics: the time a write waits for the disk.
    */
   readonly onPersistDurable?: (observation: PersistObservation) => void;
-  /** Log entries deleted per compaction transaction. Default 4096. */
-  readonly compactEntriesPerTxnMax?: number;
+  /** Bytes each write-ahead log segment is preallocated to (wal.ts). Default 64 MiB. */
+  readonly walSegmentBytes?: number;
   /**
-   * Recently written log entries kept in memory after they commit (counted as in
-   * `entries()`), so replication reads of fresh entries never touch LMDB. Default 8 MiB.
-   */
-  readonly logCacheBytesMax?: number;
-  /**
-   * Longest a kv write is held back, waiting to share the next write's transaction and
-   * fsync, when no other write comes. 0 queues every kv write at once (one transaction per
-   * event turn that writes). Default 10 ms, more than a flush takes on a busy disk, so that
-   * a node's next log persist normally collects it.
+   * Longest kv writes are held back, so that many apply batches share one LMDB transaction
+   * and fsync (nothing waits for them: the WAL holds the entries they apply). 0 queues every
+   * kv write as soon as the WAL holds its entries. Default 100 ms.
    */
   readonly kvDeferMsMax?: number;
-  /** Held-back kv writes beyond which they are all queued at once. Default 64. */
+  /** Held-back kv writes beyond which they are all queued at once. Default 256. */
   readonly kvDeferredWritesMax?: number;
   /** Encoded bytes of held-back kv writes beyond which they are all queued at once. Default 8 MiB. */
   readonly kvDeferredBytesMax?: number;
@@ -144,10 +155,10 @@ export interface LmdbStorageStats {
   readonly overlayKeys: number;
   /** Kv writes held back, waiting to join the next write's transaction. */
   readonly kvWritesDeferred: number;
-  /** Log entries queued but not yet committed, i.e. served from memory. */
-  readonly uncommittedLogEntries: number;
-  /** True while compacted log entries are still being deleted in the background. */
-  readonly compactionRunning: boolean;
+  /** fdatasyncs of the write-ahead log: each made one or more persists durable. */
+  readonly walSyncs: number;
+  /** Bytes of the write-ahead log's files (segments, preallocated, and the prepared spare). */
+  readonly walBytes: number;
 }
 
 export interface LmdbStorage extends NodeStorage {
@@ -158,20 +169,20 @@ export interface LmdbStorage extends NodeStorage {
    */
   failureReport(): Promise<StorageFailure> | null;
   /**
-   * Bytes of the pages the stores occupy now (B-tree branch, leaf and overflow pages of every
-   * database), not the file's size: LMDB reuses freed pages without shrinking its file, so
+   * Bytes of the pages the state machine's stores occupy now (B-tree branch, leaf and overflow
+   * pages of every LMDB database; not the write-ahead log), not the file's size: LMDB reuses freed pages without shrinking its file, so
    * this falls when data is deleted, compacted or the log truncated. For --quota-bytes.
    */
   usedBytes(): number;
 }
 
-const FORMAT_VERSION = 1;
+/** 1: the log in LMDB (migrated at open); 2: the log in the write-ahead log. */
+const FORMAT_VERSION = 2;
+const FORMAT_LOG_IN_LMDB = 1;
 const FLUSH_TIMEOUT_MS_DEFAULT = 30_000;
 const FAILED_CLOSE_WAIT_MS = 2_000;
-const COMPACT_ENTRIES_PER_TXN_DEFAULT = 4096;
-const LOG_CACHE_BYTES_DEFAULT = 8 << 20;
-const KV_DEFER_MS_DEFAULT = 10;
-const KV_DEFERRED_WRITES_DEFAULT = 64;
+const KV_DEFER_MS_DEFAULT = 100;
+const KV_DEFERRED_WRITES_DEFAULT = 256;
 const KV_DEFERRED_BYTES_DEFAULT = 8 << 20;
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
@@ -214,7 +225,7 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
   };
   const root: RootDatabase = open(rootOptions);
   try {
-    return openStorage(root, options);
+    return await openStorage(root, options);
   } catch (error) {
     await root.close();
     throw error;
@@ -223,9 +234,15 @@ export async function openLmdbStorage(options: LmdbStorageOptions): Promise<Lmdb
 
 // --- the storage -------------------------------------------------------------------------
 
-function openStorage(root: RootDatabase, options: LmdbStorageOptions): LmdbNodeStorage {
+interface Databases {
+  readonly root: RootDatabase;
+  readonly metaDb: MetaDb;
+  readonly chainDb: ChainDb;
+  readonly slots: [KvSlot, KvSlot];
+}
+
+async function openStorage(root: RootDatabase, options: LmdbStorageOptions): Promise<LmdbNodeStorage> {
   const binary = { encoding: 'binary', keyEncoding: 'binary', compression: false, cache: false } as const;
-  const logDb: LogDb = root.openDB<Buffer, number>('log', { encoding: 'binary', keyEncoding: 'ordered-binary', compression: false, cache: false });
   // msgpack without the record extension: plain maps, no shared structures to keep in sync.
   const metaOptions = { encoding: 'msgpack', keyEncoding: 'ordered-binary', compression: false, cache: false, useRecords: false } as const;
   const metaDb: MetaDb = root.openDB<unknown, string>('meta', metaOptions);
@@ -233,22 +250,68 @@ function openStorage(root: RootDatabase, options: LmdbStorageOptions): LmdbNodeS
     new KvSlot(0, root.openDB<Buffer, Buffer>('kv0', binary), root.openDB<Buffer, Buffer>('dedup0', binary)),
     new KvSlot(1, root.openDB<Buffer, Buffer>('kv1', binary), root.openDB<Buffer, Buffer>('dedup1', binary)),
   ];
-  // One versioned key whose version counts writes; see LmdbNodeStorage.submit.
+  // One versioned key whose version counts writes; see WriteTracker.submit.
   const chainDb: ChainDb = root.openDB<Buffer, string>('chain', { encoding: 'binary', keyEncoding: 'ordered-binary', useVersions: true, compression: false, cache: false });
-  return new LmdbNodeStorage(root, logDb, metaDb, chainDb, slots, options);
+
+  // Reads at open are synchronous memory-map reads; this is the one place they may be long.
+  const format = metaDb.get('format');
+  assert(
+    format === undefined || format === FORMAT_VERSION || format === FORMAT_LOG_IN_LMDB,
+    () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`,
+  );
+  const storedSnapshot = readSnapshotMeta(metaDb.get('snapshot'));
+  const snapshot = storedSnapshot ?? initialSnapshotMeta(options.initialConfig);
+  const generation = checkIndex(metaDb.get('logGeneration') ?? 0, 'stored log generation');
+  // A fresh directory gets a new WAL; one whose log is still in LMDB gets it moved into a new
+  // WAL. Either way the WAL is complete and durable before LMDB says so (format 2), so a crash
+  // in between only repeats this at the next open.
+  const logDb: LogDb = root.openDB<Buffer, number>('log', { encoding: 'binary', keyEncoding: 'ordered-binary', compression: false, cache: false });
+  const creation: WalCreation | null =
+    format === undefined ? { generation: 0, hardState: freshHardState(), payloads: [] } : format === FORMAT_LOG_IN_LMDB ? walCreationFromLmdb(logDb, metaDb, snapshot) : null;
+  const walOptions = {
+    dataDir: options.dataDir,
+    segmentBytes: options.walSegmentBytes ?? WAL_SEGMENT_BYTES_DEFAULT,
+    flushTimeoutMs: options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT,
+  };
+  checkPositiveSafeInt(walOptions.segmentBytes, 'walSegmentBytes');
+  let failed: ((error: Error, stage: WalFailureStage) => void) | null = null;
+  const { wal, replayed } = await openWal(
+    { ...walOptions, onFailure: (error, stage) => failed?.(error, stage) },
+    { generation, snapshotIndex: snapshot.index },
+    creation,
+  );
+  try {
+    if (creation !== null) {
+      await finishWalCreation(metaDb, logDb, format === undefined, FORMAT_VERSION, generation);
+      if (storedSnapshot === null) await durablePut(metaDb, 'snapshot', snapshot);
+    }
+    const storage = new LmdbNodeStorage({ root, metaDb, chainDb, slots }, options, wal, replayed, snapshot, generation);
+    failed = (error, stage) => storage.walFailed(error, stage);
+    return storage;
+  } catch (error) {
+    await wal.close().catch(() => undefined);
+    throw error;
+  }
 }
 
 class LmdbNodeStorage implements LmdbStorage {
   readonly log: LogReader;
   readonly kv: KvBackend;
 
-  private readonly flushTimeoutMs: number;
+  private readonly root: RootDatabase;
+  private readonly metaDb: MetaDb;
+  private readonly slots: [KvSlot, KvSlot];
   private readonly onPersistDurable: ((observation: PersistObservation) => void) | undefined;
-  private readonly compactEntriesPerTxnMax: number;
   private readonly kvDeferMsMax: number;
   private readonly kvDeferredWritesMax: number;
   private readonly kvDeferredBytesMax: number;
+  /** The group collecting kv writes now. */
   private deferredKv: DeferredKvWrites | null = null;
+  /** Groups closed (by time, size or another write) and waiting for the WAL, oldest first. */
+  private closedKv: DeferredKvWrites[] = [];
+  private kvSubmitting = false;
+  /** Tags the overlay entries of each held-back kv group (negative: never an LMDB write's seq). */
+  private heldGroupTag = 0;
 
   private readonly writes: WriteTracker;
   private state: 'open' | 'closing' | 'closed' = 'open';
@@ -258,101 +321,63 @@ class LmdbNodeStorage implements LmdbStorage {
   private identityValue: NodeIdentity | null;
   private hardStateValue: HardState;
   private snapshot: SnapshotMeta;
-  private last: number;
-  /**
-   * Entries tailStart..last held in memory: the first `tailCommitted` are committed and kept
-   * as a read cache (bounded by logCacheBytesMax), the rest are queued and may not be in
-   * LMDB yet. tailSeq[i] is the write that queued tail[i].
-   */
-  private tail: Entry[] = [];
-  private tailSeq: number[] = [];
-  private tailStart: number;
-  private tailCommitted = 0;
-  private tailBytes = 0;
-  private readonly logCacheBytesMax: number;
-  /** Every log key below this is deleted or has its delete queued. */
-  private gcFrom: number;
-  private gcLoop: Promise<void> | null = null;
+  /** The log after the snapshot, all of it in memory (the WAL is write-only). */
+  private readonly entryLog: EntryLog;
+  /** Installs done: a new generation's log replaces the one before it (wal-replay.ts). */
+  private generation: number;
+  /** The last log index as of the newest durable WAL append: applied kv writes up to it may go to LMDB. */
+  private walDurableLast: number;
+  /** Raised whenever a persist replaces entries (an install, a truncation): older persists no longer raise walDurableLast. */
+  private walLogEpoch = 0;
   private active: KvSlot;
   private applied: number;
   private durableApplied: number;
   private readonly staging: StagingTracker;
   private readonly sources = new Set<LmdbSnapshotSource>();
 
-  constructor(
-    private readonly root: RootDatabase,
-    private readonly logDb: LogDb,
-    private readonly metaDb: MetaDb,
-    chainDb: ChainDb,
-    private readonly slots: [KvSlot, KvSlot],
-    options: LmdbStorageOptions,
-  ) {
-    this.flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
-    this.writes = new WriteTracker(root, chainDb, this.flushTimeoutMs, {
+  constructor(dbs: Databases, options: LmdbStorageOptions, private readonly wal: Wal, replayed: Replayed, snapshot: SnapshotMeta, generation: number) {
+    const { root, metaDb, chainDb, slots } = dbs;
+    this.root = root;
+    this.metaDb = metaDb;
+    this.slots = slots;
+    const flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
+    this.writes = new WriteTracker(root, chainDb, flushTimeoutMs, {
       beforeSubmit: () => this.queueDeferredKv(),
       durableAppliedIs: (index) => {
         this.durableApplied = index;
       },
       failed: () => {
-        // Held-back kv writes will never be written.
-        const held = this.deferredKv;
-        if (held !== null && held.timer !== null) clearTimeout(held.timer);
-        this.deferredKv = null;
+        // Held-back kv writes will never be written, nor will the WAL write anything more: an
+        // install's reset record must not follow an LMDB flip that failed.
+        this.dropDeferredKv();
+        this.wal.fail(this.writes.failure);
       },
     });
     this.onPersistDurable = options.onPersistDurable;
-    this.compactEntriesPerTxnMax = options.compactEntriesPerTxnMax ?? COMPACT_ENTRIES_PER_TXN_DEFAULT;
-    this.logCacheBytesMax = options.logCacheBytesMax ?? LOG_CACHE_BYTES_DEFAULT;
     this.kvDeferMsMax = options.kvDeferMsMax ?? KV_DEFER_MS_DEFAULT;
     this.kvDeferredWritesMax = options.kvDeferredWritesMax ?? KV_DEFERRED_WRITES_DEFAULT;
     this.kvDeferredBytesMax = options.kvDeferredBytesMax ?? KV_DEFERRED_BYTES_DEFAULT;
-    // Bounded by a minute: the point is to wait for the next persist, which comes within a flush.
+    // Bounded by a minute: held-back writes are memory, and compaction waits for them.
     assert(
       Number.isSafeInteger(this.kvDeferMsMax) && this.kvDeferMsMax >= 0 && this.kvDeferMsMax <= 60_000,
       () => `kvDeferMsMax must be an integer in [0, 60000], got ${this.kvDeferMsMax}`,
     );
-    assert(
-      Number.isSafeInteger(this.kvDeferredWritesMax) && this.kvDeferredWritesMax > 0,
-      () => `kvDeferredWritesMax must be a positive integer, got ${this.kvDeferredWritesMax}`,
-    );
-    assert(
-      Number.isSafeInteger(this.kvDeferredBytesMax) && this.kvDeferredBytesMax > 0,
-      () => `kvDeferredBytesMax must be a positive integer, got ${this.kvDeferredBytesMax}`,
-    );
-    assert(isIndex(this.logCacheBytesMax), () => `logCacheBytesMax must be a non-negative integer, got ${this.logCacheBytesMax}`);
-    assert(Number.isSafeInteger(this.flushTimeoutMs) && this.flushTimeoutMs > 0, () => `flushTimeoutMs must be a positive integer, got ${this.flushTimeoutMs}`);
-    assert(
-      Number.isSafeInteger(this.compactEntriesPerTxnMax) && this.compactEntriesPerTxnMax > 0,
-      () => `compactEntriesPerTxnMax must be a positive integer, got ${this.compactEntriesPerTxnMax}`,
-    );
+    checkPositiveSafeInt(this.kvDeferredWritesMax, 'kvDeferredWritesMax');
+    checkPositiveSafeInt(this.kvDeferredBytesMax, 'kvDeferredBytesMax');
+    checkPositiveSafeInt(flushTimeoutMs, 'flushTimeoutMs');
     this.staging = new StagingTracker(options.snapshotBytesMax);
 
-    // Reads at open are synchronous memory-map reads; this is the one place they may be long.
-    const format = metaDb.get('format');
-    const fresh = format === undefined;
-    assert(fresh || format === FORMAT_VERSION, () => `data directory ${options.dataDir} has storage format ${String(format)}, expected ${FORMAT_VERSION}`);
     this.identityValue = readIdentity(metaDb.get('identity'));
-    this.hardStateValue = readHardState(metaDb.get('hardState'));
-    const storedSnapshot = readSnapshotMeta(metaDb.get('snapshot'));
-    this.snapshot = storedSnapshot ?? initialSnapshotMeta(options.initialConfig);
+    this.hardStateValue = replayed.hardState ?? freshHardState();
+    this.snapshot = snapshot;
+    this.generation = generation;
+    this.entryLog = new EntryLog(snapshot.index, replayed.entries);
+    this.walDurableLast = this.entryLog.lastIndex;
     this.applied = checkIndex(metaDb.get('applied') ?? 0, 'stored applied index');
     this.durableApplied = this.applied;
+    assert(this.applied >= snapshot.index, () => `stored applied index ${this.applied} is below the snapshot's ${snapshot.index}`);
     const slotId = metaDb.get('kvSlot') ?? 0;
     assert(slotId === 0 || slotId === 1, () => `stored kv slot ${String(slotId)} is not 0 or 1`);
-
-    let lastKey: number | undefined;
-    for (const key of logDb.getKeys({ reverse: true, limit: 1 })) lastKey = key;
-    let firstKey: number | undefined;
-    for (const key of logDb.getKeys({ limit: 1 })) firstKey = key;
-    this.last = Math.max(this.snapshot.index, lastKey ?? 0);
-    if (this.last > this.snapshot.index) {
-      assert(
-        logDb.getBinaryFast(this.snapshot.index + 1) !== undefined,
-        () => `log is corrupt: entry ${this.snapshot.index + 1} (after the snapshot) is missing but entry ${this.last} exists`,
-      );
-    }
-    this.tailStart = this.last + 1;
-    this.gcFrom = firstKey !== undefined && firstKey <= this.snapshot.index ? firstKey : this.snapshot.index + 1;
 
     this.active = slots[slotId];
     this.active.keyCount = (this.active.kvDb.getStats() as { entryCount: number }).entryCount;
@@ -366,25 +391,28 @@ class LmdbNodeStorage implements LmdbStorage {
     if ((stagingSlot.kvDb.getStats() as { entryCount: number }).entryCount > 0 || (stagingSlot.dedupDb.getStats() as { entryCount: number }).entryCount > 0) {
       this.clearSlot(stagingSlot);
     }
-    // The bootstrap configuration is stored with the first write, so that from then on the
-    // log and this record, never the command line of a later start, say who the members are.
-    if (fresh || storedSnapshot === null) {
-      const bootstrap = this.snapshot;
-      this.writes.submit(() => {
-        if (fresh) void metaDb.put('format', FORMAT_VERSION);
-        void metaDb.put('snapshot', bootstrap);
-      }, {});
-    }
 
     this.log = this.makeLogReader();
     this.kv = this.makeKvBackend();
-    this.kickGc();
+  }
+
+  /**
+   * The WAL failed: so does the storage. A failed write left at most a torn tail (the
+   * directory reopens as after a crash, like a failed LMDB commit); a failed fdatasync may
+   * have lost pages and is never trusted.
+   */
+  walFailed(error: Error, stage: WalFailureStage): void {
+    this.writes.fail(error, stage === 'write' ? 'commit' : stage === 'sync' ? 'flush' : 'hung');
   }
 
   // --- NodeStorage ---------------------------------------------------------------------
 
   hardState(): HardState {
     return this.hardStateValue;
+  }
+
+  logBytes(): number {
+    return this.entryLog.bytes;
   }
 
   identity(): NodeIdentity | null {
@@ -405,74 +433,101 @@ class LmdbNodeStorage implements LmdbStorage {
     checkPersistBatch(batch, this.bounds(), this.hardStateValue, this.staging.complete);
     if (this.writes.rejectIfFailed(onDurable)) return;
     const { snapshot, entries, hardState } = batch;
-
-    // Log keys to delete, one range [deleteFrom, deleteTo]: everything after the snapshot
-    // on an install, the overwritten tail on a truncation.
-    let deleteFrom = Infinity;
-    const deleteTo = this.last;
-    if (snapshot !== null) deleteFrom = Math.max(this.gcFrom, snapshot.index + 1);
-    const firstEntry = entries[0];
-    if (firstEntry !== undefined) deleteFrom = Math.min(deleteFrom, firstEntry.index + entries.length);
-    const encoded = entries.map(encodeEntry);
-    const target = snapshot !== null ? this.stagingSlot() : null;
-    const appliedAfter = snapshot !== null ? snapshot.index : null;
     const observe = this.onPersistDurable;
     const queuedAtMs = observe === undefined ? 0 : performance.now();
-    const whenDurable: DurableCallback =
-      observe === undefined
-        ? onDurable
-        : (error) => {
-            if (error === null) observe({ durationMs: performance.now() - queuedAtMs, entries: entries.length });
-            onDurable(error);
-          };
 
-    const seq = this.writes.submit(
-      () => {
-        for (let index = deleteFrom; index <= deleteTo; index++) void this.logDb.remove(index);
-        if (snapshot !== null && target !== null) {
-          void this.metaDb.put('snapshot', snapshot);
-          void this.metaDb.put('applied', snapshot.index);
-          void this.metaDb.put('kvSlot', target.id);
-        }
-        for (let i = 0; i < encoded.length; i++) void this.logDb.put((entries[i] as Entry).index, encoded[i] as Buffer);
-        if (hardState !== null) void this.metaDb.put('hardState', hardState);
-      },
-      {
-        onCommitted: () => this.releaseTail(seq),
-        onDurable: whenDurable,
-        ...(appliedAfter !== null ? { durableApplied: appliedAfter } : {}),
-      },
-      snapshot !== null, // durability of older kv writes says nothing about the installed state
-    );
-
-    if (snapshot !== null && target !== null) {
-      target.materializeStaged();
-      const previous = this.active;
-      this.active = target;
-      this.applied = snapshot.index;
-      this.durableApplied = Math.min(this.durableApplied, snapshot.index);
-      this.staging.reset();
-      this.snapshot = snapshot;
-      this.last = snapshot.index;
-      this.resetTail(snapshot.index + 1);
-      this.gcFrom = Math.min(this.gcFrom, snapshot.index + 1);
-      // Free the replaced state now rather than at the next staging: an install is rare
-      // and the clear runs on lmdb-js's writer thread.
-      this.clearSlot(previous);
-      this.kickGc();
+    const payloads: Uint8Array[] = [];
+    let after: Promise<void> | null = null;
+    if (snapshot !== null) {
+      after = this.install(snapshot);
+      payloads.push(encodeReset(this.generation, snapshot.index, snapshot.term));
     }
-    if (firstEntry !== undefined) this.appendTail(entries, seq);
-    if (hardState !== null) this.hardStateValue = hardState;
+    const firstEntry = entries[0];
+    if (firstEntry !== undefined) {
+      payloads.push(encodeEntries(entries));
+      // What these entries replace no longer counts as held by the WAL until they are durable.
+      if (firstEntry.index <= this.entryLog.lastIndex) {
+        this.walDurableLast = Math.min(this.walDurableLast, firstEntry.index - 1);
+        this.walLogEpoch++;
+      }
+      this.entryLog.append(entries);
+    }
+    if (hardState !== null) {
+      payloads.push(encodeHardState(hardState));
+      this.hardStateValue = hardState;
+    }
+    const lastAfter = this.entryLog.lastIndex;
+    const epoch = this.walLogEpoch;
+    this.wal.append({
+      payloads,
+      maxIndex: firstEntry === undefined ? 0 : firstEntry.index + entries.length - 1,
+      hardState,
+      generation: snapshot !== null ? this.generation : null,
+      after,
+      onDurable: (error) => {
+        if (error === null) {
+          // A persist queued before a later one replaced part of the log says nothing about it.
+          if (epoch === this.walLogEpoch) this.walDurableLast = lastAfter;
+          if (this.closedKv.length > 0) this.submitClosedKv();
+          observe?.({ durationMs: performance.now() - queuedAtMs, entries: entries.length });
+        }
+        onDurable(error);
+      },
+    });
+  }
+
+  /**
+   * Makes the staged snapshot the state machine, at once for reads and, through one LMDB
+   * write (the slot flip and a new log generation), durably. Returns the gate the WAL's reset
+   * record waits behind: it may be written only after that flip is durable (wal-replay.ts).
+   */
+  private install(snapshot: SnapshotMeta): Promise<void> {
+    const target = this.stagingSlot();
+    // Held-back kv writes are of the state being replaced: queued before the flip if the WAL
+    // allows (beforeSubmit), dropped otherwise; either way they never land after it.
+    this.generation++;
+    const generation = this.generation;
+    let opened!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      opened = resolve;
+    });
+    this.writes.submit(
+      () => {
+        void this.metaDb.put('snapshot', snapshot);
+        void this.metaDb.put('applied', snapshot.index);
+        void this.metaDb.put('kvSlot', target.id);
+        void this.metaDb.put('logGeneration', generation);
+      },
+      // A failed flip fails the storage, and so the WAL, before the gate opens.
+      { onDurable: () => opened(), durableApplied: snapshot.index },
+      true, // durability of older kv writes says nothing about the installed state
+    );
+    this.dropDeferredKv();
+    target.materializeStaged();
+    const previous = this.active;
+    this.active = target;
+    this.applied = snapshot.index;
+    this.durableApplied = Math.min(this.durableApplied, snapshot.index);
+    this.staging.reset();
+    this.snapshot = snapshot;
+    this.entryLog.reset(snapshot.index);
+    // The replaced log's durable entries say nothing about the new one's.
+    this.walDurableLast = Math.min(this.walDurableLast, snapshot.index);
+    this.walLogEpoch++;
+    // Free the replaced state now rather than at the next staging: an install is rare
+    // and the clear runs on lmdb-js's writer thread.
+    this.clearSlot(previous);
+    return gate;
   }
 
   compact(index: number, config: ClusterConfig): void {
     this.checkOpen();
-    const meta = compactionMeta(index, config, this.snapshot, this.last, this.durableApplied, (i) => this.termAt(i));
+    const meta = compactionMeta(index, config, this.snapshot, this.entryLog.lastIndex, this.durableApplied, (i) => this.termAt(i));
     if (meta === null || this.writes.failure !== null) return;
-    this.writes.submit(() => void this.metaDb.put('snapshot', meta), {});
+    // WAL segments holding only compacted entries go once LMDB durably says the log starts after them.
+    this.writes.submit(() => void this.metaDb.put('snapshot', meta), { onDurable: (error) => error === null && this.wal.release(meta.index) });
+    this.entryLog.compactThrough(meta.index);
     this.snapshot = meta;
-    if (this.tailStart <= index) this.dropTailHead(index + 1 - this.tailStart);
-    this.kickGc();
   }
 
   openSnapshot(config: ClusterConfig): SnapshotSource {
@@ -534,7 +589,9 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   usedBytes(): number {
-    return pagesInUseBytes([this.root, this.logDb, this.metaDb, ...this.slots.flatMap((s) => [s.kvDb, s.dedupDb])]);
+    // The state machine's pages only, as etcd's quota counts its backend and not its WAL: the
+    // log is bounded by compaction (--log-entries-max, --log-bytes-max) and its segments.
+    return pagesInUseBytes([this.root, this.metaDb, ...this.slots.flatMap((s) => [s.kvDb, s.dedupDb])]);
   }
 
   stats(): LmdbStorageStats {
@@ -547,23 +604,25 @@ class LmdbNodeStorage implements LmdbStorage {
       writesQueued: writes.queued,
       writesDurable: writes.durable,
       overlayKeys,
-      kvWritesDeferred: this.deferredKv?.writes ?? 0,
-      uncommittedLogEntries: this.tail.length - this.tailCommitted,
-      compactionRunning: this.gcLoop !== null,
+      kvWritesDeferred: (this.deferredKv?.writes ?? 0) + this.closedKv.reduce((n, g) => n + g.writes, 0),
+      walSyncs: this.wal.syncs,
+      walBytes: this.wal.bytes(),
     };
   }
 
   // --- writes and their acknowledgement ------------------------------------------------
 
   private async closeNow(): Promise<void> {
-    this.queueDeferredKv();
     this.state = 'closing';
-    if (this.gcLoop !== null) await this.gcLoop;
+    // Bounded by the WAL's write timeout. Once it is drained, every applied kv write may go.
+    await this.wal.drained();
+    this.queueDeferredKv();
     for (const source of [...this.sources]) source.close();
     // Bounded by the flush watchdog, which fails (and so wakes) us on a hung disk.
     await this.writes.drained();
     this.writes.stopWatchdog();
     this.state = 'closed';
+    await this.wal.close().catch(() => undefined);
     if (this.writes.failure === null) return this.root.close();
     // lmdb-js waits for the flush of every transaction before it closes, and the flush of one
     // whose commit failed never comes: after a failure, give it a moment and go on. The
@@ -577,140 +636,24 @@ class LmdbNodeStorage implements LmdbStorage {
 
   // --- log -------------------------------------------------------------------------------
 
-  private appendTail(entries: readonly Entry[], seq: number): void {
-    const first = (entries[0] as Entry).index;
-    if (first < this.tailStart) {
-      // Overwrites entries that are only in LMDB: the in-memory tail restarts here.
-      this.resetTail(first);
-    } else {
-      const keep = first - this.tailStart;
-      for (let i = keep; i < this.tail.length; i++) this.tailBytes -= entryBytes(this.tail[i] as Entry);
-      this.tail.length = keep;
-      this.tailSeq.length = keep;
-      this.tailCommitted = Math.min(this.tailCommitted, keep);
-    }
-    for (const entry of entries) {
-      this.tail.push(entry);
-      this.tailSeq.push(seq);
-      this.tailBytes += entryBytes(entry);
-    }
-    this.last = first + entries.length - 1;
-  }
-
-  /** Entries written by commits up to `seq` are in LMDB now: keep them only as a bounded cache. */
-  private releaseTail(seq: number): void {
-    while (this.tailCommitted < this.tailSeq.length && (this.tailSeq[this.tailCommitted] as number) <= seq) this.tailCommitted++;
-    let drop = 0;
-    let bytes = this.tailBytes;
-    while (drop < this.tailCommitted && bytes > this.logCacheBytesMax) bytes -= entryBytes(this.tail[drop++] as Entry);
-    if (drop > 0) this.dropTailHead(drop);
-  }
-
-  private dropTailHead(count: number): void {
-    for (let i = 0; i < count; i++) this.tailBytes -= entryBytes(this.tail[i] as Entry);
-    this.tail.splice(0, count);
-    this.tailSeq.splice(0, count);
-    this.tailStart += count;
-    this.tailCommitted = Math.max(0, this.tailCommitted - count);
-  }
-
-  private resetTail(start: number): void {
-    this.tail = [];
-    this.tailSeq = [];
-    this.tailStart = start;
-    this.tailCommitted = 0;
-    this.tailBytes = 0;
-  }
-
   private termAt(index: number): number | undefined {
     if (index === this.snapshot.index) return this.snapshot.term;
-    if (index < this.snapshot.index || index > this.last) return undefined;
-    if (index >= this.tailStart) return (this.tail[index - this.tailStart] as Entry).term;
-    return decodeEntryTerm(index, this.logDb.getBinaryFast(index));
+    if (index < this.snapshot.index || index > this.entryLog.lastIndex) return undefined;
+    return this.entryLog.termOf(index);
   }
 
   private bounds(): LogBounds {
-    return { snapshotIndex: this.snapshot.index, lastIndex: this.last, term: (i) => this.termAt(i) };
+    return { snapshotIndex: this.snapshot.index, lastIndex: this.entryLog.lastIndex, term: (i) => this.termAt(i) };
   }
 
   private makeLogReader(): LogReader {
     return {
       firstIndex: () => this.snapshot.index + 1,
-      lastIndex: () => this.last,
+      lastIndex: () => this.entryLog.lastIndex,
       term: (index) => this.termAt(index),
-      entries: (lo, hi, bytesMax) => {
-        checkEntriesRange(lo, hi, this.snapshot.index + 1, this.last);
-        const out: Entry[] = [];
-        let bytes = 0;
-        const fromDiskHi = Math.min(hi, this.tailStart);
-        if (lo < fromDiskHi) {
-          for (const { key, value } of this.logDb.getRange({ start: lo, end: fromDiskHi })) {
-            const entry = decodeEntry(key, value);
-            assert(key === lo + out.length, () => `log is corrupt: expected entry ${lo + out.length}, found ${key}`);
-            const size = entryBytes(entry);
-            if (out.length > 0 && bytes + size > bytesMax) return out;
-            out.push(entry);
-            bytes += size;
-          }
-          assert(out.length === fromDiskHi - lo, () => `log is corrupt: entries ${lo + out.length}..${fromDiskHi - 1} are missing`);
-        }
-        for (let index = Math.max(lo, this.tailStart); index < hi; index++) {
-          const entry = this.tail[index - this.tailStart] as Entry;
-          const size = entryBytes(entry);
-          if (out.length > 0 && bytes + size > bytesMax) break;
-          out.push(entry);
-          bytes += size;
-        }
-        return out;
-      },
+      entries: (lo, hi, bytesMax) => this.entryLog.read(lo, hi, bytesMax),
       snapshotMeta: () => this.snapshot,
     };
-  }
-
-  /**
-   * Deletes compacted log entries (below the snapshot) one bounded transaction at a time,
-   * waiting for each to commit before queuing the next so the hot path is never stuck
-   * behind a huge delete.
-   */
-  private kickGc(): void {
-    if (this.gcLoop !== null || this.state !== 'open' || this.writes.failure !== null || this.gcFrom > this.snapshot.index) return;
-    this.gcLoop = this.runGc().then(
-      () => {
-        this.gcLoop = null;
-      },
-      (error: unknown) => {
-        this.gcLoop = null;
-        this.writes.fail(toError(error), 'other');
-      },
-    );
-  }
-
-  private async runGc(): Promise<void> {
-    while (this.state === 'open' && this.writes.failure === null && this.gcFrom <= this.snapshot.index) {
-      // Skip ranges with no keys (a log that started after an install has none below it).
-      let lowest: number | undefined;
-      for (const key of this.logDb.getKeys({ start: this.gcFrom, limit: 1 })) lowest = key;
-      if (lowest === undefined || lowest > this.snapshot.index) {
-        this.gcFrom = this.snapshot.index + 1;
-        return;
-      }
-      const from = lowest;
-      const to = Math.min(this.snapshot.index, from + this.compactEntriesPerTxnMax - 1);
-      this.gcFrom = to + 1;
-      let committed!: () => void;
-      const done = new Promise<void>((resolve) => {
-        committed = resolve;
-      });
-      this.writes.submit(
-        () => {
-          for (let index = from; index <= to; index++) void this.logDb.remove(index);
-        },
-        { onCommitted: () => committed() },
-      );
-      // If the commit fails, fail() runs and the loop ends on its next check; the watchdog
-      // bounds this wait.
-      await Promise.race([done, this.writes.settled()]);
-    }
   }
 
   // --- kv --------------------------------------------------------------------------------
@@ -735,26 +678,60 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   /**
-   * Queues the held-back kv writes, if any, as one atomic batch: their changes and the
-   * newest applied index commit together, so a crash keeps all of them or none.
+   * Closes the group of held-back kv writes, if any, and queues every closed group the WAL
+   * allows, each as one atomic batch: its changes and its applied index commit together, so
+   * a crash keeps all of a group or none.
    */
   private queueDeferredKv(): void {
     const group = this.deferredKv;
-    if (group === null) return;
+    if (group !== null) {
+      this.deferredKv = null;
+      if (group.timer !== null) clearTimeout(group.timer);
+      this.closedKv.push(group);
+    }
+    this.submitClosedKv();
+  }
+
+  /**
+   * Queues closed groups in order, but none before the WAL holds every entry it applies: LMDB
+   * must never be ahead of the log it is replayed from. (A kv write past the log's end, as in
+   * tests without a log, has no entries to wait for.) The rest go at the WAL's next durable append.
+   */
+  private submitClosedKv(): void {
+    // Each submit runs beforeSubmit, which lands here again: the outer loop goes on in order.
+    if (this.kvSubmitting) return;
+    this.kvSubmitting = true;
+    try {
+      this.submitClosedKvInOrder();
+    } finally {
+      this.kvSubmitting = false;
+    }
+  }
+
+  private submitClosedKvInOrder(): void {
+    while (this.closedKv.length > 0) {
+      const group = this.closedKv[0] as DeferredKvWrites;
+      if (group.appliedIndex > this.walDurableLast && this.walDurableLast < this.entryLog.lastIndex) return;
+      this.closedKv.shift();
+      if (this.writes.failure !== null) continue;
+      const { slot, puts, dedupPuts, appliedIndex, tag } = group;
+      const keys = [...puts.keys()];
+      this.writes.submit(
+        () => {
+          for (const p of puts.values()) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
+          for (const d of dedupPuts.values()) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
+          void this.metaDb.put('applied', appliedIndex);
+        },
+        { onCommitted: () => slot.release(keys, tag), durableApplied: appliedIndex },
+      );
+    }
+  }
+
+  private dropDeferredKv(): void {
+    const group = this.deferredKv;
+    if (group !== null && group.timer !== null) clearTimeout(group.timer);
     this.deferredKv = null;
-    if (group.timer !== null) clearTimeout(group.timer);
-    if (this.writes.failure !== null) return;
-    const { slot, puts, dedupPuts, appliedIndex } = group;
-    const keys = [...puts.keys()];
-    const seq = this.writes.submit(
-      () => {
-        for (const p of puts.values()) void (p.value === null ? slot.kvDb.remove(p.keyBytes) : slot.kvDb.put(p.keyBytes, p.value));
-        for (const d of dedupPuts.values()) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
-        void this.metaDb.put('applied', appliedIndex);
-      },
-      { onCommitted: () => slot.release(keys, seq), durableApplied: appliedIndex },
-    );
-    assert(seq === group.seq, () => `held-back kv writes were numbered ${group.seq} but queued as write ${seq}`);
+    this.closedKv = [];
   }
 
   private makeKvBackend(): KvBackend {
@@ -779,7 +756,7 @@ class LmdbNodeStorage implements LmdbStorage {
         }
         let group = this.deferredKv;
         if (group === null) {
-          group = new DeferredKvWrites(slot, this.writes.writeSeq + 1);
+          group = new DeferredKvWrites(slot, --this.heldGroupTag);
           this.deferredKv = group;
           if (this.kvDeferMsMax > 0) group.timer = setTimeout(() => this.queueDeferredKv(), this.kvDeferMsMax);
         }
@@ -789,7 +766,7 @@ class LmdbNodeStorage implements LmdbStorage {
           const change = { keyBytes: group.puts.get(key)?.keyBytes ?? keyBytes(key), value: record === null ? null : encodeRecord(record) };
           group.puts.set(key, change);
           group.bytes += change.keyBytes.length + (change.value?.length ?? 0);
-          slot.overlay.set(key, { seq: group.seq, record });
+          slot.overlay.set(key, { seq: group.tag, record });
         }
         for (const [clientId, record] of tx.dedupChanges) {
           const change = { keyBytes: group.dedupPuts.get(clientId)?.keyBytes ?? keyBytes(clientId), value: record === null ? null : encodeDedup(record) };

@@ -18,12 +18,12 @@
  * by reference. Callers must treat every Uint8Array they pass in or get back as immutable.
  */
 
-import { entryBytes } from '../core/log.js';
 import type { ClusterConfig, Entry, HardState, LogReader, SnapshotMeta } from '../core/types.js';
 import { assert, AssertionError } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { compareUtf8 } from '../stdx/utf8.js';
-import { checkEntriesRange, checkIdentity, checkPersistBatch } from './checks.js';
+import { checkIdentity, checkPersistBatch } from './checks.js';
+import { EntryLog } from './entry-log.js';
 import type { LogBounds } from './checks.js';
 import { ArrayCursor, assembleChunk } from './chunks.js';
 import { DedupTable } from './dedup.js';
@@ -299,7 +299,7 @@ class MemoryNodeStorage implements MemoryStorage {
   private identityValue: NodeIdentity | null;
   private hardStateValue: HardState;
   private snapshot: SnapshotMeta;
-  private entriesValue: Entry[];
+  private readonly entryLog: EntryLog;
   private data: SortedKv;
   private dedup: DedupTable;
   private applied: number;
@@ -316,7 +316,7 @@ class MemoryNodeStorage implements MemoryStorage {
     this.identityValue = image.identity;
     this.hardStateValue = image.hardState;
     this.snapshot = image.snapshotMeta;
-    this.entriesValue = [...image.entries];
+    this.entryLog = new EntryLog(image.snapshotMeta.index, image.entries);
     this.data = new SortedKv(image.kv);
     this.dedup = DedupTable.from(image.dedup);
     this.applied = image.appliedIndex;
@@ -330,6 +330,11 @@ class MemoryNodeStorage implements MemoryStorage {
   hardState(): HardState {
     this.checkAlive();
     return this.hardStateValue;
+  }
+
+  logBytes(): number {
+    this.checkAlive();
+    return this.entryLog.bytes;
   }
 
   identity(): NodeIdentity | null {
@@ -353,7 +358,7 @@ class MemoryNodeStorage implements MemoryStorage {
       this.staging = null;
       this.stagingTracker.reset();
       this.snapshot = batch.snapshot;
-      this.entriesValue = [];
+      this.entryLog.reset(batch.snapshot.index);
       this.data = new SortedKv(staged.kv);
       this.dedup = staged.dedup.clone();
       this.applied = batch.snapshot.index;
@@ -361,7 +366,7 @@ class MemoryNodeStorage implements MemoryStorage {
       this.durableApplied = Math.min(this.durableApplied, batch.snapshot.index);
       this.kvEpoch++;
     }
-    appendToLog(this.entriesValue, this.snapshot.index, batch.entries);
+    this.entryLog.append(batch.entries);
     if (batch.hardState !== null) this.hardStateValue = batch.hardState;
     this.enqueue({ kind: 'persist', batch, staged, onDurable, kvEpoch: this.kvEpoch });
   }
@@ -370,7 +375,7 @@ class MemoryNodeStorage implements MemoryStorage {
     this.checkOpen();
     const meta = compactionMeta(index, config, this.snapshot, this.lastIndex(), this.durableApplied, (i) => this.term(i));
     if (meta === null) return;
-    this.entriesValue.splice(0, index - this.snapshot.index);
+    this.entryLog.compactThrough(index);
     this.snapshot = meta;
     this.enqueue({ kind: 'compact', meta });
   }
@@ -474,13 +479,13 @@ class MemoryNodeStorage implements MemoryStorage {
   }
 
   private lastIndex(): number {
-    return this.snapshot.index + this.entriesValue.length;
+    return this.entryLog.lastIndex;
   }
 
   private term(index: number): number | undefined {
     if (index === this.snapshot.index) return this.snapshot.term;
     if (index < this.snapshot.index || index > this.lastIndex()) return undefined;
-    return (this.entriesValue[index - this.snapshot.index - 1] as Entry).term;
+    return this.entryLog.termOf(index);
   }
 
   private bounds(): LogBounds {
@@ -503,17 +508,7 @@ class MemoryNodeStorage implements MemoryStorage {
       },
       entries: (lo, hi, bytesMax) => {
         this.checkAlive();
-        checkEntriesRange(lo, hi, this.snapshot.index + 1, this.lastIndex());
-        const out: Entry[] = [];
-        let bytes = 0;
-        for (let index = lo; index < hi; index++) {
-          const entry = this.entriesValue[index - this.snapshot.index - 1] as Entry;
-          const size = entryBytes(entry);
-          if (out.length > 0 && bytes + size > bytesMax) break;
-          out.push(entry);
-          bytes += size;
-        }
-        return out;
+        return this.entryLog.read(lo, hi, bytesMax);
       },
       snapshotMeta: () => {
         this.checkAlive();

@@ -146,6 +146,12 @@ export interface NodeStorage {
   /** Hard state as of the last queued write (term 0, vote null, commit 0 when fresh). */
   hardState(): HardState;
 
+  /**
+   * Size of the log after the snapshot (entryBytes summed), all of which is held in memory:
+   * compaction keeps it under the driver's logBytesMax.
+   */
+  logBytes(): number;
+
   /** The identity recorded in this data directory, or null if it was never initialised. */
   identity(): NodeIdentity | null;
   /** Records the identity (once, at first start); durable before `onDurable`. */
