@@ -1,7 +1,7 @@
 /**
- * Storage micro-benchmark: how many log persists per second one node's LMDB storage
- * sustains, and what each costs in LMDB transactions and fsyncs, when several nodes share
- * one disk (as a local 3-node cluster does).
+ * Storage micro-benchmark: how many log persists per second one node's storage (its
+ * write-ahead log, and LMDB for the kv writes) sustains, and what each costs in LMDB
+ * transactions and fsyncs, when several nodes share one disk (as a local 3-node cluster does).
  *
  * Each worker process plays one node: a closed loop of `persist()` calls (one Ready in
  * flight at a time, the next queued from the previous one's `onDurable`, as the driver
@@ -11,8 +11,7 @@
  * their reports; every configuration is run `--repeat` times, variants interleaved (every
  * other repetition in reverse order) so that load from other users of the machine hits
  * them alike, and medians are printed. Variants are storage options: `default` is what a
- * node runs, `immediate` writes every kv write at once (the behaviour before kv writes
- * were held back for the next persist).
+ * node runs, `immediate` queues every kv write to LMDB as soon as the WAL holds its entries.
  *
  *   node dist/storage/bench.js [--entries 1,25] [--procs 1,3] [--seconds 5]
  *     [--warmup-seconds 1] [--repeat 3] [--variants default,immediate,wal-floor] [--dir /tmp] [--json]
@@ -36,9 +35,9 @@ import type { ClusterConfig, Entry } from '../core/types.js';
 
 /** Storage options per named variant. */
 const VARIANTS: Readonly<Record<string, Partial<LmdbStorageOptions>>> = {
-  /** As a node opens its storage: kv writes held back for the next persist (kvDeferMsMax default). */
+  /** As a node opens its storage: kv writes held back in groups (kvDeferMsMax default). */
   default: {},
-  /** Every kv write queued at once: its own transaction and fsync unless a persist shares its turn. */
+  /** Every kv write queued once the WAL holds its entries: an LMDB transaction and fsync per apply turn. */
   immediate: { kvDeferMsMax: 0 },
   defer2ms: { kvDeferMsMax: 2 },
   defer5ms: { kvDeferMsMax: 5 },

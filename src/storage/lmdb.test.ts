@@ -55,7 +55,7 @@ async function waitFor(condition: () => boolean, what: string): Promise<void> {
   }
 }
 
-test('a thousand persist calls in one event turn share one WAL fdatasync and no LMDB transaction', async () => {
+test('a thousand persist calls in one event turn share one durable WAL write and no LMDB transaction', async () => {
   const dataDir = await tempDir();
   const storage = await openLmdbStorage({ ...contractStorageOptions, dataDir });
   try {
@@ -75,7 +75,7 @@ test('a thousand persist calls in one event turn share one WAL fdatasync and no 
     await waitFor(() => acked.length === 1000, 'all 1000 acknowledgements');
     const after = storage.stats();
     assert.deepEqual(acked, Array.from({ length: 1000 }, (_, k) => k + 2), 'acknowledged in queue order');
-    assert.equal(after.walSyncs - before.walSyncs, 1, '1000 persists of one turn: one fdatasync');
+    assert.equal(after.walSyncs - before.walSyncs, 1, '1000 persists of one turn: one durable write');
     assert.equal(after.lastTxnId, before.lastTxnId, 'the log does not go through LMDB');
     assert.equal(storage.log.lastIndex(), 1001);
   } finally {

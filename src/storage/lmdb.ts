@@ -5,13 +5,13 @@
  * staging.
  *
  * Durability: a persist (log entries, hard state, an install's log reset) is acknowledged
- * (`onDurable`) only after the WAL's fdatasync that covers it; persists queued in one
- * synchronous run share one write and one fdatasync. Other writes are acknowledged only from
+ * (`onDurable`) only after the WAL's durable write that covers it (O_DSYNC: a write and an
+ * fdatasync in one); persists queued in one synchronous run share one write. Other writes are acknowledged only from
  * lmdb-js's *flushed* promise (fsync done), never from *committed*; writes queued in one
  * event turn share one LMDB transaction and fsync (event-turn batching), and each is wrapped
  * in `batch()`, an explicit atomic block, so a crash leaves all of it or none of it.
  *
- * Why two files: an fdatasync of a preallocated append-only file costs a fraction of an LMDB
+ * Why two files: a durable write to a preallocated append-only file costs a fraction of an LMDB
  * commit's flush (docs/architecture.md, "The Raft log: LMDB, then a WAL"), and a write waits
  * for one on the leader and on a follower. The state machine needs no fsync of its own on
  * that path: it is rebuilt from the log past its applied index after a crash.
@@ -155,7 +155,7 @@ export interface LmdbStorageStats {
   readonly overlayKeys: number;
   /** Kv writes held back, waiting to join the next write's transaction. */
   readonly kvWritesDeferred: number;
-  /** fdatasyncs of the write-ahead log: each made one or more persists durable. */
+  /** Durable writes of the write-ahead log: each made one or more persists durable. */
   readonly walSyncs: number;
   /** Bytes of the write-ahead log's files (segments, preallocated, and the prepared spare). */
   readonly walBytes: number;
@@ -397,8 +397,8 @@ class LmdbNodeStorage implements LmdbStorage {
   }
 
   /**
-   * The WAL failed: so does the storage. A failed write left at most a torn tail (the
-   * directory reopens as after a crash, like a failed LMDB commit); a failed fdatasync may
+   * The WAL failed: so does the storage. A write that found the disk full left at most a torn tail (the
+   * directory reopens as after a crash, like a failed LMDB commit); any other failed write may
    * have lost pages and is never trusted.
    */
   walFailed(error: Error, stage: WalFailureStage): void {

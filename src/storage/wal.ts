@@ -1,24 +1,28 @@
 /**
  * The write-ahead log: the Raft log and hard state of a node, appended to segment files with
- * one fdatasync per batch (group commit: every append queued while a batch is on its way to
- * the disk goes into the next one). It replaces LMDB for the log because an fdatasync of a
- * preallocated file costs a third of an LMDB commit's flush on this kind of disk
+ * one durable write per batch (group commit: every append queued while a batch is on its way
+ * to the disk goes into the next one). Segments are open with O_DSYNC, so a write returns
+ * once its data (and whatever is needed to read it back) is on disk: a write and an
+ * fdatasync in one system call, and one trip to the thread pool instead of two (0.1 ms less
+ * per persist with three nodes on one disk). It replaces LMDB for the log because such a
+ * write to a preallocated file costs a third of an LMDB commit's flush on this kind of disk
  * (docs/architecture.md, "The Raft log: LMDB, then a WAL").
  *
  * Files: `wal/{seq, 16 hex digits}.wal`, written in frames (wal-codec.ts). Each is zero-filled
  * ahead of the writes, `preallocateStepBytes` at a time in the background, up to
- * `segmentBytes`: an append into zero-filled space changes no file size, so its fdatasync
+ * `segmentBytes`: an append into zero-filled space changes no file size, so its sync
  * writes no metadata. A new segment is started once the current one is full; the next one is
  * prepared in the background (`{seq}.wal.tmp`, renamed when it is taken). Segments whose
  * entries are all compacted are deleted, oldest first.
  *
- * Must never: acknowledge an append before the fdatasync that covers it, write a batch
+ * Must never: acknowledge an append before the durable write that covers it, write a batch
  * before the batch queued ahead of it is durable (a torn write can then only be the last
  * one), start writing a batch whose `after` gate is still closed, or go on writing after a
  * failed write or sync (the kernel may have dropped the pages: the WAL fails for good, and
  * every waiting and later append is told so).
  */
 
+import { constants } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -33,14 +37,14 @@ const ZERO_CHUNK_BYTES = 1 << 20;
 /** Zero-filled ahead of the writes per step: small enough that a fresh node writes little. */
 const PREALLOCATE_STEP_BYTES = 4 << 20;
 const SPARE_SUFFIX = '.tmp';
-/** Appends written by one write at most: a batch of batches, still one fdatasync. */
+/** Appends written by one write at most: a batch of batches, still one durable write. */
 const APPENDS_PER_WRITE_MAX = 1024;
 
 /**
- * What failed: `write` (a write or zero-fill returned an error: what it wrote is at most a
- * torn tail, which replay discards, so the directory reopens as after a crash), `sync` (an
- * fdatasync failed: the kernel may have dropped pages, the file is not to be trusted), or
- * `hung` (a write and its sync took longer than flushTimeoutMs).
+ * What failed: `write` (a write found no space: nothing of it reached the disk but at most a
+ * torn tail, which replay discards, so the directory reopens as after a crash), `sync` (any
+ * other failed write, a synchronous one included: the kernel may have dropped pages, the
+ * file is not to be trusted), or `hung` (a write took longer than flushTimeoutMs).
  */
 export type WalFailureStage = 'write' | 'sync' | 'hung';
 
@@ -54,19 +58,25 @@ class StagedError extends Error {
   }
 }
 
-async function staged<T>(stage: WalFailureStage, work: Promise<T>): Promise<T> {
+/** Runs a write; its failure is a full disk (`write`, recoverable) or anything else (`sync`). */
+async function staged<T>(work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {
-    throw error instanceof StagedError ? error : new StagedError(error instanceof Error ? error : new Error(String(error)), stage);
+    if (error instanceof StagedError) throw error;
+    const inner = error instanceof Error ? error : new Error(String(error));
+    throw new StagedError(inner, (inner as { code?: string }).code === 'ENOSPC' ? 'write' : 'sync');
   }
 }
+
+/** Segments are written through O_DSYNC: each write returns once durable. */
+const SEGMENT_FLAGS = constants.O_RDWR | constants.O_DSYNC;
 
 export interface WalOptions {
   /** The node's data directory; the WAL lives in its `wal/` folder. */
   readonly dataDir: string;
   readonly segmentBytes: number;
-  /** A write and its fdatasync that take longer than this fail the WAL: a hung disk is as fatal as a failed one. */
+  /** A durable write that takes longer than this fails the WAL: a hung disk is as fatal as a failed one. */
   readonly flushTimeoutMs: number;
   /** Called once, on the first failure, with its stage (WalFailureStage). */
   readonly onFailure: (error: Error, stage: WalFailureStage) => void;
@@ -124,12 +134,11 @@ export async function openWal(options: WalOptions, base: ReplayBase, creation: W
   const replayed = replaySegments(segments, base);
   const tail = replayed.tail as NonNullable<Replayed['tail']>;
   const last = segments[segments.length - 1] as SegmentBytes;
-  const fh = await open(path.join(dir, segmentFileName(tail.seq)), 'r+');
+  const fh = await open(path.join(dir, segmentFileName(tail.seq)), SEGMENT_FLAGS);
   try {
     if (replayed.tornTail) {
       // Zero what the torn batch left, so that no part of it can ever be read as a frame.
       await writeZeros(fh, tail.offset, last.bytes.length);
-      await fh.datasync();
     }
   } catch (error) {
     await fh.close();
@@ -244,7 +253,7 @@ export class Wal {
     return this.failureValue;
   }
 
-  /** fdatasyncs done: each made one or more appends durable. */
+  /** Durable writes done: each made one or more appends durable. */
   get syncs(): number {
     return this.syncsValue;
   }
@@ -375,11 +384,7 @@ export class Wal {
     // Never write where a zero-fill is under way: its zeros could land over these frames.
     if (this.extending !== null && this.offset + total > current.bytes) await this.extending;
     if (this.failureValue !== null) return;
-    const written = await this.withinTimeout(async () => {
-      const bytes = await staged('write', writeAll(this.fh, buffers, this.offset));
-      await staged('sync', this.fh.datasync());
-      return bytes;
-    });
+    const written = await this.withinTimeout(() => staged(writeAll(this.fh, buffers, this.offset)));
     if (this.failureValue !== null) return;
     this.syncsValue++;
     this.offset += written;
@@ -403,8 +408,7 @@ export class Wal {
     const from = current.bytes;
     const to = Math.min(this.options.segmentBytes, from + step);
     this.extending = (async () => {
-      await writeZeros(fh, from, to);
-      await fh.datasync();
+      await staged(writeZeros(fh, from, to));
       current.bytes = Math.max(current.bytes, to);
     })().then(
       () => {
@@ -420,7 +424,7 @@ export class Wal {
   private async withinTimeout<T>(work: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | null = null;
     const timeout = new Promise<never>((_, reject) => {
-      const message = `a WAL write and fdatasync took more than ${this.options.flushTimeoutMs} ms: the disk is hung`;
+      const message = `a WAL write took more than ${this.options.flushTimeoutMs} ms to be durable: the disk is hung`;
       timer = setTimeout(() => reject(new StagedError(new Error(message), 'hung')), this.options.flushTimeoutMs);
     });
     try {
@@ -442,10 +446,9 @@ export class Wal {
     const file = this.sparePath();
     const bytes = preallocateStep(this.options.segmentBytes);
     const ready = (async () => {
-      const fh = await open(file, 'w');
+      const fh = await open(file, SEGMENT_FLAGS | constants.O_CREAT | constants.O_TRUNC);
       try {
         await writeZeros(fh, 0, bytes);
-        await fh.datasync();
         return fh;
       } catch (error) {
         await fh.close();
