@@ -429,9 +429,9 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       promoting?.stop();
-      live.core.stop();
       sighup.stop();
-      await handOverLeadership(live.core.driver, config, log);
+      await handOverLeadership(live.core.driver, config, log); // before the ticker stops
+      live.core.stop();
       await grpc?.close();
       await http.close();
       live.core.driver.stop();
@@ -711,7 +711,12 @@ function heardOnlyOnceSeen(inner: PeerTransport<PeerMessage>, seen: SeenPeers): 
   };
 }
 
-/** A clean stop of the leader hands leadership over first, so clients see no election timeout. */
+/**
+ * A clean stop of the leader hands leadership over first, so clients see no election timeout.
+ * Call it while the node still ticks: the hand-over's deadline is counted in ticks, and
+ * without them a hand-over to a peer that is itself stopping (`up` stops every node at once)
+ * waits until the process is killed.
+ */
 async function handOverLeadership(driver: NodeDriver, config: NodeConfig, log: Logger): Promise<void> {
   if (driver.core.currentRole() !== 'leader' || config.pinnedLeader !== null || driver.core.currentConfig().members.length < 2) return;
   try {

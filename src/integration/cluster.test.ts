@@ -205,3 +205,27 @@ test('bad input gets a clear JSON error and changes nothing', { timeout: 60_000 
     await cluster.destroy();
   }
 });
+
+test('a leader stopped while its followers are frozen gives up handing over and exits by itself', { timeout: 60_000 }, async () => {
+  // What `quorumkv up` does on Ctrl-C: every node stops at once, so the leader's hand-over
+  // target is stopping too. The hand-over's deadline must still pass (it used to wait for
+  // ticks the stopping node no longer made, until it was killed).
+  const cluster = await TestCluster.start({ nodes: 3 });
+  try {
+    const leader = await cluster.waitForLeader();
+    const followers = cluster.nodes.filter((n) => n.id !== leader);
+    for (const f of followers) f.proc?.kill('SIGSTOP');
+    const proc = cluster.node(leader).proc;
+    assert.ok(proc !== null);
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    const startMs = Date.now();
+    proc.kill('SIGTERM');
+    const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())]);
+    const elapsedMs = Date.now() - startMs;
+    assert.equal(code, 0, `the leader exits cleanly by itself (after ${elapsedMs} ms)`);
+    cluster.node(leader).proc = null;
+    for (const f of followers) f.proc?.kill('SIGCONT');
+  } finally {
+    await cluster.destroy();
+  }
+});
