@@ -117,13 +117,23 @@ export function encodeEntries(entries: readonly Entry[]): Buffer {
   return out;
 }
 
-/** The frame header of `payload`, chained from `previousCrc`; returns it and the frame's crc. */
-export function frameHeader(payload: Uint8Array, previousCrc: number): { readonly header: Buffer; readonly crc: number } {
-  const crc = crc32(payload, previousCrc);
-  const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
-  header.writeUInt32LE(payload.byteLength, 0);
-  header.writeUInt32LE(crc, 4);
-  return { header, crc };
+/**
+ * `payloads` as frames chained from `previousCrc`: the buffers to write (each frame's header,
+ * then its payload, which is not copied), their total size, and the last frame's crc.
+ */
+export function frames(payloads: readonly Uint8Array[], previousCrc: number): { readonly buffers: Uint8Array[]; readonly bytes: number; readonly crc: number } {
+  const buffers: Uint8Array[] = [];
+  let crc = previousCrc;
+  let bytes = 0;
+  for (const payload of payloads) {
+    crc = crc32(payload, crc);
+    const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
+    header.writeUInt32LE(payload.byteLength, 0);
+    header.writeUInt32LE(crc, 4);
+    buffers.push(header, payload);
+    bytes += FRAME_HEADER_BYTES + payload.byteLength;
+  }
+  return { buffers, bytes, crc };
 }
 
 // --- decoding ------------------------------------------------------------------------------

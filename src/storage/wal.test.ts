@@ -4,7 +4,7 @@ import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promise
 import os from 'node:os';
 import path from 'node:path';
 import type { Entry, HardState } from '../core/types.js';
-import { encodeEntries, encodeHardState, encodeHeader, encodeReset, frameHeader, segmentFileName, WalCorruptError } from './wal-codec.js';
+import { encodeEntries, encodeHardState, encodeHeader, encodeReset, frames, segmentFileName, WalCorruptError } from './wal-codec.js';
 import { replaySegments } from './wal-replay.js';
 import type { SegmentBytes } from './wal-replay.js';
 import { openWal, WAL_DIR_NAME } from './wal.js';
@@ -17,15 +17,7 @@ const hs = (term: number, vote: string | null = 'n1', commit = 0): HardState => 
 
 /** A segment's bytes: its header and `payloads`, framed with chained crcs, then `zeros` zero bytes. */
 function segment(seq: number, generation: number, hardState: HardState, payloads: Uint8Array[], zeros = 64): Buffer {
-  const parts: Uint8Array[] = [];
-  let crc = 0;
-  for (const p of [encodeHeader(seq, generation, hardState), ...payloads]) {
-    const f = frameHeader(p, crc);
-    crc = f.crc;
-    parts.push(f.header, p);
-  }
-  parts.push(Buffer.alloc(zeros));
-  return Buffer.concat(parts);
+  return Buffer.concat([...frames([encodeHeader(seq, generation, hardState), ...payloads], 0).buffers, Buffer.alloc(zeros)]);
 }
 
 const indexes = (es: readonly Entry[]): number[] => es.map((e) => e.index);
@@ -83,25 +75,11 @@ test('replay: a frame left over from a batch that never became durable does not 
   // The crash tore the batch [entries 4..6, hard state 3]; after the restart the node wrote
   // entries 4..5 of term 2 over its beginning. The old hard state frame still lies after them,
   // intact, but its crc was chained from the frame it followed then.
-  const header: Uint8Array[] = [];
-  let crc = 0;
-  const frames = (payloads: Uint8Array[]): Buffer => {
-    const parts: Uint8Array[] = [];
-    for (const p of payloads) {
-      const f = frameHeader(p, crc);
-      crc = f.crc;
-      parts.push(f.header, p);
-    }
-    return Buffer.concat(parts);
-  };
-  const start = frames([encodeHeader(1, 0, hs(1)), encodeEntries(entries(1, 3))]);
-  header.push(start);
-  const crcAfterStart = crc;
-  const oldBatch = frames([encodeEntries(entries(4, 6)), encodeHardState(hs(3, 'n3'))]);
-  crc = crcAfterStart;
-  const newFrames = frames([encodeEntries([entry(4, 2, 'entry 4 again, but longer than before'), entry(5, 2)])]);
+  const start = frames([encodeHeader(1, 0, hs(1)), encodeEntries(entries(1, 3))], 0);
+  const oldBatch = Buffer.concat(frames([encodeEntries(entries(4, 6)), encodeHardState(hs(3, 'n3'))], start.crc).buffers);
+  const newFrames = Buffer.concat(frames([encodeEntries([entry(4, 2, 'entry 4 again, but longer than before'), entry(5, 2)])], start.crc).buffers);
   const oldHardStateFrame = oldBatch.subarray(oldBatch.length - (8 + encodeHardState(hs(3, 'n3')).length));
-  const bytes = Buffer.concat([start, newFrames, oldHardStateFrame, Buffer.alloc(64)]);
+  const bytes = Buffer.concat([...start.buffers, newFrames, oldHardStateFrame, Buffer.alloc(64)]);
   const r = replaySegments([{ seq: 1, bytes }], { generation: 0, snapshotIndex: 0 });
   assert.deepEqual(indexes(r.entries), [1, 2, 3, 4, 5]);
   assert.deepEqual(r.hardState, hs(1), 'the stale hard state is not read');

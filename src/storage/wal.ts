@@ -27,7 +27,8 @@ import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { HardState } from '../core/types.js';
-import { encodeHeader, frameHeader, FRAME_HEADER_BYTES, segmentFileName, segmentSeqOf } from './wal-codec.js';
+import { freshHardState } from './meta.js';
+import { encodeHeader, frames, FRAME_HEADER_BYTES, segmentFileName, segmentSeqOf } from './wal-codec.js';
 import { replaySegments } from './wal-replay.js';
 import type { Replayed, ReplayBase, SegmentBytes } from './wal-replay.js';
 
@@ -48,25 +49,13 @@ const APPENDS_PER_WRITE_MAX = 1024;
  */
 export type WalFailureStage = 'write' | 'sync' | 'hung';
 
-/** An error with the stage it happened in, thrown inside the writer and sorted out in `fail`. */
-class StagedError extends Error {
-  constructor(
-    readonly inner: Error,
-    readonly stage: WalFailureStage,
-  ) {
-    super(inner.message);
-  }
-}
+/** A write that did not become durable within flushTimeoutMs. */
+class HungError extends Error {}
 
-/** Runs a write; its failure is a full disk (`write`, recoverable) or anything else (`sync`). */
-async function staged<T>(work: Promise<T>): Promise<T> {
-  try {
-    return await work;
-  } catch (error) {
-    if (error instanceof StagedError) throw error;
-    const inner = error instanceof Error ? error : new Error(String(error));
-    throw new StagedError(inner, (inner as { code?: string }).code === 'ENOSPC' ? 'write' : 'sync');
-  }
+/** What a failure was: a hang, a full disk (the one error a write leaves nothing but a torn tail after), or anything else. */
+function stageOf(error: Error): WalFailureStage {
+  if (error instanceof HungError) return 'hung';
+  return (error as { code?: string }).code === 'ENOSPC' ? 'write' : 'sync';
 }
 
 /** Segments are written through O_DSYNC: each write returns once durable. */
@@ -151,17 +140,11 @@ export async function openWal(options: WalOptions, base: ReplayBase, creation: W
 
 async function createFirstSegment(dir: string, segmentBytes: number, creation: WalCreation): Promise<void> {
   const seq = 1;
-  const frames: Uint8Array[] = [];
-  let crc = 0;
-  for (const payload of [encodeHeader(seq, creation.generation, creation.hardState), ...creation.payloads]) {
-    const framed = frameHeader(payload, crc);
-    crc = framed.crc;
-    frames.push(framed.header, payload);
-  }
+  const framed = frames([encodeHeader(seq, creation.generation, creation.hardState), ...creation.payloads], 0);
   const tmp = path.join(dir, segmentFileName(seq) + SPARE_SUFFIX);
   const fh = await open(tmp, 'w');
   try {
-    const written = await writeAll(fh, frames, 0);
+    const written = await writeAll(fh, framed.buffers, 0);
     await writeZeros(fh, written, Math.max(preallocateStep(segmentBytes), written + FRAME_HEADER_BYTES));
     await fh.datasync();
   } finally {
@@ -317,13 +300,13 @@ export class Wal {
     }
   }
 
-  fail(error: unknown, stage: WalFailureStage = 'write'): void {
+  fail(error: unknown): void {
     if (this.failureValue !== null) return;
-    const failure = error instanceof StagedError ? error.inner : error instanceof Error ? error : new Error(String(error));
+    const failure = error instanceof Error ? error : new Error(String(error));
     this.failureValue = failure;
     const waiting = this.queue.splice(0);
     for (const w of waiting) w.onDurable(failure);
-    this.options.onFailure(failure, error instanceof StagedError ? error.stage : stage);
+    this.options.onFailure(failure, stageOf(failure));
     this.wakeDrainWaiters();
   }
 
@@ -364,27 +347,18 @@ export class Wal {
     const batch = this.queue.splice(0, n);
     if (this.offset >= this.options.segmentBytes) await this.cut();
 
-    const buffers: Uint8Array[] = [];
-    let crc = this.crc;
-    const frame = (payload: Uint8Array): void => {
-      const framed = frameHeader(payload, crc);
-      crc = framed.crc;
-      buffers.push(framed.header, payload);
-    };
     const current = this.segments[this.segments.length - 1] as Segment;
-    if (this.needsHeader) frame(encodeHeader(current.seq, this.generation, this.hardState ?? { term: 0, vote: null, commit: 0 }));
+    const payloads: Uint8Array[] = this.needsHeader ? [encodeHeader(current.seq, this.generation, this.hardState ?? freshHardState())] : [];
     let maxIndex = current.maxIndex;
     for (const w of batch) {
-      for (const p of w.payloads) frame(p);
+      payloads.push(...w.payloads);
       maxIndex = Math.max(maxIndex, w.maxIndex);
     }
-
-    let total = 0;
-    for (const b of buffers) total += b.byteLength;
+    const { buffers, bytes: total, crc } = frames(payloads, this.crc);
     // Never write where a zero-fill is under way: its zeros could land over these frames.
     if (this.extending !== null && this.offset + total > current.bytes) await this.extending;
     if (this.failureValue !== null) return;
-    const written = await this.withinTimeout(() => staged(writeAll(this.fh, buffers, this.offset)));
+    const written = await this.withinTimeout(() => writeAll(this.fh, buffers, this.offset));
     if (this.failureValue !== null) return;
     this.syncsValue++;
     this.offset += written;
@@ -408,7 +382,7 @@ export class Wal {
     const from = current.bytes;
     const to = Math.min(this.options.segmentBytes, from + step);
     this.extending = (async () => {
-      await staged(writeZeros(fh, from, to));
+      await writeZeros(fh, from, to);
       current.bytes = Math.max(current.bytes, to);
     })().then(
       () => {
@@ -425,7 +399,7 @@ export class Wal {
     let timer: NodeJS.Timeout | null = null;
     const timeout = new Promise<never>((_, reject) => {
       const message = `a WAL write took more than ${this.options.flushTimeoutMs} ms to be durable: the disk is hung`;
-      timer = setTimeout(() => reject(new StagedError(new Error(message), 'hung')), this.options.flushTimeoutMs);
+      timer = setTimeout(() => reject(new HungError(message)), this.options.flushTimeoutMs);
     });
     try {
       return await Promise.race([work(), timeout]);
