@@ -43,8 +43,6 @@ export interface WriteHooks {
 
 /** What the storage does around its writes. */
 export interface WriteTrackerOwner {
-  /** Called before each write is queued: held-back kv writes go first, into the same transaction. */
-  beforeSubmit(): void;
   /** A write carrying `durableApplied` is durable and no install came after it was queued. */
   durableAppliedIs(index: number): void;
   /** The first failure: drop whatever is held back, it will never be written. */
@@ -125,7 +123,6 @@ export class WriteTracker {
    * Returns the write's sequence number (writes commit and flush in this order).
    */
   submit(write: () => void, hooks: WriteHooks, newKvEpoch = false): number {
-    this.owner.beforeSubmit();
     const seq = ++this.writeSeqValue;
     if (newKvEpoch) this.kvEpoch++;
     this.pending.push({

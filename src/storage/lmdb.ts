@@ -20,8 +20,8 @@
  * nothing waits for a kv write to be durable (only compaction reads
  * kv.durableAppliedIndex()), so kv writes stay in memory (visible through the overlay) and
  * are merged into one atomic group with the newest applied index. A group is closed after
- * kvDeferMsMax, kvDeferredWritesMax writes or kvDeferredBytesMax bytes, before any other
- * LMDB write and at close(), and queued as soon as the WAL holds every entry it applies:
+ * kvDeferMsMax, kvDeferredWritesMax writes or kvDeferredBytesMax bytes, and at close(),
+ * and queued as soon as the WAL holds every entry it applies:
  * LMDB's applied index never runs ahead of the durable log, so recovery always finds the
  * entries past it. Groups are queued in order, so a crash leaves the kv state exactly as of
  * some applied index: all of a group or none of it.
@@ -307,9 +307,8 @@ class LmdbNodeStorage implements LmdbStorage {
   private readonly kvDeferredBytesMax: number;
   /** The group collecting kv writes now. */
   private deferredKv: DeferredKvWrites | null = null;
-  /** Groups closed (by time, size or another write) and waiting for the WAL, oldest first. */
+  /** Groups closed (by time or size) and waiting for the WAL, oldest first. */
   private closedKv: DeferredKvWrites[] = [];
-  private kvSubmitting = false;
   /** Tags the overlay entries of each held-back kv group (negative: never an LMDB write's seq). */
   private heldGroupTag = 0;
 
@@ -342,7 +341,6 @@ class LmdbNodeStorage implements LmdbStorage {
     this.slots = slots;
     const flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS_DEFAULT;
     this.writes = new WriteTracker(root, chainDb, flushTimeoutMs, {
-      beforeSubmit: () => this.queueDeferredKv(),
       durableAppliedIs: (index) => {
         this.durableApplied = index;
       },
@@ -483,8 +481,8 @@ class LmdbNodeStorage implements LmdbStorage {
    */
   private install(snapshot: SnapshotMeta): Promise<void> {
     const target = this.stagingSlot();
-    // Held-back kv writes are of the state being replaced: queued before the flip if the WAL
-    // allows (beforeSubmit), dropped otherwise; either way they never land after it.
+    // Held-back kv writes are of the state being replaced: dropped (dropDeferredKv below),
+    // they never land after the flip.
     this.generation++;
     const generation = this.generation;
     let opened!: () => void;
@@ -698,17 +696,6 @@ class LmdbNodeStorage implements LmdbStorage {
    * tests without a log, has no entries to wait for.) The rest go at the WAL's next durable append.
    */
   private submitClosedKv(): void {
-    // Each submit runs beforeSubmit, which lands here again: the outer loop goes on in order.
-    if (this.kvSubmitting) return;
-    this.kvSubmitting = true;
-    try {
-      this.submitClosedKvInOrder();
-    } finally {
-      this.kvSubmitting = false;
-    }
-  }
-
-  private submitClosedKvInOrder(): void {
     while (this.closedKv.length > 0) {
       const group = this.closedKv[0] as DeferredKvWrites;
       if (group.appliedIndex > this.walDurableLast && this.walDurableLast < this.entryLog.lastIndex) return;
