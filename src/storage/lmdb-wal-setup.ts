@@ -21,8 +21,8 @@ type CommitPromise = Promise<boolean> & { readonly flushed?: PromiseLike<unknown
 /** Entries per WAL record when a format-1 log is moved: records stay a few MiB at most. */
 const MIGRATED_ENTRIES_PER_RECORD = 1024;
 
-/** Writes one meta record and waits for its fsync. */
-export async function durablePut(db: Database<unknown, string>, key: string, value: unknown): Promise<void> {
+/** Writes one meta record (with whatever else this event turn queued) and waits for its fsync. */
+async function durablePut(db: Database<unknown, string>, key: string, value: unknown): Promise<void> {
   const put = db.put(key, value) as CommitPromise;
   await put;
   await put.flushed;
@@ -47,20 +47,23 @@ export function walCreationFromLmdb(logDb: Database<Buffer, number>, metaDb: Dat
 }
 
 /**
- * The WAL is durable: LMDB now says so (format, durably), and only then does a format-1 log
- * and hard state go: from here on they are never read, so losing their removal is harmless.
+ * The WAL is durable: LMDB now says so (format, with the log generation and, if LMDB had none
+ * yet, the snapshot meta the log starts after, in one transaction and one fsync), and only
+ * then does a format-1 log (`formerLogDb`) and hard state go: from here on they are never
+ * read, so losing their removal is harmless.
  */
 export async function finishWalCreation(
   metaDb: Database<unknown, string>,
-  logDb: Database<Buffer, number>,
-  fresh: boolean,
+  formerLogDb: Database<Buffer, number> | null,
   format: number,
   generation: number,
+  snapshotToRecord: SnapshotMeta | null,
 ): Promise<void> {
   void metaDb.put('logGeneration', generation);
+  if (snapshotToRecord !== null) void metaDb.put('snapshot', snapshotToRecord);
   await durablePut(metaDb, 'format', format);
-  if (!fresh) {
-    await logDb.clearAsync();
+  if (formerLogDb !== null) {
+    await formerLogDb.clearAsync();
     await metaDb.remove('hardState');
   }
 }

@@ -80,7 +80,7 @@ import { decodeDedup, encodeDedup, keyBytes, readIdentity, readSnapshotMeta } fr
 import type { OverlayItem } from './lmdb-cursor.js';
 import { pagesInUseBytes } from './lmdb-usage.js';
 import { DeferredKvWrites } from './lmdb-held.js';
-import { durablePut, finishWalCreation, walCreationFromLmdb } from './lmdb-wal-setup.js';
+import { finishWalCreation, walCreationFromLmdb } from './lmdb-wal-setup.js';
 import { WriteTracker } from './lmdb-writes.js';
 import type { ChainDb, DurableCallback, StorageFailure } from './lmdb-writes.js';
 
@@ -265,9 +265,10 @@ async function openStorage(root: RootDatabase, options: LmdbStorageOptions): Pro
   // A fresh directory gets a new WAL; one whose log is still in LMDB gets it moved into a new
   // WAL. Either way the WAL is complete and durable before LMDB says so (format 2), so a crash
   // in between only repeats this at the next open.
-  const logDb: LogDb = root.openDB<Buffer, number>('log', { encoding: 'binary', keyEncoding: 'ordered-binary', compression: false, cache: false });
+  const formerLogDb: LogDb | null =
+    format === FORMAT_LOG_IN_LMDB ? root.openDB<Buffer, number>('log', { encoding: 'binary', keyEncoding: 'ordered-binary', compression: false, cache: false }) : null;
   const creation: WalCreation | null =
-    format === undefined ? { generation: 0, hardState: freshHardState(), payloads: [] } : format === FORMAT_LOG_IN_LMDB ? walCreationFromLmdb(logDb, metaDb, snapshot) : null;
+    format === undefined ? { generation: 0, hardState: freshHardState(), payloads: [] } : formerLogDb !== null ? walCreationFromLmdb(formerLogDb, metaDb, snapshot) : null;
   const walOptions = {
     dataDir: options.dataDir,
     segmentBytes: options.walSegmentBytes ?? WAL_SEGMENT_BYTES_DEFAULT,
@@ -282,8 +283,7 @@ async function openStorage(root: RootDatabase, options: LmdbStorageOptions): Pro
   );
   try {
     if (creation !== null) {
-      await finishWalCreation(metaDb, logDb, format === undefined, FORMAT_VERSION, generation);
-      if (storedSnapshot === null) await durablePut(metaDb, 'snapshot', snapshot);
+      await finishWalCreation(metaDb, formerLogDb, FORMAT_VERSION, generation, storedSnapshot === null ? snapshot : null);
     }
     const storage = new LmdbNodeStorage({ root, metaDb, chainDb, slots }, options, wal, replayed, snapshot, generation);
     failed = (error, stage) => storage.walFailed(error, stage);
