@@ -125,7 +125,7 @@ class DurableState {
   identity: NodeIdentity | null;
   hardState: HardState;
   snapshotMeta: SnapshotMeta;
-  entries: Entry[];
+  readonly log: EntryLog;
   kv: Map<string, KvRecord>;
   dedup: DedupTable;
   appliedIndex: number;
@@ -134,7 +134,7 @@ class DurableState {
     this.identity = image.identity;
     this.hardState = image.hardState;
     this.snapshotMeta = image.snapshotMeta;
-    this.entries = [...image.entries];
+    this.log = new EntryLog(image.snapshotMeta.index, image.entries);
     this.kv = new Map(image.kv);
     this.dedup = DedupTable.from(image.dedup);
     this.appliedIndex = image.appliedIndex;
@@ -147,12 +147,12 @@ class DurableState {
         if (batch.snapshot !== null) {
           assert(write.staged !== null, 'snapshot install without staged data');
           this.snapshotMeta = batch.snapshot;
-          this.entries = [];
+          this.log.reset(batch.snapshot.index);
           this.kv = new Map(write.staged.kv);
           this.dedup = write.staged.dedup.clone();
           this.appliedIndex = batch.snapshot.index;
         }
-        appendToLog(this.entries, this.snapshotMeta.index, batch.entries);
+        this.log.append(batch.entries);
         if (batch.hardState !== null) this.hardState = batch.hardState;
         return;
       }
@@ -171,7 +171,7 @@ class DurableState {
         this.identity = write.identity;
         return;
       case 'compact':
-        this.entries.splice(0, write.meta.index - this.snapshotMeta.index);
+        this.log.compactThrough(write.meta.index);
         this.snapshotMeta = write.meta;
         return;
     }
@@ -182,7 +182,7 @@ class DurableState {
       identity: this.identity,
       hardState: this.hardState,
       snapshotMeta: this.snapshotMeta,
-      entries: [...this.entries],
+      entries: [...this.log.all],
       kv: new Map(this.kv),
       dedup: this.dedup.all(),
       appliedIndex: this.appliedIndex,
@@ -190,13 +190,6 @@ class DurableState {
   }
 }
 
-/** Truncates `entries` (which start after `snapshotIndex`) at the batch's first index and appends. */
-function appendToLog(entries: Entry[], snapshotIndex: number, batch: readonly Entry[]): void {
-  const first = batch[0];
-  if (first === undefined) return;
-  entries.length = first.index - snapshotIndex - 1;
-  for (const entry of batch) entries.push(entry);
-}
 
 /** Key-value data in a Map plus a key array kept in UTF-8 order, for range reads. */
 class SortedKv {
