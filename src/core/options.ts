@@ -85,4 +85,6 @@ export interface PlantedBugs {
   leaseDeadlinesOnFollowerClock?: boolean;
   /** Driver: a watch starts after its fromVersion instead of at it. */
   watchSkipsFromVersion?: boolean;
+  /** State machine: the history gives each put the value its key holds now, not the one the put wrote. */
+  historyValueFromCurrent?: boolean;
 }

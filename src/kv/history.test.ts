@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Entry } from '../core/types.js';
 import { createMemoryStorage } from '../storage/memory.js';
-import { encodeCommand } from './codec.js';
+import { encodeCommand, packTuple } from './codec.js';
 import { compactRecordsPerEntryMax } from './history.js';
 import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
 import type { KvBackend, KvWriter } from '../storage/types.js';
@@ -46,6 +46,70 @@ test('every version that changed client keys is recorded with each key\'s new va
   assert.deepEqual(m.sm.changes(3, 100).map((v) => v.version), [5], 'a read from version 3 starts at the first record at or after it');
   assert.deepEqual(m.sm.changes(2, 1).map((v) => v.version), [2], 'bounded by versionsMax');
   assert.equal(m.sm.keyCount(), 1, 'keyCount counts client keys, not history records');
+});
+
+const historyRecordKey = (version: number): string => `\u0000h/${version.toString(16).padStart(14, '0')}`;
+
+test("each value is stored once: a change's row keeps the value it replaced, and a read finds the one a put wrote in the key's next change or in the key itself", () => {
+  const m = machine();
+  m.run({ op: 'put', key: 'a', value: 'v1' }); // 1
+  m.run({ op: 'put', key: 'a', value: 'v2' }); // 2
+  m.run({ op: 'txn', compare: [], success: [{ op: 'put', key: 'a', value: 'v3' }, { op: 'put', key: 'a', value: 'v4' }], failure: [] }); // 3
+  m.run({ op: 'delete', key: 'a' }); // 4
+  m.run({ op: 'put', key: 'a', value: 'v5' }); // 5
+  const big = 'b'.repeat(8192);
+  m.run({ op: 'put', key: 'b', value: big }); // 6
+  const expected = [
+    { version: 1, changes: [{ key: 'a', value: 'v1', prev: undefined }] },
+    { version: 2, changes: [{ key: 'a', value: 'v2', prev: { value: 'v1', version: 1 } }] },
+    {
+      version: 3,
+      changes: [
+        { key: 'a', value: 'v3', prev: { value: 'v2', version: 2 } },
+        { key: 'a', value: 'v4', prev: { value: 'v3', version: 3 } },
+      ],
+    },
+    { version: 4, changes: [{ key: 'a', value: undefined, prev: { value: 'v4', version: 3 } }] },
+    { version: 5, changes: [{ key: 'a', value: 'v5', prev: undefined }] },
+    { version: 6, changes: [{ key: 'b', value: big, prev: undefined }] },
+  ];
+  assert.deepEqual(m.sm.changes(1, 100), expected, 'one read: each put resolved from a later change it read');
+  const oneByOne = expected.map((v) => m.sm.changes(v.version, 1)[0]);
+  assert.deepEqual(oneByOne, expected, 'a version at a time: each put resolved through the key index or the key itself');
+  const record = m.sm.get(historyRecordKey(6));
+  assert.ok(record !== undefined && typeof record.value !== 'string');
+  assert.ok(record.value.byteLength < 100, `the history record of a new key holds no copy of its ${big.length}-byte value (${record.value.byteLength} bytes)`);
+  m.run({ op: 'put', key: 'b', value: 'small' }); // 7
+  assert.deepEqual(m.sm.changes(6, 1), [expected[5]], 'once overwritten, the value comes from the change that replaced it');
+  m.run({ op: 'compact', beforeVersion: 3 }); // 8
+  assert.deepEqual(m.sm.changes(3, 4), expected.slice(2), 'compaction removes no value a kept version needs');
+  assert.deepEqual(m.sm.getAt('a', 3), { ok: true, value: { value: 'v4', version: 3 } });
+});
+
+test('history records written before values were stored once (format 2: value and previous value in each row) still read, next to the new ones', () => {
+  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  kv.write(2, (tx) => {
+    const rows = [
+      [1, [['a', 'x', null, 0]]],
+      [2, [['a', 'y', 'x', 1], ['gone', null, 'old', 1]]],
+    ];
+    tx.put(historyRecordKey(2), { value: packTuple([2, rows], 'history record'), version: 2 });
+    tx.put('a', { value: 'y', version: 2 });
+  });
+  const sm = createKvStateMachine(kv, { dedupClientsMax: 100 });
+  sm.apply([{ term: 1, index: 3, kind: 'normal', data: encodeCommand({ op: 'put', key: 'a', value: 'z' }) }]);
+  assert.deepEqual(sm.changes(1, 100), [
+    { version: 1, changes: [{ key: 'a', value: 'x', prev: undefined }] },
+    {
+      version: 2,
+      changes: [
+        { key: 'a', value: 'y', prev: { value: 'x', version: 1 } },
+        { key: 'gone', value: undefined, prev: { value: 'old', version: 1 } },
+      ],
+    },
+    { version: 3, changes: [{ key: 'a', value: 'z', prev: { value: 'y', version: 2 } }] },
+  ]);
+  assert.deepEqual(sm.getAt('a', 1), { ok: true, value: { value: 'x', version: 1 } });
 });
 
 test('a lease ending deletes its keys in one recorded version; lease bookkeeping is not a change', () => {

@@ -4,15 +4,22 @@
  * and it is the base of reads at a past version. Kept as records in the state machine's own
  * key space, under reserved keys (leases.ts explains the NUL prefix), so it is replicated,
  * atomic with the writes it describes, carried by snapshots and identical on every node:
- *   \0h/{version, 14 hex digits}  -> [2, [[version, [[key, value|null, prevValue|null, prevVersion], ...]], ...]]
+ *   \0h/{version, 14 hex digits}  -> [3, [[version, [[key, deleted, prevValue|null, prevVersion], ...]], ...]]
  *                                    the changes of one apply batch, keyed by its last version
- *                                    (value null: deleted; prevVersion 0: the key was absent)
+ *                                    (deleted 1: a delete, 0: a put; prevVersion 0: the key was absent)
  *   \0hc                          -> "{compactedBelow}": versions below it are gone
  *   \0n                           -> "{count}" of reserved records (leases' and these), so
  *                                    that keyCount() counts client keys only
  *
  * Reads at a past version find each key's changes through an index held in memory
  * (key-index.ts), so recording a change writes one record, appended in version order.
+ *
+ * Each value is stored once: a change records the value it replaced, not the one it wrote
+ * (format 3). The value a put wrote is the one its key's next change replaced, or, when the
+ * key has not changed since, the key's own record; `readChanges` finds it there. So a put
+ * writes its value twice on disk (the key's record, the next change's row) instead of three
+ * times, and a fill of new keys once. Formats 1 and 2 (value and previous value in each row)
+ * are still read: history written before stays valid next to the new records.
  *
  * Compaction is a command like any other (`compact`, proposed by the leader when the
  * history outgrows its retention, or by an operator), so every replica drops the same
@@ -35,6 +42,7 @@ const historyPrefix = '\u0000h/';
 const compactedKey = '\u0000hc';
 const FORMAT_V1 = 1;
 const FORMAT_V2 = 2;
+const FORMAT_V3 = 3;
 
 /** Records one compact entry removes at most: compaction is many small entries, never one huge one. */
 export const compactRecordsPerEntryMax = 10_000;
@@ -50,13 +58,21 @@ const historyKey = (version: number): string => historyPrefix + version.toString
  */
 export class ChangeCapture implements KvWriter {
   readonly changes: KeyChange[] = [];
+  /**
+   * The records this command read or wrote: a put reads the key once (its version, then the
+   * record it replaces), not once per step, which with large values was a decode each time.
+   */
+  private readonly seen = new Map<string, KvRecord | undefined>();
   /** Reserved records created minus removed (the state machine keeps their count: keyCount is of client keys). */
   reservedDelta = 0;
 
   constructor(private readonly tx: KvWriter) {}
 
   get(key: string): KvRecord | undefined {
-    return this.tx.get(key);
+    if (this.seen.has(key)) return this.seen.get(key);
+    const record = this.tx.get(key);
+    this.seen.set(key, record);
+    return record;
   }
   range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
     return this.tx.range(prefix, after, limit, reverse);
@@ -71,16 +87,18 @@ export class ChangeCapture implements KvWriter {
     return this.tx.keyCount();
   }
   put(key: string, record: KvRecord): void {
-    const prev = this.tx.get(key);
+    const prev = this.get(key);
     if (!isReservedKey(key)) this.changes.push({ key, value: record.value, prev });
     else if (prev === undefined) this.reservedDelta++;
     this.tx.put(key, record);
+    this.seen.set(key, record);
   }
   delete(key: string): void {
-    const prev = this.tx.get(key);
+    const prev = this.get(key);
     if (prev !== undefined && !isReservedKey(key)) this.changes.push({ key, value: undefined, prev });
     else if (prev !== undefined) this.reservedDelta--;
     this.tx.delete(key);
+    this.seen.set(key, undefined);
   }
   putDedup(record: Parameters<KvWriter['putDedup']>[0]): void {
     this.tx.putDedup(record);
@@ -105,10 +123,10 @@ export class ChangeCapture implements KvWriter {
 export function recordChanges(tx: KvWriter, batch: readonly VersionChanges[]): number {
   const last = batch[batch.length - 1];
   if (last === undefined) return 0;
-  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value ?? null, c.prev?.value ?? null, c.prev?.version ?? 0])]);
+  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value === undefined ? 1 : 0, c.prev?.value ?? null, c.prev?.version ?? 0])]);
   const key = historyKey(last.version);
   const created = tx.get(key) === undefined ? 1 : 0;
-  tx.put(key, { value: packTuple([FORMAT_V2, versions], 'history record'), version: last.version });
+  tx.put(key, { value: packTuple([FORMAT_V3, versions], 'history record'), version: last.version });
   return created;
 }
 
@@ -128,10 +146,7 @@ export function readAt(reader: KvReader, index: KeyIndex, key: string, version: 
     const current = reader.get(key);
     return { ok: true, value: current !== undefined && current.version <= version ? current : undefined };
   }
-  const changed = readChanges(reader, next, 1)[0];
-  const change = changed?.version === next ? changed.changes.find((c) => c.key === key) : undefined;
-  if (change === undefined) throw new KvCodecError(`the key index names ${JSON.stringify(key)} at version ${next}, whose record does not`);
-  return { ok: true, value: change.prev };
+  return { ok: true, value: replacedAt(reader, key, next) };
 }
 
 /**
@@ -193,14 +208,100 @@ export function compactedBelow(reader: KvReader): number {
   return record === undefined ? 1 : Number(record.value);
 }
 
+/** A change as its row stores it: a format-3 put leaves `value` to be found (`readChanges`). */
+export interface StoredChange {
+  readonly key: string;
+  readonly deleted: boolean;
+  /** What the put wrote when the row holds it (formats 1 and 2); undefined for a delete or a format-3 put. */
+  readonly value: KvValue | undefined;
+  readonly prev: KvRecord | undefined;
+}
+
+export interface StoredVersion {
+  readonly version: number;
+  readonly changes: readonly StoredChange[];
+}
+
+/** Test-only: the planted bug of `readChanges` (the simulator must catch it). */
+export interface HistoryPlanted {
+  /** Every put's value is taken from its key's current record, even when the key changed since. */
+  valueFromCurrent?: boolean;
+}
+
 /**
  * The recorded changes from `fromVersion` on, in version order, at most `versionsMax`
- * versions (versions that changed no client key have no record and are skipped).
+ * versions (versions that changed no client key have no record and are skipped), each put
+ * with the value it wrote. `index` must be in sync with `reader` (it finds the next change
+ * of a key past the versions read).
  */
-export function readChanges(reader: KvReader, fromVersion: number, versionsMax: number): VersionChanges[] {
+export function readChanges(reader: KvReader, index: KeyIndex, fromVersion: number, versionsMax: number, planted: HistoryPlanted = {}): VersionChanges[] {
+  const stored = readStoredChanges(reader, fromVersion, versionsMax);
+  const resolved: VersionChanges[] = new Array<VersionChanges>(stored.length);
+  // Backwards, so that each key's next change is already at hand when it is in the pages read.
+  const replacedByNext = new Map<string, KvRecord | undefined>();
+  const other = new Map<number, StoredVersion | undefined>();
+  for (let v = stored.length - 1; v >= 0; v--) {
+    const { version, changes } = stored[v] as StoredVersion;
+    const out = new Array<KeyChange>(changes.length);
+    for (let c = changes.length - 1; c >= 0; c--) {
+      const change = changes[c] as StoredChange;
+      let value = change.value;
+      if (!change.deleted && value === undefined) {
+        const written = planted.valueFromCurrent === true ? reader.get(change.key) : writtenBy(reader, index, change.key, version, replacedByNext, other);
+        value = written?.value;
+      }
+      out[c] = { key: change.key, value, prev: change.prev };
+      replacedByNext.set(change.key, change.prev);
+    }
+    resolved[v] = { version, changes: out };
+  }
+  return resolved;
+}
+
+/**
+ * The record the put of `key` at `version` wrote: the one its next change replaced (among the
+ * pages already read, else found through the index), or the key's current record.
+ */
+function writtenBy(reader: KvReader, index: KeyIndex, key: string, version: number, replacedByNext: ReadonlyMap<string, KvRecord | undefined>, other: Map<number, StoredVersion | undefined>): KvRecord {
+  let written: KvRecord | undefined;
+  let where: string;
+  if (replacedByNext.has(key)) {
+    written = replacedByNext.get(key);
+    where = 'its next change in the same read';
+  } else {
+    const next = index.nextChange(key, version);
+    if (next === undefined) {
+      written = reader.get(key);
+      where = 'its current record';
+    } else {
+      written = replacedAt(reader, key, next, other);
+      where = `its next change, at version ${next}`;
+    }
+  }
+  if (written === undefined || written.version !== version) {
+    throw new KvCodecError(`the put of ${JSON.stringify(key)} at version ${version} is not what ${where} replaced (${written === undefined ? 'nothing' : `version ${written.version}`})`);
+  }
+  return written;
+}
+
+/** What the first change of `key` at `version` replaced (`other` caches the versions read). */
+function replacedAt(reader: KvReader, key: string, version: number, other?: Map<number, StoredVersion | undefined>): KvRecord | undefined {
+  let stored = other?.get(version);
+  if (stored === undefined) {
+    const first = readStoredChanges(reader, version, 1)[0];
+    stored = first?.version === version ? first : undefined;
+    other?.set(version, stored);
+  }
+  const change = stored?.changes.find((c) => c.key === key);
+  if (change === undefined) throw new KvCodecError(`the key index names ${JSON.stringify(key)} at version ${version}, whose record does not`);
+  return change.prev;
+}
+
+/** The changes from `fromVersion` on as their rows store them (what the key index needs). */
+export function readStoredChanges(reader: KvReader, fromVersion: number, versionsMax: number): StoredVersion[] {
   // A record is keyed by its last version: the first one after fromVersion - 1 holds it.
   const after = fromVersion <= 1 ? undefined : historyKey(fromVersion - 1);
-  const out: VersionChanges[] = [];
+  const out: StoredVersion[] = [];
   for (const item of reader.range(historyPrefix, after, versionsMax)) {
     for (const v of decodeRecord(item)) {
       if (v.version < fromVersion) continue;
@@ -252,29 +353,33 @@ function versionOf(key: string): number {
   return Number.parseInt(key.slice(historyPrefix.length), 16);
 }
 
-function decodeRecord(item: KvItem): VersionChanges[] {
+function decodeRecord(item: KvItem): StoredVersion[] {
   const context = `decode history record ${JSON.stringify(item.key)}`;
   if (typeof item.value === 'string') throw new KvCodecError(`Cannot ${context}: not bytes`);
   const tuple = unpackTuple(item.value, 'history record');
-  if (!Array.isArray(tuple) || tuple.length !== 2 || (tuple[0] !== FORMAT_V1 && tuple[0] !== FORMAT_V2) || !Array.isArray(tuple[1])) {
-    throw new KvCodecError(`Cannot ${context}: expected [1, rows] or [2, [[version, rows], …]], got ${describe(tuple)}`);
+  const format = Array.isArray(tuple) ? tuple[0] : undefined;
+  if (!Array.isArray(tuple) || tuple.length !== 2 || (format !== FORMAT_V1 && format !== FORMAT_V2 && format !== FORMAT_V3) || !Array.isArray(tuple[1])) {
+    throw new KvCodecError(`Cannot ${context}: expected [1, rows] or [2|3, [[version, rows], …]], got ${describe(tuple)}`);
   }
   // Format 1: one version's rows, keyed by that version (records written before batching).
-  if (tuple[0] === FORMAT_V1) return [{ version: versionOf(item.key), changes: decodeRows(tuple[1] as unknown[], context) }];
-  return (tuple[1] as unknown[]).map((entry): VersionChanges => {
+  if (format === FORMAT_V1) return [{ version: versionOf(item.key), changes: decodeRows(tuple[1] as unknown[], false, context) }];
+  return (tuple[1] as unknown[]).map((entry): StoredVersion => {
     if (!Array.isArray(entry) || entry.length !== 2 || !Array.isArray(entry[1])) throw new KvCodecError(`Cannot ${context}: a version must be [version, rows], got ${describe(entry)}`);
-    return { version: checkIndex(entry[0], 'version', context), changes: decodeRows(entry[1] as unknown[], context) };
+    return { version: checkIndex(entry[0], 'version', context), changes: decodeRows(entry[1] as unknown[], format === FORMAT_V3, context) };
   });
 }
 
-function decodeRows(rows: readonly unknown[], context: string): KeyChange[] {
-  return rows.map((row): KeyChange => {
+/** Rows of format 1 and 2 hold [key, value|null, prevValue|null, prevVersion]; of format 3, [key, deleted 0|1, …]. */
+function decodeRows(rows: readonly unknown[], replacedOnly: boolean, context: string): StoredChange[] {
+  return rows.map((row): StoredChange => {
     if (!Array.isArray(row) || row.length !== 4) throw new KvCodecError(`Cannot ${context}: a row must have 4 fields, got ${describe(row)}`);
     const key = checkString(row[0], 'key', context);
-    const value = row[1] === null ? undefined : ownValue(checkValue(row[1], context));
+    if (replacedOnly && row[1] !== 0 && row[1] !== 1) throw new KvCodecError(`Cannot ${context}: deleted must be 0 or 1, got ${describe(row[1])}`);
+    const value = replacedOnly || row[1] === null ? undefined : ownValue(checkValue(row[1], context));
+    const deleted = replacedOnly ? row[1] === 1 : row[1] === null;
     const prevVersion = row[3] === 0 ? 0 : checkIndex(row[3], 'prevVersion', context);
     const prev = prevVersion === 0 || row[2] === null ? undefined : { value: ownValue(checkValue(row[2], context)), version: prevVersion };
-    return { key, value, prev };
+    return { key, deleted, value, prev };
   });
 }
 

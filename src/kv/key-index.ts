@@ -10,10 +10,9 @@
  */
 
 import type { KvReader } from '../storage/types.js';
-import type { VersionChanges } from './types.js';
 
-/** Reads the history records from a version, at most `versionsMax` (history.ts readChanges). */
-export type HistoryReader = (reader: KvReader, fromVersion: number, versionsMax: number) => VersionChanges[];
+/** Reads the history records from a version, at most `versionsMax`: which keys each version changed (history.ts readStoredChanges). */
+export type HistoryReader = (reader: KvReader, fromVersion: number, versionsMax: number) => readonly { readonly version: number; readonly changes: readonly { readonly key: string }[] }[];
 
 export class KeyIndex {
   private readonly byKey = new Map<string, number[]>();
@@ -23,6 +22,16 @@ export class KeyIndex {
   private at = -1;
 
   constructor(private readonly readHistory: HistoryReader) {}
+
+  /**
+   * The state beneath was replaced (a snapshot installed): rebuild at the next `sync` even
+   * if the applied index is the same. Two nodes at one applied index hold the same keys but
+   * not always the same history records (a compaction keeps whole the record of an apply
+   * batch that straddles its target, and batches differ from node to node).
+   */
+  invalidate(): void {
+    this.at = -1;
+  }
 
   /** Rebuilds from the history records unless the index already matches `reader`'s applied index. */
   sync(reader: KvReader): void {

@@ -32,7 +32,7 @@ import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommand, decodeResult, encodeResult } from './codec.js';
 import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
-import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, recordChanges, type ReadAt, type VersionChanges } from './history.js';
+import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, readStoredChanges, recordChanges, type HistoryPlanted, type ReadAt, type VersionChanges } from './history.js';
 import { KeyIndex } from './key-index.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
@@ -59,6 +59,10 @@ export interface KvStateMachine {
    */
   range(prefix: string, after: string | undefined, limit: number, reverse?: boolean): KvItem[];
   appliedIndex(): number;
+  /** The state beneath was replaced (a snapshot install): what is derived from it in memory is rebuilt. */
+  stateReplaced(): void;
+  /** Test-only: bugs planted in the history's reads (the simulator must catch them); set at any time. */
+  readonly planted: HistoryPlanted;
   keyCount(): number;
   /** Lease `id` with its TTL, or undefined when it does not exist (never granted, or ended). */
   lease(id: number): LeaseRecord | undefined;
@@ -81,7 +85,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
   checkPositiveSafeInt(dedupClientsMax, 'dedupClientsMax');
 
   // Built now (start-up reads the history kept once), then kept up to date by every apply.
-  const keyIndex = new KeyIndex(readChanges);
+  const keyIndex = new KeyIndex(readStoredChanges);
+  const planted: HistoryPlanted = {};
   keyIndex.sync(backend);
 
   const apply = (entries: readonly Entry[]): Map<number, CommandResult> => {
@@ -166,6 +171,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     get: (key) => backend.get(key),
     range: (prefix, after, limit, reverse = false) => (reverse ? clientItems(backend.range(prefix, after, limit, true)) : backend.range(prefix, clientAfter(prefix, after), limit)),
     appliedIndex: () => backend.appliedIndex(),
+    stateReplaced: () => keyIndex.invalidate(),
+    planted,
     keyCount: () => clientKeyCount(backend),
     lease: (id) => getLease(backend, id),
     leases: () => {
@@ -174,7 +181,10 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return all;
     },
     leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
-    changes: (fromVersion, versionsMax) => readChanges(backend, fromVersion, versionsMax),
+    changes: (fromVersion, versionsMax) => {
+      keyIndex.sync(backend);
+      return readChanges(backend, keyIndex, fromVersion, versionsMax, planted);
+    },
     compactedBelow: () => compactedBelow(backend),
     getAt: (key, version) => readAt(backend, keyIndex, key, version),
     rangeAt: (prefix, after, limit, version, reverse = false) => listAt(backend, keyIndex, { prefix, after, limit, reverse }, version),

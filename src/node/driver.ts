@@ -73,10 +73,7 @@ export interface DriverDeps {
    * to DATA_DIR/rollback.jsonl. Lost writes are never silent.
    */
   readonly onRollback?: (entries: readonly Entry[], appliedIndex: number) => void;
-  /**
-   * A committed configuration no longer holds this node: it was removed from the cluster
-   * and must stop (nobody replicates to it or counts it any more). Called once.
-   */
+  /** A committed configuration no longer holds this node: removed, it must stop (nobody replicates to it or counts it). Called once. */
   readonly onRemoved?: (configIndex: number) => void;
   /** The configuration in force changed (appended, truncated or from a snapshot): who the peers are and where. */
   readonly onConfigChange?: (config: ClusterConfig, index: number) => void;
@@ -212,6 +209,7 @@ export class NodeDriver implements KvNode {
     this.core.planted = bugs;
     this.leases.followerClock = bugs.leaseDeadlinesOnFollowerClock === true;
     this.watches.skipFromVersion = bugs.watchSkipsFromVersion === true;
+    this.stateMachine.planted.valueFromCurrent = bugs.historyValueFromCurrent === true;
   }
 
   // -----------------------------------------------------------------------------------
@@ -665,6 +663,7 @@ export class NodeDriver implements KvNode {
         slot.durable = true;
         if (this.finishDurableReadies()) this.process();
       });
+      if (rd.snapshot !== null) this.stateMachine.stateReplaced(); // just replaced by the install, maybe at the same applied index
     } else {
       // Nothing to write, but its acks still promise what earlier batches persist:
       // it finishes only behind them. (process() is already looping over Readys.)

@@ -108,4 +108,12 @@ export const regressionCases: readonly RegressionCase[] = [
     options: { seed: 396406089 },
     why: "default swarm: a watcher's stream waited for its consumer to drain; n1 crashed meanwhile and the drain still ran the crashed node's watch hub, which read its crashed storage (the simulated drain now dies with the node, as a socket's would)",
   },
+  {
+    options: { seed: 5000733 },
+    why: "default swarm: n1's history had dropped versions 38-43 of k3 (a compaction at version 80); it then installed n2's snapshot at an applied index it already had, whose history still held them. The in-memory key index, rebuilt only when the applied index changes, missed them, and a history read took a put's value from the wrong next change (exception). Installs now invalidate the index",
+  },
+  {
+    options: { seed: 6000096, profile: 'hostile' },
+    why: 'hostile: the same stale key index after an install at the same applied index, seen from the history retention reading the oldest version kept',
+  },
 ];

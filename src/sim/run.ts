@@ -103,6 +103,7 @@ export const plantedBugNames = [
   'txnSplitAcrossEntries',
   'leaseDeadlinesOnFollowerClock',
   'watchSkipsFromVersion',
+  'historyValueFromCurrent',
 ] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 

@@ -167,6 +167,11 @@ const plantedCases: readonly PlantedCase[] = [
   { bug: 'leaseDeadlinesOnFollowerClock', direct: ['lease-early-expiry'], consequencesWithout: [] },
   // A watch that starts one version late: the change at its fromVersion never arrives.
   { bug: 'watchSkipsFromVersion', direct: ['watch-gap'], consequencesWithout: [] },
+  // The history stores each value once: a put's value is found in its key's next change. Taken
+  // from the key's current record instead, a watch that replays a version whose key has changed
+  // since delivers a value that version never wrote, and nodes that read a version at different
+  // times disagree on it.
+  { bug: 'historyValueFromCurrent', direct: ['history-agreement', 'watch-content'], consequencesWithout: ['history-agreement'] },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {

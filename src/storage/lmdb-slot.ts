@@ -67,6 +67,15 @@ export class KvSlot {
     return buffer === undefined ? undefined : decodeRecord(key, buffer);
   }
 
+  /** Whether `key` holds a record, without decoding it (a put's key count needs only that). */
+  has(key: string): boolean {
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) return pending.record !== null;
+    if (this.baseHiddenUntilSeq > 0) return false;
+    const lookup = lookupKey(key);
+    return lookup !== null && this.kvDb.doesExist(lookup);
+  }
+
   range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
     assert(Number.isSafeInteger(limit) && limit >= 0, () => `range limit must be a non-negative integer, got ${limit}`);
     const out: KvItem[] = [];
@@ -189,7 +198,7 @@ export function slotState(slot: KvSlot): UndoableKvState {
     write: (key, record) => {
       const previous = slot.overlay.get(key);
       const keyCount = slot.keyCount;
-      const existed = slot.get(key) !== undefined;
+      const existed = slot.has(key);
       slot.overlay.set(key, { seq: SEQ_UNASSIGNED, record });
       if (record !== null && !existed) slot.keyCount++;
       if (record === null && existed) slot.keyCount--;
