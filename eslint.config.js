@@ -11,7 +11,7 @@ const layers = {
   core: ['stdx'],
   storage: ['stdx', 'core'],
   transport: ['stdx', 'core'],
-  kv: ['stdx', 'core', 'storage/types'],
+  kv: ['stdx', 'core', 'storage/types', 'storage/record-codec'],
   node: ['stdx', 'core', 'kv', 'wire', 'storage/types', 'transport/types'],
   sim: ['stdx', 'core', 'kv', 'node', 'storage', 'transport', 'wire'],
   api: ['stdx', 'core/types', 'kv/types', 'storage/types', 'node', 'wire'],

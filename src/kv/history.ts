@@ -4,9 +4,11 @@
  * and it is the base of reads at a past version. Kept as records in the state machine's own
  * key space, under reserved keys (leases.ts explains the NUL prefix), so it is replicated,
  * atomic with the writes it describes, carried by snapshots and identical on every node:
- *   \0h/{version, 14 hex digits}  -> [3, [[version, [[key, deleted, prevValue|null, prevVersion], ...]], ...]]
+ *   \0h/{version, 14 hex digits}  -> [3, [[version, [[key, deleted, prevRecord|null], ...]], ...]]
  *                                    the changes of one apply batch, keyed by its last version
- *                                    (deleted 1: a delete, 0: a put; prevVersion 0: the key was absent)
+ *                                    (deleted 1: a delete, 0: a put; prevRecord: the record the
+ *                                    change replaced, as storage/record-codec.ts lays it out,
+ *                                    null when the key was absent)
  *   \0hc                          -> "{compactedBelow}": versions below it are gone
  *   \0n                           -> "{count}" of reserved records (leases' and these), so
  *                                    that keyCount() counts client keys only
@@ -29,6 +31,7 @@
  * anything but the entries (retention is the proposer's business).
  */
 
+import { decodeOwnedRecord, encodeRecord } from '../storage/record-codec.js';
 import type { KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
@@ -123,7 +126,8 @@ export class ChangeCapture implements KvWriter {
 export function recordChanges(tx: KvWriter, batch: readonly VersionChanges[]): number {
   const last = batch[batch.length - 1];
   if (last === undefined) return 0;
-  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value === undefined ? 1 : 0, c.prev?.value ?? null, c.prev?.version ?? 0])]);
+  // The record replaced goes in as the storage read it: a large value is not decoded to be stored again.
+  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value === undefined ? 1 : 0, c.prev === undefined ? null : encodeRecord(c.prev)])]);
   const key = historyKey(last.version);
   const created = tx.get(key) === undefined ? 1 : 0;
   tx.put(key, { value: packTuple([FORMAT_V3, versions], 'history record'), version: last.version });
@@ -369,17 +373,24 @@ function decodeRecord(item: KvItem): StoredVersion[] {
   });
 }
 
-/** Rows of format 1 and 2 hold [key, value|null, prevValue|null, prevVersion]; of format 3, [key, deleted 0|1, …]. */
+/** Rows of format 1 and 2 hold [key, value|null, prevValue|null, prevVersion]; of format 3, [key, deleted 0|1, prevRecord|null]. */
 function decodeRows(rows: readonly unknown[], replacedOnly: boolean, context: string): StoredChange[] {
   return rows.map((row): StoredChange => {
-    if (!Array.isArray(row) || row.length !== 4) throw new KvCodecError(`Cannot ${context}: a row must have 4 fields, got ${describe(row)}`);
+    const fields = replacedOnly ? 3 : 4;
+    if (!Array.isArray(row) || row.length !== fields) throw new KvCodecError(`Cannot ${context}: a row must have ${fields} fields, got ${describe(row)}`);
     const key = checkString(row[0], 'key', context);
-    if (replacedOnly && row[1] !== 0 && row[1] !== 1) throw new KvCodecError(`Cannot ${context}: deleted must be 0 or 1, got ${describe(row[1])}`);
-    const value = replacedOnly || row[1] === null ? undefined : ownValue(checkValue(row[1], context));
-    const deleted = replacedOnly ? row[1] === 1 : row[1] === null;
+    if (replacedOnly) {
+      if (row[1] !== 0 && row[1] !== 1) throw new KvCodecError(`Cannot ${context}: deleted must be 0 or 1, got ${describe(row[1])}`);
+      if (row[2] !== null && !(row[2] instanceof Uint8Array)) throw new KvCodecError(`Cannot ${context}: a replaced record must be bytes, got ${describe(row[2])}`);
+      const bytes = row[2] as Uint8Array | null;
+      // A view of the history record, which nothing writes to once read.
+      const prev = bytes === null ? undefined : decodeOwnedRecord(key, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+      return { key, deleted: row[1] === 1, value: undefined, prev };
+    }
+    const value = row[1] === null ? undefined : ownValue(checkValue(row[1], context));
     const prevVersion = row[3] === 0 ? 0 : checkIndex(row[3], 'prevVersion', context);
     const prev = prevVersion === 0 || row[2] === null ? undefined : { value: ownValue(checkValue(row[2], context)), version: prevVersion };
-    return { key, deleted, value, prev };
+    return { key, deleted: row[1] === null, value, prev };
   });
 }
 

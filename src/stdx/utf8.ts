@@ -31,6 +31,10 @@ export function utf8LengthExceeds(text: string, bytesMax: number): boolean {
 /** UTF-8 length of `text`, or some count above `stopAbove` as soon as it passes it. */
 function utf8LengthUpTo(text: string, stopAbove: number): number {
   const length = text.length;
+  // Every UTF-16 unit takes at least one byte; a long text is measured natively (the same
+  // count: a lone surrogate takes 3 bytes, as its replacement character does), not in a loop.
+  if (length > stopAbove) return length;
+  if (length >= 256) return Buffer.byteLength(text, 'utf8');
   let bytes = 0;
   for (let i = 0; i < length && bytes <= stopAbove; i++) {
     const code = text.charCodeAt(i);

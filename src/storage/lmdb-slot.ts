@@ -14,7 +14,7 @@ import { compareUtf8 } from '../stdx/utf8.js';
 import { DedupTable } from './dedup.js';
 import type { UndoableKvState } from './kv-tx.js';
 import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
-import { decodeRecord } from './record-codec.js';
+import { decodeOwnedRecord } from './record-codec.js';
 import { itemOf, walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
 import type { OverlayItem } from './lmdb-cursor.js';
@@ -64,7 +64,8 @@ export class KvSlot {
     if (this.baseHiddenUntilSeq > 0) return undefined;
     const lookup = lookupKey(key);
     const buffer = lookup === null ? undefined : this.kvDb.get(lookup);
-    return buffer === undefined ? undefined : decodeRecord(key, buffer);
+    // lmdb-js hands `get` a copy of its own: the record may keep it and decode on use.
+    return buffer === undefined ? undefined : decodeOwnedRecord(key, buffer);
   }
 
   /** Whether `key` holds a record, without decoding it (a put's key count needs only that). */

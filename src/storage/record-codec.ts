@@ -12,14 +12,19 @@ import { isUtf8 } from 'node:buffer';
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { isWellFormed } from '../stdx/utf8.js';
-import type { KvRecord } from './types.js';
+import type { KvRecord, KvValue } from './types.js';
 
 const RECORD_HEADER_BYTES = 9;
 const VALUE_STRING = 0;
 const VALUE_BYTES = 1;
 const VALUE_STRING_UTF16 = 2;
 
+/** The bytes a record was decoded from (`decodeOwnedRecord`): encoding it again is free. */
+const encodedRecords = new WeakMap<KvRecord, Buffer>();
+
 export function encodeRecord(record: KvRecord): Buffer {
+  const known = encodedRecords.get(record);
+  if (known !== undefined) return known;
   const { value } = record;
   let buffer: Buffer;
   if (typeof value === 'string') {
@@ -46,6 +51,30 @@ export function decodeRecord(key: string, buffer: Buffer): KvRecord {
   assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
   // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
   return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
+}
+
+/**
+ * `decodeRecord` for a buffer the caller owns and never changes: the header is checked now,
+ * the value decoded on first use, and `encodeRecord` gives the same buffer back. A record
+ * read only for its version, or only to be stored again (the history keeps the record a
+ * change replaced), so never turns a large value into a string and back.
+ */
+export function decodeOwnedRecord(key: string, buffer: Buffer): KvRecord {
+  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
+  const version = buffer.readDoubleLE(1);
+  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
+  const tag = buffer[0];
+  assert(tag === VALUE_STRING || tag === VALUE_STRING_UTF16 || tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  let value: KvValue | undefined;
+  const record: KvRecord = {
+    get value(): KvValue {
+      value ??= decodeRecord(key, buffer).value;
+      return value;
+    },
+    version,
+  };
+  encodedRecords.set(record, buffer);
+  return record;
 }
 
 /**
