@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import { createPrng, type Prng } from '../stdx/prng.js';
-import { KvCodecError, decodeCommand, decodeResult, encodeCommand, encodeResult } from './codec.js';
+import { KvCodecError, decodeCommand, decodeCommandForApply, decodeResult, encodeCommand, encodeResult, putTextOf } from './codec.js';
 import type { KvCommand, KvResult } from './types.js';
 
 /** A plain encoder for hand-made (mostly malformed) payloads. */
@@ -53,6 +53,30 @@ test('random commands survive encode and decode exactly, value types included', 
       assert.equal(typeof decoded.value, typeof command.value);
     }
   }
+});
+
+test("for the state machine, a put's long text value stays as the entry's UTF-8 bytes; the command reads exactly as decodeCommand gives it", () => {
+  const texts = ['a'.repeat(1024), 'é€😀'.repeat(300), 'x'.repeat(70_000)]; // str16, non-ASCII, str32
+  const commands: KvCommand[] = [
+    ...texts.map((value): KvCommand => ({ op: 'put', key: 'k', value })),
+    { op: 'put', key: 'ké', value: texts[1] as string, ifVersion: 7, lease: 3, requestId: { clientId: 'c', seq: 9 } },
+  ];
+  for (const command of commands) {
+    const data = encodeCommand(command);
+    const decoded = decodeCommandForApply(data);
+    assert.deepEqual(decoded, decodeCommand(data));
+    assert.deepEqual(decoded, command);
+    const text = putTextOf(decoded);
+    assert.ok(text !== undefined, 'a long text is kept as bytes');
+    assert.equal(Buffer.from(text).toString('utf8'), command.op === 'put' ? command.value : '');
+  }
+  for (const command of [{ op: 'put', key: 'k', value: 'short' }, { op: 'put', key: 'k', value: new Uint8Array(5000) }, { op: 'delete', key: 'k' }] satisfies KvCommand[]) {
+    const decoded = decodeCommandForApply(encodeCommand(command));
+    assert.deepEqual(decoded, command);
+    assert.equal(putTextOf(decoded), undefined, 'short texts, bytes and other commands decode as usual');
+  }
+  const truncated = encodeCommand({ op: 'put', key: 'k', value: 'y'.repeat(2000) }).subarray(0, 1500);
+  assert.throws(() => decodeCommandForApply(truncated), KvCodecError, 'a value running past the end is refused like any malformed entry');
 });
 
 test('the same command always encodes to the same bytes, whatever its property order', () => {

@@ -99,6 +99,66 @@ export function decodeCommand(data: Uint8Array): Command {
   return commandFromTuple(unpackTuple(data, 'command'), 'decode command', true);
 }
 
+/** Text values at least this long are kept as their UTF-8 bytes by `decodeCommandForApply`. */
+const lazyTextBytesMin = 1024;
+/** The UTF-8 bytes of a put's text value, for commands from `decodeCommandForApply`. */
+const putTexts = new WeakMap<Command, Uint8Array>();
+
+/**
+ * `decodeCommand` for the state machine: a put's long text value is not turned into a string
+ * (a V8 large object past 128 KiB: fresh pages each time) but kept as the entry's UTF-8 bytes
+ * (`putTextOf`), which become the stored record as they are. `value` still reads as the
+ * string, decoded on first use exactly as `decodeCommand` would.
+ */
+export function decodeCommandForApply(data: Uint8Array): Command {
+  const text = putTextSpan(data);
+  if (text === null) return decodeCommand(data);
+  // The same bytes with an empty text in the value's place: every other field decodes and
+  // is checked as usual.
+  const shell = new Uint8Array(data.byteLength - (text.end - text.headerStart) + 1);
+  shell.set(data.subarray(0, text.headerStart), 0);
+  shell[text.headerStart] = 0xa0;
+  shell.set(data.subarray(text.end), text.headerStart + 1);
+  const command = decodeCommand(shell);
+  let value: string | undefined;
+  Object.defineProperty(command, 'value', {
+    enumerable: true,
+    get: (): string => (value ??= checkString((decodeCommand(data) as { value: unknown }).value, 'value', 'decode command')),
+  });
+  putTexts.set(command, data.subarray(text.start, text.end));
+  return command;
+}
+
+/** The UTF-8 bytes of the text value of a put that `decodeCommandForApply` decoded, or undefined. */
+export function putTextOf(command: Command): Uint8Array | undefined {
+  return putTexts.get(command);
+}
+
+/** Where a put's text value lies in its encoding ([1, 'put', key, value, …]), when it is long enough to keep as bytes. */
+function putTextSpan(data: Uint8Array): { headerStart: number; start: number; end: number } | null {
+  // fixarray of 7 or 9, format 1, fixstr "put"
+  if ((data[0] !== 0x97 && data[0] !== 0x99) || data[1] !== 0x01 || data[2] !== 0xa3 || data[3] !== 0x70 || data[4] !== 0x75 || data[5] !== 0x74) return null;
+  const key = strSpan(data, 6);
+  if (key === null) return null;
+  const value = strSpan(data, key.end);
+  if (value === null || value.end - value.start < lazyTextBytesMin) return null;
+  return { headerStart: key.end, start: value.start, end: value.end };
+}
+
+/** The bytes of the MessagePack str at `at` (null if none is there, or it runs past the end). */
+function strSpan(data: Uint8Array, at: number): { start: number; end: number } | null {
+  const b = data[at];
+  if (b === undefined) return null;
+  let start: number;
+  let length: number;
+  if (b >= 0xa0 && b <= 0xbf) [start, length] = [at + 1, b & 0x1f];
+  else if (b === 0xd9 && at + 1 < data.length) [start, length] = [at + 2, data[at + 1] as number];
+  else if (b === 0xda && at + 2 < data.length) [start, length] = [at + 3, ((data[at + 1] as number) << 8) | (data[at + 2] as number)];
+  else if (b === 0xdb && at + 4 < data.length) [start, length] = [at + 5, (((data[at + 1] as number) << 24) >>> 0) + ((data[at + 2] as number) << 16) + ((data[at + 3] as number) << 8) + (data[at + 4] as number)];
+  else return null;
+  return start + length <= data.length ? { start, end: start + length } : null;
+}
+
 export function encodeResult(result: CommandResult): Uint8Array {
   let tuple: unknown[];
   if (result.ok) {

@@ -86,6 +86,19 @@ test("each value is stored once: a change's row keeps the value it replaced, and
   assert.deepEqual(m.sm.getAt('a', 3), { ok: true, value: { value: 'v4', version: 3 } });
 });
 
+test('a long text value is stored from the entry\'s bytes as the same record a string would make, and reads back, now and in the history', () => {
+  const m = machine();
+  const value = 'ü€😀x'.repeat(40_000); // > 128 KiB of UTF-8, multi-byte included
+  m.run({ op: 'put', key: 'big', value }); // 1
+  m.run({ op: 'put', key: 'big', value: 'small' }); // 2
+  m.run({ op: 'put', key: 'big', value }); // 3
+  assert.equal(m.sm.get('big')?.value, value);
+  assert.deepEqual(m.sm.get('big'), { value, version: 3 });
+  const history = m.sm.changes(1, 10);
+  assert.deepEqual(history.map((v) => v.changes.map((c) => [c.value, c.prev?.version])), [[[value, undefined]], [['small', 1]], [[value, 2]]]);
+  assert.equal(history[1]?.changes[0]?.prev?.value, value);
+});
+
 test('history records written before values were stored once (format 2: value and previous value in each row) still read, next to the new ones', () => {
   const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
   kv.write(2, (tx) => {

@@ -59,8 +59,15 @@ const historyKey = (version: number): string => historyPrefix + version.toString
  * A KvWriter that notes every change to a client key as it passes through (with the
  * record the key held before); reserved keys pass unrecorded.
  */
+/** A change as it is applied: the record written (undefined: deleted), not read for its value. */
+export interface CapturedChange {
+  readonly key: string;
+  readonly record: KvRecord | undefined;
+  readonly prev: KvRecord | undefined;
+}
+
 export class ChangeCapture implements KvWriter {
-  readonly changes: KeyChange[] = [];
+  readonly changes: CapturedChange[] = [];
   /**
    * The records this command read or wrote: a put reads the key once (its version, then the
    * record it replaces), not once per step, which with large values was a decode each time.
@@ -91,14 +98,14 @@ export class ChangeCapture implements KvWriter {
   }
   put(key: string, record: KvRecord): void {
     const prev = this.get(key);
-    if (!isReservedKey(key)) this.changes.push({ key, value: record.value, prev });
+    if (!isReservedKey(key)) this.changes.push({ key, record, prev });
     else if (prev === undefined) this.reservedDelta++;
     this.tx.put(key, record);
     this.seen.set(key, record);
   }
   delete(key: string): void {
     const prev = this.get(key);
-    if (prev !== undefined && !isReservedKey(key)) this.changes.push({ key, value: undefined, prev });
+    if (prev !== undefined && !isReservedKey(key)) this.changes.push({ key, record: undefined, prev });
     else if (prev !== undefined) this.reservedDelta--;
     this.tx.delete(key);
     this.seen.set(key, undefined);
@@ -123,11 +130,11 @@ export class ChangeCapture implements KvWriter {
  * batch, not per entry: a put per entry cost the write path a fifth of its throughput.
  * Returns how many reserved records it created (0 or 1), for the reserved count.
  */
-export function recordChanges(tx: KvWriter, batch: readonly VersionChanges[]): number {
+export function recordChanges(tx: KvWriter, batch: readonly { readonly version: number; readonly changes: readonly CapturedChange[] }[]): number {
   const last = batch[batch.length - 1];
   if (last === undefined) return 0;
   // The record replaced goes in as the storage read it: a large value is not decoded to be stored again.
-  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.value === undefined ? 1 : 0, c.prev === undefined ? null : encodeRecord(c.prev)])]);
+  const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.record === undefined ? 1 : 0, c.prev === undefined ? null : encodeRecord(c.prev)])]);
   const key = historyKey(last.version);
   const created = tx.get(key) === undefined ? 1 : 0;
   tx.put(key, { value: packTuple([FORMAT_V3, versions], 'history record'), version: last.version });
@@ -249,12 +256,13 @@ export function readChanges(reader: KvReader, index: KeyIndex, fromVersion: numb
     const out = new Array<KeyChange>(changes.length);
     for (let c = changes.length - 1; c >= 0; c--) {
       const change = changes[c] as StoredChange;
-      let value = change.value;
-      if (!change.deleted && value === undefined) {
+      if (!change.deleted && change.value === undefined) {
         const written = planted.valueFromCurrent === true ? reader.get(change.key) : writtenBy(reader, index, change.key, version, replacedByNext, other);
-        value = written?.value;
+        // Read on use: a reader after versions only (the history retention) decodes no value.
+        out[c] = { key: change.key, get value() { return written?.value; }, prev: change.prev };
+      } else {
+        out[c] = { key: change.key, value: change.value, prev: change.prev };
       }
-      out[c] = { key: change.key, value, prev: change.prev };
       replacedByNext.set(change.key, change.prev);
     }
     resolved[v] = { version, changes: out };

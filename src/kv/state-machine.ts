@@ -30,9 +30,10 @@ import { assert, unreachable } from '../stdx/assert.js';
 import { checkPositiveSafeInt } from '../stdx/safe-int.js';
 import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
-import { decodeCommand, decodeResult, encodeResult } from './codec.js';
+import { decodeCommandForApply, decodeResult, encodeResult, putTextOf } from './codec.js';
+import { textRecordOf } from '../storage/record-codec.js';
 import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
-import { addReservedCount, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, readStoredChanges, recordChanges, type HistoryPlanted, type ReadAt, type VersionChanges } from './history.js';
+import { addReservedCount, type CapturedChange, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, readStoredChanges, recordChanges, type HistoryPlanted, type ReadAt, type VersionChanges } from './history.js';
 import { KeyIndex } from './key-index.js';
 import { executeTxn } from './txn.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
@@ -130,7 +131,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     const removed: [string, number][] = [];
     backend.write(last.index, (tx) => {
       let reservedDelta = 0;
-      const batch: VersionChanges[] = [];
+      const batch: { version: number; changes: readonly CapturedChange[] }[] = [];
       for (const { index, command } of pending) {
         if (command === null) continue;
         const capture = new ChangeCapture(tx);
@@ -193,7 +194,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
 function decodeEntry(entry: Entry): Command {
   try {
-    return decodeCommand(entry.data);
+    return decodeCommandForApply(entry.data);
   } catch (cause) {
     const message = cause instanceof Error ? cause.message : String(cause);
     throw new Error(`Cannot apply entry ${entry.index} (term ${entry.term}): ${message}`, { cause });
@@ -255,7 +256,9 @@ function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvR
         return { ok: false, error: 'lease_not_found', key: command.key, lease: command.lease };
       }
       if (command.ttlMs !== undefined) grantLease(tx, index, command.ttlMs, index);
-      tx.put(command.key, { value: command.value, version: index });
+      // A long text value goes from the entry's bytes into the record, never a string.
+      const text = putTextOf(command);
+      tx.put(command.key, (text !== undefined ? textRecordOf(command.key, text, index) : null) ?? { value: command.value, version: index });
       if (lease === undefined) {
         detachKey(tx, command.key);
         return { ok: true, op: 'put', key: command.key, version: index };

@@ -12,6 +12,7 @@ import type { Entry, EntryKind, HardState, SnapshotMeta } from '../core/types.js
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { isWellFormed, utf8Length } from '../stdx/utf8.js';
+import { isEncodedRecord } from './record-codec.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
 import type { DedupRecord, KvRecord, NodeIdentity, PersistBatch } from './types.js';
 
@@ -28,7 +29,7 @@ export function checkKey(key: string, what: string): void {
 export function checkRecord(key: string, record: KvRecord): void {
   checkKey(key, 'key');
   assert(
-    typeof record.value === 'string' || record.value instanceof Uint8Array,
+    isEncodedRecord(record) || typeof record.value === 'string' || record.value instanceof Uint8Array,
     () => `value of key ${JSON.stringify(key)} must be a string or a Uint8Array`,
   );
   assert(isIndex(record.version), () => `version of key ${JSON.stringify(key)} must be a safe index, got ${record.version}`);

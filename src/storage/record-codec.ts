@@ -78,6 +78,25 @@ export function decodeOwnedRecord(key: string, buffer: Buffer): KvRecord {
 }
 
 /**
+ * The record of a text value given as its UTF-8 bytes (a put's value as the log entry holds
+ * it), built without making it a string: the bytes are copied once, behind the header. Null
+ * when they are not UTF-8 (the caller then takes the decoded text, as it always did).
+ */
+export function textRecordOf(key: string, utf8: Uint8Array, version: number): KvRecord | null {
+  if (!isUtf8(utf8)) return null;
+  const buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + utf8.byteLength);
+  buffer[0] = VALUE_STRING;
+  buffer.writeDoubleLE(version, 1);
+  buffer.set(utf8, RECORD_HEADER_BYTES);
+  return decodeOwnedRecord(key, buffer);
+}
+
+/** Whether `record` was built from its bytes (valid by construction: its value is not read to check it). */
+export function isEncodedRecord(record: KvRecord): boolean {
+  return encodedRecords.has(record);
+}
+
+/**
  * Why the encoded record at `bytes[start, end)` (from a peer or a file) would not decode, or
  * null when it would. Reads in place: snapshot staging checks millions of records.
  */
