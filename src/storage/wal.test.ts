@@ -112,6 +112,20 @@ const entriesWrite = (es: Entry[], hardState: HardState | null = null): Omit<Wal
   after: null,
 });
 
+test('a failure reaches the owner before any waiting append hears of it, with its stage (a full disk: a write that may be retried)', () =>
+  withDir(async (dataDir) => {
+    const heard: string[] = [];
+    const { wal } = await openWal({ ...walOptions(dataDir), onFailure: (error, stage) => void heard.push(`owner: ${stage} ${error.message}`) }, base, creation);
+    const failed = new Promise<void>((resolve) => {
+      wal.append({ ...entriesWrite(entries(1, 1)), onDurable: (error) => void (heard.push(`append: ${error?.message ?? 'durable'}`), resolve()) });
+    });
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    wal.fail(full); // before the append's write starts (appends of one turn are written together, after it)
+    await failed;
+    assert.deepEqual(heard, ['owner: write ENOSPC: no space left on device, write', 'append: ENOSPC: no space left on device, write']);
+    await wal.close();
+  }));
+
 test('appends are durable in queue order, start new segments as they fill, and replay after a reopen', () =>
   withDir(async (dataDir) => {
     const { wal } = await openWal(walOptions(dataDir), base, creation);

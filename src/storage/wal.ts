@@ -304,9 +304,11 @@ export class Wal {
     if (this.failureValue !== null) return;
     const failure = error instanceof Error ? error : new Error(String(error));
     this.failureValue = failure;
+    // The owner first: a waiting append's callback may ask the storage what failed at once
+    // (a node whose disk filled decides there whether to wait for space or to exit).
+    this.options.onFailure(failure, stageOf(failure));
     const waiting = this.queue.splice(0);
     for (const w of waiting) w.onDurable(failure);
-    this.options.onFailure(failure, stageOf(failure));
     this.wakeDrainWaiters();
   }
 
