@@ -7,10 +7,11 @@
 
 import { isUtf8 } from 'node:buffer';
 import type { FastifyRequest } from 'fastify';
+import { Unpackr } from 'msgpackr';
 import type { RequestId } from '../kv/types.js';
 import { QkvError } from '../wire/errors.js';
 import { requestIdOf } from './request-id.js';
-import { clientIdHeader, requestSeqHeader } from '../wire/types.js';
+import { batchRoute, clientIdHeader, msgpackMediaType, requestSeqHeader } from '../wire/types.js';
 
 /** Most query parameters parsed from one URL; more is 400. */
 const queryParamsMax = 16;
@@ -26,6 +27,10 @@ const quotedCharsMax = 200;
  */
 export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
   const type = request.headers['content-type'];
+  if (type !== undefined && isMsgpackMediaType(type) && request.routeOptions.url === batchRoute) {
+    acceptMsgpackBody(body, done);
+    return;
+  }
   if (type !== undefined && !isJsonMediaType(type)) {
     done(new QkvError('bad_request', `Content-Type ${quoteValue(type)} is not supported: send application/json`));
     return;
@@ -47,6 +52,30 @@ export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (err
     return;
   }
   done(null, parsed);
+}
+
+// Plain MessagePack, nothing else: no record structures or extensions, an integer past
+// 2^53 a bigint (which the schemas refuse), a map an object (msgpackr never sets __proto__).
+const bodyUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'bigint' });
+
+/** A batch body as MessagePack (wire msgpackMediaType): the same object as its JSON form. */
+function acceptMsgpackBody(body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
+  if (body.length === 0) {
+    done(null, undefined);
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = bodyUnpackr.unpack(body);
+  } catch (error) {
+    done(new QkvError('invalid_json', `Request body is not valid MessagePack: ${error instanceof Error ? error.message : String(error)}`));
+    return;
+  }
+  done(null, parsed);
+}
+
+function isMsgpackMediaType(type: string): boolean {
+  return type === msgpackMediaType || type.toLowerCase().split(';')[0]?.trim() === msgpackMediaType;
 }
 
 /** application/json, optionally with a UTF-8 charset (JSON is UTF-8 by RFC 8259). */

@@ -3,6 +3,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Readable } from 'node:stream';
+import { Packr } from 'msgpackr';
 import { request } from 'undici';
 import { Registry } from 'prom-client';
 import { startHttpServer } from './http.js';
@@ -847,6 +848,35 @@ test('a batch runs each operation as its own route would and answers each in ord
   // The same idempotency pair again is answered from the dedup table, not applied twice.
   const retry = await call(url, 'POST', '/batch', { json: { ops: [{ op: 'put', key: 'a/b c', value: 'x', clientId: 'c1', seq: 1 }] } });
   assert.deepEqual(retry.body.results, [{ status: 200, key: 'a/b c', version: 1 }]);
+});
+
+test('a batch body may come as MessagePack: the same operations, the same JSON answers; a malformed one or MessagePack elsewhere is refused and changes nothing', async (t) => {
+  const { url, node } = await startLeader(t);
+  const packr = new Packr({ useRecords: false });
+  const ops = [
+    { op: 'put', key: 'a', value: 'x'.repeat(300), clientId: 'c1', seq: 1 },
+    { op: 'put', key: 'b', value: 'é€😀' },
+    { op: 'get', key: 'a' },
+  ];
+  const batch = await call(url, 'POST', '/batch', { body: packr.pack({ ops }), headers: { 'content-type': 'application/msgpack' } });
+  assert.equal(batch.status, 200);
+  assert.deepEqual(batch.body.results, [
+    { status: 200, key: 'a', version: 1 },
+    { status: 200, key: 'b', version: 2 },
+    { status: 200, key: 'a', value: 'x'.repeat(300), version: 1 },
+  ]);
+  assert.equal(node.store.get('b')?.value, 'é€😀');
+  const before = snapshot(node);
+  const malformed = await call(url, 'POST', '/batch', { body: Buffer.from([0x82, 0xa3, 0x6f]), headers: { 'content-type': 'application/msgpack' } });
+  assert.equal(malformed.status, 400);
+  assert.equal(malformed.body.error, 'invalid_json');
+  assert.match(malformed.body.message, /MessagePack/);
+  const schemaRefused = await call(url, 'POST', '/batch', { body: packr.pack({ ops: [{ op: 'put', key: 'c', value: 7 }] }), headers: { 'content-type': 'application/msgpack' } });
+  assert.equal(schemaRefused.status, 400, 'the body schema checks a MessagePack body as it checks JSON');
+  const elsewhere = await call(url, 'PUT', '/kv/c', { body: packr.pack({ value: 'v' }), headers: { 'content-type': 'application/msgpack' } });
+  assert.equal(elsewhere.status, 400);
+  assert.equal(elsewhere.body.error, 'bad_request');
+  assert.equal(snapshot(node), before);
 });
 
 test('a batch with one bad operation is refused whole, naming it, and changes nothing', async (t) => {

@@ -9,10 +9,11 @@
  */
 
 import { jsonValue } from '../wire/values.js';
+import { Packr } from 'msgpackr';
 import { Agent, Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import { requestNotSentCodes } from '../wire/errors.js';
-import { batchRoute, clientIdHeader, requestSeqHeader, txnRoute } from '../wire/types.js';
+import { batchRoute, clientIdHeader, msgpackMediaType, requestSeqHeader, txnRoute } from '../wire/types.js';
 import type { BatchOpBody, BatchResultItem, LeaseGrantResponse, LeaseInfoResponse, LeaseKeepAliveResponse, LeaseRevokeResponse, MembersResponse, MembershipChangeResponse, TxnResponse } from '../wire/types.js';
 import { Batcher } from './batcher.js';
 import type { BatchKind, BatchLimits } from './batcher.js';
@@ -55,12 +56,21 @@ const backupGapMsMax = 30_000;
 
 const jsonHeaders = { 'content-type': 'application/json' };
 
+/**
+ * Batch bodies as plain MessagePack: maps and arrays as the JSON body has them, no records or
+ * extensions, and, as JSON.stringify does, no field whose value is undefined (msgpackr's
+ * skipValues, which its type declarations leave out).
+ */
+const batchPackr = new Packr({ useRecords: false, moreTypes: false, structuredClone: false, skipValues: [undefined] } as ConstructorParameters<typeof Packr>[0]);
+
 export class HttpTransport implements ClientTransport {
   readonly kind = 'http' as const;
   private readonly pools = new Map<string, Pool>();
   private watchAgent: Agent | null = null;
   private readonly watchBodies = new Set<Dispatcher.ResponseData['body']>();
   private readonly batcher: Batcher | null;
+  /** Endpoints that refused a MessagePack batch body (a server from before it): sent JSON from then on. */
+  private readonly jsonBatchesOnly = new Set<string>();
   private closed = false;
 
   /** undici's TLS options for every pool (empty without tls). */
@@ -309,9 +319,16 @@ export class HttpTransport implements ClientTransport {
   }
 
   private async sendBatch(endpoint: string, ops: readonly BatchOpBody[], timeoutMs: number): Promise<readonly BatchResultItem[]> {
-    const headers = { 'content-type': 'application/json', [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
+    // MessagePack: a long value goes out as bytes, and the server does not first turn the
+    // whole body into one string to parse (a large object for V8 past 128 KiB).
+    const msgpack = !this.jsonBatchesOnly.has(endpoint);
+    const headers = { 'content-type': msgpack ? msgpackMediaType : 'application/json', [timeoutHeader]: String(serverBudgetMs(timeoutMs)) };
     const started = performance.now();
-    const answer = await this.exchange(endpoint, 'POST', batchRoute, headers, JSON.stringify({ ops }), timeoutMs);
+    const answer = await this.exchange(endpoint, 'POST', batchRoute, headers, msgpack ? batchPackr.pack({ ops }) : JSON.stringify({ ops }), timeoutMs);
+    if (msgpack && answer.status === 400 && parseError(answer).code === 'bad_request' && answer.text.includes('Content-Type')) {
+      this.jsonBatchesOnly.add(endpoint);
+      return this.sendBatch(endpoint, ops, timeoutMs - (performance.now() - started));
+    }
     const refusedWhole = answer.status === 413 || answer.status === 400;
     if (refusedWhole && ops.length === 1) {
       // The refusal concerns this operation alone: its answer, as its own route would give it.
@@ -363,7 +380,7 @@ export class HttpTransport implements ClientTransport {
     method: 'GET' | 'PUT' | 'DELETE' | 'POST',
     path: string,
     headers: Record<string, string>,
-    body: string | null,
+    body: string | Uint8Array | null,
     timeoutMs: number,
   ): Promise<Answer> {
     let response: Dispatcher.ResponseData;

@@ -183,6 +183,13 @@ export interface StatusResponse {
 /** Route of the batch API. */
 export const batchRoute = '/batch';
 
+/**
+ * A batch body may also come as MessagePack (the same object as the JSON body, maps with
+ * string keys): a long value then reaches the server without the whole body first becoming
+ * one string to parse. Only POST /batch takes it; the answer is JSON either way.
+ */
+export const msgpackMediaType = 'application/msgpack';
+
 /** Most operations one batch may carry (the server refuses more with 400). */
 export const batchOpsMax = 1_000;
 
