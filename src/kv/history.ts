@@ -32,7 +32,7 @@
  */
 
 import { decodeOwnedRecord, encodeRecord } from '../storage/record-codec.js';
-import type { KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
+import type { KvBackend, KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
 import { afterReserved, isReservedKey } from './leases.js';
@@ -148,7 +148,7 @@ export type ReadAt<T> = { readonly ok: true; readonly value: T } | { readonly ok
  * `key` as it was at `version` (which must not be beyond the applied index): the record the
  * first change after `version` replaced, or, when it has not changed since, the current one.
  */
-export function readAt(reader: KvReader, index: KeyIndex, key: string, version: number): ReadAt<KvRecord | undefined> {
+export function readAt(reader: KvBackend, index: KeyIndex, key: string, version: number): ReadAt<KvRecord | undefined> {
   const below = compactedBelow(reader);
   if (version < below - 1) return { ok: false, compactedBelow: below };
   index.sync(reader);
@@ -166,7 +166,7 @@ export function readAt(reader: KvReader, index: KeyIndex, key: string, version: 
  * `limit`: a page of a scan that every page reads at the same version, so the scan is
  * consistent while writes go on.
  */
-export function listAt(reader: KvReader, index: KeyIndex, page: { readonly prefix: string; readonly after: string | undefined; readonly limit: number; readonly reverse: boolean }, version: number): ReadAt<KvItem[]> {
+export function listAt(reader: KvBackend, index: KeyIndex, page: { readonly prefix: string; readonly after: string | undefined; readonly limit: number; readonly reverse: boolean }, version: number): ReadAt<KvItem[]> {
   const below = compactedBelow(reader);
   if (version < below - 1) return { ok: false, compactedBelow: below };
   index.sync(reader);
@@ -242,10 +242,10 @@ export interface HistoryPlanted {
 /**
  * The recorded changes from `fromVersion` on, in version order, at most `versionsMax`
  * versions (versions that changed no client key have no record and are skipped), each put
- * with the value it wrote. `index` must be in sync with `reader` (it finds the next change
- * of a key past the versions read).
+ * with the value it wrote (`index` finds a key's next change past the versions read).
  */
-export function readChanges(reader: KvReader, index: KeyIndex, fromVersion: number, versionsMax: number, planted: HistoryPlanted = {}): VersionChanges[] {
+export function readChanges(reader: KvBackend, index: KeyIndex, fromVersion: number, versionsMax: number, planted: HistoryPlanted = {}): VersionChanges[] {
+  index.sync(reader);
   const stored = readStoredChanges(reader, fromVersion, versionsMax);
   const resolved: VersionChanges[] = new Array<VersionChanges>(stored.length);
   // Backwards, so that each key's next change is already at hand when it is in the pages read.

@@ -9,7 +9,7 @@
  * silently (`sync` rebuilds whenever the backend's applied index is not the one it saw).
  */
 
-import type { KvReader } from '../storage/types.js';
+import type { KvBackend, KvReader } from '../storage/types.js';
 
 /** Reads the history records from a version, at most `versionsMax`: which keys each version changed (history.ts readStoredChanges). */
 export type HistoryReader = (reader: KvReader, fromVersion: number, versionsMax: number) => readonly { readonly version: number; readonly changes: readonly { readonly key: string }[] }[];
@@ -20,33 +20,33 @@ export class KeyIndex {
   private sorted: string[] | null = null;
   /** The applied index this index matches (-1: rebuild before use). */
   private at = -1;
+  /** The backend's install count when it was built (KvBackend.installs). */
+  private installs = -1;
 
   constructor(private readonly readHistory: HistoryReader) {}
 
   /**
-   * The state beneath was replaced (a snapshot installed): rebuild at the next `sync` even
-   * if the applied index is the same. Two nodes at one applied index hold the same keys but
-   * not always the same history records (a compaction keeps whole the record of an apply
-   * batch that straddles its target, and batches differ from node to node).
+   * Rebuilds from the history records unless the index already matches `backend`: its applied
+   * index, and its install count. An install may land on the applied index the node had, with
+   * other history records: two nodes at one applied index hold the same keys but not always
+   * the same records (a compaction keeps whole the record of an apply batch that straddles its
+   * target, and batches differ from node to node).
    */
-  invalidate(): void {
-    this.at = -1;
-  }
-
-  /** Rebuilds from the history records unless the index already matches `reader`'s applied index. */
-  sync(reader: KvReader): void {
-    const applied = reader.appliedIndex();
-    if (this.at === applied) return;
+  sync(backend: KvBackend): void {
+    const applied = backend.appliedIndex();
+    const installs = backend.installs();
+    if (this.at === applied && this.installs === installs) return;
     this.byKey.clear();
     this.sorted = null;
     for (let from = 1; ; ) {
-      const page = this.readHistory(reader, from, 1024);
+      const page = this.readHistory(backend, from, 1024);
       for (const r of page) for (const c of r.changes) this.add(c.key, r.version);
       const last = page[page.length - 1];
       if (last === undefined || page.length < 1024) break;
       from = last.version + 1;
     }
     this.at = applied;
+    this.installs = installs;
   }
 
   /**

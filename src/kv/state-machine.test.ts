@@ -30,6 +30,7 @@ function countWrites(backend: KvBackend): KvBackend & { writeCount(): number } {
     appliedIndex: () => backend.appliedIndex(),
     keyCount: () => backend.keyCount(),
     durableAppliedIndex: () => backend.durableAppliedIndex(),
+    installs: () => backend.installs(),
     write: (appliedIndex, mutate) => {
       writes++;
       backend.write(appliedIndex, mutate);

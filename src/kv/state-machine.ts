@@ -60,8 +60,6 @@ export interface KvStateMachine {
    */
   range(prefix: string, after: string | undefined, limit: number, reverse?: boolean): KvItem[];
   appliedIndex(): number;
-  /** The state beneath was replaced (a snapshot install): what is derived from it in memory is rebuilt. */
-  stateReplaced(): void;
   /** Test-only: bugs planted in the history's reads (the simulator must catch them); set at any time. */
   readonly planted: HistoryPlanted;
   keyCount(): number;
@@ -172,7 +170,6 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
     get: (key) => backend.get(key),
     range: (prefix, after, limit, reverse = false) => (reverse ? clientItems(backend.range(prefix, after, limit, true)) : backend.range(prefix, clientAfter(prefix, after), limit)),
     appliedIndex: () => backend.appliedIndex(),
-    stateReplaced: () => keyIndex.invalidate(),
     planted,
     keyCount: () => clientKeyCount(backend),
     lease: (id) => getLease(backend, id),
@@ -182,10 +179,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return all;
     },
     leaseKeys: (id, limit) => leaseKeys(backend, id, limit),
-    changes: (fromVersion, versionsMax) => {
-      keyIndex.sync(backend);
-      return readChanges(backend, keyIndex, fromVersion, versionsMax, planted);
-    },
+    changes: (fromVersion, versionsMax) => readChanges(backend, keyIndex, fromVersion, versionsMax, planted),
     compactedBelow: () => compactedBelow(backend),
     getAt: (key, version) => readAt(backend, keyIndex, key, version),
     rangeAt: (prefix, after, limit, version, reverse = false) => listAt(backend, keyIndex, { prefix, after, limit, reverse }, version),

@@ -663,7 +663,6 @@ export class NodeDriver implements KvNode {
         slot.durable = true;
         if (this.finishDurableReadies()) this.process();
       });
-      if (rd.snapshot !== null) this.stateMachine.stateReplaced(); // just replaced by the install, maybe at the same applied index
     } else {
       // Nothing to write, but its acks still promise what earlier batches persist:
       // it finishes only behind them. (process() is already looping over Readys.)

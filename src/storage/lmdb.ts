@@ -729,6 +729,7 @@ class LmdbNodeStorage implements LmdbStorage {
       appliedIndex: () => this.applied,
       keyCount: () => this.active.keyCount,
       durableAppliedIndex: () => this.durableApplied,
+      installs: () => this.generation, // the log generation: one more per install
       write: (appliedIndex, mutate) => {
         this.checkOpen();
         if (this.writes.failure !== null) throw this.writes.failure;

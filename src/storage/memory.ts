@@ -536,6 +536,10 @@ class MemoryNodeStorage implements MemoryStorage {
         this.checkAlive();
         return this.durableApplied;
       },
+      installs: () => {
+        this.checkAlive();
+        return this.kvEpoch;
+      },
       write: (appliedIndex, mutate) => {
         this.checkOpen();
         assert(isIndex(appliedIndex) && appliedIndex >= this.applied, () => `kv write: applied index ${appliedIndex} is below the current ${this.applied}`);

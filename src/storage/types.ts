@@ -73,6 +73,12 @@ export interface KvBackend extends KvReader {
   write(appliedIndex: number, mutate: (tx: KvWriter) => void): void;
   /** Highest applied index known to be on disk: the log may be compacted up to here. */
   durableAppliedIndex(): number;
+  /**
+   * Moves with every snapshot install: when it does, the state was replaced beneath its
+   * readers, whatever the applied index (an install may land on the one the node already
+   * had), and what they derived from it is stale.
+   */
+  installs(): number;
 }
 
 /**
