@@ -20,18 +20,23 @@ const quotedCharsMax = 200;
 
 // --- body ---
 
+// Plain MessagePack, nothing else: no record structures or extensions, an integer past
+// 2^53 a bigint (which the schemas refuse), a map an object (msgpackr never sets __proto__).
+const bodyUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'bigint' });
+
 /**
- * The catch-all content-type parser: checks the media type, keeps the raw bytes (to forward
- * to the leader as received) and parses the JSON, so the route's body schema can check it.
- * An empty body becomes `undefined`, which a body schema refuses as empty.
+ * The catch-all content-type parser: checks the media type, keeps the raw bytes of JSON (to
+ * forward to the leader as received) and parses the body, so the route's body schema can
+ * check it. JSON everywhere; MessagePack too on POST /batch (wire msgpackMediaType: the same
+ * object), whose operations are run, not forwarded as bytes. An empty body becomes
+ * `undefined`, which a body schema refuses as empty.
  */
-export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
+export function acceptBody(request: FastifyRequest, body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
   const type = request.headers['content-type'];
-  if (type !== undefined && isMsgpackMediaType(type) && request.routeOptions.url === batchRoute) {
-    acceptMsgpackBody(body, done);
-    return;
-  }
-  if (type !== undefined && !isJsonMediaType(type)) {
+  // JSON first: its exact type is the common case and costs one comparison.
+  const json = type === undefined || isJsonMediaType(type);
+  const msgpack = !json && isMsgpackMediaType(type) && request.routeOptions.url === batchRoute;
+  if (!json && !msgpack) {
     done(new QkvError('bad_request', `Content-Type ${quoteValue(type)} is not supported: send application/json`));
     return;
   }
@@ -39,36 +44,18 @@ export function acceptJsonBody(request: FastifyRequest, body: Buffer, done: (err
     done(null, undefined);
     return;
   }
-  (request as RawBodyHolder)[rawBodyField] = body;
-  if (!isUtf8(body)) {
-    done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
-    return;
+  if (!msgpack) {
+    (request as RawBodyHolder)[rawBodyField] = body;
+    if (!isUtf8(body)) {
+      done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
+      return;
+    }
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body.toString('utf8'));
+    parsed = msgpack ? bodyUnpackr.unpack(body) : JSON.parse(body.toString('utf8'));
   } catch (error) {
-    done(new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`));
-    return;
-  }
-  done(null, parsed);
-}
-
-// Plain MessagePack, nothing else: no record structures or extensions, an integer past
-// 2^53 a bigint (which the schemas refuse), a map an object (msgpackr never sets __proto__).
-const bodyUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, moreTypes: false, structuredClone: false, int64AsType: 'bigint' });
-
-/** A batch body as MessagePack (wire msgpackMediaType): the same object as its JSON form. */
-function acceptMsgpackBody(body: Buffer, done: (error: Error | null, body?: unknown) => void): void {
-  if (body.length === 0) {
-    done(null, undefined);
-    return;
-  }
-  let parsed: unknown;
-  try {
-    parsed = bodyUnpackr.unpack(body);
-  } catch (error) {
-    done(new QkvError('invalid_json', `Request body is not valid MessagePack: ${error instanceof Error ? error.message : String(error)}`));
+    done(new QkvError('invalid_json', `Request body is not valid ${msgpack ? 'MessagePack' : 'JSON'}: ${error instanceof Error ? error.message : String(error)}`));
     return;
   }
   done(null, parsed);

@@ -47,7 +47,7 @@ import type { AccessOptions } from './access.js';
 import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext, principalField } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
-import { acceptJsonBody, parseQuery, rawBodyField, shortened } from './http-input.js';
+import { acceptBody, parseQuery, rawBodyField, shortened } from './http-input.js';
 import { ajvOptions, schemaProblem } from './http-schemas.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
@@ -257,9 +257,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   app.decorateRequest(principalField, undefined);
   app.removeAllContentTypeParsers();
   // One catch-all parser: reads at most bodyBytesMax raw bytes, checks the type itself (so a
-  // missing Content-Type can be JSON and every refusal is ours) and parses the JSON; each
-  // route's body schema then checks it.
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax }, acceptJsonBody);
+  // missing Content-Type can be JSON and every refusal is ours) and parses the body (JSON, or
+  // MessagePack on /batch); each route's body schema then checks it.
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.bodyBytesMax }, acceptBody);
   app.setErrorHandler(errors.onError);
   app.setNotFoundHandler(errors.onNotFound);
   for (const route of routes) {

@@ -112,14 +112,12 @@ export class HttpTransport implements ClientTransport {
   }
 
   async put(endpoint: string, request: PutRequest, timeoutMs: number): Promise<PutResult> {
-    if (this.batcher !== null && batchablePut(request)) {
-      const json = okItem(await this.batched(endpoint, 'write', putOp(request), request.key.length + request.value.length, timeoutMs));
-      return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
-    }
-    if (this.batcher !== null && request.lease === undefined && request.value.length >= msgpackBatchValueCharsMin && !this.jsonBatchesOnly.has(endpoint)) {
-      // A long value on its own, as a batch of one in MessagePack: the same write (idempotency
-      // pair and all) without the JSON body's two large strings on the server.
-      const json = okItem((await this.sendBatch(endpoint, [putOp(request)], timeoutMs))[0] as BatchResultItem);
+    // A long value goes on its own, as a batch of one in MessagePack: the same write
+    // (idempotency pair and all) without the JSON body's two large strings on the server.
+    const alone = this.batcher !== null && !batchablePut(request) && request.lease === undefined && request.value.length >= msgpackBatchValueCharsMin && !this.jsonBatchesOnly.has(endpoint);
+    if (alone || (this.batcher !== null && batchablePut(request))) {
+      const item = alone ? ((await this.sendBatch(endpoint, [putOp(request)], timeoutMs))[0] as BatchResultItem) : await this.batched(endpoint, 'write', putOp(request), request.key.length + request.value.length, timeoutMs);
+      const json = okItem(item);
       return { key: stringField(json, 'key'), version: decodedIndex(json['version'], 'version') };
     }
     const body = JSON.stringify({

@@ -37,7 +37,8 @@ import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
 import { checkIndex, checkString, checkValue, copyBytes, describe, errorMessage, KvCodecError, optionalIndex } from './codec-checks.js';
 import { validateClientId } from './limits.js';
 import { txnFromFields, txnResultFromFields, txnResultToFields, txnToFields } from './txn-codec.js';
-import type { Command, CommandResult, CompactCommand, LeaseCommand, RequestId, TxnCommand } from './types.js';
+import type { Command, CommandResult, CompactCommand, KvCommand, LeaseCommand, RequestId, TxnCommand } from './types.js';
+import type { KvValue } from '../storage/types.js';
 
 export { KvCodecError };
 
@@ -120,10 +121,11 @@ export function decodeCommandForApply(data: Uint8Array): Command {
   shell[text.headerStart] = 0xa0;
   shell.set(data.subarray(text.end), text.headerStart + 1);
   const command = decodeCommand(shell);
-  let value: string | undefined;
+  let value: KvValue | undefined;
   Object.defineProperty(command, 'value', {
     enumerable: true,
-    get: (): string => (value ??= checkString((decodeCommand(data) as { value: unknown }).value, 'value', 'decode command')),
+    // The whole entry, decoded (and checked) as decodeCommand always does.
+    get: (): KvValue => (value ??= (decodeCommand(data) as KvCommand & { op: 'put' }).value),
   });
   putTexts.set(command, data.subarray(text.start, text.end));
   return command;
@@ -148,14 +150,12 @@ function putTextSpan(data: Uint8Array): { headerStart: number; start: number; en
 /** The bytes of the MessagePack str at `at` (null if none is there, or it runs past the end). */
 function strSpan(data: Uint8Array, at: number): { start: number; end: number } | null {
   const b = data[at];
-  if (b === undefined) return null;
-  let start: number;
-  let length: number;
-  if (b >= 0xa0 && b <= 0xbf) [start, length] = [at + 1, b & 0x1f];
-  else if (b === 0xd9 && at + 1 < data.length) [start, length] = [at + 2, data[at + 1] as number];
-  else if (b === 0xda && at + 2 < data.length) [start, length] = [at + 3, ((data[at + 1] as number) << 8) | (data[at + 2] as number)];
-  else if (b === 0xdb && at + 4 < data.length) [start, length] = [at + 5, (((data[at + 1] as number) << 24) >>> 0) + ((data[at + 2] as number) << 16) + ((data[at + 3] as number) << 8) + (data[at + 4] as number)];
-  else return null;
+  // The length follows the type byte in 0 (fixstr: in the type byte), 1, 2 or 4 bytes, big-endian.
+  const lengthBytes = b === undefined ? -1 : b >= 0xa0 && b <= 0xbf ? 0 : b === 0xd9 ? 1 : b === 0xda ? 2 : b === 0xdb ? 4 : -1;
+  const start = at + 1 + lengthBytes;
+  if (lengthBytes < 0 || start > data.length) return null;
+  let length = lengthBytes === 0 ? (b as number) & 0x1f : 0;
+  for (let i = at + 1; i < start; i++) length = length * 256 + (data[i] as number);
   return start + length <= data.length ? { start, end: start + length } : null;
 }
 

@@ -55,10 +55,6 @@ const compactPageRecords = 16;
 
 const historyKey = (version: number): string => historyPrefix + version.toString(16).padStart(14, '0');
 
-/**
- * A KvWriter that notes every change to a client key as it passes through (with the
- * record the key held before); reserved keys pass unrecorded.
- */
 /** A change as it is applied: the record written (undefined: deleted), not read for its value. */
 export interface CapturedChange {
   readonly key: string;
@@ -66,6 +62,10 @@ export interface CapturedChange {
   readonly prev: KvRecord | undefined;
 }
 
+/**
+ * A KvWriter that notes every change to a client key as it passes through (with the
+ * record the key held before); reserved keys pass unrecorded.
+ */
 export class ChangeCapture implements KvWriter {
   readonly changes: CapturedChange[] = [];
   /**

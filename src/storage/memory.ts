@@ -190,7 +190,6 @@ class DurableState {
   }
 }
 
-
 /** Key-value data in a Map plus a key array kept in UTF-8 order, for range reads. */
 class SortedKv {
   readonly map: Map<string, KvRecord>;

@@ -25,32 +25,46 @@ const encodedRecords = new WeakMap<KvRecord, Buffer>();
 export function encodeRecord(record: KvRecord): Buffer {
   const known = encodedRecords.get(record);
   if (known !== undefined) return known;
-  const { value } = record;
-  let buffer: Buffer;
-  if (typeof value === 'string') {
-    const encoding = isWellFormed(value) ? 'utf8' : 'utf16le';
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + Buffer.byteLength(value, encoding));
-    buffer[0] = encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16;
-    buffer.write(value, RECORD_HEADER_BYTES, encoding);
-  } else {
-    buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + value.byteLength);
-    buffer[0] = VALUE_BYTES;
+  const { value, version } = record;
+  if (typeof value !== 'string') {
+    const buffer = newRecordBuffer(VALUE_BYTES, version, value.byteLength);
     buffer.set(value, RECORD_HEADER_BYTES);
+    return buffer;
   }
-  buffer.writeDoubleLE(record.version, 1);
+  const encoding = isWellFormed(value) ? 'utf8' : 'utf16le';
+  const buffer = newRecordBuffer(encoding === 'utf8' ? VALUE_STRING : VALUE_STRING_UTF16, version, Buffer.byteLength(value, encoding));
+  buffer.write(value, RECORD_HEADER_BYTES, encoding);
+  return buffer;
+}
+
+/** A record's buffer with its header written, the value's `valueBytes` left to fill. */
+function newRecordBuffer(tag: number, version: number, valueBytes: number): Buffer {
+  const buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + valueBytes);
+  buffer[0] = tag;
+  buffer.writeDoubleLE(version, 1);
   return buffer;
 }
 
 export function decodeRecord(key: string, buffer: Buffer): KvRecord {
+  const { version, tag } = checkedHeader(key, buffer);
+  return { value: valueOf(buffer, tag), version };
+}
+
+/** The version and value tag of the record in `buffer`, refused when corrupt. */
+function checkedHeader(key: string, buffer: Buffer): { readonly version: number; readonly tag: number } {
   assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
   const version = buffer.readDoubleLE(1);
   assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
-  const tag = buffer[0];
-  if (tag === VALUE_STRING) return { value: buffer.toString('utf8', RECORD_HEADER_BYTES), version };
-  if (tag === VALUE_STRING_UTF16) return { value: buffer.toString('utf16le', RECORD_HEADER_BYTES), version };
-  assert(tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  const tag = buffer[0] as number;
+  assert(tag === VALUE_STRING || tag === VALUE_STRING_UTF16 || tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  return { version, tag };
+}
+
+function valueOf(buffer: Buffer, tag: number): KvValue {
+  if (tag === VALUE_STRING) return buffer.toString('utf8', RECORD_HEADER_BYTES);
+  if (tag === VALUE_STRING_UTF16) return buffer.toString('utf16le', RECORD_HEADER_BYTES);
   // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
-  return { value: new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES), version };
+  return new Uint8Array(buffer.buffer, buffer.byteOffset + RECORD_HEADER_BYTES, buffer.length - RECORD_HEADER_BYTES);
 }
 
 /**
@@ -60,15 +74,11 @@ export function decodeRecord(key: string, buffer: Buffer): KvRecord {
  * change replaced), so never turns a large value into a string and back.
  */
 export function decodeOwnedRecord(key: string, buffer: Buffer): KvRecord {
-  assert(buffer.length >= RECORD_HEADER_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: ${buffer.length} bytes`);
-  const version = buffer.readDoubleLE(1);
-  assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
-  const tag = buffer[0];
-  assert(tag === VALUE_STRING || tag === VALUE_STRING_UTF16 || tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  const { version, tag } = checkedHeader(key, buffer);
   let value: KvValue | undefined;
   const record: KvRecord = {
     get value(): KvValue {
-      value ??= decodeRecord(key, buffer).value;
+      value ??= valueOf(buffer, tag);
       return value;
     },
     version,
@@ -84,9 +94,7 @@ export function decodeOwnedRecord(key: string, buffer: Buffer): KvRecord {
  */
 export function textRecordOf(key: string, utf8: Uint8Array, version: number): KvRecord | null {
   if (!isUtf8(utf8)) return null;
-  const buffer = Buffer.allocUnsafe(RECORD_HEADER_BYTES + utf8.byteLength);
-  buffer[0] = VALUE_STRING;
-  buffer.writeDoubleLE(version, 1);
+  const buffer = newRecordBuffer(VALUE_STRING, version, utf8.byteLength);
   buffer.set(utf8, RECORD_HEADER_BYTES);
   return decodeOwnedRecord(key, buffer);
 }
