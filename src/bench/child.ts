@@ -5,18 +5,60 @@
  */
 
 import type { ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
-/** A port the OS says is free right now (bound to port 0, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * A loopback port free right now, for a server that will bind it a moment later. It is
+ * chosen at random below the kernel's ephemeral range (where port 0 and outgoing connections
+ * take theirs), so the busy clients of other tests cannot take it in that moment; a probed
+ * port inside the range was lost that way under a full test run. Port 0's choice is the
+ * fallback when no port below the range is found free.
+ */
+export async function freePort(): Promise<number> {
+  const high = await ephemeralLow();
+  for (let attempt = 0; attempt < probesMax && high > probeLow; attempt++) {
+    const port = probeLow + Math.floor(Math.random() * (high - probeLow));
+    if (handedOut.includes(port)) continue; // this process may not have bound it yet
+    if ((await bound(port)) !== null) return handOut(port);
+  }
+  return (await bound(0)) ?? Promise.reject(new Error('No free loopback port'));
+}
+
+/** Lowest port searched by freePort (below it: well-known services' custom ports). */
+const probeLow = 20_000;
+const probesMax = 20;
+/** The ports this process was given lately, not given twice (a bounded memory). */
+const handedOut: number[] = [];
+const handedOutMax = 256;
+
+function handOut(port: number): number {
+  handedOut.push(port);
+  if (handedOut.length > handedOutMax) handedOut.shift();
+  return port;
+}
+let ephemeralLowCached: number | null = null;
+
+/** The first port of the kernel's ephemeral range (Linux's file; 32768, its default, elsewhere). */
+async function ephemeralLow(): Promise<number> {
+  if (ephemeralLowCached === null) {
+    const text = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').catch(() => '');
+    const low = Number(text.trim().split(/\s+/)[0]);
+    ephemeralLowCached = Number.isInteger(low) && low > 0 ? low : 32_768;
+  }
+  return ephemeralLowCached;
+}
+
+/** Binds `port` on 127.0.0.1 and releases it: the port bound, or null when it was taken. */
+function bound(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.once('error', () => resolve(null));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
       const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
+      const got = typeof addr === 'object' && addr !== null ? addr.port : null;
+      srv.close(() => resolve(got));
     });
   });
 }

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidArgumentError, NotFoundError, connect } from '../client/index.js';
 import type { KvClient } from '../client/index.js';
-import { TestCluster, http } from './harness.js';
+import { TestCluster, http, waitFor } from './harness.js';
 
 const ttlMs = 2_000;
 /** `--election-timeout-ms` of the test nodes (the default): the upper bound's slack. */
@@ -61,6 +61,8 @@ test('a lease kept alive keeps its keys; once released they vanish together on e
   assert.deepEqual(info?.keys.slice().sort(), keys.map((k) => `a/${k}`));
   assert.ok(info !== undefined && info.remainingMs <= ttlMs && info.remainingMs > 0, `remainingMs ${info?.remainingMs}`);
 
+  // The puts were acknowledged by a majority; a follower's local read may trail them a moment.
+  await waitFor('every node to hold the keys', 5_000, async () => ((await Promise.all(cluster.nodes.map((n) => keysHeld(n.http, 'a/')))).every((held) => held === keys.length) ? true : null));
   // Kept alive by the client for 10 s (five TTLs): the keys stay on every node.
   const keptUntil = performance.now() + 10_000;
   while (performance.now() < keptUntil) {
