@@ -4,7 +4,8 @@
  * rules, page size, the request's deadline, its forwarding spec). One instance per server.
  */
 
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { FastifyReply } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { KvNode } from '../node/types.js';
 import { bearerToken } from './access.js';
@@ -49,9 +50,18 @@ export interface SpecOptions {
   readonly write?: KvCommand | null;
 }
 
+/**
+ * What the request rules read of a request: its URL and headers. Fastify's requests have
+ * both; the fast path (kv-fast-path.ts) makes one of Node's request.
+ */
+export interface RequestFacts {
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
 /** The request decoration that memoizes its principal (declared on the server, so requests keep one shape). */
 export const principalField = 'qkvPrincipal';
-type PrincipalHolder = FastifyRequest & { [principalField]?: Principal | null };
+type PrincipalHolder = RequestFacts & { [principalField]?: Principal | null };
 
 /** Default list page size (lowered to listLimitMax when that is smaller). */
 const listLimitDefault = 100;
@@ -70,7 +80,7 @@ export class HttpContext {
   ) {}
 
   /** Who sent `request` for the data routes: null while auth is off; 401 without valid credentials (at most once per request). */
-  principal(request: FastifyRequest): Principal | null {
+  principal(request: RequestFacts): Principal | null {
     const holder = request as PrincipalHolder;
     let who = holder[principalField];
     if (who === undefined) {
@@ -81,7 +91,7 @@ export class HttpContext {
   }
 
   /** Throws 401/403 unless the request may `mode` `key` (or every key under a prefix). */
-  permit(request: FastifyRequest, key: string, mode: 'read' | 'write', what: 'key' | 'prefix' = 'key'): void {
+  permit(request: RequestFacts, key: string, mode: 'read' | 'write', what: 'key' | 'prefix' = 'key'): void {
     this.access.permit(this.principal(request), key, mode, what);
   }
 
@@ -120,7 +130,7 @@ export class HttpContext {
   }
 
   /** The request's time budget: the server default, or less if the sender asks. */
-  timeoutMs(request: FastifyRequest): number {
+  timeoutMs(request: RequestFacts): number {
     const header = request.headers[timeoutHeader];
     if (header === undefined) return this.limits.requestTimeoutMs;
     const asked = typeof header === 'string' ? parseDecimal(header) : null;
@@ -130,7 +140,7 @@ export class HttpContext {
     return Math.min(asked, this.limits.requestTimeoutMs);
   }
 
-  spec(request: FastifyRequest, o: SpecOptions): ForwardSpec {
+  spec(request: RequestFacts, o: SpecOptions): ForwardSpec {
     return {
       method: o.method,
       url: request.url,

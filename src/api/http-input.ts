@@ -6,6 +6,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyRequest } from 'fastify';
 import { Unpackr } from 'msgpackr';
 import type { RequestId } from '../kv/types.js';
@@ -44,21 +45,33 @@ export function acceptBody(request: FastifyRequest, body: Buffer, done: (error: 
     done(null, undefined);
     return;
   }
-  if (!msgpack) {
-    (request as RawBodyHolder)[rawBodyField] = body;
-    if (!isUtf8(body)) {
-      done(new QkvError('invalid_json', 'Request body is not valid UTF-8'));
-      return;
-    }
-  }
+  if (!msgpack) (request as RawBodyHolder)[rawBodyField] = body;
   let parsed: unknown;
   try {
-    parsed = msgpack ? bodyUnpackr.unpack(body) : JSON.parse(body.toString('utf8'));
+    parsed = msgpack ? msgpackBody(body) : parseJsonBody(body);
   } catch (error) {
-    done(new QkvError('invalid_json', `Request body is not valid ${msgpack ? 'MessagePack' : 'JSON'}: ${error instanceof Error ? error.message : String(error)}`));
+    done(error instanceof Error ? error : new Error(String(error)));
     return;
   }
   done(null, parsed);
+}
+
+/** A JSON body's value; one that is not UTF-8 or not JSON is refused with invalid_json. */
+export function parseJsonBody(body: Buffer): unknown {
+  if (!isUtf8(body)) throw new QkvError('invalid_json', 'Request body is not valid UTF-8');
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new QkvError('invalid_json', `Request body is not valid JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function msgpackBody(body: Buffer): unknown {
+  try {
+    return bodyUnpackr.unpack(body);
+  } catch (error) {
+    throw new QkvError('invalid_json', `Request body is not valid MessagePack: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function isMsgpackMediaType(type: string): boolean {
@@ -66,7 +79,7 @@ function isMsgpackMediaType(type: string): boolean {
 }
 
 /** application/json, optionally with a UTF-8 charset (JSON is UTF-8 by RFC 8259). */
-function isJsonMediaType(type: string): boolean {
+export function isJsonMediaType(type: string): boolean {
   if (type === 'application/json') return true;
   const parts = type.toLowerCase().split(';');
   if (parts[0]?.trim() !== 'application/json') return false;
@@ -176,7 +189,7 @@ export function optionalIndex(text: string | undefined, name: 'minVersion' | 'if
 }
 
 /** The idempotency headers (their form and pairing also stated by the route's schema) as a request id. */
-export function readRequestId(request: FastifyRequest): RequestId | null {
+export function readRequestId(request: { readonly headers: IncomingHttpHeaders }): RequestId | null {
   return requestIdOf(request.headers[clientIdHeader], request.headers[requestSeqHeader], {
     clientId: `Header ${clientIdHeader}`,
     seq: `Header ${requestSeqHeader}`,

@@ -4,7 +4,12 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import { Packr } from 'msgpackr';
-import { request } from 'undici';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { createCertificates } from '../cli/certs.js';
+import { ReloadableTls } from '../transport/tls-files.js';
 import { Registry } from 'prom-client';
 import { startHttpServer } from './http.js';
 import type { FaultsAdmin, HttpServerOptions } from './http.js';
@@ -438,6 +443,27 @@ test('a request line and headers over headerBytesMax answer 431 header_too_large
   assert.equal(answer.status, 431);
   assert.equal((answer.body as { error: string }).error, 'header_too_large');
   assert.deepEqual(node.calls, []);
+});
+
+test('over HTTPS the header limit is the same: headers over headerBytesMax (below Node\'s own 16 KiB) answer 431', async (t) => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'qkv-https-limits-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await createCertificates({ outDir: dir, nodes: ['n1'], hosts: ['127.0.0.1'], days: 1 });
+  const material = await ReloadableTls.load({ certFile: path.join(dir, 'n1.pem'), keyFile: path.join(dir, 'n1-key.pem'), caFile: path.join(dir, 'ca.pem') });
+  const { url, node } = await startLeader(t, 'n1', { tls: { material, requireClientCert: false } });
+  assert.ok(url.startsWith('https://'));
+  const dispatcher = new Agent({ connect: { ca: await readFile(path.join(dir, 'ca.pem')) } });
+  t.after(() => dispatcher.close());
+  const ask = async (headerChars: number) => {
+    const response = await request(`${url}/kv/a`, { dispatcher, headers: { 'x-padding': 'p'.repeat(headerChars) } });
+    return { status: response.statusCode, body: (await response.body.json()) as { error?: string } };
+  };
+  assert.equal((await ask(100)).status, 404, 'an ordinary request is served');
+  const over = await ask(limits.headerBytesMax + 100);
+  assert.ok(limits.headerBytesMax + 100 < 16 * 1024);
+  assert.equal(over.status, 431);
+  assert.equal(over.body.error, 'header_too_large');
+  assert.equal(node.calls.filter((c) => c.op === 'read').length, 1, 'only the ordinary request reached the node');
 });
 
 test('raw non-ASCII bytes in the URL answer 400 bad_request in JSON', async (t) => {

@@ -28,6 +28,9 @@
  * data (keys, URLs) into metric labels.
  */
 
+import http from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { ServerTls } from './server-tls.js';
@@ -48,7 +51,9 @@ import { sendError, toQkvError } from './http-answers.js';
 import { HttpContext, principalField } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
 import { acceptBody, parseQuery, rawBodyField, shortened } from './http-input.js';
-import { ajvOptions, schemaProblem } from './http-schemas.js';
+import { schemaProblem } from './http-schemas.js';
+import { kvFastPath } from './kv-fast-path.js';
+import { compileSchema } from './schema-compiler.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -213,28 +218,30 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     ...uiRoutes(ctx, { streams, ...messages, ...(actions === undefined ? {} : { actions }) }),
   ].filter((route) => route.access !== 'admin' || access.options.admin !== 'off'); // off: they do not exist (404)
   const errors = new HttpErrors(ctx, routes);
-  const budget = requestBudget(new PerClientLimit(options.requestsPerClientMax ?? defaultRequestsPerClientMax, '--requests-per-client-max'));
+  const clientRequests = new PerClientLimit(options.requestsPerClientMax ?? defaultRequestsPerClientMax, '--requests-per-client-max');
+  const budget = requestBudget(clientRequests);
 
   const serverTls = options.tls;
+  const connectionTimeoutMs = Math.max(keepAliveMs + 5_000, 2 * limits.requestTimeoutMs + forwardLimits.answerMarginMs);
+  // Set once fastify exists; the fast path logs through fastify's logger.
+  let log: FastifyInstance['log'] | null = null;
+  const fastPath = kvFastPath({ ctx, budget: clientRequests, logError: (err) => log?.error({ err }, 'request failed') });
   const app = Fastify({
-    ...(serverTls === undefined ? {} : { https: httpsOptions(serverTls) }),
+    // Our own server, so that the plainest PUT and GET /kv/{key} are served before fastify's
+    // lifecycle (kv-fast-path.ts); every other request goes to fastify's handler.
+    serverFactory: (handler) => nodeServer({ limits, serverTls, connectionTimeoutMs }, (req, res) => {
+      if (!fastPath(req, res)) handler(req, res);
+    }),
     logger: options.logger,
     // Per-request log lines cost more than the request itself at 10k req/s; errors are
     // still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    http: {
-      maxHeaderSize: limits.headerBytesMax,
-      headersTimeout: headersReceiveMsMax,
-      requireHostHeader: true,
-      insecureHTTPParser: false,
-      noDelay: true,
-    },
     bodyLimit: limits.bodyBytesMax,
     requestTimeout: requestReceiveMsMax,
     keepAliveTimeout: keepAliveMs,
     // Socket inactivity limit. A request waiting on the node (a quorum, a minVersion) is
     // inactive on its socket, so this must outlast the longest deadline plus forwarding.
-    connectionTimeout: Math.max(keepAliveMs + 5_000, 2 * limits.requestTimeoutMs + forwardLimits.answerMarginMs),
+    connectionTimeout: connectionTimeoutMs,
     maxRequestsPerSocket: 0,
     forceCloseConnections: 'idle',
     // Our handlers answer 503 shutting_down in the error model instead of fastify's body.
@@ -248,11 +255,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     routerOptions: routerOptions(limits),
-    ajv: { customOptions: ajvOptions },
     frameworkErrors: errors.onFrameworkError,
     clientErrorHandler: errors.onClientError,
   });
 
+  log = app.log;
+  // One schema compiler for the routes and the fast path (schema-compiler.ts).
+  app.setValidatorCompiler(({ schema }) => compileSchema(schema));
   app.decorateRequest(rawBodyField, null);
   app.decorateRequest(principalField, undefined);
   app.removeAllContentTypeParsers();
@@ -288,6 +297,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   }
   if (serverTls !== undefined) serverTls.material.onChange((material) => (app.server as unknown as tls.Server).setSecureContext({ ...material }));
   return { url: serverUrl(app, serverTls !== undefined), close: () => close(ctx, app, streams, watchStreams) };
+}
+
+/**
+ * The Node server fastify runs on, set as fastify sets the servers it makes itself, and with
+ * the HTTP limits under TLS too (https.createServer takes http.createServer's options).
+ */
+function nodeServer(o: { limits: HttpLimits; serverTls: ServerTls | undefined; connectionTimeoutMs: number }, listener: (req: IncomingMessage, res: ServerResponse) => void): http.Server | https.Server {
+  const nodeHttpOptions: http.ServerOptions = {
+    maxHeaderSize: o.limits.headerBytesMax,
+    headersTimeout: headersReceiveMsMax,
+    requireHostHeader: true,
+    insecureHTTPParser: false,
+    noDelay: true,
+  };
+  const server = o.serverTls === undefined ? http.createServer(nodeHttpOptions, listener) : https.createServer({ ...nodeHttpOptions, ...httpsOptions(o.serverTls) }, listener);
+  server.keepAliveTimeout = keepAliveMs;
+  server.requestTimeout = requestReceiveMsMax;
+  server.setTimeout(o.connectionTimeoutMs);
+  return server;
 }
 
 async function close(ctx: HttpContext, app: FastifyInstance, streams: SnapshotStreams, watchStreams: WatchStreams): Promise<void> {

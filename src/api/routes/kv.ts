@@ -11,16 +11,21 @@ import type { KvRecord } from '../../storage/types.js';
 import type { ListResult } from '../../node/types.js';
 import type { ReadConsistency } from '../../wire/types.js';
 import type { ForwardSpec, RouteOutcome } from '../forward.js';
-import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendForwarded, writeAnswer } from '../http-answers.js';
+import type { ForwardedResponse } from '../forward-types.js';
+import { deleteResponseSchema, getResponseSchema, listResponseSchema, page, putResponseSchema, readResult, sendForwarded, writeAnswer, writeResult } from '../http-answers.js';
 import { valueOfJson } from '../json-values.js';
-import type { HttpContext } from '../http-context.js';
+import type { HttpContext, RequestFacts } from '../http-context.js';
 import { optionalIndex, rawJsonBody, readRequestId } from '../http-input.js';
 import { deleteQuery, getQuery, keyParams, listQuery, noQuery, putBody, putUsage, readHeaders, writeHeaders } from '../http-schemas.js';
+import type { RouteProblems } from '../http-schemas.js';
 import { countKeys, deleteCommand, listExec, listOptions, putCommand, readExec, readOptions, writeExec } from '../ops.js';
 import type { ListOp, ReadOp } from '../ops.js';
 import type { HttpRoute } from './route.js';
 
 type Params = Static<typeof keyParams>;
+
+/** How a PUT body's schema failures are told (by fastify's formatter and the fast path alike). */
+export const putProblems: RouteProblems = { usage: putUsage, fieldCodes: { value: 'invalid_value' } };
 
 export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   return [
@@ -29,15 +34,21 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
       access: 'data',
       url: '/kv/*',
       schema: { params: keyParams, querystring: noQuery, headers: writeHeaders, body: putBody, response: { 200: putResponseSchema } },
-      problems: { usage: putUsage, fieldCodes: { value: 'invalid_value' } },
-      handle: (request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply) => putKey(ctx, request, reply),
+      problems: putProblems,
+      handle: async (request: FastifyRequest<{ Params: Params; Body: PutBody }>, reply) => {
+        ctx.serveHere(reply);
+        return sendKv(reply, await putKey(ctx, request, request.params['*'], request.body, rawJsonBody(request)));
+      },
     },
     {
       method: 'GET',
       access: 'data',
       url: '/kv/*',
       schema: { params: keyParams, querystring: getQuery, headers: readHeaders, response: { 200: getResponseSchema } },
-      handle: (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply) => getKey(ctx, request, reply),
+      handle: async (request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply) => {
+        ctx.serveHere(reply);
+        return sendKv(reply, await getKey(ctx, request, request.params['*'], request.query));
+      },
     },
     {
       method: 'DELETE',
@@ -56,22 +67,42 @@ export function kvRoutes(ctx: HttpContext): HttpRoute[] {
   ];
 }
 
-// PUT /kv/{key}  body {"value": "...", "encoding"?: "base64", "ifVersion"?: n, "lease"?: id | "ttlMs"?: ms}
-async function putKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Body: Static<typeof putBody> }>, reply: FastifyReply): Promise<unknown> {
-  ctx.serveHere(reply);
-  const key = ctx.checkKey(request.params['*']);
+/**
+ * A single-key route's outcome: this node's answer (status and JSON fields), or the leader's,
+ * passed through. Both the fastify routes below and the fast path (kv-fast-path.ts) send it.
+ */
+export type KvAnswer =
+  | { readonly via: 'here'; readonly status: number; readonly body: Readonly<Record<string, unknown>> }
+  | { readonly via: 'forward'; readonly response: ForwardedResponse };
+
+/** Sends a KvAnswer through fastify (its serializer writes 200 bodies by the route's response schema). */
+function sendKv(reply: FastifyReply, answer: KvAnswer): unknown {
+  if (answer.via === 'forward') return sendForwarded(reply, answer.response);
+  if (answer.status !== 200) reply.code(answer.status);
+  return answer.body;
+}
+
+export type PutBody = Static<typeof putBody>;
+
+/**
+ * PUT /kv/{key}  body {"value": "...", "encoding"?: "base64", "ifVersion"?: n, "lease"?: id | "ttlMs"?: ms}.
+ * `rawKey` is the decoded path parameter, `body` what the body schema accepted, `rawBody`
+ * its JSON bytes (forwarded as received). The caller checked that the node is not closing.
+ */
+export async function putKey(ctx: HttpContext, request: RequestFacts, rawKey: string, body: PutBody, rawBody: Buffer | null): Promise<KvAnswer> {
+  const key = ctx.checkKey(rawKey);
   ctx.permit(request, key, 'write');
   const requestId = readRequestId(request);
-  const { ifVersion, lease, ttlMs } = request.body;
-  const value = valueOfJson(request.body);
+  const { ifVersion, lease, ttlMs } = body;
+  const value = valueOfJson(body);
   const problem = ctx.validate.value(value);
   if (problem !== null) throw new QkvError(problem.code, problem.message, { key });
   if (lease !== undefined && ttlMs !== undefined) throw new QkvError('bad_request', `Send "lease" (an existing lease) or "ttlMs" (a lease of the key's own), not both: ${putUsage}`);
   const command = putCommand(key, value, ifVersion, requestId, lease !== undefined ? { lease } : ttlMs !== undefined ? { ttlMs } : null);
-  const spec = ctx.spec(request, { method: 'PUT', body: rawJsonBody(request), requestId, isWrite: true, write: command });
+  const spec = ctx.spec(request, { method: 'PUT', body: rawBody, requestId, isWrite: true, write: command });
   const outcome = await ctx.router.run(writeExec, command, spec);
-  if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-  return writeAnswer(reply, outcome.value);
+  if (outcome.via === 'forward') return outcome;
+  return { via: 'here', ...writeResult(outcome.value) };
 }
 
 // DELETE /kv/{key}?ifVersion=n
@@ -87,20 +118,20 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
   return writeAnswer(reply, outcome.value);
 }
 
-// GET /kv/{key}?consistency=...&minVersion=n
-async function getKey(ctx: HttpContext, request: FastifyRequest<{ Params: Params; Querystring: Static<typeof getQuery> }>, reply: FastifyReply): Promise<unknown> {
-  ctx.serveHere(reply);
-  const key = ctx.checkKey(request.params['*']);
+/**
+ * GET /kv/{key}?consistency=...&minVersion=n&atVersion=n, with the query the schema accepted
+ * (the fast path: none). The caller checked that the node is not closing.
+ */
+export async function getKey(ctx: HttpContext, request: RequestFacts, rawKey: string, query: Static<typeof getQuery>): Promise<KvAnswer> {
+  const key = ctx.checkKey(rawKey);
   ctx.permit(request, key, 'read');
-  const minVersion = optionalIndex(request.query.minVersion, 'minVersion');
-  const atVersion = optionalIndex(request.query.atVersion, 'atVersion');
-  const op: ReadOp = { key, consistency: consistencyOf(request.query.consistency, minVersion), minVersion, atVersion };
+  const minVersion = optionalIndex(query.minVersion, 'minVersion');
+  const atVersion = optionalIndex(query.atVersion, 'atVersion');
+  const op: ReadOp = { key, consistency: consistencyOf(query.consistency, minVersion), minVersion, atVersion };
   const spec = ctx.spec(request, { method: 'GET', isWrite: false, servedByFollower: op.consistency === 'linearizable' });
   const outcome = await readKey(ctx, op, spec, ctx.timeoutMs(request));
-  if (outcome.via === 'forward') return sendForwarded(reply, outcome.response);
-  const answer = readResult(key, outcome.value);
-  if (answer.status !== 200) reply.code(answer.status);
-  return answer.body;
+  if (outcome.via === 'forward') return outcome;
+  return { via: 'here', ...readResult(key, outcome.value) };
 }
 
 /** A key read: `local` on this node itself (within `localTimeoutMs`), any other consistency through the router. */

@@ -1,0 +1,202 @@
+/**
+ * The fast path for the two requests plain HTTP clients send most: `PUT /kv/{key}` and
+ * `GET /kv/{key}`, served from Node's request event without fastify's request lifecycle.
+ * For a one-key request that lifecycle (hooks, content-type parser, schema runs on params,
+ * query and headers, reply serialization) cost about twice Node's own HTTP handling; see
+ * docs/benchmarks.md, "Plain HTTP".
+ *
+ * It takes a request only in its plainest form: no query string, no `x-qkv-*` header, a
+ * GET without a body, a PUT with a JSON body (or none named) whose Content-Length is within
+ * the body limit. It declines every other request before reading a byte of it, and fastify's
+ * routes then serve it with their full rules, so an unusual request can never be judged by
+ * a shortcut. What it serves it serves by the same rules, in the same order as the route:
+ * the client's request budget, its credentials, the body (parsed by http-input.ts and checked
+ * by the route's own schema, compiled by the same compiler and told by the same formatter),
+ * the closing check, then the route's own handler (routes/kv.ts putKey/getKey), the same
+ * answers and error model, and the same request metrics.
+ *
+ * Must never: answer a request it did not read whole, nor decline one it has started to
+ * read (fastify could not read the body again).
+ */
+
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { ValidateFunction } from 'ajv';
+import { QkvError } from '../wire/errors.js';
+import type { PerClientLimit } from './client-limits.js';
+import { servedByHeader } from './forward.js';
+import { toQkvError } from './http-answers.js';
+import type { HttpContext, RequestFacts } from './http-context.js';
+import { isJsonMediaType, parseJsonBody } from './http-input.js';
+import { putBody, schemaProblem } from './http-schemas.js';
+import { getKey, putKey, putProblems } from './routes/kv.js';
+import type { KvAnswer, PutBody } from './routes/kv.js';
+import { compileSchema } from './schema-compiler.js';
+
+/** The route pattern the fast path's requests are counted under: the fastify route's. */
+const kvRoute = '/kv/*';
+const keyPrefix = '/kv/';
+const jsonType = 'application/json; charset=utf-8';
+const noQuery = Object.freeze({});
+
+export interface KvFastPathOptions {
+  readonly ctx: HttpContext;
+  /** The same per-client budget fastify's routes take from. */
+  readonly budget: PerClientLimit;
+  /** Logs a request that failed for an unexpected reason (fastify's error handler does the same). */
+  readonly logError: (error: unknown) => void;
+}
+
+/**
+ * Returns the request listener's first step: true when it took the request (and will answer
+ * it), false when fastify must serve it.
+ */
+export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { ctx, budget, logError } = options;
+  const validatePut: ValidateFunction = compileSchema(putBody);
+  const putBodyProblem = schemaProblem(putProblems);
+  const bodyBytesMax = ctx.limits.bodyBytesMax;
+  const shapeLimits = { bodyBytesMax, keyCharsMax: ctx.limits.headerBytesMax };
+
+  /** Writes one answer: status, its own headers (name, value, …) and the body with its type and length. */
+  const finish = (res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: string[]): void => {
+    headers.push('content-type', contentType, 'content-length', String(Buffer.byteLength(body)));
+    res.writeHead(status, headers);
+    res.end(body);
+  };
+
+  const answerError = (res: ServerResponse, error: unknown, servedBy: boolean): void => {
+    const qkvError = toQkvError(error instanceof Error ? error : new Error(String(error)), bodyBytesMax);
+    if (qkvError.code === 'internal') logError(error);
+    const headers = servedBy ? [servedByHeader, ctx.node.id] : [];
+    if (qkvError.status === 503 || qkvError.status === 429) headers.push('retry-after', String(Math.max(1, Math.ceil((qkvError.retryAfterMs ?? 1_000) / 1_000))));
+    finish(res, qkvError.status, JSON.stringify(qkvError.toBody()), jsonType, headers);
+  };
+
+  const answerKv = (res: ServerResponse, answer: KvAnswer): void => {
+    if (answer.via === 'here') {
+      finish(res, answer.status, JSON.stringify(answer.body), jsonType, [servedByHeader, ctx.node.id]);
+      return;
+    }
+    const response = answer.response;
+    const headers = [servedByHeader, response.servedBy];
+    if (response.retryAfter !== null) headers.push('retry-after', response.retryAfter);
+    finish(res, response.statusCode, response.body, response.contentType, headers);
+  };
+
+  /** The route's handler stage: the closing check, then the answer (any refusal after it names this node, as the route's do). */
+  const handle = (res: ServerResponse, run: () => Promise<KvAnswer>): void => {
+    try {
+      ctx.refuseIfClosing();
+    } catch (error) {
+      answerError(res, error, false);
+      return;
+    }
+    run().then(
+      (answer) => answerKv(res, answer),
+      (error: unknown) => answerError(res, error, true),
+    );
+  };
+
+  return (req, res) => {
+    const plain = plainKvRequest(req.method, req.url, req.headers, shapeLimits);
+    if (plain === null) return false;
+    const { method, url, rawKey, bodyBytes } = plain;
+    const headers = req.headers;
+
+    // Taken: from here on this path answers.
+    const startedAt = performance.now();
+    const release = budget.take(req.socket.remoteAddress ?? '');
+    res.once('close', () => {
+      release?.();
+      ctx.metrics.observeRequest(kvRoute, method, res.statusCode, performance.now() - startedAt);
+    });
+    const facts: RequestFacts = { url, headers };
+    try {
+      if (release === null) throw budget.refusal('requests in flight', 'wait for their answers, or back off');
+      ctx.principal(facts);
+    } catch (error) {
+      answerError(res, error, false);
+      return true;
+    }
+    if (method === 'GET') {
+      handle(res, () => getKey(ctx, facts, rawKey, noQuery));
+      return true;
+    }
+    readBody(req, bodyBytes, (error, raw) => {
+      if (raw === null) {
+        answerError(res, error, false);
+        return;
+      }
+      let body: unknown;
+      try {
+        body = parseJsonBody(raw);
+        if (!validatePut(body)) throw putBodyProblem(validatePut.errors ?? [], 'body');
+      } catch (problem) {
+        answerError(res, problem, false);
+        return;
+      }
+      handle(res, () => putKey(ctx, facts, rawKey, body as PutBody, raw));
+    });
+    return true;
+  };
+}
+
+/** A request the fast path takes: its method, URL, key (decoded) and body length. */
+export interface PlainKvRequest {
+  readonly method: 'GET' | 'PUT';
+  readonly url: string;
+  readonly rawKey: string;
+  readonly bodyBytes: number;
+}
+
+/**
+ * The request as the fast path takes it, or null when it is not in the plainest form: GET or
+ * PUT of `/kv/{key}` (a key no longer than `keyCharsMax` encoded, validly percent-encoded),
+ * no query string, no `x-qkv-*` header, no chunked body; a GET without a body, a PUT with a
+ * Content-Length from 1 to `bodyBytesMax` and a JSON Content-Type or none.
+ */
+export function plainKvRequest(method: string | undefined, url: string | undefined, headers: IncomingHttpHeaders, limits: { readonly bodyBytesMax: number; readonly keyCharsMax: number }): PlainKvRequest | null {
+  if ((method !== 'PUT' && method !== 'GET') || url === undefined || !url.startsWith(keyPrefix) || url.length - keyPrefix.length > limits.keyCharsMax) return null;
+  if (url.includes('?') || url.includes('#')) return null;
+  for (const name in headers) if (name.startsWith('x-qkv-')) return null;
+  if (headers['transfer-encoding'] !== undefined) return null;
+  const bodyBytes = headers['content-length'] === undefined ? 0 : Number(headers['content-length']);
+  if (method === 'GET' ? bodyBytes !== 0 : !(bodyBytes > 0 && bodyBytes <= limits.bodyBytesMax)) return null;
+  const type = headers['content-type'];
+  if (method === 'PUT' && type !== undefined && !isJsonMediaType(type)) return null;
+  const rawKey = decodedKey(url);
+  return rawKey === null ? null : { method, url, rawKey, bodyBytes };
+}
+
+/** The key of `/kv/{key}` percent-decoded as the router decodes a path parameter; null when it is not valid (the router then tells why). */
+function decodedKey(url: string): string | null {
+  const encoded = url.slice(keyPrefix.length);
+  if (!encoded.includes('%')) return encoded;
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return null;
+  }
+}
+
+/** Reads exactly `length` bytes of body (Node's parser holds the request to its Content-Length). */
+function readBody(req: IncomingMessage, length: number, done: (...result: [error: QkvError, body: null] | [error: null, body: Buffer]) => void): void {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let settled = false;
+  const settle = (...result: [error: QkvError, body: null] | [error: null, body: Buffer]): void => {
+    if (settled) return;
+    settled = true;
+    done(...result);
+  };
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    chunks.push(chunk);
+  });
+  req.once('end', () => {
+    if (received !== length) settle(new QkvError('bad_request', 'Request body length does not match its Content-Length'), null);
+    else settle(null, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, received));
+  });
+  // The client went away mid-body: there is no one to answer; the socket is closed.
+  req.once('error', (error) => settle(new QkvError('bad_request', error.message), null));
+}
