@@ -60,8 +60,15 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
   /** Writes one answer: status, its own headers (name, value, …) and the body with its type and length. */
   const finish = (res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: string[]): void => {
     headers.push('content-type', contentType, 'content-length', String(Buffer.byteLength(body)));
-    res.writeHead(status, headers);
-    res.end(body);
+    try {
+      res.writeHead(status, headers);
+      res.end(body);
+    } catch (error) {
+      // Node refuses a header it cannot send (a forwarded answer's, say). Nothing can be
+      // answered on this response any more; the request's listener must not throw.
+      logError(error);
+      res.destroy();
+    }
   };
 
   const answerError = (res: ServerResponse, error: unknown, servedBy: boolean): void => {
