@@ -115,7 +115,8 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
     const release = budget.take(req.socket.remoteAddress ?? '');
     res.once('close', () => {
       release?.();
-      ctx.metrics.observeRequest(kvRoute, method, res.statusCode, performance.now() - startedAt);
+      // Counted once answered, as the routes' onResponse hook counts (not when the client left first).
+      if (res.writableFinished) ctx.metrics.observeRequest(kvRoute, method, res.statusCode, performance.now() - startedAt);
     });
     const facts: RequestFacts = { url, headers };
     try {
