@@ -120,10 +120,15 @@ export function forwardedItem(response: ForwardedResponse): BatchResultItem {
 
 export function sendError(reply: FastifyReply, error: QkvError): FastifyReply {
   reply.code(error.status);
-  if (error.status === 503 || error.status === 429) {
-    reply.header('retry-after', String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000))));
-  }
+  const retryAfter = retryAfterOf(error);
+  if (retryAfter !== null) reply.header('retry-after', retryAfter);
   return reply.send(error.toBody());
+}
+
+/** The Retry-After header of an error answer: whole seconds (at least 1) on a 503 or 429, else none. */
+export function retryAfterOf(error: QkvError): string | null {
+  if (error.status !== 503 && error.status !== 429) return null;
+  return String(Math.max(1, Math.ceil((error.retryAfterMs ?? 1_000) / 1_000)));
 }
 
 /** The leader's answer, passed through byte for byte, naming the node that served it. */

@@ -24,7 +24,7 @@ import type { ValidateFunction } from 'ajv';
 import { QkvError } from '../wire/errors.js';
 import type { PerClientLimit } from './client-limits.js';
 import { servedByHeader } from './forward.js';
-import { toQkvError } from './http-answers.js';
+import { retryAfterOf, toQkvError } from './http-answers.js';
 import type { HttpContext, RequestFacts } from './http-context.js';
 import { isJsonMediaType, parseJsonBody } from './http-input.js';
 import { putBody, schemaProblem } from './http-schemas.js';
@@ -75,7 +75,8 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
     const qkvError = toQkvError(error instanceof Error ? error : new Error(String(error)), bodyBytesMax);
     if (qkvError.code === 'internal') logError(error);
     const headers = servedBy ? [servedByHeader, ctx.node.id] : [];
-    if (qkvError.status === 503 || qkvError.status === 429) headers.push('retry-after', String(Math.max(1, Math.ceil((qkvError.retryAfterMs ?? 1_000) / 1_000))));
+    const retryAfter = retryAfterOf(qkvError);
+    if (retryAfter !== null) headers.push('retry-after', retryAfter);
     finish(res, qkvError.status, JSON.stringify(qkvError.toBody()), jsonType, headers);
   };
 
