@@ -53,7 +53,7 @@ import type { FaultsAdmin, HttpLimits } from './http-context.js';
 import { acceptBody, parseQuery, rawBodyField, shortened } from './http-input.js';
 import { schemaProblem } from './http-schemas.js';
 import { kvFastPath } from './kv-fast-path.js';
-import { compileSchema } from './schema-compiler.js';
+import { compileSchema, compileSerializer } from './schema-compiler.js';
 import { createHttpMetrics, unmatchedRoute } from './metrics.js';
 import { adminRoutes } from './routes/admin.js';
 import { authRoutes } from './routes/auth.js';
@@ -260,8 +260,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
 
   log = app.log;
-  // One schema compiler for the routes and the fast path (schema-compiler.ts).
+  // One set of schema compilers for the routes and the fast path (schema-compiler.ts).
   app.setValidatorCompiler(({ schema }) => compileSchema(schema));
+  app.setSerializerCompiler(({ schema }) => compileSerializer(schema));
   app.decorateRequest(rawBodyField, null);
   app.decorateRequest(principalField, undefined);
   app.removeAllContentTypeParsers();

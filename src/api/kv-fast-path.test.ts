@@ -1,9 +1,9 @@
 /**
  * The fast path (kv-fast-path.ts) against fastify's routes: which requests it takes, and that
  * what it answers is what the route answers. Two servers over two fresh fake nodes get the
- * same requests, one in the plain form the fast path takes, the other with an empty query
- * string (`?`), which means the same but only fastify serves; every answer must agree in
- * status, body and headers.
+ * same requests, one as sent, the other with an `x-qkv-timeout-ms` header equal to the
+ * server's own deadline, which means the same but makes the fast path decline it; every
+ * answer must agree in status, body and headers.
  */
 
 import { test } from 'node:test';
@@ -19,8 +19,9 @@ const shapeLimits = { bodyBytesMax: testHttpLimits.bodyBytesMax, keyCharsMax: te
 
 test('the fast path takes only plain GET and PUT /kv/{key}; everything else is left to the routes', () => {
   const json = { 'content-type': 'application/json', 'content-length': '15' };
-  assert.deepEqual(plainKvRequest('PUT', '/kv/a%2Fb', json, shapeLimits), { method: 'PUT', url: '/kv/a%2Fb', rawKey: 'a/b', bodyBytes: 15 });
-  assert.deepEqual(plainKvRequest('GET', '/kv/k', {}, shapeLimits), { method: 'GET', url: '/kv/k', rawKey: 'k', bodyBytes: 0 });
+  assert.deepEqual(plainKvRequest('PUT', '/kv/a%2Fb', json, shapeLimits), { method: 'PUT', url: '/kv/a%2Fb', rawKey: 'a/b', query: null, bodyBytes: 15 });
+  assert.deepEqual(plainKvRequest('GET', '/kv/k', {}, shapeLimits), { method: 'GET', url: '/kv/k', rawKey: 'k', query: null, bodyBytes: 0 });
+  assert.deepEqual(plainKvRequest('GET', '/kv/k%3F?consistency=local', {}, shapeLimits), { method: 'GET', url: '/kv/k%3F?consistency=local', rawKey: 'k?', query: 'consistency=local', bodyBytes: 0 }, 'a GET\'s query is the caller\'s to check');
   assert.equal(plainKvRequest('PUT', '/kv/a', { 'content-length': '15' }, shapeLimits)?.rawKey, 'a', 'a body without a type is JSON');
   assert.equal(plainKvRequest('PUT', '/kv/a', { ...json, 'content-type': 'application/json; charset=utf-8' }, shapeLimits)?.rawKey, 'a');
   const declined: [string, string, Record<string, string>][] = [
@@ -28,8 +29,8 @@ test('the fast path takes only plain GET and PUT /kv/{key}; everything else is l
     ['POST', '/kv/a', json],
     ['GET', '/kv', {}],
     ['GET', '/kvx/a', {}],
-    ['GET', '/kv/a?consistency=local', {}],
-    ['GET', '/kv/a?', {}],
+    ['PUT', '/kv/a?', json],
+    ['GET', '/kv/a#b', {}],
     ['GET', '/kv/a%ZZ', {}],
     ['GET', '/kv/a', { 'x-qkv-timeout-ms': '100' }],
     ['GET', '/kv/a', { 'content-length': '3' }],
@@ -69,6 +70,9 @@ async function twoServers(t: TestContext): Promise<{ fast: string; routes: strin
   return { fast: fast.url, routes: routes.url };
 }
 
+/** Declined by the fast path, and meaning nothing more than the server's own deadline. */
+const routesOnly = { 'x-qkv-timeout-ms': String(testHttpLimits.requestTimeoutMs) };
+
 test('every answer of the fast path is the route\'s answer: writes, conflicts, refusals, reads', async (t) => {
   const { fast, routes } = await twoServers(t);
   const json = { 'content-type': 'application/json' };
@@ -102,10 +106,22 @@ test('every answer of the fast path is the route\'s answer: writes, conflicts, r
     ['GET', '/kv/missing', undefined, {}],
     ['GET', '/kv/', undefined, {}],
     ['GET', `/kv/${longKey}`, undefined, {}],
+    ['GET', '/kv/a?consistency=local', undefined, {}],
+    ['GET', '/kv/a?consistency=leader', undefined, {}],
+    ['GET', '/kv/a?consistency=linearizable', undefined, {}],
+    ['GET', '/kv/a?minVersion=2', undefined, {}],
+    ['GET', '/kv/missing?consistency=local', undefined, {}],
+    ['GET', '/kv/a?', undefined, {}],
+    ['GET', '/kv/a?consistency=sometimes', undefined, {}],
+    ['GET', '/kv/a?minVersion=-1', undefined, {}],
+    ['GET', '/kv/a?consistency=local&consistency=local', undefined, {}],
+    ['GET', '/kv/a?unknown=1', undefined, {}],
+    ['GET', '/kv/a?consistency=%ZZ', undefined, {}],
+    ['PUT', '/kv/a?', '{"value":"q"}', json],
   ];
   for (const [method, path, body, headers] of cases) {
     const plain = await ask(fast, method, path, body, headers);
-    const viaRoutes = await ask(routes, method, `${path}?`, body, headers);
+    const viaRoutes = await ask(routes, method, path, body, { ...headers, ...routesOnly });
     assert.deepEqual(plain, viaRoutes, `${method} ${path} ${String(body)}`);
   }
 });
@@ -115,9 +131,9 @@ test('the fast path answers no_leader and forwards like the routes when this nod
   const routes = await startTestLeader(t, 'n1', { validate });
   fast.node.setLeader(null);
   routes.node.setLeader(null);
-  const put = (base: string, query: string) => ask(base, 'PUT', `/kv/a${query}`, '{"value":"x"}', { 'content-type': 'application/json' });
-  const plain = await put(fast.url, '');
+  const put = (base: string, headers: Record<string, string>) => ask(base, 'PUT', '/kv/a', '{"value":"x"}', { 'content-type': 'application/json', ...headers });
+  const plain = await put(fast.url, {});
   assert.equal(plain.status, 503);
   assert.equal(plain.retryAfter, '1');
-  assert.deepEqual(plain, await put(routes.url, '?'));
+  assert.deepEqual(plain, await put(routes.url, routesOnly));
 });

@@ -5,9 +5,9 @@
  * query and headers, reply serialization) cost about twice Node's own HTTP handling; see
  * docs/benchmarks.md, "Plain HTTP".
  *
- * It takes a request only in its plainest form: no query string, no `x-qkv-*` header, a
- * GET without a body, a PUT with a JSON body (or none named) whose Content-Length is within
- * the body limit. It declines every other request before reading a byte of it, and fastify's
+ * It takes a request only in its plainest form: no `x-qkv-*` header; a GET without a body,
+ * whose query string, if any, the route's query schema accepts; a PUT without a query string,
+ * with a JSON body (or none named) whose Content-Length is within the body limit. It declines every other request before reading a byte of it, and fastify's
  * routes then serve it with their full rules, so an unusual request can never be judged by
  * a shortcut. What it serves it serves by the same rules, in the same order as the route:
  * the client's request budget, its credentials, the body (parsed by http-input.ts and checked
@@ -24,19 +24,19 @@ import type { ValidateFunction } from 'ajv';
 import { QkvError } from '../wire/errors.js';
 import type { PerClientLimit } from './client-limits.js';
 import { servedByHeader } from './forward.js';
-import { retryAfterOf, toQkvError } from './http-answers.js';
+import { getResponseSchema, putResponseSchema, retryAfterOf, toQkvError } from './http-answers.js';
 import type { HttpContext, RequestFacts } from './http-context.js';
-import { isJsonMediaType, parseJsonBody } from './http-input.js';
-import { putBody, schemaProblem } from './http-schemas.js';
+import { isJsonMediaType, parseJsonBody, parseQuery } from './http-input.js';
+import { getQuery, putBody, schemaProblem } from './http-schemas.js';
 import { getKey, putKey, putProblems } from './routes/kv.js';
-import type { KvAnswer, PutBody } from './routes/kv.js';
-import { compileSchema } from './schema-compiler.js';
+import type { GetQuery, KvAnswer, PutBody } from './routes/kv.js';
+import { compileSchema, compileSerializer } from './schema-compiler.js';
 
 /** The route pattern the fast path's requests are counted under: the fastify route's. */
 const kvRoute = '/kv/*';
 const keyPrefix = '/kv/';
 const jsonType = 'application/json; charset=utf-8';
-const noQuery = Object.freeze({});
+const noQuery: GetQuery = Object.freeze({});
 
 export interface KvFastPathOptions {
   readonly ctx: HttpContext;
@@ -53,6 +53,9 @@ export interface KvFastPathOptions {
 export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { ctx, budget, logError } = options;
   const validatePut: ValidateFunction = compileSchema(putBody);
+  const validateGetQuery: ValidateFunction = compileSchema(getQuery);
+  // 200 answers are written by the routes' response schemas, as fastify writes them.
+  const writeAnswer = { PUT: compileSerializer(putResponseSchema), GET: compileSerializer(getResponseSchema) } as const;
   const putBodyProblem = schemaProblem(putProblems);
   const bodyBytesMax = ctx.limits.bodyBytesMax;
   const shapeLimits = { bodyBytesMax, keyCharsMax: ctx.limits.headerBytesMax };
@@ -80,9 +83,10 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
     finish(res, qkvError.status, JSON.stringify(qkvError.toBody()), jsonType, headers);
   };
 
-  const answerKv = (res: ServerResponse, answer: KvAnswer): void => {
+  const answerKv = (res: ServerResponse, method: 'GET' | 'PUT', answer: KvAnswer): void => {
     if (answer.via === 'here') {
-      finish(res, answer.status, JSON.stringify(answer.body), jsonType, [servedByHeader, ctx.node.id]);
+      const body = answer.status === 200 ? writeAnswer[method](answer.body) : JSON.stringify(answer.body);
+      finish(res, answer.status, body, jsonType, [servedByHeader, ctx.node.id]);
       return;
     }
     const response = answer.response;
@@ -92,7 +96,7 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
   };
 
   /** The route's handler stage: the closing check, then the answer (any refusal after it names this node, as the route's do). */
-  const handle = (res: ServerResponse, run: () => Promise<KvAnswer>): void => {
+  const handle = (res: ServerResponse, method: 'GET' | 'PUT', run: () => Promise<KvAnswer>): void => {
     try {
       ctx.refuseIfClosing();
     } catch (error) {
@@ -100,7 +104,7 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
       return;
     }
     run().then(
-      (answer) => answerKv(res, answer),
+      (answer) => answerKv(res, method, answer),
       (error: unknown) => answerError(res, error, true),
     );
   };
@@ -109,6 +113,13 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
     const plain = plainKvRequest(req.method, req.url, req.headers, shapeLimits);
     if (plain === null) return false;
     const { method, url, rawKey, bodyBytes } = plain;
+    // A query is parsed and checked as the router and the route's schema do it; one they would refuse is theirs to refuse.
+    let query = noQuery;
+    if (plain.query !== null) {
+      const parsed = parseQuery(plain.query);
+      if (!validateGetQuery(parsed)) return false;
+      query = parsed as GetQuery;
+    }
     const headers = req.headers;
 
     // Taken: from here on this path answers.
@@ -128,7 +139,7 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
       return true;
     }
     if (method === 'GET') {
-      handle(res, () => getKey(ctx, facts, rawKey, noQuery));
+      handle(res, 'GET', () => getKey(ctx, facts, rawKey, query));
       return true;
     }
     readBody(req, bodyBytes, (error, raw) => {
@@ -144,42 +155,45 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
         answerError(res, problem, false);
         return;
       }
-      handle(res, () => putKey(ctx, facts, rawKey, body as PutBody, raw));
+      handle(res, 'PUT', () => putKey(ctx, facts, rawKey, body as PutBody, raw));
     });
     return true;
   };
 }
 
-/** A request the fast path takes: its method, URL, key (decoded) and body length. */
+/** A request the fast path takes: its method, URL, key (decoded), query text (a GET's, after `?`) and body length. */
 export interface PlainKvRequest {
   readonly method: 'GET' | 'PUT';
   readonly url: string;
   readonly rawKey: string;
+  readonly query: string | null;
   readonly bodyBytes: number;
 }
 
 /**
  * The request as the fast path takes it, or null when it is not in the plainest form: GET or
  * PUT of `/kv/{key}` (a key no longer than `keyCharsMax` encoded, validly percent-encoded),
- * no query string, no `x-qkv-*` header, no chunked body; a GET without a body, a PUT with a
- * Content-Length from 1 to `bodyBytesMax` and a JSON Content-Type or none.
+ * no `x-qkv-*` header, no chunked body; a GET without a body (its query string is the
+ * caller's to check), a PUT without a query string, with a Content-Length from 1 to
+ * `bodyBytesMax` and a JSON Content-Type or none.
  */
 export function plainKvRequest(method: string | undefined, url: string | undefined, headers: IncomingHttpHeaders, limits: { readonly bodyBytesMax: number; readonly keyCharsMax: number }): PlainKvRequest | null {
-  if ((method !== 'PUT' && method !== 'GET') || url === undefined || !url.startsWith(keyPrefix) || url.length - keyPrefix.length > limits.keyCharsMax) return null;
-  if (url.includes('?') || url.includes('#')) return null;
+  if ((method !== 'PUT' && method !== 'GET') || url === undefined || !url.startsWith(keyPrefix) || url.includes('#')) return null;
+  const queryAt = url.indexOf('?');
+  const keyEnd = queryAt === -1 ? url.length : queryAt;
+  if (keyEnd - keyPrefix.length > limits.keyCharsMax || (queryAt !== -1 && method === 'PUT')) return null;
   for (const name in headers) if (name.startsWith('x-qkv-')) return null;
   if (headers['transfer-encoding'] !== undefined) return null;
   const bodyBytes = headers['content-length'] === undefined ? 0 : Number(headers['content-length']);
   if (method === 'GET' ? bodyBytes !== 0 : !(bodyBytes > 0 && bodyBytes <= limits.bodyBytesMax)) return null;
   const type = headers['content-type'];
   if (method === 'PUT' && type !== undefined && !isJsonMediaType(type)) return null;
-  const rawKey = decodedKey(url);
-  return rawKey === null ? null : { method, url, rawKey, bodyBytes };
+  const rawKey = decodedKey(url.slice(keyPrefix.length, keyEnd));
+  return rawKey === null ? null : { method, url, rawKey, query: queryAt === -1 ? null : url.slice(queryAt + 1), bodyBytes };
 }
 
-/** The key of `/kv/{key}` percent-decoded as the router decodes a path parameter; null when it is not valid (the router then tells why). */
-function decodedKey(url: string): string | null {
-  const encoded = url.slice(keyPrefix.length);
+/** The key part of `/kv/{key}` percent-decoded as the router decodes a path parameter; null when it is not valid (the router then tells why). */
+function decodedKey(encoded: string): string | null {
   if (!encoded.includes('%')) return encoded;
   try {
     return decodeURIComponent(encoded);

@@ -83,6 +83,7 @@ function sendKv(reply: FastifyReply, answer: KvAnswer): unknown {
 }
 
 export type PutBody = Static<typeof putBody>;
+export type GetQuery = Static<typeof getQuery>;
 
 /**
  * PUT /kv/{key}  body {"value": "...", "encoding"?: "base64", "ifVersion"?: n, "lease"?: id | "ttlMs"?: ms}.
@@ -122,7 +123,7 @@ async function deleteKey(ctx: HttpContext, request: FastifyRequest<{ Params: Par
  * GET /kv/{key}?consistency=...&minVersion=n&atVersion=n, with the query the schema accepted
  * (the fast path: none). The caller checked that the node is not closing.
  */
-export async function getKey(ctx: HttpContext, request: RequestFacts, rawKey: string, query: Static<typeof getQuery>): Promise<KvAnswer> {
+export async function getKey(ctx: HttpContext, request: RequestFacts, rawKey: string, query: GetQuery): Promise<KvAnswer> {
   const key = ctx.checkKey(rawKey);
   ctx.permit(request, key, 'read');
   const minVersion = optionalIndex(query.minVersion, 'minVersion');
