@@ -222,13 +222,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const budget = requestBudget(clientRequests);
 
   const serverTls = options.tls;
+  // Socket inactivity limit. A request waiting on the node (a quorum, a minVersion) is
+  // inactive on its socket, so this must outlast the longest deadline plus forwarding.
   const connectionTimeoutMs = Math.max(keepAliveMs + 5_000, 2 * limits.requestTimeoutMs + forwardLimits.answerMarginMs);
-  // Set once fastify exists; the fast path logs through fastify's logger.
-  let log: FastifyInstance['log'] | null = null;
-  const fastPath = kvFastPath({ ctx, budget: clientRequests, logError: (err) => log?.error({ err }, 'request failed') });
+  // The fast path logs through fastify's logger (`app`, called only once requests arrive).
+  const fastPath = kvFastPath({ ctx, budget: clientRequests, logError: (err) => app.log.error({ err }, 'request failed') });
   const app = Fastify({
     // Our own server, so that the plainest PUT and GET /kv/{key} are served before fastify's
-    // lifecycle (kv-fast-path.ts); every other request goes to fastify's handler.
+    // lifecycle (kv-fast-path.ts); every other request goes to fastify's handler. Its
+    // timeouts are set there: fastify applies none to a server it did not make.
     serverFactory: (handler) => nodeServer({ limits, serverTls, connectionTimeoutMs }, (req, res) => {
       if (!fastPath(req, res)) handler(req, res);
     }),
@@ -237,12 +239,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     // still logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.bodyBytesMax,
-    requestTimeout: requestReceiveMsMax,
-    keepAliveTimeout: keepAliveMs,
-    // Socket inactivity limit. A request waiting on the node (a quorum, a minVersion) is
-    // inactive on its socket, so this must outlast the longest deadline plus forwarding.
-    connectionTimeout: connectionTimeoutMs,
-    maxRequestsPerSocket: 0,
     forceCloseConnections: 'idle',
     // Our handlers answer 503 shutting_down in the error model instead of fastify's body.
     return503OnClosing: false,
@@ -259,7 +255,6 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     clientErrorHandler: errors.onClientError,
   });
 
-  log = app.log;
   // One set of schema compilers for the routes and the fast path (schema-compiler.ts).
   app.setValidatorCompiler(({ schema }) => compileSchema(schema));
   app.setSerializerCompiler(({ schema }) => compileSerializer(schema));
@@ -301,8 +296,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 }
 
 /**
- * The Node server fastify runs on, set as fastify sets the servers it makes itself, and with
- * the HTTP limits under TLS too (https.createServer takes http.createServer's options).
+ * The Node server fastify runs on, with its limits and timeouts (fastify sets none on a server
+ * from a serverFactory), the HTTP limits under TLS too (https.createServer takes
+ * http.createServer's options). No limit on requests per keep-alive socket (Node's default).
  */
 function nodeServer(o: { limits: HttpLimits; serverTls: ServerTls | undefined; connectionTimeoutMs: number }, listener: (req: IncomingMessage, res: ServerResponse) => void): http.Server | https.Server {
   const nodeHttpOptions: http.ServerOptions = {
