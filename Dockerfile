@@ -38,4 +38,4 @@ EXPOSE 7001 7101 7201
 # Liveness: the process answers. Readiness (knows a leader, caught up) is GET /ready.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:7001/health').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/cli/main.js", "node"]
+ENTRYPOINT ["node", "--initial-old-space-size=128", "/app/dist/cli/main.js", "node"]

@@ -22,7 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import type { StatusResponse } from '../wire/types.js';
-import { freePort, stdioClosed, stopChild } from './child.js';
+import { freePort, nodeRuntimeFlags, stdioClosed, stopChild } from './child.js';
 
 export const cliMainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
@@ -221,7 +221,7 @@ export class LocalCluster {
     await mkdir(n.dataDir, { recursive: true });
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
     const args = [
-      ...this.execArgv, cliMainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
+      ...nodeRuntimeFlags, ...this.execArgv, cliMainPath, 'node', '--id', n.id, '--cluster-id', this.clusterId, '--data-dir', n.dataDir,
       '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', '127.0.0.1:0',
       // A short-lived cluster on loopback that the runner switches modes and injects faults in.
       '--peers', peers, '--log-level', 'warn', '--admin-routes', 'open', ...this.nodeFlags,

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
-import { stopChild } from '../bench/child.js';
+import { nodeRuntimeFlags, stopChild } from '../bench/child.js';
 
 /** What a node's process is doing: `exited` until someone restarts it. */
 export type NodeProcessState = 'running' | 'paused' | 'exited';
@@ -128,7 +128,7 @@ export class NodeProcesses {
   private spawn(id: string, slot: Slot): void {
     const logFile = this.logFileOf(id);
     const log = createWriteStream(logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [this.options.mainPath, 'node', ...slot.args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeRuntimeFlags, this.options.mainPath, 'node', ...slot.args], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     slot.child = child;

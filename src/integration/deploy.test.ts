@@ -18,7 +18,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { Service } from 'kubernetes-models/v1';
 import { StatefulSet } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
-import { freePort, stopChild } from '../bench/child.js';
+import { freePort, nodeRuntimeFlags, stopChild } from '../bench/child.js';
 import { nodeFlags } from '../cli/config.js';
 import { http, mainPath, waitFor } from './harness.js';
 
@@ -111,6 +111,14 @@ test('deploy/kubernetes: every manifest is valid for its API; probes, PDB and pe
   assert.equal(peersService.spec.publishNotReadyAddresses, true, 'nodes must reach each other before any is ready');
 });
 
+test('every documented way to run a node gives Node the same runtime flags as quorumkv up', async () => {
+  // The CLI's shebang (quorumkv node from the installed bin), the systemd unit in docs/deploy.md.
+  const shebang = (await text('src/cli/main.ts')).split('\n')[0];
+  assert.equal(shebang, `#!/usr/bin/env -S ${['node', ...nodeRuntimeFlags].join(' ')}`);
+  const execStart = /^ExecStart=(.*)$/m.exec(await text('docs/deploy.md'))?.[1];
+  assert.equal(execStart, ['/usr/bin/node', ...nodeRuntimeFlags, '/opt/quorumkv/dist/cli/main.js', 'node'].join(' '));
+});
+
 test('the Dockerfile runs the built CLI as a non-root user, with a health check and a data volume', async () => {
   const dockerfile = await text('Dockerfile');
   assertKnownVariables('Dockerfile', dockerfile);
@@ -119,7 +127,7 @@ test('the Dockerfile runs the built CLI as a non-root user, with a health check 
   assert.match(dockerfile, /^HEALTHCHECK /m);
   assert.match(dockerfile, /^VOLUME \["\/data"\]$/m);
   const entrypoint = /^ENTRYPOINT \[(.*)\]$/m.exec(dockerfile)?.[1];
-  assert.equal(entrypoint, '"node", "/app/dist/cli/main.js", "node"');
+  assert.equal(entrypoint, ['node', ...nodeRuntimeFlags, '/app/dist/cli/main.js', 'node'].map((a) => JSON.stringify(a)).join(', '));
   await access(path.join(root, 'dist/cli/main.js'));
   const ignored = (await text('.dockerignore')).split('\n');
   for (const entry of ['node_modules', 'dist', 'data', '.git']) assert.ok(ignored.includes(entry), `.dockerignore lists ${entry}`);

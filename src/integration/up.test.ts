@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { http, startUp, stopUp, waitFor } from './harness.js';
+import { nodeRuntimeFlags } from '../bench/child.js';
 
 test('up starts a 3-node cluster whose printed URL serves PUT and GET, and resumes from disk', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'qkv-up-'));
@@ -26,6 +27,8 @@ test('up starts a 3-node cluster whose printed URL serves PUT and GET, and resum
     assert.deepEqual(file.nodes.map((n) => n.id), ['n1', 'n2', 'n3']);
     for (const n of file.nodes) {
       assert.ok(n.pid > 0 && n.http.startsWith('http://127.0.0.1:') && n.peer.startsWith('127.0.0.1:') && n.dataDir.length > 0);
+      const argv = (await readFile(`/proc/${n.pid}/cmdline`, 'utf8')).split('\0');
+      for (const flag of nodeRuntimeFlags) assert.ok(argv.includes(flag), `node ${n.id} runs with ${flag}: ${argv.join(' ')}`);
     }
 
     assert.equal(await stopUp(first.proc), 0, 'up exits cleanly on SIGTERM');
