@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { freePort, stdioClosed, stopChild } from '../bench/child.js';
+import { freePort, nodeRuntimeFlags, stdioClosed, stopChild } from '../bench/child.js';
 
 /** The `quorumkv` command line (dist/cli/main.js), for tests that spawn it themselves. */
 export const mainPath = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -182,8 +182,9 @@ export class TestCluster {
   /** `bootstrap: false`: a joining node, told no --peers (it learns the members from the cluster). */
   private spawn(n: TestNode, extraFlags: readonly string[] = [], options: { readonly bootstrap: boolean } = { bootstrap: true }): void {
     const peers = this.nodes.map((x) => `${x.id}=127.0.0.1:${x.peerPort}`).join(',');
+    // Node's flags as every documented way of running a node gives them (bench/child.ts).
     const args = [
-      mainPath, 'node', '--id', n.id, ...(options.bootstrap ? ['--cluster-id', this.clusterId] : []), '--data-dir', n.dataDir,
+      ...nodeRuntimeFlags, mainPath, 'node', '--id', n.id, ...(options.bootstrap ? ['--cluster-id', this.clusterId] : []), '--data-dir', n.dataDir,
       '--listen-http', n.http.replace('http://', ''), '--listen-peer', `127.0.0.1:${n.peerPort}`, '--listen-grpc', n.grpc, ...(options.bootstrap ? ['--peers', peers] : []),
       // Admin routes open: these tests drive members, modes and faults on loopback; the gate
       // itself is tested with tokens in security.test.ts (a later --admin-routes wins).
