@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=128
+#!/usr/bin/env node
 /**
  * The quorumkv command: one subcommand per job, each with its own flags and `--help`
  * (stdx/command-line.ts parses them all). A usage mistake exits 2 before anything starts.
