@@ -133,9 +133,14 @@ export function retryAfterOf(error: QkvError): string | null {
 
 /** The leader's answer, passed through byte for byte, naming the node that served it. */
 export function sendForwarded(reply: FastifyReply, response: ForwardedResponse): FastifyReply {
-  reply.code(response.statusCode).header('content-type', response.contentType).header(servedByHeader, response.servedBy);
-  if (response.retryAfter !== null) reply.header('retry-after', response.retryAfter);
-  return reply.send(response.body);
+  return reply.code(response.statusCode).headers(forwardedHeaders(response)).send(response.body);
+}
+
+/** The headers a forwarded answer is passed on with (fastify's routes and the fast path): the leader's type, who served it, its Retry-After. */
+export function forwardedHeaders(response: ForwardedResponse): Record<string, string> {
+  const headers: Record<string, string> = { 'content-type': response.contentType, [servedByHeader]: response.servedBy };
+  if (response.retryAfter !== null) headers['retry-after'] = response.retryAfter;
+  return headers;
 }
 
 export function page(items: readonly KvItem[], limit: number): { items: readonly ListItem[]; next: string | null } {

@@ -51,6 +51,16 @@ export interface SpecOptions {
 }
 
 /**
+ * Longest encoded key in a `/kv/{key}` path that the router (find-my-way's maxParamLength)
+ * and the fast path take. A key of keyBytesMax UTF-8 bytes is up to 3x that percent-encoded.
+ * The URL cannot outgrow maxHeaderSize, so tying the two keeps the router from ever being the
+ * limit that answers; the key validator decides (413 key_too_large).
+ */
+export function keyParamCharsMax(limits: HttpLimits): number {
+  return limits.headerBytesMax;
+}
+
+/**
  * What the request rules read of a request: its URL and headers. Fastify's requests have
  * both; the fast path (kv-fast-path.ts) makes one of Node's request.
  */

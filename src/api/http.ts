@@ -48,7 +48,7 @@ import type { ForwardLimits } from './forward.js';
 import { AccessControl, bearerToken, noAccessControl } from './access.js';
 import type { AccessOptions } from './access.js';
 import { sendError, toQkvError } from './http-answers.js';
-import { HttpContext, principalField } from './http-context.js';
+import { HttpContext, keyParamCharsMax, principalField } from './http-context.js';
 import type { FaultsAdmin, HttpLimits } from './http-context.js';
 import { acceptBody, parseQuery, rawBodyField, shortened } from './http-input.js';
 import { schemaProblem } from './http-schemas.js';
@@ -347,10 +347,7 @@ function routerOptions(limits: HttpLimits) {
   // useSemicolonDelimiter but its typings omit it, and it must be stated (false: `;` is
   // an ordinary key character, not a query separator).
   const options = {
-    // A key of keyBytesMax UTF-8 bytes is up to 3x that percent-encoded. The URL cannot
-    // outgrow maxHeaderSize, so tying the two keeps find-my-way from ever being the limit
-    // that answers; the key validator decides (413 key_too_large).
-    maxParamLength: limits.headerBytesMax,
+    maxParamLength: keyParamCharsMax(limits),
     caseSensitive: true,
     ignoreTrailingSlash: false,
     ignoreDuplicateSlashes: false,

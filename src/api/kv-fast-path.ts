@@ -24,7 +24,8 @@ import type { ValidateFunction } from 'ajv';
 import { QkvError } from '../wire/errors.js';
 import type { PerClientLimit } from './client-limits.js';
 import { servedByHeader } from './forward.js';
-import { getResponseSchema, putResponseSchema, retryAfterOf, toQkvError } from './http-answers.js';
+import { forwardedHeaders, getResponseSchema, putResponseSchema, retryAfterOf, toQkvError } from './http-answers.js';
+import { keyParamCharsMax } from './http-context.js';
 import type { HttpContext, RequestFacts } from './http-context.js';
 import { isJsonMediaType, parseJsonBody, parseQuery } from './http-input.js';
 import { getQuery, putBody, schemaProblem } from './http-schemas.js';
@@ -59,11 +60,11 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
   const writeAnswer = { PUT: compileSerializer(putResponseSchema), GET: compileSerializer(getResponseSchema) } as const;
   const putBodyProblem = schemaProblem(putProblems);
   const bodyBytesMax = ctx.limits.bodyBytesMax;
-  const shapeLimits = { bodyBytesMax, keyCharsMax: ctx.limits.headerBytesMax };
+  const shapeLimits = { bodyBytesMax, keyCharsMax: keyParamCharsMax(ctx.limits) };
 
-  /** Writes one answer: status, its own headers (name, value, …) and the body with its type and length. */
-  const finish = (res: ServerResponse, status: number, body: string | Buffer, contentType: string, headers: string[]): void => {
-    headers.push('content-type', contentType, 'content-length', String(Buffer.byteLength(body)));
+  /** Writes one answer: status, its headers (the type among them) and the body with its length. */
+  const finish = (res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string>): void => {
+    headers['content-length'] = String(Buffer.byteLength(body));
     try {
       res.writeHead(status, headers);
       res.end(body);
@@ -78,22 +79,20 @@ export function kvFastPath(options: KvFastPathOptions): (req: IncomingMessage, r
   const answerError = (res: ServerResponse, error: unknown, servedBy: boolean): void => {
     const qkvError = toQkvError(error instanceof Error ? error : new Error(String(error)), bodyBytesMax);
     if (qkvError.code === 'internal') logError(error);
-    const headers = servedBy ? [servedByHeader, ctx.node.id] : [];
+    const headers: Record<string, string> = { 'content-type': jsonType };
+    if (servedBy) headers[servedByHeader] = ctx.node.id;
     const retryAfter = retryAfterOf(qkvError);
-    if (retryAfter !== null) headers.push('retry-after', retryAfter);
-    finish(res, qkvError.status, JSON.stringify(qkvError.toBody()), jsonType, headers);
+    if (retryAfter !== null) headers['retry-after'] = retryAfter;
+    finish(res, qkvError.status, JSON.stringify(qkvError.toBody()), headers);
   };
 
   const answerKv = (res: ServerResponse, method: 'GET' | 'PUT', answer: KvAnswer): void => {
     if (answer.via === 'here') {
       const body = answer.status === 200 ? writeAnswer[method](answer.body) : JSON.stringify(answer.body);
-      finish(res, answer.status, body, jsonType, [servedByHeader, ctx.node.id]);
+      finish(res, answer.status, body, { 'content-type': jsonType, [servedByHeader]: ctx.node.id });
       return;
     }
-    const response = answer.response;
-    const headers = [servedByHeader, response.servedBy];
-    if (response.retryAfter !== null) headers.push('retry-after', response.retryAfter);
-    finish(res, response.statusCode, response.body, response.contentType, headers);
+    finish(res, answer.response.statusCode, answer.response.body, forwardedHeaders(answer.response));
   };
 
   /** The route's handler stage: the closing check, then the answer (any refusal after it names this node, as the route's do). */

@@ -12,13 +12,9 @@ import { createServer } from 'node:net';
  * Node's own flags for every quorumkv node process this project starts (`quorumkv up`, bench
  * clusters, the integration harness; the Dockerfile and the systemd unit in docs/deploy.md
  * say the same, which deploy.test.ts checks). A 128 MiB first old generation: with V8's
- * default (sized from the ~27 MB live heap) a node replicating 16 KiB or 1 MiB values ran
- * a full mark-compact every 100–200 ms, its per-entry objects (log entries, overlay
- * records) living just long enough to be promoted, and GC took a third of the cluster's
- * CPU. With this floor it runs a few times less often: +12 % writes/s at 16 KiB and
- * +20 % MB/s at 1 MiB (docs/benchmarks.md), no change at 128 B, ~40 MB more RSS under load.
- * It is a starting size, not a cap: the heap still grows past it, and an idle node does not
- * allocate it.
+ * default, sized from a live heap under 30 MB, a node replicating large values ran a full
+ * collection every 100–200 ms (why, and the figures: docs/architecture.md, "The node
+ * process"). A starting size, not a cap.
  */
 export const nodeRuntimeFlags: readonly string[] = ['--initial-old-space-size=128'];
 
