@@ -4,7 +4,7 @@
  * one chunk at a time so a large store never sits in memory at once.
  */
 
-import type { BackupSource } from '../storage/types.js';
+import { isInRow, type BackupSource } from '../storage/types.js';
 
 /** Bytes of state per backup chunk record. */
 const backupChunkBytes = 1024 * 1024;
@@ -32,7 +32,7 @@ export async function* backupLines(source: BackupSource, nodeId: string, cluster
       yield JSON.stringify({
         type: 'chunk',
         seq: chunks,
-        items: chunk.items.map((item) => [item.key, typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
+        items: chunk.items.map((item) => [item.key, isInRow(item) ? { inRow: true } : typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
         dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
       }) + '\n';
       chunks++;

@@ -7,7 +7,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
-import type { KvRecord } from '../storage/types.js';
+import { isInRow, type KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
@@ -281,7 +281,7 @@ export class GrpcKv {
                 seq: chunks,
                 items: chunk.items.map((item) => ({
                   key: item.key,
-                  value: typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
+                  value: isInRow(item) ? { $case: 'inRow', inRow: true } : typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
                   version: item.version,
                 })),
                 dedup: chunk.dedup.map((d) => ({ clientId: d.clientId, seq: d.seq, index: d.index, reply: bufferOf(d.reply) })),

@@ -23,6 +23,7 @@ import { BackupFormatError, decodeBackupValue, readBackupRecords, verifyBackupFi
 import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import { packItems } from '../storage/snapshot-records.js';
+import { valueInRow } from '../storage/record-codec.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
 import { exists } from './files.js';
@@ -148,7 +149,7 @@ export async function runRestore(argv: string[]): Promise<number> {
       if (record.type !== 'chunk') continue;
       const chunk: SnapshotChunk = {
         seq: record.seq,
-        records: packItems(record.items.map(([key, value, version]) => ({ key, value: decodeBackupValue(value), version }))),
+        records: packItems(record.items.map(([key, value, version]) => ({ key, value: decodeBackupValue(value) ?? valueInRow, version }))),
         dedup: record.dedup.map(([clientId, seq, index, reply]) => {
           const bytes = Buffer.from(reply, 'base64');
           return { clientId, seq, index, reply: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };

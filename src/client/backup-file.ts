@@ -11,7 +11,10 @@
  *   … more chunks, seq 0, 1, 2, … …
  *   {"type":"end","chunks":C,"items":N,"dedup":D}
  *   {"type":"sha256","sha256":"<hex SHA-256 of every byte before this line>"}
- * A value is a JSON string, or {"base64":"…"} for a byte value. The state is the state
+ * A value is a JSON string, or {"base64":"…"} for a byte value, or {"inRow":true} for a
+ * record whose value is stored in its value row (a value of 2 KiB or more; the row is an item
+ * of the same backup under a reserved key, and restore writes both back as they were: backups
+ * made before December 2026 have none, and older versions refuse backups that do). The state is the state
  * machine at log index I: every key with the version that wrote it, and the client dedup
  * table (so idempotent retries stay idempotent across a restore).
  *
@@ -29,8 +32,8 @@ import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 export const backupFormat = 'quorumkv-backup';
 export const backupFormatVersion = 1;
 
-/** A value as a backup stores it: text, or bytes as base64. */
-export type BackupValue = string | { readonly base64: string };
+/** A value as a backup stores it: text, bytes as base64, or "in its value row". */
+export type BackupValue = string | { readonly base64: string } | { readonly inRow: true };
 /** [key, value, version]. */
 export type BackupItem = readonly [string, BackupValue, number];
 /** [clientId, seq, index, reply (base64)]. */
@@ -116,7 +119,8 @@ function checkItem(value: unknown, where: string): BackupItem {
   if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && typeof (v as { base64?: unknown }).base64 === 'string') {
     return [key, { base64: (v as { base64: string }).base64 }, version];
   }
-  return fail(`${where}: item ${JSON.stringify(key)} has a value that is neither a string nor {"base64": …}`);
+  if (typeof v === 'object' && v !== null && Object.keys(v).length === 1 && (v as { inRow?: unknown }).inRow === true) return [key, { inRow: true }, version];
+  return fail(`${where}: item ${JSON.stringify(key)} has a value that is neither a string, {"base64": …} nor {"inRow": true}`);
 }
 
 function checkDedup(value: unknown, where: string): BackupDedup {
@@ -373,9 +377,10 @@ export async function* readBackupRecords(file: string): AsyncGenerator<BackupRec
   fail('the backup ended without its sha256 trailer');
 }
 
-/** A backup value as stored: text, or the bytes of a base64 value. */
-export function decodeBackupValue(value: BackupValue): string | Uint8Array {
+/** A backup value as stored: text, the bytes of a base64 value, or null for a value in its value row. */
+export function decodeBackupValue(value: BackupValue): string | Uint8Array | null {
   if (typeof value === 'string') return value;
+  if ('inRow' in value) return null;
   const bytes = Buffer.from(value.base64, 'base64');
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -13,6 +13,8 @@ import { Registry } from 'prom-client';
 import { startHttpServer } from '../api/http.js';
 import { startGrpcServer } from '../api/grpc.js';
 import { FakeKvNode } from '../api/fake-node.js';
+import { valueInRow } from '../storage/record-codec.js';
+import { readBackupRecords, type BackupItem } from './backup-file.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
 import { validateKey, validateValue } from '../kv/limits.js';
 import { QkvError } from '../wire/errors.js';
@@ -287,7 +289,9 @@ for (const variant of variants) {
   test(`${variant}: backup writes a checksummed file that verifies, and one flipped byte is detected`, async (t) => {
     const node = new FakeKvNode({ id: 'n1' });
     const kv = await client(t, variant, [await serve(t, node)]);
-    for (let i = 0; i < 250; i++) await kv.put(`key${i}`, `value ${i} é`);
+    for (let i = 0; i < 249; i++) await kv.put(`key${i}`, `value ${i} é`);
+    // A record whose value is in its value row (kv/value-rows.ts) is written as such.
+    node.store.set('in-row', { value: valueInRow, version: 250 });
     const dir = await mkdtemp(path.join(tmpdir(), 'qkv-backup-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'b.qkv');
@@ -298,6 +302,9 @@ for (const variant of variants) {
     const verified = await verifyBackupFile(file);
     assert.equal(verified.sha256, result.sha256);
     assert.equal(verified.items, 250);
+    const items: BackupItem[] = [];
+    for await (const record of readBackupRecords(file)) if (record.type === 'chunk') items.push(...record.items);
+    assert.deepEqual(items.find(([key]) => key === 'in-row'), ['in-row', { inRow: true }, 250]);
     const bytes = await readFile(file);
     const at = bytes.indexOf('value 17');
     bytes[at] = 'V'.charCodeAt(0);

@@ -444,6 +444,7 @@ function backupRecordOf(m: BackupChunk): BackupRecord {
     const c = part.items;
     const items = c.items.map((i): BackupItem => {
       if (i.value?.$case === 'binary') return [i.key, { base64: i.value.binary.toString('base64') }, i.version];
+      if (i.value?.$case === 'inRow') return [i.key, { inRow: true }, i.version];
       return [i.key, i.value?.$case === 'text' ? i.value.text : '', i.version];
     });
     const dedup = c.dedup.map((d): BackupDedup => [d.clientId, d.seq, d.index, d.reply.toString('base64')]);

@@ -87,4 +87,8 @@ export interface PlantedBugs {
   watchSkipsFromVersion?: boolean;
   /** State machine: the history gives each put the value its key holds now, not the one the put wrote. */
   historyValueFromCurrent?: boolean;
+  /** State machine: a large value's row is deleted when its key is put again, while the history still names it. */
+  valueRowFreedOnChange?: boolean;
+  /** State machine: compaction leaves the value rows of the changes it removes. */
+  valueRowKeptAtCompaction?: boolean;
 }

@@ -21,7 +21,9 @@
  * key has not changed since, the key's own record; `readChanges` finds it there. So a put
  * writes its value twice on disk (the key's record, the next change's row) instead of three
  * times, and a fill of new keys once. Formats 1 and 2 (value and previous value in each row)
- * are still read: history written before stays valid next to the new records.
+ * are still read: history written before stays valid next to the new records. A large value
+ * is not even copied once: it stays in its value row (value-rows.ts), the replaced record
+ * only names it, and compaction deletes the row with the change that replaced it.
  *
  * Compaction is a command like any other (`compact`, proposed by the leader when the
  * history outgrows its retention, or by an operator), so every replica drops the same
@@ -31,12 +33,13 @@
  * anything but the entries (retention is the proposer's business).
  */
 
-import { decodeOwnedRecord, encodeRecord } from '../storage/record-codec.js';
+import { decodeOwnedRecord, encodeRecord, isInRow } from '../storage/record-codec.js';
 import type { KvBackend, KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
 import { afterReserved, isReservedKey } from './leases.js';
 import { type KeyIndex, utf8Compare } from './key-index.js';
+import { belongsInRow, inRowRecord, inRowOnUse, inRowResolved, inRowResolvedItems, valueRowKey } from './value-rows.js';
 import type { KeyChange, VersionChanges } from './types.js';
 
 export type { KeyChange, VersionChanges };
@@ -76,16 +79,24 @@ export class ChangeCapture implements KvWriter {
   /** Reserved records created minus removed (the state machine keeps their count: keyCount is of client keys). */
   reservedDelta = 0;
 
-  constructor(private readonly tx: KvWriter) {}
+  constructor(
+    private readonly tx: KvWriter,
+    private readonly planted: HistoryPlanted = {},
+  ) {}
 
+  /** `key` as the command sees it: a value in its row is read from there if it is used. */
   get(key: string): KvRecord | undefined {
+    return inRowOnUse(this.tx, key, this.stored(key));
+  }
+  /** `key` as stored: what a change replaced, its value left in its row (value-rows.ts). */
+  private stored(key: string): KvRecord | undefined {
     if (this.seen.has(key)) return this.seen.get(key);
     const record = this.tx.get(key);
     this.seen.set(key, record);
     return record;
   }
   range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
-    return this.tx.range(prefix, after, limit, reverse);
+    return inRowResolvedItems(this.tx, this.tx.range(prefix, after, limit, reverse));
   }
   getDedup(clientId: string): ReturnType<KvWriter['getDedup']> {
     return this.tx.getDedup(clientId);
@@ -97,14 +108,27 @@ export class ChangeCapture implements KvWriter {
     return this.tx.keyCount();
   }
   put(key: string, record: KvRecord): void {
-    const prev = this.get(key);
-    if (!isReservedKey(key)) this.changes.push({ key, record, prev });
-    else if (prev === undefined) this.reservedDelta++;
-    this.tx.put(key, record);
-    this.seen.set(key, record);
+    const prev = this.stored(key);
+    if (isReservedKey(key)) {
+      if (prev === undefined) this.reservedDelta++;
+      this.tx.put(key, record);
+      this.seen.set(key, record);
+      return;
+    }
+    this.changes.push({ key, record, prev });
+    if (this.planted.valueRowFreedOnChange === true && prev !== undefined && isInRow(prev)) this.delete(valueRowKey(key, prev.version));
+    let stored = record;
+    // A row already written at this version (the key was put earlier in the same transaction)
+    // belongs to that put's change: this value stays in the key's record.
+    if (belongsInRow(record) && this.stored(valueRowKey(key, record.version)) === undefined) {
+      this.put(valueRowKey(key, record.version), record);
+      stored = inRowRecord(record.version);
+    }
+    this.tx.put(key, stored);
+    this.seen.set(key, stored);
   }
   delete(key: string): void {
-    const prev = this.get(key);
+    const prev = this.stored(key);
     if (prev !== undefined && !isReservedKey(key)) this.changes.push({ key, record: undefined, prev });
     else if (prev !== undefined) this.reservedDelta--;
     this.tx.delete(key);
@@ -155,9 +179,9 @@ export function readAt(reader: KvBackend, index: KeyIndex, key: string, version:
   const next = index.nextChange(key, version);
   if (next === undefined) {
     const current = reader.get(key);
-    return { ok: true, value: current !== undefined && current.version <= version ? current : undefined };
+    return { ok: true, value: current !== undefined && current.version <= version ? inRowResolved(reader, key, current) : undefined };
   }
-  return { ok: true, value: replacedAt(reader, key, next) };
+  return { ok: true, value: inRowResolved(reader, key, replacedAt(reader, key, next)) };
 }
 
 /**
@@ -233,10 +257,14 @@ export interface StoredVersion {
   readonly changes: readonly StoredChange[];
 }
 
-/** Test-only: the planted bug of `readChanges` (the simulator must catch it). */
+/** Test-only: bugs planted in the history (the simulator must catch them). */
 export interface HistoryPlanted {
   /** Every put's value is taken from its key's current record, even when the key changed since. */
   valueFromCurrent?: boolean;
+  /** A value row (value-rows.ts) is deleted when its key is put again, not when that change is compacted. */
+  valueRowFreedOnChange?: boolean;
+  /** Compaction removes history changes but not the value rows they own. */
+  valueRowKeptAtCompaction?: boolean;
 }
 
 /**
@@ -259,9 +287,11 @@ export function readChanges(reader: KvBackend, index: KeyIndex, fromVersion: num
       if (!change.deleted && change.value === undefined) {
         const written = planted.valueFromCurrent === true ? reader.get(change.key) : writtenBy(reader, index, change.key, version, replacedByNext, other);
         // Read on use: a reader after versions only (the history retention) decodes no value.
-        out[c] = { key: change.key, get value() { return written?.value; }, prev: change.prev };
+        // A value in its row is read now, while the row is sure to be there.
+        const value = written !== undefined && isInRow(written) ? inRowResolved(reader, change.key, written) : written;
+        out[c] = { key: change.key, get value() { return value?.value; }, prev: inRowResolved(reader, change.key, change.prev) };
       } else {
-        out[c] = { key: change.key, value: change.value, prev: change.prev };
+        out[c] = { key: change.key, value: change.value, prev: inRowResolved(reader, change.key, change.prev) };
       }
       replacedByNext.set(change.key, change.prev);
     }
@@ -328,7 +358,7 @@ export function readStoredChanges(reader: KvReader, fromVersion: number, version
  * Drops the history below `beforeVersion` (at most compactRecordsPerEntryMax records) and
  * returns the new compaction point: `beforeVersion`, or less when the bound stopped it.
  */
-export function compactHistory(tx: KvWriter, beforeVersion: number, version: number, removedChanges: [string, number][] = []): { readonly compactedBelow: number; readonly removed: number } {
+export function compactHistory(tx: KvWriter, beforeVersion: number, version: number, removedChanges: [string, number][] = [], planted: HistoryPlanted = {}): { readonly compactedBelow: number; readonly removed: number } {
   const current = compactedBelow(tx);
   // Never past the compact entry itself: versions still to come cannot be compacted away.
   const target = Math.min(beforeVersion, version);
@@ -350,7 +380,13 @@ export function compactHistory(tx: KvWriter, beforeVersion: number, version: num
         reached = versions[0]?.version ?? versionOf(item.key);
         break scan;
       }
-      for (const v of versions) for (const c of v.changes) removedChanges.push([c.key, v.version]);
+      for (const v of versions) {
+        for (const c of v.changes) {
+          removedChanges.push([c.key, v.version]);
+          // No read reaches below the compaction point: the value this change replaced goes too.
+          if (c.prev !== undefined && isInRow(c.prev) && planted.valueRowKeptAtCompaction !== true) tx.delete(valueRowKey(c.key, c.prev.version));
+        }
+      }
       tx.delete(item.key);
       removed++;
       after = item.key;

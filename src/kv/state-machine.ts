@@ -36,6 +36,7 @@ import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, l
 import { addReservedCount, type CapturedChange, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, readStoredChanges, recordChanges, type HistoryPlanted, type ReadAt, type VersionChanges } from './history.js';
 import { KeyIndex } from './key-index.js';
 import { executeTxn } from './txn.js';
+import { inRowResolved, inRowResolvedItems } from './value-rows.js';
 import type { Command, CommandResult, KvCommand, KvResult } from './types.js';
 
 export interface KvStateMachineOptions {
@@ -132,7 +133,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       const batch: { version: number; changes: readonly CapturedChange[] }[] = [];
       for (const { index, command } of pending) {
         if (command === null) continue;
-        const capture = new ChangeCapture(tx);
+        const capture = new ChangeCapture(tx, planted);
         results.set(index, applyCommand(capture, command, index, removed));
         if (capture.changes.length > 0) batch.push({ version: index, changes: capture.changes });
         for (const c of capture.changes) added.push([c.key, index]);
@@ -147,7 +148,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
   const applyCommand = (tx: KvWriter, command: Command, index: number, removed: [string, number][]): CommandResult => {
     const requestId = command.requestId;
-    if (requestId === undefined) return execute(tx, command, index, removed);
+    if (requestId === undefined) return execute(tx, command, index, removed, planted);
 
     const previous = tx.getDedup(requestId.clientId);
     if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
@@ -155,7 +156,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return { ok: false, error: 'stale_request', key: 'key' in command ? command.key : '', lastSeq: previous.seq };
     }
 
-    const result = execute(tx, command, index, removed);
+    const result = execute(tx, command, index, removed, planted);
     tx.putDedup({ clientId: requestId.clientId, seq: requestId.seq, index, reply: encodeResult(result) });
     const excess = tx.dedupCount() - dedupClientsMax;
     if (excess > 0) {
@@ -167,8 +168,8 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
   return {
     apply,
-    get: (key) => backend.get(key),
-    range: (prefix, after, limit, reverse = false) => (reverse ? clientItems(backend.range(prefix, after, limit, true)) : backend.range(prefix, clientAfter(prefix, after), limit)),
+    get: (key) => inRowResolved(backend, key, backend.get(key)),
+    range: (prefix, after, limit, reverse = false) => inRowResolvedItems(backend, reverse ? clientItems(backend.range(prefix, after, limit, true)) : backend.range(prefix, clientAfter(prefix, after), limit)),
     appliedIndex: () => backend.appliedIndex(),
     planted,
     keyCount: () => clientKeyCount(backend),
@@ -196,7 +197,7 @@ function decodeEntry(entry: Entry): Command {
 }
 
 /** Applies one command with no dedup concerns; `index` is the version it writes. */
-function execute(tx: KvWriter, command: Command, index: number, removed: [string, number][]): CommandResult {
+function execute(tx: KvWriter, command: Command, index: number, removed: [string, number][], planted: HistoryPlanted): CommandResult {
   switch (command.op) {
     case 'txn':
       return executeTxn(tx, command, index);
@@ -206,7 +207,7 @@ function execute(tx: KvWriter, command: Command, index: number, removed: [string
     case 'lease-revoke':
       return { ok: true, op: 'lease-revoke', id: command.id, ...revokeLease(tx, command.id), version: index };
     case 'compact':
-      return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index, removed), version: index };
+      return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index, removed, planted), version: index };
     default:
       return executeKeyCommand(tx, command, index);
   }

@@ -210,6 +210,8 @@ export class NodeDriver implements KvNode {
     this.leases.followerClock = bugs.leaseDeadlinesOnFollowerClock === true;
     this.watches.skipFromVersion = bugs.watchSkipsFromVersion === true;
     this.stateMachine.planted.valueFromCurrent = bugs.historyValueFromCurrent === true;
+    this.stateMachine.planted.valueRowFreedOnChange = bugs.valueRowFreedOnChange === true;
+    this.stateMachine.planted.valueRowKeptAtCompaction = bugs.valueRowKeptAtCompaction === true;
   }
 
   // -----------------------------------------------------------------------------------

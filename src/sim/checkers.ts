@@ -61,6 +61,7 @@ export const checkedProperties = [
   'txn-atomicity',
   'lease-early-expiry',
   'history-agreement',
+  'value-rows',
   'watch-order',
   'watch-gap',
   'watch-content',

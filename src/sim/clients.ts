@@ -22,6 +22,7 @@
 import type { NodeDriver } from '../node/driver.js';
 import { encodeCommand } from '../kv/codec.js';
 import type { Command, CommandResult, KvResult, TxnResult } from '../kv/types.js';
+import { valueRowBytesMin } from '../kv/value-rows.js';
 import type { Prng } from '../stdx/prng.js';
 import type { KvRecord } from '../storage/types.js';
 import type { QkvError } from '../wire/errors.js';
@@ -207,7 +208,7 @@ export class ClientSession {
       r -= w;
     }
     const key = `k${this.prng.intBetween(0, this.config.keyCount - 1)}`;
-    this.begin(kind, key, `${this.id}.${this.seq + 1}`, this.config.opTimeoutMs, null);
+    this.begin(kind, key, valueOf(this.id, this.seq + 1), this.config.opTimeoutMs, null);
   }
 
   private begin(kind: OpKind, key: string, value: string, timeoutMs: number, onDone: ((version: number | null) => void) | null): void {
@@ -247,7 +248,7 @@ export class ClientSession {
         ? `${this.id} lease ${lease.kind}${lease.kind === 'grant' ? '' : ` ${lease.id}`}`
         : txn !== null
         ? `${this.id} ${txn.kind === 'audit' ? 'audit' : `transfer ${txn.from}(v${txn.expectFrom})=${txn.valueFrom} ${txn.to}(v${txn.expectTo})=${txn.valueTo}`}`
-        : `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${value}` : ''}${command !== null && (command.op === 'put' || command.op === 'delete') && command.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
+        : `${this.id} ${kind} ${key}${command !== null && command.op === 'put' ? `=${shown(value)}` : ''}${command !== null && (command.op === 'put' || command.op === 'delete') && command.ifVersion !== undefined ? ` if v${command.ifVersion}` : ''}`;
     const op: Op = {
       kind,
       key,
@@ -506,6 +507,21 @@ export class ClientSession {
   }
 }
 
+/**
+ * The value a client's write number `seq` puts: every fourth is long enough to be stored in a
+ * value row of its own (kv/value-rows.ts), so that runs exercise both layouts and every move
+ * between them. Decided by the number, not the PRNG: the schedule stays what it was.
+ */
+function valueOf(clientId: string, seq: number): string {
+  const name = `${clientId}.${seq}`;
+  return seq % 4 === 0 ? name + '~'.repeat(valueRowBytesMin) : name;
+}
+
+/** A value as traces show it: a long one by its name and length. */
+function shown(value: string): string {
+  return value.length <= 64 ? value : `${value.slice(0, 24)}…(${value.length} chars)`;
+}
+
 function describeOutcome(o: Outcome): string {
   switch (o.kind) {
     case 'write':
@@ -517,7 +533,7 @@ function describeOutcome(o: Outcome): string {
     case 'keptAlive':
       return `kept alive (ttl ${o.ttlMs} ms)`;
     case 'read':
-      return o.record === undefined ? 'not found' : `${typeof o.record.value === 'string' ? o.record.value : '<bytes>'} v${o.record.version}`;
+      return o.record === undefined ? 'not found' : `${typeof o.record.value === 'string' ? shown(o.record.value) : '<bytes>'} v${o.record.version}`;
     case 'error':
       return `${o.code}${o.leader !== null ? ` leader=${o.leader}` : ''}`;
     case 'refused':

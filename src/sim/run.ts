@@ -104,6 +104,8 @@ export const plantedBugNames = [
   'leaseDeadlinesOnFollowerClock',
   'watchSkipsFromVersion',
   'historyValueFromCurrent',
+  'valueRowFreedOnChange',
+  'valueRowKeptAtCompaction',
 ] as const;
 export type PlantedBugName = (typeof plantedBugNames)[number];
 

@@ -172,6 +172,13 @@ const plantedCases: readonly PlantedCase[] = [
   // since delivers a value that version never wrote, and nodes that read a version at different
   // times disagree on it.
   { bug: 'historyValueFromCurrent', direct: ['history-agreement', 'watch-content'], consequencesWithout: ['history-agreement'] },
+  // A large value lives in a row of its own until the change that replaced it is compacted.
+  // Freed when its key is put again, the history names a row that is gone (a read of that
+  // version would stop the node rather than answer without the value).
+  { bug: 'valueRowFreedOnChange', direct: ['value-rows'], consequencesWithout: [] },
+  // Compaction that forgets the rows of the changes it removes leaks them: nothing reads them
+  // again, so only the value rows' own check sees it.
+  { bug: 'valueRowKeptAtCompaction', direct: ['value-rows'], consequencesWithout: [] },
 ];
 
 for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCases) {

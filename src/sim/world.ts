@@ -29,6 +29,7 @@ import { isReplica } from '../core/membership.js';
 import type { ClusterConfig, Entry, NodeId } from '../core/types.js';
 import { decodeCommand } from '../kv/codec.js';
 import type { CommandResult } from '../kv/types.js';
+import { valueRowProblem } from '../kv/value-row-check.js';
 import { NodeDriver, type DriverOptions } from '../node/driver.js';
 import { AssertionError } from '../stdx/assert.js';
 import type { Prng } from '../stdx/prng.js';
@@ -400,6 +401,9 @@ export class World implements ClientWorld, SimEnv, NodeControl {
         if (n.driver !== null) this.checker.onApplied(n.index, entries, n.driver);
         const disagreement = n.driver !== null && this.config.mode.appliesOnlyCommitted ? this.reference.onApplied(n.driver, entries) : null;
         if (disagreement !== null) this.check('history-agreement', disagreement);
+        // Every large value's row has exactly one owner, on every node, after every apply.
+        const rowProblem = valueRowProblem(observed.kv);
+        if (rowProblem !== null) this.check('value-rows', `${n.id} after applying up to ${entries[entries.length - 1]?.index ?? '?'}: ${rowProblem}`);
         if (n.driver !== null) this.checkExpiries(n.driver, entries, results);
       },
       onRollback: (entries) => this.checker.onRollback(entries),

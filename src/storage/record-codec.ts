@@ -1,7 +1,8 @@
 /**
  * How a kv record is laid out in bytes: `[tag u8][version f64 LE][value]`, the tag telling
- * UTF-8 string, UTF-16LE string (a string with a lone surrogate, which has no UTF-8 form) or
- * bytes. LMDB stores records so, and snapshot chunks carry them so (snapshot-records.ts),
+ * UTF-8 string, UTF-16LE string (a string with a lone surrogate, which has no UTF-8 form),
+ * bytes, or "in its value row" (no value bytes: the value is stored in a record of its own,
+ * kv/value-rows.ts; the record's `value` is then `valueInRow`). LMDB stores records so, and snapshot chunks carry them so (snapshot-records.ts),
  * which is why this is its own file: both storages and the chunk format share it.
  *
  * Must never: hand out a view of a buffer that lmdb-js may reuse (decoders view lmdb-js's
@@ -12,12 +13,15 @@ import { isUtf8 } from 'node:buffer';
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { isWellFormed } from '../stdx/utf8.js';
-import type { KvRecord, KvValue } from './types.js';
+import { isInRow, valueInRow, type KvRecord, type KvValue } from './types.js';
+
+export { isInRow, valueInRow };
 
 const RECORD_HEADER_BYTES = 9;
 const VALUE_STRING = 0;
 const VALUE_BYTES = 1;
 const VALUE_STRING_UTF16 = 2;
+const VALUE_IN_ROW = 3;
 
 /** The bytes a record was decoded from (`decodeOwnedRecord`): encoding it again is free. */
 const encodedRecords = new WeakMap<KvRecord, Buffer>();
@@ -26,6 +30,7 @@ export function encodeRecord(record: KvRecord): Buffer {
   const known = encodedRecords.get(record);
   if (known !== undefined) return known;
   const { value, version } = record;
+  if (value === valueInRow) return newRecordBuffer(VALUE_IN_ROW, version, 0);
   if (typeof value !== 'string') {
     const buffer = newRecordBuffer(VALUE_BYTES, version, value.byteLength);
     buffer.set(value, RECORD_HEADER_BYTES);
@@ -56,11 +61,12 @@ function checkedHeader(key: string, buffer: Buffer): { readonly version: number;
   const version = buffer.readDoubleLE(1);
   assert(isIndex(version), () => `kv record ${JSON.stringify(key)} is corrupt: version ${version}`);
   const tag = buffer[0] as number;
-  assert(tag === VALUE_STRING || tag === VALUE_STRING_UTF16 || tag === VALUE_BYTES, () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
+  assert(tag === VALUE_STRING || tag === VALUE_STRING_UTF16 || tag === VALUE_BYTES || (tag === VALUE_IN_ROW && buffer.length === RECORD_HEADER_BYTES), () => `kv record ${JSON.stringify(key)} is corrupt: value tag ${tag}`);
   return { version, tag };
 }
 
 function valueOf(buffer: Buffer, tag: number): KvValue {
+  if (tag === VALUE_IN_ROW) return valueInRow;
   if (tag === VALUE_STRING) return buffer.toString('utf8', RECORD_HEADER_BYTES);
   if (tag === VALUE_STRING_UTF16) return buffer.toString('utf16le', RECORD_HEADER_BYTES);
   // A plain Uint8Array (not a Buffer) so that values compare equal to what was stored.
@@ -99,6 +105,17 @@ export function textRecordOf(key: string, utf8: Uint8Array, version: number): Kv
   return decodeOwnedRecord(key, buffer);
 }
 
+/**
+ * Bytes `record`'s value takes: of its encoded form when it was built from bytes (so a long
+ * text value is not decoded to be measured), else its UTF-8 length or byte length.
+ */
+export function storedValueBytes(record: KvRecord): number {
+  const known = encodedRecords.get(record);
+  if (known !== undefined) return known.length - RECORD_HEADER_BYTES;
+  const { value } = record;
+  return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.byteLength;
+}
+
 /** Whether `record` was built from its bytes (valid by construction: its value is not read to check it). */
 export function isEncodedRecord(record: KvRecord): boolean {
   return encodedRecords.has(record);
@@ -116,5 +133,6 @@ export function checkEncodedRecord(bytes: Buffer, start: number, end: number): s
   const tag = bytes[start];
   if (tag === VALUE_STRING) return isUtf8(new Uint8Array(bytes.buffer, bytes.byteOffset + start + RECORD_HEADER_BYTES, length - RECORD_HEADER_BYTES)) ? null : 'text value is not UTF-8';
   if (tag === VALUE_STRING_UTF16) return (length - RECORD_HEADER_BYTES) % 2 === 0 ? null : 'UTF-16 value of an odd length';
+  if (tag === VALUE_IN_ROW) return length === RECORD_HEADER_BYTES ? null : `record in its value row with ${length - RECORD_HEADER_BYTES} value bytes`;
   return tag === VALUE_BYTES ? null : `value tag ${tag}`;
 }

@@ -22,6 +22,19 @@ export interface KvRecord {
   readonly version: number;
 }
 
+/**
+ * The value of a record whose value is stored in its value row (kv/value-rows.ts), compared by
+ * identity. One shared instance, so copies of a record (`{ value: r.value, version }`, as both
+ * storages make) keep saying so; it is empty, and no caller ever writes to it. Storage lays
+ * such a record out with a tag of its own (record-codec.ts).
+ */
+export const valueInRow: Uint8Array = Object.freeze(new Uint8Array(0)) as Uint8Array;
+
+/** Whether `record`'s value is stored in its value row rather than in the record. */
+export function isInRow(record: KvRecord): boolean {
+  return record.value === valueInRow;
+}
+
 export interface KvItem extends KvRecord {
   readonly key: string;
 }

@@ -14,6 +14,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../core/types.js';
 import { packItems, unpackItems } from '../snapshot-records.js';
+import { isInRow, valueInRow } from '../record-codec.js';
 import type { DedupRecord, KvItem, KvRecord, KvWriter, NodeStorage, PersistBatch, SnapshotChunk, StorageOptions } from '../types.js';
 
 /** Options every factory passed to `storageContract` must open its storage with. */
@@ -736,6 +737,25 @@ function keysAndValuesContract(open: OpenHarness): void {
       await kvWriteDurable(h.storage, 1, (tx) => {
         for (const [key, value] of values) tx.put(key, record(value, 1));
       });
+      check(h.storage, 'written');
+      check(await h.reopen(), 'reopened');
+    }));
+
+  test('a record whose value is in its row (kv/value-rows.ts) reads back as one, across a reopen, a listing and a snapshot', () =>
+    withHarness(open, async (h) => {
+      await persistDurable(h.storage, batch({ entries: entries(1, 3, 1) }));
+      await kvWriteDurable(h.storage, 3, (tx) => {
+        tx.put('in-row', record(valueInRow, 3));
+        tx.put('bytes', record(new Uint8Array(0), 2));
+      });
+      const check = (storage: NodeStorage, stage: string): void => {
+        const got = storage.kv.get('in-row');
+        assert.ok(got !== undefined && isInRow(got) && got.version === 3, `${stage}: in its row`);
+        assert.ok(!isInRow(storage.kv.get('bytes') as KvRecord), `${stage}: an empty byte value is a value`);
+        assert.deepEqual(storage.kv.range('', undefined, 10).map((i) => [i.key, isInRow(i)]), [['bytes', false], ['in-row', true]], `${stage}: listed`);
+        const [chunk] = readAllChunks(storage, Infinity);
+        assert.deepEqual(unpackItems(chunk?.records ?? new Uint8Array(0)).map((i) => [i.key, isInRow(i)]), [['bytes', false], ['in-row', true]], `${stage}: in a snapshot`);
+      };
       check(h.storage, 'written');
       check(await h.reopen(), 'reopened');
     }));

@@ -473,7 +473,12 @@ export interface BackupHeader {
 
 export interface BackupItem {
   key: string;
-  value?: { $case: "text"; text: string } | { $case: "binary"; binary: Buffer } | undefined;
+  value?: { $case: "text"; text: string } | { $case: "binary"; binary: Buffer } | //
+  /**
+   * The record says only that its value is in its value row (a large value; the row is
+   * another item of the same backup, under a reserved key): restored as it was.
+   */
+  { $case: "inRow"; inRow: boolean } | undefined;
   version: number;
 }
 
@@ -5096,6 +5101,9 @@ export const BackupItem: MessageFns<BackupItem> = {
       case "binary":
         writer.uint32(26).bytes(message.value.binary);
         break;
+      case "inRow":
+        writer.uint32(40).bool(message.value.inRow);
+        break;
     }
     if (message.version !== 0) {
       writer.uint32(32).uint64(message.version);
@@ -5140,6 +5148,14 @@ export const BackupItem: MessageFns<BackupItem> = {
             message.value = { $case: "binary", binary: Buffer.from(reader.bytes()) };
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.value = { $case: "inRow", inRow: reader.bool() };
+            continue;
+          }
           case 4: {
             if (tag !== 32) {
               break;
@@ -5167,6 +5183,10 @@ export const BackupItem: MessageFns<BackupItem> = {
         ? { $case: "text", text: globalThis.String(object.text) }
         : isSet(object.binary)
         ? { $case: "binary", binary: Buffer.from(bytesFromBase64(object.binary)) }
+        : isSet(object.inRow)
+        ? { $case: "inRow", inRow: globalThis.Boolean(object.inRow) }
+        : isSet(object.in_row)
+        ? { $case: "inRow", inRow: globalThis.Boolean(object.in_row) }
         : undefined,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
     };
@@ -5181,6 +5201,8 @@ export const BackupItem: MessageFns<BackupItem> = {
       obj.text = message.value.text;
     } else if (message.value?.$case === "binary") {
       obj.binary = base64FromBytes(message.value.binary);
+    } else if (message.value?.$case === "inRow") {
+      obj.inRow = message.value.inRow;
     }
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
