@@ -218,7 +218,7 @@ test('the dashboard shows the live cluster and drives it through its controls (-
       await act(page, 'button[data-action="put"]');
       const got = await http(`${served.http}/kv/from-the-page`);
       assert.equal(got.body['value'], 'hello');
-      await waitFor('every card past the old commit index', 5_000, async () => ((await cards(page)).every((c) => c.commit > before) ? true : null));
+      await waitFor('every card past the old commit index', 15_000, async () => ((await cards(page)).every((c) => c.commit > before) ? true : null));
       await drawnMore(page, 'append', drawnBefore['append'] ?? 0, 5_000);
       await drawnMore(page, 'ack', drawnBefore['ack'] ?? 0, 5_000);
       await page.fill('#kv-value', '');
