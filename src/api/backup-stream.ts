@@ -4,7 +4,7 @@
  * one chunk at a time so a large store never sits in memory at once.
  */
 
-import { isInRow, type BackupSource } from '../storage/types.js';
+import { isInRow, type BackupSource, type KvRecord } from '../storage/types.js';
 
 /** Bytes of state per backup chunk record. */
 const backupChunkBytes = 1024 * 1024;
@@ -32,7 +32,7 @@ export async function* backupLines(source: BackupSource, nodeId: string, cluster
       yield JSON.stringify({
         type: 'chunk',
         seq: chunks,
-        items: chunk.items.map((item) => [item.key, isInRow(item) ? { inRow: true } : typeof item.value === 'string' ? item.value : { base64: base64Of(item.value) }, item.version]),
+        items: chunk.items.map((item) => [item.key, backupJsonValue(backupValueOf(item)), item.version]),
         dedup: chunk.dedup.map((d) => [d.clientId, d.seq, d.index, base64Of(d.reply)]),
       }) + '\n';
       chunks++;
@@ -43,6 +43,24 @@ export async function* backupLines(source: BackupSource, nodeId: string, cluster
   } finally {
     source.close();
   }
+}
+
+/**
+ * What a backup carries for `record`'s value: its text or bytes, or null when the record only
+ * says its value is in its value row (kv/value-rows.ts; the row is another item of the same
+ * backup). The one place that knows `valueInRow` on the way out: this stream and the gRPC
+ * `Backup` call (grpc-kv.ts) both take values through it, so neither can write the marker,
+ * an empty byte array, as an empty value. `decodeBackupValue` (client/backup-file.ts) is its
+ * inverse on the way back.
+ */
+export function backupValueOf(record: KvRecord): string | Uint8Array | null {
+  return isInRow(record) ? null : record.value;
+}
+
+/** A backup value as a chunk record writes it (client/backup-file.ts, `BackupValue`). */
+export function backupJsonValue(value: string | Uint8Array | null): string | { readonly base64: string } | { readonly inRow: true } {
+  if (value === null) return { inRow: true };
+  return typeof value === 'string' ? value : { base64: base64Of(value) };
 }
 
 function base64Of(bytes: Uint8Array): string {

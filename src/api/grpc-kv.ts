@@ -7,12 +7,13 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { KvResult } from '../kv/types.js';
 import type { KvNode, ListResult } from '../node/types.js';
-import { isInRow, type KvRecord } from '../storage/types.js';
+import type { KvRecord } from '../storage/types.js';
 import { QkvError, errorStatus, isErrorCode } from '../wire/errors.js';
 import type { ErrorCode } from '../wire/errors.js';
 import { Consistency } from '../wire/gen/quorumkv.js';
 import type {
   BackupChunk,
+  BackupItem,
   BatchError,
   BatchOp,
   BatchRequest,
@@ -37,6 +38,7 @@ import type { ReadConsistency, StatusResponse as NodeStatus } from '../wire/type
 import { batchOpsMax } from '../wire/types.js';
 import { bearerToken } from './access.js';
 import type { AccessControl, Principal } from './access.js';
+import { backupValueOf } from './backup-stream.js';
 import { forwardedFields, type ForwardedResponse, type LeaderRouter } from './forward.js';
 import { membersMessage } from './grpc-members.js';
 import { runGrpcTxn } from './grpc-txn.js';
@@ -281,7 +283,7 @@ export class GrpcKv {
                 seq: chunks,
                 items: chunk.items.map((item) => ({
                   key: item.key,
-                  value: isInRow(item) ? { $case: 'inRow', inRow: true } : typeof item.value === 'string' ? { $case: 'text', text: item.value } : { $case: 'binary', binary: bufferOf(item.value) },
+                  value: backupItemValue(backupValueOf(item)),
                   version: item.version,
                 })),
                 dedup: chunk.dedup.map((d) => ({ clientId: d.clientId, seq: d.seq, index: d.index, reply: bufferOf(d.reply) })),
@@ -371,6 +373,12 @@ function timeoutOf(deadlineMs: number): number {
   const ms = Math.floor(deadlineMs - performance.now());
   if (ms < 1) throw new QkvError('timeout', 'The deadline passed before the read could be served');
   return ms;
+}
+
+/** A backup value (`backupValueOf`, backup-stream.ts) as a `BackupItem` message's `value`. */
+export function backupItemValue(value: string | Uint8Array | null): BackupItem['value'] {
+  if (value === null) return { $case: 'inRow', inRow: true };
+  return typeof value === 'string' ? { $case: 'text', text: value } : { $case: 'binary', binary: bufferOf(value) };
 }
 
 /** A leader's JSON entry ({key, value, version}, the value maybe base64) as the response message. */

@@ -9,7 +9,7 @@ test('a backup item whose value is in its value row reads as {"inRow": true}, an
   assert.equal(decodeBackupValue({ inRow: true }), null, 'restore is told the value is in its row');
   assert.equal(decodeBackupValue('text'), 'text');
   assert.deepEqual(decodeBackupValue({ base64: 'AP8=' }), new Uint8Array([0, 255]));
-  for (const bad of [{ inRow: false }, { inRow: 1 }, { inRow: true, base64: '' }, {}]) {
+  for (const bad of [{ inRow: false }, { inRow: 1 }, { inRow: 'true' }, { inRow: true, base64: '' }, { inRow: true, version: 7 }, {}]) {
     assert.throws(() => checkRecord(chunk(bad)), (e: unknown) => e instanceof BackupFormatError && /neither a string, \{"base64": …\} nor \{"inRow": true\}/.test(e.message), JSON.stringify(bad));
   }
 });

@@ -11,12 +11,20 @@
  *   … more chunks, seq 0, 1, 2, … …
  *   {"type":"end","chunks":C,"items":N,"dedup":D}
  *   {"type":"sha256","sha256":"<hex SHA-256 of every byte before this line>"}
- * A value is a JSON string, or {"base64":"…"} for a byte value, or {"inRow":true} for a
- * record whose value is stored in its value row (a value of 2 KiB or more; the row is an item
- * of the same backup under a reserved key, and restore writes both back as they were: backups
- * made before December 2026 have none, and older versions refuse backups that do). The state is the state
- * machine at log index I: every key with the version that wrote it, and the client dedup
- * table (so idempotent retries stay idempotent across a restore).
+ * A value is one of:
+ *   - a JSON string, for a text value;
+ *   - {"base64":"…"}, for a byte value;
+ *   - a value stored in its value row: {"inRow": true}; the value row is a reserved item of
+ *     the same backup (a value of 2 KiB or more lives in a row of its own, kv/value-rows.ts),
+ *     and restore writes both back as they were.
+ * The state is the state machine at log index I: every key with the version that wrote it
+ * (reserved keys, such as value rows, included), and the client dedup table (so idempotent
+ * retries stay idempotent across a restore).
+ *
+ * {"inRow": true} came without a new format version: backups made before value rows never
+ * contain it, so every older backup still reads as it did. A reader from before value rows
+ * refuses a backup that contains it (its strict check knows only strings and base64), which
+ * is acceptable: it fails whole and loudly, and never restores a value as empty.
  *
  * The HTTP route `GET /backup` streams the header (without createdAt), chunk and end records
  * in the same syntax (NDJSON); the gRPC `Backup` call streams the same records as messages.

@@ -421,7 +421,7 @@ export function statusOf(m: StatusMessage): NodeStatus {
 }
 
 /** A Backup stream message as the backup record it stands for (then strictly checked). */
-function backupRecordOf(m: BackupChunk): BackupRecord {
+export function backupRecordOf(m: BackupChunk): BackupRecord {
   const part = m.part;
   if (part?.$case === 'header') {
     const h = part.header;
@@ -443,9 +443,18 @@ function backupRecordOf(m: BackupChunk): BackupRecord {
   if (part?.$case === 'items') {
     const c = part.items;
     const items = c.items.map((i): BackupItem => {
-      if (i.value?.$case === 'binary') return [i.key, { base64: i.value.binary.toString('base64') }, i.version];
-      if (i.value?.$case === 'inRow') return [i.key, { inRow: true }, i.version];
-      return [i.key, i.value?.$case === 'text' ? i.value.text : '', i.version];
+      // Every case is written even when empty, so no value means a case this client does not
+      // know (a newer server's): refused, never taken as an empty value.
+      if (i.value === undefined) throw new ProtocolError(`Backup item ${JSON.stringify(i.key)} has no value this client knows`);
+      switch (i.value.$case) {
+        case 'text':
+          return [i.key, i.value.text, i.version];
+        case 'binary':
+          return [i.key, { base64: i.value.binary.toString('base64') }, i.version];
+        case 'inRow':
+          if (!i.value.inRow) throw new ProtocolError(`Backup item ${JSON.stringify(i.key)} has in_row false (only true is sent)`);
+          return [i.key, { inRow: true }, i.version];
+      }
     });
     const dedup = c.dedup.map((d): BackupDedup => [d.clientId, d.seq, d.index, d.reply.toString('base64')]);
     return checkRecord({ type: 'chunk', seq: c.seq, items, dedup });

@@ -51,16 +51,20 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
     const kv = await connect({ endpoints: cluster.nodes.map((n) => n.http), connectionsPerEndpoint: 128 });
     const ops: Op[] = [];
     await writeInitial(kv, ops);
-    // Large values, each overwritten once: the key's record names a row, the history another.
+    // Values of 4 KiB of text, each overwritten once with another 4 KiB: the key's record
+    // names a value row, the history's record of the first put another.
     const bigFirst = new Map<string, Op>();
+    const bigLatest = new Map<string, Op>();
     for (let i = 0; i < 10; i++) {
       const key = `big/${i}`;
       const first = { key, value: `${i}`.repeat(4096), version: 0 };
       const op = { ...first, version: (await kv.put(key, first.value)).version };
       bigFirst.set(key, op);
       ops.push(op);
-      const value = `${i}*`.repeat(3000);
-      ops.push({ key, value, version: (await kv.put(key, value)).version });
+      const value = `${i}*`.repeat(2048);
+      const latest = { key, value, version: (await kv.put(key, value)).version };
+      bigLatest.set(key, latest);
+      ops.push(latest);
     }
 
     // Writers overwrite and delete some of those keys and add new ones while the backup runs.
@@ -110,6 +114,10 @@ test('a backup of 100,000 keys taken under writes restores into a new 3-node clu
         assert.deepEqual({ value: entry.value, version: entry.version }, want, `restored ${entry.key}`);
       }
       assert.equal(count, expected.size, 'the restored cluster has exactly the backed-up keys');
+      for (const [key, latest] of bigLatest) {
+        const now = await kv2.get(key);
+        assert.deepEqual(now === undefined ? undefined : { value: now.value, version: now.version }, { value: latest.value, version: latest.version }, `${key} reads its latest value`);
+      }
       for (const [key, first] of bigFirst) {
         const old = await kv2.get(key, { atVersion: first.version });
         assert.deepEqual(old === undefined ? undefined : { value: old.value, version: old.version }, { value: first.value, version: first.version }, `${key} at its first version`);

@@ -475,8 +475,11 @@ export interface BackupItem {
   key: string;
   value?: { $case: "text"; text: string } | { $case: "binary"; binary: Buffer } | //
   /**
-   * The record says only that its value is in its value row (a large value; the row is
-   * another item of the same backup, under a reserved key): restored as it was.
+   * The record says only that its value is in its value row (a value of 2 KiB or more
+   * lives in a record of its own; that row is another item of the same backup, under a
+   * reserved key): restore writes both back as they were. Always true when set. A client
+   * older than this field sees an item with no value, which it took as empty text; clients
+   * since refuse an item with no value.
    */
   { $case: "inRow"; inRow: boolean } | undefined;
   version: number;
