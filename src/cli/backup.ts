@@ -23,7 +23,7 @@ import { BackupFormatError, decodeBackupValue, readBackupRecords, verifyBackupFi
 import type { ClusterConfig, SnapshotMeta } from '../core/types.js';
 import { openLmdbStorage, type LmdbStorage } from '../storage/lmdb.js';
 import { packItems } from '../storage/snapshot-records.js';
-import { valueInRow } from '../storage/record-codec.js';
+import { valueInRow } from '../storage/types.js';
 import type { SnapshotChunk } from '../storage/types.js';
 import { ConfigError } from './config.js';
 import { exists } from './files.js';

@@ -13,7 +13,7 @@ import { Registry } from 'prom-client';
 import { startHttpServer } from '../api/http.js';
 import { startGrpcServer } from '../api/grpc.js';
 import { FakeKvNode } from '../api/fake-node.js';
-import { valueInRow } from '../storage/record-codec.js';
+import { valueInRow } from '../storage/types.js';
 import { readBackupRecords, type BackupItem } from './backup-file.js';
 import type { KvCommand, KvResult } from '../kv/types.js';
 import { validateKey, validateValue } from '../kv/limits.js';

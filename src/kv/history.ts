@@ -33,8 +33,8 @@
  * anything but the entries (retention is the proposer's business).
  */
 
-import { decodeOwnedRecord, encodeRecord, isInRow } from '../storage/record-codec.js';
-import type { KvBackend, KvItem, KvReader, KvRecord, KvValue, KvWriter } from '../storage/types.js';
+import { decodeOwnedRecord, encodeRecord } from '../storage/record-codec.js';
+import { isInRow, type KvBackend, type KvItem, type KvReader, type KvRecord, type KvValue, type KvWriter } from '../storage/types.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
 import { afterReserved, isReservedKey } from './leases.js';
@@ -288,7 +288,7 @@ export function readChanges(reader: KvBackend, index: KeyIndex, fromVersion: num
         const written = planted.valueFromCurrent === true ? reader.get(change.key) : writtenBy(reader, index, change.key, version, replacedByNext, other);
         // Read on use: a reader after versions only (the history retention) decodes no value.
         // A value in its row is read now, while the row is sure to be there.
-        const value = written !== undefined && isInRow(written) ? inRowResolved(reader, change.key, written) : written;
+        const value = inRowResolved(reader, change.key, written);
         out[c] = { key: change.key, get value() { return value?.value; }, prev: inRowResolved(reader, change.key, change.prev) };
       } else {
         out[c] = { key: change.key, value: change.value, prev: inRowResolved(reader, change.key, change.prev) };

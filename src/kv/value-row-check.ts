@@ -5,8 +5,7 @@
  * after every apply (property `value-rows`); it reads everything, so it is for small states.
  */
 
-import { isInRow } from '../storage/record-codec.js';
-import type { KvReader } from '../storage/types.js';
+import { isInRow, type KvItem, type KvReader } from '../storage/types.js';
 import { readStoredChanges } from './history.js';
 import { afterReserved } from './leases.js';
 import { valueRowKey, valueRowPrefix } from './value-rows.js';
@@ -22,14 +21,9 @@ export function valueRowProblem(reader: KvReader): string | null {
     owners.set(rowKey, owner);
     return null;
   };
-  for (let after: string | undefined = afterReserved; ; ) {
-    const page = reader.range('', after, pageItems);
-    for (const item of page) {
-      const problem = isInRow(item) ? own(valueRowKey(item.key, item.version), `the record of ${JSON.stringify(item.key)}`) : null;
-      if (problem !== null) return problem;
-    }
-    if (page.length < pageItems) break;
-    after = page[page.length - 1]?.key;
+  for (const item of itemsOf(reader, '', afterReserved)) {
+    const problem = isInRow(item) ? own(valueRowKey(item.key, item.version), `the record of ${JSON.stringify(item.key)}`) : null;
+    if (problem !== null) return problem;
   }
   for (const { version, changes } of readStoredChanges(reader, 1, Number.MAX_SAFE_INTEGER)) {
     for (const c of changes) {
@@ -38,17 +32,22 @@ export function valueRowProblem(reader: KvReader): string | null {
     }
   }
   const rows = new Set<string>();
-  for (let after: string | undefined; ; ) {
-    const page = reader.range(valueRowPrefix, after, pageItems);
-    for (const row of page) {
-      if (!owners.has(row.key)) return `${printable(row.key)} has no owner: nothing names it`;
-      rows.add(row.key);
-    }
-    if (page.length < pageItems) break;
-    after = page[page.length - 1]?.key;
+  for (const row of itemsOf(reader, valueRowPrefix, undefined)) {
+    if (!owners.has(row.key)) return `${printable(row.key)} has no owner: nothing names it`;
+    rows.add(row.key);
   }
   for (const [rowKey, owner] of owners) if (!rows.has(rowKey)) return `${owner} names ${printable(rowKey)}, which is not there`;
   return null;
+}
+
+/** Every item under `prefix` after `after`, a page at a time. */
+function* itemsOf(reader: KvReader, prefix: string, after: string | undefined): Generator<KvItem> {
+  for (let cursor = after; ; ) {
+    const page = reader.range(prefix, cursor, pageItems);
+    yield* page;
+    if (page.length < pageItems) return;
+    cursor = page[page.length - 1]?.key;
+  }
 }
 
 function printable(rowKey: string): string {

@@ -2,7 +2,7 @@
  * Large values live in rows of their own. A put of a client key whose value takes at least
  * `valueRowBytesMin` bytes stores the record (value and version) under a reserved key named
  * by the version and the key, its value row, and the key's own record holds only the
- * version, its value being `valueInRow` (storage/record-codec.ts):
+ * version, its value being `valueInRow` (storage/types.ts):
  *   \0v/{version, 14 hex digits}/{key}  -> the record as the put wrote it
  *
  * Why: the history keeps, for each change, the record the change replaced (history.ts). With
@@ -22,8 +22,8 @@
  * in one version, which a transaction may do, keeps the second value in its record).
  */
 
-import { isInRow, storedValueBytes, valueInRow } from '../storage/record-codec.js';
-import type { KvItem, KvReader, KvRecord } from '../storage/types.js';
+import { storedValueBytes } from '../storage/record-codec.js';
+import { isInRow, valueInRow, type KvItem, type KvReader, type KvRecord } from '../storage/types.js';
 import { KvCodecError } from './codec-checks.js';
 
 export const valueRowPrefix = '\u0000v/';
@@ -61,7 +61,9 @@ export function inRowResolved(reader: KvReader, key: string, record: KvRecord | 
 export function inRowResolvedItems(reader: KvReader, items: KvItem[]): KvItem[] {
   for (let i = 0; i < items.length; i++) {
     const item = items[i] as KvItem;
-    if (isInRow(item)) items[i] = { key: item.key, ...copyOf(inRowResolved(reader, item.key, item)) };
+    if (!isInRow(item)) continue;
+    const row = inRowResolved(reader, item.key, item);
+    items[i] = { key: item.key, value: row.value, version: row.version };
   }
   return items;
 }
@@ -81,8 +83,4 @@ export function inRowOnUse(reader: KvReader, key: string, record: KvRecord | und
     },
     version: record.version,
   };
-}
-
-function copyOf(record: KvRecord): KvRecord {
-  return { value: record.value, version: record.version };
 }

@@ -2,7 +2,8 @@
  * How a kv record is laid out in bytes: `[tag u8][version f64 LE][value]`, the tag telling
  * UTF-8 string, UTF-16LE string (a string with a lone surrogate, which has no UTF-8 form),
  * bytes, or "in its value row" (no value bytes: the value is stored in a record of its own,
- * kv/value-rows.ts; the record's `value` is then `valueInRow`). LMDB stores records so, and snapshot chunks carry them so (snapshot-records.ts),
+ * kv/value-rows.ts; the record's `value` is then `valueInRow`, storage/types.ts). LMDB stores
+ * records so, and snapshot chunks carry them so (snapshot-records.ts),
  * which is why this is its own file: both storages and the chunk format share it.
  *
  * Must never: hand out a view of a buffer that lmdb-js may reuse (decoders view lmdb-js's
@@ -13,9 +14,7 @@ import { isUtf8 } from 'node:buffer';
 import { assert } from '../stdx/assert.js';
 import { isIndex } from '../stdx/safe-int.js';
 import { isWellFormed } from '../stdx/utf8.js';
-import { isInRow, valueInRow, type KvRecord, type KvValue } from './types.js';
-
-export { isInRow, valueInRow };
+import { valueInRow, type KvRecord, type KvValue } from './types.js';
 
 const RECORD_HEADER_BYTES = 9;
 const VALUE_STRING = 0;

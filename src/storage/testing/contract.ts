@@ -14,8 +14,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ClusterConfig, Entry, HardState, SnapshotMeta } from '../../core/types.js';
 import { packItems, unpackItems } from '../snapshot-records.js';
-import { isInRow, valueInRow } from '../record-codec.js';
-import type { DedupRecord, KvItem, KvRecord, KvWriter, NodeStorage, PersistBatch, SnapshotChunk, StorageOptions } from '../types.js';
+import { isInRow, valueInRow, type DedupRecord, type KvItem, type KvRecord, type KvWriter, type NodeStorage, type PersistBatch, type SnapshotChunk, type StorageOptions } from '../types.js';
 
 /** Options every factory passed to `storageContract` must open its storage with. */
 export const contractStorageOptions: StorageOptions = {
