@@ -98,11 +98,10 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
     await preload(sys.target, keys, value, 64, o.progress);
     print(`${sys.target.system}: preloaded ${keys.length} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  let firstTimedPoint = true;
-  for (const spec of specs) {
-    for (const c of o.concurrency) {
-      const warmupMs = firstTimedPoint && spec.fill !== true ? Math.max(o.warmupMs, o.firstWarmupMs) : o.warmupMs;
-      if (spec.fill !== true) firstTimedPoint = false;
+  const warmups = pointWarmupsMs(specs, o.concurrency.length, o.warmupMs, o.firstWarmupMs);
+  for (const [s, spec] of specs.entries()) {
+    for (const [i, c] of o.concurrency.entries()) {
+      const warmupMs = warmups[s * o.concurrency.length + i] as number;
       const measured = await runPoint({
         target: sys.target,
         workload: spec,
@@ -125,6 +124,27 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
       if (footprint !== null) for (const row of footprintRows(p.system, footprint)) print(`${row}\n`);
     }
   }
+}
+
+/**
+ * The warm-up of each point of one system, in run order (every workload at every client
+ * count): `firstWarmupMs` (if longer) for the first timed one, `warmupMs` for the others;
+ * none for a fill, which times every operation.
+ */
+export function pointWarmupsMs(specs: readonly { readonly fill?: boolean }[], concurrencyCount: number, warmupMs: number, firstWarmupMs: number): number[] {
+  const out: number[] = [];
+  let first = true;
+  for (const spec of specs) {
+    for (let i = 0; i < concurrencyCount; i++) {
+      if (spec.fill === true) {
+        out.push(0);
+        continue;
+      }
+      out.push(first ? Math.max(warmupMs, firstWarmupMs) : warmupMs);
+      first = false;
+    }
+  }
+  return out;
 }
 
 /** Runs the whole benchmark: every system, workload and client count; writes the report. */
