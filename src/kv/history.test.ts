@@ -4,29 +4,16 @@ import type { Entry } from '../core/types.js';
 import { createMemoryStorage } from '../storage/memory.js';
 import { encodeCommand, packTuple } from './codec.js';
 import { compactRecordsPerEntryMax } from './history.js';
-import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
+import { createKvStateMachine } from './state-machine.js';
 import type { KvBackend, KvWriter } from '../storage/types.js';
-import type { Command, CommandResult } from './types.js';
+import type { Command } from './types.js';
+import { testMachine } from './testing/machine.js';
 
-function machine(): { sm: KvStateMachine; run(command: Command): CommandResult; noop(): void } {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
-  const sm = createKvStateMachine(kv, { dedupClientsMax: 100 });
-  let index = 0;
-  const apply = (entry: Entry): Map<number, CommandResult> => sm.apply([entry]);
-  return {
-    sm,
-    run: (command) => {
-      const e: Entry = { term: 1, index: ++index, kind: 'normal', data: encodeCommand(command) };
-      const r = apply(e).get(e.index);
-      assert.ok(r);
-      return r;
-    },
-    noop: () => void apply({ term: 1, index: ++index, kind: 'noop', data: new Uint8Array(0) }),
-  };
-}
+/** A one-node memory store, flushed by hand. */
+const memory = (): ReturnType<typeof createMemoryStorage> => createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' });
 
 test('every version that changed client keys is recorded with each key\'s new value and the record it replaced', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'a', value: 'x' }); // 1
   m.run({ op: 'put', key: 'a', value: 'y' }); // 2
   m.noop(); // 3: changes nothing
@@ -51,7 +38,7 @@ test('every version that changed client keys is recorded with each key\'s new va
 const historyRecordKey = (version: number): string => `\u0000h/${version.toString(16).padStart(14, '0')}`;
 
 test("each value is stored once: a change's row keeps the value it replaced, and a read finds the one a put wrote in the key's next change or in the key itself", () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'a', value: 'v1' }); // 1
   m.run({ op: 'put', key: 'a', value: 'v2' }); // 2
   m.run({ op: 'txn', compare: [], success: [{ op: 'put', key: 'a', value: 'v3' }, { op: 'put', key: 'a', value: 'v4' }], failure: [] }); // 3
@@ -87,7 +74,7 @@ test("each value is stored once: a change's row keeps the value it replaced, and
 });
 
 test('a long text value is stored from the entry\'s bytes as the same record a string would make, and reads back, now and in the history', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   const value = 'ü€😀x'.repeat(40_000); // > 128 KiB of UTF-8, multi-byte included
   m.run({ op: 'put', key: 'big', value }); // 1
   m.run({ op: 'put', key: 'big', value: 'small' }); // 2
@@ -100,7 +87,7 @@ test('a long text value is stored from the entry\'s bytes as the same record a s
 });
 
 test('history records written before values were stored once (format 2: value and previous value in each row) still read, next to the new ones', () => {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const kv = memory().kv;
   kv.write(2, (tx) => {
     const rows = [
       [1, [['a', 'x', null, 0]]],
@@ -126,7 +113,7 @@ test('history records written before values were stored once (format 2: value an
 });
 
 test('a lease ending deletes its keys in one recorded version; lease bookkeeping is not a change', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   const grant = m.run({ op: 'lease-grant', ttlMs: 1000 });
   assert.ok(grant.ok && grant.op === 'lease-grant');
   m.run({ op: 'put', key: 's/1', value: 'a', lease: grant.id });
@@ -140,7 +127,7 @@ test('a lease ending deletes its keys in one recorded version; lease bookkeeping
 });
 
 test('compaction drops the history below a version, reports how far it got, and never goes back', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   for (let i = 0; i < 5; i++) m.run({ op: 'put', key: `k${i}`, value: String(i) }); // 1..5
   assert.equal(m.sm.compactedBelow(), 1);
   const r = m.run({ op: 'compact', beforeVersion: 4 }); // 6
@@ -152,7 +139,7 @@ test('compaction drops the history below a version, reports how far it got, and 
 });
 
 test('one compact entry removes at most compactRecordsPerEntryMax records and says where it stopped', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   const n = compactRecordsPerEntryMax + 5;
   for (let i = 0; i < n; i++) m.run({ op: 'put', key: 'k', value: String(i) }); // 1..n
   const r = m.run({ op: 'compact', beforeVersion: n + 1 });
@@ -163,7 +150,7 @@ test('one compact entry removes at most compactRecordsPerEntryMax records and sa
 });
 
 test('a compaction reads the history it removes, not the history it keeps', () => {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const kv = memory().kv;
   let historyItemsRead = 0;
   // Counts the history records that state-machine transactions read through range().
   const countingTx = (tx: KvWriter): KvWriter =>
@@ -199,7 +186,7 @@ test('a compaction reads the history it removes, not the history it keeps', () =
 });
 
 test('a key and a prefix read as they were at a past version: changed, deleted and re-created keys included', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'p/a', value: 'a1' }); // 1
   m.run({ op: 'put', key: 'p/b', value: 'b1' }); // 2
   m.run({ op: 'put', key: 'q', value: 'outside' }); // 3
@@ -237,7 +224,7 @@ test('a key and a prefix read as they were at a past version: changed, deleted a
 });
 
 test('a list in reverse, now and at a past version, is the forward list backwards, page after page, and never shows reserved records', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'p/a', value: 'a1' }); // 1
   m.run({ op: 'put', key: 'p/b', value: 'b1' }); // 2
   m.run({ op: 'put', key: 'q', value: 'outside' }); // 3
@@ -267,7 +254,7 @@ test('a list in reverse, now and at a past version, is the forward list backward
 });
 
 test('a version the compacted history no longer reaches is refused with the oldest one left; compaction keeps reads above it exact', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   for (let i = 1; i <= 6; i++) m.run({ op: 'put', key: `k${i % 2}`, value: String(i) }); // 1..6
   m.run({ op: 'compact', beforeVersion: 5 }); // 7
   assert.deepEqual(m.sm.getAt('k1', 2), { ok: false, compactedBelow: 5 });
@@ -279,7 +266,7 @@ test('a version the compacted history no longer reaches is refused with the olde
 });
 
 test('the in-memory key index follows a state replaced beneath it (as by a snapshot install): reads at a version rebuild it', () => {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const kv = memory().kv;
   const writer = createKvStateMachine(kv, { dedupClientsMax: 10 });
   const reader = createKvStateMachine(kv, { dedupClientsMax: 10 });
   writer.apply([{ term: 1, index: 1, kind: 'normal', data: encodeCommand({ op: 'put', key: 'k', value: 'a' }) }]);
@@ -292,7 +279,7 @@ test('the in-memory key index follows a state replaced beneath it (as by a snaps
 });
 
 test('an apply batch writes one history record for all its versions; reads from inside it and compaction across it stay exact', () => {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
+  const kv = memory().kv;
   const sm = createKvStateMachine(kv, { dedupClientsMax: 10 });
   const entry = (index: number, command: Command): Entry => ({ term: 1, index, kind: 'normal', data: encodeCommand(command) });
   const recordsBefore = kv.keyCount();

@@ -4,32 +4,19 @@ import type { Entry } from '../core/types.js';
 import { createMemoryStorage } from '../storage/memory.js';
 import { isInRow, type KvBackend } from '../storage/types.js';
 import { encodeCommand } from './codec.js';
-import { createKvStateMachine, type KvStateMachine } from './state-machine.js';
-import type { Command, CommandResult } from './types.js';
+import { createKvStateMachine } from './state-machine.js';
+import { testMachine } from './testing/machine.js';
 import { valueRowBytesMin, valueRowKey, valueRowPrefix } from './value-rows.js';
 
-function machine(): { sm: KvStateMachine; kv: KvBackend; run(command: Command): CommandResult } {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 24, flushMode: 'manual' }).kv;
-  const sm = createKvStateMachine(kv, { dedupClientsMax: 100 });
-  let index = 0;
-  return {
-    sm,
-    kv,
-    run: (command) => {
-      const e: Entry = { term: 1, index: ++index, kind: 'normal', data: encodeCommand(command) };
-      const r = sm.apply([e]).get(e.index);
-      assert.ok(r);
-      return r;
-    },
-  };
-}
+/** A one-node memory store, flushed by hand. */
+const memory = (): ReturnType<typeof createMemoryStorage> => createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 24, flushMode: 'manual' });
 
 const large = (fill: string): string => fill.repeat(valueRowBytesMin);
 const rows = (kv: KvBackend): string[] => kv.range(valueRowPrefix, undefined, 1000).map((i) => i.key);
 const historyRows = (kv: KvBackend): number => kv.range('\u0000h/', undefined, 1000).reduce((sum, i) => sum + (typeof i.value === 'string' ? i.value.length : i.value.byteLength), 0);
 
 test('a large value is stored once in a row of its own: an overwrite copies nothing into the history, and every read still sees each value', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   const [a, b] = [large('a'), large('b')];
   m.run({ op: 'put', key: 'k', value: a }); // 1
   m.run({ op: 'put', key: 'k', value: b }); // 2
@@ -55,7 +42,7 @@ test('a large value is stored once in a row of its own: an overwrite copies noth
 });
 
 test('a row goes when the change that replaced its value is compacted, not before; the current value keeps its row', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'k', value: large('1') }); // 1
   m.run({ op: 'put', key: 'k', value: large('2') }); // 2
   m.run({ op: 'delete', key: 'k' }); // 3
@@ -71,7 +58,7 @@ test('a row goes when the change that replaced its value is compacted, not befor
 });
 
 test('a transaction that puts one key twice keeps both values apart; compares, gets and lists read values from their rows', () => {
-  const m = machine();
+  const m = testMachine(memory().kv);
   m.run({ op: 'put', key: 'k', value: large('0') }); // 1
   const txn = m.run({
     op: 'txn',
@@ -102,13 +89,13 @@ test('a transaction that puts one key twice keeps both values apart; compares, g
 });
 
 test('the store moves to a snapshot of itself with its rows: values read the same on the copy', () => {
-  const storage = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 24, flushMode: 'manual' });
+  const storage = memory();
   const sm = createKvStateMachine(storage.kv, { dedupClientsMax: 100 });
   const values = [large('p'), large('q')];
   const entries: Entry[] = values.map((value, i) => ({ term: 1, index: i + 1, kind: 'normal', data: encodeCommand({ op: 'put', key: 'k', value }) }));
   storage.persist({ snapshot: null, entries, hardState: { term: 1, vote: null, commit: 2 } }, () => {});
   sm.apply(entries);
-  const copy = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 24, flushMode: 'manual' });
+  const copy = memory();
   const source = storage.openSnapshot({ members: ['n1'], writeQuorum: 'majority', topology: 'star' });
   for (let chunk = source.readChunk(4096); chunk !== null; chunk = source.readChunk(4096)) copy.stageSnapshotChunk(chunk);
   source.close();

@@ -1,8 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Entry } from '../core/types.js';
-import { encodeCommand } from '../kv/codec.js';
-import { createKvStateMachine, type KvStateMachine } from '../kv/state-machine.js';
+import type { KvStateMachine } from '../kv/state-machine.js';
+import { testMachine } from '../kv/testing/machine.js';
 import type { Command } from '../kv/types.js';
 import { createMemoryStorage } from '../storage/memory.js';
 import { WatchHub, type WatchEnd, type WatchHubOptions, type WatchMessage, type WatchSink } from './watch.js';
@@ -10,16 +9,13 @@ import { WatchHub, type WatchEnd, type WatchHubOptions, type WatchMessage, type 
 const options: WatchHubOptions = { bufferBytesMax: 1000, progressTicks: 10, watchersMax: 4, pageVersions: 2 };
 
 function setup(): { sm: KvStateMachine; hub: WatchHub; run(command: Command): void } {
-  const kv = createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv;
-  const sm = createKvStateMachine(kv, { dedupClientsMax: 10 });
-  const hub = new WatchHub(sm, options);
-  let index = 0;
+  const machine = testMachine(createMemoryStorage({ initialConfig: { members: ['n1'], writeQuorum: 'majority', topology: 'star' }, snapshotBytesMax: 1 << 20, flushMode: 'manual' }).kv);
+  const hub = new WatchHub(machine.sm, options);
   return {
-    sm,
+    sm: machine.sm,
     hub,
     run: (command) => {
-      const e: Entry = { term: 1, index: ++index, kind: 'normal', data: encodeCommand(command) };
-      sm.apply([e]);
+      machine.run(command);
       hub.applied();
     },
   };
