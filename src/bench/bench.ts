@@ -98,10 +98,10 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
     await preload(sys.target, keys, value, 64, o.progress);
     print(`${sys.target.system}: preloaded ${keys.length} keys in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   }
-  const warmups = pointWarmupsMs(specs, o.concurrency.length, o.warmupMs, o.firstWarmupMs);
-  for (const [s, spec] of specs.entries()) {
-    for (const [i, c] of o.concurrency.entries()) {
-      const warmupMs = warmups[s * o.concurrency.length + i] as number;
+  const warmups = pointWarmupsMs(specs, o.concurrency.length, o.warmupMs, o.firstWarmupMs).values();
+  for (const spec of specs) {
+    for (const c of o.concurrency) {
+      const warmupMs = warmups.next().value as number;
       const measured = await runPoint({
         target: sys.target,
         workload: spec,
