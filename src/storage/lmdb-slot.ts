@@ -1,7 +1,8 @@
 /**
  * One of the LMDB storage's two kv data sets (the live one, or the one staging an incoming
  * snapshot): its LMDB databases plus what it holds in memory, the overlay of queued but
- * uncommitted writes, the key count and the dedup table. Reads consult the overlay first.
+ * uncommitted writes, the records recently read or committed (recent-records.ts), the key
+ * count and the dedup table. Reads consult the overlay first, then those records, then LMDB.
  *
  * Must never: queue LMDB writes itself (the storage does, and tells the slot when they
  * commit through `release` and `baseHiddenUntilSeq`), or drop an overlay entry before the
@@ -17,6 +18,7 @@ import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
 import { decodeRecordCopy } from './record-codec.js';
 import { itemOf, walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
+import { RecentRecords } from './recent-records.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
 import type { KvItem, KvRecord } from './types.js';
@@ -45,6 +47,8 @@ interface StagedWrite {
 export class KvSlot {
   /** Latest queued-but-uncommitted write per key (null: deleted). */
   readonly overlay = new Map<string, OverlayEntry>();
+  /** Records LMDB holds as of the read transaction, kept so a hot key is not looked up again. */
+  readonly recent = new RecentRecords();
   /** While > 0 the LMDB contents are stale (a clear is queued) and reads ignore them. */
   baseHiddenUntilSeq = 0;
   keyCount = 0;
@@ -62,13 +66,18 @@ export class KvSlot {
     const pending = this.overlay.get(key);
     if (pending !== undefined) return pending.record ?? undefined;
     if (this.baseHiddenUntilSeq > 0) return undefined;
+    const held = this.recent.get(key);
+    if (held !== undefined) return held ?? undefined;
     const lookup = lookupKey(key);
     // lmdb-js' reusable buffer, not a copy of its own (making one cost ≈ 2 µs a read): the
     // record is decoded or copied out of it at once. Through a plain view: that buffer has a
     // `length` of its own, and code that met it as well as ordinary buffers ran slower on both
     // (read-heavy lost a third).
     const reused = lookup === null ? undefined : this.kvDb.getBinaryFast(lookup);
-    return reused === undefined ? undefined : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length));
+    const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length));
+    // A key too long to be stored (lookup null) is not one LMDB could hold: nothing to keep.
+    if (lookup !== null) this.recent.set(key, record);
+    return record ?? undefined;
   }
 
   /** Whether `key` holds a record, without decoding it (a put's key count needs only that). */
@@ -76,6 +85,8 @@ export class KvSlot {
     const pending = this.overlay.get(key);
     if (pending !== undefined) return pending.record !== null;
     if (this.baseHiddenUntilSeq > 0) return false;
+    const held = this.recent.get(key);
+    if (held !== undefined) return held !== null;
     const lookup = lookupKey(key);
     return lookup !== null && this.kvDb.doesExist(lookup);
   }
@@ -144,21 +155,31 @@ export class KvSlot {
     return out;
   }
 
-  /** Drops overlay entries that the committed write `seq` made (later writes keep theirs). */
+  /**
+   * Drops overlay entries that the committed write `seq` made (later writes keep theirs); what
+   * it wrote is what LMDB now holds, so it stays in `recent`. (A key a later write holds in the
+   * overlay is read from there until that write commits in turn.)
+   */
   release(keys: readonly string[], seq: number): void {
     for (const key of keys) {
-      if (this.overlay.get(key)?.seq === seq) this.overlay.delete(key);
+      const entry = this.overlay.get(key);
+      if (entry?.seq !== seq) continue;
+      this.overlay.delete(key);
+      this.recent.set(key, entry.record);
     }
   }
 
   /** A staged chunk's records, written by LMDB write `seq` (not yet committed). */
   staged(seq: number, records: Uint8Array, recordCount: number): void {
+    // Written to LMDB past the overlay: nothing held about the old contents may stay.
+    this.recent.clear();
     this.stagedWrites.set(seq, { records, keys: null });
     this.keyCount += recordCount;
   }
 
   /** The staged write `seq` committed: LMDB holds its records now. */
   stagedCommitted(seq: number): void {
+    this.recent.clear();
     const write = this.stagedWrites.get(seq);
     if (write === undefined) return;
     this.stagedWrites.delete(seq);
@@ -185,6 +206,7 @@ export class KvSlot {
   /** Forgets everything in memory; the caller queues the matching LMDB clear. */
   resetTo(clearSeq: number): void {
     this.overlay.clear();
+    this.recent.clear();
     this.stagedWrites.clear();
     this.dedup = new DedupTable();
     this.keyCount = 0;

@@ -463,6 +463,37 @@ test('a read made once a write is durable sees it, even when lmdb-js reports the
     assert.deepEqual(stale, []);
   }));
 
+test('reads after each committed put and delete of a key see that write, never a record held from before it', () =>
+  // The slot keeps records it read or committed (recent-records.ts); each committed write must
+  // replace what it keeps, a delete included, and a key read while absent must not stay absent.
+  withStorage({ kvDeferMsMax: 0 }, async (storage) => {
+    const commit = async (index: number, mutate: (tx: KvWriter) => void): Promise<void> => {
+      storage.kv.write(index, mutate);
+      storage.persist(append([entry(index)], index), () => {});
+      await waitFor(() => storage.kv.durableAppliedIndex() === index, `write ${index} durable`);
+    };
+    assert.equal(storage.kv.get('k'), undefined);
+    await commit(1, (tx) => tx.put('k', { value: 'one', version: 1 }));
+    assert.deepEqual(storage.kv.get('k'), { value: 'one', version: 1 });
+    assert.equal(storage.kv.keyCount(), 1);
+    await commit(2, (tx) => tx.put('k', { value: 'two', version: 2 }));
+    assert.deepEqual(storage.kv.get('k'), { value: 'two', version: 2 });
+    await commit(3, (tx) => tx.delete('k'));
+    assert.equal(storage.kv.get('k'), undefined);
+    assert.equal(storage.kv.keyCount(), 0);
+    await commit(4, (tx) => tx.put('k', { value: 'four', version: 4 }));
+    assert.deepEqual(storage.kv.get('k'), { value: 'four', version: 4 });
+    assert.equal(storage.kv.keyCount(), 1);
+    // A write that is rolled back leaves what was committed.
+    assert.throws(() =>
+      storage.kv.write(5, (tx) => {
+        tx.put('k', { value: 'five', version: 5 });
+        throw new Error('rolled back');
+      }),
+    );
+    assert.deepEqual(storage.kv.get('k'), { value: 'four', version: 4 });
+  }));
+
 test('closing writes held-back kv writes at once, and a reopen finds them', async () => {
   const dataDir = await tempDir();
   const options: LmdbStorageOptions = { ...contractStorageOptions, dataDir, kvDeferMsMax: 60_000 };
