@@ -56,6 +56,7 @@ export class RecentRecords {
     if (record !== null && valueBytes(record) > RECENT_VALUE_BYTES_MAX) return;
     this.records.set(key, record);
     this.bytes += bytesOf(key, record);
+    if (this.records.size <= this.limits.recordsMax && this.bytes <= this.limits.bytesMax) return;
     for (const [oldest, held] of this.records) {
       if (this.records.size <= this.limits.recordsMax && this.bytes <= this.limits.bytesMax) break;
       this.records.delete(oldest);
