@@ -18,7 +18,7 @@ import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
 import { decodeRecordCopy } from './record-codec.js';
 import { itemOf, walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
-import { RecentRecords } from './recent-records.js';
+import { RECENT_VALUE_BYTES_MAX, RecentRecords } from './recent-records.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
 import type { KvItem, KvRecord } from './types.js';
@@ -76,7 +76,7 @@ export class KvSlot {
     const reused = lookup === null ? undefined : this.kvDb.getBinaryFast(lookup);
     const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length));
     // A key too long to be stored (lookup null) is not one LMDB could hold: nothing to keep.
-    if (lookup !== null) this.recent.set(key, record);
+    if (lookup !== null) this.recent.set(key, record, reused?.length ?? 0);
     return record ?? undefined;
   }
 
@@ -156,16 +156,20 @@ export class KvSlot {
   }
 
   /**
-   * Drops overlay entries that the committed write `seq` made (later writes keep theirs); what
-   * it wrote is what LMDB now holds, so it stays in `recent`. (A key a later write holds in the
-   * overlay is read from there until that write commits in turn.)
+   * Drops overlay entries that the committed write `seq` made (later writes keep theirs). What
+   * it wrote is what LMDB now holds: given its encoded records (`committed`), `recent` keeps
+   * them, decoded afresh as a read of LMDB would (the overlay's own records may be views into
+   * a log entry, or decode it lazily: kept, they would pin its buffer, and readers that met
+   * both kinds ran slower); without, `recent` forgets those keys. (A key a later write holds
+   * in the overlay is read from there until that write commits in turn.)
    */
-  release(keys: readonly string[], seq: number): void {
+  release(keys: readonly string[], seq: number, committed?: ReadonlyMap<string, { readonly value: Buffer | null }>): void {
     for (const key of keys) {
-      const entry = this.overlay.get(key);
-      if (entry?.seq !== seq) continue;
+      if (this.overlay.get(key)?.seq !== seq) continue;
       this.overlay.delete(key);
-      this.recent.set(key, entry.record);
+      const stored = committed?.get(key)?.value;
+      if (stored === undefined || (stored !== null && stored.length > RECENT_VALUE_BYTES_MAX)) this.recent.delete(key);
+      else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored), stored?.length ?? 0);
     }
   }
 

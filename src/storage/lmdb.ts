@@ -709,7 +709,7 @@ class LmdbNodeStorage implements LmdbStorage {
           for (const d of dedupPuts.values()) void (d.value === null ? slot.dedupDb.remove(d.keyBytes) : slot.dedupDb.put(d.keyBytes, d.value));
           void this.metaDb.put('applied', appliedIndex);
         },
-        { onCommitted: () => slot.release(keys, tag), durableApplied: appliedIndex },
+        { onCommitted: () => slot.release(keys, tag, puts), durableApplied: appliedIndex },
       );
     }
   }

@@ -19,9 +19,9 @@ import type { KvRecord } from './types.js';
 
 /** Records kept at most. */
 export const RECENT_RECORDS_MAX = 100_000;
-/** Bytes of keys and values kept at most (an estimate: UTF-16 key length + value bytes + a fixed overhead). */
+/** Bytes kept at most (an estimate: UTF-16 key length + encoded record + a fixed overhead). */
 export const RECENT_BYTES_MAX = 16 << 20;
-/** A value this large is not kept: large values live in value rows, read once per use. */
+/** A record this large (encoded) is not kept: large values live in value rows, read once per use. */
 export const RECENT_VALUE_BYTES_MAX = 4096;
 /** What a map entry and a record object cost beyond the key and the value, roughly. */
 const ENTRY_OVERHEAD_BYTES = 96;
@@ -32,7 +32,8 @@ export interface RecentRecordsLimits {
 }
 
 export class RecentRecords {
-  private readonly records = new Map<string, KvRecord | null>();
+  /** Each record with the bytes it was counted as. */
+  private readonly records = new Map<string, { readonly record: KvRecord | null; readonly bytes: number }>();
   private bytes = 0;
 
   constructor(private readonly limits: RecentRecordsLimits = { recordsMax: RECENT_RECORDS_MAX, bytesMax: RECENT_BYTES_MAX }) {}
@@ -47,20 +48,24 @@ export class RecentRecords {
 
   /** What LMDB holds for `key` (null: nothing), or undefined when that is not known here. */
   get(key: string): KvRecord | null | undefined {
-    return this.records.get(key);
+    return this.records.get(key)?.record;
   }
 
-  /** `key` holds `record` in LMDB now (null: it holds nothing). */
-  set(key: string, record: KvRecord | null): void {
+  /**
+   * `key` holds `record` in LMDB now (null: it holds nothing), `encodedBytes` long as stored
+   * (its value is not read here: a large one may be decoded only on use).
+   */
+  set(key: string, record: KvRecord | null, encodedBytes: number): void {
     this.delete(key);
-    if (record !== null && valueBytes(record) > RECENT_VALUE_BYTES_MAX) return;
-    this.records.set(key, record);
-    this.bytes += bytesOf(key, record);
+    if (encodedBytes > RECENT_VALUE_BYTES_MAX) return;
+    const bytes = key.length * 2 + encodedBytes + ENTRY_OVERHEAD_BYTES;
+    this.records.set(key, { record, bytes });
+    this.bytes += bytes;
     if (this.records.size <= this.limits.recordsMax && this.bytes <= this.limits.bytesMax) return;
     for (const [oldest, held] of this.records) {
       if (this.records.size <= this.limits.recordsMax && this.bytes <= this.limits.bytesMax) break;
       this.records.delete(oldest);
-      this.bytes -= bytesOf(oldest, held);
+      this.bytes -= held.bytes;
     }
   }
 
@@ -68,19 +73,11 @@ export class RecentRecords {
     const held = this.records.get(key);
     if (held === undefined) return;
     this.records.delete(key);
-    this.bytes -= bytesOf(key, held);
+    this.bytes -= held.bytes;
   }
 
   clear(): void {
     this.records.clear();
     this.bytes = 0;
   }
-}
-
-function valueBytes(record: KvRecord): number {
-  return typeof record.value === 'string' ? record.value.length * 2 : record.value.length;
-}
-
-function bytesOf(key: string, record: KvRecord | null): number {
-  return key.length * 2 + (record === null ? 0 : valueBytes(record)) + ENTRY_OVERHEAD_BYTES;
 }
