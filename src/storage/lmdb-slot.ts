@@ -74,7 +74,7 @@ export class KvSlot {
     // `length` of its own, and code that met it as well as ordinary buffers ran slower on both
     // (read-heavy lost a third).
     const reused = lookup === null ? undefined : this.kvDb.getBinaryFast(lookup);
-    const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length));
+    const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length), true);
     // A key too long to be stored (lookup null) is not one LMDB could hold: nothing to keep.
     if (lookup !== null) this.recent.set(key, record, reused?.length ?? 0);
     return record ?? undefined;
@@ -169,7 +169,7 @@ export class KvSlot {
       this.overlay.delete(key);
       const stored = committed?.get(key)?.value;
       if (stored === undefined || (stored !== null && stored.length > RECENT_VALUE_BYTES_MAX)) this.recent.delete(key);
-      else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored), stored?.length ?? 0);
+      else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored, true), stored?.length ?? 0);
     }
   }
 

@@ -484,10 +484,15 @@ test('reads after each committed put and delete of a key see that write, never a
     await commit(4, (tx) => tx.put('k', { value: 'four', version: 4 }));
     assert.deepEqual(storage.kv.get('k'), { value: 'four', version: 4 });
     assert.equal(storage.kv.keyCount(), 1);
+    // A byte value kept for later reads has memory of its own: a slice of Node's shared pool
+    // would keep a whole 8 KiB slab alive for as long as the record is kept.
+    await commit(5, (tx) => tx.put('bytes', { value: new Uint8Array([1, 2, 3]), version: 5 }));
+    const kept = storage.kv.get('bytes')?.value;
+    assert.ok(kept instanceof Uint8Array && kept.length === 3 && kept.buffer.byteLength === 3, `kept value over ${String((kept as Uint8Array | undefined)?.buffer.byteLength)} bytes`);
     // A write that is rolled back leaves what was committed.
     assert.throws(() =>
-      storage.kv.write(5, (tx) => {
-        tx.put('k', { value: 'five', version: 5 });
+      storage.kv.write(6, (tx) => {
+        tx.put('k', { value: 'five', version: 6 });
         throw new Error('rolled back');
       }),
     );

@@ -21,8 +21,12 @@ import type { KvRecord } from './types.js';
 export const RECENT_RECORDS_MAX = 100_000;
 /** Bytes kept at most (an estimate: UTF-16 key length + encoded record + a fixed overhead). */
 export const RECENT_BYTES_MAX = 16 << 20;
-/** A record this large (encoded) is not kept: large values live in value rows, read once per use. */
-export const RECENT_VALUE_BYTES_MAX = 4096;
+/**
+ * A record longer than this (as stored) is not kept: such values are decoded lazily and large
+ * ones live in value rows, and the history's records (one per apply batch, rarely read) are
+ * mostly longer; kept, they would crowd out the small records every put and GET reads.
+ */
+export const RECENT_VALUE_BYTES_MAX = 1024;
 /** What a map entry and a record object cost beyond the key and the value, roughly. */
 const ENTRY_OVERHEAD_BYTES = 96;
 

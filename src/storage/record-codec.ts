@@ -81,17 +81,25 @@ const eagerValueBytesMax = 1024;
 
 /**
  * The record in `bytes`, a buffer the caller will reuse (lmdb-js' `getBinaryFast`): nothing
- * returned views it. A short value is decoded now (a byte value copied into pooled memory), a
- * longer one copied once and decoded on use (`decodeOwnedRecord`).
+ * returned views it. A short value is decoded now (a byte value copied), a longer one copied
+ * once and decoded on use (`decodeOwnedRecord`). With `kept`, a copy has memory of its own
+ * rather than a slice of Node's shared 8 KiB pool: a record kept for long (recent-records.ts)
+ * would otherwise hold a whole pool slab alive, shared with allocations long gone.
  */
-export function decodeRecordCopy(key: string, bytes: Buffer): KvRecord {
+export function decodeRecordCopy(key: string, bytes: Buffer, kept = false): KvRecord {
   const { version, tag } = checkedHeader(key, bytes);
   const valueBytes = bytes.length - RECORD_HEADER_BYTES;
-  if (valueBytes > eagerValueBytesMax) return decodeOwnedRecord(key, Buffer.from(bytes));
+  if (valueBytes > eagerValueBytesMax) return decodeOwnedRecord(key, copyOf(bytes, 0, kept));
   if (tag !== VALUE_BYTES) return { value: valueOf(bytes, tag), version };
-  const copy = Buffer.allocUnsafe(valueBytes);
-  bytes.copy(copy, 0, RECORD_HEADER_BYTES);
+  const copy = copyOf(bytes, RECORD_HEADER_BYTES, kept);
   return { value: new Uint8Array(copy.buffer, copy.byteOffset, valueBytes), version };
+}
+
+/** `bytes` from `start` on, copied: into pooled memory, or with `own` into memory of its own. */
+function copyOf(bytes: Buffer, start: number, own: boolean): Buffer {
+  const copy = own ? Buffer.allocUnsafeSlow(bytes.length - start) : Buffer.allocUnsafe(bytes.length - start);
+  bytes.copy(copy, 0, start);
+  return copy;
 }
 
 /**
