@@ -18,7 +18,7 @@ import { keyBytes, lookupKey, prefixEnd } from './lmdb-codec.js';
 import { decodeRecordCopy } from './record-codec.js';
 import { itemOf, walkRecords } from './snapshot-records.js';
 import { MergedCursor } from './lmdb-cursor.js';
-import { RECENT_VALUE_BYTES_MAX, RecentRecords } from './recent-records.js';
+import { isKept, RecentRecords } from './recent-records.js';
 import type { OverlayItem } from './lmdb-cursor.js';
 import { KV_KEY_BYTES_MAX } from './sizes.js';
 import type { KvItem, KvRecord } from './types.js';
@@ -69,14 +69,17 @@ export class KvSlot {
     const held = this.recent.get(key);
     if (held !== undefined) return held ?? undefined;
     const lookup = lookupKey(key);
+    // A key too long to be stored (lookup null) is not one LMDB could hold: nothing to keep.
+    if (lookup === null) return undefined;
     // lmdb-js' reusable buffer, not a copy of its own (making one cost ≈ 2 µs a read): the
     // record is decoded or copied out of it at once. Through a plain view: that buffer has a
     // `length` of its own, and code that met it as well as ordinary buffers ran slower on both
     // (read-heavy lost a third).
-    const reused = lookup === null ? undefined : this.kvDb.getBinaryFast(lookup);
-    const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length), true);
-    // A key too long to be stored (lookup null) is not one LMDB could hold: nothing to keep.
-    if (lookup !== null) this.recent.set(key, record, reused?.length ?? 0);
+    const reused = this.kvDb.getBinaryFast(lookup);
+    const storedBytes = reused?.length ?? 0;
+    // Only a record that will be kept gets memory of its own; the rest are copied as before.
+    const record = reused === undefined ? null : decodeRecordCopy(key, Buffer.from(reused.buffer, reused.byteOffset, reused.length), isKept(storedBytes));
+    this.recent.set(key, record, storedBytes);
     return record ?? undefined;
   }
 
@@ -168,21 +171,20 @@ export class KvSlot {
       if (this.overlay.get(key)?.seq !== seq) continue;
       this.overlay.delete(key);
       const stored = committed?.get(key)?.value;
-      if (stored === undefined || (stored !== null && stored.length > RECENT_VALUE_BYTES_MAX)) this.recent.delete(key);
+      if (stored === undefined || (stored !== null && !isKept(stored.length))) this.recent.delete(key);
       else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored, true), stored?.length ?? 0);
     }
   }
 
   /** A staged chunk's records, written by LMDB write `seq` (not yet committed). */
   staged(seq: number, records: Uint8Array, recordCount: number): void {
-    // Written to LMDB past the overlay: nothing held about the old contents may stay.
-    this.recent.clear();
     this.stagedWrites.set(seq, { records, keys: null });
     this.keyCount += recordCount;
   }
 
   /** The staged write `seq` committed: LMDB holds its records now. */
   stagedCommitted(seq: number): void {
+    // LMDB was written past the overlay: nothing held about its old contents may stay.
     this.recent.clear();
     const write = this.stagedWrites.get(seq);
     if (write === undefined) return;

@@ -27,6 +27,11 @@ export const RECENT_BYTES_MAX = 16 << 20;
  * mostly longer; kept, they would crowd out the small records every put and GET reads.
  */
 export const RECENT_VALUE_BYTES_MAX = 1024;
+/** Whether a record `encodedBytes` long as stored is one to keep (decide before copying it for keeps). */
+export function isKept(encodedBytes: number): boolean {
+  return encodedBytes <= RECENT_VALUE_BYTES_MAX;
+}
+
 /** What a map entry and a record object cost beyond the key and the value, roughly. */
 const ENTRY_OVERHEAD_BYTES = 96;
 
@@ -61,7 +66,7 @@ export class RecentRecords {
    */
   set(key: string, record: KvRecord | null, encodedBytes: number): void {
     this.delete(key);
-    if (encodedBytes > RECENT_VALUE_BYTES_MAX) return;
+    if (!isKept(encodedBytes)) return;
     const bytes = key.length * 2 + encodedBytes + ENTRY_OVERHEAD_BYTES;
     this.records.set(key, { record, bytes });
     this.bytes += bytes;
