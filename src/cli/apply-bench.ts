@@ -16,6 +16,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { parseBytes, parseCount, parseFlags } from '../bench/flags.js';
+import type { FlagDef } from '../bench/flags.js';
 import type { Entry } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine } from '../kv/state-machine.js';
@@ -32,21 +34,25 @@ interface Args {
 
 const warmupRounds = 3;
 
+const applyBenchFlags: Record<string, FlagDef> = {
+  keys: { kind: 'value', help: 'distinct keys (default 10000)' },
+  batch: { kind: 'value', help: 'puts per applied batch (default 20)' },
+  batches: { kind: 'value', help: 'batches per round (default 500)' },
+  rounds: { kind: 'value', help: 'measured rounds, after 3 uncounted ones (default 9)' },
+  'value-bytes': { kind: 'value', help: 'value size in bytes (default 128)' },
+  dir: { kind: 'value', help: 'where the temporary data directory goes (default the OS temp dir)' },
+};
+
 function parseArgs(argv: readonly string[]): Args {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i] as string;
-    if (!name.startsWith('--') || argv[i + 1] === undefined) throw new Error(`expected --name value pairs, got ${name}`);
-    values.set(name.slice(2), argv[i + 1] as string);
-  }
-  const int = (name: string, fallback: number): number => {
-    const n = Number(values.get(name) ?? fallback);
-    if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${name} takes a positive integer, got ${values.get(name)}`);
-    return n;
+  const { values: v } = parseFlags(argv, applyBenchFlags, {}, 'apply-bench');
+  return {
+    keys: parseCount(v.get('keys') ?? '10000', 'keys', 1),
+    batch: parseCount(v.get('batch') ?? '20', 'batch', 1),
+    batches: parseCount(v.get('batches') ?? '500', 'batches', 1),
+    rounds: parseCount(v.get('rounds') ?? '9', 'rounds', 1) + warmupRounds,
+    valueBytes: parseBytes(v.get('value-bytes') ?? '128', 'value-bytes', 0, 1024 * 1024),
+    dir: v.get('dir') ?? os.tmpdir(),
   };
-  const known = new Set(['keys', 'batch', 'batches', 'rounds', 'value-bytes', 'dir']);
-  for (const name of values.keys()) if (!known.has(name)) throw new Error(`unknown flag --${name}`);
-  return { keys: int('keys', 10_000), batch: int('batch', 20), batches: int('batches', 500), rounds: int('rounds', 9) + warmupRounds, valueBytes: int('value-bytes', 128), dir: values.get('dir') ?? os.tmpdir() };
 }
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
