@@ -16,7 +16,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { parseBytes, parseCount, parseFlags } from '../bench/flags.js';
+import { FlagError, parseBytes, parseCount, parseFlags } from '../bench/flags.js';
 import type { FlagDef } from '../bench/flags.js';
 import type { Entry } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
@@ -105,4 +105,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  if (!(error instanceof FlagError)) throw error;
+  process.stderr.write(`apply-bench: ${error.message}\n`);
+  process.exitCode = 2;
+}
