@@ -16,7 +16,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { FlagError, parseBytes, parseCount, parseFlags } from '../bench/flags.js';
+import { FlagError, flagHelp, parseBytes, parseCount, parseFlags } from '../bench/flags.js';
 import type { FlagDef } from '../bench/flags.js';
 import type { Entry } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
@@ -106,9 +106,10 @@ async function main(): Promise<void> {
 }
 
 try {
-  await main();
+  if (process.argv.includes('--help')) process.stdout.write(`usage: node dist/cli/apply-bench.js [flags]\n\n${flagHelp(applyBenchFlags)}\n`);
+  else await main();
 } catch (error) {
   if (!(error instanceof FlagError)) throw error;
-  process.stderr.write(`apply-bench: ${error.message}\n`);
+  process.stderr.write(`apply-bench: ${error.message.replace(/quorumkv apply-bench --help/, 'node dist/cli/apply-bench.js --help')}\n`);
   process.exitCode = 2;
 }
