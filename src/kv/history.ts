@@ -159,10 +159,12 @@ export function recordChanges(tx: KvWriter, batch: readonly { readonly version: 
   if (last === undefined) return 0;
   // The record replaced goes in as the storage read it: a large value is not decoded to be stored again.
   const versions = batch.map((b) => [b.version, b.changes.map((c) => [c.key, c.record === undefined ? 1 : 0, c.prev === undefined ? null : encodeRecord(c.prev)])]);
-  const key = historyKey(last.version);
-  const created = tx.get(key) === undefined ? 1 : 0;
-  tx.put(key, { value: packTuple([FORMAT_V3, versions], 'history record'), version: last.version });
-  return created;
+  // The record is always a new one: its version is above the applied index (apply skips what
+  // it has applied), and the history moves with that index in the same transaction. Not
+  // asked of the storage: a lookup of a key that is never there descends LMDB's tree for
+  // nothing (≈ 9 µs of a follower's apply on a read-heavy load).
+  tx.put(historyKey(last.version), { value: packTuple([FORMAT_V3, versions], 'history record'), version: last.version });
+  return 1;
 }
 
 /** The state of a client key as it was at `version`: outcome `compacted` when the history no longer reaches it. */

@@ -1,7 +1,7 @@
 /**
  * One of the LMDB storage's two kv data sets (the live one, or the one staging an incoming
  * snapshot): its LMDB databases plus what it holds in memory, the overlay of queued but
- * uncommitted writes, the records recently read or committed (recent-records.ts), the key
+ * uncommitted writes, the records recently read (recent-records.ts), the key
  * count and the dedup table. Reads consult the overlay first, then those records, then LMDB.
  *
  * Must never: queue LMDB writes itself (the storage does, and tells the slot when they
@@ -161,15 +161,17 @@ export class KvSlot {
   /**
    * Drops overlay entries that the committed write `seq` made (later writes keep theirs). What
    * it wrote is what LMDB now holds: given its encoded records (`committed`), `recent` keeps
-   * them, decoded afresh as a read of LMDB would (the overlay's own records may be views into
-   * a log entry, or decode it lazily: kept, they would pin its buffer, and readers that met
-   * both kinds ran slower); without, `recent` forgets those keys. (A key a later write holds
-   * in the overlay is read from there until that write commits in turn.)
+   * the keys it held fresh, decoded afresh as a read of LMDB would (the overlay's own records
+   * may be views into a log entry, or decode it lazily: kept, they would pin its buffer, and
+   * readers that met both kinds ran slower); without, `recent` forgets those keys. (A key a
+   * later write holds in the overlay is read from there until that write commits in turn.)
    */
   release(keys: readonly string[], seq: number, committed?: ReadonlyMap<string, { readonly value: Buffer | null }>): void {
     for (const key of keys) {
       if (this.overlay.get(key)?.seq !== seq) continue;
       this.overlay.delete(key);
+      // Only a key a read brought in is kept fresh: one only ever written is not worth a place.
+      if (!this.recent.has(key)) continue;
       const stored = committed?.get(key)?.value;
       if (stored === undefined || (stored !== null && !isKept(stored.length))) this.recent.delete(key);
       else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored, true), stored?.length ?? 0);

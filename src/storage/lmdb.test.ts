@@ -464,8 +464,8 @@ test('a read made once a write is durable sees it, even when lmdb-js reports the
   }));
 
 test('reads after each committed put and delete of a key see that write, never a record held from before it', () =>
-  // The slot keeps records it read or committed (recent-records.ts); each committed write must
-  // replace what it keeps, a delete included, and a key read while absent must not stay absent.
+  // The slot keeps records it read (recent-records.ts); each committed write must replace what
+  // it keeps, a delete included, and a key read while absent must not stay absent.
   withStorage({ kvDeferMsMax: 0 }, async (storage) => {
     const commit = async (index: number, mutate: (tx: KvWriter) => void): Promise<void> => {
       storage.kv.write(index, mutate);

@@ -7,10 +7,11 @@
  *
  * An entry is exactly what LMDB holds for its key as of the slot's read transaction, a record
  * or nothing (null: a key every request asks about may well be absent, such as the auth
- * document of a cluster without users): it is set from a read of LMDB, or from a write once
- * that write has committed (lmdb-slot.ts, `release`), and everything is dropped when LMDB is
- * written behind the overlay's back (snapshot chunks, clears). Bounded by records and by
- * bytes; the oldest set goes first.
+ * document of a cluster without users): it is set from a read of LMDB, and refreshed by a
+ * write to a key it holds once that write has committed (lmdb-slot.ts, `release`); a key
+ * only ever written (a history record: one per apply batch, rarely read) takes no place.
+ * Everything is dropped when LMDB is written behind the overlay's back (snapshot chunks,
+ * clears). Bounded by records and by bytes; the oldest set goes first.
  *
  * Must never: hold a record LMDB no longer holds, or grow past its bounds.
  */
@@ -76,6 +77,11 @@ export class RecentRecords {
       this.records.delete(oldest);
       this.bytes -= held.bytes;
     }
+  }
+
+  /** Whether `key` is held (a record or a known absence). */
+  has(key: string): boolean {
+    return this.records.has(key);
   }
 
   delete(key: string): void {
