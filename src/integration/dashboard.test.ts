@@ -111,14 +111,22 @@ async function drawnMore(page: Page, group: string, before: number, timeoutMs: n
 async function act(page: Page, selector: string, wantOk = true, timeoutMs = 10_000): Promise<string> {
   await page.evaluate(`document.getElementById('result').dataset.ok = ''`);
   await click(page, selector);
-  return waitFor(`the answer to ${selector}`, timeoutMs, async () => {
-    const state = (await page.evaluate(`[document.getElementById('result').dataset.ok, document.getElementById('result').textContent]`)) as [string, string];
-    if (state[0] === 'true' || state[0] === 'false') {
-      if (wantOk) assert.equal(state[0], 'true', `${selector} answered: ${state[1]}`);
-      return state[1];
-    }
-    return null;
-  });
+  const clickedAtMs = Date.now();
+  const result = async (): Promise<[string, string]> => (await page.evaluate(`[document.getElementById('result').dataset.ok, document.getElementById('result').textContent]`)) as [string, string];
+  try {
+    return await waitFor(`the answer to ${selector}`, timeoutMs, async () => {
+      const state = await result();
+      if (state[0] === 'true' || state[0] === 'false') {
+        if (wantOk) assert.equal(state[0], 'true', `${selector} answered: ${state[1]}`);
+        return state[1];
+      }
+      return null;
+    });
+  } catch (error) {
+    // Say where it stuck: whether the page's call was still pending, and what it showed.
+    const [ok, text] = await result().catch((): [string, string] => ['?', '?']);
+    throw new Error(`${error instanceof Error ? error.message : String(error)} (after ${Date.now() - clickedAtMs} ms the page shows ok=${JSON.stringify(ok)}: ${JSON.stringify(text)})`);
+  }
 }
 
 function leaders(all: readonly Card[]): Card[] {
