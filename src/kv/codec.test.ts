@@ -110,12 +110,17 @@ test('a decoded byte value owns its bytes: changing the entry afterwards does no
   assert.deepEqual(decoded.value, new Uint8Array([1, 2, 3]));
 });
 
-test('an encoded command owns its bytes: later encodings do not overwrite it', () => {
+test('an encoded command owns its bytes: later encodings do not overwrite it, and it shares memory with other commands only', () => {
   const first = encodeCommand({ op: 'put', key: 'first', value: 'one' });
   const copy = Uint8Array.from(first);
   for (let i = 0; i < 1000; i++) encodeCommand({ op: 'put', key: `k${i}`, value: 'x'.repeat(i) });
   assert.deepEqual(first, copy);
-  assert.equal(first.byteLength, first.buffer.byteLength);
+  // Not a slice of Node's Buffer pool, which whatever else the process allocates would share
+  // (one log entry kept would keep all of that alive).
+  assert.notEqual(first.buffer, Buffer.allocUnsafe(1).buffer);
+  // A large one is not carved from a shared block at all.
+  const large = encodeCommand({ op: 'put', key: 'large', value: 'x'.repeat(64 * 1024) });
+  assert.equal(large.byteLength, large.buffer.byteLength);
 });
 
 test('every kind of result survives encode and decode exactly', () => {

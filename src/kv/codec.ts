@@ -34,6 +34,7 @@
  */
 
 import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
+import { ByteArena } from '../stdx/byte-arena.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, errorMessage, KvCodecError, optionalIndex } from './codec-checks.js';
 import { validateClientId } from './limits.js';
 import { txnFromFields, txnResultFromFields, txnResultToFields, txnToFields } from './txn-codec.js';
@@ -64,6 +65,12 @@ const packr = new Packr({
   copyBuffers: false,
 });
 
+/**
+ * Where encoded commands are copied to: they become log entries, which the leader keeps until
+ * compaction frees them oldest first.
+ */
+const entryBytes = new ByteArena();
+
 export function encodeCommand(cmd: Command): Uint8Array {
   const requestId = cmd.requestId;
   const ids = [requestId?.clientId ?? null, requestId?.seq ?? null];
@@ -93,7 +100,7 @@ export function encodeCommand(cmd: Command): Uint8Array {
   // Check the same shape the decoder checks, so a bad command fails its proposer instead
   // of crashing every replica that applies it.
   commandFromTuple(tuple, 'encode command', false);
-  return packTuple(tuple, 'command');
+  return packTuple(tuple, 'command', entryBytes);
 }
 
 export function decodeCommand(data: Uint8Array): Command {
@@ -197,8 +204,12 @@ export function decodeResult(data: Uint8Array): CommandResult {
   return resultFromTuple(unpackTuple(data, 'result'), 'decode result');
 }
 
-/** MessagePack with this codec's options (history.ts stores its records with it). */
-export function packTuple(tuple: unknown[], what: string): Uint8Array {
+/**
+ * MessagePack with this codec's options (history.ts stores its records with it). Bytes that
+ * die in about the order they are made may be copied out of `arena` (stdx/byte-arena.ts);
+ * the rest get memory of their own.
+ */
+export function packTuple(tuple: unknown[], what: string, arena?: ByteArena): Uint8Array {
   let packed: Uint8Array;
   try {
     packed = packr.pack(tuple);
@@ -207,7 +218,7 @@ export function packTuple(tuple: unknown[], what: string): Uint8Array {
   }
   // msgpackr returns a view into its reusable output buffer; copy so each entry owns
   // exactly its bytes (no 8 KiB slab kept alive per stored entry or reply).
-  return copyBytes(packed);
+  return arena === undefined ? copyBytes(packed) : arena.copy(packed);
 }
 
 export function unpackTuple(data: Uint8Array, what: string): unknown {
