@@ -90,3 +90,24 @@ test('lease commands and results round-trip through the codec; a plain put keeps
   assert.throws(() => encodeCommand({ op: 'put', key: 'k', value: 'v', lease: 1, ttlMs: 5 }), /a lease or a ttlMs, not both/);
   assert.throws(() => encodeCommand({ op: 'lease-grant', ttlMs: 0 }), /ttlMs must be at least 1/);
 });
+
+test('on a state installed beneath the machine (a snapshot) with a key on a lease, a put without a lease still detaches it', () => {
+  const config = { members: ['n1'], writeQuorum: 'majority', topology: 'star' } as const;
+  const entry = (index: number, command: Command): Entry => ({ term: 1, index, kind: 'normal', data: encodeCommand(command) });
+  const source = createMemoryStorage({ initialConfig: config, snapshotBytesMax: 1 << 20 });
+  const entries = [entry(1, { op: 'lease-grant', ttlMs: 2000 }), entry(2, { op: 'put', key: 'svc/a', value: 'x', lease: 1 })];
+  source.persist({ snapshot: null, entries, hardState: { term: 1, vote: null, commit: 2 } }, () => {});
+  createKvStateMachine(source.kv, { dedupClientsMax: 10 }).apply(entries);
+  // The machine starts on an empty state, where no key hangs on a lease, then the state is replaced.
+  const target = createMemoryStorage({ initialConfig: config, snapshotBytesMax: 1 << 20 });
+  const sm = createKvStateMachine(target.kv, { dedupClientsMax: 10 });
+  const snapshot = source.openSnapshot(config);
+  for (let chunk = snapshot.readChunk(4096); chunk !== null; chunk = snapshot.readChunk(4096)) target.stageSnapshotChunk(chunk);
+  snapshot.close();
+  target.persist({ snapshot: snapshot.meta, entries: [], hardState: null }, () => {});
+  assert.deepEqual(sm.leaseKeys(1, 10), ['svc/a']);
+  sm.apply([entry(3, { op: 'put', key: 'svc/a', value: 'y' })]);
+  assert.deepEqual(sm.leaseKeys(1, 10), [], 'the put detached it');
+  assert.deepEqual(decodeResult(encodeResult(sm.apply([entry(4, { op: 'lease-revoke', id: 1, reason: 'expired' })]).get(4) as CommandResult)), { ok: true, op: 'lease-revoke', id: 1, found: true, keysDeleted: 0, version: 4 });
+  assert.deepEqual(sm.get('svc/a'), { value: 'y', version: 3 });
+});

@@ -60,15 +60,34 @@ export function grantLease(tx: KvWriter, id: number, ttlMs: number, version: num
   tx.put(leaseKey(id), { value: String(ttlMs), version });
 }
 
+/**
+ * Whether a key may hang on a lease in the state being written: when none can, a put or a
+ * delete does not look its key's attachment up. That lookup, of a reserved key that is
+ * absent unless leases are in use, was ≈ 8 % of a put's apply and took a place among the
+ * kept records (storage/recent-records.ts) for every key written. Conservative: `maybe` is
+ * set by the first attachment and only cleared when the state is read afresh
+ * (`attachmentsIn`, after a snapshot install or at start).
+ */
+export interface LeaseAttachments {
+  maybe: boolean;
+}
+
+/** Whether the stored state holds any attachment of a key to a lease. */
+export function attachmentsIn(reader: KvReader): boolean {
+  return reader.range(keyLeasePrefix, undefined, 1).length > 0;
+}
+
 /** Attaches `key` to lease `id` (which must exist), detaching it from any other lease first. */
-export function attachKey(tx: KvWriter, key: string, id: number, version: number): void {
-  detachKey(tx, key);
+export function attachKey(tx: KvWriter, key: string, id: number, version: number, attachments: LeaseAttachments): void {
+  detachKey(tx, key, attachments);
+  attachments.maybe = true;
   tx.put(keyLeaseKey(key), { value: String(id), version });
   tx.put(leaseKeysPrefix(id) + key, { value: '', version });
 }
 
 /** Forgets which lease `key` hangs on, if any (a put without a lease, or a delete). */
-export function detachKey(tx: KvWriter, key: string): void {
+export function detachKey(tx: KvWriter, key: string, attachments: LeaseAttachments): void {
+  if (!attachments.maybe) return;
   const attached = tx.get(keyLeaseKey(key));
   if (attached === undefined) return;
   tx.delete(keyLeaseKey(key));

@@ -32,7 +32,7 @@ import type { Entry } from '../core/types.js';
 import type { KvBackend, KvItem, KvRecord, KvWriter } from '../storage/types.js';
 import { decodeCommandForApply, decodeResult, encodeResult, putTextOf } from './codec.js';
 import { textRecordOf } from '../storage/record-codec.js';
-import { afterReserved, attachKey, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseRecord } from './leases.js';
+import { afterReserved, attachKey, attachmentsIn, detachKey, getLease, grantLease, leaseKeys, listLeases, reservedPrefix, revokeLease, type LeaseAttachments, type LeaseRecord } from './leases.js';
 import { addReservedCount, type CapturedChange, ChangeCapture, clientKeyCount, compactHistory, compactedBelow, listAt, readAt, readChanges, readStoredChanges, recordChanges, type HistoryPlanted, type ReadAt, type VersionChanges } from './history.js';
 import { KeyIndex } from './key-index.js';
 import { executeTxn } from './txn.js';
@@ -88,6 +88,9 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
   const keyIndex = new KeyIndex(readStoredChanges);
   const planted: HistoryPlanted = {};
   keyIndex.sync(backend);
+  // Read afresh from the stored state whenever it was replaced (a snapshot installed).
+  const attachments: LeaseAttachments = { maybe: attachmentsIn(backend) };
+  let attachmentsReadAtInstall = backend.installs();
 
   const apply = (entries: readonly Entry[]): Map<number, CommandResult> => {
     const results = new Map<number, CommandResult>();
@@ -128,6 +131,10 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
     const added: [string, number][] = [];
     const removed: [string, number][] = [];
+    if (attachmentsReadAtInstall !== backend.installs()) {
+      attachments.maybe = attachmentsIn(backend);
+      attachmentsReadAtInstall = backend.installs();
+    }
     backend.write(last.index, (tx) => {
       let reservedDelta = 0;
       const batch: { version: number; changes: readonly CapturedChange[] }[] = [];
@@ -148,7 +155,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
 
   const applyCommand = (tx: KvWriter, command: Command, index: number, removed: [string, number][]): CommandResult => {
     const requestId = command.requestId;
-    if (requestId === undefined) return execute(tx, command, index, removed, planted);
+    if (requestId === undefined) return execute(tx, command, index, removed, planted, attachments);
 
     const previous = tx.getDedup(requestId.clientId);
     if (previous !== undefined && requestId.seq === previous.seq) return decodeResult(previous.reply);
@@ -156,7 +163,7 @@ export function createKvStateMachine(backend: KvBackend, options: KvStateMachine
       return { ok: false, error: 'stale_request', key: 'key' in command ? command.key : '', lastSeq: previous.seq };
     }
 
-    const result = execute(tx, command, index, removed, planted);
+    const result = execute(tx, command, index, removed, planted, attachments);
     tx.putDedup({ clientId: requestId.clientId, seq: requestId.seq, index, reply: encodeResult(result) });
     const excess = tx.dedupCount() - dedupClientsMax;
     if (excess > 0) {
@@ -197,10 +204,10 @@ function decodeEntry(entry: Entry): Command {
 }
 
 /** Applies one command with no dedup concerns; `index` is the version it writes. */
-function execute(tx: KvWriter, command: Command, index: number, removed: [string, number][], planted: HistoryPlanted): CommandResult {
+function execute(tx: KvWriter, command: Command, index: number, removed: [string, number][], planted: HistoryPlanted, attachments: LeaseAttachments): CommandResult {
   switch (command.op) {
     case 'txn':
-      return executeTxn(tx, command, index);
+      return executeTxn(tx, command, index, attachments);
     case 'lease-grant':
       grantLease(tx, index, command.ttlMs, index);
       return { ok: true, op: 'lease-grant', id: index, ttlMs: command.ttlMs, version: index };
@@ -209,7 +216,7 @@ function execute(tx: KvWriter, command: Command, index: number, removed: [string
     case 'compact':
       return { ok: true, op: 'compact', ...compactHistory(tx, command.beforeVersion, index, removed, planted), version: index };
     default:
-      return executeKeyCommand(tx, command, index);
+      return executeKeyCommand(tx, command, index, attachments);
   }
 }
 
@@ -232,7 +239,7 @@ function clientItems(items: KvItem[]): KvItem[] {
   return reserved < 0 ? items : items.slice(0, reserved);
 }
 
-function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvResult {
+function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number, attachments: LeaseAttachments): KvResult {
   const current = tx.get(command.key);
   const actualVersion = current?.version ?? 0;
   if (command.ifVersion !== undefined && command.ifVersion !== actualVersion) {
@@ -255,15 +262,15 @@ function executeKeyCommand(tx: KvWriter, command: KvCommand, index: number): KvR
       const text = putTextOf(command);
       tx.put(command.key, (text !== undefined ? textRecordOf(command.key, text, index) : null) ?? { value: command.value, version: index });
       if (lease === undefined) {
-        detachKey(tx, command.key);
+        detachKey(tx, command.key, attachments);
         return { ok: true, op: 'put', key: command.key, version: index };
       }
-      attachKey(tx, command.key, lease, index);
+      attachKey(tx, command.key, lease, index, attachments);
       return { ok: true, op: 'put', key: command.key, version: index, lease };
     }
     case 'delete':
       if (current !== undefined) tx.delete(command.key);
-      detachKey(tx, command.key);
+      detachKey(tx, command.key, attachments);
       return { ok: true, op: 'delete', key: command.key, version: index, deleted: current !== undefined };
     default:
       return unreachable(command, 'command op');

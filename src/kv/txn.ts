@@ -11,13 +11,13 @@
 import { unreachable } from '../stdx/assert.js';
 import { compareUtf8 } from '../stdx/utf8.js';
 import type { KvRecord, KvValue, KvWriter } from '../storage/types.js';
-import { afterReserved, detachKey, isReservedKey } from './leases.js';
+import { afterReserved, detachKey, isReservedKey, type LeaseAttachments } from './leases.js';
 import type { CompareOp, TxnCommand, TxnCompare, TxnOp, TxnOpResult, TxnResult } from './types.js';
 
-export function executeTxn(tx: KvWriter, txn: TxnCommand, index: number): TxnResult {
+export function executeTxn(tx: KvWriter, txn: TxnCommand, index: number, attachments: LeaseAttachments): TxnResult {
   const succeeded = txn.compare.every((c) => holds(c, tx.get(c.key)));
   const ops = succeeded ? txn.success : txn.failure;
-  return { ok: true, op: 'txn', succeeded, version: index, results: ops.map((o) => runOp(tx, o, index)) };
+  return { ok: true, op: 'txn', succeeded, version: index, results: ops.map((o) => runOp(tx, o, index, attachments)) };
 }
 
 function holds(c: TxnCompare, record: KvRecord | undefined): boolean {
@@ -59,16 +59,16 @@ function asBytes(v: KvValue): Uint8Array {
   return typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
 }
 
-function runOp(tx: KvWriter, o: TxnOp, index: number): TxnOpResult {
+function runOp(tx: KvWriter, o: TxnOp, index: number, attachments: LeaseAttachments): TxnOpResult {
   switch (o.op) {
     case 'put':
       tx.put(o.key, { value: o.value, version: index });
-      detachKey(tx, o.key);
+      detachKey(tx, o.key, attachments);
       return { op: 'put', key: o.key, version: index };
     case 'delete': {
       const present = tx.get(o.key) !== undefined;
       if (present) tx.delete(o.key);
-      detachKey(tx, o.key);
+      detachKey(tx, o.key, attachments);
       return { op: 'delete', key: o.key, deleted: present };
     }
     case 'get': {
