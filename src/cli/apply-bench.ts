@@ -1,7 +1,8 @@
 /**
  * Apply micro-benchmark: the main-thread cost of the state machine on a node's real storage
- * (LMDB and the write-ahead log), without HTTP or replication: microseconds per put applied
- * (in batches, as a follower applies an append) and per linearizable-path read of a key
+ * (LMDB and the write-ahead log), without HTTP or replication: microseconds per command
+ * encoded (what a leader does for each write it proposes), per put applied (in batches, as a
+ * follower applies an append) and per linearizable-path read of a key
  * (`stateMachine.get`, what a GET serves), over a key set that fits in memory. Every node
  * pays the apply cost for every write, so it bounds what the cluster can do on two cores.
  *
@@ -71,15 +72,18 @@ async function main(): Promise<void> {
       seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
       return `key${String(seed % args.keys).padStart(12, '0')}`;
     };
+    const encodeUs: number[] = [];
     const putUs: number[] = [];
     const getUs: number[] = [];
     for (let round = 0; round < args.rounds; round++) {
       const batches: Entry[][] = [];
+      const encodeStart = process.hrtime.bigint();
       for (let b = 0; b < args.batches; b++) {
         const batch: Entry[] = [];
         for (let i = 0; i < args.batch; i++) batch.push({ term: 1, index: ++index, kind: 'normal', data: encodeCommand({ op: 'put', key: randomKey(), value }) });
         batches.push(batch);
       }
+      const encoded = usSince(encodeStart, args.batches * args.batch);
       // The log first, as on a node: LMDB never takes kv writes the WAL does not hold.
       await new Promise<void>((resolve, reject) => storage.persist({ snapshot: null, entries: batches.flat(), hardState: { term: 1, vote: 'n1', commit: index } }, (e) => (e === null ? resolve() : reject(e))));
       const applyStart = process.hrtime.bigint();
@@ -92,13 +96,14 @@ async function main(): Promise<void> {
       for (let i = 0; i < reads; i++) sm.get(randomKey());
       const read = usSince(readStart, reads);
       if (round >= warmupRounds) {
+        encodeUs.push(encoded);
         putUs.push(applied);
         getUs.push(read);
       }
     }
     const line = (what: string, xs: number[]): string => `${what.padEnd(22)} median ${median(xs).toFixed(2)} µs  (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)} over ${xs.length} rounds)`;
     process.stdout.write(`${args.keys} keys, ${args.valueBytes} B values, puts applied ${args.batch} per batch\n`);
-    process.stdout.write(`${line('apply, per put', putUs)}\n${line('get, per key', getUs)}\n`);
+    process.stdout.write(`${line('encode, per command', encodeUs)}\n${line('apply, per put', putUs)}\n${line('get, per key', getUs)}\n`);
   } finally {
     await storage.close();
     await rm(dataDir, { recursive: true, force: true });
