@@ -35,9 +35,9 @@
 
 import { decodeOwnedRecord, encodeRecord } from '../storage/record-codec.js';
 import { isInRow, type KvBackend, type KvItem, type KvReader, type KvRecord, type KvValue, type KvWriter } from '../storage/types.js';
+import { ByteArena } from '../stdx/byte-arena.js';
 import { checkIndex, checkString, checkValue, copyBytes, describe, KvCodecError } from './codec-checks.js';
 import { packTuple, unpackTuple } from './codec.js';
-import { ByteArena } from '../stdx/byte-arena.js';
 import { afterReserved, isReservedKey } from './leases.js';
 import { type KeyIndex, utf8Compare } from './key-index.js';
 import { belongsInRow, inRowRecord, inRowOnUse, inRowResolved, inRowResolvedItems, valueRowKey } from './value-rows.js';
