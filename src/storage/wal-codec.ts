@@ -164,6 +164,11 @@ function readHardState(p: Buffer, at: number): HardState {
   return { term, vote: p.toString('utf8', at + 18, at + 18 + voteBytes), commit };
 }
 
+/**
+ * One record of a frame's payload. An entries record's data are views into `p`, not copies:
+ * replay reads every entry of every segment and keeps only those past the snapshot, so it
+ * copies what it keeps (wal-replay.ts).
+ */
 export function decodeRecord(p: Buffer): WalRecord {
   need(p.length >= 1, 'empty payload');
   switch (p[0]) {
@@ -197,7 +202,7 @@ function decodeEntries(p: Buffer): Entry[] {
     const term = readIndex(p, at + 5, `entry ${first + i} term`);
     const start = at + ENTRY_HEADER_BYTES;
     need(start + dataBytes <= p.length, `entry ${first + i} data is cut short`);
-    entries.push({ index: first + i, term, kind, data: new Uint8Array(p.subarray(start, start + dataBytes)) });
+    entries.push({ index: first + i, term, kind, data: new Uint8Array(p.buffer, p.byteOffset + start, dataBytes) });
     at = start + dataBytes;
   }
   need(at === p.length, `${p.length - at} bytes after the last entry`);

@@ -19,6 +19,7 @@
  */
 
 import type { Entry, HardState } from '../core/types.js';
+import { ByteArena } from '../stdx/byte-arena.js';
 import { decodeRecord, readFrame, WalCorruptError } from './wal-codec.js';
 
 export interface SegmentBytes {
@@ -125,5 +126,11 @@ export function replaySegments(segments: readonly SegmentBytes[], base: ReplayBa
   if (first !== undefined && first.index !== base.snapshotIndex + 1) {
     throw new WalCorruptError(`the WAL's log starts at ${first.index}, but the snapshot ends at ${base.snapshotIndex}: entries are missing`);
   }
-  return { entries, hardState, generation, segments: summaries, tail, tornTail };
+  // The entries kept leave the segments' buffers (read whole, and large): their data are
+  // copied, into shared blocks, since the log frees them oldest first (stdx/byte-arena.ts).
+  // Entries at or below the snapshot, most of a segment after a compaction, are not copied
+  // at all. (A buffer of its own for each entry read cost ≈ 2.6 µs apiece.)
+  const arena = new ByteArena();
+  const kept = entries.map((e): Entry => ({ ...e, data: arena.copy(e.data) }));
+  return { entries: kept, hardState, generation, segments: summaries, tail, tornTail };
 }

@@ -35,6 +35,15 @@ test('replay: later entries replace the tail they overlap, the newest hard state
   assert.equal(r.tornTail, false);
 });
 
+test('replay: the entries kept hold their own bytes, not views into the segment read (which is then freed)', () => {
+  const seg = segment(1, 0, hs(1), [encodeEntries(entries(1, 4))]);
+  const r = replaySegments([{ seq: 1, bytes: seg }], { generation: 0, snapshotIndex: 2 });
+  assert.deepEqual(indexes(r.entries), [3, 4]);
+  for (const e of r.entries) assert.notEqual(e.data.buffer, seg.buffer, `entry ${e.index} views the segment`);
+  seg.fill(0);
+  assert.deepEqual(r.entries.map((e) => new TextDecoder().decode(e.data)), ['entry 3', 'entry 4']);
+});
+
 test('replay: entries at or below the snapshot are dropped; a gap after it is an error', () => {
   const seg = segment(1, 0, hs(1), [encodeEntries(entries(1, 10))]);
   assert.deepEqual(indexes(replaySegments([{ seq: 1, bytes: seg }], { generation: 0, snapshotIndex: 7 }).entries), [8, 9, 10]);
