@@ -340,6 +340,8 @@ test('on a cluster of quorumkv up: a leader killed and restarted from the page c
     });
     const visibleRestarts = `[...document.querySelectorAll('button[data-action="restart"]')].filter((b) => !b.hidden).map((b) => b.dataset.node)`;
     assert.equal(await page.evaluate(`document.querySelectorAll('button[data-action="restart"]').length`), 3, 'a supervisor owns the processes: every card has a restart control');
+    // Every member answers (the cards say so once each has been polled): no card offers it.
+    await waitFor('no restart offered while every node is up', 10_000, async () => ((await page.evaluate(visibleRestarts)) as string[]).length === 0 ? true : null).catch(() => undefined);
     assert.deepEqual(await page.evaluate(visibleRestarts), [], 'shown on no card while every node is up');
     const running409 = await http(`${served.http}/ui/actions/restart`, 'POST', { node: leaderId }, { authorization: `Bearer ${token}` });
     assert.equal(running409.status, 409, 'a running node is not restarted');

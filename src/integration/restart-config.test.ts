@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TestCluster, http } from './harness.js';
+import { TestCluster, http, waitFor } from './harness.js';
 
 test('a node restarted with a different --write-quorum and --topology keeps its log configuration and says so once', { timeout: 90_000 }, async () => {
   const cluster = await TestCluster.start({ nodes: 3 });
@@ -20,7 +20,11 @@ test('a node restarted with a different --write-quorum and --topology keeps its 
     const mode = (await cluster.status(follower))['mode'] as Record<string, unknown>;
     assert.equal(mode['writeQuorum'], 'majority', 'the data directory, not the flag, sets the write quorum');
     assert.equal(mode['topology'], 'star', 'the data directory, not the flag, sets the topology');
-    const warnings = cluster.node(follower).output.split('\n').filter((line) => line.includes('ignored --write-quorum'));
+    // The line is written before the node serves, but it reaches us through a pipe, which may
+    // be read after the HTTP answer above.
+    const warningsNow = (): string[] => cluster.node(follower).output.split('\n').filter((line) => line.includes('ignored --write-quorum'));
+    await waitFor('the warning line', 5_000, () => (warningsNow().length > 0 ? true : null)).catch(() => undefined);
+    const warnings = warningsNow();
     assert.equal(warnings.length, 1, `one warning line:\n${cluster.node(follower).output}`);
     assert.match(warnings[0]!, /--write-quorum all \(kept majority\)/);
     assert.match(warnings[0]!, /--topology chain \(kept star\)/);
