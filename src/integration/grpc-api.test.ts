@@ -103,7 +103,9 @@ test('over gRPC: watches resume across a node stop, leases hold and drop keys, r
     assert.deepEqual(txn.results[0]?.op === 'list' ? txn.results[0].items.map((e) => e.key) : null, ['s/k9', 's/k8']);
     await http(`${cluster.nodes[0]?.http}/admin/compact`, 'POST', {});
     await assert.rejects(kv.get('s/k0', { atVersion: before.version }), (e: unknown) => e instanceof Error && (e as { code?: string }).code === 'compacted');
-    const watch = kv.watch('s/', { fromVersion: before.version });
+    // Linearizable: a watch is otherwise as fresh as the node serving it, which may not have
+    // applied the compaction the read above saw yet.
+    const watch = kv.watch('s/', { fromVersion: before.version, consistency: 'linearizable' });
     await assert.rejects(
       (async () => {
         for await (const _ of watch) return;
