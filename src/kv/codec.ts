@@ -216,8 +216,8 @@ export function packTuple(tuple: unknown[], what: string, arena?: ByteArena): Ui
   } catch (cause) {
     throw new KvCodecError(`Cannot encode ${what}: ${errorMessage(cause)}`, { cause });
   }
-  // msgpackr returns a view into its reusable output buffer; copy so each entry owns
-  // exactly its bytes (no 8 KiB slab kept alive per stored entry or reply).
+  // msgpackr returns a view into its reusable output buffer, so the bytes are copied out:
+  // never into Node's 8 KiB Buffer pool, which one stored entry or reply would keep alive.
   return arena === undefined ? copyBytes(packed) : arena.copy(packed);
 }
 

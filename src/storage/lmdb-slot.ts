@@ -173,8 +173,10 @@ export class KvSlot {
       // Only a key a read brought in is kept fresh: one only ever written is not worth a place.
       if (!this.recent.has(key)) continue;
       const stored = committed?.get(key)?.value;
-      if (stored === undefined || (stored !== null && !isKept(stored.length))) this.recent.delete(key);
-      else this.recent.set(key, stored === null ? null : decodeRecordCopy(key, stored, true), stored?.length ?? 0);
+      if (stored === null) this.recent.set(key, null, 0);
+      // Decoded only when it will be kept (set would drop a longer one anyway).
+      else if (stored !== undefined && isKept(stored.length)) this.recent.set(key, decodeRecordCopy(key, stored, true), stored.length);
+      else this.recent.delete(key);
     }
   }
 
