@@ -100,7 +100,11 @@ export class ChangeCapture implements KvWriter {
     return record;
   }
   range(prefix: string, after: string | undefined, limit: number, reverse = false): KvItem[] {
-    return inRowResolvedItems(this.tx, this.tx.range(prefix, after, limit, reverse));
+    const items = inRowResolvedItems(this.tx, this.tx.range(prefix, after, limit, reverse));
+    // A reserved key's item is its record as stored (only client values go to rows): a
+    // compaction deleting the history records it just read need not read each one again.
+    for (const item of items) if (isReservedKey(item.key) && !this.seen.has(item.key)) this.seen.set(item.key, item);
+    return items;
   }
   getDedup(clientId: string): ReturnType<KvWriter['getDedup']> {
     return this.tx.getDedup(clientId);

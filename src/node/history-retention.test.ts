@@ -24,6 +24,33 @@ test('by versions alone: the history is compacted once it is 10% beyond the vers
   assert.equal(r.compactBelow(history(115, 11), 0), null);
 });
 
+test('a compaction that fired goes in steps, one entry after the other, until it reaches the limit, and then stops', () => {
+  const r = new HistoryRetention({ historyRetentionVersions: 100 }, undefined, 4);
+  // 10% over: the target is 11 (versions 11..110 stay), reached in steps of at most 4.
+  assert.equal(r.compactBelow(history(110, 1), 0), 5, 'the first step');
+  // Each step is itself a version (the compact entry): the target moves with the applied index.
+  assert.equal(r.compactBelow(history(111, 5), 1), 9, 'under way: the next step, though no longer 10% over');
+  assert.equal(r.compactBelow(history(112, 9), 2), 13, 'the last step reaches the target of the moment (13)');
+  assert.equal(r.compactBelow(history(113, 13), 3), null, 'reached: one version over is not 10% over, so no endless trail of compact entries');
+  assert.equal(r.compactBelow(history(121, 13), 4), null, '9 versions over');
+  assert.equal(r.compactBelow(history(122, 13), 5), 17, '10% over again: a new compaction, again in steps');
+});
+
+test('when writes outrun the steps, a step takes half of what lies beyond the slack, so the history stops growing', () => {
+  const r = new HistoryRetention({ historyRetentionVersions: 100 }, undefined, 4);
+  // 40 versions over the limit, 30 beyond the slack of 10: this step takes 15 of them.
+  assert.equal(r.compactBelow(history(140, 1), 0), 16);
+  assert.equal(r.compactBelow(history(141, 16), 1), 24, 'the target is 42: 26 over, 16 beyond the slack, so a step of 8');
+  assert.equal(r.compactBelow(history(142, 24), 2), 29, 'the target is 43: 19 over, 9 beyond the slack, so a step of 5');
+  assert.equal(r.compactBelow(history(143, 29), 3), 33, 'the target is 44: 15 over, 5 beyond the slack; half of that is less than a step of 4');
+});
+
+test('a step that never applied (a lost entry, a new leader) is simply proposed again from where the history stands', () => {
+  const r = new HistoryRetention({ historyRetentionVersions: 100 }, undefined, 4);
+  assert.equal(r.compactBelow(history(110, 1), 0), 5);
+  assert.equal(r.compactBelow(history(111, 1), 1), 5, 'nothing was compacted: the same step');
+});
+
 test('by time: versions applied longer ago than the window are compacted, once the oldest kept change is 10% older than it', () => {
   const r = new HistoryRetention({ historyRetentionVersions: 1_000_000, historyRetentionTicks: 100 });
   // One write a tick from tick 0 (version 1) to tick 199 (version 200).
@@ -64,7 +91,8 @@ test('a node that knows no apply times (a restart, a new leader) keeps everythin
 });
 
 test('the samples stay bounded however long the node runs, and still reach a window back', () => {
-  const r = new HistoryRetention({ historyRetentionVersions: 10_000_000, historyRetentionTicks: 1000 }, 8);
+  // Steps as large as the whole target: this is about where the target lies.
+  const r = new HistoryRetention({ historyRetentionVersions: 10_000_000, historyRetentionTicks: 1000 }, 8, Number.MAX_SAFE_INTEGER);
   // Spaced 250 ticks apart (two windows over 8 samples): one write a tick for 100,000 ticks.
   for (let t = 0; t < 100_000; t++) r.noteApplied(t + 1, t);
   const below = r.compactBelow(history(100_000, 1), 100_000);
