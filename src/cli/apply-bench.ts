@@ -5,6 +5,9 @@
  * follower applies an append) and per linearizable-path read of a key
  * (`stateMachine.get`, what a GET serves), over a key set that fits in memory. Every node
  * pays the apply cost for every write, so it bounds what the cluster can do on two cores.
+ * Last, the history those puts left is compacted in the leader's steps
+ * (node/history-retention.ts): the time one compact entry takes is a pause every node takes
+ * at the same index.
  *
  *   node dist/cli/apply-bench.js [--keys 10000] [--batch 20] [--batches 500]
  *     [--rounds 9] [--value-bytes 128] [--dir /tmp]
@@ -22,6 +25,7 @@ import type { FlagDef } from '../bench/flags.js';
 import type { Entry } from '../core/types.js';
 import { encodeCommand } from '../kv/codec.js';
 import { createKvStateMachine } from '../kv/state-machine.js';
+import { compactStepVersionsDefault } from '../node/history-retention.js';
 import { openLmdbStorage } from '../storage/lmdb.js';
 
 interface Args {
@@ -101,9 +105,22 @@ async function main(): Promise<void> {
         getUs.push(read);
       }
     }
-    const line = (what: string, xs: number[]): string => `${what.padEnd(22)} median ${median(xs).toFixed(2)} µs  (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)} over ${xs.length} rounds)`;
+    // The older half of the history, a step at a time, each step an entry of its own.
+    const compactMs: number[] = [];
+    const persistAndApply = async (entry: Entry): Promise<void> => {
+      await new Promise<void>((resolve, reject) => storage.persist({ snapshot: null, entries: [entry], hardState: { term: 1, vote: 'n1', commit: entry.index } }, (e) => (e === null ? resolve() : reject(e))));
+      const start = process.hrtime.bigint();
+      sm.apply([entry]);
+      compactMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+    };
+    for (let below = 1 + compactStepVersionsDefault; below <= index / 2; below += compactStepVersionsDefault) {
+      await persistAndApply({ term: 1, index: ++index, kind: 'normal', data: encodeCommand({ op: 'compact', beforeVersion: below }) });
+    }
+    const line = (what: string, xs: number[], unit = 'µs', over = 'rounds'): string =>
+      `${what.padEnd(22)} median ${median(xs).toFixed(2)} ${unit}  (${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)} over ${xs.length} ${over})`;
     process.stdout.write(`${args.keys} keys, ${args.valueBytes} B values, puts applied ${args.batch} per batch\n`);
     process.stdout.write(`${line('encode, per command', encodeUs)}\n${line('apply, per put', putUs)}\n${line('get, per key', getUs)}\n`);
+    process.stdout.write(`${line(`compact, ${compactStepVersionsDefault} versions`, compactMs, 'ms', 'steps')}\n`);
   } finally {
     await storage.close();
     await rm(dataDir, { recursive: true, force: true });
