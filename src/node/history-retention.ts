@@ -52,6 +52,8 @@ export const compactStepVersionsDefault = 1024;
 
 export class HistoryRetention {
   private readonly versionsKept: number;
+  /** How far over the version limit the history may go before a compaction fires (10%). */
+  private readonly slackVersions: number;
   private readonly ticksKept: number;
   private readonly sampleEveryTicks: number;
   /** Ring of samples, oldest at `head`: version[i] was applied here by tick[i]. */
@@ -70,6 +72,7 @@ export class HistoryRetention {
   ) {
     this.versionsKept = options.historyRetentionVersions;
     this.ticksKept = options.historyRetentionTicks ?? 0;
+    this.slackVersions = Math.max(1, this.versionsKept / 10);
     assert(Number.isSafeInteger(this.versionsKept) && this.versionsKept >= 1, () => `historyRetentionVersions must be an integer >= 1, got ${this.versionsKept}`);
     assert(Number.isSafeInteger(this.ticksKept) && this.ticksKept >= 0, () => `historyRetentionTicks must be an integer >= 0, got ${this.ticksKept}`);
     assert(Number.isSafeInteger(samplesMax) && samplesMax >= 4, () => `samplesMax must be an integer >= 4, got ${samplesMax}`);
@@ -103,8 +106,7 @@ export class HistoryRetention {
   compactBelow(state: HistoryState, nowTick: number): number | null {
     const compactedBelow = state.compactedBelow();
     const byVersions = state.appliedIndex() - this.versionsKept + 1;
-    const slack = Math.max(1, this.versionsKept / 10);
-    const versionsDue = byVersions - compactedBelow >= slack;
+    const versionsDue = byVersions - compactedBelow >= this.slackVersions;
     const byTime = this.ticksKept === 0 ? 0 : this.appliedBy(nowTick - this.ticksKept) + 1;
     const timeDue = byTime > compactedBelow && this.timeDue(state, compactedBelow, nowTick);
     const target = Math.max(byVersions, byTime);
@@ -114,7 +116,7 @@ export class HistoryRetention {
     }
     // Writes faster than a step a tick must not leave the history growing: whatever is
     // beyond the slack, half of it goes in this step (never seen below 20,000 writes a second).
-    const step = Math.max(this.stepVersions, Math.ceil((target - compactedBelow - slack) / 2));
+    const step = Math.max(this.stepVersions, Math.ceil((target - compactedBelow - this.slackVersions) / 2));
     const below = Math.min(target, compactedBelow + step);
     this.stepping = below < target;
     return below;
