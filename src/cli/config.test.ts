@@ -25,6 +25,13 @@ test('defaults: majority, star, persists pipelined 4 deep', () => {
   assert.equal(c.readIndexTimeoutMs, null, 'unset: the driver waits two election timeouts');
 });
 
+test('--read-lease: on by default, off on request, anything else refused', () => {
+  assert.equal(config(base, {}).readLease, true);
+  assert.equal(config([...base, '--read-lease', 'off'], {}).readLease, false);
+  assert.equal(config(base, { QKV_READ_LEASE: 'off' }).readLease, false);
+  assert.throws(() => config([...base, '--read-lease', 'maybe'], {}), /--read-lease \(or QKV_READ_LEASE\) must be one of on, off, got "maybe"/);
+});
+
 test('--read-index-timeout-ms is taken when at least one election timeout', () => {
   assert.equal(config([...base, '--read-index-timeout-ms', '1500'], {}).readIndexTimeoutMs, 1500);
   assert.equal(config([...base, '--election-timeout-ms', '400', '--read-index-timeout-ms', '400'], {}).readIndexTimeoutMs, 400);

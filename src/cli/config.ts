@@ -46,6 +46,8 @@ export interface NodeConfig {
   readonly memberTimeoutMs: number;
   /** A follower's read-index request unanswered this long fails; null: two election timeouts. */
   readonly readIndexTimeoutMs: number | null;
+  /** The leader serves linearizable reads under a read lease (node/read-lease.ts). */
+  readonly readLease: boolean;
   readonly leaderWaitMs: number;
   readonly keyBytesMax: number;
   readonly valueBytesMax: number;
@@ -142,6 +144,7 @@ const nodeFlagTable: Readonly<Record<string, Omit<FlagDef, 'env'>>> = {
   'replication-timeout-ms': { kind: 'value', help: 'a write not acknowledged by its quorum in this time answers 503 quorum_timeout', default: '5000' },
   'member-timeout-ms': { kind: 'value', help: 'with all/chain: silence before a replica leaves the in-sync set', default: '3000' },
   'read-index-timeout-ms': { kind: 'value', help: "a follower's linearizable read whose read point the leader has not sent in this time fails with 503 timeout (default: 2x --election-timeout-ms; at least 1x)" },
+  'read-lease': { kind: 'value', help: "on: the leader serves linearizable reads without a heartbeat round while a lease holds (a majority acknowledged it within an election timeout less margins for clock drift; docs/architecture.md); off: every read is confirmed by a round (etcd's default). Set it alike on every node", default: 'on' },
   'leader-wait-ms': { kind: 'value', help: 'how long a request waits for an election before 503', default: '3000' },
   'key-bytes-max': { kind: 'value', help: 'largest key, UTF-8 bytes', default: '1024' },
   'value-bytes-max': { kind: 'value', help: 'largest value, bytes', default: String(1024 * 1024) },
@@ -305,6 +308,7 @@ export function nodeConfigOf(v: ReadonlyMap<string, string>): NodeConfig {
     replicationTimeoutMs: int(v, 'replication-timeout-ms', 1),
     memberTimeoutMs: int(v, 'member-timeout-ms', 1),
     readIndexTimeoutMs: v.has('read-index-timeout-ms') ? int(v, 'read-index-timeout-ms', 1) : null,
+    readLease: oneOf(v, 'read-lease', ['on', 'off'] as const) === 'on',
     leaderWaitMs: int(v, 'leader-wait-ms', 0),
     keyBytesMax: int(v, 'key-bytes-max', 1),
     valueBytesMax,

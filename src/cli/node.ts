@@ -487,6 +487,7 @@ async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeD
     transport: deps.transport,
     forwarding: deps.forwarding,
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
+    clockMs: () => performance.now(),
     schedule: (fn) => setImmediate(fn),
     onFatal: deps.onFatal,
     onRollback: (entries, appliedIndex) => {
@@ -916,6 +917,7 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
     snapshotTimeoutTicks: tick(30_000),
     memberTimeoutTicks: tick(config.memberTimeoutMs),
     ...(config.readIndexTimeoutMs === null ? {} : { readIndexTimeoutTicks: tick(config.readIndexTimeoutMs) }),
+    readLease: config.readLease,
     replicationTimeoutTicks: tick(config.replicationTimeoutMs),
     dedupClientsMax: 100_000,
     watch: {
@@ -954,6 +956,15 @@ function registerGauges(registry: Registry, driverNow: () => NodeDriver, takeLag
       this.reset();
       this.inc({ served_as: 'leader' }, driverNow().linearizableReadsServed.asLeader);
       this.inc({ served_as: 'follower' }, driverNow().linearizableReadsServed.asFollower);
+    },
+  });
+  new Counter({
+    name: 'qkv_reads_by_lease_total',
+    help: "read points this node gave by its read lease as leader, for its own linearizable reads and its followers' (the others waited for a heartbeat round)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(driverNow().core.status().readsByLease);
     },
   });
   new Counter({

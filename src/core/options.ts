@@ -36,6 +36,21 @@ export interface CoreOptions {
    * leader change). Bounds how long the follower keeps track of it.
    */
   readonly readIndexTimeoutTicks: number;
+  /**
+   * Read lease (0: off; needs checkQuorum): for this long after a heartbeat round it sent
+   * was acknowledged by a majority, by `clock`, the leader serves linearizable reads
+   * without a round of its own. Sound because a follower that heard from a leader refuses
+   * votes for an election timeout of its ticks (inLease), and so does a node that has just
+   * started; so it must stay below the shortest time `electionTimeoutTicks - 1` ticks may
+   * take on any node (node/read-lease.ts sizes it for clock drift and timer granularity).
+   */
+  readonly readLeaseTicks: number;
+  /**
+   * Monotonic real time in ticks (fractional; any origin), read only to time read leases.
+   * Not the tick count: ticks lag real time while a node stalls, and a lease timed by them
+   * would outlive itself. Unused while readLeaseTicks is 0.
+   */
+  readonly clockTicks: () => number;
   /** Entries handed out for applying in one Ready. */
   readonly applyEntriesMax: number;
   readonly applyBytesMax: number;
@@ -75,6 +90,8 @@ export interface PlantedBugs {
   followerReadBeforeApply?: boolean;
   /** A read joins the read round in flight even when that round's heartbeats left before it arrived. */
   readJoinsSentRound?: boolean;
+  /** A read lease is timed by the tick count (which stops while the node stalls) instead of the clock. */
+  readLeaseOnTickCount?: boolean;
   /** A configuration takes effect when committed instead of when appended (so several may be in flight). */
   configOnCommit?: boolean;
   /** A new leader changes the configuration before committing an entry of its own term. */

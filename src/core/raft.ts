@@ -21,6 +21,7 @@ import { inSyncAckIndex, isRelayed, nextInSyncChange } from './in-sync.js';
 import { applyMembershipChange, configInLog, isReplica, mostCaughtUpVoter, isVoter, replicasOf, votersChanged, type MembershipChange } from './membership.js';
 import { RaftLog } from './log.js';
 import type { CoreOptions, PlantedBugs } from './options.js';
+import { assertValidOptions } from './options-check.js';
 import { Progress } from './progress.js';
 import { ReadOnly, type ReadHost } from './read-only.js';
 import { Rollback } from './rollback.js';
@@ -66,6 +67,8 @@ export class RaftCore {
 
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
+  /** Ticks since this core was built (a node that has just started refuses votes, with read leases). */
+  private ticksSinceStart = 0;
   private randomizedElectionTimeout = 0;
   private votes = new Map<NodeId, boolean>();
   private progress = new Map<NodeId, Progress>();
@@ -89,16 +92,7 @@ export class RaftCore {
   planted: PlantedBugs = {};
 
   constructor(options: CoreOptions) {
-    assert(options.electionTimeoutTicks > options.heartbeatIntervalTicks, () =>
-      `electionTimeoutTicks ${options.electionTimeoutTicks} must exceed heartbeatIntervalTicks ${options.heartbeatIntervalTicks}`,
-    );
-    assert(options.inflightMessagesMax >= 1, 'inflightMessagesMax must be >= 1');
-    assert(Number.isSafeInteger(options.persistsInFlightMax) && options.persistsInFlightMax >= 1, 'persistsInFlightMax must be an integer >= 1');
-    // A live leader may take up to an election timeout to confirm a round (check-quorum
-    // deposes it after that): a follower that gave up sooner would fail reads needlessly.
-    assert(options.readIndexTimeoutTicks >= options.electionTimeoutTicks, () =>
-      `readIndexTimeoutTicks ${options.readIndexTimeoutTicks} must be at least electionTimeoutTicks ${options.electionTimeoutTicks}`,
-    );
+    assertValidOptions(options);
     this.opts = options;
     this.id = options.id;
     this.reads = new ReadOnly(this.readHost(), options);
@@ -125,6 +119,7 @@ export class RaftCore {
 
   tick(): void {
     if (this.planted.configOnCommit === true) this.reloadConfig();
+    this.ticksSinceStart++;
     this.reads.tick();
     if (this.role === 'leader') {
       this.tickLeader();
@@ -307,6 +302,7 @@ export class RaftCore {
     if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
     if (to === this.id) return { ok: true, to };
     if (!isVoter(this.config, to)) return { ok: false, reason: 'invalid', message: `${to} is not a voter` };
+    this.reads.barLease();
     this.transferee = to;
     this.transferElapsedTicks = 0;
     const pr = this.progress.get(to);
@@ -457,6 +453,7 @@ export class RaftCore {
       firstIndex: this.log.firstIndex(),
       config: this.config,
       configIndex: this.configIndex,
+      readsByLease: this.reads.leaseReads,
       progress: [...this.progress.entries()].map(([id, p]) => ({
         id,
         match: p.match,
@@ -497,9 +494,15 @@ export class RaftCore {
     return this.config.members.includes(this.id);
   }
 
-  /** Within an election timeout of hearing from a live leader: ignore vote requests. */
+  /**
+   * Within an election timeout of hearing from a live leader: ignore vote requests. With
+   * read leases also within one of starting: this node may have acknowledged a lease round
+   * just before it restarted, and forgot which leader it heard.
+   */
   private inLease(): boolean {
-    return this.opts.checkQuorum && this.leader !== null && this.electionElapsed < this.opts.electionTimeoutTicks;
+    if (!this.opts.checkQuorum) return false;
+    if (this.leader !== null && this.electionElapsed < this.opts.electionTimeoutTicks) return true;
+    return this.opts.readLeaseTicks > 0 && this.ticksSinceStart < this.opts.electionTimeoutTicks;
   }
 
   private campaign(kind: 'preVote' | 'vote', transfer = false): void {
@@ -680,7 +683,7 @@ export class RaftCore {
     this.maintainInSyncSet();
     if (this.heartbeatElapsed >= this.opts.heartbeatIntervalTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat(this.reads.roundInFlight());
+      this.reads.heartbeat();
     }
   }
 
@@ -914,6 +917,7 @@ export class RaftCore {
       readPoint: () => this.readPoint(),
       send: (m) => this.send(m, 'now'),
       broadcastHeartbeat: (readRound) => this.broadcastHeartbeat(readRound),
+      clock: () => (this.planted.readLeaseOnTickCount === true ? this.ticksSinceStart : this.opts.clockTicks()),
       readJoinsSentRound: () => this.planted.readJoinsSentRound === true,
     };
   }
@@ -991,6 +995,4 @@ export class RaftCore {
   configAt(index: number): { config: ClusterConfig; index: number } {
     return configInLog(this.log, index);
   }
-
-
 }

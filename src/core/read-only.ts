@@ -5,9 +5,15 @@
  * Its output is data the core hands out with its Ready: `ReadState`s (serve once applied
  * up to the index), `ReadFailure`s, and read-index messages queued through the host.
  *
- * It must never hand out a read point that a round started after the read arrived has not
- * confirmed, nor keep a follower's read across a change of leader or term (an answer from
- * another leader or term could be stale). It owns no role, term or log: it asks the host.
+ * With a read lease (CoreOptions.readLeaseTicks), the leader also serves reads at once for
+ * a while after a round a majority confirmed: every node that acknowledged it refuses votes
+ * for an election timeout after hearing it (the core's inLease), so no other leader can be
+ * elected before the lease, timed from the round's sending by the host's clock, runs out.
+ *
+ * It must never hand out a read point that neither a round started after the read arrived
+ * nor a lease holding when the point was chosen has confirmed, nor keep a follower's read
+ * across a change of leader or term (an answer from another leader or term could be
+ * stale). It owns no role, term or log: it asks the host.
  */
 
 import { assert } from '../stdx/assert.js';
@@ -41,6 +47,8 @@ export interface ReadHost {
   send(m: Message): void;
   /** Queues one heartbeat per follower carrying `readRound` (0: none). */
   broadcastHeartbeat(readRound: number): void;
+  /** Monotonic real time in ticks (CoreOptions.clockTicks): what read leases are timed by. */
+  clock(): number;
   /** Planted bug: a read joins a round whose heartbeats already left. */
   readJoinsSentRound(): boolean;
 }
@@ -50,6 +58,8 @@ export interface ReadLimits {
   readonly readsPendingMax: number;
   /** A follower's request unanswered this long fails with `timeout`. */
   readonly readIndexTimeoutTicks: number;
+  /** How long, by the host's clock, a confirmed round vouches for reads (0: no lease). */
+  readonly readLeaseTicks: number;
 }
 
 /**
@@ -78,6 +88,17 @@ export class ReadOnly {
    */
   private readRoundOpen = false;
   private readAcks = new Set<NodeId>();
+  /** Clock when the round in flight was first sent: each of its acks was sent after it. */
+  private roundSentAt = 0;
+  /** Clock when the newest round a majority confirmed was sent (-Infinity: none in this leadership). */
+  private leaseFrom = -Infinity;
+  /**
+   * A leadership transfer started: the transferee's election does not respect leases (its
+   * votes are granted at once), so this leadership serves no more reads by lease.
+   */
+  private leaseBarred = false;
+  /** Reads (request ids) served by the lease since start. */
+  leaseReads = 0;
   private pendingReads: PendingRead[] = [];
   /** Reads asked before this leader committed an entry of its term: served after. */
   private readsWaitingForTermCommit: ReadRequester[] = [];
@@ -124,6 +145,12 @@ export class ReadOnly {
   readIndex(): ReadIndexResult {
     const host = this.host;
     if (host.role() === 'leader') {
+      const index = this.leaseReadPoint(1);
+      if (index !== null) {
+        const requestId = this.nextReadRequestId++;
+        this.readStates.push({ requestId, index });
+        return { ok: true, requestId };
+      }
       if (this.readsPendingCount >= this.limits.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.readsPendingCount };
       const requestId = this.nextReadRequestId++;
       this.acceptRead({ node: host.id, requestIds: [requestId] });
@@ -142,6 +169,8 @@ export class ReadOnly {
   handleRequest(m: ReadIndexMessage): void {
     const requester: ReadRequester = { node: m.from, requestIds: m.requestIds };
     if (this.host.role() !== 'leader') return this.refuseRead(requester, 'notLeader');
+    const index = this.leaseReadPoint(m.requestIds.length);
+    if (index !== null) return this.resolveRead(requester, index);
     if (this.readsPendingCount + m.requestIds.length > this.limits.readsPendingMax) return this.refuseRead(requester, 'busy');
     this.acceptRead(requester);
   }
@@ -180,15 +209,27 @@ export class ReadOnly {
     for (const requester of waiting) this.addRead(requester);
   }
 
-  /** The round a regular heartbeat confirms (0: none in flight). */
-  roundInFlight(): number {
-    return this.readRoundInFlight;
+  /**
+   * Leader: a regular heartbeat is due. It carries the round in flight; with a lease and no
+   * round in flight it starts one, so the lease renews while no read comes.
+   */
+  heartbeat(): void {
+    if (this.readRoundInFlight === 0 && this.limits.readLeaseTicks > 0 && !this.leaseBarred) this.startReadRound();
+    else this.host.broadcastHeartbeat(this.readRoundInFlight);
   }
 
-  /** A new leadership: rounds count from 1 again. */
+  /** Leader: a leadership transfer starts; no read is served by lease until another leadership. */
+  barLease(): void {
+    this.leaseBarred = true;
+    this.leaseFrom = -Infinity;
+  }
+
+  /** A new leadership: rounds count from 1 again, and no lease holds until one is confirmed. */
   becameLeader(): void {
     this.readRound = 0;
     this.readRoundInFlight = 0;
+    this.leaseFrom = -Infinity;
+    this.leaseBarred = false;
   }
 
   /**
@@ -203,6 +244,7 @@ export class ReadOnly {
     this.readsPendingCount = 0;
     this.readAcks = new Set();
     this.readRoundInFlight = 0;
+    this.leaseFrom = -Infinity;
   }
 
   /**
@@ -257,6 +299,19 @@ export class ReadOnly {
 
   // ---------------------------------------------------------------------------------
   // Rounds
+
+  /**
+   * Leader: the read point a read asked now may use at once, by the lease; null when no
+   * lease holds. The point is taken before the clock is read, so that the lease still held
+   * when the point was chosen (a stall between the two then only shortens the lease).
+   */
+  private leaseReadPoint(reads: number): number | null {
+    if (this.limits.readLeaseTicks === 0 || this.leaseBarred || !this.host.committedInCurrentTerm()) return null;
+    const index = this.host.readPoint();
+    if (this.host.clock() - this.leaseFrom >= this.limits.readLeaseTicks) return null;
+    this.leaseReads += reads;
+    return index;
+  }
 
   /** Leader: takes a read (its own or a follower's) into the read-index rounds. */
   private acceptRead(requester: ReadRequester): void {
@@ -323,6 +378,7 @@ export class ReadOnly {
     this.readRound++;
     this.readRoundInFlight = this.readRound;
     this.readAcks = new Set();
+    this.roundSentAt = this.host.clock();
     this.host.broadcastHeartbeat(this.readRound);
     this.readRoundOpen = true;
   }
@@ -340,6 +396,9 @@ export class ReadOnly {
     }
     this.pendingReads = remaining;
     this.readRoundInFlight = 0;
+    // Every voter that acked heard from this leader after roundSentAt, and refuses votes for
+    // an election timeout of its ticks from then: the lease runs from the sending.
+    if (!this.leaseBarred) this.leaseFrom = Math.max(this.leaseFrom, this.roundSentAt);
     if (remaining.length > 0) this.startReadRound();
   }
 }

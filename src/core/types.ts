@@ -264,6 +264,8 @@ export interface CoreStatus {
   firstIndex: number;
   config: ClusterConfig;
   configIndex: number;
+  /** Read points this node gave by its read lease as leader (its own reads and its followers'), since it started. */
+  readsByLease: number;
   /**
    * The leader's view of each replica. `answeredRecently`: it answered an append or a
    * heartbeat within the last election timeout (the window check-quorum judges by); false

@@ -66,6 +66,15 @@ export interface DriverOptions {
   /** Watches (watch.ts) and the history they read, kept by the rule of history-retention.ts, then compacted by the leader. */
   readonly watch: WatchHubOptions & HistoryRetentionOptions;
   readonly dedupClientsMax: number;
-  /** How much faster than tickMs this node's ticks may come, per mille: lease deadlines are stretched by it (default 10). */
+  /**
+   * How far a node's clock (and so its ticks) may run from real time, per mille, either way:
+   * key lease deadlines are stretched by it and read leases shortened (default 10).
+   */
   readonly clockFastPermilleMax?: number;
+  /**
+   * Linearizable reads served by the leader under a read lease (core/read-only.ts, sized by
+   * read-lease.ts) instead of a heartbeat round each; needs checkQuorum and the deps' clock.
+   * Every node of a cluster must agree on it (default true).
+   */
+  readonly readLease?: boolean;
 }

@@ -49,6 +49,8 @@ import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
 import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
 import type { PeerForwarding } from './forwarding.js';
+import { readFailureError } from './read-failure.js';
+import { coreReadLease } from './read-lease.js';
 import { sendSnapshotChunks } from './snapshot-sending.js';
 import type { OutgoingSnapshot } from './snapshot-sending.js';
 import { statusView } from './status.js';
@@ -60,6 +62,8 @@ export interface DriverDeps {
   readonly storage: NodeStorage;
   readonly transport: PeerTransport<PeerMessage>;
   readonly prng: Prng;
+  /** Monotonic ms (performance.now; the simulator's clock) timing read leases; absent: no lease. */
+  readonly clockMs?: () => number;
   /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
   readonly schedule: (fn: () => void) => void;
   /** A broken invariant or failed flush: the node must stop (recovery takes over). */
@@ -195,6 +199,7 @@ export class NodeDriver implements KvNode {
       memberTimeoutTicks: options.memberTimeoutTicks ?? options.electionTimeoutTicks * 3,
       persistsInFlightMax: options.persistsInFlightMax ?? 1,
       promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
+      ...coreReadLease(options, deps.clockMs),
     });
     this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
     this.watches = new WatchHub(this.stateMachine, options.watch);
@@ -710,7 +715,7 @@ export class NodeDriver implements KvNode {
       const pending = this.pendingReads.get(f.requestId);
       if (pending === undefined) continue;
       this.pendingReads.delete(f.requestId);
-      pending.fail(this.readFailureError(f));
+      pending.fail(readFailureError(f, this.id, this.leader(), () => this.notLeaderError()));
     }
     if (committed.length > 0 || readStates.length > 0) {
       this.serveReads();
@@ -829,20 +834,6 @@ export class NodeDriver implements KvNode {
         else this.linearizableReadsServed.asFollower++;
         r.serve();
       }
-    }
-  }
-
-  /** The retryable error for a read that gets no read point (nothing stale is served). */
-  private readFailureError(f: ReadFailure): QkvError {
-    switch (f.reason) {
-      case 'notLeader':
-        // Leadership ended before confirming the read, or the leader asked no longer leads:
-        // the hint is whoever this node now believes leads (none during an election).
-        return this.notLeaderError();
-      case 'busy':
-        return new QkvError('busy', 'the leader has too many reads waiting for a read point', {}, 100);
-      case 'timeout':
-        return new QkvError('timeout', `the leader did not answer ${this.id}'s read-index request in time`, { leader: this.leader() }, 100);
     }
   }
 

@@ -140,7 +140,7 @@ export function statusLine(r: SimResult): string {
   const lin = r.linearizability === 'undecided' ? ' lin=undecided' : '';
   return (
     `seed ${r.seed} ${verdict} virtual ${(s.virtualMs / 1000).toFixed(2)}s faults ${s.faults} crashes ${s.crashes} ` +
-    `leaders ${s.leaderChanges} msgs ${s.messages} ops ${s.clientOps} (ok ${s.opsOk}, unknown ${s.opsUnknown}) reads ${s.readsAtLeader}L/${s.readsAtFollowers}F${lin} hash ${r.traceHash}` +
+    `leaders ${s.leaderChanges} msgs ${s.messages} ops ${s.clientOps} (ok ${s.opsOk}, unknown ${s.opsUnknown}) reads ${s.readsAtLeader}L/${s.readsAtFollowers}F${s.readsByLease > 0 ? ` (${s.readsByLease} by lease)` : ''}${lin} hash ${r.traceHash}` +
     (s.memberChanges > 0 ? ` members ${s.memberChanges}` : '') +
     (r.ok ? '' : ` ${r.violation?.property ?? '?'}`)
   );
@@ -183,6 +183,7 @@ interface Totals {
   events: number;
   readsAtLeader: number;
   readsAtFollowers: number;
+  readsByLease: number;
   memberChanges: number;
   leaderRemovals: number;
 }
@@ -222,7 +223,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     ...(args.overrides !== undefined ? { overrides: args.overrides } : {}),
     ...(args.trace ? { trace: true } : {}),
   };
-  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, watchVersions: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, memberChanges: 0, leaderRemovals: 0 };
+  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, watchVersions: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, readsByLease: 0, memberChanges: 0, leaderRemovals: 0 };
   const failedSeeds: number[] = [];
   let reruns = 0;
   // The wall clock is read only for --timing and the --soak-seconds budget.
@@ -248,6 +249,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     totals.events += r.stats.events;
     totals.readsAtLeader += r.stats.readsAtLeader;
     totals.readsAtFollowers += r.stats.readsAtFollowers;
+    totals.readsByLease += r.stats.readsByLease;
     totals.memberChanges += r.stats.memberChanges;
     totals.leaderRemovals += r.stats.leaderRemovals;
     if (r.linearizability === 'ok') {
@@ -285,7 +287,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     `sim: ${totals.runs} runs, ${totals.runs - totals.failed} passed, ${totals.failed} failed; ` +
       `${(totals.virtualMs / 1000).toFixed(1)} simulated seconds; ${totals.faults} faults (${totals.crashes} crashes); ` +
       `${totals.ops} client operations (${totals.opsOk} ok, ${totals.opsUnknown} unknown outcome; ${totals.txnsOk} transactions answered, ${totals.leaseExpiries} lease expiries checked, ${totals.watchVersions} watched versions checked); ` +
-      `${totals.readsAtLeader + totals.readsAtFollowers} linearizable reads served (${totals.readsAtFollowers} by followers through a read index); ` +
+      `${totals.readsAtLeader + totals.readsAtFollowers} linearizable reads served (${totals.readsAtFollowers} by followers through a read index; ${totals.readsByLease} read points given by lease); ` +
       `${totals.memberChanges} membership changes (${totals.leaderRemovals} removing the leader); ` +
       `${totals.histories} histories checked linearizable (${totals.historyOps} operations)` +
       `${totals.undecided > 0 ? `, ${totals.undecided} undecided` : ''}; ${reruns} seeds rerun for determinism\n`,

@@ -60,6 +60,8 @@ export interface SimStats {
   /** Linearizable reads served by the leader itself, and by followers through the leader's read index. */
   readonly readsAtLeader: number;
   readonly readsAtFollowers: number;
+  /** Read points leaders gave under a read lease (for their own reads and their followers'), not by a round. */
+  readonly readsByLease: number;
   /** Membership changes a leader accepted, and how many of them removed that leader. */
   readonly memberChanges: number;
   readonly leaderRemovals: number;
@@ -98,6 +100,7 @@ export const plantedBugNames = [
   'ackBeforeFlush',
   'followerReadBeforeApply',
   'readJoinsSentRound',
+  'readLeaseOnTickCount',
   'configOnCommit',
   'configChangeBeforeOwnTermCommit',
   'txnSplitAcrossEntries',
@@ -203,6 +206,7 @@ export function runSimulation(options: SimOptions): SimResult {
       leaderChanges: world.checker.leaderChanges,
       readsAtLeader: reads.asLeader,
       readsAtFollowers: reads.asFollower,
+      readsByLease: reads.byLease,
       memberChanges: world.stats.memberChanges,
       leaderRemovals: world.stats.leaderRemovals,
     },

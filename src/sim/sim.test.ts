@@ -148,6 +148,18 @@ const plantedCases: readonly PlantedCase[] = [
     consequencesWithout: [],
     scenario: { options: { mode: 'majority', overrides: { staleLeaderRate: 0.1, checkQuorum: false } }, name: 'majority seeds with stale leaders and no check-quorum' },
   },
+  // A read lease timed by the tick count: a leader paused past an election timeout comes back
+  // believing little time passed, and serves a read by lease before the new leader's messages
+  // (sent earlier, read later) depose it. It takes pauses of the leader and reads at any node.
+  {
+    bug: 'readLeaseOnTickCount',
+    direct: ['linearizability'],
+    consequencesWithout: [],
+    scenario: {
+      options: { overrides: { readLease: true, checkQuorum: true, 'faultWeights.pause': 10, faultOnLeaderRate: 1, getAnyNodeRate: 1 } },
+      name: 'seeds with read leases whose leaders pause',
+    },
+  },
   // Membership: a configuration that takes effect only once committed lets several changes be
   // in flight and nodes count with different voters; its consequence is a commit no majority
   // of the voters holds.
@@ -208,6 +220,18 @@ for (const { bug, direct, consequencesWithout, scenario = hostile } of plantedCa
     });
   }
 }
+
+test('leaders serve reads by lease in the swarm, and every guarantee holds', () => {
+  let byLease = 0;
+  let reads = 0;
+  for (let seed = 1; seed <= 20; seed++) {
+    const r = runSimulation({ seed, overrides: { readLease: true, checkQuorum: true } });
+    assert.equal(r.ok, true, describeFailure(r));
+    byLease += r.stats.readsByLease;
+    reads += r.stats.readsAtLeader + r.stats.readsAtFollowers;
+  }
+  assert.ok(byLease >= reads / 4, `only ${byLease} read points given by lease for ${reads} reads`);
+});
 
 test('membership changes (add, promote, remove the leader included, re-add a wiped node) run beside the faults and keep every guarantee', () => {
   const overrides = { spareNodes: 2, membershipIntervalMsMean: 150, membershipOnNewLeaderRate: 0.3 };

@@ -76,11 +76,13 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   readonly reference = new HistoryReference();
   readonly watcherStats: WatcherStats = { opened: 0, versionsDelivered: 0, ended: 0 };
   private readonly watcherPrng: Prng;
+  /** Orders what a paused node finds waiting when it resumes (interleaveBySource). */
+  private readonly resumePrng: Prng;
   readonly checker: SafetyChecker;
   readonly trace: Trace;
   readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
   /** Linearizable reads served by drivers that are gone (crashed or stopped); see readsServed(). */
-  private readonly readsServedByGone = { asLeader: 0, asFollower: 0 };
+  private readonly readsServedByGone = { asLeader: 0, asFollower: 0, byLease: 0 };
   readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0, txnsOk: 0 };
   readonly acked: AckedWrite[] = [];
 
@@ -121,6 +123,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     this.tickPrng = root.fork();
     const membershipPrng = root.fork();
     this.watcherPrng = root.fork();
+    this.resumePrng = root.fork();
 
     this.network = new SimNetwork(this, netPrng);
     this.disks = new SimDisks(this, diskPrng, { members: this.nodeIds.slice(0, c.nodeCount), writeQuorum: c.mode.writeQuorum, topology: c.mode.topology });
@@ -372,6 +375,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   // Nodes
 
   private startNode(n: SimNode, fresh: boolean, bootstrap?: ClusterConfig): void {
+    const c = this.config;
     const storage = this.disks.open(n, fresh, bootstrap);
     n.incarnation++;
     n.status = 'up';
@@ -388,6 +392,8 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       storage: observed,
       transport,
       prng: this.nodePrng.fork(),
+      // The node's clock runs at its ticks' rate (drift included); its ticks come late, never early.
+      clockMs: () => (this.timeUs / n.tickPeriodUs) * c.tickMs,
       schedule: (fn) => this.push(0, n.index, inc, `${n.id} process`, fn, null),
       onFatal: (error) => {
         if (error instanceof SimViolation) throw error;
@@ -430,6 +436,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       heartbeatIntervalTicks: c.heartbeatIntervalTicks,
       preVote: c.preVote,
       checkQuorum: c.checkQuorum,
+      readLease: c.readLease,
       pinnedLeader: null,
       inflightMessagesMax: c.inflightMessagesMax,
       appendBytesMax: 64 * 1024,
@@ -463,12 +470,13 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     if (n.status === 'down' || n.storage === null) return;
     this.stats.crashes++;
     const pending = n.storage.pendingCount();
-    if (clean) n.driver?.stop();
-    n.image = this.disks.powerOff(n.storage, { flushFirst: clean });
     if (n.driver !== null) {
       this.readsServedByGone.asLeader += n.driver.linearizableReadsServed.asLeader;
       this.readsServedByGone.asFollower += n.driver.linearizableReadsServed.asFollower;
+      this.readsServedByGone.byLease += n.driver.core.status().readsByLease;
     }
+    if (clean) n.driver?.stop();
+    n.image = this.disks.powerOff(n.storage, { flushFirst: clean });
     n.status = 'down';
     n.incarnation++;
     n.storage = null;
@@ -496,7 +504,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     const held = n.deferred;
     n.deferred = [];
     this.trace.note(`${this.timeUs} * ${n.id} resumes (${held.length} held events)`);
-    for (const ev of held) this.queue.push({ ...ev, atUs: this.timeUs, seq: this.queue.nextSeq() });
+    for (const ev of interleaveBySource(held, this.resumePrng)) this.queue.push({ ...ev, atUs: this.timeUs, seq: this.queue.nextSeq() });
   }
 
   restart(n: SimNode): void {
@@ -557,12 +565,16 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     return this.nodes.map((n) => n.driver).filter((d): d is NodeDriver => d !== null);
   }
 
-  /** Linearizable reads served so far by every node, in every lifetime, by the role that asked for the read point. */
-  readsServed(): { asLeader: number; asFollower: number } {
+  /**
+   * Linearizable reads served so far by every node, in every lifetime, by the role that
+   * asked for the read point; and the read points leaders gave by lease (theirs and followers').
+   */
+  readsServed(): { asLeader: number; asFollower: number; byLease: number } {
     const total = { ...this.readsServedByGone };
     for (const d of this.drivers()) {
       total.asLeader += d.linearizableReadsServed.asLeader;
       total.asFollower += d.linearizableReadsServed.asFollower;
+      total.byLease += d.core.status().readsByLease;
     }
     return total;
   }
@@ -570,4 +582,31 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   finalWriteVersion(): number | null {
     return this.healer.finalWriteVersion();
   }
+}
+
+/**
+ * What a resumed node finds waiting, in the order it handles it: a stalled process reads its
+ * sockets in no particular order, though each connection's bytes in theirs. So the events of
+ * each source (a peer's link, a client, the node's own tick and processing: the first word of
+ * the label) keep their order, and the sources interleave at random. A lease timed by a clock
+ * that stopped with the node is exposed this way: a client's read can be served before the
+ * new leader's messages, sent earlier, depose the old one.
+ */
+function interleaveBySource(held: readonly SimEvent[], prng: Prng): SimEvent[] {
+  const bySource = new Map<string, SimEvent[]>();
+  for (const ev of held) {
+    const source = /^[^ >]*/.exec(ev.label)?.[0] ?? '';
+    const queue = bySource.get(source);
+    if (queue === undefined) bySource.set(source, [ev]);
+    else queue.push(ev);
+  }
+  const queues = [...bySource.values()];
+  const out: SimEvent[] = [];
+  while (queues.length > 0) {
+    const i = prng.intBetween(0, queues.length - 1);
+    const queue = queues[i] as SimEvent[];
+    out.push(queue.shift() as SimEvent);
+    if (queue.length === 0) queues.splice(i, 1);
+  }
+  return out;
 }

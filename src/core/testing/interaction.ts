@@ -35,6 +35,8 @@ export class Interaction {
   private config: ClusterConfig = { members: [], writeQuorum: 'majority', topology: 'star' };
   private coreDefaults: Partial<CoreOptions> = {};
   private seed = 1;
+  /** Real time in ticks, shared by every node: `run` rounds and `tick all` move it, `clock N` alone (a stall). */
+  private clockTicks = 0;
 
   /** Runs a whole script; returns the output with each command echoed. */
   run(script: string): string {
@@ -71,6 +73,7 @@ export class Interaction {
         const ids = args[0] === 'all' ? [...this.nodes.keys()] : [need(args[0])];
         const times = Number(args[1] ?? '1');
         for (let i = 0; i < times; i++) {
+          if (args[0] === 'all') this.clockTicks++;
           for (const id of ids) {
             const n = this.nodes.get(id);
             if (n === undefined || !n.up) continue;
@@ -84,6 +87,7 @@ export class Interaction {
         // N rounds of: every live node ticks once, then all messages are delivered.
         const rounds = Number(args[0] ?? '1');
         for (let i = 0; i < rounds; i++) {
+          this.clockTicks++;
           for (const [id, n] of this.nodes) {
             if (!n.up) continue;
             n.core.tick();
@@ -120,6 +124,10 @@ export class Interaction {
         this.out.push(r.ok ? `${need(args[0])} transfers leadership to ${r.to}` : `transfer refused: ${r.reason}${'message' in r ? ` (${r.message})` : ''}`);
         return this.process(need(args[0]));
       }
+      case 'clock':
+        // clock N: real time moves N ticks while no node ticks (every node stalls).
+        this.clockTicks += Number(args[0] ?? '1');
+        return;
       case 'plant':
         // plant n2 configOnCommit: break one node on purpose (PlantedBugs).
         this.core(need(args[0])).planted = { ...this.core(need(args[0])).planted, [need(args[1])]: true };
@@ -244,6 +252,7 @@ export class Interaction {
       preVote: opts['prevote'] !== 'false',
       checkQuorum: opts['checkquorum'] !== 'false',
       appendEntriesMax: Number(opts['entries'] ?? '64'),
+      readLeaseTicks: Number(opts['readlease'] ?? '0'),
     };
     for (const id of members) {
       const log = new MemoryLog(this.config);
@@ -276,6 +285,8 @@ export class Interaction {
       memberTimeoutTicks: 30,
       persistsInFlightMax: 1,
       promoteLagEntriesMax: 64,
+      readLeaseTicks: 0,
+      clockTicks: () => this.clockTicks,
       ...this.coreDefaults,
     });
   }

@@ -32,6 +32,8 @@ export function newUnitCore(id: NodeId, log: LogReader, overrides: Partial<CoreO
     memberTimeoutTicks: 30,
     persistsInFlightMax: 1,
     promoteLagEntriesMax: 64,
+    readLeaseTicks: 0,
+    clockTicks: () => 0,
     ...overrides,
   });
 }
