@@ -23,7 +23,7 @@ const heartbeats = /heartbeat/;
 test('with a read lease the leader serves a read at once, without a heartbeat round', () => {
   const it = leased();
   const out = it.run('read n1\nstabilize');
-  assert.match(out, /n1 read#\d+ ready at index 1\n/);
+  assert.match(out, /n1 read#\d+ ready at index 1 by lease\n/);
   assert.doesNotMatch(out, heartbeats);
   assert.equal(it.core('n1').status().readsByLease, 1);
 });

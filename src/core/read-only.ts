@@ -134,7 +134,8 @@ export class ReadOnly {
   /**
    * Asks for a linearizable read point. The answer arrives as a `ReadState` with the same
    * requestId (serve the read once the state machine has applied its `index`), or as a
-   * `ReadFailure` (serve nothing; the client may retry).
+   * `ReadFailure` (serve nothing; the client may retry); or at once, in the result, when the
+   * leader's lease holds.
    *
    * On the leader: once a majority confirmed in a heartbeat round, started after this call,
    * that it still leads (and it has committed an entry of its term), at its commit index as
@@ -146,15 +147,11 @@ export class ReadOnly {
     const host = this.host;
     if (host.role() === 'leader') {
       const index = this.leaseReadPoint(1);
-      if (index !== null) {
-        const requestId = this.nextReadRequestId++;
-        this.readStates.push({ requestId, index });
-        return { ok: true, requestId };
-      }
+      if (index !== null) return { ok: true, requestId: this.nextReadRequestId++, index };
       if (this.readsPendingCount >= this.limits.readsPendingMax) return { ok: false, reason: 'busy', pendingReads: this.readsPendingCount };
       const requestId = this.nextReadRequestId++;
       this.acceptRead({ node: host.id, requestIds: [requestId] });
-      return { ok: true, requestId };
+      return { ok: true, requestId, index: null };
     }
     const leader = host.leader();
     if (host.role() !== 'follower' || leader === null) return { ok: false, reason: 'notLeader', leader };
@@ -162,7 +159,7 @@ export class ReadOnly {
     const requestId = this.nextReadRequestId++;
     this.followerReads.set(requestId, this.ticksElapsed);
     this.followerReadsUnsent.push(requestId);
-    return { ok: true, requestId };
+    return { ok: true, requestId, index: null };
   }
 
   /** Leader: a follower asks for a read point; it is treated exactly like our own read. */

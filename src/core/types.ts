@@ -383,8 +383,13 @@ export type ProposeResult =
   | { readonly ok: false; readonly reason: 'notLeader'; readonly leader: NodeId | null }
   | { readonly ok: false; readonly reason: 'busy'; readonly uncommittedEntries: number };
 
+/**
+ * `index`: the read point, when the leader's read lease confirmed the read at once (no
+ * ReadState follows: serve once applied up to it); null: it comes later, as a ReadState
+ * or a ReadFailure with the same requestId.
+ */
 export type ReadIndexResult =
-  | { readonly ok: true; readonly requestId: number }
+  | { readonly ok: true; readonly requestId: number; readonly index: number | null }
   | { readonly ok: false; readonly reason: 'notLeader'; readonly leader: NodeId | null }
   | { readonly ok: false; readonly reason: 'busy'; readonly pendingReads: number };
 

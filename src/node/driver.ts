@@ -344,10 +344,15 @@ export class NodeDriver implements KvNode {
       if (r.reason === 'notLeader') return callback(this.notLeaderError());
       return callback(new QkvError('busy', `${r.pendingReads} reads pending for a read point`, {}, 100));
     }
+    // Confirmed at once by the leader's lease: served now when applied up to its point.
+    if (r.index !== null && r.index <= this.stateMachine.appliedIndex()) {
+      this.linearizableReadsServed.asLeader++;
+      return serveLocal();
+    }
     this.pendingReads.set(r.requestId, {
       deadlineTick: this.deadline(options.timeoutMs),
       askedAs,
-      index: null,
+      index: r.index,
       serve: serveLocal,
       fail: (e) => callback(e),
     });

@@ -110,7 +110,8 @@ export class Interaction {
         const count = Number(args[1] ?? '1');
         for (let i = 0; i < count; i++) {
           const r = this.core(id).readIndex();
-          this.out.push(r.ok ? `${id} read#${r.requestId} pending` : `${id} read refused: ${r.reason}`);
+          if (!r.ok) this.out.push(`${id} read refused: ${r.reason}`);
+          else this.out.push(r.index === null ? `${id} read#${r.requestId} pending` : `${id} read#${r.requestId} ready at index ${r.index} by lease`);
         }
         return this.process(id);
       }
