@@ -30,6 +30,7 @@ import { PeerForwarding, forwardingMeta } from '../node/forwarding.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
+import { createElapsedClockMs } from '../stdx/elapsed-clock.js';
 import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
 import type { MembersResponse, StatusResponse } from '../wire/types.js';
@@ -487,7 +488,7 @@ async function createDriver(storage: LmdbStorage, deps: CoreDeps): Promise<NodeD
     transport: deps.transport,
     forwarding: deps.forwarding,
     prng: createPrng(createHash('sha256').update(`${config.id}:${process.pid}:${Date.now()}`).digest().readUInt32LE(0)),
-    clockMs: () => performance.now(),
+    clockMs: createElapsedClockMs(),
     schedule: (fn) => setImmediate(fn),
     onFatal: deps.onFatal,
     onRollback: (entries, appliedIndex) => {
