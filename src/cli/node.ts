@@ -30,7 +30,7 @@ import { PeerForwarding, forwardingMeta } from '../node/forwarding.js';
 import type { PeerMessage } from '../node/messages.js';
 import { startTicker } from '../node/ticker.js';
 import type { KvNode } from '../node/types.js';
-import { createElapsedClockMs } from '../stdx/elapsed-clock.js';
+import { createElapsedClockMs } from '../node/elapsed-clock.js';
 import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
 import type { MembersResponse, StatusResponse } from '../wire/types.js';

@@ -62,7 +62,7 @@ export interface DriverDeps {
   readonly storage: NodeStorage;
   readonly transport: PeerTransport<PeerMessage>;
   readonly prng: Prng;
-  /** Elapsed ms, never slower than real time (stdx/elapsed-clock.ts; the simulator's clock), timing read leases; absent: no lease. */
+  /** Elapsed ms, never slower than real time (node/elapsed-clock.ts; the simulator's clock), timing read leases; absent: no lease. */
   readonly clockMs?: () => number;
   /** Runs `fn` soon, after the current input is handled (setImmediate in production). */
   readonly schedule: (fn: () => void) => void;
