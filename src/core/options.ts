@@ -38,7 +38,7 @@ export interface CoreOptions {
   readonly readIndexTimeoutTicks: number;
   /**
    * Read lease (0: off; needs checkQuorum): for this long after a heartbeat round it sent
-   * was acknowledged by a majority, by `clock`, the leader serves linearizable reads
+   * was acknowledged by a majority, by `clockTicks`, the leader serves linearizable reads
    * without a round of its own. Sound because a follower that heard from a leader refuses
    * votes for an election timeout of its ticks (inLease), and so does a node that has just
    * started; so it must stay below the shortest time `electionTimeoutTicks - 1` ticks may

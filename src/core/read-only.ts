@@ -93,10 +93,10 @@ export class ReadOnly {
   /** Clock when the newest round a majority confirmed was sent (-Infinity: none in this leadership). */
   private leaseFrom = -Infinity;
   /**
-   * A leadership transfer started: the transferee's election does not respect leases (its
-   * votes are granted at once), so this leadership serves no more reads by lease.
+   * No read is served by lease in this leadership: leases are off, or a leadership transfer
+   * started (the transferee's election does not respect leases: its votes are granted at once).
    */
-  private leaseBarred = false;
+  private leaseBarred: boolean;
   /** Reads (request ids) served by the lease since start. */
   leaseReads = 0;
   private pendingReads: PendingRead[] = [];
@@ -121,7 +121,9 @@ export class ReadOnly {
   constructor(
     private readonly host: ReadHost,
     private readonly limits: ReadLimits,
-  ) {}
+  ) {
+    this.leaseBarred = limits.readLeaseTicks === 0;
+  }
 
   // ---------------------------------------------------------------------------------
   // Inputs from the core
@@ -211,7 +213,7 @@ export class ReadOnly {
    * round in flight it starts one, so the lease renews while no read comes.
    */
   heartbeat(): void {
-    if (this.readRoundInFlight === 0 && this.limits.readLeaseTicks > 0 && !this.leaseBarred) this.startReadRound();
+    if (this.readRoundInFlight === 0 && !this.leaseBarred) this.startReadRound();
     else this.host.broadcastHeartbeat(this.readRoundInFlight);
   }
 
@@ -226,7 +228,7 @@ export class ReadOnly {
     this.readRound = 0;
     this.readRoundInFlight = 0;
     this.leaseFrom = -Infinity;
-    this.leaseBarred = false;
+    this.leaseBarred = this.limits.readLeaseTicks === 0;
   }
 
   /**
@@ -303,7 +305,7 @@ export class ReadOnly {
    * when the point was chosen (a stall between the two then only shortens the lease).
    */
   private leaseReadPoint(reads: number): number | null {
-    if (this.limits.readLeaseTicks === 0 || this.leaseBarred || !this.host.committedInCurrentTerm()) return null;
+    if (this.leaseBarred || !this.host.committedInCurrentTerm()) return null;
     const index = this.host.readPoint();
     if (this.host.clock() - this.leaseFrom >= this.limits.readLeaseTicks) return null;
     this.leaseReads += reads;

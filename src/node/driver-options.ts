@@ -7,6 +7,9 @@ import type { NodeId } from '../core/types.js';
 import type { HistoryRetentionOptions } from './history-retention.js';
 import type { WatchHubOptions } from './watch.js';
 
+/** DriverOptions.clockFastPermilleMax when not given. */
+export const clockFastPermilleMaxDefault = 10;
+
 export interface DriverOptions {
   readonly id: NodeId;
   readonly clusterId: string;

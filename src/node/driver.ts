@@ -43,7 +43,7 @@ import { MemberIds } from './member-ids.js';
 import { WatchHub, type WatchRequest, type WatchSink } from './watch.js';
 import { HistoryRetention } from './history-retention.js';
 import { compactUntil } from './compact-on-demand.js';
-import type { DriverOptions } from './driver-options.js';
+import { clockFastPermilleMaxDefault, type DriverOptions } from './driver-options.js';
 import type { Prng } from '../stdx/prng.js';
 import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
@@ -201,7 +201,7 @@ export class NodeDriver implements KvNode {
       promoteLagEntriesMax: options.promoteLagEntriesMax ?? options.appendEntriesMax,
       ...coreReadLease(options, deps.clockMs),
     });
-    this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? 10, revokeRetryTicks: options.electionTimeoutTicks * 2 });
+    this.leases = new LeaseKeeper({ tickMs: options.tickMs, clockFastPermilleMax: options.clockFastPermilleMax ?? clockFastPermilleMaxDefault, revokeRetryTicks: options.electionTimeoutTicks * 2 });
     this.watches = new WatchHub(this.stateMachine, options.watch);
     this.retention = new HistoryRetention(options.watch);
     deps.forwarding?.attach(deps.transport);

@@ -3,8 +3,7 @@
  * never a stale value.
  */
 
-import type { ReadFailure } from '../core/types.js';
-import type { NodeId } from '../core/types.js';
+import type { NodeId, ReadFailure } from '../core/types.js';
 import { QkvError } from '../wire/errors.js';
 import type { LeaderInfo } from '../wire/types.js';
 

@@ -11,7 +11,7 @@
  * what the bound does not model; 0 (no lease) when nothing is left.
  */
 
-import type { DriverOptions } from './driver-options.js';
+import { clockFastPermilleMaxDefault, type DriverOptions } from './driver-options.js';
 
 /** The granularity of a node's tick timer, in ms (libuv's loop time is in whole ms). */
 const timerGranularityMs = 1;
@@ -37,6 +37,6 @@ export function coreReadLease(
 ): { readonly readLeaseTicks: number; readonly clockTicks: () => number } {
   const tickMs = options.tickMs;
   if (clockMs === undefined || options.readLease === false || !options.checkQuorum) return { readLeaseTicks: 0, clockTicks: () => 0 };
-  const readLeaseTicks = readLeaseTicksFor({ electionTimeoutTicks: options.electionTimeoutTicks, tickMs, clockDriftPermilleMax: options.clockFastPermilleMax ?? 10 });
+  const readLeaseTicks = readLeaseTicksFor({ electionTimeoutTicks: options.electionTimeoutTicks, tickMs, clockDriftPermilleMax: options.clockFastPermilleMax ?? clockFastPermilleMaxDefault });
   return { readLeaseTicks, clockTicks: () => clockMs() / tickMs };
 }

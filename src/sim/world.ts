@@ -375,7 +375,6 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   // Nodes
 
   private startNode(n: SimNode, fresh: boolean, bootstrap?: ClusterConfig): void {
-    const c = this.config;
     const storage = this.disks.open(n, fresh, bootstrap);
     n.incarnation++;
     n.status = 'up';
@@ -393,7 +392,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
       transport,
       prng: this.nodePrng.fork(),
       // The node's clock runs at its ticks' rate (drift included); its ticks come late, never early.
-      clockMs: () => (this.timeUs / n.tickPeriodUs) * c.tickMs,
+      clockMs: () => (this.timeUs / n.tickPeriodUs) * this.config.tickMs,
       schedule: (fn) => this.push(0, n.index, inc, `${n.id} process`, fn, null),
       onFatal: (error) => {
         if (error instanceof SimViolation) throw error;
