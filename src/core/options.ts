@@ -92,6 +92,8 @@ export interface PlantedBugs {
   readJoinsSentRound?: boolean;
   /** A read lease is timed by the tick count (which stops while the node stalls) instead of the clock. */
   readLeaseOnTickCount?: boolean;
+  /** A leader handing leadership over keeps serving reads by lease (the transferee's election ignores the followers' lease promise). */
+  leaseKeptThroughTransfer?: boolean;
   /** A configuration takes effect when committed instead of when appended (so several may be in flight). */
   configOnCommit?: boolean;
   /** A new leader changes the configuration before committing an entry of its own term. */

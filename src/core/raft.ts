@@ -302,7 +302,7 @@ export class RaftCore {
     if (this.role !== 'leader') return { ok: false, reason: 'notLeader', leader: this.leader };
     if (to === this.id) return { ok: true, to };
     if (!isVoter(this.config, to)) return { ok: false, reason: 'invalid', message: `${to} is not a voter` };
-    this.reads.barLease();
+    if (this.planted.leaseKeptThroughTransfer !== true) this.reads.barLease();
     this.transferee = to;
     this.transferElapsedTicks = 0;
     const pr = this.progress.get(to);
@@ -484,6 +484,11 @@ export class RaftCore {
 
   currentConfigIndex(): number {
     return this.configIndex;
+  }
+
+  /** The voter this leader is handing leadership to (proposals wait meanwhile), or null. */
+  handingOverTo(): NodeId | null {
+    return this.transferee;
   }
 
   // ---------------------------------------------------------------------------------
@@ -978,10 +983,7 @@ export class RaftCore {
     return this.prevHard.term !== this.term || this.prevHard.vote !== this.vote || this.prevHard.commit !== this.log.committed;
   }
 
-  /**
-   * The config in force: the latest config entry in the log, else the snapshot's. (With
-   * the planted bug configOnCommit: the latest committed one.)
-   */
+  /** The config in force: the latest config entry in the log, else the snapshot's (planted configOnCommit: the latest committed one). */
   private latestConfig(): { config: ClusterConfig; index: number } {
     const upTo = this.planted.configOnCommit === true ? Math.min(this.log.committed, this.log.lastIndex()) : this.log.lastIndex();
     return this.configAt(upTo);

@@ -85,6 +85,8 @@ export interface WorldStats {
   /** Membership changes proposed and accepted by a leader, and how many removed that leader itself. */
   memberChanges: number;
   leaderRemovals: number;
+  /** Leadership hand-overs a leader started (hand-overs.ts). */
+  handOvers: number;
 }
 
 export type WorldPhase = 'fault' | 'heal' | 'done';

@@ -142,6 +142,7 @@ export function statusLine(r: SimResult): string {
     `seed ${r.seed} ${verdict} virtual ${(s.virtualMs / 1000).toFixed(2)}s faults ${s.faults} crashes ${s.crashes} ` +
     `leaders ${s.leaderChanges} msgs ${s.messages} ops ${s.clientOps} (ok ${s.opsOk}, unknown ${s.opsUnknown}) reads ${s.readsAtLeader}L/${s.readsAtFollowers}F${s.readsByLease > 0 ? ` (${s.readsByLease} by lease)` : ''}${lin} hash ${r.traceHash}` +
     (s.memberChanges > 0 ? ` members ${s.memberChanges}` : '') +
+    (s.handOvers > 0 ? ` hand-overs ${s.handOvers}` : '') +
     (r.ok ? '' : ` ${r.violation?.property ?? '?'}`)
   );
 }
@@ -186,6 +187,7 @@ interface Totals {
   readsByLease: number;
   memberChanges: number;
   leaderRemovals: number;
+  handOvers: number;
 }
 
 /** Runs `quorumkv sim`. Returns the exit code: 0 when every run passed, 1 on any failure, 2 on bad usage. */
@@ -223,7 +225,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     ...(args.overrides !== undefined ? { overrides: args.overrides } : {}),
     ...(args.trace ? { trace: true } : {}),
   };
-  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, watchVersions: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, readsByLease: 0, memberChanges: 0, leaderRemovals: 0 };
+  const totals: Totals = { runs: 0, failed: 0, virtualMs: 0, faults: 0, crashes: 0, ops: 0, opsOk: 0, opsUnknown: 0, txnsOk: 0, leaseExpiries: 0, watchVersions: 0, histories: 0, historyOps: 0, undecided: 0, events: 0, readsAtLeader: 0, readsAtFollowers: 0, readsByLease: 0, memberChanges: 0, leaderRemovals: 0, handOvers: 0 };
   const failedSeeds: number[] = [];
   let reruns = 0;
   // The wall clock is read only for --timing and the --soak-seconds budget.
@@ -252,6 +254,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
     totals.readsByLease += r.stats.readsByLease;
     totals.memberChanges += r.stats.memberChanges;
     totals.leaderRemovals += r.stats.leaderRemovals;
+    totals.handOvers += r.stats.handOvers;
     if (r.linearizability === 'ok') {
       totals.histories++;
       totals.historyOps += r.stats.historyOpsChecked;
@@ -288,7 +291,7 @@ export async function runSimCommand(argv: string[], write: (text: string) => voi
       `${(totals.virtualMs / 1000).toFixed(1)} simulated seconds; ${totals.faults} faults (${totals.crashes} crashes); ` +
       `${totals.ops} client operations (${totals.opsOk} ok, ${totals.opsUnknown} unknown outcome; ${totals.txnsOk} transactions answered, ${totals.leaseExpiries} lease expiries checked, ${totals.watchVersions} watched versions checked); ` +
       `${totals.readsAtLeader + totals.readsAtFollowers} linearizable reads served (${totals.readsAtFollowers} by followers through a read index; ${totals.readsByLease} read points given by lease); ` +
-      `${totals.memberChanges} membership changes (${totals.leaderRemovals} removing the leader); ` +
+      `${totals.memberChanges} membership changes (${totals.leaderRemovals} removing the leader); ${totals.handOvers} leadership hand-overs; ` +
       `${totals.histories} histories checked linearizable (${totals.historyOps} operations)` +
       `${totals.undecided > 0 ? `, ${totals.undecided} undecided` : ''}; ${reruns} seeds rerun for determinism\n`,
   );

@@ -50,6 +50,8 @@ export class SimNetwork {
   private burstDuplicate = 0;
   /** Told when a node sends the heartbeats of a read round (where stale-leader faults start). */
   onReadRound: ((from: number, term: number, readRound: number) => void) | null = null;
+  /** Told when a leader sends TimeoutNow, handing over (where hand-over faults start). */
+  onTimeoutNow: ((from: number, term: number) => void) | null = null;
 
   /** Draws each link's base delay from `prng` (the network's generator), link by link. */
   constructor(
@@ -85,6 +87,7 @@ export class SimNetwork {
     env.stats.messages++;
     const link = from * this.n + to;
     if (m.type === 'heartbeat' && m.readRound > 0) this.onReadRound?.(from, m.term, m.readRound);
+    if (m.type === 'timeoutNow') this.onTimeoutNow?.(from, m.term);
     if ((this.staleUntilUs[from] ?? 0) > env.nowUs()) {
       env.stats.messagesLost++;
       this.droppedOnLink[link] = (this.droppedOnLink[link] ?? 0) + 1;

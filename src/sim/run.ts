@@ -65,6 +65,8 @@ export interface SimStats {
   /** Membership changes a leader accepted, and how many of them removed that leader. */
   readonly memberChanges: number;
   readonly leaderRemovals: number;
+  /** Leadership hand-overs started (hand-overs.ts). */
+  readonly handOvers: number;
 }
 
 export interface SimViolationReport {
@@ -101,6 +103,7 @@ export const plantedBugNames = [
   'followerReadBeforeApply',
   'readJoinsSentRound',
   'readLeaseOnTickCount',
+  'leaseKeptThroughTransfer',
   'configOnCommit',
   'configChangeBeforeOwnTermCommit',
   'txnSplitAcrossEntries',
@@ -209,6 +212,7 @@ export function runSimulation(options: SimOptions): SimResult {
       readsByLease: reads.byLease,
       memberChanges: world.stats.memberChanges,
       leaderRemovals: world.stats.leaderRemovals,
+      handOvers: world.stats.handOvers,
     },
     linearizability,
     scenario: describeSwarm(config),

@@ -210,6 +210,12 @@ export interface SwarmConfig {
   /** A stale leader stays stale this many election timeouts, drawn in [min, max]. */
   readonly staleElectionTimeoutsMin: number;
   readonly staleElectionTimeoutsMax: number;
+  /**
+   * A leader that starts a hand-over then hears nothing (every link into it cut; it still
+   * sends and answers clients) with this chance, for 1 to 3 election timeouts: the old
+   * leader that must not go on serving reads by lease while its successor commits.
+   */
+  readonly handOverDeafRate: number;
   /** A crash or pause targets the leader (when there is one) with this chance. */
   readonly faultOnLeaderRate: number;
   /** Otherwise a crash targets a node with unflushed writes (when there is one) with this chance. */
@@ -273,6 +279,8 @@ export interface SwarmConfig {
   readonly membershipIntervalMsMean: number;
   /** Chance that a node which just became leader changes the membership at once (where the own-term rule matters). */
   readonly membershipOnNewLeaderRate: number;
+  /** Mean time between two leadership hand-overs the leader is asked for in the fault phase (0: none; hand-overs.ts). */
+  readonly handOverIntervalMsMean: number;
 }
 
 export interface SwarmOptions {
@@ -339,7 +347,7 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
   const faultIntervalMsMean = churn ? between(300, 900) : crashy ? between(60, 200) : between(100, 700);
   const faultPhaseMsDrawn = hostile ? between(3000, 6000) : between(2000, 6000);
 
-  const config: Omit<SwarmConfig, 'accountCount' | 'readLease'> = {
+  const config: Omit<SwarmConfig, 'accountCount' | 'readLease' | 'handOverIntervalMsMean'> = {
     profile,
     mode,
     nodeCount,
@@ -399,11 +407,13 @@ export function drawSwarm(prng: Prng, options: SwarmOptions = {}): SwarmConfig {
   const drawn = { ...config, accountCount: between(2, 6), opMix: { ...opMix, lease: maybe(0.3, 5, 40) }, readLease: false };
   // And read leases after those (two seeds in three of those with check-quorum).
   drawn.readLease = prng.chance(2 / 3) && drawn.checkQuorum;
+  // And hand-overs after those (one seed in three that has faults).
+  const handOverIntervalMsMean = prng.chance(1 / 3) && !calm ? between(100, 1000) : 0;
   // Raft elects a leader only while a vote's round trip (out, persist, back) is well inside
   // the election timeout; a draw below that livelocks forever (seed 410035, hostile: 30 ms
   // against 57 ms) and proves nothing. Raised without a draw, so other seeds keep theirs.
   const roundTripTicks = Math.ceil((2 * drawn.linkDelayUsMax + drawn.diskLatencyUsMax) / (drawn.tickMs * 1000));
-  return { ...drawn, electionTimeoutTicks: Math.max(drawn.electionTimeoutTicks, roundTripTicks) };
+  return { ...drawn, handOverIntervalMsMean, electionTimeoutTicks: Math.max(drawn.electionTimeoutTicks, roundTripTicks) };
 }
 
 /** Drawn after everything else, so that adding it kept every earlier dimension of every seed. */
@@ -423,6 +433,7 @@ const faultShape = {
   reactiveElectionTimeoutsMax: 4,
   staleElectionTimeoutsMin: 2,
   staleElectionTimeoutsMax: 5,
+  handOverDeafRate: 0.3,
   faultOnLeaderRate: 0.4,
   crashUnflushedRate: 0.6,
   partitionLeaderRate: 0.5,
@@ -455,7 +466,8 @@ export function describeSwarm(c: SwarmConfig): string {
     `link=${c.linkDelayUsMin}-${c.linkDelayUsMax}us tail=${c.delayTailUsMean}us loss=${c.lossRate} dup=${c.duplicateRate} reorder=${c.reorderRate} ` +
     `disk=${c.diskLatencyUsMin}-${c.diskLatencyUsMax}us faults=[${faults.join(' ')}] every~${c.faultIntervalMsMean}ms reactive=${c.reactiveFaultRate} crashAfterAppend=${c.crashAfterAppendRate} staleLeader=${c.staleLeaderRate} downMax=${c.nodesDownMax} persistsInFlight=${c.persistsInFlightMax} ` +
     `clients=${c.clientCount} keys=${c.keyCount} ${c.opMix.transfer > 0 ? `accounts=${c.accountCount} transfer=${c.opMix.transfer} audit=${c.opMix.audit} ` : ''}${c.opMix.lease > 0 ? `lease=${c.opMix.lease} ` : ''}getAnyNode=${c.getAnyNodeRate} faultPhase=${c.faultPhaseMs}ms` +
-    (c.spareNodes > 0 ? ` spares=${c.spareNodes} membership~${c.membershipIntervalMsMean}ms onNewLeader=${c.membershipOnNewLeaderRate}` : '')
+    (c.spareNodes > 0 ? ` spares=${c.spareNodes} membership~${c.membershipIntervalMsMean}ms onNewLeader=${c.membershipOnNewLeaderRate}` : '') +
+    (c.handOverIntervalMsMean > 0 ? ` handOvers~${c.handOverIntervalMsMean}ms` : '')
   );
 }
 

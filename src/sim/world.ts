@@ -41,6 +41,7 @@ import { EventQueue } from './event-queue.js';
 import { FaultScheduler } from './faults.js';
 import { Healer } from './healer.js';
 import { HistoryReference, SimWatcher, type WatcherStats, type WatcherWorld } from './watchers.js';
+import { HandOverScheduler } from './hand-overs.js';
 import { MembershipScheduler } from './membership.js';
 import { HistoryRecorder } from './history.js';
 import { LeaseLedger } from './leases.js';
@@ -80,7 +81,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   private readonly resumePrng: Prng;
   readonly checker: SafetyChecker;
   readonly trace: Trace;
-  readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0 };
+  readonly stats: WorldStats = { events: 0, messages: 0, messagesLost: 0, faults: 0, crashes: 0, restarts: 0, pauses: 0, partitions: 0, flushes: 0, memberChanges: 0, leaderRemovals: 0, handOvers: 0 };
   /** Linearizable reads served by drivers that are gone (crashed or stopped); see readsServed(). */
   private readonly readsServedByGone = { asLeader: 0, asFollower: 0, byLease: 0 };
   readonly clientStats: ClientStats = { ops: 0, opsOk: 0, opsUnknown: 0, opsFailed: 0, localReads: 0, attempts: 0, txnsOk: 0 };
@@ -98,6 +99,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
   private readonly disks: SimDisks;
   private readonly faults: FaultScheduler;
   private readonly membership: MembershipScheduler;
+  private readonly handOvers: HandOverScheduler;
   /** Index of the newest configuration some node has seen committed. */
   private committedConfigIndex = 0;
   private readonly healer: Healer;
@@ -124,8 +126,10 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     const membershipPrng = root.fork();
     this.watcherPrng = root.fork();
     this.resumePrng = root.fork();
+    const handOverPrng = root.fork();
 
     this.network = new SimNetwork(this, netPrng);
+    this.handOvers = new HandOverScheduler(this, handOverPrng, this.network);
     this.disks = new SimDisks(this, diskPrng, { members: this.nodeIds.slice(0, c.nodeCount), writeQuorum: c.mode.writeQuorum, topology: c.mode.topology });
 
     this.checker = new SafetyChecker({
@@ -277,6 +281,7 @@ export class World implements ClientWorld, SimEnv, NodeControl {
     }
     this.faults.start();
     this.membership.start();
+    this.handOvers.start();
     this.at(c.faultPhaseMs * 1000, 'heal', () => {
       this.phase = 'heal';
       this.healer.heal();
