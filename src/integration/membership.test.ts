@@ -191,8 +191,11 @@ test('a rolling restart of every node (SIGTERM, restart, catch up, next) under l
     // The leader last, so that both a follower's and the leader's clean stop are covered.
     const leader = await cluster.waitForLeader();
     const order = [...['n1', 'n2', 'n3'].filter((id) => id !== leader), leader];
+    const marks: { label: string; atMs: number }[] = [];
     for (const id of order) {
+      marks.push({ label: `stop ${id}${id === leader ? ' (leader)' : ''}`, atMs: performance.now() });
       await cluster.stop(id);
+      marks.push({ label: `restart ${id}`, atMs: performance.now() });
       await cluster.restart(id);
       await waitFor(`writes after ${id} came back`, 20_000, () => (load.acked.size > 0 ? true : null));
       await waitCaughtUp(cluster, ['n1', 'n2', 'n3']);
@@ -201,9 +204,13 @@ test('a rolling restart of every node (SIGTERM, restart, catch up, next) under l
     await load.stop();
     const gaps = load.ackedAtMs.slice(1).map((at, i) => at - (load.ackedAtMs[i] as number));
     const longestGapMs = Math.max(...gaps);
-    t.diagnostic(`rolling restart: ${load.acked.size} writes acknowledged, ${load.failures.length} failed, longest gap between two acknowledged writes ${longestGapMs.toFixed(0)} ms`);
+    // Which step the longest gap began in, relative to that step's start, so a failure says where to look.
+    const gapStartMs = load.ackedAtMs[gaps.indexOf(longestGapMs)] as number;
+    const during = marks.filter((m) => m.atMs <= gapStartMs).at(-1);
+    const where = during ? `, beginning ${(gapStartMs - during.atMs).toFixed(0)} ms after "${during.label}"` : '';
+    t.diagnostic(`rolling restart: ${load.acked.size} writes acknowledged, ${load.failures.length} failed, longest gap between two acknowledged writes ${longestGapMs.toFixed(0)} ms${where}`);
     assert.deepEqual(load.failures, [], 'no write failed after the client retries');
-    assert.ok(longestGapMs < 1000, `longest gap between two acknowledged writes: ${longestGapMs.toFixed(0)} ms`);
+    assert.ok(longestGapMs < 1000, `longest gap between two acknowledged writes: ${longestGapMs.toFixed(0)} ms${where}`);
     await assertAckedPresent(kv, load);
     await assertSameStores(cluster, ['n1', 'n2', 'n3']);
     await kv.close();

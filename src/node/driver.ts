@@ -47,7 +47,8 @@ import { clockFastPermilleMaxDefault, type DriverOptions } from './driver-option
 import type { Prng } from '../stdx/prng.js';
 import type { NodeStorage } from '../storage/types.js';
 import type { PeerTransport } from '../transport/types.js';
-import { decodePeerMessage, type PeerMessage, type SnapshotChunkMessage } from './messages.js';
+import { decodePeerMessage, type PeerMessage } from './messages.js';
+import { SnapshotReceiver } from './snapshot-receiving.js';
 import type { PeerForwarding } from './forwarding.js';
 import { readFailureError } from './read-failure.js';
 import { coreReadLease } from './read-lease.js';
@@ -149,15 +150,7 @@ export class NodeDriver implements KvNode {
   /** The configuration index the transport was last told of (onConfigChange). */
   private configIndexSeen = -1;
   private outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
-  /** Seq expected next of the snapshot being staged from the leader, or -1. */
-  private stagingSeq = -1;
-  /** Which snapshot is being staged (sender, term, index, term of index): chunks of another are dropped. */
-  private stagingId = '';
-  /**
-   * A fully staged snapshot was handed to the core: until it is installed (or this tick
-   * passes, if the core declined it) no new chunk may overwrite the staging area.
-   */
-  private stagingLockedUntilTick = -1;
+  private readonly snapshotReceiver: SnapshotReceiver;
   private rollbackCount: number;
   /** When each lease expires, while this node leads (leases.ts). */
   private readonly leases: LeaseKeeper;
@@ -176,6 +169,7 @@ export class NodeDriver implements KvNode {
     assert(deps.storage.identity()?.nodeId === options.id, () => `storage belongs to ${deps.storage.identity()?.nodeId ?? 'nobody'}, not ${options.id}`);
     this.stateMachine = createKvStateMachine(deps.storage.kv, { dedupClientsMax: options.dedupClientsMax });
     this.hardStateQueued = deps.storage.hardState();
+    this.snapshotReceiver = new SnapshotReceiver({ stage: (chunk) => deps.storage.stageSnapshotChunk(chunk), onChunkStaged: deps.onSnapshotChunkStaged, onRefused: deps.onSnapshotRefused });
     this.core = new RaftCore({
       id: options.id,
       log: deps.storage.log,
@@ -226,6 +220,8 @@ export class NodeDriver implements KvNode {
     if (this.stopped) return;
     this.nowTick++;
     this.core.tick();
+    // A hand-over abandoned after an election timeout changes no soft state: look each tick.
+    this.releaseWaiters(this.leaderWaiters);
     this.noticeRemoval();
     this.expireDeadlines();
     this.continueSnapshots();
@@ -243,8 +239,11 @@ export class NodeDriver implements KvNode {
     if (m.to !== this.id) return;
     if (fromMemberId !== null && this.memberIds.fromAnother(this.core.currentConfig(), m.type, from, fromMemberId)) return;
     if (m.type === 'forwardBatch' || m.type === 'forwardReply') return this.deps.forwarding?.receive(from, m);
-    if (m.type === 'snapshotChunk') this.receiveSnapshotChunk(m);
-    else this.core.step(m);
+    if (m.type !== 'snapshotChunk') this.core.step(m);
+    else {
+      const whole = this.snapshotReceiver.receive(m, this.core.currentTerm(), this.nowTick, this.opts.snapshotTimeoutTicks);
+      if (whole !== null) this.core.step(whole);
+    }
     this.scheduleProcess();
   }
 
@@ -270,6 +269,10 @@ export class NodeDriver implements KvNode {
   // Client operations, callback style (the simulator uses these directly)
 
   submitWrite(command: Command, timeoutMs: number, callback: Callback<CommandResult>): void {
+    this.proposeWrite(command, this.deadline(timeoutMs), callback);
+  }
+
+  private proposeWrite(command: Command, deadlineTick: number, callback: Callback<CommandResult>): void {
     if (this.stopped) return callback(new QkvError('shutting_down', 'the node is stopping', {}, 1000));
     // A full disk is an alarm, not an outage: what frees space (deletes) still goes through.
     if (this.spaceAlarm !== null && !freesSpace(command) && this.core.currentRole() === 'leader') {
@@ -282,18 +285,36 @@ export class NodeDriver implements KvNode {
     const commands: readonly Command[] = split ?? [command];
     const r = this.core.propose(commands.map((c) => ({ kind: 'normal', data: encodeCommand(c) })));
     if (!r.ok) {
+      if (r.reason === 'notLeader' && this.core.handingOverTo() !== null) return this.holdDuringHandOver(command, deadlineTick, callback);
       if (r.reason === 'notLeader') return callback(this.notLeaderError());
       return callback(new QkvError('busy', `${r.uncommittedEntries} entries not yet committed`, {}, 100));
     }
-    const deadlineTick = Math.min(this.deadline(timeoutMs), this.nowTick + (this.opts.replicationTimeoutTicks ?? Number.MAX_SAFE_INTEGER));
+    const ackDeadlineTick = Math.min(deadlineTick, this.nowTick + (this.opts.replicationTimeoutTicks ?? Number.MAX_SAFE_INTEGER));
     if (split !== null) {
       let first: CommandResult | undefined;
-      this.pendingWrites.set(r.index - 1, { term: r.term, deadlineTick, callback: (_err, result) => void (first = result) });
-      this.pendingWrites.set(r.index, { term: r.term, deadlineTick, callback: (err, second) => callback(err, err === null ? joinSplitResults(first, second) : undefined) });
+      this.pendingWrites.set(r.index - 1, { term: r.term, deadlineTick: ackDeadlineTick, callback: (_err, result) => void (first = result) });
+      this.pendingWrites.set(r.index, { term: r.term, deadlineTick: ackDeadlineTick, callback: (err, second) => callback(err, err === null ? joinSplitResults(first, second) : undefined) });
       return this.scheduleProcess();
     }
-    this.pendingWrites.set(r.index, { term: r.term, deadlineTick, callback });
+    this.pendingWrites.set(r.index, { term: r.term, deadlineTick: ackDeadlineTick, callback });
     this.scheduleProcess();
+  }
+
+  /**
+   * A write that reaches a leader handing over waits for the hand-over to end (a round trip
+   * once the transferee has caught up; an election timeout at most): then it is proposed
+   * here if leadership stayed, or refused naming the new leader, whom the client tries at
+   * once. Refused at once instead, it sent the client back and forth to a leader that could
+   * take nothing, its backoff doubling until the hand-over ended: up to 800 ms without a
+   * write in a rolling restart. Never proposed meanwhile, so any refusal is a clean one.
+   */
+  private holdDuringHandOver(command: Command, deadlineTick: number, callback: Callback<CommandResult>): void {
+    if (this.leaderWaiters.length >= this.opts.pendingWritesMax) return callback(this.notLeaderError());
+    this.leaderWaiters.push({
+      deadlineTick,
+      ready: () => this.core.handingOverTo() === null,
+      done: (ok) => (ok ? this.proposeWrite(command, deadlineTick, callback) : callback(this.notLeaderError())),
+    });
   }
 
   /** Proposes a new mode (write quorum, topology, in-sync set); resolves once applied. */
@@ -671,7 +692,7 @@ export class NodeDriver implements KvNode {
       // still be seen in any order (a batch without writes completes at once), hence the queue.
       this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState }, (error) => {
         if (error !== null) return this.fatal(error);
-        if (rd.snapshot !== null) this.stagingLockedUntilTick = -1;
+        if (rd.snapshot !== null) this.snapshotReceiver.installed();
         slot.durable = true;
         if (this.finishDurableReadies()) this.process();
       });
@@ -915,36 +936,6 @@ export class NodeDriver implements KvNode {
         this.snapshotsScheduled = false;
         if (!this.stopped) this.continueSnapshots();
       });
-    }
-  }
-
-  private receiveSnapshotChunk(m: SnapshotChunkMessage): void {
-    if (m.term < this.core.currentTerm() || this.nowTick < this.stagingLockedUntilTick) return;
-    const id = `${m.from}/${m.term}/${m.meta.index}/${m.meta.term}`;
-    if (m.chunk.seq === 0) {
-      this.stagingSeq = 0;
-      this.stagingId = id;
-    }
-    if (m.chunk.seq !== this.stagingSeq || id !== this.stagingId) {
-      this.stagingSeq = -1; // a gap: drop this snapshot, the leader will send another
-      return;
-    }
-    try {
-      this.deps.storage.stageSnapshotChunk(m.chunk);
-    } catch (error) {
-      // Malformed or out-of-order records from the peer (storage/staging.ts): drop this
-      // snapshot as if a chunk were lost; the leader sends another after its timeout.
-      if (!(error instanceof Error) || error.name !== 'SnapshotStagingError') throw error;
-      this.stagingSeq = -1;
-      this.deps.onSnapshotRefused?.(m.from, error.message);
-      return;
-    }
-    this.stagingSeq++;
-    this.deps.onSnapshotChunkStaged?.(m.from, m.chunk);
-    if (m.chunk.last) {
-      this.stagingSeq = -1;
-      this.stagingLockedUntilTick = this.nowTick + this.opts.snapshotTimeoutTicks;
-      this.core.step({ type: 'snapshot', from: m.from, to: m.to, term: m.term, meta: m.meta, commit: m.commit });
     }
   }
 
