@@ -339,7 +339,10 @@ export class NodeDriver implements KvNode {
       }
     };
     if (options.minVersion !== undefined && options.minVersion > this.stateMachine.appliedIndex()) {
-      // Session read: wait (bounded) until this node has applied the version asked for.
+      // Session read: wait (bounded in time and in number) until this node has applied the version asked for.
+      if (this.waiters.length >= this.opts.readsPendingMax) {
+        return callback(new QkvError('busy', `${this.waiters.length} reads already wait for a version on ${this.id}`, {}, 100));
+      }
       const minVersion = options.minVersion;
       this.waiters.push({
         deadlineTick: this.deadline(options.timeoutMs),
