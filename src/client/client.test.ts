@@ -210,6 +210,23 @@ for (const variant of variants) {
     assert.equal(node.store.size, 0);
   });
 
+  test(`${variant}: while no leader is known the client asks again every 100 ms at most, while load (busy) backs off to backoffMsMax`, async (t) => {
+    const node = new FakeKvNode({ id: 'n1' });
+    const kv = await client(t, variant, [await serve(t, node)]);
+    // Eight refusals each. Doubling from 25 ms to the 1 s default, they would take at least
+    // 1.79 s (half of 25 + 50 + … + 800 + 1000 + 1000); capped at 100 ms, at most 0.68 s.
+    const timed = async (error: () => QkvError): Promise<number> => {
+      for (let i = 0; i < 8; i++) node.failNext(error());
+      const started = performance.now();
+      await kv.put('k', 'v', { deadlineMs: 10_000 });
+      return performance.now() - started;
+    };
+    const electionMs = await timed(() => new QkvError('no_leader', 'an election is under way (test)', {}, 1000));
+    assert.ok(electionMs < 1_200, `eight no_leader refusals took ${Math.round(electionMs)} ms`);
+    const busyMs = await timed(() => new QkvError('busy', 'too busy (test)', {}, 100));
+    assert.ok(busyMs >= 1_700, `eight busy refusals took only ${Math.round(busyMs)} ms`);
+  });
+
   test(`${variant}: definite refusals are typed at once: version conflict, oversized key and value`, async (t) => {
     const kv = await client(t, variant, [await serve(t, new FakeKvNode({ id: 'n1' }))]);
     await kv.put('k', 'v');
