@@ -57,7 +57,7 @@ export interface ConnectOptions {
   readonly connectionsPerEndpoint?: number;
   /** First retry delay; doubles per failed attempt up to `backoffMsMax`, with jitter. Default 25. */
   readonly backoffMsMin?: number;
-  /** Largest retry delay. Default 1,000. */
+  /** Largest retry delay after load or an unknown outcome. Default 1,000. While the client looks for a leader, at most 100 ms (or this, if smaller). */
   readonly backoffMsMax?: number;
   /** How long `connect()` waits for a first node to answer. Default: `deadlineMs`. */
   readonly connectTimeoutMs?: number;
