@@ -6,7 +6,8 @@
  * applied when, how many Readys may be in flight) is written once, at `Ready` in types.ts.
  *
  * It must never: read a clock other than the injected `clockTicks` (read leases only),
- * draw randomness other than from the injected Prng, do I/O, or await. It moves opaque entries and knows nothing of the key-value state.
+ * draw randomness other than from the injected Prng, do I/O, or await. It moves opaque
+ * entries and knows nothing of the key-value state.
  *
  * The commit rule is pluggable (quorum.ts): `commitIndex` always follows the majority
  * (Raft's safety rests on it), while `ackedIndex` follows the configured write quorum and
@@ -50,7 +51,6 @@ import type {
   TransferResult,
   VoteMessage,
 } from './types.js';
-
 
 export class RaftCore {
   readonly id: NodeId;

@@ -49,7 +49,6 @@ function options(id: string, index: number, overrides: Partial<DriverOptions>): 
 }
 
 interface Cluster {
-  readonly drivers: readonly NodeDriver[];
   node(id: string): NodeDriver;
   /** Ticks every driver once, then lets the messages and flushes that follow settle. */
   tick(): Promise<void>;
@@ -79,7 +78,6 @@ async function startCluster(overrides: Partial<DriverOptions> = {}): Promise<Clu
   });
   await settle();
   const cluster: Cluster = {
-    drivers,
     node: (id) => drivers[ids.indexOf(id)] as NodeDriver,
     tick: async () => {
       for (const d of drivers) d.tick();

@@ -239,11 +239,10 @@ export class NodeDriver implements KvNode {
     if (m.to !== this.id) return;
     if (fromMemberId !== null && this.memberIds.fromAnother(this.core.currentConfig(), m.type, from, fromMemberId)) return;
     if (m.type === 'forwardBatch' || m.type === 'forwardReply') return this.deps.forwarding?.receive(from, m);
-    if (m.type !== 'snapshotChunk') this.core.step(m);
-    else {
+    if (m.type === 'snapshotChunk') {
       const whole = this.snapshotReceiver.receive(m, this.core.currentTerm(), this.nowTick, this.opts.snapshotTimeoutTicks);
       if (whole !== null) this.core.step(whole);
-    }
+    } else this.core.step(m);
     this.scheduleProcess();
   }
 

@@ -11,7 +11,6 @@
  * driver's public inputs, draw from any generator but its own, or act outside the fault phase.
  */
 
-import { isVoter } from '../core/membership.js';
 import type { Prng } from '../stdx/prng.js';
 import type { SimEnv } from './environment.js';
 import type { SimNetwork } from './network.js';
@@ -49,8 +48,8 @@ export class HandOverScheduler {
     const leader = this.env.leader();
     const driver = leader?.driver ?? null;
     if (leader === null || driver === null) return;
-    const config = driver.core.currentConfig();
-    const voters = config.members.filter((id) => id !== leader.id && isVoter(config, id));
+    // config.members are the voters (learners are listed apart).
+    const voters = driver.core.currentConfig().members.filter((id) => id !== leader.id);
     if (voters.length === 0) return;
     const to = voters[this.prng.intBetween(0, voters.length - 1)] as string;
     const r = driver.transferLeadership(to);
@@ -72,8 +71,9 @@ export class HandOverScheduler {
     const n = this.env.nodeIds.length;
     const durUs = c.electionTimeoutTicks * c.tickMs * 1000 * this.prng.intBetween(1, 3);
     const links = this.env.nodeIds.map((_, from) => from * n + index).filter((link) => link !== index * n + index);
-    this.env.at(0, `${this.env.nodeIds[index] ?? '?'} deaf after handing over`, () => {
-      if (this.env.phase === 'fault') this.network.addRule(links, durUs, `${this.env.nodeIds[index] ?? '?'} hears nothing after handing over`);
+    const name = this.env.nodeIds[index] ?? '?';
+    this.env.at(0, `${name} deaf after handing over`, () => {
+      if (this.env.phase === 'fault') this.network.addRule(links, durUs, `${name} hears nothing after handing over`);
     });
   }
 }
