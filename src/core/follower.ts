@@ -74,7 +74,7 @@ export function handleAppend(h: FollowerHost, m: AppendMessage): void {
     if (configChanged) h.reloadConfig();
     h.log.commitTo(Math.min(m.commit, lastNew));
     h.log.ackTo(Math.min(m.acked, lastNew));
-    respondAppend(h, m.leader, lastNew);
+    if (m.quiet !== true || m.entries.length > 0) respondAppend(h, m.leader, lastNew);
     relay(h, m);
     return;
   }

@@ -94,6 +94,8 @@ export interface PlantedBugs {
   readLeaseOnTickCount?: boolean;
   /** A leader handing leadership over keeps serving reads by lease (the transferee's election ignores the followers' lease promise). */
   leaseKeptThroughTransfer?: boolean;
+  /** A leader takes a quiet append (a new commit index only, never answered when accepted) as answered: the follower's match moves to what it was sent. */
+  quietAppendCountsAsAck?: boolean;
   /** A configuration takes effect when committed instead of when appended (so several may be in flight). */
   configOnCommit?: boolean;
   /** A new leader changes the configuration before committing an entry of its own term. */

@@ -5,7 +5,7 @@
  */
 
 import { assert } from '../stdx/assert.js';
-import type { WriteQuorum } from './types.js';
+import type { NodeId, WriteQuorum } from './types.js';
 
 /** Number of votes (or acks, leader included) that make a majority of `memberCount`. */
 export function majoritySize(memberCount: number): number {
@@ -39,4 +39,16 @@ export function ackCount(rule: WriteQuorum, memberCount: number): number {
 /** True when the rule can acknowledge an entry that a majority does not yet hold. */
 export function isWeakerThanMajority(rule: WriteQuorum, memberCount: number): boolean {
   return ackCount(rule, memberCount) < majoritySize(memberCount);
+}
+
+/** The voters among `members` that granted and that refused their vote (`votes`: who answered what). */
+export function countVotes(members: readonly NodeId[], votes: ReadonlyMap<NodeId, boolean>): { granted: number; refused: number } {
+  let granted = 0;
+  let refused = 0;
+  for (const member of members) {
+    const v = votes.get(member);
+    if (v === true) granted++;
+    else if (v === false) refused++;
+  }
+  return { granted, refused };
 }

@@ -187,3 +187,29 @@ test('weak quorum: a stale append from the leader whose snapshot put a follower 
   assert.ok(next?.type === 'appendResp' && !next.reject && next.matchIndex === 6, JSON.stringify(next));
   assert.equal(log.lastIndex(), 6);
 });
+
+test('a quiet append (a new commit index only) is taken without an answer when the follower holds its prev entry, and answered with a refusal when it does not', () => {
+  const log = new MemoryLog(config3);
+  const core = newUnitCore('n2', log);
+  const settle = (): ReturnType<RaftCore['ready']> => {
+    const rd = core.ready();
+    if (rd.entries.length > 0) log.append(rd.entries);
+    core.advance(rd);
+    return rd;
+  };
+  const answers = (rd: ReturnType<RaftCore['ready']>): unknown[] => [...rd.messages, ...rd.messagesAfterPersist].filter((m) => m.type === 'appendResp');
+  const entry = (index: number): Entry => ({ term: 1, index, kind: 'normal', data: new Uint8Array([index]) });
+  const append = { type: 'append', from: 'n1', to: 'n2', term: 1, leader: 'n1', acked: 0 } as const;
+  core.step({ ...append, prevIndex: 0, prevTerm: 0, entries: [entry(1), entry(2)], commit: 0 });
+  assert.equal(answers(settle()).length, 1, 'an append with entries is answered');
+
+  core.step({ ...append, prevIndex: 2, prevTerm: 1, entries: [], commit: 2, quiet: true });
+  assert.deepEqual(answers(settle()), [], 'an accepted quiet append is not answered');
+  assert.equal(core.log.committed, 2, 'its commit index is taken');
+
+  core.step({ ...append, prevIndex: 3, prevTerm: 1, entries: [], commit: 3, quiet: true });
+  const refused = answers(settle());
+  assert.equal(refused.length, 1, 'a quiet append the follower cannot match is answered');
+  assert.ok((refused[0] as { reject: boolean }).reject);
+  assert.equal(core.log.committed, 2, 'and its commit index is not taken');
+});

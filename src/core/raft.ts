@@ -26,7 +26,7 @@ import { assertValidOptions } from './options-check.js';
 import { Progress } from './progress.js';
 import { ReadOnly, type ReadHost } from './read-only.js';
 import { Rollback } from './rollback.js';
-import { ackCount, indexReachedBy, majoritySize } from './quorum.js';
+import { ackCount, countVotes, indexReachedBy, majoritySize } from './quorum.js';
 import type {
   AppendMessage,
   AppendResponse,
@@ -51,6 +51,9 @@ import type {
   TransferResult,
   VoteMessage,
 } from './types.js';
+
+/** An append with no entries to a follower in replicate state: not sent, sent (answered), or sent quiet (a new commit index only). */
+type EmptyAppend = 'skip' | 'send' | 'quiet';
 
 export class RaftCore {
   readonly id: NodeId;
@@ -307,7 +310,7 @@ export class RaftCore {
     this.transferElapsedTicks = 0;
     const pr = this.progress.get(to);
     if (pr !== undefined && pr.match === this.log.lastIndex()) this.send({ type: 'timeoutNow', from: this.id, to, term: this.term }, 'now');
-    else this.sendAppendFully(to, true);
+    else this.sendAppendFully(to, 'send');
     return { ok: true, to };
   }
 
@@ -521,7 +524,7 @@ export class RaftCore {
     // too: vote requests leave only after the Ready carrying our vote is durable, so no
     // other node can learn of this candidacy before the self-vote is on disk.
     this.votes = new Map([[this.id, true]]);
-    if (this.countVotes().granted >= majoritySize(this.config.members.length)) {
+    if (countVotes(this.config.members, this.votes).granted >= majoritySize(this.config.members.length)) {
       if (kind === 'preVote') this.campaign('vote');
       else this.becomeLeader();
       return;
@@ -556,7 +559,7 @@ export class RaftCore {
 
   private handleVoteResponse(from: NodeId, granted: boolean, kind: 'preVote' | 'vote'): void {
     if (!this.votes.has(from)) this.votes.set(from, granted);
-    const { granted: yes, refused: no } = this.countVotes();
+    const { granted: yes, refused: no } = countVotes(this.config.members, this.votes);
     const quorum = majoritySize(this.config.members.length);
     if (yes >= quorum) {
       if (kind === 'preVote') this.campaign('vote');
@@ -564,17 +567,6 @@ export class RaftCore {
     } else if (no >= quorum) {
       this.becomeFollower(this.term, null);
     }
-  }
-
-  private countVotes(): { granted: number; refused: number } {
-    let granted = 0;
-    let refused = 0;
-    for (const member of this.config.members) {
-      const v = this.votes.get(member);
-      if (v === true) granted++;
-      else if (v === false) refused++;
-    }
-    return { granted, refused };
   }
 
   private becomeFollower(term: number, leader: NodeId | null): void {
@@ -736,10 +728,10 @@ export class RaftCore {
   }
 
   private broadcastAppend(): void {
-    const evenIfEmpty = this.commitChangedSinceBroadcast;
+    const empty = this.commitChangedSinceBroadcast ? 'quiet' : 'skip';
     this.appendsDirty = false;
     this.commitChangedSinceBroadcast = false;
-    for (const peer of this.peers()) this.sendAppendFully(peer, evenIfEmpty);
+    for (const peer of this.peers()) this.sendAppendFully(peer, empty);
   }
 
   private broadcastHeartbeat(readRound: number): void {
@@ -763,7 +755,7 @@ export class RaftCore {
    * Sends the next batch of entries to `to` if flow control allows. With `evenIfEmpty`, a
    * probe is sent even with no new entries (to learn where the follower's log matches).
    */
-  private sendAppend(to: NodeId, evenIfEmpty: boolean, direct = false): boolean {
+  private sendAppend(to: NodeId, empty: EmptyAppend, direct = false): boolean {
     const pr = this.progress.get(to);
     if (pr === undefined || pr.isPaused()) return false;
     if (!direct && isRelayed(this.config, this.progress, this.id, to)) return false;
@@ -780,7 +772,7 @@ export class RaftCore {
       this.snapshotsToSend.push(to);
       return true;
     }
-    if (entries.length === 0 && !evenIfEmpty && pr.state === 'replicate') return false;
+    if (entries.length === 0 && empty === 'skip' && pr.state === 'replicate') return false;
     const lastSent = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : prevIndex;
     const msg: AppendMessage = {
       type: 'append',
@@ -793,9 +785,11 @@ export class RaftCore {
       entries,
       commit: Math.min(this.log.committed, lastSent),
       acked: Math.min(this.ackedToSend(), lastSent),
+      ...(entries.length === 0 && empty === 'quiet' && pr.state === 'replicate' ? { quiet: true as const } : {}),
     };
     this.send(msg, 'now');
     pr.sentAppend(lastSent, entries.length);
+    if (msg.quiet === true && this.planted.quietAppendCountsAsAck === true) pr.maybeUpdate(lastSent);
     return true;
   }
 
@@ -812,7 +806,7 @@ export class RaftCore {
         }
         return;
       }
-      if (pr.maybeDecrTo(m.rejectedIndex, m.lastIndexHint)) this.sendAppendFully(m.from, true);
+      if (pr.maybeDecrTo(m.rejectedIndex, m.lastIndexHint)) this.sendAppendFully(m.from, 'send');
       return;
     }
     const wasPaused = pr.isPaused();
@@ -827,17 +821,17 @@ export class RaftCore {
         this.commitChangedSinceBroadcast = true;
         this.appendsDirty = true;
       }
-      this.sendAppendFully(m.from, false);
+      this.sendAppendFully(m.from, 'skip');
     } else if (wasPaused && !pr.isPaused()) {
-      this.sendAppendFully(m.from, false);
+      this.sendAppendFully(m.from, 'skip');
     }
   }
 
   /** Sends as many appends as the window allows (a lagging follower catches up fast). */
-  private sendAppendFully(to: NodeId, evenIfEmpty: boolean, direct = false): void {
-    let first = evenIfEmpty;
+  private sendAppendFully(to: NodeId, empty: EmptyAppend, direct = false): void {
+    let first = empty;
     while (this.sendAppend(to, first, direct)) {
-      first = false;
+      first = 'skip';
       const pr = this.progress.get(to);
       if (pr === undefined || pr.state !== 'replicate' || pr.next > this.log.lastIndex()) break;
     }
@@ -856,7 +850,7 @@ export class RaftCore {
     // append (or its predecessor stalled): the leader repairs it directly.
     const stalled = pr.match === pr.matchAtLastHeartbeat;
     pr.matchAtLastHeartbeat = pr.match;
-    if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, true, stalled);
+    if (pr.match < this.log.lastIndex()) this.sendAppendFully(m.from, 'send', stalled);
     this.reads.handleHeartbeatResponse(m.from, m.readRound);
   }
 

@@ -131,6 +131,14 @@ export interface AppendMessage extends MessageBase {
   readonly commit: number;
   /** Leader's acked index (write-quorum rule); equals `commit` in majority mode. */
   readonly acked: number;
+  /**
+   * Sent only to tell a follower of a new commit (or acked) index: no entries, to a follower
+   * the leader replicates to. Accepted, it is not answered: the answer would tell the
+   * leader nothing it does not know, and for a write that comes alone it was a third of
+   * the messages. Refused (the follower's log does not hold prevIndex/prevTerm), it is
+   * answered as any append. Absent on every other append.
+   */
+  readonly quiet?: true;
 }
 
 export interface AppendResponse extends MessageBase {

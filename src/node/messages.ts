@@ -142,7 +142,7 @@ export function decodePeerMessage(raw: unknown, from: NodeId): PeerMessage | str
     case 'voteResp':
       return typeof m['granted'] === 'boolean' ? (m as unknown as PeerMessage) : 'bad vote response';
     case 'append':
-      return isId(m['leader']) && isIndex(m['prevIndex']) && isIndex(m['prevTerm']) && isIndex(m['commit']) && isIndex(m['acked']) && Array.isArray(m['entries']) && m['entries'].every(isEntry)
+      return isId(m['leader']) && isIndex(m['prevIndex']) && isIndex(m['prevTerm']) && isIndex(m['commit']) && isIndex(m['acked']) && (m['quiet'] === undefined || m['quiet'] === true) && Array.isArray(m['entries']) && m['entries'].every(isEntry)
         ? (m as unknown as PeerMessage)
         : 'bad append';
     case 'appendResp':

@@ -300,7 +300,7 @@ export function describeMessage(m: PeerMessage): string {
       const first = m.entries[0];
       const last = m.entries[m.entries.length - 1];
       const range = first === undefined || last === undefined ? '[]' : `[${first.index}/${first.term}..${last.index}/${last.term}]`;
-      return `append t${m.term} prev ${m.prevIndex}/${m.prevTerm} ${range} commit ${m.commit}`;
+      return `append t${m.term} prev ${m.prevIndex}/${m.prevTerm} ${range} commit ${m.commit}${m.quiet === true ? ' quiet' : ''}`;
     }
     case 'appendResp':
       return m.reject ? `appendResp t${m.term} reject ${m.rejectedIndex} hint ${m.lastIndexHint}` : `appendResp t${m.term} match ${m.matchIndex}`;

@@ -104,6 +104,7 @@ export const plantedBugNames = [
   'readJoinsSentRound',
   'readLeaseOnTickCount',
   'leaseKeptThroughTransfer',
+  'quietAppendCountsAsAck',
   'configOnCommit',
   'configChangeBeforeOwnTermCommit',
   'txnSplitAcrossEntries',

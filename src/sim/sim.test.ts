@@ -137,6 +137,10 @@ const plantedCases: readonly PlantedCase[] = [
   { bug: 'voteWithoutLogCheck', direct: ['leader-completeness', 'election-safety', 'committed-agreement', 'state-machine-safety'], consequencesWithout: [] },
   { bug: 'applyBeforeCommit', direct: ['apply-before-commit'], consequencesWithout: ['apply-before-commit'] },
   { bug: 'ackBeforeFlush', direct: ['commit-durable-majority', 'election-safety'], consequencesWithout: ['commit-durable-majority'] },
+  // A quiet append (a new commit index, unanswered when accepted) taken as answered counts
+  // entries still on their way to the follower: a commit no majority holds, and a later
+  // leader without it.
+  { bug: 'quietAppendCountsAsAck', direct: ['commit-durable-majority'], consequencesWithout: ['commit-durable-majority'] },
   // A follower that serves a read before applying up to the leader's read point returns stale values.
   { bug: 'followerReadBeforeApply', direct: ['linearizability'], consequencesWithout: [] },
   // A read that joins a round whose heartbeats already left is vouched for by acks sent before

@@ -383,7 +383,7 @@ export function fmtMessage(m: Message): string {
     case 'voteResp':
       return `${head} ${m.granted ? 'granted' : 'refused'}`;
     case 'append':
-      return `${head}${m.leader !== m.from ? ` (leader ${m.leader})` : ''} prev=${m.prevIndex}/${m.prevTerm} [${m.entries.map(fmtEntry).join(' ')}] commit=${m.commit}`;
+      return `${head}${m.leader !== m.from ? ` (leader ${m.leader})` : ''} prev=${m.prevIndex}/${m.prevTerm} [${m.entries.map(fmtEntry).join(' ')}] commit=${m.commit}${m.quiet === true ? ' quiet' : ''}`;
     case 'appendResp':
       return m.reject ? `${head} reject=${m.rejectedIndex} hint=${m.lastIndexHint}` : `${head} match=${m.matchIndex}`;
     case 'heartbeat':
