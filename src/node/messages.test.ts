@@ -79,3 +79,11 @@ test('malformed forwarded batches and replies are dropped at the frame, before a
   for (const m of bad) assert.equal(typeof decodePeerMessage(m, 'n2'), 'string', JSON.stringify(m).slice(0, 120));
   assert.match(String(decodePeerMessage(batch, 'n3')), /claims to be from n2/);
 });
+
+test('appends pass the decode boundary with or without the quiet mark, and one with any other mark is dropped', () => {
+  const append = { ...base, type: 'append', leader: 'n2', prevIndex: 3, prevTerm: 1, entries: [], commit: 3, acked: 3 };
+  assert.equal(decodePeerMessage(append, 'n2'), append);
+  const quiet = { ...append, quiet: true };
+  assert.equal(decodePeerMessage(quiet, 'n2'), quiet);
+  for (const mark of [false, 1, 'yes', null]) assert.equal(decodePeerMessage({ ...append, quiet: mark }, 'n2'), 'bad append', String(mark));
+});
