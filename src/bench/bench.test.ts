@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pointWarmupsMs } from './bench.js';
+import { compare, median, pointWarmupsMs } from './bench.js';
+import type { PointResult } from './runner.js';
 
 test("each system's first timed point warms up longer; fills are not warmed up", () => {
   const write = {};
@@ -9,4 +10,27 @@ test("each system's first timed point warms up longer; fills are not warmed up",
   assert.deepEqual(pointWarmupsMs([fill, write], 2, 1000, 15_000), [0, 0, 15_000, 1000]);
   // A first warm-up shorter than the per-point one never shortens it.
   assert.deepEqual(pointWarmupsMs([write], 3, 2000, 500), [2000, 2000, 2000]);
+});
+
+test('with several rounds the comparison gives each system its median and the median and range of the rounds\' ratios', () => {
+  const point = (system: string, round: number | undefined, opsPerSec: number, p50Ms: number): PointResult =>
+    ({ system, workload: 'write', concurrency: 64, opsPerSec, byOp: [{ op: 'all', p50Ms, p99Ms: p50Ms * 4 }], ...(round === undefined ? {} : { round }) }) as unknown as PointResult;
+  // Round 2 is slow for both (a noisy machine): its ratio is the middle one.
+  const points = [
+    point('quorumkv', 1, 9000, 5), point('etcd', 1, 3000, 15),
+    point('quorumkv', 2, 6000, 8), point('etcd', 2, 2400, 20),
+    point('quorumkv', 3, 8000, 6), point('etcd', 3, 4000, 12),
+  ];
+  const [c, ...more] = compare(points);
+  assert.equal(more.length, 0);
+  assert.deepEqual(
+    { ...c },
+    { system: 'etcd', workload: 'write', concurrency: 64, quorumkvOpsPerSec: 8000, otherOpsPerSec: 3000, ratio: 2.5, ratioMin: 2, ratioMax: 3, rounds: 3, quorumkvP50Ms: 6, otherP50Ms: 15, quorumkvP99Ms: 24, otherP99Ms: 60 },
+  );
+  // One round: the plain ratio of the two runs.
+  const [one] = compare([point('quorumkv', undefined, 5000, 5), point('etcd', undefined, 4000, 6)]);
+  assert.equal(one?.ratio, 1.25);
+  assert.equal(one?.ratioMin, 1.25);
+  assert.equal(one?.rounds, 1);
+  assert.equal(median([3, 1, 2, 10]), 2.5);
 });

@@ -43,6 +43,13 @@ export interface BenchOptions extends SystemOptions {
   readonly keyBytes: number;
   readonly valueBytes: number;
   readonly compare: readonly ComparedSystem[];
+  /**
+   * Times every system is measured, alternating (quorumkv, then each compared system, then
+   * quorumkv again, …), each from a fresh start (a cluster given by its endpoints is reused).
+   * One run moves by ±20 % on a small VM; with several, the comparison gives each system's
+   * median and the median and range of the rounds' ratios. Default 1.
+   */
+  readonly rounds?: number;
   readonly preload: boolean;
   /** Report directory; null: no files. */
   readonly outDir: string | null;
@@ -86,7 +93,7 @@ export function footprintRows(system: string, footprint: readonly NodeFootprint[
   return footprint.map((f) => `  ${system} ${f.name}: data directory ${formatBytes(f.diskBytes)} on disk, anonymous RSS ${formatBytes(f.rssAnonBytes)}`);
 }
 
-async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => void, printRow: (t: string) => void, points: PointResult[]): Promise<void> {
+async function runSystem(o: BenchOptions, sys: SystemRun, round: number | null, print: (t: string) => void, printRow: (t: string) => void, points: PointResult[]): Promise<void> {
   const rng = createPrng(o.seed);
   const keys = makeKeys(o.keys, o.keyBytes);
   const value = makeValue(o.valueBytes, rng);
@@ -118,7 +125,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, print: (t: string) => 
         label: `${sys.target.system} ${spec.name} c=${c}`,
       });
       const footprint = spec.fill === true ? await measureFootprint(sys.servers) : null;
-      const p: PointResult = footprint === null ? measured : { ...measured, footprint };
+      const p: PointResult = { ...measured, ...(footprint === null ? {} : { footprint }), ...(round === null ? {} : { round }) };
       points.push(p);
       for (const row of tableRows(p, o.valueBytes >= mbColumnFromBytes)) printRow(`${row}\n`);
       if (footprint !== null) for (const row of footprintRows(p.system, footprint)) print(`${row}\n`);
@@ -163,25 +170,31 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
     headerPrinted = true;
     print(t);
   };
-  for (const system of ['quorumkv', ...o.compare] as const) {
-    const sys = await openSystem(system, o, print);
-    try {
-      systems[system] = sys.describe;
-      await runSystem(o, sys, print, printRow, points);
-    } finally {
-      await sys.stop();
+  const rounds = o.rounds ?? 1;
+  if (!Number.isSafeInteger(rounds) || rounds < 1) throw new RangeError(`rounds must be >= 1, got ${rounds}`);
+  for (let round = 1; round <= rounds; round++) {
+    if (rounds > 1) print(`round ${round} of ${rounds}\n`);
+    for (const system of ['quorumkv', ...o.compare] as const) {
+      const sys = await openSystem(system, o, print);
+      try {
+        systems[system] = sys.describe;
+        await runSystem(o, sys, rounds > 1 ? round : null, print, printRow, points);
+      } finally {
+        await sys.stop();
+      }
     }
   }
   const comparison = compare(points);
   for (const other of o.compare) {
     const rows = comparison.filter((c) => c.system === other);
     if (rows.length === 0) continue;
-    print(`\nquorumkv / ${other} (same workload, same client loop):\n`);
+    const medians = rounds > 1 ? `, medians of ${rounds} rounds; ratio: the rounds' median (range)` : '';
+    print(`\nquorumkv / ${other} (same workload, same client loop${medians}):\n`);
     print(`workload     clients  quorumkv ops/s  ${`${other} ops/s`.padStart(11)}  ratio   quorumkv p99 ms  ${`${other} p99 ms`.padStart(12)}   quorumkv p50 ms  ${`${other} p50 ms`.padStart(12)}\n`);
     for (const c of rows) {
       print(
         `${c.workload.padEnd(12)} ${String(c.concurrency).padStart(7)}  ${c.quorumkvOpsPerSec.toFixed(0).padStart(14)}  ${c.otherOpsPerSec.toFixed(0).padStart(11)}  ${c.ratio.toFixed(2).padStart(5)}×  ` +
-          `${c.quorumkvP99Ms.toFixed(2).padStart(15)}  ${c.otherP99Ms.toFixed(2).padStart(12)}   ${c.quorumkvP50Ms.toFixed(2).padStart(15)}  ${c.otherP50Ms.toFixed(2).padStart(12)}\n`,
+          `${c.quorumkvP99Ms.toFixed(2).padStart(15)}  ${c.otherP99Ms.toFixed(2).padStart(12)}   ${c.quorumkvP50Ms.toFixed(2).padStart(15)}  ${c.otherP50Ms.toFixed(2).padStart(12)}${rounds > 1 ? `   (${ratioRange(c)})` : ''}\n`,
       );
     }
   }
@@ -197,8 +210,13 @@ export interface Comparison {
   readonly concurrency: number;
   readonly quorumkvOpsPerSec: number;
   readonly otherOpsPerSec: number;
-  /** quorumkv / other throughput. */
+  /** quorumkv / other throughput: with several rounds, the median of each round's ratio. */
   readonly ratio: number;
+  /** The lowest and highest round's ratio (both `ratio` with one round). */
+  readonly ratioMin: number;
+  readonly ratioMax: number;
+  /** Rounds that measured both systems at this point. */
+  readonly rounds: number;
   readonly quorumkvP50Ms: number;
   readonly otherP50Ms: number;
   readonly quorumkvP99Ms: number;
@@ -209,29 +227,59 @@ function allOf(p: PointResult): OpSummary {
   return p.byOp[p.byOp.length - 1] as OpSummary;
 }
 
-/** quorumkv against every other system measured at the same workload and client count. */
+/** The middle value (the mean of the two middle ones for an even count); 0 for none. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function ratioRange(c: Comparison): string {
+  return `${c.ratioMin.toFixed(2)}–${c.ratioMax.toFixed(2)}×`;
+}
+
+/**
+ * quorumkv against every other system measured at the same workload and client count. With
+ * several rounds, each system's figures are its medians, and the ratio is the median of the
+ * ratios of the rounds (each round's systems ran one after the other, minutes apart at most).
+ */
 export function compare(points: readonly PointResult[]): Comparison[] {
   const out: Comparison[] = [];
+  const done = new Set<string>();
   for (const e of points.filter((p) => p.system !== 'quorumkv')) {
-    const q = points.find((p) => p.system === 'quorumkv' && p.workload === e.workload && p.concurrency === e.concurrency);
-    if (q === undefined) continue;
+    const key = `${e.system} ${e.workload} ${e.concurrency}`;
+    if (done.has(key)) continue;
+    done.add(key);
+    const at = (system: string): PointResult[] => points.filter((p) => p.system === system && p.workload === e.workload && p.concurrency === e.concurrency);
+    const qs = at('quorumkv');
+    const others = at(e.system);
+    const ratios = others.flatMap((o) => {
+      const q = qs.find((p) => p.round === o.round);
+      return q === undefined ? [] : [o.opsPerSec > 0 ? q.opsPerSec / o.opsPerSec : 0];
+    });
+    if (ratios.length === 0) continue;
+    const mid = (ps: readonly PointResult[], f: (p: PointResult) => number): number => median(ps.map(f));
     out.push({
       system: e.system,
-      workload: q.workload,
-      concurrency: q.concurrency,
-      quorumkvOpsPerSec: q.opsPerSec,
-      otherOpsPerSec: e.opsPerSec,
-      ratio: e.opsPerSec > 0 ? q.opsPerSec / e.opsPerSec : 0,
-      quorumkvP50Ms: allOf(q).p50Ms,
-      otherP50Ms: allOf(e).p50Ms,
-      quorumkvP99Ms: allOf(q).p99Ms,
-      otherP99Ms: allOf(e).p99Ms,
+      workload: e.workload,
+      concurrency: e.concurrency,
+      quorumkvOpsPerSec: mid(qs, (p) => p.opsPerSec),
+      otherOpsPerSec: mid(others, (p) => p.opsPerSec),
+      ratio: median(ratios),
+      ratioMin: Math.min(...ratios),
+      ratioMax: Math.max(...ratios),
+      rounds: ratios.length,
+      quorumkvP50Ms: mid(qs, (p) => allOf(p).p50Ms),
+      otherP50Ms: mid(others, (p) => allOf(p).p50Ms),
+      quorumkvP99Ms: mid(qs, (p) => allOf(p).p99Ms),
+      otherP99Ms: mid(others, (p) => allOf(p).p99Ms),
     });
   }
   return out;
 }
 
-export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'mb_per_s', 'path', 'disk_bytes', 'rss_anon_bytes', 'footprint_by_node'];
+export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'mb_per_s', 'path', 'disk_bytes', 'rss_anon_bytes', 'footprint_by_node', 'round'];
 
 /** A sum over the nodes, null when any is unknown (a partial sum would read as the whole). */
 function total(footprint: readonly NodeFootprint[] | null | undefined, f: (n: NodeFootprint) => number | null): number | null {
@@ -252,7 +300,7 @@ export function csvRows(points: readonly PointResult[], extra: (p: PointResult) 
       p.system, p.workload, p.readFraction, p.distribution, p.concurrency, p.keyCount, p.keyBytes, p.valueBytes,
       s.op, s.count, s.errors, s.misses, s.opsPerSec, s.meanMs, s.p50Ms, s.p95Ms, s.p99Ms, s.p999Ms, s.maxMs,
       p.elapsedMs, p.clientCpuCores, p.serverCpuCores, p.persist?.fsyncsPerSec ?? null, p.persist?.entriesPerFsync ?? null, p.persist?.meanMs ?? null,
-      s.mbPerSec, p.path ?? null, total(p.footprint, (n) => n.diskBytes), total(p.footprint, (n) => n.rssAnonBytes), footprintCell(p.footprint), ...extra(p),
+      s.mbPerSec, p.path ?? null, total(p.footprint, (n) => n.diskBytes), total(p.footprint, (n) => n.rssAnonBytes), footprintCell(p.footprint), p.round ?? null, ...extra(p),
     ]),
   );
 }
@@ -320,10 +368,15 @@ function reportBody(o: BenchOptions, points: readonly PointResult[], comparison:
   for (const other of o.compare) {
     const rows = comparison.filter((c) => c.system === other);
     if (rows.length === 0) continue;
+    const several = rows.some((c) => c.rounds > 1);
     tables.push({
       title: `quorumkv vs ${other}`,
-      header: ['workload', 'clients', 'quorumkv ops/s', `${other} ops/s`, 'ratio', 'quorumkv p50 ms', `${other} p50 ms`, 'quorumkv p99 ms', `${other} p99 ms`],
-      rows: rows.map((c) => [c.workload, String(c.concurrency), c.quorumkvOpsPerSec.toFixed(0), c.otherOpsPerSec.toFixed(0), `${c.ratio.toFixed(2)}×`, c.quorumkvP50Ms.toFixed(2), c.otherP50Ms.toFixed(2), c.quorumkvP99Ms.toFixed(2), c.otherP99Ms.toFixed(2)]),
+      header: ['workload', 'clients', 'quorumkv ops/s', `${other} ops/s`, 'ratio', ...(several ? ['ratio range', 'rounds'] : []), 'quorumkv p50 ms', `${other} p50 ms`, 'quorumkv p99 ms', `${other} p99 ms`],
+      rows: rows.map((c) => [
+        c.workload, String(c.concurrency), c.quorumkvOpsPerSec.toFixed(0), c.otherOpsPerSec.toFixed(0), `${c.ratio.toFixed(2)}×`, ...(several ? [ratioRange(c), String(c.rounds)] : []),
+        c.quorumkvP50Ms.toFixed(2), c.otherP50Ms.toFixed(2), c.quorumkvP99Ms.toFixed(2), c.otherP99Ms.toFixed(2),
+      ]),
+      ...(several ? { note: 'Each system measured once per round, alternating, each from a fresh start; its figures are the medians of the rounds, the ratio the median of the rounds\' ratios.' } : {}),
     });
   }
   const filled = points.filter((p) => p.footprint !== undefined && p.footprint !== null);

@@ -81,6 +81,8 @@ export interface PointResult {
   readonly persist: PersistFigures | null;
   /** Disk and anonymous memory of each server process after the point (the fill workload's). */
   readonly footprint?: readonly NodeFootprint[] | null;
+  /** Which of several rounds (`--rounds`, 1-based) measured it; absent with one round. */
+  readonly round?: number;
   readonly startedAt: string;
 }
 

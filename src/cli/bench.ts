@@ -36,6 +36,7 @@ const benchFlags: Record<string, FlagDef> = {
   'cluster-file': { kind: 'value', help: 'a running cluster\'s cluster.json (default ./data/cluster.json, used when a node in it answers)' },
   nodes: { kind: 'value', help: 'start a fresh cluster of N nodes for the run (default 3); so does any node flag, which passes through' },
   compare: { kind: 'value', help: 'etcd, redis or etcd,redis: run the same workload against a local 3-member etcd / a redis primary with 2 replicas (appendfsync always, WAIT 2) and print the ratio' },
+  rounds: { kind: 'value', help: 'measure every system this many times, alternating, each from a fresh start; the comparison gives medians and the range of the rounds\' ratios (default 1)' },
   'etcd-endpoints': { kind: 'value', help: 'use a running etcd (http://host:port,…) instead of starting one' },
   'etcd-bin': { kind: 'value', help: 'etcd binary (default /usr/bin/etcd; installed with apt-get as root if missing)' },
   'redis-bin': { kind: 'value', help: 'redis-server binary (default /usr/bin/redis-server; installed with apt-get as root if missing)' },
@@ -62,6 +63,7 @@ examples:
   quorumkv bench --workload write,mixed,read-heavy --concurrency 1,16,64 --compare etcd
   quorumkv bench --cluster-file ./data/cluster.json --workload read-heavy --concurrency 64
   quorumkv bench --plain --to follower --workload write --concurrency 64 --compare etcd
+  quorumkv bench --plain --workload write,read-heavy --concurrency 64 --compare etcd --rounds 5
   quorumkv bench --workload fill --keys 1m --value-bytes 1k --concurrency 64 --compare etcd,redis
 `;
 
@@ -148,6 +150,7 @@ export async function runBenchCommand(argv: string[]): Promise<number> {
       dataDirs: clusterFile === null ? {} : await clusterDataDirs(clusterFile),
       nodes: parseCount(v.get('nodes') ?? '3', 'nodes', 1, 15),
       nodeFlags: rest,
+      rounds: parseCount(v.get('rounds') ?? '1', 'rounds', 1, 100),
       compare: v.has('compare') ? [...new Set(parseNameList(v.get('compare') as string, 'compare', comparedSystems))] : [],
       etcdEndpoints: v.has('etcd-endpoints') ? (v.get('etcd-endpoints') as string).split(',').map((e) => e.trim()).filter(Boolean) : null,
       etcdBin: v.get('etcd-bin') ?? null,

@@ -196,7 +196,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
   }
 });
 
-test('bench --compare etcd runs the same workload against quorumkv and a local etcd in one run and prints both and the ratio', { timeout: 180_000 }, async (t) => {
+test('bench --compare etcd --rounds 2 runs the same workload against quorumkv and a local etcd, alternating, and prints every run and the rounds\' median ratio and range', { timeout: 240_000 }, async (t) => {
   if (!(await exists('/usr/bin/etcd'))) {
     t.skip('etcd is not installed (apt-get install etcd-server)');
     return;
@@ -204,25 +204,38 @@ test('bench --compare etcd runs the same workload against quorumkv and a local e
   const out = await mkdtemp(path.join(tmpdir(), 'qkv-bench-etcd-'));
   try {
     // --nodes 3: a cluster of the bench's own, whatever runs in this working directory.
-    const run = await runCli(['bench', '--compare', 'etcd', '--nodes', '3', '--workload', 'write', '--concurrency', '8', '--duration', '1s', '--warmup', '0.3s', '--keys', '200', '--out', out, '--no-progress'], 150_000);
+    const run = await runCli(['bench', '--compare', 'etcd', '--rounds', '2', '--nodes', '3', '--workload', 'write', '--concurrency', '8', '--duration', '1s', '--warmup', '0.3s', '--keys', '200', '--out', out, '--no-progress'], 210_000);
     assert.equal(run.code, 0, `bench failed:\n${run.stdout}\n${run.stderr}`);
     assert.match(run.stdout, /starting a 3-member etcd cluster on 127\.0\.0\.1/);
-    assert.match(run.stdout, /^quorumkv\s+write\s+8\s+\d+\s+0\s+write\b/m);
-    assert.match(run.stdout, /^etcd\s+write\s+8\s+\d+\s+0\s+write\b/m);
+    assert.match(run.stdout, /^round 2 of 2$/m);
+    assert.equal(run.stdout.match(/^quorumkv\s+write\s+8\s+\d+\s+0\s+write\b/gm)?.length, 2, run.stdout);
+    assert.equal(run.stdout.match(/^etcd\s+write\s+8\s+\d+\s+0\s+write\b/gm)?.length, 2, run.stdout);
 
     const json = JSON.parse(await readFile(path.join(out, 'results.json'), 'utf8')) as {
-      results: { points: Point[]; comparison: { system: string; workload: string; concurrency: number; quorumkvOpsPerSec: number; otherOpsPerSec: number; ratio: number }[] };
+      results: {
+        points: (Point & { round?: number })[];
+        comparison: { system: string; workload: string; concurrency: number; quorumkvOpsPerSec: number; otherOpsPerSec: number; ratio: number; ratioMin: number; ratioMax: number; rounds: number }[];
+      };
     };
-    assert.deepEqual(json.results.points.map((p) => p.system), ['quorumkv', 'etcd']);
+    const points = json.results.points;
+    assert.deepEqual(points.map((p) => `${p.system} ${p.round ?? '?'}`), ['quorumkv 1', 'etcd 1', 'quorumkv 2', 'etcd 2'], 'the systems alternate, round by round');
     assert.match(run.stdout, /^etcd: etcd3 client \(gRPC\) to every member/m, 'the report says which etcd path ran');
-    for (const p of json.results.points) assert.ok(p.opsPerSec > 5 && p.byOp.some((b) => b.op === 'write' && b.count > 0), `${p.system}: ${p.opsPerSec} ops/s`);
+    for (const p of points) assert.ok(p.opsPerSec > 5 && p.byOp.some((b) => b.op === 'write' && b.count > 0), `${p.system}: ${p.opsPerSec} ops/s`);
     assert.equal(json.results.comparison.length, 1);
     const c = json.results.comparison[0]!;
     assert.equal(c.system, 'etcd');
-    assert.ok(Math.abs(c.ratio - c.quorumkvOpsPerSec / c.otherOpsPerSec) < 1e-9);
-    // The ratio line: workload, clients, both throughputs and their ratio, as measured.
-    const line = new RegExp(`^write\\s+8\\s+${c.quorumkvOpsPerSec.toFixed(0)}\\s+${c.otherOpsPerSec.toFixed(0)}\\s+${c.ratio.toFixed(2)}×`, 'm');
+    assert.equal(c.rounds, 2);
+    // Two rounds: each system's median is the mean of its two runs, the ratio the mean of the rounds' ratios.
+    const ops = (system: string, round: number): number => points.find((p) => p.system === system && p.round === round)!.opsPerSec;
+    const ratios = [1, 2].map((r) => ops('quorumkv', r) / ops('etcd', r));
+    assert.ok(Math.abs(c.quorumkvOpsPerSec - (ops('quorumkv', 1) + ops('quorumkv', 2)) / 2) < 1e-6);
+    assert.ok(Math.abs(c.ratio - (ratios[0]! + ratios[1]!) / 2) < 1e-9);
+    assert.ok(Math.abs(c.ratioMin - Math.min(...ratios)) < 1e-9 && Math.abs(c.ratioMax - Math.max(...ratios)) < 1e-9);
+    // The ratio line: workload, clients, both medians, the median ratio and the range.
+    const line = new RegExp(`^write\\s+8\\s+${c.quorumkvOpsPerSec.toFixed(0)}\\s+${c.otherOpsPerSec.toFixed(0)}\\s+${c.ratio.toFixed(2)}×.*\\(${c.ratioMin.toFixed(2)}–${c.ratioMax.toFixed(2)}×\\)$`, 'm');
     assert.match(run.stdout, line);
+    const csv = await readFile(path.join(out, 'results.csv'), 'utf8');
+    assert.match(csv.split('\n')[0] ?? '', /,round$/);
   } finally {
     await rm(out, { recursive: true, force: true });
   }
