@@ -752,8 +752,8 @@ export class RaftCore {
   }
 
   /**
-   * Sends the next batch of entries to `to` if flow control allows. With `evenIfEmpty`, a
-   * probe is sent even with no new entries (to learn where the follower's log matches).
+   * Sends the next batch of entries to `to` if flow control allows. With nothing new, a
+   * follower in replicate state gets an append only as `empty` says (a probe's is always sent).
    */
   private sendAppend(to: NodeId, empty: EmptyAppend, direct = false): boolean {
     const pr = this.progress.get(to);
