@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, median, pointWarmupsMs } from './bench.js';
+import { compare, pointWarmupsMs } from './bench.js';
+import { median } from '../stdx/median.js';
 import type { PointResult } from './runner.js';
 
 test("each system's first timed point warms up longer; fills are not warmed up", () => {

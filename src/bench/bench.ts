@@ -25,6 +25,7 @@ import { openSystem } from './systems.js';
 import type { ComparedSystem, SystemOptions, SystemRun } from './systems.js';
 import { makeKeys, makeValue, workload } from './workload.js';
 import type { WorkloadName } from './workload.js';
+import { median } from '../stdx/median.js';
 import { createPrng } from '../stdx/prng.js';
 
 export interface BenchOptions extends SystemOptions {
@@ -225,14 +226,6 @@ export interface Comparison {
 
 function allOf(p: PointResult): OpSummary {
   return p.byOp[p.byOp.length - 1] as OpSummary;
-}
-
-/** The middle value (the mean of the two middle ones for an even count); 0 for none. */
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 function ratioRange(c: Comparison): string {

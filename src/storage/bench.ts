@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { openLmdbStorage } from './lmdb.js';
 import type { LmdbStorage, LmdbStorageOptions } from './lmdb.js';
 import type { ClusterConfig, Entry } from '../core/types.js';
+import { median } from '../stdx/median.js';
 
 /** Storage options per named variant. */
 const VARIANTS: Readonly<Record<string, Partial<LmdbStorageOptions>>> = {
@@ -351,12 +352,6 @@ function merge(results: readonly WorkerResult[]): RunResult {
 function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 async function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
