@@ -408,6 +408,21 @@ test('a held-back kv write with no persist after it is written once kvDeferMsMax
     assert.equal(storage.stats().kvWritesDeferred, 0);
   }));
 
+test('held-back kv writes beyond kvDeferredKeysMax distinct keys are written at once, however few the writes', () =>
+  withStorage({ kvDeferMsMax: 60_000, kvDeferredWritesMax: 100, kvDeferredKeysMax: 3 }, async (storage) => {
+    // Writing one key again and again keeps the group open: a hot key dirties one page.
+    for (let i = 1; i <= 5; i++) storage.kv.write(i, (tx) => tx.put('hot', { value: `v${i}`, version: i }));
+    storage.kv.write(6, (tx) => tx.put('a', { value: 'one', version: 6 }));
+    assert.equal(storage.stats().kvWritesDeferred, 6, 'two distinct keys are held back');
+    storage.kv.write(7, (tx) => {
+      tx.put('b', { value: 'two', version: 7 });
+      tx.put('c', { value: 'three', version: 7 });
+    });
+    assert.equal(storage.stats().kvWritesDeferred, 0, 'four distinct keys went at once');
+    await waitFor(() => storage.kv.durableAppliedIndex() === 7, 'the group to be durable');
+    assert.equal(storage.kv.get('hot')?.value, 'v5');
+  }));
+
 test('held-back kv writes beyond kvDeferredWritesMax or kvDeferredBytesMax are written at once', () =>
   withStorage({ kvDeferMsMax: 60_000, kvDeferredWritesMax: 3, kvDeferredBytesMax: 4096 }, async (storage) => {
     storage.kv.write(1, (tx) => tx.put('a', { value: 'one', version: 1 }));

@@ -20,7 +20,8 @@
  * nothing waits for a kv write to be durable (only compaction reads
  * kv.durableAppliedIndex()), so kv writes stay in memory (visible through the overlay) and
  * are merged into one atomic group with the newest applied index. A group is closed after
- * kvDeferMsMax, kvDeferredWritesMax writes or kvDeferredBytesMax bytes, and at close(),
+ * kvDeferMsMax, kvDeferredWritesMax writes, kvDeferredKeysMax keys or kvDeferredBytesMax
+ * bytes, and at close(),
  * and queued as soon as the WAL holds every entry it applies:
  * LMDB's applied index never runs ahead of the durable log, so recovery always finds the
  * entries past it. Groups are queued in order, so a crash leaves the kv state exactly as of
@@ -132,6 +133,13 @@ export interface LmdbStorageOptions extends StorageOptions {
   readonly kvDeferMsMax?: number;
   /** Held-back kv writes (apply batches) beyond which they are all queued at once. Default 4 096. */
   readonly kvDeferredWritesMax?: number;
+  /**
+   * Distinct keys held back beyond which they are all queued at once. Default 2 048. Where
+   * keys are many, each lands on a page of its own, so this bounds the pages one commit
+   * writes (≈ 8 MiB at 2 048) and how long it holds the disk from the WAL's writes; a hot
+   * key set reaches it no sooner than the second.
+   */
+  readonly kvDeferredKeysMax?: number;
   /** Encoded bytes of held-back kv writes beyond which they are all queued at once. Default 8 MiB. */
   readonly kvDeferredBytesMax?: number;
 }
@@ -186,6 +194,7 @@ const FLUSH_TIMEOUT_MS_DEFAULT = 30_000;
 const FAILED_CLOSE_WAIT_MS = 2_000;
 const KV_DEFER_MS_DEFAULT = 1_000;
 const KV_DEFERRED_WRITES_DEFAULT = 4_096;
+const KV_DEFERRED_KEYS_DEFAULT = 2_048;
 const KV_DEFERRED_BYTES_DEFAULT = 8 << 20;
 type LogDb = Database<Buffer, number>;
 type MetaDb = Database<unknown, string>;
@@ -307,6 +316,7 @@ class LmdbNodeStorage implements LmdbStorage {
   private readonly onPersistDurable: ((observation: PersistObservation) => void) | undefined;
   private readonly kvDeferMsMax: number;
   private readonly kvDeferredWritesMax: number;
+  private readonly kvDeferredKeysMax: number;
   private readonly kvDeferredBytesMax: number;
   /** The group collecting kv writes now. */
   private deferredKv: DeferredKvWrites | null = null;
@@ -357,6 +367,7 @@ class LmdbNodeStorage implements LmdbStorage {
     this.onPersistDurable = options.onPersistDurable;
     this.kvDeferMsMax = options.kvDeferMsMax ?? KV_DEFER_MS_DEFAULT;
     this.kvDeferredWritesMax = options.kvDeferredWritesMax ?? KV_DEFERRED_WRITES_DEFAULT;
+    this.kvDeferredKeysMax = options.kvDeferredKeysMax ?? KV_DEFERRED_KEYS_DEFAULT;
     this.kvDeferredBytesMax = options.kvDeferredBytesMax ?? KV_DEFERRED_BYTES_DEFAULT;
     // Bounded by a minute: held-back writes are memory, and compaction waits for them.
     assert(
@@ -364,6 +375,7 @@ class LmdbNodeStorage implements LmdbStorage {
       () => `kvDeferMsMax must be an integer in [0, 60000], got ${this.kvDeferMsMax}`,
     );
     checkPositiveSafeInt(this.kvDeferredWritesMax, 'kvDeferredWritesMax');
+    checkPositiveSafeInt(this.kvDeferredKeysMax, 'kvDeferredKeysMax');
     checkPositiveSafeInt(this.kvDeferredBytesMax, 'kvDeferredBytesMax');
     checkPositiveSafeInt(flushTimeoutMs, 'flushTimeoutMs');
     this.staging = new StagingTracker(options.snapshotBytesMax);
@@ -767,7 +779,8 @@ class LmdbNodeStorage implements LmdbStorage {
         group.appliedIndex = appliedIndex;
         group.writes++;
         this.applied = appliedIndex;
-        if (this.kvDeferMsMax === 0 || group.writes >= this.kvDeferredWritesMax || group.bytes >= this.kvDeferredBytesMax) this.queueDeferredKv();
+        const full = group.writes >= this.kvDeferredWritesMax || group.puts.size >= this.kvDeferredKeysMax || group.bytes >= this.kvDeferredBytesMax;
+        if (this.kvDeferMsMax === 0 || full) this.queueDeferredKv();
       },
     };
   }
