@@ -136,8 +136,9 @@ export interface LmdbStorageOptions extends StorageOptions {
   /**
    * Distinct keys held back beyond which they are all queued at once. Default 2 048. Where
    * keys are many, each lands on a page of its own, so this bounds the pages one commit
-   * writes (≈ 8 MiB at 2 048) and how long it holds the disk from the WAL's writes; a hot
-   * key set reaches it no sooner than the second.
+   * writes (≈ 8 MiB at 2 048) and how long it holds the disk from the WAL's writes. A hot
+   * set of 10 000 keys written 5 000 times a second reaches it in about half a second; a set
+   * smaller than the cap never does.
    */
   readonly kvDeferredKeysMax?: number;
   /** Encoded bytes of held-back kv writes beyond which they are all queued at once. Default 8 MiB. */
