@@ -772,7 +772,9 @@ export class RaftCore {
       this.snapshotsToSend.push(to);
       return true;
     }
-    if (entries.length === 0 && empty === 'skip' && pr.state === 'replicate') return false;
+    // Nothing new for a follower that is in step: what `empty` asks decides whether it gets an append.
+    const nothingNew = entries.length === 0 && pr.state === 'replicate';
+    if (nothingNew && empty === 'skip') return false;
     const lastSent = entries.length > 0 ? (entries[entries.length - 1] as Entry).index : prevIndex;
     const msg: AppendMessage = {
       type: 'append',
@@ -785,7 +787,7 @@ export class RaftCore {
       entries,
       commit: Math.min(this.log.committed, lastSent),
       acked: Math.min(this.ackedToSend(), lastSent),
-      ...(entries.length === 0 && empty === 'quiet' && pr.state === 'replicate' ? { quiet: true as const } : {}),
+      ...(nothingNew && empty === 'quiet' ? { quiet: true as const } : {}),
     };
     this.send(msg, 'now');
     pr.sentAppend(lastSent, entries.length);

@@ -128,7 +128,7 @@ export interface LmdbStorageOptions extends StorageOptions {
    * replays at most this much of it). 0 queues every kv write as soon as the WAL holds its
    * entries. Default 1 000 ms: a commit rewrites every page its keys touch, so on a hot key
    * set ten commits a second wrote the same pages ten times (docs/benchmarks.md, seventeenth
-   * session: 10–20 % more writes/s than at 100 ms on every path).
+   * session: 10–20 % more writes/s than at 100 ms on the three paths measured).
    */
   readonly kvDeferMsMax?: number;
   /** Held-back kv writes (apply batches) beyond which they are all queued at once. Default 4 096. */
