@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, pointWarmupsMs } from './bench.js';
+import { compare, insideRow, pointWarmupsMs } from './bench.js';
 import { median } from '../stdx/median.js';
 import type { PointResult } from './runner.js';
 
@@ -34,4 +34,14 @@ test('with several rounds the comparison gives each system its median and the me
   assert.equal(one?.ratioMin, 1.25);
   assert.equal(one?.rounds, 1);
   assert.equal(median([3, 1, 2, 10]), 2.5);
+});
+
+test('a point whose writes the nodes timed says how much of a write\'s latency was inside the cluster', () => {
+  const point = (byOp: readonly { op: string; count: number; meanMs: number }[], writeMeanMs: number | null | undefined): PointResult =>
+    ({ system: 'quorumkv', byOp, persist: writeMeanMs === undefined ? null : { fsyncsPerSec: 100, entriesPerFsync: 60, meanMs: 2, writeMeanMs } }) as unknown as PointResult;
+  const mixed = [{ op: 'read', count: 900, meanMs: 2.5 }, { op: 'write', count: 100, meanMs: 7.5 }, { op: 'all', count: 1000, meanMs: 3 }];
+  assert.equal(insideRow(point(mixed, 4.125)), "  quorumkv: a write spent 4.13 ms inside the cluster (from the leader's Raft driver taking it to its result), of 7.50 ms mean as the client saw it");
+  assert.equal(insideRow(point(mixed, null)), null, 'the nodes timed no write');
+  assert.equal(insideRow(point(mixed, undefined)), null, 'etcd and Redis: no figures');
+  assert.equal(insideRow(point([{ op: 'read', count: 900, meanMs: 2.5 }, { op: 'all', count: 900, meanMs: 2.5 }], 4)), null, 'a read-only point');
 });

@@ -26,16 +26,19 @@ async function metricsServers(bodies: readonly string[]): Promise<{ urls: string
   };
 }
 
-const metrics = (count: number, sum: number, entries: number): string =>
-  `# HELP qkv_log_persist_seconds x\nqkv_log_persist_seconds_bucket{le="0.001"} 1\nqkv_log_persist_seconds_sum ${sum}\nqkv_log_persist_seconds_count ${count}\nqkv_log_persisted_entries_total ${entries}\n`;
+const metrics = (count: number, sum: number, entries: number, writes: { count: number; sum: number } | null = { count: 0, sum: 0 }): string =>
+  `# HELP qkv_log_persist_seconds x\nqkv_log_persist_seconds_bucket{le="0.001"} 1\nqkv_log_persist_seconds_sum ${sum}\nqkv_log_persist_seconds_count ${count}\nqkv_log_persisted_entries_total ${entries}\n` +
+  (writes === null ? '' : `qkv_write_seconds_bucket{le="0.005"} ${writes.count}\nqkv_write_seconds_sum ${writes.sum}\nqkv_write_seconds_count ${writes.count}\n`);
 
 test('fsync figures are summed over the nodes and taken between two readings', async () => {
-  const nodes = await metricsServers([metrics(10, 0.05, 300), metrics(30, 0.15, 700)]);
+  // Writes are timed where they are proposed: on the leader (the second node) only.
+  const nodes = await metricsServers([metrics(10, 0.05, 300), metrics(30, 0.15, 700, { count: 100, sum: 0.4 })]);
   try {
     const start = await readPersistCounters(nodes.urls);
-    assert.deepEqual(start, { fsyncs: 40, seconds: 0.2, entries: 1000 });
-    const end = { fsyncs: 240, seconds: 1.2, entries: 13_000 };
-    assert.deepEqual(persistFigures(start, end, 2000), { fsyncsPerSec: 100, entriesPerFsync: 60, meanMs: 5 });
+    assert.deepEqual(start, { fsyncs: 40, seconds: 0.2, entries: 1000, writes: 100, writeSeconds: 0.4 });
+    const end = { fsyncs: 240, seconds: 1.2, entries: 13_000, writes: 12_100, writeSeconds: 48.4 };
+    assert.deepEqual(persistFigures(start, end, 2000), { fsyncsPerSec: 100, entriesPerFsync: 60, meanMs: 5, writeMeanMs: 4 });
+    assert.equal(persistFigures(start, { ...end, writes: 100, writeSeconds: 0.4 }, 2000)?.writeMeanMs, null, 'no write in the window: no write figure');
     assert.equal(persistFigures(start, start, 2000), null, 'no fsync in the window: no figures');
   } finally {
     await nodes.close();
@@ -48,6 +51,17 @@ test('a node without the counters, or unreachable, makes the figures unknown rat
     assert.equal(await readPersistCounters(nodes.urls), null);
     assert.equal(await readPersistCounters([nodes.urls[0] as string, 'http://127.0.0.1:9']), null);
     assert.equal(await readPersistCounters([]), null, 'etcd: no nodes to read');
+  } finally {
+    await nodes.close();
+  }
+});
+
+test('nodes that do not time writes still give the fsync figures, and no write figure', async () => {
+  const nodes = await metricsServers([metrics(10, 0.05, 300, null), metrics(30, 0.15, 700, { count: 100, sum: 0.4 })]);
+  try {
+    const start = await readPersistCounters(nodes.urls);
+    assert.ok(start !== null);
+    assert.equal(persistFigures(start, { ...start, fsyncs: 240, writes: Number.NaN }, 2000)?.writeMeanMs, null);
   } finally {
     await nodes.close();
   }

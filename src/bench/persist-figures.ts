@@ -1,9 +1,12 @@
 /**
- * How a benchmark point used the disk, from the quorumkv nodes' own counters
- * (`qkv_log_persist_seconds`, `qkv_log_persisted_entries_total` on /metrics): fsyncs per
- * second, entries each fsync carried (group commit at work) and how long a batch waited for
- * its fsync. Read at the start and the end of the measured window, summed over the nodes.
- * etcd exposes nothing comparable here, so its points carry none.
+ * How a benchmark point used the disk and the cluster, from the quorumkv nodes' own counters
+ * on /metrics: fsyncs per second, entries each fsync carried (group commit at work) and how
+ * long a batch waited for its fsync (`qkv_log_persist_seconds`,
+ * `qkv_log_persisted_entries_total`), and a write's mean time inside the cluster
+ * (`qkv_write_seconds`: from the leader's Raft driver taking it to its result), which beside
+ * the client's latency says how much of it lies outside. Read at the start and the end of the
+ * measured window, summed over the nodes. etcd exposes nothing comparable here, so its points
+ * carry none.
  */
 
 export interface PersistFigures {
@@ -13,12 +16,17 @@ export interface PersistFigures {
   readonly entriesPerFsync: number;
   /** Mean time from queueing a log batch to the fsync that made it durable. */
   readonly meanMs: number;
+  /** Mean time a successful write or transaction spent inside the cluster; null when none ran (or the nodes do not say). */
+  readonly writeMeanMs: number | null;
 }
 
 export interface PersistCounters {
   readonly fsyncs: number;
   readonly seconds: number;
   readonly entries: number;
+  /** Writes timed by qkv_write_seconds and their seconds; NaN when a node does not export it. */
+  readonly writes: number;
+  readonly writeSeconds: number;
 }
 
 const scrapeTimeoutMs = 2_000;
@@ -36,7 +44,7 @@ export async function readPersistCounters(httpUrls: readonly string[]): Promise<
         return counters;
       }),
     );
-    return each.reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries }));
+    return each.reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries, writes: a.writes + c.writes, writeSeconds: a.writeSeconds + c.writeSeconds }));
   } catch {
     return null;
   }
@@ -47,15 +55,23 @@ export function persistFigures(start: PersistCounters | null, end: PersistCounte
   if (start === null || end === null) return null;
   const fsyncs = end.fsyncs - start.fsyncs;
   if (fsyncs <= 0) return null;
+  const writes = end.writes - start.writes;
   return {
     fsyncsPerSec: fsyncs / (elapsedMs / 1000),
     entriesPerFsync: (end.entries - start.entries) / fsyncs,
     meanMs: ((end.seconds - start.seconds) / fsyncs) * 1000,
+    writeMeanMs: writes > 0 ? ((end.writeSeconds - start.writeSeconds) / writes) * 1000 : null,
   };
 }
 
 function parseCounters(text: string): PersistCounters | null {
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  const c = { fsyncs: value('qkv_log_persist_seconds_count'), seconds: value('qkv_log_persist_seconds_sum'), entries: value('qkv_log_persisted_entries_total') };
+  const c = {
+    fsyncs: value('qkv_log_persist_seconds_count'),
+    seconds: value('qkv_log_persist_seconds_sum'),
+    entries: value('qkv_log_persisted_entries_total'),
+    writes: value('qkv_write_seconds_count'),
+    writeSeconds: value('qkv_write_seconds_sum'),
+  };
   return Number.isFinite(c.fsyncs) && Number.isFinite(c.seconds) && Number.isFinite(c.entries) ? c : null;
 }

@@ -11,7 +11,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeCommand } from '../kv/codec.js';
 import { pino, type Logger } from 'pino';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { persistMetrics, registerGauges, writeMetrics, type WriteTimer } from './node-metrics.js';
 import { startHttpServer, type HttpServer } from '../api/http.js';
 import type { ConnectionOptions } from 'node:tls';
 import { ReloadableTls } from '../transport/tls-files.js';
@@ -289,7 +290,11 @@ class DeferredNode implements KvNode {
    * this node serves them.
    */
   readonly forwarding: PeerForwarding;
-  constructor(readonly id: string) {
+  constructor(
+    readonly id: string,
+    /** Times each write and transaction inside the cluster (qkv_write_seconds). */
+    private readonly timeWrite: WriteTimer,
+  ) {
     this.forwarding = new PeerForwarding(id);
   }
   private get t(): KvNode {
@@ -306,8 +311,8 @@ class DeferredNode implements KvNode {
     this.stalled = answers;
   }
   leader: KvNode['leader'] = () => (this.stalled === null ? (this.target?.leader() ?? null) : null);
-  write: KvNode['write'] = (c, o) => this.t.write(c, o);
-  txn: KvNode['txn'] = (c, o) => this.t.txn(c, o);
+  write: KvNode['write'] = (c, o) => this.timeWrite(() => this.t.write(c, o));
+  txn: KvNode['txn'] = (c, o) => this.timeWrite(() => this.t.txn(c, o));
   leaseGrant: KvNode['leaseGrant'] = (ttl, o) => this.t.leaseGrant(ttl, o);
   leaseRevoke: KvNode['leaseRevoke'] = (id, o) => this.t.leaseRevoke(id, o);
   leaseKeepAlive: KvNode['leaseKeepAlive'] = (id, o) => this.t.leaseKeepAlive(id, o);
@@ -342,7 +347,7 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
   const { clusterId, memberId } = identity;
   const seen = await SeenPeers.open(config.dataDir);
 
-  const deferred = new DeferredNode(config.id);
+  const deferred = new DeferredNode(config.id, writeMetrics(registry));
   // The transport (and so its fault switchboard) starts after the APIs, whose addresses it
   // announces to peers; /admin/faults reaches it through this late binding.
   let faulty: FaultyTransport<PeerMessage> | null = null;
@@ -782,22 +787,6 @@ function warnIfFlagsIgnored(config: NodeConfig, inForce: ClusterConfig, log: Log
   );
 }
 
-/** Opens the LMDB store under the data directory, with the disk's metrics in `registry`. */
-/** The time each write waits for the disk: on a shared or slow disk, this is what bounds throughput. */
-function persistMetrics(registry: Registry): (o: PersistObservation) => void {
-  const persistSeconds = new Histogram({
-    name: 'qkv_log_persist_seconds',
-    help: 'time from queueing a batch of log entries to the fsync that made it durable',
-    buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
-    registers: [registry],
-  });
-  const persistedEntries = new Counter({ name: 'qkv_log_persisted_entries_total', help: 'log entries made durable (÷ qkv_log_persist_seconds_count: entries per fsync)', registers: [registry] });
-  return ({ durationMs, entries }) => {
-    persistSeconds.observe(durationMs / 1000);
-    persistedEntries.inc(entries);
-  };
-}
-
 /**
  * The largest snapshot this node stages: as large as its stores may grow (--quota-bytes),
  * and never below 4 GiB. A fixed 4 GiB refused every snapshot of a store beyond it, so a
@@ -807,6 +796,7 @@ export function snapshotBytesMaxFor(quotaBytes: number): number {
   return quotaBytes === 0 ? Number.MAX_SAFE_INTEGER : Math.max(quotaBytes, 4 * 1024 ** 3);
 }
 
+/** Opens the LMDB store under the data directory; `onPersistDurable` sees each log batch made durable (the disk's metrics). */
 async function openStorage(initialConfig: ClusterConfig, dataDir: string, quotaBytes: number, onPersistDurable: (o: PersistObservation) => void): Promise<LmdbStorage> {
   return openLmdbStorage({ dataDir, initialConfig, snapshotBytesMax: snapshotBytesMaxFor(quotaBytes), onPersistDurable });
 }
@@ -931,50 +921,4 @@ function driverOptions(config: NodeConfig, self: Pick<DriverOptions, 'clusterId'
       pageVersions: 256,
     },
   };
-}
-
-/** Gauges read the driver of the moment: a node whose disk filled reopens its directory with a new one. */
-function registerGauges(registry: Registry, driverNow: () => NodeDriver, takeLagMsMax: () => number, usedBytes: () => number): void {
-  const gauge = (name: string, help: string, value: () => number): void => {
-    new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
-  };
-  gauge('qkv_term', 'current Raft term', () => driverNow().core.status().term);
-  gauge('qkv_commit_index', 'Raft commit index (majority)', () => driverNow().core.status().commitIndex);
-  gauge('qkv_applied_index', 'state machine applied index', () => driverNow().stateMachine.appliedIndex());
-  gauge('qkv_is_leader', '1 on the leader', () => (driverNow().core.status().role === 'leader' ? 1 : 0));
-  gauge('qkv_keys', 'keys in the store', () => driverNow().stateMachine.keyCount());
-  gauge('qkv_space_alarm', "1 while the data directory's disk is below --free-bytes-min or the stores above --quota-bytes (puts refused while leading)", () => (driverNow().status().spaceAlarm !== undefined ? 1 : 0));
-  gauge('qkv_store_used_bytes', 'bytes of the LMDB pages the stores occupy (what --quota-bytes bounds)', usedBytes);
-  gauge('qkv_watchers', 'watch streams this node serves', () => driverNow().watcherCount());
-  gauge('qkv_event_loop_lag_ms_max', 'largest tick lateness since the last scrape', takeLagMsMax);
-  // Running totals kept by the driver, exported as counters (rate() works on them).
-  new Counter({
-    name: 'qkv_linearizable_reads_total',
-    help: "linearizable reads served since start, as leader (own read-index round) or as follower (through the leader's read index)",
-    labelNames: ['served_as'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc({ served_as: 'leader' }, driverNow().linearizableReadsServed.asLeader);
-      this.inc({ served_as: 'follower' }, driverNow().linearizableReadsServed.asFollower);
-    },
-  });
-  new Counter({
-    name: 'qkv_reads_by_lease_total',
-    help: "read points this node gave by its read lease as leader, for its own linearizable reads and its followers' (the others waited for a heartbeat round)",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(driverNow().core.status().readsByLease);
-    },
-  });
-  new Counter({
-    name: 'qkv_rollback_records_total',
-    help: 'acknowledged or applied writes this node lost in weak-quorum failovers (rollback.jsonl records, also before this start)',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(driverNow().status().rollbackCount);
-    },
-  });
 }
