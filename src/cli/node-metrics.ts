@@ -36,7 +36,7 @@ export type WriteTimer = <T>(run: () => Promise<T>) => Promise<T>;
  * `qkv_write_seconds` (see the module comment). Only writes that succeed are timed: a refusal
  * (not the leader, busy, no space) answers at once and would only blur the figure.
  */
-export function writeMetrics(registry: Registry, nowMs: () => number = () => performance.now()): WriteTimer {
+export function writeMetrics(registry: Registry): WriteTimer {
   const writeSeconds = new Histogram({
     name: 'qkv_write_seconds',
     help: 'time from this node\'s Raft driver taking a write or transaction to its result (log append, replication to a quorum, fsyncs, apply); on the leader',
@@ -44,9 +44,9 @@ export function writeMetrics(registry: Registry, nowMs: () => number = () => per
     registers: [registry],
   });
   return (run) => {
-    const started = nowMs();
+    const started = performance.now();
     const result = run();
-    void result.then(() => writeSeconds.observe((nowMs() - started) / 1000), () => undefined);
+    void result.then(() => writeSeconds.observe((performance.now() - started) / 1000), () => undefined);
     return result;
   };
 }
