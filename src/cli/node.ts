@@ -436,14 +436,22 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
     stopping ??= (async () => {
       promoting?.stop();
       sighup.stop();
-      await handOverLeadership(live.core.driver, config, log); // before the ticker stops
+      // Each stage's time is logged: a stop that takes long says where it waited.
+      const stageMs: Record<string, number> = {};
+      const stage = async (name: string, run: () => unknown): Promise<void> => {
+        const startMs = performance.now();
+        await run();
+        stageMs[name] = Math.round(performance.now() - startMs);
+        if ((stageMs[name] ?? 0) > 1_000) log.warn({ stage: name, ms: stageMs[name] }, 'a stage of stopping took over a second');
+      };
+      await stage('handOver', () => handOverLeadership(live.core.driver, config, log)); // before the ticker stops
       live.core.stop();
-      await grpc?.close();
-      await http.close();
+      await stage('grpc', () => grpc?.close());
+      await stage('http', () => http.close());
       live.core.driver.stop();
-      await transport.close();
-      if (!fatal) await live.storage.close();
-      log.info('node stopped');
+      await stage('transport', () => transport.close());
+      if (!fatal) await stage('storage', () => live.storage.close());
+      log.info({ stageMs }, 'node stopped');
     })();
     return stopping;
   };

@@ -222,7 +222,7 @@ test('a leader stopped while its followers are frozen gives up handing over and 
     proc.kill('SIGTERM');
     const code = await Promise.race([exited, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 15_000).unref())]);
     const elapsedMs = Date.now() - startMs;
-    assert.equal(code, 0, `the leader exits cleanly by itself (after ${elapsedMs} ms)`);
+    assert.equal(code, 0, `the leader exits cleanly by itself (after ${elapsedMs} ms); its log:\n${cluster.node(leader).output.slice(-3000)}`);
     cluster.node(leader).proc = null;
     for (const f of followers) f.proc?.kill('SIGCONT');
   } finally {
