@@ -434,24 +434,16 @@ export async function startNode(config: NodeConfig, log: Logger = pino({ level: 
 
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
-      promoting?.stop();
-      sighup.stop();
-      // Each stage's time is logged: a stop that takes long says where it waited.
-      const stageMs: Record<string, number> = {};
-      const stage = async (name: string, run: () => unknown): Promise<void> => {
-        const startMs = performance.now();
-        await run();
-        stageMs[name] = Math.round(performance.now() - startMs);
-        if ((stageMs[name] ?? 0) > 1_000) log.warn({ stage: name, ms: stageMs[name] }, 'a stage of stopping took over a second');
-      };
-      await stage('handOver', () => handOverLeadership(live.core.driver, config, log)); // before the ticker stops
-      live.core.stop();
-      await stage('grpc', () => grpc?.close());
-      await stage('http', () => http.close());
-      live.core.driver.stop();
-      await stage('transport', () => transport.close());
-      if (!fatal) await stage('storage', () => live.storage.close());
-      log.info({ stageMs }, 'node stopped');
+      await stopInStages(log, [
+        ['promoter', () => (promoting?.stop(), sighup.stop())],
+        ['handOver', () => handOverLeadership(live.core.driver, config, log)], // before the ticker stops
+        ['ticker', () => live.core.stop()],
+        ['grpc', () => grpc?.close()],
+        ['http', () => http.close()],
+        ['driver', () => live.core.driver.stop()],
+        ['transport', () => transport.close()],
+        ['storage', () => (fatal ? undefined : live.storage.close())],
+      ]);
     })();
     return stopping;
   };
@@ -724,6 +716,22 @@ function heardOnlyOnceSeen(inner: PeerTransport<PeerMessage>, seen: SeenPeers): 
     peerMeta: (id) => inner.peerMeta(id),
     close: () => inner.close(),
   };
+}
+
+/**
+ * Runs a stop's stages in order and logs each one's time: a stop that takes long says
+ * where it waited (a slow stage is a warning at once, before the next one starts).
+ */
+async function stopInStages(log: Logger, stages: readonly (readonly [string, () => unknown])[]): Promise<void> {
+  const stageMs: Record<string, number> = {};
+  for (const [name, run] of stages) {
+    const startMs = performance.now();
+    await run();
+    const ms = Math.round(performance.now() - startMs);
+    stageMs[name] = ms;
+    if (ms > 1_000) log.warn({ stage: name, ms }, 'a stage of stopping took over a second');
+  }
+  log.info({ stageMs }, 'node stopped');
 }
 
 /**
