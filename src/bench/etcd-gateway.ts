@@ -1,9 +1,9 @@
 /**
  * etcd as a user without a client library sees it: its gRPC gateway, plain HTTP/JSON that
  * etcd 3.4 serves on its client port (`POST /v3/kv/put`, `/v3/kv/range`, `/v3/kv/txn`,
- * keys and values base64), one request per operation over keep-alive connections (undici
- * pools, as plain-target.ts drives quorumkv), to the member(s) `--to` chooses. The
- * counterpart of `--plain` on the etcd side of `--compare etcd`.
+ * keys and values base64), one request per operation over keep-alive connections (the same
+ * undici pools and requests that plain-target.ts drives quorumkv with), to the member(s)
+ * `--to` chooses. The counterpart of `--plain` on the etcd side of `--compare etcd`.
  *
  * Reads are range requests without `serializable`: linearizable, as the etcd3 client's
  * and quorumkv's defaults.
@@ -14,7 +14,7 @@
 import { etcdMembers } from './etcd.js';
 import { toText } from './node-choice.js';
 import type { To } from './node-choice.js';
-import { jsonHeaders, roundRobinPools } from './plain-target.js';
+import { plainRequest, roundRobinPools } from './plain-target.js';
 import { TargetError } from './target.js';
 import type { BenchTarget } from './target.js';
 
@@ -35,8 +35,8 @@ export async function etcdGatewayTarget(options: EtcdGatewayOptions): Promise<Be
   const members = await etcdMembers(options.endpoints, options.to, options.deadlineMs);
   const pools = roundRobinPools(members, options.connectionsPerEndpoint, options.deadlineMs);
   const call = async (path: string, body: string): Promise<unknown> => {
-    const res = await pools.next().request({ method: 'POST', path, headers: jsonHeaders, body });
-    const text = await res.body.text();
+    const res = await plainRequest(pools.next(), 'POST', path, body);
+    const text = res.text;
     if (res.statusCode === 200) return JSON.parse(text) as unknown;
     let code = `http_${res.statusCode}`;
     try {
