@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, insideRow, pointWarmupsMs } from './bench.js';
+import { compare, insideRow, loopRow, pointWarmupsMs } from './bench.js';
 import { median } from '../stdx/median.js';
 import type { PointResult } from './runner.js';
 
@@ -34,6 +34,13 @@ test('with several rounds the comparison gives each system its median and the me
   assert.equal(one?.ratioMin, 1.25);
   assert.equal(one?.rounds, 1);
   assert.equal(median([3, 1, 2, 10]), 2.5);
+});
+
+test("a point whose nodes timed their event loops says how busy the busiest one was", () => {
+  const point = (busiestLoopShare: number | null | undefined): PointResult => ({ system: 'quorumkv', byOp: [], persist: null, ...(busiestLoopShare === undefined ? {} : { busiestLoopShare }) }) as unknown as PointResult;
+  assert.equal(loopRow(point(0.846)), "  quorumkv: the busiest node's event loop was running 85 % of the time (near 100 %, requests queue for it)");
+  assert.equal(loopRow(point(null)), null, 'the nodes did not say');
+  assert.equal(loopRow(point(undefined)), null, 'etcd and Redis, or results from before');
 });
 
 test('a point whose writes the nodes timed says how much of a write\'s latency was inside the cluster', () => {

@@ -100,6 +100,13 @@ export function insideRow(p: PointResult): string | null {
   return `  ${p.system}: a write spent ${insideMs.toFixed(2)} ms inside the cluster (from the leader's Raft driver taking it to its result), of ${write.meanMs.toFixed(2)} ms mean as the client saw it`;
 }
 
+/** The line under a point whose nodes said how busy their event loops were: the busiest one's share of the window. */
+export function loopRow(p: PointResult): string | null {
+  const share = p.busiestLoopShare;
+  if (share === null || share === undefined) return null;
+  return `  ${p.system}: the busiest node's event loop was running ${(share * 100).toFixed(0)} % of the time (near 100 %, requests queue for it)`;
+}
+
 /** The lines under a fill point: each server's disk and anonymous memory. */
 export function footprintRows(system: string, footprint: readonly NodeFootprint[]): string[] {
   if (footprint.length === 0) return [`  ${system}: no server process on this machine: disk and memory not measured`];
@@ -142,8 +149,7 @@ async function runSystem(o: BenchOptions, sys: SystemRun, round: number | null, 
       points.push(p);
       for (const row of tableRows(p, o.valueBytes >= mbColumnFromBytes)) printRow(`${row}\n`);
       if (footprint !== null) for (const row of footprintRows(p.system, footprint)) print(`${row}\n`);
-      const inside = insideRow(p);
-      if (inside !== null) print(`${inside}\n`);
+      for (const line of [insideRow(p), loopRow(p)]) if (line !== null) print(`${line}\n`);
     }
   }
 }
@@ -286,7 +292,7 @@ export function compare(points: readonly PointResult[]): Comparison[] {
   return out;
 }
 
-export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'node_write_mean_ms', 'mb_per_s', 'path', 'disk_bytes', 'rss_anon_bytes', 'footprint_by_node', 'round'];
+export const csvHeader = ['system', 'workload', 'read_fraction', 'distribution', 'concurrency', 'keys', 'key_bytes', 'value_bytes', 'op', 'count', 'errors', 'misses', 'ops_per_s', 'mean_ms', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'elapsed_ms', 'client_cpu_cores', 'server_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'node_write_mean_ms', 'busiest_loop_share', 'mb_per_s', 'path', 'disk_bytes', 'rss_anon_bytes', 'footprint_by_node', 'round'];
 
 /** A sum over the nodes, null when any is unknown (a partial sum would read as the whole). */
 function total(footprint: readonly NodeFootprint[] | null | undefined, f: (n: NodeFootprint) => number | null): number | null {
@@ -306,7 +312,7 @@ export function csvRows(points: readonly PointResult[], extra: (p: PointResult) 
     p.byOp.map((s) => [
       p.system, p.workload, p.readFraction, p.distribution, p.concurrency, p.keyCount, p.keyBytes, p.valueBytes,
       s.op, s.count, s.errors, s.misses, s.opsPerSec, s.meanMs, s.p50Ms, s.p95Ms, s.p99Ms, s.p999Ms, s.maxMs,
-      p.elapsedMs, p.clientCpuCores, p.serverCpuCores, p.persist?.fsyncsPerSec ?? null, p.persist?.entriesPerFsync ?? null, p.persist?.meanMs ?? null, p.persist?.writeMeanMs ?? null,
+      p.elapsedMs, p.clientCpuCores, p.serverCpuCores, p.persist?.fsyncsPerSec ?? null, p.persist?.entriesPerFsync ?? null, p.persist?.meanMs ?? null, p.persist?.writeMeanMs ?? null, p.busiestLoopShare ?? null,
       s.mbPerSec, p.path ?? null, total(p.footprint, (n) => n.diskBytes), total(p.footprint, (n) => n.rssAnonBytes), footprintCell(p.footprint), p.round ?? null, ...extra(p),
     ]),
   );
@@ -323,11 +329,12 @@ export function htmlRows(points: readonly PointResult[]): string[][] {
         `${(p.clientCpuCores * 100).toFixed(0)}%`, p.serverCpuCores === null ? '?' : p.serverCpuCores.toFixed(2),
         p.persist === null ? '' : `${p.persist.fsyncsPerSec.toFixed(0)} × ${p.persist.entriesPerFsync.toFixed(1)} (${p.persist.meanMs.toFixed(1)} ms)`,
         p.persist === null || p.persist.writeMeanMs === null ? '' : p.persist.writeMeanMs.toFixed(2),
+        p.busiestLoopShare === null || p.busiestLoopShare === undefined ? '' : `${(p.busiestLoopShare * 100).toFixed(0)}%`,
       ]),
   );
 }
 
-export const htmlHeader = ['system', 'workload', 'clients', 'op', 'ops/s', 'MB/s', 'errors', 'mean ms', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'client CPU (of a core)', 'server CPU (cores)', 'fsyncs/s × entries each (mean wait)', 'write inside the cluster, mean ms'];
+export const htmlHeader = ['system', 'workload', 'clients', 'op', 'ops/s', 'MB/s', 'errors', 'mean ms', 'p50 ms', 'p95 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'client CPU (of a core)', 'server CPU (cores)', 'fsyncs/s × entries each (mean wait)', 'write inside the cluster, mean ms', 'busiest event loop (share of time)'];
 
 const percentileColors: Record<string, string> = { p50: '#2ca02c', p95: '#1f77b4', p99: '#ff7f0e', 'p99.9': '#d62728' };
 

@@ -5,7 +5,9 @@
  * `qkv_log_persisted_entries_total`), and a write's mean time inside the cluster
  * (`qkv_write_seconds`: from the leader's Raft driver taking it to its result), which beside
  * the client's latency says how much of it lies outside. Read at the start and the end of the
- * measured window, summed over the nodes. etcd exposes nothing comparable here, so its points
+ * measured window, summed over the nodes. Also each node's event-loop busy time
+ * (`qkv_event_loop_busy_seconds_total`), whose busiest share of the window tells a run bound by
+ * one node's loop from one with room left. etcd exposes nothing comparable here, so its points
  * carry none.
  */
 
@@ -27,6 +29,8 @@ export interface PersistCounters {
   /** Writes timed by qkv_write_seconds and their seconds; NaN when a node does not export it. */
   readonly writes: number;
   readonly writeSeconds: number;
+  /** Each node's event-loop busy seconds, in the order of the URLs read; NaN where a node does not export it. */
+  readonly loopBusySeconds: readonly number[];
 }
 
 const scrapeTimeoutMs = 2_000;
@@ -44,7 +48,14 @@ export async function readPersistCounters(httpUrls: readonly string[]): Promise<
         return counters;
       }),
     );
-    return each.reduce((a, c) => ({ fsyncs: a.fsyncs + c.fsyncs, seconds: a.seconds + c.seconds, entries: a.entries + c.entries, writes: a.writes + c.writes, writeSeconds: a.writeSeconds + c.writeSeconds }));
+    return each.reduce((a, c) => ({
+      fsyncs: a.fsyncs + c.fsyncs,
+      seconds: a.seconds + c.seconds,
+      entries: a.entries + c.entries,
+      writes: a.writes + c.writes,
+      writeSeconds: a.writeSeconds + c.writeSeconds,
+      loopBusySeconds: [...a.loopBusySeconds, ...c.loopBusySeconds],
+    }));
   } catch {
     return null;
   }
@@ -64,6 +75,16 @@ export function persistFigures(start: PersistCounters | null, end: PersistCounte
   };
 }
 
+/**
+ * The largest share of the window (0–1) that one node's event loop spent running, between two
+ * readings of the same nodes; null when unknown (a reading failed, or a node does not say).
+ */
+export function busiestLoopShare(start: PersistCounters | null, end: PersistCounters | null, elapsedMs: number): number | null {
+  if (start === null || end === null || start.loopBusySeconds.length !== end.loopBusySeconds.length || elapsedMs <= 0) return null;
+  const shares = end.loopBusySeconds.map((busy, i) => (busy - (start.loopBusySeconds[i] as number)) / (elapsedMs / 1000));
+  return shares.length > 0 && shares.every(Number.isFinite) ? Math.max(...shares) : null;
+}
+
 function parseCounters(text: string): PersistCounters | null {
   const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   const c = {
@@ -72,6 +93,7 @@ function parseCounters(text: string): PersistCounters | null {
     entries: value('qkv_log_persisted_entries_total'),
     writes: value('qkv_write_seconds_count'),
     writeSeconds: value('qkv_write_seconds_sum'),
+    loopBusySeconds: [value('qkv_event_loop_busy_seconds_total')],
   };
   return Number.isFinite(c.fsyncs) && Number.isFinite(c.seconds) && Number.isFinite(c.entries) ? c : null;
 }

@@ -22,7 +22,7 @@ import type { BenchTarget } from './target.js';
 import { keyChooser } from './workload.js';
 import type { WorkloadSpec } from './workload.js';
 import { totalCpuSeconds } from './cluster.js';
-import { persistFigures, readPersistCounters } from './persist-figures.js';
+import { busiestLoopShare, persistFigures, readPersistCounters } from './persist-figures.js';
 import type { PersistCounters, PersistFigures } from './persist-figures.js';
 import type { NodeFootprint } from './footprint.js';
 import { cpus } from 'node:os';
@@ -79,6 +79,12 @@ export interface PointResult {
   readonly serverCpuCores: number | null;
   /** fsyncs and group commit on the nodes during the measured window (quorumkv only). */
   readonly persist: PersistFigures | null;
+  /**
+   * The largest share (0–1) of the measured window that one node's event loop spent running
+   * (quorumkv only; absent in results written before it was measured). Near 1: that node's
+   * loop bounds the run, whatever the CPU figures say.
+   */
+  readonly busiestLoopShare?: number | null;
   /** Disk and anonymous memory of each server process after the point (the fill workload's). */
   readonly footprint?: readonly NodeFootprint[] | null;
   /** Which of several rounds (`--rounds`, 1-based) measured it; absent with one round. */
@@ -177,8 +183,10 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const cpu = process.cpuUsage(marks.cpu0 ?? undefined);
   const serverStart = (await marks.server0) ?? 0;
   const serverEnd = o.serverPids.length > 0 ? await totalCpuSeconds(o.serverPids) : 0;
-  const persist = persistFigures(await marks.persist0, await readPersistCounters(metricsUrls), elapsedMs);
-  const figures = { elapsedMs, cpu, serverCpuSeconds: o.serverPids.length > 0 ? serverEnd - serverStart : null, persist, startedAt };
+  const [persist0, persist1] = [await marks.persist0, await readPersistCounters(metricsUrls)];
+  const persist = persistFigures(persist0, persist1, elapsedMs);
+  const loopShare = busiestLoopShare(persist0, persist1, elapsedMs);
+  const figures = { elapsedMs, cpu, serverCpuSeconds: o.serverPids.length > 0 ? serverEnd - serverStart : null, persist, busiestLoopShare: loopShare, startedAt };
   return pointResult(o, recorders, figures);
 }
 
@@ -196,6 +204,7 @@ interface WindowFigures {
   readonly cpu: NodeJS.CpuUsage;
   readonly serverCpuSeconds: number | null;
   readonly persist: PersistFigures | null;
+  readonly busiestLoopShare: number | null;
   readonly startedAt: string;
 }
 
@@ -233,6 +242,7 @@ function pointResult(o: PointOptions, recorders: { readonly read: OpRecorder; re
     clientCpuShare: clientCpuCores / Math.max(1, cpus().length),
     serverCpuCores: w.serverCpuSeconds === null ? null : w.serverCpuSeconds / (elapsedMs / 1000),
     persist,
+    busiestLoopShare: w.busiestLoopShare,
     startedAt,
   };
 }

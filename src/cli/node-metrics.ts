@@ -86,6 +86,17 @@ export function registerGauges(registry: Registry, driverNow: () => NodeDriver, 
       this.inc(driverNow().core.status().readsByLease);
     },
   });
+  // Utilization as a total, not a gauge "since the last scrape": several scrapers (Prometheus,
+  // a running bench) must not steal each other's windows.
+  new Counter({
+    name: 'qkv_event_loop_busy_seconds_total',
+    help: "time this node's event loop spent running rather than waiting for input, since start; its rate() is the loop's utilization (0-1): near 1, requests queue for the loop even when the CPU figures show room (a thread waiting for a core is busy here, idle there)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(performance.eventLoopUtilization().active / 1000);
+    },
+  });
   new Counter({
     name: 'qkv_rollback_records_total',
     help: 'acknowledged or applied writes this node lost in weak-quorum failovers (rollback.jsonl records, also before this start)',

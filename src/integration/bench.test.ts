@@ -48,6 +48,7 @@ interface Point {
   path: string;
   footprint?: { name: string; diskBytes: number | null; rssAnonBytes: number | null }[] | null;
   persist: { fsyncsPerSec: number; entriesPerFsync: number; meanMs: number; writeMeanMs: number | null } | null;
+  busiestLoopShare?: number | null;
   byOp: OpSummary[];
 }
 
@@ -77,6 +78,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
     assert.match(run.stdout, /ops\/s/);
     // Under each point: what part of a write's latency the cluster itself took.
     assert.equal((run.stdout.match(/quorumkv: a write spent \d+\.\d\d ms inside the cluster .*, of \d+\.\d\d ms mean as the client saw it/g) ?? []).length, 3, run.stdout);
+    assert.equal((run.stdout.match(/quorumkv: the busiest node's event loop was running \d+ % of the time/g) ?? []).length, 3, run.stdout);
 
     // On a terminal the bench shows a live line per second: ops/s, p99, errors (script(1)
     // gives it one).
@@ -123,6 +125,8 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
       // The leader's qkv_write_seconds: part of what the client waited for, never more.
       const inside = p.persist?.writeMeanMs ?? null;
       assert.ok(inside !== null && inside > 0 && inside < w.meanMs, `inside the cluster ${inside} ms of a write's mean ${w.meanMs} ms`);
+      // The busiest node's event loop ran for part of the window (a share, never more than all of it, up to the readings' skew).
+      assert.ok(typeof p.busiestLoopShare === 'number' && p.busiestLoopShare > 0 && p.busiestLoopShare < 1.05, `busiest loop ${p.busiestLoopShare}`);
       // A 50/50 mix: neither side below a third of the operations.
       assert.ok(w.count > all.count / 3 && r.count > all.count / 3, `mix ${w.count}/${r.count}`);
     }
@@ -130,7 +134,7 @@ test('bench --workload mixed --concurrency 5,10,20 --duration 2s against npm sta
     // results.csv: a header and one row per point and operation type.
     const csv = (await readFile(path.join(out, 'results.csv'), 'utf8')).trim().split('\n');
     const header = (csv[0] ?? '').split(',');
-    for (const col of ['system', 'workload', 'concurrency', 'op', 'ops_per_s', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'errors', 'client_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'node_write_mean_ms']) assert.ok(header.includes(col), `CSV column ${col}`);
+    for (const col of ['system', 'workload', 'concurrency', 'op', 'ops_per_s', 'p50_ms', 'p95_ms', 'p99_ms', 'p999_ms', 'max_ms', 'errors', 'client_cpu_cores', 'fsyncs_per_s', 'entries_per_fsync', 'fsync_mean_ms', 'node_write_mean_ms', 'busiest_loop_share']) assert.ok(header.includes(col), `CSV column ${col}`);
     assert.equal(csv.length, 1 + 3 * 3);
     for (const line of csv.slice(1)) assert.equal(line.split(',').length, header.length, `row ${line}`);
 
