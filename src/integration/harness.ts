@@ -26,6 +26,8 @@ export interface TestNode {
   readonly dataDir: string;
   proc: ChildProcess | null;
   output: string;
+  /** The end of what its previous process printed, kept across a restart for describe(). */
+  earlierOutput?: string;
 }
 
 export interface HttpAnswer {
@@ -193,6 +195,8 @@ export class TestCluster {
     const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     livingChildren.add(proc);
     proc.once('exit', () => livingChildren.delete(proc));
+    // A restarted node's earlier log says how it stopped (a slow stage, a failed hand-over).
+    if (n.output !== '') n.earlierOutput = n.output.slice(-3000);
     n.output = '';
     const keep = (chunk: Buffer): void => {
       n.output = (n.output + chunk.toString()).slice(-20_000);
@@ -308,6 +312,8 @@ export class TestCluster {
   }
 
   describe(): string {
-    return this.nodes.map((n) => `--- ${n.id} (${n.proc ? 'running' : 'stopped'})\n${n.output.slice(-3000)}`).join('\n');
+    return this.nodes
+      .map((n) => `${n.earlierOutput === undefined ? '' : `--- ${n.id} (its process before the last restart)\n${n.earlierOutput}\n`}--- ${n.id} (${n.proc ? 'running' : 'stopped'})\n${n.output.slice(-3000)}`)
+      .join('\n');
   }
 }
