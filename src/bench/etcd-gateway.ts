@@ -14,8 +14,7 @@
 import { etcdMembers } from './etcd.js';
 import { toText } from './node-choice.js';
 import type { To } from './node-choice.js';
-import { plainRequest, roundRobinPools } from './plain-target.js';
-import { TargetError } from './target.js';
+import { plainRequest, refusalOf, roundRobinPools } from './plain-target.js';
 import type { BenchTarget } from './target.js';
 
 export interface EtcdGatewayOptions {
@@ -35,17 +34,9 @@ export async function etcdGatewayTarget(options: EtcdGatewayOptions): Promise<Be
   const members = await etcdMembers(options.endpoints, options.to, options.deadlineMs);
   const pools = roundRobinPools(members, options.connectionsPerEndpoint, options.deadlineMs);
   const call = async (path: string, body: string): Promise<unknown> => {
-    const res = await plainRequest(pools.next(), 'POST', path, body);
-    const text = res.text;
-    if (res.statusCode === 200) return JSON.parse(text) as unknown;
-    let code = `http_${res.statusCode}`;
-    try {
-      const e = JSON.parse(text) as { error?: unknown; message?: unknown };
-      code = String(e.message ?? e.error ?? code);
-    } catch {
-      // not JSON: the status names it
-    }
-    throw new TargetError(code, `POST ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
+    const answer = await plainRequest(pools.next(), 'POST', path, body);
+    if (answer.statusCode === 200) return JSON.parse(answer.text) as unknown;
+    throw refusalOf(`POST ${path}`, answer, (json) => json['message'] ?? json['error']);
   };
   // Every write of a run carries the same value: encode it once, not per operation.
   let lastValue = '';

@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { Pool } from 'undici';
-import { plainRequest } from './plain-target.js';
+import { plainRequest, refusalOf } from './plain-target.js';
 
 /** A server on a free loopback port that answers every request with `answer`; closed after the test. */
 async function serve(t: { after(fn: () => unknown): void }, answer: Parameters<typeof createServer>[1]): Promise<Pool> {
@@ -43,4 +43,15 @@ test('plainRequest sends the method, path and JSON body, and returns the status 
 test('plainRequest rejects when the connection breaks before the answer', async (t) => {
   const pool = await serve(t, (req) => req.socket.destroy());
   await assert.rejects(plainRequest(pool, 'GET', '/kv/a', null), /other side closed|socket|ECONNRESET/i);
+});
+
+test('a refusal is counted under the code its JSON names, or under its status when it names none', () => {
+  const quorumkvCode = (json: Record<string, unknown>): unknown => json['error'];
+  assert.equal(refusalOf('PUT /kv/a', { statusCode: 503, text: '{"error":"no_leader","message":"…"}' }, quorumkvCode).code, 'no_leader');
+  assert.equal(refusalOf('PUT /kv/a', { statusCode: 502, text: '<html>bad gateway</html>' }, quorumkvCode).code, 'http_502');
+  assert.equal(refusalOf('PUT /kv/a', { statusCode: 500, text: 'null' }, quorumkvCode).code, 'http_500');
+  const etcdCode = (json: Record<string, unknown>): unknown => json['message'] ?? json['error'];
+  const refused = refusalOf('POST /v3/kv/put', { statusCode: 400, text: '{"error":"x","message":"etcdserver: too many requests"}' }, etcdCode);
+  assert.equal(refused.code, 'etcdserver: too many requests');
+  assert.match(refused.message, /^POST \/v3\/kv\/put: 400 /);
 });

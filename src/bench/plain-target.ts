@@ -24,7 +24,7 @@ export interface PlainTargetOptions {
   readonly deadlineMs: number;
 }
 
-export const jsonHeaders = { 'content-type': 'application/json' };
+const jsonHeaders = { 'content-type': 'application/json' };
 
 /** Keep-alive connection pools to the chosen nodes, one per node, taken in turn by `next()`. */
 export interface RoundRobinPools {
@@ -90,21 +90,29 @@ export function plainRequest(pool: Pool, method: 'GET' | 'PUT' | 'POST', path: s
   });
 }
 
+/**
+ * A refused request as the bench counts it: the code the answer's JSON names (`codeOf` says
+ * where each system puts it), or `http_<status>` when the body is not JSON or names none.
+ */
+export function refusalOf(request: string, answer: PlainAnswer, codeOf: (body: Record<string, unknown>) => unknown): TargetError {
+  let code = `http_${answer.statusCode}`;
+  try {
+    const body: unknown = JSON.parse(answer.text);
+    if (typeof body === 'object' && body !== null) code = String(codeOf(body as Record<string, unknown>) ?? code);
+  } catch {
+    // not JSON: the status names it
+  }
+  return new TargetError(code, `${request}: ${answer.statusCode} ${answer.text.slice(0, 200)}`);
+}
+
 export async function plainTarget(options: PlainTargetOptions): Promise<BenchTarget> {
   const chosen = await chooseNodes(options.endpoints, options.to, options.deadlineMs);
   const pools = roundRobinPools(chosen, options.connectionsPerEndpoint, options.deadlineMs);
   const call = async (method: 'GET' | 'PUT' | 'POST', path: string, body: string | null): Promise<unknown> => {
-    const res = await plainRequest(pools.next(), method, path, body);
-    const text = res.text;
-    if (res.statusCode === 200) return JSON.parse(text) as unknown;
-    if (res.statusCode === 404 && method === 'GET') return undefined;
-    let code = `http_${res.statusCode}`;
-    try {
-      code = String((JSON.parse(text) as { error?: unknown }).error ?? code);
-    } catch {
-      // not our JSON: the status names it
-    }
-    throw new TargetError(code, `${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`);
+    const answer = await plainRequest(pools.next(), method, path, body);
+    if (answer.statusCode === 200) return JSON.parse(answer.text) as unknown;
+    if (answer.statusCode === 404 && method === 'GET') return undefined;
+    throw refusalOf(`${method} ${path}`, answer, (json) => json['error']);
   };
   return {
     system: 'quorumkv',
