@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compare, insideRow, loopRow, pointWarmupsMs } from './bench.js';
+import { compare, insideRow, loopRow, pointWarmupsMs, serverCpuUsPerOp } from './bench.js';
 import { median } from '../stdx/median.js';
 import type { PointResult } from './runner.js';
 
@@ -14,26 +14,39 @@ test("each system's first timed point warms up longer; fills are not warmed up",
 });
 
 test('with several rounds the comparison gives each system its median and the median and range of the rounds\' ratios', () => {
-  const point = (system: string, round: number | undefined, opsPerSec: number, p50Ms: number): PointResult =>
-    ({ system, workload: 'write', concurrency: 64, opsPerSec, byOp: [{ op: 'all', p50Ms, p99Ms: p50Ms * 4 }], ...(round === undefined ? {} : { round }) }) as unknown as PointResult;
-  // Round 2 is slow for both (a noisy machine): its ratio is the middle one.
+  const point = (system: string, round: number | undefined, opsPerSec: number, p50Ms: number, serverCpuCores: number | null = null): PointResult =>
+    ({ system, workload: 'write', concurrency: 64, opsPerSec, serverCpuCores, byOp: [{ op: 'all', p50Ms, p99Ms: p50Ms * 4 }], ...(round === undefined ? {} : { round }) }) as unknown as PointResult;
+  // Round 2 is slow for both (a noisy machine): its ratio is the middle one. The servers'
+  // CPU per operation (cores / ops/s): quorumkv 200, 250, 220 µs; etcd 500, 500, 400 µs.
   const points = [
-    point('quorumkv', 1, 9000, 5), point('etcd', 1, 3000, 15),
-    point('quorumkv', 2, 6000, 8), point('etcd', 2, 2400, 20),
-    point('quorumkv', 3, 8000, 6), point('etcd', 3, 4000, 12),
+    point('quorumkv', 1, 9000, 5, 1.8), point('etcd', 1, 3000, 15, 1.5),
+    point('quorumkv', 2, 6000, 8, 1.5), point('etcd', 2, 2400, 20, 1.2),
+    point('quorumkv', 3, 8000, 6, 1.76), point('etcd', 3, 4000, 12, 1.6),
   ];
   const [c, ...more] = compare(points);
   assert.equal(more.length, 0);
+  const { quorumkvServerCpuUsPerOp, otherServerCpuUsPerOp, ...rest } = c ?? assert.fail('no comparison');
   assert.deepEqual(
-    { ...c },
+    { ...rest },
     { system: 'etcd', workload: 'write', concurrency: 64, quorumkvOpsPerSec: 8000, otherOpsPerSec: 3000, ratio: 2.5, ratioMin: 2, ratioMax: 3, rounds: 3, quorumkvP50Ms: 6, otherP50Ms: 15, quorumkvP99Ms: 24, otherP99Ms: 60 },
   );
-  // One round: the plain ratio of the two runs.
-  const [one] = compare([point('quorumkv', undefined, 5000, 5), point('etcd', undefined, 4000, 6)]);
+  assert.ok(Math.abs((quorumkvServerCpuUsPerOp ?? NaN) - 220) < 1e-6, `quorumkv's median CPU per operation: ${quorumkvServerCpuUsPerOp}`);
+  assert.ok(Math.abs((otherServerCpuUsPerOp ?? NaN) - 500) < 1e-6, `etcd's median CPU per operation: ${otherServerCpuUsPerOp}`);
+  // One round: the plain ratio of the two runs; servers the bench did not measure have no CPU figure.
+  const [one] = compare([point('quorumkv', undefined, 5000, 5, 1), point('etcd', undefined, 4000, 6)]);
   assert.equal(one?.ratio, 1.25);
   assert.equal(one?.ratioMin, 1.25);
   assert.equal(one?.rounds, 1);
+  assert.equal(one?.quorumkvServerCpuUsPerOp, 200);
+  assert.equal(one?.otherServerCpuUsPerOp, null);
   assert.equal(median([3, 1, 2, 10]), 2.5);
+});
+
+test("a point's server CPU per operation: the servers' cores over its throughput, unknown without either", () => {
+  const point = (serverCpuCores: number | null, opsPerSec: number): PointResult => ({ serverCpuCores, opsPerSec }) as unknown as PointResult;
+  assert.equal(serverCpuUsPerOp(point(1.5, 6000)), 250);
+  assert.equal(serverCpuUsPerOp(point(null, 6000)), null);
+  assert.equal(serverCpuUsPerOp(point(1.5, 0)), null);
 });
 
 test("a point whose nodes timed their event loops says how busy the busiest one was", () => {

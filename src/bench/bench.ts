@@ -211,11 +211,12 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
     if (rows.length === 0) continue;
     const medians = rounds > 1 ? `, medians of ${rounds} rounds; ratio: the rounds' median (range)` : '';
     print(`\nquorumkv / ${other} (same workload, same client loop${medians}):\n`);
-    print(`workload     clients  quorumkv ops/s  ${`${other} ops/s`.padStart(11)}  ratio   quorumkv p99 ms  ${`${other} p99 ms`.padStart(12)}   quorumkv p50 ms  ${`${other} p50 ms`.padStart(12)}\n`);
+    print(`workload     clients  quorumkv ops/s  ${`${other} ops/s`.padStart(11)}  ratio   quorumkv p99 ms  ${`${other} p99 ms`.padStart(12)}   quorumkv p50 ms  ${`${other} p50 ms`.padStart(12)}   server CPU µs/op: quorumkv  ${other}\n`);
     for (const c of rows) {
       print(
         `${c.workload.padEnd(12)} ${String(c.concurrency).padStart(7)}  ${c.quorumkvOpsPerSec.toFixed(0).padStart(14)}  ${c.otherOpsPerSec.toFixed(0).padStart(11)}  ${c.ratio.toFixed(2).padStart(5)}×  ` +
-          `${c.quorumkvP99Ms.toFixed(2).padStart(15)}  ${c.otherP99Ms.toFixed(2).padStart(12)}   ${c.quorumkvP50Ms.toFixed(2).padStart(15)}  ${c.otherP50Ms.toFixed(2).padStart(12)}${rounds > 1 ? `   (${ratioRange(c)})` : ''}\n`,
+          `${c.quorumkvP99Ms.toFixed(2).padStart(15)}  ${c.otherP99Ms.toFixed(2).padStart(12)}   ${c.quorumkvP50Ms.toFixed(2).padStart(15)}  ${c.otherP50Ms.toFixed(2).padStart(12)}   ` +
+          `${cpuPerOpText(c.quorumkvServerCpuUsPerOp).padStart(26)}  ${cpuPerOpText(c.otherServerCpuUsPerOp).padStart(other.length)}${rounds > 1 ? `   (${ratioRange(c)})` : ''}\n`,
       );
     }
   }
@@ -242,6 +243,14 @@ export interface Comparison {
   readonly otherP50Ms: number;
   readonly quorumkvP99Ms: number;
   readonly otherP99Ms: number;
+  /**
+   * The servers' CPU time per operation, µs (all of a system's server processes, the client
+   * excluded; the rounds' median): what an operation costs the machine, which moves far less
+   * between runs than throughput on a shared VM. Null when a system's servers were not
+   * measured (ones the bench did not start).
+   */
+  readonly quorumkvServerCpuUsPerOp: number | null;
+  readonly otherServerCpuUsPerOp: number | null;
 }
 
 function allOf(p: PointResult): OpSummary {
@@ -250,6 +259,21 @@ function allOf(p: PointResult): OpSummary {
 
 function ratioRange(c: Comparison): string {
   return `${c.ratioMin.toFixed(2)}–${c.ratioMax.toFixed(2)}×`;
+}
+
+/** A point's server CPU per operation in µs; null when its servers were not measured or it did nothing. */
+export function serverCpuUsPerOp(p: PointResult): number | null {
+  return p.serverCpuCores === null || p.opsPerSec <= 0 ? null : (p.serverCpuCores / p.opsPerSec) * 1e6;
+}
+
+/** The median of the points' server CPU per operation, null when any point lacks it. */
+function medianCpuPerOp(ps: readonly PointResult[]): number | null {
+  const perOp = ps.map(serverCpuUsPerOp);
+  return perOp.some((x) => x === null) ? null : median(perOp as number[]);
+}
+
+function cpuPerOpText(us: number | null): string {
+  return us === null ? '?' : us.toFixed(0);
 }
 
 /**
@@ -287,6 +311,8 @@ export function compare(points: readonly PointResult[]): Comparison[] {
       otherP50Ms: mid(others, (p) => allOf(p).p50Ms),
       quorumkvP99Ms: mid(qs, (p) => allOf(p).p99Ms),
       otherP99Ms: mid(others, (p) => allOf(p).p99Ms),
+      quorumkvServerCpuUsPerOp: medianCpuPerOp(qs),
+      otherServerCpuUsPerOp: medianCpuPerOp(others),
     });
   }
   return out;
@@ -386,12 +412,12 @@ function reportBody(o: BenchOptions, points: readonly PointResult[], comparison:
     const several = rows.some((c) => c.rounds > 1);
     tables.push({
       title: `quorumkv vs ${other}`,
-      header: ['workload', 'clients', 'quorumkv ops/s', `${other} ops/s`, 'ratio', ...(several ? ['ratio range', 'rounds'] : []), 'quorumkv p50 ms', `${other} p50 ms`, 'quorumkv p99 ms', `${other} p99 ms`],
+      header: ['workload', 'clients', 'quorumkv ops/s', `${other} ops/s`, 'ratio', ...(several ? ['ratio range', 'rounds'] : []), 'quorumkv p50 ms', `${other} p50 ms`, 'quorumkv p99 ms', `${other} p99 ms`, 'quorumkv server CPU µs/op', `${other} server CPU µs/op`],
       rows: rows.map((c) => [
         c.workload, String(c.concurrency), c.quorumkvOpsPerSec.toFixed(0), c.otherOpsPerSec.toFixed(0), `${c.ratio.toFixed(2)}×`, ...(several ? [ratioRange(c), String(c.rounds)] : []),
-        c.quorumkvP50Ms.toFixed(2), c.otherP50Ms.toFixed(2), c.quorumkvP99Ms.toFixed(2), c.otherP99Ms.toFixed(2),
+        c.quorumkvP50Ms.toFixed(2), c.otherP50Ms.toFixed(2), c.quorumkvP99Ms.toFixed(2), c.otherP99Ms.toFixed(2), cpuPerOpText(c.quorumkvServerCpuUsPerOp), cpuPerOpText(c.otherServerCpuUsPerOp),
       ]),
-      ...(several ? { note: 'Each system measured once per round, alternating, each from a fresh start; its figures are the medians of the rounds, the ratio the median of the rounds\' ratios.' } : {}),
+      note: `Server CPU µs/op: the CPU time of all of a system's server processes in the measured window (the bench client's excluded) per operation${several ? ', the rounds\' median' : ''}; on a machine the client and servers share, it moves far less between runs than throughput.${several ? ' Each system measured once per round, alternating, each from a fresh start; its figures are the medians of the rounds, the ratio the median of the rounds\' ratios.' : ''}`,
     });
   }
   const filled = points.filter((p) => p.footprint !== undefined && p.footprint !== null);
