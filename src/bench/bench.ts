@@ -211,12 +211,13 @@ export async function runBench(o: BenchOptions): Promise<BenchRun> {
     if (rows.length === 0) continue;
     const medians = rounds > 1 ? `, medians of ${rounds} rounds; ratio: the rounds' median (range)` : '';
     print(`\nquorumkv / ${other} (same workload, same client loop${medians}):\n`);
-    print(`workload     clients  quorumkv ops/s  ${`${other} ops/s`.padStart(11)}  ratio   quorumkv p99 ms  ${`${other} p99 ms`.padStart(12)}   quorumkv p50 ms  ${`${other} p50 ms`.padStart(12)}   server CPU µs/op: quorumkv  ${other}\n`);
+    const cpuHeader = 'server CPU µs/op: quorumkv';
+    print(`workload     clients  quorumkv ops/s  ${`${other} ops/s`.padStart(11)}  ratio   quorumkv p99 ms  ${`${other} p99 ms`.padStart(12)}   quorumkv p50 ms  ${`${other} p50 ms`.padStart(12)}   ${cpuHeader}  ${other}\n`);
     for (const c of rows) {
       print(
         `${c.workload.padEnd(12)} ${String(c.concurrency).padStart(7)}  ${c.quorumkvOpsPerSec.toFixed(0).padStart(14)}  ${c.otherOpsPerSec.toFixed(0).padStart(11)}  ${c.ratio.toFixed(2).padStart(5)}×  ` +
           `${c.quorumkvP99Ms.toFixed(2).padStart(15)}  ${c.otherP99Ms.toFixed(2).padStart(12)}   ${c.quorumkvP50Ms.toFixed(2).padStart(15)}  ${c.otherP50Ms.toFixed(2).padStart(12)}   ` +
-          `${cpuPerOpText(c.quorumkvServerCpuUsPerOp).padStart(26)}  ${cpuPerOpText(c.otherServerCpuUsPerOp).padStart(other.length)}${rounds > 1 ? `   (${ratioRange(c)})` : ''}\n`,
+          `${cpuPerOpText(c.quorumkvServerCpuUsPerOp).padStart(cpuHeader.length)}  ${cpuPerOpText(c.otherServerCpuUsPerOp).padStart(other.length)}${rounds > 1 ? `   (${ratioRange(c)})` : ''}\n`,
       );
     }
   }

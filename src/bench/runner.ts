@@ -183,7 +183,8 @@ export async function runPoint(o: PointOptions): Promise<PointResult> {
   const cpu = process.cpuUsage(marks.cpu0 ?? undefined);
   const serverStart = (await marks.server0) ?? 0;
   const serverEnd = o.serverPids.length > 0 ? await totalCpuSeconds(o.serverPids) : 0;
-  const [persist0, persist1] = [await marks.persist0, await readPersistCounters(metricsUrls)];
+  const persist0 = await marks.persist0;
+  const persist1 = await readPersistCounters(metricsUrls);
   const persist = persistFigures(persist0, persist1, elapsedMs);
   const loopShare = busiestLoopShare(persist0, persist1, elapsedMs);
   const figures = { elapsedMs, cpu, serverCpuSeconds: o.serverPids.length > 0 ? serverEnd - serverStart : null, persist, busiestLoopShare: loopShare, startedAt };

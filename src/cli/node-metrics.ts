@@ -56,6 +56,10 @@ export function registerGauges(registry: Registry, driverNow: () => NodeDriver, 
   const gauge = (name: string, help: string, value: () => number): void => {
     new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
   };
+  /** A running total kept elsewhere (the driver, the event loop), exported as a counter so that rate() works on it. */
+  const total = (name: string, help: string, value: () => number): void => {
+    new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(value()); } });
+  };
   gauge('qkv_term', 'current Raft term', () => driverNow().core.status().term);
   gauge('qkv_commit_index', 'Raft commit index (majority)', () => driverNow().core.status().commitIndex);
   gauge('qkv_applied_index', 'state machine applied index', () => driverNow().stateMachine.appliedIndex());
@@ -77,33 +81,13 @@ export function registerGauges(registry: Registry, driverNow: () => NodeDriver, 
       this.inc({ served_as: 'follower' }, driverNow().linearizableReadsServed.asFollower);
     },
   });
-  new Counter({
-    name: 'qkv_reads_by_lease_total',
-    help: "read points this node gave by its read lease as leader, for its own linearizable reads and its followers' (the others waited for a heartbeat round)",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(driverNow().core.status().readsByLease);
-    },
-  });
+  total('qkv_reads_by_lease_total', "read points this node gave by its read lease as leader, for its own linearizable reads and its followers' (the others waited for a heartbeat round)", () => driverNow().core.status().readsByLease);
   // Utilization as a total, not a gauge "since the last scrape": several scrapers (Prometheus,
   // a running bench) must not steal each other's windows.
-  new Counter({
-    name: 'qkv_event_loop_busy_seconds_total',
-    help: "time this node's event loop spent running rather than waiting for input, since start; its rate() is the loop's utilization (0-1): near 1, requests queue for the loop even when the CPU figures show room (a thread waiting for a core is busy here, idle there)",
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(performance.eventLoopUtilization().active / 1000);
-    },
-  });
-  new Counter({
-    name: 'qkv_rollback_records_total',
-    help: 'acknowledged or applied writes this node lost in weak-quorum failovers (rollback.jsonl records, also before this start)',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(driverNow().status().rollbackCount);
-    },
-  });
+  total(
+    'qkv_event_loop_busy_seconds_total',
+    "time this node's event loop spent running rather than waiting for input, since start; its rate() is the loop's utilization (0-1): near 1, requests queue for the loop even when the CPU figures show room (a thread waiting for a core is busy here, idle there)",
+    () => performance.eventLoopUtilization().active / 1000,
+  );
+  total('qkv_rollback_records_total', 'acknowledged or applied writes this node lost in weak-quorum failovers (rollback.jsonl records, also before this start)', () => driverNow().status().rollbackCount);
 }
