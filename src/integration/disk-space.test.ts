@@ -176,7 +176,10 @@ test("a node whose own disk fills stays up: it refuses with no_space (scope node
     }
     assert.equal((await http(`${v.http}/kv/during%2Fstall?consistency=local`)).body['value'], 'ok');
   } catch (error) {
-    throw new Error(`${String(error)}\n${victim?.id} output:\n${victim?.output.slice(-3000)}`);
+    // Each node's own account (the victim's applied index and alarm, the leader's view of its
+    // match index): a victim that never filled its disk shows here why.
+    const statuses = await Promise.all(cluster.nodes.map(async (n) => `${n.id} /status: ${await http(`${n.http}/status`).then((r) => JSON.stringify(r.body), (e: unknown) => String(e))}`));
+    throw new Error(`${String(error)}\n${statuses.join('\n')}\n${victim?.id} output:\n${victim?.output.slice(-3000)}`);
   } finally {
     await kv?.close();
     // The mount goes before the directories it sits in.
