@@ -60,11 +60,20 @@ export function watchFreeSpace(dataDir: string, limits: { readonly freeBytesMin:
   return { stop: () => clearInterval(timer) };
 }
 
+/** Whether an error (and the free space now) says the disk is full, before the storage has settled. */
+export function looksLikeFullDisk(said: string, freeBytesNow: number | null): boolean {
+  return noSpaceMessage.test(said) || (freeBytesNow !== null && freeBytesNow < SPACE_TO_RESUME_BYTES_MIN);
+}
+
 /** Whether a storage failure is a full disk that the node may wait out (see the file comment). */
 export function isRecoverableFullDisk(failure: StorageFailure, freeBytesNow: number | null): boolean {
   if (!failure.trusted) return false; // trusted implies a failed commit (StorageFailure)
-  const said = `${failure.cause?.message ?? ''} ${failure.error.message}`;
-  return noSpaceMessage.test(said) || (freeBytesNow !== null && freeBytesNow < SPACE_TO_RESUME_BYTES_MIN);
+  return looksLikeFullDisk(`${failure.cause?.message ?? ''} ${failure.error.message}`, freeBytesNow);
+}
+
+/** The alarm a node stalled by its full disk shows in /status and its refusals. */
+export function fullDiskAlarm(said: string, freeBytesNow: number | null, bytesNeeded: number): string {
+  return `this node's disk is full (${said}; ${freeBytesNow ?? '?'} bytes free): it takes no part in the cluster until ${bytesNeeded} bytes are free`;
 }
 
 /**

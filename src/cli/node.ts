@@ -35,7 +35,7 @@ import { createElapsedClockMs } from '../node/elapsed-clock.js';
 import { createPrng } from '../stdx/prng.js';
 import { hasLmdbStore, openLmdbStorage, type LmdbStorage, type PersistObservation } from '../storage/lmdb.js';
 import type { MembersResponse, StatusResponse } from '../wire/types.js';
-import { freeBytes, isRecoverableFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace, watchFreeSpace } from './disk-full.js';
+import { freeBytes, fullDiskAlarm, isRecoverableFullDisk, looksLikeFullDisk, SPACE_TO_RESUME_BYTES_MIN, stalledStatus, waitForFreeSpace, watchFreeSpace } from './disk-full.js';
 import type { NodeIdentity, NodeStorage, SnapshotChunk } from '../storage/types.js';
 import { withFaults, noFaults, type FaultyTransport } from '../transport/faults.js';
 import { askSupervisor, supervisorProcesses } from './supervisor-client.js';
@@ -551,7 +551,24 @@ async function onDriverFailed(error: Error, live: Live, r: Recovery): Promise<vo
   const { config, log } = r;
   const failed = live.core;
   failed.stop();
+  const needed = Math.max(config.freeBytesMin, SPACE_TO_RESUME_BYTES_MIN);
+  const stall = (alarm: string): void =>
+    r.deferred.stall({
+      refusal: new QkvError('no_space', `${alarm}; ask another node`, { alarm, scope: 'node' }),
+      status: stalledStatus(failed.driver.status(), alarm),
+      members: failed.driver.members(),
+      auth: failed.driver.authRecord(),
+    });
   const report = live.storage.failureReport();
+  if (report !== null) {
+    // The report waits for every transaction queued before the failure to settle (up to the
+    // flush timeout). Said at once, so that neither the log nor /status is silent meanwhile,
+    // and a disk that looks full stops the node answering as a member right away.
+    const freeNow = await freeBytes(config.dataDir).catch(() => null);
+    const full = looksLikeFullDisk(error.message, freeNow);
+    log.error({ err: error, freeBytes: freeNow }, `storage failed${full ? ' (the disk looks full)' : ''}: the node stops and checks whether its data directory can be reopened`);
+    if (full) stall(`${fullDiskAlarm(error.message, freeNow, needed)} (checking that its data directory can be reopened)`);
+  }
   const failure = report === null ? null : await report;
   const free = await freeBytes(config.dataDir).catch(() => null);
   if (failure === null || !isRecoverableFullDisk(failure, free)) {
@@ -559,15 +576,9 @@ async function onDriverFailed(error: Error, live: Live, r: Recovery): Promise<vo
     log.fatal({ err: error, ...(failure === null ? {} : { cause: failure.cause?.message, stage: failure.stage, trusted: failure.trusted }) }, 'fatal error: stopping the node (recovery from disk and peers takes over)');
     process.exit(1);
   }
-  const needed = Math.max(config.freeBytesMin, SPACE_TO_RESUME_BYTES_MIN);
-  const alarm = `this node's disk is full (${failure.cause?.message ?? failure.error.message}; ${free ?? '?'} bytes free): it takes no part in the cluster until ${needed} bytes are free`;
+  const alarm = fullDiskAlarm(failure.cause?.message ?? failure.error.message, free, needed);
   log.error({ freeBytes: free }, `${alarm}; writes and reads are refused here, the other nodes go on`);
-  r.deferred.stall({
-    refusal: new QkvError('no_space', `${alarm}; ask another node`, { alarm, scope: 'node' }),
-    status: stalledStatus(failed.driver.status(), alarm),
-    members: failed.driver.members(),
-    auth: failed.driver.authRecord(),
-  });
+  stall(alarm);
   await live.storage.close();
   if (!(await waitForFreeSpace(config.dataDir, needed, 1_000, r.stopping))) return;
   const reopened = await r.reopen();

@@ -150,6 +150,7 @@ test("a node whose own disk fills stays up: it refuses with no_space (scope node
       return /disk is full/.test(String(s.body['spaceAlarm'])) ? s.body : null;
     });
     assert.equal(v.proc?.exitCode, null, `${v.id} is still running`);
+    assert.match(v.output, /storage failed \(the disk looks full\)/, 'the node says why it stopped as soon as it stops');
     assert.equal(stalled['leader'], null, 'a stalled node names no leader');
     const put = await http(`${v.http}/kv/direct`, 'PUT', { value: 'x' });
     assert.equal(put.status, 507, JSON.stringify(put.body));
