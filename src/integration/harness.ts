@@ -115,6 +115,8 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     try {
       const v = await check();
       if (v !== null && v !== undefined) return v;
+      // An error from an earlier try would misname what the wait is stuck on now.
+      lastError = null;
     } catch (e) {
       lastError = e;
     }
@@ -285,14 +287,19 @@ export class TestCluster {
 
   /** The id of the leader that every running node agrees on. */
   async waitForLeader(timeoutMs = 15_000, among: string[] = this.nodes.filter((n) => n.proc !== null).map((n) => n.id)): Promise<string> {
+    // What each node said last: a wait that times out tells who disagreed, and how.
+    let said = '';
     return waitFor('a leader all running nodes agree on', timeoutMs, async () => {
-      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const statuses = await Promise.all(among.map((id) => this.status(id).catch((error: unknown) => ({ id, error: String(error) }) as Record<string, unknown>)));
+      said = statuses.map((s) => `${String(s['id'])}: ${s['error'] !== undefined ? String(s['error']) : `${String(s['role'])} in term ${String(s['term'])}, leader ${String((s['leader'] as { id?: string } | null)?.id ?? 'none')}`}`).join('; ');
       const leaders = statuses.filter((s) => s['role'] === 'leader');
       if (leaders.length !== 1) return null;
       const leaderId = leaders[0]?.['id'] as string;
       const term = leaders[0]?.['term'];
       const agree = statuses.every((s) => (s['leader'] as { id?: string } | null)?.id === leaderId && s['term'] === term);
       return agree ? leaderId : null;
+    }).catch((error: unknown) => {
+      throw new Error(`${error instanceof Error ? error.message : String(error)}; the nodes said: ${said}`);
     });
   }
 
