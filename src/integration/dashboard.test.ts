@@ -227,13 +227,16 @@ test('the dashboard shows the live cluster and drives it through its controls (-
       const got = await http(`${served.http}/kv/from-the-page`);
       assert.equal(got.body['value'], 'hello');
       let shown = '';
-      await waitFor('every card past the old commit index', 15_000, async () => {
-        const all = await cards(page);
-        shown = all.map((c) => `${c.node} ${c.role} commit ${c.commit}`).join(', ');
-        return all.every((c) => c.commit > before) ? true : null;
-      }).catch((error: unknown) => {
-        throw new Error(`${String(error)}; the cards last showed (the write was before commit ${before + 1}): ${shown}`);
-      });
+      await waitFor(
+        'every card past the old commit index',
+        15_000,
+        async () => {
+          const all = await cards(page);
+          shown = all.map((c) => `${c.node} ${c.role} commit ${c.commit}`).join(', ');
+          return all.every((c) => c.commit > before) ? true : null;
+        },
+        { seen: () => `${shown} (the write was at commit ${before + 1} or later)` },
+      );
       await drawnMore(page, 'append', drawnBefore['append'] ?? 0, 5_000);
       await drawnMore(page, 'ack', drawnBefore['ack'] ?? 0, 5_000);
       await page.fill('#kv-value', '');

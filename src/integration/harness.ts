@@ -107,8 +107,15 @@ export async function stopUp(proc: ChildProcess): Promise<number | null> {
   return exited;
 }
 
+export interface WaitOptions {
+  readonly intervalMs?: number;
+  /** What the checks last saw, said when the wait times out (who disagreed, and how). */
+  readonly seen?: () => string;
+}
+
 /** Polls `check` until it returns a non-null value or the deadline passes (then throws). */
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined> | T | null | undefined, intervalMs = 50): Promise<T> {
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined> | T | null | undefined, options: number | WaitOptions = {}): Promise<T> {
+  const { intervalMs = 50, seen } = typeof options === 'number' ? { intervalMs: options } : options;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown = null;
   for (;;) {
@@ -120,7 +127,9 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     } catch (e) {
       lastError = e;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}${seen === undefined ? '' : `; last seen: ${seen()}`}`);
+    }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
@@ -287,20 +296,22 @@ export class TestCluster {
 
   /** The id of the leader that every running node agrees on. */
   async waitForLeader(timeoutMs = 15_000, among: string[] = this.nodes.filter((n) => n.proc !== null).map((n) => n.id)): Promise<string> {
-    // What each node said last: a wait that times out tells who disagreed, and how.
     let said = '';
-    return waitFor('a leader all running nodes agree on', timeoutMs, async () => {
-      const statuses = await Promise.all(among.map((id) => this.status(id).catch((error: unknown) => ({ id, error: String(error) }) as Record<string, unknown>)));
-      said = statuses.map((s) => `${String(s['id'])}: ${s['error'] !== undefined ? String(s['error']) : `${String(s['role'])} in term ${String(s['term'])}, leader ${String((s['leader'] as { id?: string } | null)?.id ?? 'none')}`}`).join('; ');
-      const leaders = statuses.filter((s) => s['role'] === 'leader');
-      if (leaders.length !== 1) return null;
-      const leaderId = leaders[0]?.['id'] as string;
-      const term = leaders[0]?.['term'];
-      const agree = statuses.every((s) => (s['leader'] as { id?: string } | null)?.id === leaderId && s['term'] === term);
-      return agree ? leaderId : null;
-    }).catch((error: unknown) => {
-      throw new Error(`${error instanceof Error ? error.message : String(error)}; the nodes said: ${said}`);
-    });
+    const leaderOf = (s: Record<string, unknown>): string | undefined => (s['leader'] as { id?: string } | null)?.id;
+    return waitFor(
+      'a leader all running nodes agree on',
+      timeoutMs,
+      async () => {
+        const statuses = await Promise.all(among.map((id) => this.status(id).catch((error: unknown) => ({ id, error: String(error) }) as Record<string, unknown>)));
+        said = statuses.map((s) => `${String(s['id'])}: ${String(s['error'] ?? `${String(s['role'])} in term ${String(s['term'])}, leader ${leaderOf(s) ?? 'none'}`)}`).join('; ');
+        const leaders = statuses.filter((s) => s['role'] === 'leader');
+        if (leaders.length !== 1) return null;
+        const leaderId = leaders[0]?.['id'] as string;
+        const term = leaders[0]?.['term'];
+        return statuses.every((s) => leaderOf(s) === leaderId && s['term'] === term) ? leaderId : null;
+      },
+      { seen: () => said },
+    );
   }
 
   async setFaults(id: string, rules: Record<string, unknown>): Promise<void> {
